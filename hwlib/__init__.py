@@ -1,0 +1,1 @@
+"""hwlib: arithmetic circuits in Amaranth, synthesis with Yosys, transistor counting."""
