@@ -1,0 +1,579 @@
+"""Loading, validating and resolving hardware profiles (YAML, schema version 1).
+
+Every problem is reported as one :class:`ProfileError` whose message names the file, the line and
+the key path: ``my.yaml:7: units.mul.design: unknown multiplier design 'boothwallace' (did you mean
+'booth_wallace'?)``.
+
+Resolution (``extends:``): the base is a built-in profile name or a path relative to the extending
+file. The child is merged into the base key by key; a mapping in the base can only be overridden
+by a mapping, and these entries are replaced whole instead of merged, because a partial merge would
+mix two designs or two formulas: ``units.<op>``, ``recipes.<name>``, ``devices.<name>`` and lists
+(``formats``, ``coefficients``). ``name``, ``description`` and ``extends`` are never inherited.
+"""
+import difflib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+
+import yaml
+
+from . import schema as S
+
+__all__ = ["ProfileError", "Profile", "load", "load_file", "builtin_names", "builtin_path"]
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used; the message is one line naming file, line and key path."""
+
+
+_BUILTIN_DIR = "builtin"
+_BUILTIN_PREFIX = "builtin:"
+
+
+def builtin_names():
+    """Names of the profiles shipped inside the package, sorted."""
+    folder = resources.files(__package__) / _BUILTIN_DIR
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def builtin_path(name):
+    """Filesystem path of a built-in profile's YAML file."""
+    return str(resources.files(__package__) / _BUILTIN_DIR / f"{name}.yaml")
+
+
+# --------------------------------------------------------------------------------------------
+# reading YAML with line numbers
+
+def _type_name(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
+
+
+def _expected_name(types):
+    if not isinstance(types, tuple):
+        types = (types,)
+    names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer",
+             float: "a number", type(None): "null"}
+    return " or ".join(names[t] for t in types)
+
+
+def _fmt_path(path):
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass
+class _Doc:
+    """One YAML file: its data, where each key path sits, and how to name it in messages."""
+
+    display: str                      # file name as shown in messages
+    data: object
+    lines: dict = field(default_factory=dict)   # key path (tuple of str/int) -> line number
+    directory: str = "."
+    identity: str = ""                # canonical identity for extends-cycle detection
+
+    def line(self, path):
+        path = tuple(path)
+        while path:
+            key = tuple(str(p) if not isinstance(p, int) else p for p in path)
+            if key in self.lines:
+                return self.lines[key]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+    def error(self, path, message):
+        where = f"{self.display}:{self.line(path)}"
+        if path:
+            return ProfileError(f"{where}: {_fmt_path(path)}: {message}")
+        return ProfileError(f"{where}: {message}")
+
+
+def _collect_lines(node, path, out):
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key_path = path + (str(key_node.value),)
+            out[key_path] = key_node.start_mark.line + 1
+            _collect_lines(value_node, key_path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _collect_lines(item, path + (i,), out)
+
+
+def _read_doc(path, display, identity):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise ProfileError(f"{display}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{display}: cannot read: {exc}") from None
+    doc = _Doc(display=display, data=None, directory=os.path.dirname(os.path.abspath(path)),
+               identity=identity)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = exc.problem or exc.context or "syntax error"
+        raise ProfileError(f"{display}:{line}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{display}:1: invalid YAML: {exc}") from None
+    if node is None or data is None:
+        raise ProfileError(f"{display}:1: profile is empty")
+    _collect_lines(node, (), doc.lines)
+    if not isinstance(data, dict):
+        raise ProfileError(f"{display}:{node.start_mark.line + 1}: top level must be a mapping of "
+                           f"profile keys, not {_type_name(data)}")
+    doc.data = data
+    return doc
+
+
+# --------------------------------------------------------------------------------------------
+# validation of one file (partial when it extends another)
+
+def _suggest(word, choices):
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _check_type(doc, path, value, types):
+    if not isinstance(types, tuple):
+        types = (types,)
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise doc.error(path, f"expected {_expected_name(types)}, not {_type_name(value)}")
+
+
+def _check_keys(doc, path, mapping, allowed, what="key"):
+    for key in mapping:
+        if key not in allowed:
+            raise doc.error(path + (key,), f"unknown {what} {key!r}{_suggest(key, allowed)}")
+
+
+def _check_positive_int(doc, path, value, what):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise doc.error(path, f"{what} must be a positive integer, not {_type_name(value)}")
+    if value <= 0:
+        raise doc.error(path, f"{what} must be a positive integer, not {value}")
+
+
+_KIND_WORD = {"add": "adder", "mul": "multiplier", "div": "divider", "sqrt": "square-root"}
+
+
+def _check_design(doc, path, value, kind):
+    _check_type(doc, path, value, str)
+    if value not in S.DESIGNS[kind]:
+        raise doc.error(path, f"unknown {_KIND_WORD[kind]} design {value!r}"
+                              f"{_suggest(value, S.DESIGNS[kind])}; "
+                              f"known: {', '.join(S.DESIGNS[kind])}")
+
+
+def _validate_partial(doc):
+    data = doc.data
+    _check_keys(doc, (), data, S.TOP_KEYS)
+    for key, value in data.items():
+        _check_type(doc, (key,), value, S.TOP_KEYS[key])
+    if "schema" in data and data["schema"] != S.SCHEMA_VERSION:
+        raise doc.error(("schema",), f"unsupported schema version {data['schema']} "
+                                     f"(this tosim reads version {S.SCHEMA_VERSION})")
+
+    tech = data.get("technology", {})
+    _check_keys(doc, ("technology",), tech, ("counting", "gates", "cells"))
+    if "counting" in tech:
+        _check_type(doc, ("technology", "counting"), tech["counting"], str)
+        if tech["counting"] not in S.COUNTING_MODES:
+            raise doc.error(("technology", "counting"),
+                            f"unknown counting mode {tech['counting']!r}"
+                            f"{_suggest(tech['counting'], S.COUNTING_MODES)}; "
+                            f"known: {', '.join(S.COUNTING_MODES)}")
+    for section, allowed, what in (("gates", S.GATE_TYPES, "gate"), ("cells", S.CELL_TYPES, "cell")):
+        if section in tech:
+            base = ("technology", section)
+            _check_type(doc, base, tech[section], dict)
+            _check_keys(doc, base, tech[section], allowed, what)
+            for name, cost in tech[section].items():
+                _check_positive_int(doc, base + (name,), cost, "transistor cost")
+
+    units = data.get("units", {})
+    _check_keys(doc, ("units",), units, S.BASIC_OPS, "op")
+    for op, unit in units.items():
+        path = ("units", op)
+        _check_type(doc, path, unit, dict)
+        _check_keys(doc, path, unit, ("design",) + tuple(S.UNIT_OPTIONS[op]), "unit option")
+        if "design" not in unit:
+            raise doc.error(path, "missing key 'design'")
+        _check_design(doc, path + ("design",), unit["design"], S.UNIT_DESIGN_KIND[op])
+        for option, kind in S.UNIT_OPTIONS[op].items():
+            if option not in unit:
+                continue
+            if kind is int:
+                value = unit[option]
+                _check_type(doc, path + (option,), value, int)
+                if not 2 <= value <= 16:
+                    raise doc.error(path + (option,), f"seed bits must be an integer in 2..16, not {value}")
+            else:
+                _check_design(doc, path + (option,), unit[option], kind)
+
+    if "datapath" in data and data["datapath"] not in S.DATAPATHS:
+        raise doc.error(("datapath",), f"unknown datapath {data['datapath']!r}"
+                                       f"{_suggest(data['datapath'], S.DATAPATHS)}; "
+                                       f"known: {', '.join(S.DATAPATHS)}")
+    for i, fmt in enumerate(data.get("formats", [])):
+        _check_format(doc, ("formats", i), fmt)
+    if "default_format" in data:
+        _check_format(doc, ("default_format",), data["default_format"])
+
+    for name, recipe in data.get("recipes", {}).items():
+        path = ("recipes", name)
+        if name in S.BASIC_OPS:
+            raise doc.error(path, f"recipe name {name!r} is a basic operation; pick another name")
+        _check_type(doc, path, recipe, dict)
+        _check_keys(doc, path, recipe, ("forward", "backward", "note"), "recipe key")
+        if "forward" not in recipe:
+            raise doc.error(path, "missing key 'forward'")
+        if "note" in recipe:
+            _check_type(doc, path + ("note",), recipe["note"], str)
+        for direction in ("forward", "backward"):
+            if direction not in recipe:
+                continue
+            _check_type(doc, path + (direction,), recipe[direction], dict)
+            for op, n in recipe[direction].items():
+                p = path + (direction, op)
+                if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                    raise doc.error(p, f"op count must be a non-negative integer, not {n!r}")
+
+    for name, device in data.get("devices", {}).items():
+        path = ("devices", name)
+        _check_type(doc, path, device, dict)
+        _check_keys(doc, path, device, S.DEVICE_KEYS, "device key")
+        for key, value in device.items():
+            _check_type(doc, path + (key,), value, S.DEVICE_KEYS[key])
+        for key in ("feature", "coefficients"):
+            if key not in device:
+                raise doc.error(path, f"missing key {key!r}")
+        if device["feature"] not in S.DEVICE_FEATURES:
+            raise doc.error(path + ("feature",), f"unknown feature {device['feature']!r}"
+                                                 f"{_suggest(device['feature'], S.DEVICE_FEATURES)}; "
+                                                 f"known: {', '.join(S.DEVICE_FEATURES)}")
+        if not device["coefficients"]:
+            raise doc.error(path + ("coefficients",), "needs at least one coefficient (the intercept)")
+        for i, c in enumerate(device["coefficients"]):
+            _check_type(doc, path + ("coefficients", i), c, float)
+
+    carbon = data.get("carbon", {})
+    _check_keys(doc, ("carbon",), carbon, ("grid_gco2_per_kwh", "source"))
+    if "grid_gco2_per_kwh" in carbon:
+        value = carbon["grid_gco2_per_kwh"]
+        _check_type(doc, ("carbon", "grid_gco2_per_kwh"), value, float)
+        if value < 0:
+            raise doc.error(("carbon", "grid_gco2_per_kwh"), f"grid intensity must not be negative, not {value}")
+    if "source" in carbon:
+        _check_type(doc, ("carbon", "source"), carbon["source"], str)
+
+
+def _check_format(doc, path, fmt):
+    _check_type(doc, path, fmt, str)
+    if fmt not in S.FORMATS:
+        raise doc.error(path, f"unknown format {fmt!r}{_suggest(fmt, S.FORMATS)}; "
+                              f"known: {', '.join(S.FORMATS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# merge with provenance
+
+_REPLACE_WHOLE_AT_DEPTH2 = {"units", "recipes", "devices"}
+_NOT_INHERITED = {"name", "description", "extends"}
+
+
+def _merge_into(merged, child, doc, src, path=()):
+    """Merge ``child`` (from ``doc``) into ``merged`` in place, recording in ``src`` which file
+    set each key path, so errors found after resolution name the right file and line."""
+    for key, value in child.items():
+        p = path + (key,)
+        whole = len(p) == 2 and p[0] in _REPLACE_WHOLE_AT_DEPTH2
+        if key in merged and isinstance(merged[key], dict) != isinstance(value, dict):
+            raise doc.error(p, f"cannot override {_type_name(merged[key])} of the base "
+                               f"with {_type_name(value)}")
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and not whole:
+            merged[key] = dict(merged[key])
+            src[p] = doc
+            _merge_into(merged[key], value, doc, src, p)
+        else:
+            for k in [k for k in src if k[:len(p)] == p]:
+                del src[k]
+            merged[key] = value
+            _mark(src, p, value, doc)
+
+
+def _mark(src, path, value, doc):
+    src[path] = doc
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _mark(src, path + (k,), v, doc)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _mark(src, path + (i,), v, doc)
+
+
+# --------------------------------------------------------------------------------------------
+# resolution
+
+def _resolve_target(spec, doc):
+    """(path, display, identity) of the base named by ``extends:`` in doc, or raise."""
+    looks_like_path = spec.endswith((".yaml", ".yml")) or "/" in spec or os.sep in spec
+    if not looks_like_path and spec in builtin_names():
+        return builtin_path(spec), f"{_BUILTIN_PREFIX}{spec}", f"{_BUILTIN_PREFIX}{spec}"
+    if doc.identity.startswith(_BUILTIN_PREFIX) and looks_like_path:
+        raise doc.error(("extends",), f"a built-in profile can only extend built-in profiles, not {spec!r}")
+    candidate = os.path.normpath(os.path.join(doc.directory, spec))
+    if doc.display.startswith(_BUILTIN_PREFIX):
+        display = candidate
+    else:
+        display = os.path.normpath(os.path.join(os.path.dirname(doc.display), spec))
+    if os.path.isfile(candidate):
+        return candidate, display, os.path.realpath(candidate)
+    hint = _suggest(spec, builtin_names()) if not looks_like_path else ""
+    raise doc.error(("extends",), f"base profile {spec!r} not found: not a built-in profile{hint} "
+                                  f"and no file {display}")
+
+
+def _load_chain(path, display, identity, seen):
+    doc = _read_doc(path, display, identity)
+    _validate_partial(doc)
+    spec = doc.data.get("extends")
+    if spec is None:
+        return [doc]
+    base_path, base_display, base_identity = _resolve_target(spec, doc)
+    if base_identity in seen:
+        names = [d for d in seen] + [base_identity]
+        start = names.index(base_identity)
+        pretty = " -> ".join(_pretty_identity(n) for n in names[start:])
+        raise doc.error(("extends",), f"cycle {pretty}")
+    return _load_chain(base_path, base_display, base_identity, seen + [base_identity]) + [doc]
+
+
+def _pretty_identity(identity):
+    if identity.startswith(_BUILTIN_PREFIX):
+        return identity
+    return os.path.basename(identity)
+
+
+def _resolve(chain):
+    data, src = {}, {}
+    for doc in chain:
+        part = doc.data if doc is chain[-1] else {k: v for k, v in doc.data.items()
+                                                  if k not in _NOT_INHERITED}
+        _merge_into(data, part, doc, src)
+    top = chain[-1]
+    data.pop("extends", None)
+    data.setdefault("name", os.path.splitext(os.path.basename(top.display.replace(_BUILTIN_PREFIX, "")))[0])
+    data.setdefault("schema", S.SCHEMA_VERSION)
+    ordered = {key: data[key] for key in S.TOP_KEYS if key in data}
+    return ordered, src
+
+
+def _complete(data, src, top):
+    """Checks that need the whole resolved profile; errors name the file that set the key."""
+
+    def err(path, message):
+        doc = src.get(tuple(path))
+        probe = tuple(path)
+        while doc is None and probe:
+            probe = probe[:-1]
+            doc = src.get(probe)
+        return (doc or top).error(path, message)
+
+    def missing(path, what=None):
+        parent = tuple(path[:-1])
+        return err(parent, f"missing key {path[-1]!r}" + (f" ({what})" if what else ""))
+
+    for key in ("technology", "units", "datapath", "formats", "recipes"):
+        if key not in data:
+            raise top.error((), f"missing key {key!r} (a profile that extends nothing must "
+                                f"define technology, units, datapath, formats and recipes)")
+    tech = data["technology"]
+    if "counting" not in tech:
+        raise missing(("technology", "counting"))
+    if "gates" not in tech:
+        raise missing(("technology", "gates"), "both counting modes price glue logic by gates")
+    if tech["counting"] == "structural" and "cells" not in tech:
+        raise missing(("technology", "cells"), "structural counting prices cells")
+    gates = tech["gates"]
+    if "NOT" not in gates or not ({"NAND", "NOR", "AND", "OR"} & set(gates)):
+        raise err(("technology", "gates"), "the gate set must include NOT and one of AND, NAND, OR, NOR")
+    for op in S.BASIC_OPS:
+        if op not in data["units"]:
+            raise missing(("units", op))
+    if not data["formats"]:
+        raise err(("formats",), "at least one format is needed")
+    fmt = data.get("default_format")
+    if fmt is None:
+        data["default_format"] = "fp32" if "fp32" in data["formats"] else data["formats"][0]
+    elif fmt not in data["formats"]:
+        raise err(("default_format",), f"default format {fmt!r} is not among formats "
+                                       f"({', '.join(data['formats'])})")
+
+    recipes = data["recipes"]
+    for name in S.REQUIRED_RECIPES:
+        if name not in recipes:
+            raise missing(("recipes", name), "opcount's layer formulas use it")
+        if "backward" not in recipes[name]:
+            raise missing(("recipes", name, "backward"), "training counts need the derivative")
+    known = set(S.BASIC_OPS) | set(recipes)
+    for name, recipe in recipes.items():
+        for direction in ("forward", "backward"):
+            for op in recipe.get(direction, {}):
+                if op not in known:
+                    raise err(("recipes", name, direction, op),
+                              f"unknown op or recipe {op!r}{_suggest(op, sorted(known))}")
+    # cycles: a recipe's forward (and backward) may use other recipes' forward costs
+    state = {}
+
+    def visit(name, trail):
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            cycle = trail[trail.index(name):] + [name]
+            raise err(("recipes", cycle[0]), f"recipe cycle: {' -> '.join(cycle)}")
+        state[name] = "active"
+        for op in recipes[name]["forward"]:
+            if op in recipes:
+                visit(op, trail + [name])
+        state[name] = "done"
+
+    for name in recipes:
+        visit(name, [])
+    for name, recipe in recipes.items():
+        for op in recipe.get("backward", {}):
+            if op == name:
+                continue  # the derivative may reuse the function's own forward value's cost
+            if op in recipes:
+                visit(op, [name])
+
+
+@dataclass
+class Profile:
+    """A resolved hardware profile.
+
+    ``data`` is the merged, validated mapping (what ``tosim profile show --json`` prints);
+    ``chain`` lists the files it was resolved from, base first.
+    """
+
+    name: str
+    data: dict
+    source: str
+    chain: list
+    _expanded: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def formats(self):
+        return list(self.data["formats"])
+
+    @property
+    def default_format(self):
+        return self.data["default_format"]
+
+    @property
+    def technology(self):
+        return self.data["technology"]
+
+    @property
+    def units(self):
+        return self.data["units"]
+
+    @property
+    def datapath(self):
+        return self.data["datapath"]
+
+    @property
+    def recipes(self):
+        return self.data["recipes"]
+
+    @property
+    def devices(self):
+        return self.data.get("devices", {})
+
+    @property
+    def grid_gco2_per_kwh(self):
+        return self.data.get("carbon", {}).get("grid_gco2_per_kwh")
+
+    def has_recipe(self, name):
+        return name in self.data["recipes"]
+
+    def recipe_ops(self, name, direction="forward"):
+        """Basic-op counts per element of a recipe, other recipes expanded (their forward costs).
+
+        Returns only the ops with a non-zero count, e.g. ``{"sub": 1, "add": 1, "div": 1,
+        "sqrt": 1}`` for li2022's sigmoid (paper eq. 2).
+        """
+        if direction not in ("forward", "backward"):
+            raise ValueError(f"direction must be 'forward' or 'backward', not {direction!r}")
+        key = (name, direction)
+        if key not in self._expanded:
+            recipes = self.data["recipes"]
+            if name not in recipes:
+                raise ProfileError(f"{self.source}: profile {self.name!r} has no recipe {name!r}")
+            if direction not in recipes[name]:
+                raise ProfileError(f"{self.source}: recipe {name!r} of profile {self.name!r} "
+                                   f"has no {direction} entry")
+            total = {}
+            for op, n in recipes[name][direction].items():
+                if op in S.BASIC_OPS:
+                    total[op] = total.get(op, 0) + n
+                else:
+                    for sub_op, m in self.recipe_ops(op, "forward").items():
+                        total[sub_op] = total.get(sub_op, 0) + n * m
+            self._expanded[key] = {op: total[op] for op in S.BASIC_OPS if total.get(op)}
+        return dict(self._expanded[key])
+
+    def to_dict(self):
+        return dict(self.data)
+
+
+def load_file(path, display=None):
+    """Load, resolve and validate the profile in a YAML file."""
+    display = display or path
+    identity = os.path.realpath(path)
+    chain = _load_chain(path, display, identity, [identity])
+    data, src = _resolve(chain)
+    _complete(data, src, chain[-1])
+    return Profile(name=data["name"], data=data, source=display, chain=[d.display for d in chain])
+
+
+def load(name_or_path):
+    """Load a built-in profile by name (``li2022``) or a profile file by path."""
+    if isinstance(name_or_path, Profile):
+        return name_or_path
+    spec = str(name_or_path)
+    if spec in builtin_names():
+        identity = f"{_BUILTIN_PREFIX}{spec}"
+        chain = _load_chain(builtin_path(spec), identity, identity, [identity])
+        data, src = _resolve(chain)
+        _complete(data, src, chain[-1])
+        return Profile(name=data["name"], data=data, source=identity, chain=[d.display for d in chain])
+    if os.path.isfile(spec):
+        return load_file(spec)
+    raise ProfileError(f"{spec}: no such profile: not a built-in profile{_suggest(spec, builtin_names())} "
+                       f"({', '.join(builtin_names())}) and not a file")

@@ -1,0 +1,83 @@
+"""The hardware-profile schema, version 1: which keys exist, their types and allowed values.
+
+The schema is data, read by the validator in :mod:`hardware_profiles.loader` and printed in the
+README. ``hwlib`` keeps the constructors behind the design names; ``tests/test_hwlib_registry.py``
+checks that the names here and there are the same.
+"""
+
+__all__ = [
+    "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "DESIGNS", "UNIT_DESIGN_KIND",
+    "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
+    "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS",
+]
+
+SCHEMA_VERSION = 1
+
+#: The basic operations a hardware unit executes (DESIGN.md vocabulary); ``sqrt`` is the paper's root.
+BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
+STAGES = ("forward", "loss", "backward", "update")
+
+#: IEEE-754 binary formats and bfloat16: (exponent bits, fraction bits).
+FORMAT_BITS = {"fp16": (5, 10), "bf16": (8, 7), "fp32": (8, 23), "fp64": (11, 52)}
+FORMATS = tuple(FORMAT_BITS)
+
+#: Design names per unit kind, as written under ``units:`` (constructors live in hwlib.registry).
+DESIGNS = {
+    "add": ("ripple_carry", "carry_lookahead", "carry_skip", "carry_select", "brent_kung",
+            "kogge_stone", "sklansky"),
+    "mul": ("booth_wallace", "array", "dadda"),
+    "div": ("srt_radix2", "restoring", "non_restoring"),
+    "sqrt": ("newton_raphson", "digit_recurrence"),
+}
+
+#: Which design kind implements each basic op: sub and cmp run on an adder (two's complement).
+UNIT_DESIGN_KIND = {"add": "add", "sub": "add", "cmp": "add", "mul": "mul", "div": "div", "sqrt": "sqrt"}
+
+#: Options a unit may carry besides ``design``: option -> (type, design kind it names or None).
+UNIT_OPTIONS = {
+    "add": {},
+    "sub": {},
+    "cmp": {},
+    "mul": {"final_adder": "add"},
+    "div": {"adder": "add"},
+    "sqrt": {"seed_bits": int, "multiplier": "mul", "adder": "add"},
+}
+
+#: Gate types a ``synthesized`` profile may price: Yosys/ABC's ``abc -g`` library plus NOT and BUF.
+GATE_TYPES = ("NOT", "BUF", "AND", "NAND", "OR", "NOR", "XOR", "XNOR", "ANDNOT", "ORNOT",
+              "MUX", "NMUX", "AOI3", "OAI3", "AOI4", "OAI4")
+#: Cells a ``structural`` profile prices (hwlib.cells); glue logic is priced by the gates.
+CELL_TYPES = ("full_adder", "half_adder", "counter_3_2", "mux2")
+COUNTING_MODES = ("synthesized", "structural")
+DATAPATHS = ("ieee", "minimal")
+DEVICE_FEATURES = ("tos", "flops", "macs")
+
+#: Recipes every resolved profile defines, because opcount's layer formulas use them.
+REQUIRED_RECIPES = ("exp", "log", "sigmoid", "tanh", "erf", "gelu", "gelu_tanh", "silu", "rsqrt")
+
+#: Top-level keys: name -> expected Python type(s).
+TOP_KEYS = {
+    "schema": int,
+    "name": str,
+    "description": str,
+    "extends": (str, type(None)),
+    "technology": dict,
+    "units": dict,
+    "datapath": str,
+    "formats": list,
+    "default_format": str,
+    "recipes": dict,
+    "devices": dict,
+    "carbon": dict,
+}
+
+DEVICE_KEYS = {
+    "feature": str,
+    "coefficients": list,
+    "unit": str,
+    "source": str,
+    "date": str,
+    "phase": str,
+    "metrics": dict,
+    "description": str,
+}
