@@ -1,0 +1,8 @@
+"""Compilation flags of opcount's numba kernels, in one place.
+
+``cache=True`` stores compiled kernels next to the source (or in numba's user cache when that is
+not writable), so a warm ``tosim score`` pays no compile time. ``fastmath`` stays off: results
+must match the plain-numpy reference to 1e-12 relative, so the summation order is left alone.
+"""
+NJIT = dict(cache=True, nogil=True, fastmath=False)
+NJIT_PARALLEL = dict(NJIT, parallel=True)

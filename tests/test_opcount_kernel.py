@@ -1,0 +1,61 @@
+"""opcount.kernel: the numba scoring kernel against the plain-numpy reference."""
+import numpy as np
+import pytest
+
+from opcount.kernel import KernelInputError, tos_from_counts
+from tests.naive import tos_reference
+
+
+def _synthetic(seed, n_models, max_layers, n_formats=4):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, max_layers, size=n_models)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n = int(offsets[-1])
+    counts = rng.integers(0, 10**12, size=(n, 4, 6), dtype=np.int64)
+    costs = rng.uniform(10, 2e5, size=(6, n_formats))
+    fmt = rng.integers(0, n_formats, size=n)
+    return counts, costs, fmt, offsets
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_matches_reference(seed):
+    counts, costs, fmt, offsets = _synthetic(seed, n_models=57, max_layers=40)
+    got = tos_from_counts(counts, costs, fmt, offsets)
+    want = tos_reference(counts, costs, fmt, offsets)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
+
+
+def test_hand_count():
+    # one model, two layers: [2 add, 3 mul] forward in fp32, [1 div] backward in fp16
+    counts = np.zeros((2, 4, 6), dtype=np.int64)
+    counts[0, 0, 0], counts[0, 0, 2] = 2, 3
+    counts[1, 2, 3] = 1
+    costs = np.zeros((6, 2))
+    costs[0] = [100, 240]      # add: fp16, fp32
+    costs[2] = [1000, 9000]    # mul
+    costs[3] = [5000, 20000]   # div
+    layer, stage, model = tos_from_counts(counts, costs, np.array([1, 0]))
+    assert layer[0, 0] == 2 * 240 + 3 * 9000
+    assert layer[1, 2] == 5000
+    assert stage.tolist() == [[2 * 240 + 3 * 9000, 0, 5000, 0]]
+    assert model.tolist() == [2 * 240 + 3 * 9000 + 5000]
+
+
+def test_empty_models_and_no_layers():
+    counts = np.zeros((0, 4, 6), dtype=np.int64)
+    layer, stage, model = tos_from_counts(counts, np.ones((6, 1)), np.zeros(0, dtype=np.int64),
+                                          np.array([0, 0, 0]))
+    assert layer.shape == (0, 4) and stage.tolist() == [[0] * 4] * 2 and model.tolist() == [0, 0]
+
+
+def test_bad_inputs():
+    counts = np.zeros((3, 4, 6), dtype=np.int64)
+    with pytest.raises(KernelInputError, match=r"^counts must be an int64 array"):
+        tos_from_counts(counts.astype(np.int32), np.ones((6, 1)), np.zeros(3))
+    with pytest.raises(KernelInputError, match=r"^costs must have shape \(6, formats\), not \(5, 1\)$"):
+        tos_from_counts(counts, np.ones((5, 1)), np.zeros(3))
+    with pytest.raises(KernelInputError, match=r"^layer_format values must lie in 0\.\.0$"):
+        tos_from_counts(counts, np.ones((6, 1)), np.array([0, 1, 0]))
+    with pytest.raises(KernelInputError, match=r"^offsets must rise from 0 to the number of layers$"):
+        tos_from_counts(counts, np.ones((6, 1)), np.zeros(3), np.array([0, 2, 1, 3]))
