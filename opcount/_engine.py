@@ -1,0 +1,261 @@
+"""The counting engine: walks a ModelIR, calls the handler of each layer, adds the loss row,
+the gradient fan-out sums and the optimizer update, and returns a :class:`CountResult`.
+
+Counts are exact Python integers for the whole batch. ``CountResult.as_array`` stacks them into
+int64 and raises ``OverflowError`` rather than wrapping; totals (``totals``, ``to_json``) stay exact
+Python integers at any scale (GPT-3 training is above 10^19, past int64).
+"""
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._formulas import FORMULAS, Context, LayerCost
+from ._ir import MODEL_INPUT, ModelIR
+
+__all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
+           "loss_cost", "update_cost"]
+
+BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
+STAGES = ("forward", "loss", "backward", "update")
+PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
+          "training": ("forward", "loss", "backward", "update")}
+INT64_MAX = np.iinfo(np.int64).max
+
+
+@dataclass
+class LayerCount:
+    """Counts of one layer (or of the loss row) for a batch: ``stages[stage][op]`` (all stages and
+    ops present, zeros included), its parameters, and MACs/FLOPs per stage."""
+    name: str
+    type: str
+    format: str
+    out_shape: tuple
+    params: int
+    stages: dict
+    macs: dict
+    complete: bool = True
+
+    @property
+    def flops(self):
+        return {stage: 2 * n for stage, n in self.macs.items()}
+
+
+@dataclass
+class CountResult:
+    """Per-layer, per-stage, per-op counts of one model under one profile, phase and batch.
+
+    ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
+    (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
+    ``macs`` and ``flops`` are the phase's stages summed (forward only for inference and
+    validation; forward + backward for training), FLOPs = 2 x MACs as in PyTorch's FLOP counter.
+    """
+    model: str
+    profile: str
+    phase: str
+    batch: int
+    params: int
+    layers: list
+    incomplete: list = field(default_factory=list)
+
+    @property
+    def complete(self):
+        return not self.incomplete
+
+    @property
+    def incomplete_types(self):
+        """``{type: number of layers}`` over the incomplete layers, e.g. ``{"FancyOp": 3}``."""
+        counts = {}
+        for item in self.incomplete:
+            counts[item["type"]] = counts.get(item["type"], 0) + 1
+        return counts
+
+    @property
+    def macs(self):
+        return sum(layer.macs[s] for layer in self.layers for s in ("forward", "backward") if s in PHASES[self.phase])
+
+    @property
+    def flops(self):
+        return 2 * self.macs
+
+    @property
+    def totals(self):
+        """``{stage: {op: n}}`` for the four stages plus ``all``, exact integers."""
+        out = {stage: {op: sum(layer.stages[stage][op] for layer in self.layers) for op in BASIC_OPS}
+               for stage in STAGES}
+        out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
+        return out
+
+    @property
+    def formats(self):
+        """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
+        return [layer.format for layer in self.layers]
+
+    def as_array(self):
+        """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
+        ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
+        rows = [[[layer.stages[s][op] for op in BASIC_OPS] for s in STAGES] for layer in self.layers]
+        for layer, row in zip(self.layers, rows):
+            for stage, values in zip(STAGES, row):
+                for op, value in zip(BASIC_OPS, values):
+                    if value > INT64_MAX:
+                        raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count {value} "
+                                            f"does not fit int64")
+        return np.array(rows, dtype=np.int64).reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
+
+    def to_json(self):
+        """The ``tosim count --json`` object of DESIGN.md (exact integers), plus ``profile``,
+        ``complete`` and ``incomplete``; each layer also carries format, params, macs and flops."""
+        stages = PHASES[self.phase]
+        return {
+            "model": self.model,
+            "profile": self.profile,
+            "phase": self.phase,
+            "batch": self.batch,
+            "params": self.params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "complete": self.complete,
+            "incomplete": [dict(item) for item in self.incomplete],
+            "incomplete_types": self.incomplete_types,
+            "layers": [{"name": layer.name, "type": layer.type, "format": layer.format,
+                        "out_shape": list(layer.out_shape), "params": layer.params,
+                        "macs": {s: layer.macs[s] for s in ("forward", "backward")},
+                        "flops": {s: layer.flops[s] for s in ("forward", "backward")},
+                        "stages": {s: dict(layer.stages[s]) for s in stages}}
+                       for layer in self.layers],
+            "totals": {key: value for key, value in self.totals.items() if key in stages or key == "all"},
+        }
+
+
+def loss_cost(loss, shape, batch, ctx, *, with_gradient):
+    """Basic ops of the loss (mean over the batch) on a model output of per-sample ``shape``.
+
+    mse: per element sub, mul (square), the mean E-1 add + 1 div; gradient 2*(y-t)/E: the
+    constant 1 div, then 1 mul per element (the difference is kept from the forward pass).
+    cross_entropy (softmax included, R rows of C classes; see below for the class dim): per row logsumexp(x) - x_t:
+    C-1 cmp, C sub, C exp, C-1 add, 1 log, 1 add (max back), 1 sub; the mean R-1 add + 1 div;
+    gradient (softmax - onehot)/R: C div, 1 sub, C mul per row, 1 div for 1/R.
+    bce (on probabilities): -(t log p + (1-t) log(1-p)): per element 2 log, 3 sub, 2 mul, 1 add;
+    mean E-1 add + 1 div; gradient (p-t)/(p(1-p))/E: 2 sub, 2 mul, 1 div per element, 1 div.
+    Returns ``(loss_ops, gradient_ops)``.
+    """
+    e = batch * math.prod(shape)
+    fwd, grad = Counter(), Counter()
+    if loss == "mse":
+        fwd.update(sub=e, mul=e, add=e - 1, div=1)
+        grad.update(div=1, mul=e)
+    elif loss == "cross_entropy":
+        # classes: the last dim of vectors and token sequences ([C], [T, V]), the channel dim of
+        # dense predictions ([C, H, W], as torch's CrossEntropyLoss reads them)
+        c = shape[0] if len(shape) >= 3 else shape[-1]
+        rows = e // c
+        fwd.update(cmp=rows * (c - 1), sub=rows * c + rows, add=rows * (c - 1) + rows + rows - 1, div=1)
+        fwd.update(ctx.recipe("exp", "forward", rows * c))
+        fwd.update(ctx.recipe("log", "forward", rows))
+        grad.update(div=rows * c + 1, sub=rows, mul=rows * c)
+    else:  # bce
+        fwd.update(sub=3 * e, mul=2 * e, add=e + e - 1, div=1)
+        fwd.update(ctx.recipe("log", "forward", 2 * e))
+        grad.update(sub=2 * e, mul=2 * e, div=e + 1)
+    if not with_gradient:
+        grad = Counter()
+    return +fwd, +grad
+
+
+def update_cost(optimizer, params):
+    """Optimizer step per parameter (independent of the batch).
+
+    sgd: w -= lr*g, 1 mul + 1 sub. momentum: v = mu*v + g, w -= lr*v: 2 mul, 1 add, 1 sub.
+    adam: m = b1*m + (1-b1)*g (2 mul, 1 add), v = b2*v + (1-b2)*g*g (3 mul, 1 add), bias
+    corrections m/(1-b1^t), v/(1-b2^t) (2 div), w -= lr*mhat/(sqrt(vhat)+eps) (1 sqrt, 1 add,
+    1 div, 1 mul, 1 sub): 6 mul, 3 add, 3 div, 1 sqrt, 1 sub. adamw: adam + w -= (lr*wd)*w, 1 mul
+    + 1 sub more. The per-step scalars of adam/adamw (b1^t, b2^t, 1-b1^t, 1-b2^t: 2 mul, 2 sub)
+    are counted once per model, on the first layer with parameters (see ``count_model``).
+    """
+    p = params
+    table = {"sgd": dict(mul=p, sub=p), "momentum": dict(mul=2 * p, add=p, sub=p),
+             "adam": dict(mul=6 * p, add=3 * p, div=3 * p, sqrt=p, sub=p),
+             "adamw": dict(mul=7 * p, add=3 * p, div=3 * p, sqrt=p, sub=2 * p)}
+    return +Counter(table[optimizer])
+
+
+def _full(counter):
+    for op in counter:
+        if op not in BASIC_OPS:
+            raise ValueError(f"unknown basic op {op!r}")
+    return {op: int(counter.get(op, 0)) for op in BASIC_OPS}
+
+
+def count_model(model: ModelIR, profile, phase="inference", batch=1):
+    """Count basic operations of ``model`` for ``phase`` and a batch of ``batch`` samples.
+
+    ``profile`` is a loaded profile (an object with ``recipe_ops(name, direction)`` and
+    ``has_recipe(name)``; its ``name`` is reported) or a profile name or YAML path for
+    ``hardware_profiles.load``. Stages outside the phase are zero.
+    Backward rules: a layer computes an input gradient only for inputs whose value depends on
+    trainable parameters (so the first layer computes none, unless the model sets
+    ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
+    element to sum them, counted in its producer's backward stage.
+    """
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, not {batch!r}")
+    if isinstance(profile, str):
+        from hardware_profiles import load
+        profile = load(profile)
+    stages = PHASES[phase]
+    training = phase == "training"
+    needs_grad = {MODEL_INPUT: bool(model.input_grad)}
+    consumers = Counter()
+    for layer in model.layers:
+        needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
+            needs_grad[ref] for ref in layer.inputs)
+        for ref in layer.inputs:
+            consumers[ref] += 1
+    if model.layers:
+        consumers[model.layers[-1].name] += 1        # the loss reads the model output
+    profile_name = getattr(profile, "name", str(profile))
+    counted = []
+    incomplete = []
+    first_with_params = next((layer.name for layer in model.layers if layer.params), None)
+    for layer in model.layers:
+        ctx = Context(batch=batch, training=training, profile=profile,
+                      input_grad=tuple(needs_grad[ref] for ref in layer.inputs))
+        if not layer.known:
+            cost = LayerCost()
+            incomplete.append({"layer": layer.name, "type": layer.type, "reason": "unknown layer type"})
+        else:
+            handler = FORMULAS[layer.type]
+            cost = handler(layer, ctx)
+            for reason in ctx.missing:
+                incomplete.append({"layer": layer.name, "type": layer.type, "reason": reason})
+        backward = cost.backward if needs_grad[layer.name] else Counter()
+        if needs_grad[layer.name] and consumers[layer.name] > 1:
+            backward = backward + Counter(add=(consumers[layer.name] - 1) * batch * math.prod(layer.out_shape))
+        update = update_cost(model.optimizer, layer.params)
+        if layer.name == first_with_params and model.optimizer in ("adam", "adamw"):
+            update.update(mul=2, sub=2)
+        per_stage = {"forward": cost.forward, "loss": Counter(), "backward": backward, "update": update}
+        macs = {"forward": cost.macs_forward, "backward": cost.macs_backward if needs_grad[layer.name] else 0}
+        counted.append(LayerCount(
+            name=layer.name, type=layer.type, format=layer.format, out_shape=layer.out_shape, params=layer.params,
+            stages={s: _full(per_stage[s] if s in stages else Counter()) for s in ("forward", "loss", "backward",
+                                                                                   "update")},
+            macs={s: (macs[s] if s in stages else 0) for s in macs},
+            complete=layer.known and not ctx.missing))
+    if "loss" in stages:
+        ctx = Context(batch=batch, training=training, profile=profile, input_grad=(True,))
+        fwd, grad = loss_cost(model.loss, model.output_shape, batch, ctx, with_gradient=training)
+        for reason in ctx.missing:
+            incomplete.append({"layer": "loss", "type": model.loss, "reason": reason})
+        counted.append(LayerCount(
+            name="loss", type=model.loss, format=model.format, out_shape=(), params=0,
+            stages={"forward": _full(Counter()), "loss": _full(fwd), "backward": _full(grad),
+                    "update": _full(Counter())},
+            macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
+    return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
+                       layers=counted, incomplete=incomplete)
+

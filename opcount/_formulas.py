@@ -1,0 +1,566 @@
+"""Per-layer basic-operation formulas: the handler table.
+
+Every handler has one signature, ``handler(layer: Layer, ctx: Context) -> LayerCost``, and
+returns exact integer counts for the whole batch of ``ctx.batch`` samples:
+
+- ``forward``: the layer's forward pass (training-mode forward when ``ctx.training``, which
+  changes batchnorm and dropout);
+- ``backward``: the gradients the layer computes, each only where needed: the input gradient for
+  each input in ``ctx.input_grad`` that is true, the weight and bias gradients whenever the layer
+  owns parameters;
+- ``macs``: multiply-accumulates of the dense products (linear, conv, matmul, attention), forward
+  and backward, in the convention of ``torch.utils.flop_counter.FlopCounterMode`` (FLOPs = 2 x MACs;
+  other layers have none).
+
+Counting rules shared by all handlers: a dot product of length K is K multiplications and K-1
+additions, and adding a bias is one more addition (the paper's eq. 1-2 count); a sum of n terms
+is n-1 additions; a constant computed once per layer or per group (1/D, rstd/D) is counted once
+where it is computed; selecting, copying, reshaping, padding and masked-fill are free. Non-linear
+functions (exp, log, sigmoid, tanh, erf, gelu, silu, rsqrt) are priced per element through the
+profile's recipes (``ctx.recipe``), forward and backward, so the profile decides how an exponential
+is built. Convolutions are counted as the im2col matrix product PyTorch's FLOP counter assumes:
+every output takes all C_in/groups x prod(kernel) taps, including taps on zero padding; their input
+gradient is the transposed product followed by a col2im scatter-add, whose additions are counted
+exactly from the geometry (taps that land on padding are dropped, collisions are added).
+"""
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ._ir import Layer
+
+__all__ = ["Context", "LayerCost", "FORMULAS", "ZERO_COST", "linear_cost", "sdpa_cost"]
+
+OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler may read besides the layer: batch size, mode, which inputs need a
+    gradient, and the profile's recipes (an object with ``recipe_ops`` and ``has_recipe``)."""
+    batch: int
+    training: bool
+    input_grad: tuple
+    profile: object
+    missing: list = field(default_factory=list, compare=False)
+
+    def recipe(self, name, direction, times):
+        """The basic ops of ``times`` evaluations of recipe ``name`` in ``direction``."""
+        if not self.profile.has_recipe(name):
+            reason = f"profile has no recipe {name!r}"
+            if reason not in self.missing:
+                self.missing.append(reason)
+            return Counter()
+        ops = self.profile.recipe_ops(name, direction=direction)
+        out = Counter()
+        for op, n in ops.items():
+            if op not in OPS:
+                raise ValueError(f"recipe {name!r} gives unknown basic op {op!r}")
+            if n:
+                out[op] += n * times
+        return out
+
+
+@dataclass
+class LayerCost:
+    forward: Counter = field(default_factory=Counter)
+    backward: Counter = field(default_factory=Counter)
+    macs_forward: int = 0
+    macs_backward: int = 0
+
+    def __iadd__(self, other):
+        self.forward.update(other.forward)
+        self.backward.update(other.backward)
+        self.macs_forward += other.macs_forward
+        self.macs_backward += other.macs_backward
+        return self
+
+
+def _ops(**counts):
+    return Counter({op: n for op, n in counts.items() if n})
+
+
+def _elements(layer, ctx, shape=None):
+    return ctx.batch * math.prod(layer.out_shape if shape is None else shape)
+
+
+# --- dense products ---------------------------------------------------------------------------
+
+def linear_cost(rows, i, o, *, bias, input_grad, weight_grad=True, tied=False):
+    """y = x W^T + b over ``rows`` rows of ``i`` features.
+
+    Forward: I multiplications, I-1 accumulation adds and 1 bias add per output (paper eq. 2:
+    (I+1)O adds with the activation's add), so rows*O*I mul and rows*O*(I-1) (+rows*O) add.
+    Backward: input gradient dX = dY W, rows*I*O mul and rows*I*(O-1) add; weight gradient
+    dW = dY^T X, O*I*rows mul and O*I*(rows-1) add; bias gradient O*(rows-1) add; a tied weight
+    adds its gradient into the owner's, O*I more adds.
+    """
+    cost = LayerCost()
+    cost.forward = _ops(mul=rows * o * i, add=rows * o * (i - 1) + (rows * o if bias else 0))
+    cost.macs_forward = rows * o * i
+    if input_grad:
+        cost.backward.update(_ops(mul=rows * i * o, add=rows * i * (o - 1)))
+        cost.macs_backward += rows * i * o
+    if weight_grad:
+        cost.backward.update(_ops(mul=o * i * rows, add=o * i * (rows - 1) + (o * i if tied else 0)))
+        cost.macs_backward += o * i * rows
+        if bias:
+            cost.backward.update(_ops(add=o * (rows - 1)))
+    return cost
+
+
+def _linear(layer: Layer, ctx: Context) -> LayerCost:
+    """Linear layer over the last dimension; leading dimensions (tokens) are rows.
+    See :func:`linear_cost` for the count."""
+    a = layer.attrs
+    rows = ctx.batch * math.prod(layer.in_shape[:-1])
+    return linear_cost(rows, a["in"], a["out"], bias=a["bias"], input_grad=ctx.input_grad[0],
+                       tied=a["tied_to"] is not None)
+
+
+def _conv(layer: Layer, ctx: Context) -> LayerCost:
+    """Convolution (1-3 d, stride, padding, dilation, groups, depthwise) as im2col products.
+
+    With K = C_in/groups x prod(kernel) and M output positions over the batch:
+    forward M*C_out*K mul and M*C_out*(K-1) accumulation adds + M*C_out bias adds (paper eq. 3);
+    input gradient: the transposed product, M*C_out*K mul and M*C_in*prod(kernel)*(C_out/groups - 1)
+    adds, then the col2im scatter: N*C_in*(pairs - hits) adds, where pairs are the taps that land
+    inside the input and hits the input positions they reach (exact, from the geometry);
+    weight gradient C_out*K*M mul and C_out*K*(M-1) adds; bias gradient C_out*(M-1) adds.
+    """
+    a = layer.attrs
+    n = ctx.batch
+    c_in, c_out, g, taps = a["in"], a["out"], a["groups"], a["taps"]
+    m = n * math.prod(layer.out_shape[1:])
+    k = c_in // g * taps
+    cost = LayerCost()
+    cost.forward = _ops(mul=m * c_out * k, add=m * c_out * (k - 1) + (m * c_out if a["bias"] else 0))
+    cost.macs_forward = m * c_out * k
+    if ctx.input_grad[0]:
+        cost.backward.update(_ops(mul=m * c_out * k,
+                                  add=m * c_in * taps * (c_out // g - 1) + n * c_in * (a["pairs"] - a["hits"])))
+        cost.macs_backward += m * c_out * k
+    cost.backward.update(_ops(mul=c_out * k * m, add=c_out * k * (m - 1) + (c_out * (m - 1) if a["bias"] else 0)))
+    cost.macs_backward += c_out * k * m
+    return cost
+
+
+def _conv_transpose(layer: Layer, ctx: Context) -> LayerCost:
+    """Transposed convolution: the input gradient of a convolution, run forward.
+
+    With Kt = C_out/groups x prod(kernel) and M_in input positions over the batch: forward
+    M_in*C_in*Kt mul, M_in*C_out*prod(kernel)*(C_in/groups - 1) adds for the product, the col2im
+    scatter N*C_out*(pairs - hits) adds, and N*C_out*prod(out) bias adds; input gradient (a plain
+    convolution) M_in*C_in*Kt mul and M_in*C_in*(Kt-1) adds; weight gradient C_in*Kt*M_in mul and
+    C_in*Kt*(M_in-1) adds; bias gradient C_out*(M_out-1) adds.
+    """
+    a = layer.attrs
+    n = ctx.batch
+    c_in, c_out, g, taps = a["in"], a["out"], a["groups"], a["taps"]
+    m_in = n * math.prod(layer.in_shape[1:])
+    m_out = n * math.prod(layer.out_shape[1:])
+    kt = c_out // g * taps
+    cost = LayerCost()
+    cost.forward = _ops(mul=m_in * c_in * kt,
+                        add=m_in * c_out * taps * (c_in // g - 1) + n * c_out * (a["pairs"] - a["hits"])
+                        + (m_out * c_out if a["bias"] else 0))
+    cost.macs_forward = m_in * c_in * kt
+    if ctx.input_grad[0]:
+        cost.backward.update(_ops(mul=m_in * c_in * kt, add=m_in * c_in * (kt - 1)))
+        cost.macs_backward += m_in * c_in * kt
+    cost.backward.update(_ops(mul=c_in * kt * m_in, add=c_in * kt * (m_in - 1)
+                              + (c_out * (m_out - 1) if a["bias"] else 0)))
+    cost.macs_backward += c_in * kt * m_in
+    return cost
+
+
+def _matmul(layer: Layer, ctx: Context) -> LayerCost:
+    """A @ B with A [..., m, k], B [..., k, n]: b*m*n*k mul and b*m*n*(k-1) adds forward;
+    dA = dC B^T, b*m*k*n mul and b*m*k*(n-1) adds; dB = A^T dC, b*k*n*m mul and
+    b*k*n*(m-1) adds; each only if that operand needs a gradient."""
+    a = layer.attrs
+    b, m, k, n = ctx.batch * a["batch"], a["m"], a["k"], a["n"]
+    cost = LayerCost()
+    cost.forward = _ops(mul=b * m * n * k, add=b * m * n * (k - 1))
+    cost.macs_forward = b * m * n * k
+    if ctx.input_grad[0]:
+        cost.backward.update(_ops(mul=b * m * k * n, add=b * m * k * (n - 1)))
+        cost.macs_backward += b * m * k * n
+    if ctx.input_grad[1]:
+        cost.backward.update(_ops(mul=b * k * n * m, add=b * k * n * (m - 1)))
+        cost.macs_backward += b * k * n * m
+    return cost
+
+
+def _softmax_rows(ctx, rows, d):
+    """Softmax over ``rows`` rows of ``d``: d-1 cmp for the max, d sub, d exp, d-1 add, d div."""
+    ops = _ops(cmp=rows * (d - 1), sub=rows * d, add=rows * (d - 1), div=rows * d)
+    ops.update(ctx.recipe("exp", "forward", rows * d))
+    return ops
+
+
+def _softmax_rows_backward(rows, d):
+    """dx = y * (dy - sum(dy * y)): d mul and d-1 add for the sum, d sub, d mul."""
+    return _ops(mul=2 * rows * d, add=rows * (d - 1), sub=rows * d)
+
+
+def sdpa_cost(ctx, *, batch_heads, t, s, hd, hdv, mask, kv_group=1, grads=(True, True, True)):
+    """Scaled dot-product attention over ``batch_heads`` heads, queries t, keys s.
+
+    Forward: scores Q K^T t*s*hd mul, t*s*(hd-1) add; the scale t*s mul; an additive mask t*s add
+    (a causal mask is a masked fill, free; the softmax still runs over full rows, as dense kernels
+    do); softmax over s (see ``_softmax_rows``); P V t*hdv*s mul, t*hdv*(s-1) add.
+    Backward: dP = dO V^T, dV = P^T dO, the softmax gradient, the scale, dQ = dS K, dK = dS^T Q
+    (products counted as in ``_matmul``); with grouped-query attention (``kv_group`` query heads
+    per key/value head) dK and dV are summed over the group, (kv_group-1) adds per element.
+    """
+    bh = batch_heads
+    fwd = _ops(mul=bh * (t * s * hd + t * s + t * hdv * s),
+               add=bh * (t * s * (hd - 1) + t * hdv * (s - 1) + (t * s if mask == "additive" else 0)))
+    fwd.update(_softmax_rows(ctx, bh * t, s))
+    cost = LayerCost(forward=fwd, macs_forward=bh * t * s * (hd + hdv))
+    gq, gk, gv = grads
+    bwd = Counter()
+    if gq or gk:
+        bwd.update(_ops(mul=bh * t * s * hdv, add=bh * t * s * (hdv - 1)))          # dP
+        bwd.update(_softmax_rows_backward(bh * t, s))
+        bwd.update(_ops(mul=bh * t * s))                                           # scale
+        cost.macs_backward += bh * t * s * hdv
+    if gv:
+        bwd.update(_ops(mul=bh * s * hdv * t, add=bh * s * hdv * (t - 1)
+                        + bh // kv_group * (kv_group - 1) * s * hdv))
+        cost.macs_backward += bh * s * hdv * t
+    if gq:
+        bwd.update(_ops(mul=bh * t * hd * s, add=bh * t * hd * (s - 1)))
+        cost.macs_backward += bh * t * hd * s
+    if gk:
+        bwd.update(_ops(mul=bh * s * hd * t, add=bh * s * hd * (t - 1) + bh // kv_group * (kv_group - 1) * s * hd))
+        cost.macs_backward += bh * s * hd * t
+    cost.backward = bwd
+    return cost
+
+
+def _sdpa(layer: Layer, ctx: Context) -> LayerCost:
+    """Scaled dot-product attention on q, k, v inputs [heads, length, head_dim];
+    see :func:`sdpa_cost`."""
+    a = layer.attrs
+    return sdpa_cost(ctx, batch_heads=ctx.batch * a["heads"], t=a["t"], s=a["s"], hd=a["hd"], hdv=a["hdv"],
+                     mask=a["mask"], grads=ctx.input_grad)
+
+
+def _attention(layer: Layer, ctx: Context) -> LayerCost:
+    """Multi-head self-attention on [T, D]: Q, K, V projections (linear, K and V to
+    kv_heads*head_dim for grouped-query attention), optional rotary embedding on Q and K
+    (per element 2 mul + 1 add: x*cos + rotate(x)*sin, forward and backward), the scaled
+    dot-product core (:func:`sdpa_cost`), and the output projection. In the backward pass the
+    three projections' input gradients are summed, 2*T*D adds."""
+    a = layer.attrs
+    n, t, d, dkv = ctx.batch, a["t"], a["dim"], a["dkv"]
+    rows = n * t
+    ig = ctx.input_grad[0]
+    cost = LayerCost()
+    cost += linear_cost(rows, d, d, bias=a["bias"], input_grad=ig)
+    cost += linear_cost(rows, d, dkv, bias=a["bias"], input_grad=ig)
+    cost += linear_cost(rows, d, dkv, bias=a["bias"], input_grad=ig)
+    if a["rope"]:
+        elements = rows * (d + dkv)
+        cost.forward.update(_ops(mul=2 * elements, add=elements))
+        cost.backward.update(_ops(mul=2 * elements, add=elements))
+    cost += sdpa_cost(ctx, batch_heads=n * a["heads"], t=t, s=t, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
+                      kv_group=a["heads"] // a["kv_heads"])
+    cost += linear_cost(rows, d, d, bias=a["bias"], input_grad=True)
+    if ig:
+        cost.backward.update(_ops(add=2 * rows * d))
+    return cost
+
+
+# --- pooling ----------------------------------------------------------------------------------
+
+def _pool(layer: Layer, ctx: Context) -> LayerCost:
+    """Max, average, adaptive and global pooling, per channel and sample.
+
+    ``pairs`` are the (window, tap) pairs inside the input (padding excluded), ``hits`` the input
+    positions they cover. Max: pairs - outputs cmp (window size - 1 per output); backward routes
+    each output gradient to its argmax, free unless windows overlap, then 1 add per output.
+    Average: pairs - outputs adds and 1 div per output; backward 1 div per output and
+    pairs - hits adds to accumulate overlapping contributions.
+    """
+    a = layer.attrs
+    channels = ctx.batch * layer.in_shape[0]
+    outputs = math.prod(layer.out_shape[1:])
+    pairs, hits = a["pairs"], a["hits"]
+    cost = LayerCost()
+    if a["kind"] == "max":
+        cost.forward = _ops(cmp=channels * (pairs - outputs))
+        if ctx.input_grad[0] and a["overlap"]:
+            cost.backward = _ops(add=channels * outputs)
+    else:
+        cost.forward = _ops(add=channels * (pairs - outputs), div=channels * outputs)
+        if ctx.input_grad[0]:
+            cost.backward = _ops(div=channels * outputs, add=channels * (pairs - hits))
+    return cost
+
+
+# --- normalization ----------------------------------------------------------------------------
+
+def _norm(layer: Layer, ctx: Context) -> LayerCost:
+    """Batch, layer, RMS and group normalization, over groups of D elements.
+
+    Batchnorm normalizes each channel over the batch and space (D = N*prod(spatial)), the others
+    each sample's groups (layernorm/rmsnorm: the last ``dims`` dims; groupnorm: C/groups channels).
+    Statistics per group: mean D-1 add + 1 div; x - mean D sub; variance D mul, D-1 add, 1 div
+    (RMSNorm: mean square D mul, D-1 add, 1 div, no mean); + eps 1 add; rsqrt (recipe); per
+    element 1 mul for the normalized value, then 1 mul (gamma) and 1 add (beta) if affine.
+    Batchnorm in training also updates its running mean and variance, 5 mul + 2 add per channel.
+    Batchnorm in eval mode folds into per channel a = gamma*rsqrt(var+eps), b = beta - mean*a
+    (1 add, rsqrt, 2 mul, 1 sub) and per element 1 mul + 1 add.
+    Backward, with g = dy*gamma (1 mul per element if affine): c1 = sum(g) (D-1 add, centered
+    only), c2 = sum(g*xhat) (D mul, D-1 add); dx = rstd/D*(D*g - c1 - xhat*c2) (3 mul + 2 sub per
+    element, 1 div per group; RMSNorm: dx = rstd*(g - xhat*c2/D), 2 mul + 1 sub per element and
+    1 div per group); dgamma = sum(dy*xhat) (1 mul per element, E - n_affine adds); dbeta =
+    sum(dy) (E - n_affine adds).
+    """
+    a = layer.attrs
+    n = ctx.batch
+    e = n * math.prod(layer.in_shape)
+    if a["kind"] == "batchnorm":
+        d, groups = e // a["groups"], a["groups"]
+    else:
+        d, groups = a["group"], n * a["groups"]
+    centered, affine, bias = a["centered"], a["affine"], a["bias"]
+    cost = LayerCost()
+    fwd = cost.forward
+    if a["kind"] == "batchnorm" and not ctx.training:
+        fwd.update(_ops(add=groups + e, mul=groups * (2 if affine else 1) + e, sub=groups))
+        fwd.update(ctx.recipe("rsqrt", "forward", groups))
+        return cost
+    if centered:
+        fwd.update(_ops(add=groups * (d - 1), div=groups, sub=e))
+    fwd.update(_ops(mul=e, add=groups * (d - 1) + groups, div=groups))   # (x-mean)^2 or x^2, sum, /D, +eps
+    fwd.update(ctx.recipe("rsqrt", "forward", groups))
+    fwd.update(_ops(mul=e))                                                  # xhat
+    if affine:
+        fwd.update(_ops(mul=e, add=e if bias else 0))
+    if a["kind"] == "batchnorm":
+        fwd.update(_ops(mul=5 * groups, add=2 * groups))
+    bwd = cost.backward
+    if ctx.input_grad[0]:
+        if affine:
+            bwd.update(_ops(mul=e))
+        bwd.update(_ops(mul=e, add=groups * (d - 1), div=groups))            # c2
+        if centered:
+            bwd.update(_ops(add=groups * (d - 1), mul=3 * e, sub=2 * e))
+        else:
+            bwd.update(_ops(mul=2 * e, sub=e))
+    if affine:
+        bwd.update(_ops(mul=e, add=e - a["n_affine"]))
+        if bias:
+            bwd.update(_ops(add=e - a["n_affine"]))
+    return cost
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+def _embedding(layer: Layer, ctx: Context) -> LayerCost:
+    """Table lookup: free forward. Backward: each token's gradient row is accumulated into the
+    zero-initialised table gradient, N*T*D adds; no input gradient (ids are integers)."""
+    e = _elements(layer, ctx)
+    return LayerCost(backward=_ops(add=e))
+
+
+def _positional_embedding(layer: Layer, ctx: Context) -> LayerCost:
+    """x + P[position]: 1 add per element. Backward: the input gradient passes through; the table
+    gradient sums the batch, N*T*D - min(rows, T)*D adds."""
+    e = _elements(layer, ctx)
+    t, dim = layer.in_shape[0], layer.attrs["dim"]
+    used = min(layer.attrs["rows"], t) * dim * math.prod(layer.in_shape[1:-1])
+    return LayerCost(forward=_ops(add=e), backward=_ops(add=e - used))
+
+
+def _cls_token(layer: Layer, ctx: Context) -> LayerCost:
+    """Prepend a learned token: free forward; its gradient sums the batch, (N-1)*D adds."""
+    return LayerCost(backward=_ops(add=(ctx.batch - 1) * layer.attrs["dim"]))
+
+
+def _dropout(layer: Layer, ctx: Context) -> LayerCost:
+    """Training: 1 cmp (uniform < p) and 1 mul (x * mask/(1-p)) per element, the random draw itself
+    is not counted; backward 1 mul per element. Eval: identity, free."""
+    if not ctx.training:
+        return LayerCost()
+    e = _elements(layer, ctx)
+    return LayerCost(forward=_ops(cmp=e, mul=e), backward=_ops(mul=e if ctx.input_grad[0] else 0))
+
+
+# --- elementwise ------------------------------------------------------------------------------
+
+def _add(layer: Layer, ctx: Context) -> LayerCost:
+    """Residual add of n inputs: (n-1) adds per element; backward passes dy to each input, free
+    (the fan-out sum at the producer is counted by the engine)."""
+    return LayerCost(forward=_ops(add=(layer.attrs["n"] - 1) * _elements(layer, ctx)))
+
+
+def _mul(layer: Layer, ctx: Context) -> LayerCost:
+    """Elementwise product of n inputs: (n-1) mul per element; the gradient of each input that
+    needs one is dy times the other n-1 inputs, (n-1) mul per element."""
+    k = layer.attrs["n"] - 1
+    e = _elements(layer, ctx)
+    return LayerCost(forward=_ops(mul=k * e), backward=_ops(mul=k * e * sum(ctx.input_grad)))
+
+
+def _relu(layer: Layer, ctx: Context) -> LayerCost:
+    """max(x, 0): 1 cmp per element; backward dy where x > 0, 1 cmp per element (select free)."""
+    e = _elements(layer, ctx)
+    return LayerCost(forward=_ops(cmp=e), backward=_ops(cmp=e if ctx.input_grad[0] else 0))
+
+
+def _relu6(layer: Layer, ctx: Context) -> LayerCost:
+    """min(max(x, 0), 6): 2 cmp per element; backward 2 cmp per element (0 < x < 6)."""
+    e = _elements(layer, ctx)
+    return LayerCost(forward=_ops(cmp=2 * e), backward=_ops(cmp=2 * e if ctx.input_grad[0] else 0))
+
+
+def _leaky_relu(layer: Layer, ctx: Context) -> LayerCost:
+    """x if x > 0 else slope*x: 1 cmp + 1 mul per element, forward and backward."""
+    e = _elements(layer, ctx)
+    cost = LayerCost(forward=_ops(cmp=e, mul=e))
+    if ctx.input_grad[0]:
+        cost.backward = _ops(cmp=e, mul=e)
+    return cost
+
+
+def _recipe_activation(recipe_name=None):
+    """Factory: an elementwise function priced by one profile recipe per element, forward and
+    (for the input gradient) backward; the recipe's backward includes the multiply by dy."""
+    def handler(layer: Layer, ctx: Context) -> LayerCost:
+        name = recipe_name or ("gelu_tanh" if layer.attrs.get("approximate") == "tanh" else "gelu")
+        e = _elements(layer, ctx)
+        cost = LayerCost(forward=ctx.recipe(name, "forward", e))
+        if ctx.input_grad[0]:
+            cost.backward = ctx.recipe(name, "backward", e)
+        return cost
+    handler.__doc__ = (f"Elementwise {recipe_name or 'gelu (erf form) or gelu_tanh'}: one profile recipe "
+                       "per element forward, its backward recipe per element for the input gradient.")
+    return handler
+
+
+def _softmax(layer: Layer, ctx: Context) -> LayerCost:
+    """Softmax along ``axis`` (D elements per row): D-1 cmp (max), D sub, D exp, D-1 add, D div;
+    backward dx = y*(dy - sum(dy*y)): 2D mul, D-1 add, D sub."""
+    d = layer.attrs["dim"]
+    rows = _elements(layer, ctx) // d
+    cost = LayerCost(forward=_softmax_rows(ctx, rows, d))
+    if ctx.input_grad[0]:
+        cost.backward = _softmax_rows_backward(rows, d)
+    return cost
+
+
+def _log_softmax(layer: Layer, ctx: Context) -> LayerCost:
+    """log softmax along ``axis``: D-1 cmp (max), D sub, D exp, D-1 add, 1 log, D sub;
+    backward dx = dy - exp(y)*sum(dy): D exp, D-1 add, D mul, D sub."""
+    d = layer.attrs["dim"]
+    rows = _elements(layer, ctx) // d
+    fwd = _ops(cmp=rows * (d - 1), sub=2 * rows * d, add=rows * (d - 1))
+    fwd.update(ctx.recipe("exp", "forward", rows * d))
+    fwd.update(ctx.recipe("log", "forward", rows))
+    cost = LayerCost(forward=fwd)
+    if ctx.input_grad[0]:
+        cost.backward = _ops(add=rows * (d - 1), mul=rows * d, sub=rows * d)
+        cost.backward.update(ctx.recipe("exp", "forward", rows * d))
+    return cost
+
+
+def _per_element(ctx, table, direction, times):
+    out = Counter()
+    for name, n in table.items():
+        if name in OPS:
+            out[name] += n * times
+        else:
+            out.update(ctx.recipe(name, direction, n * times))
+    return out
+
+
+def _elementwise(layer: Layer, ctx: Context) -> LayerCost:
+    """A generic elementwise function: ``ops`` per output element forward (basic ops, or recipe
+    names priced by the profile's forward recipe), ``backward`` per output element for the input
+    gradients (recipe names priced by their backward recipe); inputs broadcast to the output
+    shape get their gradient summed back, (output elements - input elements) adds each. A layer
+    without a ``backward`` table that must produce an input gradient, or with parameters in
+    training (their gradient has no formula here), is reported incomplete."""
+    a = layer.attrs
+    e = _elements(layer, ctx)
+    cost = LayerCost(forward=_per_element(ctx, a["ops"], "forward", e))
+    if any(ctx.input_grad) and ctx.training:
+        if a["backward"] is None:
+            ctx.missing.append(f"no backward formula for {a['op']}")
+        else:
+            cost.backward = _per_element(ctx, a["backward"], "backward", e)
+            for shape, grad in zip(layer.in_shapes, ctx.input_grad):
+                if grad:
+                    cost.backward.update(_ops(add=e - ctx.batch * math.prod(shape)))
+    if layer.params and ctx.training:
+        ctx.missing.append(f"no weight-gradient formula for the parameters of {a['op']}")
+    return cost
+
+
+def _reduce(layer: Layer, ctx: Context) -> LayerCost:
+    """Reduction of E_in input elements to E_out outputs: sum E_in - E_out adds (mean: + E_out
+    div; max/min: E_in - E_out cmp). Backward: the gradient is broadcast back, free (mean: E_out
+    div for dy/n; max/min: routed to the extremum, free)."""
+    e_in = ctx.batch * math.prod(layer.in_shape)
+    e_out = _elements(layer, ctx)
+    kind = layer.attrs["kind"]
+    cost = LayerCost()
+    if kind in ("max", "min"):
+        cost.forward = _ops(cmp=e_in - e_out)
+    else:
+        cost.forward = _ops(add=e_in - e_out, div=e_out if kind == "mean" else 0)
+        if kind == "mean" and ctx.input_grad[0]:
+            cost.backward = _ops(div=e_out)
+    return cost
+
+
+def _free(layer: Layer, ctx: Context) -> LayerCost:
+    """No arithmetic: data movement only (concat, flatten, reshape, transpose, select, identity),
+    forward and backward."""
+    return LayerCost()
+
+
+ZERO_COST = frozenset({"concat", "flatten", "reshape", "transpose", "identity", "select", "shape_op"})
+
+FORMULAS = {
+    "elementwise": _elementwise,
+    "reduce": _reduce,
+    "linear": _linear,
+    "matmul": _matmul,
+    "bmm": _matmul,
+    "sdpa": _sdpa,
+    "attention": _attention,
+    "embedding": _embedding,
+    "positional_embedding": _positional_embedding,
+    "cls_token": _cls_token,
+    "dropout": _dropout,
+    "add": _add,
+    "mul": _mul,
+    "relu": _relu,
+    "relu6": _relu6,
+    "leaky_relu": _leaky_relu,
+    "sigmoid": _recipe_activation("sigmoid"),
+    "tanh": _recipe_activation("tanh"),
+    "gelu": _recipe_activation(None),
+    "silu": _recipe_activation("silu"),
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "batchnorm": _norm,
+    "layernorm": _norm,
+    "rmsnorm": _norm,
+    "groupnorm": _norm,
+    "global_avgpool": _pool,
+    "global_maxpool": _pool,
+}
+for _nd in (1, 2, 3):
+    FORMULAS[f"conv{_nd}d"] = _conv
+    FORMULAS[f"conv_transpose{_nd}d"] = _conv_transpose
+    for _kind in ("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool"):
+        FORMULAS[f"{_kind}{_nd}d"] = _pool
+for _name in ZERO_COST:
+    FORMULAS[_name] = _free

@@ -1,0 +1,128 @@
+"""ModelIR: the layer graph every frontend produces and the counting engine reads.
+
+Shapes are per sample (the batch dimension is left out): an image is ``[C, H, W]``, a token
+sequence ``[T, D]``, token ids ``[T]``. A layer reads the outputs of the layers named in
+``inputs`` (the name ``input`` is the model input; by default a layer reads the layer before it),
+so residual adds and concats are written as references.
+"""
+from dataclasses import dataclass, field
+
+__all__ = ["ModelError", "Layer", "ModelIR", "FORMATS", "LOSSES", "OPTIMIZERS", "build_model"]
+
+FORMATS = ("fp16", "bf16", "fp32", "fp64")
+LOSSES = ("mse", "cross_entropy", "bce")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+MODEL_INPUT = "input"
+
+
+class ModelError(ValueError):
+    """A bad model description: one line naming the file (or source) and the layer."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the model graph, with its shapes already inferred.
+
+    ``attrs`` holds the type's resolved settings (kernel, stride, ...), ``params`` the number of
+    trainable parameters the layer owns (shared weights are owned by one layer only), and
+    ``in_shapes`` one per-sample shape per entry of ``inputs``.
+    """
+    name: str
+    type: str
+    inputs: tuple
+    in_shapes: tuple
+    out_shape: tuple
+    attrs: dict = field(default_factory=dict)
+    params: int = 0
+    format: str = "fp32"
+    known: bool = True
+
+    @property
+    def in_shape(self):
+        return self.in_shapes[0]
+
+
+@dataclass
+class ModelIR:
+    """A model: its per-sample input shape, default format, loss, optimizer and layers in
+    topological order (every layer reads only the model input or earlier layers)."""
+    name: str
+    input_shape: tuple
+    layers: list
+    format: str = "fp32"
+    loss: str = "mse"
+    optimizer: str = "sgd"
+    input_grad: bool = False
+    source: str = "<model>"
+
+    @property
+    def params(self):
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].out_shape if self.layers else self.input_shape
+
+    def layer(self, name):
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+
+def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimizer="sgd",
+                input_grad=False, source="<model>"):
+    """Resolve ``inputs:`` references and infer every layer's shapes and parameters.
+
+    ``layers`` is a list of dicts ``{type, name?, inputs?, format?, ...attrs}``. Raises
+    :class:`ModelError` with a one-line message naming ``source`` and the layer.
+    """
+    from . import _shapes
+    if format not in FORMATS:
+        raise ModelError(f"{source}: model format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if loss not in LOSSES:
+        raise ModelError(f"{source}: loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ModelError(f"{source}: optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
+    input_shape = _shapes.check_shape(input_shape, f"{source}: model input")
+    shapes = {MODEL_INPUT: input_shape}
+    built = []
+    previous = MODEL_INPUT
+    for index, spec in enumerate(layers):
+        if not isinstance(spec, dict):
+            raise ModelError(f"{source}: layer {index} must be a mapping, not {type(spec).__name__}")
+        spec = dict(spec)
+        ltype = spec.pop("type", None)
+        lname = spec.pop("name", None)
+        where = f"{source}: layer {lname if lname is not None else index}"
+        if not isinstance(ltype, str):
+            raise ModelError(f"{where}: missing field 'type'")
+        lname = f"{ltype}_{index}" if lname is None else str(lname)
+        where = f"{source}: layer {lname!r} ({ltype})"
+        if lname in shapes:
+            raise ModelError(f"{where}: duplicate layer name")
+        inputs = spec.pop("inputs", None)
+        if inputs is None:
+            inputs = [previous]
+        elif isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs:
+            raise ModelError(f"{where}: 'inputs' must be a layer name or a non-empty list of names")
+        for ref in inputs:
+            if ref not in shapes:
+                raise ModelError(f"{where}: input {ref!r} is not an earlier layer or 'input'")
+        lformat = spec.pop("format", format)
+        if lformat not in FORMATS:
+            raise ModelError(f"{where}: format must be one of {', '.join(FORMATS)}, not {lformat!r}")
+        in_shapes = tuple(shapes[ref] for ref in inputs)
+        try:
+            out_shape, params, attrs, known = _shapes.infer(ltype, spec, in_shapes, shapes)
+        except _shapes.ShapeError as exc:
+            raise ModelError(f"{where}: {exc}") from None
+        layer = Layer(name=lname, type=ltype, inputs=tuple(inputs), in_shapes=in_shapes,
+                      out_shape=out_shape, attrs=attrs, params=params, format=lformat, known=known)
+        built.append(layer)
+        shapes[lname] = out_shape
+        previous = lname
+    return ModelIR(name=str(name), input_shape=input_shape, layers=built, format=format, loss=loss,
+                   optimizer=optimizer, input_grad=bool(input_grad), source=source)

@@ -1,0 +1,598 @@
+"""Shape inference and parameter counts, one function per layer type.
+
+Each function takes the layer's fields (an :class:`_Fields` reader) and the per-sample input
+shapes and returns ``(out_shape, params, attrs)``; ``attrs`` are the resolved settings the
+formulas read. Parameter counts follow PyTorch's modules (a norm's running statistics are buffers,
+not parameters).
+"""
+import math
+
+__all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry",
+           "pool_geometry", "adaptive_windows"]
+
+
+class ShapeError(ValueError):
+    """A layer whose fields or input shapes do not fit (the builder adds file and layer)."""
+
+
+def check_shape(shape, what):
+    from ._ir import ModelError
+    if isinstance(shape, int):
+        shape = [shape]
+    if (not isinstance(shape, (list, tuple)) or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
+        raise ModelError(f"{what} shape must be a non-empty list of positive integers, not {shape!r}")
+    return tuple(shape)
+
+
+class _Fields:
+    """Reads a layer's fields with type checks; fields left unread are reported as unknown."""
+
+    def __init__(self, spec):
+        self.spec = dict(spec)
+        self.read = set()
+
+    def _take(self, key, default, required):
+        self.read.add(key)
+        if key not in self.spec:
+            if required:
+                raise ShapeError(f"missing field {key!r}")
+            return default
+        return self.spec[key]
+
+    def int(self, key, default=None, *, required=False, minimum=1):
+        value = self._take(key, default, required)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ShapeError(f"{key!r} must be an integer >= {minimum}, not {value!r}")
+        return value
+
+    def ints(self, key, n, default=None, *, required=False, minimum=1):
+        value = self._take(key, default, required)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value] * n
+        if (not isinstance(value, (list, tuple)) or len(value) != n
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)):
+            raise ShapeError(f"{key!r} must be an integer >= {minimum} or a list of {n} such integers, "
+                             f"not {value!r}")
+        return tuple(value)
+
+    def bool(self, key, default):
+        value = self._take(key, default, False)
+        if not isinstance(value, bool):
+            raise ShapeError(f"{key!r} must be true or false, not {value!r}")
+        return value
+
+    def number(self, key, default):
+        value = self._take(key, default, False)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ShapeError(f"{key!r} must be a number, not {value!r}")
+        return value
+
+    def choice(self, key, default, choices):
+        value = self._take(key, default, False)
+        if value not in choices:
+            raise ShapeError(f"{key!r} must be one of {', '.join(map(str, choices))}, not {value!r}")
+        return value
+
+    def any(self, key, default=None):
+        return self._take(key, default, False)
+
+    def finish(self):
+        extra = sorted(set(self.spec) - self.read)
+        if extra:
+            raise ShapeError(f"unknown field {extra[0]!r}")
+
+
+def _n_inputs(in_shapes, n):
+    if len(in_shapes) != n:
+        raise ShapeError(f"takes {n} input{'s' if n != 1 else ''}, got {len(in_shapes)}")
+
+
+def _rank_at_least(shape, rank, what="input"):
+    if len(shape) < rank:
+        raise ShapeError(f"{what} shape {list(shape)} needs at least {rank} dimensions")
+
+
+# --- geometry shared by convolutions and pools ------------------------------------------------
+
+def conv_geometry(length, kernel, stride, padding, dilation, ceil_mode=False):
+    """Output length of a sliding window over one dimension, and two exact tallies:
+    ``pairs``, the (output position, tap) pairs that land inside ``[0, length)``, and ``hits``,
+    the distinct input positions they land on. Taps on padding land outside."""
+    span = dilation * (kernel - 1) + 1
+    numerator = length + 2 * padding - span
+    if numerator < 0:
+        raise ShapeError(f"window of span {span} does not fit in length {length} with padding {padding}")
+    out = (-(-numerator // stride) if ceil_mode else numerator // stride) + 1
+    if ceil_mode and (out - 1) * stride >= length + padding:
+        out -= 1
+    pairs = 0
+    hit = set()
+    for o in range(out):
+        for t in range(kernel):
+            i = o * stride - padding + t * dilation
+            if 0 <= i < length:
+                pairs += 1
+                hit.add(i)
+    return out, pairs, len(hit)
+
+
+def pool_geometry(shape_spatial, kernel, stride, padding, dilation, ceil_mode):
+    outs, pairs, hits = [], 1, 1
+    for length, k, s, p, d in zip(shape_spatial, kernel, stride, padding, dilation):
+        o, pr, h = conv_geometry(length, k, s, p, d, ceil_mode)
+        outs.append(o)
+        pairs *= pr
+        hits *= h
+    return tuple(outs), pairs, hits
+
+
+def adaptive_windows(length, out):
+    """PyTorch's adaptive pooling windows: [floor(i*L/out), ceil((i+1)*L/out))."""
+    return [(i * length // out, -(-((i + 1) * length) // out)) for i in range(out)]
+
+
+# --- layer types ------------------------------------------------------------------------------
+
+def _linear(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    out = f.int("out", required=True)
+    bias = f.bool("bias", True)
+    tied = f.any("tied_to")
+    if tied is not None and not isinstance(tied, str):
+        raise ShapeError(f"'tied_to' must be a layer name, not {tied!r}")
+    i = shape[-1]
+    params = (0 if tied else i * out) + (out if bias else 0)
+    return shape[:-1] + (out,), params, {"in": i, "out": out, "bias": bias, "tied_to": tied}
+
+
+def _conv_factory(nd, transposed):
+    def conv(f, in_shapes):
+        _n_inputs(in_shapes, 1)
+        shape = in_shapes[0]
+        if len(shape) != nd + 1:
+            raise ShapeError(f"input shape {list(shape)} must be [C, {nd} spatial dims]")
+        c_in, spatial = shape[0], shape[1:]
+        depthwise = f.bool("depthwise", False)
+        groups = f.int("groups", c_in if depthwise else 1)
+        out = f.int("out", c_in if depthwise else None, required=not depthwise)
+        kernel = f.ints("kernel", nd, required=True)
+        stride = f.ints("stride", nd, 1)
+        dilation = f.ints("dilation", nd, 1)
+        padding = f.any("padding", 0)
+        if padding == "same" and not transposed:
+            if any(s != 1 for s in stride):
+                raise ShapeError("padding 'same' needs stride 1")
+            if any(d * (k - 1) % 2 for k, d in zip(kernel, dilation)):
+                raise ShapeError("padding 'same' needs an even dilated kernel span")
+            padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+        else:
+            f.spec["padding"] = padding
+            padding = f.ints("padding", nd, 0, minimum=0)
+        output_padding = f.ints("output_padding", nd, 0, minimum=0) if transposed else (0,) * nd
+        bias = f.bool("bias", True)
+        if c_in % groups or out % groups:
+            raise ShapeError(f"groups {groups} must divide input channels {c_in} and output channels {out}")
+        taps = math.prod(kernel)
+        if transposed:
+            out_spatial, pairs, hits = [], 1, 1
+            for length, k, s, p, d, op in zip(spatial, kernel, stride, padding, dilation, output_padding):
+                o = (length - 1) * s - 2 * p + d * (k - 1) + op + 1
+                if o < 1:
+                    raise ShapeError(f"output length {o} of a transposed convolution is not positive")
+                # scatter geometry: input position i, tap t -> output i*s - p + t*d
+                pr, hit = 0, set()
+                for i in range(length):
+                    for t in range(k):
+                        j = i * s - p + t * d
+                        if 0 <= j < o:
+                            pr += 1
+                            hit.add(j)
+                out_spatial.append(o)
+                pairs *= pr
+                hits *= len(hit)
+        else:
+            out_spatial, pairs, hits = [], 1, 1
+            for length, k, s, p, d in zip(spatial, kernel, stride, padding, dilation):
+                o, pr, h = conv_geometry(length, k, s, p, d)
+                out_spatial.append(o)
+                pairs *= pr
+                hits *= h
+        params = c_in * (out // groups) * taps + (out if bias else 0)
+        attrs = {"nd": nd, "in": c_in, "out": out, "kernel": kernel, "stride": stride, "padding": padding,
+                 "dilation": dilation, "groups": groups, "bias": bias, "taps": taps, "pairs": pairs,
+                 "hits": hits, "transposed": transposed, "output_padding": output_padding}
+        return (out,) + tuple(out_spatial), params, attrs
+    return conv
+
+
+def _pool_factory(nd, kind):
+    def pool(f, in_shapes):
+        _n_inputs(in_shapes, 1)
+        shape = in_shapes[0]
+        if len(shape) != nd + 1:
+            raise ShapeError(f"input shape {list(shape)} must be [C, {nd} spatial dims]")
+        kernel = f.ints("kernel", nd, required=True)
+        stride = f.ints("stride", nd, kernel)
+        padding = f.ints("padding", nd, 0, minimum=0)
+        dilation = f.ints("dilation", nd, 1) if kind == "max" else (1,) * nd
+        ceil_mode = f.bool("ceil_mode", False)
+        if any(2 * p > k for p, k in zip(padding, kernel)):
+            raise ShapeError("padding must be at most half the kernel")
+        out_spatial, pairs, hits = pool_geometry(shape[1:], kernel, stride, padding, dilation, ceil_mode)
+        overlap = any(s < d * (k - 1) + 1 for s, k, d in zip(stride, kernel, dilation))
+        return (shape[0],) + out_spatial, 0, {"kind": kind, "kernel": kernel, "stride": stride,
+                                              "padding": padding, "dilation": dilation, "pairs": pairs,
+                                              "hits": hits, "overlap": overlap}
+    return pool
+
+
+def _adaptive_factory(nd, kind, global_=False):
+    def pool(f, in_shapes):
+        _n_inputs(in_shapes, 1)
+        shape = in_shapes[0]
+        if global_:
+            _rank_at_least(shape, 2)
+            spatial, outs = shape[1:], (1,) * (len(shape) - 1)
+        else:
+            if len(shape) != nd + 1:
+                raise ShapeError(f"input shape {list(shape)} must be [C, {nd} spatial dims]")
+            spatial, outs = shape[1:], f.ints("out", nd, required=True)
+        pairs, hits, overlap = 1, 1, False
+        for length, o in zip(spatial, outs):
+            windows = adaptive_windows(length, o)
+            pairs *= sum(b - a for a, b in windows)
+            hits *= length
+            overlap = overlap or any(windows[i + 1][0] < windows[i][1] for i in range(o - 1))
+        out_shape = (shape[0],) if global_ else (shape[0],) + tuple(outs)
+        return out_shape, 0, {"kind": kind, "pairs": pairs, "hits": hits, "overlap": overlap}
+    return pool
+
+
+def _norm_factory(kind):
+    def norm(f, in_shapes):
+        _n_inputs(in_shapes, 1)
+        shape = in_shapes[0]
+        affine = f.bool("affine", True)
+        f.number("eps", 1e-5)
+        if kind == "batchnorm":
+            channels = shape[0]
+            group, n_groups, n_affine = math.prod(shape[1:]), channels, channels
+            per_sample_groups = False
+        elif kind in ("layernorm", "rmsnorm"):
+            dims = f.int("dims", 1)
+            _rank_at_least(shape, dims)
+            group = math.prod(shape[-dims:])
+            n_groups, n_affine, per_sample_groups = math.prod(shape[:-dims]), group, True
+        else:  # groupnorm
+            groups = f.int("groups", required=True)
+            _rank_at_least(shape, 1)
+            if shape[0] % groups:
+                raise ShapeError(f"groups {groups} must divide channels {shape[0]}")
+            group, n_groups = math.prod(shape) // groups, groups
+            n_affine, per_sample_groups = shape[0], True
+        bias = f.bool("bias", kind != "rmsnorm") if affine else False
+        params = (n_affine + (n_affine if bias else 0)) if affine else 0
+        return shape, params, {"kind": kind, "group": group, "groups": n_groups, "n_affine": n_affine,
+                               "affine": affine, "bias": bias, "per_sample_groups": per_sample_groups,
+                               "centered": kind != "rmsnorm"}
+    return norm
+
+
+def _embedding(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    vocab = f.int("vocab", required=True)
+    dim = f.int("dim", required=True)
+    return in_shapes[0] + (dim,), vocab * dim, {"vocab": vocab, "dim": dim}
+
+
+def _positional_embedding(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    _rank_at_least(shape, 2)
+    # rows: size of the learned table; it may exceed the sequence (GPT-2 keeps 1024 positions)
+    # or be shorter (BERT's two token types), the forward pass adds one row to every position
+    rows = f.int("rows", shape[0])
+    return shape, rows * shape[-1], {"rows": rows, "dim": shape[-1]}
+
+
+def _cls_token(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    _rank_at_least(shape, 2)
+    return (shape[0] + 1,) + shape[1:], shape[-1], {"dim": shape[-1]}
+
+
+def _same_shape(n_inputs=1, *fields):
+    def same(f, in_shapes):
+        if n_inputs:
+            _n_inputs(in_shapes, n_inputs)
+        attrs = {}
+        for name, default in fields:
+            attrs[name] = f.number(name, default) if isinstance(default, (int, float)) and not isinstance(
+                default, bool) else f.any(name, default)
+        return in_shapes[0], 0, attrs
+    return same
+
+
+def _dropout(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    p = f.number("p", 0.5)
+    if not 0 <= p < 1:
+        raise ShapeError(f"'p' must be in [0, 1), not {p!r}")
+    return in_shapes[0], 0, {"p": p}
+
+
+def _gelu(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    approximate = f.choice("approximate", "none", ("none", "tanh"))
+    return in_shapes[0], 0, {"approximate": approximate}
+
+
+def _softmax(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    axis = f.int("axis", -1, minimum=-len(in_shapes[0]))
+    if axis >= len(in_shapes[0]):
+        raise ShapeError(f"axis {axis} out of range for shape {list(in_shapes[0])}")
+    return in_shapes[0], 0, {"axis": axis, "dim": in_shapes[0][axis]}
+
+
+def _elementwise_n(f, in_shapes):
+    if len(in_shapes) < 2:
+        raise ShapeError(f"takes at least 2 inputs, got {len(in_shapes)}")
+    if len(set(in_shapes)) != 1:
+        raise ShapeError(f"shape mismatch: {' vs '.join(str(list(s)) for s in in_shapes)}")
+    return in_shapes[0], 0, {"n": len(in_shapes)}
+
+
+def _concat(f, in_shapes):
+    rank = len(in_shapes[0])
+    axis = f.int("axis", 0, minimum=-rank)
+    if axis >= rank:
+        raise ShapeError(f"axis {axis} out of range for shape {list(in_shapes[0])}")
+    axis %= rank
+    for s in in_shapes[1:]:
+        if len(s) != rank or any(a != b for d, (a, b) in enumerate(zip(s, in_shapes[0])) if d != axis):
+            raise ShapeError(f"shape mismatch: {' vs '.join(str(list(s)) for s in in_shapes)} "
+                             f"outside axis {axis}")
+    out = list(in_shapes[0])
+    out[axis] = sum(s[axis] for s in in_shapes)
+    return tuple(out), 0, {"axis": axis}
+
+
+def _flatten(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    start = f.int("start", 0, minimum=0)
+    if start >= len(shape):
+        raise ShapeError(f"start {start} out of range for shape {list(shape)}")
+    return shape[:start] + (math.prod(shape[start:]),), 0, {}
+
+
+def _reshape(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    target = f.any("shape")
+    if target is None:
+        raise ShapeError("missing field 'shape'")
+    if (not isinstance(target, list) or not target or target.count(-1) > 1
+            or not all(isinstance(d, int) and (d > 0 or d == -1) for d in target)):
+        raise ShapeError(f"'shape' must be a list of positive integers with at most one -1, not {target!r}")
+    total = math.prod(shape)
+    known = math.prod(d for d in target if d != -1)
+    if -1 in target:
+        if total % known:
+            raise ShapeError(f"shape mismatch: cannot reshape {list(shape)} to {target}")
+        target = [total // known if d == -1 else d for d in target]
+    if math.prod(target) != total:
+        raise ShapeError(f"shape mismatch: cannot reshape {list(shape)} to {target}")
+    return tuple(target), 0, {}
+
+
+def _transpose(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    perm = f.any("perm")
+    if perm is None:
+        raise ShapeError("missing field 'perm'")
+    if not isinstance(perm, list) or sorted(perm) != list(range(len(shape))):
+        raise ShapeError(f"'perm' must be a permutation of 0..{len(shape) - 1}, not {perm!r}")
+    return tuple(shape[p] for p in perm), 0, {}
+
+
+def _select(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    _rank_at_least(shape, 2)
+    index = f.int("index", 0, minimum=-shape[0])
+    if index >= shape[0]:
+        raise ShapeError(f"index {index} out of range for length {shape[0]}")
+    return shape[1:], 0, {"index": index}
+
+
+def _matmul(f, in_shapes):
+    _n_inputs(in_shapes, 2)
+    a, b = in_shapes
+    _rank_at_least(a, 2, "first input")
+    _rank_at_least(b, 2, "second input")
+    if a[-1] != b[-2]:
+        raise ShapeError(f"shape mismatch: {list(a)} @ {list(b)}")
+    if a[:-2] != b[:-2]:
+        raise ShapeError(f"shape mismatch: batch dims {list(a[:-2])} vs {list(b[:-2])}")
+    batch = math.prod(a[:-2])
+    return a[:-1] + (b[-1],), 0, {"batch": batch, "m": a[-2], "k": a[-1], "n": b[-1]}
+
+
+def _mask(f):
+    causal = f.bool("causal", False)
+    mask = f.choice("mask", "causal" if causal else "none", ("none", "causal", "additive"))
+    return mask
+
+
+def _sdpa(f, in_shapes):
+    _n_inputs(in_shapes, 3)
+    q, k, v = in_shapes
+    if len(q) != 3 or len(k) != 3 or len(v) != 3:
+        raise ShapeError("q, k and v must be [heads, length, head_dim]")
+    if q[0] != k[0] or k[0] != v[0] or q[2] != k[2] or k[1] != v[1]:
+        raise ShapeError(f"shape mismatch: q {list(q)}, k {list(k)}, v {list(v)}")
+    mask = _mask(f)
+    return (q[0], q[1], v[2]), 0, {"heads": q[0], "t": q[1], "s": k[1], "hd": q[2], "hdv": v[2],
+                                   "mask": mask}
+
+
+def _attention(f, in_shapes):
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    if len(shape) != 2:
+        raise ShapeError(f"input shape {list(shape)} must be [length, dim]")
+    t, d = shape
+    heads = f.int("heads", required=True)
+    kv_heads = f.int("kv_heads", heads)
+    if d % heads or heads % kv_heads:
+        raise ShapeError(f"heads {heads} must divide dim {d} and be a multiple of kv_heads {kv_heads}")
+    bias = f.bool("bias", True)
+    rope = f.bool("rope", False)
+    mask = _mask(f)
+    hd = d // heads
+    dkv = kv_heads * hd
+    params = 2 * d * d + 2 * d * dkv + ((2 * d + 2 * dkv) if bias else 0)
+    return shape, params, {"t": t, "dim": d, "heads": heads, "kv_heads": kv_heads, "hd": hd, "dkv": dkv,
+                           "bias": bias, "rope": rope, "mask": mask}
+
+
+def _explicit_or(f, default):
+    out = f.any("out_shape")
+    if out is None:
+        return default
+    if (not isinstance(out, (list, tuple)) or not out
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in out)):
+        raise ShapeError(f"'out_shape' must be a list of positive integers, not {out!r}")
+    return tuple(out)
+
+
+def _broadcast(shapes):
+    rank = max(len(s) for s in shapes)
+    out = []
+    for i in range(rank):
+        dims = {s[len(s) - rank + i] for s in shapes if len(s) - rank + i >= 0} - {1}
+        if len(dims) > 1:
+            raise ShapeError(f"shape mismatch: cannot broadcast {' with '.join(str(list(s)) for s in shapes)}")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def _op_table(value, key):
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or not all(isinstance(k, str) and k.isidentifier() for k in value)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values())):
+        raise ShapeError(f"{key!r} must map op or recipe names to non-negative integers, not {value!r}")
+    return dict(value)
+
+
+def _elementwise(f, in_shapes):
+    """Any elementwise function, its cost given per output element as basic ops or recipe
+    names (the ONNX frontend's Add, Div, Erf, Pow, ...)."""
+    ops = _op_table(f.any("ops"), "ops")
+    if ops is None:
+        raise ShapeError("missing field 'ops'")
+    backward = _op_table(f.any("backward"), "backward")
+    label = f.any("op", "elementwise")
+    out = _explicit_or(f, None) or _broadcast(in_shapes)
+    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label)}
+
+
+def _reduce(f, in_shapes):
+    """A reduction (sum, mean, max, min) from the input to ``out_shape``."""
+    _n_inputs(in_shapes, 1)
+    kind = f.choice("kind", "sum", ("sum", "mean", "max", "min"))
+    out = _explicit_or(f, None)
+    if out is None:
+        raise ShapeError("missing field 'out_shape'")
+    if math.prod(in_shapes[0]) % math.prod(out):
+        raise ShapeError(f"shape mismatch: cannot reduce {list(in_shapes[0])} to {list(out)}")
+    return out, 0, {"kind": kind}
+
+
+def _shape_op(f, in_shapes):
+    """Data movement with an explicit output shape (slice, gather, pad, expand, ...): free."""
+    label = f.any("op", "shape_op")
+    return _explicit_or(f, in_shapes[0]), f.int("params", 0, minimum=0), {"op": str(label)}
+
+
+SHAPE_FUNCTIONS = {
+    "elementwise": _elementwise,
+    "reduce": _reduce,
+    "shape_op": _shape_op,
+    "linear": _linear,
+    "embedding": _embedding,
+    "positional_embedding": _positional_embedding,
+    "cls_token": _cls_token,
+    "dropout": _dropout,
+    "add": _elementwise_n,
+    "mul": _elementwise_n,
+    "concat": _concat,
+    "flatten": _flatten,
+    "reshape": _reshape,
+    "transpose": _transpose,
+    "identity": _same_shape(1),
+    "select": _select,
+    "matmul": _matmul,
+    "bmm": _matmul,
+    "sdpa": _sdpa,
+    "attention": _attention,
+    "relu": _same_shape(1),
+    "relu6": _same_shape(1),
+    "leaky_relu": _same_shape(1, ("slope", 0.01)),
+    "sigmoid": _same_shape(1),
+    "tanh": _same_shape(1),
+    "gelu": _gelu,
+    "silu": _same_shape(1),
+    "softmax": _softmax,
+    "log_softmax": _softmax,
+    "batchnorm": _norm_factory("batchnorm"),
+    "layernorm": _norm_factory("layernorm"),
+    "rmsnorm": _norm_factory("rmsnorm"),
+    "groupnorm": _norm_factory("groupnorm"),
+    "global_avgpool": _adaptive_factory(0, "avg", global_=True),
+    "global_maxpool": _adaptive_factory(0, "max", global_=True),
+}
+for _nd in (1, 2, 3):
+    SHAPE_FUNCTIONS[f"conv{_nd}d"] = _conv_factory(_nd, False)
+    SHAPE_FUNCTIONS[f"conv_transpose{_nd}d"] = _conv_factory(_nd, True)
+    SHAPE_FUNCTIONS[f"maxpool{_nd}d"] = _pool_factory(_nd, "max")
+    SHAPE_FUNCTIONS[f"avgpool{_nd}d"] = _pool_factory(_nd, "avg")
+    SHAPE_FUNCTIONS[f"adaptive_avgpool{_nd}d"] = _adaptive_factory(_nd, "avg")
+    SHAPE_FUNCTIONS[f"adaptive_maxpool{_nd}d"] = _adaptive_factory(_nd, "max")
+
+
+def infer(ltype, spec, in_shapes, shapes):
+    """Return ``(out_shape, params, attrs, known)`` for one layer.
+
+    A type without a shape function is accepted only when the layer states its ``out_shape``
+    (and optionally ``params``); it is then counted as unknown and the result is incomplete.
+    """
+    function = SHAPE_FUNCTIONS.get(ltype)
+    if function is None:
+        if "out_shape" not in spec:
+            raise ShapeError(f"unknown layer type {ltype!r} (give 'out_shape' to keep it as an uncounted layer)")
+        out = spec.pop("out_shape")
+        if (not isinstance(out, list) or not out
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in out)):
+            raise ShapeError(f"'out_shape' must be a list of positive integers, not {out!r}")
+        params = spec.pop("params", 0)
+        if not isinstance(params, int) or isinstance(params, bool) or params < 0:
+            raise ShapeError(f"'params' must be a non-negative integer, not {params!r}")
+        return tuple(out), params, dict(spec), False
+    fields = _Fields(spec)
+    out, params, attrs = function(fields, in_shapes)
+    fields.finish()
+    if attrs.get("tied_to") is not None and attrs["tied_to"] not in shapes:
+        raise ShapeError(f"'tied_to' names {attrs['tied_to']!r}, which is not an earlier layer")
+    return tuple(out), params, attrs, True

@@ -1,0 +1,110 @@
+"""The YAML/JSON model-spec frontend (DESIGN.md, "model spec").
+
+A spec is a mapping with ``input`` (per-sample shape) and ``layers`` (a list of
+``{type, name?, inputs?, format?, ...fields}``), and optionally ``name``, ``format`` (default
+fp32), ``loss`` (mse | cross_entropy | bce), ``optimizer`` (sgd | momentum | adam | adamw) and
+``input_grad`` (false: the first layer computes no input gradient). Every error is one line
+naming the file and the layer. Shapes are per sample: ``[C, H, W]``, ``[T, D]``, token ids ``[T]``.
+
+Every layer takes ``type``, and optionally ``name`` (default ``TYPE_INDEX``), ``inputs`` (a
+name or a list; default the previous layer; ``input`` is the model input) and ``format``
+(fp16 | bf16 | fp32 | fp64, default the model's). Fields per type (defaults in brackets):
+
+- ``linear``: out, bias [true], tied_to [none: the name of a layer whose weight it shares]
+- ``conv1d|conv2d|conv3d``: out [C_in if depthwise], kernel, stride [1], padding [0 | "same"],
+  dilation [1], groups [1], depthwise [false], bias [true]; ints or per-dimension lists
+- ``conv_transpose1d|2d|3d``: the same plus output_padding [0]
+- ``maxpool1d|2d|3d``: kernel, stride [kernel], padding [0], dilation [1], ceil_mode [false];
+  ``avgpool1d|2d|3d``: the same without dilation
+- ``adaptive_avgpool1d|2d|3d``, ``adaptive_maxpool1d|2d|3d``: out; ``global_avgpool``,
+  ``global_maxpool``: no fields, output ``[C]``
+- ``batchnorm``, ``groupnorm`` (groups), ``layernorm`` and ``rmsnorm`` (dims [1]: trailing
+  dimensions normalized): affine [true], bias [true; rmsnorm false], eps [1e-5]
+- ``embedding``: vocab, dim (input: token ids); ``positional_embedding``: rows [T] (a learned
+  table added to the input); ``cls_token``: prepends one learned token
+- ``attention`` (multi-head self-attention on ``[T, D]``): heads, kv_heads [heads], bias [true],
+  rope [false], causal [false], mask [none | causal | additive];
+  ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``): causal, mask
+- ``matmul``/``bmm`` (two inputs), ``add`` and ``mul`` (two or more inputs of one shape),
+  ``concat`` (axis [0])
+- ``relu``, ``relu6``, ``leaky_relu`` (slope [0.01]), ``sigmoid``, ``tanh``, ``gelu``
+  (approximate [none | tanh]), ``silu``, ``softmax`` and ``log_softmax`` (axis [-1])
+- ``dropout`` (p [0.5]), ``flatten`` (start [0]), ``reshape`` (shape, one -1 allowed),
+  ``transpose`` (perm), ``select`` (index [0] along the first dimension), ``identity``
+- ``elementwise``: ops (per output element, basic ops or recipe names), backward, out_shape
+  [broadcast of the inputs], op (a label), params [0]; ``reduce``: kind [sum | mean | max |
+  min], out_shape; ``shape_op``: out_shape, op, params [0] (free data movement)
+
+A type not listed is accepted only with ``out_shape`` (and optionally ``params``): it is kept as
+an uncounted layer and the count reports the model as incomplete.
+"""
+import json
+import os
+
+import yaml
+
+from ._ir import ModelError, build_model
+
+__all__ = ["load_spec", "spec_to_model"]
+
+_TOP_KEYS = {"name", "input", "format", "loss", "optimizer", "input_grad", "layers"}
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def spec_to_model(spec, source="<spec>", default_name="model"):
+    """Build a ModelIR from an already parsed spec mapping."""
+    if not isinstance(spec, dict):
+        raise ModelError(f"{source}: a model spec must be a mapping, not {type(spec).__name__}")
+    extra = sorted(set(spec) - _TOP_KEYS, key=str)
+    if extra:
+        raise ModelError(f"{source}: unknown field {extra[0]!r} (expected {', '.join(sorted(_TOP_KEYS))})")
+    for key in ("input", "layers"):
+        if key not in spec:
+            raise ModelError(f"{source}: missing field {key!r}")
+    if not isinstance(spec["layers"], list) or not spec["layers"]:
+        raise ModelError(f"{source}: 'layers' must be a non-empty list")
+    input_grad = spec.get("input_grad", False)
+    if not isinstance(input_grad, bool):
+        raise ModelError(f"{source}: 'input_grad' must be true or false, not {input_grad!r}")
+    return build_model(name=spec.get("name", default_name), input_shape=spec["input"], layers=spec["layers"],
+                       format=spec.get("format", "fp32"), loss=spec.get("loss", "mse"),
+                       optimizer=spec.get("optimizer", "sgd"), input_grad=input_grad, source=source)
+
+
+def load_spec(path, *, seq=None):
+    """Read a ``.yaml``/``.yml``/``.json`` model spec into a ModelIR. A JSON file with a
+    ``model_type`` and no ``layers`` is a Hugging Face config (see ``load_hf_config``); ``seq``
+    sets its sequence length and is refused for plain specs."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: not a text file") from None
+    if path.lower().endswith(".json"):
+        try:
+            spec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+    else:
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or exc
+            raise ModelError(f"{path}: {where}invalid YAML: {_one_line(problem)}") from None
+    from ._hf import config_to_spec, is_hf_config
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if is_hf_config(spec):
+        if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
+            raise ModelError(f"{path}: sequence length must be a positive integer, not {seq!r}")
+        return spec_to_model(config_to_spec(spec, path, seq=seq), source=path, default_name=stem)
+    if seq is not None:
+        raise ModelError(f"{path}: has no sequence length to set (a model spec fixes its input shape)")
+    return spec_to_model(spec, source=path, default_name=stem)
