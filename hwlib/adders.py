@@ -47,7 +47,7 @@ sklansky            O(n log n)          O(log n)            Sklansky 1960 (condi
 """
 import math
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -101,7 +101,7 @@ class Adder(wiring.Component):
 
     A subclass implements ``_carry_network(m, a, b, c0)``, driving ``self.s`` and
     ``self.cout`` with ``a + b + c0`` (and may take extra keyword parameters). The
-    effective carry-in handed to it is ``Mux(sub, 1, cin)`` (``sub`` alone without
+    effective carry-in handed to it is ``sub | cin`` (``sub`` alone without
     ``carry_in``, ``cin`` alone without ``subtract``, and ``None`` when the adder has neither,
     so a design can build a true two-operand adder with no carry-in logic at all).
 
@@ -119,6 +119,9 @@ class Adder(wiring.Component):
     design_name = None
 
     def __init__(self, width, *, carry_in=True, subtract=True):
+        if type(self) is Adder:
+            raise TypeError("Adder is the base class of the adder designs; construct one of "
+                            "them (e.g. RippleCarryAdder)")
         self._width = _check_positive_int(width, "Adder width")
         self._carry_in = _check_bool(carry_in, "Adder carry_in")
         self._subtract = _check_bool(subtract, "Adder subtract")
@@ -291,6 +294,11 @@ class CarrySkipAdder(Adder):
     Area O(n); worst-case delay O(k + n/k) for block size ``k``, O(sqrt n) at ``k ~ sqrt n``
     (the default is ``isqrt(width)``). Lehman & Burla, "Skip techniques for high-speed
     carry-propagation in binary arithmetic units" (1961).
+
+    The speed-up rests on a false path: when a block generates or kills its carry its ripple
+    output does not depend on its carry-in, but a static count of logic levels (the netlist
+    depth that synthesis reports) still follows the ripple path through every block, so the
+    depth reported for this design is that of ripple-carry plus the skip multiplexers.
 
     Parameters
     ----------
