@@ -1,1 +1,30 @@
-"""calibrate"""
+"""calibrate: fit per-device joule coefficients from measured energies, and measure them.
+
+* Measurement files (:func:`read_measurements`, :func:`read_codecarbon`, :func:`read_any`): the
+  measurement CSV of DESIGN.md and CodeCarbon's ``emissions.csv``; unusable rows are kept as
+  ``(line, reason)`` problems, the rest returned as :class:`Measurement` rows whose workload
+  (batch, samples, passes, epochs) is spelled out by :func:`workload_steps`.
+* Fits (:func:`fit_polynomial`, :func:`fit_nonnegative`) of joules on TOs, FLOPs or MACs, with
+  exact power-of-two feature scaling; :func:`split_indices` for the seeded 60/40 split and
+  :func:`metrics` for the li2022 metrics (RMSE, R^2, Table III precision and errors in joules).
+* :func:`predict` turns a profile device's coefficients and a feature value into joules.
+* Energy counters (:class:`RaplCounter`, :class:`NvmlCounter`, :func:`detect_counter`,
+  :class:`EnergyMeter`) and the PyTorch harness (:func:`measure_runs`).
+
+calibrate imports no other tosim package; callers pass ModelIRs and zoo names in.
+"""
+from ._counters import (COUNTER_KINDS, CounterUnavailable, EnergyMeter, NvmlCounter, RaplCounter,
+                        detect_counter, wrapped_delta)
+from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomial, metrics, power_of_two_scale,
+                   predict, split_indices)
+from ._harness import TORCH_LAYERS, build_torch_module, measure_runs
+from ._measurements import (CODECARBON_KEYS, ENERGY_PARTS, PHASES, Measurement, MeasurementError,
+                            MeasurementSet, read_any, read_codecarbon, read_measurements, workload_steps)
+
+__all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measurements", "read_codecarbon",
+           "read_any", "workload_steps", "PHASES", "CODECARBON_KEYS", "ENERGY_PARTS",
+           "WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegative", "predict",
+           "power_of_two_scale", "split_indices", "metrics",
+           "CounterUnavailable", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
+           "wrapped_delta", "COUNTER_KINDS",
+           "build_torch_module", "measure_runs", "TORCH_LAYERS"]

@@ -15,7 +15,9 @@ COMMAND_MODULES = [
     "tosim.cmd_synth",
     "tosim.cmd_count",
     "tosim.cmd_score",
+    "tosim.cmd_sweep",
     "tosim.cmd_fit",
+    "tosim.cmd_measure",
 ]
 
 

@@ -1,0 +1,204 @@
+"""Regression of measured joules on a model feature (TOs, FLOPs, MACs), and the metrics of li2022.
+
+Polynomial fits follow li2022, section II.C and Figs. 6-7: ``E = c0 + c1 x + ... + cn x^n`` with
+``n`` = 1..3 coefficients beyond the intercept, least squares. Non-negative multi-feature fits
+(``E = c0 + sum_j c_j x_j`` with every ``c >= 0``) split a feature by op class, e.g. the TOs of
+add, mul, div, ... separately, with :func:`scipy.optimize.lsq_linear`.
+
+Numerical scaling. Whole-experiment TOs reach 1e15 and more, so ``x^3`` is near 1e45 and the
+normal equations of a raw Vandermonde matrix lose every digit. Each feature is divided by a power
+of two ``s = 2^k`` with ``x / s`` in [0.5, 1) before fitting; the fitted ``a_i`` convert back as
+``c_i = a_i / s^i``. Dividing by a power of two only changes the binary exponent, so both the
+scaling of x and the conversion of the coefficients are exact in floating point (no rounding),
+and predictions from the converted coefficients on raw x equal the scaled model's up to the
+rounding of evaluating the polynomial itself.
+
+Weighting. ``weighting="relative"`` minimises the sum of ``((pred - meas) / meas)^2`` instead of
+``(pred - meas)^2``: measured energies can span orders of magnitude (an MLP against a CNN), and
+with absolute errors the largest runs would decide the fit alone.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegative", "predict",
+           "power_of_two_scale", "split_indices", "metrics"]
+
+WEIGHTINGS = ("absolute", "relative")
+
+
+def power_of_two_scale(values):
+    """The power of two ``2^k`` with ``max|values| / 2^k`` in [0.5, 1); 1.0 for all-zero input."""
+    values = np.asarray(values, dtype=np.float64)
+    top = float(np.max(np.abs(values))) if values.size else 0.0
+    if top == 0.0 or not math.isfinite(top):
+        return 1.0
+    _, exponent = math.frexp(top)          # top = m * 2^exponent, m in [0.5, 1)
+    return math.ldexp(1.0, exponent)
+
+
+def predict(coefficients, x):
+    """Joules from a polynomial device model: ``c0 + c1 x + c2 x^2 + ...`` (Horner, float64).
+
+    ``coefficients`` is intercept first, as stored under ``devices.<name>.coefficients`` of a
+    profile; ``x`` is a number or an array of feature values (TOs, FLOPs or MACs).
+    """
+    coefficients = [float(c) for c in coefficients]
+    if not coefficients:
+        raise ValueError("a device model needs at least one coefficient (the intercept)")
+    x = np.asarray(x, dtype=np.float64)
+    out = np.full(x.shape, coefficients[-1], dtype=np.float64)
+    for c in reversed(coefficients[:-1]):
+        out = out * x + c
+    return float(out) if out.ndim == 0 else out
+
+
+def _weights(y, weighting):
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
+    if weighting == "absolute":
+        return np.ones_like(y)
+    if np.any(y <= 0):
+        raise ValueError("relative weighting needs positive measured energies")
+    return 1.0 / y
+
+
+def _check_xy(x, y, columns):
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != columns or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        shape = "(n,)" if columns == 1 else "(n, k)"
+        raise ValueError(f"x must have shape {shape} and y shape (n,), not {x.shape} and {y.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x and y must be finite")
+    return x, y
+
+
+@dataclass
+class PolyFit:
+    """A fitted polynomial ``E = sum coefficients[i] * x^i`` (joules), intercept first.
+
+    ``scale`` is the power of two the feature was divided by while fitting and
+    ``scaled_coefficients`` the coefficients in that scaled variable.
+    """
+    degree: int
+    coefficients: list
+    scale: float
+    scaled_coefficients: list
+    weighting: str = "absolute"
+
+    def predict(self, x):
+        return predict(self.coefficients, x)
+
+
+@dataclass
+class LinearFit:
+    """A fitted ``E = intercept + sum coefficients[j] * x_j`` with non-negative coefficients."""
+    intercept: float
+    coefficients: list
+    names: list = field(default_factory=list)
+    scales: list = field(default_factory=list)
+    weighting: str = "absolute"
+
+    def predict(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return self.intercept + x @ np.asarray(self.coefficients, dtype=np.float64)
+
+
+def fit_polynomial(x, y, degree, *, weighting="absolute"):
+    """Least-squares polynomial of ``degree`` (1..3) of joules ``y`` on feature ``x``.
+
+    Needs at least ``degree + 1`` points with at least ``degree + 1`` distinct x values.
+    """
+    if isinstance(degree, bool) or not isinstance(degree, int) or not 1 <= degree <= 3:
+        raise ValueError(f"Polynomial degree must be an integer in 1..3, not {degree!r}")
+    x, y = _check_xy(x, y, 1)
+    w = _weights(y, weighting)
+    distinct = np.unique(x).size
+    if distinct < degree + 1:
+        raise ValueError(f"a degree-{degree} fit needs at least {degree + 1} distinct feature values, "
+                         f"got {distinct}")
+    scale = power_of_two_scale(x)
+    u = x / scale
+    design = np.vander(u, degree + 1, increasing=True)
+    a, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
+    scaled = [float(v) for v in a]
+    # c_i = a_i / scale^i: a power of two, so each product is exact (no rounding)
+    coefficients = [math.ldexp(v, -i * (math.frexp(scale)[1] - 1)) for i, v in enumerate(scaled)]
+    return PolyFit(degree=degree, coefficients=coefficients, scale=scale,
+                   scaled_coefficients=scaled, weighting=weighting)
+
+
+def fit_nonnegative(x, y, *, names=None, weighting="absolute", intercept=True):
+    """``E = c0 + sum_j c_j x_j`` with all ``c >= 0`` (bounded least squares, scipy ``lsq_linear``).
+
+    ``x`` has one column per feature (e.g. the TOs of each op class); columns that are zero on
+    every row get coefficient 0. The intercept (static energy of the run) is non-negative too;
+    ``intercept=False`` fixes it at 0.
+    """
+    from scipy.optimize import lsq_linear
+    x, y = _check_xy(x, y, 2)
+    n, k = x.shape
+    names = list(names) if names is not None else [f"x{j}" for j in range(k)]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} names for {k} feature columns")
+    w = _weights(y, weighting)
+    scales = [power_of_two_scale(x[:, j]) for j in range(k)]
+    u = x / np.asarray(scales)
+    columns = ([np.ones(n)] if intercept else []) + [u[:, j] for j in range(k)]
+    design = np.column_stack(columns) * w[:, None]
+    if design.shape[0] < design.shape[1]:
+        raise ValueError(f"a fit of {design.shape[1]} coefficients needs at least that many points, got {n}")
+    result = lsq_linear(design, y * w, bounds=(0.0, np.inf), method="bvls")
+    a = [float(v) for v in result.x]
+    c0 = a[0] if intercept else 0.0
+    rest = a[1:] if intercept else a
+    coefficients = [math.ldexp(v, -(math.frexp(s)[1] - 1)) for v, s in zip(rest, scales)]
+    return LinearFit(intercept=c0, coefficients=coefficients, names=names, scales=scales,
+                     weighting=weighting)
+
+
+def split_indices(n, train_fraction=0.6, seed=0, *, min_train=2):
+    """A seeded random train/validation split of ``n`` rows: ``(train, validation)`` index arrays.
+
+    The train set has ``round(n * train_fraction)`` rows, clamped so both sets keep at least one
+    row and the train set at least ``min_train`` (li2022 splits 60/40 at random).
+    """
+    if not (isinstance(train_fraction, (int, float)) and 0.0 < train_fraction < 1.0):
+        raise ValueError(f"Train fraction must be a number in (0, 1), not {train_fraction!r}")
+    if n < min_train + 1:
+        raise ValueError(f"need at least {min_train + 1} measurements to split into train and "
+                         f"validation, got {n}")
+    n_train = min(max(int(round(n * train_fraction)), min_train), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
+def metrics(measured, predicted):
+    """The fit metrics of li2022 (Figs. 6-7, Table III) for one split.
+
+    ``rmse`` and ``abs_err_avg_j``/``abs_err_max_j`` in joules; ``r2`` = 1 - SS_res / SS_tot
+    (None when the measurements are all equal); per-sample precision = 100 x (1 - |pred - meas|
+    / meas) in percent, its min, max and average (Table III); ``n`` the number of samples.
+    """
+    y = np.asarray(measured, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 1 or y.size == 0:
+        raise ValueError("measured and predicted must be equal-length non-empty 1-D arrays")
+    err = p - y
+    abs_err = np.abs(err)
+    ss_res = float(np.sum(err ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = 100.0 * (1.0 - abs_err / y)
+    return {
+        "n": int(y.size),
+        "rmse": float(np.sqrt(ss_res / y.size)),
+        "r2": (1.0 - ss_res / ss_tot) if ss_tot > 0 else None,
+        "precision_min": float(np.min(precision)),
+        "precision_max": float(np.max(precision)),
+        "precision_avg": float(np.mean(precision)),
+        "abs_err_avg_j": float(np.mean(abs_err)),
+        "abs_err_max_j": float(np.max(abs_err)),
+    }

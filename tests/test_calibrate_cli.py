@@ -1,0 +1,161 @@
+"""tosim fit end to end: workload scaling, fits, bad rows, CodeCarbon, --write-profile into score."""
+import json
+import os
+import shutil
+
+import pytest
+
+import calibrate
+import hardware_profiles
+from tosim.cli import main
+from tosim.cmd_score import score
+
+HERE = os.path.join(os.path.dirname(__file__), "fixtures", "measurements")
+WIDTHS = (4, 6, 8, 10, 12, 14, 16, 18)
+
+
+def step_tos(sources, phase, batch, profile="li2022"):
+    rows, _ = score(sources, hardware_profiles.load(profile), phase=phase, batch=batch, jobs=1)
+    return {s: r for s, r in zip(sources, rows)}
+
+
+@pytest.fixture(scope="module")
+def truth():
+    """Per-step TOs and FLOPs of the MLP set for the workload used below (batch 64 and 28)."""
+    sources = [f"zoo:li2022-mlp-{w}-sigmoid" for w in WIDTHS]
+    return {b: step_tos(sources, "training", b) for b in (64, 28)}
+
+
+def run_tos(truth, source, epochs=3):
+    # 1372 samples, batch 64: 21 full steps and one of 28 (paper Table II, Banknote)
+    return epochs * (21 * truth[64][source]["tos"] + truth[28][source]["tos"])
+
+
+def write_csv(tmp_path, truth, energy, extra="", name="m.csv"):
+    lines = ["# synthetic test data: energies computed from TOs", "model,energy_j,phase,batch,samples,epochs,device"]
+    for w in WIDTHS:
+        source = f"zoo:li2022-mlp-{w}-sigmoid"
+        for epochs in (2, 3):
+            lines.append(f"li2022-mlp-{w}-sigmoid,{energy(run_tos(truth, source, epochs))!r},training,64,1372,"
+                         f"{epochs},laptop")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return str(path)
+
+
+def fit_json(args, capsys):
+    status = main(["fit", *args, "--json"])
+    captured = capsys.readouterr()
+    return status, (json.loads(captured.out) if captured.out else None), captured.err
+
+
+def test_fit_recovers_exact_coefficients_and_reports_metrics(tmp_path, truth, capsys):
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos)
+    status, out, err = fit_json([path, "--profile", "li2022"], capsys)
+    assert status == 0 and err == ""
+    assert out["feature"] == "tos" and out["degree"] == 1 and out["rows"] == 16
+    assert out["coefficients"][0] == pytest.approx(1000.0, rel=1e-9)
+    assert out["coefficients"][1] == pytest.approx(2e-9, rel=1e-9)
+    assert out["train"]["n"] == 10 and out["validation"]["n"] == 6          # 60/40 of 16
+    assert out["validation"]["r2"] == pytest.approx(1.0, abs=1e-12)
+    assert out["validation"]["precision_min"] == pytest.approx(100.0, abs=1e-9)
+    for key in ("rmse", "r2", "precision_min", "precision_max", "precision_avg", "abs_err_avg_j", "abs_err_max_j"):
+        assert key in out["validation"] and key in out["train"]
+    assert [c["feature"] for c in out["comparison"]] == ["tos", "flops", "macs"]
+    assert out["device"] == "laptop" and out["phase"] == "training" and out["skipped"] == []
+
+
+def test_split_seed_and_degree_options(tmp_path, truth, capsys):
+    path = write_csv(tmp_path, truth, lambda tos: 500.0 + 1e-9 * tos + 1e-22 * tos ** 2)
+    _, a, _ = fit_json([path, "--profile", "li2022", "--degree", "2", "--seed", "4", "--train-fraction", "0.5"],
+                       capsys)
+    assert a["train"]["n"] == 8 and len(a["coefficients"]) == 3
+    assert a["coefficients"][2] == pytest.approx(1e-22, rel=1e-6)
+    _, b, _ = fit_json([path, "--profile", "li2022", "--feature", "flops", "--weighting", "relative"], capsys)
+    assert b["feature"] == "flops" and b["weighting"] == "relative"
+
+
+def test_bad_rows_are_reported_and_the_rest_fitted(tmp_path, truth, capsys):
+    extra = "zoo:li2022-mlp-4-sigmoid,-1,training,64,1372,2,laptop\nmissing.yaml,10,training,1,,,laptop\n"
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos, extra=extra)
+    status, out, err = fit_json([path, "--profile", "li2022"], capsys)
+    assert status == 1
+    assert out["rows"] == 16
+    assert [s["line"] for s in out["skipped"]] == [19, 20]
+    assert err.splitlines()[0] == f"tosim: warning: {path}:19: energy_j must be a positive number, not '-1' (row skipped)"
+
+
+def test_several_devices_need_a_choice(tmp_path, truth, capsys):
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos,
+                     extra="zoo:li2022-mlp-4-sigmoid,3,training,64,1372,2,desktop\n")
+    status, _, err = fit_json([path, "--profile", "li2022"], capsys)
+    assert status == 2
+    assert err == "tosim: error: measurements cover several devices (desktop, laptop); pick one with --device\n"
+    status, out, _ = fit_json([path, "--profile", "li2022", "--device", "laptop"], capsys)
+    assert status == 0 and out["rows"] == 16
+
+
+def test_usage_errors_are_one_line(tmp_path, truth, capsys):
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos)
+    status, _, err = fit_json([path, "--feature", "tos-by-op", "--write-profile", str(tmp_path / "p.yaml")], capsys)
+    assert status == 2 and err.startswith("tosim: error: --write-profile needs a polynomial feature") and \
+        err.count("\n") == 1
+    short = tmp_path / "short.csv"
+    short.write_text("model,energy_j\nzoo:lenet5,3\nzoo:lenet5,4\n")
+    status, _, err = fit_json([str(short), "--profile", "li2022"], capsys)
+    assert status == 2
+    assert err == f"tosim: error: {short}: need at least 3 measurements to split into train and validation, got 2\n"
+
+
+def test_nonnegative_fit_by_op(tmp_path, truth, capsys):
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos)
+    status, out, _ = fit_json([path, "--profile", "li2022", "--feature", "tos-by-op"], capsys)
+    assert status == 0
+    assert out["feature"] == "tos-by-op" and out["intercept"] >= 0
+    assert set(out["coefficients"]) <= {"add", "sub", "mul", "div", "sqrt", "cmp"}
+    assert all(c >= 0 for c in out["coefficients"].values())
+    assert out["validation"]["precision_min"] > 99.0
+
+
+def test_write_profile_loads_and_scores_joules(tmp_path, truth, capsys):
+    # the input profile is a file: the output extends it by a path relative to itself
+    profile_dir = tmp_path / "profiles"
+    profile_dir.mkdir()
+    base = profile_dir / "mine.yaml"
+    base.write_text("schema: 1\nname: mine\nextends: li2022\n")
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos)
+    out_file = tmp_path / "out" / "fitted.yaml"
+    plot = tmp_path / "fit.png"
+    status, out, _ = fit_json([path, "--profile", str(base), "--write-profile", str(out_file),
+                               "--plot", str(plot)], capsys)
+    assert status == 0
+    assert plot.stat().st_size > 1000
+    profile = hardware_profiles.load_file(str(out_file))
+    assert profile.chain[-2].endswith("mine.yaml")
+    device = profile.devices["laptop"]
+    assert device["feature"] == "tos" and device["unit"] == "J" and device["phase"] == "training"
+    assert device["coefficients"] == out["coefficients"]
+    assert device["metrics"]["validation"]["r2"] == pytest.approx(1.0)
+    text = out_file.read_text()
+    assert "extends: ../profiles/mine.yaml" in text
+    # tosim score --device gives the polynomial of the scored TOs
+    assert main(["score", "zoo:li2022-mlp-8-sigmoid", "--profile", str(out_file), "--device", "laptop",
+                 "--phase", "training", "--batch", "64", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["energy_j"] == pytest.approx(calibrate.predict(device["coefficients"], row["tos"]), rel=1e-12)
+    # a built-in input profile is extended by name
+    assert main(["fit", path, "--profile", "li2022", "--write-profile", str(tmp_path / "b.yaml")]) == 0
+    assert "extends: li2022\n" in (tmp_path / "b.yaml").read_text()
+
+
+def test_codecarbon_input(tmp_path, capsys):
+    for name in ("emissions.csv", "emissions_map.csv", "tiny-mlp.yaml"):
+        shutil.copy(os.path.join(HERE, name), tmp_path / name)
+    # a fourth mapped run so three rows are usable
+    (tmp_path / "emissions_map.csv").write_text(
+        (tmp_path / "emissions_map.csv").read_text() + "run-4,tiny-mlp.yaml,training,4,10,3\n")
+    status, out, err = fit_json([str(tmp_path / "emissions.csv"), "--map", str(tmp_path / "emissions_map.csv"),
+                                 "--profile", "li2022", "--feature", "flops"], capsys)
+    assert status == 1                         # run-3 has no energy
+    assert out["rows"] == 3 and [s["line"] for s in out["skipped"]] == [4]
+    assert "0 kWh" in err

@@ -1,0 +1,143 @@
+import os
+
+import pytest
+
+from calibrate import (CounterUnavailable, EnergyMeter, MeasurementError, NvmlCounter, RaplCounter,
+                       detect_counter, wrapped_delta)
+
+
+def make_zone(root, name, zone, energy, max_range=1_000_000):
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "name").write_text(zone + "\n")
+    (path / "energy_uj").write_text(f"{energy}\n")
+    (path / "max_energy_range_uj").write_text(f"{max_range}\n")
+    return path
+
+
+def set_energy(path, value):
+    (path / "energy_uj").write_text(f"{value}\n")
+
+
+def test_wrapped_delta():
+    assert wrapped_delta(100, 250, 1000) == 150
+    assert wrapped_delta(900, 50, 1000) == 150
+    assert wrapped_delta(5, 7, None) == 2
+    with pytest.raises(ValueError, match=r"^counter went backwards \(7 -> 5\) and does not wrap$"):
+        wrapped_delta(7, 5, None)
+
+
+def test_rapl_reads_package_zones_only(tmp_path):
+    p0 = make_zone(tmp_path, "intel-rapl:0", "package-0", 500)
+    make_zone(tmp_path, "intel-rapl:0:0", "core", 100)
+    p1 = make_zone(tmp_path, "intel-rapl:1", "package-1", 700, max_range=2_000_000)
+    make_zone(tmp_path, "intel-rapl:2", "psys", 9)
+    make_zone(tmp_path, "intel-rapl-mmio:0", "package-0", 1)
+    counter = RaplCounter(root=str(tmp_path))
+    assert counter.channels == ["rapl:package-0", "rapl:package-1"]
+    assert counter.ranges == [1_000_000, 2_000_000]
+    assert counter.read() == [500, 700]
+    dram = RaplCounter(root=str(tmp_path), domains=("package", "core"))
+    assert dram.channels == ["rapl:package-0", "rapl:core", "rapl:package-1"]
+    del p0, p1
+
+
+def test_energy_meter_handles_wraparound(tmp_path):
+    p0 = make_zone(tmp_path, "intel-rapl:0", "package-0", 900_000)
+    p1 = make_zone(tmp_path, "intel-rapl:1", "package-1", 10)
+    counter = RaplCounter(root=str(tmp_path))
+    meter = EnergyMeter(counter, interval=0).start()
+    set_energy(p0, 990_000)
+    set_energy(p1, 20)
+    meter._sample()                       # what the background thread does
+    set_energy(p0, 40_000)                # wrapped at 1_000_000
+    set_energy(p1, 30)
+    joules = meter.stop()
+    assert joules == pytest.approx([(1_000_000 - 900_000 + 40_000) * 1e-6, 20 * 1e-6])
+
+
+def test_energy_meter_thread_samples(tmp_path):
+    make_zone(tmp_path, "intel-rapl:0", "package-0", 0)
+    meter = EnergyMeter(RaplCounter(root=str(tmp_path)), interval=0.001).start()
+    assert meter.stop() == [0.0]
+    assert meter.seconds >= 0
+
+
+def test_rapl_unavailable(tmp_path):
+    with pytest.raises(CounterUnavailable, match=r"^no RAPL zone named package\* under .*$"):
+        RaplCounter(root=str(tmp_path))
+    assert issubclass(CounterUnavailable, MeasurementError)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_rapl_permission_denied(tmp_path):
+    zone = make_zone(tmp_path, "intel-rapl:0", "package-0", 1)
+    os.chmod(zone / "energy_uj", 0)
+    with pytest.raises(CounterUnavailable, match=r"^.*energy_uj is not readable \(permission denied; "
+                                                 r"RAPL counters need root since Linux 5\.10\)$"):
+        RaplCounter(root=str(tmp_path))
+
+
+class FakeNvml:
+    """Stands in for the ctypes library: same function names, ctypes arguments."""
+
+    def __init__(self, energies_mj, fail=None):
+        self.energies = energies_mj
+        self.fail = fail or {}
+        self.calls = []
+        self.nvmlErrorString = lambda code: b"Not Supported"
+
+    def nvmlInit_v2(self):
+        self.calls.append("init")
+        return self.fail.get("init", 0)
+
+    def nvmlDeviceGetHandleByIndex_v2(self, index, handle_ref):
+        index = index.value
+        if index >= len(self.energies):
+            return 2   # NVML_ERROR_INVALID_ARGUMENT
+        handle_ref._obj.value = 1000 + index
+        return 0
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle, value_ref):
+        if "energy" in self.fail:
+            return self.fail["energy"]
+        index = handle.value - 1000
+        value_ref._obj.value = self.energies[index].pop(0)
+        return 0
+
+    def nvmlShutdown(self):
+        self.calls.append("shutdown")
+        return 0
+
+
+def test_nvml_counter_reads_millijoules():
+    lib = FakeNvml([[1000, 1000, 6000], [0, 0, 250]])
+    counter = NvmlCounter(indices=(0, 1), library=lib)
+    assert counter.channels == ["nvml:0", "nvml:1"]
+    assert counter.ranges == [None, None]
+    meter = EnergyMeter(counter, interval=0).start()
+    assert meter.stop() == pytest.approx([5.0, 0.25])
+    counter.close()
+    assert lib.calls == ["init", "shutdown"]
+
+
+def test_nvml_errors_are_one_line():
+    lib = FakeNvml([[1]], fail={"energy": 3})
+    with pytest.raises(CounterUnavailable, match=r"^NVML total energy of device 0 failed: Not Supported$"):
+        NvmlCounter(library=lib)
+    assert lib.calls == ["init", "shutdown"]
+    with pytest.raises(CounterUnavailable, match=r"^NVML device 1 failed: Not Supported$"):
+        NvmlCounter(indices=(1,), library=FakeNvml([[1]]))
+
+
+def test_detect_counter(tmp_path):
+    lib = FakeNvml([[5]])
+    assert isinstance(detect_counter(root=str(tmp_path), nvml_library=lib), NvmlCounter)
+    make_zone(tmp_path, "intel-rapl:0", "package-0", 1)
+    assert isinstance(detect_counter("rapl", root=str(tmp_path)), RaplCounter)
+    with pytest.raises(CounterUnavailable, match=r"^no energy counter can be read: NVML init failed: Not Supported; "
+                                                 r"no RAPL zone named package\* under .*empty$"):
+        detect_counter(root=str(tmp_path / "empty"), nvml_library=FakeNvml([[1]], fail={"init": 1}))
+    with pytest.raises(MeasurementError, match=r"^counter must be one of auto, rapl, nvml, not 'msr'$"):
+        detect_counter("msr")
+

@@ -1,0 +1,101 @@
+"""``tosim measure MODEL``: run a model with PyTorch on generated data around an energy counter and
+write measurement-CSV rows (calibrate's harness and counters)."""
+import csv
+import io
+import os
+import sys
+
+__all__ = ["register", "run", "COLUMNS"]
+
+COLUMNS = ["model", "energy_j", "phase", "batch", "samples", "epochs", "passes", "device", "seconds", "date"]
+
+
+def _positive(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "measure", help="measure a model's energy with a hardware counter (RAPL or NVML)",
+        description="Run MODEL with PyTorch on generated data and read an energy counter around each run: "
+                    "Linux powercap/RAPL (package zones) or the NVIDIA NVML total-energy counter. Writes one "
+                    "measurement-CSV row per run (the format tosim fit reads). Without a readable counter it "
+                    "says so in one line and exits 2.")
+    parser.add_argument("model", metavar="MODEL", help="model spec file or zoo:NAME (sequential models)")
+    parser.add_argument("--phase", default="training", choices=["inference", "validation", "training"],
+                        help="what each step runs (default training)")
+    parser.add_argument("--batch", type=_positive, default=1, help="samples per step (default 1)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--samples", type=_positive, help="samples per epoch (last step partial, like a DataLoader)")
+    size.add_argument("--passes", type=_positive, help="steps of --batch samples per epoch")
+    parser.add_argument("--epochs", type=_positive, default=1, help="epochs per measured run (default 1)")
+    parser.add_argument("--repeat", type=_positive, default=1, help="measured runs, one row each (default 1)")
+    parser.add_argument("--counter", default="auto", choices=["auto", "rapl", "nvml"],
+                        help="energy counter (auto: NVML if a GPU answers, else RAPL)")
+    parser.add_argument("--gpu", type=int, default=0, help="NVML GPU index (default 0)")
+    parser.add_argument("--powercap-root", default="/sys/class/powercap",
+                        help="where powercap zones are (default /sys/class/powercap)")
+    parser.add_argument("--torch-device", default=None,
+                        help="where the model runs (default: cuda:GPU for NVML, cpu for RAPL)")
+    parser.add_argument("--device-name", default=None,
+                        help="value of the device column (default: the counter's channels)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data and weights")
+    parser.add_argument("--interval", type=float, default=5.0, help="counter sampling interval in seconds")
+    parser.add_argument("--out", metavar="F.csv", help="append the rows to this CSV (written with a header "
+                        "if new); default: print CSV on stdout")
+    parser.set_defaults(func=run)
+
+
+def _model_column(model_arg, out):
+    """The model as the CSV should name it: zoo names as given, files relative to the CSV."""
+    if model_arg.startswith("zoo:") or not os.path.exists(model_arg):
+        return model_arg
+    if out is None:
+        return os.path.abspath(model_arg)
+    return os.path.relpath(os.path.abspath(model_arg), os.path.dirname(os.path.abspath(out)))
+
+
+def run(args):
+    import calibrate
+    import opcount
+    # the counter first: without one nothing else is worth loading
+    counter = calibrate.detect_counter(args.counter, root=args.powercap_root, gpu_indices=(args.gpu,))
+    try:
+        model = opcount.load_model(args.model)
+        torch_device = args.torch_device or (f"cuda:{args.gpu}" if counter.kind == "nvml" else "cpu")
+        rows = calibrate.measure_runs(model, counter, model_name=_model_column(args.model, args.out),
+                                      phase=args.phase, batch=args.batch, samples=args.samples,
+                                      passes=args.passes, epochs=args.epochs, repeat=args.repeat,
+                                      torch_device=torch_device, seed=args.seed, interval=args.interval)
+    finally:
+        counter.close()
+    for row in rows:
+        if args.device_name:
+            row["device"] = args.device_name
+        if row["energy_j"] <= 0:
+            print(f"tosim: warning: the counter did not advance during a run of {row['seconds']} s; "
+                  f"run longer (more --epochs or --samples)", file=sys.stderr)
+    if args.out:
+        new = not os.path.exists(args.out) or os.path.getsize(args.out) == 0
+        with open(args.out, "a", newline="", encoding="utf-8") as fh:
+            _write(fh, rows, header=new)
+    else:
+        buffer = io.StringIO()
+        _write(buffer, rows, header=True)
+        sys.stdout.write(buffer.getvalue())
+    return 0
+
+
+def _write(fh, rows, *, header):
+    writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "energy_j": repr(float(row["energy_j"]))})
