@@ -1,0 +1,273 @@
+"""tosim score / tosim sweep: rows, errors, energy and carbon, output files, the adapter.
+
+Cost tables come from a fixed fake table (monkeypatched adapter), so no test synthesizes."""
+import csv
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import hardware_profiles
+import opcount
+import tosim._costs
+from opcount import sweep
+from tosim import cmd_score, cmd_sweep
+from tosim.cli import main
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "models")
+MLP = os.path.join(FIXTURES, "mlp-4x8.yaml")
+RESBLOCK = os.path.join(FIXTURES, "resblock.json")
+FORMAT_COST = {"fp16": 1.0, "bf16": 1.5, "fp32": 2.0, "fp64": 4.0}
+OP_COST = {"add": 100.0, "sub": 110.0, "mul": 1000.0, "div": 5000.0, "sqrt": 7000.0, "cmp": 30.0}
+
+
+def fake_costs(profile, formats, *, progress=None):
+    return np.array([[OP_COST[op] * FORMAT_COST[f] for f in formats] for op in opcount.BASIC_OPS])
+
+
+@pytest.fixture(autouse=True)
+def costs(monkeypatch):
+    monkeypatch.setattr(tosim._costs, "costs_array", fake_costs)
+
+
+def expected_tos(source, profile, phase="inference", batch=1):
+    """Exact counts x the fake table, in Python."""
+    result = opcount.count_model(opcount.load_model(source), hardware_profiles.load(profile), phase=phase, batch=batch)
+    per_stage = {s: 0.0 for s in opcount.STAGES}
+    for layer in result.layers:
+        for s in opcount.STAGES:
+            per_stage[s] += sum(n * OP_COST[op] * FORMAT_COST[layer.format] for op, n in layer.stages[s].items())
+    return result, per_stage
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_rows_match_counts_times_costs(tmp_path):
+    out = tmp_path / "rows.json"
+    assert main(["score", MLP, RESBLOCK, "--profile", "li2022", "--phase", "training", "--batch", "3",
+                 "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["name"] for r in rows] == ["mlp-4x8", "resblock"]
+    for row, source in zip(rows, [MLP, RESBLOCK]):
+        result, per_stage = expected_tos(source, "li2022", "training", 3)
+        assert row["params"] == result.params and row["macs"] == result.macs and row["flops"] == 2 * result.macs
+        assert {op: row[op] for op in opcount.BASIC_OPS} == result.totals["all"]
+        for s in opcount.STAGES:
+            assert row[f"tos_{s}"] == pytest.approx(per_stage[s], rel=1e-12)
+        assert row["tos"] == pytest.approx(sum(per_stage.values()), rel=1e-12)
+        assert row["energy_j"] is None and row["gco2e"] is None and row["error"] is None
+        assert (row["profile"], row["phase"], row["batch"], row["source"]) == ("li2022", "training", 3, source)
+
+
+def test_bad_files_become_rows_with_their_error(tmp_path, capsys):
+    out = tmp_path / "rows.csv"
+    status = main(["score", FIXTURES, "zoo:lenet5", "zoo:nope", "--out", str(out)])
+    assert status == 1
+    rows = read_csv(out)
+    by_source = {r["source"]: r for r in rows}
+    assert by_source[os.path.join(FIXTURES, "bad-missing-field.yaml")]["error"] == (
+        f"{os.path.join(FIXTURES, 'bad-missing-field.yaml')}: layer 'c1' (conv2d): missing field 'kernel'")
+    assert by_source["zoo:nope"]["error"].startswith("zoo:nope: unknown zoo model (known: ")
+    assert by_source["zoo:nope"]["name"] == "nope" and by_source["zoo:nope"]["tos"] == ""
+    good = [r for r in rows if not r["error"]]
+    # every good row is written: the fixture folder's models (HF configs included) and lenet5
+    assert {r["name"] for r in good} >= {"mlp-4x8", "resblock", "lenet5"}
+    assert all(float(r["tos"]) > 0 for r in good)
+    err = capsys.readouterr().err
+    assert "tosim: error: zoo:nope: unknown zoo model" in err
+
+
+def test_folder_expansion_is_recursive_and_sorted(tmp_path):
+    (tmp_path / "b").mkdir()
+    shutil.copy(MLP, tmp_path / "b" / "z.yaml")
+    shutil.copy(MLP, tmp_path / "a.yml")
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert cmd_score.expand_inputs([str(tmp_path), "zoo:lenet5"]) == [
+        str(tmp_path / "a.yml"), str(tmp_path / "b" / "z.yaml"), "zoo:lenet5"]
+    assert cmd_score.expand_inputs([])[:2] == ["zoo:alexnet", "zoo:bert-base"]
+    assert len(cmd_score.expand_inputs(["zoo:all"])) == len(opcount.zoo_names())
+
+
+def test_energy_and_carbon_from_the_device(tmp_path, capsys):
+    out = tmp_path / "e.json"
+    assert main(["score", MLP, "--profile", "li2022", "--device", "laptop-cpu-dnn-tos", "--phase", "training",
+                 "--out", str(out)]) == 0
+    row = json.loads(out.read_text())[0]
+    assert row["energy_j"] == pytest.approx(1.71e3 + 3.65e-12 * row["tos"], rel=1e-12)
+    assert row["gco2e"] == pytest.approx(row["energy_j"] / 3.6e6 * 475, rel=1e-12)
+    assert main(["score", MLP, "--profile", "li2022", "--device", "laptop-cpu-dnn-flops", "--phase", "training",
+                 "--grid-intensity", "50", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())[0]
+    assert row["energy_j"] == pytest.approx(1.73e3 + 8.42e-8 * row["flops"], rel=1e-12)
+    assert row["gco2e"] == pytest.approx(row["energy_j"] / 3.6e6 * 50, rel=1e-12)
+    # a device fitted on training measurements, used for inference: a note, not an error
+    assert main(["score", MLP, "--profile", "li2022", "--device", "laptop-cpu-dnn-tos"]) == 0
+    assert "was fitted on training measurements" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "li2022", "--device", "laptop-cpu-dnn-to"],
+     "tosim: error: profile 'li2022' has no device 'laptop-cpu-dnn-to'; did you mean 'laptop-cpu-dnn-tos'? "
+     "(devices: "),
+    (["--device", "gpu"], "tosim: error: profile 'cmos-generic' has no devices, so there is no 'gpu'"),
+    (["--out", "rows.txt"], "tosim: error: --out rows.txt: the extension must be .csv or .json, not '.txt'"),
+])
+def test_usage_errors_exit_2(argv, message, capsys):
+    assert main(["score", MLP] + argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_per_layer_breakdown_sums_to_the_model(tmp_path):
+    out = tmp_path / "layers.csv"
+    assert main(["score", RESBLOCK, "--per-layer", "--phase", "training", "--out", str(out)]) == 0
+    rows = read_csv(out)
+    model, layers = rows[0], rows[1:]
+    assert model["layer"] == "" and [r["layer"] for r in layers][:2] == ["stem", "batchnorm_1"]
+    assert layers[-1]["layer"] == "loss"
+    assert sum(float(r["tos"]) for r in layers) == pytest.approx(float(model["tos"]), rel=1e-12)
+    assert sum(int(r["mul"]) for r in layers) == int(model["mul"])
+    assert {r["format"] for r in layers} == {"fp32", "fp16"}
+    json_out = tmp_path / "layers.json"
+    assert main(["score", RESBLOCK, "--per-layer", "--out", str(json_out)]) == 0
+    row = json.loads(json_out.read_text())[0]
+    assert sum(layer["tos"]["total"] for layer in row["layers"]) == pytest.approx(row["tos"], rel=1e-12)
+
+
+def test_past_int64_is_priced_from_exact_counts():
+    profile = hardware_profiles.load("cmos-generic")
+    rows, _ = cmd_score.score(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24)
+    result, per_stage = expected_tos("zoo:gpt3-175b", "cmos-generic", "training", 2 ** 24)
+    with pytest.raises(OverflowError):
+        result.as_array()
+    assert rows[0]["mul"] == result.totals["all"]["mul"] > 2 ** 63
+    assert rows[0]["tos"] == pytest.approx(sum(per_stage.values()), rel=1e-12)
+
+
+def test_worker_processes_give_the_same_rows():
+    profile = hardware_profiles.load("cmos-generic")
+    sources = [MLP, RESBLOCK, "zoo:lenet5", "zoo:nope"]
+    one, _ = cmd_score.score(sources, profile, jobs=1)
+    two, _ = cmd_score.score(sources, profile, jobs=2)
+    assert one == two
+
+
+def test_no_arguments_score_the_zoo(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["model", "params", "MACs", "FLOPs", "TOs"]
+    n = len(opcount.zoo_names())
+    assert lines[-1].startswith(f"{n} of {n} models scored with cmos-generic (inference, batch 1) in ")
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("old")
+    cmd_score.write_atomic(str(path), "new\n")
+    cmd_score.write_atomic(str(tmp_path / "b.png"), b"\x89PNG")
+    assert path.read_text() == "new\n" and (tmp_path / "b.png").read_bytes() == b"\x89PNG"
+    assert sorted(os.listdir(tmp_path)) == ["b.png", "x.csv"]
+
+
+def test_progress_bar_draws_and_clears():
+    stream = io.StringIO()
+    bar = cmd_score.ProgressBar(4, "scoring", True, stream=stream, delay=0)
+    for i in range(1, 5):
+        bar.last = 0.0
+        bar.update(i, f"zoo:m{i}")
+    bar.close()
+    text = stream.getvalue()
+    assert "\rscoring [" + "#" * 22 + "." * 8 + "] 3/4 zoo:m3" in text
+    assert text.endswith("\r" + " " * 90 + "\r")
+    silent = io.StringIO()
+    quiet = cmd_score.ProgressBar(4, "scoring", False, stream=silent, delay=0)
+    quiet.update(1)
+    quiet.close()
+    assert silent.getvalue() == ""
+
+
+def test_costs_adapter_orders_rows_by_op_and_format(monkeypatch):
+    import hwlib.cost
+
+    class Row:
+        def __init__(self, fmt, op):
+            self.format, self.op = fmt, op
+            self.cost = hwlib.cost.Cost(transistors=OP_COST[op] * FORMAT_COST[fmt])
+
+    def table(profile, formats=None, ops=None, *, cache=None, progress=None):
+        return [Row(f, op) for f in formats for op in reversed(ops)]
+
+    monkeypatch.undo()
+    monkeypatch.setattr(hwlib.cost, "cost_table", table)
+    monkeypatch.setattr(tosim._costs, "_MEMO", {})
+    got = tosim._costs.costs_array(hardware_profiles.load("cmos-generic"), ["fp64", "fp16"])
+    np.testing.assert_array_equal(got, fake_costs(None, ["fp64", "fp16"]))
+    assert got.dtype == np.float64 and not got.flags.writeable
+
+
+# --- sweep ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, values", [
+    ("8", [8]), ("4,8,16", [4, 8, 16]), ("4:7", [4, 5, 6, 7]), ("4:20:+5", [4, 9, 14, 19]),
+    ("4:4096:x2", [4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]), ("1:3,2,10", [1, 2, 3, 10]),
+])
+def test_parse_axis(text, values):
+    assert cmd_sweep.parse_axis("width", text) == values
+
+
+@pytest.mark.parametrize("text, message", [
+    ("4:x", r"^--width: '4:x' is not a number or a range A:B, A:B:\+STEP, A:B:xFACTOR$"),
+    ("9:4", r"^--width: range '9:4' ends before it starts$"),
+    ("4:9:x1", r"^--width: the factor of '4:9:x1' must be above 1$"),
+    ("0,4", r"^--width: values must be positive, not 0$"),
+])
+def test_parse_axis_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        cmd_sweep.parse_axis("width", text)
+
+
+def test_sweep_csv_plot_and_energy(tmp_path, capsys):
+    out, plot = tmp_path / "s.csv", tmp_path / "s.png"
+    assert main(["sweep", "mlp", "--width", "4:18", "--profile", "li2022", "--phase", "training",
+                 "--device", "laptop-cpu-dnn-tos", "--out", str(out), "--plot", str(plot)]) == 0
+    rows = read_csv(out)
+    assert len(rows) == 15 * 3
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    profile = hardware_profiles.load("li2022")
+    for row in rows[::7]:
+        spec = sweep.mlp_spec(width=int(row["width"]), depth=int(row["depth"]), activation=row["activation"])
+        _, per_stage = expected_tos(spec, "li2022", "training")
+        assert float(row["tos"]) == pytest.approx(sum(per_stage.values()), rel=1e-12)
+        assert float(row["energy_j"]) == pytest.approx(1.71e3 + 3.65e-12 * float(row["tos"]), rel=1e-12)
+        assert float(row["gco2e"]) == pytest.approx(float(row["energy_j"]) / 3.6e6 * profile.grid_gco2_per_kwh)
+    assert "45 mlp configurations (15 x 1 x 3) counted and priced with li2022 fp32" in capsys.readouterr().out
+
+
+def test_cnn_sweep_flags_configurations_that_do_not_fit(tmp_path, capsys):
+    out = tmp_path / "c.csv"
+    status = main(["sweep", "cnn", "--depth", "1:3", "--kernel", "5", "--image", "9", "--channels", "4",
+                   "--out", str(out)])
+    assert status == 1
+    rows = read_csv(out)
+    assert [r["error"] for r in rows] == ["", "", "kernel does not fit the image"]
+    assert rows[2]["tos"] == "" and rows[2]["depth"] == "3"
+    assert "3 cnn configurations (3 x 1 x 1 x 1 x 1 x 1)" in capsys.readouterr().out
+
+
+def test_sweep_help_lists_the_kernel_activations():
+    assert cmd_sweep.ACTIVATION_NAMES == sweep.ACTIVATIONS
+
+
+def test_sweep_usage_errors(capsys):
+    assert main(["sweep", "mlp", "--activation", "swish"]) == 2
+    assert capsys.readouterr().err == (
+        "tosim: error: --activation: 'swish' is not one of sigmoid, tanh, gelu, gelu_tanh, silu, relu\n")
+    assert main(["sweep", "cnn", "--out", "x.json"]) == 2
+    assert capsys.readouterr().err == "tosim: error: --out x.json: a sweep is written as .csv\n"

@@ -1,0 +1,68 @@
+"""The one place scoring reads cost tables: ``costs_array(profile, formats)``.
+
+Scoring needs a plain float64 array, transistors per basic op (rows, ``BASIC_OPS`` order) and
+number format (columns, in the order asked). Where the numbers come from (the on-disk cache of
+synthesized circuits, tables shipped for the built-in profiles, a fresh synthesis) is
+:func:`hwlib.cost.cost_table`'s business; nothing else in scoring touches hwlib.
+"""
+import sys
+import time
+
+import numpy as np
+
+from opcount import BASIC_OPS
+
+__all__ = ["costs_array", "SynthesisProgress"]
+
+_MEMO = {}
+
+
+class SynthesisProgress:
+    """Tells stderr about each circuit that has to be synthesized (cached ones are silent)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.started = None
+
+    def start(self, index, total, label):
+        self.started = time.perf_counter()
+        print(f"tosim: synthesizing {label} ({index}/{total}; cached for next time) ...",
+              file=self.stream, flush=True)
+
+    def done(self, index, total, label, seconds):
+        print(f"tosim: synthesized {label} in {seconds:.1f} s", file=self.stream, flush=True)
+
+
+def _memo_key(profile, formats):
+    import json
+    # a profile's technology and units decide its circuits; the name alone would confuse two
+    # files that share one
+    return (json.dumps({"technology": profile.technology, "units": profile.units,
+                        "datapath": profile.datapath}, sort_keys=True), tuple(formats))
+
+
+def costs_array(profile, formats, *, progress=None):
+    """Transistors per basic op and format: float64 array ``(len(BASIC_OPS), len(formats))``.
+
+    ``profile``: a loaded :class:`hardware_profiles.Profile`. ``formats``: format names
+    (``fp32``, ...), one column each. ``progress``: told about circuits that must be
+    synthesized (see :class:`SynthesisProgress`); ``None`` for silence. Raises
+    :class:`hwlib.CircuitError` when the profile's circuits cannot be built.
+    """
+    formats = list(formats)
+    key = _memo_key(profile, formats)
+    if key not in _MEMO:
+        from hwlib.cost import cost_table
+        rows = cost_table(profile, formats=formats, ops=list(BASIC_OPS), progress=progress)
+        table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
+        column = {fmt: i for i, fmt in enumerate(formats)}
+        seen = set()
+        for row in rows:
+            table[BASIC_OPS.index(row.op), column[row.format]] = float(row.cost.transistors)
+            seen.add((row.op, row.format))
+        missing = [(op, fmt) for fmt in formats for op in BASIC_OPS if (op, fmt) not in seen]
+        if missing:
+            raise RuntimeError(f"cost table of {profile.name!r} lacks {missing[0][1]} {missing[0][0]}")
+        table.setflags(write=False)
+        _MEMO[key] = table
+    return _MEMO[key]

@@ -1,0 +1,324 @@
+"""``tosim sweep mlp|cnn``: TOs (and joules) of model families over ranges of their parameters.
+
+Configurations are the cartesian product of the axes; their counts come from
+:mod:`opcount.sweep`'s numba kernels straight from the parameter arrays (no Python object per
+model), their TOs from :func:`opcount.kernel.tos_from_counts`. Output: a CSV (``--out``) and a
+PNG (``--plot``) of TOs and FLOPs (and joules with ``--device``) against one swept axis, one line
+per combination of the other swept axes, as the paper's Fig. 6a (MLP width x activation) and
+Fig. 7a (CNN depth).
+
+Axis values: ``8`` | ``4,8,16`` | ``4:18`` (every integer) | ``4:64:+4`` (step) | ``4:4096:x2``
+(geometric); activations as names separated by commas.
+"""
+import re
+import sys
+import time
+
+from .cmd_score import (_non_negative_float, _positive_int, carbon_grams, energy_joules, resolve_device,
+                        si, write_atomic)
+
+__all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES"]
+
+OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
+STAGES = ("forward", "loss", "backward", "update")
+
+#: Axes of each family: (name, default, help); the first varying one is the plot's x by default.
+AXES = {
+    "mlp": [("width", "4:4096:x2", "hidden width"), ("depth", "3", "hidden blocks (linear + activation)"),
+            ("activation", "sigmoid,tanh,gelu", "activation functions")],
+    "cnn": [("depth", "2:10", "conv blocks (conv2d + activation)"), ("kernel", "3", "square kernel size"),
+            ("channels", "32", "output channels of every conv"), ("image", "256", "square input size"),
+            ("padding", "0", "padding of every conv"), ("activation", "gelu", "activation functions")],
+}
+# fixed (scalar) settings of each family: (name, default, help)
+FIXED = {
+    "mlp": [("inputs", 4, "input features"), ("outputs", 1, "output features")],
+    "cnn": [("in_channels", 3, "input channels"), ("classes", 2, "output classes")],
+}
+DEFAULT_LOSS = {"mlp": "mse", "cnn": "cross_entropy"}
+#: Sweeps with more configurations than this print a summary instead of a table.
+TABLE_ROWS = 60
+
+
+#: The activations of :data:`opcount.sweep.ACTIVATIONS`, spelled out so that building the
+#: parser does not import numba (the tests check that the two agree).
+ACTIVATION_NAMES = ("sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "relu")
+
+
+def register(subparsers):
+    import opcount
+    parser = subparsers.add_parser(
+        "sweep", help="TOs of model families over parameter ranges (MLP width/depth/activation, CNN depth/kernel)",
+        description="Count and price every configuration of a model family with a numba kernel (no Python object "
+                    "per model). Axis values: 8 | 4,8,16 | 4:18 | 4:64:+4 | 4:4096:x2; activations: "
+                    + ", ".join(ACTIVATION_NAMES) + ".")
+    families = parser.add_subparsers(dest="family", metavar="FAMILY", required=True, parser_class=type(parser))
+    for family, axes in AXES.items():
+        what = ("MLP: inputs -> depth x (linear(width) + activation) -> linear(outputs)" if family == "mlp" else
+                "CNN: depth x (conv2d(channels, kernel) + activation) -> global average pool -> linear(classes)")
+        p = families.add_parser(family, help=what, description=what)
+        for name, default, text in axes:
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, metavar="VALUES",
+                           help=f"{text} (default {default})")
+        for name, default, text in FIXED[family]:
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_positive_int, default=default,
+                           help=f"{text} (default {default})")
+        p.add_argument("--x", default=None, choices=[a[0] for a in axes],
+                       help="the axis on the plot's x (default: the first axis with more than one value)")
+        p.add_argument("--profile", default="cmos-generic", help="profile name or YAML file (default cmos-generic)")
+        p.add_argument("--format", default=None, choices=list(opcount.FORMATS),
+                       help="number format of every layer (default: the profile's default format)")
+        p.add_argument("--phase", default="inference", choices=list(opcount.PHASES),
+                       help="inference = forward; validation = + loss; training = + backward + update")
+        p.add_argument("--batch", type=_positive_int, default=1, help="samples per batch (default 1)")
+        p.add_argument("--loss", default=DEFAULT_LOSS[family], choices=list(opcount.LOSSES),
+                       help=f"loss (default {DEFAULT_LOSS[family]})")
+        p.add_argument("--optimizer", default="sgd", choices=list(opcount.OPTIMIZERS), help="optimizer (default sgd)")
+        p.add_argument("--device", default=None, help="a device of the profile: adds energy_j and gco2e")
+        p.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
+                       help="grid carbon intensity in gCO2e/kWh (default: the profile's)")
+        p.add_argument("--out", default=None, metavar="FILE.csv", help="write one row per configuration")
+        p.add_argument("--plot", default=None, metavar="FILE.png", help="plot TOs and FLOPs (and joules) against --x")
+        p.add_argument("--json", action="store_true", help="print the rows as JSON")
+        p.set_defaults(func=run)
+
+
+_RANGE = re.compile(r"^(\d+):(\d+)(?::([x+]?)(\d+(?:\.\d+)?))?$")
+
+
+def parse_axis(name, text):
+    """Values of an integer axis from ``8``, ``4,8,16``, ``4:18``, ``4:64:+4``, ``4:4096:x2``
+    (ranges inclusive of their end where the steps reach it), in the order written, duplicates
+    dropped. Raises ValueError with a one-line message."""
+    values = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if item.isdigit():
+            values.append(int(item))
+            continue
+        match = _RANGE.match(item)
+        if not match:
+            raise ValueError(f"--{name}: {item!r} is not a number or a range A:B, A:B:+STEP, A:B:xFACTOR")
+        start, stop, kind, step = int(match[1]), int(match[2]), match[3], match[4]
+        if stop < start:
+            raise ValueError(f"--{name}: range {item!r} ends before it starts")
+        if kind == "x":
+            factor = float(step)
+            if factor <= 1:
+                raise ValueError(f"--{name}: the factor of {item!r} must be above 1")
+            value = float(start)
+            while round(value) <= stop:
+                values.append(int(round(value)))
+                value *= factor
+        else:
+            if step is not None and (not step.isdigit() or int(step) < 1):
+                raise ValueError(f"--{name}: the step of {item!r} must be a positive integer")
+            values.extend(range(start, stop + 1, int(step) if step else 1))
+    out = list(dict.fromkeys(values))
+    if name != "padding" and any(v < 1 for v in out):
+        raise ValueError(f"--{name}: values must be positive, not {min(out)}")
+    return out
+
+
+def _activations(text):
+    from opcount.sweep import ACTIVATIONS
+    names = list(dict.fromkeys(n.strip() for n in str(text).split(",") if n.strip()))
+    for n in names:
+        if n not in ACTIVATIONS:
+            raise ValueError(f"--activation: {n!r} is not one of {', '.join(ACTIVATIONS)}")
+    if not names:
+        raise ValueError("--activation: give at least one activation")
+    return names
+
+
+def sweep_rows(family, axes, profile, fmt, *, fixed, phase="inference", batch=1, loss=None, optimizer="sgd",
+               device=None, grid=None):
+    """Count and price a sweep. ``axes``: ``{name: list of values}`` (the cartesian product is
+    swept, first axis slowest); returns ``(columns, seconds)``, ``columns`` a dict of equal-length
+    numpy arrays (config, params, macs, flops, counts per op, TOs per stage and total, energy_j
+    and gco2e with a device, status)."""
+    import numpy as np
+
+    from opcount import sweep
+    from opcount.kernel import tos_from_counts
+
+    from ._costs import SynthesisProgress, costs_array
+    from opcount.sweep import ACTIVATIONS
+    costs = costs_array(profile, [fmt], progress=SynthesisProgress())
+    named = dict(axes)
+    named["activation"] = [ACTIVATIONS.index(a) for a in named["activation"]]
+    started = time.perf_counter()
+    config = sweep.grid(**named)
+    function = sweep.sweep_mlp if family == "mlp" else sweep.sweep_cnn
+    result = function(profile, **config, **fixed, batch=batch, phase=phase, loss=loss or DEFAULT_LOSS[family],
+                      optimizer=optimizer)
+    n = len(result)
+    _, stage_tos, tos = tos_from_counts(result.counts, costs, np.zeros(n, dtype=np.int64),
+                                        np.arange(n + 1, dtype=np.int64))
+    seconds = time.perf_counter() - started
+    columns = {name: result.config[name] for name in axes}
+    columns["activation"] = result.activation_names()
+    columns.update(params=result.params, macs=result.macs, flops=result.flops)
+    totals = result.counts.sum(axis=1)
+    for i, op in enumerate(OPS):
+        columns[op] = totals[:, i]
+    for i, stage in enumerate(STAGES):
+        columns[f"tos_{stage}"] = stage_tos[:, i]
+    columns["tos"] = tos
+    if device is not None:
+        energy = energy_joules(device, tos, result.flops.astype(np.float64), result.macs.astype(np.float64))
+        columns["energy_j"] = np.broadcast_to(np.asarray(energy, dtype=np.float64), (n,)).copy()
+        if grid is not None:
+            columns["gco2e"] = carbon_grams(columns["energy_j"], grid)
+    columns["status"] = result.status
+    return columns, seconds
+
+
+def _error_text(status):
+    from opcount.sweep import STATUS_GEOMETRY, STATUS_OVERFLOW
+    return {STATUS_GEOMETRY: "kernel does not fit the image", STATUS_OVERFLOW: "counts exceed 2**62"}.get(int(status),
+                                                                                                          "")
+
+
+def _csv_text(columns):
+    names = [k for k in columns if k != "status"] + ["error"]
+    bad = columns["status"] != 0
+    lists = []
+    for k in names[:-1]:
+        values = columns[k]
+        if values.dtype.kind == "f":
+            values = [repr(v) for v in values.tolist()]
+        else:
+            values = [str(v) for v in values.tolist()]
+        if bad.any() and k not in AXES_ALL:
+            values = ["" if b else v for v, b in zip(values, bad.tolist())]
+        lists.append(values)
+    lists.append([_error_text(s) for s in columns["status"].tolist()])
+    lines = [",".join(names)] + [",".join(row) for row in zip(*lists)]
+    return "\n".join(lines) + "\n"
+
+
+AXES_ALL = {name for axes in AXES.values() for name, _, _ in axes}
+
+
+def _plot(path, columns, axes, x_name, with_energy, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    others = [name for name, values in axes.items() if name != x_name and len(values) > 1]
+    ok = columns["status"] == 0
+    keys = list(zip(*(columns[o].tolist() for o in others))) if others else [()] * len(ok)
+    groups = list(dict.fromkeys(k for k, good in zip(keys, ok.tolist()) if good))
+    if len(groups) > 8:
+        groups = [groups[i] for i in np.linspace(0, len(groups) - 1, 8).round().astype(int)]
+    categorical = x_name == "activation"
+    panels = [("tos", "TOs"), ("flops", "FLOPs")] + ([("energy_j", "energy (J)")] if with_energy else [])
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    xs_all = axes[x_name]
+    for ax, (key, label) in zip(axs[0], panels):
+        for group in groups:
+            mask = ok.copy()
+            for o, v in zip(others, group):
+                mask &= columns[o] == v
+            xv = columns[x_name][mask]
+            yv = columns[key][mask]
+            pos = np.array([xs_all.index(v) for v in xv.tolist()]) if categorical else xv
+            text = ", ".join(f"{o}={v}" for o, v in zip(others, group)) or label
+            ax.plot(pos, yv, marker="o", markersize=3, label=text)
+        if categorical:
+            ax.set_xticks(range(len(xs_all)), xs_all)
+        elif max(xs_all) / max(min(xs_all), 1) >= 16:
+            ax.set_xscale("log", base=2)
+        shown = columns[key][ok]
+        if shown.size and shown.min() > 0 and shown.max() / shown.min() >= 10:
+            ax.set_yscale("log")
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+        if len(groups) > 1:
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    import io
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())
+
+
+def run(args):
+    import json
+
+    import hardware_profiles
+
+    from .cli import CommandError
+    family = args.family
+    if args.out and not args.out.lower().endswith(".csv"):
+        raise CommandError(f"--out {args.out}: a sweep is written as .csv")
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise CommandError(f"--plot {args.plot}: the plot is written as .png")
+    try:
+        axes = {}
+        for name, _, _ in AXES[family]:
+            text = getattr(args, name)
+            axes[name] = _activations(text) if name == "activation" else parse_axis(name, text)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    profile = hardware_profiles.load(args.profile)
+    device = resolve_device(profile, args.device) if args.device else None
+    fmt = args.format or profile.default_format
+    fixed = {name: getattr(args, name) for name, _, _ in FIXED[family]}
+    grid = profile.grid_gco2_per_kwh if args.grid_intensity is None else args.grid_intensity
+    columns, seconds = sweep_rows(family, axes, profile, fmt, fixed=fixed, phase=args.phase, batch=args.batch,
+                                  loss=args.loss, optimizer=args.optimizer, device=device, grid=grid)
+    n = len(columns["tos"])
+    x_name = args.x or next((name for name, values in axes.items() if len(values) > 1), AXES[family][0][0])
+    if args.out:
+        write_atomic(args.out, _csv_text(columns))
+    if args.plot:
+        title = (f"{family} sweep, {profile.name}, {fmt}, {args.phase}, batch {args.batch}"
+                 + (f", device {args.device}" if device is not None else ""))
+        _plot(args.plot, columns, axes, x_name, device is not None, title)
+    failed = int((columns["status"] != 0).sum())
+    if args.json:
+        keys = [k for k in columns if k != "status"]
+        rows = []
+        for i in range(n):
+            row = {k: columns[k][i].item() for k in keys}
+            row["error"] = _error_text(columns["status"][i]) or None
+            rows.append(row)
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        if n <= TABLE_ROWS:
+            _print_table(columns, axes, device is not None)
+        ok = columns["status"] == 0
+        span = (f"; TOs from {si(columns['tos'][ok].min())} to {si(columns['tos'][ok].max())}" if ok.any() else "")
+        print(f"{n:,} {family} configurations ({' x '.join(str(len(v)) for v in axes.values())}) counted and priced "
+              f"with {profile.name} {fmt} ({args.phase}, batch {args.batch}) in {seconds:.3f} s{span}"
+              + (f"; {failed} flagged" if failed else ""))
+    for path in (args.out, args.plot):
+        if path:
+            print(f"wrote {path}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_table(columns, axes, with_energy):
+    names = list(axes) + ["params", "FLOPs", "TOs", "TOs/FLOP"] + (["energy J", "gCO2e"] if with_energy else [])
+    body = []
+    for i in range(len(columns["tos"])):
+        line = [str(columns[a][i]) for a in axes]
+        if columns["status"][i]:
+            body.append(line + [_error_text(columns["status"][i])] + [""] * (len(names) - len(line) - 1))
+            continue
+        flops = int(columns["flops"][i])
+        line += [si(int(columns["params"][i])), si(flops), si(columns["tos"][i]),
+                 f"{columns['tos'][i] / flops:.0f}" if flops else "-"]
+        if with_energy:
+            line += [si(columns["energy_j"][i]), si(columns["gco2e"][i]) if "gco2e" in columns else "-"]
+        body.append(line)
+    widths = [max(len(r[k]) for r in [names] + body) for k in range(len(names))]
+    print("  ".join(h.rjust(w) for h, w in zip(names, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in body:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
