@@ -28,30 +28,33 @@ class KernelInputError(ValueError):
 
 
 @njit(**NJIT_PARALLEL)
-def _tos_kernel(counts, costs, layer_format, offsets, layer_tos, model_stage_tos, model_tos):
+def _tos_kernel(rows, row_costs, layer_format, offsets, layer_tos, model_stage_tos, model_tos):
+    # rows: counts viewed as (layers, 4 stages x 6 ops), row_costs: (formats, 4 x 6) with the cost
+    # of op o repeated for each stage, so one layer is one contiguous sweep over 24 numbers.
+    # Within a stage the additions run in op order, as in the reference. Each model's stage sums
+    # live in a thread-private 4-element accumulator and are written once to the model's own row.
     n_models = offsets.shape[0] - 1
-    n_stages = counts.shape[1]
-    n_ops = counts.shape[2]
     for m in prange(n_models):
-        total = 0.0
-        for s in range(n_stages):
-            model_stage_tos[m, s] = 0.0
+        stage_sums = np.zeros(4)
         for layer in range(offsets[m], offsets[m + 1]):
             f = layer_format[layer]
-            for s in range(n_stages):
+            for stage in range(4):
                 acc = 0.0
-                for o in range(n_ops):
-                    acc += counts[layer, s, o] * costs[o, f]
-                layer_tos[layer, s] = acc
-                model_stage_tos[m, s] += acc
-                total += acc
-        model_tos[m] = total
+                for o in range(stage * 6, stage * 6 + 6):
+                    acc += rows[layer, o] * row_costs[f, o]
+                layer_tos[layer, stage] = acc
+                stage_sums[stage] += acc
+        for stage in range(4):
+            model_stage_tos[m, stage] = stage_sums[stage]
+        model_tos[m] = stage_sums[0] + stage_sums[1] + stage_sums[2] + stage_sums[3]
 
 
-def tos_from_counts(counts, costs, layer_format, offsets=None):
+def tos_from_counts(counts, costs, layer_format, offsets=None, *, out=None):
     """TOs per layer/stage, per model/stage and per model; see the module docstring for shapes.
 
-    ``offsets`` defaults to one model holding every layer.
+    ``offsets`` defaults to one model holding every layer. ``out`` may pass the three float64
+    output arrays to fill (a batch pipeline reuses them instead of faulting in fresh pages for
+    every call); they are returned.
     """
     counts = np.ascontiguousarray(counts)
     costs = np.ascontiguousarray(costs, dtype=np.float64)
@@ -60,6 +63,9 @@ def tos_from_counts(counts, costs, layer_format, offsets=None):
         raise KernelInputError(f"counts must be an int64 array (layers, stages, ops), not "
                                f"{counts.dtype} with shape {counts.shape}")
     n_layers, n_stages, n_ops = counts.shape
+    if (n_stages, n_ops) != (4, 6):
+        raise KernelInputError(f"counts must have 4 stages (forward, loss, backward, update) and 6 ops "
+                               f"(add, sub, mul, div, sqrt, cmp), not shape {counts.shape}")
     if costs.ndim != 2 or costs.shape[0] != n_ops:
         raise KernelInputError(f"costs must have shape ({n_ops}, formats), not {costs.shape}")
     if layer_format.shape != (n_layers,):
@@ -73,8 +79,15 @@ def tos_from_counts(counts, costs, layer_format, offsets=None):
             or np.any(np.diff(offsets) < 0):
         raise KernelInputError("offsets must rise from 0 to the number of layers")
     n_models = offsets.shape[0] - 1
-    layer_tos = np.empty((n_layers, n_stages), dtype=np.float64)
-    model_stage_tos = np.empty((n_models, n_stages), dtype=np.float64)
-    model_tos = np.empty(n_models, dtype=np.float64)
-    _tos_kernel(counts, costs, layer_format, offsets, layer_tos, model_stage_tos, model_tos)
+    shapes = ((n_layers, n_stages), (n_models, n_stages), (n_models,))
+    if out is None:
+        out = tuple(np.empty(shape, dtype=np.float64) for shape in shapes)
+    for array, shape in zip(out, shapes):
+        if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != np.float64 \
+                or not array.flags.c_contiguous:
+            raise KernelInputError(f"out arrays must be C-contiguous float64 of shapes {shapes}")
+    layer_tos, model_stage_tos, model_tos = out
+    row_costs = np.ascontiguousarray(np.tile(costs.T, (1, n_stages)))     # (formats, stages*ops)
+    _tos_kernel(counts.reshape(n_layers, n_stages * n_ops), row_costs, layer_format, offsets,
+                layer_tos, model_stage_tos, model_tos)
     return layer_tos, model_stage_tos, model_tos

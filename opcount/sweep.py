@@ -34,11 +34,11 @@ from numba import njit, prange
 
 from ._engine import BASIC_OPS, PHASES, STAGES
 from ._ir import LOSSES, OPTIMIZERS, ModelError
-from ._numba_config import NJIT, NJIT_PARALLEL
+from ._numba_config import NJIT, NJIT_INLINE, NJIT_PARALLEL
 
 # Helpers are inlined at numba's IR level: as separate functions every call would pass shared
 # arrays by reference count, and two threads updating one count serialize on it.
-_INLINE = dict(NJIT, inline="always")
+
 
 __all__ = ["SweepCounts", "ACTIVATIONS", "FAMILIES", "sweep_mlp", "sweep_cnn", "mlp_spec", "cnn_spec",
            "grid", "STATUS_OK", "STATUS_GEOMETRY", "STATUS_OVERFLOW"]
@@ -96,13 +96,13 @@ class SweepCounts:
 
 # --- numba kernels ----------------------------------------------------------------------------
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _put(acc, shadow, stage, op, value, estimate):
     acc[stage, op] += value
     shadow[stage, op] += estimate
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _put_vec(acc, shadow, stage, table, row, times):
     # a per-element recipe (row ``row`` of ``table``, 6 basic ops) applied to ``times`` elements;
     # rows are indexed in place: a view per call would cost a reference count in the hot loop
@@ -113,7 +113,7 @@ def _put_vec(acc, shadow, stage, table, row, times):
             shadow[stage, o] += float(v) * float(times)
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _clear(acc, shadow):
     for s in range(4):
         for o in range(6):
@@ -121,7 +121,7 @@ def _clear(acc, shadow):
             shadow[s, o] = 0.0
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _linear(acc, shadow, n, i, o, input_grad, training, times):
     """``times`` linear layers of linear_cost (bias, not tied) over ``n`` rows; returns
     (macs forward, macs backward)."""
@@ -140,7 +140,7 @@ def _linear(acc, shadow, n, i, o, input_grad, training, times):
     return times * (n * o * i), macs_b
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _update(acc, shadow, params, opt_vec, first, adam):
     """update_cost of _engine: per-parameter ops, + the adam step scalars on the first layer."""
     _put_vec(acc, shadow, _UPD, opt_vec, 0, params)
@@ -149,7 +149,7 @@ def _update(acc, shadow, params, opt_vec, first, adam):
         _put(acc, shadow, _UPD, _SUB, 2, 2.0)
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _loss(acc, shadow, loss, n, c, exp_vec, log_vec, training):
     """loss_cost of _engine on an output of ``c`` features per sample (mse: 0, ce: 1, bce: 2)."""
     e = n * c
@@ -186,7 +186,7 @@ def _loss(acc, shadow, loss, n, c, exp_vec, log_vec, training):
             _put(acc, shadow, _BWD, _DIV, e + 1, fe)
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _finish(c, acc, shadow, counts, status):
     for s in range(4):
         for o in range(6):
@@ -197,7 +197,7 @@ def _finish(c, acc, shadow, counts, status):
             counts[c, s, o] = acc[s, o] if status[c] == STATUS_OK else 0
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _mlp_one(c, width, depth, act, act_fwd, act_bwd, n_in, n_out, n, stages, loss, opt_vec, adam, exp_vec,
              log_vec, counts, params, macs, status, acc, shadow):
     training = stages[_BWD]
@@ -240,7 +240,7 @@ def _mlp_kernel(width, depth, act, act_fwd, act_bwd, n_in, n_out, batch, stages,
                      exp_vec, log_vec, counts, params, macs, status, acc, shadow)
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _pairs_1d(length, kernel, padding, out):
     """(output, tap) pairs of a stride-1 window that land inside [0, length) (conv_geometry)."""
     total = 0
@@ -252,7 +252,7 @@ def _pairs_1d(length, kernel, padding, out):
     return total
 
 
-@njit(**_INLINE)
+@njit(**NJIT_INLINE)
 def _cnn_one(c, depth, kernel, channels, image, padding, act, act_fwd, act_bwd, in_channels, classes, batch,
              stages, loss, opt_vec, adam, exp_vec, log_vec, counts, params, macs, status, acc, shadow):
     training = stages[_BWD]

@@ -59,3 +59,15 @@ def test_bad_inputs():
         tos_from_counts(counts, np.ones((6, 1)), np.array([0, 1, 0]))
     with pytest.raises(KernelInputError, match=r"^offsets must rise from 0 to the number of layers$"):
         tos_from_counts(counts, np.ones((6, 1)), np.zeros(3), np.array([0, 2, 1, 3]))
+
+
+def test_out_arrays_are_filled_and_checked():
+    counts, costs, fmt, offsets = _synthetic(5, n_models=9, max_layers=7)
+    n, m = counts.shape[0], len(offsets) - 1
+    out = (np.full((n, 4), np.nan), np.full((m, 4), np.nan), np.full(m, np.nan))
+    got = tos_from_counts(counts, costs, fmt, offsets, out=out)
+    assert all(g is o for g, o in zip(got, out))
+    for g, w in zip(got, tos_reference(counts, costs, fmt, offsets)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
+    with pytest.raises(KernelInputError, match=r"^out arrays must be C-contiguous float64"):
+        tos_from_counts(counts, costs, fmt, offsets, out=(out[0][:, :3], out[1], out[2]))
