@@ -30,9 +30,8 @@ FPAdd      one ``(F+4)``-bit adder in add/subtract mode (significands with guard
            and sticky bits); ``F`` is the number of fraction bits
 FPMul      one ``(F+1) x (F+1)``-bit multiplier (with its final adder)
 FPDiv      one divider of an ``(F+1)``-bit divisor and a ``(2F+3)``-bit dividend (the
-           normalized dividend significand shifted left by ``F+2``), quotient ``F+3`` bits
-           (the integer interface unrolls all ``2F+3`` quotient rows, ``F`` of which always
-           give 0 here: an FP divider starting from a partial remainder would need ``F+3``)
+           normalized dividend significand shifted left by ``F+2``), built with only the
+           ``F+3`` quotient rows the result needs (``quotient_width=F+3``)
 FPSqrt     one root unit with a ``(2F+4)``-bit radicand, root ``F+2`` bits
 FPCmp      one ``(E+F)``-bit subtractor on the magnitude fields
 =========  ==============================================================================
@@ -386,12 +385,13 @@ class FPDiv(_FPUnit):
     Ports: ``a``, ``b``: In(w); ``result``: Out(w).
 
     Both significands are normalized (leading-zero count and left shift, for subnormals);
-    then one pluggable ``divider`` (``Cls(F+1, dividend_width=2F+3, adder=...)``) divides the
+    then one pluggable ``divider`` (``Cls(F+1, dividend_width=2F+3, quotient_width=F+3,
+    adder=...)``) divides the
     dividend significand shifted left by ``F+2`` by the divisor significand. The quotient lies
     in ``(2**(F+1), 2**(F+3))``: its top ``F+2`` significant bits and a sticky bit (the rest
-    of the quotient and ``remainder != 0``) go to the shared RNE rounding. The unrolled
-    divider computes all ``2F+3`` quotient bits of its integer interface; the top ``F`` are
-    always 0 here and are not used. ``x / 0`` is a signed infinity for ``x != 0``; ``0 / 0``
+    of the quotient and ``remainder != 0``) go to the shared RNE rounding. Normalized
+    significands guarantee ``dividend < divisor * 2**(F+3)``, so the divider unrolls only
+    ``F+3`` quotient rows (an integer divider would unroll ``2F+3``). ``x / 0`` is a signed infinity for ``x != 0``; ``0 / 0``
     and ``inf / inf`` are NaN.
 
     Area O(D(F) + w log w), delay O(T_div(F) + log w) with ``D``, ``T_div`` the divider's
@@ -415,7 +415,7 @@ class FPDiv(_FPUnit):
         lza, na = _normalize_left(m, A.sig, "norm_a")
         lzb, nb = _normalize_left(m, B.sig, "norm_b")
 
-        div = self.divider(F + 1, dividend_width=2 * F + 3, adder=self.adder)
+        div = self.divider(F + 1, dividend_width=2 * F + 3, quotient_width=F + 3, adder=self.adder)
         m.submodules.significand_divider = div
         m.d.comb += [div.dividend.eq(Cat(Const(0, F + 2), na)), div.divisor.eq(nb)]
         q = div.quotient[:F + 3]
