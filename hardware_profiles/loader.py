@@ -291,6 +291,78 @@ def _validate_partial(doc):
             raise doc.error(("carbon", "grid_gco2_per_kwh"), f"grid intensity must not be negative, not {value}")
     if "source" in carbon:
         _check_type(doc, ("carbon", "source"), carbon["source"], str)
+    if "memory" in data:
+        _validate_memory(doc, data["memory"])
+
+
+def _check_energy(doc, path, value):
+    _check_type(doc, path, value, float)
+    if value < 0:
+        raise doc.error(path, f"energy must be a non-negative number of joules, not {value}")
+
+
+def _validate_memory(doc, memory):
+    """The ``memory:`` section: a memory hierarchy (innermost level first), a reuse model and
+    optional compute energies; see :mod:`opcount.movement` for how they are used."""
+    base = ("memory",)
+    _check_keys(doc, base, memory, S.MEMORY_KEYS, "memory key")
+    for key, value in memory.items():
+        _check_type(doc, base + (key,), value, S.MEMORY_KEYS[key])
+    if "reuse" in memory and memory["reuse"] not in S.REUSE_MODELS:
+        raise doc.error(base + ("reuse",), f"unknown reuse model {memory['reuse']!r}"
+                                           f"{_suggest(memory['reuse'], S.REUSE_MODELS)}; "
+                                           f"known: {', '.join(S.REUSE_MODELS)}")
+    levels = memory.get("levels")
+    if levels is not None and not levels:
+        raise doc.error(base + ("levels",), "needs at least one level")
+    names = set()
+    inner = None
+    for i, level in enumerate(levels or []):
+        path = base + ("levels", i)
+        _check_type(doc, path, level, dict)
+        _check_keys(doc, path, level, S.MEMORY_LEVEL_KEYS, "level key")
+        for key, value in level.items():
+            _check_type(doc, path + (key,), value, S.MEMORY_LEVEL_KEYS[key])
+        if "name" not in level:
+            raise doc.error(path, "missing key 'name'")
+        if level["name"] in names:
+            raise doc.error(path + ("name",), f"duplicate level name {level['name']!r}")
+        names.add(level["name"])
+        outermost = i == len(levels) - 1
+        if "capacity_bytes" in level:
+            _check_positive_int(doc, path + ("capacity_bytes",), level["capacity_bytes"], "capacity")
+            if inner is not None and level["capacity_bytes"] <= inner[1]:
+                raise doc.error(path + ("capacity_bytes",),
+                                f"capacity must be larger than the level inside it "
+                                f"({inner[0]}, {inner[1]} bytes), not {level['capacity_bytes']}")
+            inner = (level["name"], level["capacity_bytes"])
+        elif not outermost:
+            raise doc.error(path, "missing key 'capacity_bytes' (every level but the outermost needs one)")
+        if "bytes_per_access" in level:
+            _check_positive_int(doc, path + ("bytes_per_access",), level["bytes_per_access"], "bytes per access")
+        has_access, has_byte = "energy_per_access_j" in level, "energy_per_byte_j" in level
+        if has_access and has_byte:
+            raise doc.error(path, "give energy_per_access_j or energy_per_byte_j, not both")
+        if not has_access and not has_byte:
+            raise doc.error(path, "missing key 'energy_per_access_j' or 'energy_per_byte_j'")
+        if has_access and "bytes_per_access" not in level:
+            raise doc.error(path, "missing key 'bytes_per_access' (energy_per_access_j prices one access)")
+        _check_energy(doc, path + ("energy_per_access_j" if has_access else "energy_per_byte_j",),
+                      level["energy_per_access_j" if has_access else "energy_per_byte_j"])
+    compute = memory.get("compute", {})
+    _check_keys(doc, base + ("compute",), compute, S.MEMORY_COMPUTE_KEYS, "compute key")
+    for key, table in compute.items():
+        path = base + ("compute", key)
+        _check_type(doc, path, table, dict)
+        for fmt, entry in table.items():
+            _check_format(doc, path + (fmt,), fmt)
+            if key == "mac_energy_j":
+                _check_energy(doc, path + (fmt,), entry)
+                continue
+            _check_type(doc, path + (fmt,), entry, dict)
+            _check_keys(doc, path + (fmt,), entry, S.BASIC_OPS, "op")
+            for op, value in entry.items():
+                _check_energy(doc, path + (fmt, op), value)
 
 
 def _check_format(doc, path, fmt):
@@ -435,6 +507,13 @@ def _complete(data, src, top):
         raise err(("default_format",), f"default format {fmt!r} is not among formats "
                                        f"({', '.join(data['formats'])})")
 
+    memory = data.get("memory")
+    if memory is not None:
+        if "levels" not in memory:
+            raise missing(("memory", "levels"), "a memory section describes its hierarchy")
+        data["memory"] = dict(memory)
+        data["memory"].setdefault("reuse", "weight_stationary")
+
     recipes = data["recipes"]
     for name in S.REQUIRED_RECIPES:
         if name not in recipes:
@@ -514,6 +593,12 @@ class Profile:
     @property
     def devices(self):
         return self.data.get("devices", {})
+
+    @property
+    def memory(self):
+        """The ``memory:`` section (levels innermost first, reuse model, compute energies), or
+        ``None`` when the profile has none (then only TOs are priced)."""
+        return self.data.get("memory")
 
     @property
     def grid_gco2_per_kwh(self):

@@ -8,7 +8,8 @@ checks that the names here and there are the same.
 __all__ = [
     "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "DESIGNS", "UNIT_DESIGN_KIND",
     "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
-    "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS",
+    "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
+    "REUSE_MODELS",
 ]
 
 SCHEMA_VERSION = 1
@@ -69,6 +70,7 @@ TOP_KEYS = {
     "recipes": dict,
     "devices": dict,
     "carbon": dict,
+    "memory": dict,
 }
 
 DEVICE_KEYS = {
@@ -81,3 +83,13 @@ DEVICE_KEYS = {
     "metrics": dict,
     "description": str,
 }
+
+#: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.
+MEMORY_KEYS = {"reuse": str, "levels": list, "compute": dict, "source": str}
+#: Keys of one entry of ``memory.levels`` (innermost level first). Energies are joules (SI).
+MEMORY_LEVEL_KEYS = {"name": str, "capacity_bytes": int, "bytes_per_access": int,
+                     "energy_per_access_j": float, "energy_per_byte_j": float}
+#: ``memory.compute``: joules per basic op or per MAC, per format (``{fp32: {add: 9.0e-13}}``).
+MEMORY_COMPUTE_KEYS = {"op_energy_j": dict, "mac_energy_j": dict}
+#: Reuse models (dataflows) of ``memory.reuse``: which operand a level holds while the others stream.
+REUSE_MODELS = ("weight_stationary", "output_stationary")

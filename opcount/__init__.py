@@ -23,11 +23,13 @@ from ._onnx import load_onnx
 from ._spec import load_spec, spec_to_model
 from ._torch import load_torch
 from ._zoo import zoo_names, load_zoo
+from .movement import Densities, MemoryHierarchy, MovementResult, count_movement
 
 __all__ = ["ModelError", "ModelIR", "Layer", "build_model", "load_model", "load_spec", "spec_to_model", "load_onnx",
            "load_torch", "load_hf_config",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
-           "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST"]
+           "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
+           "count_movement", "MemoryHierarchy", "Densities", "MovementResult"]
 
 
 def layer_types():

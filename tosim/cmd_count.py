@@ -1,5 +1,10 @@
-"""``tosim count MODEL``: per-layer basic-operation counts per stage (opcount)."""
+"""``tosim count MODEL``: per-layer basic-operation counts per stage (opcount).
+
+With a profile that has a ``memory:`` section (horowitz45, yang2017) it also prints the energy
+split into compute and data movement per layer (:mod:`opcount.movement`), and ``--plot`` draws it.
+"""
 import json
+import sys
 
 __all__ = ["register", "run"]
 
@@ -20,7 +25,35 @@ def register(subparsers):
     parser.add_argument("--seq", type=_positive, default=None,
                         help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_movement_arguments(parser)
+    parser.add_argument("--plot", default=None, metavar="F.png",
+                        help="stacked bars of compute and data-movement energy per layer (needs a profile "
+                             "with a memory section, e.g. horowitz45 or yang2017)")
     parser.set_defaults(func=run)
+
+
+def _density(text):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], not {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], not {text!r}")
+    return value
+
+
+def add_movement_arguments(parser):
+    """The sparsity flags shared by count and score (used when the profile has a memory section)."""
+    parser.add_argument("--density-weights", type=_density, default=1.0, metavar="D",
+                        help="fraction of non-zero weights (pruning); scales MACs and compressed accesses")
+    parser.add_argument("--density-inputs", type=_density, default=1.0, metavar="D",
+                        help="fraction of non-zero input activations (e.g. after ReLU)")
+
+
+def densities(args):
+    from opcount.movement import Densities
+    return Densities(weights=args.density_weights, inputs=args.density_inputs)
 
 
 def _positive(text):
@@ -45,11 +78,88 @@ def run(args):
     profile = hardware_profiles.load(args.profile)
     model = _load(args)
     result = opcount.count_model(model, profile, phase=args.phase, batch=args.batch)
+    movement = None
+    if profile.memory is not None:
+        movement = opcount.count_movement(result, model, profile, densities=densities(args))
+    elif args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0:
+        from .cli import CommandError
+        raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
+                           "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        out = result.to_json()
+        if movement is not None:
+            out["movement"] = movement.to_json()
+        print(json.dumps(out, indent=2))
     else:
         print(format_table(result))
+        if movement is not None:
+            print("\n" + format_movement(movement))
+    if args.plot:
+        plot_movement(movement, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0
+
+
+def format_movement(movement):
+    """Per-layer compute and data-movement energy (joules) and accesses per memory level."""
+    from .cmd_score import si
+    levels = movement.hierarchy.names
+    header = ["layer", "type", "eff. MACs", "compute J", "movement J", "movement %"] + [f"{lv} acc." for lv in levels]
+    rows = []
+    for m in movement.layers:
+        total = m.compute_j + m.movement_j
+        rows.append([m.name + (" (~)" if m.approximate else ""), m.type, si(m.effective_macs), si(m.compute_j),
+                     si(m.movement_j), f"{100 * m.movement_j / total:.1f}" if total else "-"]
+                    + [si(movement.accesses(m, lv)) for lv in levels])
+    total = movement.compute_j + movement.movement_j
+    footer = ["total", "", si(sum(m.effective_macs for m in movement.layers)), si(movement.compute_j),
+              si(movement.movement_j), f"{100 * movement.movement_j / total:.1f}" if total else "-"] + [
+        si(sum(movement.accesses(m, lv) for m in movement.layers)) for lv in levels]
+    widths = [max(len(str(r[i])) for r in [header] + rows + [footer]) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    priced = "" if movement.compute_priced else " (the profile prices no arithmetic: compute 0)"
+    out = [f"energy split under {movement.profile}: {movement.hierarchy.reuse}, levels {' > '.join(levels)}{priced}",
+           line(header), rule] + [line(r) for r in rows] + [rule, line(footer)]
+    if movement.approximate:
+        out.append("(~) movement approximated (fused with level 0; see opcount.movement)")
+    return "\n".join(out)
+
+
+def plot_movement(movement, path):
+    """A stacked-bar PNG: compute and data-movement energy per layer (like yang2017 Fig. 6);
+    movement split by data type (weights, inputs, outputs incl. partial sums)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from opcount.movement import DATA_TYPES
+    per_byte = {lv.name: lv.energy_per_byte_j for lv in movement.hierarchy.levels}
+    layers = [m for m in movement.layers if m.compute_j + m.movement_j > 0]
+    names = [m.name for m in layers]
+    parts = {"compute": np.array([m.compute_j for m in layers])}
+    for t in DATA_TYPES:
+        parts[f"{t} movement"] = np.array([sum(m.bytes[s][lv][t] * per_byte[lv] for s in m.bytes for lv in per_byte)
+                                           for m in layers])
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 2), 4.5))
+    bottom = np.zeros(len(names))
+    x = np.arange(len(names))
+    for label, values in parts.items():
+        ax.bar(x, values, bottom=bottom, label=label)
+        bottom += values
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("energy per batch (J)")
+    ax.set_title(f"{movement.model}: compute vs data movement ({movement.profile}, {movement.phase}, "
+                 f"batch {movement.batch})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _human(n):

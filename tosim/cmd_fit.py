@@ -11,7 +11,7 @@ import sys
 
 __all__ = ["register", "run", "FEATURES"]
 
-FEATURES = ("tos", "flops", "macs", "tos-by-op")
+FEATURES = ("tos", "flops", "macs", "tos-by-op", "tos+movement")
 POLY_FEATURES = ("tos", "flops", "macs")
 DEFAULT_PROFILE = "cmos-generic"
 
@@ -39,7 +39,9 @@ def register(subparsers):
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
     parser.add_argument("--feature", default="tos", choices=FEATURES,
                         help="what energy is fitted on (tos-by-op: non-negative linear fit on the TOs of "
-                             "each basic op; cannot be written to a profile)")
+                             "each basic op; tos+movement: non-negative linear fit on TOs and the modelled "
+                             "data-movement joules of a profile with a memory section; neither can be "
+                             "written to a profile)")
     parser.add_argument("--degree", type=int, default=1, choices=[1, 2, 3],
                         help="coefficients beyond the intercept (default 1)")
     parser.add_argument("--train-fraction", type=_fraction, default=0.6, help="share of rows fitted (default 0.6)")
@@ -90,6 +92,9 @@ class FeatureCache:
         for (phase, batch), sources in sorted(groups.items()):
             sources = sorted(sources)
             rows, _ = score(sources, self.profile, phase=phase, batch=batch, per_layer=True, jobs=self.jobs)
+            if self.profile.memory is not None:
+                from tosim.cmd_score import add_movement
+                add_movement(rows, sources, self.profile, phase, batch)
             for source, row in zip(sources, rows):
                 if row["error"] is not None:
                     value = row["error"]
@@ -104,7 +109,8 @@ class FeatureCache:
                     for layer in row["layers"]:
                         by_op += np.asarray(layer["counts"], dtype=np.float64) * costs[:, column[layer["format"]]]
                     value = {"tos": row["tos"], "flops": float(row["flops"]), "macs": float(row["macs"]),
-                             "tos_by_op": dict(zip(OPS, (float(v) for v in by_op)))}
+                             "tos_by_op": dict(zip(OPS, (float(v) for v in by_op))),
+                             "movement": float(row.get("energy_movement_j") or 0.0)}
                 self.steps[(source, phase, batch)] = value
 
     def row(self, measurement):
@@ -117,16 +123,18 @@ class FeatureCache:
             if isinstance(f, str):
                 raise ValueError(f)
             part = {"tos": count * f["tos"], "flops": count * f["flops"], "macs": count * f["macs"],
+                    "movement": count * f["movement"],
                     "tos_by_op": {op: count * v for op, v in f["tos_by_op"].items()}}
             if total is None:
                 total = part
             else:
-                for k in ("tos", "flops", "macs"):
+                for k in ("tos", "flops", "macs", "movement"):
                     total[k] += part[k]
                 for op, v in part["tos_by_op"].items():
                     total["tos_by_op"][op] += v
         e = measurement.epochs
         return {"tos": e * total["tos"], "flops": e * total["flops"], "macs": e * total["macs"],
+                "movement": e * total["movement"],
                 "tos_by_op": {op: e * v for op, v in total["tos_by_op"].items()}}
 
 
@@ -178,6 +186,18 @@ def fit_all(measured, features, feature, degree, train, validation, weighting):
                   "train": calibrate.metrics(y[train], pred[train]),
                   "validation": calibrate.metrics(y[validation], pred[validation])}
         chosen_pred = pred
+    if feature == "tos+movement":
+        # E = c0 + c_tos TOs + c_mov E_movement: c_mov scales the memory model's joules (1 when the
+        # profile's memory energies are right for the device), c_tos prices the arithmetic
+        names = ["tos", "movement"]
+        x = np.asarray([[f["tos"], f["movement"]] for f in features], dtype=np.float64)
+        fit = calibrate.fit_nonnegative(x[train], y[train], names=names, weighting=weighting)
+        pred = fit.predict(x)
+        chosen = {"feature": feature, "degree": 1, "intercept": fit.intercept,
+                  "coefficients": dict(zip(names, fit.coefficients)),
+                  "train": calibrate.metrics(y[train], pred[train]),
+                  "validation": calibrate.metrics(y[validation], pred[validation])}
+        chosen_pred = pred
     return chosen, chosen_pred, comparison
 
 
@@ -188,10 +208,13 @@ def run(args):
     import opcount
     from tosim.cli import CommandError
 
-    if args.write_profile and args.feature == "tos-by-op":
+    if args.write_profile and args.feature in ("tos-by-op", "tos+movement"):
         raise CommandError("--write-profile needs a polynomial feature (tos, flops or macs): a profile device "
                            "is a polynomial in one feature")
     profile = hardware_profiles.load(args.profile)
+    if args.feature == "tos+movement" and profile.memory is None:
+        raise CommandError(f"--feature tos+movement needs a profile with a memory section; {profile.name!r} "
+                           "has none (try --profile horowitz45 or yang2017)")
     data = calibrate.read_any(args.measurements, mapping=args.map, parts=args.energy_parts,
                               default_phase=args.phase, zoo_names=opcount.zoo_names())
     rows, device = _select_device(data.rows, args.device)
@@ -324,7 +347,7 @@ def format_report(result):
               "abs err avg/max J"]
     rows = []
     entries = list(result["comparison"])
-    if result["feature"] == "tos-by-op":
+    if result["feature"] in ("tos-by-op", "tos+movement"):
         entries = [result] + entries
     for e in entries:
         t, v = e["train"], e["validation"]

@@ -23,7 +23,8 @@ import tempfile
 import time
 
 __all__ = ["register", "run", "ROW_FIELDS", "LAYER_FIELDS", "score", "expand_inputs", "resolve_device",
-           "energy_joules", "carbon_grams", "write_atomic", "ProgressBar", "MODEL_EXTENSIONS"]
+           "energy_joules", "carbon_grams", "write_atomic", "ProgressBar", "MODEL_EXTENSIONS",
+           "movement_fields", "add_movement"]
 
 DEFAULT_PROFILE = "cmos-generic"
 #: File types a folder input is searched for (recursively).
@@ -66,7 +67,46 @@ def register(subparsers):
                         help="processes that read and count models (default: automatic; 1 = in this process)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
+    from .cmd_count import add_movement_arguments
+    add_movement_arguments(parser)
+    parser.add_argument("--plot", default=None, metavar="F.png",
+                        help="with a memory profile: one stacked-bar PNG per model, F-<model>.png "
+                             "(compute vs data movement per layer)")
     parser.set_defaults(func=run)
+
+
+def movement_fields(profile):
+    """Extra columns of a profile with a ``memory:`` section: compute and movement energy (J)
+    and accesses per level, appended after :data:`ROW_FIELDS`; none without one."""
+    memory = profile.memory
+    if memory is None:
+        return []
+    return ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv['name']}" for lv in memory["levels"]]
+
+
+def add_movement(rows, sources, profile, phase, batch, densities=None, plot=None):
+    """Fill :func:`movement_fields` of each good row (recounting its model; opcount.movement)."""
+    import opcount
+    for row, source in zip(rows, sources):
+        if row["error"] is not None:
+            continue
+        model = opcount.load_model(source)
+        result = opcount.count_model(model, profile, phase=phase, batch=batch)
+        mv = opcount.count_movement(result, model, profile, densities=densities)
+        row["energy_compute_j"] = mv.compute_j
+        row["energy_movement_j"] = mv.movement_j
+        for lv in mv.hierarchy.names:
+            row[f"accesses_{lv}"] = float(sum(mv.accesses(m, lv) for m in mv.layers))
+        by_name = {m.name: m for m in mv.layers}
+        for layer in row.get("layers") or []:
+            m = by_name.get(layer["name"])
+            if m is not None:
+                layer["energy_compute_j"], layer["energy_movement_j"] = m.compute_j, m.movement_j
+                layer.update({f"accesses_{lv}": mv.accesses(m, lv) for lv in mv.hierarchy.names})
+        if plot:
+            from .cmd_count import plot_movement
+            root, ext = os.path.splitext(plot)
+            plot_movement(mv, f"{root}-{row['name']}{ext or '.png'}")
 
 
 def _positive_int(text):
@@ -372,13 +412,13 @@ def _csv_value(value):
     return value
 
 
-def rows_to_csv(rows, per_layer=False):
+def rows_to_csv(rows, per_layer=False, extra=()):
     buffer = io.StringIO()
-    fields = ROW_FIELDS[:2] + (LAYER_FIELDS if per_layer else []) + ROW_FIELDS[2:]
+    fields = ROW_FIELDS[:2] + (LAYER_FIELDS if per_layer else []) + ROW_FIELDS[2:] + list(extra)
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        flat = {k: _csv_value(row.get(k)) for k in ROW_FIELDS}
+        flat = {k: _csv_value(row.get(k)) for k in ROW_FIELDS + list(extra)}
         flat["incomplete"] = _incomplete_text(row.get("incomplete"))
         writer.writerow(flat)
         for layer in row.get("layers") or []:
@@ -389,20 +429,22 @@ def rows_to_csv(rows, per_layer=False):
             line.update(zip(OPS, layer["counts"]))
             line.update({f"tos_{s}": repr(v) for s, v in layer["tos"].items()})
             line["tos"] = repr(layer["tos_total"])
+            line.update({k: _csv_value(layer.get(k)) for k in extra})
             writer.writerow(line)
     return buffer.getvalue()
 
 
-def rows_to_json(rows):
+def rows_to_json(rows, extra=()):
     out = []
     for row in rows:
-        item = {k: row.get(k) for k in ROW_FIELDS}
+        item = {k: row.get(k) for k in ROW_FIELDS + list(extra)}
         item["incomplete"] = None if row.get("error") else (row.get("incomplete") or {})
         if "layers" in row:
             item["layers"] = [{"name": layer["name"], "type": layer["type"], "format": layer["format"],
                                "params": layer["params"], "macs": layer["macs"], "flops": layer["flops"],
                                "counts": dict(zip(OPS, layer["counts"])),
-                               "tos": dict(layer["tos"], total=layer["tos_total"])} for layer in row["layers"]]
+                               "tos": dict(layer["tos"], total=layer["tos_total"]),
+                               **{k: layer.get(k) for k in extra}} for layer in row["layers"]]
         out.append(item)
     return json.dumps(out, indent=2) + "\n"
 
@@ -423,8 +465,9 @@ def si(value, unit=""):
     return f"{value:.2e}{unit}"
 
 
-def format_table(rows, with_energy, per_layer=False):
+def format_table(rows, with_energy, per_layer=False, with_movement=False):
     header = ["model", "params", "MACs", "FLOPs", "TOs", "TOs/FLOP"] + (["energy J", "gCO2e"] if with_energy else [])
+    header += ["compute J", "movement J"] if with_movement else []
     body = []
     for row in rows:
         if row["error"] is not None:
@@ -435,12 +478,16 @@ def format_table(rows, with_energy, per_layer=False):
         line = [row["name"] + mark, si(row["params"]), si(row["macs"]), si(row["flops"]), si(row["tos"]), ratio]
         if with_energy:
             line += [si(row["energy_j"]), si(row["gco2e"])]
+        if with_movement:
+            line += [si(row.get("energy_compute_j")), si(row.get("energy_movement_j"))]
         body.append(line)
         for layer in row.get("layers") or []:
             flops = layer["flops"]
             body.append([f"  {layer['name']} ({layer['type']})", si(layer["params"]), si(layer["macs"]), si(flops),
                          si(layer["tos_total"]), f"{layer['tos_total'] / flops:.0f}" if flops else "-"]
-                        + ([""] * 2 if with_energy else []))
+                        + ([""] * 2 if with_energy else [])
+                        + ([si(layer.get("energy_compute_j")), si(layer.get("energy_movement_j"))]
+                           if with_movement else []))
     widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
 
     def line(cells):
@@ -461,6 +508,11 @@ def run(args):
     if device is not None and device.get("phase") and device["phase"] != args.phase:
         print(f"tosim: note: device {args.device!r} was fitted on {device['phase']} measurements; "
               f"these rows score the {args.phase} phase", file=sys.stderr)
+    extra = movement_fields(profile)
+    if not extra and (args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0):
+        from .cli import CommandError
+        raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
+                           "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
     sources = expand_inputs(args.inputs)
     if not sources:
         from .cli import CommandError
@@ -474,14 +526,17 @@ def run(args):
                               synth_progress=SynthesisProgress())
     finally:
         bar.close()
+    if extra:
+        from .cmd_count import densities
+        add_movement(rows, sources, profile, args.phase, args.batch, densities(args), args.plot)
     if args.out:
-        text = rows_to_csv(rows, args.per_layer) if kind == "csv" else rows_to_json(rows)
+        text = rows_to_csv(rows, args.per_layer, extra) if kind == "csv" else rows_to_json(rows, extra)
         write_atomic(args.out, text)
     failed = [row for row in rows if row["error"] is not None]
     if args.json:
-        sys.stdout.write(rows_to_json(rows))
+        sys.stdout.write(rows_to_json(rows, extra))
     else:
-        print(format_table(rows, device is not None, args.per_layer))
+        print(format_table(rows, device is not None, args.per_layer, bool(extra)))
         grid = profile.grid_gco2_per_kwh if args.grid_intensity is None else args.grid_intensity
         summary = (f"{len(rows) - len(failed)} of {len(rows)} models scored with {profile.name} "
                    f"({args.phase}, batch {args.batch}) in {seconds:.2f} s")
