@@ -10,12 +10,16 @@ Three questions asked of a circuit, each answered through Yosys (via :mod:`hwlib
   basic operation are the transistors of the circuit that completes it).
 * :func:`cell_instances`: how many building cells (:mod:`hwlib.cells`) does the circuit
   instantiate? The "structural" counting mode prices these.
+* :func:`elaborate` and :func:`synthesize_glue`: the same mapping for the logic outside the
+  cells only (the cells kept as black boxes), which the structural mode prices by gates.
 * :func:`prove`: is a one-bit output of a miter circuit 1 for every input? A SAT proof with
   Yosys's ``sat -prove``; it returns a counterexample when the claim is false.
 """
 import hashlib
 import json
 import math
+import re
+import sys
 import threading
 from dataclasses import dataclass, field
 
@@ -27,7 +31,7 @@ from . import _yosys, cells
 from .netsim import Netlist, _port_order, load_netlist_json
 
 __all__ = ["GATE_NAMES", "SynthesisResult", "synthesize", "ProofResult", "prove",
-           "cell_instances"]
+           "cell_instances", "Elaboration", "elaborate", "synthesize_glue"]
 
 #: Gate names a profile's ``technology.gates`` may use, mapped to Yosys's one-bit cell types.
 #: Function of each (inputs ``A, B, C, D``; multiplexer select ``S``):
@@ -252,3 +256,179 @@ def cell_instances(component):
     counts = {}
     _count_cells(Fragment.get(component, None), counts)
     return dict(sorted(counts.items()))
+
+
+# --- structural counting: elaboration with cell module names, and glue-only synthesis --------
+
+@dataclass(frozen=True)
+class Elaboration:
+    """A component elaborated once, for structural counting.
+
+    ``rtlil``: the RTLIL text (top module ``top``), identical to
+    ``amaranth.back.rtlil.convert(component, name="top")``. ``cells``: the building cells as
+    :func:`cell_instances` counts them. ``cell_modules``: the RTLIL module names of those cell
+    instances (Amaranth emits one module per instance, named by its hierarchy path), which
+    :func:`synthesize_glue` keeps as black boxes.
+    """
+
+    rtlil: str = field(repr=False)
+    cells: dict = field(default_factory=dict)
+    cell_modules: frozenset = field(default_factory=frozenset, repr=False)
+
+
+def _signature_ports(component):
+    # The same ports amaranth.back.rtlil.convert derives from a component's signature.
+    from amaranth.hdl import ValueCastable
+    from amaranth.hdl._ir import PortDirection
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        direction = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+        ports["__".join(map(str, path))] = (value, direction)
+    return ports
+
+
+# Amaranth's netlist builder checks for combinational cycles by walking every path
+# recursively, and a fully unrolled datapath built from ripple-carry adders (a 64-bit restoring
+# divider: thousands of gates in series) is deeper than Python's default recursion limit.
+# elaborate() therefore runs in a thread of its own with a large stack and a high limit.
+_DEEP_STACK_BYTES = 1 << 30
+_DEEP_RECURSION_LIMIT = 200_000
+_deep_lock = threading.Lock()
+
+
+def _with_deep_stack(function, *args):
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    with _deep_lock:
+        old_limit = sys.getrecursionlimit()
+        old_stack = threading.stack_size()
+        sys.setrecursionlimit(max(old_limit, _DEEP_RECURSION_LIMIT))
+        try:
+            threading.stack_size(_DEEP_STACK_BYTES)  # applies to threads started after it
+            try:
+                thread = threading.Thread(target=target, name="tosim-elaborate", daemon=True)
+                thread.start()
+            finally:
+                threading.stack_size(old_stack)
+            thread.join()
+        finally:
+            sys.setrecursionlimit(old_limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def elaborate(component):
+    """Elaborate ``component`` (a ``wiring.Component``) once and return an
+    :class:`Elaboration`: its RTLIL text, its cell counts and its cell module names.
+
+    Runs in a helper thread with a deep stack (see ``_with_deep_stack``), so that circuits
+    with very long combinational paths convert too."""
+    if not isinstance(component, wiring.Component):
+        raise TypeError(f"Component must be an amaranth.lib.wiring.Component, not {component!r}")
+    return _with_deep_stack(_elaborate, component)
+
+
+def _elaborate(component):
+    fragment = Fragment.get(component, None)
+    design = fragment.prepare(ports=_signature_ports(component), hierarchy=("top",))
+    text, _name_map = _rtlil.convert_fragment(design, name="top")
+
+    def cell_of(frag):
+        for origin in frag.origins or ():
+            name = getattr(origin, "cell_name", None)
+            if isinstance(origin, wiring.Component) and name in cells.CELL_NAMES:
+                return name
+        return None
+
+    counts, modules = {}, set()
+    for frag, info in design.fragments.items():
+        name = cell_of(frag)
+        if name is None:
+            continue
+        parent, nested = info.parent, False
+        while parent is not None:  # a cell is a leaf: cells inside a cell are not counted
+            if cell_of(parent) is not None:
+                nested = True
+                break
+            parent = design.fragments[parent].parent
+        if not nested:
+            counts[name] = counts.get(name, 0) + 1
+            modules.add(".".join(info.name))
+    return Elaboration(rtlil=text, cells=dict(sorted(counts.items())),
+                       cell_modules=frozenset(modules))
+
+
+# The structural flow's glue logic: the same mapping as _SYNTH_SCRIPT, with every cell module
+# turned into a black box first, so that flattening leaves the cell instances in place and
+# only the logic outside them is mapped onto gates.
+_GLUE_SCRIPT = """\
+hierarchy -top top
+blackbox A:tosim_cell
+proc
+flatten -noscopeinfo
+opt
+techmap
+opt -fast
+abc -g {gates} -script "+strash;map"
+opt_clean -purge
+write_json glue.json
+"""
+_MODULE_LINE = re.compile(r"^module \\(\S+)$", re.MULTILINE)
+
+
+def synthesize_glue(elaboration, gates):
+    """Map the glue logic of an elaborated circuit (everything outside its building cells)
+    onto a gate set and price it, as :func:`synthesize` does for a whole circuit.
+
+    The cell instances stay black boxes: they are neither mapped nor counted, and no
+    optimization crosses their boundaries (a constant input of a cell stays a wire into the
+    cell instead of simplifying it). Returns a :class:`SynthesisResult` whose ``gates`` and
+    ``transistors`` cover the glue only; its ``depth`` is 0 and it has no ``netlist``: the
+    depth of a circuit is that of its full mapping (:func:`synthesize`).
+    """
+    _check_gates(gates)
+    if not isinstance(elaboration, Elaboration):
+        raise TypeError(f"Elaboration must be an hwlib.synth.Elaboration, not {elaboration!r}")
+    if "top" in elaboration.cell_modules:
+        return SynthesisResult(transistors=0, gates={}, depth=0)
+    if not elaboration.cell_modules:
+        result = synthesize(elaboration.rtlil, gates)
+        return SynthesisResult(transistors=result.transistors, gates=result.gates, depth=0)
+    marked = _MODULE_LINE.sub(
+        lambda match: (f"attribute \\tosim_cell 1\n{match.group(0)}"
+                       if match.group(1) in elaboration.cell_modules else match.group(0)),
+        elaboration.rtlil)
+    gate_names = tuple(sorted(gates))
+    key = ("glue", hashlib.sha256(marked.encode()).hexdigest(), gate_names)
+    with _mapping_lock:
+        counts = _mapping_cache.get(key)
+    if counts is None:
+        abc_gates = ",".join(name for name in gate_names if name != "NOT")
+        result = _yosys.run(marked, _GLUE_SCRIPT.format(gates=abc_gates), outputs=["glue.json"])
+        top = json.loads(result.outputs["glue.json"])["modules"]["top"]
+        counts = {}
+        for cell in top.get("cells", {}).values():
+            cell_type = cell["type"]
+            if cell_type == "$_BUF_" or not cell_type.startswith("$"):
+                continue  # buffers are wires; non-$ types are the black-boxed cells
+            counts[cell_type] = counts.get(cell_type, 0) + 1
+        with _mapping_lock:
+            _mapping_cache[key] = counts
+    by_name = {}
+    for cell_type, count in counts.items():
+        name = _GATE_OF_TYPE.get(cell_type)
+        if name is None or name not in gates:
+            raise _yosys.YosysError(f"ABC produced gate type {cell_type} outside the gate set "
+                                    f"{', '.join(sorted(gates))}")
+        by_name[name] = count
+    transistors = sum(count * gates[name] for name, count in by_name.items())
+    return SynthesisResult(transistors=transistors, gates=dict(sorted(by_name.items())), depth=0)
