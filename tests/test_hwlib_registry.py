@@ -1,5 +1,7 @@
+# amaranth: UnusedElaboratable=no
 """hwlib.registry: the design names of profiles map to hwlib constructors."""
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.lib import wiring
 
 from hardware_profiles import DESIGNS as PROFILE_DESIGNS
@@ -27,5 +29,7 @@ def test_unknown_design_message():
 
 
 def test_build_passes_parameters():
-    adder = registry.build("ripple_carry", 8, kind="add")
+    adder = registry.build("ripple_carry", 8, kind="add", carry_in=False, subtract=False)
     assert adder.s.shape().width == 8
+    assert not hasattr(adder, "cin")
+    Fragment.get(adder, None)   # elaborated, so Amaranth does not warn about an unused circuit
