@@ -15,6 +15,7 @@ import opcount
 import tosim._costs
 from opcount import sweep
 from tosim import cmd_score, cmd_sweep
+from tosim._io import write_atomic
 from tosim.cli import main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "models")
@@ -170,8 +171,8 @@ def test_no_arguments_score_the_zoo(capsys):
 def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("old")
-    cmd_score.write_atomic(str(path), "new\n")
-    cmd_score.write_atomic(str(tmp_path / "b.png"), b"\x89PNG")
+    write_atomic(str(path), "new\n")
+    write_atomic(str(tmp_path / "b.png"), b"\x89PNG")
     assert path.read_text() == "new\n" and (tmp_path / "b.png").read_bytes() == b"\x89PNG"
     assert sorted(os.listdir(tmp_path)) == ["b.png", "x.csv"]
 

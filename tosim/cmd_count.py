@@ -6,6 +6,8 @@ split into compute and data movement per layer (:mod:`opcount.movement`), and ``
 import json
 import sys
 
+from ._io import positive_int, save_figure
+
 __all__ = ["register", "run"]
 
 DEFAULT_PROFILE = "cmos-generic"
@@ -21,8 +23,8 @@ def register(subparsers):
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
     parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
                         help="inference = forward; validation = + loss; training = + backward + update")
-    parser.add_argument("--batch", type=_positive, default=1, help="samples per batch (default 1)")
-    parser.add_argument("--seq", type=_positive, default=None,
+    parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
+    parser.add_argument("--seq", type=positive_int, default=None,
                         help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
@@ -54,17 +56,6 @@ def add_movement_arguments(parser):
 def densities(args):
     from opcount.movement import Densities
     return Densities(weights=args.density_weights, inputs=args.density_inputs)
-
-
-def _positive(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
 
 
 def _load(args):
@@ -158,8 +149,7 @@ def plot_movement(movement, path):
                  f"batch {movement.batch})")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _human(n):

@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from ._io import save_figure, write_atomic
+
 __all__ = ["register", "run", "FEATURES"]
 
 FEATURES = ("tos", "flops", "macs", "tos-by-op", "tos+movement")
@@ -300,8 +302,7 @@ def write_profile(args, profile, result, csv_path):
     os.makedirs(folder, exist_ok=True)
     text = ("# written by tosim fit; the device's coefficients turn a run's total "
             f"{result['feature']} into joules\n" + yaml.safe_dump(doc, sort_keys=False, width=100))
-    with open(args.write_profile, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    write_atomic(args.write_profile, text)
     hardware_profiles.load_file(args.write_profile)   # what we write must load
 
 
@@ -324,8 +325,7 @@ def plot(path, measured, predicted, train, validation, result):
     res.set_xlabel("measured energy (J)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def _coeffs(entry):

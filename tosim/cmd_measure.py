@@ -5,20 +5,11 @@ import io
 import os
 import sys
 
+from ._io import positive_int, write_atomic
+
 __all__ = ["register", "run", "COLUMNS"]
 
 COLUMNS = ["model", "energy_j", "phase", "batch", "samples", "epochs", "passes", "device", "seconds", "date"]
-
-
-def _positive(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
 
 
 def register(subparsers):
@@ -31,12 +22,12 @@ def register(subparsers):
     parser.add_argument("model", metavar="MODEL", help="model spec file or zoo:NAME (sequential models)")
     parser.add_argument("--phase", default="training", choices=["inference", "validation", "training"],
                         help="what each step runs (default training)")
-    parser.add_argument("--batch", type=_positive, default=1, help="samples per step (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="samples per step (default 1)")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--samples", type=_positive, help="samples per epoch (last step partial, like a DataLoader)")
-    size.add_argument("--passes", type=_positive, help="steps of --batch samples per epoch")
-    parser.add_argument("--epochs", type=_positive, default=1, help="epochs per measured run (default 1)")
-    parser.add_argument("--repeat", type=_positive, default=1, help="measured runs, one row each (default 1)")
+    size.add_argument("--samples", type=positive_int, help="samples per epoch (last step partial, like a DataLoader)")
+    size.add_argument("--passes", type=positive_int, help="steps of --batch samples per epoch")
+    parser.add_argument("--epochs", type=positive_int, default=1, help="epochs per measured run (default 1)")
+    parser.add_argument("--repeat", type=positive_int, default=1, help="measured runs, one row each (default 1)")
     parser.add_argument("--counter", default="auto", choices=["auto", "rapl", "nvml"],
                         help="energy counter (auto: NVML if a GPU answers, else RAPL)")
     parser.add_argument("--gpu", type=int, default=0, help="NVML GPU index (default 0)")
@@ -83,9 +74,14 @@ def run(args):
             print(f"tosim: warning: the counter did not advance during a run of {row['seconds']} s; "
                   f"run longer (more --epochs or --samples)", file=sys.stderr)
     if args.out:
-        new = not os.path.exists(args.out) or os.path.getsize(args.out) == 0
-        with open(args.out, "a", newline="", encoding="utf-8") as fh:
-            _write(fh, rows, header=new)
+        # append by rewriting: the old rows plus the new ones replace the file atomically
+        old = ""
+        if os.path.exists(args.out):
+            with open(args.out, newline="", encoding="utf-8") as fh:
+                old = fh.read()
+        buffer = io.StringIO()
+        _write(buffer, rows, header=not old)
+        write_atomic(args.out, old + ("" if not old or old.endswith("\n") else "\n") + buffer.getvalue())
     else:
         buffer = io.StringIO()
         _write(buffer, rows, header=True)

@@ -19,11 +19,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 
+from ._io import positive_int, write_atomic
+
 __all__ = ["register", "run", "ROW_FIELDS", "LAYER_FIELDS", "score", "expand_inputs", "resolve_device",
-           "energy_joules", "carbon_grams", "write_atomic", "ProgressBar", "MODEL_EXTENSIONS",
+           "energy_joules", "carbon_grams", "ProgressBar", "MODEL_EXTENSIONS",
            "movement_fields", "add_movement"]
 
 DEFAULT_PROFILE = "cmos-generic"
@@ -56,14 +57,14 @@ def register(subparsers):
                         help="a device of the profile whose fitted coefficients turn TOs/FLOPs/MACs into joules")
     parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
                         help="inference = forward; validation = + loss; training = + backward + update")
-    parser.add_argument("--batch", type=_positive_int, default=1, help="samples per batch (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     parser.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
                         help="grid carbon intensity in gCO2e/kWh (default: the profile's, 475 world average)")
     parser.add_argument("--out", default=None, metavar="FILE.csv|FILE.json",
                         help="write the rows to a CSV or JSON file (chosen by the extension)")
     parser.add_argument("--per-layer", action="store_true", help="add the per-layer breakdown")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    parser.add_argument("--jobs", type=_positive_int, default=None,
+    parser.add_argument("--jobs", type=positive_int, default=None,
                         help="processes that read and count models (default: automatic; 1 = in this process)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
@@ -107,16 +108,6 @@ def add_movement(rows, sources, profile, phase, batch, densities=None, plot=None
             from .cmd_count import plot_movement
             root, ext = os.path.splitext(plot)
             plot_movement(mv, f"{root}-{row['name']}{ext or '.png'}")
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
-    return value
 
 
 def _non_negative_float(text):
@@ -191,24 +182,6 @@ def carbon_grams(energy_j, grid_g_per_kwh):
 
 
 # --- output helpers ---------------------------------------------------------------------------
-
-def write_atomic(path, data):
-    """Write ``data`` (text, or bytes) to ``path`` through a temporary file in the same folder
-    and ``os.replace``, so a reader never sees a partial file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        binary = isinstance(data, bytes)
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
 
 class ProgressBar:
     """A one-line progress bar on stderr, drawn only when enabled and the batch has run for a

@@ -14,8 +14,8 @@ import re
 import sys
 import time
 
-from .cmd_score import (_non_negative_float, _positive_int, carbon_grams, energy_joules, resolve_device,
-                        si, write_atomic)
+from ._io import positive_int, save_figure, write_atomic
+from .cmd_score import _non_negative_float, carbon_grams, energy_joules, resolve_device, si
 
 __all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES"]
 
@@ -61,7 +61,7 @@ def register(subparsers):
             p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, metavar="VALUES",
                            help=f"{text} (default {default})")
         for name, default, text in FIXED[family]:
-            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_positive_int, default=default,
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=positive_int, default=default,
                            help=f"{text} (default {default})")
         p.add_argument("--x", default=None, choices=[a[0] for a in axes],
                        help="the axis on the plot's x (default: the first axis with more than one value)")
@@ -70,7 +70,7 @@ def register(subparsers):
                        help="number format of every layer (default: the profile's default format)")
         p.add_argument("--phase", default="inference", choices=list(opcount.PHASES),
                        help="inference = forward; validation = + loss; training = + backward + update")
-        p.add_argument("--batch", type=_positive_int, default=1, help="samples per batch (default 1)")
+        p.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
         p.add_argument("--loss", default=DEFAULT_LOSS[family], choices=list(opcount.LOSSES),
                        help=f"loss (default {DEFAULT_LOSS[family]})")
         p.add_argument("--optimizer", default="sgd", choices=list(opcount.OPTIMIZERS), help="optimizer (default sgd)")
@@ -240,11 +240,7 @@ def _plot(path, columns, axes, x_name, with_energy, title):
             ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    import io
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
+    save_figure(fig, path, dpi=120)
 
 
 def run(args):

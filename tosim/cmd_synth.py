@@ -10,12 +10,11 @@ import csv
 import difflib
 import io
 import json
-import os
 import sys
-import tempfile
 
 import hardware_profiles as hp
 
+from ._io import save_figure, write_atomic
 from .cli import CommandError
 
 __all__ = ["register"]
@@ -144,29 +143,6 @@ def _table(headers, rows, right):
     return "\n".join(lines)
 
 
-def _write_atomic(path, data):
-    """Write ``data`` (bytes) to ``path`` through a temporary file and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=directory)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-# --- tosim synth ------------------------------------------------------------------------------
-
 def _synth(args):
     from hwlib import cost
 
@@ -221,9 +197,7 @@ def _plot(rows, designs, title, path):
     ax_d.legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    _write_atomic(path, buffer.getvalue())
+    save_figure(fig, path, dpi=110)
 
 
 def _compare(args):
@@ -245,7 +219,7 @@ def _compare(args):
                                 lineterminator="\n")
         writer.writeheader()
         writer.writerows(records)
-        _write_atomic(args.csv, text.getvalue().encode())
+        write_atomic(args.csv, text.getvalue().encode())
     if args.plot:
         counting = profile.technology["counting"]
         _plot(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
