@@ -55,6 +55,7 @@ def write_json_atomic(path, data):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, sort_keys=True)
             f.write("\n")
+        os.chmod(tmp, 0o644)     # mkstemp makes 0600; package data must be world-readable
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

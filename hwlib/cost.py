@@ -514,9 +514,12 @@ class Pricer:
 
 
 def _price_in_worker(technology, cache_dir, spec):
-    pricer = Pricer(technology, Cache(cache_dir) if cache_dir is not None else False)
+    # The parent found no bundled or indexed entry for ``spec``: synthesize (the result cache
+    # may still hold the RTLIL's cost), without consulting the bundled tables again, so that
+    # ``bundled=False`` holds in the workers too.
+    pricer = Pricer(technology, Cache(cache_dir) if cache_dir is not None else False, bundled=False)
     started = time.perf_counter()
-    cost = pricer.price(spec)
+    cost = pricer._price_uncached(spec)
     return cost.to_json(), time.perf_counter() - started
 
 

@@ -363,7 +363,7 @@ def test_units_contain_the_named_designs():
     p = parts(FPDiv("fp16", divider="restoring", adder="brent_kung"))
     div = p["significand_divider"]
     assert type(div) is cls("restoring", "div")
-    assert (div.width, div.dividend_width, div.quotient_width) == (11, 23, 14)
+    assert (div.width, div.dividend_width, div.quotient_width) == (11, 23, 13)
     assert div.adder is cls("brent_kung", "add")
 
     p = parts(FPSqrt("fp16", root="newton_raphson", root_options={"seed_bits": 6}))

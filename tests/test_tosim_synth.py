@@ -112,8 +112,11 @@ def test_unwritable_output_is_one_line_error(capsys, tmp_path):
                         err.splitlines(keepends=True)[-1])
 
 
-def test_synth_json(capsys):
-    status, out, err = run(capsys, "synth", "--profile", "li2022", "--formats", "fp16",
+def test_synth_json(capsys, tmp_path):
+    # a custom profile (not bundled): the circuit is synthesized, with a progress line
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("extends: li2022\ntechnology:\n  gates: {XOR: 5}\n")
+    status, out, err = run(capsys, "synth", "--profile", str(custom), "--formats", "fp16",
                            "--ops", "add", "--json")
     assert status == 0
     (record,) = json.loads(out)
@@ -123,6 +126,11 @@ def test_synth_json(capsys):
     assert record["depth"] > 0
     assert record["circuit"] in ("minimal", "integer")
     assert PROGRESS.match(err.splitlines()[0]).groups()[:2] == ("1", "1")
+    # the built-in profile reads its bundled table: same figures, nothing synthesized
+    status, out, err = run(capsys, "synth", "--profile", "li2022", "--formats", "fp16",
+                           "--ops", "add", "--json")
+    assert status == 0 and err == ""
+    assert json.loads(out) == [record]
 
 
 def test_synth_table_header(capsys):
