@@ -22,16 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import hardware_profiles as hp  # noqa: E402
 from hwlib import YosysError, cost  # noqa: E402
-
-class _Progress:
-    def start(self, index, total, label):
-        sys.stderr.write(f"  [{index}/{total}] {label} ... ")
-        sys.stderr.flush()
-
-    def done(self, index, total, label, seconds):
-        sys.stderr.write(f"{seconds:.1f} s\n")
-        sys.stderr.flush()
-
+from tosim.cmd_synth import _Progress  # noqa: E402  (one stderr line per circuit)
 
 def _names(text):
     return [part.strip() for part in text.split(",") if part.strip()] if text else []

@@ -151,6 +151,19 @@ def _map(text, gate_names):
     return mapping
 
 
+def _price_gates(counts, gates):
+    """``(transistors, {gate name: count})`` of mapped Yosys cell counts under a gate-cost table."""
+    by_name = {}
+    for cell_type, count in counts.items():
+        name = _GATE_OF_TYPE.get(cell_type)
+        if name is None or name not in gates:
+            raise _yosys.YosysError(f"ABC produced gate type {cell_type} outside the gate set "
+                                    f"{', '.join(sorted(gates))}")
+        by_name[name] = count
+    transistors = sum(count * gates[name] for name, count in by_name.items())
+    return transistors, dict(sorted(by_name.items()))
+
+
 def synthesize(component, gates):
     """Map ``component`` onto a gate set and price it in transistors.
 
@@ -171,16 +184,8 @@ def synthesize(component, gates):
     """
     _check_gates(gates)
     counts, depth, netlist = _map(_rtlil_of(component), tuple(sorted(gates)))
-    by_name = {}
-    for cell_type, count in counts.items():
-        name = _GATE_OF_TYPE.get(cell_type)
-        if name is None or name not in gates:
-            raise _yosys.YosysError(f"ABC produced gate type {cell_type} outside the gate set "
-                                    f"{', '.join(sorted(gates))}")
-        by_name[name] = count
-    transistors = sum(count * gates[name] for name, count in by_name.items())
-    return SynthesisResult(transistors=transistors, gates=dict(sorted(by_name.items())),
-                           depth=depth, netlist=netlist)
+    transistors, by_name = _price_gates(counts, gates)
+    return SynthesisResult(transistors=transistors, gates=by_name, depth=depth, netlist=netlist)
 
 
 @dataclass(frozen=True)
@@ -423,12 +428,5 @@ def synthesize_glue(elaboration, gates):
             counts[cell_type] = counts.get(cell_type, 0) + 1
         with _mapping_lock:
             _mapping_cache[key] = counts
-    by_name = {}
-    for cell_type, count in counts.items():
-        name = _GATE_OF_TYPE.get(cell_type)
-        if name is None or name not in gates:
-            raise _yosys.YosysError(f"ABC produced gate type {cell_type} outside the gate set "
-                                    f"{', '.join(sorted(gates))}")
-        by_name[name] = count
-    transistors = sum(count * gates[name] for name, count in by_name.items())
-    return SynthesisResult(transistors=transistors, gates=dict(sorted(by_name.items())), depth=0)
+    transistors, by_name = _price_gates(counts, gates)
+    return SynthesisResult(transistors=transistors, gates=by_name, depth=0)
