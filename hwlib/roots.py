@@ -20,8 +20,10 @@ Growth with the radicand width ``n`` (``M(k)``: area of one ``k x k`` pluggable 
 ================  =============================================  ===============================
 design            area                                           delay
 ================  =============================================  ===============================
-newton_raphson    (3 i + 2) M(n/2) + seed ROM of 2**seed_bits    i (3 T_mul + T(n/2)) + 2 T_mul
-                  words + O(n log n) normalization + 5 adders    + O(log n) + 2 T(n)
+newton_raphson    5 M(n/2) + 3 M(n/4) + 3 M(n/8) + ...           i (3 T_mul + T(n/2)) + 2 T_mul
+                  (precision doubling) + seed ROM of             + O(log n) + 2 T(n)
+                  2**seed_bits words + O(n log n)
+                  normalization + 5 adders
 digit_recurrence  sum of A(j + 3) for j < n/2: O(n**2)           n/2 T(n/2): O(n**2) with
                                                                  ripple-carry rows
 ================  =============================================  ===============================
@@ -139,6 +141,38 @@ def _rsqrt_seed_table(seed_bits):
     return words, -math.log2(worst)
 
 
+def _nr_error(error, fraction_bits):
+    """Bound on the relative error of ``1/sqrt(m)`` after one fixed-point iteration that
+    starts from relative error ``error`` and produces ``fraction_bits`` fraction bits: the
+    exact iteration's ``1.5 e**2 + 0.5 |e|**3`` plus ``2**-(fraction_bits - 2)`` for the
+    truncations (of ``y**2``, of ``m`` to ``fraction_bits + 2`` bits, of ``m y**2`` and of the
+    new ``y``; see `NewtonRaphsonSqrt`)."""
+    return 1.5 * error * error + 0.5 * error ** 3 + 2.0 ** -(fraction_bits - 2)
+
+
+def _taper(seed_error, iterations, target, seed_bits, full):
+    """Fraction bits per iteration: the last ``full``; each earlier one the fewest (from
+    ``seed_bits``) for which the error bound, with every later iteration at ``full``, still
+    ends at or below ``target``. Each iteration roughly doubles the correct bits, so only the
+    last needs the full width (precision doubling)."""
+    chosen = []
+
+    def final_error(fractions):
+        error = seed_error
+        for bits in fractions:
+            error = _nr_error(error, bits)
+        return error
+
+    for i in range(iterations - 1):
+        rest = [full] * (iterations - i - 1)
+        bits = next(b for b in range(seed_bits, full + 1)
+                    if final_error(chosen + [b] + rest) <= target)
+        chosen.append(bits)
+    if iterations:
+        chosen.append(full)
+    return tuple(chosen)
+
+
 class NewtonRaphsonSqrt(_SquareRoot):
     """Square root by Newton-Raphson iteration on the reciprocal square root.
 
@@ -147,19 +181,27 @@ class NewtonRaphsonSqrt(_SquareRoot):
        ``[1/4, 1)`` and ``sqrt(x) = sqrt(x') / 2**k``.
     2. *Seed.* The top ``seed_bits`` bits of ``x'`` address a ROM of ``y0 ~ 1/sqrt(m)`` (see
        `seed_accuracy_bits`).
-    3. *Iterations* ``y' = y (3 - m y**2) / 2`` in fixed point with ``F = h + 5`` fraction
-       bits, three pluggable multipliers each (``y**2``, ``m y**2``, ``y (3 - m y**2)``) and a
-       subtractor. The relative error obeys ``e' <= 1.5 e**2 + 0.5 |e|**3 + 2**-(h+3)`` (the
-       last term bounds the truncations), so each iteration roughly doubles the correct bits:
-       `iterations` is the fewest that bring the seed's error below ``2**-(h+1)``, about
-       ``ceil(log2((h + 1) / (seed_bits - 1)))``. The iterations are unrolled, which prices
-       every pass of the multiplier the same as an iterating unit would use it.
+    3. *Iterations* ``y' = y (3 - m y**2) / 2`` in fixed point, three pluggable
+       multipliers each (``y**2``, ``m y**2``, ``y (3 - m y**2)``) and a subtractor. An
+       iteration producing ``F`` fraction bits truncates ``y**2``, ``m`` (to ``F + 2`` bits),
+       ``m y**2`` and the new ``y`` to about ``F`` bits, so the relative error obeys
+       ``e' <= 1.5 e**2 + 0.5 |e|**3 + 2**-(F-2)``: each iteration roughly doubles the
+       correct bits. `iterations` is the fewest that bring the seed's error below
+       ``2**-(h+1)`` with ``F = h + 5``, about ``ceil(log2((h + 1) / (seed_bits - 1)))``.
+       Only the last iteration runs at ``F = h + 5``; each earlier one at the fewest bits
+       that still reach the target (`iteration_fraction_bits`, precision doubling: 19, 34
+       and 60 bits for the FP64 significand's 55-bit root with an 8-bit seed), and ``y``
+       enters each multiplier at the precision it was produced with. The iterations are
+       unrolled, which prices every pass of the multiplier the same as an iterating unit
+       would use it.
     4. *Root.* ``r = floor(m y 2**h) >> k`` is within one of ``floor(sqrt(x))``; a squarer and
        three adders compare ``x - r**2`` with ``0`` and ``2 r + 1`` and pick ``r - 1``, ``r``
        or ``r + 1``, which also gives the exact remainder.
 
-    Area: ``3 i + 2`` multipliers of about ``h`` bits (``i`` = `iterations`) plus the seed ROM
-    (``2**seed_bits`` words), five adders and O(n log n) shifters; delay ``3 i + 2``
+    Area: ``3 i + 2`` multipliers (``i`` = `iterations`): the last iteration's three and the
+    final two about ``h`` bits wide, each earlier iteration's about half as wide as the next's
+    (so under ``6 M(h)`` in all for a quadratic multiplier), plus the
+    seed ROM (``2**seed_bits`` words), five adders and O(n log n) shifters; delay ``3 i + 2``
     multiplier delays (three in series per iteration, then ``m y`` and the squarer) plus the
     adders. As in the software and microcode
     square roots of Markstein-style and Goldschmidt-style FP units (Goldschmidt 1964; Cornea,
@@ -197,17 +239,21 @@ class NewtonRaphsonSqrt(_SquareRoot):
         self._seed_words, self.seed_accuracy_bits = _rsqrt_seed_table(seed_bits)
 
         h = self.root_width
+        full = h + self.guard_bits
         target = 2.0 ** -(h + 1)
-        rounding = 2.0 ** -(h + 3)
-        error = 2.0 ** -self.seed_accuracy_bits
-        iterations = 0
+        seed_error = 2.0 ** -self.seed_accuracy_bits
+        iterations, error = 0, seed_error
         while error > target:
-            error = 1.5 * error * error + 0.5 * error ** 3 + rounding
+            error = _nr_error(error, full)
             iterations += 1
         #: Number of unrolled Newton-Raphson iterations, derived from the root width.
         self.iterations = iterations
+        #: Fraction bits of the reciprocal square root each iteration produces: the last one
+        #: ``h + guard_bits``, the earlier ones the fewest that still let the remaining
+        #: iterations (at full precision) reach the target error.
+        self.iteration_fraction_bits = _taper(seed_error, iterations, target, seed_bits, full)
         #: Fraction bits of the reciprocal square root (the seed's own when not iterating).
-        self.fraction_bits = max(seed_bits, h + self.guard_bits) if iterations else seed_bits
+        self.fraction_bits = (self.iteration_fraction_bits[-1] if iterations else seed_bits)
 
     def _mul(self, m, name, a, b):
         cell = self.multiplier(len(a), len(b))
@@ -235,24 +281,36 @@ class NewtonRaphsonSqrt(_SquareRoot):
             for a, value in self._seed_words.items():
                 with m.Case(a):
                     m.d.comb += word.eq(value)
-        y = Signal(f + 2, name="y0")
-        m.d.comb += y.eq(Cat(Const(0, f - p), word, Const(1, 1)))
+        # y0 = 1 + word / 2**p, with p fraction bits; each iteration widens y to its own.
+        y = Signal(p + 2, name="y0")
+        m.d.comb += y.eq(Cat(word, Const(1, 1)))
+        y_bits = p
 
-        # m with g fraction bits (truncated), g = f + 2 is enough for the iteration's error.
-        g = min(n2, f + 2)
-        mant = Signal(g, name="m")
-        m.d.comb += mant.eq(xn[n2 - g:])
+        truncated = {}
 
-        for i in range(self.iterations):
-            y_sq = Signal(f + 3, name=f"ysq{i}")                   # y**2, f fraction bits
-            m.d.comb += y_sq.eq(self._mul(m, f"mul_ysq{i}", y, y)[f:])
-            my_sq = Signal(f + 2, name=f"mysq{i}")                 # m y**2, f fraction bits
+        def mantissa(g):
+            """m truncated to ``g`` fraction bits (at most all ``2h`` of them)."""
+            g = min(n2, g)
+            if g not in truncated:
+                truncated[g] = Signal(g, name=f"m{g}")
+                m.d.comb += truncated[g].eq(xn[n2 - g:])
+            return truncated[g], g
+
+        for i, fi in enumerate(self.iteration_fraction_bits):
+            # y**2 has 2 y_bits fraction bits; kept to fi (truncated, or exact when shorter).
+            square = self._mul(m, f"mul_ysq{i}", y, y)
+            y_sq = Signal(fi + 3, name=f"ysq{i}")
+            m.d.comb += y_sq.eq(square[2 * y_bits - fi:] if 2 * y_bits >= fi
+                                else Cat(Const(0, fi - 2 * y_bits), square))
+            mant, g = mantissa(fi + 2)                             # m to fi + 2 fraction bits
+            my_sq = Signal(fi + 2, name=f"mysq{i}")                # m y**2, fi fraction bits
             m.d.comb += my_sq.eq(self._mul(m, f"mul_mysq{i}", mant, y_sq)[g:])
-            three_minus, _ = _add(m, self.adder, f"sub{i}", Const(3 << f, f + 2), my_sq, sub=1)
-            y_next = Signal(f + 2, name=f"y{i + 1}")
-            m.d.comb += y_next.eq(self._mul(m, f"mul_y{i}", y, three_minus)[f + 1:])
-            y = y_next
+            three_minus, _ = _add(m, self.adder, f"sub{i}", Const(3 << fi, fi + 2), my_sq, sub=1)
+            y_next = Signal(fi + 2, name=f"y{i + 1}")              # y (3 - m y**2) / 2
+            m.d.comb += y_next.eq(self._mul(m, f"mul_y{i}", y, three_minus)[y_bits + 1:])
+            y, y_bits = y_next, fi
 
+        mant, g = mantissa(f + 2)
         # r = m y 2**h = sqrt(x'), then undo the normalization: sqrt(x) = sqrt(x') / 2**k.
         r_norm = Signal(h + 1, name="r_norm")
         m.d.comb += r_norm.eq(self._mul(m, "mul_root", mant, y)[f + g - h:])

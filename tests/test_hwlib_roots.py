@@ -121,6 +121,51 @@ def test_iterations(width, seed_bits, iterations):
         assert sum(n.startswith("mul") for n in names) == 3 * iterations + 2
 
 
+@pytest.mark.parametrize("width, seed_bits, fractions", [
+    (4, 8, ()), (26, 8, (18,)), (52, 8, (18, 31)), (110, 8, (19, 34, 60)), (106, 8, (18, 31, 58)),
+    (32, 2, (7, 9, 14, 21)),
+])
+def test_tapered_iterations(width, seed_bits, fractions):
+    # Precision doubling: only the last iteration runs at h + 5 fraction bits.
+    dut = NewtonRaphsonSqrt(width, seed_bits=seed_bits)
+    assert dut.iteration_fraction_bits == fractions
+    assert len(fractions) == dut.iterations
+    assert list(fractions) == sorted(fractions)
+    if fractions:
+        assert fractions[-1] == dut.root_width + dut.guard_bits == dut.fraction_bits
+    # The error bound of the chosen widths reaches the target; one bit fewer in any earlier
+    # iteration does not.
+    def bound(bits):
+        error = 2.0 ** -dut.seed_accuracy_bits
+        for b in bits:
+            error = 1.5 * error * error + 0.5 * error ** 3 + 2.0 ** -(b - 2)
+        return error
+    target = 2.0 ** -(dut.root_width + 1)
+    assert bound(fractions) <= target
+    for i in range(len(fractions) - 1):
+        if fractions[i] > seed_bits:
+            fewer = list(fractions[:i]) + [fractions[i] - 1] + [fractions[-1]] * (len(fractions) - i - 1)
+            assert bound(fewer) > target
+
+
+def test_tapered_multiplier_widths():
+    # The FP64 significand root (h = 55): each iteration's multipliers take y at the precision
+    # it was produced with (the 8-bit seed, then 19, 34 and 60 fraction bits, two integer bits)
+    # and m at the iteration's own fraction bits + 2; the last iteration and the final m y and
+    # r**2 are full width.
+    frag = Fragment.get(NewtonRaphsonSqrt(110), None)
+    widths = {}
+    for sub, name, *_ in frag.subfragments:
+        if name.startswith("mul"):
+            unit = next(o for o in sub.origins if hasattr(o, "a_width"))
+            widths[name] = (unit.a_width, unit.b_width)
+    assert widths == {
+        "mul_ysq0": (10, 10), "mul_mysq0": (21, 22), "mul_y0": (10, 21),
+        "mul_ysq1": (21, 21), "mul_mysq1": (36, 37), "mul_y1": (21, 36),
+        "mul_ysq2": (36, 36), "mul_mysq2": (62, 63), "mul_y2": (36, 62),
+        "mul_root": (62, 62), "mul_square": (55, 55)}
+
+
 def test_digit_recurrence_structure():
     dut = DigitRecurrenceSqrt(11)
     names = [name for _, name, *_ in Fragment.get(dut, None).subfragments]
