@@ -9,7 +9,7 @@ The public API, by module:
 * :mod:`hwlib.netsim`: gate-level simulation (``simulate``, ``netlist``);
 * :mod:`hwlib.cost`: transistor counting under a profile's technology (``count``, ``Cost``),
   the disk cache (``Cache``, ``Pricer``, ``default_cache_dir``), cost tables (``cost_table``,
-  ``compare_designs``);
+  ``cost_tables``, ``compare_designs``);
 * :mod:`hwlib._yosys`: ``YosysError``, ``YosysWarning``, ``yosys_version``.
 
 Names are imported on first use, so ``import hwlib`` stays cheap (Amaranth, numba and the
@@ -27,7 +27,7 @@ __all__ = [
     "simulate", "netlist",
     # cost
     "COUNTING_MODES", "Cost", "count", "Cache", "Pricer", "default_cache_dir", "cost_table",
-    "compare_designs",
+    "cost_tables", "compare_designs",
     # Yosys
     "YosysError", "YosysWarning", "yosys_version",
 ]
@@ -44,7 +44,7 @@ _LAZY = {
                     "cell_instances"),
     "hwlib.netsim": ("simulate", "netlist"),
     "hwlib.cost": ("COUNTING_MODES", "Cost", "count", "Cache", "Pricer", "default_cache_dir",
-                   "cost_table", "compare_designs"),
+                   "cost_table", "cost_tables", "compare_designs"),
     "hwlib._yosys": ("YosysError", "YosysWarning", "yosys_version"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

@@ -2,8 +2,9 @@
 
     python -m hwlib._bundle [--jobs N] [--profiles NAME ...]
 
-Each table is synthesized without the bundled entries (the disk cache still applies, so a
-rerun after a change elsewhere only re-elaborates the circuits) and written atomically as
+All tables are synthesized in one pool without the bundled entries (the disk cache still
+applies, so a rerun after a change elsewhere only re-elaborates the circuits) and written
+atomically as
 ``hwlib/tables/<profile>.json``: one row per (format, op) with its bundle key (see
 :func:`hwlib.cost.bundle_key`) and its cost.
 """
@@ -17,34 +18,34 @@ import time
 import hardware_profiles as hp
 
 from . import _yosys
-from .cost import BUNDLED_DIR, _source_digest, _toolchain, bundle_key, cost_table, fp_unit
+from .cost import BUNDLED_DIR, _source_digest, _toolchain, bundle_key, cost_tables, fp_unit
 
 
 class _Progress:
-    def __init__(self, name):
-        self.name = name
-
     def start(self, index, total, label):
-        print(f"  [{index}/{total}] {self.name}: {label} ...", file=sys.stderr, flush=True)
+        print(f"  [{index}/{total}] {label} ...", file=sys.stderr, flush=True)
 
     def done(self, index, total, label, seconds):
-        print(f"  [{index}/{total}] {self.name}: {label} {seconds:.1f} s", file=sys.stderr, flush=True)
+        print(f"  [{index}/{total}] {label} {seconds:.1f} s", file=sys.stderr, flush=True)
 
 
-def bundle_profile(name, jobs=1):
-    """The bundled table of built-in profile ``name`` as a JSON-ready mapping."""
-    profile = hp.load(name)
-    started = time.perf_counter()
-    rows = cost_table(profile, bundled=False, progress=_Progress(name), jobs=jobs)
+def bundle_profiles(names, jobs=1):
+    """The bundled tables of the built-in profiles ``names`` as JSON-ready mappings, in order,
+    synthesized in one pool (:func:`hwlib.cost.cost_tables`)."""
+    profiles = [hp.load(name) for name in names]
+    tables = cost_tables(profiles, bundled=False, progress=_Progress(), jobs=jobs)
     out = []
-    for row in rows:
-        spec = fp_unit(row.op, row.format, profile.units, profile.datapath)
-        out.append({"format": row.format, "op": row.op, "design": row.design,
-                    "circuit": row.circuit, "key": bundle_key(spec.params, profile.technology),
-                    "cost": row.cost.to_json()})
-    return {"profile": name, "sources": _source_digest(), "toolchain": _toolchain(),
-            "yosys": _yosys.yosys_version(), "seconds": round(time.perf_counter() - started, 1),
-            "rows": out}
+    for profile in profiles:
+        rows = []
+        for row in tables[profile.name]:
+            spec = fp_unit(row.op, row.format, profile.units, profile.datapath)
+            rows.append({"format": row.format, "op": row.op, "design": row.design,
+                         "circuit": row.circuit,
+                         "key": bundle_key(spec.params, profile.technology),
+                         "cost": row.cost.to_json()})
+        out.append({"profile": profile.name, "sources": _source_digest(),
+                    "toolchain": _toolchain(), "yosys": _yosys.yosys_version(), "rows": rows})
+    return out
 
 
 def write_json_atomic(path, data):
@@ -67,10 +68,11 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--profiles", nargs="*", default=None)
     args = parser.parse_args(argv)
-    for name in args.profiles or hp.builtin_names():
-        table = bundle_profile(name, jobs=args.jobs)
-        write_json_atomic(os.path.join(BUNDLED_DIR, f"{name}.json"), table)
-        print(f"{name}: {len(table['rows'])} rows in {table['seconds']} s", flush=True)
+    started = time.perf_counter()
+    for table in bundle_profiles(args.profiles or hp.builtin_names(), jobs=args.jobs):
+        write_json_atomic(os.path.join(BUNDLED_DIR, f"{table['profile']}.json"), table)
+        print(f"{table['profile']}: {len(table['rows'])} rows", flush=True)
+    print(f"{time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
 

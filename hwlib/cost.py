@@ -61,7 +61,8 @@ maps the circuits exactly as the bundled tables did.
 
 Tables
 ------
-:func:`cost_table` prices a profile's basic ops per format (the floating-point units of
+:func:`cost_table` (:func:`cost_tables` for several profiles in one pool) prices a profile's
+basic ops per format (the floating-point units of
 :func:`hwlib.fp.build_fp_unit` when that exists, else integer stand-ins at the significand
 width, see :func:`significand_unit`); :func:`compare_designs` prices every design of one unit
 kind across widths. Both synthesize only what the cache lacks, optionally in several worker
@@ -90,7 +91,7 @@ __all__ = [
     "COUNTING_MODES", "CACHE_FORMAT_VERSION", "CircuitError", "CacheWarning", "Cost",
     "count", "default_cache_dir", "Cache", "CacheStats", "CircuitSpec", "integer_unit",
     "fp_unit", "significand_unit", "fp_units_available", "Pricer", "CostRow", "cost_table",
-    "compare_designs", "DesignRow",
+    "cost_tables", "compare_designs", "DesignRow",
 ]
 
 COUNTING_MODES = ("synthesized", "structural")
@@ -529,45 +530,104 @@ def _check_jobs(jobs):
     return jobs
 
 
+#: Relative synthesis work of each op's unit per significand bit (wide units first).
+_OP_WORK = {"add": 1, "sub": 1, "cmp": 1, "mul": 8, "div": 16, "sqrt": 16}
+
+
+def _work_estimate(spec):
+    """A rough relative synthesis time of ``spec``, only to start the longest circuits first:
+    quadratic in the width for multipliers, dividers and roots, linear for adders."""
+    params = spec.params
+    if "format" in params:
+        width = FORMAT_BITS[params["format"]][1] + 1
+        kind = _OP_KIND.get(params.get("op"), "add")
+    else:
+        width, kind = params.get("width", 1), params.get("kind", "add")
+    return _OP_WORK.get(kind, 1) * width * (width if kind != "add" else 1)
+
+
 def _price_all(pricer, specs, progress, jobs=1):
     """Price each spec; ``progress`` (optional) hears about the ones not cached. With
     ``jobs > 1`` the uncached ones are synthesized by that many worker processes (each writes
     its results to the cache), and each is reported when it finishes."""
+    return _price_many([(pricer, spec, spec.label) for spec in specs], progress, jobs)
+
+
+def _price_many(items, progress, jobs=1, failures=None):
+    """Price ``(pricer, spec, label)`` items, which may belong to different pricers (profiles
+    with different technologies), in one pool: the :class:`Cost` of each, in order.
+
+    A circuit asked for twice under the same technology is synthesized once. Uncached circuits
+    are started longest first (:func:`_work_estimate`), so that with ``jobs > 1`` the wide
+    dividers and roots do not run last with the other workers idle. ``failures``: ``None`` to
+    raise the first :class:`YosysError`; a list to append ``(index, error)`` to instead, with
+    ``None`` in that item's place, and go on with the others. A ``progress`` object with a
+    ``failed(index, total, label)`` method hears of each failure.
+    """
     _check_jobs(jobs)
-    costs = [pricer.lookup(spec) for spec in specs]
-    todo = [i for i, cost in enumerate(costs) if cost is None]
-    total = len(specs)
+    costs = [pricer.lookup(spec) for pricer, spec, _label in items]
+    todo, first = [], {}   # one item per distinct (technology, params); duplicates follow it
+    for i, cost in enumerate(costs):
+        if cost is None:
+            pricer, spec, _label = items[i]
+            key = pricer._index_key(spec)
+            if key in first:
+                first[key][1].append(i)
+            else:
+                first[key] = (i, [i])
+                todo.append(i)
+    todo.sort(key=lambda i: -_work_estimate(items[i][1]))
+    same = {i: first[items[i][0]._index_key(items[i][1])][1] for i in todo}
+    total = len(items)
+
+    def settle(i, cost, seconds, error=None):
+        if error is not None:
+            label = items[i][2]
+            if progress is not None and hasattr(progress, "failed"):
+                progress.failed(i + 1, total, label)
+            error = _yosys.YosysError(f"{label}: {error.message}", error.log)
+            if failures is None:
+                raise error
+            failures.extend((j, error) for j in same[i])
+            return
+        for j in same[i]:
+            costs[j] = cost
+        if progress is not None:
+            progress.done(i + 1, total, items[i][2], seconds)
+
     if jobs == 1 or len(todo) < 2:
         for i in todo:
+            pricer, spec, label = items[i]
             if progress is not None:
-                progress.start(i + 1, total, specs[i].label)
+                progress.start(i + 1, total, label)
             started = time.perf_counter()
             try:
-                costs[i] = pricer._price_uncached(specs[i])
+                cost = pricer._price_uncached(spec)
             except _yosys.YosysError as exc:
-                raise _yosys.YosysError(f"{specs[i].label}: {exc.message}", exc.log) from exc
-            if progress is not None:
-                progress.done(i + 1, total, specs[i].label, time.perf_counter() - started)
+                settle(i, None, 0.0, exc)
+                continue
+            settle(i, cost, time.perf_counter() - started)
         return costs
-    cache_dir = pricer.cache.directory if pricer.cache is not None else None
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                                 mp_context=context) as pool:
-        futures = {pool.submit(_price_in_worker, pricer.technology, cache_dir, specs[i]): i
-                   for i in todo}
+        futures = {}
+        for i in todo:   # submitted longest first; the pool starts them in this order
+            pricer, spec, _label = items[i]
+            cache_dir = pricer.cache.directory if pricer.cache is not None else None
+            futures[pool.submit(_price_in_worker, pricer.technology, cache_dir, spec)] = i
         try:
             for future in concurrent.futures.as_completed(futures):
                 i = futures[future]
+                if progress is not None:
+                    progress.start(i + 1, total, items[i][2])
                 try:
                     data, seconds = future.result()
                 except _yosys.YosysError as exc:
-                    raise _yosys.YosysError(f"{specs[i].label}: {exc.message}",
-                                            exc.log) from exc
-                costs[i] = Cost.from_json(data)
-                pricer.computed += 1
-                if progress is not None:
-                    progress.start(i + 1, total, specs[i].label)
-                    progress.done(i + 1, total, specs[i].label, seconds)
+                    settle(i, None, 0.0, exc)
+                    continue
+                items[i][0].computed += 1
+                settle(i, Cost.from_json(data), seconds)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -607,6 +667,21 @@ def _check_names(values, allowed, what, where=""):
     return values
 
 
+def _table_specs(profile, formats, ops):
+    formats = _check_names(formats if formats is not None else profile.formats,
+                           tuple(FORMAT_BITS), "format")
+    ops = _check_names(ops, BASIC_OPS, "op")
+    use_fp = fp_units_available()
+    return [((fmt, op), fp_unit(op, fmt, profile.units, profile.datapath) if use_fp
+             else significand_unit(op, fmt, profile.units)) for fmt in formats for op in ops]
+
+
+def _table_rows(profile, keyed_specs, costs):
+    circuit = profile.datapath if fp_units_available() else "integer"
+    return [CostRow(format=fmt, op=op, design=spec.design, cost=cost, circuit=circuit)
+            for ((fmt, op), spec), cost in zip(keyed_specs, costs) if cost is not None]
+
+
 def cost_table(profile, formats=None, ops=None, *, cache=None, progress=None, jobs=1,
                bundled=True):
     """A profile's cost table: one :class:`CostRow` per (format, op), formats outer.
@@ -619,22 +694,43 @@ def cost_table(profile, formats=None, ops=None, *, cache=None, progress=None, jo
     told about each circuit that is synthesized (not about cached ones). ``jobs``: worker
     processes for the circuits not cached.
     """
-    formats = _check_names(formats if formats is not None else profile.formats,
-                           tuple(FORMAT_BITS), "format")
-    ops = _check_names(ops, BASIC_OPS, "op")
-    use_fp = fp_units_available()
-    specs, keys = [], []
-    for fmt in formats:
-        for op in ops:
-            if use_fp:
-                specs.append(fp_unit(op, fmt, profile.units, profile.datapath))
-            else:
-                specs.append(significand_unit(op, fmt, profile.units))
-            keys.append((fmt, op))
-    costs = _price_all(_profile_pricer(profile, cache, bundled), specs, progress, jobs)
-    circuit = profile.datapath if use_fp else "integer"
-    return [CostRow(format=fmt, op=op, design=spec.design, cost=cost, circuit=circuit)
-            for (fmt, op), spec, cost in zip(keys, specs, costs)]
+    keyed = _table_specs(profile, formats, ops)
+    costs = _price_all(_profile_pricer(profile, cache, bundled), [s for _k, s in keyed],
+                       progress, jobs)
+    return _table_rows(profile, keyed, costs)
+
+
+def cost_tables(profiles, formats=None, ops=None, *, cache=None, progress=None, jobs=1,
+                bundled=True, failures=None):
+    """The cost tables of several profiles, synthesized in one pool: ``{profile name: [CostRow,
+    ...]}`` as :func:`cost_table` gives each.
+
+    One pool for all of them keeps ``jobs`` workers busy to the end (the longest circuits of
+    every profile start first) and synthesizes a circuit that two profiles share (same
+    parameters and technology) once. Progress labels start with the profile's name.
+    ``failures``: ``None`` to raise the first :class:`YosysError`; a list to append
+    ``(profile name, format, op, error)`` to instead, leaving that row out of its table.
+    """
+    pricers = {}   # one pricer per technology
+    items, where = [], []
+    for profile in profiles:
+        technology = _canonical(profile.technology)
+        if technology not in pricers:
+            pricers[technology] = _profile_pricer(profile, cache, bundled)
+        pricer = pricers[technology]
+        for (fmt, op), spec in _table_specs(profile, formats, ops):
+            items.append((pricer, spec, f"{profile.name}: {spec.label}"))
+            where.append((profile.name, fmt, op))
+    errors = None if failures is None else []
+    costs = _price_many(items, progress, jobs, errors)
+    for i, error in errors or ():
+        failures.append((*where[i], error))
+    tables, start = {}, 0
+    for profile in profiles:
+        keyed = _table_specs(profile, formats, ops)
+        tables[profile.name] = _table_rows(profile, keyed, costs[start:start + len(keyed)])
+        start += len(keyed)
+    return tables
 
 
 @dataclass(frozen=True)

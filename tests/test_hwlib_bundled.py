@@ -59,15 +59,18 @@ def _distinct_builtins():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", _distinct_builtins())
-def test_bundled_table_equals_fresh_synthesis(name, tmp_path):
-    """Re-synthesize fp16 and fp32 of each built-in profile from scratch (empty cache)."""
-    prof = hp.load(name)
-    fresh = cost.cost_table(prof, formats=["fp16", "fp32"], cache=cost.Cache(str(tmp_path)),
-                            bundled=False, jobs=2)
-    shipped = {(r["format"], r["op"]): r["cost"] for r in _table(name)["rows"]}
-    for row in fresh:
-        assert row.cost.to_json() == shipped[(row.format, row.op)], (name, row.format, row.op)
+def test_bundled_tables_equal_fresh_synthesis(tmp_path):
+    """Re-synthesize fp16 and fp32 of each distinct built-in profile from scratch (empty
+    cache), all in one pool."""
+    profiles = [hp.load(name) for name in _distinct_builtins()]
+    fresh = cost.cost_tables(profiles, formats=["fp16", "fp32"], cache=cost.Cache(str(tmp_path)),
+                             bundled=False, jobs=2)
+    for prof in profiles:
+        shipped = {(r["format"], r["op"]): r["cost"] for r in _table(prof.name)["rows"]}
+        assert len(fresh[prof.name]) == 12
+        for row in fresh[prof.name]:
+            assert row.cost.to_json() == shipped[(row.format, row.op)], (prof.name, row.format,
+                                                                        row.op)
 
 
 def test_unbundled_tables_synthesize_in_workers_too(tmp_path):

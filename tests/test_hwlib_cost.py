@@ -406,3 +406,66 @@ def test_elaboration_survives_deep_combinational_paths():
     profile = hp.load("cmos-small")
     elab = elaborate(build_fp_unit("div", "fp64", profile.units, profile.datapath))
     assert elab.cells["full_adder"] > 2000
+
+
+def test_longest_circuits_start_first(generic):
+    # Uncached circuits are taken widest first (same width: in the order asked for).
+    recorder = _Recorder()
+    compare_designs("add", [4, 6], generic, ["ripple_carry", "sklansky"], progress=recorder)
+    assert [e[:2] for e in recorder.events if e[0] == "start"] == [
+        ("start", 3), ("start", 4), ("start", 1), ("start", 2)]
+    mul = integer_unit("mul", "array", 8, generic.units["mul"])
+    add = integer_unit("add", "ripple_carry", 32)
+    assert cost._work_estimate(mul) > cost._work_estimate(add)
+    fp = [cost.fp_unit(op, fmt, generic.units, generic.datapath)
+          for fmt in ("fp16", "fp64") for op in ("add", "sqrt")]
+    assert sorted(fp, key=cost._work_estimate) == [fp[0], fp[2], fp[1], fp[3]]
+
+
+def _custom(tmp_path, text):
+    path = tmp_path / "custom.yaml"
+    path.write_text(textwrap.dedent(text))
+    return hp.load(str(path))
+
+
+def test_cost_tables_share_one_pool(generic, tmp_path):
+    # Two profiles with the same technology: the circuit both use is synthesized once, and
+    # each table equals the profile's own cost_table.
+    other = _custom(tmp_path, """\
+        extends: cmos-generic
+        name: other
+        units:
+          cmp: {design: ripple_carry}
+    """)
+    recorder = _Recorder()
+    tables = cost.cost_tables([generic, other], ["fp16"], ["add", "cmp"], progress=recorder,
+                              bundled=False)
+    assert list(tables) == ["cmos-generic", "other"]
+    labels = [e[3] for e in recorder.events if e[0] == "done"]
+    assert len(labels) == 3   # add shared; two different cmp circuits
+    assert all(label.startswith(("cmos-generic: fp16", "other: fp16")) for label in labels)
+    for profile in (generic, other):
+        assert tables[profile.name] == cost_table(profile, ["fp16"], ["add", "cmp"],
+                                                  bundled=False)
+    assert tables["cmos-generic"][0].cost == tables["other"][0].cost
+    assert tables["cmos-generic"][1].cost != tables["other"][1].cost
+
+
+def test_cost_tables_failures_keep_the_rest(generic, tmp_path, monkeypatch):
+    real = Pricer._price_uncached
+
+    def failing(self, spec):
+        if spec.params.get("op") == "cmp":
+            raise cost._yosys.YosysError("ERROR: no luck", "log")
+        return real(self, spec)
+
+    monkeypatch.setattr(Pricer, "_price_uncached", failing)
+    failures = []
+    tables = cost.cost_tables([generic], ["fp16"], ["add", "cmp"], failures=failures,
+                              bundled=False)
+    assert [(r.format, r.op) for r in tables["cmos-generic"]] == [("fp16", "add")]
+    assert [(name, fmt, op) for name, fmt, op, _ in failures] == [("cmos-generic", "fp16", "cmp")]
+    assert failures[0][3].message.startswith("cmos-generic: fp16 cmp (")
+    assert failures[0][3].message.endswith(": ERROR: no luck")
+    with pytest.raises(cost._yosys.YosysError, match=r"^cmos-generic: fp16 cmp \(.*no luck$"):
+        cost.cost_tables([generic], ["fp16"], ["cmp"], bundled=False)

@@ -126,6 +126,10 @@ class _Progress:
         self.stream.write(f"{seconds:.1f} s\n")
         self.stream.flush()
 
+    def failed(self, index, total, label):
+        self.stream.write("failed\n")
+        self.stream.flush()
+
 
 def _fmt(value):
     if isinstance(value, float) and not value.is_integer():
