@@ -175,17 +175,34 @@ def update_cost(optimizer, params):
     are counted once per model, on the first layer with parameters (see ``count_model``).
     """
     p = params
-    table = {"sgd": dict(mul=p, sub=p), "momentum": dict(mul=2 * p, add=p, sub=p),
-             "adam": dict(mul=6 * p, add=3 * p, div=3 * p, sqrt=p, sub=p),
-             "adamw": dict(mul=7 * p, add=3 * p, div=3 * p, sqrt=p, sub=2 * p)}
-    return +Counter(table[optimizer])
+    if optimizer == "sgd":
+        ops = {"mul": p, "sub": p}
+    elif optimizer == "momentum":
+        ops = {"mul": 2 * p, "add": p, "sub": p}
+    elif optimizer == "adam":
+        ops = {"mul": 6 * p, "add": 3 * p, "div": 3 * p, "sqrt": p, "sub": p}
+    elif optimizer == "adamw":
+        ops = {"mul": 7 * p, "add": 3 * p, "div": 3 * p, "sqrt": p, "sub": 2 * p}
+    else:
+        raise KeyError(optimizer)
+    return +Counter(ops)
+
+
+_ZERO_OPS = dict.fromkeys(BASIC_OPS, 0)
+_OP_SET = frozenset(BASIC_OPS)
 
 
 def _full(counter):
-    for op in counter:
-        if op not in BASIC_OPS:
-            raise ValueError(f"unknown basic op {op!r}")
-    return {op: int(counter.get(op, 0)) for op in BASIC_OPS}
+    """``{op: n}`` over all of ``BASIC_OPS`` (zeros included) from a Counter of basic ops."""
+    if not counter:
+        return dict(_ZERO_OPS)
+    if not _OP_SET.issuperset(counter):
+        for op in counter:
+            if op not in _OP_SET:
+                raise ValueError(f"unknown basic op {op!r}")
+    get = counter.get
+    return {"add": int(get("add", 0)), "sub": int(get("sub", 0)), "mul": int(get("mul", 0)),
+            "div": int(get("div", 0)), "sqrt": int(get("sqrt", 0)), "cmp": int(get("cmp", 0))}
 
 
 def count_model(model: ModelIR, profile, phase="inference", batch=1):
@@ -217,34 +234,59 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
             consumers[ref] += 1
     if model.layers:
         consumers[model.layers[-1].name] += 1        # the loss reads the model output
-    profile_name = getattr(profile, "name", str(profile))
+    profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
     first_with_params = next((layer.name for layer in model.layers if layer.params), None)
+    has_backward = "backward" in stages
+    has_update = "update" in stages
+    adam = model.optimizer in ("adam", "adamw")
+    formulas = FORMULAS
+    # a Context is shared by the layers with the same input gradients until a handler records
+    # something missing in it; all share one recipe cache
+    contexts = {}
+    recipe_cache = {}
     for layer in model.layers:
-        ctx = Context(batch=batch, training=training, profile=profile,
-                      input_grad=tuple(needs_grad[ref] for ref in layer.inputs))
+        name = layer.name
+        # without a backward stage the handlers' input gradients would be thrown away: none asked
+        input_grad = (tuple([needs_grad[ref] for ref in layer.inputs]) if has_backward
+                      else (False,) * len(layer.inputs))
+        ctx = contexts.get(input_grad)
+        if ctx is None:
+            ctx = contexts[input_grad] = Context(batch=batch, training=training, profile=profile,
+                                                 input_grad=input_grad, recipe_cache=recipe_cache)
         if not layer.known:
             cost = LayerCost()
-            incomplete.append({"layer": layer.name, "type": layer.type, "reason": "unknown layer type"})
+            incomplete.append({"layer": name, "type": layer.type, "reason": "unknown layer type"})
         else:
-            handler = FORMULAS[layer.type]
-            cost = handler(layer, ctx)
-            for reason in ctx.missing:
-                incomplete.append({"layer": layer.name, "type": layer.type, "reason": reason})
-        backward = cost.backward if needs_grad[layer.name] else Counter()
-        if needs_grad[layer.name] and consumers[layer.name] > 1:
-            backward = backward + Counter(add=(consumers[layer.name] - 1) * batch * math.prod(layer.out_shape))
-        update = update_cost(model.optimizer, layer.params)
-        if layer.name == first_with_params and model.optimizer in ("adam", "adamw"):
-            update.update(mul=2, sub=2)
-        per_stage = {"forward": cost.forward, "loss": Counter(), "backward": backward, "update": update}
-        macs = {"forward": cost.macs_forward, "backward": cost.macs_backward if needs_grad[layer.name] else 0}
+            cost = formulas[layer.type](layer, ctx)
+            if ctx.missing:
+                del contexts[input_grad]
+                for reason in ctx.missing:
+                    incomplete.append({"layer": name, "type": layer.type, "reason": reason})
+        forward = _full(cost.forward)
+        grad = needs_grad[name]
+        if has_backward and grad:
+            backward = cost.backward
+            if consumers[name] > 1:
+                backward = backward + Counter(add=(consumers[name] - 1) * batch * math.prod(layer.out_shape))
+            backward = _full(backward)
+            macs_backward = cost.macs_backward
+        else:
+            backward = dict(_ZERO_OPS)
+            macs_backward = 0
+        if has_update:
+            update = update_cost(model.optimizer, layer.params)
+            if adam and name == first_with_params:
+                update.update(mul=2, sub=2)
+            update = _full(update)
+        else:
+            update = dict(_ZERO_OPS)
         counted.append(LayerCount(
-            name=layer.name, type=layer.type, format=layer.format, out_shape=layer.out_shape, params=layer.params,
-            stages={s: _full(per_stage[s] if s in stages else Counter()) for s in ("forward", "loss", "backward",
-                                                                                   "update")},
-            macs={s: (macs[s] if s in stages else 0) for s in macs},
+            name=name, type=layer.type, format=layer.format, out_shape=layer.out_shape, params=layer.params,
+            stages={"forward": forward, "loss": dict(_ZERO_OPS), "backward": backward,
+                    "update": update},
+            macs={"forward": cost.macs_forward, "backward": macs_backward},
             complete=layer.known and not ctx.missing))
     if "loss" in stages:
         ctx = Context(batch=batch, training=training, profile=profile, input_grad=(True,))

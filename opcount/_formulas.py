@@ -34,37 +34,53 @@ __all__ = ["Context", "LayerCost", "FORMULAS", "ZERO_COST", "linear_cost", "sdpa
 OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
 
 
+_COUNTER_NEW = Counter.__new__
+
+
+def _new_counter():
+    """An empty Counter. ``Counter()`` spends most of its time in ``__init__``'s generic
+    ``update`` call, which has nothing to add to an empty one; the handlers make several per layer."""
+    return _COUNTER_NEW(Counter)
+
+
 @dataclass(frozen=True)
 class Context:
     """What a handler may read besides the layer: batch size, mode, which inputs need a
-    gradient, and the profile's recipes (an object with ``recipe_ops`` and ``has_recipe``)."""
+    gradient, and the profile's recipes (an object with ``recipe_ops`` and ``has_recipe``).
+    ``recipe_cache`` holds the checked per-element ops of the recipes already read; the engine
+    shares one between the layers of a count, so each recipe is read from the profile once."""
     batch: int
     training: bool
     input_grad: tuple
     profile: object
     missing: list = field(default_factory=list, compare=False)
+    recipe_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def recipe(self, name, direction, times):
         """The basic ops of ``times`` evaluations of recipe ``name`` in ``direction``."""
-        if not self.profile.has_recipe(name):
-            reason = f"profile has no recipe {name!r}"
-            if reason not in self.missing:
-                self.missing.append(reason)
-            return Counter()
-        ops = self.profile.recipe_ops(name, direction=direction)
-        out = Counter()
-        for op, n in ops.items():
-            if op not in OPS:
-                raise ValueError(f"recipe {name!r} gives unknown basic op {op!r}")
-            if n:
-                out[op] += n * times
+        per_element = self.recipe_cache.get((name, direction))
+        if per_element is None:
+            if not self.profile.has_recipe(name):
+                reason = f"profile has no recipe {name!r}"
+                if reason not in self.missing:
+                    self.missing.append(reason)
+                return _new_counter()
+            ops = self.profile.recipe_ops(name, direction=direction)
+            for op in ops:
+                if op not in OPS:
+                    raise ValueError(f"recipe {name!r} gives unknown basic op {op!r}")
+            per_element = tuple((op, n) for op, n in ops.items() if n)
+            self.recipe_cache[(name, direction)] = per_element
+        out = _new_counter()
+        for op, n in per_element:
+            out[op] = n * times
         return out
 
 
 @dataclass
 class LayerCost:
-    forward: Counter = field(default_factory=Counter)
-    backward: Counter = field(default_factory=Counter)
+    forward: Counter = field(default_factory=_new_counter)
+    backward: Counter = field(default_factory=_new_counter)
     macs_forward: int = 0
     macs_backward: int = 0
 
@@ -77,7 +93,11 @@ class LayerCost:
 
 
 def _ops(**counts):
-    return Counter({op: n for op, n in counts.items() if n})
+    out = _new_counter()
+    for op, n in counts.items():
+        if n:
+            out[op] = n
+    return out
 
 
 def _elements(layer, ctx, shape=None):
@@ -133,9 +153,8 @@ def _conv(layer: Layer, ctx: Context) -> LayerCost:
     c_in, c_out, g, taps = a["in"], a["out"], a["groups"], a["taps"]
     m = n * math.prod(layer.out_shape[1:])
     k = c_in // g * taps
-    cost = LayerCost()
-    cost.forward = _ops(mul=m * c_out * k, add=m * c_out * (k - 1) + (m * c_out if a["bias"] else 0))
-    cost.macs_forward = m * c_out * k
+    cost = LayerCost(forward=_ops(mul=m * c_out * k, add=m * c_out * (k - 1) + (m * c_out if a["bias"] else 0)),
+                     macs_forward=m * c_out * k)
     if ctx.input_grad[0]:
         cost.backward.update(_ops(mul=m * c_out * k,
                                   add=m * c_in * taps * (c_out // g - 1) + n * c_in * (a["pairs"] - a["hits"])))

@@ -70,6 +70,10 @@ class ModelIR:
         raise KeyError(name)
 
 
+def _where(source, lname, ltype):
+    return f"{source}: layer {lname!r} ({ltype})"
+
+
 def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimizer="sgd",
                 input_grad=False, source="<model>"):
     """Resolve ``inputs:`` references and infer every layer's shapes and parameters.
@@ -88,40 +92,43 @@ def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimiz
     shapes = {MODEL_INPUT: input_shape}
     built = []
     previous = MODEL_INPUT
+    infer, shape_error = _shapes.infer, _shapes.ShapeError
     for index, spec in enumerate(layers):
         if not isinstance(spec, dict):
             raise ModelError(f"{source}: layer {index} must be a mapping, not {type(spec).__name__}")
         spec = dict(spec)
         ltype = spec.pop("type", None)
         lname = spec.pop("name", None)
-        where = f"{source}: layer {lname if lname is not None else index}"
         if not isinstance(ltype, str):
-            raise ModelError(f"{where}: missing field 'type'")
+            raise ModelError(f"{source}: layer {lname if lname is not None else index}: missing field 'type'")
         lname = f"{ltype}_{index}" if lname is None else str(lname)
-        where = f"{source}: layer {lname!r} ({ltype})"
         if lname in shapes:
-            raise ModelError(f"{where}: duplicate layer name")
+            raise ModelError(f"{_where(source, lname, ltype)}: duplicate layer name")
         inputs = spec.pop("inputs", None)
         if inputs is None:
-            inputs = [previous]
-        elif isinstance(inputs, str):
-            inputs = [inputs]
-        if not isinstance(inputs, list) or not inputs:
-            raise ModelError(f"{where}: 'inputs' must be a layer name or a non-empty list of names")
-        for ref in inputs:
-            if ref not in shapes:
-                raise ModelError(f"{where}: input {ref!r} is not an earlier layer or 'input'")
+            inputs = (previous,)
+        else:
+            if isinstance(inputs, str):
+                inputs = [inputs]
+            if not isinstance(inputs, list) or not inputs:
+                raise ModelError(f"{_where(source, lname, ltype)}: 'inputs' must be a layer name or a non-empty "
+                                 "list of names")
+            for ref in inputs:
+                if ref not in shapes:
+                    raise ModelError(f"{_where(source, lname, ltype)}: input {ref!r} is not an earlier layer or "
+                                     "'input'")
+            inputs = tuple(inputs)
         lformat = spec.pop("format", format)
         if lformat not in FORMATS:
-            raise ModelError(f"{where}: format must be one of {', '.join(FORMATS)}, not {lformat!r}")
-        in_shapes = tuple(shapes[ref] for ref in inputs)
+            raise ModelError(f"{_where(source, lname, ltype)}: format must be one of {', '.join(FORMATS)}, "
+                             f"not {lformat!r}")
+        in_shapes = tuple([shapes[ref] for ref in inputs])
         try:
-            out_shape, params, attrs, known = _shapes.infer(ltype, spec, in_shapes, shapes)
-        except _shapes.ShapeError as exc:
-            raise ModelError(f"{where}: {exc}") from None
-        layer = Layer(name=lname, type=ltype, inputs=tuple(inputs), in_shapes=in_shapes,
-                      out_shape=out_shape, attrs=attrs, params=params, format=lformat, known=known)
-        built.append(layer)
+            out_shape, params, attrs, known = infer(ltype, spec, in_shapes, shapes)
+        except shape_error as exc:
+            raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
+        built.append(Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
+                           attrs=attrs, params=params, format=lformat, known=known))
         shapes[lname] = out_shape
         previous = lname
     return ModelIR(name=str(name), input_shape=input_shape, layers=built, format=format, loss=loss,

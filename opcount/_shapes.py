@@ -8,7 +8,7 @@ not parameters).
 import math
 
 __all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry",
-           "pool_geometry", "adaptive_windows"]
+           "scatter_geometry", "window_tally", "pool_geometry", "adaptive_windows", "adaptive_tally"]
 
 
 class ShapeError(ValueError):
@@ -34,14 +34,17 @@ class _Fields:
 
     def _take(self, key, default, required):
         self.read.add(key)
-        if key not in self.spec:
-            if required:
-                raise ShapeError(f"missing field {key!r}")
-            return default
-        return self.spec[key]
+        spec = self.spec
+        if key in spec:
+            return spec[key]
+        if required:
+            raise ShapeError(f"missing field {key!r}")
+        return default
 
     def int(self, key, default=None, *, required=False, minimum=1):
         value = self._take(key, default, required)
+        if type(value) is int and value >= minimum:
+            return value
         if value is None:
             return None
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -50,6 +53,8 @@ class _Fields:
 
     def ints(self, key, n, default=None, *, required=False, minimum=1):
         value = self._take(key, default, required)
+        if type(value) is int and value >= minimum:
+            return (value,) * n
         if value is None:
             return None
         if isinstance(value, int) and not isinstance(value, bool):
@@ -82,6 +87,8 @@ class _Fields:
         return self._take(key, default, False)
 
     def finish(self):
+        if self.read.issuperset(self.spec):
+            return
         extra = sorted(set(self.spec) - self.read)
         if extra:
             raise ShapeError(f"unknown field {extra[0]!r}")
@@ -99,6 +106,55 @@ def _rank_at_least(shape, rank, what="input"):
 
 # --- geometry shared by convolutions and pools ------------------------------------------------
 
+def window_tally(n, kernel, stride, dilation, offset, length):
+    """Exact tallies of the positions ``x * stride + t * dilation + offset`` for ``x`` in
+    ``[0, n)`` and taps ``t`` in ``[0, kernel)``: ``(pairs, hits)``, the (x, t) pairs that land
+    inside ``[0, length)`` and the distinct positions they land on.
+
+    Closed form in O(kernel): a tap's positions form the run ``q = a .. a + n - 1`` of positions
+    ``stride * q + r`` in residue class ``r`` (``a, r = divmod(t * dilation + offset, stride)``);
+    a class keeps ``q`` in ``[0, (length - 1 - r) // stride]``. ``pairs`` sums the clipped runs,
+    ``hits`` the size of their union per class: within a class both ends of the runs grow with
+    ``t``, so each run adds the part past the previous run's end.
+    """
+    if (stride == 1 and 0 < dilation <= n and offset >= 0
+            and offset + n - 1 + (kernel - 1) * dilation < length):
+        # every pair lands inside and the runs overlap or touch: one interval (an unpadded conv)
+        return n * kernel, n + (kernel - 1) * dilation
+    pairs = hits = 0
+    if stride == 1:                                   # one class, q is the position itself
+        end = -1
+        top = length - 1
+        for t in range(kernel):
+            lo = t * dilation + offset
+            hi = lo + n - 1
+            if lo < 0:
+                lo = 0
+            if hi > top:
+                hi = top
+            if hi >= lo:
+                pairs += hi - lo + 1
+                if hi > end:
+                    hits += hi - (lo if lo > end else end + 1) + 1
+                    end = hi
+        return pairs, hits
+    ends = {}
+    for t in range(kernel):
+        a, r = divmod(t * dilation + offset, stride)
+        top = (length - 1 - r) // stride            # last q inside [0, length), -1 if none
+        lo = a if a > 0 else 0
+        hi = a + n - 1
+        if hi > top:
+            hi = top
+        if hi >= lo:
+            pairs += hi - lo + 1
+            end = ends.get(r, -1)
+            if hi > end:
+                hits += hi - (lo if lo > end else end + 1) + 1
+                ends[r] = hi
+    return pairs, hits
+
+
 def conv_geometry(length, kernel, stride, padding, dilation, ceil_mode=False):
     """Output length of a sliding window over one dimension, and two exact tallies:
     ``pairs``, the (output position, tap) pairs that land inside ``[0, length)``, and ``hits``,
@@ -110,15 +166,20 @@ def conv_geometry(length, kernel, stride, padding, dilation, ceil_mode=False):
     out = (-(-numerator // stride) if ceil_mode else numerator // stride) + 1
     if ceil_mode and (out - 1) * stride >= length + padding:
         out -= 1
-    pairs = 0
-    hit = set()
-    for o in range(out):
-        for t in range(kernel):
-            i = o * stride - padding + t * dilation
-            if 0 <= i < length:
-                pairs += 1
-                hit.add(i)
-    return out, pairs, len(hit)
+    pairs, hits = window_tally(out, kernel, stride, dilation, -padding, length)
+    return out, pairs, hits
+
+
+def scatter_geometry(length, kernel, stride, padding, dilation, output_padding=0):
+    """A transposed convolution over one dimension: its output length ``o`` and the exact
+    tallies of its scatter (input position ``i``, tap ``t`` -> output ``i * stride - padding +
+    t * dilation``): ``pairs`` landing inside ``[0, o)`` and ``hits``, the distinct outputs
+    written."""
+    o = (length - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    if o < 1:
+        raise ShapeError(f"output length {o} of a transposed convolution is not positive")
+    pairs, hits = window_tally(length, kernel, stride, dilation, -padding, o)
+    return o, pairs, hits
 
 
 def pool_geometry(shape_spatial, kernel, stride, padding, dilation, ceil_mode):
@@ -134,6 +195,13 @@ def pool_geometry(shape_spatial, kernel, stride, padding, dilation, ceil_mode):
 def adaptive_windows(length, out):
     """PyTorch's adaptive pooling windows: [floor(i*L/out), ceil((i+1)*L/out))."""
     return [(i * length // out, -(-((i + 1) * length) // out)) for i in range(out)]
+
+
+def adaptive_tally(length, out):
+    """``(pairs, overlap)`` of :func:`adaptive_windows` in closed form: the window sizes sum
+    to ``length + out - gcd(length, out)``, and neighbouring windows overlap exactly when
+    ``out > 1`` does not divide ``length``."""
+    return length + out - math.gcd(length, out), out > 1 and length % out != 0
 
 
 # --- layer types ------------------------------------------------------------------------------
@@ -182,20 +250,10 @@ def _conv_factory(nd, transposed):
         if transposed:
             out_spatial, pairs, hits = [], 1, 1
             for length, k, s, p, d, op in zip(spatial, kernel, stride, padding, dilation, output_padding):
-                o = (length - 1) * s - 2 * p + d * (k - 1) + op + 1
-                if o < 1:
-                    raise ShapeError(f"output length {o} of a transposed convolution is not positive")
-                # scatter geometry: input position i, tap t -> output i*s - p + t*d
-                pr, hit = 0, set()
-                for i in range(length):
-                    for t in range(k):
-                        j = i * s - p + t * d
-                        if 0 <= j < o:
-                            pr += 1
-                            hit.add(j)
+                o, pr, h = scatter_geometry(length, k, s, p, d, op)
                 out_spatial.append(o)
                 pairs *= pr
-                hits *= len(hit)
+                hits *= h
         else:
             out_spatial, pairs, hits = [], 1, 1
             for length, k, s, p, d in zip(spatial, kernel, stride, padding, dilation):
@@ -245,10 +303,10 @@ def _adaptive_factory(nd, kind, global_=False):
             spatial, outs = shape[1:], f.ints("out", nd, required=True)
         pairs, hits, overlap = 1, 1, False
         for length, o in zip(spatial, outs):
-            windows = adaptive_windows(length, o)
-            pairs *= sum(b - a for a, b in windows)
+            pr, over = adaptive_tally(length, o)
+            pairs *= pr
             hits *= length
-            overlap = overlap or any(windows[i + 1][0] < windows[i][1] for i in range(o - 1))
+            overlap = overlap or over
         out_shape = (shape[0],) if global_ else (shape[0],) + tuple(outs)
         return out_shape, 0, {"kind": kind, "pairs": pairs, "hits": hits, "overlap": overlap}
     return pool
