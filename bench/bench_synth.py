@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import hardware_profiles as hp  # noqa: E402
-from hwlib import YosysError, cost  # noqa: E402
+from hwlib import cost  # noqa: E402
 from tosim.cmd_synth import _Progress  # noqa: E402  (one stderr line per circuit)
 
 class _Timed(_Progress):

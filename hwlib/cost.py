@@ -530,7 +530,8 @@ def _check_jobs(jobs):
     return jobs
 
 
-#: Relative synthesis work of each op's unit per significand bit (wide units first).
+#: Relative synthesis work of each op's unit, times the significand width (squared for the
+#: quadratic units): only an order in which to start them, widest first.
 _OP_WORK = {"add": 1, "sub": 1, "cmp": 1, "mul": 8, "div": 16, "sqrt": 16}
 
 
@@ -566,18 +567,17 @@ def _price_many(items, progress, jobs=1, failures=None):
     """
     _check_jobs(jobs)
     costs = [pricer.lookup(spec) for pricer, spec, _label in items]
-    todo, first = [], {}   # one item per distinct (technology, params); duplicates follow it
+    same, first = {}, {}   # first uncached item of each (technology, params) -> all its items
     for i, cost in enumerate(costs):
         if cost is None:
             pricer, spec, _label = items[i]
             key = pricer._index_key(spec)
             if key in first:
-                first[key][1].append(i)
+                same[first[key]].append(i)
             else:
-                first[key] = (i, [i])
-                todo.append(i)
-    todo.sort(key=lambda i: -_work_estimate(items[i][1]))
-    same = {i: first[items[i][0]._index_key(items[i][1])][1] for i in todo}
+                first[key] = i
+                same[i] = [i]
+    todo = sorted(same, key=lambda i: -_work_estimate(items[i][1]))
     total = len(items)
 
     def settle(i, cost, seconds, error=None):
@@ -712,24 +712,23 @@ def cost_tables(profiles, formats=None, ops=None, *, cache=None, progress=None, 
     ``(profile name, format, op, error)`` to instead, leaving that row out of its table.
     """
     pricers = {}   # one pricer per technology
+    keyed = [(profile, _table_specs(profile, formats, ops)) for profile in profiles]
     items, where = [], []
-    for profile in profiles:
+    for profile, specs in keyed:
         technology = _canonical(profile.technology)
         if technology not in pricers:
             pricers[technology] = _profile_pricer(profile, cache, bundled)
-        pricer = pricers[technology]
-        for (fmt, op), spec in _table_specs(profile, formats, ops):
-            items.append((pricer, spec, f"{profile.name}: {spec.label}"))
+        for (fmt, op), spec in specs:
+            items.append((pricers[technology], spec, f"{profile.name}: {spec.label}"))
             where.append((profile.name, fmt, op))
     errors = None if failures is None else []
     costs = _price_many(items, progress, jobs, errors)
     for i, error in errors or ():
         failures.append((*where[i], error))
     tables, start = {}, 0
-    for profile in profiles:
-        keyed = _table_specs(profile, formats, ops)
-        tables[profile.name] = _table_rows(profile, keyed, costs[start:start + len(keyed)])
-        start += len(keyed)
+    for profile, specs in keyed:
+        tables[profile.name] = _table_rows(profile, specs, costs[start:start + len(specs)])
+        start += len(specs)
     return tables
 
 

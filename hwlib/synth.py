@@ -375,18 +375,8 @@ def _elaborate(component):
 # The structural flow's glue logic: the same mapping as _SYNTH_SCRIPT, with every cell module
 # turned into a black box first, so that flattening leaves the cell instances in place and
 # only the logic outside them is mapped onto gates.
-_GLUE_SCRIPT = """\
-hierarchy -top top
-blackbox A:tosim_cell
-proc
-flatten -noscopeinfo
-opt
-techmap
-opt -fast
-abc -g {gates} -script "+strash;map"
-opt_clean -purge
-write_json glue.json
-"""
+_GLUE_SCRIPT = _SYNTH_SCRIPT.replace("hierarchy -top top\n",
+                                     "hierarchy -top top\nblackbox A:tosim_cell\n", 1)
 _MODULE_LINE = re.compile(r"^module \\(\S+)$", re.MULTILINE)
 
 
@@ -418,8 +408,9 @@ def synthesize_glue(elaboration, gates):
         counts = _mapping_cache.get(key)
     if counts is None:
         abc_gates = ",".join(name for name in gate_names if name != "NOT")
-        result = _yosys.run(marked, _GLUE_SCRIPT.format(gates=abc_gates), outputs=["glue.json"])
-        top = json.loads(result.outputs["glue.json"])["modules"]["top"]
+        result = _yosys.run(marked, _GLUE_SCRIPT.format(gates=abc_gates),
+                            outputs=["netlist.json"])
+        top = json.loads(result.outputs["netlist.json"])["modules"]["top"]
         counts = {}
         for cell in top.get("cells", {}).values():
             cell_type = cell["type"]

@@ -182,14 +182,21 @@ def scatter_geometry(length, kernel, stride, padding, dilation, output_padding=0
     return o, pairs, hits
 
 
-def pool_geometry(shape_spatial, kernel, stride, padding, dilation, ceil_mode):
+def _geometry(one_dim, *per_dim):
+    """Output lengths and the products of the per-dimension tallies of ``one_dim``
+    (:func:`conv_geometry` or :func:`scatter_geometry`) over the columns ``per_dim``."""
     outs, pairs, hits = [], 1, 1
-    for length, k, s, p, d in zip(shape_spatial, kernel, stride, padding, dilation):
-        o, pr, h = conv_geometry(length, k, s, p, d, ceil_mode)
+    for args in zip(*per_dim):
+        o, pr, h = one_dim(*args)
         outs.append(o)
         pairs *= pr
         hits *= h
     return tuple(outs), pairs, hits
+
+
+def pool_geometry(shape_spatial, kernel, stride, padding, dilation, ceil_mode):
+    return _geometry(conv_geometry, shape_spatial, kernel, stride, padding, dilation,
+                     (ceil_mode,) * len(kernel))
 
 
 def adaptive_windows(length, out):
@@ -248,19 +255,11 @@ def _conv_factory(nd, transposed):
             raise ShapeError(f"groups {groups} must divide input channels {c_in} and output channels {out}")
         taps = math.prod(kernel)
         if transposed:
-            out_spatial, pairs, hits = [], 1, 1
-            for length, k, s, p, d, op in zip(spatial, kernel, stride, padding, dilation, output_padding):
-                o, pr, h = scatter_geometry(length, k, s, p, d, op)
-                out_spatial.append(o)
-                pairs *= pr
-                hits *= h
+            out_spatial, pairs, hits = _geometry(scatter_geometry, spatial, kernel, stride, padding,
+                                                 dilation, output_padding)
         else:
-            out_spatial, pairs, hits = [], 1, 1
-            for length, k, s, p, d in zip(spatial, kernel, stride, padding, dilation):
-                o, pr, h = conv_geometry(length, k, s, p, d)
-                out_spatial.append(o)
-                pairs *= pr
-                hits *= h
+            out_spatial, pairs, hits = _geometry(conv_geometry, spatial, kernel, stride, padding,
+                                                 dilation)
         params = c_in * (out // groups) * taps + (out if bias else 0)
         attrs = {"nd": nd, "in": c_in, "out": out, "kernel": kernel, "stride": stride, "padding": padding,
                  "dilation": dilation, "groups": groups, "bias": bias, "taps": taps, "pairs": pairs,
