@@ -11,8 +11,9 @@
 3. zoo: ``tosim score zoo:all`` end to end in a fresh process, warm (numba and cost caches
    filled by a first run), plus the in-process counting with 1 and 2 worker processes;
    target < 3 s.
-4. torch: counting a zoo model (load + count) against running the same network under
-   ``torch.utils.flop_counter.FlopCounterMode``, whose FLOPs it must equal; target >= 1000x.
+4. torch: counting zoo models (load + count, and count alone) against running their torch twins
+   under ``torch.utils.flop_counter.FlopCounterMode``, whose FLOPs they must equal, for inference
+   and training at batch 1 and a larger batch; target >= 1000x.
 
 Costs come from the real cost table of the profile (``tosim._costs.costs_array``); the zoo part
 needs it cached, the others fall back to a fixed table when it is not (said in the output).
@@ -145,8 +146,57 @@ def _li2022_cnn_torch(depth):
     return torch.nn.Sequential(*layers)
 
 
-def bench_torch(repeat):
-    print("== counting vs torch FlopCounterMode (li2022 CNN set, input 3x256x256)")
+def _li2022_mlp_torch(width, act):
+    import torch
+    activation = {"gelu": torch.nn.GELU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}[act]
+    layers, c = [], 4
+    for _ in range(3):
+        layers += [torch.nn.Linear(c, width), activation()]
+        c = width
+    return torch.nn.Sequential(*layers, torch.nn.Linear(c, 1))
+
+
+def _resnet18_torch():
+    """torchvision's resnet18, written out (torchvision is not a dependency): the same layers as
+    ``zoo:resnet18``."""
+    import torch
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.main = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+                                      nn.ReLU(), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+                                      nn.BatchNorm2d(c_out))
+            self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+                             if stride != 1 or c_in != c_out else nn.Identity())
+
+        def forward(self, x):
+            return torch.relu(self.main(x) + self.shortcut(x))
+
+    blocks, c = [], 64
+    for stage, planes in enumerate((64, 128, 256, 512)):
+        for b in range(2):
+            blocks.append(Block(c, planes, 2 if stage > 0 and b == 0 else 1))
+            c = planes
+    return nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                         nn.MaxPool2d(3, 2, 1), *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000))
+
+
+#: zoo model -> (torch twin, per-sample input shape, batches)
+TORCH_TWINS = {
+    "li2022-mlp-18-gelu": (lambda: _li2022_mlp_torch(18, "gelu"), (4,), (1, 32)),
+    "li2022-cnn-6": (lambda: _li2022_cnn_torch(6), (3, 256, 256), (1, 8)),
+    "li2022-cnn-10": (lambda: _li2022_cnn_torch(10), (3, 256, 256), (1, 8)),
+    "resnet18": (_resnet18_torch, (3, 224, 224), (1, 32)),
+}
+
+
+def bench_torch(repeat, models=None):
+    """Counting (load + count, and count alone) against running the zoo model's torch twin under
+    FlopCounterMode, for inference and training at each batch of ``TORCH_TWINS``. opcount's cost
+    does not depend on the batch (counts are closed forms in it); torch's grows with it."""
+    print("== counting vs torch FlopCounterMode (target >= 1000x)")
     try:
         import torch
         from torch.utils.flop_counter import FlopCounterMode
@@ -155,36 +205,46 @@ def bench_torch(repeat):
         return
     profile = hardware_profiles.load("cmos-generic")
     torch.manual_seed(0)
-    for depth, batch, phase in ((6, 1, "inference"), (10, 1, "inference"), (6, 8, "training")):
-        net = _li2022_cnn_torch(depth)
-        x = torch.randn(batch, 3, 256, 256)
+    torch.set_num_threads(os.cpu_count())
+    rows = [(name, phase, batch) for name in models or TORCH_TWINS for phase in ("inference", "training")
+            for batch in TORCH_TWINS[name][2]]
+    # all counting first, then all torch runs: torch's OpenMP workers keep spinning for a while
+    # after a run and would take the CPU from a counting timed right after it
+    ours = {}
+    for name, phase, batch in rows:
+        model = opcount.load_model(f"zoo:{name}")
 
-        def flop_counter():
-            with FlopCounterMode(display=False) as mode:
-                y = net(x)
-                if phase == "training":
-                    y.sum().backward()
-            return mode.get_total_flops()
-
-        def ours():
-            result = opcount.count_model(opcount.load_model(f"zoo:li2022-cnn-{depth}"), profile, phase=phase,
-                                         batch=batch)
-            return result.flops
-
-        model = opcount.load_model(f"zoo:li2022-cnn-{depth}")
+        def load_and_count():
+            return opcount.count_model(opcount.load_model(f"zoo:{name}"), profile, phase=phase, batch=batch).flops
 
         def count_only():
             return opcount.count_model(model, profile, phase=phase, batch=batch).flops
 
+        ours[name, phase, batch] = (load_and_count(), len(model.layers), best_of(load_and_count, max(repeat, 20)),
+                                    best_of(count_only, max(repeat, 20)))
+    print(f"  {'model':<20} {'phase':<9} {'batch':>5} {'layers':>6} {'torch ms':>9} {'load+count ms':>13} "
+          f"{'ratio':>8} {'count ms':>9} {'ratio':>8}  FLOPs")
+    for name, phase, batch in rows:
+        make, shape, _ = TORCH_TWINS[name]
+        net = make()
+        net.train(phase == "training")
+        x = torch.randn(batch, *shape)
+
+        def flop_counter():
+            with FlopCounterMode(display=False) as mode:
+                if phase == "training":
+                    net(x).sum().backward()
+                else:
+                    with torch.no_grad():
+                        net(x)
+            return mode.get_total_flops()
+
+        our_flops, n_layers, t_ours, t_count = ours[name, phase, batch]
         torch_flops = flop_counter()
-        our_flops = ours()
         t_torch = best_of(flop_counter, repeat)
-        t_ours = best_of(ours, max(repeat, 5))
-        t_count = best_of(count_only, max(repeat, 5))
-        print(f"  li2022-cnn-{depth} {phase} batch {batch}: FlopCounterMode {t_torch * 1e3:8.1f} ms; opcount "
-              f"load + count {t_ours * 1e3:6.2f} ms -> {t_torch / t_ours:,.0f}x, count alone {t_count * 1e3:5.2f} ms "
-              f"-> {t_torch / t_count:,.0f}x (target >= 1000x); FLOPs "
-              f"{'equal' if torch_flops == our_flops else f'DIFFER {torch_flops} vs {our_flops}'} ({our_flops:.3g})")
+        same = "equal" if torch_flops == our_flops else f"DIFFER {torch_flops} vs {our_flops}"
+        print(f"  {name:<20} {phase:<9} {batch:>5} {n_layers:>6} {t_torch * 1e3:9.2f} {t_ours * 1e3:13.3f} "
+              f"{t_torch / t_ours:7,.0f}x {t_count * 1e3:9.3f} {t_torch / t_count:7,.0f}x  {same} ({our_flops:.3g})")
 
 
 def main():
@@ -194,6 +254,7 @@ def main():
     ap.add_argument("--configs", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: kernel,sweep,zoo,torch")
+    ap.add_argument("--torch-models", default="", help=f"comma-separated subset of {', '.join(TORCH_TWINS)}")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     import numba
@@ -205,7 +266,7 @@ def main():
     if "zoo" not in skip:
         bench_zoo(args.repeat)
     if "torch" not in skip:
-        bench_torch(args.repeat)
+        bench_torch(args.repeat, list(filter(None, args.torch_models.split(","))) or None)
 
 
 if __name__ == "__main__":
