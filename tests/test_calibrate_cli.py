@@ -159,3 +159,28 @@ def test_codecarbon_input(tmp_path, capsys):
     assert status == 1                         # run-3 has no energy
     assert out["rows"] == 3 and [s["line"] for s in out["skipped"]] == [4]
     assert "0 kWh" in err
+
+
+def test_score_of_the_whole_run_gives_back_the_fitted_energy(tmp_path, truth, capsys):
+    """What tosim fit reads as a measured run (batch 64, 1372 samples, 3 epochs), tosim score
+    --samples/--epochs scores the same way: the fitted device returns the measured joules."""
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos)
+    out_file = tmp_path / "fitted.yaml"
+    assert main(["fit", path, "--profile", "li2022", "--write-profile", str(out_file)]) == 0
+    capsys.readouterr()
+    source = "zoo:li2022-mlp-10-sigmoid"
+    assert main(["score", source, "--profile", str(out_file), "--device", "laptop", "--phase", "training",
+                 "--batch", "64", "--samples", "1372", "--epochs", "3", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["tos"] == pytest.approx(run_tos(truth, source, 3), rel=1e-12)
+    assert row["energy_j"] == pytest.approx(1000.0 + 2e-9 * run_tos(truth, source, 3), rel=1e-9)
+
+
+def test_paper_coefficients_on_the_paper_workload(capsys):
+    """The README's figures: li2022 eq. 4 (laptop CPU, TOs) on Table II's DNN runs (batch 64,
+    1372 samples, 2000 epochs) counted under li2022 gives 1,727 J (width 4) to 1,900 J (width 18)."""
+    assert main(["score", "zoo:li2022-mlp-4-sigmoid", "zoo:li2022-mlp-18-sigmoid", "--profile", "li2022",
+                 "--device", "laptop-cpu-dnn-tos", "--phase", "training", "--batch", "64", "--samples", "1372",
+                 "--epochs", "2000", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [round(row["energy_j"]) for row in rows] == [1727, 1900]

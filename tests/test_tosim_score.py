@@ -141,6 +141,60 @@ def test_per_layer_breakdown_sums_to_the_model(tmp_path):
     assert sum(layer["tos"]["total"] for layer in row["layers"]) == pytest.approx(row["tos"], rel=1e-12)
 
 
+def test_whole_run_is_epochs_times_its_steps(tmp_path, capsys):
+    """--samples 10 --batch 4 --epochs 3: two steps of 4 and one of 2 per epoch, three epochs;
+    counts exact, TOs and energy on the whole run (the device polynomial is not additive)."""
+    out = tmp_path / "run.json"
+    assert main(["score", MLP, RESBLOCK, "zoo:nope", "--profile", "li2022", "--phase", "training", "--batch", "4",
+                 "--samples", "10", "--epochs", "3", "--device", "laptop-cpu-dnn-tos", "--per-layer",
+                 "--out", str(out)]) == 1
+    rows = json.loads(out.read_text())
+    for row, source in zip(rows, [MLP, RESBLOCK]):
+        four, four_tos = expected_tos(source, "li2022", "training", 4)
+        two, two_tos = expected_tos(source, "li2022", "training", 2)
+        assert {op: row[op] for op in opcount.BASIC_OPS} == {
+            op: 3 * (2 * four.totals["all"][op] + two.totals["all"][op]) for op in opcount.BASIC_OPS}
+        assert row["macs"] == 3 * (2 * four.macs + two.macs) and row["flops"] == 2 * row["macs"]
+        for s in opcount.STAGES:
+            assert row[f"tos_{s}"] == pytest.approx(3 * (2 * four_tos[s] + two_tos[s]), rel=1e-12)
+        assert row["energy_j"] == pytest.approx(1.71e3 + 3.65e-12 * row["tos"], rel=1e-12)
+        assert (row["batch"], row["samples"], row["passes"], row["epochs"], row["steps"]) == (4, 10, None, 3, 9)
+        assert row["params"] == four.params
+        assert sum(layer["tos"]["total"] for layer in row["layers"]) == pytest.approx(row["tos"], rel=1e-12)
+        assert sum(layer["counts"]["mul"] for layer in row["layers"]) == row["mul"]
+    assert rows[2]["error"].startswith("zoo:nope: unknown zoo model") and rows[2]["tos"] is None
+    assert "whole run: 3 epoch(s) of 10 samples = 9 steps" in capsys.readouterr().out
+
+
+def test_whole_run_by_passes_and_epochs(tmp_path):
+    one, _ = expected_tos(MLP, "cmos-generic", "training", 5)
+    for argv, steps in ((["--passes", "7"], 7), (["--epochs", "4"], 4), (["--passes", "2", "--epochs", "3"], 6)):
+        out = tmp_path / "run.csv"
+        assert main(["score", MLP, "--phase", "training", "--batch", "5", *argv, "--out", str(out)]) == 0
+        row = read_csv(out)[0]
+        assert int(row["steps"]) == steps and int(row["batch"]) == 5
+        assert int(row["mul"]) == steps * one.totals["all"]["mul"]
+        assert row["energy_j"] == ""
+
+
+def test_whole_run_adds_up_data_movement(tmp_path):
+    def score_json(*argv):
+        out = tmp_path / "m.json"
+        assert main(["score", "zoo:lenet5", "--profile", "horowitz45", "--phase", "training", *argv,
+                     "--out", str(out)]) == 0
+        return json.loads(out.read_text())[0]
+
+    run, eight, four = score_json("--batch", "8", "--samples", "20", "--epochs", "2"), score_json("--batch", "8"), \
+        score_json("--batch", "4")
+    for key in ("energy_compute_j", "energy_movement_j", "accesses_dram", "accesses_rf"):
+        assert run[key] == pytest.approx(2 * (2 * eight[key] + four[key]), rel=1e-12)
+
+
+def test_whole_run_usage_error(capsys):
+    assert main(["score", MLP, "--samples", "10", "--passes", "2"]) == 2
+    assert capsys.readouterr().err == "tosim: error: give --samples or --passes, not both\n"
+
+
 def test_past_int64_is_priced_from_exact_counts():
     profile = hardware_profiles.load("cmos-generic")
     rows, _ = cmd_score.score(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24)

@@ -25,7 +25,7 @@ from ._io import positive_int, write_atomic
 
 __all__ = ["register", "run", "ROW_FIELDS", "LAYER_FIELDS", "score", "expand_inputs", "resolve_device",
            "energy_joules", "carbon_grams", "ProgressBar", "MODEL_EXTENSIONS",
-           "movement_fields", "add_movement"]
+           "movement_fields", "add_movement", "RUN_FIELDS", "combine_steps", "apply_energy"]
 
 DEFAULT_PROFILE = "cmos-generic"
 #: File types a folder input is searched for (recursively).
@@ -39,6 +39,9 @@ ROW_FIELDS = ["name", "source", "profile", "phase", "batch", "params", "macs", "
               *(f"tos_{s}" for s in STAGES), "tos", "energy_j", "gco2e", "incomplete", "error"]
 #: Extra columns of the per-layer rows of a ``--per-layer`` CSV.
 LAYER_FIELDS = ["layer", "layer_type", "format"]
+#: Extra columns of a whole-run score (``--samples``, ``--passes``, ``--epochs``): the workload as
+#: given and the number of steps of the whole run.
+RUN_FIELDS = ["samples", "passes", "epochs", "steps"]
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -58,6 +61,15 @@ def register(subparsers):
     parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
+    whole = parser.add_argument_group(
+        "whole run", "score a whole run instead of one step, as a row of tosim fit's measurement CSV: "
+                     "epochs x the steps of one epoch (devices fitted on whole runs, such as li2022's, need this)")
+    whole.add_argument("--samples", type=positive_int, default=None,
+                     help="samples per epoch: samples // batch full steps and one step of the rest")
+    whole.add_argument("--passes", type=positive_int, default=None,
+                     help="steps per epoch, each of --batch samples (not with --samples)")
+    whole.add_argument("--epochs", type=positive_int, default=None,
+                     help="epochs of the run (default 1); alone, an epoch is one step of --batch samples")
     parser.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
                         help="grid carbon intensity in gCO2e/kWh (default: the profile's, 475 world average)")
     parser.add_argument("--out", default=None, metavar="FILE.csv|FILE.json",
@@ -337,7 +349,6 @@ def score(sources, profile, *, phase="inference", batch=1, device=None, grid=Non
                              for layer, fmt in zip(r["layer_counts"], r["formats"])]
             r["layer_tos"] = np.array(per_layer_tos, dtype=np.float64).reshape(-1, len(STAGES))
             r["stage_tos"] = r["layer_tos"].sum(axis=0)
-    grid = profile.grid_gco2_per_kwh if grid is None else grid
     rows = []
     for r in counted:
         row = dict.fromkeys(ROW_FIELDS)
@@ -352,15 +363,75 @@ def score(sources, profile, *, phase="inference", batch=1, device=None, grid=Non
         row.update(zip(OPS, r["counts_all"]))
         row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
         row["tos"] = float(sum(r["stage_tos"]))
-        if device is not None:
-            row["energy_j"] = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
-            if grid is not None:
-                row["gco2e"] = carbon_grams(row["energy_j"], grid)
         if per_layer:
             row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=float(lt.sum()))
                              for layer, lt in zip(r["layers"], r["layer_tos"])]
         rows.append(row)
+    apply_energy(rows, profile, device, grid)
     return rows, time.perf_counter() - started
+
+
+def apply_energy(rows, profile, device, grid=None):
+    """Fill ``energy_j`` (the device's polynomial of the row's TOs, FLOPs or MACs) and ``gco2e``
+    (at ``grid`` g/kWh, default the profile's) of every good row; nothing without a device."""
+    if device is None:
+        return
+    grid = profile.grid_gco2_per_kwh if grid is None else grid
+    for row in rows:
+        if row["error"] is None:
+            row["energy_j"] = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+            if grid is not None:
+                row["gco2e"] = carbon_grams(row["energy_j"], grid)
+
+
+#: Row and per-layer fields that add up over the steps of a run.
+_ADDITIVE = ("macs", "flops", *OPS, *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
+             "energy_movement_j")
+
+
+def _is_additive(key):
+    return key in _ADDITIVE or key.startswith("accesses_")
+
+
+def combine_steps(step_rows, epochs):
+    """One row per model for a whole run from the rows of its distinct steps.
+
+    ``step_rows`` is ``[(rows, n), ...]``: the rows of one step of a batch size (same models, same
+    order) and how many such steps an epoch has. Counts, MACs, FLOPs, TOs (per stage and per
+    layer) and movement energies and accesses become ``epochs x sum(n x step value)``; exact
+    integers stay exact. A model that failed in any step keeps that step's error. Energy and
+    carbon are left to :func:`apply_energy`, since a device's polynomial is not additive.
+    """
+    steps = epochs * sum(n for _, n in step_rows)
+    out = []
+    for parts in zip(*(rows for rows, _ in step_rows)):
+        failed = next((row for row in parts if row["error"] is not None), None)
+        if failed is not None:
+            out.append(dict(failed))
+            continue
+        row = dict(parts[0], energy_j=None, gco2e=None)
+        for key, value in parts[0].items():
+            if _is_additive(key) and value is not None:
+                row[key] = epochs * sum(n * part[key] for part, (_, n) in zip(parts, step_rows))
+        if "layers" in row:
+            row["layers"] = [_combine_layer(layers, step_rows, epochs)
+                             for layers in zip(*(part["layers"] for part in parts))]
+        row["steps"] = steps
+        out.append(row)
+    return out
+
+
+def _combine_layer(layers, step_rows, epochs):
+    weights = [epochs * n for _, n in step_rows]
+    layer = dict(layers[0])
+    for key, value in layers[0].items():
+        if _is_additive(key) and key != "tos" and value is not None:
+            layer[key] = sum(w * part[key] for part, w in zip(layers, weights))
+    layer["counts"] = [sum(w * part["counts"][i] for part, w in zip(layers, weights))
+                       for i in range(len(layers[0]["counts"]))]
+    layer["tos"] = {s: sum(w * part["tos"][s] for part, w in zip(layers, weights)) for s in layers[0]["tos"]}
+    layer["tos_total"] = sum(w * part["tos_total"] for part, w in zip(layers, weights))
+    return layer
 
 
 def _name_of(source):
@@ -490,18 +561,39 @@ def run(args):
     if not sources:
         from .cli import CommandError
         raise CommandError(f"no model files found in {', '.join(args.inputs)}")
+    whole_run = args.samples is not None or args.passes is not None or args.epochs is not None
+    if args.samples is not None and args.passes is not None:
+        from .cli import CommandError
+        raise CommandError("give --samples or --passes, not both")
+    if whole_run:
+        import calibrate
+        steps = calibrate.workload_steps(args.batch, args.samples, args.passes)
+    else:
+        steps = ((args.batch, 1),)
     enabled = sys.stderr.isatty() if args.progress is None else args.progress
-    bar = ProgressBar(len(sources), "scoring", enabled)
     from ._costs import SynthesisProgress
-    try:
-        rows, seconds = score(sources, profile, phase=args.phase, batch=args.batch, device=device,
-                              grid=args.grid_intensity, per_layer=args.per_layer, jobs=args.jobs, progress=bar,
-                              synth_progress=SynthesisProgress())
-    finally:
-        bar.close()
-    if extra:
-        from .cmd_count import densities
-        add_movement(rows, sources, profile, args.phase, args.batch, densities(args), args.plot)
+    started = time.perf_counter()
+    step_rows = []
+    for batch, n in steps:
+        bar = ProgressBar(len(sources), "scoring" if len(steps) == 1 else f"scoring batch {batch}", enabled)
+        try:
+            rows, _ = score(sources, profile, phase=args.phase, batch=batch, per_layer=args.per_layer,
+                            jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress())
+        finally:
+            bar.close()
+        if extra:
+            from .cmd_count import densities
+            add_movement(rows, sources, profile, args.phase, batch, densities(args),
+                         args.plot if batch == args.batch else None)
+        step_rows.append((rows, n))
+    if whole_run:
+        rows = combine_steps(step_rows, args.epochs or 1)
+        for row in rows:
+            row.update(samples=args.samples, passes=args.passes, epochs=args.epochs or 1)
+        extra = extra + RUN_FIELDS
+    with_movement = bool(movement_fields(profile))
+    apply_energy(rows, profile, device, args.grid_intensity)
+    seconds = time.perf_counter() - started
     if args.out:
         text = rows_to_csv(rows, args.per_layer, extra) if kind == "csv" else rows_to_json(rows, extra)
         write_atomic(args.out, text)
@@ -509,10 +601,16 @@ def run(args):
     if args.json:
         sys.stdout.write(rows_to_json(rows, extra))
     else:
-        print(format_table(rows, device is not None, args.per_layer, bool(extra)))
+        print(format_table(rows, device is not None, args.per_layer, with_movement))
         grid = profile.grid_gco2_per_kwh if args.grid_intensity is None else args.grid_intensity
+        workload = f"batch {args.batch}"
+        if whole_run:
+            epoch = (f"{args.samples:,} samples" if args.samples is not None
+                     else f"{args.passes or 1:,} step{'s' if (args.passes or 1) > 1 else ''}")
+            total = (args.epochs or 1) * sum(n for _, n in steps)
+            workload += f", whole run: {args.epochs or 1:,} epoch(s) of {epoch} = {total:,} steps"
         summary = (f"{len(rows) - len(failed)} of {len(rows)} models scored with {profile.name} "
-                   f"({args.phase}, batch {args.batch}) in {seconds:.2f} s")
+                   f"({args.phase}, {workload}) in {seconds:.2f} s")
         if device is not None:
             summary += f"; energy from device {args.device} ({device['feature']}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
