@@ -206,6 +206,9 @@ def bench_torch(repeat, models=None):
     profile = hardware_profiles.load("cmos-generic")
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count())
+    # opcount and torch are both timed as the best of ``runs``: at least 20, and for torch's slow rows
+    # as many as fit in about 2 s but never fewer than ``repeat``
+    runs = max(repeat, 20)
     rows = [(name, phase, batch) for name in models or TORCH_TWINS for phase in ("inference", "training")
             for batch in TORCH_TWINS[name][2]]
     # all counting first, then all torch runs: torch's OpenMP workers keep spinning for a while
@@ -220,8 +223,8 @@ def bench_torch(repeat, models=None):
         def count_only():
             return opcount.count_model(model, profile, phase=phase, batch=batch).flops
 
-        ours[name, phase, batch] = (load_and_count(), len(model.layers), best_of(load_and_count, max(repeat, 20)),
-                                    best_of(count_only, max(repeat, 20)))
+        ours[name, phase, batch] = (load_and_count(), len(model.layers), best_of(load_and_count, runs),
+                                    best_of(count_only, runs))
     print(f"  {'model':<20} {'phase':<9} {'batch':>5} {'layers':>6} {'torch ms':>9} {'load+count ms':>13} "
           f"{'ratio':>8} {'count ms':>9} {'ratio':>8}  FLOPs")
     for name, phase, batch in rows:
@@ -240,8 +243,10 @@ def bench_torch(repeat, models=None):
             return mode.get_total_flops()
 
         our_flops, n_layers, t_ours, t_count = ours[name, phase, batch]
+        t0 = time.perf_counter()
         torch_flops = flop_counter()
-        t_torch = best_of(flop_counter, repeat)
+        first = time.perf_counter() - t0
+        t_torch = best_of(flop_counter, min(runs, max(repeat, int(2.0 / first))))
         same = "equal" if torch_flops == our_flops else f"DIFFER {torch_flops} vs {our_flops}"
         print(f"  {name:<20} {phase:<9} {batch:>5} {n_layers:>6} {t_torch * 1e3:9.2f} {t_ours * 1e3:13.3f} "
               f"{t_torch / t_ours:7,.0f}x {t_count * 1e3:9.3f} {t_torch / t_count:7,.0f}x  {same} ({our_flops:.3g})")
@@ -256,6 +261,9 @@ def main():
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: kernel,sweep,zoo,torch")
     ap.add_argument("--torch-models", default="", help=f"comma-separated subset of {', '.join(TORCH_TWINS)}")
     args = ap.parse_args()
+    unknown = sorted(set(filter(None, args.torch_models.split(","))) - set(TORCH_TWINS))
+    if unknown:
+        ap.error(f"--torch-models: no torch twin for {', '.join(unknown)} (known: {', '.join(TORCH_TWINS)})")
     skip = set(filter(None, args.skip.split(",")))
     import numba
     print(f"{os.cpu_count()} cores, numba {numba.__version__} with {numba.config.NUMBA_NUM_THREADS} threads")

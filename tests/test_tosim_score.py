@@ -163,6 +163,7 @@ def test_whole_run_is_epochs_times_its_steps(tmp_path, capsys):
         assert sum(layer["tos"]["total"] for layer in row["layers"]) == pytest.approx(row["tos"], rel=1e-12)
         assert sum(layer["counts"]["mul"] for layer in row["layers"]) == row["mul"]
     assert rows[2]["error"].startswith("zoo:nope: unknown zoo model") and rows[2]["tos"] is None
+    assert (rows[2]["steps"], rows[2]["epochs"], rows[2]["energy_j"]) == (9, 3, None)
     assert "whole run: 3 epoch(s) of 10 samples = 9 steps" in capsys.readouterr().out
 
 
@@ -174,7 +175,7 @@ def test_whole_run_by_passes_and_epochs(tmp_path):
         row = read_csv(out)[0]
         assert int(row["steps"]) == steps and int(row["batch"]) == 5
         assert int(row["mul"]) == steps * one.totals["all"]["mul"]
-        assert row["energy_j"] == ""
+        assert int(row["macs"]) == steps * one.macs and row["epochs"] == (argv[-1] if "--epochs" in argv else "1")
 
 
 def test_whole_run_adds_up_data_movement(tmp_path):
@@ -186,8 +187,33 @@ def test_whole_run_adds_up_data_movement(tmp_path):
 
     run, eight, four = score_json("--batch", "8", "--samples", "20", "--epochs", "2"), score_json("--batch", "8"), \
         score_json("--batch", "4")
+    # --plot draws the run's first step, also where that step is a remainder smaller than --batch
+    small = score_json("--batch", "64", "--samples", "10", "--plot", str(tmp_path / "p.png"), "--per-layer")
+    assert (tmp_path / "p-lenet5.png").stat().st_size > 1000
+    assert small["batch"] == 64 and small["steps"] == 1
+    assert "steps" not in small["layers"][0] and "energy_movement_j" in small["layers"][0]
     for key in ("energy_compute_j", "energy_movement_j", "accesses_dram", "accesses_rf"):
         assert run[key] == pytest.approx(2 * (2 * eight[key] + four[key]), rel=1e-12)
+
+
+@pytest.mark.parametrize("samples, steps", [(3, {3: 1}), (10, {5: 2}), (12, {5: 2, 2: 1})])
+def test_whole_run_step_sizes(tmp_path, capsys, samples, steps):
+    """Fewer samples than --batch: one step of them; an exact multiple: no remainder step. The
+    batch column stays --batch; per-layer CSV lines repeat the run columns."""
+    out = tmp_path / "run.csv"
+    assert main(["score", RESBLOCK, "--phase", "training", "--batch", "5", "--samples", str(samples), "--per-layer",
+                 "--out", str(out)]) == 0
+    model, *layers = read_csv(out)
+    want = {op: sum(n * expected_tos(RESBLOCK, "cmos-generic", "training", b)[0].totals["all"][op]
+                    for b, n in steps.items()) for op in opcount.BASIC_OPS}
+    assert {op: int(model[op]) for op in opcount.BASIC_OPS} == want
+    assert model["batch"] == "5" and model["steps"] == str(sum(steps.values()))
+    assert all((r["batch"], r["samples"], r["epochs"], r["steps"]) == ("5", str(samples), "1", model["steps"])
+               for r in layers)
+    assert sum(int(r["add"]) for r in layers) == int(model["add"])
+    total = sum(steps.values())
+    assert (f"(training, batch 5, whole run: 1 epoch(s) of {samples} samples = {total} "
+            f"step{'s' if total > 1 else ''}) in ") in capsys.readouterr().out
 
 
 def test_whole_run_usage_error(capsys):

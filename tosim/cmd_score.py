@@ -84,7 +84,7 @@ def register(subparsers):
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
                         help="with a memory profile: one stacked-bar PNG per model, F-<model>.png "
-                             "(compute vs data movement per layer)")
+                             "(compute vs data movement per layer; of a whole run, its first step)")
     parser.set_defaults(func=run)
 
 
@@ -407,7 +407,7 @@ def combine_steps(step_rows, epochs):
     for parts in zip(*(rows for rows, _ in step_rows)):
         failed = next((row for row in parts if row["error"] is not None), None)
         if failed is not None:
-            out.append(dict(failed))
+            out.append(dict(failed, steps=steps))
             continue
         row = dict(parts[0], energy_j=None, gco2e=None)
         for key, value in parts[0].items():
@@ -473,7 +473,7 @@ def rows_to_csv(rows, per_layer=False, extra=()):
             line.update(zip(OPS, layer["counts"]))
             line.update({f"tos_{s}": repr(v) for s, v in layer["tos"].items()})
             line["tos"] = repr(layer["tos_total"])
-            line.update({k: _csv_value(layer.get(k)) for k in extra})
+            line.update({k: _csv_value(row.get(k) if k in RUN_FIELDS else layer.get(k)) for k in extra})
             writer.writerow(line)
     return buffer.getvalue()
 
@@ -488,7 +488,8 @@ def rows_to_json(rows, extra=()):
                                "params": layer["params"], "macs": layer["macs"], "flops": layer["flops"],
                                "counts": dict(zip(OPS, layer["counts"])),
                                "tos": dict(layer["tos"], total=layer["tos_total"]),
-                               **{k: layer.get(k) for k in extra}} for layer in row["layers"]]
+                               **{k: layer.get(k) for k in extra if k not in RUN_FIELDS}}
+                              for layer in row["layers"]]
         out.append(item)
     return json.dumps(out, indent=2) + "\n"
 
@@ -574,7 +575,7 @@ def run(args):
     from ._costs import SynthesisProgress
     started = time.perf_counter()
     step_rows = []
-    for batch, n in steps:
+    for index, (batch, n) in enumerate(steps):
         bar = ProgressBar(len(sources), "scoring" if len(steps) == 1 else f"scoring batch {batch}", enabled)
         try:
             rows, _ = score(sources, profile, phase=args.phase, batch=batch, per_layer=args.per_layer,
@@ -584,12 +585,15 @@ def run(args):
         if extra:
             from .cmd_count import densities
             add_movement(rows, sources, profile, args.phase, batch, densities(args),
-                         args.plot if batch == args.batch else None)
+                         args.plot if index == 0 else None)
         step_rows.append((rows, n))
     if whole_run:
         rows = combine_steps(step_rows, args.epochs or 1)
+        total = (args.epochs or 1) * sum(n for _, n in steps)
         for row in rows:
-            row.update(samples=args.samples, passes=args.passes, epochs=args.epochs or 1)
+            # the batch column is --batch also where the only step is a smaller remainder
+            row.update(batch=args.batch, samples=args.samples, passes=args.passes, epochs=args.epochs or 1,
+                       steps=total)
         extra = extra + RUN_FIELDS
     with_movement = bool(movement_fields(profile))
     apply_energy(rows, profile, device, args.grid_intensity)
@@ -607,8 +611,8 @@ def run(args):
         if whole_run:
             epoch = (f"{args.samples:,} samples" if args.samples is not None
                      else f"{args.passes or 1:,} step{'s' if (args.passes or 1) > 1 else ''}")
-            total = (args.epochs or 1) * sum(n for _, n in steps)
-            workload += f", whole run: {args.epochs or 1:,} epoch(s) of {epoch} = {total:,} steps"
+            workload += (f", whole run: {args.epochs or 1:,} epoch(s) of {epoch} = {total:,} "
+                         f"step{'s' if total > 1 else ''}")
         summary = (f"{len(rows) - len(failed)} of {len(rows)} models scored with {profile.name} "
                    f"({args.phase}, {workload}) in {seconds:.2f} s")
         if device is not None:
