@@ -5,7 +5,31 @@ import io
 import os
 import tempfile
 
-__all__ = ["write_atomic", "save_figure", "positive_int"]
+__all__ = ["write_atomic", "save_figure", "positive_int", "check_output"]
+
+
+def check_output(path, option, extensions, inputs=()):
+    """Check an output path before any work starts, so a run never ends with some outputs
+    written and an error on the next: the extension is one of ``extensions`` (``(".png",)``),
+    the folder exists and is a folder, the path is not a folder, and it is none of ``inputs``
+    (files the command reads). Raises :class:`tosim.cli.CommandError` (one line, exit 2) naming
+    ``option`` (``--plot``)."""
+    from .cli import CommandError
+    if not path:
+        raise CommandError(f"{option}: an empty path")
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in extensions:
+        raise CommandError(f"{option} {path}: the extension must be {' or '.join(extensions)}, "
+                           f"not {extension or '(none)'!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"{option} {path}: no folder {folder}")
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path}: is a folder")
+    real = os.path.realpath(path)
+    for item in inputs:
+        if item and os.path.exists(item) and os.path.realpath(item) == real:
+            raise CommandError(f"{option} {path}: is also an input of this command; it would be overwritten")
 
 
 def write_atomic(path, data):
