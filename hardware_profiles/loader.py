@@ -11,7 +11,9 @@ mix two designs or two formulas: ``units.<op>``, ``recipes.<name>``, ``devices.<
 (``formats``, ``coefficients``). ``name``, ``description`` and ``extends`` are never inherited.
 """
 import difflib
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -106,6 +108,18 @@ class _Doc:
         return ProfileError(f"{where}: {message}")
 
 
+class _ProfileLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2 floats written with an exponent but without a dot or an
+    exponent sign (``1e-12``, ``5E3``, ``-2e+5``, ``1.5e3``), which YAML 1.1 reads as strings;
+    energies are naturally written that way. Used only to read profiles."""
+
+
+_ProfileLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
+
+
 def _collect_lines(node, path, out):
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -129,8 +143,8 @@ def _read_doc(path, display, identity):
     doc = _Doc(display=display, data=None, directory=os.path.dirname(os.path.abspath(path)),
                identity=identity)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_ProfileLoader)
+        data = yaml.load(text, Loader=_ProfileLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -166,6 +180,28 @@ def _check_type(doc, path, value, types):
         raise doc.error(path, f"expected {_expected_name(types)}, not {_type_name(value)}")
 
 
+def _is_finite(value):
+    try:
+        return math.isfinite(value)
+    except OverflowError:       # an integer too large for a float
+        return False
+
+
+def _check_number(doc, path, value):
+    """A finite number (integer or float): NaN and infinities would turn every score into nan/inf."""
+    _check_type(doc, path, value, float)
+    if not _is_finite(value):
+        shown = value if isinstance(value, float) else "an integer too large for a float"
+        raise doc.error(path, f"expected a finite number, not {shown}")
+
+
+def _check_choice(doc, path, value, choices, what):
+    _check_type(doc, path, value, str)
+    if value not in choices:
+        raise doc.error(path, f"unknown {what} {value!r}{_suggest(value, choices)}; "
+                              f"known: {', '.join(choices)}")
+
+
 def _check_keys(doc, path, mapping, allowed, what="key"):
     for key in mapping:
         if key not in allowed:
@@ -174,7 +210,8 @@ def _check_keys(doc, path, mapping, allowed, what="key"):
 
 def _check_positive_int(doc, path, value, what):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise doc.error(path, f"{what} must be a positive integer, not {_type_name(value)}")
+        shown = value if isinstance(value, float) else _type_name(value)   # 2.5, nan and inf shown as such
+        raise doc.error(path, f"{what} must be a positive integer, not {shown}")
     if value <= 0:
         raise doc.error(path, f"{what} must be a positive integer, not {value}")
 
@@ -273,20 +310,22 @@ def _validate_partial(doc):
         for key in ("feature", "coefficients"):
             if key not in device:
                 raise doc.error(path, f"missing key {key!r}")
-        if device["feature"] not in S.DEVICE_FEATURES:
-            raise doc.error(path + ("feature",), f"unknown feature {device['feature']!r}"
-                                                 f"{_suggest(device['feature'], S.DEVICE_FEATURES)}; "
-                                                 f"known: {', '.join(S.DEVICE_FEATURES)}")
+        _check_choice(doc, path + ("feature",), device["feature"], S.DEVICE_FEATURES, "feature")
+        if "unit" in device and device["unit"] not in S.DEVICE_UNITS:
+            raise doc.error(path + ("unit",), f"unknown unit {device['unit']!r}: device coefficients "
+                                              f"give joules, so unit can only be J")
+        if "phase" in device:
+            _check_choice(doc, path + ("phase",), device["phase"], S.DEVICE_PHASES, "phase")
         if not device["coefficients"]:
             raise doc.error(path + ("coefficients",), "needs at least one coefficient (the intercept)")
         for i, c in enumerate(device["coefficients"]):
-            _check_type(doc, path + ("coefficients", i), c, float)
+            _check_number(doc, path + ("coefficients", i), c)
 
     carbon = data.get("carbon", {})
     _check_keys(doc, ("carbon",), carbon, ("grid_gco2_per_kwh", "source"))
     if "grid_gco2_per_kwh" in carbon:
         value = carbon["grid_gco2_per_kwh"]
-        _check_type(doc, ("carbon", "grid_gco2_per_kwh"), value, float)
+        _check_number(doc, ("carbon", "grid_gco2_per_kwh"), value)
         if value < 0:
             raise doc.error(("carbon", "grid_gco2_per_kwh"), f"grid intensity must not be negative, not {value}")
     if "source" in carbon:
@@ -296,7 +335,7 @@ def _validate_partial(doc):
 
 
 def _check_energy(doc, path, value):
-    _check_type(doc, path, value, float)
+    _check_number(doc, path, value)
     if value < 0:
         raise doc.error(path, f"energy must be a non-negative number of joules, not {value}")
 
@@ -466,8 +505,9 @@ def _resolve(chain):
     return ordered, src
 
 
-def _complete(data, src, top):
+def _complete(data, src, chain):
     """Checks that need the whole resolved profile; errors name the file that set the key."""
+    top = chain[-1]
 
     def err(path, message):
         doc = src.get(tuple(path))
@@ -504,6 +544,12 @@ def _complete(data, src, top):
     if fmt is None:
         data["default_format"] = "fp32" if "fp32" in data["formats"] else data["formats"][0]
     elif fmt not in data["formats"]:
+        fmt_doc, formats_doc = src.get(("default_format",), top), src.get(("formats",), top)
+        if chain.index(formats_doc) > chain.index(fmt_doc):
+            # the formats list was replaced after the default was set: the later file caused it
+            raise formats_doc.error(("formats",), f"the default format {fmt!r} inherited from "
+                                                  f"{fmt_doc.display} is not among these formats "
+                                                  f"({', '.join(data['formats'])}); set default_format too")
         raise err(("default_format",), f"default format {fmt!r} is not among formats "
                                        f"({', '.join(data['formats'])})")
 
@@ -643,7 +689,7 @@ def load_file(path, display=None):
     identity = os.path.realpath(path)
     chain = _load_chain(path, display, identity, [identity])
     data, src = _resolve(chain)
-    _complete(data, src, chain[-1])
+    _complete(data, src, chain)
     return Profile(name=data["name"], data=data, source=display, chain=[d.display for d in chain])
 
 
@@ -656,7 +702,7 @@ def load(name_or_path):
         identity = f"{_BUILTIN_PREFIX}{spec}"
         chain = _load_chain(builtin_path(spec), identity, identity, [identity])
         data, src = _resolve(chain)
-        _complete(data, src, chain[-1])
+        _complete(data, src, chain)
         return Profile(name=data["name"], data=data, source=identity, chain=[d.display for d in chain])
     if os.path.isfile(spec):
         return load_file(spec)

@@ -9,7 +9,7 @@ __all__ = [
     "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "DESIGNS", "UNIT_DESIGN_KIND",
     "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
     "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
-    "REUSE_MODELS",
+    "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES",
 ]
 
 SCHEMA_VERSION = 1
@@ -52,6 +52,11 @@ CELL_TYPES = ("full_adder", "half_adder", "counter_3_2", "mux2")
 COUNTING_MODES = ("synthesized", "structural")
 DATAPATHS = ("ieee", "minimal")
 DEVICE_FEATURES = ("tos", "flops", "macs")
+#: A device's coefficients give joules; ``unit`` may only say so.
+DEVICE_UNITS = ("J",)
+#: The phase a device was fitted on: tosim's phases, or ``mixed`` (``tosim fit`` writes it when the
+#: measurements cover more than one phase).
+DEVICE_PHASES = ("inference", "validation", "training", "mixed")
 
 #: Recipes every resolved profile defines, because opcount's layer formulas use them.
 REQUIRED_RECIPES = ("exp", "log", "sigmoid", "tanh", "erf", "gelu", "gelu_tanh", "silu", "rsqrt")

@@ -41,6 +41,25 @@ BAD_CASES = {
     "incomplete.yaml": "incomplete.yaml:1: missing key 'datapath' (a profile that extends nothing must define "
                        "technology, units, datapath, formats and recipes)",
     "seed_bits.yaml": "seed_bits.yaml:4: units.sqrt.seed_bits: seed bits must be an integer in 2..16, not 40",
+    # numbers must be finite: a NaN or an infinity would make every score nan or inf
+    "device_nan_coefficient.yaml": "device_nan_coefficient.yaml:4: devices.gpu.coefficients[0]: expected a finite "
+                                   "number, not nan",
+    "device_huge_coefficient.yaml": "device_huge_coefficient.yaml:5: devices.gpu.coefficients[1]: expected a finite "
+                                    "number, not inf",
+    "carbon_nan.yaml": "carbon_nan.yaml:4: carbon.grid_gco2_per_kwh: expected a finite number, not nan",
+    "memory_energy_inf.yaml": "memory_energy_inf.yaml:6: memory.levels[1].energy_per_byte_j: expected a finite "
+                              "number, not inf",
+    "compute_energy_nan.yaml": "compute_energy_nan.yaml:5: memory.compute.mac_energy_j.fp32: expected a finite "
+                               "number, not nan",
+    "gate_cost_inf.yaml": "gate_cost_inf.yaml:4: technology.gates.NOT: transistor cost must be a positive integer, "
+                          "not inf",
+    "device_unit.yaml": "device_unit.yaml:4: devices.gpu.unit: unknown unit 'kWh': device coefficients give joules, "
+                        "so unit can only be J",
+    "device_phase.yaml": "device_phase.yaml:4: devices.gpu.phase: unknown phase 'train' (did you mean 'training'?); "
+                         "known: inference, validation, training, mixed",
+    # found after the merge, but caused by the user's list, not by the base's default
+    "formats_drop_default.yaml": "formats_drop_default.yaml:4: formats: the default format 'fp32' inherited from "
+                                 "builtin:cmos-generic is not among these formats (fp16); set default_format too",
 }
 
 
@@ -206,6 +225,61 @@ def test_default_format_must_be_listed(tmp_path):
     with pytest.raises(hp.ProfileError, match=r"r\.yaml:3: default_format: default format 'fp32' is not "
                                               r"among formats \(fp16\)$"):
         hp.load_file(str(tmp_path / "r.yaml"))
+
+
+def test_default_format_named_in_child_but_missing_from_base_formats(tmp_path):
+    (tmp_path / "base.yaml").write_text("extends: cmos-generic\nformats: [fp16, fp32]\ndefault_format: fp16\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\ndefault_format: bf16\n")
+    with pytest.raises(hp.ProfileError) as info:
+        hp.load_file(str(tmp_path / "child.yaml"))
+    assert str(info.value) == (f"{tmp_path / 'child.yaml'}:2: default_format: default format 'bf16' is not "
+                               f"among formats (fp16, fp32)")
+    (tmp_path / "fine.yaml").write_text("extends: base.yaml\nformats: [bf16]\ndefault_format: bf16\n")
+    assert hp.load_file(str(tmp_path / "fine.yaml")).default_format == "bf16"
+
+
+def test_formats_dropping_default_in_middle_of_chain_names_that_file(tmp_path):
+    (tmp_path / "mid.yaml").write_text("extends: cmos-generic\nformats: [bf16]\n")
+    (tmp_path / "top.yaml").write_text("extends: mid.yaml\nname: top\n")
+    with pytest.raises(hp.ProfileError) as info:
+        hp.load_file(str(tmp_path / "top.yaml"))
+    assert str(info.value) == (f"{tmp_path / 'mid.yaml'}:2: formats: the default format 'fp32' inherited from "
+                               f"builtin:cmos-generic is not among these formats (bf16); set default_format too")
+
+
+# ---- YAML 1.2 floats: 1e-12 is a number, not a string ---------------------------------------
+
+def test_exponent_floats_without_dot_are_numbers():
+    prof = hp.load_file(os.path.join(GOOD, "sci-energies.yaml"))
+    levels = prof.memory["levels"]
+    assert levels[0]["energy_per_access_j"] == 5e-12 and type(levels[0]["energy_per_access_j"]) is float
+    assert levels[1]["energy_per_byte_j"] == 2.5e-10 and type(levels[1]["energy_per_byte_j"]) is float
+    assert prof.memory["compute"]["op_energy_j"]["fp32"] == {"add": 9e-13, "mul": 3.7e-12}
+    assert prof.memory["compute"]["op_energy_j"]["fp16"] == {"add": 4e-13, "mul": 1.1e-12}   # merged from base
+    assert prof.memory["compute"]["mac_energy_j"] == {"fp16": 5e-13}
+    assert prof.devices["gpu"]["coefficients"] == [1000.0, -200000.0, 5000.0]
+    assert prof.devices["gpu"]["phase"] == "mixed"               # what tosim fit writes for mixed runs
+    assert prof.grid_gco2_per_kwh == 475.0
+
+
+def test_exponent_floats_in_a_small_profile(tmp_path):
+    (tmp_path / "m.yaml").write_text(
+        "extends: horowitz45\nmemory:\n  levels:\n"
+        "    - {name: dram, bytes_per_access: 8, energy_per_access_j: 5e-12}\n")
+    level = hp.load_file(str(tmp_path / "m.yaml")).memory["levels"][0]
+    assert level["energy_per_access_j"] == 5e-12 and isinstance(level["energy_per_access_j"], float)
+
+
+def test_exponent_resolver_is_local_to_profiles():
+    assert yaml.safe_load("[1e-12, 5E3]") == ["1e-12", "5E3"]           # PyYAML's own loader untouched
+    assert hp.loader._ProfileLoader is not yaml.SafeLoader
+
+
+@pytest.mark.parametrize("name", hp.builtin_names())
+def test_builtin_values_read_the_same_as_with_safe_loader(name):
+    with open(hp.builtin_path(name), encoding="utf-8") as fh:
+        text = fh.read()
+    assert yaml.load(text, Loader=hp.loader._ProfileLoader) == yaml.safe_load(text)
 
 
 def test_schema_version_checked(tmp_path):
