@@ -35,6 +35,15 @@ def _field(config, where, *names, default=None, kind=int):
     return default
 
 
+def _check_seq(config, where, seq, limit, *names):
+    """A sequence longer than the model's maximum positions is an error naming the config field
+    that sets them (the first of ``names`` present, or the first with its default)."""
+    if seq is not None and seq > limit:
+        field = next((name for name in names if config.get(name) is not None), None)
+        told = f"{field!r} is {limit}" if field is not None else f"{names[0]!r} is {limit} (the default)"
+        raise ModelError(f"{where}: sequence length {seq} is longer than the model's maximum positions: {told}")
+
+
 def _activation(where, name):
     table = {"gelu": ("gelu", "none"), "gelu_new": ("gelu", "tanh"), "gelu_pytorch_tanh": ("gelu", "tanh"),
              "gelu_fast": ("gelu", "tanh"), "relu": ("relu", "none"), "silu": ("silu", "none"),
@@ -51,6 +60,7 @@ def config_to_spec(config, where, seq=None, name=None):
     label = name or config.get("_name_or_path") or model_type
     if model_type == "gpt2":
         context = _field(config, where, "n_positions", "n_ctx", default=1024)
+        _check_seq(config, where, seq, context, "n_positions", "n_ctx")
         act, approximate = _activation(where, config.get("activation_function", "gelu_new"))
         return gpt2_spec(label, d=_field(config, where, "n_embd", default=768),
                          depth=_field(config, where, "n_layer", default=12),
@@ -62,18 +72,21 @@ def config_to_spec(config, where, seq=None, name=None):
     if model_type in _LLAMA_TYPES:
         heads = _field(config, where, "num_attention_heads")
         act, _ = _activation(where, config.get("hidden_act", "silu"))
+        max_positions = _field(config, where, "max_position_embeddings", default=2048)
+        _check_seq(config, where, seq, max_positions, "max_position_embeddings")
         return llama_spec(label, d=_field(config, where, "hidden_size"),
                           depth=_field(config, where, "num_hidden_layers"), heads=heads,
                           kv_heads=_field(config, where, "num_key_value_heads", default=heads),
                           ffn=_field(config, where, "intermediate_size"),
                           vocab=_field(config, where, "vocab_size", default=32000),
-                          seq=seq or _field(config, where, "max_position_embeddings", default=2048),
+                          seq=seq or max_positions,
                           eps=_field(config, where, "rms_norm_eps", default=1e-6, kind=float),
                           tied=bool(config.get("tie_word_embeddings", False)), act=act,
                           attention_bias=bool(config.get("attention_bias", model_type == "qwen2")),
                           mlp_bias=bool(config.get("mlp_bias", False)))
     if model_type == "bert":
         max_positions = _field(config, where, "max_position_embeddings", default=512)
+        _check_seq(config, where, seq, max_positions, "max_position_embeddings")
         act, approximate = _activation(where, config.get("hidden_act", "gelu"))
         return bert_spec(label, d=_field(config, where, "hidden_size", default=768),
                          depth=_field(config, where, "num_hidden_layers", default=12),

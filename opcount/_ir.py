@@ -74,6 +74,34 @@ def _where(source, lname, ltype):
     return f"{source}: layer {lname!r} ({ltype})"
 
 
+def _is_name(value):
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _weight_shape(layer):
+    """The ``[rows, columns]`` of the weight a layer can share: PyTorch's ``[out, in]`` for a
+    linear layer, ``[vocab, dim]`` for an embedding; None for any other layer."""
+    if layer.type == "linear":
+        return [layer.attrs["out"], layer.attrs["in"]]
+    if layer.type == "embedding":
+        return [layer.attrs["vocab"], layer.attrs["dim"]]
+    return None
+
+
+def _check_tied(where, ref, this, built):
+    """A ``tied_to`` reference must name a linear or embedding layer with this layer's weight shape."""
+    target = next((layer for layer in built if layer.name == ref), None)
+    if target is None:
+        raise ModelError(f"{where}: 'tied_to' names the model input; it must name a linear or embedding layer")
+    theirs, ours = _weight_shape(target), _weight_shape(this)
+    if theirs is None:
+        raise ModelError(f"{where}: 'tied_to' names {ref!r}, a {target.type} layer; it must name a linear or "
+                         "embedding layer")
+    if theirs != ours:
+        raise ModelError(f"{where}: 'tied_to' names {ref!r}, whose weight has shape {theirs}; this layer's "
+                         f"weight has shape {ours}")
+
+
 def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimizer="sgd",
                 input_grad=False, source="<model>"):
     """Resolve ``inputs:`` references and infer every layer's shapes and parameters.
@@ -82,6 +110,8 @@ def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimiz
     :class:`ModelError` with a one-line message naming ``source`` and the layer.
     """
     from . import _shapes
+    if not _is_name(name):
+        raise ModelError(f"{source}: model 'name' must be a string or a number, not {name!r}")
     if format not in FORMATS:
         raise ModelError(f"{source}: model format must be one of {', '.join(FORMATS)}, not {format!r}")
     if loss not in LOSSES:
@@ -99,9 +129,16 @@ def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimiz
         spec = dict(spec)
         ltype = spec.pop("type", None)
         lname = spec.pop("name", None)
-        if not isinstance(ltype, str):
+        if lname is not None and not _is_name(lname):
+            raise ModelError(f"{source}: layer {index}: 'name' must be a string or a number, not {lname!r}")
+        if ltype is None:
             raise ModelError(f"{source}: layer {lname if lname is not None else index}: missing field 'type'")
+        if not isinstance(ltype, str):
+            raise ModelError(f"{source}: layer {lname if lname is not None else index}: 'type' must be a string, "
+                             f"not {ltype!r}")
         lname = f"{ltype}_{index}" if lname is None else str(lname)
+        if lname == MODEL_INPUT:
+            raise ModelError(f"{_where(source, lname, ltype)}: the name 'input' is reserved for the model input")
         if lname in shapes:
             raise ModelError(f"{_where(source, lname, ltype)}: duplicate layer name")
         inputs = spec.pop("inputs", None)
@@ -127,8 +164,11 @@ def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimiz
             out_shape, params, attrs, known = infer(ltype, spec, in_shapes, shapes)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
-        built.append(Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
-                           attrs=attrs, params=params, format=lformat, known=known))
+        layer = Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
+                      attrs=attrs, params=params, format=lformat, known=known)
+        if known and attrs.get("tied_to") is not None:
+            _check_tied(_where(source, lname, ltype), attrs["tied_to"], layer, built)
+        built.append(layer)
         shapes[lname] = out_shape
         previous = lname
     return ModelIR(name=str(name), input_shape=input_shape, layers=built, format=format, loss=loss,

@@ -333,6 +333,16 @@ def _sym_pads(pads, nd, where):
     return begin
 
 
+def _check_weight(node, where, shapes, weight, need, axis, what):
+    """The weight must fit the inferred input: it needs ``need`` along input dimension ``axis``
+    (ONNX's own shape inference lets a mismatch through, which would count wrong parameters)."""
+    shape = shapes.get(node.inputs[0])
+    if shape is None or len(shape) < 2 or shape[axis] in (None, need):
+        return
+    _fail(where, f"weight {node.inputs[1]!r} of shape {list(weight.shape)} needs {need} {what}, but input "
+                 f"{node.inputs[0]!r} has per-sample shape {shape[1:]} ({shape[axis]} {what})")
+
+
 def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, param_count):
     op, a = node.op, node.attrs
     const = lambda i: i < len(node.inputs) and node.inputs[i] in consts  # noqa: E731
@@ -346,6 +356,8 @@ def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, 
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             _fail(where, f"auto_pad {a['auto_pad']} is not supported; export with explicit pads")
         group = int(a.get("group", 1))
+        in_channels = int(w.shape[1]) * group if op == "Conv" else int(w.shape[0])
+        _check_weight(node, where, shapes, w, in_channels, 1, "input channels")
         out = int(w.shape[0]) if op == "Conv" else int(w.shape[1]) * group
         spec = {"type": f"conv{nd}d" if op == "Conv" else f"conv_transpose{nd}d", "out": out, "kernel": kernel,
                 "stride": list(a.get("strides", [1] * nd)), "dilation": list(a.get("dilations", [1] * nd)),
@@ -360,10 +372,16 @@ def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, 
         if a.get("transA", 0):
             _fail(where, "transA is not supported")
         w = consts[node.inputs[1]]
+        if w.ndim != 2:
+            _fail(where, f"weight {node.inputs[1]!r} must be a matrix, has shape {list(w.shape)}")
+        _check_weight(node, where, shapes, w, int(w.shape[1] if a.get("transB", 0) else w.shape[0]), -1,
+                      "input features")
         out = int(w.shape[0] if a.get("transB", 0) else w.shape[1])
         return {"type": "linear", "out": out, "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
     if op == "MatMul" and n_live == 1 and const(1) and consts[node.inputs[1]].ndim == 2:
-        out = int(consts[node.inputs[1]].shape[1])
+        w = consts[node.inputs[1]]
+        _check_weight(node, where, shapes, w, int(w.shape[0]), -1, "input features")
+        out = int(w.shape[1])
         spec = {"type": "linear", "out": out, "bias": False}
         users = consumers.get(node.outputs[0], [])
         if len(users) == 1 and users[0].op == "Add":

@@ -352,10 +352,15 @@ def _positional_embedding(f, in_shapes):
     _n_inputs(in_shapes, 1)
     shape = in_shapes[0]
     _rank_at_least(shape, 2)
-    # rows: size of the learned table; it may exceed the sequence (GPT-2 keeps 1024 positions)
-    # or be shorter (BERT's two token types), the forward pass adds one row to every position
+    # rows: size of the learned table, one row per position; it may exceed the sequence (GPT-2
+    # keeps 1024 positions) but not fall short of it. A token-type table (BERT's two segment
+    # rows, token_types: true) is indexed by type, not position, so any number of rows fits.
     rows = f.int("rows", shape[0])
-    return shape, rows * shape[-1], {"rows": rows, "dim": shape[-1]}
+    token_types = f.bool("token_types", False)
+    if not token_types and rows < shape[0]:
+        raise ShapeError(f"the table has {rows} position{'s' if rows != 1 else ''} ('rows'), fewer than the "
+                         f"{shape[0]} tokens of input shape {list(shape)}")
+    return shape, rows * shape[-1], {"rows": rows, "dim": shape[-1], "token_types": token_types}
 
 
 def _cls_token(f, in_shapes):

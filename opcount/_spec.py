@@ -6,11 +6,13 @@ fp32), ``loss`` (mse | cross_entropy | bce), ``optimizer`` (sgd | momentum | ada
 ``input_grad`` (false: the first layer computes no input gradient). Every error is one line
 naming the file and the layer. Shapes are per sample: ``[C, H, W]``, ``[T, D]``, token ids ``[T]``.
 
-Every layer takes ``type``, and optionally ``name`` (default ``TYPE_INDEX``), ``inputs`` (a
-name or a list; default the previous layer; ``input`` is the model input) and ``format``
-(fp16 | bf16 | fp32 | fp64, default the model's). Fields per type (defaults in brackets):
+Every layer takes ``type``, and optionally ``name`` (a string or number, not ``input``; default
+``TYPE_INDEX``), ``inputs`` (a name or a list; default the previous layer; ``input`` is the model
+input) and ``format`` (fp16 | bf16 | fp32 | fp64, default the model's). Fields per type (defaults
+in brackets):
 
-- ``linear``: out, bias [true], tied_to [none: the name of a layer whose weight it shares]
+- ``linear``: out, bias [true], tied_to [none: the name of an earlier linear or embedding layer
+  whose weight it shares; that weight's shape must be this layer's ``[out, in]``]
 - ``conv1d|conv2d|conv3d``: out [C_in if depthwise], kernel, stride [1], padding [0 | "same"],
   dilation [1], groups [1], depthwise [false], bias [true]; ints or per-dimension lists
 - ``conv_transpose1d|2d|3d``: the same plus output_padding [0]
@@ -21,7 +23,9 @@ name or a list; default the previous layer; ``input`` is the model input) and ``
 - ``batchnorm``, ``groupnorm`` (groups), ``layernorm`` and ``rmsnorm`` (dims [1]: trailing
   dimensions normalized): affine [true], bias [true; rmsnorm false], eps [1e-5]
 - ``embedding``: vocab, dim (input: token ids); ``positional_embedding``: rows [T] (a learned
-  table added to the input); ``cls_token``: prepends one learned token
+  table added to the input, at least T rows), token_types [false: true makes it a token-type
+  table, BERT's segment embedding, whose rows are types and may be fewer than T];
+  ``cls_token``: prepends one learned token
 - ``attention`` (multi-head self-attention on ``[T, D]``): heads, kv_heads [heads], bias [true],
   rope [false], causal [false], mask [none | causal | additive];
   ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``): causal, mask
@@ -98,6 +102,8 @@ def load_spec(path, *, seq=None):
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""
             problem = getattr(exc, "problem", None) or exc
+            if isinstance(exc, yaml.composer.ComposerError) and problem == "but found another document":
+                raise ModelError(f"{path}: {where}a model file holds one YAML document") from None
             raise ModelError(f"{path}: {where}invalid YAML: {_one_line(problem)}") from None
     from ._hf import config_to_spec, is_hf_config
     stem = os.path.splitext(os.path.basename(path))[0]

@@ -282,7 +282,7 @@ def bert_spec(name, *, d, depth, heads, ffn, vocab, max_positions, type_vocab, s
     n = _Net()
     n.add("embedding", vocab=vocab, dim=d)
     n.add("positional_embedding", rows=max_positions)
-    n.add("positional_embedding", name="token_type_embedding", rows=type_vocab)
+    n.add("positional_embedding", name="token_type_embedding", rows=type_vocab, token_types=True)
     n.add("layernorm", eps=eps); n.add("dropout", p=0.1)
     for _ in range(depth):
         _encoder_block(n, d, heads, ffn, pre_norm=False, eps=eps, act=act, approximate=approximate)
@@ -369,6 +369,9 @@ def _li2022_cnn(depth):
     return _spec(f"li2022-cnn-{depth}", (3, 256, 256), n)
 
 
+_MLP_WIDTHS, _MLP_ACTS, _CNN_DEPTHS = range(4, 19), ("sigmoid", "tanh", "gelu"), range(2, 11)
+
+
 def _registry():
     table = {"lenet5": _lenet5, "alexnet": _alexnet, "mobilenet_v2": _mobilenet_v2,
              "squeezenet1_0": lambda: _squeezenet("1_0"), "squeezenet1_1": lambda: _squeezenet("1_1"),
@@ -381,10 +384,10 @@ def _registry():
         table[name] = (lambda m: lambda seq=None: _gpt(m, seq))(name)
     for name in _LLAMA:
         table[name] = (lambda m: lambda seq=None: _llama(m, seq))(name)
-    for width in range(4, 19):
-        for act in ("sigmoid", "tanh", "gelu"):
+    for width in _MLP_WIDTHS:
+        for act in _MLP_ACTS:
             table[f"li2022-mlp-{width}-{act}"] = (lambda w, a: lambda: _li2022_mlp(w, a))(width, act)
-    for depth in range(2, 11):
+    for depth in _CNN_DEPTHS:
         table[f"li2022-cnn-{depth}"] = (lambda d: lambda: _li2022_cnn(d))(depth)
     return table
 
@@ -408,12 +411,25 @@ def zoo_names():
     return sorted(_BUILDERS)
 
 
+def _known_names():
+    """Every zoo name, the paper's experiment sets written as patterns, for one-line errors."""
+    named = [n for n in zoo_names() if not n.startswith(("li2022-mlp-", "li2022-cnn-"))]
+    mlp = (f"li2022-mlp-{{{_MLP_WIDTHS[0]}..{_MLP_WIDTHS[-1]}}}-{{{','.join(_MLP_ACTS)}}}")
+    cnn = f"li2022-cnn-{{{_CNN_DEPTHS[0]}..{_CNN_DEPTHS[-1]}}}"
+    return ", ".join(named + [mlp, cnn])
+
+
+def _close_to(name):
+    import difflib
+    close = difflib.get_close_matches(str(name), zoo_names(), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def load_zoo(name, *, seq=None):
     """Build zoo model ``name`` as a ModelIR; ``seq`` sets the sequence length of the
     transformer language models (default: their full context)."""
     if name not in _BUILDERS:
-        raise ModelError(f"zoo:{name}: unknown zoo model (known: {', '.join(zoo_names()[:8])}, ...; "
-                         "see opcount.zoo_names())")
+        raise ModelError(f"zoo:{name}: unknown zoo model (known: {_known_names()}{_close_to(name)})")
     builder = _BUILDERS[name]
     if seq is not None:
         if name not in _SEQUENCE_MODELS:

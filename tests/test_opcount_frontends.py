@@ -52,6 +52,29 @@ def test_hf_config_defaults_and_errors(tmp_path):
         opcount.load_model(str(bad))
 
 
+@pytest.mark.parametrize("config, seq, told", [
+    ('{"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2, "vocab_size": 10, "n_positions": 8}', 9,
+     "'n_positions' is 8"),
+    ('{"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2, "vocab_size": 10, "n_ctx": 8}', 9,
+     "'n_ctx' is 8"),
+    ('{"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2, "vocab_size": 10}', 1025,
+     "'n_positions' is 1024 (the default)"),
+    ('{"model_type": "llama", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, '
+     '"intermediate_size": 8, "max_position_embeddings": 8}', 9, "'max_position_embeddings' is 8"),
+    ('{"model_type": "bert"}', 513, "'max_position_embeddings' is 512 (the default)"),
+])
+def test_hf_seq_past_the_maximum_positions_names_the_field(tmp_path, capsys, config, seq, told):
+    path = tmp_path / "config.json"
+    path.write_text(config)
+    message = f"{path}: sequence length {seq} is longer than the model's maximum positions: {told}"
+    with pytest.raises(ModelError) as info:
+        opcount.load_model(str(path), seq=seq)
+    assert str(info.value) == message
+    assert main(["count", str(path), "--seq", str(seq)]) == 2
+    assert capsys.readouterr().err == f"tosim: error: {message}\n"
+    assert opcount.load_model(str(path), seq=seq - 1).input_shape == (seq - 1,)
+
+
 def test_cli_hf_config(capsys):
     assert main(["count", os.path.join(HF, "gpt2-config.json"), "--seq", "4"]) == 0
     assert "params 124,439,808" in capsys.readouterr().out
@@ -102,6 +125,57 @@ def test_onnx_errors(tmp_path, capsys):
     assert main(["count", str(corrupt)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tosim: error: ") and "corrupt ONNX file" in err and err.count("\n") == 1
+
+
+def _onnx_one_node(path, node, x_shape, weight):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.ones(weight, np.float32), "w")
+    graph = helper.make_graph([node], "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("node, x_shape, weight, message", [
+    (("MatMul", ["x", "w"], ["y"]), ["N", 5], (4, 8),
+     "layer 'mm' (MatMul): weight 'w' of shape [4, 8] needs 4 input features, but input 'x' has per-sample "
+     "shape [5] (5 input features)"),
+    (("Gemm", ["x", "w"], ["y"], {"transB": 1}), [1, 4], (4, 8),
+     "layer 'mm' (Gemm): weight 'w' of shape [4, 8] needs 8 input features, but input 'x' has per-sample "
+     "shape [4] (4 input features)"),
+    (("Gemm", ["x", "w"], ["y"]), [1, 3], (4, 8),
+     "layer 'mm' (Gemm): weight 'w' of shape [4, 8] needs 4 input features, but input 'x' has per-sample "
+     "shape [3] (3 input features)"),
+    (("Conv", ["x", "w"], ["y"]), [1, 5, 8, 8], (4, 3, 3, 3),
+     "layer 'mm' (Conv): weight 'w' of shape [4, 3, 3, 3] needs 3 input channels, but input 'x' has per-sample "
+     "shape [5, 8, 8] (5 input channels)"),
+    (("Conv", ["x", "w"], ["y"], {"group": 2}), [1, 4, 8, 8], (4, 3, 3, 3),
+     "layer 'mm' (Conv): weight 'w' of shape [4, 3, 3, 3] needs 6 input channels, but input 'x' has per-sample "
+     "shape [4, 8, 8] (4 input channels)"),
+    (("ConvTranspose", ["x", "w"], ["y"]), [1, 5, 8, 8], (4, 3, 3, 3),
+     "layer 'mm' (ConvTranspose): weight 'w' of shape [4, 3, 3, 3] needs 4 input channels, but input 'x' has "
+     "per-sample shape [5, 8, 8] (5 input channels)"),
+])
+def test_onnx_weight_that_does_not_fit_the_input(tmp_path, capsys, node, x_shape, weight, message):
+    from onnx import helper
+    op, inputs, outputs, *attrs = node
+    path = tmp_path / "bad.onnx"
+    _onnx_one_node(path, helper.make_node(op, inputs, outputs, name="mm", **(attrs[0] if attrs else {})), x_shape,
+                   weight)
+    with pytest.raises(ModelError) as info:
+        opcount.load_model(str(path))
+    assert str(info.value) == f"{path}: {message}"
+    assert main(["count", str(path)]) == 2
+    assert capsys.readouterr().err == f"tosim: error: {path}: {message}\n"
+
+
+def test_onnx_weights_that_fit_are_counted(tmp_path):
+    from onnx import helper
+    path = tmp_path / "ok.onnx"
+    _onnx_one_node(path, helper.make_node("Gemm", ["x", "w"], ["y"], name="fc", transB=1), ["N", 8], (4, 8))
+    assert opcount.load_model(str(path)).params == 32
+    _onnx_one_node(path, helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=2), [1, 6, 8, 8], (4, 3, 3, 3))
+    assert opcount.load_model(str(path)).params == 108
 
 
 # --- torch: ONNX export and fx against the YAML spec ------------------------------------------

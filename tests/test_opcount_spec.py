@@ -76,6 +76,29 @@ def test_bad_files_name_file_and_layer(name, message):
     ("input: [2, 3]\nlayers: [{type: matmul, inputs: [input, input]}]\n",
      "layer 'matmul_0' (matmul): shape mismatch: [2, 3] @ [2, 3]"),
     ("input: [4]\nlayers: [{type: linear, out: 3\n", None),
+    ("input: [3, 4]\nlayers: [{type: positional_embedding, rows: 2}]\n",
+     "layer 'positional_embedding_0' (positional_embedding): the table has 2 positions ('rows'), fewer than the "
+     "3 tokens of input shape [3, 4]"),
+    ("input: [4]\nlayers:\n- {type: linear, out: 8, name: a}\n- {type: relu, name: r}\n"
+     "- {type: linear, out: 4, tied_to: r}\n",
+     "layer 'linear_2' (linear): 'tied_to' names 'r', a relu layer; it must name a linear or embedding layer"),
+    ("input: [4]\nlayers:\n- {type: linear, out: 8, name: a}\n- {type: linear, out: 4, tied_to: a}\n",
+     "layer 'linear_1' (linear): 'tied_to' names 'a', whose weight has shape [8, 4]; this layer's weight has "
+     "shape [4, 8]"),
+    ("input: [3]\nlayers:\n- {type: embedding, vocab: 10, dim: 4, name: e}\n- {type: linear, out: 9, tied_to: e}\n",
+     "layer 'linear_1' (linear): 'tied_to' names 'e', whose weight has shape [10, 4]; this layer's weight has "
+     "shape [9, 4]"),
+    ("input: [4]\nlayers: [{type: linear, out: 4, tied_to: input}]\n",
+     "layer 'linear_0' (linear): 'tied_to' names the model input; it must name a linear or embedding layer"),
+    ("input: [4]\nlayers: [{type: linear, out: 8}]\n---\ninput: [4]\n",
+     "line 3: a model file holds one YAML document"),
+    ("input: [4]\nlayers: [{type: [linear], out: 8}]\n", "layer 0: 'type' must be a string, not ['linear']"),
+    ("input: [4]\nlayers: [{type: linear, out: 8, name: input}]\n",
+     "layer 'input' (linear): the name 'input' is reserved for the model input"),
+    ("input: [4]\nname: [1, 2]\nlayers: [{type: linear, out: 8}]\n",
+     "model 'name' must be a string or a number, not [1, 2]"),
+    ("input: [4]\nlayers: [{type: linear, out: 8, name: [a]}]\n",
+     "layer 0: 'name' must be a string or a number, not ['a']"),
 ])
 def test_spec_errors_are_one_line(tmp_path, text, message):
     path = tmp_path / "m.yaml"
@@ -88,6 +111,31 @@ def test_spec_errors_are_one_line(tmp_path, text, message):
         assert re.match(r"^.*: line \d+: invalid YAML: .+$", text)
     else:
         assert text == f"{path}: {message}"
+
+
+def test_position_tables_tied_weights_and_names_that_fit():
+    layers = [{"type": "embedding", "vocab": 10, "dim": 4, "name": "e"},
+              {"type": "positional_embedding", "rows": 3, "name": "pos"},
+              {"type": "positional_embedding", "rows": 2, "token_types": True, "name": "types"},
+              {"type": "linear", "out": 10, "bias": False, "tied_to": "e", "name": 7},
+              {"type": "linear", "out": 10, "bias": False, "tied_to": "7", "name": "again",
+               "inputs": "types"}]
+    model = opcount.load_model({"name": 3, "input": [3], "layers": layers})
+    assert model.name == "3" and [layer.name for layer in model.layers] == ["e", "pos", "types", "7", "again"]
+    assert [layer.params for layer in model.layers] == [40, 12, 8, 0, 0]
+    assert model.layer("pos").attrs == {"rows": 3, "dim": 4, "token_types": False}
+    with pytest.raises(ModelError, match=r"^<spec>: layer 'p' \(positional_embedding\): 'token_types' must be true "
+                                         r"or false, not 'yes'$"):
+        opcount.load_model({"input": [3, 4], "layers": [
+            {"type": "positional_embedding", "token_types": "yes", "name": "p"}]})
+
+
+def test_cli_rejects_a_short_position_table(tmp_path, capsys):
+    path = tmp_path / "pos.yaml"
+    path.write_text("input: [3, 4]\nlayers: [{type: positional_embedding, rows: 2, name: p}]\n")
+    assert main(["count", str(path)]) == 2
+    assert capsys.readouterr().err == (f"tosim: error: {path}: layer 'p' (positional_embedding): the table has "
+                                       "2 positions ('rows'), fewer than the 3 tokens of input shape [3, 4]\n")
 
 
 def test_load_model_sources(tmp_path):

@@ -109,3 +109,32 @@ def test_every_zoo_model_counts_completely_for_training(profile):
         # sgd: 1 mul per parameter; adamw: 7 per parameter + 2 for the step's bias corrections
         expected = result.params if model.optimizer == "sgd" else 7 * result.params + 2
         assert result.totals["update"]["mul"] == expected, name
+
+
+def test_seq_past_the_learned_position_table_is_refused(capsys):
+    from tosim.cli import main
+    with pytest.raises(opcount.ModelError, match=r"^zoo:gpt2: layer 'wpe' \(positional_embedding\): the table has "
+                                                 r"1024 positions \('rows'\), fewer than the 1025 tokens of input "
+                                                 r"shape \[1025, 768\]$"):
+        opcount.load_zoo("gpt2", seq=1025)
+    assert opcount.load_zoo("gpt2", seq=1024).input_shape == (1024,)
+    # BERT's token-type table has 2 rows for 512 tokens: it is indexed by type, not position
+    bert = opcount.load_zoo("bert-base")
+    assert bert.layer("token_type_embedding").attrs == {"rows": 2, "dim": 768, "token_types": True}
+    assert main(["count", "zoo:gpt2", "--seq", "99999999"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("tosim: error: zoo:gpt2: layer 'wpe' (positional_embedding): the table has 1024 positions "
+                   "('rows'), fewer than the 99999999 tokens of input shape [99999999, 768]\n")
+
+
+def test_unknown_zoo_name_lists_every_name_and_a_close_match():
+    known = ("alexnet, bert-base, densenet121, googlenet, gpt2, gpt2-large, gpt2-medium, gpt2-xl, gpt3-175b, "
+             "lenet5, llama2-13b, llama2-70b, llama2-7b, mobilenet_v2, resnet101, resnet152, resnet18, resnet34, "
+             "resnet50, squeezenet1_0, squeezenet1_1, vgg11, vgg13, vgg16, vgg19, vit_b_16, "
+             "li2022-mlp-{4..18}-{sigmoid,tanh,gelu}, li2022-cnn-{2..10}")
+    with pytest.raises(opcount.ModelError) as info:
+        opcount.load_zoo("nope")
+    assert str(info.value) == f"zoo:nope: unknown zoo model (known: {known})"
+    with pytest.raises(opcount.ModelError) as info:
+        opcount.load_zoo("gtp2")
+    assert str(info.value) == f"zoo:gtp2: unknown zoo model (known: {known}; did you mean gpt2?)"
