@@ -21,6 +21,8 @@ Activations are priced per element by the profile's recipes (``relu`` is one com
 forward and backward), as the counting engine does. Every count is exact int64; a configuration
 whose counts would pass 2**62 is flagged (``status`` 2) rather than wrapped, and a convolution
 whose kernel does not fit the image is flagged (``status`` 1). Flagged rows hold zeros.
+Parameter values (axes, batch, inputs, outputs, in_channels, classes) must lie at most
+:data:`MAX_VALUE` (2**62); larger ones raise :class:`opcount.ModelError`.
 
     >>> from hardware_profiles import load
     >>> s = sweep_mlp(load("li2022"), width=[4, 8], depth=3, activation="sigmoid")
@@ -41,7 +43,7 @@ from ._numba_config import NJIT, NJIT_INLINE, NJIT_PARALLEL
 
 
 __all__ = ["SweepCounts", "ACTIVATIONS", "FAMILIES", "sweep_mlp", "sweep_cnn", "mlp_spec", "cnn_spec",
-           "grid", "STATUS_OK", "STATUS_GEOMETRY", "STATUS_OVERFLOW"]
+           "grid", "STATUS_OK", "STATUS_GEOMETRY", "STATUS_OVERFLOW", "MAX_VALUE"]
 
 #: Activations a sweep may use: recipe names of the profile, plus relu (comparisons).
 ACTIVATIONS = ("sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "relu")
@@ -54,6 +56,10 @@ _ADD, _SUB, _MUL, _DIV, _SQRT, _CMP = 0, 1, 2, 3, 4, 5
 # counts past this are flagged: leaves headroom below int64's 9.22e18 for the float shadow's
 # rounding, so a flagged row is never a wrapped one
 _LIMIT = float(2 ** 62)
+#: The largest parameter value (axis values, batch, inputs, ...) a sweep takes: every one fits
+#: int64, and a product of them that passes int64 inside a kernel also passes the 2**62 flag
+#: (computed in float64), so such a row is flagged, never wrapped.
+MAX_VALUE = 2 ** 62
 # configurations per parallel work item
 _CHUNK = 4096
 
@@ -376,11 +382,22 @@ def _optimizer_vec(optimizer):
 
 def _int_array(name, values, minimum):
     arr = np.asarray(values)
+    if arr.dtype == object and arr.size and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                for v in arr.flat):
+        # Python integers past int64 make an object array
+        low, high = min(arr.flat), max(arr.flat)
+        if low < minimum:
+            raise ModelError(f"{name} must be integers >= {minimum}, not {int(low)}")
+        raise ModelError(f"{name} must be integers <= 2**62, not {int(high)}")
     if arr.dtype.kind not in "iu" and arr.size:
         raise ModelError(f"{name} must be integers, not {arr.dtype}")
+    if arr.size and arr.dtype.kind == "u" and arr.max() > MAX_VALUE:
+        raise ModelError(f"{name} must be integers <= 2**62, not {int(arr.max())}")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < minimum:
         raise ModelError(f"{name} must be integers >= {minimum}, not {int(arr.min())}")
+    if arr.size and arr.max() > MAX_VALUE:
+        raise ModelError(f"{name} must be integers <= 2**62, not {int(arr.max())}")
     return arr
 
 
@@ -408,6 +425,8 @@ def _common(profile, phase, batch, loss, optimizer):
         raise ModelError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ModelError(f"batch must be a positive integer, not {batch!r}")
+    if batch > MAX_VALUE:
+        raise ModelError(f"batch must be an integer <= 2**62, not {batch!r}")
     if loss not in _LOSS_CODE:
         raise ModelError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     stages = np.array([s in PHASES[phase] for s in STAGES], dtype=np.bool_)

@@ -118,7 +118,21 @@ def test_flags_geometry_and_overflow():
      r"^phase must be one of inference, validation, training, not 'test'$"),
     (dict(width=[4], depth=1, activation="tanh", batch=0), r"^batch must be a positive integer, not 0$"),
     (dict(width=[4.5], depth=1, activation="tanh"), r"^width must be integers, not float64$"),
+    # past int64 (an object array) and past 2**62: a range error, not a type error or a numba one
+    (dict(width=[4, 10 ** 20], depth=1, activation="tanh"), r"^width must be integers <= 2\*\*62, not 10{20}$"),
+    (dict(width=[4], depth=2 ** 62 + 1, activation="tanh"), rf"^depth must be integers <= 2\*\*62, not {2 ** 62 + 1}$"),
+    (dict(width=np.array([2 ** 63], dtype=np.uint64), depth=1, activation="tanh"),
+     rf"^width must be integers <= 2\*\*62, not {2 ** 63}$"),
+    (dict(width=[4], depth=1, activation="tanh", inputs=10 ** 20), r"^inputs must be integers <= 2\*\*62, not 10{20}$"),
+    (dict(width=[4], depth=1, activation="tanh", batch=10 ** 20), r"^batch must be an integer <= 2\*\*62, not 10{20}$"),
 ])
 def test_errors(kwargs, message):
     with pytest.raises(opcount.ModelError, match=message):
         sweep.sweep_mlp(PROFILES["cmos-generic"], **kwargs)
+
+
+def test_cnn_range_errors():
+    with pytest.raises(opcount.ModelError, match=r"^image must be integers <= 2\*\*62, not 10{20}$"):
+        sweep.sweep_cnn(PROFILES["cmos-generic"], depth=1, image=10 ** 20)
+    with pytest.raises(opcount.ModelError, match=r"^batch must be an integer <= 2\*\*62, not 10{20}$"):
+        sweep.sweep_cnn(PROFILES["cmos-generic"], depth=1, batch=10 ** 20)

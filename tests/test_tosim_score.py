@@ -351,4 +351,96 @@ def test_sweep_usage_errors(capsys):
     assert capsys.readouterr().err == (
         "tosim: error: --activation: 'swish' is not one of sigmoid, tanh, gelu, gelu_tanh, silu, relu\n")
     assert main(["sweep", "cnn", "--out", "x.json"]) == 2
-    assert capsys.readouterr().err == "tosim: error: --out x.json: a sweep is written as .csv\n"
+    assert capsys.readouterr().err == "tosim: error: --out x.json: the extension must be .csv, not '.json'\n"
+
+
+BIG = "99999999999999999999"
+
+
+@pytest.mark.parametrize("argv, message", [
+    # the number of configurations is checked before any list or array is built
+    (["mlp", "--width", "4:100000000000", "--depth", "1", "--activation", "relu"],
+     "--width: 99,999,999,997 values; a sweep has at most 10,000,000 configurations"),
+    (["mlp", "--width", "1:1000000000:+1"], "--width: 1,000,000,000 values; a sweep has at most 10,000,000 "
+                                            "configurations"),
+    (["mlp", "--width", "4:4096:x1.0000000001"], "--width: 69,314,712,325 values; a sweep has at most 10,000,000 "
+                                                 "configurations"),
+    (["mlp", "--width", "1:3000000", "--depth", "1:4", "--activation", "relu"],
+     "the sweep has 12,000,000 configurations (3000000 x 4 x 1); the limit is 10,000,000"),
+    (["mlp", "--width", "1:3000000", "--activation", "relu", "--json"],
+     "the sweep has 3,000,000 configurations (3000000 x 1 x 1); the limit is 2,000,000 with --out or --json"),
+    # values fit int64, and the kernels' products flag rather than wrap
+    (["mlp", "--width", "4", "--depth", "1", "--batch", BIG],
+     f"argument --batch: must be an integer from 1 to 2**62, not '{BIG}'"),
+    (["cnn", "--batch", BIG], f"argument --batch: must be an integer from 1 to 2**62, not '{BIG}'"),
+    (["mlp", "--inputs", BIG], f"argument --inputs: must be an integer from 1 to 2**62, not '{BIG}'"),
+    (["cnn", "--classes", "0"], "argument --classes: must be an integer from 1 to 2**62, not '0'"),
+    (["mlp", "--width", BIG], f"--width: values must be at most 2**62, not {BIG}"),
+    (["cnn", "--image", BIG], f"--image: values must be at most 2**62, not {BIG}"),
+    (["mlp", "--width", f"4:{BIG}:x2"], f"--width: values must be at most 2**62, not {BIG} (the end of '4:{BIG}:x2')"),
+    (["cnn", "--kernel", "10001"], "--kernel: values must be at most 10,000, not 10001"),
+    (["cnn", "--depth", "1:20000:+9999"], "--depth: values must be at most 10,000, not 20000 (the end of "
+                                          "'1:20000:+9999')"),
+    (["cnn", "--padding", "0:4:x2"], "--padding: a geometric range starts at 1 or more, not 0"),
+    (["mlp", "--plot", "x.jpg"], "--plot x.jpg: the extension must be .png, not '.jpg'"),
+])
+def test_sweep_limits(argv, message, capsys):
+    assert main(["sweep", *argv]) == 2
+    assert capsys.readouterr().err == f"tosim: error: {message}\n"
+
+
+def test_sweep_largest_values_are_flagged_not_wrapped(capsys):
+    top = str(2 ** 62)
+    assert main(["sweep", "mlp", "--width", top, "--depth", top, "--activation", "relu", "--batch", top,
+                 "--inputs", top, "--phase", "training", "--json"]) == 1
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["width"] == 2 ** 62 and row["error"] == "counts exceed 2**62"
+    assert row["params"] is None and row["tos"] is None
+    assert cmd_sweep.MAX_VALUE == sweep.MAX_VALUE
+
+
+def test_sweep_checks_every_output_before_work(tmp_path, capsys):
+    out = tmp_path / "o.csv"
+    assert main(["sweep", "mlp", "--width", "4", "--out", str(out), "--plot", str(tmp_path / "nodir" / "x.png")]) == 2
+    assert capsys.readouterr().err == f"tosim: error: --plot {tmp_path / 'nodir' / 'x.png'}: no folder " \
+                                      f"{tmp_path / 'nodir'}\n"
+    assert not out.exists()
+    profile = tmp_path / "p.csv"
+    profile.write_text("extends: li2022\n")
+    assert main(["sweep", "mlp", "--width", "4", "--profile", str(profile), "--out", str(profile)]) == 2
+    assert capsys.readouterr().err == (f"tosim: error: --out {profile}: is also an input of this command; "
+                                       "it would be overwritten\n")
+
+
+def test_count_and_score_plots_must_be_png(tmp_path, capsys):
+    for argv in (["count", MLP], ["score", MLP]):
+        assert main([*argv, "--profile", "horowitz45", "--plot", str(tmp_path / "x.jpg")]) == 2
+        assert capsys.readouterr().err == (f"tosim: error: --plot {tmp_path / 'x.jpg'}: the extension must be "
+                                           ".png, not '.jpg'\n")
+    assert main(["score", MLP, "--profile", "horowitz45", "--out", str(tmp_path / "r.csv"),
+                 "--plot", str(tmp_path / "no" / "p.png")]) == 2
+    assert capsys.readouterr().err == f"tosim: error: --plot {tmp_path / 'no' / 'p.png'}: no folder {tmp_path / 'no'}\n"
+    assert main(["score", MLP, "--out", MLP]) == 2
+    assert capsys.readouterr().err == f"tosim: error: --out {MLP}: the extension must be .csv or .json, not '.yaml'\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_score_plots_of_models_with_one_name_do_not_overwrite(tmp_path, capsys):
+    # three models named mlp-4x8 (one a copy in another folder): three plot files, all reported
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(MLP, other / "mlp-4x8.yaml")
+    plot = tmp_path / "pl.png"
+    assert main(["score", "--profile", "horowitz45", "--plot", str(plot), MLP, str(other / "mlp-4x8.yaml"),
+                 MLP]) == 0
+    names = ["pl-mlp-4x8.png", "pl-mlp-4x8-2.png", "pl-mlp-4x8-3.png"]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(names)
+    for name in names:
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().err == "".join(f"wrote {tmp_path / name}\n" for name in names)
+
+
+def test_plot_paths_are_distinct_and_safe():
+    # names are compared without case (case-insensitive file systems); odd characters become _
+    assert cmd_score.plot_paths("d/p.png", ["a", "a", "a-2", "b/c", "A", "", "a"]) == [
+        "d/p-a.png", "d/p-a-2.png", "d/p-a-2-2.png", "d/p-b_c.png", "d/p-A-3.png", "d/p-model.png", "d/p-a-4.png"]

@@ -106,11 +106,40 @@ def test_compare_adders_bad_arguments(capsys, argv, message):
 
 
 def test_unwritable_output_is_one_line_error(capsys, tmp_path):
+    # checked before anything is synthesized: no progress line, no output
+    missing = tmp_path / "missing" / "x.csv"
     status, out, err = run(capsys, "compare-adders", "--widths", "2", "--designs",
-                           "ripple_carry", "--csv", str(tmp_path / "missing" / "x.csv"))
-    assert status == 2
-    assert re.fullmatch(r"tosim: error: cannot write .*x\.csv: No such file or directory\n",
-                        err.splitlines(keepends=True)[-1])
+                           "ripple_carry", "--csv", str(missing))
+    assert (status, out) == (2, "")
+    assert err == f"tosim: error: --csv {missing}: no folder {missing.parent}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--widths", "100000"], "--widths: 100000 bits is above the limit of 256 bits"),
+    (["--widths", "8,257"], "--widths: 257 bits is above the limit of 256 bits"),
+    (["--widths", "8,\u00b2"], "--widths must be comma-separated positive integers, not '8,\u00b2'"),
+    (["--csv", "x.txt"], "--csv x.txt: the extension must be .csv, not '.txt'"),
+    (["--plot", "x.jpg"], "--plot x.jpg: the extension must be .png, not '.jpg'"),
+    (["--csv", "x"], "--csv x: the extension must be .csv, not '(none)'"),
+])
+def test_compare_adders_limits_and_extensions(capsys, argv, message):
+    status, out, err = run(capsys, "compare-adders", *argv)
+    assert (status, out, err) == (2, "", f"tosim: error: {message}\n")
+
+
+def test_compare_adders_checks_every_output_before_work(capsys, tmp_path):
+    csv_path, png_path = tmp_path / "a.csv", tmp_path / "nodir" / "x.png"
+    status, out, err = run(capsys, "compare-adders", "--widths", "4", "--designs", "ripple_carry",
+                           "--csv", str(csv_path), "--plot", str(png_path))
+    assert (status, out) == (2, "")
+    assert err == f"tosim: error: --plot {png_path}: no folder {png_path.parent}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_compare_adders_help_states_the_width_limit(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare-adders", "--help"])
+    assert "1 to 256" in " ".join(capsys.readouterr().out.split())
 
 
 def test_synth_json(capsys, tmp_path):

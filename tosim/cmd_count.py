@@ -6,7 +6,7 @@ split into compute and data movement per layer (:mod:`opcount.movement`), and ``
 import json
 import sys
 
-from ._io import positive_int, save_figure
+from ._io import check_output, positive_int, save_figure
 
 __all__ = ["register", "run"]
 
@@ -66,6 +66,8 @@ def _load(args):
 def run(args):
     import hardware_profiles
     import opcount
+    if args.plot is not None:
+        check_output(args.plot, "--plot", (".png",), inputs=(args.model, args.profile))
     profile = hardware_profiles.load(args.profile)
     model = _load(args)
     result = opcount.count_model(model, profile, phase=args.phase, batch=args.batch)

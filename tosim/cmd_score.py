@@ -21,11 +21,11 @@ import os
 import sys
 import time
 
-from ._io import positive_int, write_atomic
+from ._io import check_output, positive_int, write_atomic
 
 __all__ = ["register", "run", "ROW_FIELDS", "LAYER_FIELDS", "score", "expand_inputs", "resolve_device",
            "energy_joules", "carbon_grams", "ProgressBar", "MODEL_EXTENSIONS",
-           "movement_fields", "add_movement", "RUN_FIELDS", "combine_steps", "apply_energy"]
+           "movement_fields", "add_movement", "plot_paths", "RUN_FIELDS", "combine_steps", "apply_energy"]
 
 DEFAULT_PROFILE = "cmos-generic"
 #: File types a folder input is searched for (recursively).
@@ -83,8 +83,9 @@ def register(subparsers):
     from .cmd_count import add_movement_arguments
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
-                        help="with a memory profile: one stacked-bar PNG per model, F-<model>.png "
-                             "(compute vs data movement per layer; of a whole run, its first step)")
+                        help="with a memory profile: one stacked-bar PNG per model, F-<model>.png (a repeated "
+                             "model name gets -2, -3, ...; characters other than letters, digits, '.', '_' and "
+                             "'-' become '_'), compute vs data movement per layer; of a whole run, its first step")
     parser.set_defaults(func=run)
 
 
@@ -97,9 +98,31 @@ def movement_fields(profile):
     return ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv['name']}" for lv in memory["levels"]]
 
 
+def plot_paths(plot, names):
+    """The per-model plot files of ``--plot F.png``: ``F-<name>.png`` for each name, in order,
+    the name's characters other than letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``
+    and a repeated name given ``-2``, ``-3``, ... so that no plot overwrites another."""
+    import re
+    root, ext = os.path.splitext(plot)
+    used, out = set(), []
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)) or "model"
+        candidate, k = base, 2
+        while candidate.lower() in used:
+            candidate, k = f"{base}-{k}", k + 1
+        used.add(candidate.lower())
+        out.append(f"{root}-{candidate}{ext or '.png'}")
+    return out
+
+
 def add_movement(rows, sources, profile, phase, batch, densities=None, plot=None):
-    """Fill :func:`movement_fields` of each good row (recounting its model; opcount.movement)."""
+    """Fill :func:`movement_fields` of each good row (recounting its model; opcount.movement);
+    with ``plot`` (``F.png``) also draw each good row's plot to its :func:`plot_paths` file.
+    Returns the plot files written, in order."""
     import opcount
+    good = [row for row in rows if row["error"] is None]
+    paths = iter(plot_paths(plot, [row["name"] for row in good]) if plot else [])
+    written = []
     for row, source in zip(rows, sources):
         if row["error"] is not None:
             continue
@@ -118,8 +141,10 @@ def add_movement(rows, sources, profile, phase, batch, densities=None, plot=None
                 layer.update({f"accesses_{lv}": mv.accesses(m, lv) for lv in mv.hierarchy.names})
         if plot:
             from .cmd_count import plot_movement
-            root, ext = os.path.splitext(plot)
-            plot_movement(mv, f"{root}-{row['name']}{ext or '.png'}")
+            path = next(paths)
+            plot_movement(mv, path)
+            written.append(path)
+    return written
 
 
 def _non_negative_float(text):
@@ -547,7 +572,13 @@ def format_table(rows, with_energy, per_layer=False, with_movement=False):
 
 def run(args):
     import hardware_profiles
-    kind = out_kind(args.out) if args.out else None
+    kind = out_kind(args.out) if args.out is not None else None
+    if args.out is not None or args.plot is not None:
+        inputs = [s for s in expand_inputs(args.inputs) if not s.startswith("zoo:")] + [args.profile]
+        if args.out is not None:
+            check_output(args.out, "--out", (".csv", ".json"), inputs=inputs)
+        if args.plot is not None:
+            check_output(args.plot, "--plot", (".png",), inputs=inputs)
     profile = hardware_profiles.load(args.profile)
     device = resolve_device(profile, args.device) if args.device else None
     if device is not None and device.get("phase") and device["phase"] != args.phase:
@@ -575,6 +606,7 @@ def run(args):
     from ._costs import SynthesisProgress
     started = time.perf_counter()
     step_rows = []
+    plots = []
     for index, (batch, n) in enumerate(steps):
         bar = ProgressBar(len(sources), "scoring" if len(steps) == 1 else f"scoring batch {batch}", enabled)
         try:
@@ -584,8 +616,8 @@ def run(args):
             bar.close()
         if extra:
             from .cmd_count import densities
-            add_movement(rows, sources, profile, args.phase, batch, densities(args),
-                         args.plot if index == 0 else None)
+            plots += add_movement(rows, sources, profile, args.phase, batch, densities(args),
+                                  args.plot if index == 0 else None)
         step_rows.append((rows, n))
     if whole_run:
         rows = combine_steps(step_rows, args.epochs or 1)
@@ -622,6 +654,8 @@ def run(args):
             print("(!) incomplete: some layers could not be fully counted (see the incomplete column)")
     if args.out:
         print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
+    for path in plots:
+        print(f"wrote {path}", file=sys.stderr)
     for row in failed:
         print(f"tosim: error: {row['error']}", file=sys.stderr)
     return 1 if failed else 0

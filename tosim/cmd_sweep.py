@@ -9,15 +9,26 @@ Fig. 7a (CNN depth).
 
 Axis values: ``8`` | ``4,8,16`` | ``4:18`` (every integer) | ``4:64:+4`` (step) | ``4:4096:x2``
 (geometric); activations as names separated by commas.
+
+Limits, checked before anything is allocated (exit status 2 naming the option): at most
+:data:`MAX_CONFIGS` (10 million) configurations in a sweep, and :data:`MAX_ROWS` (2 million)
+with ``--out`` or ``--json``, which hold every row as text (counting takes about 0.5 KB per
+configuration, a CSV or JSON row about 2 KB more); every value, ``--batch`` and the fixed sizes
+at most 2**62 (:data:`opcount.sweep.MAX_VALUE`: they fit int64, and a count past int64 is
+flagged, never wrapped); a CNN's ``--depth`` and ``--kernel`` at most :data:`MAX_CNN_LOOP`
+(10,000: the kernel loops over the layers and the kernel taps of each configuration).
 """
+import argparse
+import math
 import re
 import sys
 import time
 
-from ._io import positive_int, save_figure, write_atomic
+from ._io import check_output, save_figure, write_atomic
 from .cmd_score import _non_negative_float, carbon_grams, energy_joules, resolve_device, si
 
-__all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES"]
+__all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES", "MAX_CONFIGS", "MAX_ROWS", "MAX_VALUE",
+           "MAX_CNN_LOOP"]
 
 OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
 STAGES = ("forward", "loss", "backward", "update")
@@ -38,11 +49,33 @@ FIXED = {
 DEFAULT_LOSS = {"mlp": "mse", "cnn": "cross_entropy"}
 #: Sweeps with more configurations than this print a summary instead of a table.
 TABLE_ROWS = 60
+#: The most configurations a sweep may have (the parameter and count arrays take about 0.5 KB
+#: per configuration).
+MAX_CONFIGS = 10_000_000
+#: The most configurations with ``--out`` or ``--json`` (every row held as text, about 2 KB more).
+MAX_ROWS = 2_000_000
+#: The largest value of an axis, ``--batch`` or a fixed size: :data:`opcount.sweep.MAX_VALUE`,
+#: spelled out so that building the parser does not import numba (the tests check that the two agree).
+MAX_VALUE = 2 ** 62
+#: The largest CNN depth and kernel: the kernel loops over the layers, and over the taps of each.
+MAX_CNN_LOOP = 10_000
 
 
 #: The activations of :data:`opcount.sweep.ACTIVATIONS`, spelled out so that building the
 #: parser does not import numba (the tests check that the two agree).
 ACTIVATION_NAMES = ("sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "relu")
+
+
+LIMITS = (f"Limits: {MAX_CONFIGS:,} configurations ({MAX_ROWS:,} with --out or --json); values, --batch and "
+          f"sizes at most 2**62; CNN depth and kernel at most {MAX_CNN_LOOP:,}.")
+
+
+def _size(text):
+    """argparse type: an integer from 1 to :data:`MAX_VALUE`."""
+    value = int(text) if text.strip().isdecimal() else 0
+    if not 1 <= value <= MAX_VALUE:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 2**62, not {text!r}")
+    return value
 
 
 def register(subparsers):
@@ -51,17 +84,17 @@ def register(subparsers):
         "sweep", help="TOs of model families over parameter ranges (MLP width/depth/activation, CNN depth/kernel)",
         description="Count and price every configuration of a model family with a numba kernel (no Python object "
                     "per model). Axis values: 8 | 4,8,16 | 4:18 | 4:64:+4 | 4:4096:x2; activations: "
-                    + ", ".join(ACTIVATION_NAMES) + ".")
+                    + ", ".join(ACTIVATION_NAMES) + ". " + LIMITS)
     families = parser.add_subparsers(dest="family", metavar="FAMILY", required=True, parser_class=type(parser))
     for family, axes in AXES.items():
         what = ("MLP: inputs -> depth x (linear(width) + activation) -> linear(outputs)" if family == "mlp" else
                 "CNN: depth x (conv2d(channels, kernel) + activation) -> global average pool -> linear(classes)")
-        p = families.add_parser(family, help=what, description=what)
+        p = families.add_parser(family, help=what, description=what, epilog=LIMITS)
         for name, default, text in axes:
             p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=default, metavar="VALUES",
                            help=f"{text} (default {default})")
         for name, default, text in FIXED[family]:
-            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=positive_int, default=default,
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_size, default=default,
                            help=f"{text} (default {default})")
         p.add_argument("--x", default=None, choices=[a[0] for a in axes],
                        help="the axis on the plot's x (default: the first axis with more than one value)")
@@ -70,7 +103,7 @@ def register(subparsers):
                        help="number format of every layer (default: the profile's default format)")
         p.add_argument("--phase", default="inference", choices=list(opcount.PHASES),
                        help="inference = forward; validation = + loss; training = + backward + update")
-        p.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
+        p.add_argument("--batch", type=_size, default=1, help="samples per batch (default 1)")
         p.add_argument("--loss", default=DEFAULT_LOSS[family], choices=list(opcount.LOSSES),
                        help=f"loss (default {DEFAULT_LOSS[family]})")
         p.add_argument("--optimizer", default="sgd", choices=list(opcount.OPTIMIZERS), help="optimizer (default sgd)")
@@ -86,15 +119,30 @@ def register(subparsers):
 _RANGE = re.compile(r"^(\d+):(\d+)(?::([x+]?)(\d+(?:\.\d+)?))?$")
 
 
-def parse_axis(name, text):
+def _check_values(name, values, maximum, extra=0):
+    if len(values) + extra > MAX_CONFIGS:
+        raise ValueError(f"--{name}: {len(values) + extra:,} values; a sweep has at most {MAX_CONFIGS:,} "
+                         "configurations")
+    if values and max(values) > maximum:
+        raise ValueError(f"--{name}: values must be at most {_limit_text(maximum)}, not {max(values)}")
+
+
+def _limit_text(maximum):
+    return "2**62" if maximum == MAX_VALUE else f"{maximum:,}"
+
+
+def parse_axis(name, text, maximum=MAX_VALUE):
     """Values of an integer axis from ``8``, ``4,8,16``, ``4:18``, ``4:64:+4``, ``4:4096:x2``
     (ranges inclusive of their end where the steps reach it), in the order written, duplicates
-    dropped. Raises ValueError with a one-line message."""
+    dropped. Values lie from 1 (0 for padding) to ``maximum`` (default :data:`MAX_VALUE`), and an
+    axis has at most :data:`MAX_CONFIGS` values, counted before any list is built. Raises
+    ValueError with a one-line message."""
     values = []
     for item in str(text).split(","):
         item = item.strip()
-        if item.isdigit():
+        if item.isdecimal():
             values.append(int(item))
+            _check_values(name, values, maximum)
             continue
         match = _RANGE.match(item)
         if not match:
@@ -102,18 +150,29 @@ def parse_axis(name, text):
         start, stop, kind, step = int(match[1]), int(match[2]), match[3], match[4]
         if stop < start:
             raise ValueError(f"--{name}: range {item!r} ends before it starts")
+        if stop > maximum:
+            raise ValueError(f"--{name}: values must be at most {_limit_text(maximum)}, not {stop} (the end of "
+                             f"{item!r})")
         if kind == "x":
             factor = float(step)
             if factor <= 1:
                 raise ValueError(f"--{name}: the factor of {item!r} must be above 1")
+            if start < 1:
+                raise ValueError(f"--{name}: a geometric range starts at 1 or more, not {start}")
+            # the number of steps before listing them: a factor just above 1 takes very many
+            steps = math.log(stop / start) / math.log(factor) if math.isfinite(factor) else 0
+            _check_values(name, values, maximum, extra=int(steps) + 1)
             value = float(start)
-            while round(value) <= stop:
+            while math.isfinite(value) and round(value) <= stop:
                 values.append(int(round(value)))
                 value *= factor
         else:
-            if step is not None and (not step.isdigit() or int(step) < 1):
+            if step is not None and (not step.isdecimal() or int(step) < 1):
                 raise ValueError(f"--{name}: the step of {item!r} must be a positive integer")
-            values.extend(range(start, stop + 1, int(step) if step else 1))
+            items = range(start, stop + 1, int(step) if step else 1)
+            _check_values(name, values, maximum, extra=len(items))
+            values.extend(items)
+        _check_values(name, values, maximum)
     out = list(dict.fromkeys(values))
     if name != "padding" and any(v < 1 for v in out):
         raise ValueError(f"--{name}: values must be positive, not {min(out)}")
@@ -250,17 +309,23 @@ def run(args):
 
     from .cli import CommandError
     family = args.family
-    if args.out and not args.out.lower().endswith(".csv"):
-        raise CommandError(f"--out {args.out}: a sweep is written as .csv")
-    if args.plot and not args.plot.lower().endswith(".png"):
-        raise CommandError(f"--plot {args.plot}: the plot is written as .png")
+    if args.out is not None:
+        check_output(args.out, "--out", (".csv",), inputs=(args.profile,))
+    if args.plot is not None:
+        check_output(args.plot, "--plot", (".png",), inputs=(args.profile,))
     try:
         axes = {}
         for name, _, _ in AXES[family]:
             text = getattr(args, name)
-            axes[name] = _activations(text) if name == "activation" else parse_axis(name, text)
+            maximum = MAX_CNN_LOOP if family == "cnn" and name in ("depth", "kernel") else MAX_VALUE
+            axes[name] = _activations(text) if name == "activation" else parse_axis(name, text, maximum)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    n = math.prod(len(values) for values in axes.values())
+    limit, why = (MAX_ROWS, " with --out or --json") if (args.out or args.json) else (MAX_CONFIGS, "")
+    if n > limit:
+        raise CommandError(f"the sweep has {n:,} configurations ({' x '.join(str(len(v)) for v in axes.values())}); "
+                           f"the limit is {limit:,}{why}")
     profile = hardware_profiles.load(args.profile)
     device = resolve_device(profile, args.device) if args.device else None
     fmt = args.format or profile.default_format
@@ -281,7 +346,7 @@ def run(args):
         keys = [k for k in columns if k != "status"]
         rows = []
         for i in range(n):
-            row = {k: columns[k][i].item() for k in keys}
+            row = {k: columns[k][i].item() if k in axes or not columns["status"][i] else None for k in keys}
             row["error"] = _error_text(columns["status"][i]) or None
             rows.append(row)
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")

@@ -2,8 +2,9 @@
 
 Both synthesize what the cost cache (``$TOSIM_CACHE_DIR`` or ``~/.cache/tosim``) does not hold
 yet, with one progress line per synthesized circuit on stderr; cached circuits print nothing.
-Files given with ``--csv`` and ``--plot`` are written atomically (a temporary file renamed over
-the target).
+Files given with ``--csv`` (``.csv``) and ``--plot`` (``.png``) are checked before any
+synthesis starts and written atomically (a temporary file renamed over the target). Operand
+widths run from 1 to :data:`MAX_WIDTH` (256) bits: synthesis time grows fast with the width.
 """
 import contextlib
 import csv
@@ -14,12 +15,14 @@ import sys
 
 import hardware_profiles as hp
 
-from ._io import save_figure, write_atomic
+from ._io import check_output, save_figure, write_atomic
 from .cli import CommandError
 
 __all__ = ["register"]
 
 UNIT_KINDS = ("add", "mul", "div", "sqrt")
+#: The widest operand compare-adders synthesizes, in bits.
+MAX_WIDTH = 256
 
 
 def register(subparsers):
@@ -39,7 +42,8 @@ def register(subparsers):
         "compare-adders",
         help="designs of a unit side by side: transistors, gates, depth, area-delay product")
     p_cmp.add_argument("--widths", default="8,16,32,64", metavar="W,W,...",
-                       help="operand widths in bits (radicand width for sqrt); default 8,16,32,64")
+                       help=f"operand widths in bits, 1 to {MAX_WIDTH} (radicand width for sqrt); "
+                            "default 8,16,32,64")
     p_cmp.add_argument("--designs", nargs="+", metavar="DESIGN",
                        help="designs, space- or comma-separated (default: all of the unit)")
     p_cmp.add_argument("--unit", default="add", choices=UNIT_KINDS,
@@ -47,7 +51,7 @@ def register(subparsers):
     p_cmp.add_argument("--profile", default=hp.DEFAULT_PROFILE, metavar="P",
                        help=f"built-in profile name or YAML file (default {hp.DEFAULT_PROFILE})")
     p_cmp.add_argument("--json", action="store_true", help="print JSON")
-    p_cmp.add_argument("--csv", metavar="F", help="also write the table as CSV to F")
+    p_cmp.add_argument("--csv", metavar="F.csv", help="also write the table as CSV to F.csv")
     p_cmp.add_argument("--plot", metavar="F.png",
                        help="also plot transistors and depth against width per design to F.png")
     _add_jobs(p_cmp)
@@ -94,9 +98,11 @@ def _widths(text):
     parts = [part.strip() for part in text.split(",")]
     widths = []
     for part in parts:
-        if not part.isdigit() or int(part) < 1:
+        if not part.isdecimal() or int(part) < 1:
             raise CommandError(f"--widths must be comma-separated positive integers, "
                                f"not {text!r}")
+        if int(part) > MAX_WIDTH:
+            raise CommandError(f"--widths: {int(part)} bits is above the limit of {MAX_WIDTH} bits")
         widths.append(int(part))
     return list(dict.fromkeys(widths))
 
@@ -209,6 +215,10 @@ def _compare(args):
 
     jobs = _jobs(args.jobs)
     widths = _widths(args.widths)
+    if args.csv is not None:
+        check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
+    if args.plot is not None:
+        check_output(args.plot, "--plot", (".png",), inputs=(args.profile,))
     designs = _names(args.designs, registry.designs_for(args.unit), f"{args.unit} design")
     profile = hp.load(args.profile)
     designs = designs or list(registry.designs_for(args.unit))
