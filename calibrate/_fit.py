@@ -13,6 +13,10 @@ scaling of x and the conversion of the coefficients are exact in floating point 
 and predictions from the converted coefficients on raw x equal the scaled model's up to the
 rounding of evaluating the polynomial itself.
 
+Measured joules are scaled the same way (``y / 2^m``, exact), so energies near the ends of the
+float64 range (1e-300 J or 1e300 J) fit as well as everyday ones; a fit whose coefficients in
+joules would not fit in float64 raises ValueError instead of returning infinities.
+
 Weighting. ``weighting="relative"`` minimises the sum of ``((pred - meas) / meas)^2`` instead of
 ``(pred - meas)^2``: measured energies can span orders of magnitude (an MLP against a CNN), and
 with absolute errors the largest runs would decide the fit alone.
@@ -38,6 +42,23 @@ def power_of_two_scale(values):
     return math.ldexp(1.0, exponent)
 
 
+def _exponent(values):
+    """``k`` with ``max|values| / 2^k`` in [0.5, 1); 0 for all-zero input (finite values)."""
+    top = float(np.max(np.abs(values))) if values.size else 0.0
+    if top == 0.0 or not math.isfinite(top):
+        return 0
+    return math.frexp(top)[1]
+
+
+def _unscale(values, exponents):
+    """``values[i] * 2^exponents[i]``, exact; ValueError where a result leaves float64's range."""
+    try:
+        return [math.ldexp(v, e) for v, e in zip(values, exponents)]
+    except OverflowError:
+        raise ValueError("the fitted coefficients overflow float64: the measured energies are too "
+                         "large for the features") from None
+
+
 def predict(coefficients, x):
     """Joules from a polynomial device model: ``c0 + c1 x + c2 x^2 + ...`` (Horner, float64).
 
@@ -54,14 +75,20 @@ def predict(coefficients, x):
     return float(out) if out.ndim == 0 else out
 
 
-def _weights(y, weighting):
+def _weights(y, weighting, exponent=0):
+    """Row weights for the energies ``y / 2^exponent`` (the scaled ``y`` the fit works on)."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
     if weighting == "absolute":
         return np.ones_like(y)
     if np.any(y <= 0):
         raise ValueError("relative weighting needs positive measured energies")
-    return 1.0 / y
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        w = 1.0 / np.ldexp(y, -exponent)
+    if not np.all(np.isfinite(w)):
+        raise ValueError("relative weighting: the measured energies span too many orders of magnitude "
+                         "for float64")
+    return w
 
 
 def _check_xy(x, y, columns):
@@ -114,18 +141,21 @@ def fit_polynomial(x, y, degree, *, weighting="absolute"):
     if isinstance(degree, bool) or not isinstance(degree, int) or not 1 <= degree <= 3:
         raise ValueError(f"Polynomial degree must be an integer in 1..3, not {degree!r}")
     x, y = _check_xy(x, y, 1)
-    w = _weights(y, weighting)
+    kx, ky = _exponent(x), _exponent(y)
+    v = np.ldexp(y, -ky)
+    w = _weights(y, weighting, ky)
     distinct = np.unique(x).size
     if distinct < degree + 1:
         raise ValueError(f"a degree-{degree} fit needs at least {degree + 1} distinct feature values, "
                          f"got {distinct}")
-    scale = power_of_two_scale(x)
-    u = x / scale
+    scale = math.ldexp(1.0, kx) if kx < 1024 else math.inf
+    u = np.ldexp(x, -kx)
     design = np.vander(u, degree + 1, increasing=True)
-    a, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
-    scaled = [float(v) for v in a]
-    # c_i = a_i / scale^i: a power of two, so each product is exact (no rounding)
-    coefficients = [math.ldexp(v, -i * (math.frexp(scale)[1] - 1)) for i, v in enumerate(scaled)]
+    with np.errstate(under="ignore"):
+        a, *_ = np.linalg.lstsq(design * w[:, None], v * w, rcond=None)
+    # back to joules (2^ky) and to raw x (c_i = a_i / 2^(i kx)): powers of two, so exact (no rounding)
+    scaled = _unscale([float(c) for c in a], [ky] * len(a))
+    coefficients = _unscale([float(c) for c in a], [ky - i * kx for i in range(len(a))])
     return PolyFit(degree=degree, coefficients=coefficients, scale=scale,
                    scaled_coefficients=scaled, weighting=weighting)
 
@@ -143,18 +173,22 @@ def fit_nonnegative(x, y, *, names=None, weighting="absolute", intercept=True):
     names = list(names) if names is not None else [f"x{j}" for j in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} names for {k} feature columns")
-    w = _weights(y, weighting)
-    scales = [power_of_two_scale(x[:, j]) for j in range(k)]
-    u = x / np.asarray(scales)
+    ky = _exponent(y)
+    v = np.ldexp(y, -ky)
+    w = _weights(y, weighting, ky)
+    exponents = [_exponent(x[:, j]) for j in range(k)]
+    scales = [math.ldexp(1.0, e) if e < 1024 else math.inf for e in exponents]
+    u = np.ldexp(x, -np.asarray(exponents, dtype=np.int64)) if k else x
     columns = ([np.ones(n)] if intercept else []) + [u[:, j] for j in range(k)]
     design = np.column_stack(columns) * w[:, None]
     if design.shape[0] < design.shape[1]:
         raise ValueError(f"a fit of {design.shape[1]} coefficients needs at least that many points, got {n}")
-    result = lsq_linear(design, y * w, bounds=(0.0, np.inf), method="bvls")
-    a = [float(v) for v in result.x]
-    c0 = a[0] if intercept else 0.0
+    with np.errstate(under="ignore"):
+        result = lsq_linear(design, v * w, bounds=(0.0, np.inf), method="bvls")
+    a = [float(c) for c in result.x]
+    c0 = _unscale([a[0]], [ky])[0] if intercept else 0.0
     rest = a[1:] if intercept else a
-    coefficients = [math.ldexp(v, -(math.frexp(s)[1] - 1)) for v, s in zip(rest, scales)]
+    coefficients = _unscale(rest, [ky - e for e in exponents])
     return LinearFit(intercept=c0, coefficients=coefficients, names=names, scales=scales,
                      weighting=weighting)
 
@@ -186,19 +220,24 @@ def metrics(measured, predicted):
     p = np.asarray(predicted, dtype=np.float64)
     if y.shape != p.shape or y.ndim != 1 or y.size == 0:
         raise ValueError("measured and predicted must be equal-length non-empty 1-D arrays")
-    err = p - y
-    abs_err = np.abs(err)
-    ss_res = float(np.sum(err ** 2))
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = 100.0 * (1.0 - abs_err / y)
-    return {
-        "n": int(y.size),
-        "rmse": float(np.sqrt(ss_res / y.size)),
-        "r2": (1.0 - ss_res / ss_tot) if ss_tot > 0 else None,
-        "precision_min": float(np.min(precision)),
-        "precision_max": float(np.max(precision)),
-        "precision_avg": float(np.mean(precision)),
-        "abs_err_avg_j": float(np.mean(abs_err)),
-        "abs_err_max_j": float(np.max(abs_err)),
-    }
+    # computed on y and p divided by a common power of two, so squares neither overflow nor
+    # underflow for energies near the ends of float64; results that exceed float64 are inf
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        k = _exponent(np.concatenate([y, p])) if np.all(np.isfinite(p)) else 0
+        ys, ps = np.ldexp(y, -k), np.ldexp(p, -k)
+        err = ps - ys
+        abs_err = np.abs(err)
+        ss_res = float(np.sum(err ** 2))
+        ss_tot = float(np.sum((ys - ys.mean()) ** 2))
+        precision = 100.0 * (1.0 - abs_err / ys)
+        back = lambda value: float(np.ldexp(value, k))
+        return {
+            "n": int(y.size),
+            "rmse": back(np.sqrt(ss_res / y.size)),
+            "r2": (1.0 - ss_res / ss_tot) if ss_tot > 0 else None,
+            "precision_min": float(np.min(precision)),
+            "precision_max": float(np.max(precision)),
+            "precision_avg": float(np.mean(precision)),
+            "abs_err_avg_j": back(np.mean(abs_err)),
+            "abs_err_max_j": back(np.max(abs_err)),
+        }

@@ -125,6 +125,7 @@ def test_write_profile_loads_and_scores_joules(tmp_path, truth, capsys):
     base.write_text("schema: 1\nname: mine\nextends: li2022\n")
     path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos)
     out_file = tmp_path / "out" / "fitted.yaml"
+    out_file.parent.mkdir()                  # like every output, its folder must exist
     plot = tmp_path / "fit.png"
     status, out, _ = fit_json([path, "--profile", str(base), "--write-profile", str(out_file),
                                "--plot", str(plot)], capsys)
@@ -184,3 +185,82 @@ def test_paper_coefficients_on_the_paper_workload(capsys):
                  "--epochs", "2000", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [round(row["energy_j"]) for row in rows] == [1727, 1900]
+
+
+def test_outputs_are_checked_before_fitting(tmp_path, truth, capsys):
+    path = write_csv(tmp_path, truth, lambda tos: 1000.0 + 2e-9 * tos)
+    base = tmp_path / "base.yaml"
+    base.write_text("schema: 1\nname: base\nextends: li2022\n")
+    model = tmp_path / "tiny.yaml"
+    model.write_text("input: [4]\nlayers:\n  - {type: linear, out: 2}\n")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("model,energy_j,device\ntiny.yaml,1,d\ntiny.yaml,2,d\ntiny.yaml,3,d\n")
+    (tmp_path / "folder.yaml").mkdir()
+    cases = [
+        ([path, "--profile", str(base), "--write-profile", str(base)],
+         f"--write-profile {base}: is also an input of this command; it would be overwritten"),
+        ([str(rows), "--write-profile", str(model)],        # a model file the rows name
+         f"--write-profile {model}: is also an input of this command; it would be overwritten"),
+        ([path, "--write-profile", path], f"--write-profile {path}: the extension must be .yaml or .yml, not '.csv'"),
+        ([path, "--write-profile", ""], "--write-profile: an empty path"),
+        ([path, "--write-profile", str(base / "sub" / "w.yaml")],
+         f"--write-profile {base / 'sub' / 'w.yaml'}: no folder {base / 'sub'}"),
+        ([path, "--write-profile", str(tmp_path / "no" / "w.yaml")],
+         f"--write-profile {tmp_path / 'no' / 'w.yaml'}: no folder {tmp_path / 'no'}"),
+        ([path, "--write-profile", str(tmp_path / "folder.yaml")], f"--write-profile {tmp_path / 'folder.yaml'}: is a folder"),
+        ([path, "--plot", str(tmp_path / "p.jpg")], f"--plot {tmp_path / 'p.jpg'}: the extension must be .png, not '.jpg'"),
+        ([path, "--plot", ""], "--plot: an empty path"),
+        ([path, "--seed", "-1"], "argument --seed: must be a non-negative integer, not '-1'"),
+    ]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for args, message in cases:
+        status = main(["fit", *args, "--profile", "li2022"] if "--profile" not in args else ["fit", *args])
+        assert (status, capsys.readouterr().err) == (2, f"tosim: error: {message}\n")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_no_device_name_for_write_profile_fails_before_scoring(tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("model,energy_j\nzoo:nope,1\nzoo:nope,2\nzoo:nope,3\n")
+    status = main(["fit", str(rows), "--write-profile", str(tmp_path / "w.yaml")])
+    assert (status, capsys.readouterr().err) == (2, "tosim: error: --write-profile needs a device name: give --device NAME\n")
+    assert not (tmp_path / "w.yaml").exists()
+
+
+def test_all_rows_skipped_says_why_before_the_error(tmp_path, capsys):
+    rows = tmp_path / "zeros.csv"
+    rows.write_text("model,energy_j\nzoo:lenet5,0\nzoo:lenet5,-1\nzoo:lenet5,x\n")
+    status = main(["fit", str(rows)])
+    assert status == 2
+    assert capsys.readouterr().err == (
+        f"tosim: warning: {rows}:2: energy_j must be a positive number, not '0' (row skipped)\n"
+        f"tosim: warning: {rows}:3: energy_j must be a positive number, not '-1' (row skipped)\n"
+        f"tosim: warning: {rows}:4: energy_j must be a positive number, not 'x' (row skipped)\n"
+        f"tosim: error: {rows}: need at least 3 measurements to split into train and validation, got 0\n")
+
+
+@pytest.mark.parametrize("weighting", ["absolute", "relative"])
+@pytest.mark.parametrize("scale", [1e-320, 1e-300, 1e300])
+def test_energies_at_the_ends_of_float64_fit_cleanly(tmp_path, truth, capsys, weighting, scale):
+    """Joules near float64's limits: a clean fit (no numpy warnings, which pytest turns into errors)."""
+    path = write_csv(tmp_path, truth, lambda tos: scale * (1000.0 + 2e-9 * tos))
+    status, out, err = fit_json([path, "--profile", "li2022", "--weighting", weighting], capsys)
+    assert (status, err) == (0, "")
+    if scale > 1e-310:       # subnormal joules keep a few digits only
+        assert out["coefficients"][0] == pytest.approx(1000.0 * scale, rel=1e-6)
+        assert out["validation"]["r2"] == pytest.approx(1.0, abs=1e-9)
+        assert out["validation"]["precision_min"] == pytest.approx(100.0, abs=1e-6)
+
+
+def test_energies_beyond_float64_fit_are_one_line(tmp_path, capsys):
+    # runs of 1e-320 J and of 1e308 J: relative weights (1 / energy) span more than float64, and
+    # with absolute errors the tiny run's precision (error / energy) overflows
+    rows = tmp_path / "wide.csv"
+    rows.write_text("model,energy_j\nzoo:lenet5,1e-320\nzoo:li2022-mlp-4-sigmoid,1\n"
+                    "zoo:li2022-mlp-6-sigmoid,1e308\nzoo:li2022-mlp-8-sigmoid,5\n")
+    status, _, err = fit_json([str(rows), "--profile", "li2022", "--weighting", "relative"], capsys)
+    assert (status, err) == (2, f"tosim: error: {rows}: relative weighting: the measured energies span too many "
+                                "orders of magnitude for float64\n")
+    status, _, err = fit_json([str(rows), "--profile", "li2022"], capsys)
+    assert (status, err) == (2, f"tosim: error: {rows}: the tos fit leaves float64's range (measured energies or "
+                                "features too large or too small)\n")

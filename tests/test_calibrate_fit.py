@@ -132,3 +132,21 @@ def test_metrics_match_hand_computation():
 def test_public_api_listed():
     for name in calibrate.__all__:
         assert hasattr(calibrate, name), name
+
+
+@pytest.mark.parametrize("weighting", ["absolute", "relative"])
+@pytest.mark.parametrize("joules", [1e-300, 1e300])
+def test_energies_near_float64_limits_are_scaled_exactly(joules, weighting):
+    x = np.array([1e9, 2e9, 3e9, 5e9])
+    fit = fit_polynomial(x, joules * (3.0 + 2e-9 * x), 1, weighting=weighting)
+    assert fit.coefficients == pytest.approx([3.0 * joules, 2e-9 * joules], rel=1e-12)
+    m = metrics(joules * np.array([1.0, 2.0]), joules * np.array([1.5, 2.0]))
+    assert m["rmse"] == pytest.approx(joules * math.sqrt(0.125), rel=1e-12)
+    assert m["abs_err_max_j"] == pytest.approx(0.5 * joules, rel=1e-12)
+    assert m["precision_min"] == pytest.approx(50.0) and m["r2"] == pytest.approx(0.5)
+
+
+def test_coefficients_beyond_float64_are_an_error():
+    with pytest.raises(ValueError, match=r"^the fitted coefficients overflow float64: the measured energies are "
+                                         r"too large for the features$"):
+        fit_polynomial([1e-300, 2e-300, 3e-300], [1e300, 2e300, 3.5e300], 1)

@@ -105,3 +105,64 @@ def test_tosim_measure_with_a_powercap_tree_writes_csv(tmp_path, capsys):
     assert rows[0]["model"] == os.path.relpath(model, out.parent)
     assert rows[1]["device"] == "test-cpu" and rows[2]["device"] == "rapl:package-0"
     assert float(rows[0]["energy_j"]) == 0.0 and rows[0]["samples"] == "10"
+
+
+def _powercap(tmp_path):
+    zone = tmp_path / "powercap" / "intel-rapl:0"
+    zone.mkdir(parents=True)
+    (zone / "name").write_text("package-0\n")
+    (zone / "energy_uj").write_text("12345\n")
+    (zone / "max_energy_range_uj").write_text("262143328850\n")
+    return str(tmp_path / "powercap")
+
+
+def test_tosim_measure_checks_out_and_options_before_measuring(tmp_path, capsys):
+    root = _powercap(tmp_path)
+    base = ["measure", os.path.join(HERE, "tiny-mlp.yaml"), "--counter", "rapl", "--powercap-root", root]
+    other = tmp_path / "other.csv"
+    other.write_text("model,energy_j\nzoo:lenet5,1\n")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    (tmp_path / "folder.csv").mkdir()
+    header = "model,energy_j,phase,batch,samples,epochs,passes,device,seconds,date"
+    cases = [
+        (["--out", str(other)], f"--out {other}:1: header is not the measurement header {header}; cannot append to it"),
+        (["--out", str(binary)], f"--out {binary}: not a text CSV (not UTF-8); cannot append to it"),
+        (["--out", str(tmp_path / "folder.csv")], f"--out {tmp_path / 'folder.csv'}: is a folder"),
+        (["--out", str(tmp_path / "m.txt")], f"--out {tmp_path / 'm.txt'}: the extension must be .csv, not '.txt'"),
+        (["--out", str(tmp_path / "no" / "m.csv")], f"--out {tmp_path / 'no' / 'm.csv'}: no folder {tmp_path / 'no'}"),
+        (["--out", ""], "--out: an empty path"),
+        (["--torch-device", "frob"], "--torch-device frob: not a usable torch device: Expected one of cpu, cuda, "),
+        (["--interval", "0"], "argument --interval: must be a positive number of seconds, not '0'"),
+        (["--interval", "-1"], "argument --interval: must be a positive number of seconds, not '-1'"),
+        (["--interval", "nan"], "argument --interval: must be a positive number of seconds, not 'nan'"),
+        (["--interval", "inf"], "argument --interval: must be a positive number of seconds, not 'inf'"),
+        (["--seed", "-1"], "argument --seed: must be a non-negative integer, not '-1'"),
+    ]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for args, message in cases:
+        status = main(base + args)
+        err = capsys.readouterr().err
+        assert status == 2
+        if args[0] == "--torch-device":      # torch's own list of device types follows
+            assert err.startswith(f"tosim: error: {message}") and err.endswith(": frob\n") and err.count("\n") == 1
+        else:
+            assert err == f"tosim: error: {message}\n"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_tosim_measure_appends_after_comments_and_to_blank_files(tmp_path, capsys):
+    root = _powercap(tmp_path)
+    base = ["measure", os.path.join(HERE, "tiny-mlp.yaml"), "--counter", "rapl", "--powercap-root", root]
+    header = "model,energy_j,phase,batch,samples,epochs,passes,device,seconds,date"
+    commented = tmp_path / "commented.csv"
+    commented.write_text(f"# my runs\n\n{header}\n")
+    blank = tmp_path / "blank.csv"
+    blank.write_text("")
+    for out in (commented, blank):
+        assert main(base + ["--out", str(out), "--interval", "0.5"]) == 0
+    capsys.readouterr()
+    lines = commented.read_text().splitlines()
+    assert lines[:3] == ["# my runs", "", header] and len(lines) == 4
+    lines = blank.read_text().splitlines()
+    assert lines[0] == header and len(lines) == 2

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from ._io import save_figure, write_atomic
+from ._io import check_output, save_figure, write_atomic
 
 __all__ = ["register", "run", "FEATURES"]
 
@@ -26,6 +26,17 @@ def _fraction(text):
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), not {text!r}") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), not {text!r}")
+    return value
+
+
+def _seed(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
     return value
 
 
@@ -47,7 +58,7 @@ def register(subparsers):
     parser.add_argument("--degree", type=int, default=1, choices=[1, 2, 3],
                         help="coefficients beyond the intercept (default 1)")
     parser.add_argument("--train-fraction", type=_fraction, default=0.6, help="share of rows fitted (default 0.6)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random split (default 0)")
     parser.add_argument("--weighting", default="absolute", choices=["absolute", "relative"],
                         help="minimise absolute errors in joules (default) or errors relative to the measurement")
     parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
@@ -58,7 +69,8 @@ def register(subparsers):
     parser.add_argument("--energy-parts", default="total",
                         help="CodeCarbon: total (energy_consumed) or a +-joined subset of cpu, gpu, ram")
     parser.add_argument("--write-profile", metavar="OUT.yaml",
-                        help="write a profile that extends --profile and adds the fitted device")
+                        help="write a profile that extends --profile and adds the fitted device (its folder "
+                             "must exist)")
     parser.add_argument("--plot", metavar="F.png", help="measured against predicted, with residuals")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
@@ -210,19 +222,28 @@ def run(args):
     import opcount
     from tosim.cli import CommandError
 
-    if args.write_profile and args.feature in ("tos-by-op", "tos+movement"):
+    if args.write_profile is not None and args.feature in ("tos-by-op", "tos+movement"):
         raise CommandError("--write-profile needs a polynomial feature (tos, flops or macs): a profile device "
                            "is a polynomial in one feature")
+    # outputs are checked before anything is read or fitted, against every file the command reads
+    inputs = [args.measurements, args.map, args.profile]
+    _check_outputs(args, inputs)
     profile = hardware_profiles.load(args.profile)
     if args.feature == "tos+movement" and profile.memory is None:
         raise CommandError(f"--feature tos+movement needs a profile with a memory section; {profile.name!r} "
                            "has none (try --profile horowitz45 or yang2017)")
     data = calibrate.read_any(args.measurements, mapping=args.map, parts=args.energy_parts,
                               default_phase=args.phase, zoo_names=opcount.zoo_names())
+    # the profiles it extends and the model files of the rows are inputs too
+    _check_outputs(args, inputs + list(profile.chain) + sorted({r.model for r in data.rows}))
     rows, device = _select_device(data.rows, args.device)
+    if args.write_profile is not None and not device:
+        raise CommandError("--write-profile needs a device name: give --device NAME")
     problems = list(data.problems)
     if len(rows) < args.degree + 2:
-        # fail before scoring (which may have to synthesize the profile's circuits)
+        # fail before scoring (which may have to synthesize the profile's circuits); the skipped
+        # rows first, since they usually say why so few are left
+        _warn_skipped(data.path, sorted(problems))
         raise CommandError(f"{args.measurements}: need at least {args.degree + 2} measurements to split into "
                            f"train and validation, got {len(rows)}")
     cache = FeatureCache(profile)
@@ -236,13 +257,15 @@ def run(args):
             continue
         used.append(row)
     problems.sort()
-    for line, reason in problems:
-        print(f"tosim: warning: {data.path}:{line}: {reason} (row skipped)", file=sys.stderr)
+    _warn_skipped(data.path, problems)
     try:
         train, validation = calibrate.split_indices(len(used), args.train_fraction, args.seed,
                                                     min_train=args.degree + 1)
-        chosen, pred, comparison = fit_all([r.energy_j for r in used], features, args.feature, args.degree,
-                                           train, validation, args.weighting)
+        # over/underflow is checked on the results (numpy's warnings are not the user's business)
+        with np.errstate(all="ignore"):
+            chosen, pred, comparison = fit_all([r.energy_j for r in used], features, args.feature, args.degree,
+                                               train, validation, args.weighting)
+        _check_finite(chosen, pred, comparison)
     except ValueError as exc:
         raise CommandError(f"{args.measurements}: {exc}") from None
     phases = sorted({r.phase for r in used})
@@ -251,16 +274,45 @@ def run(args):
               "train_fraction": args.train_fraction, "rows": len(used),
               "comparison": comparison,
               "skipped": [{"line": line, "reason": reason} for line, reason in problems]}
-    if args.write_profile:
+    if args.write_profile is not None:
         write_profile(args, profile, result, data.path)
         result["profile_written"] = args.write_profile
-    if args.plot:
+    if args.plot is not None:
         plot(args.plot, np.asarray([r.energy_j for r in used]), pred, train, validation, result)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_report(result))
     return 1 if problems else 0
+
+
+def _check_finite(chosen, pred, comparison):
+    """ValueError when a coefficient, prediction or metric left float64's range."""
+    import math
+    import numpy as np
+    for entry in [chosen] + list(comparison):
+        coefficients = entry["coefficients"]
+        values = list(coefficients.values()) if isinstance(coefficients, dict) else list(coefficients)
+        values += [entry.get("intercept", 0.0)]
+        values += [v for split in ("train", "validation") for v in entry[split].values() if v is not None]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"the {entry['feature']} fit leaves float64's range (measured energies or "
+                             "features too large or too small)")
+    if not np.all(np.isfinite(pred)):
+        raise ValueError(f"the {chosen['feature']} fit's predictions leave float64's range")
+
+
+def _check_outputs(args, inputs):
+    """--write-profile and --plot: right extension, existing folder, not a folder, no input."""
+    if args.write_profile is not None:
+        check_output(args.write_profile, "--write-profile", (".yaml", ".yml"), inputs)
+    if args.plot is not None:
+        check_output(args.plot, "--plot", (".png",), inputs)
+
+
+def _warn_skipped(path, problems):
+    for line, reason in problems:
+        print(f"tosim: warning: {path}:{line}: {reason} (row skipped)", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,8 +350,6 @@ def write_profile(args, profile, result, csv_path):
     stem = os.path.splitext(os.path.basename(args.write_profile))[0]
     doc = {"schema": 1, "name": stem, "extends": _extends(args.profile, profile, args.write_profile),
            "devices": {name: device}}
-    folder = os.path.dirname(os.path.abspath(args.write_profile))
-    os.makedirs(folder, exist_ok=True)
     text = ("# written by tosim fit; the device's coefficients turn a run's total "
             f"{result['feature']} into joules\n" + yaml.safe_dump(doc, sort_keys=False, width=100))
     write_atomic(args.write_profile, text)

@@ -1,15 +1,38 @@
 """``tosim measure MODEL``: run a model with PyTorch on generated data around an energy counter and
 write measurement-CSV rows (calibrate's harness and counters)."""
+import argparse
 import csv
 import io
+import math
 import os
 import sys
 
-from ._io import positive_int, write_atomic
+from ._io import check_output, positive_int, write_atomic
 
 __all__ = ["register", "run", "COLUMNS"]
 
 COLUMNS = ["model", "energy_j", "phase", "batch", "samples", "epochs", "passes", "device", "seconds", "date"]
+
+
+def _interval(text):
+    """argparse type: a positive finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
+    return value
 
 
 def register(subparsers):
@@ -37,10 +60,10 @@ def register(subparsers):
                         help="where the model runs (default: cuda:GPU for NVML, cpu for RAPL)")
     parser.add_argument("--device-name", default=None,
                         help="value of the device column (default: the counter's channels)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data and weights")
-    parser.add_argument("--interval", type=float, default=5.0, help="counter sampling interval in seconds")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the generated data and weights")
+    parser.add_argument("--interval", type=_interval, default=5.0, help="counter sampling interval in seconds")
     parser.add_argument("--out", metavar="F.csv", help="append the rows to this CSV (written with a header "
-                        "if new); default: print CSV on stdout")
+                        "if new; an existing file must have this command's header); default: print CSV on stdout")
     parser.set_defaults(func=run)
 
 
@@ -53,14 +76,62 @@ def _model_column(model_arg, out):
     return os.path.relpath(os.path.abspath(model_arg), os.path.dirname(os.path.abspath(out)))
 
 
+def _existing_rows(path):
+    """The text of an existing --out file (empty when new or blank); CommandError unless it is a
+    measurement CSV this command wrote, i.e. its first non-comment line is :data:`COLUMNS`."""
+    from .cli import CommandError
+    if not os.path.exists(path):
+        return ""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise CommandError(f"--out {path}: not a text CSV (not UTF-8); cannot append to it") from None
+    except OSError as exc:
+        raise CommandError(f"--out {path}: cannot read: {exc.strerror or exc}") from None
+    if "\0" in text:
+        raise CommandError(f"--out {path}: not a text CSV (NUL bytes); cannot append to it")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        header = [c.strip() for c in next(csv.reader([line]))]
+        if header != COLUMNS:
+            raise CommandError(f"--out {path}:{number}: header is not the measurement header "
+                               f"{','.join(COLUMNS)}; cannot append to it")
+        return text
+    return ""
+
+
+def _check_torch_device(name, option):
+    """CommandError (naming ``option``) unless PyTorch can place a tensor on ``name``."""
+    from calibrate._harness import _torch
+    from .cli import CommandError
+    torch = _torch()
+    try:
+        torch.zeros(1, device=torch.device(name))
+    except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        raise CommandError(f"{option}: not a usable torch device: {reason}") from None
+
+
 def run(args):
     import calibrate
     import opcount
-    # the counter first: without one nothing else is worth loading
+    # the output before any work: right extension, folder, header of an existing file
+    if args.out is not None:
+        check_output(args.out, "--out", (".csv",), inputs=(args.model,))
+        _existing_rows(args.out)
+    # the counter next: without one nothing else is worth loading
     counter = calibrate.detect_counter(args.counter, root=args.powercap_root, gpu_indices=(args.gpu,))
     try:
         model = opcount.load_model(args.model)
-        torch_device = args.torch_device or (f"cuda:{args.gpu}" if counter.kind == "nvml" else "cpu")
+        if args.torch_device is not None:
+            torch_device = args.torch_device
+            _check_torch_device(torch_device, f"--torch-device {torch_device}")
+        else:
+            torch_device = f"cuda:{args.gpu}" if counter.kind == "nvml" else "cpu"
+            _check_torch_device(torch_device, f"torch device {torch_device} (for the {counter.kind} counter)")
         rows = calibrate.measure_runs(model, counter, model_name=_model_column(args.model, args.out),
                                       phase=args.phase, batch=args.batch, samples=args.samples,
                                       passes=args.passes, epochs=args.epochs, repeat=args.repeat,
@@ -73,12 +144,9 @@ def run(args):
         if row["energy_j"] <= 0:
             print(f"tosim: warning: the counter did not advance during a run of {row['seconds']} s; "
                   f"run longer (more --epochs or --samples)", file=sys.stderr)
-    if args.out:
+    if args.out is not None:
         # append by rewriting: the old rows plus the new ones replace the file atomically
-        old = ""
-        if os.path.exists(args.out):
-            with open(args.out, newline="", encoding="utf-8") as fh:
-                old = fh.read()
+        old = _existing_rows(args.out)
         buffer = io.StringIO()
         _write(buffer, rows, header=not old)
         write_atomic(args.out, old + ("" if not old or old.endswith("\n") else "\n") + buffer.getvalue())
