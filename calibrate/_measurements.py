@@ -223,10 +223,9 @@ def _parts(parts):
     if parts == "total":
         return None
     chosen = parts.split("+")
-    for p in chosen:
-        if p not in ENERGY_PARTS:
-            raise MeasurementError(f"energy part must be 'total' or a '+'-joined subset of "
-                                   f"{', '.join(ENERGY_PARTS)}, not {parts!r}")
+    if len(set(chosen)) != len(chosen) or not set(chosen) <= set(ENERGY_PARTS):
+        raise MeasurementError(f"energy part must be 'total' or a '+'-joined subset of "
+                               f"{', '.join(ENERGY_PARTS)} (each part once), not {parts!r}")
     return chosen
 
 

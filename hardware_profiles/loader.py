@@ -19,6 +19,8 @@ from importlib import resources
 
 import yaml
 
+from ._yaml import UniqueKeyLoader
+
 from . import schema as S
 
 __all__ = ["ProfileError", "Profile", "load", "load_file", "builtin_names", "builtin_path"]
@@ -108,10 +110,11 @@ class _Doc:
         return ProfileError(f"{where}: {message}")
 
 
-class _ProfileLoader(yaml.SafeLoader):
+class _ProfileLoader(UniqueKeyLoader):
     """PyYAML's safe loader, plus YAML 1.2 floats written with an exponent but without a dot or an
     exponent sign (``1e-12``, ``5E3``, ``-2e+5``, ``1.5e3``), which YAML 1.1 reads as strings;
-    energies are naturally written that way. Used only to read profiles."""
+    energies are naturally written that way. A key given twice is an error (``UniqueKeyLoader``).
+    Used only to read profiles."""
 
 
 _ProfileLoader.add_implicit_resolver(

@@ -47,6 +47,8 @@ import os
 
 import yaml
 
+from hardware_profiles._yaml import UniqueKeyLoader
+
 from ._ir import ModelError, build_model
 
 __all__ = ["load_spec", "spec_to_model"]
@@ -78,6 +80,21 @@ def spec_to_model(spec, source="<spec>", default_name="model"):
                        optimizer=spec.get("optimizer", "sgd"), input_grad=input_grad, source=source)
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    """``json.loads`` object hook: a key given twice in one object is an error (json keeps the
+    last one silently)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def load_spec(path, *, seq=None):
     """Read a ``.yaml``/``.yml``/``.json`` model spec into a ModelIR. A JSON file with a
     ``model_type`` and no ``layers`` is a Hugging Face config (see ``load_hf_config``); ``seq``
@@ -92,12 +109,14 @@ def load_spec(path, *, seq=None):
         raise ModelError(f"{path}: not a text file") from None
     if path.lower().endswith(".json"):
         try:
-            spec = json.loads(text)
+            spec = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise ModelError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+        except _DuplicateKey as exc:
+            raise ModelError(f"{path}: invalid JSON: duplicate key {exc.args[0]!r}") from None
     else:
         try:
-            spec = yaml.safe_load(text)
+            spec = yaml.load(text, Loader=UniqueKeyLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -264,3 +264,10 @@ def test_energies_beyond_float64_fit_are_one_line(tmp_path, capsys):
     status, _, err = fit_json([str(rows), "--profile", "li2022"], capsys)
     assert (status, err) == (2, f"tosim: error: {rows}: the tos fit leaves float64's range (measured energies or "
                                 "features too large or too small)\n")
+
+
+def test_energy_parts_option_is_checked_by_argparse(capsys):
+    assert main(["fit", os.path.join(HERE, "emissions.csv"), "--energy-parts", "cpu+cpu"]) == 2
+    assert capsys.readouterr().err.endswith(
+        "argument --energy-parts: energy part must be 'total' or a '+'-joined subset of cpu, gpu, ram "
+        "(each part once), not 'cpu+cpu'\n")

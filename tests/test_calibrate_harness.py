@@ -151,6 +151,15 @@ def test_tosim_measure_checks_out_and_options_before_measuring(tmp_path, capsys)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
 
 
+def test_tosim_measure_too_large_for_torch_is_one_line(tmp_path, capsys):
+    root = _powercap(tmp_path)
+    model = os.path.join(HERE, "tiny-mlp.yaml")
+    status = main(["measure", model, "--counter", "rapl", "--powercap-root", root, "--batch", str(10 ** 30)])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"tosim: error: {model}: PyTorch cannot run it at batch {10 ** 30} on cpu: ")
+
+
 def test_tosim_measure_appends_after_comments_and_to_blank_files(tmp_path, capsys):
     root = _powercap(tmp_path)
     base = ["measure", os.path.join(HERE, "tiny-mlp.yaml"), "--counter", "rapl", "--powercap-root", root]

@@ -86,8 +86,10 @@ def test_codecarbon_energy_parts():
     gpu_cpu = read_codecarbon(fixture("emissions.csv"), mapping=fixture("emissions_map.csv"), parts="cpu+gpu")
     assert gpu_cpu.rows[0].energy_j == pytest.approx((0.0005 + 0.0002) * 3.6e6)
     with pytest.raises(MeasurementError, match=r"^energy part must be 'total' or a '\+'-joined subset of "
-                                               r"cpu, gpu, ram, not 'disk'$"):
+                                               r"cpu, gpu, ram \(each part once\), not 'disk'$"):
         read_codecarbon(fixture("emissions.csv"), parts="disk")
+    with pytest.raises(MeasurementError, match=r"^energy part must be .* \(each part once\), not 'cpu\+cpu'$"):
+        read_codecarbon(fixture("emissions.csv"), parts="cpu+cpu")
 
 
 def test_codecarbon_model_column_and_errors(tmp_path):

@@ -16,6 +16,7 @@ GOOD = os.path.join(HERE, "fixtures", "profiles", "good")
 
 # One fixture per validation error; the whole one-line message is asserted.
 BAD_CASES = {
+    "duplicate_key.yaml": "duplicate_key.yaml:6: invalid YAML: duplicate key 'carbon' (first on line 4)",
     "unknown_key.yaml": "unknown_key.yaml:4: technology.countng: unknown key 'countng' (did you mean 'counting'?)",
     "wrong_type.yaml": "wrong_type.yaml:3: formats: expected a list, not string",
     "type_override.yaml": "type_override.yaml:3: technology: expected a mapping, not string",

@@ -99,6 +99,10 @@ def test_bad_files_name_file_and_layer(name, message):
      "model 'name' must be a string or a number, not [1, 2]"),
     ("input: [4]\nlayers: [{type: linear, out: 8, name: [a]}]\n",
      "layer 0: 'name' must be a string or a number, not ['a']"),
+    ("input: [4]\ninput: [8]\nlayers: [{type: linear, out: 8}]\n",
+     "line 2: invalid YAML: duplicate key 'input' (first on line 1)"),
+    ("input: [4]\nlayers:\n- {type: linear, out: 8, out: 2}\n",
+     "line 3: invalid YAML: duplicate key 'out' (first on line 3)"),
 ])
 def test_spec_errors_are_one_line(tmp_path, text, message):
     path = tmp_path / "m.yaml"
@@ -218,3 +222,19 @@ def test_cli_zoo_with_seq(capsys):
     assert main(["count", "zoo:gpt2", "--seq", "8", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["params"] == 124_439_808 and data["profile"] == "cmos-generic"
+
+
+def test_json_spec_with_a_key_twice_is_refused(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text('{"input": [4], "layers": [{"type": "linear", "out": 2, "out": 3}]}')
+    with pytest.raises(ModelError, match=r"^.*m\.json: invalid JSON: duplicate key 'out'$"):
+        opcount.load_model(str(path))
+
+
+def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("base: &b {type: linear, out: 8}\ninput: [4]\nlayers:\n- {<<: *b, out: 2}\n")
+    with pytest.raises(ModelError, match=r"unknown field 'base'"):
+        opcount.load_model(str(path))
+    path.write_text("input: [4]\nlayers:\n- &b {type: linear, out: 8, name: a}\n- {<<: *b, out: 2, name: c}\n")
+    assert opcount.load_model(str(path)).layers[1].out_shape == (2,)

@@ -40,6 +40,19 @@ def _seed(text):
     return value
 
 
+def _energy_parts(text):
+    """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
+    import argparse
+
+    from calibrate import MeasurementError
+    from calibrate._measurements import _parts
+    try:
+        _parts(text)
+    except MeasurementError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def register(subparsers):
     parser = subparsers.add_parser(
         "fit", help="fit a device's joule coefficients from measured energies",
@@ -66,7 +79,7 @@ def register(subparsers):
     parser.add_argument("--device", metavar="NAME",
                         help="device name: picks rows by the CSV's device column and names the fitted device")
     parser.add_argument("--map", metavar="MAP.csv", help="CodeCarbon: maps run_id/project_name/experiment_id to models")
-    parser.add_argument("--energy-parts", default="total",
+    parser.add_argument("--energy-parts", default="total", type=_energy_parts,
                         help="CodeCarbon: total (energy_consumed) or a +-joined subset of cpu, gpu, ram")
     parser.add_argument("--write-profile", metavar="OUT.yaml",
                         help="write a profile that extends --profile and adds the fitted device (its folder "

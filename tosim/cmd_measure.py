@@ -132,10 +132,18 @@ def run(args):
         else:
             torch_device = f"cuda:{args.gpu}" if counter.kind == "nvml" else "cpu"
             _check_torch_device(torch_device, f"torch device {torch_device} (for the {counter.kind} counter)")
-        rows = calibrate.measure_runs(model, counter, model_name=_model_column(args.model, args.out),
-                                      phase=args.phase, batch=args.batch, samples=args.samples,
-                                      passes=args.passes, epochs=args.epochs, repeat=args.repeat,
-                                      torch_device=torch_device, seed=args.seed, interval=args.interval)
+        try:
+            rows = calibrate.measure_runs(model, counter, model_name=_model_column(args.model, args.out),
+                                          phase=args.phase, batch=args.batch, samples=args.samples,
+                                          passes=args.passes, epochs=args.epochs, repeat=args.repeat,
+                                          torch_device=torch_device, seed=args.seed, interval=args.interval)
+        except (RuntimeError, TypeError, OverflowError, MemoryError) as exc:
+            # tensors too large to allocate or to index (a huge --batch or layer size)
+            from .cli import CommandError
+            lines = str(exc).strip().splitlines()
+            reason = lines[0] if lines else type(exc).__name__
+            raise CommandError(f"{args.model}: PyTorch cannot run it at batch {args.batch} on {torch_device}: "
+                               f"{reason}") from None
     finally:
         counter.close()
     for row in rows:
