@@ -141,8 +141,12 @@ def _read_doc(path, display, identity):
             text = fh.read()
     except FileNotFoundError:
         raise ProfileError(f"{display}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{display}: cannot read: {exc}") from None
+    except IsADirectoryError:
+        raise ProfileError(f"{display}: is a folder, not a profile file") from None
+    except UnicodeDecodeError:
+        raise ProfileError(f"{display}: not a text file (not UTF-8)") from None
+    except OSError as exc:
+        raise ProfileError(f"{display}: cannot read: {exc.strerror or exc}") from None
     doc = _Doc(display=display, data=None, directory=os.path.dirname(os.path.abspath(path)),
                identity=identity)
     try:

@@ -330,3 +330,14 @@ def test_bad_usage_is_one_line(capsys):
     assert main(["profile", "frobnicate"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tosim: error: argument ACTION: invalid choice: 'frobnicate'")
+
+
+def test_a_folder_or_binary_file_is_not_a_profile(tmp_path, capsys):
+    (tmp_path / "dir.yaml").mkdir()
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00bin")
+    for name, message in (("dir.yaml", "is a folder, not a profile file"), ("bin.yaml", "not a text file (not UTF-8)")):
+        path = str(tmp_path / name)
+        with pytest.raises(hp.ProfileError, match=r"^" + re.escape(f"{path}: {message}") + "$"):
+            hp.load_file(path)
+        assert main(["profile", "validate", path]) == 2
+        assert capsys.readouterr().err == f"tosim: error: {path}: {message}\n"

@@ -444,3 +444,16 @@ def test_plot_paths_are_distinct_and_safe():
     # names are compared without case (case-insensitive file systems); odd characters become _
     assert cmd_score.plot_paths("d/p.png", ["a", "a", "a-2", "b/c", "A", "", "a"]) == [
         "d/p-a.png", "d/p-a-2.png", "d/p-a-2-2.png", "d/p-b_c.png", "d/p-A-3.png", "d/p-model.png", "d/p-a-4.png"]
+
+
+def test_flagged_sweep_rows_are_reported_on_stderr(capsys):
+    assert main(["sweep", "cnn", "--depth", "2:3", "--kernel", "200"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("tosim: error: 2 of 2 configurations not counted (kernel does not fit the image: 2); "
+                   "their rows carry the error\n")
+
+
+def test_grid_intensity_without_a_device_is_noted(capsys):
+    assert main(["score", MLP, "--grid-intensity", "100"]) == 0
+    assert capsys.readouterr().err == ("tosim: note: --grid-intensity prices the energy of a --device; without one "
+                                       "there is no carbon to compute\n")

@@ -581,6 +581,9 @@ def run(args):
             check_output(args.plot, "--plot", (".png",), inputs=inputs)
     profile = hardware_profiles.load(args.profile)
     device = resolve_device(profile, args.device) if args.device else None
+    if device is None and args.grid_intensity is not None:
+        print("tosim: note: --grid-intensity prices the energy of a --device; without one there is no carbon "
+              "to compute", file=sys.stderr)
     if device is not None and device.get("phase") and device["phase"] != args.phase:
         print(f"tosim: note: device {args.device!r} was fitted on {device['phase']} measurements; "
               f"these rows score the {args.phase} phase", file=sys.stderr)

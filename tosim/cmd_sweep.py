@@ -361,6 +361,13 @@ def run(args):
     for path in (args.out, args.plot):
         if path:
             print(f"wrote {path}", file=sys.stderr)
+    if failed:
+        kinds = {}
+        for status in columns["status"][columns["status"] != 0]:
+            kinds[_error_text(status)] = kinds.get(_error_text(status), 0) + 1
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(kinds.items()))
+        print(f"tosim: error: {failed:,} of {n:,} configurations not counted ({reasons}); their rows carry the "
+              "error", file=sys.stderr)
     return 1 if failed else 0
 
 
