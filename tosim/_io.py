@@ -5,7 +5,7 @@ import io
 import os
 import tempfile
 
-__all__ = ["write_atomic", "save_figure", "positive_int", "check_output"]
+__all__ = ["write_atomic", "save_figure", "positive_int", "non_negative_int", "check_output"]
 
 
 def check_output(path, option, extensions, inputs=()):
@@ -69,12 +69,21 @@ def save_figure(fig, path, dpi=110):
     write_atomic(path, buffer.getvalue())
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1."""
+def _int_at_least(text, minimum, what):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be a {what} integer, not {text!r}")
     return value
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1, "positive")
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0 (seeds)."""
+    return _int_at_least(text, 0, "non-negative")

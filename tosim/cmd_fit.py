@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from ._io import check_output, save_figure, write_atomic
+from ._io import check_output, non_negative_int, save_figure, write_atomic
 
 __all__ = ["register", "run", "FEATURES"]
 
@@ -26,17 +26,6 @@ def _fraction(text):
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), not {text!r}") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), not {text!r}")
-    return value
-
-
-def _seed(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
     return value
 
 
@@ -71,7 +60,7 @@ def register(subparsers):
     parser.add_argument("--degree", type=int, default=1, choices=[1, 2, 3],
                         help="coefficients beyond the intercept (default 1)")
     parser.add_argument("--train-fraction", type=_fraction, default=0.6, help="share of rows fitted (default 0.6)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random split (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random split (default 0)")
     parser.add_argument("--weighting", default="absolute", choices=["absolute", "relative"],
                         help="minimise absolute errors in joules (default) or errors relative to the measurement")
     parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],

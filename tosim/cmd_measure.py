@@ -7,7 +7,7 @@ import math
 import os
 import sys
 
-from ._io import check_output, positive_int, write_atomic
+from ._io import check_output, non_negative_int, positive_int, write_atomic
 
 __all__ = ["register", "run", "COLUMNS"]
 
@@ -22,16 +22,6 @@ def _interval(text):
         value = math.nan
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
-    return value
-
-
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
     return value
 
 
@@ -60,7 +50,7 @@ def register(subparsers):
                         help="where the model runs (default: cuda:GPU for NVML, cpu for RAPL)")
     parser.add_argument("--device-name", default=None,
                         help="value of the device column (default: the counter's channels)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of the generated data and weights")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated data and weights")
     parser.add_argument("--interval", type=_interval, default=5.0, help="counter sampling interval in seconds")
     parser.add_argument("--out", metavar="F.csv", help="append the rows to this CSV (written with a header "
                         "if new; an existing file must have this command's header); default: print CSV on stdout")
