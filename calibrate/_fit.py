@@ -32,22 +32,17 @@ __all__ = ["WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegat
 WEIGHTINGS = ("absolute", "relative")
 
 
-def power_of_two_scale(values):
-    """The power of two ``2^k`` with ``max|values| / 2^k`` in [0.5, 1); 1.0 for all-zero input."""
-    values = np.asarray(values, dtype=np.float64)
-    top = float(np.max(np.abs(values))) if values.size else 0.0
-    if top == 0.0 or not math.isfinite(top):
-        return 1.0
-    _, exponent = math.frexp(top)          # top = m * 2^exponent, m in [0.5, 1)
-    return math.ldexp(1.0, exponent)
-
-
 def _exponent(values):
     """``k`` with ``max|values| / 2^k`` in [0.5, 1); 0 for all-zero input (finite values)."""
     top = float(np.max(np.abs(values))) if values.size else 0.0
     if top == 0.0 or not math.isfinite(top):
         return 0
-    return math.frexp(top)[1]
+    return math.frexp(top)[1]             # top = m * 2^k, m in [0.5, 1)
+
+
+def power_of_two_scale(values):
+    """The power of two ``2^k`` with ``max|values| / 2^k`` in [0.5, 1); 1.0 for all-zero input."""
+    return math.ldexp(1.0, _exponent(np.asarray(values, dtype=np.float64)))
 
 
 def _unscale(values, exponents):

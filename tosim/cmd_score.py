@@ -157,15 +157,6 @@ def _non_negative_float(text):
     return value
 
 
-def out_kind(path):
-    """``csv`` or ``json`` from a file name; a :class:`tosim.cli.CommandError` otherwise."""
-    from .cli import CommandError
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in (".csv", ".json"):
-        raise CommandError(f"--out {path}: the extension must be .csv or .json, not {extension or '(none)'!r}")
-    return extension[1:]
-
-
 # --- inputs, devices, energy ------------------------------------------------------------------
 
 def expand_inputs(inputs):
@@ -572,11 +563,12 @@ def format_table(rows, with_energy, per_layer=False, with_movement=False):
 
 def run(args):
     import hardware_profiles
-    kind = out_kind(args.out) if args.out is not None else None
+    kind = None
     if args.out is not None or args.plot is not None:
         inputs = [s for s in expand_inputs(args.inputs) if not s.startswith("zoo:")] + [args.profile]
         if args.out is not None:
             check_output(args.out, "--out", (".csv", ".json"), inputs=inputs)
+            kind = os.path.splitext(args.out)[1].lower()[1:]
         if args.plot is not None:
             check_output(args.plot, "--plot", (".png",), inputs=inputs)
     profile = hardware_profiles.load(args.profile)
@@ -622,15 +614,14 @@ def run(args):
             plots += add_movement(rows, sources, profile, args.phase, batch, densities(args),
                                   args.plot if index == 0 else None)
         step_rows.append((rows, n))
+    with_movement = bool(extra)
     if whole_run:
         rows = combine_steps(step_rows, args.epochs or 1)
         total = (args.epochs or 1) * sum(n for _, n in steps)
         for row in rows:
             # the batch column is --batch also where the only step is a smaller remainder
-            row.update(batch=args.batch, samples=args.samples, passes=args.passes, epochs=args.epochs or 1,
-                       steps=total)
+            row.update(batch=args.batch, samples=args.samples, passes=args.passes, epochs=args.epochs or 1)
         extra = extra + RUN_FIELDS
-    with_movement = bool(movement_fields(profile))
     apply_energy(rows, profile, device, args.grid_intensity)
     seconds = time.perf_counter() - started
     if args.out:
