@@ -75,6 +75,10 @@ def _one_line(exc):
 
 # --- reading ------------------------------------------------------------------------------------
 
+def _bad(where, message):
+    raise ModelError(f"{where} {message}")
+
+
 def _tensor_array(tensor, where):
     """A TensorProto as a numpy array, or a one-line ModelError naming ``where`` when its type,
     dimensions or data cannot make one."""
@@ -82,35 +86,35 @@ def _tensor_array(tensor, where):
     from onnx import TensorProto, numpy_helper
     dtype = tensor.data_type
     if dtype == TensorProto.UNDEFINED or dtype not in TensorProto.DataType.values():
-        _fail(where, f"has an undefined element type ({dtype})")
+        _bad(where, f"has an undefined element type ({dtype})")
     if dtype == TensorProto.STRING:
-        _fail(where, "holds strings; tosim reads numeric tensors only")
+        _bad(where, "holds strings; tosim reads numeric tensors only")
     dims = list(tensor.dims)
     if any(d < 0 for d in dims):
-        _fail(where, f"has negative dimensions {dims}")
+        _bad(where, f"has negative dimensions {dims}")
     size = math.prod(dims)
     if size > _MAX_ELEMENTS:
-        _fail(where, f"has dimensions {dims} ({size} elements), more than any model holds")
+        _bad(where, f"has dimensions {dims} ({size} elements), more than any model holds")
     if tensor.data_location == TensorProto.EXTERNAL:
-        _fail(where, "its external data was not loaded (is the data file beside the model?)")
+        _bad(where, "its external data was not loaded (is the data file beside the model?)")
     try:
         np_dtype = onnx.helper.tensor_dtype_to_np_dtype(dtype)
     except Exception:
-        _fail(where, f"has an element type tosim cannot read ({TensorProto.DataType.Name(dtype)})")
+        _bad(where, f"has an element type tosim cannot read ({TensorProto.DataType.Name(dtype)})")
     if tensor.HasField("raw_data"):
         bits = 4 if dtype in (TensorProto.INT4, TensorProto.UINT4) + tuple(
             getattr(TensorProto, n) for n in ("FLOAT4E2M1",) if hasattr(TensorProto, n)) else 8 * np.dtype(
             np_dtype).itemsize
         need = (size * bits + 7) // 8
         if len(tensor.raw_data) != need:
-            _fail(where, f"has {len(tensor.raw_data)} bytes of raw data; its shape {dims} of "
+            _bad(where, f"has {len(tensor.raw_data)} bytes of raw data; its shape {dims} of "
                          f"{TensorProto.DataType.Name(dtype)} needs {need}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return numpy_helper.to_array(tensor)
     except Exception as exc:  # numpy/onnx raise ValueError, TypeError, ... for malformed data
-        _fail(where, f"cannot be read: {_one_line(exc)}")
+        _bad(where, f"cannot be read: {_one_line(exc)}")
 
 
 def _attrs(node, where):
