@@ -334,7 +334,7 @@ def _resolve(model, consts, x_name, batch, path):
                 for out in outs:
                     consts[out] = _placeholder(shapes[out], elem_types.get(out))
             source = set()
-            for i in ins:
+            for i in (ins if op not in ("Shape", "Size") else ()):      # a shape reads no values
                 source |= origin.get(i, set())
             for out in outs:
                 origin[out] = source
@@ -686,7 +686,7 @@ def _scalar_operand(node, consts):
     return live[0]
 
 
-def _fuse_attention(nodes, consts, graph_outputs, bt):
+def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
     """Replace each scaled dot-product attention core by one ``SDPA`` node.
 
     The core is MatMul(q, k^T), a scale by a constant scalar (on the scores, or on q and/or k as
@@ -734,7 +734,7 @@ def _fuse_attention(nodes, consts, graph_outputs, bt):
                 break
             x = _scalar_operand(node, consts)
             if x is not None and not scaled:
-                scaled = True
+                scaled = True                    # the scores scaled: the same count fused or not
             elif node.op == "Add" and len(node.inputs) == 2 and mask == "none":
                 mask = "additive"
                 x = next((i for i in node.inputs if producer.get(i) is not None and producer[i].op in (
@@ -756,19 +756,25 @@ def _fuse_attention(nodes, consts, graph_outputs, bt):
         if q in consts or kt in consts:
             continue
         chain.append(mm1)
+        operand_scales = []
         for which in (0, 1):
             name = q if which == 0 else kt
             node = producer.get(name)
             x = _scalar_operand(node, consts) if node is not None and only_user(name, mm1) else None
             if x is not None:
-                scaled = True
+                operand_scales.append(which)
                 chain.append(node)
                 if which == 0:
                     q = x
                 else:
                     kt = x
-        if not scaled or any(i not in bt.axes for i in (q, kt, v)):
+        # q and k both scaled (by the root of the scale) is how both exporters write PyTorch's
+        # scaled_dot_product_attention; q alone scaled is explicit code (swin's q * scale), which
+        # load_torch counts as the elementwise product it is, so it is left as written
+        if not (scaled or len(operand_scales) == 2) or any(i not in bt.axes for i in (q, kt, v)):
             continue
+        if any(origin.get(i) for i in absorbed):
+            continue                             # a learned bias added to the scores stays a layer
         shapes = bt.shapes
         sq, skt, sv = shapes.get(q), shapes.get(kt), shapes.get(v)
         if (sq is None or skt is None or sv is None or not (len(sq) == len(skt) == len(sv) >= 2)
@@ -845,7 +851,7 @@ def load_onnx(path):
             consumers.setdefault(i, []).append(node)
     graph_outputs = {v.name for v in graph.output}
     nodes = _fuse_activations(nodes, consts, consumers, graph_outputs)
-    nodes = _fuse_attention(nodes, consts, graph_outputs, bt)
+    nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if consts[name].dtype.kind in "fc" and consts[name].size > 1}
     return _to_model(path, nodes, consts, origin, weights, bt, x_name)
@@ -975,14 +981,11 @@ def _to_model(path, nodes, consts, origin, weights, bt, x_name):
         if want is not None and layer.out_shape != want:
             raise ModelError(f"{path}: layer {layer.name!r} ({layer.type}): shape mismatch: inferred "
                              f"{list(layer.out_shape)}, ONNX says {list(want)} per sample")
-    counted = {layer.name for layer in ir.layers if layer.known}
-    left = sorted(n for n in weights if b.owned.get(n) not in counted and _feeds_graph(n, nodes, origin, consts))
-    for name in left:
-        owner = b.owned.get(name)
-        reason = ("read only by an uncounted layer" if owner is not None
-                  else "a weight that no counted layer reads (its arithmetic was folded into a constant)")
-        if hasattr(ir, "leave_out"):
-            ir.leave_out(name, "initializer", reason, params=weights[name])
+    # completeness: every weight that feeds the graph belongs to a layer (an uncounted layer is
+    # reported as such by the counting); one that does not is listed as left out
+    for name in sorted(n for n in weights if n not in b.owned and _feeds_graph(n, nodes, origin, consts)):
+        ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
+                     params=weights[name])
     return ir
 
 

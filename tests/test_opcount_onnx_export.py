@@ -199,10 +199,16 @@ CASES = {
 NOT_THE_MODULE = {("rnn", "dynamo"): "the dynamo exporter unrolls nn.RNN and folds the first step's h0 product"}
 
 
-@pytest.mark.parametrize("exporter", EXPORTERS)
-@pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("export_batch", [2, 1])
+EXPORTS = [(case, exporter, 2) for case in sorted(CASES) for exporter in EXPORTERS] + [
+    (case, exporter, 1) for case in ("convnext", "seq-first-encoder-layer", "vit", "window-attention")
+    for exporter in EXPORTERS]
+
+
+@pytest.mark.parametrize("case, exporter, export_batch", EXPORTS)
 def test_exported_models_count_like_flop_counter_mode(tmp_path, profile, case, exporter, export_batch):
+    """Exported at batch 2 (and 1, where the exporters squeeze or merge the batch axis), counted
+    at batches 1 and 3: FlopCounterMode's MACs, forward and training, and the module's
+    parameters; nothing left out."""
     if (case, exporter) in NOT_THE_MODULE:
         pytest.skip(NOT_THE_MODULE[(case, exporter)])
     build, sample = CASES[case]
@@ -217,3 +223,34 @@ def test_exported_models_count_like_flop_counter_mode(tmp_path, profile, case, e
         result = opcount.count_model(model, profile, phase=phase, batch=batch)
         assert result.complete, result.incomplete
         assert result.macs == _flop_counter_macs(module, (batch,) + sample, phase == "training"), (phase, batch)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_sequence_first_attention_hand_count(tmp_path, profile, exporter):
+    """nn.MultiheadAttention on (T, N, D) inside a batch-first model: the four projections take
+    all T tokens of each sample, N*4*T*D*D MACs, and the attention core N*2*T*T*D (one sdpa layer);
+    counting one token per sample would give N*4*D*D."""
+    t, d = 5, 16
+    module = _seeded(SeqFirstAttention())
+    path = tmp_path / "mha.onnx"
+    _export(module, torch.randn(2, t, d), path, exporter)
+    model = opcount.load_onnx(path)
+    assert [layer.type for layer in model.layers].count("sdpa") == 1
+    assert sorted(layer.attrs["out"] for layer in model.layers if layer.type == "linear") == [d, 3 * d]
+    for n in (1, 4):
+        result = opcount.count_model(model, profile, batch=n)
+        assert result.macs == n * (4 * t * d * d + 2 * t * t * d)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_lstm_hand_count(tmp_path, profile, exporter):
+    """One LSTM layer (I=8, H=12) over T=5 steps and a linear head: N*(4H(I+H)T + T*H*3) MACs."""
+    t, i, h = 5, 8, 12
+    module = _seeded(Recurrent(nn.LSTM))
+    path = tmp_path / "lstm.onnx"
+    _export(module, torch.randn(2, t, i), path, exporter)
+    model = opcount.load_onnx(path)
+    lstm = [layer for layer in model.layers if layer.type == "lstm"]
+    assert len(lstm) == 1 and lstm[0].params == 4 * h * (i + h) + 8 * h and lstm[0].in_shape == (t, i)
+    for n in (1, 3):
+        assert opcount.count_model(model, profile, batch=n).macs == n * (4 * h * (i + h) * t + t * h * 3)
