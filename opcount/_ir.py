@@ -60,6 +60,13 @@ class ModelIR:
         return sum(layer.params for layer in self.layers)
 
     @property
+    def active_params(self):
+        """Parameters used per token: all of them, except that a mixture-of-experts layer counts
+        its router and the experts one token runs (``top_k`` of them)."""
+        return sum(layer.attrs.get("active_params", layer.params) if layer.known else layer.params
+                   for layer in self.layers)
+
+    @property
     def output_shape(self):
         return self.layers[-1].out_shape if self.layers else self.input_shape
 
