@@ -554,16 +554,22 @@ def _sdpa(f, in_shapes):
 
 
 def _attention(f, in_shapes):
-    if len(in_shapes) not in (1, 2):
-        raise ShapeError(f"takes 1 input (self-attention) or 2 (queries, then the memory of a cross-attention), "
+    """Multi-head attention: one input ``[T, D]`` (self-attention), two (query ``[T, D]``, and
+    key = value ``[S, kdim]``) or three (query, key ``[S, kdim]``, value ``[S, vdim]``), as
+    ``nn.MultiheadAttention`` takes them; the output is ``[T, D]``."""
+    if not 1 <= len(in_shapes) <= 3:
+        raise ShapeError(f"takes 1 input (self-attention), 2 (query, key/value) or 3 (query, key, value), "
                          f"got {len(in_shapes)}")
-    shape = in_shapes[0]
-    if len(shape) != 2:
-        raise ShapeError(f"input shape {list(shape)} must be [length, dim]")
-    cross = len(in_shapes) == 2
-    if cross and len(in_shapes[1]) != 2:
-        raise ShapeError(f"memory shape {list(in_shapes[1])} must be [length, dim]")
-    t, d = shape
+    q = in_shapes[0]
+    k = in_shapes[1] if len(in_shapes) > 1 else q
+    v = in_shapes[2] if len(in_shapes) > 2 else k
+    for what, shape in (("input", q), ("key", k), ("value", v)):
+        if len(shape) != 2:
+            raise ShapeError(f"{what} shape {list(shape)} must be [length, dim]")
+    if k[0] != v[0]:
+        raise ShapeError(f"shape mismatch: key {list(k)} and value {list(v)} differ in length")
+    t, d = q
+    s, kdim, vdim = k[0], k[1], v[1]
     heads = f.int("heads", required=True)
     kv_heads = f.int("kv_heads", heads)
     head_dim = f.int("head_dim", None)
@@ -576,6 +582,13 @@ def _attention(f, in_shapes):
     rope = f.bool("rope", False)
     scale = f.bool("scale", True)
     mask, causal, additive = _mask(f)
+    masks = f.int("masks", 1 if mask == "additive" else 0, minimum=0)
+    if mask != "additive" and masks:
+        raise ShapeError("'masks' needs mask: additive")
+    weights = f.choice("weights", "none", ("none", "mean", "heads"))
+    dropout = f.number("dropout", 0)
+    if not 0 <= dropout < 1:
+        raise ShapeError(f"'dropout' must be in [0, 1), not {dropout!r}")
     window = f.int("window", None)
     past = f.int("past", 0, minimum=0)
     kv_cache = f.bool("kv_cache", False)
@@ -584,26 +597,31 @@ def _attention(f, in_shapes):
     # this layer, "shared" reuses the table of an earlier layer; either way it is added to the scores
     position_bias = f.choice("position_bias", "none", ("none", "own", "shared"))
     buckets = f.int("buckets", 32)
+    cross = len(in_shapes) > 1
     if window is not None and not causal:
         raise ShapeError("'window' (sliding-window attention) needs causal: true")
-    if cross and (causal or past or rope):
-        raise ShapeError("a cross-attention (2 inputs) takes no causal mask, past or rope")
+    if cross and past:
+        raise ShapeError("'past' (cached tokens of a self-attention) needs one input; a cross-attention reads "
+                         "its memory")
     if memory_cached and not cross:
-        raise ShapeError("'memory_cached' is for a cross-attention (2 inputs)")
+        raise ShapeError("'memory_cached' is for a cross-attention (2 or 3 inputs)")
     hd = d // heads if head_dim is None else head_dim
     inner, dkv = heads * hd, kv_heads * hd
-    s, dmem = (in_shapes[1][0], in_shapes[1][1]) if cross else (past + t, d)
+    if not cross:
+        s = past + t
     rows, pairs, cols = attention_geometry(t, s, causal=causal, offset=past, window=window)
-    params = d * inner + 2 * dmem * dkv + inner * d + ((inner + 2 * dkv) if bias else 0) + (d if out_bias else 0)
+    params = (d * inner + (kdim + vdim) * dkv + inner * d + ((inner + 2 * dkv) if bias else 0)
+              + (d if out_bias else 0))
     if position_bias == "own":
         params += buckets * heads
     additive = additive or position_bias != "none"
-    return shape, params, {"t": t, "dim": d, "heads": heads, "kv_heads": kv_heads, "hd": hd, "inner": inner,
-                           "dkv": dkv, "bias": bias, "out_bias": out_bias, "rope": rope, "scale": scale,
-                           "mask": mask, "causal": causal, "additive": additive, "window": window, "past": past,
-                           "kv_cache": kv_cache, "cross": cross, "s": s, "dmem": dmem,
-                           "memory_cached": memory_cached, "position_bias": position_bias, "buckets": buckets,
-                           "rows": rows, "pairs": pairs, "cols": cols}
+    return (t, d), params, {"t": t, "s": s, "dim": d, "kdim": kdim, "vdim": vdim, "heads": heads,
+                            "kv_heads": kv_heads, "hd": hd, "inner": inner, "dkv": dkv, "bias": bias,
+                            "out_bias": out_bias, "rope": rope, "scale": scale, "mask": mask, "causal": causal,
+                            "additive": additive, "masks": masks, "weights": weights, "dropout": dropout,
+                            "window": window, "past": past, "kv_cache": kv_cache, "cross": cross,
+                            "memory_cached": memory_cached, "position_bias": position_bias, "buckets": buckets,
+                            "rows": rows, "pairs": pairs, "cols": cols}
 
 
 def _moe(f, in_shapes):
@@ -630,6 +648,55 @@ def _moe(f, in_shapes):
         "dim": d, "experts": experts, "top_k": top_k, "ffn": ffn, "act": act, "gated": gated, "bias": bias,
         "normalize": normalize, "expert_params": expert, "router_params": router,
         "active_params": router + top_k * expert}
+
+
+RNN_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _rnn_factory(kind):
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` on ``[T, I]``: hidden, layers [1], bidirectional [false],
+    bias [true], proj [0] (LSTM's proj_size), nonlinearity [tanh | relu] (RNN), dropout [0]
+    (between layers, training only). Optional second and third inputs are the initial states
+    h0 ``[layers x directions, H_out]`` and (LSTM) c0 ``[layers x directions, H]``; without them
+    the states start at zero. Output ``[T, directions x H_out]`` (H_out = proj or hidden)."""
+    gates = RNN_GATES[kind]
+
+    def rnn(f, in_shapes):
+        most = 3 if kind == "lstm" else 2
+        if not 1 <= len(in_shapes) <= most:
+            raise ShapeError(f"takes 1 to {most} inputs (sequence{', h0, c0' if kind == 'lstm' else ', h0'}), "
+                             f"got {len(in_shapes)}")
+        x = in_shapes[0]
+        if len(x) != 2:
+            raise ShapeError(f"input shape {list(x)} must be [length, features]")
+        t, i = x
+        hidden = f.int("hidden", required=True)
+        layers = f.int("layers", 1)
+        bidirectional = f.bool("bidirectional", False)
+        bias = f.bool("bias", True)
+        proj = f.int("proj", 0, minimum=0) if kind == "lstm" else 0
+        if proj >= hidden:
+            raise ShapeError(f"'proj' {proj} must be smaller than 'hidden' {hidden}")
+        nonlinearity = f.choice("nonlinearity", "tanh", ("tanh", "relu")) if kind == "rnn" else "tanh"
+        dropout = f.number("dropout", 0)
+        if not 0 <= dropout < 1:
+            raise ShapeError(f"'dropout' must be in [0, 1), not {dropout!r}")
+        directions = 2 if bidirectional else 1
+        h_out = proj or hidden
+        states = ((layers * directions, h_out), (layers * directions, hidden))
+        for what, shape, want in zip(("h0", "c0"), in_shapes[1:], states):
+            if tuple(shape) != want:
+                raise ShapeError(f"{what} shape {list(shape)} must be {list(want)}")
+        params = 0
+        for layer in range(layers):
+            width = i if layer == 0 else directions * h_out
+            per_direction = gates * hidden * (width + h_out) + (2 * gates * hidden if bias else 0) + proj * hidden
+            params += directions * per_direction
+        return (t, directions * h_out), params, {
+            "kind": kind, "gates": gates, "t": t, "in": i, "hidden": hidden, "h_out": h_out, "proj": proj,
+            "layers": layers, "directions": directions, "bias": bias, "nonlinearity": nonlinearity,
+            "dropout": dropout}
+    return rnn
 
 
 def _explicit_or(f, default):
@@ -714,6 +781,9 @@ SHAPE_FUNCTIONS = {
     "sdpa": _sdpa,
     "attention": _attention,
     "moe": _moe,
+    "lstm": _rnn_factory("lstm"),
+    "gru": _rnn_factory("gru"),
+    "rnn": _rnn_factory("rnn"),
     "relu": _same_shape(1),
     "relu6": _same_shape(1),
     "leaky_relu": _same_shape(1, ("slope", 0.01)),

@@ -28,21 +28,30 @@ in brackets):
   in a decode step], token_types [false: true makes it a token-type table, BERT's segment
   embedding, whose rows are types and may be fewer than T]; ``cls_token``: prepends one learned
   token
-- ``attention`` (multi-head attention on ``[T, D]``; a second input ``[S, D_mem]`` makes it a
-  cross-attention whose keys and values come from that memory): heads, kv_heads [heads:
-  grouped-query attention], head_dim [D / heads], bias [true: q, k, v and output projections],
-  out_bias [bias], rope [false], scale [true: false for T5's unscaled scores], causal [false],
-  mask [none | causal | additive], window [none: a sliding window of keys, each query seeing
-  itself and the window-1 before it; needs causal], past [0: cached tokens before the T new
-  ones, read from the KV cache], kv_cache [false: the layer stores its keys and values, priced
-  in the data-movement model], memory_cached [false: a cross-attention reusing cached keys and
-  values of its memory], position_bias [none | own | shared: T5's relative-position bias table,
-  owned (buckets x heads parameters) or an earlier layer's], buckets [32].
+- ``attention`` (multi-head attention, ``nn.MultiheadAttention`` and the attention of
+  transformer language models; one input ``[T, D]`` for self-attention, or inputs query,
+  key/value (two: a cross-attention to a memory) or query, key, value (three), keys
+  ``[S, kdim]``): heads, kv_heads [heads: grouped-query attention], head_dim [D / heads], bias
+  [true: q, k, v and output projections], out_bias [bias], rope [false], scale [true: false for
+  T5's unscaled scores], causal [false], mask [none | causal | additive], masks [1 with an
+  additive mask; 2: an attention and a key-padding mask merged], weights [none | mean:
+  need_weights, averaged over heads | heads], dropout [0: on the attention probabilities,
+  training only], window [none: a sliding window of keys, each query seeing itself and the
+  window-1 before it; needs causal], past [0: cached tokens before the T new ones, read from
+  the KV cache; self-attention only], kv_cache [false: the layer stores its keys and values,
+  priced in the data-movement model], memory_cached [false: a cross-attention reusing cached
+  keys and values of its memory], position_bias [none | own | shared: T5's relative-position
+  bias table, owned (buckets x heads parameters) or an earlier layer's], buckets [32].
   A causal mask counts only the score entries it keeps (see ``sdpa_cost``);
   ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``): causal (PyTorch's ``is_causal``
   triangle), mask, scale [true]
 - ``moe`` (a mixture-of-experts MLP on ``[T, D]``, Mixtral's): experts, top_k, ffn, act [silu |
   gelu | relu], gated [true], bias [false], normalize [true: the top-k weights renormalized]
+- ``lstm``, ``gru``, ``rnn`` (input ``[T, features]``, output ``[T, directions x H_out]``): hidden,
+  layers [1], bidirectional [false], bias [true], dropout [0: between layers, training only],
+  proj [0] (lstm: proj_size, H_out), nonlinearity [tanh | relu] (rnn); optional inputs 2 and 3
+  are the initial states h0 ``[layers x directions, H_out]`` and c0 (lstm) ``[layers x
+  directions, hidden]``
 - ``matmul``/``bmm`` (two inputs), ``add`` and ``mul`` (two or more inputs of one shape),
   ``concat`` (axis [0])
 - ``relu``, ``relu6``, ``leaky_relu`` (slope [0.01]), ``sigmoid``, ``tanh``, ``gelu``
