@@ -36,7 +36,8 @@ def _input_errors():
     for module_name, attr in [("hardware_profiles", "ProfileError"),
                               ("opcount", "ModelError"),
                               ("hwlib", "CircuitError"),
-                              ("calibrate", "MeasurementError")]:
+                              ("calibrate", "MeasurementError"),
+                              ("tosim._errors", "ScoreError")]:
         try:
             errors.append(getattr(importlib.import_module(module_name), attr))
         except (ImportError, AttributeError):
