@@ -48,6 +48,8 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
+    ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
+    layers, which count their router and ``top_k`` experts).
     It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
     parameters no counted layer owns), so ``complete`` is true only when nothing was.
     ``macs`` and ``flops`` are the phase's stages summed (forward only for inference and
@@ -60,6 +62,11 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
+    active_params: int = None
+
+    def __post_init__(self):
+        if self.active_params is None:
+            self.active_params = self.params
 
     @property
     def complete(self):
@@ -116,6 +123,7 @@ class CountResult:
             "phase": self.phase,
             "batch": self.batch,
             "params": self.params,
+            "active_params": self.active_params,
             "macs": self.macs,
             "flops": self.flops,
             "complete": self.complete,
@@ -303,5 +311,5 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
                     "update": _full(Counter())},
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
-                       layers=counted, incomplete=incomplete)
+                       layers=counted, incomplete=incomplete, active_params=model.active_params)
 

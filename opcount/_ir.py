@@ -70,6 +70,13 @@ class ModelIR:
         return sum(layer.params for layer in self.layers)
 
     @property
+    def active_params(self):
+        """Parameters used per token: all of them, except that a mixture-of-experts layer counts
+        its router and the experts one token runs (``top_k`` of them)."""
+        return sum(layer.attrs.get("active_params", layer.params) if layer.known else layer.params
+                   for layer in self.layers)
+
+    @property
     def complete(self):
         """True when nothing was left out: every layer has a formula and a frontend skipped no
         node with arithmetic and no parameter (``left_out`` is empty)."""
