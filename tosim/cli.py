@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 #: The input-error class of each package: printed as one line, never a traceback.
 _INPUT_ERRORS = [("hardware_profiles", "ProfileError"), ("opcount", "ModelError"),
-                 ("hwlib", "CircuitError"), ("calibrate", "MeasurementError")]
+                 ("hwlib", "CircuitError"), ("calibrate", "MeasurementError"), ("tosim._errors", "ScoreError")]
 
 
 def _input_errors():
