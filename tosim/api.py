@@ -132,7 +132,8 @@ class ScoreResult:
     ``memory:`` section, ``energy_compute_j``, ``energy_movement_j`` and ``accesses`` (per level
     of ``levels``) give the data-movement split, and ``movement`` the full
     :class:`opcount.MovementResult` (of the run's first step). ``workload`` and ``steps`` describe a
-    whole run.
+    whole run. ``count_result`` (from :func:`score` only) is the :class:`opcount.CountResult`
+    with the exact counts of every layer and stage (of the run's first step).
     """
     name: str
     source: Optional[str]
@@ -160,6 +161,7 @@ class ScoreResult:
     workload: Optional[Workload] = None
     steps: Optional[int] = None
     movement: Any = field(default=None, repr=False, compare=False)
+    count_result: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -355,6 +357,13 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     Raises :class:`ScoreError` for a bad argument (phase, batch, device, workload) and
     :class:`hardware_profiles.ProfileError` for a bad profile, before any counting.
     """
+    return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
+                       per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=jobs,
+                       progress=progress, synth_progress=synth_progress)
+
+
+def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, seq, densities, jobs,
+                progress, synth_progress, keep=False):
     _check(phase, batch)
     workload = Workload.of(workload)
     densities = _densities(densities)
@@ -372,7 +381,7 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq,
-                       densities)
+                       densities, keep)
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
@@ -404,9 +413,9 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     profile. An incomplete count does not raise: check ``result.complete``.
     """
     source = _source(model, example_inputs)
-    results = score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
-                         per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
-                         synth_progress=synth_progress)
+    results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
+                          per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
+                          progress=None, synth_progress=synth_progress, keep=True)
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -427,7 +436,8 @@ class _Failed:
         self.name, self.error = name, error
 
 
-def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities):
+def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities,
+                keep=False):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -439,7 +449,7 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, seq=seq, densities=densities)
+                                      progress=report, seq=seq, densities=densities, keep=keep)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)
         rows = [{"name": s.name, "source": None, "error": s.error} if isinstance(s, _Failed) else next(finished)
@@ -471,4 +481,4 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,
                        energy_compute_j=row.get("energy_compute_j"), energy_movement_j=row.get("energy_movement_j"),
                        accesses={lv: row[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in row},
-                       movement=row.get("movement"), **common)
+                       movement=row.get("movement"), count_result=row.get("count_result"), **common)
