@@ -42,7 +42,7 @@ def test_hf_config_defaults_and_errors(tmp_path):
     bad = tmp_path / "config.json"
     bad.write_text('{"model_type": "t5"}')
     with pytest.raises(ModelError, match=r"^.*config\.json: unsupported model_type 't5' \(known: gpt2, llama, "
-                                         r"mistral, qwen2, bert\)$"):
+                                         r"mistral, mixtral, qwen2, bert\)$"):
         opcount.load_model(str(bad))
     bad.write_text('{"model_type": "llama", "hidden_size": 64}')
     with pytest.raises(ModelError, match=r"^.*config\.json: missing field 'num_attention_heads'$"):
