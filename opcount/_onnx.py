@@ -425,6 +425,26 @@ class _Batch:
                 if o and self.shapes.get(o):
                     self.axes[o] = (0, 1)
 
+    def _gather_within_samples(self, node, s_in, b, inner):
+        """Gather along the batch axis with constant indices that keep every sample's elements
+        together (how the dynamo exporter writes ``as_strided`` on a flattened tensor): the
+        output's batch axis is the index axis whose position gives the sample, or None."""
+        idx = self.consts.get(node.inputs[1]) if len(node.inputs) > 1 else None
+        if idx is None or idx.ndim == 0 or idx.strides == (0,) * idx.ndim:
+            return None
+        idx = np.asarray(idx).astype(np.int64)
+        idx = np.where(idx < 0, idx + s_in[b], idx)
+        sample = (idx // inner) % self.batch
+        for j in range(idx.ndim):
+            n = idx.shape[j]
+            if n % self.batch:
+                continue
+            k = n // self.batch
+            want = (np.arange(n) // k).reshape([n if d == j else 1 for d in range(idx.ndim)])
+            if np.array_equal(sample, np.broadcast_to(want, sample.shape)):
+                return b + j, k
+        return None
+
     def _track(self, node, where):
         axes, shapes = self.axes, self.shapes
         live = [i for i in node.inputs if i in axes]
@@ -456,7 +476,10 @@ class _Batch:
                 b_idx, inner_idx = axes[node.inputs[1]]
                 result = {outs[0]: (axis + b_idx, inner_idx)} if op == "Gather" else {outs[0]: (b_idx, inner_idx)}
             elif axis == b:
-                _fail(where, f"{op} selects along the batch axis (axis {b} of shape {list(s_in)})")
+                got = self._gather_within_samples(node, s_in, b, inner) if op == "Gather" else None
+                if got is None:
+                    _fail(where, f"{op} selects along the batch axis (axis {b} of shape {list(s_in)})")
+                result = {outs[0]: got}
             elif op == "GatherElements":
                 result = {outs[0]: (b, inner)}
             else:

@@ -133,9 +133,17 @@ class Recurrent(nn.Module):
         return self.fc(self.rnn(x)[0])
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's LayerNorm2d: channels-last layer norm on an NCHW tensor."""
+
+    def forward(self, x):
+        x = nn.functional.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
 class ConvNeXtBlock(nn.Module):
     """convnext_tiny's block and head at toy size: depthwise conv, channels-last LayerNorm and MLP,
-    layer scale, global pool, LayerNorm, flatten, linear."""
+    layer scale, then torchvision's classifier (global pool, LayerNorm2d, flatten, linear)."""
 
     def __init__(self):
         super().__init__()
@@ -144,16 +152,29 @@ class ConvNeXtBlock(nn.Module):
         self.norm = nn.LayerNorm(16)
         self.fc1, self.fc2 = nn.Linear(16, 64), nn.Linear(64, 16)
         self.gamma = nn.Parameter(torch.ones(16))
-        self.head_norm = nn.LayerNorm(16)
-        self.head = nn.Linear(16, 5)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(LayerNorm2d(16), nn.Flatten(1), nn.Linear(16, 5))
 
     def forward(self, x):
         x = self.stem(x)
         y = self.dw(x).permute(0, 2, 3, 1)
         y = self.fc2(nn.functional.gelu(self.fc1(self.norm(y)))) * self.gamma
         x = x + y.permute(0, 3, 1, 2)
-        x = x.mean([-2, -1])
-        return self.head(torch.flatten(self.head_norm(x), 1))
+        return self.classifier(self.pool(x))
+
+
+class SwinHead(nn.Module):
+    """swin_t's end: channels-last LayerNorm, permute to NCHW, global pool, flatten, linear (the
+    dynamo exporter writes the pooled view as a Gather on the flattened tensor)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.norm = nn.Conv2d(3, 16, 4, 4), nn.LayerNorm(16)
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.norm(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.fc(torch.flatten(self.pool(x), 1))
 
 
 class WindowAttention(nn.Module):
@@ -191,6 +212,7 @@ CASES = {
     "gru": (lambda: Recurrent(nn.GRU), (5, 8)),
     "rnn": (lambda: Recurrent(nn.RNN), (5, 8)),
     "convnext": (lambda: ConvNeXtBlock(), (3, 8, 8)),
+    "swin-head": (lambda: SwinHead(), (3, 16, 16)),
     "window-attention": (lambda: WindowAttention(), (4, 4, 16)),
 }
 
@@ -200,7 +222,7 @@ NOT_THE_MODULE = {("rnn", "dynamo"): "the dynamo exporter unrolls nn.RNN and fol
 
 
 EXPORTS = [(case, exporter, 2) for case in sorted(CASES) for exporter in EXPORTERS] + [
-    (case, exporter, 1) for case in ("convnext", "seq-first-encoder-layer", "vit", "window-attention")
+    (case, exporter, 1) for case in ("convnext", "seq-first-encoder-layer", "swin-head", "vit", "window-attention")
     for exporter in EXPORTERS]
 
 
