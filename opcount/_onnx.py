@@ -54,9 +54,24 @@ _SAME_SHAPE_NCHW = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool",
                     "LRN", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "MaxUnpool"}
 _BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
               "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "PRelu", "Mod", "BitShift"}
+# ops whose output has no more elements than their inputs together: evaluated even before their
+# output shape is known
+_NOT_LARGER = {"Constant", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Cast",
+               "Identity", "Transpose", "Split", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Not", "Sign", "Reciprocal",
+               "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceMean", "Shape", "Size", "Squeeze"}
 _FOLD_LIMIT = 1 << 20          # elements: larger constant results keep their shape, not their values
 _MAX_ELEMENTS = 1 << 40        # an initializer larger than this cannot be a real model's
 _RNN_KIND = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
+
+
+def _shape_op_reads():
+    """Whether the IR's shape_op takes ``reads`` (elements of its input a slice reads)."""
+    import inspect
+    from . import _shapes
+    return "reads" in inspect.getsource(_shapes._shape_op)
+
+
+_SLICE_READS = _shape_op_reads()
 
 
 class _Node:
@@ -316,6 +331,11 @@ def _resolve(model, consts, x_name, batch, path):
             else:
                 continue
             size = _estimated_size(node, consts) if op not in ("Shape", "Size") else 1
+            known = [shapes.get(o) for o in outs]
+            if all(k is not None and None not in k for k in known):
+                size = max([size or 0] + [math.prod(k) for k in known])
+            elif op not in _NOT_LARGER:
+                size = None                          # an output of unknown size: not evaluated
             result = None
             if all(i in real for i in ins) or op in ("Shape", "Size"):
                 if size is not None and size <= _FOLD_LIMIT:
@@ -889,6 +909,8 @@ class _Builder:
         self.specs, self.used, self.expected = [], {"input"}, {}
         self.owned = {}                      # initializer -> layer that owns it
         self.weight_shape = {}               # linear/embedding layer -> [rows, columns] of its weight
+        self.param_layers = {}               # constant -> its parameter layer
+        self.param_params = {}               # parameter layer -> weight elements it stands for
 
     def unique(self, name):
         base, k = name, 1
@@ -904,6 +926,29 @@ class _Builder:
             if i in self.consts:
                 out |= self.origin.get(i, set())
         return out
+
+    def weight_sources(self, name):
+        """The weight initializers a constant is computed from."""
+        return {s for s in self.origin.get(name, ()) if s in self.weights}
+
+    def parameter(self, name, where):
+        """The ``parameter`` layer of constant ``name`` (made at its first use; a weight another
+        layer already owns is read as a free view of that layer's parameters)."""
+        layer = self.param_layers.get(name)
+        if layer is None:
+            value = self.consts[name]
+            sources = self.weight_sources(name)
+            owners = {self.owned[s] for s in sources if s in self.owned}
+            shape = list(value.shape) or [1]
+            if owners:
+                layer = self.add({"type": "shape_op", "name": f"{name}", "op": "parameter", "inputs": [owners.pop()],
+                                  "out_shape": shape, "once": True})
+            else:
+                layer = self.add({"type": "parameter", "name": f"{name}", "inputs": ["input"], "shape": shape},
+                                 reads=sources)
+                self.param_params[layer] = sum(self.weights[s] for s in sources)
+            self.param_layers[name] = layer
+        return layer
 
     def own(self, names, layer):
         for name in names:
@@ -960,17 +1005,37 @@ def _to_model(path, nodes, consts, origin, weights, bt, x_name):
                 continue
         spec = _node_spec(node, where, b, refs, consumers, skip)
         outs = [o for o in node.outputs if o]
+        if spec is None or spec["type"] == "elementwise":
+            # weights read by elementwise arithmetic or data movement (a layer scale, a learned
+            # bias added to attention scores) are 'parameter' layers read as inputs, so their
+            # gradient and update are counted like any layer's
+            params_in = [i for i in node.inputs if i in consts and b.weight_sources(i)]
+            if params_in and "parameter" in FORMULAS:
+                prefs = [b.parameter(i, where) for i in params_in]
+                refs = refs + prefs
+                if spec is not None:
+                    spec = _elementwise_spec(node, consts, len(refs), fixed=set(consts) - set(params_in))
+                    spec["inputs"] = refs
+                    spec["once_inputs"] = [False] * (len(refs) - len(prefs)) + [True] * len(prefs)
+                reads = reads - {s for i in params_in for s in b.origin.get(i, ())}
         if spec is None:
-            # a zero-cost op: one shape_op per output, the first owns the weights it reads
+            # a zero-cost op: one shape_op per output, the first owns the weights it reads; a
+            # slice (Gather of constant indices, Slice, Split) reads only its own elements, so
+            # disjoint slices of one tensor need no gradient sum
             first = None
+            slicing = node.op in ("Slice", "Split") or (node.op == "Gather" and node.inputs[0] not in consts
+                                                        and node.inputs[1] in consts)
             for k, out in enumerate(node.outputs):
                 if not out:
                     continue
                 params = b.free_params(reads) if first is None else 0
+                shape = b.bt.per_sample(out, where)
                 first = b.shape_op(node.name if k == 0 else f"{node.name}:{k}", node.op,
-                                   refs[0] if refs else "input", b.bt.per_sample(out, where),
+                                   refs[0] if refs else "input", shape,
                                    params=params, reads=reads if first is None else ())
                 b.specs[-1]["inputs"] = refs or ["input"]
+                if slicing and _SLICE_READS:
+                    b.specs[-1]["reads"] = math.prod(shape)
                 b.layer_of[out] = first
             continue
         out = spec.pop("_output", outs[0] if outs else None)
@@ -1349,7 +1414,7 @@ _ELEMENTWISE = {
 }
 
 
-def _elementwise_spec(node, consts, n_live):
+def _elementwise_spec(node, consts, n_live, fixed=None):
     """Per-element costs of ONNX elementwise arithmetic. Backward tables are per output element:
     Sub/Neg negate (1 sub); Mul multiplies dy by the other operand (1 mul per operand needing a
     gradient); a/b: dy/b (1 div) and -dy*out/b (1 mul, 1 div, 1 sub); sqrt: dy/(2*out) (1 mul,
@@ -1381,9 +1446,9 @@ def _elementwise_spec(node, consts, n_live):
         fwd, bwd = _ELEMENTWISE[op]
         if op == "Mul":
             bwd = {"mul": n_live}
-        elif op == "Sub" and node.inputs[1] in consts:
+        elif op == "Sub" and node.inputs[1] in (consts if fixed is None else fixed):
             bwd = {}
-        elif op == "Div" and node.inputs[1] in consts:
+        elif op == "Div" and node.inputs[1] in (consts if fixed is None else fixed):
             bwd = {"div": 1}
     spec = {"type": "elementwise", "op": op, "ops": dict(fwd), "backward": dict(bwd)}
     return spec
