@@ -235,17 +235,20 @@ def _placeholder(shape, elem_type):
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
-def _inference_model(model, nodes, consts, real, x_name, batch):
+def _inference_model(model, nodes, consts, real, x_names, batch):
     """A light copy of ``model`` for shape inference: ``nodes`` only, constants small enough to
     matter for shapes as initializers, larger ones as typed inputs (their data is not needed)."""
     import onnx
     from onnx import helper, numpy_helper
     graph = model.graph
-    x = next(v for v in graph.input if v.name == x_name)
-    x_copy = onnx.ValueInfoProto()
-    x_copy.CopyFrom(x)
-    x_copy.type.tensor_type.shape.dim[0].Clear()
-    x_copy.type.tensor_type.shape.dim[0].dim_value = batch
+    model_inputs = []
+    for name in x_names:
+        x_copy = onnx.ValueInfoProto()
+        x_copy.CopyFrom(next(v for v in graph.input if v.name == name))
+        x_copy.type.tensor_type.shape.dim[0].Clear()
+        x_copy.type.tensor_type.shape.dim[0].dim_value = batch
+        model_inputs.append(x_copy)
+    x = next(v for v in graph.input if v.name == x_names[0])
     needed = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
     inits, extra_inputs = [], []
     for name in sorted(needed & set(consts)):
@@ -273,7 +276,7 @@ def _inference_model(model, nodes, consts, real, x_name, batch):
                 d.Clear()
                 d.dim_value = batch
         given.append(v_copy)
-    g = helper.make_graph(nodes, graph.name or "g", [x_copy] + extra_inputs, list(graph.output), inits,
+    g = helper.make_graph(nodes, graph.name or "g", model_inputs + extra_inputs, list(graph.output), inits,
                           value_info=given)
     m = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     for f in model.functions:
@@ -281,7 +284,7 @@ def _inference_model(model, nodes, consts, real, x_name, batch):
     return m
 
 
-def _resolve(model, consts, x_name, batch, path):
+def _resolve(model, consts, x_names, batch, path):
     """Shapes of every tensor and the values of every constant one (folded shape arithmetic).
 
     Returns ``(shapes, consts, real, origin)``: ``real`` names the constants whose values are
@@ -297,7 +300,7 @@ def _resolve(model, consts, x_name, batch, path):
     shapes = {}
     for _ in range(12):
         remaining = [n for k, n in enumerate(nodes) if k not in folded]
-        work = _inference_model(model, remaining, consts, real, x_name, batch)
+        work = _inference_model(model, remaining, consts, real, x_names, batch)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -858,23 +861,30 @@ def load_onnx(path):
         consts[init.name] = _tensor_array(init, f"{path}: initializer {init.name!r}")
     initializers = set(consts)
     inputs = [v.name for v in graph.input if v.name not in initializers]
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: expected one graph input (the model input), found {len(inputs)} "
-                         f"({', '.join(inputs) or 'none'})")
+    if not inputs:
+        raise ModelError(f"{path}: the graph has no input")
+    # the first graph input is the model input; further ones (an attention mask, token types)
+    # enter as free views of it, with the same batch
     x_name = inputs[0]
-    in_shape = _shape_of(next(v for v in graph.input if v.name == x_name))
-    if not in_shape or len(in_shape) < 2 or any(d is None or d < 1 for d in in_shape[1:]):
-        raise ModelError(f"{path}: input {x_name!r} needs a batch dimension and fixed per-sample dimensions, "
-                         f"has {list(in_shape) if in_shape is not None else None}")
-    batch = in_shape[0] or 1
+    batch = None
+    for name in inputs:
+        shape = _shape_of(next(v for v in graph.input if v.name == name))
+        if not shape or len(shape) < 2 or any(d is None or d < 1 for d in shape[1:]):
+            raise ModelError(f"{path}: input {name!r} needs a batch dimension and fixed per-sample dimensions, "
+                             f"has {list(shape) if shape is not None else None}")
+        if batch is None:
+            batch = shape[0] or 1
+        elif shape[0] and shape[0] != batch:
+            raise ModelError(f"{path}: input {name!r} has batch {shape[0]}, the first input {x_name!r} {batch}")
     raw = []
     for i, node in enumerate(graph.node):
         name = node.name or f"{node.op_type}_{i}"
         raw.append(_Node(node.op_type, name, node.input, node.output,
                          _attrs(node, f"{path}: node {name!r} ({node.op_type})"), node.domain))
-    shapes, consts, real, origin = _resolve(model, consts, x_name, batch, path)
+    shapes, consts, real, origin = _resolve(model, consts, inputs, batch, path)
     bt = _Batch(shapes, consts, batch, path)
-    bt.axes[x_name] = (0, 1)
+    for name in inputs:
+        bt.axes[name] = (0, 1)
     nodes = []
     for node in raw:
         real_inputs = [i for i in node.inputs if i]
@@ -897,7 +907,7 @@ def load_onnx(path):
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if consts[name].dtype.kind in "fc" and consts[name].size > 1}
-    return _to_model(path, nodes, consts, origin, weights, bt, x_name)
+    return _to_model(path, nodes, consts, origin, weights, bt, inputs)
 
 
 class _Builder:
@@ -975,9 +985,12 @@ class _Builder:
         return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, nodes, consts, origin, weights, bt, x_name):
+def _to_model(path, nodes, consts, origin, weights, bt, inputs):
     from ._formulas import FORMULAS
+    x_name = inputs[0]
     b = _Builder(path, consts, origin, weights, bt, x_name)
+    for name in inputs[1:]:
+        b.shape_op(f"input:{name}", "input", "input", bt.per_sample(name, f"{path}: input {name!r}"), output=name)
     consumers = {}
     for node in nodes:
         for i in node.inputs:

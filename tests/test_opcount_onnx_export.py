@@ -276,3 +276,39 @@ def test_lstm_hand_count(tmp_path, profile, exporter):
     assert len(lstm) == 1 and lstm[0].params == 4 * h * (i + h) + 8 * h and lstm[0].in_shape == (t, i)
     for n in (1, 3):
         assert opcount.count_model(model, profile, batch=n).macs == n * (4 * h * (i + h) * t + t * h * 3)
+
+
+class MaskedAttention(nn.Module):
+    """Two inputs, ``forward(x, mask)``: the mask (a float key-padding mask) is added to the scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x, mask):
+        return self.fc(self.attn(x, x, x, key_padding_mask=mask, need_weights=False)[0])
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_second_graph_input_is_a_view_of_the_model_input(tmp_path, profile, exporter):
+    """A model with two inputs: the first is the model input, the mask enters as a free view of it;
+    MACs as FlopCounterMode's with both inputs."""
+    from torch.utils.flop_counter import FlopCounterMode
+    module = _seeded(MaskedAttention())
+    path = tmp_path / "masked.onnx"
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(2, 5, 16), torch.zeros(2, 5)), str(path),
+                          dynamo=exporter == "dynamo")
+    model = opcount.load_onnx(path)
+    assert model.input_shape == (5, 16)
+    assert model.params == sum(p.numel() for p in module.parameters())
+    result = opcount.count_model(model, profile, batch=3)
+    assert result.complete, result.incomplete
+    meta = _twin(module).to("meta")
+    with FlopCounterMode(display=False) as counter:
+        meta(torch.randn(3, 5, 16, device="meta"), torch.zeros(3, 5, device="meta"))
+    assert result.macs == counter.get_total_flops() // 2
