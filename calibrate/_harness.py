@@ -86,18 +86,32 @@ def build_torch_module(model):
             shape = tuple(layer.in_shape)
             dims = next(k for k in range(1, len(shape) + 1) if math.prod(shape[-k:]) == a["group"])
             modules.append(nn.LayerNorm(shape[-dims:], elementwise_affine=a["affine"], bias=a["bias"]))
-        elif t == "batchnorm" and (a["bias"] or not a["affine"]) and 2 <= len(layer.in_shape) + 1 <= 5:
-            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}[len(layer.in_shape) + 1]
+        elif t == "batchnorm":
+            if a["affine"] and not a["bias"]:
+                _refuse(model, layer, "torch's BatchNorm has no affine without bias")
+            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}.get(len(layer.in_shape) + 1)
+            if cls is None:
+                _refuse(model, layer, f"no torch BatchNorm for input shape {list(layer.in_shape)}")
             modules.append(cls(layer.in_shape[0], affine=a["affine"]))
-        elif t == "attention" and a["kv_heads"] == a["heads"] and not a["rope"] and a["mask"] == "none":
+        elif t == "attention":
+            if a["kv_heads"] != a["heads"] or a["rope"] or a["mask"] != "none":
+                _refuse(model, layer, "torch's MultiheadAttention runs no grouped-query attention, rope or mask "
+                                      "as counted")
             modules.append(_SelfAttention(nn.MultiheadAttention(a["dim"], a["heads"], bias=a["bias"],
                                                                 batch_first=True)))
-        elif t == "sdpa" and a["mask"] in ("none", "causal"):
+        elif t == "sdpa":
+            if a["mask"] == "additive":
+                _refuse(model, layer, "an additive mask is not generated")
             modules.append(_ScaledDotProduct(causal=a["mask"] == "causal"))
         else:
             raise MeasurementError(f"{model.name}: layer {layer.name!r} of type {t!r} cannot be built "
                                    f"for measurement (supported: {', '.join(TORCH_LAYERS)})")
     return nn.Sequential(*modules)
+
+
+def _refuse(model, layer, reason):
+    raise MeasurementError(f"{model.name}: layer {layer.name!r} of type {layer.type!r} cannot be built for "
+                           f"measurement: {reason}")
 
 
 def _modules(torch):
@@ -250,13 +264,16 @@ def time_forward(model, *, batch, torch_device="cpu", seed=0, min_seconds=0.1, c
 
 
 def measure_forward(model, counter, *, model_name, batch, run_seconds, torch_device="cpu", seed=0, interval=5.0,
-                    timing_seconds=0.1, clock=time.perf_counter):
+                    timing_seconds=None, clock=time.perf_counter):
     """One measured run of inference passes of one batch, lasting at least ``run_seconds`` (from
     :meth:`CounterProbe.run_seconds`, the counter's resolution). A short timing run
     (:func:`time_forward`) sizes chunks of about a tenth of the run; chunks run, each ended by a
     device synchronization, until the run is long enough, so a wrong timing estimate cannot make
     the run too short. Returns the measurement-CSV row (a dict, as :func:`iter_runs`: phase
-    inference, ``passes`` the passes run, epochs 1) and the timing run's seconds per pass."""
+    inference, ``passes`` the passes run, epochs 1) and the timing run's seconds per pass.
+    ``timing_seconds`` defaults to a fifth of the run, at most 0.1 s: it only sizes the chunks."""
+    if timing_seconds is None:
+        timing_seconds = min(0.1, run_seconds / 5)
     per_pass = time_forward(model, batch=batch, torch_device=torch_device, seed=seed, min_seconds=timing_seconds,
                             clock=clock)
     chunk = max(1, math.ceil(run_seconds / 10 / per_pass)) if per_pass > 0 else 1

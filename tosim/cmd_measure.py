@@ -100,8 +100,8 @@ def register(subparsers):
                        help="comma-separated layer types, taking turns (default all: conv2d, linear, maxpool2d, "
                             "avgpool2d, relu, sigmoid, tanh, gelu, softmax, layernorm, batchnorm, attention, sdpa)")
     suite.add_argument("--run-seconds", type=_seconds, default=None,
-                       help="length of each measured run (default: what the counter's update interval and step need "
-                            "for 2%% accuracy, at least 1 s)")
+                       help="shortest measured run per configuration (default 1); longer where the counter's update "
+                            "interval and step need it for 2%% accuracy")
     suite.add_argument("--specs", metavar="DIR", default=None,
                        help="folder of the configurations' model specs (default tosim-layers/ beside --out)")
     parser.add_argument("--counter", default="auto", choices=["auto", "rapl", "nvml"],
@@ -336,14 +336,11 @@ def _run_suite(args):
         torch_device = _torch_device(args, counter)
         _progress(f"probing the counter {'+'.join(counter.channels)} (keep the machine otherwise idle)")
         probe = calibrate.probe_counter(counter)
-        run_seconds = args.run_seconds or probe.run_seconds(ACCURACY)
-        # each end of a run may be off by one step of the counter: 2 steps are ACCURACY of this
+        # never shorter than the counter needs: each end of a run may be off by one update or step
+        run_seconds = probe.run_seconds(ACCURACY, floor=args.run_seconds or 1.0)
         resolution_j = 2 * probe.quantum_j / ACCURACY
         _progress(f"counter updates every {probe.update_s * 1e3:.3g} ms in steps of {probe.quantum_j:.3g} J; "
                   f"{probe.power_w:.3g} W while idle; measured runs of {run_seconds:.3g} s each")
-        if run_seconds < probe.run_seconds(ACCURACY, floor=0):
-            print(f"tosim: warning: --run-seconds {run_seconds:g} is shorter than the {probe.run_seconds(ACCURACY, 0):.3g} s "
-                  f"this counter needs for {ACCURACY:.0%} accuracy", file=sys.stderr)
         try:
             os.makedirs(specs, exist_ok=True)
         except OSError as exc:
@@ -395,6 +392,9 @@ def _run_suite(args):
                       f"({row['energy_j'] / row['seconds']:.4g} W, {per_pass * 1e3:.3g} ms a pass)")
     finally:
         counter.close()
+    if done + failures == 0:
+        raise CommandError(f"--budget {args.budget:g}: no configuration fits (a measured run alone takes "
+                           f"{run_seconds:.3g} s)")
     _progress(f"{done} configuration{'s' if done != 1 else ''} measured, {failures} failed, in "
               f"{time.monotonic() - t_start:.3g} s; rows in {args.out}, specs in {specs}")
     return 1 if failures else 0
