@@ -12,6 +12,7 @@ import pytest
 
 import hardware_profiles
 import opcount
+import tosim
 import tosim._costs
 from opcount import sweep
 from tosim import cmd_score, cmd_sweep
@@ -223,7 +224,7 @@ def test_whole_run_usage_error(capsys):
 
 def test_past_int64_is_priced_from_exact_counts():
     profile = hardware_profiles.load("cmos-generic")
-    rows, _ = cmd_score.score(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24)
+    rows = tosim.score_many(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24).to_dicts()
     result, per_stage = expected_tos("zoo:gpt3-175b", "cmos-generic", "training", 2 ** 24)
     with pytest.raises(OverflowError):
         result.as_array()
@@ -234,9 +235,9 @@ def test_past_int64_is_priced_from_exact_counts():
 def test_worker_processes_give_the_same_rows():
     profile = hardware_profiles.load("cmos-generic")
     sources = [MLP, RESBLOCK, "zoo:lenet5", "zoo:nope"]
-    one, _ = cmd_score.score(sources, profile, jobs=1)
-    two, _ = cmd_score.score(sources, profile, jobs=2)
-    assert one == two
+    one = tosim.score_many(sources, profile, jobs=1)
+    two = tosim.score_many(sources, profile, jobs=2)
+    assert one.to_dicts() == two.to_dicts() and one == two
 
 
 def test_no_arguments_score_the_zoo(capsys):

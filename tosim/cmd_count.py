@@ -95,7 +95,7 @@ def run(args):
 
 def format_movement(movement):
     """Per-layer compute and data-movement energy (joules) and accesses per memory level."""
-    from .cmd_score import si
+    from ._render import si
     levels = movement.hierarchy.names
     header = ["layer", "type", "eff. MACs", "compute J", "movement J", "movement %"] + [f"{lv} acc." for lv in levels]
     rows = []

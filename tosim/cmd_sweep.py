@@ -25,7 +25,9 @@ import sys
 import time
 
 from ._io import check_output, save_figure, write_atomic
-from .cmd_score import _non_negative_float, carbon_grams, energy_joules, resolve_device, si
+from ._energy import carbon_grams, energy_joules, resolve_device
+from ._render import si
+from .cmd_score import _non_negative_float
 
 __all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES", "MAX_CONFIGS", "MAX_ROWS", "MAX_VALUE",
            "MAX_CNN_LOOP"]
