@@ -101,6 +101,7 @@ class GenerationCount:
     prefill_movement: object = None
     decode_compute_j: np.ndarray = None
     decode_movement_j: np.ndarray = None
+    step_counts: list = None
 
     @property
     def steps(self):
@@ -122,6 +123,8 @@ class GenerationCount:
 
     def decode_counts(self, index):
         """Exact per-layer counts of decode step ``index`` (0 .. steps-1)."""
+        if self.step_counts is not None:
+            return self.step_counts[index]
         return _array(self.first_decode) + self.slope * int(self.keys[index] - self.keys[0])
 
 
@@ -172,6 +175,7 @@ def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=Non
         return results[index][1]
 
     macs_slope = 0
+    step_counts = None
     if steps:
         first = decode_at(0)
         c0 = _array(first)
@@ -193,8 +197,9 @@ def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=Non
                 method = "per-step"
         if method == "per-step":
             total = np.zeros_like(c0)
-            for index in range(steps):
-                total = total + _array(decode_at(index))
+            step_counts = [_array(decode_at(index)) for index in range(steps)]
+            for counts in step_counts:
+                total = total + counts
             slope = np.zeros_like(c0)
             macs_slope = 0
             decode_macs = np.array([decode_at(i).macs for i in range(steps)], dtype=np.int64)
@@ -216,7 +221,7 @@ def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=Non
         active_params=prefill.active_params, prefill_macs=prefill.macs, decode_macs=np.asarray(decode_macs),
         macs_slope=macs_slope, kv_write_prefill=float(prompt * entry), kv_write_step=float(entry),
         kv_read=np.asarray(kv_read, dtype=np.float64), kv_cache_bytes=float(kv_cache),
-        incomplete=list(prefill.incomplete) + ([] if not steps else list(first.incomplete)))
+        incomplete=list(prefill.incomplete) + ([] if not steps else list(first.incomplete)), step_counts=step_counts)
     if memory is not None:
         _add_movement(out, prefill_model, memory, densities, results, decode_at, steps)
     return out
