@@ -90,11 +90,12 @@ def _count_indexed(item):
     return index, count_source(source, **_WORKER)
 
 
-def count_source(source, profile, phase, batch, per_layer, seq=None, densities=None, format=None):
+def count_source(source, profile, phase, batch, per_layer, seq=None, densities=None, keep=False, format=None):
     """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
     ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
     ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
-    :class:`opcount.MovementResult`); on failure ``{"source", "name", "error"}`` with the exact
+    :class:`opcount.MovementResult`; ``keep`` keeps the :class:`opcount.CountResult` as
+    ``count_result``); on failure ``{"source", "name", "error"}`` with the exact
     message."""
     label = source_label(source)
     try:
@@ -110,6 +111,8 @@ def count_source(source, profile, phase, batch, per_layer, seq=None, densities=N
            "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
            "incomplete": result.incomplete_types, "incomplete_items": [dict(item) for item in result.incomplete],
            "error": None}
+    if keep:
+        out["count_result"] = result
     try:
         out["counts"] = result.as_array()
     except OverflowError:
@@ -155,13 +158,13 @@ def _auto_jobs(sources):
 
 
 def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, seq=None,
-              densities=None, format=None):
+              densities=None, keep=False, format=None):
     """:func:`count_source` of every source, in order; ``jobs`` processes (``None``: automatic).
     ``progress(done, source)`` is called after each source."""
     import multiprocessing
     jobs = _auto_jobs(sources) if jobs is None else jobs
     options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, seq=seq, densities=densities,
-                   format=format)
+                   keep=keep, format=format)
     results = [None] * len(sources)
     done = 0
     if jobs > 1 and len(sources) > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -224,7 +227,7 @@ def finish_row(r, per_layer):
     if r["error"] is not None:
         return row
     row.update(params=r["params"], macs=r["macs"], flops=r["flops"], incomplete=r["incomplete"] or None,
-               incomplete_items=r["incomplete_items"], movement=r.get("movement"))
+               incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"))
     row.update(zip(OPS, r["counts_all"]))
     row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
     row["tos"] = float(sum(r["stage_tos"]))

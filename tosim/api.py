@@ -134,7 +134,8 @@ class ScoreResult:
     ``memory:`` section, ``energy_compute_j``, ``energy_movement_j`` and ``accesses`` (per level
     of ``levels``) give the data-movement split, and ``movement`` the full
     :class:`opcount.MovementResult` (of the run's first step). ``workload`` and ``steps`` describe a
-    whole run.
+    whole run. ``count_result`` (from :func:`score` only) is the :class:`opcount.CountResult`
+    with the exact counts of every layer and stage (of the run's first step).
     """
     name: str
     source: Optional[str]
@@ -162,6 +163,7 @@ class ScoreResult:
     workload: Optional[Workload] = None
     steps: Optional[int] = None
     movement: Any = field(default=None, repr=False, compare=False)
+    count_result: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -357,6 +359,13 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     Raises :class:`ScoreError` for a bad argument (phase, batch, device, workload) and
     :class:`hardware_profiles.ProfileError` for a bad profile, before any counting.
     """
+    return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
+                       per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=jobs,
+                       progress=progress, synth_progress=synth_progress, format=format)
+
+
+def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, seq, densities, jobs,
+                progress, synth_progress, keep=False, format=None):
     _check(phase, batch)
     workload = Workload.of(workload)
     densities = _densities(densities)
@@ -376,7 +385,7 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     if format is not None and format not in opcount.FORMATS:
         raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {format!r}")
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq,
-                       densities, format)
+                       densities, keep, format)
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
@@ -410,9 +419,9 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     profile. An incomplete count does not raise: check ``result.complete``.
     """
     source = _source(model, example_inputs)
-    results = score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
-                         per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
-                         synth_progress=synth_progress, format=format)
+    results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
+                          per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
+                          progress=None, synth_progress=synth_progress, keep=True, format=format)
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -434,7 +443,7 @@ class _Failed:
 
 
 def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities,
-                format=None):
+                keep=False, format=None):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -446,7 +455,7 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, seq=seq, densities=densities, format=format)
+                                      progress=report, seq=seq, densities=densities, keep=keep, format=format)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)
         rows = [{"name": s.name, "source": None, "error": s.error} if isinstance(s, _Failed) else next(finished)
@@ -478,4 +487,4 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,
                        energy_compute_j=row.get("energy_compute_j"), energy_movement_j=row.get("energy_movement_j"),
                        accesses={lv: row[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in row},
-                       movement=row.get("movement"), **common)
+                       movement=row.get("movement"), count_result=row.get("count_result"), **common)
