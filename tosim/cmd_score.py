@@ -137,7 +137,11 @@ def run(args):
     with_movement = bool(movement_fields(profile))
     from . import _score_serving
     if args.phase in _score_serving.SERVING_PHASES:
-        return _score_serving.run(args, profile, device, expand_inputs(args.inputs or ["zoo:llama2-7b"]))
+        from ._pipeline import expand_inputs as expand
+        from opcount._zoo import CAUSAL_LMS
+        # without INPUTS: every causal language model of the zoo
+        return _score_serving.run(args, profile, device,
+                                  expand(args.inputs or [f"zoo:{name}" for name in sorted(CAUSAL_LMS)]))
     for flag in ("prompt", "new_tokens", "context", "per_token"):
         if getattr(args, flag) is not None:
             from .cli import CommandError
