@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+
 from ._formulas import FORMULAS, Context, LayerCost
 from ._ir import MODEL_INPUT, ModelIR
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
 
-BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-STAGES = ("forward", "loss", "backward", "update")
-PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
-          "training": ("forward", "loss", "backward", "update")}
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -104,14 +102,22 @@ class CountResult:
     def as_array(self):
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
-        rows = [[[layer.stages[s][op] for op in BASIC_OPS] for s in STAGES] for layer in self.layers]
-        for layer, row in zip(self.layers, rows):
-            for stage, values in zip(STAGES, row):
-                for op, value in zip(BASIC_OPS, values):
-                    if value > INT64_MAX:
-                        raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count {value} "
-                                            f"does not fit int64")
-        return np.array(rows, dtype=np.int64).reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
+        rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
+                for stages in (layer.stages for layer in self.layers)]
+        try:
+            array = np.array(rows, dtype=np.int64)
+        except OverflowError:
+            array = None      # numpy says only that some value is too large: find which
+        if array is None:
+            for layer in self.layers:
+                for stage in STAGES:
+                    for op in BASIC_OPS:
+                        value = layer.stages[stage][op]
+                        if value > INT64_MAX:
+                            raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count "
+                                                f"{value} does not fit int64")
+            raise OverflowError(f"{self.model}: a count does not fit int64")
+        return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
     def to_json(self):
         """The ``tosim count --json`` object of DESIGN.md (exact integers), plus ``profile``,

@@ -7,12 +7,11 @@ so residual adds and concats are written as references.
 """
 from dataclasses import dataclass, field
 
+from hardware_profiles.schema import FORMATS, LOSSES, OPTIMIZERS
+
 __all__ = ["ModelError", "IncompleteModelWarning", "Layer", "ModelIR", "FORMATS", "LOSSES", "OPTIMIZERS",
            "build_model"]
 
-FORMATS = ("fp16", "bf16", "fp32", "fp64")
-LOSSES = ("mse", "cross_entropy", "bce")
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 MODEL_INPUT = "input"
 
 

@@ -13,11 +13,20 @@ import sys
 import time
 
 from ._io import check_output, positive_int
-from ._pipeline import MODEL_EXTENSIONS, expand_inputs
 from ._progress import ProgressBar
 from ._render import format_score_table, si
 
 __all__ = ["register", "run", "expand_inputs", "ProgressBar", "MODEL_EXTENSIONS", "plot_paths", "si"]
+
+
+def __getattr__(name):
+    # re-exported from the pipeline on first use: building the parser (``tosim --help``) must not
+    # import opcount and numpy
+    if name in ("MODEL_EXTENSIONS", "expand_inputs"):
+        from . import _pipeline
+        return getattr(_pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_PROFILE = "cmos-generic"
 
@@ -104,6 +113,7 @@ def run(args):
     from ._energy import resolve_device
     from ._pipeline import movement_fields
     if args.out is not None or args.plot is not None:
+        from ._pipeline import expand_inputs
         inputs = [s for s in expand_inputs(args.inputs) if not s.startswith("zoo:")] + [args.profile]
         if args.out is not None:
             check_output(args.out, "--out", (".csv", ".json"), inputs=inputs)
@@ -122,6 +132,7 @@ def run(args):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
                            "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
+    from ._pipeline import expand_inputs
     sources = expand_inputs(args.inputs)
     if not sources:
         from .cli import CommandError
