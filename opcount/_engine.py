@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+
 from ._formulas import FORMULAS, Context, LayerCost
 from ._ir import MODEL_INPUT, ModelIR
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
 
-BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-STAGES = ("forward", "loss", "backward", "update")
-PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
-          "training": ("forward", "loss", "backward", "update")}
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -48,6 +46,8 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
+    ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
+    layers, which count their router and ``top_k`` experts).
     It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
     parameters no counted layer owns), so ``complete`` is true only when nothing was.
     ``macs`` and ``flops`` are the phase's stages summed (forward only for inference and
@@ -60,6 +60,11 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
+    active_params: int = None
+
+    def __post_init__(self):
+        if self.active_params is None:
+            self.active_params = self.params
 
     @property
     def complete(self):
@@ -123,14 +128,22 @@ class CountResult:
     def as_array(self):
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
-        rows = [[[layer.stages[s][op] for op in BASIC_OPS] for s in STAGES] for layer in self.layers]
-        for layer, row in zip(self.layers, rows):
-            for stage, values in zip(STAGES, row):
-                for op, value in zip(BASIC_OPS, values):
-                    if value > INT64_MAX:
-                        raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count {value} "
-                                            f"does not fit int64")
-        return np.array(rows, dtype=np.int64).reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
+        rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
+                for stages in (layer.stages for layer in self.layers)]
+        try:
+            array = np.array(rows, dtype=np.int64)
+        except OverflowError:
+            array = None      # numpy says only that some value is too large: find which
+        if array is None:
+            for layer in self.layers:
+                for stage in STAGES:
+                    for op in BASIC_OPS:
+                        value = layer.stages[stage][op]
+                        if value > INT64_MAX:
+                            raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count "
+                                                f"{value} does not fit int64")
+            raise OverflowError(f"{self.model}: a count does not fit int64")
+        return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
     def to_json(self):
         """The ``tosim count --json`` object of DESIGN.md (exact integers), plus ``profile``,
@@ -142,6 +155,7 @@ class CountResult:
             "phase": self.phase,
             "batch": self.batch,
             "params": self.params,
+            "active_params": self.active_params,
             "macs": self.macs,
             "flops": self.flops,
             "complete": self.complete,
@@ -337,5 +351,5 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
                     "update": _full(Counter())},
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
-                       layers=counted, incomplete=incomplete)
+                       layers=counted, incomplete=incomplete, active_params=model.active_params)
 

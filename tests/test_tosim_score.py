@@ -12,26 +12,20 @@ import pytest
 
 import hardware_profiles
 import opcount
+import tosim
 import tosim._costs
 from opcount import sweep
 from tosim import cmd_score, cmd_sweep
 from tosim._io import write_atomic
+from tests.fakes import FORMAT_COST, OP_COST, fake_costs
 from tosim.cli import main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "models")
 MLP = os.path.join(FIXTURES, "mlp-4x8.yaml")
 RESBLOCK = os.path.join(FIXTURES, "resblock.json")
-FORMAT_COST = {"fp16": 1.0, "bf16": 1.5, "fp32": 2.0, "fp64": 4.0}
-OP_COST = {"add": 100.0, "sub": 110.0, "mul": 1000.0, "div": 5000.0, "sqrt": 7000.0, "cmp": 30.0}
 
 
-def fake_costs(profile, formats, *, progress=None):
-    return np.array([[OP_COST[op] * FORMAT_COST[f] for f in formats] for op in opcount.BASIC_OPS])
-
-
-@pytest.fixture(autouse=True)
-def costs(monkeypatch):
-    monkeypatch.setattr(tosim._costs, "costs_array", fake_costs)
+pytestmark = pytest.mark.usefixtures("fixed_costs")  # tests.fakes.fake_costs, no synthesis (conftest)
 
 
 def expected_tos(source, profile, phase="inference", batch=1):
@@ -223,7 +217,7 @@ def test_whole_run_usage_error(capsys):
 
 def test_past_int64_is_priced_from_exact_counts():
     profile = hardware_profiles.load("cmos-generic")
-    rows, _ = cmd_score.score(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24)
+    rows = tosim.score_many(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24).to_dicts()
     result, per_stage = expected_tos("zoo:gpt3-175b", "cmos-generic", "training", 2 ** 24)
     with pytest.raises(OverflowError):
         result.as_array()
@@ -234,9 +228,9 @@ def test_past_int64_is_priced_from_exact_counts():
 def test_worker_processes_give_the_same_rows():
     profile = hardware_profiles.load("cmos-generic")
     sources = [MLP, RESBLOCK, "zoo:lenet5", "zoo:nope"]
-    one, _ = cmd_score.score(sources, profile, jobs=1)
-    two, _ = cmd_score.score(sources, profile, jobs=2)
-    assert one == two
+    one = tosim.score_many(sources, profile, jobs=1)
+    two = tosim.score_many(sources, profile, jobs=2)
+    assert one.to_dicts() == two.to_dicts() and one == two
 
 
 def test_no_arguments_score_the_zoo(capsys):

@@ -25,7 +25,9 @@ import sys
 import time
 
 from ._io import check_output, save_figure, write_atomic
-from .cmd_score import _non_negative_float, carbon_grams, energy_joules, resolve_device, si
+from ._energy import carbon_grams, energy_joules, resolve_device
+from ._render import si
+from .cmd_score import _non_negative_float
 
 __all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES", "MAX_CONFIGS", "MAX_ROWS", "MAX_VALUE",
            "MAX_CNN_LOOP"]
@@ -79,7 +81,7 @@ def _size(text):
 
 
 def register(subparsers):
-    import opcount
+    from hardware_profiles import schema   # the names only: building the parser imports no numpy
     parser = subparsers.add_parser(
         "sweep", help="TOs of model families over parameter ranges (MLP width/depth/activation, CNN depth/kernel)",
         description="Count and price every configuration of a model family with a numba kernel (no Python object "
@@ -99,14 +101,14 @@ def register(subparsers):
         p.add_argument("--x", default=None, choices=[a[0] for a in axes],
                        help="the axis on the plot's x (default: the first axis with more than one value)")
         p.add_argument("--profile", default="cmos-generic", help="profile name or YAML file (default cmos-generic)")
-        p.add_argument("--format", default=None, choices=list(opcount.FORMATS),
+        p.add_argument("--format", default=None, choices=list(schema.FORMATS),
                        help="number format of every layer (default: the profile's default format)")
-        p.add_argument("--phase", default="inference", choices=list(opcount.PHASES),
+        p.add_argument("--phase", default="inference", choices=list(schema.PHASES),
                        help="inference = forward; validation = + loss; training = + backward + update")
         p.add_argument("--batch", type=_size, default=1, help="samples per batch (default 1)")
-        p.add_argument("--loss", default=DEFAULT_LOSS[family], choices=list(opcount.LOSSES),
+        p.add_argument("--loss", default=DEFAULT_LOSS[family], choices=list(schema.LOSSES),
                        help=f"loss (default {DEFAULT_LOSS[family]})")
-        p.add_argument("--optimizer", default="sgd", choices=list(opcount.OPTIMIZERS), help="optimizer (default sgd)")
+        p.add_argument("--optimizer", default="sgd", choices=list(schema.OPTIMIZERS), help="optimizer (default sgd)")
         p.add_argument("--device", default=None, help="a device of the profile: adds energy_j and gco2e")
         p.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
                        help="grid carbon intensity in gCO2e/kWh (default: the profile's)")
