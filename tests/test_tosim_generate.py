@@ -101,3 +101,15 @@ def test_cli_bad_model_keeps_the_good_rows(tiny, capsys):
     assert "\nmistral " in out and "\nzoo:resnet18   error\n" in out and "1 of 2 models scored" in out
     assert err.strip().endswith("tosim: error: zoo:resnet18: not a causal language model, so it has no serving step "
                                 "(prefill, decode) to build")
+
+
+def test_format_flag_of_count_and_score(capsys):
+    assert main(["count", "zoo:mixtral-8x7b", "--seq", "4", "--format", "bf16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {layer["format"] for layer in out["layers"]} == {"bf16"}
+    assert (out["params"], out["active_params"]) == (46_702_792_704, 12_879_925_248)
+    bf16 = tosim.score("zoo:gpt2", seq=8, format="bf16")
+    fp32 = tosim.score("zoo:gpt2", seq=8)
+    assert bf16.counts == fp32.counts and bf16.tos < fp32.tos
+    with pytest.raises(tosim.ScoreError, match=r"^format must be one of fp16, bf16, fp32, fp64, not 'int8'$"):
+        tosim.score("zoo:gpt2", seq=8, format="int8")
