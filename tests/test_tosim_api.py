@@ -6,28 +6,19 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import hardware_profiles
 import opcount
 import tosim
-import tosim._costs
+from tests.fakes import FORMAT_COST, OP_COST
 from tosim.cli import main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "models")
 MLP = os.path.join(FIXTURES, "mlp-4x8.yaml")
-OP_COST = {"add": 100.0, "sub": 110.0, "mul": 1000.0, "div": 5000.0, "sqrt": 7000.0, "cmp": 30.0}
-FORMAT_COST = {"fp16": 1.0, "bf16": 1.5, "fp32": 2.0, "fp64": 4.0}
 
 
-def fake_costs(profile, formats, *, progress=None):
-    return np.array([[OP_COST[op] * FORMAT_COST[f] for f in formats] for op in opcount.BASIC_OPS])
-
-
-@pytest.fixture(autouse=True)
-def costs(monkeypatch):
-    monkeypatch.setattr(tosim._costs, "costs_array", fake_costs)
+pytestmark = pytest.mark.usefixtures("fixed_costs")  # tests.fakes.fake_costs, no synthesis (conftest)
 
 
 def by_hand(model, profile="li2022", phase="training", batch=4):

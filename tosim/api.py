@@ -31,8 +31,10 @@ from opcount import BASIC_OPS as OPS, STAGES
 
 from . import _energy, _pipeline
 from ._errors import ScoreError
+from ._generation import GenerationResult, generate
 
-__all__ = ["score", "score_many", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError",
+__all__ = ["score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload",
+           "ScoreError",
            "DEFAULT_PROFILE", "PHASES", "ROW_FIELDS", "LAYER_FIELDS", "RUN_FIELDS", "expand_inputs"]
 
 DEFAULT_PROFILE = hardware_profiles.DEFAULT_PROFILE
@@ -343,7 +345,7 @@ ModelLike = Union[str, "os.PathLike[str]", dict, "opcount.ModelIR", Any]
 def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, phase: str = "inference",
                batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
-               densities: Any = None, jobs: Optional[int] = None,
+               densities: Any = None, jobs: Optional[int] = None, format: Optional[str] = None,
                progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
@@ -359,11 +361,11 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     """
     return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
                        per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=jobs,
-                       progress=progress, synth_progress=synth_progress)
+                       progress=progress, synth_progress=synth_progress, format=format)
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, seq, densities, jobs,
-                progress, synth_progress, keep=False):
+                progress, synth_progress, keep=False, format=None):
     _check(phase, batch)
     workload = Workload.of(workload)
     densities = _densities(densities)
@@ -380,8 +382,10 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
+    if format is not None and format not in opcount.FORMATS:
+        raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {format!r}")
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq,
-                       densities, keep)
+                       densities, keep, format)
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
@@ -391,7 +395,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
 def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
           device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
-          example_inputs: Any = None, synth_progress: Any = None) -> ScoreResult:
+          example_inputs: Any = None, synth_progress: Any = None, format: Optional[str] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -405,6 +409,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     or a :class:`Workload`. ``per_layer``: fill ``layers``. ``grid_intensity``: gCO2e per kWh
     (default the profile's). ``seq``: sequence length of a zoo transformer or Hugging Face config.
     ``densities``: ``{"weights": d, "inputs": d}`` for a profile with a memory section.
+    ``format``: count every layer in this number format (fp16, bf16, fp32, fp64) instead of the
+    model's own (a spec's ``format``, a Hugging Face config's ``torch_dtype``, fp32 for the zoo).
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -415,7 +421,7 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     source = _source(model, example_inputs)
     results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
                           per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
-                          progress=None, synth_progress=synth_progress, keep=True)
+                          progress=None, synth_progress=synth_progress, keep=True, format=format)
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -437,7 +443,7 @@ class _Failed:
 
 
 def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities,
-                keep=False):
+                keep=False, format=None):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -449,7 +455,7 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, seq=seq, densities=densities, keep=keep)
+                                      progress=report, seq=seq, densities=densities, keep=keep, format=format)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)
         rows = [{"name": s.name, "source": None, "error": s.error} if isinstance(s, _Failed) else next(finished)
