@@ -64,16 +64,6 @@ _MAX_ELEMENTS = 1 << 40        # an initializer larger than this cannot be a rea
 _RNN_KIND = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 
 
-def _shape_op_reads():
-    """Whether the IR's shape_op takes ``reads`` (elements of its input a slice reads)."""
-    import inspect
-    from . import _shapes
-    return "reads" in inspect.getsource(_shapes._shape_op)
-
-
-_SLICE_READS = _shape_op_reads()
-
-
 class _Node:
     def __init__(self, op, name, inputs, outputs, attrs, domain=""):
         self.op, self.name, self.inputs, self.outputs, self.attrs = op, name, list(inputs), list(outputs), attrs
@@ -907,7 +897,7 @@ def load_onnx(path):
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if consts[name].dtype.kind in "fc" and consts[name].size > 1}
-    return _to_model(path, nodes, consts, origin, weights, bt, inputs)
+    return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output])
 
 
 class _Builder:
@@ -985,7 +975,7 @@ class _Builder:
         return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, nodes, consts, origin, weights, bt, inputs):
+def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
     from ._formulas import FORMULAS
     x_name = inputs[0]
     b = _Builder(path, consts, origin, weights, bt, x_name)
@@ -1023,7 +1013,7 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs):
             # bias added to attention scores) are 'parameter' layers read as inputs, so their
             # gradient and update are counted like any layer's
             params_in = [i for i in node.inputs if i in consts and b.weight_sources(i)]
-            if params_in and "parameter" in FORMULAS:
+            if params_in:
                 prefs = [b.parameter(i, where) for i in params_in]
                 refs = refs + prefs
                 if spec is not None:
@@ -1047,7 +1037,7 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs):
                                    refs[0] if refs else "input", shape,
                                    params=params, reads=reads if first is None else ())
                 b.specs[-1]["inputs"] = refs or ["input"]
-                if slicing and _SLICE_READS:
+                if slicing:
                     b.specs[-1]["reads"] = math.prod(shape)
                 b.layer_of[out] = first
             continue
@@ -1075,6 +1065,7 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs):
                 b.shape_op(f"{node.name}:{k}", node.op, name, b.bt.per_sample(extra, where), output=extra)
     if not b.specs:
         raise ModelError(f"{path}: the graph has no operations that depend on the input")
+    _prune(b, graph_outputs)
     stem = os.path.splitext(os.path.basename(path))[0] or "model"
     ir = build_model(name=stem, input_shape=b.bt.per_sample(x_name, path), layers=b.specs, source=path)
     for layer in ir.layers:
@@ -1088,6 +1079,19 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs):
         ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
                      params=weights[name])
     return ir
+
+
+def _prune(b, graph_outputs):
+    """Drop free views nothing reads (an LSTM's unused Y_h and Y_c, a split part left unused):
+    each reader of a tensor adds to its gradient sum."""
+    keep = {b.layer_of[o] for o in graph_outputs if o in b.layer_of}
+    while True:
+        used = {ref for spec in b.specs for ref in spec.get("inputs", ())}
+        kept = [spec for spec in b.specs if spec["type"] != "shape_op" or spec.get("params")
+                or spec["name"] in used or spec["name"] in keep]
+        if len(kept) == len(b.specs):
+            return
+        b.specs[:] = kept
 
 
 def _feeds_graph(name, nodes, origin, consts):
