@@ -7,6 +7,7 @@ packages' input-error classes) and printed as one line ``tosim: error: ...`` wit
 import argparse
 import importlib
 import sys
+import warnings
 
 __all__ = ["main", "CommandError", "COMMAND_MODULES"]
 
@@ -77,7 +78,11 @@ def main(argv=None):
             if args is None or not getattr(args, "func", None):
                 parser.print_help()
                 return 2
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # the commands print INCOMPLETE themselves; the Python API's IncompleteModelWarning
+            # would repeat it as a raw warning line
+            warnings.filterwarnings("ignore", message=".*: the count is incomplete: ")
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
