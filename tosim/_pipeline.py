@@ -90,7 +90,8 @@ def _count_indexed(item):
     return index, count_source(source, **_WORKER)
 
 
-def count_source(source, profile, phase, batch, per_layer, seq=None, densities=None, keep=False, format=None):
+def count_source(source, profile, phase, batch, per_layer, seq=None, densities=None, keep=False, format=None,
+                 recompute=None, master_format=None):
     """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
     ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
     ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
@@ -100,7 +101,8 @@ def count_source(source, profile, phase, batch, per_layer, seq=None, densities=N
     label = source_label(source)
     try:
         model = opcount.load_model(source, seq=seq, format=format)
-        result = opcount.count_model(model, profile, phase=phase, batch=batch)
+        result = opcount.count_model(model, profile, phase=phase, batch=batch, recompute=recompute,
+                                     master_format=master_format)
     except opcount.ModelError as exc:
         return {"source": label, "name": name_of(source), "error": str(exc)}
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -158,13 +160,13 @@ def _auto_jobs(sources):
 
 
 def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, seq=None,
-              densities=None, keep=False, format=None):
+              densities=None, keep=False, format=None, recompute=None, master_format=None):
     """:func:`count_source` of every source, in order; ``jobs`` processes (``None``: automatic).
     ``progress(done, source)`` is called after each source."""
     import multiprocessing
     jobs = _auto_jobs(sources) if jobs is None else jobs
     options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, seq=seq, densities=densities,
-                   keep=keep, format=format)
+                   keep=keep, format=format, recompute=recompute, master_format=master_format)
     results = [None] * len(sources)
     done = 0
     if jobs > 1 and len(sources) > 1 and "fork" in multiprocessing.get_all_start_methods():

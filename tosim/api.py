@@ -346,6 +346,7 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
                densities: Any = None, jobs: Optional[int] = None, format: Optional[str] = None,
+               recompute: Optional[str] = None, master_format: Optional[str] = None,
                progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
@@ -361,11 +362,12 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     """
     return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
                        per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=jobs,
-                       progress=progress, synth_progress=synth_progress, format=format)
+                       progress=progress, synth_progress=synth_progress, format=format, recompute=recompute,
+                       master_format=master_format)
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, seq, densities, jobs,
-                progress, synth_progress, keep=False, format=None):
+                progress, synth_progress, keep=False, format=None, recompute=None, master_format=None):
     _check(phase, batch)
     workload = Workload.of(workload)
     densities = _densities(densities)
@@ -384,8 +386,16 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
     if format is not None and format not in opcount.FORMATS:
         raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {format!r}")
+    if recompute is not None and recompute not in ("full", "selective"):
+        raise ScoreError(f"recompute must be 'full' or 'selective', not {recompute!r}")
+    if recompute is not None and phase != "training":
+        raise ScoreError(f"recompute applies to the training phase, not {phase!r}")
+    if master_format is not None and master_format not in opcount.FORMATS:
+        raise ScoreError(f"master format must be one of {', '.join(opcount.FORMATS)}, not {master_format!r}")
+    if master_format is not None and phase != "training":
+        raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq,
-                       densities, keep, format)
+                       densities, keep, format, recompute, master_format)
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
@@ -395,7 +405,8 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
 def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
           device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
-          example_inputs: Any = None, synth_progress: Any = None, format: Optional[str] = None) -> ScoreResult:
+          example_inputs: Any = None, synth_progress: Any = None, format: Optional[str] = None,
+          recompute: Optional[str] = None, master_format: Optional[str] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -411,6 +422,11 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     ``densities``: ``{"weights": d, "inputs": d}`` for a profile with a memory section.
     ``format``: count every layer in this number format (fp16, bf16, fp32, fp64) instead of the
     model's own (a spec's ``format``, a Hugging Face config's ``torch_dtype``, fp32 for the zoo).
+    ``recompute``: activation recomputation in training, ``"full"`` or ``"selective"`` (see
+    :func:`opcount.count_model`), counted in the backward stage. ``master_format``: mixed
+    precision in training, the optimizer's master weights in this format (fp32) while forward
+    and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
+    ``NAME/update`` row priced in the master format.
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -421,7 +437,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     source = _source(model, example_inputs)
     results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
                           per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
-                          progress=None, synth_progress=synth_progress, keep=True, format=format)
+                          progress=None, synth_progress=synth_progress, keep=True, format=format,
+                          recompute=recompute, master_format=master_format)
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -443,7 +460,7 @@ class _Failed:
 
 
 def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities,
-                keep=False, format=None):
+                keep=False, format=None, recompute=None, master_format=None):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -455,7 +472,8 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, seq=seq, densities=densities, keep=keep, format=format)
+                                      progress=report, seq=seq, densities=densities, keep=keep, format=format,
+                                      recompute=recompute, master_format=master_format)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)
         rows = [{"name": s.name, "source": None, "error": s.error} if isinstance(s, _Failed) else next(finished)
