@@ -222,9 +222,11 @@ class Scores(list):
     """The results of :func:`score_many`, in input order (a list of :class:`ScoreResult`), with
     the batch outputs of ``tosim score``: :meth:`to_json`, :meth:`to_csv`, :meth:`to_dataframe`."""
 
-    def __init__(self, results=(), per_layer=False):
+    def __init__(self, results=(), per_layer=False, skipped=()):
         super().__init__(results)
         self.per_layer = per_layer
+        #: ``(path, reason)`` of the files in the folders given that were left out as no model.
+        self.skipped = list(skipped)
 
     @property
     def failed(self) -> list:
@@ -321,11 +323,15 @@ def _source(model, example_inputs=None):
                      "a spec mapping, or a torch module with example inputs")
 
 
-def _check(phase, batch):
+def _check(phase, batch, loss=None, optimizer=None):
     if phase not in opcount.PHASES:
         raise ScoreError(f"unknown phase {phase!r}; known: {', '.join(opcount.PHASES)}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ScoreError(f"batch must be a positive integer, not {batch!r}")
+    if loss is not None and loss not in opcount.LOSSES:
+        raise ScoreError(f"unknown loss {loss!r}; known: {', '.join(opcount.LOSSES)}")
+    if optimizer is not None and optimizer not in opcount.OPTIMIZERS:
+        raise ScoreError(f"unknown optimizer {optimizer!r}; known: {', '.join(opcount.OPTIMIZERS)}")
 
 
 def _densities(densities):
@@ -343,14 +349,15 @@ ModelLike = Union[str, "os.PathLike[str]", dict, "opcount.ModelIR", Any]
 def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, phase: str = "inference",
                batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
-               densities: Any = None, jobs: Optional[int] = None,
-               progress: Optional[Callable[[int, int, Any], None]] = None,
+               densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
+               jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
     ``models``: items as :func:`score` takes them; strings are expanded first (``zoo:all`` to
-    every zoo name, a folder to its model files, recursively); a torch module comes as a
+    every zoo name, a folder to its model files, recursively; files in a folder that are plainly
+    no model, such as profiles and earlier outputs, are listed in ``skipped``); a torch module comes as a
     ``(module, example_inputs)`` pair. ``jobs``: worker processes that read and count (``None``:
     automatic, 1: this process). ``progress(done, total, source)`` is called as models are
     counted (``total`` covers every step of a whole run). The other arguments are :func:`score`'s.
@@ -358,19 +365,20 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     :class:`hardware_profiles.ProfileError` for a bad profile, before any counting.
     """
     return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
-                       per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=jobs,
-                       progress=progress, synth_progress=synth_progress)
+                       per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, loss=loss,
+                       optimizer=optimizer, jobs=jobs, progress=progress, synth_progress=synth_progress)
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, seq, densities, jobs,
-                progress, synth_progress, keep=False):
-    _check(phase, batch)
+                progress, synth_progress, loss=None, optimizer=None, keep=False):
+    _check(phase, batch, loss, optimizer)
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
     device = _energy.resolve_device(profile, device) if device is not None else None
     models = list(models)
-    items = _pipeline.expand_inputs(models) if models else []
+    skipped = []
+    items = _pipeline.expand_inputs(models, skipped) if models else []
     sources = []
     for item in items:
         if isinstance(item, _Single):
@@ -381,17 +389,18 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq,
-                       densities, keep)
+                       densities, keep, loss, optimizer)
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
-                  per_layer=per_layer)
+                  per_layer=per_layer, skipped=skipped)
 
 
 def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
           device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
-          example_inputs: Any = None, synth_progress: Any = None) -> ScoreResult:
+          loss: Optional[str] = None, optimizer: Optional[str] = None, example_inputs: Any = None,
+          synth_progress: Any = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -405,6 +414,7 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     or a :class:`Workload`. ``per_layer``: fill ``layers``. ``grid_intensity``: gCO2e per kWh
     (default the profile's). ``seq``: sequence length of a zoo transformer or Hugging Face config.
     ``densities``: ``{"weights": d, "inputs": d}`` for a profile with a memory section.
+    ``loss``, ``optimizer``: replace the model's own (validation and training phases).
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -415,7 +425,7 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     source = _source(model, example_inputs)
     results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
                           per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
-                          progress=None, synth_progress=synth_progress, keep=True)
+                          progress=None, synth_progress=synth_progress, loss=loss, optimizer=optimizer, keep=True)
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -437,7 +447,7 @@ class _Failed:
 
 
 def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities,
-                keep=False):
+                keep=False, loss=None, optimizer=None):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -449,7 +459,8 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, seq=seq, densities=densities, keep=keep)
+                                      progress=report, seq=seq, densities=densities, keep=keep, loss=loss,
+                                      optimizer=optimizer)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)
         rows = [{"name": s.name, "source": None, "error": s.error} if isinstance(s, _Failed) else next(finished)
