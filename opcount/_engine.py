@@ -94,6 +94,32 @@ class CountResult:
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
+    def by_module(self, depth=1):
+        """Counts rolled up by module path to ``depth`` (fvcore's ``by_module``, ptflops' per-module
+        table): layers are grouped by the first ``depth`` dot-separated parts of their names
+        (the PyTorch frontend names layers by module path; depth 0 is the whole model).
+        Returns ``{path: {"layers", "params", "macs", "flops", "stages": {stage: {op: n}}}}`` in
+        first-seen order; MACs and FLOPs cover the phase's stages, as ``macs`` does."""
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+            raise ValueError(f"depth must be a non-negative integer, not {depth!r}")
+        stages = PHASES[self.phase]
+        out = {}
+        for layer in self.layers:
+            key = ".".join(layer.name.split(".")[:depth]) if depth else self.model
+            row = out.get(key)
+            if row is None:
+                row = out[key] = {"layers": 0, "params": 0, "macs": 0, "flops": 0,
+                                  "stages": {s: dict.fromkeys(BASIC_OPS, 0) for s in STAGES}}
+            row["layers"] += 1
+            row["params"] += layer.params
+            macs = sum(layer.macs[s] for s in ("forward", "backward") if s in stages)
+            row["macs"] += macs
+            row["flops"] += 2 * macs
+            for stage in STAGES:
+                for op in BASIC_OPS:
+                    row["stages"][stage][op] += layer.stages[stage][op]
+        return out
+
     @property
     def formats(self):
         """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
@@ -242,14 +268,21 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
     stages = PHASES[phase]
     training = phase == "training"
     needs_grad = {MODEL_INPUT: bool(model.input_grad)}
+    # gradient fan-in per tensor, in elements per sample read by its consumers: c consumers
+    # reading all of it need (c-1) adds per element; slices (a ``reads`` count) add only what
+    # overlaps, so the disjoint parts of a split need none
     consumers = Counter()
+    sizes = {}
     for layer in model.layers:
         needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
             needs_grad[ref] for ref in layer.inputs)
-        for ref in layer.inputs:
-            consumers[ref] += 1
+        sizes[layer.name] = math.prod(layer.out_shape)
+        reads = layer.attrs.get("reads")
+        for position, ref in enumerate(layer.inputs):
+            if ref in sizes:
+                consumers[ref] += sizes[ref] if reads is None or position else reads
     if model.layers:
-        consumers[model.layers[-1].name] += 1        # the loss reads the model output
+        consumers[model.layers[-1].name] += sizes[model.layers[-1].name]   # the loss reads the model output
     profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
@@ -284,8 +317,9 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
         grad = needs_grad[name]
         if has_backward and grad:
             backward = cost.backward
-            if consumers[name] > 1:
-                backward = backward + Counter(add=(consumers[name] - 1) * batch * math.prod(layer.out_shape))
+            extra = consumers[name] - sizes[name]
+            if extra > 0:
+                backward = backward + Counter(add=extra * (1 if layer.attrs.get("once") else batch))
             backward = _full(backward)
             macs_backward = cost.macs_backward
         else:

@@ -337,6 +337,29 @@ def test_cnn_sweep_flags_configurations_that_do_not_fit(tmp_path, capsys):
     assert "3 cnn configurations (3 x 1 x 1 x 1 x 1 x 1)" in capsys.readouterr().out
 
 
+def test_sweep_out_is_written_in_chunks(tmp_path, monkeypatch, capsys):
+    """--out streams its rows: chunks of 2 rows give the same file as one piece, flagged rows
+    included, and no temporary file is left beside it."""
+    from tosim import cmd_sweep
+    argv = ["sweep", "cnn", "--depth", "1:3", "--kernel", "3,5", "--image", "9", "--channels", "4"]
+    whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
+    assert main([*argv, "--out", str(whole)]) == 1
+    monkeypatch.setattr(cmd_sweep, "CSV_CHUNK_ROWS", 2)
+    chunks = []
+    real = cmd_sweep._csv_chunks
+    monkeypatch.setattr(cmd_sweep, "_csv_chunks", lambda columns: chunks.append(1) or real(columns, 2))
+    assert main([*argv, "--out", str(chunked)]) == 1
+    assert chunks and chunked.read_bytes() == whole.read_bytes()
+    assert len(read_csv(chunked)) == 6 and sorted(p.name for p in tmp_path.iterdir()) == ["chunked.csv", "whole.csv"]
+    # header, then one piece per chunk of rows
+    assert list(real(_tiny_columns(), 1)) == ["a,tos,error\n", "1,2.5,\n", "2,0.5,\n"]
+
+
+def _tiny_columns():
+    import numpy as np
+    return {"a": np.array([1, 2]), "tos": np.array([2.5, 0.5]), "status": np.array([0, 0])}
+
+
 def test_sweep_help_lists_the_kernel_activations():
     assert cmd_sweep.ACTIVATION_NAMES == sweep.ACTIVATIONS
 
@@ -363,7 +386,7 @@ BIG = "99999999999999999999"
     (["mlp", "--width", "1:3000000", "--depth", "1:4", "--activation", "relu"],
      "the sweep has 12,000,000 configurations (3000000 x 4 x 1); the limit is 10,000,000"),
     (["mlp", "--width", "1:3000000", "--activation", "relu", "--json"],
-     "the sweep has 3,000,000 configurations (3000000 x 1 x 1); the limit is 2,000,000 with --out or --json"),
+     "the sweep has 3,000,000 configurations (3000000 x 1 x 1); the limit is 2,000,000 with --json"),
     # values fit int64, and the kernels' products flag rather than wrap
     (["mlp", "--width", "4", "--depth", "1", "--batch", BIG],
      f"argument --batch: must be an integer from 1 to 2**62, not '{BIG}'"),

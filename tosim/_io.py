@@ -33,7 +33,8 @@ def check_output(path, option, extensions, inputs=()):
 
 
 def write_atomic(path, data):
-    """Write ``data`` (text or bytes) to ``path`` through a temporary file in the same folder
+    """Write ``data`` (text or bytes, or an iterable of text chunks, written as they come so that
+    a large file is never held in memory) to ``path`` through a temporary file in the same folder
     and ``os.replace``, so a reader sees the old file or the new one, never a partial one.
     An unwritable path is a user error: one line, exit status 2."""
     from .cli import CommandError
@@ -44,7 +45,11 @@ def write_atomic(path, data):
         binary = isinstance(data, bytes)
         with os.fdopen(fd, "wb" if binary else "w",
                        **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
-            f.write(data)
+            if isinstance(data, (str, bytes)):
+                f.write(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         tmp = None

@@ -126,20 +126,29 @@ def _count_indexed(item):
     return index, count_source(source, **_WORKER)
 
 
-def count_source(source, profile, phase, batch, per_layer, seq=None, densities=None, keep=False, loss=None,
-                 optimizer=None):
+def read_model(source, load=None):
+    """The ModelIR of ``source`` (:func:`opcount.load_model`) read with the options in ``load``:
+    ``seq``, ``format`` (and any other keyword of ``load_model``), and ``loss`` and
+    ``optimizer``, which replace the model's own. ``None`` values are left out."""
+    options = {k: v for k, v in (load or {}).items() if v is not None}
+    loss, optimizer = options.pop("loss", None), options.pop("optimizer", None)
+    model = opcount.load_model(source, **options)
+    if loss is not None or optimizer is not None:
+        import dataclasses
+        model = dataclasses.replace(model, loss=loss or model.loss, optimizer=optimizer or model.optimizer)
+    return model
+
+
+def count_source(source, profile, phase, batch, per_layer, densities=None, keep=False, load=None):
     """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
     ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
     ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
     :class:`opcount.MovementResult`; ``keep`` keeps the :class:`opcount.CountResult` as
-    ``count_result``; ``loss`` and ``optimizer`` replace the model's own); on failure ``{"source", "name", "error"}`` with the exact
+    ``count_result``; ``load``: how to read the model, see :func:`read_model`); on failure ``{"source", "name", "error"}`` with the exact
     message."""
     label = source_label(source)
     try:
-        model = opcount.load_model(source, seq=seq)
-        if loss is not None or optimizer is not None:
-            import dataclasses
-            model = dataclasses.replace(model, loss=loss or model.loss, optimizer=optimizer or model.optimizer)
+        model = read_model(source, load)
         result = opcount.count_model(model, profile, phase=phase, batch=batch)
     except opcount.ModelError as exc:
         return {"source": label, "name": name_of(source), "error": str(exc)}
@@ -197,14 +206,14 @@ def _auto_jobs(sources):
     return min(cores, 8)
 
 
-def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, seq=None,
-              densities=None, keep=False, loss=None, optimizer=None):
+def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, densities=None,
+              keep=False, load=None):
     """:func:`count_source` of every source, in order; ``jobs`` processes (``None``: automatic).
     ``progress(done, source)`` is called after each source."""
     import multiprocessing
     jobs = _auto_jobs(sources) if jobs is None else jobs
-    options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, seq=seq, densities=densities,
-                   keep=keep, loss=loss, optimizer=optimizer)
+    options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, densities=densities, keep=keep,
+                   load=load)
     results = [None] * len(sources)
     done = 0
     if jobs > 1 and len(sources) > 1 and "fork" in multiprocessing.get_all_start_methods():

@@ -31,8 +31,10 @@ from opcount import BASIC_OPS as OPS, STAGES
 
 from . import _energy, _pipeline
 from ._errors import ScoreError
+from ._generation import GenerationResult, generate
 
-__all__ = ["score", "score_many", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError",
+__all__ = ["score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload",
+           "ScoreError",
            "DEFAULT_PROFILE", "PHASES", "ROW_FIELDS", "LAYER_FIELDS", "RUN_FIELDS", "expand_inputs"]
 
 DEFAULT_PROFILE = hardware_profiles.DEFAULT_PROFILE
@@ -323,15 +325,17 @@ def _source(model, example_inputs=None):
                      "a spec mapping, or a torch module with example inputs")
 
 
-def _check(phase, batch, loss=None, optimizer=None):
+def _check(phase, batch, load):
     if phase not in opcount.PHASES:
         raise ScoreError(f"unknown phase {phase!r}; known: {', '.join(opcount.PHASES)}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ScoreError(f"batch must be a positive integer, not {batch!r}")
-    if loss is not None and loss not in opcount.LOSSES:
-        raise ScoreError(f"unknown loss {loss!r}; known: {', '.join(opcount.LOSSES)}")
-    if optimizer is not None and optimizer not in opcount.OPTIMIZERS:
-        raise ScoreError(f"unknown optimizer {optimizer!r}; known: {', '.join(opcount.OPTIMIZERS)}")
+    for key, names in (("loss", opcount.LOSSES), ("optimizer", opcount.OPTIMIZERS)):
+        value = load.get(key)
+        if value is not None and value not in names:
+            raise ScoreError(f"unknown {key} {value!r}; known: {', '.join(names)}")
+    if load.get("format") is not None and load["format"] not in opcount.FORMATS:
+        raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {load['format']!r}")
 
 
 def _densities(densities):
@@ -350,7 +354,7 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
                densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
-               jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
+               format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
@@ -365,13 +369,16 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     :class:`hardware_profiles.ProfileError` for a bad profile, before any counting.
     """
     return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
-                       per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, loss=loss,
-                       optimizer=optimizer, jobs=jobs, progress=progress, synth_progress=synth_progress)
+                       per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=jobs,
+                       progress=progress, synth_progress=synth_progress,
+                       load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer})
 
 
-def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, seq, densities, jobs,
-                progress, synth_progress, loss=None, optimizer=None, keep=False):
-    _check(phase, batch, loss, optimizer)
+def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, densities, jobs,
+                progress, synth_progress, load, keep=False):
+    """:func:`score_many` with ``load``, the options that say how to read each model
+    (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer)."""
+    _check(phase, batch, load)
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
@@ -388,8 +395,8 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
-    rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq,
-                       densities, keep, loss, optimizer)
+    rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress,
+                       densities, keep, load)
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
@@ -399,8 +406,8 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
 def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
           device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
-          loss: Optional[str] = None, optimizer: Optional[str] = None, example_inputs: Any = None,
-          synth_progress: Any = None) -> ScoreResult:
+          loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
+          example_inputs: Any = None, synth_progress: Any = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -415,6 +422,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     (default the profile's). ``seq``: sequence length of a zoo transformer or Hugging Face config.
     ``densities``: ``{"weights": d, "inputs": d}`` for a profile with a memory section.
     ``loss``, ``optimizer``: replace the model's own (validation and training phases).
+    ``format``: count every layer in this number format (fp16, bf16, fp32, fp64) instead of the
+    model's own (a spec's ``format``, a Hugging Face config's ``torch_dtype``, fp32 for the zoo).
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -424,8 +433,9 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     """
     source = _source(model, example_inputs)
     results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
-                          per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
-                          progress=None, synth_progress=synth_progress, loss=loss, optimizer=optimizer, keep=True)
+                          per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=1,
+                          progress=None, synth_progress=synth_progress, keep=True,
+                          load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer})
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -446,8 +456,8 @@ class _Failed:
         self.name, self.error = name, error
 
 
-def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities,
-                keep=False, loss=None, optimizer=None):
+def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, densities,
+                keep, load):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -459,8 +469,7 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, seq=seq, densities=densities, keep=keep, loss=loss,
-                                      optimizer=optimizer)
+                                      progress=report, densities=densities, keep=keep, load=load)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)
         rows = [{"name": s.name, "source": None, "error": s.error} if isinstance(s, _Failed) else next(finished)

@@ -27,6 +27,9 @@ def register(subparsers):
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     add_model_arguments(parser)
+    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="count every layer in this number format (default: the model's; a Hugging Face "
+                             "config's torch_dtype, fp32 for the zoo)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
@@ -98,7 +101,7 @@ def run(args):
     scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, loss=args.loss,
                        optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
-                       synth_progress=SynthesisProgress())
+                       synth_progress=SynthesisProgress(), format=args.format)
     result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()

@@ -45,8 +45,10 @@ def register(subparsers):
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
     parser.add_argument("--device", default=None,
                         help="a device of the profile whose fitted coefficients turn TOs/FLOPs/MACs into joules")
-    parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
-                        help="inference = forward; validation = + loss; training = + backward + update")
+    parser.add_argument("--phase", default="inference",
+                        choices=["inference", "validation", "training", "prefill", "decode", "generate"],
+                        help="inference = forward; validation = + loss; training = + backward + update; "
+                             "prefill, decode, generate: serving a causal language model (see below)")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     whole = parser.add_argument_group(
         "whole run", "score a whole run instead of one step, as a row of tosim fit's measurement CSV: "
@@ -57,6 +59,11 @@ def register(subparsers):
                      help="steps per epoch, each of --batch samples (not with --samples)")
     whole.add_argument("--epochs", type=positive_int, default=None,
                      help="epochs of the run (default 1); alone, an epoch is one step of --batch samples")
+    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="count every layer in this number format (default: the model's; a Hugging Face "
+                             "config's torch_dtype, fp32 for the zoo)")
+    from ._score_serving import add_arguments as add_serving_arguments
+    add_serving_arguments(parser)
     parser.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
                         help="grid carbon intensity in gCO2e/kWh (default: the profile's, 475 world average)")
     parser.add_argument("--out", default=None, metavar="FILE.csv|FILE.json",
@@ -129,6 +136,17 @@ def run(args):
         print(f"tosim: note: device {args.device!r} was fitted on {device['phase']} measurements; "
               f"these rows score the {args.phase} phase", file=sys.stderr)
     with_movement = bool(movement_fields(profile))
+    from . import _score_serving
+    if args.phase in _score_serving.SERVING_PHASES:
+        from ._pipeline import expand_inputs as expand
+        from opcount._zoo import CAUSAL_LMS
+        # without INPUTS: every causal language model of the zoo
+        return _score_serving.run(args, profile, device,
+                                  expand(args.inputs or [f"zoo:{name}" for name in sorted(CAUSAL_LMS)]))
+    for flag in ("prompt", "new_tokens", "context", "per_token"):
+        if getattr(args, flag) is not None:
+            from .cli import CommandError
+            raise CommandError(f"--{flag.replace('_', '-')} is for --phase prefill, decode or generate")
     if not with_movement and (args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
@@ -155,7 +173,7 @@ def run(args):
                                  seq=args.seq, loss=args.loss, optimizer=args.optimizer,
                                  densities={"weights": args.density_weights, "inputs": args.density_inputs}
                                  if with_movement else None,
-                                 jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress())
+                                 jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format)
     finally:
         bar.close()
     seconds = time.perf_counter() - started
