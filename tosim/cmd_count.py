@@ -26,8 +26,7 @@ def register(subparsers):
     parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
-    parser.add_argument("--seq", type=positive_int, default=None,
-                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    add_model_arguments(parser)
     parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
@@ -56,6 +55,32 @@ def _density(text):
     return value
 
 
+def _choice_of(names_attr, what):
+    """argparse type: a value of ``opcount.<names_attr>`` (read when the flag is given, so that
+    building the parser imports no package)."""
+    def check(text):
+        import argparse
+
+        import opcount
+        names = getattr(opcount, names_attr)
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; known: {', '.join(names)}")
+        return text
+    check.__name__ = what
+    return check
+
+
+def add_model_arguments(parser):
+    """The model flags shared by count and score: sequence length, loss, optimizer."""
+    parser.add_argument("--seq", type=positive_int, default=None,
+                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    parser.add_argument("--loss", type=_choice_of("LOSSES", "loss"), default=None,
+                        help="loss of the validation and training phases instead of the model's own "
+                             "(mse, cross_entropy, bce)")
+    parser.add_argument("--optimizer", type=_choice_of("OPTIMIZERS", "optimizer"), default=None,
+                        help="optimizer of the training phase instead of the model's own (sgd, momentum, adam, adamw)")
+
+
 def add_movement_arguments(parser):
     """The sparsity flags shared by count and score (used when the profile has a memory section)."""
     parser.add_argument("--density-weights", type=_density, default=1.0, metavar="D",
@@ -79,7 +104,8 @@ def run(args):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
                            "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
-    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, per_layer=True,
+    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, loss=args.loss,
+                       optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
                        synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
                        master_format=args.master_format)
