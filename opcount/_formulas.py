@@ -79,10 +79,16 @@ class Context:
 
 @dataclass
 class LayerCost:
+    """A layer's counts. ``recompute`` (with ``recompute_macs``) is the part of the forward a
+    selective activation recomputation runs again in the backward pass (Korthikanti et al.
+    2022: the attention core, whose activations are the large ones); ``None`` where nothing is
+    recomputed selectively."""
     forward: Counter = field(default_factory=_new_counter)
     backward: Counter = field(default_factory=_new_counter)
     macs_forward: int = 0
     macs_backward: int = 0
+    recompute: Counter = None
+    recompute_macs: int = 0
 
     def __iadd__(self, other):
         self.forward.update(other.forward)
@@ -285,9 +291,11 @@ def _sdpa(layer: Layer, ctx: Context) -> LayerCost:
     """Scaled dot-product attention on q, k, v inputs [heads, length, head_dim];
     see :func:`sdpa_cost` (a causal mask is PyTorch's ``is_causal`` triangle)."""
     a = layer.attrs
-    return sdpa_cost(ctx, batch_heads=ctx.batch * a["heads"], t=a["t"], s=a["s"], hd=a["hd"], hdv=a["hdv"],
+    cost = sdpa_cost(ctx, batch_heads=ctx.batch * a["heads"], t=a["t"], s=a["s"], hd=a["hd"], hdv=a["hdv"],
                      mask=a["mask"], grads=ctx.input_grad, rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
                      scale=a["scale"], additive=a["additive"])
+    cost.recompute, cost.recompute_macs = Counter(cost.forward), cost.macs_forward
+    return cost
 
 
 def _attention(layer: Layer, ctx: Context) -> LayerCost:
@@ -338,9 +346,11 @@ def _attention(layer: Layer, ctx: Context) -> LayerCost:
         # needed for the Q and K weight gradients even where x needs none
         cost.backward.update(_ops(mul=2 * elements, add=elements))
     bh = n * a["heads"]
-    cost += sdpa_cost(ctx, batch_heads=bh, t=t, s=s, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
-                      kv_group=a["heads"] // a["kv_heads"], rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
-                      scale=a["scale"], additive=a["additive"])
+    core = sdpa_cost(ctx, batch_heads=bh, t=t, s=s, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
+                     kv_group=a["heads"] // a["kv_heads"], rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
+                     scale=a["scale"], additive=a["additive"])
+    recompute = Counter(core.forward)
+    cost += core
     scores = bh * a["pairs"]
     if a["position_bias"] != "none":
         # each layer adds its score gradient into the shared bias table's gradient (a scatter by
@@ -351,6 +361,9 @@ def _attention(layer: Layer, ctx: Context) -> LayerCost:
     if a["dropout"] and ctx.training:
         cost.forward.update(_ops(cmp=scores, mul=scores))
         cost.backward.update(_ops(mul=scores))
+        recompute.update(_ops(cmp=scores, mul=scores))
+    # selective recomputation re-runs the core (scores, softmax, its dropout, P V), not the projections
+    cost.recompute, cost.recompute_macs = recompute, core.macs_forward
     if a["weights"] == "mean":
         cost.forward.update(_ops(add=(a["heads"] - 1) * n * a["pairs"], div=n * t * s))
     cost += linear_cost(rows, inner, d, bias=a["out_bias"], input_grad=True)
@@ -756,27 +769,63 @@ def _elementwise(layer: Layer, ctx: Context) -> LayerCost:
     without a ``backward`` table that must produce an input gradient, or with parameters in
     training (their gradient has no formula here), is reported incomplete."""
     a = layer.attrs
-    e = _elements(layer, ctx)
+    e = math.prod(layer.out_shape) if a.get("once") else _elements(layer, ctx)
     cost = LayerCost(forward=_per_element(ctx, a["ops"], "forward", e))
     if any(ctx.input_grad) and ctx.training:
         if a["backward"] is None:
             ctx.missing.append(f"no backward formula for {a['op']}")
         else:
             cost.backward = _per_element(ctx, a["backward"], "backward", e)
-            for shape, grad in zip(layer.in_shapes, ctx.input_grad):
-                if grad:
-                    cost.backward.update(_ops(add=e - ctx.batch * math.prod(shape)))
+            _broadcast_grad(layer, ctx, cost, e)
     if layer.params and ctx.training:
         ctx.missing.append(f"no weight-gradient formula for the parameters of {a['op']}")
     return cost
+
+
+def _broadcast_grad(layer, ctx, cost, e):
+    """Inputs broadcast to the ``e`` output elements get their gradient summed back: e - (their
+    elements) adds each (a batch-free input, ``once_inputs``, also sums the batch)."""
+    once = layer.attrs.get("once_inputs") or (False,) * len(layer.in_shapes)
+    for shape, grad, single in zip(layer.in_shapes, ctx.input_grad, once):
+        if grad:
+            cost.backward.update(_ops(add=e - (1 if single else ctx.batch) * math.prod(shape)))
+
+
+def _shape_op(layer: Layer, ctx: Context) -> LayerCost:
+    """Data movement, free forward. Backward: an expand (``grad: broadcast``) sums the gradient
+    back to its input, out - in elements adds; a gather (``grad: gather``) adds each gathered
+    element's gradient into its source, 1 add per output element (the embedding rule)."""
+    a = layer.attrs
+    cost = LayerCost()
+    if a.get("grad", "none") == "none" or not ctx.input_grad[0]:
+        return cost
+    e = math.prod(layer.out_shape) if a.get("once") else _elements(layer, ctx)
+    if a["grad"] == "gather":
+        cost.backward = _ops(add=e)
+    else:
+        single = (a.get("once_inputs") or (False,))[0]
+        cost.backward = _ops(add=e - (1 if single else ctx.batch) * math.prod(layer.in_shape))
+    return cost
+
+
+def _stochastic_depth(layer: Layer, ctx: Context) -> LayerCost:
+    """Training: per sample (mode row; once for mode batch) a Bernoulli draw (1 cmp, the random
+    number itself not counted) and noise/(1-p) (1 div), then x * noise (1 mul per element);
+    backward 1 mul per element. Eval: identity, free."""
+    if not ctx.training or layer.attrs["p"] == 0:
+        return LayerCost()
+    e = _elements(layer, ctx)
+    draws = ctx.batch if layer.attrs["mode"] == "row" else 1
+    return LayerCost(forward=_ops(cmp=draws, div=draws, mul=e), backward=_ops(mul=e if ctx.input_grad[0] else 0))
 
 
 def _reduce(layer: Layer, ctx: Context) -> LayerCost:
     """Reduction of E_in input elements to E_out outputs: sum E_in - E_out adds (mean: + E_out
     div; max/min: E_in - E_out cmp). Backward: the gradient is broadcast back, free (mean: E_out
     div for dy/n; max/min: routed to the extremum, free)."""
-    e_in = ctx.batch * math.prod(layer.in_shape)
-    e_out = _elements(layer, ctx)
+    n = 1 if layer.attrs.get("once") else ctx.batch
+    e_in = n * math.prod(layer.in_shape)
+    e_out = n * math.prod(layer.out_shape)
     kind = layer.attrs["kind"]
     cost = LayerCost()
     if kind in ("max", "min"):
@@ -794,7 +843,7 @@ def _free(layer: Layer, ctx: Context) -> LayerCost:
     return LayerCost()
 
 
-ZERO_COST = frozenset({"concat", "flatten", "reshape", "transpose", "identity", "select", "shape_op"})
+ZERO_COST = frozenset({"concat", "flatten", "reshape", "transpose", "identity", "select", "parameter"})
 
 FORMULAS = {
     "elementwise": _elementwise,
@@ -817,6 +866,10 @@ FORMULAS = {
     "relu": _relu,
     "relu6": _relu6,
     "leaky_relu": _leaky_relu,
+    "shape_op": _shape_op,
+    "stochastic_depth": _stochastic_depth,
+    "hardswish": _recipe_activation("hardswish"),
+    "hardsigmoid": _recipe_activation("hardsigmoid"),
     "sigmoid": _recipe_activation("sigmoid"),
     "tanh": _recipe_activation("tanh"),
     "gelu": _recipe_activation(None),

@@ -5,6 +5,7 @@ shapes and returns ``(out_shape, params, attrs)``; ``attrs`` are the resolved se
 formulas read. Parameter counts follow PyTorch's modules (a norm's running statistics are buffers,
 not parameters).
 """
+import difflib
 import math
 
 __all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry", "attention_geometry",
@@ -38,7 +39,9 @@ class _Fields:
         if key in spec:
             return spec[key]
         if required:
-            raise ShapeError(f"missing field {key!r}")
+            close = difflib.get_close_matches(key, [k for k in spec if isinstance(k, str)], n=1, cutoff=0.6)
+            hint = f" (found {close[0]!r}: did you mean {key!r}?)" if close else ""
+            raise ShapeError(f"missing field {key!r}{hint}")
         return default
 
     def int(self, key, default=None, *, required=False, minimum=1):
@@ -89,9 +92,11 @@ class _Fields:
     def finish(self):
         if self.read.issuperset(self.spec):
             return
-        extra = sorted(set(self.spec) - self.read)
+        extra = sorted(set(self.spec) - self.read, key=str)
         if extra:
-            raise ShapeError(f"unknown field {extra[0]!r}")
+            close = difflib.get_close_matches(str(extra[0]), sorted(self.read - set(self.spec)), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ShapeError(f"unknown field {extra[0]!r}{hint}")
 
 
 def _n_inputs(in_shapes, n):
@@ -738,7 +743,23 @@ def _elementwise(f, in_shapes):
     backward = _op_table(f.any("backward"), "backward")
     label = f.any("op", "elementwise")
     out = _explicit_or(f, None) or _broadcast(in_shapes)
-    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label)}
+    once, once_inputs = _once(f, in_shapes)
+    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label),
+                                                 "once": once, "once_inputs": once_inputs}
+
+
+def _once(f, in_shapes):
+    """``once`` [false]: the layer is computed once per batch (from parameters or constants), not
+    per sample; ``once_inputs`` [none]: which inputs are such batch-free tensors (their
+    gradient sums the batch)."""
+    once = f.bool("once", False)
+    once_inputs = f.any("once_inputs")
+    if once_inputs is None:
+        once_inputs = [once] * len(in_shapes)
+    if (not isinstance(once_inputs, list) or len(once_inputs) != len(in_shapes)
+            or not all(isinstance(v, bool) for v in once_inputs)):
+        raise ShapeError(f"'once_inputs' must be a list of {len(in_shapes)} true/false values, not {once_inputs!r}")
+    return once, tuple(once_inputs)
 
 
 def _reduce(f, in_shapes):
@@ -748,21 +769,58 @@ def _reduce(f, in_shapes):
     out = _explicit_or(f, None)
     if out is None:
         raise ShapeError("missing field 'out_shape'")
+    once = f.bool("once", False)
     if math.prod(in_shapes[0]) % math.prod(out):
         raise ShapeError(f"shape mismatch: cannot reduce {list(in_shapes[0])} to {list(out)}")
-    return out, 0, {"kind": kind}
+    return out, 0, {"kind": kind, "once": once}
 
 
 def _shape_op(f, in_shapes):
-    """Data movement with an explicit output shape (slice, gather, pad, expand, ...): free."""
+    """Data movement with an explicit output shape (slice, gather, pad, expand, ...): free
+    forward. ``reads`` [all]: elements per sample of the first input it reads (a slice: consumers
+    reading disjoint slices of one tensor need no gradient sum); ``grad`` [none | broadcast |
+    gather]: the backward of an expand (the gradient summed back to the input's elements) or of
+    a gather (each gathered element's gradient added into the source's); ``once`` [false]: a
+    batch-free tensor (computed once per batch); ``once_inputs``: as for ``elementwise``."""
     label = f.any("op", "shape_op")
-    return _explicit_or(f, in_shapes[0]), f.int("params", 0, minimum=0), {"op": str(label)}
+    out = _explicit_or(f, in_shapes[0])
+    reads = f.int("reads", None, minimum=0)
+    grad = f.choice("grad", "none", ("none", "broadcast", "gather"))
+    once, once_inputs = _once(f, in_shapes)
+    return out, f.int("params", 0, minimum=0), {"op": str(label), "reads": reads, "grad": grad, "once": once,
+                                                 "once_inputs": once_inputs}
+
+
+def _parameter(f, in_shapes):
+    """A bare learned tensor (``nn.Parameter``: a class token, a position table, a layer scale),
+    read as is by the layers that name it; computed once per batch, its shape is the whole
+    tensor's ``shape``."""
+    shape = f.any("shape")
+    if (not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                        for d in shape)):
+        raise ShapeError(f"'shape' must be a list of non-negative integers, not {shape!r}")
+    return tuple(shape), math.prod(shape), {"once": True}
+
+
+def _stochastic_depth(f, in_shapes):
+    """torchvision's stochastic depth: drops whole samples (mode row) or the whole batch (batch)
+    with probability p in training; identity in eval."""
+    _n_inputs(in_shapes, 1)
+    p = f.number("p", 0.5)
+    if not 0 <= p <= 1:
+        raise ShapeError(f"'p' must be in [0, 1], not {p!r}")
+    mode = f.choice("mode", "row", ("row", "batch"))
+    return in_shapes[0], 0, {"p": p, "mode": mode}
 
 
 SHAPE_FUNCTIONS = {
     "elementwise": _elementwise,
     "reduce": _reduce,
     "shape_op": _shape_op,
+    "parameter": _parameter,
+    "stochastic_depth": _stochastic_depth,
+    "hardswish": _same_shape(1),
+    "hardsigmoid": _same_shape(1),
     "linear": _linear,
     "embedding": _embedding,
     "positional_embedding": _positional_embedding,

@@ -256,7 +256,7 @@ def test_zero_cost_layers():
         assert all(v == 0 for v in layer.stages["forward"].values()), layer.name
         # reshape_1 feeds transpose and select: its gradient is a sum of two (3 x 6 adds)
         assert layer.stages["backward"] == (ops(add=18) if layer.name == "reshape_1" else ops()), layer.name
-    assert opcount.ZERO_COST == {"concat", "flatten", "reshape", "transpose", "identity", "select", "shape_op"}
+    assert opcount.ZERO_COST == {"concat", "flatten", "reshape", "transpose", "identity", "select", "parameter"}
 
 
 def test_matmul_both_operands_need_gradients():

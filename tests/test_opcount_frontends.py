@@ -271,7 +271,8 @@ def test_torch_fx_unknown_module_is_incomplete(profiles):
             return x.cumsum(-1)
 
     net = nn.Sequential(nn.Linear(4, 4), Odd(), nn.ReLU())
-    model = opcount.load_torch(net, torch.randn(2, 4))
+    with pytest.warns(opcount.IncompleteModelWarning, match=r"1\.cumsum \(cumsum\): unknown layer type"):
+        model = opcount.load_torch(net, torch.randn(2, 4))
     result = opcount.count_model(model, profiles[0])
     assert [layer.type for layer in model.layers] == ["linear", "cumsum", "relu"]
-    assert result.incomplete == [{"layer": "cumsum", "type": "cumsum", "reason": "unknown layer type"}]
+    assert result.incomplete == [{"layer": "1.cumsum", "type": "cumsum", "reason": "unknown layer type"}]

@@ -22,6 +22,8 @@ PARAMS = {
     "gpt2": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080, "gpt2-xl": 1_557_611_200,
     "llama2-7b": 6_738_415_616, "llama2-13b": 13_015_864_320, "llama2-70b": 68_976_648_192,
     "gpt3-175b": 174_604_259_328,
+    # mistralai/Mistral-7B-v0.1, Mixtral-8x7B-v0.1 (46.7 B in all, 12.9 B active), t5-small
+    "mistral-7b": 7_241_732_096, "mixtral-8x7b": 46_702_792_704, "t5-small": 60_506_624,
 }
 
 # torchvision model docs, "GFLOPS" (multiply-accumulates, 224x224, batch 1), two decimals

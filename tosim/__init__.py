@@ -9,10 +9,10 @@ count a model (opcount), price the counts with a hardware profile's cost table (
 a device turn TOs into joules and gCO2e (calibrate). ``main`` is the ``tosim`` command.
 ``import tosim`` stays light: the pipeline is imported on first use.
 """
-__all__ = ["score", "score_many", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError", "main",
+__all__ = ["score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError", "main",
            "__version__"]
 
-_API = {"score", "score_many", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError"}
+_API = {"score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError"}
 
 
 def _version():
