@@ -148,8 +148,11 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     message."""
     label = source_label(source)
     try:
-        model = read_model(source, load)
-        result = opcount.count_model(model, profile, phase=phase, batch=batch)
+        # recompute and master_format say how to count the training step, not how to read
+        options = dict(load or {})
+        counting = {key: options.pop(key) for key in ("recompute", "master_format") if key in options}
+        model = read_model(source, options)
+        result = opcount.count_model(model, profile, phase=phase, batch=batch, **counting)
     except opcount.ModelError as exc:
         return {"source": label, "name": name_of(source), "error": str(exc)}
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:

@@ -336,6 +336,15 @@ def _check(phase, batch, load):
             raise ScoreError(f"unknown {key} {value!r}; known: {', '.join(names)}")
     if load.get("format") is not None and load["format"] not in opcount.FORMATS:
         raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {load['format']!r}")
+    recompute, master = load.get("recompute"), load.get("master_format")
+    if recompute is not None and recompute not in ("full", "selective"):
+        raise ScoreError(f"recompute must be 'full' or 'selective', not {recompute!r}")
+    if recompute is not None and phase != "training":
+        raise ScoreError(f"recompute applies to the training phase, not {phase!r}")
+    if master is not None and master not in opcount.FORMATS:
+        raise ScoreError(f"master format must be one of {', '.join(opcount.FORMATS)}, not {master!r}")
+    if master is not None and phase != "training":
+        raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
 
 
 def _densities(densities):
@@ -355,7 +364,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
                densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
-               synth_progress: Any = None) -> Scores:
+               synth_progress: Any = None, recompute: Optional[str] = None,
+               master_format: Optional[str] = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
@@ -371,13 +381,15 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
                        per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=jobs,
                        progress=progress, synth_progress=synth_progress,
-                       load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer})
+                       load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
+                             "recompute": recompute, "master_format": master_format})
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, densities, jobs,
                 progress, synth_progress, load, keep=False):
     """:func:`score_many` with ``load``, the options that say how to read each model
-    (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer)."""
+    (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer) and count it (recompute,
+    master_format: :func:`opcount.count_model`)."""
     _check(phase, batch, load)
     workload = Workload.of(workload)
     densities = _densities(densities)
@@ -407,7 +419,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
           device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
-          example_inputs: Any = None, synth_progress: Any = None) -> ScoreResult:
+          example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
+          master_format: Optional[str] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -424,6 +437,11 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     ``loss``, ``optimizer``: replace the model's own (validation and training phases).
     ``format``: count every layer in this number format (fp16, bf16, fp32, fp64) instead of the
     model's own (a spec's ``format``, a Hugging Face config's ``torch_dtype``, fp32 for the zoo).
+    ``recompute``: activation recomputation in training, ``"full"`` or ``"selective"`` (see
+    :func:`opcount.count_model`), counted in the backward stage. ``master_format``: mixed
+    precision in training, the optimizer's master weights in this format (fp32) while forward
+    and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
+    ``NAME/update`` row priced in the master format.
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -435,7 +453,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
                           per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=1,
                           progress=None, synth_progress=synth_progress, keep=True,
-                          load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer})
+                          load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
+                                "recompute": recompute, "master_format": master_format})
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)

@@ -30,6 +30,12 @@ def register(subparsers):
     parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
+    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
+                             "fp32 with --format bf16); each layer's update is priced in it")
+    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
+                        help="training: activation recomputation counted in the backward stage (full: every "
+                             "layer's forward again; selective: the attention core only)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
@@ -101,7 +107,8 @@ def run(args):
     scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, loss=args.loss,
                        optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
-                       synth_progress=SynthesisProgress(), format=args.format)
+                       synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
+                       master_format=args.master_format)
     result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()

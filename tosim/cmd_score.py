@@ -62,6 +62,12 @@ def register(subparsers):
     parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
+    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
+                             "fp32 with --format bf16); each layer's update is priced in it")
+    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
+                        help="training: activation recomputation counted in the backward stage (full: every "
+                             "layer's forward again; selective: the attention core only)")
     from ._score_serving import add_arguments as add_serving_arguments
     add_serving_arguments(parser)
     parser.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
@@ -173,7 +179,8 @@ def run(args):
                                  seq=args.seq, loss=args.loss, optimizer=args.optimizer,
                                  densities={"weights": args.density_weights, "inputs": args.density_inputs}
                                  if with_movement else None,
-                                 jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format)
+                                 jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format,
+                                 recompute=args.recompute, master_format=args.master_format)
     finally:
         bar.close()
     seconds = time.perf_counter() - started
