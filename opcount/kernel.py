@@ -32,6 +32,8 @@ import sys
 
 import numpy as np
 
+from hardware_profiles.schema import BASIC_OPS, STAGES
+
 __all__ = ["tos_from_counts", "KernelInputError"]
 
 #: numpy below, numba at or above this many layers while the numba kernel is not loaded yet (its
@@ -108,9 +110,9 @@ def tos_from_counts(counts, costs, layer_format, offsets=None, *, out=None):
         raise KernelInputError(f"counts must be an int64 array (layers, stages, ops), not "
                                f"{counts.dtype} with shape {counts.shape}")
     n_layers, n_stages, n_ops = counts.shape
-    if (n_stages, n_ops) != (4, 6):
-        raise KernelInputError(f"counts must have 4 stages (forward, loss, backward, update) and 6 ops "
-                               f"(add, sub, mul, div, sqrt, cmp), not shape {counts.shape}")
+    if (n_stages, n_ops) != (len(STAGES), len(BASIC_OPS)):
+        raise KernelInputError(f"counts must have {len(STAGES)} stages ({', '.join(STAGES)}) and {len(BASIC_OPS)} ops "
+                               f"({', '.join(BASIC_OPS)}), not shape {counts.shape}")
     if costs.ndim != 2 or costs.shape[0] != n_ops:
         raise KernelInputError(f"costs must have shape ({n_ops}, formats), not {costs.shape}")
     if layer_format.shape != (n_layers,):
