@@ -71,9 +71,13 @@ def run(args, profile, device, sources):
     from . import api
     from .cli import CommandError
     for flag, used in (("--samples/--passes/--epochs", args.samples or args.passes or args.epochs),
-                       ("--per-layer", args.per_layer), ("--plot", args.plot)):
+                       ("--per-layer", args.per_layer), ("--plot", args.plot), ("--recompute", args.recompute),
+                       ("--master-format", args.master_format), ("--seq", getattr(args, "seq", None)),
+                       ("--loss", getattr(args, "loss", None)), ("--optimizer", getattr(args, "optimizer", None))):
         if used:
             raise CommandError(f"{flag} is not available with --phase {args.phase}")
+    if args.per_token is not None and args.phase != "generate":
+        raise CommandError(f"--per-token is for --phase generate (--phase {args.phase} is one step)")
     prompt, new_tokens = _check(args)
     context = None
     if args.phase == "decode":

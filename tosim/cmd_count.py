@@ -12,7 +12,7 @@ from ._io import check_output, non_negative_int, positive_int, save_figure
 
 __all__ = ["register", "run"]
 
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, FORMATS, PHASES
 
 
 def register(subparsers):
@@ -23,18 +23,23 @@ def register(subparsers):
                     "batch and are exact integers.")
     parser.add_argument("model", metavar="MODEL", help="model spec file or zoo:NAME")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
-    parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
-    parser.add_argument("--seq", type=positive_int, default=None,
-                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
-    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+    add_model_arguments(parser)
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
     parser.add_argument("--depth", type=non_negative_int, default=None, metavar="N",
                         help="roll the counts up by module path to depth N (layer names split at '.', as "
                              "opcount.load_torch and ONNX exports name them; 0: the whole model) instead of "
                              "one row per layer; --json adds a 'modules' object")
+    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
+                             "fp32 with --format bf16); each layer's update is priced in it")
+    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
+                        help="training: activation recomputation counted in the backward stage (full: every "
+                             "layer's forward again; selective: the attention core only)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
@@ -52,6 +57,32 @@ def _density(text):
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1], not {text!r}")
     return value
+
+
+def _choice_of(names_attr, what):
+    """argparse type: a value of ``opcount.<names_attr>`` (read when the flag is given, so that
+    building the parser imports no package)."""
+    def check(text):
+        import argparse
+
+        import opcount
+        names = getattr(opcount, names_attr)
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; known: {', '.join(names)}")
+        return text
+    check.__name__ = what
+    return check
+
+
+def add_model_arguments(parser):
+    """The model flags shared by count and score: sequence length, loss, optimizer."""
+    parser.add_argument("--seq", type=positive_int, default=None,
+                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    parser.add_argument("--loss", type=_choice_of("LOSSES", "loss"), default=None,
+                        help="loss of the validation and training phases instead of the model's own "
+                             "(mse, cross_entropy, bce)")
+    parser.add_argument("--optimizer", type=_choice_of("OPTIMIZERS", "optimizer"), default=None,
+                        help="optimizer of the training phase instead of the model's own (sgd, momentum, adam, adamw)")
 
 
 def add_movement_arguments(parser):
@@ -77,9 +108,11 @@ def run(args):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
                            "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
-    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, per_layer=True,
+    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, loss=args.loss,
+                       optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
-                       synth_progress=SynthesisProgress(), format=args.format)
+                       synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
+                       master_format=args.master_format)
     result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()
