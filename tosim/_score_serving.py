@@ -76,6 +76,8 @@ def run(args, profile, device, sources):
                        ("--loss", getattr(args, "loss", None)), ("--optimizer", getattr(args, "optimizer", None))):
         if used:
             raise CommandError(f"{flag} is not available with --phase {args.phase}")
+    if args.per_token is not None and args.phase != "generate":
+        raise CommandError(f"--per-token is for --phase generate (--phase {args.phase} is one step)")
     prompt, new_tokens = _check(args)
     context = None
     if args.phase == "decode":

@@ -12,7 +12,7 @@ from ._io import check_output, positive_int, save_figure
 
 __all__ = ["register", "run"]
 
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, FORMATS, PHASES
 
 
 def register(subparsers):
@@ -23,11 +23,11 @@ def register(subparsers):
                     "batch and are exact integers.")
     parser.add_argument("model", metavar="MODEL", help="model spec file or zoo:NAME")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
-    parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     add_model_arguments(parser)
-    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
     parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],

@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+from hardware_profiles.schema import PHASES
+
 from ._io import check_output, locked, non_negative_int, positive_int, write_atomic
 
 __all__ = ["register", "run", "COLUMNS"]
@@ -80,7 +82,7 @@ def register(subparsers):
                     "CSV. Without a readable counter it says so in one line and exits 2.")
     parser.add_argument("model", metavar="MODEL", nargs="?",
                         help="model spec file or zoo:NAME (sequential models); or --suite")
-    parser.add_argument("--phase", default=None, choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default=None, choices=list(PHASES),
                         help="what each step runs (default training; the suite runs inference)")
     parser.add_argument("--batch", type=_batch, default=None,
                         help="samples per step (default 1); for --suite a range LOW-HIGH drawn from (default 1-256)")
