@@ -437,3 +437,19 @@ def test_moe_with_one_expert_is_the_gated_mlp_plus_the_router(profile):
     backward["div"] += rows
     assert a.totals["backward"] == backward
     assert a.macs == b.macs + 3 * rows * d          # the router: forward, input and weight gradients
+
+
+def test_hugging_face_t5_configs(tmp_path, profile):
+    t5 = tmp_path / "t5.json"
+    t5.write_text(json.dumps({"model_type": "t5", "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6,
+                              "num_heads": 8, "vocab_size": 32128, "feed_forward_proj": "relu"}))
+    assert count(str(t5), profile, seq=16).totals == count("zoo:t5-small", profile, seq=16).totals
+    # google/flan-t5-small: T5 v1.1 layout (gated-gelu, untied head), 6 heads of 64 on d_model 512
+    flan = tmp_path / "flan.json"
+    flan.write_text(json.dumps({"model_type": "t5", "d_model": 512, "d_kv": 64, "d_ff": 1024, "num_layers": 8,
+                                "num_decoder_layers": 8, "num_heads": 6, "vocab_size": 32128,
+                                "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False,
+                                "torch_dtype": "float32"}))
+    model = opcount.load_model(str(flan), seq=16)
+    assert model.params == 76_961_152
+    assert opcount.count_model(model, profile, phase="training").complete
