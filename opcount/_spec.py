@@ -65,6 +65,7 @@ in brackets):
 A type not listed is accepted only with ``out_shape`` (and optionally ``params``): it is kept as
 an uncounted layer and the count reports the model as incomplete.
 """
+import difflib
 import json
 import os
 
@@ -89,7 +90,9 @@ def spec_to_model(spec, source="<spec>", default_name="model"):
         raise ModelError(f"{source}: a model spec must be a mapping, not {type(spec).__name__}")
     extra = sorted(set(spec) - _TOP_KEYS, key=str)
     if extra:
-        raise ModelError(f"{source}: unknown field {extra[0]!r} (expected {', '.join(sorted(_TOP_KEYS))})")
+        close = difflib.get_close_matches(str(extra[0]), sorted(_TOP_KEYS - set(spec)), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ModelError(f"{source}: unknown field {extra[0]!r} ({hint}expected {', '.join(sorted(_TOP_KEYS))})")
     for key in ("input", "layers"):
         if key not in spec:
             raise ModelError(f"{source}: missing field {key!r}")

@@ -1,6 +1,6 @@
 """Text rendering shared by the commands: SI numbers and the ``tosim score`` table."""
 
-__all__ = ["si", "format_score_table"]
+__all__ = ["si", "count_text", "format_score_table"]
 
 
 def si(value, unit=""):
@@ -19,6 +19,18 @@ def si(value, unit=""):
     return f"{value:.2e}{unit}"
 
 
+def count_text(value):
+    """A count of things (parameters) with the short-scale suffixes k, M, B, T, 3 significant
+    digits: 61.7k, 11.7M, 1.56B, 175B; SI prefixes stay for physical quantities (:func:`si`)."""
+    if value is None:
+        return "-"
+    value = float(value)
+    for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def format_score_table(results, with_energy, with_movement=False):
     """The table of ``tosim score``: one line per :class:`tosim.ScoreResult` (and one per layer
     of a per-layer result), failed models marked ``error``, incomplete ones ``(!)``."""
@@ -31,7 +43,7 @@ def format_score_table(results, with_energy, with_movement=False):
             continue
         mark = " (!)" if r.incomplete_types else ""
         ratio = f"{r.tos / r.flops:.0f}" if r.flops else "-"
-        line = [r.name + mark, si(r.params), si(r.macs), si(r.flops), si(r.tos), ratio]
+        line = [r.name + mark, count_text(r.params), si(r.macs), si(r.flops), si(r.tos), ratio]
         if with_energy:
             line += [si(r.energy_j), si(r.gco2e)]
         if with_movement:
@@ -39,7 +51,7 @@ def format_score_table(results, with_energy, with_movement=False):
         body.append(line)
         for layer in r.layers or []:
             flops = layer.flops
-            body.append([f"  {layer.name} ({layer.type})", si(layer.params), si(layer.macs), si(flops),
+            body.append([f"  {layer.name} ({layer.type})", count_text(layer.params), si(layer.macs), si(flops),
                          si(layer.tos), f"{layer.tos / flops:.0f}" if flops else "-"]
                         + ([""] * 2 if with_energy else [])
                         + ([si(layer.energy_compute_j), si(layer.energy_movement_j)] if with_movement else []))

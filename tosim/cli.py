@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "tosim.cmd_profile",
     "tosim.cmd_synth",
     "tosim.cmd_count",
+    "tosim.cmd_zoo",
     "tosim.cmd_score",
     "tosim.cmd_sweep",
     "tosim.cmd_fit",
@@ -51,9 +52,22 @@ def _is_input_error(exc):
     return isinstance(exc, _input_errors())
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version (read only when asked)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import tosim
+        print(f"tosim {tosim.__version__}")
+        parser.exit(0)
+
+
 def build_parser():
     parser = _Parser(prog="tosim", description="Gate-level hardware cost simulator for deep-learning energy "
                      "(Transistor Operations model).")
+    parser.add_argument("--version", action=_Version, help="print tosim's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMAND_MODULES:
         try:
