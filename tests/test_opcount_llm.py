@@ -453,3 +453,14 @@ def test_hugging_face_t5_configs(tmp_path, profile):
     model = opcount.load_model(str(flan), seq=16)
     assert model.params == 76_961_152
     assert opcount.count_model(model, profile, phase="training").complete
+
+
+def test_qwen2_output_projection_has_no_bias(tmp_path):
+    # Qwen/Qwen2-0.5B: biases on q, k, v only; 494,032,768 parameters (a bias on o_proj too would
+    # add 24 x 896)
+    path = tmp_path / "qwen2.json"
+    path.write_text(json.dumps({"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
+                                "num_attention_heads": 14, "num_key_value_heads": 2, "num_hidden_layers": 24,
+                                "vocab_size": 151936, "tie_word_embeddings": True, "max_position_embeddings": 32768,
+                                "rms_norm_eps": 1e-6, "torch_dtype": "bfloat16"}))
+    assert opcount.load_model(str(path), seq=8).params == 494_032_768
