@@ -308,7 +308,7 @@ def test_closed_form_equals_counting_every_step(tmp_path, profile, fields, promp
     source = tiny_config(tmp_path, **fields)
     fast = generation.count_generation(source, profile, prompt=prompt, new_tokens=new, batch=2)
     slow = generation.count_generation(source, profile, prompt=prompt, new_tokens=new, batch=2, per_step=True)
-    assert fast.method == "closed-form"
+    assert fast.method == "closed-form" and (slow.method == "per-step" or new <= 2)
     assert not any((fast.total - slow.total).ravel())
     assert list(fast.decode_macs) == list(slow.decode_macs) and fast.macs == slow.macs
     # and both equal the prefill plus each step built and counted on its own
@@ -316,7 +316,7 @@ def test_closed_form_equals_counting_every_step(tmp_path, profile, fields, promp
              for j in range(new - 1)]
     assert fast.macs == fast.prefill.macs + sum(s.macs for s in steps)
     for j, s in enumerate(steps):
-        assert not any((fast.decode_counts(j) - generation._array(s)).ravel())
+        assert not any((fast.decode_counts(j) - generation.counts_array(s)).ravel())
 
 
 def test_generation_movement_is_affine_in_the_keys(tmp_path):
