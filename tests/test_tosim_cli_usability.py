@@ -95,3 +95,17 @@ def test_score_takes_seq_loss_and_optimizer(capsys):
     assert "argument --optimizer: unknown optimizer 'adma'; known: sgd, momentum, adam, adamw" in capsys.readouterr().err
     count = tosim.score(MLP, phase="training", optimizer="adam")
     assert count.tos_by_stage["update"] == adam["tos_update"]
+
+
+def test_plots_leave_matplotlib_global_state_alone(tmp_path):
+    """Plots are drawn on their own Agg canvas: no pyplot, and the caller's backend is kept."""
+    import subprocess
+    import sys
+    png = tmp_path / "m.png"
+    code = ("import sys, matplotlib\nmatplotlib.use('svg')\nfrom tosim.cli import main\n"
+            f"assert main(['count', 'zoo:lenet5', '--profile', 'yang2017', '--plot', {str(png)!r}]) == 0\n"
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["svg", "False"]
+    assert png.read_bytes().startswith(b"\x89PNG")
