@@ -49,6 +49,13 @@ def test_parameters_print_with_short_scale_suffixes(capsys):
     assert line.split()[:2] == ["gpt2-xl", "1.56B"]
 
 
+def test_numbers_keep_one_style_at_every_size():
+    from tosim._render import si
+    assert [si(v) for v in (2.81e-4, 0.0023, 0.228, 7, 999.9, 20.7e9, 0, None, 1e-18)] == [
+        "281µ", "2.3m", "228m", "7", "1k", "20.7G", "0", "-", "1.00e-18"]
+    assert count_text(999_999) == "1M"
+
+
 def test_a_folder_gives_its_models_and_names_what_it_skipped(tmp_path, capsys):
     shutil.copy(MLP, tmp_path / "m.yaml")
     shutil.copy(os.path.join(ROOT, "hardware_profiles", "builtin", "cmos-fast.yaml"), tmp_path / "alu.yaml")
