@@ -93,6 +93,10 @@ def _load(source, seq, step):
         raise ModelError(f"{source}: not a causal language model (a zoo name or a Hugging Face config), so it has "
                          "no serving step (prefill, decode) to build")
     if extension == ".onnx":
+        import importlib.util
+        if importlib.util.find_spec("onnx") is None:
+            raise ModelError(f"{source}: reading an ONNX model needs the onnx package, which is not installed "
+                             "(pip install 'tosim[onnx]')")
         return load_onnx(source)
     if not os.path.exists(source):
         raise ModelError(f"{source}: no such file (and not a zoo:NAME)")
