@@ -75,6 +75,7 @@ import importlib
 import importlib.metadata
 import inspect
 import json
+import math
 import multiprocessing
 import os
 import tempfile
@@ -82,7 +83,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-from hardware_profiles import BASIC_OPS, FORMAT_BITS
+from hardware_profiles import BASIC_OPS, FORMAT_BITS, _read
 
 from . import CircuitError, _yosys, registry
 from .synth import GATE_NAMES, elaborate, synthesize, synthesize_glue
@@ -101,6 +102,20 @@ CACHE_FORMAT_VERSION = 1
 
 class CacheWarning(UserWarning):
     """The cost cache could not be written (the results are still returned)."""
+
+
+#: Largest cache entry read (bytes); entries are a few hundred bytes.
+_CACHE_ENTRY_BYTES = 1 << 20
+
+
+def _file_mode():
+    # 0666 less the umask, as open() would create it: a cache shared by a group stays readable
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
 
 
 def _number(value):
@@ -137,7 +152,22 @@ class Cost:
 
     @classmethod
     def from_json(cls, data):
-        return cls(transistors=data["transistors"], gates=dict(data["gates"]),
+        """The cost ``to_json`` wrote; raises ``ValueError`` for anything of another shape (a
+        cache entry that was edited or written by something else is rebuilt, never used)."""
+        def count(value):
+            return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 53
+
+        def table(value):
+            return isinstance(value, dict) and all(isinstance(k, str) and count(v) for k, v in value.items())
+
+        transistors = data.get("transistors") if isinstance(data, dict) else None
+        if (not isinstance(data, dict) or set(data) != {"transistors", "gates", "depth", "cells", "counting"}
+                or isinstance(transistors, bool) or not isinstance(transistors, (int, float))
+                or not math.isfinite(transistors) or not 0 <= transistors < 2 ** 53
+                or not table(data["gates"]) or not table(data["cells"]) or not count(data["depth"])
+                or data["counting"] not in COUNTING_MODES):
+            raise ValueError(f"not a cost: {data!r:.200}")
+        return cls(transistors=transistors, gates=dict(data["gates"]),
                    depth=data["depth"], cells=dict(data["cells"]), counting=data["counting"])
 
 
@@ -236,19 +266,23 @@ class Cache:
     def read(self, kind, key):
         """The data stored under ``(kind, key)``, or ``None`` when there is no valid entry."""
         path = self.path(kind, key)
-        try:
-            with open(path, encoding="utf-8") as f:
-                entry = json.load(f)
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             self.stats.misses += 1
             return None
-        except (OSError, UnicodeDecodeError, ValueError):
+        try:
+            # bounded like every input: a FIFO, a device or a huge file in the cache is refused
+            entry = _read.load_json(_read.read_text(path, limit=_CACHE_ENTRY_BYTES), path)
+        except ValueError:      # InputFileError, JSONDecodeError
             self.stats.invalid += 1
             return None
         if (not isinstance(entry, dict) or entry.get("tosim_cache") != CACHE_FORMAT_VERSION
                 or entry.get("kind") != kind or entry.get("key") != key
                 or "data" not in entry
                 or entry.get("checksum") != _sha256(_canonical(entry["data"]))):
+            self.stats.invalid += 1
+            return None
+        if kind == "index" and not (isinstance(entry["data"], dict)
+                                    and isinstance(entry["data"].get("result"), str)):
             self.stats.invalid += 1
             return None
         self.stats.hits += 1
@@ -268,6 +302,7 @@ class Cache:
                                        dir=os.path.dirname(path))
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
+            os.chmod(tmp, _FILE_MODE)     # mkstemp makes 0600; a shared cache must be readable
             os.replace(tmp, path)
             tmp = None
         except OSError as exc:
@@ -465,8 +500,8 @@ class Pricer:
         if data is None:
             return None
         try:
-            return Cost.from_json(data["cost"])
-        except (KeyError, TypeError, AttributeError):
+            return Cost.from_json(data["cost"] if isinstance(data, dict) else None)
+        except (KeyError, TypeError, AttributeError, ValueError):
             self.cache.stats.invalid += 1
             return None
 
@@ -608,6 +643,7 @@ def _price_many(items, progress, jobs=1, failures=None):
                 continue
             settle(i, cost, time.perf_counter() - started)
         return costs
+    _yosys.prepare()     # compile Yosys once, here, before the workers start their runs
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                                 mp_context=context) as pool:

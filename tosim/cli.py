@@ -7,6 +7,7 @@ packages' input-error classes) and printed as one line ``tosim: error: ...`` wit
 import argparse
 import importlib
 import sys
+import warnings
 
 __all__ = ["main", "CommandError", "COMMAND_MODULES"]
 
@@ -36,7 +37,9 @@ def _input_errors():
     for module_name, attr in [("hardware_profiles", "ProfileError"),
                               ("opcount", "ModelError"),
                               ("hwlib", "CircuitError"),
-                              ("calibrate", "MeasurementError")]:
+                              ("calibrate", "MeasurementError"),
+                              ("hwlib", "YosysError"),
+                              ("hardware_profiles._read", "InputFileError")]:
         try:
             errors.append(getattr(importlib.import_module(module_name), attr))
         except (ImportError, AttributeError):
@@ -59,7 +62,33 @@ def build_parser():
     return parser
 
 
+class _WarningPrinter:
+    """Warnings as one line each, ``tosim: warning: ...`` (not Python's two lines with a source
+    line); a cache that cannot be written is said once per run, however many entries failed."""
+
+    def __init__(self):
+        self.cache_said = False
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if category.__name__ == "CacheWarning":
+            if self.cache_said:
+                return
+            self.cache_said = True
+            text += "; results are computed but not cached (set TOSIM_CACHE_DIR to a writable folder)"
+        print(f"tosim: warning: {text}", file=sys.stderr)
+
+
 def main(argv=None):
+    """Run the ``tosim`` command; returns the exit status. While it runs, every input file read
+    is recorded (so that no output overwrites one) and warnings are printed as one line."""
+    from hardware_profiles import _read
+    with _read.track_reads(), warnings.catch_warnings():
+        warnings.showwarning = _WarningPrinter()
+        return _main(argv)
+
+
+def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
     errors = _input_errors()
     try:

@@ -3,10 +3,9 @@
 With a profile that has a ``memory:`` section (horowitz45, yang2017) it also prints the energy
 split into compute and data movement per layer (:mod:`opcount.movement`), and ``--plot`` draws it.
 """
-import json
 import sys
 
-from ._io import check_output, positive_int, save_figure
+from ._io import check_output, positive_int, save_figure, json_text
 
 __all__ = ["register", "run"]
 
@@ -82,7 +81,7 @@ def run(args):
         out = result.to_json()
         if movement is not None:
             out["movement"] = movement.to_json()
-        print(json.dumps(out, indent=2))
+        print(json_text(out))
     else:
         print(format_table(result))
         if movement is not None:

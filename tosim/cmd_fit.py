@@ -5,11 +5,10 @@ gives each model's TOs, FLOPs and MACs for one step of a batch, and this module 
 the workload each measurement row describes (``calibrate.workload_steps``).
 """
 import datetime
-import json
 import os
 import sys
 
-from ._io import check_output, non_negative_int, save_figure, write_atomic
+from ._io import check_output, non_negative_int, save_figure, write_atomic, json_text
 
 __all__ = ["register", "run", "FEATURES"]
 
@@ -282,7 +281,7 @@ def run(args):
     if args.plot is not None:
         plot(args.plot, np.asarray([r.energy_j for r in used]), pred, train, validation, result)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result))
     else:
         print(format_report(result))
     return 1 if problems else 0

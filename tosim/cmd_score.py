@@ -15,13 +15,12 @@ import argparse
 import csv
 import difflib
 import io
-import json
 import math
 import os
 import sys
 import time
 
-from ._io import check_output, positive_int, write_atomic
+from ._io import check_output, positive_int, write_atomic, json_text
 
 __all__ = ["register", "run", "ROW_FIELDS", "LAYER_FIELDS", "score", "expand_inputs", "resolve_device",
            "energy_joules", "carbon_grams", "ProgressBar", "MODEL_EXTENSIONS",
@@ -126,9 +125,15 @@ def add_movement(rows, sources, profile, phase, batch, densities=None, plot=None
     for row, source in zip(rows, sources):
         if row["error"] is not None:
             continue
-        model = opcount.load_model(source)
-        result = opcount.count_model(model, profile, phase=phase, batch=batch)
-        mv = opcount.count_movement(result, model, profile, densities=densities)
+        path = next(paths) if plot else None
+        try:
+            model = opcount.load_model(source)
+            result = opcount.count_model(model, profile, phase=phase, batch=batch)
+            mv = opcount.count_movement(result, model, profile, densities=densities)
+        except Exception as exc:     # noqa: BLE001 -- one model never ends a batch
+            message = exc if isinstance(exc, opcount.ModelError) else f"{type(exc).__name__}: {exc}"
+            row["error"] = f"{source}: data movement: {' '.join(str(message).split())}"
+            continue
         row["energy_compute_j"] = mv.compute_j
         row["energy_movement_j"] = mv.movement_j
         for lv in mv.hierarchy.names:
@@ -141,7 +146,6 @@ def add_movement(rows, sources, profile, phase, batch, densities=None, plot=None
                 layer.update({f"accesses_{lv}": mv.accesses(m, lv) for lv in mv.hierarchy.names})
         if plot:
             from .cmd_count import plot_movement
-            path = next(paths)
             plot_movement(mv, path)
             written.append(path)
     return written
@@ -253,8 +257,11 @@ def _init_worker(profile, phase, batch, per_layer):
 
 
 def _count_indexed(item):
+    from hardware_profiles import _read
     index, source = item
-    return index, count_source(source, **_WORKER)
+    with _read.track_reads() as reads:      # handed to the parent, which guards its outputs
+        result = count_source(source, **_WORKER)
+    return index, result, sorted(reads)
 
 
 def count_source(source, profile, phase, batch, per_layer):
@@ -267,8 +274,12 @@ def count_source(source, profile, phase, batch, per_layer):
         result = opcount.count_model(model, profile, phase=phase, batch=batch)
     except opcount.ModelError as exc:
         return {"source": source, "error": str(exc)}
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        return {"source": source, "error": f"{source}: {type(exc).__name__}: {exc}"}
+    except MemoryError:
+        return {"source": source, "error": f"{source}: ran out of memory reading or counting this model"}
+    except RecursionError:
+        return {"source": source, "error": f"{source}: the model is nested too deeply to count"}
+    except Exception as exc:     # noqa: BLE001 -- one input never ends a batch (its row says why)
+        return {"source": source, "error": f"{source}: {type(exc).__name__}: {' '.join(str(exc).split())}"}
     totals = result.totals["all"]
     out = {"name": result.model, "source": source, "params": result.params, "macs": result.macs,
            "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
@@ -315,8 +326,11 @@ def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progre
         context = multiprocessing.get_context("fork")
         with context.Pool(min(jobs, len(sources)), initializer=_init_worker,
                           initargs=(profile, phase, batch, per_layer)) as pool:
-            for index, result in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
+            from hardware_profiles import _read
+            for index, result, reads in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
                 results[index] = result
+                for path in reads:
+                    _read.note_read(path)
                 done += 1
                 if progress:
                     progress.update(done, sources[index])
@@ -395,9 +409,18 @@ def apply_energy(rows, profile, device, grid=None):
     grid = profile.grid_gco2_per_kwh if grid is None else grid
     for row in rows:
         if row["error"] is None:
-            row["energy_j"] = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+            energy = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+            carbon = carbon_grams(energy, grid) if grid is not None else None
+            if not math.isfinite(energy) or (carbon is not None and not math.isfinite(carbon)):
+                # a result is a number or an error, never inf/nan presented as a score
+                what = "energy" if not math.isfinite(energy) else "carbon"
+                row["error"] = (f"{row['source']}: the {what} is not a finite number ({energy!r} J): the device's "
+                                f"coefficients {device['coefficients']} overflow float64 at "
+                                f"{device['feature']} = {row[device['feature']]:.4g}")
+                continue
+            row["energy_j"] = energy
             if grid is not None:
-                row["gco2e"] = carbon_grams(row["energy_j"], grid)
+                row["gco2e"] = carbon
 
 
 #: Row and per-layer fields that add up over the steps of a run.
@@ -507,7 +530,7 @@ def rows_to_json(rows, extra=()):
                                **{k: layer.get(k) for k in extra if k not in RUN_FIELDS}}
                               for layer in row["layers"]]
         out.append(item)
-    return json.dumps(out, indent=2) + "\n"
+    return json_text(out) + "\n"
 
 
 def si(value, unit=""):
@@ -564,6 +587,7 @@ def format_table(rows, with_energy, per_layer=False, with_movement=False):
 def run(args):
     import hardware_profiles
     kind = None
+    inputs = []
     if args.out is not None or args.plot is not None:
         inputs = [s for s in expand_inputs(args.inputs) if not s.startswith("zoo:")] + [args.profile]
         if args.out is not None:
@@ -572,6 +596,12 @@ def run(args):
         if args.plot is not None:
             check_output(args.plot, "--plot", (".png",), inputs=inputs)
     profile = hardware_profiles.load(args.profile)
+    if args.out is not None or args.plot is not None:
+        # the profile's extends: chain is read too; none of it may be an output
+        chain = [path for path in profile.chain if not path.startswith("builtin:")]
+        for option, path, extensions in (("--out", args.out, (".csv", ".json")), ("--plot", args.plot, (".png",))):
+            if path is not None:
+                check_output(path, option, extensions, inputs=inputs + chain)
     device = resolve_device(profile, args.device) if args.device else None
     if device is None and args.grid_intensity is not None:
         print("tosim: note: --grid-intensity prices the energy of a --device; without one there is no carbon "
@@ -609,6 +639,11 @@ def run(args):
                             jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress())
         finally:
             bar.close()
+        if extra and args.plot and index == 0:
+            # every per-model plot path is checked before any plot or the --out file is written
+            names = [row["name"] for row in rows if row["error"] is None]
+            for path in plot_paths(args.plot, names):
+                check_output(path, "--plot", (".png",), inputs=inputs)
         if extra:
             from .cmd_count import densities
             plots += add_movement(rows, sources, profile, args.phase, batch, densities(args),
