@@ -6,6 +6,7 @@ packages' input-error classes) and printed as one line ``tosim: error: ...`` wit
 """
 import argparse
 import importlib
+import re
 import sys
 import warnings
 
@@ -76,16 +77,46 @@ class _WarningPrinter:
                 return
             self.cache_said = True
             text += "; results are computed but not cached (set TOSIM_CACHE_DIR to a writable folder)"
-        print(f"tosim: warning: {text}", file=sys.stderr)
+        print(f"tosim: warning: {printable(text)}", file=sys.stderr)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text):
+    """``text`` with control characters (terminal escape sequences from a model or file name)
+    written as escapes (``\x1b``); tabs and newlines kept."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+class _PrintableStream:
+    """Standard output as the commands write it, control characters escaped: a name read from
+    an input never reaches the terminal as an escape sequence. JSON is unaffected (its encoder
+    escapes them already)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def main(argv=None):
     """Run the ``tosim`` command; returns the exit status. While it runs, every input file read
-    is recorded (so that no output overwrites one) and warnings are printed as one line."""
+    is recorded (so that no output overwrites one), warnings are printed as one line and
+    control characters on standard output are escaped."""
     from hardware_profiles import _read
+    stdout = sys.stdout
     with _read.track_reads(), warnings.catch_warnings():
         warnings.showwarning = _WarningPrinter()
-        return _main(argv)
+        sys.stdout = _PrintableStream(stdout)
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout = stdout
 
 
 def _main(argv):
@@ -103,7 +134,7 @@ def _main(argv):
                 return 2
         return int(args.func(args) or 0)
     except errors as exc:
-        print(f"tosim: error: {exc}", file=sys.stderr)
+        print(f"tosim: error: {printable(' '.join(str(exc).split(chr(10))))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

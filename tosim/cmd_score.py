@@ -152,12 +152,15 @@ def add_movement(rows, sources, profile, phase, batch, densities=None, plot=None
 
 
 def _non_negative_float(text):
+    """argparse type of a grid intensity (g/kWh): a number in 0..1e6, the profile's own bound
+    (real grids are below 2,000), so that carbon stays finite."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}")
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_GRID_INTENSITY):
+        raise argparse.ArgumentTypeError(f"must be a number in 0..{MAX_GRID_INTENSITY:g}, not {text!r}")
     return value
 
 
@@ -685,6 +688,7 @@ def run(args):
         print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
     for path in plots:
         print(f"wrote {path}", file=sys.stderr)
+    from .cli import printable
     for row in failed:
-        print(f"tosim: error: {row['error']}", file=sys.stderr)
+        print(f"tosim: error: {printable(row['error'])}", file=sys.stderr)
     return 1 if failed else 0
