@@ -111,7 +111,7 @@ def bench_sweep(n_configs, repeat):
 
 def bench_zoo(repeat):
     print("== zoo: tosim score zoo:all, end to end in a fresh process (warm caches)")
-    from tosim.cmd_score import count_all, expand_inputs
+    from tosim._pipeline import count_all, expand_inputs
     profile = hardware_profiles.load("cmos-generic")
     _, real = _costs(profile, ["fp32"])
     command = [sys.executable, "-m", "tosim", "score", "zoo:all", "--jobs", "1"]

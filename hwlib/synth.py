@@ -214,7 +214,7 @@ def _parse_counterexample(text):
     return values
 
 
-def prove(component, *, output="ok", timeout=None):
+def prove(component, *, output="ok", timeout=600):
     """Prove that the one-bit output ``output`` of a combinational ``component`` is 1 for every
     input, with a SAT solver (Yosys ``sat -prove``).
 

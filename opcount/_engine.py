@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+
 from ._formulas import FORMULAS, Context, LayerCost
-from ._ir import MODEL_INPUT, ModelIR
+from ._ir import FORMATS, MODEL_INPUT, ModelIR
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
 
-BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-STAGES = ("forward", "loss", "backward", "update")
-PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
-          "training": ("forward", "loss", "backward", "update")}
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -48,6 +46,10 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
+    ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
+    layers, which count their router and ``top_k`` experts).
+    It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
+    parameters no counted layer owns), so ``complete`` is true only when nothing was.
     ``macs`` and ``flops`` are the phase's stages summed (forward only for inference and
     validation; forward + backward for training), FLOPs = 2 x MACs as in PyTorch's FLOP counter.
     """
@@ -58,6 +60,11 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
+    active_params: int = None
+
+    def __post_init__(self):
+        if self.active_params is None:
+            self.active_params = self.params
 
     @property
     def complete(self):
@@ -87,6 +94,32 @@ class CountResult:
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
+    def by_module(self, depth=1):
+        """Counts rolled up by module path to ``depth`` (fvcore's ``by_module``, ptflops' per-module
+        table): layers are grouped by the first ``depth`` dot-separated parts of their names
+        (the PyTorch frontend names layers by module path; depth 0 is the whole model).
+        Returns ``{path: {"layers", "params", "macs", "flops", "stages": {stage: {op: n}}}}`` in
+        first-seen order; MACs and FLOPs cover the phase's stages, as ``macs`` does."""
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+            raise ValueError(f"depth must be a non-negative integer, not {depth!r}")
+        stages = PHASES[self.phase]
+        out = {}
+        for layer in self.layers:
+            key = ".".join(layer.name.split(".")[:depth]) if depth else self.model
+            row = out.get(key)
+            if row is None:
+                row = out[key] = {"layers": 0, "params": 0, "macs": 0, "flops": 0,
+                                  "stages": {s: dict.fromkeys(BASIC_OPS, 0) for s in STAGES}}
+            row["layers"] += 1
+            row["params"] += layer.params
+            macs = sum(layer.macs[s] for s in ("forward", "backward") if s in stages)
+            row["macs"] += macs
+            row["flops"] += 2 * macs
+            for stage in STAGES:
+                for op in BASIC_OPS:
+                    row["stages"][stage][op] += layer.stages[stage][op]
+        return out
+
     @property
     def formats(self):
         """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
@@ -95,14 +128,22 @@ class CountResult:
     def as_array(self):
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
-        rows = [[[layer.stages[s][op] for op in BASIC_OPS] for s in STAGES] for layer in self.layers]
-        for layer, row in zip(self.layers, rows):
-            for stage, values in zip(STAGES, row):
-                for op, value in zip(BASIC_OPS, values):
-                    if value > INT64_MAX:
-                        raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count {value} "
-                                            f"does not fit int64")
-        return np.array(rows, dtype=np.int64).reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
+        rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
+                for stages in (layer.stages for layer in self.layers)]
+        try:
+            array = np.array(rows, dtype=np.int64)
+        except OverflowError:
+            array = None      # numpy says only that some value is too large: find which
+        if array is None:
+            for layer in self.layers:
+                for stage in STAGES:
+                    for op in BASIC_OPS:
+                        value = layer.stages[stage][op]
+                        if value > INT64_MAX:
+                            raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count "
+                                                f"{value} does not fit int64")
+            raise OverflowError(f"{self.model}: a count does not fit int64")
+        return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
     def to_json(self):
         """The ``tosim count --json`` object of DESIGN.md (exact integers), plus ``profile``,
@@ -114,6 +155,7 @@ class CountResult:
             "phase": self.phase,
             "batch": self.batch,
             "params": self.params,
+            "active_params": self.active_params,
             "macs": self.macs,
             "flops": self.flops,
             "complete": self.complete,
@@ -205,8 +247,25 @@ def _full(counter):
             "div": int(get("div", 0)), "sqrt": int(get("sqrt", 0)), "cmp": int(get("cmp", 0))}
 
 
-def count_model(model: ModelIR, profile, phase="inference", batch=1):
+RECOMPUTE = ("full", "selective")
+
+
+def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=None, master_format=None):
     """Count basic operations of ``model`` for ``phase`` and a batch of ``batch`` samples.
+
+    ``recompute`` (training only): activation recomputation, counted in the backward stage (its
+    MACs in the backward MACs). ``"full"``: every layer that computes a backward pass, except the
+    last (whose output the loss holds), runs its forward again before its backward, as when each
+    layer's input is checkpointed (Megatron-LM's full recomputation, ``torch.utils.checkpoint``
+    around every block). ``"selective"`` (Korthikanti et al. 2022): only the attention core
+    (QK^T, softmax, its dropout, the product with V) of ``attention`` and ``sdpa`` layers runs
+    again; the projections' activations are kept.
+
+    ``master_format`` (training): the optimizer keeps master weights in this format (mixed
+    precision: forward and backward in the layers' bf16 or fp16, the update in fp32). The update
+    of each layer whose format differs moves to a row of its own, ``NAME/update`` (type
+    ``update``, that format, no parameters of its own), so it is priced in the master format;
+    the casts between the two copies (a rounding, no basic operation) are not counted.
 
     ``profile`` is a loaded profile (an object with ``recipe_ops(name, direction)`` and
     ``has_recipe(name)``; its ``name`` is reported) or a profile name or YAML path for
@@ -218,6 +277,14 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
+    if recompute is not None and recompute not in RECOMPUTE:
+        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, not {recompute!r}")
+    if recompute is not None and phase != "training":
+        raise ValueError(f"recompute applies to the training phase, not {phase!r}")
+    if master_format is not None and master_format not in FORMATS:
+        raise ValueError(f"master_format must be one of {', '.join(FORMATS)}, not {master_format!r}")
+    if master_format is not None and phase != "training":
+        raise ValueError(f"master_format (the optimizer's weights) applies to the training phase, not {phase!r}")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be a positive integer, not {batch!r}")
     if isinstance(profile, str):
@@ -226,18 +293,26 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
     stages = PHASES[phase]
     training = phase == "training"
     needs_grad = {MODEL_INPUT: bool(model.input_grad)}
+    # gradient fan-in per tensor, in elements per sample read by its consumers: c consumers
+    # reading all of it need (c-1) adds per element; slices (a ``reads`` count) add only what
+    # overlaps, so the disjoint parts of a split need none
     consumers = Counter()
+    sizes = {}
     for layer in model.layers:
         needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
             needs_grad[ref] for ref in layer.inputs)
-        for ref in layer.inputs:
-            consumers[ref] += 1
+        sizes[layer.name] = math.prod(layer.out_shape)
+        reads = layer.attrs.get("reads")
+        for position, ref in enumerate(layer.inputs):
+            if ref in sizes:
+                consumers[ref] += sizes[ref] if reads is None or position else reads
     if model.layers:
-        consumers[model.layers[-1].name] += 1        # the loss reads the model output
+        consumers[model.layers[-1].name] += sizes[model.layers[-1].name]   # the loss reads the model output
     profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
     first_with_params = next((layer.name for layer in model.layers if layer.params), None)
+    last_layer = model.layers[-1].name if model.layers else None
     has_backward = "backward" in stages
     has_update = "update" in stages
     adam = model.optimizer in ("adam", "adamw")
@@ -268,10 +343,17 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
         grad = needs_grad[name]
         if has_backward and grad:
             backward = cost.backward
-            if consumers[name] > 1:
-                backward = backward + Counter(add=(consumers[name] - 1) * batch * math.prod(layer.out_shape))
-            backward = _full(backward)
             macs_backward = cost.macs_backward
+            if recompute == "full" and name != last_layer:
+                backward = backward + cost.forward
+                macs_backward += cost.macs_forward
+            elif recompute == "selective" and cost.recompute:
+                backward = backward + cost.recompute
+                macs_backward += cost.recompute_macs
+            extra = consumers[name] - sizes[name]
+            if extra > 0:
+                backward = backward + Counter(add=extra * (1 if layer.attrs.get("once") else batch))
+            backward = _full(backward)
         else:
             backward = dict(_ZERO_OPS)
             macs_backward = 0
@@ -282,12 +364,22 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
             update = _full(update)
         else:
             update = dict(_ZERO_OPS)
+        split = master_format is not None and layer.format != master_format and any(update.values())
         counted.append(LayerCount(
             name=name, type=layer.type, format=layer.format, out_shape=layer.out_shape, params=layer.params,
             stages={"forward": forward, "loss": dict(_ZERO_OPS), "backward": backward,
-                    "update": update},
+                    "update": dict(_ZERO_OPS) if split else update},
             macs={"forward": cost.macs_forward, "backward": macs_backward},
             complete=layer.known and not ctx.missing))
+        if split:
+            # the optimizer step on the master weights, in their own format
+            counted.append(LayerCount(
+                name=f"{name}/update", type="update", format=master_format, out_shape=(), params=0,
+                stages={"forward": dict(_ZERO_OPS), "loss": dict(_ZERO_OPS), "backward": dict(_ZERO_OPS),
+                        "update": update},
+                macs={"forward": 0, "backward": 0}, complete=True))
+    for item in model.left_out:
+        incomplete.append({"layer": item["layer"], "type": item["type"], "reason": item["reason"]})
     if "loss" in stages:
         ctx = Context(batch=batch, training=training, profile=profile, input_grad=(True,))
         fwd, grad = loss_cost(model.loss, model.output_shape, batch, ctx, with_gradient=training)
@@ -299,5 +391,5 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
                     "update": _full(Counter())},
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
-                       layers=counted, incomplete=incomplete)
+                       layers=counted, incomplete=incomplete, active_params=model.active_params)
 

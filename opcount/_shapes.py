@@ -5,9 +5,10 @@ shapes and returns ``(out_shape, params, attrs)``; ``attrs`` are the resolved se
 formulas read. Parameter counts follow PyTorch's modules (a norm's running statistics are buffers,
 not parameters).
 """
+import difflib
 import math
 
-__all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry",
+__all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry", "attention_geometry",
            "scatter_geometry", "window_tally", "pool_geometry", "adaptive_windows", "adaptive_tally"]
 
 
@@ -38,7 +39,9 @@ class _Fields:
         if key in spec:
             return spec[key]
         if required:
-            raise ShapeError(f"missing field {key!r}")
+            close = difflib.get_close_matches(key, [k for k in spec if isinstance(k, str)], n=1, cutoff=0.6)
+            hint = f" (found {close[0]!r}: did you mean {key!r}?)" if close else ""
+            raise ShapeError(f"missing field {key!r}{hint}")
         return default
 
     def int(self, key, default=None, *, required=False, minimum=1):
@@ -89,9 +92,11 @@ class _Fields:
     def finish(self):
         if self.read.issuperset(self.spec):
             return
-        extra = sorted(set(self.spec) - self.read)
+        extra = sorted(set(self.spec) - self.read, key=str)
         if extra:
-            raise ShapeError(f"unknown field {extra[0]!r}")
+            close = difflib.get_close_matches(str(extra[0]), sorted(self.read - set(self.spec)), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ShapeError(f"unknown field {extra[0]!r}{hint}")
 
 
 def _n_inputs(in_shapes, n):
@@ -349,7 +354,13 @@ def _embedding(f, in_shapes):
     _n_inputs(in_shapes, 1)
     vocab = f.int("vocab", required=True)
     dim = f.int("dim", required=True)
-    return in_shapes[0] + (dim,), vocab * dim, {"vocab": vocab, "dim": dim}
+    tied = f.any("tied_to")
+    if tied is not None and not isinstance(tied, str):
+        raise ShapeError(f"'tied_to' must be a layer name, not {tied!r}")
+    attrs = {"vocab": vocab, "dim": dim}
+    if tied is not None:
+        attrs["tied_to"] = tied
+    return in_shapes[0] + (dim,), 0 if tied else vocab * dim, attrs
 
 
 def _positional_embedding(f, in_shapes):
@@ -359,12 +370,20 @@ def _positional_embedding(f, in_shapes):
     # rows: size of the learned table, one row per position; it may exceed the sequence (GPT-2
     # keeps 1024 positions) but not fall short of it. A token-type table (BERT's two segment
     # rows, token_types: true) is indexed by type, not position, so any number of rows fits.
-    rows = f.int("rows", shape[0])
+    # offset: the position of the first token (a decode step after `offset` cached tokens reads
+    # row `offset` of the table).
+    offset = f.int("offset", 0, minimum=0)
+    rows = f.int("rows", offset + shape[0])
     token_types = f.bool("token_types", False)
-    if not token_types and rows < shape[0]:
+    if not token_types and rows < offset + shape[0]:
+        at = f" from position {offset}" if offset else ""
         raise ShapeError(f"the table has {rows} position{'s' if rows != 1 else ''} ('rows'), fewer than the "
-                         f"{shape[0]} tokens of input shape {list(shape)}")
-    return shape, rows * shape[-1], {"rows": rows, "dim": shape[-1], "token_types": token_types}
+                         f"{offset + shape[0] if offset else shape[0]} {'positions' if offset else 'tokens'} of "
+                         f"input shape {list(shape)}{at}")
+    attrs = {"rows": rows, "dim": shape[-1], "token_types": token_types}
+    if offset:
+        attrs["offset"] = offset
+    return shape, rows * shape[-1], attrs
 
 
 def _cls_token(f, in_shapes):
@@ -495,9 +514,37 @@ def _matmul(f, in_shapes):
 
 
 def _mask(f):
+    """``(mask, causal, additive)``: the legacy ``mask`` choice and the two properties the
+    formulas read. ``causal: true`` with ``mask: additive`` is a causal layer that also adds a
+    bias to its scores (T5's decoder: relative-position bias plus the causal mask)."""
     causal = f.bool("causal", False)
     mask = f.choice("mask", "causal" if causal else "none", ("none", "causal", "additive"))
-    return mask
+    return mask, causal or mask == "causal", mask == "additive"
+
+
+def attention_geometry(t, s, *, causal, offset=0, window=None):
+    """``(rows, pairs, cols)`` of the score matrix of one head: ``t`` query rows, ``s`` keys.
+
+    Without a mask every query sees every key: ``(t, t*s, s)``. With a causal mask the query of
+    row i sits at position ``offset + i`` and sees the keys ``j <= offset + i`` (and, with a
+    sliding ``window`` of W keys, only ``j > offset + i - W``: itself and the W-1 before it), so
+    row i sees ``n_i = min(offset + i + 1, s, W)`` keys. ``pairs`` is the sum of the n_i (the
+    score entries computed), ``cols`` the number of keys seen by at least one row. ``offset``
+    is the number of cached keys before the first query (bottom-right alignment, as Hugging Face
+    and FlashAttention align a causal mask with a KV cache); ``offset = 0`` with ``t <= s`` is
+    PyTorch's ``is_causal`` (top-left) triangle. Closed form: with M = min(s, W) and
+    g(x) = sum_{q=1..x} min(q, M), pairs = g(offset + t) - g(offset).
+    """
+    if not causal:
+        return t, t * s, s
+    m = s if window is None else min(s, window)
+
+    def g(x):
+        return x * (x + 1) // 2 if x <= m else m * (m + 1) // 2 + (x - m) * m
+
+    first, last = offset, offset + t - 1
+    lo = 0 if window is None else max(0, first - window + 1)
+    return t, g(last + 1) - g(first), min(last, s - 1) - lo + 1
 
 
 def _sdpa(f, in_shapes):
@@ -507,29 +554,158 @@ def _sdpa(f, in_shapes):
         raise ShapeError("q, k and v must be [heads, length, head_dim]")
     if q[0] != k[0] or k[0] != v[0] or q[2] != k[2] or k[1] != v[1]:
         raise ShapeError(f"shape mismatch: q {list(q)}, k {list(k)}, v {list(v)}")
-    mask = _mask(f)
+    mask, causal, additive = _mask(f)
+    scale = f.bool("scale", True)
+    rows, pairs, cols = attention_geometry(q[1], k[1], causal=causal)
     return (q[0], q[1], v[2]), 0, {"heads": q[0], "t": q[1], "s": k[1], "hd": q[2], "hdv": v[2],
-                                   "mask": mask}
+                                   "mask": mask, "causal": causal, "additive": additive, "scale": scale,
+                                   "rows": rows, "pairs": pairs, "cols": cols}
 
 
 def _attention(f, in_shapes):
-    _n_inputs(in_shapes, 1)
-    shape = in_shapes[0]
-    if len(shape) != 2:
-        raise ShapeError(f"input shape {list(shape)} must be [length, dim]")
-    t, d = shape
+    """Multi-head attention: one input ``[T, D]`` (self-attention), two (query ``[T, D]``, and
+    key = value ``[S, kdim]``) or three (query, key ``[S, kdim]``, value ``[S, vdim]``), as
+    ``nn.MultiheadAttention`` takes them; the output is ``[T, D]``."""
+    if not 1 <= len(in_shapes) <= 3:
+        raise ShapeError(f"takes 1 input (self-attention), 2 (query, key/value) or 3 (query, key, value), "
+                         f"got {len(in_shapes)}")
+    q = in_shapes[0]
+    k = in_shapes[1] if len(in_shapes) > 1 else q
+    v = in_shapes[2] if len(in_shapes) > 2 else k
+    for what, shape in (("input", q), ("key", k), ("value", v)):
+        if len(shape) != 2:
+            raise ShapeError(f"{what} shape {list(shape)} must be [length, dim]")
+    if k[0] != v[0]:
+        raise ShapeError(f"shape mismatch: key {list(k)} and value {list(v)} differ in length")
+    t, d = q
+    s, kdim, vdim = k[0], k[1], v[1]
     heads = f.int("heads", required=True)
     kv_heads = f.int("kv_heads", heads)
-    if d % heads or heads % kv_heads:
-        raise ShapeError(f"heads {heads} must divide dim {d} and be a multiple of kv_heads {kv_heads}")
+    head_dim = f.int("head_dim", None)
+    if heads % kv_heads:
+        raise ShapeError(f"heads {heads} must be a multiple of kv_heads {kv_heads}")
+    if head_dim is None and d % heads:
+        raise ShapeError(f"heads {heads} must divide dim {d} (or give head_dim)")
     bias = f.bool("bias", True)
+    out_bias = f.bool("out_bias", bias)
     rope = f.bool("rope", False)
-    mask = _mask(f)
-    hd = d // heads
-    dkv = kv_heads * hd
-    params = 2 * d * d + 2 * d * dkv + ((2 * d + 2 * dkv) if bias else 0)
-    return shape, params, {"t": t, "dim": d, "heads": heads, "kv_heads": kv_heads, "hd": hd, "dkv": dkv,
-                           "bias": bias, "rope": rope, "mask": mask}
+    scale = f.bool("scale", True)
+    mask, causal, additive = _mask(f)
+    masks = f.int("masks", 1 if mask == "additive" else 0, minimum=0)
+    if mask != "additive" and masks:
+        raise ShapeError("'masks' needs mask: additive")
+    weights = f.choice("weights", "none", ("none", "mean", "heads"))
+    dropout = f.number("dropout", 0)
+    if not 0 <= dropout < 1:
+        raise ShapeError(f"'dropout' must be in [0, 1), not {dropout!r}")
+    window = f.int("window", None)
+    past = f.int("past", 0, minimum=0)
+    kv_cache = f.bool("kv_cache", False)
+    memory_cached = f.bool("memory_cached", False)
+    # T5's learned relative-position bias: "own" keeps the table (buckets x heads parameters) in
+    # this layer, "shared" reuses the table of an earlier layer; either way it is added to the scores
+    position_bias = f.choice("position_bias", "none", ("none", "own", "shared"))
+    buckets = f.int("buckets", 32)
+    cross = len(in_shapes) > 1
+    if window is not None and not causal:
+        raise ShapeError("'window' (sliding-window attention) needs causal: true")
+    if cross and past:
+        raise ShapeError("'past' (cached tokens of a self-attention) needs one input; a cross-attention reads "
+                         "its memory")
+    if memory_cached and not cross:
+        raise ShapeError("'memory_cached' is for a cross-attention (2 or 3 inputs)")
+    hd = d // heads if head_dim is None else head_dim
+    inner, dkv = heads * hd, kv_heads * hd
+    if not cross:
+        s = past + t
+    rows, pairs, cols = attention_geometry(t, s, causal=causal, offset=past, window=window)
+    params = (d * inner + (kdim + vdim) * dkv + inner * d + ((inner + 2 * dkv) if bias else 0)
+              + (d if out_bias else 0))
+    if position_bias == "own":
+        params += buckets * heads
+    additive = additive or position_bias != "none"
+    return (t, d), params, {"t": t, "s": s, "dim": d, "kdim": kdim, "vdim": vdim, "heads": heads,
+                            "kv_heads": kv_heads, "hd": hd, "inner": inner, "dkv": dkv, "bias": bias,
+                            "out_bias": out_bias, "rope": rope, "scale": scale, "mask": mask, "causal": causal,
+                            "additive": additive, "masks": masks, "weights": weights, "dropout": dropout,
+                            "window": window, "past": past, "kv_cache": kv_cache, "cross": cross,
+                            "memory_cached": memory_cached, "position_bias": position_bias, "buckets": buckets,
+                            "rows": rows, "pairs": pairs, "cols": cols}
+
+
+def _moe(f, in_shapes):
+    """A mixture-of-experts feed-forward block on [T, D] (Mixtral's sparse MoE): a router linear
+    D -> E without bias, a softmax over the E experts, the top k per token (renormalized when
+    ``normalize``), and per chosen expert a (gated) MLP down(act(gate(x)) * up(x)), its outputs
+    weighted and summed. ``params`` counts all E experts, ``active_params`` the router and k."""
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    _rank_at_least(shape, 1)
+    d = shape[-1]
+    experts = f.int("experts", required=True)
+    top_k = f.int("top_k", required=True)
+    ffn = f.int("ffn", required=True)
+    act = f.choice("act", "silu", ("silu", "gelu", "relu"))
+    gated = f.bool("gated", True)
+    bias = f.bool("bias", False)
+    normalize = f.bool("normalize", True)
+    if top_k > experts:
+        raise ShapeError(f"top_k {top_k} must be at most experts {experts}")
+    expert = (3 if gated else 2) * d * ffn + (((2 if gated else 1) * ffn + d) if bias else 0)
+    router = d * experts
+    return shape, router + experts * expert, {
+        "dim": d, "experts": experts, "top_k": top_k, "ffn": ffn, "act": act, "gated": gated, "bias": bias,
+        "normalize": normalize, "expert_params": expert, "router_params": router,
+        "active_params": router + top_k * expert}
+
+
+RNN_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _rnn_factory(kind):
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` on ``[T, I]``: hidden, layers [1], bidirectional [false],
+    bias [true], proj [0] (LSTM's proj_size), nonlinearity [tanh | relu] (RNN), dropout [0]
+    (between layers, training only). Optional second and third inputs are the initial states
+    h0 ``[layers x directions, H_out]`` and (LSTM) c0 ``[layers x directions, H]``; without them
+    the states start at zero. Output ``[T, directions x H_out]`` (H_out = proj or hidden)."""
+    gates = RNN_GATES[kind]
+
+    def rnn(f, in_shapes):
+        most = 3 if kind == "lstm" else 2
+        if not 1 <= len(in_shapes) <= most:
+            raise ShapeError(f"takes 1 to {most} inputs (sequence{', h0, c0' if kind == 'lstm' else ', h0'}), "
+                             f"got {len(in_shapes)}")
+        x = in_shapes[0]
+        if len(x) != 2:
+            raise ShapeError(f"input shape {list(x)} must be [length, features]")
+        t, i = x
+        hidden = f.int("hidden", required=True)
+        layers = f.int("layers", 1)
+        bidirectional = f.bool("bidirectional", False)
+        bias = f.bool("bias", True)
+        proj = f.int("proj", 0, minimum=0) if kind == "lstm" else 0
+        if proj >= hidden:
+            raise ShapeError(f"'proj' {proj} must be smaller than 'hidden' {hidden}")
+        nonlinearity = f.choice("nonlinearity", "tanh", ("tanh", "relu")) if kind == "rnn" else "tanh"
+        dropout = f.number("dropout", 0)
+        if not 0 <= dropout < 1:
+            raise ShapeError(f"'dropout' must be in [0, 1), not {dropout!r}")
+        directions = 2 if bidirectional else 1
+        h_out = proj or hidden
+        states = ((layers * directions, h_out), (layers * directions, hidden))
+        for what, shape, want in zip(("h0", "c0"), in_shapes[1:], states):
+            if tuple(shape) != want:
+                raise ShapeError(f"{what} shape {list(shape)} must be {list(want)}")
+        params = 0
+        for layer in range(layers):
+            width = i if layer == 0 else directions * h_out
+            per_direction = gates * hidden * (width + h_out) + (2 * gates * hidden if bias else 0) + proj * hidden
+            params += directions * per_direction
+        return (t, directions * h_out), params, {
+            "kind": kind, "gates": gates, "t": t, "in": i, "hidden": hidden, "h_out": h_out, "proj": proj,
+            "layers": layers, "directions": directions, "bias": bias, "nonlinearity": nonlinearity,
+            "dropout": dropout}
+    return rnn
 
 
 def _explicit_or(f, default):
@@ -571,7 +747,23 @@ def _elementwise(f, in_shapes):
     backward = _op_table(f.any("backward"), "backward")
     label = f.any("op", "elementwise")
     out = _explicit_or(f, None) or _broadcast(in_shapes)
-    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label)}
+    once, once_inputs = _once(f, in_shapes)
+    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label),
+                                                 "once": once, "once_inputs": once_inputs}
+
+
+def _once(f, in_shapes):
+    """``once`` [false]: the layer is computed once per batch (from parameters or constants), not
+    per sample; ``once_inputs`` [none]: which inputs are such batch-free tensors (their
+    gradient sums the batch)."""
+    once = f.bool("once", False)
+    once_inputs = f.any("once_inputs")
+    if once_inputs is None:
+        once_inputs = [once] * len(in_shapes)
+    if (not isinstance(once_inputs, list) or len(once_inputs) != len(in_shapes)
+            or not all(isinstance(v, bool) for v in once_inputs)):
+        raise ShapeError(f"'once_inputs' must be a list of {len(in_shapes)} true/false values, not {once_inputs!r}")
+    return once, tuple(once_inputs)
 
 
 def _reduce(f, in_shapes):
@@ -581,21 +773,58 @@ def _reduce(f, in_shapes):
     out = _explicit_or(f, None)
     if out is None:
         raise ShapeError("missing field 'out_shape'")
+    once = f.bool("once", False)
     if math.prod(in_shapes[0]) % math.prod(out):
         raise ShapeError(f"shape mismatch: cannot reduce {list(in_shapes[0])} to {list(out)}")
-    return out, 0, {"kind": kind}
+    return out, 0, {"kind": kind, "once": once}
 
 
 def _shape_op(f, in_shapes):
-    """Data movement with an explicit output shape (slice, gather, pad, expand, ...): free."""
+    """Data movement with an explicit output shape (slice, gather, pad, expand, ...): free
+    forward. ``reads`` [all]: elements per sample of the first input it reads (a slice: consumers
+    reading disjoint slices of one tensor need no gradient sum); ``grad`` [none | broadcast |
+    gather]: the backward of an expand (the gradient summed back to the input's elements) or of
+    a gather (each gathered element's gradient added into the source's); ``once`` [false]: a
+    batch-free tensor (computed once per batch); ``once_inputs``: as for ``elementwise``."""
     label = f.any("op", "shape_op")
-    return _explicit_or(f, in_shapes[0]), f.int("params", 0, minimum=0), {"op": str(label)}
+    out = _explicit_or(f, in_shapes[0])
+    reads = f.int("reads", None, minimum=0)
+    grad = f.choice("grad", "none", ("none", "broadcast", "gather"))
+    once, once_inputs = _once(f, in_shapes)
+    return out, f.int("params", 0, minimum=0), {"op": str(label), "reads": reads, "grad": grad, "once": once,
+                                                 "once_inputs": once_inputs}
+
+
+def _parameter(f, in_shapes):
+    """A bare learned tensor (``nn.Parameter``: a class token, a position table, a layer scale),
+    read as is by the layers that name it; computed once per batch, its shape is the whole
+    tensor's ``shape``."""
+    shape = f.any("shape")
+    if (not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                        for d in shape)):
+        raise ShapeError(f"'shape' must be a list of non-negative integers, not {shape!r}")
+    return tuple(shape), math.prod(shape), {"once": True}
+
+
+def _stochastic_depth(f, in_shapes):
+    """torchvision's stochastic depth: drops whole samples (mode row) or the whole batch (batch)
+    with probability p in training; identity in eval."""
+    _n_inputs(in_shapes, 1)
+    p = f.number("p", 0.5)
+    if not 0 <= p <= 1:
+        raise ShapeError(f"'p' must be in [0, 1], not {p!r}")
+    mode = f.choice("mode", "row", ("row", "batch"))
+    return in_shapes[0], 0, {"p": p, "mode": mode}
 
 
 SHAPE_FUNCTIONS = {
     "elementwise": _elementwise,
     "reduce": _reduce,
     "shape_op": _shape_op,
+    "parameter": _parameter,
+    "stochastic_depth": _stochastic_depth,
+    "hardswish": _same_shape(1),
+    "hardsigmoid": _same_shape(1),
     "linear": _linear,
     "embedding": _embedding,
     "positional_embedding": _positional_embedding,
@@ -613,6 +842,10 @@ SHAPE_FUNCTIONS = {
     "bmm": _matmul,
     "sdpa": _sdpa,
     "attention": _attention,
+    "moe": _moe,
+    "lstm": _rnn_factory("lstm"),
+    "gru": _rnn_factory("gru"),
+    "rnn": _rnn_factory("rnn"),
     "relu": _same_shape(1),
     "relu6": _same_shape(1),
     "leaky_relu": _same_shape(1, ("slope", 0.01)),

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "tosim.cmd_profile",
     "tosim.cmd_synth",
     "tosim.cmd_count",
+    "tosim.cmd_zoo",
     "tosim.cmd_score",
     "tosim.cmd_sweep",
     "tosim.cmd_fit",
@@ -32,25 +33,43 @@ class _Parser(argparse.ArgumentParser):
         raise CommandError(message)
 
 
+#: The input-error class of each package: printed as one line, never a traceback.
+_INPUT_ERRORS = [("hardware_profiles", "ProfileError"), ("opcount", "ModelError"),
+                 ("hwlib", "CircuitError"), ("calibrate", "MeasurementError"), ("tosim._errors", "ScoreError"),
+                 ("hwlib._yosys", "YosysError"), ("hardware_profiles._read", "InputFileError")]
+
+
 def _input_errors():
-    """The input-error classes of the packages: printed as one line, never a traceback."""
+    """The input-error classes of the packages imported so far (a package that raised one is
+    imported), so that ``tosim --help`` loads none of them."""
     errors = [CommandError]
-    for module_name, attr in [("hardware_profiles", "ProfileError"),
-                              ("opcount", "ModelError"),
-                              ("hwlib", "CircuitError"),
-                              ("calibrate", "MeasurementError"),
-                              ("hwlib", "YosysError"),
-                              ("hardware_profiles._read", "InputFileError")]:
-        try:
-            errors.append(getattr(importlib.import_module(module_name), attr))
-        except (ImportError, AttributeError):
-            pass
+    for module_name, attr in _INPUT_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(getattr(module, attr, None), type):
+            errors.append(getattr(module, attr))
     return tuple(errors)
+
+
+def _is_input_error(exc):
+    return isinstance(exc, _input_errors())
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version (read only when asked)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import tosim
+        print(f"tosim {tosim.__version__}")
+        parser.exit(0)
 
 
 def build_parser():
     parser = _Parser(prog="tosim", description="Gate-level hardware cost simulator for deep-learning energy "
                      "(Transistor Operations model).")
+    parser.add_argument("--version", action=_Version, help="print tosim's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMAND_MODULES:
         try:
@@ -121,7 +140,6 @@ def main(argv=None):
 
 def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
-    errors = _input_errors()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -133,14 +151,16 @@ def _main(argv):
                 parser.print_help()
                 return 2
         return int(args.func(args) or 0)
-    except errors as exc:
-        print(f"tosim: error: {printable(' '.join(str(exc).split(chr(10))))}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
         print("tosim: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
+        print(f"tosim: error: {printable(' '.join(str(exc).splitlines()))}", file=sys.stderr)
+        return 2
 
 
 def sub_names(parser):

@@ -5,7 +5,9 @@ split into compute and data movement per layer (:mod:`opcount.movement`), and ``
 """
 import sys
 
-from ._io import check_output, positive_int, save_figure, json_text
+import hardware_profiles
+
+from ._io import check_output, json_text, positive_int, save_figure
 
 __all__ = ["register", "run"]
 
@@ -23,8 +25,16 @@ def register(subparsers):
     parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
-    parser.add_argument("--seq", type=positive_int, default=None,
-                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    add_model_arguments(parser)
+    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="count every layer in this number format (default: the model's; a Hugging Face "
+                             "config's torch_dtype, fp32 for the zoo)")
+    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
+                             "fp32 with --format bf16); each layer's update is priced in it")
+    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
+                        help="training: activation recomputation counted in the backward stage (full: every "
+                             "layer's forward again; selective: the attention core only)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
@@ -44,6 +54,32 @@ def _density(text):
     return value
 
 
+def _choice_of(names_attr, what):
+    """argparse type: a value of ``opcount.<names_attr>`` (read when the flag is given, so that
+    building the parser imports no package)."""
+    def check(text):
+        import argparse
+
+        import opcount
+        names = getattr(opcount, names_attr)
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; known: {', '.join(names)}")
+        return text
+    check.__name__ = what
+    return check
+
+
+def add_model_arguments(parser):
+    """The model flags shared by count and score: sequence length, loss, optimizer."""
+    parser.add_argument("--seq", type=positive_int, default=None,
+                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    parser.add_argument("--loss", type=_choice_of("LOSSES", "loss"), default=None,
+                        help="loss of the validation and training phases instead of the model's own "
+                             "(mse, cross_entropy, bce)")
+    parser.add_argument("--optimizer", type=_choice_of("OPTIMIZERS", "optimizer"), default=None,
+                        help="optimizer of the training phase instead of the model's own (sgd, momentum, adam, adamw)")
+
+
 def add_movement_arguments(parser):
     """The sparsity flags shared by count and score (used when the profile has a memory section)."""
     parser.add_argument("--density-weights", type=_density, default=1.0, metavar="D",
@@ -57,33 +93,29 @@ def densities(args):
     return Densities(weights=args.density_weights, inputs=args.density_inputs)
 
 
-def _load(args):
-    import opcount
-    return opcount.load_model(args.model, seq=args.seq)
-
-
 def run(args):
-    import hardware_profiles
-    import opcount
+    from . import api
+    from ._costs import SynthesisProgress
     if args.plot is not None:
         check_output(args.plot, "--plot", (".png",), inputs=(args.model, args.profile))
     profile = hardware_profiles.load(args.profile)
-    model = _load(args)
-    result = opcount.count_model(model, profile, phase=args.phase, batch=args.batch)
-    movement = None
-    if profile.memory is not None:
-        movement = opcount.count_movement(result, model, profile, densities=densities(args))
-    elif args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0:
+    if profile.memory is None and (args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
                            "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
+    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, loss=args.loss,
+                       optimizer=args.optimizer, per_layer=True,
+                       densities=densities(args) if profile.memory is not None else None,
+                       synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
+                       master_format=args.master_format)
+    result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()
         if movement is not None:
             out["movement"] = movement.to_json()
         print(json_text(out))
     else:
-        print(format_table(result))
+        print(format_table(result, scored))
         if movement is not None:
             print("\n" + format_movement(movement))
     if args.plot:
@@ -94,7 +126,7 @@ def run(args):
 
 def format_movement(movement):
     """Per-layer compute and data-movement energy (joules) and accesses per memory level."""
-    from .cmd_score import si
+    from ._render import si
     levels = movement.hierarchy.names
     header = ["layer", "type", "eff. MACs", "compute J", "movement J", "movement %"] + [f"{lv} acc." for lv in levels]
     rows = []
@@ -157,22 +189,28 @@ def _human(n):
     return f"{n:,}"
 
 
-def format_table(result):
+def format_table(result, scored=None):
     """A readable per-layer table: each layer's counts summed over the phase's stages, then the
-    totals per stage."""
+    totals per stage; with ``scored`` (the :class:`tosim.ScoreResult` of the same count, per
+    layer) a last column of TOs."""
     import opcount
+
+    from ._render import si
     stages = opcount.PHASES[result.phase]
     ops = opcount.BASIC_OPS
-    header = ["layer", "type", "output", "params"] + list(ops)
+    header = ["layer", "type", "output", "params"] + list(ops) + (["TOs"] if scored is not None else [])
     rows = []
-    for layer in result.layers:
+    for i, layer in enumerate(result.layers):
         counts = [sum(layer.stages[s][op] for s in stages) for op in ops]
         shape = "x".join(map(str, layer.out_shape)) if layer.out_shape else "-"
         mark = "" if layer.complete else " (!)"
-        rows.append([layer.name + mark, layer.type, shape, _human(layer.params)] + [_human(c) for c in counts])
+        rows.append([layer.name + mark, layer.type, shape, _human(layer.params)] + [_human(c) for c in counts]
+                    + ([si(scored.layers[i].tos)] if scored is not None else []))
     totals = result.totals
-    footer = [[f"total {s}", "", "", ""] + [_human(totals[s][op]) for op in ops] for s in stages]
-    footer.append(["total", "", "", _human(result.params)] + [_human(totals["all"][op]) for op in ops])
+    footer = [[f"total {s}", "", "", ""] + [_human(totals[s][op]) for op in ops]
+              + ([si(scored.tos_by_stage[s])] if scored is not None else []) for s in stages]
+    footer.append(["total", "", "", _human(result.params)] + [_human(totals["all"][op]) for op in ops]
+                  + ([si(scored.tos)] if scored is not None else []))
     widths = [max(len(str(r[i])) for r in [header] + rows + footer) for i in range(len(header))]
 
     def line(row):
@@ -182,12 +220,14 @@ def format_table(result):
     rule = "  ".join("-" * w for w in widths)
     out = [f"model {result.model}  profile {result.profile}  phase {result.phase} ({', '.join(stages)})  "
            f"batch {result.batch}",
-           f"params {_human(result.params)}  MACs {_human(result.macs)}  FLOPs {_human(result.flops)}",
+           f"params {_human(result.params)}  MACs {_human(result.macs)}  FLOPs {_human(result.flops)}"
+           + (f"  TOs {si(scored.tos)}" if scored is not None else ""),
            "", line(header), rule] + [line(r) for r in rows] + [rule] + [line(r) for r in footer]
     if result.incomplete:
         out.append("")
         types = ", ".join(f"{t} x{n}" for t, n in sorted(result.incomplete_types.items()))
-        out.append(f"INCOMPLETE: {len(result.incomplete)} layer(s) not fully counted (marked (!)): {types}")
+        out.append(f"INCOMPLETE: {len(result.incomplete)} layer(s) not fully counted (marked (!)): {types}"
+                   + ("; the TOs are too low" if scored is not None else ""))
         for item in result.incomplete:
             out.append(f"  {item['layer']} ({item['type']}): {item['reason']}")
     return "\n".join(out)

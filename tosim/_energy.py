@@ -1,0 +1,86 @@
+"""Joules and carbon of a scored workload: the one place a device's fitted model is applied.
+
+:func:`resolve_device` finds a profile's device by name; :func:`energy_joules` evaluates its
+polynomial on the workload's feature (TOs, FLOPs or MACs; :func:`calibrate.predict`);
+:func:`apply_energy` fills ``energy_j`` and ``gco2e`` of scored rows. :func:`tosim.score`,
+``tosim score`` and ``tosim sweep`` all go through these functions, so a change of the device
+model (or a check of the range it was fitted on) belongs here.
+
+Carbon follows CodeCarbon's method (frasca2024 lecture): grams CO2e = energy in kWh (joules /
+3.6e6) x the grid's carbon intensity in g/kWh, the profile's ``carbon.grid_gco2_per_kwh``
+(475, the world average CodeCarbon uses, in the built-in profiles) unless overridden.
+"""
+import difflib
+import math
+
+from ._errors import ScoreError
+
+__all__ = ["J_PER_KWH", "DeviceError", "resolve_device", "energy_joules", "carbon_grams", "apply_energy"]
+
+J_PER_KWH = 3.6e6
+
+
+class DeviceError(ScoreError):
+    """A device that the profile does not have (or a malformed device mapping)."""
+
+
+def resolve_device(profile, device):
+    """The device mapping of ``profile`` named ``device`` (a mapping is returned as given after a
+    check of its keys); a one-line :class:`DeviceError` with a did-you-mean when the profile has
+    none of that name."""
+    if isinstance(device, dict):
+        missing = [k for k in ("feature", "coefficients") if k not in device]
+        if missing:
+            raise DeviceError(f"a device mapping needs {' and '.join(missing)} "
+                              "(e.g. {'feature': 'tos', 'coefficients': [c0, c1]})")
+        if device["feature"] not in ("tos", "flops", "macs"):
+            raise DeviceError(f"device feature must be tos, flops or macs, not {device['feature']!r}")
+        return device
+    name = device
+    devices = profile.devices or {}
+    if name in devices:
+        return devices[name]
+    if not devices:
+        raise DeviceError(f"profile {profile.name!r} has no devices, so there is no {name!r}; "
+                          "a profile with fitted devices (e.g. li2022) or tosim fit gives them")
+    close = difflib.get_close_matches(str(name), list(devices), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise DeviceError(f"profile {profile.name!r} has no device {name!r}{hint} "
+                      f"(devices: {', '.join(sorted(devices))})")
+
+
+def energy_joules(device, tos, flops, macs):
+    """Joules of a device's fitted polynomial E = c0 + c1 x + c2 x^2 + ... (:func:`calibrate.predict`),
+    x its feature (TOs, FLOPs or MACs); works on numbers and numpy arrays."""
+    import calibrate
+    x = {"tos": tos, "flops": flops, "macs": macs}[device["feature"]]
+    return calibrate.predict(device["coefficients"], float(x) if isinstance(x, int) else x)
+
+
+def carbon_grams(energy_j, grid_g_per_kwh):
+    """gCO2e of ``energy_j`` joules at a grid intensity in g/kWh (CodeCarbon's method)."""
+    return energy_j / J_PER_KWH * grid_g_per_kwh
+
+
+def apply_energy(rows, profile, device, grid=None):
+    """Fill ``energy_j`` (the device's polynomial of the row's TOs, FLOPs or MACs, for the whole
+    workload the row covers) and ``gco2e`` (at ``grid`` g/kWh, default the profile's) of every
+    good row; ``None`` for both without a device."""
+    grid = profile.grid_gco2_per_kwh if grid is None else grid
+    for row in rows:
+        row["energy_j"] = row["gco2e"] = None
+        if device is None or row["error"] is not None:
+            continue
+        energy = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+        carbon = carbon_grams(energy, grid) if grid is not None else None
+        if not math.isfinite(energy) or (carbon is not None and not math.isfinite(carbon)):
+            # a result is a number or an error, never inf/nan presented as a score
+            what = "energy" if not math.isfinite(energy) else "carbon"
+            feature = device["feature"]
+            row["error"] = (f"{row['source'] or row['name']}: the {what} is not a finite number ({energy!r} J): the "
+                            f"device's coefficients {device['coefficients']} overflow float64 at {feature} = "
+                            f"{row[feature]:.4g}")
+            continue
+        row["energy_j"] = energy
+        if grid is not None:
+            row["gco2e"] = carbon
