@@ -65,7 +65,7 @@ def test_recursive_alias_depth_and_digits():
     deep = "[" * 100 + "]" * 100
     with _error(rf"^f\.yaml:1: nested more than {_read.MAX_DEPTH} levels deep$"):
         _read.load_yaml(deep, "f.yaml", UniqueKeyLoader)
-    with _error(rf"^f\.yaml: nested more than {_read.MAX_DEPTH} levels deep$"):
+    with _error(rf"^f\.yaml(:1)?: nested more than {_read.MAX_DEPTH} levels deep$"):
         _read.load_yaml("[" * 5000 + "]" * 5000, "f.yaml", UniqueKeyLoader)
     with _error(rf"^f\.yaml:2: an integer of more than {_read.MAX_DIGITS} digits$"):
         _read.load_yaml("a: 1\nb: " + "9" * 5000 + "\n", "f.yaml", UniqueKeyLoader)

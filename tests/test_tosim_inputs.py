@@ -172,14 +172,19 @@ def test_n_inner_given_is_used_and_absent_is_the_default(tmp_path, capsys):
 
 # --- numbers ---------------------------------------------------------------------------------------
 
-def test_an_energy_past_float64_is_the_rows_error_never_infinity(tmp_path, capsys):
-    profile = tmp_path / "p.yaml"
-    profile.write_text("extends: cmos-generic\ndevices: {d: {feature: tos, coefficients: [1.0, 1e100, 1e100]}}\n")
-    assert main(["score", "zoo:lenet5", "--profile", str(profile), "--device", "d", "--json"]) == 1
-    captured = capsys.readouterr()
-    row, = _strict_json(captured.out)
-    assert row["energy_j"] is None and "the energy is not a finite number" in row["error"]
-    assert row["tos"] > 0     # the TOs are still reported
+def test_an_energy_past_float64_is_the_rows_error_never_infinity(capsys):
+    import tosim
+    from tosim._energy import DeviceError
+    results = tosim.score_many(["zoo:lenet5", "zoo:alexnet"], "cmos-generic",
+                               device={"feature": "tos", "coefficients": [1.0, 1e300, 1e300]})
+    assert [r.error is not None for r in results] == [True, True]
+    assert "the energy is not a finite number (inf J)" in results[0].error
+    _strict_json(results.to_json())
+    with pytest.raises(DeviceError, match=r"^device coefficients must be a non-empty list of finite numbers"):
+        tosim.score("zoo:lenet5", device={"feature": "tos", "coefficients": [float("nan")]})
+    # through the command, the profile's bound (1e100) keeps coefficients far from float64's edge
+    assert main(["score", "zoo:lenet5", "--profile", "li2022", "--device", "laptop-cpu-dnn-tos", "--json"]) == 0
+    assert _strict_json(capsys.readouterr().out)[0]["energy_j"] > 0
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -35,6 +35,11 @@ def resolve_device(profile, device):
                               "(e.g. {'feature': 'tos', 'coefficients': [c0, c1]})")
         if device["feature"] not in ("tos", "flops", "macs"):
             raise DeviceError(f"device feature must be tos, flops or macs, not {device['feature']!r}")
+        coefficients = device["coefficients"]
+        if (not isinstance(coefficients, (list, tuple)) or not coefficients
+                or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
+                           for c in coefficients)):
+            raise DeviceError(f"device coefficients must be a non-empty list of finite numbers, not {coefficients!r}")
         return device
     name = device
     devices = profile.devices or {}
