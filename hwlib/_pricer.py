@@ -7,7 +7,7 @@ import time
 
 from hardware_profiles import FORMAT_BITS
 
-from . import CircuitError, _yosys
+from . import CircuitError
 from ._bundled import bundle_key, bundled_entries
 from ._cache import Cache, _canonical, _sha256, _toolchain
 from ._counting import COUNTING_MODES, Cost, _check_technology, _count_elaborated
@@ -41,6 +41,12 @@ def _checked_cost(data):
     return data
 
 
+def _yosys_module():
+    # hwlib._yosys (and subprocess with it) loads only when something is synthesized
+    from . import _yosys
+    return _yosys
+
+
 class Pricer:
     """Prices circuits under one ``technology`` section: from the bundled tables, the
     :class:`Cache`, or synthesis.
@@ -66,7 +72,7 @@ class Pricer:
     def _result_key(self, spec, rtlil):
         return _sha256(_canonical({"rtlil": _sha256(rtlil), "params": spec.params,
                                    "technology": self.technology,
-                                   "yosys": _yosys.yosys_version()}))
+                                   "yosys": _yosys_module().yosys_version()}))
 
     def _read_result(self, key):
         data = self.cache.read("result", key)
@@ -117,7 +123,7 @@ class Pricer:
             self.computed += 1
             self.cache.write("result", result_key, {
                 "cost": cost.to_json(), "label": spec.label, "params": spec.params,
-                "yosys": _yosys.yosys_version(), "rtlil_sha256": _sha256(elab.rtlil)})
+                "yosys": _yosys_module().yosys_version(), "rtlil_sha256": _sha256(elab.rtlil)})
         self.cache.write("index", self._index_key(spec), {"result": result_key})
         return cost
 
@@ -186,6 +192,9 @@ def _price_many(items, progress, jobs=1, failures=None):
                 first[key] = i
                 same[i] = [i]
     todo = sorted(same, key=lambda i: -_work_estimate(items[i][1]))
+    if not todo:
+        return costs
+    _yosys = _yosys_module()
     total = len(items)
 
     def settle(i, cost, seconds, error=None):

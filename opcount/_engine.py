@@ -6,6 +6,7 @@ int64 and raises ``OverflowError`` rather than wrapping; totals (``totals``, ``t
 Python integers at any scale (GPT-3 training is above 10^19, past int64).
 """
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -89,8 +90,10 @@ class CountResult:
     @property
     def totals(self):
         """``{stage: {op: n}}`` for the four stages plus ``all``, exact integers."""
-        out = {stage: {op: sum(layer.stages[stage][op] for layer in self.layers) for op in BASIC_OPS}
-               for stage in STAGES}
+        out = {}
+        for stage in STAGES:
+            rows = [layer.stages[stage] for layer in self.layers]
+            out[stage] = {op: sum(map(operator.itemgetter(op), rows)) for op in BASIC_OPS}
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 

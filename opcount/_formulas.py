@@ -27,11 +27,11 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+from hardware_profiles.schema import BASIC_OPS as OPS
+
 from ._ir import Layer
 
 __all__ = ["Context", "LayerCost", "FORMULAS", "ZERO_COST", "linear_cost", "sdpa_cost"]
-
-OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
 
 
 _COUNTER_NEW = Counter.__new__

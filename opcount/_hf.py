@@ -8,7 +8,10 @@ maximum positions). Read as well: ``num_key_value_heads`` (grouped-query attenti
 window-1 keys before it, as the eager and SDPA masks of transformers do), Mixtral's
 ``num_local_experts`` and ``num_experts_per_tok`` (a mixture-of-experts MLP), and
 ``torch_dtype`` (or ``dtype``), which sets the number format (fp32 when absent).
-Qwen2's q/k/v projections carry biases and its output projection none.
+Qwen2's q/k/v projections carry biases and its output projection none. ``t5`` configs (T5 v1.0
+with ``feed_forward_proj: relu`` and tied embeddings; v1.1 and Flan-T5 with ``gated-gelu`` and an
+LM head of their own) build the encoder-decoder of ``t5_spec``, ``seq`` tokens in the encoder and
+the decoder (default 512: T5 has relative positions, no maximum).
 """
 import json
 import os
@@ -110,7 +113,7 @@ def config_to_spec(config, where, seq=None, name=None, **step):
     """A model spec for a parsed config mapping, in the format of its ``torch_dtype``. ``step``
     (``past``, ``kv_cache``, ``logits``) builds a serving step of a causal language model (see
     ``opcount.load_zoo``)."""
-    from ._zoo import bert_spec, gpt2_spec, llama_spec
+    from ._zoo import bert_spec, gpt2_spec, llama_spec, t5_spec
     model_type = config.get("model_type")
     label = name or config.get("_name_or_path") or model_type
     step = {key: value for key, value in step.items()
@@ -184,7 +187,26 @@ def config_to_spec(config, where, seq=None, name=None, **step):
                          type_vocab=_field(config, where, "type_vocab_size", default=2), seq=seq or max_positions,
                          eps=_field(config, where, "layer_norm_eps", default=1e-12, kind=float), act=act,
                          approximate=approximate, format=fmt)
-    raise ModelError(f"{where}: unsupported model_type {model_type!r} (known: gpt2, {', '.join(_LLAMA_TYPES)}, bert)")
+    if model_type == "t5":
+        # an encoder-decoder: relative positions, no maximum length; seq encoder and decoder tokens
+        projection = config.get("feed_forward_proj", "relu")
+        gated = isinstance(projection, str) and projection.startswith("gated-")
+        act, approximate = _activation(where, projection[6:] if gated else projection)
+        if gated and act == "gelu":
+            approximate = "tanh"        # transformers maps "gated-gelu" to gelu_new
+        depth = _field(config, where, "num_layers", default=6)
+        rate = _field(config, where, "dropout_rate", default=0.1, kind=float)
+        return t5_spec(label, d=_field(config, where, "d_model", default=512), depth=depth,
+                       decoder_depth=_field(config, where, "num_decoder_layers", default=depth),
+                       heads=_field(config, where, "num_heads", default=8), d_kv=_field(config, where, "d_kv", default=64),
+                       ffn=_field(config, where, "d_ff", default=2048), vocab=_field(config, where, "vocab_size",
+                                                                                     default=32128),
+                       seq=seq or 512, eps=_field(config, where, "layer_norm_epsilon", default=1e-6, kind=float),
+                       buckets=_field(config, where, "relative_attention_num_buckets", default=32), format=fmt,
+                       act=act, approximate=approximate, gated=gated,
+                       tied=bool(config.get("tie_word_embeddings", True)), dropout=rate)
+    raise ModelError(f"{where}: unsupported model_type {model_type!r} (known: gpt2, {', '.join(_LLAMA_TYPES)}, bert, "
+                     "t5)")
 
 
 def load_hf_config(source, *, seq=None, **step):

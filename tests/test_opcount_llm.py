@@ -400,3 +400,56 @@ def test_master_weights_price_the_update_in_their_own_format(tmp_path):
     assert sum(m.bytes["update"]["dram"]["weights"] for m in update_rows) == 3 * model.params * 4
     assert all(m.compute_j > 0 for m in update_rows)
     assert all(m.bytes["update"]["dram"]["weights"] == 0 for m in mv.layers if m.type != "update")
+
+
+def test_moe_with_one_expert_is_the_gated_mlp_plus_the_router(profile):
+    """E = k = 1: the expert is the plain gated MLP (counted by the linear, silu and mul handlers
+    and the engine's fan-out sum), plus the router and the weighting, counted here by hand."""
+    t, d, ffn, batch = 3, 4, 6, 2
+    moe = opcount.load_model({"input": [t, d], "input_grad": True, "layers": [
+        {"type": "moe", "experts": 1, "top_k": 1, "ffn": ffn}]})
+    mlp = opcount.load_model({"input": [t, d], "input_grad": True, "layers": [
+        {"type": "linear", "out": ffn, "bias": False, "name": "gate", "inputs": "input"}, {"type": "silu", "name": "act"},
+        {"type": "linear", "out": ffn, "bias": False, "name": "up", "inputs": "input"},
+        {"type": "mul", "inputs": ["act", "up"]}, {"type": "linear", "out": d, "bias": False}]})
+    a = opcount.count_model(moe, profile, phase="training", batch=batch)
+    b = opcount.count_model(mlp, profile, phase="training", batch=batch)
+    rows = batch * t
+    exp = opcount.count_model(opcount.load_model({"input": [rows], "layers": [
+        {"type": "elementwise", "ops": {"exp": 1}}]}), profile).totals["forward"]
+    forward = {op: b.totals["forward"][op] + exp[op] for op in opcount.BASIC_OPS}
+    # router d mul, d-1 add; softmax over one expert 1 sub, 1 exp, 1 div; renormalize 1 div;
+    # the weight d mul (per token)
+    forward["mul"] += rows * (d + d)
+    forward["add"] += rows * (d - 1)
+    forward["sub"] += rows
+    forward["div"] += rows * 2
+    assert a.totals["forward"] == forward
+    # the input gradient sums the gate's, the up's and the router's (2d adds per token; in the MLP
+    # model the engine would count the gate/up sum in the producer of the input, and the model
+    # input has none); combine: dy*w and dot(dy, out) (2d mul, d-1 add);
+    # renormalize 1 mul, 1 sub, 1 div; softmax over one 2 mul, 1 sub; the router's input gradient
+    # d mul and its weight gradient d mul per token, d*(rows-1) add
+    backward = dict(b.totals["backward"])
+    backward["mul"] += rows * (2 * d + 1 + 2 + d + d)
+    backward["add"] += rows * (d - 1) + 2 * rows * d + d * (rows - 1)
+    backward["sub"] += rows * 2
+    backward["div"] += rows
+    assert a.totals["backward"] == backward
+    assert a.macs == b.macs + 3 * rows * d          # the router: forward, input and weight gradients
+
+
+def test_hugging_face_t5_configs(tmp_path, profile):
+    t5 = tmp_path / "t5.json"
+    t5.write_text(json.dumps({"model_type": "t5", "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6,
+                              "num_heads": 8, "vocab_size": 32128, "feed_forward_proj": "relu"}))
+    assert count(str(t5), profile, seq=16).totals == count("zoo:t5-small", profile, seq=16).totals
+    # google/flan-t5-small: T5 v1.1 layout (gated-gelu, untied head), 6 heads of 64 on d_model 512
+    flan = tmp_path / "flan.json"
+    flan.write_text(json.dumps({"model_type": "t5", "d_model": 512, "d_kv": 64, "d_ff": 1024, "num_layers": 8,
+                                "num_decoder_layers": 8, "num_heads": 6, "vocab_size": 32128,
+                                "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False,
+                                "torch_dtype": "float32"}))
+    model = opcount.load_model(str(flan), seq=16)
+    assert model.params == 76_961_152
+    assert opcount.count_model(model, profile, phase="training").complete

@@ -89,6 +89,8 @@ def test_cli_prefill_and_decode_rows(tiny, capsys):
     (["--phase", "prefill", "--prompt", "3", "--new-tokens", "2"],
      "--phase prefill takes --prompt only; --new-tokens is for --phase generate"),
     (["--prompt", "3"], "--prompt is for --phase prefill, decode or generate"),
+    (["--phase", "prefill", "--prompt", "3", "--per-token"], "--per-token is for --phase generate (--phase prefill is "
+                                                              "one step)"),
 ])
 def test_cli_usage_errors_are_one_line(argv, message, capsys):
     assert main(["score", "zoo:gpt2", *argv]) == 2

@@ -224,8 +224,9 @@ def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progre
               keep=False, load=None):
     """:func:`count_source` of every source, in order; ``jobs`` processes (``None``: automatic).
     ``progress(done, source)`` is called after each source."""
-    import multiprocessing
     jobs = _auto_jobs(sources) if jobs is None else jobs
+    if jobs > 1:
+        import multiprocessing      # only then: its import costs a tenth of scoring the zoo
     options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, densities=densities, keep=keep,
                    load=load)
     results = [None] * len(sources)

@@ -75,6 +75,8 @@ def run(args, profile, device, sources):
                        ("--loss", getattr(args, "loss", None)), ("--optimizer", getattr(args, "optimizer", None))):
         if used:
             raise CommandError(f"{flag} is not available with --phase {args.phase}")
+    if args.per_token is not None and args.phase != "generate":
+        raise CommandError(f"--per-token is for --phase generate (--phase {args.phase} is one step)")
     prompt, new_tokens = _check(args)
     context = None
     if args.phase == "decode":
@@ -114,6 +116,8 @@ def run(args, profile, device, sources):
         print(f"\n{len(results)} of {len(results) + len(failed)} models scored with {profile.name} ({what}, "
               f"batch {args.batch}) in {seconds:.2f} s"
               + (f"; energy from device {args.device} ({device['feature']})" if device is not None else ""))
+        if any(not r.complete for r in results):
+            print("(!) incomplete: some layers could not be fully counted (--json lists them)")
         if args.per_token is not None and args.phase == "generate":
             for r in results:
                 print(f"\n{r.name}: per generated token (token 1 is the prefill)")
@@ -181,7 +185,7 @@ def _table(rows, with_energy, with_movement, failed=()):
     header += ["compute J", "movement J"] if with_movement else []
     body = []
     for row in rows:
-        line = [row["name"], si(row["params"]), si(row["active_params"]), si(row["macs"]), si(row["tos"]),
+        line = [row["name"] + (" (!)" if row.get("incomplete") else ""), si(row["params"]), si(row["active_params"]), si(row["macs"]), si(row["tos"]),
                 si(row["tos_per_token"]), si(row["kv_cache_bytes"], "B"), si(row["kv_read_bytes"], "B"),
                 si(row["kv_write_bytes"], "B")]
         if with_energy:

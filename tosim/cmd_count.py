@@ -7,11 +7,11 @@ import sys
 
 import hardware_profiles
 
-from ._io import check_output, json_text, positive_int, save_figure
+from ._io import check_output, json_text, non_negative_int, positive_int, save_figure
 
 __all__ = ["register", "run"]
 
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, FORMATS, PHASES
 
 
 def register(subparsers):
@@ -22,13 +22,17 @@ def register(subparsers):
                     "batch and are exact integers.")
     parser.add_argument("model", metavar="MODEL", help="model spec file or zoo:NAME")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
-    parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     add_model_arguments(parser)
-    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
+    parser.add_argument("--depth", type=non_negative_int, default=None, metavar="N",
+                        help="roll the counts up by module path to depth N (layer names split at '.', as "
+                             "opcount.load_torch and ONNX exports name them; 0: the whole model) instead of "
+                             "one row per layer; --json adds a 'modules' object")
     parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
                         help="training in mixed precision: the optimizer's master weights in this format (e.g. "
                              "fp32 with --format bf16); each layer's update is priced in it")
@@ -111,9 +115,13 @@ def run(args):
     result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()
+        if args.depth is not None:
+            out["modules"] = [dict(module=path, **row) for path, row in result.by_module(args.depth).items()]
         if movement is not None:
             out["movement"] = movement.to_json()
         print(json_text(out))
+    elif args.depth is not None:
+        print(format_modules(result, args.depth, scored))
     else:
         print(format_table(result, scored))
         if movement is not None:
@@ -187,6 +195,45 @@ def plot_movement(movement, path):
 
 def _human(n):
     return f"{n:,}"
+
+
+def format_modules(result, depth, scored=None):
+    """Counts rolled up by module path to ``depth`` (:meth:`opcount.CountResult.by_module`):
+    one row per module with its layers, parameters, MACs and each op summed over the phase's
+    stages (and TOs with ``scored``), then the incomplete note of :func:`format_table`."""
+    import opcount
+
+    from ._render import si
+    stages = opcount.PHASES[result.phase]
+    ops = opcount.BASIC_OPS
+    modules = result.by_module(depth)
+    tos = {}
+    if scored is not None:
+        for layer, priced in zip(result.layers, scored.layers):
+            key = ".".join(layer.name.split(".")[:depth]) if depth else result.model
+            tos[key] = tos.get(key, 0.0) + priced.tos
+    incomplete = {".".join(str(item["layer"]).split(".")[:depth]) if depth else result.model
+                  for item in result.incomplete}
+    header = ["module", "layers", "params", "MACs"] + list(ops) + (["TOs"] if scored is not None else [])
+    rows = [[path + (" (!)" if path in incomplete else ""), str(row["layers"]), _human(row["params"]),
+             _human(row["macs"])] + [_human(sum(row["stages"][s][op] for s in stages)) for op in ops]
+            + ([si(tos.get(path, 0.0))] if scored is not None else []) for path, row in modules.items()]
+    totals = result.totals
+    footer = ["total", str(len(result.layers)), _human(result.params), _human(result.macs)] + [
+        _human(totals["all"][op]) for op in ops] + ([si(scored.tos)] if scored is not None else [])
+    widths = [max(len(str(r[i])) for r in [header] + rows + [footer]) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(str(c).ljust(w) if i < 1 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [f"model {result.model}  profile {result.profile}  phase {result.phase} ({', '.join(stages)})  "
+           f"batch {result.batch}  modules to depth {depth}", "", line(header), rule] + [line(r) for r in rows] + [
+        rule, line(footer)]
+    note = format_table(result, scored).split("\n\nINCOMPLETE", 1)
+    if len(note) == 2:
+        out.append("\nINCOMPLETE" + note[1])
+    return "\n".join(out)
 
 
 def format_table(result, scored=None):

@@ -14,7 +14,7 @@ __all__ = ["register", "run", "FEATURES"]
 
 FEATURES = ("tos", "flops", "macs", "tos-by-op", "tos+movement")
 POLY_FEATURES = ("tos", "flops", "macs")
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, PHASES
 
 
 def _fraction(text):
@@ -62,7 +62,7 @@ def register(subparsers):
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random split (default 0)")
     parser.add_argument("--weighting", default="absolute", choices=["absolute", "relative"],
                         help="minimise absolute errors in joules (default) or errors relative to the measurement")
-    parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
                         help="device name: picks rows by the CSV's device column and names the fitted device")

@@ -28,7 +28,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, FORMATS, PHASES
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def register(subparsers):
     parser.add_argument("--device", default=None,
                         help="a device of the profile whose fitted coefficients turn TOs/FLOPs/MACs into joules")
     parser.add_argument("--phase", default="inference",
-                        choices=["inference", "validation", "training", "prefill", "decode", "generate"],
+                        choices=[*PHASES, "prefill", "decode", "generate"],
                         help="inference = forward; validation = + loss; training = + backward + update; "
                              "prefill, decode, generate: serving a causal language model (see below)")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
@@ -59,7 +59,7 @@ def register(subparsers):
                      help="steps per epoch, each of --batch samples (not with --samples)")
     whole.add_argument("--epochs", type=positive_int, default=None,
                      help="epochs of the run (default 1); alone, an epoch is one step of --batch samples")
-    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
     parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],

@@ -25,6 +25,8 @@ import re
 import sys
 import time
 
+from hardware_profiles.schema import BASIC_OPS as OPS, DEFAULT_PROFILE, STAGES
+
 from ._io import check_output, json_text, save_figure, write_atomic
 from ._energy import carbon_grams, energy_joules, resolve_device
 from ._render import si
@@ -33,8 +35,6 @@ from .cmd_score import _non_negative_float
 __all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES", "MAX_CONFIGS", "MAX_ROWS", "MAX_VALUE",
            "MAX_CNN_LOOP"]
 
-OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-STAGES = ("forward", "loss", "backward", "update")
 
 #: Axes of each family: (name, default, help); the first varying one is the plot's x by default.
 AXES = {
@@ -102,7 +102,7 @@ def register(subparsers):
                            help=f"{text} (default {default})")
         p.add_argument("--x", default=None, choices=[a[0] for a in axes],
                        help="the axis on the plot's x (default: the first axis with more than one value)")
-        p.add_argument("--profile", default="cmos-generic", help="profile name or YAML file (default cmos-generic)")
+        p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
         p.add_argument("--format", default=None, choices=list(schema.FORMATS),
                        help="number format of every layer (default: the profile's default format)")
         p.add_argument("--phase", default="inference", choices=list(schema.PHASES),
