@@ -1,7 +1,7 @@
 """calibrate: fit per-device joule coefficients from measured energies, and measure them.
 
 * Measurement files (:func:`read_measurements`, :func:`read_codecarbon`, :func:`read_any`): the
-  measurement CSV of DESIGN.md and CodeCarbon's ``emissions.csv``; unusable rows are kept as
+  measurement CSV (docs/calibration.md) and CodeCarbon's ``emissions.csv``; unusable rows are kept as
   ``(line, reason)`` problems, the rest returned as :class:`Measurement` rows whose workload
   (batch, samples, passes, epochs) is spelled out by :func:`workload_steps`.
 * Fits (:func:`fit_polynomial`, :func:`fit_nonnegative`) of joules on TOs, FLOPs or MACs, with

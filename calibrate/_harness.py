@@ -89,7 +89,8 @@ def build_torch_module(model):
         elif t == "batchnorm":
             if a["affine"] and not a["bias"]:
                 _refuse(model, layer, "torch's BatchNorm has no affine without bias")
-            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}.get(len(layer.in_shape) + 1)
+            rank = len(layer.in_shape) + 1          # with the batch dimension
+            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}.get(rank)
             if cls is None:
                 _refuse(model, layer, f"no torch BatchNorm for input shape {list(layer.in_shape)}")
             modules.append(cls(layer.in_shape[0], affine=a["affine"]))
@@ -146,6 +147,13 @@ def _modules(torch):
 _SelfAttention = _ScaledDotProduct = None
 
 
+def _sync(torch, device):
+    """Wait for ``device``'s queued work (a CUDA device is asynchronous); nothing on a CPU."""
+    if str(device).startswith("cuda"):
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
 def _loss(model, torch):
     nn = torch.nn
     return {"mse": nn.MSELoss, "cross_entropy": nn.CrossEntropyLoss, "bce": nn.BCEWithLogitsLoss}[model.loss]()
@@ -194,7 +202,7 @@ def iter_runs(model, counter, *, model_name, phase="training", batch=1, samples=
     largest = max(b for b, _ in steps)
     x = torch.randn((largest,) + tuple(model.input_shape), generator=generator).to(torch_device)
     y = _targets(model, largest, generator, torch, torch_device)
-    sync = torch.cuda.synchronize if str(torch_device).startswith("cuda") else (lambda: None)
+    sync = _sync(torch, torch_device)
 
     def one_step(b):
         xb, yb = x[:b], y[:b]
@@ -236,7 +244,7 @@ def _forward_setup(model, batch, torch_device, seed):
     torch.manual_seed(seed)
     net = build_torch_module(model).to(torch_device).eval()
     x = torch.randn((batch,) + tuple(model.input_shape), generator=generator).to(torch_device)
-    sync = torch.cuda.synchronize if str(torch_device).startswith("cuda") else (lambda: None)
+    sync = _sync(torch, torch_device)
     return torch, net, x, sync
 
 

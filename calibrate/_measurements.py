@@ -1,4 +1,4 @@
-"""Measurement files: the measurement CSV of DESIGN.md and CodeCarbon's ``emissions.csv``.
+"""Measurement files: the measurement CSV (docs/calibration.md) and CodeCarbon's ``emissions.csv``.
 
 Measurement CSV
 ---------------

@@ -1,4 +1,4 @@
-"""The YAML/JSON model-spec frontend (DESIGN.md, "model spec").
+"""The YAML/JSON model-spec frontend (docs/counting.md, "Model specs").
 
 A spec is a mapping with ``input`` (per-sample shape) and ``layers`` (a list of
 ``{type, name?, inputs?, format?, ...fields}``), and optionally ``name``, ``format`` (default

@@ -196,14 +196,14 @@ def run(args):
     seconds = time.perf_counter() - started
     plots = []
     if args.plot:
-        from .cmd_count import plot_movement
+        from ._plots import movement_bars
         good = [r for r in results if r.error is None]
         paths = plot_paths(args.plot, [r.name for r in good])
         for path in paths:
             # every per-model plot path is checked before any plot or the --out file is written
             check_output(path, "--plot", (".png",), inputs=inputs)
         for r, path in zip(good, paths):
-            plot_movement(r.movement, path)
+            movement_bars(r.movement, path)
             plots.append(path)
     if args.out:
         if os.path.splitext(args.out)[1].lower() == ".csv":

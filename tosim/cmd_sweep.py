@@ -27,7 +27,7 @@ import time
 
 from hardware_profiles.schema import BASIC_OPS as OPS, DEFAULT_PROFILE, STAGES
 
-from ._io import check_output, json_text, save_figure, write_atomic
+from ._io import check_output, json_text, write_atomic
 from ._energy import carbon_grams, energy_joules, resolve_device
 from ._render import si
 from .cmd_score import _non_negative_float
@@ -277,48 +277,6 @@ def _csv_text(columns):
 AXES_ALL = {name for axes in AXES.values() for name, _, _ in axes}
 
 
-def _plot(path, columns, axes, x_name, with_energy, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    others = [name for name, values in axes.items() if name != x_name and len(values) > 1]
-    ok = columns["status"] == 0
-    keys = list(zip(*(columns[o].tolist() for o in others))) if others else [()] * len(ok)
-    groups = list(dict.fromkeys(k for k, good in zip(keys, ok.tolist()) if good))
-    if len(groups) > 8:
-        groups = [groups[i] for i in np.linspace(0, len(groups) - 1, 8).round().astype(int)]
-    categorical = x_name == "activation"
-    panels = [("tos", "TOs"), ("flops", "FLOPs")] + ([("energy_j", "energy (J)")] if with_energy else [])
-    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
-    xs_all = axes[x_name]
-    for ax, (key, label) in zip(axs[0], panels):
-        for group in groups:
-            mask = ok.copy()
-            for o, v in zip(others, group):
-                mask &= columns[o] == v
-            xv = columns[x_name][mask]
-            yv = columns[key][mask]
-            pos = np.array([xs_all.index(v) for v in xv.tolist()]) if categorical else xv
-            text = ", ".join(f"{o}={v}" for o, v in zip(others, group)) or label
-            ax.plot(pos, yv, marker="o", markersize=3, label=text)
-        if categorical:
-            ax.set_xticks(range(len(xs_all)), xs_all)
-        elif max(xs_all) / max(min(xs_all), 1) >= 16:
-            ax.set_xscale("log", base=2)
-        shown = columns[key][ok]
-        if shown.size and shown.min() > 0 and shown.max() / shown.min() >= 10:
-            ax.set_yscale("log")
-        ax.set_xlabel(x_name)
-        ax.set_ylabel(label)
-        ax.grid(True, which="major", alpha=0.3)
-        if len(groups) > 1:
-            ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=120)
-
-
 def run(args):
     import json
 
@@ -357,7 +315,8 @@ def run(args):
     if args.plot:
         title = (f"{family} sweep, {profile.name}, {fmt}, {args.phase}, batch {args.batch}"
                  + (f", device {args.device}" if device is not None else ""))
-        _plot(args.plot, columns, axes, x_name, device is not None, title)
+        from ._plots import sweep_lines
+        sweep_lines(args.plot, columns, axes, x_name, device is not None, title)
     failed = int((columns["status"] != 0).sum())
     if args.json:
         keys = [k for k in columns if k != "status"]

@@ -14,7 +14,7 @@ import sys
 
 import hardware_profiles as hp
 
-from ._io import check_output, save_figure, write_atomic, json_text
+from ._io import check_output, json_text, write_atomic
 from .cli import CommandError
 
 __all__ = ["register"]
@@ -180,35 +180,6 @@ def _synth(args):
 
 # --- tosim compare-adders ---------------------------------------------------------------------
 
-def _plot(rows, designs, title, path):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.2))
-    FigureCanvasAgg(fig)
-    ax_t, ax_d = fig.subplots(1, 2)
-    for design in designs:
-        points = sorted((r.width, r.cost.transistors, r.cost.depth) for r in rows
-                        if r.design == design)
-        widths = [p[0] for p in points]
-        ax_t.plot(widths, [p[1] for p in points], marker="o", label=design)
-        ax_d.plot(widths, [p[2] for p in points], marker="o", label=design)
-    widths = sorted({r.width for r in rows})
-    for ax, ylabel in ((ax_t, "transistors"), (ax_d, "logic depth (gates)")):
-        if len(widths) > 1:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(widths, [str(w) for w in widths])
-        ax.set_xlabel("width (bits)")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-    if len(widths) > 1:
-        ax_t.set_yscale("log")
-    ax_d.legend(fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-
-
 def _compare(args):
     from hwlib import cost, registry
 
@@ -235,7 +206,8 @@ def _compare(args):
         write_atomic(args.csv, text.getvalue().encode())
     if args.plot:
         counting = profile.technology["counting"]
-        _plot(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
+        from ._plots import design_curves
+        design_curves(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
               args.plot)
     if args.json:
         print(json_text(records))
