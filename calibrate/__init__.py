@@ -22,10 +22,11 @@ from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomi
 from ._harness import TORCH_LAYERS, build_torch_module, iter_runs, measure_forward, measure_runs, time_forward
 from ._suite import MAX_ELEMENTS, MAX_MACS, SUITE_LAYER_TYPES, SuiteConfig, layer_suite
 from ._measurements import (CODECARBON_KEYS, ENERGY_PARTS, PHASES, Measurement, MeasurementError,
-                            MeasurementSet, read_any, read_codecarbon, read_measurements, workload_steps)
+                            MeasurementSet, energy_parts, read_any, read_codecarbon, read_measurements,
+                            workload_steps)
 
 __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measurements", "read_codecarbon",
-           "read_any", "workload_steps", "PHASES", "CODECARBON_KEYS", "ENERGY_PARTS",
+           "read_any", "workload_steps", "energy_parts", "PHASES", "CODECARBON_KEYS", "ENERGY_PARTS",
            "WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegative", "predict",
            "power_of_two_scale", "split_indices", "metrics",
            "CounterUnavailable", "CounterError", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",

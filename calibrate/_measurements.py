@@ -220,7 +220,10 @@ def read_measurements(path, *, default_phase="inference", zoo_names=()):
     return out
 
 
-def _parts(parts):
+def energy_parts(parts):
+    """The CodeCarbon energy columns ``parts`` names: ``None`` for ``total`` (``energy_consumed``),
+    else the list of a ``+``-joined subset of :data:`ENERGY_PARTS`, each once; a
+    :class:`MeasurementError` otherwise."""
     if parts == "total":
         return None
     chosen = parts.split("+")
@@ -237,7 +240,7 @@ def read_codecarbon(path, *, mapping=None, parts="total", default_phase="inferen
     docstring); without it the emissions file needs a ``model`` column.
     """
     zoo = frozenset(zoo_names)
-    chosen = _parts(parts)
+    chosen = energy_parts(parts)
     header, rows = _read_table(path)
     columns = ["energy_consumed"] if chosen is None else [f"{p}_energy" for p in chosen]
     for column in columns:

@@ -71,8 +71,7 @@ import os
 
 import yaml
 
-from hardware_profiles import _read
-from hardware_profiles._yaml import UniqueKeyLoader
+from hardware_profiles import UniqueKeyLoader, _read
 
 from ._ir import ModelError, build_model
 

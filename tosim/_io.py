@@ -34,6 +34,11 @@ def check_output(path, option, extensions, inputs=()):
     for item in inputs:
         if item and os.path.exists(item) and os.path.realpath(item) == real:
             raise CommandError(f"{option} {path}: is also an input of this command; it would be overwritten")
+    if extension == ".png":
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
+            raise CommandError(f"{option} {path}: drawing a plot needs matplotlib, which is not installed "
+                               "(pip install 'tosim[plot]')")
 
 
 def write_atomic(path, data):

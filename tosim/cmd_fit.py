@@ -32,10 +32,9 @@ def _energy_parts(text):
     """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
     import argparse
 
-    from calibrate import MeasurementError
-    from calibrate._measurements import _parts
+    from calibrate import MeasurementError, energy_parts
     try:
-        _parts(text)
+        energy_parts(text)
     except MeasurementError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

@@ -155,7 +155,7 @@ def run(args):
     from . import _score_serving
     if args.phase in _score_serving.SERVING_PHASES:
         from ._pipeline import expand_inputs as expand
-        from opcount._zoo import CAUSAL_LMS
+        from opcount import CAUSAL_LMS
         # without INPUTS: every causal language model of the zoo
         return _score_serving.run(args, profile, device,
                                   expand(args.inputs or [f"zoo:{name}" for name in sorted(CAUSAL_LMS)]))
