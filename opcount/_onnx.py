@@ -272,8 +272,21 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
         x_copy.type.tensor_type.shape.dim[0].dim_value = batch
         model_inputs.append(x_copy)
     x = next(v for v in graph.input if v.name == x_names[0])
-    needed = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
+    # Range is never given to ONNX's data propagation, which would materialise it whatever its
+    # length (a hostile Range(0, 2**40) never returns): small ones are folded here, the others
+    # enter as inputs of their known length
+    ranges = [n for n in nodes if n.op_type == "Range" and n.domain in ("", "ai.onnx")]
+    nodes = [n for n in nodes if not (n.op_type == "Range" and n.domain in ("", "ai.onnx"))]
     inits, extra_inputs = [], []
+    for node in ranges:
+        try:
+            start, limit, delta = (np.asarray(consts[i]).reshape(-1)[0] for i in node.input[:3])
+            length = [max(0, math.ceil((float(limit) - float(start)) / float(delta)))] if float(delta) else [None]
+            elem = helper.np_dtype_to_tensor_dtype(np.asarray(consts[node.input[0]]).dtype)
+        except (KeyError, IndexError, ValueError, OverflowError, TypeError):
+            length, elem = [None], onnx.TensorProto.INT64
+        extra_inputs.append(helper.make_tensor_value_info(node.output[0], elem, length))
+    needed = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
     for name in sorted(needed & set(consts)):
         value = consts[name]
         if name in real and value.size <= _FOLD_LIMIT:
@@ -307,6 +320,16 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
     return m
 
 
+def _long_vector(model, limit=1 << 16):
+    """Whether a 1-D tensor of the inferred model is longer than ``limit``."""
+    g = model.graph
+    for value in list(g.input) + list(g.value_info) + list(g.output):
+        shape = _shape_of(value)
+        if shape is not None and len(shape) == 1 and shape[0] is not None and shape[0] > limit:
+            return True
+    return any(len(t.dims) == 1 and t.dims[0] > limit for t in g.initializer)
+
+
 def _resolve(model, consts, x_names, batch, path):
     """Shapes of every tensor and the values of every constant one (folded shape arithmetic).
 
@@ -327,7 +350,10 @@ def _resolve(model, consts, x_names, batch, path):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                work = onnx.shape_inference.infer_shapes(work, data_prop=True)
+                plain = onnx.shape_inference.infer_shapes(work)
+                # data propagation carries the values of 1-D tensors (shapes) through the graph;
+                # on a long one it would build millions of dimensions, so it runs only without
+                work = plain if _long_vector(plain) else onnx.shape_inference.infer_shapes(work, data_prop=True)
         except Exception as exc:
             raise ModelError(f"{path}: ONNX shape inference failed: {_one_line(exc)}") from None
         shapes = {}
