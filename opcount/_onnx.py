@@ -3,33 +3,37 @@
 Shapes. ONNX shape inference runs with data propagation; where it stops (a Reshape whose target
 is computed at run time from ``Shape`` nodes, as both PyTorch exporters write attention), the
 nodes computed from constants and known shapes are evaluated here with ONNX's reference
-implementation and inference runs again, until every tensor has a shape. A symbolic batch
-dimension is fixed to 1 for this.
+implementation (bounded: a constant of more than a million elements keeps only its shape) and
+inference runs again, until every tensor has a shape. A symbolic batch dimension is fixed to 1.
 
-The batch axis. The graph's one non-constant input is the model input and its first dimension
-the batch. Its position is tracked through every node: Transpose moves it, Reshape, Flatten,
-Squeeze and Unsqueeze may merge it with other axes (PyTorch's multi-head attention works on
+The batch axis. The first graph input is the model input and its first dimension the batch;
+further inputs (masks, token types) enter as free views of it with the same batch. The batch's
+position is tracked through every node: Transpose moves it, Reshape, Flatten, Squeeze and
+Unsqueeze may merge it with other axes (PyTorch's multi-head attention works on
 ``(T, B*heads, head_dim)``) or split it off again, Gather/Slice/Concat/MatMul keep it. A layer's
 per-sample shape is its ONNX shape with the batch axis removed (or divided by the batch where it
-is merged), so a projection of a ``(T, B, D)`` tensor counts all T tokens of every sample.
+is merged), so a projection of a ``(T, B, D)`` tensor counts all T tokens of every sample. At
+batch 1 any axis may hold the batch and every choice counts the same.
 
 Layers. Gemm and MatMul with a constant weight (plus a following Add of a constant bias) become
-``linear``, MatMul of two activations ``matmul``, the attention core (MatMul, scale, optional
-additive mask, Softmax, MatMul) ``sdpa``, Conv/ConvTranspose, pools, norms and activations
-theirs, Gather on a constant table ``embedding``, LSTM/GRU/RNN ``lstm``/``gru``/``rnn``, a
-learned token concatenated to the sequence ``cls_token`` and a learned table added to it
-``positional_embedding``. The elementwise subgraphs PyTorch writes for GELU (Div-Erf-Add-Mul-Mul,
-or the Pow-Tanh form) and SiLU (Sigmoid-Mul) are recognised by evaluating them numerically and
-become one ``gelu``/``silu`` layer, so they are priced by the profile's recipe like the same model
-written as a spec. Other elementwise arithmetic is counted per output element, reductions per
-reduced element, shape operations (Reshape, Transpose, Slice, Gather of indices, Concat with
-constants, ...) are free, and nodes computed from constants only (shape arithmetic) are folded
-away. Any other op (TopK, custom domains, ...) becomes an uncounted layer and the result says it
-is incomplete.
+``linear`` (``tied_to`` the first layer where the weight is shared), MatMul of two activations
+``matmul``, the attention core as PyTorch's scaled_dot_product_attention writes it (MatMul, a
+scale, optional mask, Softmax, MatMul) ``sdpa``, Conv/ConvTranspose, pools, norms and activations
+theirs, Gather on a constant table ``embedding``, LSTM/GRU/RNN ``lstm``/``gru``/``rnn``, a learned
+token concatenated to the sequence ``cls_token``, a learned table added to it
+``positional_embedding``, and other weights read by arithmetic ``parameter`` layers. The
+elementwise subgraphs PyTorch writes for GELU (Div-Erf-Add-Mul-Mul, or the Pow-Tanh form) and
+SiLU (Sigmoid-Mul) are recognised by evaluating them numerically and become one ``gelu``/``silu``
+layer, so they are priced by the profile's recipe like the same model written as a spec. Other
+elementwise arithmetic is counted per output element, reductions per reduced element, shape
+operations (Reshape, Transpose, Slice, Gather of indices, Concat with constants, ...) are free
+(slices read only their part, so the disjoint parts of a split need no gradient sum), and nodes
+computed from constants only are folded away. Any other op (TopK, custom domains, ...) becomes an
+uncounted layer: the result says it is incomplete and :class:`IncompleteModelWarning` is issued.
 
 Parameters are the floating-point initializer elements a layer reads (scalars excluded: they are
-constants); an initializer that feeds the graph but no counted layer is listed in ``left_out``.
-The model is named after the file.
+constants); a weight that feeds the graph but no layer is listed in ``left_out``. Malformed
+initializers and attributes are one-line :class:`ModelError`. The model is named after the file.
 """
 import math
 import os
