@@ -533,3 +533,33 @@ def test_vit_twin_equals_its_yaml_spec(phase):
     b = opcount.count_model(spec, FAKE, phase=phase, batch=3)
     assert a.params == b.params and a.macs == b.macs
     assert a.totals == b.totals
+
+
+def test_standard_module_alone_tied_weights_and_repeated_inputs():
+    ir = opcount.load_torch(nn.LSTM(4, 3, batch_first=True), torch.randn(2, 5, 4))
+    assert [(layer.name, layer.type) for layer in ir.layers] == [("LSTM", "lstm")] and ir.complete
+    x = torch.randn(5, 2, 8)
+    mha = nn.MultiheadAttention(8, 2)
+    ir = opcount.load_torch(mha, (x, x, x), batch_dim=1)      # one tensor given three times: self-attention
+    assert [layer.type for layer in ir.layers] == ["attention"] and ir.layers[0].inputs == ("input",)
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(10, 4)
+
+        def forward(self, i):
+            return F.linear(self.wte(i), self.wte.weight)
+    ir = opcount.load_torch(Tied(), torch.zeros(2, 3, dtype=torch.long))
+    assert ir.layers[1].attrs["tied_to"] == "wte" and ir.params == 40 and ir.complete
+
+    class Reused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(4, 4))
+
+        def forward(self, x):
+            return F.linear(x * self.w.sum(), self.w)
+    with pytest.warns(opcount.IncompleteModelWarning, match=r"linear \(linear\): reuses the parameters of 'w'"):
+        ir = opcount.load_torch(Reused(), torch.randn(2, 4))
+    assert not ir.complete and ir.params == 16
