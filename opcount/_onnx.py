@@ -37,6 +37,8 @@ import warnings
 
 import numpy as np
 
+from hardware_profiles import _read as _bounded
+
 from ._ir import ModelError, build_model
 
 __all__ = ["load_onnx"]
@@ -139,10 +141,41 @@ def _attrs(node, where):
     return out
 
 
+def _load_external_data(model, path):
+    """Load the tensors an ONNX file keeps in external data files, each checked first: a
+    regular file (followed through links) inside the model's folder, recorded as read so that
+    no output of the command can overwrite it."""
+    from onnx import external_data_helper
+    folder = os.path.dirname(os.path.abspath(path))
+    external = [t for t in external_data_helper._get_all_tensors(model)
+                if external_data_helper.uses_external_data(t)]
+    if not external:
+        return
+    for tensor in external:
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = info.get("location", "")
+        target = os.path.normpath(os.path.join(folder, location))
+        if not location or os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+            raise ModelError(f"{path}: tensor {tensor.name!r}: external data location {location!r} is not a file "
+                             "in the model's folder")
+        _bounded.check_regular(target, f"{path}: tensor {tensor.name!r}: external data {location}")
+    external_data_helper.load_external_data_for_model(model, folder)
+
+
 def _read(path):
     import onnx
     try:
-        model = onnx.load(path)
+        if os.path.lexists(path):
+            st = _bounded.check_regular(path)          # a FIFO or /dev/zero would never end
+            if st.st_size >= 2 ** 31:
+                raise ModelError(f"{path}: is {st.st_size:,} bytes; an ONNX file is at most 2 GiB "
+                                 "(larger weights go in external data files)")
+        model = onnx.load(path, load_external_data=False)
+        _load_external_data(model, path)
+    except _bounded.InputFileError as exc:
+        raise ModelError(str(exc)) from None
+    except ModelError:
+        raise
     except FileNotFoundError:
         raise ModelError(f"{path}: cannot read: No such file or directory") from None
     except IsADirectoryError:

@@ -6,12 +6,11 @@
 - ``prefill``: the prompt's forward alone (a request of one new token).
 - ``decode``: one decode step against a KV cache of ``--context`` tokens.
 """
-import json
 import os
 import sys
 import time
 
-from ._io import check_output, save_figure, write_atomic
+from ._io import check_output, json_text, write_atomic
 
 __all__ = ["SERVING_PHASES", "add_arguments", "run"]
 
@@ -106,9 +105,9 @@ def run(args, profile, device, sources):
         if os.path.splitext(args.out)[1].lower() == ".csv":
             write_atomic(args.out, _csv(rows))
         else:
-            write_atomic(args.out, json.dumps(rows, indent=2) + "\n")
+            write_atomic(args.out, json_text(rows) + "\n")
     if args.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json_text(rows) + "\n")
     else:
         print(_table(rows, device is not None, profile.memory is not None, [source for source, _ in failed]))
         what = {"prefill": f"prefill of {prompt} tokens",
@@ -233,11 +232,10 @@ def _plot_paths(png, names):
 
 def _plot_curve(r, path):
     """TOs (and joules) per generated token over the positions: decode cost grows with the cache."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ._plots import new_figure, save_png
     decode = r.curve[1:]
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    fig = new_figure(figsize=(7.0, 4.2))
+    ax = fig.subplots()
     if decode:
         x = [p["cache"] for p in decode]
         ax.plot(x, [p["tos"] for p in decode], label="TOs per decode step")
@@ -253,4 +251,4 @@ def _plot_curve(r, path):
         twin.legend(loc="lower right", fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path, dpi=100)
+    save_png(fig, path, dpi=100)

@@ -3,12 +3,11 @@
 With a profile that has a ``memory:`` section (horowitz45, yang2017) it also prints the energy
 split into compute and data movement per layer (:mod:`opcount.movement`), and ``--plot`` draws it.
 """
-import json
 import sys
 
 import hardware_profiles
 
-from ._io import check_output, non_negative_int, positive_int, save_figure
+from ._io import check_output, json_text, non_negative_int, positive_int
 
 __all__ = ["register", "run"]
 
@@ -120,7 +119,7 @@ def run(args):
             out["modules"] = [dict(module=path, **row) for path, row in result.by_module(args.depth).items()]
         if movement is not None:
             out["movement"] = movement.to_json()
-        print(json.dumps(out, indent=2))
+        print(json_text(out))
     elif args.depth is not None:
         print(format_modules(result, args.depth, scored))
     else:
@@ -128,7 +127,8 @@ def run(args):
         if movement is not None:
             print("\n" + format_movement(movement))
     if args.plot:
-        plot_movement(movement, args.plot)
+        from ._plots import movement_bars
+        movement_bars(movement, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -161,37 +161,6 @@ def format_movement(movement):
     if movement.approximate:
         out.append("(~) movement approximated (fused with level 0; see opcount.movement)")
     return "\n".join(out)
-
-
-def plot_movement(movement, path):
-    """A stacked-bar PNG: compute and data-movement energy per layer (like yang2017 Fig. 6);
-    movement split by data type (weights, inputs, outputs incl. partial sums)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from opcount.movement import DATA_TYPES
-    per_byte = {lv.name: lv.energy_per_byte_j for lv in movement.hierarchy.levels}
-    layers = [m for m in movement.layers if m.compute_j + m.movement_j > 0]
-    names = [m.name for m in layers]
-    parts = {"compute": np.array([m.compute_j for m in layers])}
-    for t in DATA_TYPES:
-        parts[f"{t} movement"] = np.array([sum(m.bytes[s][lv][t] * per_byte[lv] for s in m.bytes for lv in per_byte)
-                                           for m in layers])
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 2), 4.5))
-    bottom = np.zeros(len(names))
-    x = np.arange(len(names))
-    for label, values in parts.items():
-        ax.bar(x, values, bottom=bottom, label=label)
-        bottom += values
-    ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("energy per batch (J)")
-    ax.set_title(f"{movement.model}: compute vs data movement ({movement.profile}, {movement.phase}, "
-                 f"batch {movement.batch})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
 
 
 def _human(n):

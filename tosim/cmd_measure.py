@@ -348,7 +348,8 @@ def _run_suite(args):
         except OSError as exc:
             raise CommandError(f"cannot create the specs folder {specs}: {exc.strerror or exc}") from None
         comment = (f"tosim measure --suite layers --seed {args.seed} --batch {lo}-{hi} --types {','.join(types)}: "
-                   f"counter {'+'.join(counter.channels)} (update {probe.update_s:.3g} s, step {probe.quantum_j:.3g} J, "
+                   f"counter {'+'.join(counter.channels)} (update {probe.update_s:.3g} s, "
+                   f"step {probe.quantum_j:.3g} J, "
                    f"idle {probe.power_w:.4g} W), torch device {torch_device}, runs of {run_seconds:.3g} s")
         overhead = None          # seconds a configuration takes beyond its measured run, running mean
         in_a_row = 0
@@ -390,8 +391,9 @@ def _run_suite(args):
             spent = time.monotonic() - t0
             extra = max(0.0, spent - row["seconds"])
             overhead = extra if overhead is None else 0.8 * overhead + 0.2 * extra
-            _progress(f"{label}: {row['passes']} passes in {row['seconds']:.3g} s, {row['energy_j']:.4g} J "
-                      f"({row['energy_j'] / row['seconds']:.4g} W, {row['seconds'] / row['passes'] * 1e3:.3g} ms a pass)")
+            seconds = row["seconds"]
+            _progress(f"{label}: {row['passes']} passes in {seconds:.3g} s, {row['energy_j']:.4g} J "
+                      f"({row['energy_j'] / seconds:.4g} W, {seconds / row['passes'] * 1e3:.3g} ms a pass)")
     finally:
         counter.close()
     if done + failures == 0:
