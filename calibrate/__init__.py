@@ -7,6 +7,9 @@
 * Fits (:func:`fit_polynomial`, :func:`fit_nonnegative`) of joules on TOs, FLOPs or MACs, with
   exact power-of-two feature scaling; :func:`split_indices` for the seeded 60/40 split and
   :func:`metrics` for the li2022 metrics (RMSE, R^2, Table III precision and errors in joules).
+* Device energy models (:class:`EnergyModel`, :func:`fit_energy_model`): joules per basic op and
+  format, per byte, per layer call and static power x roofline time, fitted non-negative with the
+  profile's transistor prices as the prior, on per-layer features (:class:`LayerTable`).
 * :func:`predict` turns a profile device's coefficients and a feature value into joules.
 * Energy counters (:class:`RaplCounter`, :class:`NvmlCounter`, :func:`detect_counter`,
   :class:`EnergyMeter`) and the PyTorch harness (:func:`measure_runs`).
@@ -15,6 +18,8 @@ calibrate imports no other tosim package; callers pass ModelIRs and zoo names in
 """
 from ._counters import (COUNTER_KINDS, CounterUnavailable, EnergyMeter, NvmlCounter, RaplCounter,
                         detect_counter, wrapped_delta)
+from ._energy import (BYTE_ROLES, ENERGY_MODEL_VERSION, ENERGY_TERMS, LOSSES, EnergyModel, LayerTable,
+                      fit_energy_model, tos_only_scale)
 from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomial, metrics, power_of_two_scale,
                    predict, split_indices)
 from ._harness import TORCH_LAYERS, build_torch_module, measure_runs
@@ -27,4 +32,6 @@ __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measuremen
            "power_of_two_scale", "split_indices", "metrics",
            "CounterUnavailable", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
            "wrapped_delta", "COUNTER_KINDS",
-           "build_torch_module", "measure_runs", "TORCH_LAYERS"]
+           "build_torch_module", "measure_runs", "TORCH_LAYERS",
+           "EnergyModel", "LayerTable", "fit_energy_model", "tos_only_scale", "ENERGY_TERMS", "BYTE_ROLES",
+           "ENERGY_MODEL_VERSION", "LOSSES"]
