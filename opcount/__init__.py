@@ -18,14 +18,14 @@ import os
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
 from ._hf import load_hf_config
-from ._ir import FORMATS, LOSSES, OPTIMIZERS, Layer, ModelError, ModelIR, build_model
+from ._ir import FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model
 from ._onnx import load_onnx
 from ._spec import load_spec, spec_to_model
 from ._torch import load_torch
 from ._zoo import zoo_names, load_zoo
 from .movement import Densities, MemoryHierarchy, MovementResult, count_movement
 
-__all__ = ["ModelError", "ModelIR", "Layer", "build_model", "load_model", "load_spec", "spec_to_model", "load_onnx",
+__all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_model", "load_model", "load_spec", "spec_to_model", "load_onnx",
            "load_torch", "load_hf_config",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",

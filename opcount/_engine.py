@@ -48,6 +48,8 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
+    It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
+    parameters no counted layer owns), so ``complete`` is true only when nothing was.
     ``macs`` and ``flops`` are the phase's stages summed (forward only for inference and
     validation; forward + backward for training), FLOPs = 2 x MACs as in PyTorch's FLOP counter.
     """
@@ -288,6 +290,8 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
                     "update": update},
             macs={"forward": cost.macs_forward, "backward": macs_backward},
             complete=layer.known and not ctx.missing))
+    for item in model.left_out:
+        incomplete.append({"layer": item["layer"], "type": item["type"], "reason": item["reason"]})
     if "loss" in stages:
         ctx = Context(batch=batch, training=training, profile=profile, input_grad=(True,))
         fwd, grad = loss_cost(model.loss, model.output_shape, batch, ctx, with_gradient=training)

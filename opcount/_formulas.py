@@ -268,29 +268,165 @@ def _sdpa(layer: Layer, ctx: Context) -> LayerCost:
 
 
 def _attention(layer: Layer, ctx: Context) -> LayerCost:
-    """Multi-head self-attention on [T, D]: Q, K, V projections (linear, K and V to
-    kv_heads*head_dim for grouped-query attention), optional rotary embedding on Q and K
-    (per element 2 mul + 1 add: x*cos + rotate(x)*sin, forward and backward), the scaled
-    dot-product core (:func:`sdpa_cost`), and the output projection. In the backward pass the
-    three projections' input gradients are summed, 2*T*D adds."""
+    """Multi-head attention (``nn.MultiheadAttention``): Q, K, V projections (linear; K and V
+    from ``kdim``/``vdim`` to kv_heads*head_dim, grouped-query attention), optional rotary
+    embedding on Q and K (per element 2 mul + 1 add: x*cos + rotate(x)*sin, forward and
+    backward), the scaled dot-product core over T queries and S keys (:func:`sdpa_cost`), and
+    the output projection.
+
+    With ``masks`` = 2 (an attention mask and a key-padding mask) the two are merged first,
+    heads*T*S adds per sample. Dropout on the attention probabilities (training, p > 0): 1 cmp
+    + 1 mul per score forward, 1 mul per score backward. ``weights: mean`` (``need_weights``
+    with the default ``average_attn_weights``) also returns the probabilities averaged over the
+    heads, (heads-1)*T*S adds + T*S div per sample; no gradient flows through them.
+    In the backward pass an input read by several projections gets their input gradients summed:
+    self-attention (one input) 2*T*D adds, a shared key/value input (two inputs) S*kdim adds."""
     a = layer.attrs
     n, t, d, dkv = ctx.batch, a["t"], a["dim"], a["dkv"]
-    rows = n * t
-    ig = ctx.input_grad[0]
+    s = a.get("s", t)
+    kdim, vdim = a.get("kdim", d), a.get("vdim", d)
+    grads = ctx.input_grad
+    gq = grads[0]
+    gk = grads[1] if len(grads) > 1 else gq
+    gv = grads[2] if len(grads) > 2 else gk
+    rows, kv_rows = n * t, n * s
     cost = LayerCost()
-    cost += linear_cost(rows, d, d, bias=a["bias"], input_grad=ig)
-    cost += linear_cost(rows, d, dkv, bias=a["bias"], input_grad=ig)
-    cost += linear_cost(rows, d, dkv, bias=a["bias"], input_grad=ig)
+    cost += linear_cost(rows, d, d, bias=a["bias"], input_grad=gq)
+    cost += linear_cost(kv_rows, kdim, dkv, bias=a["bias"], input_grad=gk)
+    cost += linear_cost(kv_rows, vdim, dkv, bias=a["bias"], input_grad=gv)
     if a["rope"]:
-        elements = rows * (d + dkv)
+        elements = rows * d + kv_rows * dkv
         cost.forward.update(_ops(mul=2 * elements, add=elements))
         cost.backward.update(_ops(mul=2 * elements, add=elements))
-    cost += sdpa_cost(ctx, batch_heads=n * a["heads"], t=t, s=t, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
+    bh = n * a["heads"]
+    cost += sdpa_cost(ctx, batch_heads=bh, t=t, s=s, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
                       kv_group=a["heads"] // a["kv_heads"])
+    scores = bh * t * s
+    if a.get("masks", 0) > 1:
+        cost.forward.update(_ops(add=(a["masks"] - 1) * scores))
+    if a.get("dropout", 0) and ctx.training:
+        cost.forward.update(_ops(cmp=scores, mul=scores))
+        cost.backward.update(_ops(mul=scores))
+    if a.get("weights") == "mean":
+        cost.forward.update(_ops(add=(a["heads"] - 1) * n * t * s, div=n * t * s))
     cost += linear_cost(rows, d, d, bias=a["bias"], input_grad=True)
-    if ig:
+    if len(grads) == 1 and gq:
         cost.backward.update(_ops(add=2 * rows * d))
+    elif len(grads) == 2 and gk:
+        cost.backward.update(_ops(add=kv_rows * kdim))
     return cost
+
+
+def rnn_cost(ctx, a, *, input_grad, h0_grad=False, c0_grad=False):
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` over N = ``ctx.batch`` sequences of T steps, counted
+    per layer and direction as ATen's cells compute them. Initial states (zeros unless given) are
+    multiplied like any state, as the dense kernels do. With R = N*T rows, gate width G*H
+    (G = 4, 3, 1), layer input width I (the model input, then directions*H_out) and state
+    width H_out (LSTM's proj, else H):
+
+    Forward, per layer and direction: the input and the hidden products (``linear_cost``: R*G*H*I
+    and R*G*H*H_out mul, their accumulation adds, one bias add each per gate element if ``bias``)
+    and one add joining them per gate element; then per hidden unit and row:
+    LSTM: sigmoid x3 and tanh x2 (recipes), c = f*c + i*g (2 mul, 1 add), h = o*tanh(c) (1 mul),
+    and with proj h = W_hr h (R*P*H mul, R*P*(H-1) add);
+    GRU: sigmoid x2 and tanh (recipes), n = tanh(x_n + r*h_n) (1 mul, 1 add), h = (h - n)*z + n
+    (1 sub, 1 mul, 1 add); RNN: tanh (recipe) or relu (1 cmp).
+    Between layers, dropout in training: 1 cmp + 1 mul per element forward, 1 mul backward.
+
+    Backward through time (steps with a later step, N*(T-1) rows, also take the state gradient
+    coming back from it: 1 add per state element, H_out for h and H for the LSTM cell):
+    LSTM: proj dH = W_hr^T dh and dW_hr (products as ``linear_cost``); do = dh*tanh(c), dtanh =
+    dh*o (2 mul), tanh backward (recipe), df = dc*c_prev, di = dc*g, dg = dc*i (3 mul), the
+    cell gradient to the previous step dc*f (1 mul, for N*(T-1) rows, N more if c0 needs one),
+    sigmoid backward x3 and tanh backward (recipes); GRU: dz = dh*(h - n), dh*z (2 mul),
+    dn = dh - dh*z (1 sub), tanh backward, dr = dn'*h_n, dh_n = dn'*r (2 mul), sigmoid backward
+    x2, and the previous step's dh = W_hh^T dgates + dh*z (1 more add); RNN: tanh backward
+    (recipe) or relu (1 cmp). Weight gradients: dW_ih = dgates^T x, dW_hh = dgates^T h over the
+    R rows (G*H*I*R and G*H*H_out*R mul, G*H*I*(R-1) and G*H*H_out*(R-1) adds), and each bias
+    G*H*(R-1) adds. The input gradient W_ih^T dgates (R*I*G*H mul, R*I*(G*H-1) adds) for layers
+    above the first, and for the first only if its input needs one; the previous state's
+    W_hh^T dgates for N*(T-1) rows (N*T if h0 needs a gradient). Two directions reading one
+    input sum their input gradients, 1 add per input element.
+    """
+    n, t, hid, h_out, g = ctx.batch, a["t"], a["hidden"], a["h_out"], a["gates"]
+    kind, proj, directions = a["kind"], a["proj"], a["directions"]
+    bias = a["bias"]
+    rows = n * t
+    rec = n * (t - 1)
+    gh = g * hid
+    training = ctx.training
+    cost = LayerCost()
+    fwd, bwd = cost.forward, cost.backward
+    for layer in range(a["layers"]):
+        width = a["in"] if layer == 0 else directions * h_out
+        x_grad = input_grad if layer == 0 else True
+        for _ in range(directions):
+            # forward: gates = (W_ih x + b_ih) + (W_hh h + b_hh)
+            fwd.update(_ops(mul=rows * gh * (width + h_out),
+                            add=rows * gh * (width - 1 + h_out - 1) + (2 * rows * gh if bias else 0) + rows * gh))
+            cost.macs_forward += rows * gh * (width + h_out)
+            e = rows * hid
+            if kind == "lstm":
+                fwd.update(ctx.recipe("sigmoid", "forward", 3 * e))
+                fwd.update(ctx.recipe("tanh", "forward", 2 * e))
+                fwd.update(_ops(mul=3 * e, add=e))
+                if proj:
+                    fwd.update(_ops(mul=rows * proj * hid, add=rows * proj * (hid - 1)))
+                    cost.macs_forward += rows * proj * hid
+            elif kind == "gru":
+                fwd.update(ctx.recipe("sigmoid", "forward", 2 * e))
+                fwd.update(ctx.recipe("tanh", "forward", e))
+                fwd.update(_ops(mul=2 * e, add=2 * e, sub=e))
+            elif a["nonlinearity"] == "relu":
+                fwd.update(_ops(cmp=e))
+            else:
+                fwd.update(ctx.recipe("tanh", "forward", e))
+            # backward through time
+            bwd.update(_ops(add=rec * h_out))                              # dh from output + next step
+            if kind == "lstm":
+                if proj:
+                    bwd.update(_ops(mul=2 * rows * hid * proj, add=rows * hid * (proj - 1) + proj * hid * (rows - 1)))
+                    cost.macs_backward += 2 * rows * hid * proj
+                bwd.update(_ops(mul=2 * e))                                 # do, dtanh(c)
+                bwd.update(ctx.recipe("tanh", "backward", e))
+                bwd.update(_ops(add=rec * hid))                            # dc from h + next step
+                bwd.update(_ops(mul=3 * e + rec * hid + (n * hid if c0_grad else 0)))
+                bwd.update(ctx.recipe("sigmoid", "backward", 3 * e))
+                bwd.update(ctx.recipe("tanh", "backward", e))
+            elif kind == "gru":
+                bwd.update(_ops(mul=2 * e, sub=e))                          # dz, dh*z, dn
+                bwd.update(ctx.recipe("tanh", "backward", e))
+                bwd.update(_ops(mul=2 * e))                                 # dr, dh_n
+                bwd.update(ctx.recipe("sigmoid", "backward", 2 * e))
+            elif a["nonlinearity"] == "relu":
+                bwd.update(_ops(cmp=e))
+            else:
+                bwd.update(ctx.recipe("tanh", "backward", e))
+            # weight and bias gradients over all rows
+            bwd.update(_ops(mul=gh * (width + h_out) * rows, add=gh * (width + h_out) * (rows - 1)
+                            + (2 * gh * (rows - 1) if bias else 0)))
+            cost.macs_backward += gh * (width + h_out) * rows
+            if x_grad:
+                bwd.update(_ops(mul=rows * width * gh, add=rows * width * (gh - 1)))
+                cost.macs_backward += rows * width * gh
+            state_rows = rec + (n if h0_grad else 0)      # every layer starts from its slice of h0
+            bwd.update(_ops(mul=state_rows * h_out * gh, add=state_rows * h_out * (gh - 1)
+                            + (state_rows * hid if kind == "gru" else 0)))
+            cost.macs_backward += state_rows * h_out * gh
+        if directions > 1 and x_grad:
+            bwd.update(_ops(add=(directions - 1) * rows * width))
+        if layer < a["layers"] - 1 and a["dropout"] and training:
+            e = rows * directions * h_out
+            fwd.update(_ops(cmp=e, mul=e))
+            bwd.update(_ops(mul=e))
+    return cost
+
+
+def _rnn(layer: Layer, ctx: Context) -> LayerCost:
+    """LSTM, GRU and plain RNN stacks; see :func:`rnn_cost`."""
+    grads = ctx.input_grad
+    return rnn_cost(ctx, layer.attrs, input_grad=grads[0], h0_grad=len(grads) > 1 and grads[1],
+                    c0_grad=len(grads) > 2 and grads[2])
 
 
 # --- pooling ----------------------------------------------------------------------------------
@@ -554,6 +690,9 @@ FORMULAS = {
     "bmm": _matmul,
     "sdpa": _sdpa,
     "attention": _attention,
+    "lstm": _rnn,
+    "gru": _rnn,
+    "rnn": _rnn,
     "embedding": _embedding,
     "positional_embedding": _positional_embedding,
     "cls_token": _cls_token,

@@ -7,7 +7,8 @@ so residual adds and concats are written as references.
 """
 from dataclasses import dataclass, field
 
-__all__ = ["ModelError", "Layer", "ModelIR", "FORMATS", "LOSSES", "OPTIMIZERS", "build_model"]
+__all__ = ["ModelError", "IncompleteModelWarning", "Layer", "ModelIR", "FORMATS", "LOSSES", "OPTIMIZERS",
+           "build_model"]
 
 FORMATS = ("fp16", "bf16", "fp32", "fp64")
 LOSSES = ("mse", "cross_entropy", "bce")
@@ -17,6 +18,12 @@ MODEL_INPUT = "input"
 
 class ModelError(ValueError):
     """A bad model description: one line naming the file (or source) and the layer."""
+
+
+class IncompleteModelWarning(UserWarning):
+    """A frontend loaded a model but left something out (a node with arithmetic it has no formula
+    for, a parameter no counted layer owns); the IR's ``left_out`` lists what, and counts of it
+    are marked incomplete."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,26 @@ class ModelIR:
     optimizer: str = "sgd"
     input_grad: bool = False
     source: str = "<model>"
+    left_out: list = field(default_factory=list)
 
     @property
     def params(self):
+        """Parameters owned by the layers (what the update stage counts); parameters a frontend
+        could not attribute to a layer are listed in ``left_out`` instead."""
         return sum(layer.params for layer in self.layers)
+
+    @property
+    def complete(self):
+        """True when nothing was left out: every layer has a formula and a frontend skipped no
+        node with arithmetic and no parameter (``left_out`` is empty)."""
+        return not self.left_out and all(layer.known for layer in self.layers)
+
+    def leave_out(self, what, type, reason, params=0):
+        """Record something a frontend could not count: ``what`` (a node or parameter name),
+        its ``type``, the ``reason``, and the parameters it holds (0 if none). Each item is a
+        dict ``{layer, type, reason, params}``; :func:`count_model` copies them into the
+        result's ``incomplete`` list."""
+        self.left_out.append({"layer": str(what), "type": str(type), "reason": str(reason), "params": int(params)})
 
     @property
     def output_shape(self):

@@ -509,11 +509,22 @@ def _sdpa(f, in_shapes):
 
 
 def _attention(f, in_shapes):
-    _n_inputs(in_shapes, 1)
-    shape = in_shapes[0]
-    if len(shape) != 2:
-        raise ShapeError(f"input shape {list(shape)} must be [length, dim]")
-    t, d = shape
+    """Multi-head attention: one input ``[T, D]`` (self-attention), two (query ``[T, D]``, and
+    key = value ``[S, kdim]``) or three (query, key ``[S, kdim]``, value ``[S, vdim]``), as
+    ``nn.MultiheadAttention`` takes them; the output is ``[T, D]``."""
+    if not 1 <= len(in_shapes) <= 3:
+        raise ShapeError(f"takes 1 input (self-attention), 2 (query, key/value) or 3 (query, key, value), "
+                         f"got {len(in_shapes)}")
+    q = in_shapes[0]
+    k = in_shapes[1] if len(in_shapes) > 1 else q
+    v = in_shapes[2] if len(in_shapes) > 2 else k
+    for what, shape in (("input", q), ("key", k), ("value", v)):
+        if len(shape) != 2:
+            raise ShapeError(f"{what} shape {list(shape)} must be [length, dim]")
+    if k[0] != v[0]:
+        raise ShapeError(f"shape mismatch: key {list(k)} and value {list(v)} differ in length")
+    t, d = q
+    s, kdim, vdim = k[0], k[1], v[1]
     heads = f.int("heads", required=True)
     kv_heads = f.int("kv_heads", heads)
     if d % heads or heads % kv_heads:
@@ -521,11 +532,68 @@ def _attention(f, in_shapes):
     bias = f.bool("bias", True)
     rope = f.bool("rope", False)
     mask = _mask(f)
+    masks = f.int("masks", 1 if mask == "additive" else 0, minimum=0)
+    if mask != "additive" and masks:
+        raise ShapeError("'masks' needs mask: additive")
+    weights = f.choice("weights", "none", ("none", "mean", "heads"))
+    dropout = f.number("dropout", 0)
+    if not 0 <= dropout < 1:
+        raise ShapeError(f"'dropout' must be in [0, 1), not {dropout!r}")
     hd = d // heads
     dkv = kv_heads * hd
-    params = 2 * d * d + 2 * d * dkv + ((2 * d + 2 * dkv) if bias else 0)
-    return shape, params, {"t": t, "dim": d, "heads": heads, "kv_heads": kv_heads, "hd": hd, "dkv": dkv,
-                           "bias": bias, "rope": rope, "mask": mask}
+    params = 2 * d * d + (kdim + vdim) * dkv + ((2 * d + 2 * dkv) if bias else 0)
+    return (t, d), params, {"t": t, "s": s, "dim": d, "kdim": kdim, "vdim": vdim, "heads": heads,
+                            "kv_heads": kv_heads, "hd": hd, "dkv": dkv, "bias": bias, "rope": rope, "mask": mask,
+                            "masks": masks, "weights": weights, "dropout": dropout}
+
+
+RNN_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def _rnn_factory(kind):
+    """``nn.LSTM``/``nn.GRU``/``nn.RNN`` on ``[T, I]``: hidden, layers [1], bidirectional [false],
+    bias [true], proj [0] (LSTM's proj_size), nonlinearity [tanh | relu] (RNN), dropout [0]
+    (between layers, training only). Optional second and third inputs are the initial states
+    h0 ``[layers x directions, H_out]`` and (LSTM) c0 ``[layers x directions, H]``; without them
+    the states start at zero. Output ``[T, directions x H_out]`` (H_out = proj or hidden)."""
+    gates = RNN_GATES[kind]
+
+    def rnn(f, in_shapes):
+        most = 3 if kind == "lstm" else 2
+        if not 1 <= len(in_shapes) <= most:
+            raise ShapeError(f"takes 1 to {most} inputs (sequence{', h0, c0' if kind == 'lstm' else ', h0'}), "
+                             f"got {len(in_shapes)}")
+        x = in_shapes[0]
+        if len(x) != 2:
+            raise ShapeError(f"input shape {list(x)} must be [length, features]")
+        t, i = x
+        hidden = f.int("hidden", required=True)
+        layers = f.int("layers", 1)
+        bidirectional = f.bool("bidirectional", False)
+        bias = f.bool("bias", True)
+        proj = f.int("proj", 0, minimum=0) if kind == "lstm" else 0
+        if proj >= hidden:
+            raise ShapeError(f"'proj' {proj} must be smaller than 'hidden' {hidden}")
+        nonlinearity = f.choice("nonlinearity", "tanh", ("tanh", "relu")) if kind == "rnn" else "tanh"
+        dropout = f.number("dropout", 0)
+        if not 0 <= dropout < 1:
+            raise ShapeError(f"'dropout' must be in [0, 1), not {dropout!r}")
+        directions = 2 if bidirectional else 1
+        h_out = proj or hidden
+        states = ((layers * directions, h_out), (layers * directions, hidden))
+        for what, shape, want in zip(("h0", "c0"), in_shapes[1:], states):
+            if tuple(shape) != want:
+                raise ShapeError(f"{what} shape {list(shape)} must be {list(want)}")
+        params = 0
+        for layer in range(layers):
+            width = i if layer == 0 else directions * h_out
+            per_direction = gates * hidden * (width + h_out) + (2 * gates * hidden if bias else 0) + proj * hidden
+            params += directions * per_direction
+        return (t, directions * h_out), params, {
+            "kind": kind, "gates": gates, "t": t, "in": i, "hidden": hidden, "h_out": h_out, "proj": proj,
+            "layers": layers, "directions": directions, "bias": bias, "nonlinearity": nonlinearity,
+            "dropout": dropout}
+    return rnn
 
 
 def _explicit_or(f, default):
@@ -609,6 +677,9 @@ SHAPE_FUNCTIONS = {
     "bmm": _matmul,
     "sdpa": _sdpa,
     "attention": _attention,
+    "lstm": _rnn_factory("lstm"),
+    "gru": _rnn_factory("gru"),
+    "rnn": _rnn_factory("rnn"),
     "relu": _same_shape(1),
     "relu6": _same_shape(1),
     "leaky_relu": _same_shape(1, ("slope", 0.01)),

@@ -26,8 +26,17 @@ in brackets):
   table added to the input, at least T rows), token_types [false: true makes it a token-type
   table, BERT's segment embedding, whose rows are types and may be fewer than T];
   ``cls_token``: prepends one learned token
-- ``attention`` (multi-head self-attention on ``[T, D]``): heads, kv_heads [heads], bias [true],
-  rope [false], causal [false], mask [none | causal | additive];
+- ``attention`` (multi-head attention, ``nn.MultiheadAttention``; one input ``[T, D]`` for
+  self-attention, or inputs query, key/value (two) or query, key, value (three), keys ``[S, kdim]``):
+  heads, kv_heads [heads], bias [true], rope [false], causal [false], mask [none | causal |
+  additive], masks [1 with an additive mask; 2: an attention and a key-padding mask merged],
+  weights [none | mean: need_weights, averaged over heads | heads], dropout [0: on the attention
+  probabilities, training only];
+- ``lstm``, ``gru``, ``rnn`` (input ``[T, features]``, output ``[T, directions x H_out]``): hidden,
+  layers [1], bidirectional [false], bias [true], dropout [0: between layers, training only],
+  proj [0] (lstm: proj_size, H_out), nonlinearity [tanh | relu] (rnn); optional inputs 2 and 3
+  are the initial states h0 ``[layers x directions, H_out]`` and c0 (lstm) ``[layers x
+  directions, hidden]``;
   ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``): causal, mask
 - ``matmul``/``bmm`` (two inputs), ``add`` and ``mul`` (two or more inputs of one shape),
   ``concat`` (axis [0])

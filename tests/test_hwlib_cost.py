@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 import hardware_profiles as hp
-from hwlib import CircuitError, cost
+from hwlib import CircuitError, _pricer, cost
 from hwlib.adders import CarrySelectAdder, KoggeStoneAdder, RippleCarryAdder
 from hwlib.cells import FullAdder
 from hwlib.cost import (Cache, CacheWarning, Cost, Pricer, compare_designs, cost_table, count,
@@ -260,8 +260,8 @@ def test_cache_miss_then_hit(cache_dir, generic, monkeypatch):
     # a fresh process's view: nothing is synthesized or even elaborated
     def fail(*args):
         raise AssertionError("synthesized although cached")
-    monkeypatch.setattr(cost, "_count_elaborated", fail)
-    monkeypatch.setattr(cost, "elaborate", fail)
+    monkeypatch.setattr(_pricer, "_count_elaborated", fail)
+    monkeypatch.setattr(_pricer, "_elaborate", fail)
     again = Pricer(generic.technology)
     assert again.lookup(spec) == first
     assert again.price(integer_unit("add", "brent_kung", 8)) == first
@@ -283,7 +283,7 @@ def test_cache_keys_follow_technology_and_parameters(cache_dir, generic):
 def test_changed_sources_reuse_results_through_the_rtlil(cache_dir, generic, monkeypatch):
     spec = integer_unit("add", "sklansky", 8)
     first = Pricer(generic.technology).price(spec)
-    monkeypatch.setattr(cost, "_source_digest", lambda: "0" * 64)
+    monkeypatch.setattr(_pricer, "_source_digest", lambda: "0" * 64)
     pricer = Pricer(generic.technology)
     assert pricer.lookup(spec) is None  # the index does not know the new sources
     assert pricer.price(spec) == first  # same RTLIL: the result entry is found again
