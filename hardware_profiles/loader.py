@@ -314,15 +314,22 @@ def _validate_partial(doc):
         _check_keys(doc, path, device, S.DEVICE_KEYS, "device key")
         for key, value in device.items():
             _check_type(doc, path + (key,), value, S.DEVICE_KEYS[key])
-        for key in ("feature", "coefficients"):
-            if key not in device:
-                raise doc.error(path, f"missing key {key!r}")
-        _check_choice(doc, path + ("feature",), device["feature"], S.DEVICE_FEATURES, "feature")
         if "unit" in device and device["unit"] not in S.DEVICE_UNITS:
             raise doc.error(path + ("unit",), f"unknown unit {device['unit']!r}: device coefficients "
                                               f"give joules, so unit can only be J")
         if "phase" in device:
             _check_choice(doc, path + ("phase",), device["phase"], S.DEVICE_PHASES, "phase")
+        if "energy_model" in device:
+            for key in ("feature", "coefficients"):
+                if key in device:
+                    raise doc.error(path + (key,), f"a device holds a polynomial (feature, coefficients) "
+                                                   f"or an energy_model, not both")
+            _validate_energy_model(doc, path + ("energy_model",), device["energy_model"])
+            continue
+        for key in ("feature", "coefficients"):
+            if key not in device:
+                raise doc.error(path, f"missing key {key!r} (or an energy_model)")
+        _check_choice(doc, path + ("feature",), device["feature"], S.DEVICE_FEATURES, "feature")
         if not device["coefficients"]:
             raise doc.error(path + ("coefficients",), "needs at least one coefficient (the intercept)")
         for i, c in enumerate(device["coefficients"]):
@@ -339,6 +346,40 @@ def _validate_partial(doc):
         _check_type(doc, ("carbon", "source"), carbon["source"], str)
     if "memory" in data:
         _validate_memory(doc, data["memory"])
+
+
+def _validate_energy_model(doc, path, model):
+    """``devices.<name>.energy_model`` (schema.ENERGY_MODEL_KEYS; calibrate.EnergyModel)."""
+    _check_keys(doc, path, model, S.ENERGY_MODEL_KEYS, "energy model key")
+    for key, value in model.items():
+        _check_type(doc, path + (key,), value, S.ENERGY_MODEL_KEYS[key])
+    if "version" not in model:
+        raise doc.error(path, "missing key 'version'")
+    if model["version"] not in S.ENERGY_MODEL_VERSIONS:
+        raise doc.error(path + ("version",), f"unknown energy model version {model['version']!r}; "
+                                             f"known: {', '.join(map(str, S.ENERGY_MODEL_VERSIONS))}")
+    terms = model.get("terms", list(S.ENERGY_TERMS))
+    for i, term in enumerate(terms):
+        _check_choice(doc, path + ("terms", i), term, S.ENERGY_TERMS, "energy term")
+    if len(set(terms)) != len(terms) or not terms:
+        raise doc.error(path + ("terms",), "needs each energy term at most once, and at least one")
+    for key, value in model.items():
+        if S.ENERGY_MODEL_KEYS[key] is float:
+            _check_energy(doc, path + (key,), value)
+    for fmt, ops in model.get("op_j", {}).items():
+        _check_format(doc, path + ("op_j", fmt), fmt)
+        _check_type(doc, path + ("op_j", fmt), ops, dict)
+        _check_keys(doc, path + ("op_j", fmt), ops, S.BASIC_OPS, "op")
+        for op, value in ops.items():
+            _check_energy(doc, path + ("op_j", fmt, op), value)
+    _check_keys(doc, path + ("byte_j",), model.get("byte_j", {}), S.BYTE_ROLES, "tensor role")
+    for role, value in model.get("byte_j", {}).items():
+        _check_energy(doc, path + ("byte_j", role), value)
+    for kind, value in model.get("static_j_per_op", {}).items():
+        _check_energy(doc, path + ("static_j_per_op", kind), value)
+    for key in ("peak_ops_per_s", "bandwidth_bytes_per_s"):
+        if key in model and model[key] <= 0:
+            raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")
 
 
 def _check_energy(doc, path, value):

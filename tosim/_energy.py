@@ -171,7 +171,8 @@ class TableCache:
                         kinds = ", ".join(sorted({f"{i['type']}" for i in result.incomplete}))
                         self.steps[key] = f"{source}: not fully counted ({kinds}); its energy would be too low"
                     else:
-                        self.steps[key] = (layer_table(model, result), [l.type for l in model.layers])
+                        self.steps[key] = (layer_table(model, result), [l.type for l in model.layers],
+                                           float(result.macs))
         return self.steps[key]
 
     def run(self, measurement):
@@ -182,6 +183,16 @@ class TableCache:
             got = self.step(measurement.model, measurement.phase, batch)
             if isinstance(got, str):
                 raise ValueError(got)
-            (table, _labels), types = got
+            (table, _labels), types, _macs = got
             parts.append((table, count * measurement.epochs))
         return run_table(parts), types
+
+    def macs_of(self, measurement):
+        """MACs of a whole measured run (``epochs x sum over steps of count x MACs``)."""
+        total = 0.0
+        for batch, count in measurement.steps:
+            got = self.step(measurement.model, measurement.phase, batch)
+            if isinstance(got, str):
+                raise ValueError(got)
+            total += count * got[2]
+        return measurement.epochs * total
