@@ -30,8 +30,9 @@ the profile) and ``beta = peak / bandwidth`` (the machine balance, ops per byte)
 ``s_k`` and ``beta``, not ``P_static`` and ``peak`` apart. The time estimate needs one of them:
 ``static_w`` or ``peak_ops_per_s`` given (the other follows from the most efficient kernel, whose
 ``e_k`` is 1); with neither, ``peak_ops_per_s`` is set to a nominal 1e9 ops/s and the result says
-the time scale is nominal. Layer types without a fitted ``s_k`` use ``static_j_per_op_default``
-(the geometric mean of the fitted ones).
+the time scale is nominal. Layer types without a fitted ``s_k`` use ``static_j_per_op_default``,
+the ``s_k`` of the fastest fitted kernel: an unmeasured kernel is assumed to run at the peak, the
+roofline's own assumption (optimistic for kernels that are not GEMM-like; measure them).
 
 Fitting (:func:`fit_energy_model`)
 ----------------------------------
@@ -49,19 +50,20 @@ layers from milliJoules to kiloJoules) weigh alike. ``absolute`` minimises error
 Prior: transistor prices. The per-op energies are written as ``eps_{op,fmt} = u_{op,fmt}
 TOs_{op,fmt}`` (``TOs`` the transistors of the unit that executes the op, from the profile's
 cost table), i.e. ``u`` is joules per transistor operation of that op. The prior says all ``u``
-are one common ``s`` (energy proportional to TOs, li2022's model); it enters as ridge rows
-``sqrt(prior_strength) (u_{op,fmt} - s) / u_ref`` added to the least squares, with ``s`` a free
-non-negative unknown and ``u_ref`` the joules per TO of a TOs-only fit of the same rows. The other
-terms get ridge rows pulling them toward 0 with the same strength (in units of their typical
-share of the measured energy). Why shrinkage toward TOs-proportional ratios:
+are one common ``s`` (energy proportional to TOs, li2022's model); it enters as ridge rows added
+to the least squares, one per op, ``sqrt(prior_strength) (u_{op,fmt} - s) ||w TOs_{op,fmt}|| /
+(sqrt(n) ||w y||_rms)``: the gap between the op's price and the TOs price, in units of the share of
+the (weighted) measured energy that the gap explains, with ``s`` a free non-negative unknown. The
+other terms get ridge rows pulling them toward 0 in the same units and with the same strength. Why shrinkage toward TOs-proportional ratios:
 
 * with little data (fewer independent rows than coefficients, or rows of one layer type where
   every op appears in fixed proportion) the data leave a whole family of exact fits; any
   positive prior strength picks the one closest to ``eps ∝ TOs`` with no other terms, so the
   model reduces to li2022's TOs model instead of an arbitrary vertex of the family;
 * with rich data the data rows (one per measurement) outweigh the fixed number of prior rows
-  and the fit learns the device: the default strength (``1e-3``) costs as much as one row being
-  off by 3 % per op whose price departs from the TOs ratio by 100 %;
+  and the fit learns the device: with the default strength (``1e-3``) an op whose price departs
+  from the TOs ratio so far that the gap explains all of the energy costs as much as one row off
+  by 3 % (of ``n`` rows), so a device where a compare costs 80 MACs is learnt from tens of rows;
 * unlike a hard choice between "per-op" and "TOs", the strength is one continuous, documented
   knob (``prior_strength=0`` is the plain non-negative fit; a large value forces TOs ratios).
 
@@ -411,11 +413,13 @@ def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="rel
         if sqrt_prior == 0.0:
             return np.zeros((0, p)), np.zeros(0)
         if with_s:
-            # (u_j - s) / u_ref with u_j = a_j / scale_j and s = u_ref a_s (a_s has unit scale)
+            # (a_j - s scale_j) / (sqrt(n) ynorm): the op's coefficient against the TOs price
+            # s, in units of the share of the (weighted) energy the difference explains; the
+            # unknown is a_s = s / u_ref (of order 1, unit scale)
             for j in range(n_ops):
                 row = np.zeros(p)
-                row[j] = sqrt_prior / (scale[j] * u_ref)
-                row[-1] = -sqrt_prior
+                row[j] = shrink
+                row[-1] = -shrink * u_ref * scale[j]
                 rows.append(row)
         # other terms toward 0: a_j / (sqrt(n) ynorm) is the column's share of the weighted energy
         for j in range(n_ops, scale.size):
@@ -473,8 +477,9 @@ def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="rel
     if kinds:
         model.static_j_per_op = dict(zip(kinds, coef[i:i + len(kinds)]))
         positive = [v for v in model.static_j_per_op.values() if v > 0]
-        model.static_j_per_op_default = float(np.exp(np.mean(np.log(positive)))) if positive else 0.0
         fastest = min(positive) if positive else 0.0
+        # a kernel never measured is assumed to run at the peak (the roofline's own assumption)
+        model.static_j_per_op_default = fastest
         # P_static / peak = s of the fastest kernel (e = 1); the balance fixes the bandwidth
         if static_w is not None:
             model.static_w = float(static_w)

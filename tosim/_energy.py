@@ -22,7 +22,8 @@ import numpy as np
 from opcount import BASIC_OPS, ZERO_COST
 from opcount.movement import format_bytes
 
-__all__ = ["layer_table", "run_table", "device_model", "layer_energy", "is_energy_model", "model_tos_per_op"]
+__all__ = ["layer_table", "run_table", "device_model", "layer_energy", "is_energy_model", "model_tos_per_op",
+           "TableCache", "apply_model_energy", "MODEL_FIELDS", "VIEW_TYPES"]
 
 STAGES = ("forward", "loss", "backward", "update")
 #: Layer types that are views (no data moved, no kernel call): opcount's zero-cost types but concat.
@@ -196,3 +197,52 @@ class TableCache:
                 raise ValueError(got)
             total += count * got[2]
         return measurement.epochs * total
+
+
+#: Extra score columns of an energy-model device: joules per term and the roofline time.
+MODEL_FIELDS = ["energy_ops_j", "energy_memory_j", "energy_calls_j", "energy_static_j", "time_s"]
+
+
+def apply_model_energy(rows, profile, device):
+    """Fill ``energy_j``, :data:`MODEL_FIELDS` and per-layer ``energy_j``/terms/time of every good
+    score row under an energy-model device. A row's workload (``batch`` and, for whole runs,
+    ``samples``/``passes``/``epochs``) is recounted step by step: the model is additive over
+    layer calls, so a run's joules are the sum over its steps. A row that cannot be priced (an op
+    or format the model lacks) gets its ``error``."""
+    import calibrate
+    import opcount
+    for row in rows:
+        if row.get("error") is not None:
+            continue
+        try:
+            model = opcount.load_model(row["source"])
+            steps = calibrate.workload_steps(row["batch"], row.get("samples"), row.get("passes"))
+            epochs = row.get("epochs") or 1
+            layers, terms, time_s = {}, {}, 0.0
+            for batch, count in steps:
+                result = opcount.count_model(model, profile, phase=row["phase"], batch=batch)
+                per_layer, _total, totals = layer_energy(device, model, result)
+                times = epochs * count
+                for name, e in per_layer.items():
+                    acc = layers.setdefault(name, {"energy_j": 0.0, "terms": {}, "time_s": 0.0})
+                    acc["energy_j"] += times * e["energy_j"]
+                    acc["time_s"] += times * e["time_s"]
+                    for t, v in e["terms"].items():
+                        acc["terms"][t] = acc["terms"].get(t, 0.0) + times * v
+                    time_s += times * e["time_s"]
+                for t, v in totals.items():
+                    terms[t] = terms.get(t, 0.0) + times * v
+        except ValueError as exc:
+            row["error"] = f"{row['source']}: {exc}"
+            continue
+        row["energy_j"] = float(sum(terms.values()))
+        for t in ("ops", "memory", "calls", "static"):
+            row[f"energy_{t}_j"] = terms.get(t)
+        row["time_s"] = time_s
+        for layer in row.get("layers") or []:
+            e = layers.get(layer["name"], {"energy_j": 0.0, "terms": {}, "time_s": 0.0})
+            layer["energy_j"] = e["energy_j"]
+            layer["time_s"] = e["time_s"]
+            for t in ("ops", "memory", "calls", "static"):
+                layer[f"energy_{t}_j"] = e["terms"].get(t)
+

@@ -393,8 +393,15 @@ def apply_energy(rows, profile, device, grid=None):
     if device is None:
         return
     grid = profile.grid_gco2_per_kwh if grid is None else grid
+    from ._energy import apply_model_energy, is_energy_model
+    if is_energy_model(device):
+        # the device energy model: joules per layer and per term (tosim._energy)
+        apply_model_energy(rows, profile, device)
     for row in rows:
-        if row["error"] is None:
+        if row["error"] is None and is_energy_model(device):
+            if grid is not None:
+                row["gco2e"] = carbon_grams(row["energy_j"], grid)
+        elif row["error"] is None:
             row["energy_j"] = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
             if grid is not None:
                 row["gco2e"] = carbon_grams(row["energy_j"], grid)
@@ -489,6 +496,8 @@ def rows_to_csv(rows, per_layer=False, extra=()):
             line.update(zip(OPS, layer["counts"]))
             line.update({f"tos_{s}": repr(v) for s, v in layer["tos"].items()})
             line["tos"] = repr(layer["tos_total"])
+            if layer.get("energy_j") is not None:
+                line["energy_j"] = repr(layer["energy_j"])
             line.update({k: _csv_value(row.get(k) if k in RUN_FIELDS else layer.get(k)) for k in extra})
             writer.writerow(line)
     return buffer.getvalue()
@@ -504,6 +513,7 @@ def rows_to_json(rows, extra=()):
                                "params": layer["params"], "macs": layer["macs"], "flops": layer["flops"],
                                "counts": dict(zip(OPS, layer["counts"])),
                                "tos": dict(layer["tos"], total=layer["tos_total"]),
+                               **({"energy_j": layer["energy_j"]} if "energy_j" in layer else {}),
                                **{k: layer.get(k) for k in extra if k not in RUN_FIELDS}}
                               for layer in row["layers"]]
         out.append(item)
@@ -546,7 +556,8 @@ def format_table(rows, with_energy, per_layer=False, with_movement=False):
             flops = layer["flops"]
             body.append([f"  {layer['name']} ({layer['type']})", si(layer["params"]), si(layer["macs"]), si(flops),
                          si(layer["tos_total"]), f"{layer['tos_total'] / flops:.0f}" if flops else "-"]
-                        + ([""] * 2 if with_energy else [])
+                        + ([si(layer["energy_j"]) if layer.get("energy_j") is not None else "", ""]
+                           if with_energy else [])
                         + ([si(layer.get("energy_compute_j")), si(layer.get("energy_movement_j"))]
                            if with_movement else []))
     widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
@@ -580,6 +591,8 @@ def run(args):
         print(f"tosim: note: device {args.device!r} was fitted on {device['phase']} measurements; "
               f"these rows score the {args.phase} phase", file=sys.stderr)
     extra = movement_fields(profile)
+    from ._energy import MODEL_FIELDS, is_energy_model
+    model_extra = MODEL_FIELDS if is_energy_model(device) else []
     if not extra and (args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
@@ -623,6 +636,7 @@ def run(args):
             row.update(batch=args.batch, samples=args.samples, passes=args.passes, epochs=args.epochs or 1)
         extra = extra + RUN_FIELDS
     apply_energy(rows, profile, device, args.grid_intensity)
+    extra = extra + model_extra
     seconds = time.perf_counter() - started
     if args.out:
         text = rows_to_csv(rows, args.per_layer, extra) if kind == "csv" else rows_to_json(rows, extra)
@@ -642,7 +656,8 @@ def run(args):
         summary = (f"{len(rows) - len(failed)} of {len(rows)} models scored with {profile.name} "
                    f"({args.phase}, {workload}) in {seconds:.2f} s")
         if device is not None:
-            summary += f"; energy from device {args.device} ({device['feature']}), carbon at {grid:g} gCO2e/kWh"
+            how = "energy model" if is_energy_model(device) else device["feature"]
+            summary += f"; energy from device {args.device} ({how}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
         if any(row.get("incomplete") for row in rows):
             print("(!) incomplete: some layers could not be fully counted (see the incomplete column)")
