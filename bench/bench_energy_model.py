@@ -104,7 +104,7 @@ def main(argv=None):
     import calibrate
     import hardware_profiles
     import opcount
-    from tosim._energy import TableCache, model_tos_per_op
+    from tosim._device_model import TableCache, model_tos_per_op
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", metavar="DATA_DIR")
     parser.add_argument("--seed", type=int, default=0)

@@ -12,17 +12,20 @@
   profile's transistor prices as the prior, on per-layer features (:class:`LayerTable`).
 * :func:`predict` turns a profile device's coefficients and a feature value into joules.
 * Energy counters (:class:`RaplCounter`, :class:`NvmlCounter`, :func:`detect_counter`,
-  :class:`EnergyMeter`) and the PyTorch harness (:func:`measure_runs`).
+  :class:`EnergyMeter`, :func:`probe_counter`) and the PyTorch harness (:func:`measure_runs`;
+  :func:`measure_forward` for inference passes timed to the counter's resolution).
+* The layer benchmark (:func:`layer_suite`): seeded single-layer configurations across types.
 
 calibrate imports no other tosim package; callers pass ModelIRs and zoo names in.
 """
-from ._counters import (COUNTER_KINDS, CounterUnavailable, EnergyMeter, NvmlCounter, RaplCounter,
-                        detect_counter, wrapped_delta)
+from ._counters import (COUNTER_KINDS, MAX_PLAUSIBLE_W, CounterError, CounterProbe, CounterUnavailable, EnergyMeter,
+                        NvmlCounter, RaplCounter, detect_counter, probe_counter, wrapped_delta)
 from ._energy import (BYTE_ROLES, ENERGY_MODEL_VERSION, ENERGY_TERMS, LOSSES, EnergyModel, LayerTable,
                       fit_energy_model, tos_only_scale)
 from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomial, metrics, power_of_two_scale,
                    predict, split_indices)
-from ._harness import TORCH_LAYERS, build_torch_module, measure_runs
+from ._harness import TORCH_LAYERS, build_torch_module, iter_runs, measure_forward, measure_runs, time_forward
+from ._suite import MAX_ELEMENTS, MAX_MACS, SUITE_LAYER_TYPES, SuiteConfig, layer_suite
 from ._measurements import (CODECARBON_KEYS, ENERGY_PARTS, PHASES, Measurement, MeasurementError,
                             MeasurementSet, read_any, read_codecarbon, read_measurements, workload_steps)
 
@@ -30,8 +33,9 @@ __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measuremen
            "read_any", "workload_steps", "PHASES", "CODECARBON_KEYS", "ENERGY_PARTS",
            "WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegative", "predict",
            "power_of_two_scale", "split_indices", "metrics",
-           "CounterUnavailable", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
-           "wrapped_delta", "COUNTER_KINDS",
-           "build_torch_module", "measure_runs", "TORCH_LAYERS",
+           "CounterUnavailable", "CounterError", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
+           "wrapped_delta", "COUNTER_KINDS", "MAX_PLAUSIBLE_W", "CounterProbe", "probe_counter",
+           "build_torch_module", "measure_runs", "iter_runs", "measure_forward", "time_forward", "TORCH_LAYERS",
+           "layer_suite", "SuiteConfig", "SUITE_LAYER_TYPES", "MAX_ELEMENTS", "MAX_MACS",
            "EnergyModel", "LayerTable", "fit_energy_model", "tos_only_scale", "ENERGY_TERMS", "BYTE_ROLES",
            "ENERGY_MODEL_VERSION", "LOSSES"]

@@ -17,27 +17,46 @@ driver loaded, as an unsigned 64-bit count; it is read through ``ctypes`` from
 """
 import ctypes
 import glob
+import statistics
 import os
 import re
 import threading
 import time
 
+from dataclasses import dataclass
+
 from ._measurements import MeasurementError
 
-__all__ = ["CounterUnavailable", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
-           "COUNTER_KINDS", "wrapped_delta"]
+__all__ = ["CounterUnavailable", "CounterError", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
+           "COUNTER_KINDS", "wrapped_delta", "MAX_PLAUSIBLE_W", "CounterProbe", "probe_counter"]
 
 COUNTER_KINDS = ("auto", "rapl", "nvml")
 POWERCAP_ROOT = "/sys/class/powercap"
 NVML_LIBRARY = "libnvidia-ml.so.1"
+#: No CPU package or GPU draws this much: a wrap-around that would mean more power than this
+#: between two samples is a bad reading (a counter that went backwards), not a wrap.
+MAX_PLAUSIBLE_W = 5000.0
 
 
 class CounterUnavailable(MeasurementError):
     """No energy counter can be read on this machine (one line saying what was tried)."""
 
 
+class CounterError(MeasurementError):
+    """A counter gave a reading that cannot be used during a measurement (not a number, out of
+    its range, backwards without a plausible wrap); one line naming the channel."""
+
+
 def wrapped_delta(start, end, wrap):
-    """``end - start`` of a counter that restarts at 0 after ``wrap`` (None: never wraps)."""
+    """``end - start`` of a counter whose readings lie in ``0..wrap`` and restart at 0 after
+    ``wrap`` (None: never wraps). A reading outside that range, or a counter that goes
+    backwards and does not wrap, raises ValueError: the result is never negative.
+
+    RAPL's ``max_energy_range_uj`` is taken as the modulus; the hardware's is one energy unit
+    (15-61 uJ) more, an error of at most that much per wrap (one wrap per tens of minutes)."""
+    for value in (start, end):
+        if value < 0 or (wrap is not None and value > wrap):
+            raise ValueError(f"reading {value} is outside the counter's range 0..{'' if wrap is None else wrap}")
     delta = end - start
     if delta < 0:
         if wrap is None:
@@ -80,17 +99,35 @@ class RaplCounter:
                 except (OSError, ValueError) as exc:
                     raise CounterUnavailable(f"cannot read {os.path.join(path, leaf)}: {exc}") from None
                 if leaf == "max_energy_range_uj":
+                    if value <= 0:
+                        raise CounterUnavailable(f"{os.path.join(path, leaf)} is {value}, not a positive range")
                     self.ranges.append(value)
+                elif not 0 <= value <= self.ranges[-1]:
+                    raise CounterUnavailable(f"{os.path.join(path, leaf)} is {value}, outside its range "
+                                             f"0..{self.ranges[-1]} (max_energy_range_uj)")
 
     @property
     def channels(self):
         return [f"rapl:{name}" for _, name in self.zones]
 
     def read(self):
+        """Raw readings in microjoules; :class:`CounterError` (one line) for a file that cannot be
+        read or does not hold a count within the zone's range."""
         out = []
-        for path, _ in self.zones:
-            with open(os.path.join(path, "energy_uj")) as fh:
-                out.append(int(fh.read().strip()))
+        for (path, _), wrap in zip(self.zones, self.ranges):
+            leaf = os.path.join(path, "energy_uj")
+            text = ""
+            try:
+                with open(leaf, "rb") as fh:
+                    text = fh.read(64).decode("ascii", "replace").strip()
+                value = int(text)
+            except OSError as exc:
+                raise CounterError(f"cannot read {leaf}: {exc.strerror or exc}") from None
+            except ValueError:
+                raise CounterError(f"{leaf} read {text[:40]!r}, not a count of microjoules") from None
+            if not 0 <= value <= wrap:
+                raise CounterError(f"{leaf} read {value}, outside its range 0..{wrap} (max_energy_range_uj)")
+            out.append(value)
         return out
 
     def close(self):
@@ -194,31 +231,59 @@ class EnergyMeter:
     long as it cannot wrap twice within ``interval``.
     """
 
-    def __init__(self, counter, *, interval=5.0):
+    def __init__(self, counter, *, interval=5.0, clock=time.perf_counter):
         self.counter = counter
         self.interval = interval
+        self.clock = clock
         self._lock = threading.Lock()
         self._thread = None
         self._stop = threading.Event()
         self._last = None
+        self._last_t = None
         self._total = None
+        self._error = None
         self.seconds = 0.0
 
+    def _read(self):
+        values = self.counter.read()
+        if len(values) != len(self.counter.channels):
+            raise CounterError(f"counter {'+'.join(self.counter.channels)} gave {len(values)} readings for "
+                               f"{len(self.counter.channels)} channels")
+        return values
+
     def _sample(self):
-        now = self.counter.read()
+        now = self._read()
+        t = self.clock()
         with self._lock:
             for i, (a, b, wrap) in enumerate(zip(self._last, now, self.counter.ranges)):
-                self._total[i] += wrapped_delta(a, b, wrap)
-            self._last = now
+                channel = self.counter.channels[i]
+                try:
+                    delta = wrapped_delta(a, b, wrap)
+                except ValueError as exc:
+                    raise CounterError(f"{channel}: {exc}") from None
+                if b < a:        # a wrap: it must be physically possible in the time since the last sample
+                    watts = delta * self.counter.unit_j / max(t - self._last_t, 1e-9)
+                    if watts > MAX_PLAUSIBLE_W:
+                        raise CounterError(
+                            f"{channel}: counter went backwards ({a} -> {b}); a wrap at {wrap} would mean "
+                            f"{watts:.3g} W over {t - self._last_t:.3g} s, more than any device draws: "
+                            f"an impossible reading")
+                self._total[i] += delta
+            self._last, self._last_t = now, t
 
     def _loop(self):
         while not self._stop.wait(self.interval):
-            self._sample()
+            try:
+                self._sample()
+            except Exception as exc:         # kept for stop() to raise in the caller's thread
+                self._error = exc
+                return
 
     def start(self):
-        self._last = self.counter.read()
+        self._last = self._read()
         self._total = [0] * len(self._last)
-        self._t0 = time.perf_counter()
+        self._t0 = self._last_t = self.clock()
+        self._error = None
         self._stop.clear()
         if self.interval:
             self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -226,11 +291,66 @@ class EnergyMeter:
         return self
 
     def stop(self):
-        """Joules per channel since :meth:`start`, as a list of floats."""
+        """Joules per channel since :meth:`start`, as a list of non-negative floats.
+        :class:`CounterError` if a reading during the run could not be used."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
+        if self._error is not None:
+            raise self._error
         self._sample()
-        self.seconds = time.perf_counter() - self._t0
+        self.seconds = self.clock() - self._t0
         return [t * self.counter.unit_j for t in self._total]
+
+
+@dataclass(frozen=True)
+class CounterProbe:
+    """What polling a counter showed: ``update_s`` the median seconds between changes of its
+    reading, ``quantum_j`` the smallest step seen (joules), ``power_w`` the power over the
+    polling (the machine's idle power when nothing else runs), ``changes`` how many changes."""
+    update_s: float
+    quantum_j: float
+    power_w: float
+    changes: int
+
+    def run_seconds(self, accuracy=0.02, floor=1.0):
+        """The shortest measured run whose energy the counter resolves to ``accuracy``: each end of
+        a run is off by at most one update (``update_s`` at the run's power) and one step, so
+        the run lasts ``2 * update_s / accuracy`` and at least ``2 * quantum_j / (accuracy *
+        power_w)`` seconds, and never less than ``floor``."""
+        by_step = 2 * self.quantum_j / (accuracy * self.power_w) if self.power_w > 0 else 0.0
+        return max(floor, 2 * self.update_s / accuracy, by_step)
+
+
+def probe_counter(counter, *, changes=8, max_seconds=3.0, poll_s=0.0002, clock=time.perf_counter, sleep=time.sleep):
+    """Poll ``counter`` until its reading has changed ``changes`` times (or ``max_seconds``
+    passed) and report its update interval, step and the power meanwhile (:class:`CounterProbe`).
+    A counter that changes fewer than 3 times cannot time a measurement: :class:`CounterError`."""
+    names = "+".join(counter.channels)
+    last = counter.read()
+    t_start = clock()
+    times, steps, total = [], [], 0
+    while len(times) < changes and clock() - t_start < max_seconds:
+        sleep(poll_s)
+        now = counter.read()
+        if now != last:
+            t = clock()
+            for i, (a, b, wrap) in enumerate(zip(last, now, counter.ranges)):
+                try:
+                    delta = wrapped_delta(a, b, wrap)
+                except ValueError as exc:
+                    raise CounterError(f"{counter.channels[i]}: {exc}") from None
+                if delta:
+                    steps.append(delta)
+                    if times:              # energy between the first and the last change
+                        total += delta
+            times.append(t)
+            last = now
+    if len(times) < 3:
+        raise CounterError(f"counter {names} changed {len(times)} time{'s' if len(times) != 1 else ''} in "
+                           f"{max_seconds:g} s of polling; it cannot time a measurement")
+    span = times[-1] - times[0]
+    return CounterProbe(update_s=statistics.median(b - a for a, b in zip(times, times[1:])),
+                        quantum_j=min(steps) * counter.unit_j, power_w=total * counter.unit_j / span,
+                        changes=len(times))

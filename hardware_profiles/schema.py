@@ -18,6 +18,12 @@ SCHEMA_VERSION = 1
 #: The basic operations a hardware unit executes (DESIGN.md vocabulary); ``sqrt`` is the paper's root.
 BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
 STAGES = ("forward", "loss", "backward", "update")
+#: The stages each phase runs (li2022, section II).
+PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
+          "training": ("forward", "loss", "backward", "update")}
+#: Losses and optimizers a model spec may name (their counts live in opcount's formulas).
+LOSSES = ("mse", "cross_entropy", "bce")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 
 #: IEEE-754 binary formats and bfloat16: (exponent bits, fraction bits).
 FORMAT_BITS = {"fp16": (5, 10), "bf16": (8, 7), "fp32": (8, 23), "fp64": (11, 52)}

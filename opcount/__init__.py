@@ -25,8 +25,8 @@ from ._torch import load_torch
 from ._zoo import zoo_names, load_zoo
 from .movement import Densities, MemoryHierarchy, MovementResult, count_movement
 
-__all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_model", "load_model", "load_spec", "spec_to_model", "load_onnx",
-           "load_torch", "load_hf_config",
+__all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_model", "load_model", "load_spec",
+           "spec_to_model", "load_onnx", "load_torch", "load_hf_config", "with_format",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
            "count_movement", "MemoryHierarchy", "Densities", "MovementResult"]
@@ -37,29 +37,61 @@ def layer_types():
     return sorted(FORMULAS)
 
 
-def load_model(source, *, seq=None):
+_STEP_DEFAULTS = {"past": 0, "kv_cache": False, "logits": "all"}
+
+
+def with_format(model, fmt):
+    """``model`` with every layer (and the model default) in number format ``fmt``."""
+    import dataclasses
+    if fmt not in FORMATS:
+        raise ModelError(f"{model.source}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    layers = [layer if layer.format == fmt else dataclasses.replace(layer, format=fmt) for layer in model.layers]
+    return dataclasses.replace(model, layers=layers, format=fmt)
+
+
+def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits="all"):
     """A ModelIR from ``zoo:NAME``, a ``.yaml``/``.yml``/``.json`` model spec path, a Hugging Face
     ``config.json``, an ``.onnx`` file, a spec mapping, or a ModelIR (returned as is).
 
-    ``seq`` sets the sequence length of zoo transformers and Hugging Face configs. Raises
-    :class:`ModelError` on bad input (one line naming the file and the layer).
+    ``seq`` sets the sequence length of zoo transformers and Hugging Face configs. ``format``
+    counts every layer in that number format (otherwise the model's own: a spec's ``format``, a
+    Hugging Face config's ``torch_dtype``, fp32 for the zoo). For causal language models (zoo
+    GPT/LLaMA/Mistral/Mixtral, Hugging Face gpt2/llama/mistral/mixtral/qwen2 configs) ``past``,
+    ``kv_cache`` and ``logits`` build one serving step: ``seq`` new tokens after ``past`` cached
+    ones, storing their keys and values when ``kv_cache``, the LM head over ``"all"`` positions
+    or the ``"last"`` one. Raises :class:`ModelError` on bad input (one line naming the file and
+    the layer).
     """
-    if isinstance(source, ModelIR) and seq is None:
+    model = _load(source, seq, {"past": past, "kv_cache": kv_cache, "logits": logits})
+    return model if format is None else with_format(model, format)
+
+
+def _load(source, seq, step):
+    if not isinstance(step["past"], int) or isinstance(step["past"], bool) or step["past"] < 0:
+        raise ModelError(f"past (cached tokens) must be a non-negative integer, not {step['past']!r}")
+    if step["logits"] not in ("all", "last"):
+        raise ModelError(f"logits must be 'all' or 'last', not {step['logits']!r}")
+    stepped = step != _STEP_DEFAULTS
+    if isinstance(source, ModelIR) and seq is None and not stepped:
         return source
-    if isinstance(source, dict) and seq is None:
+    if isinstance(source, dict) and seq is None and not stepped:
         return spec_to_model(source)
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     if not isinstance(source, str):
         raise ModelError(f"cannot load a model from {type(source).__name__}"
-                         + (" with a sequence length" if seq is not None else ""))
+                         + (" with a sequence length" if seq is not None else "")
+                         + (" as a serving step" if stepped else ""))
     if source.startswith("zoo:"):
-        return load_zoo(source[4:], seq=seq)
+        return load_zoo(source[4:], seq=seq, **step)
     extension = os.path.splitext(source)[1].lower()
     if extension in (".yaml", ".yml", ".json"):
-        return load_spec(source, seq=seq)
+        return load_spec(source, seq=seq, **step)
     if seq is not None:
         raise ModelError(f"{source}: has no sequence length to set")
+    if stepped:
+        raise ModelError(f"{source}: not a causal language model (a zoo name or a Hugging Face config), so it has "
+                         "no serving step (prefill, decode) to build")
     if extension == ".onnx":
         return load_onnx(source)
     if not os.path.exists(source):

@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+
 from ._formulas import FORMULAS, Context, LayerCost
 from ._ir import MODEL_INPUT, ModelIR
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
 
-BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-STAGES = ("forward", "loss", "backward", "update")
-PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
-          "training": ("forward", "loss", "backward", "update")}
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -48,6 +46,8 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
+    ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
+    layers, which count their router and ``top_k`` experts).
     It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
     parameters no counted layer owns), so ``complete`` is true only when nothing was.
     ``macs`` and ``flops`` are the phase's stages summed (forward only for inference and
@@ -60,6 +60,11 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
+    active_params: int = None
+
+    def __post_init__(self):
+        if self.active_params is None:
+            self.active_params = self.params
 
     @property
     def complete(self):
@@ -89,6 +94,32 @@ class CountResult:
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
+    def by_module(self, depth=1):
+        """Counts rolled up by module path to ``depth`` (fvcore's ``by_module``, ptflops' per-module
+        table): layers are grouped by the first ``depth`` dot-separated parts of their names
+        (the PyTorch frontend names layers by module path; depth 0 is the whole model).
+        Returns ``{path: {"layers", "params", "macs", "flops", "stages": {stage: {op: n}}}}`` in
+        first-seen order; MACs and FLOPs cover the phase's stages, as ``macs`` does."""
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+            raise ValueError(f"depth must be a non-negative integer, not {depth!r}")
+        stages = PHASES[self.phase]
+        out = {}
+        for layer in self.layers:
+            key = ".".join(layer.name.split(".")[:depth]) if depth else self.model
+            row = out.get(key)
+            if row is None:
+                row = out[key] = {"layers": 0, "params": 0, "macs": 0, "flops": 0,
+                                  "stages": {s: dict.fromkeys(BASIC_OPS, 0) for s in STAGES}}
+            row["layers"] += 1
+            row["params"] += layer.params
+            macs = sum(layer.macs[s] for s in ("forward", "backward") if s in stages)
+            row["macs"] += macs
+            row["flops"] += 2 * macs
+            for stage in STAGES:
+                for op in BASIC_OPS:
+                    row["stages"][stage][op] += layer.stages[stage][op]
+        return out
+
     @property
     def formats(self):
         """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
@@ -97,14 +128,22 @@ class CountResult:
     def as_array(self):
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
-        rows = [[[layer.stages[s][op] for op in BASIC_OPS] for s in STAGES] for layer in self.layers]
-        for layer, row in zip(self.layers, rows):
-            for stage, values in zip(STAGES, row):
-                for op, value in zip(BASIC_OPS, values):
-                    if value > INT64_MAX:
-                        raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count {value} "
-                                            f"does not fit int64")
-        return np.array(rows, dtype=np.int64).reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
+        rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
+                for stages in (layer.stages for layer in self.layers)]
+        try:
+            array = np.array(rows, dtype=np.int64)
+        except OverflowError:
+            array = None      # numpy says only that some value is too large: find which
+        if array is None:
+            for layer in self.layers:
+                for stage in STAGES:
+                    for op in BASIC_OPS:
+                        value = layer.stages[stage][op]
+                        if value > INT64_MAX:
+                            raise OverflowError(f"{self.model}: layer {layer.name!r} {stage} {op} count "
+                                                f"{value} does not fit int64")
+            raise OverflowError(f"{self.model}: a count does not fit int64")
+        return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
     def to_json(self):
         """The ``tosim count --json`` object of DESIGN.md (exact integers), plus ``profile``,
@@ -116,6 +155,7 @@ class CountResult:
             "phase": self.phase,
             "batch": self.batch,
             "params": self.params,
+            "active_params": self.active_params,
             "macs": self.macs,
             "flops": self.flops,
             "complete": self.complete,
@@ -228,14 +268,21 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
     stages = PHASES[phase]
     training = phase == "training"
     needs_grad = {MODEL_INPUT: bool(model.input_grad)}
+    # gradient fan-in per tensor, in elements per sample read by its consumers: c consumers
+    # reading all of it need (c-1) adds per element; slices (a ``reads`` count) add only what
+    # overlaps, so the disjoint parts of a split need none
     consumers = Counter()
+    sizes = {}
     for layer in model.layers:
         needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
             needs_grad[ref] for ref in layer.inputs)
-        for ref in layer.inputs:
-            consumers[ref] += 1
+        sizes[layer.name] = math.prod(layer.out_shape)
+        reads = layer.attrs.get("reads")
+        for position, ref in enumerate(layer.inputs):
+            if ref in sizes:
+                consumers[ref] += sizes[ref] if reads is None or position else reads
     if model.layers:
-        consumers[model.layers[-1].name] += 1        # the loss reads the model output
+        consumers[model.layers[-1].name] += sizes[model.layers[-1].name]   # the loss reads the model output
     profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
@@ -270,8 +317,9 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
         grad = needs_grad[name]
         if has_backward and grad:
             backward = cost.backward
-            if consumers[name] > 1:
-                backward = backward + Counter(add=(consumers[name] - 1) * batch * math.prod(layer.out_shape))
+            extra = consumers[name] - sizes[name]
+            if extra > 0:
+                backward = backward + Counter(add=extra * (1 if layer.attrs.get("once") else batch))
             backward = _full(backward)
             macs_backward = cost.macs_backward
         else:
@@ -303,5 +351,5 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
                     "update": _full(Counter())},
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
-                       layers=counted, incomplete=incomplete)
+                       layers=counted, incomplete=incomplete, active_params=model.active_params)
 

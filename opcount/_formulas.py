@@ -223,97 +223,211 @@ def _softmax_rows_backward(rows, d):
     return _ops(mul=2 * rows * d, add=rows * (d - 1), sub=rows * d)
 
 
-def sdpa_cost(ctx, *, batch_heads, t, s, hd, hdv, mask, kv_group=1, grads=(True, True, True)):
+def sdpa_cost(ctx, *, batch_heads, t, s, hd, hdv, mask, kv_group=1, grads=(True, True, True), rows=None,
+              pairs=None, cols=None, scale=True, additive=None):
     """Scaled dot-product attention over ``batch_heads`` heads, queries t, keys s.
 
-    Forward: scores Q K^T t*s*hd mul, t*s*(hd-1) add; the scale t*s mul; an additive mask t*s add
-    (a causal mask is a masked fill, free; the softmax still runs over full rows, as dense kernels
-    do); softmax over s (see ``_softmax_rows``); P V t*hdv*s mul, t*hdv*(s-1) add.
-    Backward: dP = dO V^T, dV = P^T dO, the softmax gradient, the scale, dQ = dS K, dK = dS^T Q
-    (products counted as in ``_matmul``); with grouped-query attention (``kv_group`` query heads
-    per key/value head) dK and dV are summed over the group, (kv_group-1) adds per element.
+    The score matrix of a head has ``rows`` query rows (t), ``pairs`` computed entries and
+    ``cols`` keys seen by at least one row (``_shapes.attention_geometry``): dense t*s and s; with
+    ``mask == "causal"`` and no geometry given, PyTorch's ``is_causal`` triangle (row i sees keys
+    0..i). Only the entries a causal (or sliding-window) mask keeps are counted, as a causal kernel
+    skips the masked ones (FlashAttention skips whole masked blocks). FLOP counters differ here:
+    ``torch.utils.flop_counter.FlopCounterMode`` and fvcore price ``scaled_dot_product_attention``
+    as dense whatever ``is_causal`` says, so for a causal layer their MACs exceed ours by the
+    upper triangle, (t*s - pairs)(hd + hdv) per head.
+
+    Forward, with R = rows, P = pairs, C = cols: scores Q K^T P*hd mul, P*(hd-1) add; the scale
+    P mul (unless ``scale`` is false: T5); an additive mask or bias P add (a causal mask as a fill
+    is free); softmax over each row's n_i entries: P-R cmp, P sub, P exp, P-R add, P div; P V
+    P*hdv mul, (P-R)*hdv add.
+    Backward: dP = dO V^T P*hdv mul, P*(hdv-1) add; the softmax gradient 2P mul, P-R add, P sub;
+    the scale P mul; dV = P^T dO P*hdv mul, (P-C)*hdv add; dQ = dS K P*hd mul, (P-R)*hd add;
+    dK = dS^T Q P*hd mul, (P-C)*hd add; with grouped-query attention (``kv_group`` query heads
+    per key/value head) dK and dV are summed over the group, (kv_group-1) adds per element of
+    the C keys. Dense (R = t, P = t*s, C = s) these are the matrix-product counts of ``_matmul``.
     """
     bh = batch_heads
-    fwd = _ops(mul=bh * (t * s * hd + t * s + t * hdv * s),
-               add=bh * (t * s * (hd - 1) + t * hdv * (s - 1) + (t * s if mask == "additive" else 0)))
-    fwd.update(_softmax_rows(ctx, bh * t, s))
-    cost = LayerCost(forward=fwd, macs_forward=bh * t * s * (hd + hdv))
+    causal_default = mask == "causal"
+    if additive is None:
+        additive = mask == "additive"
+    if pairs is None:
+        from ._shapes import attention_geometry
+        rows, pairs, cols = attention_geometry(t, s, causal=causal_default)
+    r, p, c = bh * rows, bh * pairs, bh * cols
+    fwd = _ops(mul=p * hd + (p if scale else 0) + p * hdv,
+               add=p * (hd - 1) + (p - r) * hdv + (p if additive else 0))
+    fwd.update(_ops(cmp=p - r, sub=p, add=p - r, div=p))
+    fwd.update(ctx.recipe("exp", "forward", p))
+    cost = LayerCost(forward=fwd, macs_forward=p * (hd + hdv))
     gq, gk, gv = grads
     bwd = Counter()
     if gq or gk:
-        bwd.update(_ops(mul=bh * t * s * hdv, add=bh * t * s * (hdv - 1)))          # dP
-        bwd.update(_softmax_rows_backward(bh * t, s))
-        bwd.update(_ops(mul=bh * t * s))                                           # scale
-        cost.macs_backward += bh * t * s * hdv
+        bwd.update(_ops(mul=p * hdv, add=p * (hdv - 1)))                           # dP
+        bwd.update(_ops(mul=2 * p, add=p - r, sub=p))                              # softmax
+        if scale:
+            bwd.update(_ops(mul=p))
+        cost.macs_backward += p * hdv
+    groups = c // kv_group * (kv_group - 1)          # group sums over the keys of each kv head
     if gv:
-        bwd.update(_ops(mul=bh * s * hdv * t, add=bh * s * hdv * (t - 1)
-                        + bh // kv_group * (kv_group - 1) * s * hdv))
-        cost.macs_backward += bh * s * hdv * t
+        bwd.update(_ops(mul=p * hdv, add=(p - c) * hdv + groups * hdv))
+        cost.macs_backward += p * hdv
     if gq:
-        bwd.update(_ops(mul=bh * t * hd * s, add=bh * t * hd * (s - 1)))
-        cost.macs_backward += bh * t * hd * s
+        bwd.update(_ops(mul=p * hd, add=(p - r) * hd))
+        cost.macs_backward += p * hd
     if gk:
-        bwd.update(_ops(mul=bh * s * hd * t, add=bh * s * hd * (t - 1) + bh // kv_group * (kv_group - 1) * s * hd))
-        cost.macs_backward += bh * s * hd * t
+        bwd.update(_ops(mul=p * hd, add=(p - c) * hd + groups * hd))
+        cost.macs_backward += p * hd
     cost.backward = bwd
     return cost
 
 
 def _sdpa(layer: Layer, ctx: Context) -> LayerCost:
     """Scaled dot-product attention on q, k, v inputs [heads, length, head_dim];
-    see :func:`sdpa_cost`."""
+    see :func:`sdpa_cost` (a causal mask is PyTorch's ``is_causal`` triangle)."""
     a = layer.attrs
     return sdpa_cost(ctx, batch_heads=ctx.batch * a["heads"], t=a["t"], s=a["s"], hd=a["hd"], hdv=a["hdv"],
-                     mask=a["mask"], grads=ctx.input_grad)
+                     mask=a["mask"], grads=ctx.input_grad, rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
+                     scale=a["scale"], additive=a["additive"])
 
 
 def _attention(layer: Layer, ctx: Context) -> LayerCost:
-    """Multi-head attention (``nn.MultiheadAttention``): Q, K, V projections (linear; K and V
-    from ``kdim``/``vdim`` to kv_heads*head_dim, grouped-query attention), optional rotary
-    embedding on Q and K (per element 2 mul + 1 add: x*cos + rotate(x)*sin, forward and
-    backward), the scaled dot-product core over T queries and S keys (:func:`sdpa_cost`), and
-    the output projection.
+    """Multi-head attention (``nn.MultiheadAttention``, and the attention of transformer
+    language models): Q, K, V projections (linear; Q to heads*head_dim, K and V from
+    ``kdim``/``vdim`` to kv_heads*head_dim, grouped-query attention), optional rotary embedding
+    on Q and K, the scaled dot-product core over T queries and S keys (:func:`sdpa_cost`, over
+    the entries its causal mask and sliding window keep), and the output projection.
 
-    With ``masks`` = 2 (an attention mask and a key-padding mask) the two are merged first,
-    heads*T*S adds per sample. Dropout on the attention probabilities (training, p > 0): 1 cmp
-    + 1 mul per score forward, 1 mul per score backward. ``weights: mean`` (``need_weights``
-    with the default ``average_attn_weights``) also returns the probabilities averaged over the
-    heads, (heads-1)*T*S adds + T*S div per sample; no gradient flows through them.
+    Rotary embedding (RoPE): x*cos + rotate_half(x)*sin per element of Q and K, 2 mul + 1 add
+    forward and the same backward (rotate_half is a permutation and sign flip, free); the cos/sin
+    tables depend only on positions and are taken as precomputed (vLLM caches them once; Hugging
+    Face recomputes them once per forward for all layers), not counted.
+    With ``past`` cached tokens (a decode step) only the T new tokens are projected; their keys
+    and values join the cache of ``past`` keys, which the queries read (``s = past + T`` keys).
+    A cross-attention (a second input, the memory of S tokens) projects K and V from the memory,
+    not at all when ``memory_cached`` (a decoder step reusing the keys and values of its first
+    step). A T5 relative-position bias (``position_bias``) is added to the scores (P adds per
+    head); its table's gradient gathers one add per score entry and layer.
+
+    With ``masks`` = 2 (an attention mask and a key-padding mask) the two are merged first, one
+    add per score entry. Dropout on the attention probabilities (training, p > 0): 1 cmp + 1 mul
+    per score entry forward, 1 mul backward. ``weights: mean`` (``need_weights`` with the default
+    ``average_attn_weights``) also returns the probabilities averaged over the heads,
+    (heads-1)*P adds + T*S div per sample; no gradient flows through them.
     In the backward pass an input read by several projections gets their input gradients summed:
     self-attention (one input) 2*T*D adds, a shared key/value input (two inputs) S*kdim adds."""
     a = layer.attrs
-    n, t, d, dkv = ctx.batch, a["t"], a["dim"], a["dkv"]
-    s = a.get("s", t)
-    kdim, vdim = a.get("kdim", d), a.get("vdim", d)
+    n, t, d, dkv, inner = ctx.batch, a["t"], a["dim"], a["dkv"], a["inner"]
+    s = a["s"]
+    kdim, vdim = a["kdim"], a["vdim"]
     grads = ctx.input_grad
     gq = grads[0]
     gk = grads[1] if len(grads) > 1 else gq
     gv = grads[2] if len(grads) > 2 else gk
-    rows, kv_rows = n * t, n * s
+    # a self-attention projects only its T new tokens; the keys of ``past`` come from the cache
+    rows, kv_rows = n * t, (n * s if a["cross"] else n * t)
+    if a["past"] and ctx.training:
+        ctx.missing.append("no backward through a KV cache (past > 0)")
     cost = LayerCost()
-    cost += linear_cost(rows, d, d, bias=a["bias"], input_grad=gq)
-    cost += linear_cost(kv_rows, kdim, dkv, bias=a["bias"], input_grad=gk)
-    cost += linear_cost(kv_rows, vdim, dkv, bias=a["bias"], input_grad=gv)
+    cost += linear_cost(rows, d, inner, bias=a["bias"], input_grad=gq)
+    if not a["memory_cached"]:
+        cost += linear_cost(kv_rows, kdim, dkv, bias=a["bias"], input_grad=gk)
+        cost += linear_cost(kv_rows, vdim, dkv, bias=a["bias"], input_grad=gv)
     if a["rope"]:
-        elements = rows * d + kv_rows * dkv
+        elements = rows * inner + (0 if a["memory_cached"] else kv_rows * dkv)
         cost.forward.update(_ops(mul=2 * elements, add=elements))
+        # needed for the Q and K weight gradients even where x needs none
         cost.backward.update(_ops(mul=2 * elements, add=elements))
     bh = n * a["heads"]
     cost += sdpa_cost(ctx, batch_heads=bh, t=t, s=s, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
-                      kv_group=a["heads"] // a["kv_heads"])
-    scores = bh * t * s
-    if a.get("masks", 0) > 1:
+                      kv_group=a["heads"] // a["kv_heads"], rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
+                      scale=a["scale"], additive=a["additive"])
+    scores = bh * a["pairs"]
+    if a["position_bias"] != "none":
+        # each layer adds its score gradient into the shared bias table's gradient (a scatter by
+        # bucket, accumulated as an embedding's rows are): one add per score entry
+        cost.backward.update(_ops(add=scores))
+    if a["masks"] > 1:
         cost.forward.update(_ops(add=(a["masks"] - 1) * scores))
-    if a.get("dropout", 0) and ctx.training:
+    if a["dropout"] and ctx.training:
         cost.forward.update(_ops(cmp=scores, mul=scores))
         cost.backward.update(_ops(mul=scores))
-    if a.get("weights") == "mean":
-        cost.forward.update(_ops(add=(a["heads"] - 1) * n * t * s, div=n * t * s))
-    cost += linear_cost(rows, d, d, bias=a["bias"], input_grad=True)
+    if a["weights"] == "mean":
+        cost.forward.update(_ops(add=(a["heads"] - 1) * n * a["pairs"], div=n * t * s))
+    cost += linear_cost(rows, inner, d, bias=a["out_bias"], input_grad=True)
     if len(grads) == 1 and gq:
         cost.backward.update(_ops(add=2 * rows * d))
     elif len(grads) == 2 and gk:
         cost.backward.update(_ops(add=kv_rows * kdim))
+    return cost
+
+
+def _moe(layer: Layer, ctx: Context) -> LayerCost:
+    """Mixture-of-experts feed-forward (Mixtral's sparse MoE block) over R = N*T tokens, E
+    experts, the top k per token, expert width F, model width D; A = R*k expert applications.
+
+    Forward: the router linear R*E*D mul, R*E*(D-1) add; a softmax over E per token; the top k
+    by k passes of a running maximum, sum_{j<k} (E-1-j) cmp per token; renormalizing the k
+    weights (``normalize``) k-1 add and k div per token; each application runs one expert's MLP
+    (gate and up linears D -> F, the activation's recipe and F mul for the gated product, the
+    down linear F -> D; counted as ``linear_cost``), scales its output by its weight (D mul) and
+    the k outputs are summed ((k-1)*D add per token). Only the chosen experts run: the MACs are
+    R*E*D + A*(2 or 3)*D*F.
+    Backward: the k output gradients dy*w (A*D mul) and the weight gradients dot(dy, out) (A*D
+    mul, A*(D-1) add); the renormalization dr_i = (dw_i - sum_j dw_j w_j)/S (k mul, k-1 add,
+    k sub, k div per token); the scatter into E entries is free; the softmax gradient over E; the
+    router's input and weight gradients; per application the expert MLP's input gradients
+    (as ``linear_cost``; gate and up summed, D add), its gated-product and activation gradients,
+    and its weight gradients. An expert's weight gradient sums over the tokens routed to it: with
+    every expert receiving at least one token (min(E, A) experts used) that is
+    (weights)*(A - min(E, A)) adds in all; the count assumes this. The input gradient of each
+    token sums its k expert paths and the router's, k*D adds.
+    """
+    a = layer.attrs
+    n = ctx.batch
+    d, e, k, ffn = a["dim"], a["experts"], a["top_k"], a["ffn"]
+    tokens = n * math.prod(layer.in_shape[:-1])
+    apps = tokens * k
+    used = min(e, apps)
+    ig = ctx.input_grad[0]
+    gated, bias = a["gated"], a["bias"]
+    cost = linear_cost(tokens, d, e, bias=False, input_grad=ig)
+    cost.forward.update(_softmax_rows(ctx, tokens, e))
+    cost.forward.update(_ops(cmp=tokens * sum(e - 1 - j for j in range(k))))
+    if a["normalize"]:
+        cost.forward.update(_ops(add=tokens * (k - 1), div=tokens * k))
+    expert = LayerCost()
+    expert += linear_cost(apps, d, ffn, bias=bias, input_grad=True)
+    if gated:
+        expert += linear_cost(apps, d, ffn, bias=bias, input_grad=True)
+    act = ctx.recipe(a["act"], "forward", apps * ffn) if a["act"] != "relu" else _ops(cmp=apps * ffn)
+    expert.forward.update(act)
+    if gated:
+        expert.forward.update(_ops(mul=apps * ffn))
+    expert += linear_cost(apps, ffn, d, bias=bias, input_grad=True)
+    # a weight gradient of each expert sums over its own tokens: A - used adds per weight in all,
+    # where one linear_cost over all A rows counts A - 1
+    n_in = 2 if gated else 1
+    expert.backward.subtract(_ops(add=(used - 1) * (n_in * d * ffn + ffn * d)
+                                  + ((used - 1) * (n_in * ffn + d) if bias else 0)))
+    if gated:
+        expert.backward.update(_ops(mul=2 * apps * ffn, add=apps * d))      # product rule; gate+up sum
+    if a["act"] == "relu":
+        expert.backward.update(_ops(cmp=apps * ffn))
+    else:
+        expert.backward.update(ctx.recipe(a["act"], "backward", apps * ffn))
+    if not ig:
+        # the first expert linears' input gradients are not needed
+        expert.backward.subtract(_ops(mul=n_in * apps * d * ffn, add=n_in * apps * d * (ffn - 1)
+                                      + (apps * d if gated else 0)))
+        expert.macs_backward -= n_in * apps * d * ffn
+    cost += expert
+    cost.forward.update(_ops(mul=apps * d, add=tokens * (k - 1) * d))
+    cost.backward.update(_ops(mul=2 * apps * d, add=apps * (d - 1)))
+    if a["normalize"]:
+        cost.backward.update(_ops(mul=tokens * k, add=tokens * (k - 1), sub=tokens * k, div=tokens * k))
+    cost.backward.update(_softmax_rows_backward(tokens, e))
+    if ig:
+        cost.backward.update(_ops(add=tokens * k * d))
     return cost
 
 
@@ -642,27 +756,63 @@ def _elementwise(layer: Layer, ctx: Context) -> LayerCost:
     without a ``backward`` table that must produce an input gradient, or with parameters in
     training (their gradient has no formula here), is reported incomplete."""
     a = layer.attrs
-    e = _elements(layer, ctx)
+    e = math.prod(layer.out_shape) if a.get("once") else _elements(layer, ctx)
     cost = LayerCost(forward=_per_element(ctx, a["ops"], "forward", e))
     if any(ctx.input_grad) and ctx.training:
         if a["backward"] is None:
             ctx.missing.append(f"no backward formula for {a['op']}")
         else:
             cost.backward = _per_element(ctx, a["backward"], "backward", e)
-            for shape, grad in zip(layer.in_shapes, ctx.input_grad):
-                if grad:
-                    cost.backward.update(_ops(add=e - ctx.batch * math.prod(shape)))
+            _broadcast_grad(layer, ctx, cost, e)
     if layer.params and ctx.training:
         ctx.missing.append(f"no weight-gradient formula for the parameters of {a['op']}")
     return cost
+
+
+def _broadcast_grad(layer, ctx, cost, e):
+    """Inputs broadcast to the ``e`` output elements get their gradient summed back: e - (their
+    elements) adds each (a batch-free input, ``once_inputs``, also sums the batch)."""
+    once = layer.attrs.get("once_inputs") or (False,) * len(layer.in_shapes)
+    for shape, grad, single in zip(layer.in_shapes, ctx.input_grad, once):
+        if grad:
+            cost.backward.update(_ops(add=e - (1 if single else ctx.batch) * math.prod(shape)))
+
+
+def _shape_op(layer: Layer, ctx: Context) -> LayerCost:
+    """Data movement, free forward. Backward: an expand (``grad: broadcast``) sums the gradient
+    back to its input, out - in elements adds; a gather (``grad: gather``) adds each gathered
+    element's gradient into its source, 1 add per output element (the embedding rule)."""
+    a = layer.attrs
+    cost = LayerCost()
+    if a.get("grad", "none") == "none" or not ctx.input_grad[0]:
+        return cost
+    e = math.prod(layer.out_shape) if a.get("once") else _elements(layer, ctx)
+    if a["grad"] == "gather":
+        cost.backward = _ops(add=e)
+    else:
+        single = (a.get("once_inputs") or (False,))[0]
+        cost.backward = _ops(add=e - (1 if single else ctx.batch) * math.prod(layer.in_shape))
+    return cost
+
+
+def _stochastic_depth(layer: Layer, ctx: Context) -> LayerCost:
+    """Training: per sample (mode row; once for mode batch) a Bernoulli draw (1 cmp, the random
+    number itself not counted) and noise/(1-p) (1 div), then x * noise (1 mul per element);
+    backward 1 mul per element. Eval: identity, free."""
+    if not ctx.training or layer.attrs["p"] == 0:
+        return LayerCost()
+    e = _elements(layer, ctx)
+    draws = ctx.batch if layer.attrs["mode"] == "row" else 1
+    return LayerCost(forward=_ops(cmp=draws, div=draws, mul=e), backward=_ops(mul=e if ctx.input_grad[0] else 0))
 
 
 def _reduce(layer: Layer, ctx: Context) -> LayerCost:
     """Reduction of E_in input elements to E_out outputs: sum E_in - E_out adds (mean: + E_out
     div; max/min: E_in - E_out cmp). Backward: the gradient is broadcast back, free (mean: E_out
     div for dy/n; max/min: routed to the extremum, free)."""
-    e_in = ctx.batch * math.prod(layer.in_shape)
-    e_out = _elements(layer, ctx)
+    n = 1 if layer.attrs.get("once") else ctx.batch
+    e_in = n * math.prod(layer.in_shape)
+    e_out = n * math.prod(layer.out_shape)
     kind = layer.attrs["kind"]
     cost = LayerCost()
     if kind in ("max", "min"):
@@ -680,7 +830,7 @@ def _free(layer: Layer, ctx: Context) -> LayerCost:
     return LayerCost()
 
 
-ZERO_COST = frozenset({"concat", "flatten", "reshape", "transpose", "identity", "select", "shape_op"})
+ZERO_COST = frozenset({"concat", "flatten", "reshape", "transpose", "identity", "select", "parameter"})
 
 FORMULAS = {
     "elementwise": _elementwise,
@@ -690,6 +840,7 @@ FORMULAS = {
     "bmm": _matmul,
     "sdpa": _sdpa,
     "attention": _attention,
+    "moe": _moe,
     "lstm": _rnn,
     "gru": _rnn,
     "rnn": _rnn,
@@ -702,6 +853,10 @@ FORMULAS = {
     "relu": _relu,
     "relu6": _relu6,
     "leaky_relu": _leaky_relu,
+    "shape_op": _shape_op,
+    "stochastic_depth": _stochastic_depth,
+    "hardswish": _recipe_activation("hardswish"),
+    "hardsigmoid": _recipe_activation("hardsigmoid"),
     "sigmoid": _recipe_activation("sigmoid"),
     "tanh": _recipe_activation("tanh"),
     "gelu": _recipe_activation(None),

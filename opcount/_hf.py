@@ -1,10 +1,14 @@
 """The Hugging Face ``config.json`` frontend: GPT-2, LLaMA/Mistral-family and BERT configs.
 
-The config's ``model_type`` picks the architecture (``gpt2``; ``llama``, ``mistral``, ``qwen2``
-share the LLaMA layout; ``bert``) and its fields give the sizes, with the transformers defaults
-where a field is absent. The sequence length is a parameter (default: the config's maximum
-positions). Mistral's sliding-window attention is counted as full causal attention over the
-sequence, which is exact while the sequence is no longer than the window.
+The config's ``model_type`` picks the architecture (``gpt2``; ``llama``, ``mistral``, ``mixtral``,
+``qwen2`` share the LLaMA layout; ``bert``) and its fields give the sizes, with the transformers
+defaults where a field is absent. The sequence length is a parameter (default: the config's
+maximum positions). Read as well: ``num_key_value_heads`` (grouped-query attention),
+``head_dim``, Mistral's and Mixtral's ``sliding_window`` (each query sees itself and the
+window-1 keys before it, as the eager and SDPA masks of transformers do), Mixtral's
+``num_local_experts`` and ``num_experts_per_tok`` (a mixture-of-experts MLP), and
+``torch_dtype`` (or ``dtype``), which sets the number format (fp32 when absent).
+Qwen2's q/k/v projections carry biases and its output projection none.
 """
 import json
 import os
@@ -14,7 +18,24 @@ from ._spec import spec_to_model
 
 __all__ = ["load_hf_config", "is_hf_config"]
 
-_LLAMA_TYPES = ("llama", "mistral", "qwen2")
+_LLAMA_TYPES = ("llama", "mistral", "mixtral", "qwen2")
+_DTYPES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16",
+           "float64": "fp64", "double": "fp64"}
+
+
+def _format(config, where):
+    """The number format of the config's ``torch_dtype`` (``dtype`` in newer configs); fp32 when
+    it names none."""
+    for key in ("torch_dtype", "dtype"):
+        value = config.get(key)
+        if value is None:
+            continue
+        name = value[6:] if isinstance(value, str) and value.startswith("torch.") else value
+        if name not in _DTYPES:
+            raise ModelError(f"{where}: {key!r} {value!r} is not a format tosim counts (known: "
+                             f"{', '.join(sorted(_DTYPES))})")
+        return _DTYPES[name]
+    return "fp32"
 
 
 def is_hf_config(data):
@@ -53,11 +74,25 @@ def _activation(where, name):
     return table[name]
 
 
-def config_to_spec(config, where, seq=None, name=None):
-    """A model spec for a parsed config mapping."""
+def config_to_spec(config, where, seq=None, name=None, **step):
+    """A model spec for a parsed config mapping, in the format of its ``torch_dtype``. ``step``
+    (``past``, ``kv_cache``, ``logits``) builds a serving step of a causal language model (see
+    ``opcount.load_zoo``)."""
     from ._zoo import bert_spec, gpt2_spec, llama_spec
     model_type = config.get("model_type")
     label = name or config.get("_name_or_path") or model_type
+    step = {key: value for key, value in step.items()
+            if value != {"past": 0, "kv_cache": False, "logits": "all"}.get(key)}
+    if step and model_type not in ("gpt2", *_LLAMA_TYPES):
+        raise ModelError(f"{where}: model_type {model_type!r} is not a causal language model, so it has no "
+                         "serving step (prefill, decode) to build")
+    fmt = _format(config, where)
+    if step.get("past"):
+        limit = (_field(config, where, "n_positions", "n_ctx", default=1024) if model_type == "gpt2"
+                 else _field(config, where, "max_position_embeddings",
+                             default=512 if model_type == "bert" else 2048))
+        _check_seq(config, where, step["past"] + (seq or 1), limit,
+                   "n_positions", "n_ctx", "max_position_embeddings")
     if model_type == "gpt2":
         context = _field(config, where, "n_positions", "n_ctx", default=1024)
         _check_seq(config, where, seq, context, "n_positions", "n_ctx")
@@ -68,9 +103,28 @@ def config_to_spec(config, where, seq=None, name=None):
                          vocab=_field(config, where, "vocab_size", default=50257), context=context,
                          seq=seq or context, ffn=config.get("n_inner") or None,
                          eps=_field(config, where, "layer_norm_epsilon", default=1e-5, kind=float),
-                         act=act, approximate=approximate, tied=bool(config.get("tie_word_embeddings", True)))
+                         act=act, approximate=approximate, tied=bool(config.get("tie_word_embeddings", True)),
+                         format=fmt, **step)
     if model_type in _LLAMA_TYPES:
         heads = _field(config, where, "num_attention_heads")
+        window = None
+        if model_type in ("mistral", "mixtral"):
+            window = config.get("sliding_window")
+            if window is not None:
+                window = _field(config, where, "sliding_window")
+        elif model_type == "qwen2" and config.get("use_sliding_window"):
+            raise ModelError(f"{where}: 'use_sliding_window' true (Qwen2's window in some layers only) is not "
+                             "supported; set it false to count full causal attention")
+        experts = top_k = None
+        if model_type == "mixtral":
+            experts = _field(config, where, "num_local_experts", default=8)
+            top_k = _field(config, where, "num_experts_per_tok", default=2)
+            if top_k > experts:
+                raise ModelError(f"{where}: 'num_experts_per_tok' {top_k} is more than 'num_local_experts' "
+                                 f"{experts}")
+        head_dim = config.get("head_dim")
+        if head_dim is not None:
+            head_dim = _field(config, where, "head_dim")
         act, _ = _activation(where, config.get("hidden_act", "silu"))
         max_positions = _field(config, where, "max_position_embeddings", default=2048)
         _check_seq(config, where, seq, max_positions, "max_position_embeddings")
@@ -83,7 +137,9 @@ def config_to_spec(config, where, seq=None, name=None):
                           eps=_field(config, where, "rms_norm_eps", default=1e-6, kind=float),
                           tied=bool(config.get("tie_word_embeddings", False)), act=act,
                           attention_bias=bool(config.get("attention_bias", model_type == "qwen2")),
-                          mlp_bias=bool(config.get("mlp_bias", False)))
+                          out_bias=False if model_type == "qwen2" else None,
+                          mlp_bias=bool(config.get("mlp_bias", False)), head_dim=head_dim, window=window,
+                          experts=experts, top_k=top_k, format=fmt, **step)
     if model_type == "bert":
         max_positions = _field(config, where, "max_position_embeddings", default=512)
         _check_seq(config, where, seq, max_positions, "max_position_embeddings")
@@ -95,12 +151,13 @@ def config_to_spec(config, where, seq=None, name=None):
                          vocab=_field(config, where, "vocab_size", default=30522), max_positions=max_positions,
                          type_vocab=_field(config, where, "type_vocab_size", default=2), seq=seq or max_positions,
                          eps=_field(config, where, "layer_norm_eps", default=1e-12, kind=float), act=act,
-                         approximate=approximate)
+                         approximate=approximate, format=fmt)
     raise ModelError(f"{where}: unsupported model_type {model_type!r} (known: gpt2, {', '.join(_LLAMA_TYPES)}, bert)")
 
 
-def load_hf_config(source, *, seq=None):
-    """A ModelIR from a Hugging Face ``config.json`` path (or a parsed mapping)."""
+def load_hf_config(source, *, seq=None, **step):
+    """A ModelIR from a Hugging Face ``config.json`` path (or a parsed mapping); ``step`` as in
+    :func:`config_to_spec`."""
     if isinstance(source, dict):
         config, where = source, "<config>"
     else:
@@ -116,5 +173,5 @@ def load_hf_config(source, *, seq=None):
         raise ModelError(f"{where}: not a Hugging Face config (no 'model_type')")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
         raise ModelError(f"{where}: sequence length must be a positive integer, not {seq!r}")
-    spec = config_to_spec(config, where, seq=seq)
+    spec = config_to_spec(config, where, seq=seq, **step)
     return spec_to_model(spec, source=where)

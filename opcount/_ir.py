@@ -7,12 +7,11 @@ so residual adds and concats are written as references.
 """
 from dataclasses import dataclass, field
 
+from hardware_profiles.schema import FORMATS, LOSSES, OPTIMIZERS
+
 __all__ = ["ModelError", "IncompleteModelWarning", "Layer", "ModelIR", "FORMATS", "LOSSES", "OPTIMIZERS",
            "build_model"]
 
-FORMATS = ("fp16", "bf16", "fp32", "fp64")
-LOSSES = ("mse", "cross_entropy", "bce")
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 MODEL_INPUT = "input"
 
 
@@ -68,6 +67,13 @@ class ModelIR:
         """Parameters owned by the layers (what the update stage counts); parameters a frontend
         could not attribute to a layer are listed in ``left_out`` instead."""
         return sum(layer.params for layer in self.layers)
+
+    @property
+    def active_params(self):
+        """Parameters used per token: all of them, except that a mixture-of-experts layer counts
+        its router and the experts one token runs (``top_k`` of them)."""
+        return sum(layer.attrs.get("active_params", layer.params) if layer.known else layer.params
+                   for layer in self.layers)
 
     @property
     def complete(self):

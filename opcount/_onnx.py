@@ -1,21 +1,39 @@
-"""The ONNX frontend: an ``.onnx`` file to a ModelIR, through ONNX shape inference.
+"""The ONNX frontend: an ``.onnx`` file to a ModelIR.
 
-The graph's one non-constant input is the model input and its first dimension the batch (it may
-be symbolic); every other dimension must be known after shape inference. Nodes map to layer
-types: Gemm and MatMul with a constant weight (plus a following Add of a constant bias) to
-``linear``, MatMul of two activations to ``matmul``, Conv/ConvTranspose, pools, norms and
-activations to theirs, Gather on a constant table to ``embedding``. The elementwise
-subgraphs PyTorch writes for GELU (Div-Erf-Add-Mul-Mul, or the Pow-Tanh form) and SiLU
-(Sigmoid-Mul) are recognised by evaluating them numerically and become one ``gelu``/``silu``
-layer, so they are priced by the profile's recipe like the same model written as a spec.
-Other elementwise arithmetic is counted per output element, reductions per reduced element,
-shape operations (Reshape, Transpose, Slice, Gather of indices, Concat with constants, ...) are
-free, and nodes computed from constants only (shape arithmetic) are folded away. Any other op
-becomes an uncounted layer and the result says it is incomplete.
+Shapes. ONNX shape inference runs with data propagation; where it stops (a Reshape whose target
+is computed at run time from ``Shape`` nodes, as both PyTorch exporters write attention), the
+nodes computed from constants and known shapes are evaluated here with ONNX's reference
+implementation and inference runs again, until every tensor has a shape. A symbolic batch
+dimension is fixed to 1 for this.
 
-Parameters are the initializer elements a layer reads (scalars excluded: they are constants).
+The batch axis. The graph's one non-constant input is the model input and its first dimension
+the batch. Its position is tracked through every node: Transpose moves it, Reshape, Flatten,
+Squeeze and Unsqueeze may merge it with other axes (PyTorch's multi-head attention works on
+``(T, B*heads, head_dim)``) or split it off again, Gather/Slice/Concat/MatMul keep it. A layer's
+per-sample shape is its ONNX shape with the batch axis removed (or divided by the batch where it
+is merged), so a projection of a ``(T, B, D)`` tensor counts all T tokens of every sample.
+
+Layers. Gemm and MatMul with a constant weight (plus a following Add of a constant bias) become
+``linear``, MatMul of two activations ``matmul``, the attention core (MatMul, scale, optional
+additive mask, Softmax, MatMul) ``sdpa``, Conv/ConvTranspose, pools, norms and activations
+theirs, Gather on a constant table ``embedding``, LSTM/GRU/RNN ``lstm``/``gru``/``rnn``, a
+learned token concatenated to the sequence ``cls_token`` and a learned table added to it
+``positional_embedding``. The elementwise subgraphs PyTorch writes for GELU (Div-Erf-Add-Mul-Mul,
+or the Pow-Tanh form) and SiLU (Sigmoid-Mul) are recognised by evaluating them numerically and
+become one ``gelu``/``silu`` layer, so they are priced by the profile's recipe like the same model
+written as a spec. Other elementwise arithmetic is counted per output element, reductions per
+reduced element, shape operations (Reshape, Transpose, Slice, Gather of indices, Concat with
+constants, ...) are free, and nodes computed from constants only (shape arithmetic) are folded
+away. Any other op (TopK, custom domains, ...) becomes an uncounted layer and the result says it
+is incomplete.
+
+Parameters are the floating-point initializer elements a layer reads (scalars excluded: they are
+constants); an initializer that feeds the graph but no counted layer is listed in ``left_out``.
+The model is named after the file.
 """
+import math
 import os
+import warnings
 
 import numpy as np
 
@@ -24,35 +42,507 @@ from ._ir import ModelError, build_model
 __all__ = ["load_onnx"]
 
 _ZERO_COST = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast",
-              "Slice", "Pad", "Expand", "Split", "Tile", "Gather", "GatherElements", "Concat", "CastLike",
+              "Slice", "Pad", "Expand", "Split", "Tile", "Gather", "GatherElements", "GatherND", "Concat", "CastLike",
               "Shape", "Size", "ConstantOfShape", "Range", "Constant", "NonZero", "Where", "ScatterND",
-              "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "ArgMax"}
+              "ScatterElements", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "ArgMax", "ArgMin",
+              "Trilu", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or"}
 _DATA_INDEPENDENT = {"Shape", "Size", "Constant", "ConstantOfShape"}
 _FUSABLE = {"Add", "Sub", "Mul", "Div", "Pow", "Erf", "Tanh", "Sigmoid", "Sqrt"}
+_RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+_SAME_SHAPE_NCHW = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",
+                    "GlobalMaxPool", "BatchNormalization", "InstanceNormalization", "GroupNormalization",
+                    "LRN", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "MaxUnpool"}
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+              "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "PRelu", "Mod", "BitShift"}
+_FOLD_LIMIT = 1 << 20          # elements: larger constant results keep their shape, not their values
+_MAX_ELEMENTS = 1 << 40        # an initializer larger than this cannot be a real model's
+_RNN_KIND = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 
 
 class _Node:
-    def __init__(self, op, name, inputs, outputs, attrs):
+    def __init__(self, op, name, inputs, outputs, attrs, domain=""):
         self.op, self.name, self.inputs, self.outputs, self.attrs = op, name, list(inputs), list(outputs), attrs
-
-
-def _attrs(node):
-    import onnx
-    out = {}
-    for a in node.attribute:
-        value = onnx.helper.get_attribute_value(a)
-        if isinstance(value, bytes):
-            value = value.decode()
-        elif isinstance(value, onnx.TensorProto):
-            value = onnx.numpy_helper.to_array(value)
-        out[a.name] = value
-    return out
+        self.domain = domain
 
 
 def _fail(where, message):
     raise ModelError(f"{where}: {message}")
 
 
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def _bad(where, message):
+    raise ModelError(f"{where} {message}")
+
+
+def _tensor_array(tensor, where):
+    """A TensorProto as a numpy array, or a one-line ModelError naming ``where`` when its type,
+    dimensions or data cannot make one."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+    dtype = tensor.data_type
+    if dtype == TensorProto.UNDEFINED or dtype not in TensorProto.DataType.values():
+        _bad(where, f"has an undefined element type ({dtype})")
+    if dtype == TensorProto.STRING:
+        _bad(where, "holds strings; tosim reads numeric tensors only")
+    dims = list(tensor.dims)
+    if any(d < 0 for d in dims):
+        _bad(where, f"has negative dimensions {dims}")
+    size = math.prod(dims)
+    if size > _MAX_ELEMENTS:
+        _bad(where, f"has dimensions {dims} ({size} elements), more than any model holds")
+    if tensor.data_location == TensorProto.EXTERNAL:
+        _bad(where, "its external data was not loaded (is the data file beside the model?)")
+    try:
+        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(dtype)
+    except Exception:
+        _bad(where, f"has an element type tosim cannot read ({TensorProto.DataType.Name(dtype)})")
+    if tensor.HasField("raw_data"):
+        bits = 4 if dtype in (TensorProto.INT4, TensorProto.UINT4) + tuple(
+            getattr(TensorProto, n) for n in ("FLOAT4E2M1",) if hasattr(TensorProto, n)) else 8 * np.dtype(
+            np_dtype).itemsize
+        need = (size * bits + 7) // 8
+        if len(tensor.raw_data) != need:
+            _bad(where, f"has {len(tensor.raw_data)} bytes of raw data; its shape {dims} of "
+                         f"{TensorProto.DataType.Name(dtype)} needs {need}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return numpy_helper.to_array(tensor)
+    except Exception as exc:  # numpy/onnx raise ValueError, TypeError, ... for malformed data
+        _bad(where, f"cannot be read: {_one_line(exc)}")
+
+
+def _attrs(node, where):
+    import onnx
+    out = {}
+    for a in node.attribute:
+        if a.type == onnx.AttributeProto.TENSOR:
+            out[a.name] = _tensor_array(a.t, f"{where}: attribute {a.name!r}")
+            continue
+        if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+            out[a.name] = None                 # subgraphs (If, Loop, Scan): the node stays uncounted
+            continue
+        try:
+            value = onnx.helper.get_attribute_value(a)
+        except Exception as exc:
+            _fail(where, f"attribute {a.name!r} cannot be read: {_one_line(exc)}")
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        elif isinstance(value, list):
+            value = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in value]
+        out[a.name] = value
+    return out
+
+
+def _read(path):
+    import onnx
+    try:
+        model = onnx.load(path)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: cannot read: No such file or directory") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: cannot read: is a folder") from None
+    except Exception as exc:  # onnx raises protobuf DecodeError and others for corrupt files
+        raise ModelError(f"{path}: corrupt ONNX file: {_one_line(exc)}") from None
+    if not model.graph.node:
+        raise ModelError(f"{path}: corrupt ONNX file: the graph has no nodes")
+    return model
+
+
+def _shape_of(value):
+    tt = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or not tt.HasField("shape"):
+        return None
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+
+
+def _opset(model):
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return o.version
+    return 13
+
+
+def _run_node(node, values, opset):
+    """Evaluate one standard node on numpy inputs with ONNX's reference implementation."""
+    from onnx.reference import ReferenceEvaluator
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        feeds = {name: value for name, value in values.items() if name}
+        return ReferenceEvaluator(node, opsets={"": opset}).run(None, feeds)
+
+
+def _estimated_size(node, consts):
+    """An upper bound on the elements a constant node would produce, or None if unknown."""
+    def ints(i):
+        value = consts.get(node.input[i]) if len(node.input) > i and node.input[i] else None
+        return None if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
+    op = node.op_type
+    if op == "ConstantOfShape":
+        shape = ints(0)
+        return None if shape is None else math.prod(max(d, 0) for d in shape)
+    if op == "Expand":
+        shape = ints(1)
+        data = consts.get(node.input[0])
+        if shape is None or data is None:
+            return None
+        return math.prod(max(d, 1) for d in shape) * max(np.asarray(data).size, 1)
+    if op == "Tile":
+        reps = ints(1)
+        data = consts.get(node.input[0])
+        return None if reps is None or data is None else math.prod(max(r, 0) for r in reps) * np.asarray(data).size
+    if op == "Range":
+        try:
+            start, limit, delta = (float(np.asarray(consts[i]).reshape(-1)[0]) for i in node.input[:3])
+            return max(0, math.ceil((limit - start) / delta)) if delta else None
+        except (KeyError, IndexError, ValueError, OverflowError, TypeError):
+            return None
+    if op in ("Resize", "Upsample", "Pad", "OneHot", "EyeLike", "RandomNormal", "RandomUniform"):
+        return None
+    return sum(np.asarray(consts[i]).size for i in node.input if i) or 1
+
+
+# --- shapes: inference with data propagation, and folding where it stops ------------------------
+
+def _placeholder(shape, elem_type):
+    """A read-only array of ``shape`` that takes no memory: the value of a constant too large to
+    evaluate (only its shape is used)."""
+    import onnx
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type) if elem_type else np.float32
+    except Exception:
+        dtype = np.float32
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+def _inference_model(model, nodes, consts, real, x_name, batch):
+    """A light copy of ``model`` for shape inference: ``nodes`` only, constants small enough to
+    matter for shapes as initializers, larger ones as typed inputs (their data is not needed)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    graph = model.graph
+    x = next(v for v in graph.input if v.name == x_name)
+    x_copy = onnx.ValueInfoProto()
+    x_copy.CopyFrom(x)
+    x_copy.type.tensor_type.shape.dim[0].Clear()
+    x_copy.type.tensor_type.shape.dim[0].dim_value = batch
+    needed = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
+    inits, extra_inputs = [], []
+    for name in sorted(needed & set(consts)):
+        value = consts[name]
+        if name in real and value.size <= _FOLD_LIMIT:
+            try:
+                inits.append(numpy_helper.from_array(np.array(value, copy=True, order="C"), name))
+                continue
+            except Exception:
+                pass
+        try:
+            elem = helper.np_dtype_to_tensor_dtype(value.dtype)
+        except Exception:
+            elem = onnx.TensorProto.FLOAT
+        extra_inputs.append(helper.make_tensor_value_info(name, elem, list(value.shape)))
+    symbol = x.type.tensor_type.shape.dim[0].dim_param
+    given = []
+    for v in graph.value_info:                 # shapes the file states; its batch symbol is the batch
+        if v.name in consts:
+            continue
+        v_copy = onnx.ValueInfoProto()
+        v_copy.CopyFrom(v)
+        for d in v_copy.type.tensor_type.shape.dim:
+            if symbol and d.dim_param == symbol:
+                d.Clear()
+                d.dim_value = batch
+        given.append(v_copy)
+    g = helper.make_graph(nodes, graph.name or "g", [x_copy] + extra_inputs, list(graph.output), inits,
+                          value_info=given)
+    m = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    for f in model.functions:
+        m.functions.append(f)
+    return m
+
+
+def _resolve(model, consts, x_name, batch, path):
+    """Shapes of every tensor and the values of every constant one (folded shape arithmetic).
+
+    Returns ``(shapes, consts, real, origin)``: ``real`` names the constants whose values are
+    known (the rest are placeholders of the right shape), ``origin`` maps each constant to the
+    initializers it was computed from."""
+    import onnx
+    opset = _opset(model)
+    nodes = list(model.graph.node)
+    real = set(consts)
+    origin = {name: {name} for name in consts}
+    folded = set()
+    elem_types = {}
+    shapes = {}
+    for _ in range(12):
+        remaining = [n for k, n in enumerate(nodes) if k not in folded]
+        work = _inference_model(model, remaining, consts, real, x_name, batch)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                work = onnx.shape_inference.infer_shapes(work, data_prop=True)
+        except Exception as exc:
+            raise ModelError(f"{path}: ONNX shape inference failed: {_one_line(exc)}") from None
+        shapes = {}
+        for value in list(work.graph.input) + list(work.graph.value_info) + list(work.graph.output):
+            shape = _shape_of(value)
+            if shape is not None:
+                shapes[value.name] = shape
+            elem_types[value.name] = value.type.tensor_type.elem_type
+        for name, value in consts.items():
+            shapes[name] = tuple(value.shape)
+        progress = False
+        for k, node in enumerate(nodes):
+            if k in folded or node.domain not in ("", "ai.onnx"):
+                continue
+            ins = [i for i in node.input if i]
+            outs = [o for o in node.output if o]
+            op = node.op_type
+            values = None
+            if op in ("Shape", "Size"):
+                shape = shapes.get(ins[0]) if ins else None
+                if shape is None or any(d is None for d in shape):
+                    continue
+                values = {ins[0]: _placeholder(shape, elem_types.get(ins[0]))}
+            elif all(i in consts for i in ins) and op not in ("RandomNormal", "RandomUniform", "Multinomial",
+                                                               "RandomNormalLike", "RandomUniformLike"):
+                values = {i: consts[i] for i in ins}
+            else:
+                continue
+            size = _estimated_size(node, consts) if op not in ("Shape", "Size") else 1
+            result = None
+            if all(i in real for i in ins) or op in ("Shape", "Size"):
+                if size is not None and size <= _FOLD_LIMIT:
+                    try:
+                        result = _run_node(node, values, opset)
+                    except Exception:
+                        result = None
+            if result is not None and len(result) >= len(node.output):
+                for out, value in zip(node.output, result):
+                    if out:
+                        consts[out] = np.asarray(value)
+                        real.add(out)
+            else:
+                if any(shapes.get(o) is None or None in shapes[o] for o in outs):
+                    continue                   # not yet: a later round may know the shape
+                for out in outs:
+                    consts[out] = _placeholder(shapes[out], elem_types.get(out))
+            source = set()
+            for i in (ins if op not in ("Shape", "Size") else ()):      # a shape reads no values
+                source |= origin.get(i, set())
+            for out in outs:
+                origin[out] = source
+                shapes[out] = tuple(consts[out].shape)
+            folded.add(k)
+            progress = True
+        if not progress:
+            break
+    return shapes, consts, real, origin
+
+
+# --- the batch axis -----------------------------------------------------------------------------
+
+def _reshape_batch(s_in, b, inner, s_out, batch):
+    """Where the batch axis lands when ``s_in`` (batch on axis ``b``, ``inner`` elements of that
+    axis per batch step) is laid out as ``s_out``: ``(axis, inner)``, or None if it is split.
+
+    In row-major order the batch index advances every ``stride`` elements and spans
+    ``stride * batch``; output axis j holds it if its own stride divides that stride and its span
+    covers the batch's span. A pure batch axis (size ``batch``) is preferred, then the innermost
+    candidate (several exist only with batch 1, where any choice counts the same)."""
+    stride = inner * math.prod(s_in[b + 1:])
+    best = None
+    for j in range(len(s_out)):
+        r = math.prod(s_out[j + 1:])
+        if r and stride % r == 0 and (r * s_out[j]) % (stride * batch) == 0:
+            if s_out[j] == batch and r == stride:
+                return j, 1
+            best = (j, stride // r)
+    return best
+
+
+def _norm_axis(axis, rank):
+    return axis + rank if axis < 0 else axis
+
+
+class _Batch:
+    """The batch axis of every tensor: ``axes[name] = (axis, inner)`` where the axis holds
+    ``outer * batch * inner`` (1 and 1 for a plain batch axis). Constants have none."""
+
+    def __init__(self, shapes, consts, batch, path):
+        self.shapes, self.consts, self.batch, self.path = shapes, consts, batch, path
+        self.axes = {}
+
+    def per_sample(self, name, where):
+        shape = self.shapes.get(name)
+        if shape is None or any(d is None or d < 0 for d in shape):
+            _fail(where, f"the shape of {name!r} is not known after ONNX shape inference and folding "
+                         f"(it has {list(shape) if shape is not None else 'no shape'})")
+        if name not in self.axes:
+            _fail(where, f"cannot tell which axis of {name!r} (shape {list(shape)}) holds the batch")
+        b, _ = self.axes[name]
+        if shape[b] == self.batch:
+            out = shape[:b] + shape[b + 1:]
+        else:
+            out = shape[:b] + (shape[b] // self.batch,) + shape[b + 1:]
+        if any(d == 0 for d in out):
+            _fail(where, f"{name!r} has an empty dimension (shape {list(shape)})")
+        return tuple(out) or (1,)
+
+    def axis(self, name, axis, where, what="the op"):
+        """The per-sample index of full axis ``axis`` of tensor ``name``; an error if it is the
+        batch axis."""
+        shape = self.shapes[name]
+        rank = len(shape)
+        a = _norm_axis(int(axis), rank)
+        b, _ = self.axes[name]
+        if a == b and (self.batch != 1 or shape[b] == 1):
+            _fail(where, f"{what} works along the batch axis (axis {axis} of shape {list(shape)}); "
+                         "per-sample counting needs the samples kept apart")
+        return a - 1 if (a > b and shape[b] == self.batch) else a
+
+    def removed(self, name):
+        b, _ = self.axes[name]
+        return self.shapes[name][b] == self.batch
+
+    def track(self, node, where):
+        """Set the batch axis of ``node``'s outputs from its inputs'. With an export at batch 1 any
+        axis may be taken to hold the batch (every choice counts the same), so where the tracked
+        one is contracted, reduced or split, the batch moves to the output's first axis instead of
+        being an error."""
+        try:
+            self._track(node, where)
+        except ModelError:
+            if self.batch != 1:
+                raise
+            for o in node.outputs:
+                if o and self.shapes.get(o):
+                    self.axes[o] = (0, 1)
+
+    def _track(self, node, where):
+        axes, shapes = self.axes, self.shapes
+        live = [i for i in node.inputs if i in axes]
+        if not live:
+            return
+        op, a = node.op, node.attrs
+        outs = [o for o in node.outputs if o]
+        first = live[0]
+        b, inner = axes[first]
+        s_in = shapes.get(first)
+        result = {}
+        out_shape = shapes.get(outs[0]) if outs else None
+        if out_shape is None or None in out_shape:
+            return
+        r_out = len(out_shape)
+        if op in _RESHAPES:
+            got = _reshape_batch(s_in, b, inner, out_shape, self.batch)
+            if got is None:
+                _fail(where, f"the reshape from {list(s_in)} to {list(out_shape)} splits the batch axis "
+                             f"(axis {b}) across several axes")
+            result = {outs[0]: got}
+        elif op == "Transpose":
+            perm = list(a.get("perm", range(len(s_in) - 1, -1, -1)))
+            result = {outs[0]: (perm.index(b), inner)}
+        elif op == "Gather" or op == "GatherElements":
+            axis = _norm_axis(int(a.get("axis", 0)), len(s_in))
+            if node.inputs[0] not in axes:                          # a table read by live indices
+                idx_rank = len(shapes[node.inputs[1]])
+                b_idx, inner_idx = axes[node.inputs[1]]
+                result = {outs[0]: (axis + b_idx, inner_idx)} if op == "Gather" else {outs[0]: (b_idx, inner_idx)}
+            elif axis == b:
+                _fail(where, f"{op} selects along the batch axis (axis {b} of shape {list(s_in)})")
+            elif op == "GatherElements":
+                result = {outs[0]: (b, inner)}
+            else:
+                idx_rank = len(shapes.get(node.inputs[1], ()))
+                result = {outs[0]: (b if b < axis else b + idx_rank - 1, inner)}
+        elif op in ("LSTM", "GRU", "RNN"):
+            layout = int(a.get("layout", 0))
+            want = 0 if layout else 1
+            if b != want or node.inputs[0] not in axes:
+                _fail(where, f"the batch is on axis {b} of the sequence input {list(s_in)}; {op} with layout "
+                             f"{layout} reads it on axis {want}")
+            result = {o: (want if k else (0 if layout else 2), inner) for k, o in enumerate(node.outputs) if o}
+        elif op in ("Gemm",):
+            if b != (1 if a.get("transA", 0) else 0):
+                _fail(where, "the batch axis is the contracted axis of Gemm")
+            result = {outs[0]: (0, inner)}
+        elif op == "MatMul":
+            found = None
+            for k, name in enumerate(node.inputs[:2]):
+                if name not in axes:
+                    continue
+                shape = shapes[name]
+                rank, (bb, ii) = len(shape), axes[name]
+                if rank == 1 or (k == 0 and bb == rank - 1) or (k == 1 and bb == rank - 2):
+                    _fail(where, f"MatMul contracts over the batch axis of {name!r} (shape {list(shape)})")
+                pos = r_out - rank + bb if not (k == 1 and bb == rank - 1) else r_out - 1
+                if found is None:
+                    found = (pos, ii)
+            result = {outs[0]: found}
+        elif op in _SAME_SHAPE_NCHW:
+            if b != 0:
+                _fail(where, f"{op} needs the batch on axis 0; it is on axis {b} of shape {list(s_in)}")
+            result = {o: (0, inner) for o in outs}
+        elif op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                    "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"):
+            rank = len(s_in)
+            axes_ = a.get("axes")
+            if axes_ is None and len(node.inputs) > 1 and node.inputs[1] in self.consts:
+                axes_ = [int(v) for v in np.asarray(self.consts[node.inputs[1]]).reshape(-1)]
+            if op in ("ArgMax", "ArgMin"):
+                axes_ = [int(a.get("axis", 0))]
+            axes_ = list(range(rank)) if not axes_ else sorted(_norm_axis(int(x), rank) for x in axes_)
+            if b in axes_:
+                _fail(where, f"{op} reduces over the batch axis (axis {b} of shape {list(s_in)})")
+            keep = int(a.get("keepdims", 1))
+            result = {outs[0]: (b if keep else b - sum(1 for x in axes_ if x < b), inner)}
+        elif op == "TopK" or op == "Split" or op in ("Slice", "Pad", "Tile", "Concat", "CumSum", "Trilu",
+                                                     "LayerNormalization", "Softmax", "LogSoftmax", "Hardmax"):
+            rank = len(s_in)
+            for o in outs:
+                so = shapes.get(o)
+                if so is None or len(so) != rank:
+                    continue
+                if so[b] != s_in[b] and op != "Concat":
+                    _fail(where, f"{op} changes the batch axis (axis {b}: {s_in[b]} -> {so[b]})")
+                result[o] = (b, inner)
+            if op == "Concat":
+                for name in live:
+                    if axes[name][0] != b:
+                        _fail(where, "Concat inputs hold the batch on different axes")
+                if _norm_axis(int(a.get("axis", 0)), rank) == b:
+                    _fail(where, f"Concat joins along the batch axis (axis {b})")
+        elif op in _BROADCAST or op == "Expand":
+            found = None
+            for name in live:
+                shape = shapes[name]
+                pos = (r_out - len(shape) + axes[name][0], axes[name][1])
+                if found is None:
+                    found = pos
+                elif pos[0] != found[0] and self.batch > 1:
+                    _fail(where, f"inputs hold the batch on different axes ({found[0]} and {pos[0]} of the output)")
+            result = {o: found for o in outs}
+        else:
+            # same-shape ops (activations, norms, Cast, Dropout, Clip, ...) keep the axis; an op that
+            # changes the shape but keeps the batch dimension where it was keeps it too
+            for o in outs:
+                so = shapes.get(o)
+                if so is None:
+                    continue
+                if len(so) == len(s_in) and so[b] == s_in[b]:
+                    result[o] = (b, inner)
+                elif so and len(so) != len(s_in) and b == 0 and so[0] == s_in[0]:
+                    result[o] = (0, inner)
+        for o, value in result.items():
+            if value is not None:
+                axes[o] = value
 # --- numeric recognition of fused activations --------------------------------------------------
 
 def _erf(x):
@@ -181,147 +671,423 @@ def _is_ancestor(node, end, producer, x):
 
 # --- loading ----------------------------------------------------------------------------------
 
+
+# --- the attention core ---------------------------------------------------------------------------
+
+def _scalar_operand(node, consts):
+    """The live input of a Mul (either side) or Div (divisor constant) by a constant scalar."""
+    if node.op not in ("Mul", "Div") or len(node.inputs) != 2:
+        return None
+    live = [i for i in node.inputs if i not in consts]
+    if len(live) != 1 or np.asarray(consts[node.inputs[1] if live[0] == node.inputs[0] else node.inputs[0]]).size != 1:
+        return None
+    if node.op == "Div" and node.inputs[1] == live[0]:
+        return None
+    return live[0]
+
+
+def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
+    """Replace each scaled dot-product attention core by one ``SDPA`` node.
+
+    The core is MatMul(q, k^T), a scale by a constant scalar (on the scores, or on q and/or k as
+    PyTorch's exporters write it), optionally an additive mask (Add) or a masked fill (Where),
+    Softmax over the last axis and MatMul with v; every inner tensor used only by the next step.
+    Counted as ``sdpa`` (the scale once per score, as PyTorch's own attention), it gives the same
+    counts as the module through ``load_torch``. Cores without a scale stay separate layers."""
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    consumers = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n)
+
+    def only_user(t, node):
+        users = consumers.get(t, [])
+        return t not in graph_outputs and len(users) == 1 and users[0] is node
+
+    removed, replacements = set(), {}
+    for sm in nodes:
+        if sm.op != "Softmax" or id(sm) in removed or not sm.inputs or sm.inputs[0] not in bt.shapes:
+            continue
+        rank = len(bt.shapes[sm.inputs[0]])
+        if _norm_axis(int(sm.attrs.get("axis", -1)), rank) != rank - 1 or rank < 2:
+            continue
+        chain = [sm]
+        p, last = sm.outputs[0], sm
+        users = consumers.get(p, [])
+        while len(users) == 1 and users[0].op in ("Dropout", "Identity", "Cast") and only_user(p, users[0]):
+            last = users[0]
+            chain.append(last)
+            p = last.outputs[0]
+            users = consumers.get(p, [])
+        if len(users) != 1 or users[0].op != "MatMul" or users[0].inputs[0] != p or not only_user(p, users[0]):
+            continue
+        mm2 = users[0]
+        v = mm2.inputs[1]
+        if v in consts:
+            continue
+        chain.append(mm2)
+        scaled, mask, absorbed = False, "none", []
+        t, nxt = sm.inputs[0], sm
+        while True:
+            node = producer.get(t)
+            if node is None or not only_user(t, nxt) or node.op == "MatMul":
+                break
+            x = _scalar_operand(node, consts)
+            if x is not None and not scaled:
+                scaled = True                    # the scores scaled: the same count fused or not
+            elif node.op == "Add" and len(node.inputs) == 2 and mask == "none":
+                mask = "additive"
+                x = next((i for i in node.inputs if producer.get(i) is not None and producer[i].op in (
+                    "MatMul", "Mul", "Div")), None)
+                if x is None:
+                    break
+                absorbed += [i for i in node.inputs if i != x]
+            elif node.op == "Where" and len(node.inputs) == 3 and mask == "none":
+                x = node.inputs[1] if node.inputs[2] in consts else node.inputs[2]
+                absorbed += [i for i in node.inputs if i != x]
+            else:
+                break
+            chain.append(node)
+            t, nxt = x, node
+        mm1 = producer.get(t)
+        if mm1 is None or mm1.op != "MatMul" or not only_user(t, nxt):
+            continue
+        q, kt = mm1.inputs[:2]
+        if q in consts or kt in consts:
+            continue
+        chain.append(mm1)
+        operand_scales = []
+        for which in (0, 1):
+            name = q if which == 0 else kt
+            node = producer.get(name)
+            x = _scalar_operand(node, consts) if node is not None and only_user(name, mm1) else None
+            if x is not None:
+                operand_scales.append(which)
+                chain.append(node)
+                if which == 0:
+                    q = x
+                else:
+                    kt = x
+        # q and k both scaled (by the root of the scale) is how both exporters write PyTorch's
+        # scaled_dot_product_attention; q alone scaled is explicit code (swin's q * scale), which
+        # load_torch counts as the elementwise product it is, so it is left as written
+        if not (scaled or len(operand_scales) == 2) or any(i not in bt.axes for i in (q, kt, v)):
+            continue
+        if any(origin.get(i) for i in absorbed):
+            continue                             # a learned bias added to the scores stays a layer
+        shapes = bt.shapes
+        sq, skt, sv = shapes.get(q), shapes.get(kt), shapes.get(v)
+        if (sq is None or skt is None or sv is None or not (len(sq) == len(skt) == len(sv) >= 2)
+                or not (sq[:-2] == skt[:-2] == sv[:-2]) or sq[-1] != skt[-2] or skt[-1] != sv[-2]
+                or not (bt.axes[q][0] == bt.axes[kt][0] == bt.axes[v][0] < len(sq) - 2)):
+            continue
+        k, k_transposed = kt, True
+        node = producer.get(kt)
+        if node is not None and node.op == "Transpose" and only_user(kt, [n for n in chain if kt in n.inputs][0]):
+            perm = list(node.attrs.get("perm", []))
+            r = len(skt)
+            if perm == list(range(r - 2)) + [r - 1, r - 2] and node.inputs[0] in bt.axes:
+                k, k_transposed = node.inputs[0], False
+                chain.append(node)
+        removed.update(id(n) for n in chain)
+        replacements[id(mm2)] = _Node("SDPA", mm2.name, [q, k, v], mm2.outputs,
+                                      {"mask": mask, "k_transposed": k_transposed, "absorbed": absorbed})
+    out = []
+    for node in nodes:
+        if id(node) in replacements:
+            out.append(replacements[id(node)])
+        elif id(node) not in removed:
+            out.append(node)
+    return out
+
+
+# --- loading ------------------------------------------------------------------------------------
+
 def load_onnx(path):
     """Read an ONNX file into a ModelIR (inference graph; loss mse, optimizer sgd)."""
-    import onnx
-    from onnx import numpy_helper
     path = os.fspath(path)
-    try:
-        model = onnx.load(path)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: cannot read: No such file or directory") from None
-    except Exception as exc:  # onnx raises protobuf DecodeError and others for corrupt files
-        raise ModelError(f"{path}: corrupt ONNX file: {' '.join(str(exc).split()) or type(exc).__name__}") from None
-    if not model.graph.node:
-        raise ModelError(f"{path}: corrupt ONNX file: the graph has no nodes")
-    try:
-        model = onnx.shape_inference.infer_shapes(model)
-    except Exception as exc:
-        raise ModelError(f"{path}: ONNX shape inference failed: {' '.join(str(exc).split())}") from None
+    model = _read(path)
     graph = model.graph
-    consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    if len(graph.sparse_initializer):
+        raise ModelError(f"{path}: sparse initializers are not supported")
+    consts = {}
+    for init in graph.initializer:
+        consts[init.name] = _tensor_array(init, f"{path}: initializer {init.name!r}")
     initializers = set(consts)
-    shapes = {}
-    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
-        tt = value.type.tensor_type
-        if tt.HasField("shape"):
-            shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
     inputs = [v.name for v in graph.input if v.name not in initializers]
     if len(inputs) != 1:
-        raise ModelError(f"{path}: expected one graph input, found {len(inputs)} ({', '.join(inputs)})")
+        raise ModelError(f"{path}: expected one graph input (the model input), found {len(inputs)} "
+                         f"({', '.join(inputs) or 'none'})")
     x_name = inputs[0]
-    in_shape = shapes.get(x_name)
-    if not in_shape or any(d is None for d in in_shape[1:]) or len(in_shape) < 2:
+    in_shape = _shape_of(next(v for v in graph.input if v.name == x_name))
+    if not in_shape or len(in_shape) < 2 or any(d is None or d < 1 for d in in_shape[1:]):
         raise ModelError(f"{path}: input {x_name!r} needs a batch dimension and fixed per-sample dimensions, "
-                         f"has {in_shape}")
-    nodes = []
+                         f"has {list(in_shape) if in_shape is not None else None}")
+    batch = in_shape[0] or 1
+    raw = []
     for i, node in enumerate(graph.node):
-        nodes.append(_Node(node.op_type, node.name or f"{node.op_type}_{i}", node.input, node.output,
-                           _attrs(node)))
-    # fold nodes computed from constants and shape metadata
-    live = []
-    for node in nodes:
-        if node.op == "Constant":
-            value = node.attrs.get("value")
-            if value is None:
-                for key in ("value_float", "value_int", "value_floats", "value_ints"):
-                    if key in node.attrs:
-                        value = np.asarray(node.attrs[key])
-            consts[node.outputs[0]] = value if value is not None else np.zeros(())
-            continue
-        real = [i for i in node.inputs if i]
-        if node.op in _DATA_INDEPENDENT or all(i in consts for i in real):
+        name = node.name or f"{node.op_type}_{i}"
+        raw.append(_Node(node.op_type, name, node.input, node.output,
+                         _attrs(node, f"{path}: node {name!r} ({node.op_type})"), node.domain))
+    shapes, consts, real, origin = _resolve(model, consts, x_name, batch, path)
+    bt = _Batch(shapes, consts, batch, path)
+    bt.axes[x_name] = (0, 1)
+    nodes = []
+    for node in raw:
+        real_inputs = [i for i in node.inputs if i]
+        if all(o in consts for o in node.outputs if o) or (
+                node.op in _DATA_INDEPENDENT or all(i in consts for i in real_inputs)):
             for out in node.outputs:
-                consts.setdefault(out, np.zeros(()))
+                if out and out not in consts:
+                    consts[out] = _placeholder(shapes[out], 0) if shapes.get(out) and None not in shapes[out] \
+                        else np.zeros(())
+                    origin.setdefault(out, set())
             continue
-        live.append(node)
+        bt.track(node, f"{path}: layer {node.name!r} ({node.op})")
+        nodes.append(node)
     consumers = {}
-    for node in live:
+    for node in nodes:
         for i in node.inputs:
             consumers.setdefault(i, []).append(node)
     graph_outputs = {v.name for v in graph.output}
-    live = _fuse_activations(live, consts, consumers, graph_outputs)
-    return _to_model(path, model, live, consts, initializers, shapes, x_name, in_shape)
+    nodes = _fuse_activations(nodes, consts, consumers, graph_outputs)
+    nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
+    weights = {name: int(consts[name].size) for name in initializers
+               if consts[name].dtype.kind in "fc" and consts[name].size > 1}
+    return _to_model(path, nodes, consts, origin, weights, bt, x_name)
 
 
-def _per_sample(shapes, name, where):
-    shape = shapes.get(name)
-    if shape is None or len(shape) < 2 or any(d is None or d < 1 for d in shape[1:]):
-        _fail(where, f"output shape {shape} is not known after shape inference (export with fixed shapes)")
-    return shape[1:]
+class _Builder:
+    """Collects layer specs: names, input references, per-sample shapes, owned initializers."""
+
+    def __init__(self, path, consts, origin, weights, bt, x_name):
+        self.path, self.consts, self.origin, self.weights, self.bt = path, consts, origin, weights, bt
+        self.layer_of = {x_name: "input"}
+        self.specs, self.used, self.expected = [], {"input"}, {}
+        self.owned = {}                      # initializer -> layer that owns it
+        self.weight_shape = {}               # linear/embedding layer -> [rows, columns] of its weight
+
+    def unique(self, name):
+        base, k = name, 1
+        while name in self.used:
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name)
+        return name
+
+    def sources(self, node, inputs=None):
+        out = set()
+        for i in (node.inputs if inputs is None else inputs):
+            if i in self.consts:
+                out |= self.origin.get(i, set())
+        return out
+
+    def own(self, names, layer):
+        for name in names:
+            self.owned.setdefault(name, layer)
+
+    def free_params(self, names):
+        """Weight elements among ``names`` that no layer owns yet."""
+        return sum(self.weights.get(n, 0) for n in names if n not in self.owned)
+
+    def add(self, spec, output=None, expected=None, reads=()):
+        spec["name"] = self.unique(spec["name"])
+        self.specs.append(spec)
+        if output is not None:
+            self.layer_of[output] = spec["name"]
+        if expected is not None:
+            self.expected[spec["name"]] = tuple(expected)
+        self.own(reads, spec["name"])
+        return spec["name"]
+
+    def shape_op(self, name, op, ref, out_shape, params=0, reads=(), output=None):
+        spec = {"type": "shape_op", "name": name, "op": op, "out_shape": list(out_shape), "inputs": [ref]}
+        if params:
+            spec["params"] = params
+        return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, model, nodes, consts, initializers, shapes, x_name, in_shape):
-    layer_of = {x_name: "input"}
-    specs = []
-    used_names = {"input"}
+def _to_model(path, nodes, consts, origin, weights, bt, x_name):
+    from ._formulas import FORMULAS
+    b = _Builder(path, consts, origin, weights, bt, x_name)
     consumers = {}
     for node in nodes:
         for i in node.inputs:
             consumers.setdefault(i, []).append(node)
     skip = set()
-
-    def param_count(node):
-        return sum(int(consts[i].size) for i in node.inputs if i in initializers and consts[i].size > 1)
-
-    for index, node in enumerate(nodes):
+    for node in nodes:
         if id(node) in skip:
             continue
-        name = node.name
-        while name in used_names:
-            name = f"{name}_{index}"
-        where = f"{path}: layer {name!r} ({node.op})"
+        where = f"{path}: layer {node.name!r} ({node.op})"
+        for out in node.outputs:
+            if out and node.domain not in ("", "ai.onnx") and b.bt.shapes.get(out) is None:
+                _fail(where, f"ONNX shape inference does not know op {node.domain}.{node.op}: the graph must give "
+                             f"the shape of its output {out!r} (value_info)")
         live = [i for i in node.inputs if i and i not in consts]
         for i in live:
-            if i not in layer_of:
+            if i not in b.layer_of:
                 _fail(where, f"input {i!r} is produced by no supported node")
-        refs = [layer_of[i] for i in live]
-        rank = len(shapes.get(node.inputs[0], in_shape)) if node.inputs and node.inputs[0] in shapes else None
-        spec = _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, param_count)
-        outputs = node.outputs
+        refs = [b.layer_of[i] for i in live]
+        reads = b.sources(node)
+        if node.op == "SDPA":
+            _sdpa_layers(b, node, where, reads)
+            continue
+        if node.op in _RNN_KIND and node.domain in ("", "ai.onnx"):
+            if _rnn_layers(b, node, where, refs, reads):
+                continue
+        spec = _node_spec(node, where, b, refs, consumers, skip)
+        outs = [o for o in node.outputs if o]
         if spec is None:
-            # a zero-cost op: one shape_op per output
-            for k, out in enumerate(outputs):
+            # a zero-cost op: one shape_op per output, the first owns the weights it reads
+            first = None
+            for k, out in enumerate(node.outputs):
                 if not out:
                     continue
-                oname = name if k == 0 else f"{name}:{k}"
-                shape = _per_sample(shapes, out, where)
-                specs.append({"type": "shape_op", "name": oname, "op": node.op, "out_shape": shape,
-                              "inputs": refs or ["input"], "params": param_count(node)})
-                layer_of[out] = oname
-                used_names.add(oname)
+                params = b.free_params(reads) if first is None else 0
+                first = b.shape_op(node.name if k == 0 else f"{node.name}:{k}", node.op,
+                                   refs[0] if refs else "input", b.bt.per_sample(out, where),
+                                   params=params, reads=reads if first is None else ())
+                b.specs[-1]["inputs"] = refs or ["input"]
+                b.layer_of[out] = first
             continue
-        if len([o for o in outputs if o]) != 1:
-            _fail(where, f"nodes with {len(outputs)} outputs are supported only for shape operations")
-        out = spec.pop("_output", outputs[0])
-        spec.setdefault("name", name)
-        spec.setdefault("inputs", refs)
-        if spec["type"] not in _SHAPE_CHECKED:
-            spec["out_shape"] = _per_sample(shapes, out, where)
-        expected = _per_sample(shapes, out, where)
-        specs.append(spec)
-        layer_of[out] = spec["name"]
-        used_names.add(spec["name"])
-        spec["_expected"] = tuple(expected)
-    if not specs:
+        out = spec.pop("_output", outs[0] if outs else None)
+        spec.setdefault("name", node.name)
+        spec.setdefault("inputs", refs or ["input"])
+        known = spec["type"] in FORMULAS
+        per_sample = b.bt.per_sample(out, where)
+        if not known or spec["type"] in ("elementwise", "reduce", "shape_op"):
+            spec.setdefault("out_shape", list(per_sample))
+        if not known:
+            spec["params"] = b.free_params(reads)
+        elif spec["type"] in ("elementwise", "shape_op") and "params" not in spec:
+            params = b.free_params(reads)
+            if params:
+                spec["params"] = params
+        name = b.add(spec, out, expected=per_sample, reads=reads)
+        if spec["type"] == "linear" and not spec.get("tied_to"):
+            b.weight_shape[name] = [spec["out"], b.bt.per_sample(live[0], where)[-1]]
+        elif spec["type"] == "embedding":
+            b.weight_shape[name] = [spec["vocab"], spec["dim"]]
+        # further outputs of a multi-output node (TopK's indices, ...) read its first one
+        for k, extra in enumerate(node.outputs[1:], start=1):
+            if extra and extra != out:
+                b.shape_op(f"{node.name}:{k}", node.op, name, b.bt.per_sample(extra, where), output=extra)
+    if not b.specs:
         raise ModelError(f"{path}: the graph has no operations that depend on the input")
-    expected = {s["name"]: s.pop("_expected", None) for s in specs}
-    stem = os.path.splitext(os.path.basename(path))[0]
-    ir = build_model(name=model.graph.name or stem, input_shape=in_shape[1:], layers=specs, source=path)
+    stem = os.path.splitext(os.path.basename(path))[0] or "model"
+    ir = build_model(name=stem, input_shape=b.bt.per_sample(x_name, path), layers=b.specs, source=path)
     for layer in ir.layers:
-        want = expected.get(layer.name)
+        want = b.expected.get(layer.name)
         if want is not None and layer.out_shape != want:
             raise ModelError(f"{path}: layer {layer.name!r} ({layer.type}): shape mismatch: inferred "
-                             f"{list(layer.out_shape)}, ONNX says {list(want)}")
+                             f"{list(layer.out_shape)}, ONNX says {list(want)} per sample")
+    # completeness: every weight that feeds the graph belongs to a layer (an uncounted layer is
+    # reported as such by the counting); one that does not is listed as left out
+    for name in sorted(n for n in weights if n not in b.owned and _feeds_graph(n, nodes, origin, consts)):
+        ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
+                     params=weights[name])
     return ir
 
 
-# layer types whose own shape inference is checked against ONNX's (the rest take ONNX's shape)
-_SHAPE_CHECKED = {"linear", "matmul", "embedding", "add", "mul", "relu", "leaky_relu", "sigmoid", "tanh", "gelu",
-                  "silu", "softmax", "log_softmax", "batchnorm", "layernorm", "groupnorm", "flatten", "concat"}
-for _nd in (1, 2, 3):
-    _SHAPE_CHECKED |= {f"conv{_nd}d", f"conv_transpose{_nd}d", f"maxpool{_nd}d", f"avgpool{_nd}d",
-                       f"adaptive_avgpool{_nd}d", f"adaptive_maxpool{_nd}d"}
+def _feeds_graph(name, nodes, origin, consts):
+    """Whether initializer ``name`` reaches a live node (directly or through folded constants)."""
+    for node in nodes:
+        for i in node.inputs:
+            if i in consts and name in origin.get(i, ()):
+                return True
+        for i in node.attrs.get("absorbed", ()) if node.op == "SDPA" else ():
+            if i in consts and name in origin.get(i, ()):
+                return True
+    return False
+
+
+def _sdpa_layers(b, node, where, reads):
+    """The attention core as an ``sdpa`` layer on ``[heads, length, head_dim]``, with free
+    reshapes around it where the per-sample shapes have another rank."""
+    q, k, v = node.inputs
+    bt, name = b.bt, node.name
+    qs, ks, vs = (bt.per_sample(t, where) for t in (q, k, v))
+    qref, kref, vref = b.layer_of[q], b.layer_of[k], b.layer_of[v]
+    if node.attrs["k_transposed"]:
+        ks = ks[:-2] + (ks[-1], ks[-2])
+        kref = b.shape_op(f"{name}/k", "Transpose", kref, ks)
+
+    def as3(ref, shape, what):
+        lead = math.prod(shape[:-2]) if len(shape) > 2 else 1
+        if len(shape) == 3:
+            return ref, shape
+        if len(shape) < 2:
+            _fail(where, f"attention {what} has per-sample shape {list(shape)}, needs [length, dim]")
+        three = (lead, shape[-2], shape[-1])
+        return b.shape_op(f"{name}/{what}", "Reshape", ref, three), three
+
+    (qref, q3), (kref, k3), (vref, v3) = as3(qref, qs, "q"), as3(kref, ks, "k"), as3(vref, vs, "v")
+    out = node.outputs[0]
+    want = bt.per_sample(out, where)
+    spec = {"type": "sdpa", "name": name, "inputs": [qref, kref, vref], "mask": node.attrs["mask"]}
+    three = (q3[0], q3[1], v3[2])
+    absorbed = set()
+    for i in node.attrs["absorbed"]:
+        absorbed |= b.origin.get(i, set())
+    if tuple(want) == three:
+        b.add(spec, out, expected=want, reads=reads | absorbed)
+    else:
+        ref = b.add(spec, expected=three, reads=reads | absorbed)
+        b.shape_op(f"{name}/out", "Reshape", ref, want, output=out)
+
+
+def _rnn_layers(b, node, where, refs, reads):
+    """ONNX LSTM/GRU/RNN (one layer, one or two directions) as an ``lstm``/``gru``/``rnn`` layer
+    on ``[T, features]``, its outputs Y ``[T, directions, H]`` and Y_h/Y_c ``[directions, H]`` per
+    sample as free views of it. Variants PyTorch does not have (peepholes, clipping, other
+    activations, coupled input/forget gates) stay uncounted: returns False."""
+    from ._formulas import FORMULAS
+    kind = _RNN_KIND[node.op]
+    if kind not in FORMULAS:
+        return False
+    a = node.attrs
+    inputs = list(node.inputs) + [""] * 8
+    defaults = {"lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"], "rnn": ["Tanh"]}[kind]
+    activations = a.get("activations")
+    directions = 2 if a.get("direction", "forward") == "bidirectional" else 1
+    nonlinearity = "tanh"
+    if activations:
+        acts = [x.capitalize() if x.lower() != "relu" else "Relu" for x in activations]
+        if kind == "rnn" and acts[:1] == ["Relu"] and acts == ["Relu"] * len(acts):
+            nonlinearity = "relu"
+        elif acts != defaults * directions and acts != defaults:
+            return False
+    if a.get("clip") is not None or int(a.get("input_forget", 0)) or (kind == "lstm" and inputs[7]):
+        return False
+    x = node.inputs[0]
+    if x in b.consts:
+        return False
+    hidden = int(a.get("hidden_size", 0))
+    if hidden < 1:
+        _fail(where, "hidden_size is missing")
+    spec = {"type": kind, "name": node.name, "hidden": hidden, "bidirectional": directions == 2,
+            "bias": bool(inputs[3])}
+    if kind == "rnn":
+        spec["nonlinearity"] = nonlinearity
+    ins = [b.layer_of[x]]
+    for k in ((5, 6) if kind == "lstm" else (5,)):
+        if inputs[k] and inputs[k] not in b.consts:
+            if len(ins) != k - 4:
+                return False
+            ins.append(b.layer_of[inputs[k]])
+    spec["inputs"] = ins
+    w = b.consts.get(node.inputs[1])
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
+    xs = b.bt.per_sample(x, where)
+    if w is not None and tuple(w.shape) != (directions, gates * hidden, xs[-1]):
+        _fail(where, f"weight {node.inputs[1]!r} of shape {list(w.shape)} does not fit hidden_size {hidden}, "
+                     f"{directions} direction(s) and {xs[-1]} input features")
+    name = b.add(spec, expected=(xs[0], directions * hidden), reads=reads)
+    for k, out in enumerate(node.outputs):
+        if out:
+            b.shape_op(f"{node.name}:{'Y' if k == 0 else ('Y_h', 'Y_c')[k - 1]}", node.op, name,
+                       b.bt.per_sample(out, where), output=out)
+    return True
 
 
 def _sym_pads(pads, nd, where):
@@ -333,20 +1099,38 @@ def _sym_pads(pads, nd, where):
     return begin
 
 
-def _check_weight(node, where, shapes, weight, need, axis, what):
+def _check_weight(node, where, bt, weight, need, axis, what):
     """The weight must fit the inferred input: it needs ``need`` along input dimension ``axis``
     (ONNX's own shape inference lets a mismatch through, which would count wrong parameters)."""
-    shape = shapes.get(node.inputs[0])
+    shape = bt.shapes.get(node.inputs[0])
     if shape is None or len(shape) < 2 or shape[axis] in (None, need):
         return
     _fail(where, f"weight {node.inputs[1]!r} of shape {list(weight.shape)} needs {need} {what}, but input "
-                 f"{node.inputs[0]!r} has per-sample shape {shape[1:]} ({shape[axis]} {what})")
+                 f"{node.inputs[0]!r} has per-sample shape {list(bt.per_sample(node.inputs[0], where))} "
+                 f"({shape[axis]} {what})")
 
 
-def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, param_count):
+def _broadcast_param(value, batch_axis, batch):
+    """``value`` without a batch axis that only repeats one sample (an exporter's expanded
+    parameter), or None."""
+    if batch_axis is None or value.ndim <= batch_axis or value.shape[batch_axis] not in (1, batch):
+        return None
+    first = np.take(value, [0], axis=batch_axis)
+    if value.shape[batch_axis] != 1 and not np.array_equal(np.broadcast_to(first, value.shape), value):
+        return None
+    return first
+
+
+def _node_spec(node, where, b, refs, consumers, skip):
     op, a = node.op, node.attrs
+    consts, bt = b.consts, b.bt
+    shapes = bt.shapes
     const = lambda i: i < len(node.inputs) and node.inputs[i] in consts  # noqa: E731
     n_live = len(refs)
+    x = node.inputs[0] if node.inputs else None
+    rank = len(shapes[x]) if x in shapes and x in bt.axes else None
+    if node.domain not in ("", "ai.onnx"):
+        return {"type": op}
     if op in ("Conv", "ConvTranspose"):
         w = consts.get(node.inputs[1]) if const(1) else None
         if w is None:
@@ -357,7 +1141,7 @@ def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, 
             _fail(where, f"auto_pad {a['auto_pad']} is not supported; export with explicit pads")
         group = int(a.get("group", 1))
         in_channels = int(w.shape[1]) * group if op == "Conv" else int(w.shape[0])
-        _check_weight(node, where, shapes, w, in_channels, 1, "input channels")
+        _check_weight(node, where, bt, w, in_channels, 1, "input channels")
         out = int(w.shape[0]) if op == "Conv" else int(w.shape[1]) * group
         spec = {"type": f"conv{nd}d" if op == "Conv" else f"conv_transpose{nd}d", "out": out, "kernel": kernel,
                 "stride": list(a.get("strides", [1] * nd)), "dilation": list(a.get("dilations", [1] * nd)),
@@ -368,21 +1152,24 @@ def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, 
             if "output_shape" in a:
                 _fail(where, "output_shape is not supported; export with explicit pads")
         return spec
-    if op == "Gemm" and n_live == 1 and const(1):
+    if op == "Gemm" and n_live == 1 and const(1) and not const(0):
         if a.get("transA", 0):
             _fail(where, "transA is not supported")
         w = consts[node.inputs[1]]
         if w.ndim != 2:
             _fail(where, f"weight {node.inputs[1]!r} must be a matrix, has shape {list(w.shape)}")
-        _check_weight(node, where, shapes, w, int(w.shape[1] if a.get("transB", 0) else w.shape[0]), -1,
+        _check_weight(node, where, bt, w, int(w.shape[1] if a.get("transB", 0) else w.shape[0]), -1,
                       "input features")
+        if float(a.get("alpha", 1.0)) != 1.0 or (float(a.get("beta", 1.0)) != 1.0 and len(node.inputs) > 2):
+            return {"type": "Gemm"}
         out = int(w.shape[0] if a.get("transB", 0) else w.shape[1])
-        return {"type": "linear", "out": out, "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
+        spec = {"type": "linear", "out": out, "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
+        return _tie(spec, node, b, int(w.size) // out)
     if op == "MatMul" and n_live == 1 and const(1) and consts[node.inputs[1]].ndim == 2:
         w = consts[node.inputs[1]]
-        _check_weight(node, where, shapes, w, int(w.shape[0]), -1, "input features")
+        _check_weight(node, where, bt, w, int(w.shape[0]), -1, "input features")
         out = int(w.shape[1])
-        spec = {"type": "linear", "out": out, "bias": False}
+        spec = _tie({"type": "linear", "out": out, "bias": False}, node, b, int(w.shape[0]))
         users = consumers.get(node.outputs[0], [])
         if len(users) == 1 and users[0].op == "Add":
             add = users[0]
@@ -391,18 +1178,26 @@ def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, 
                 spec["bias"] = True
                 spec["_output"] = add.outputs[0]
                 skip.add(id(add))
+                b.own(b.sources(add), node.name)
         return spec
     if op == "MatMul" and n_live == 2:
-        return {"type": "matmul"}
-    if op == "Gather" and const(0) and consts[node.inputs[0]].ndim == 2 and n_live == 1:
+        sa, sb = (bt.per_sample(i, where) for i in node.inputs[:2])
+        if len(sa) >= 2 and len(sb) >= 2 and sa[:-2] == sb[:-2] and sa[-1] == sb[-2]:
+            return {"type": "matmul"}
+        return {"type": "MatMul"}                 # broadcast batch dimensions: uncounted
+    if op == "Gather" and const(0) and consts[node.inputs[0]].ndim == 2 and n_live == 1 and int(a.get("axis", 0)) == 0:
         vocab, dim = consts[node.inputs[0]].shape
         return {"type": "embedding", "vocab": int(vocab), "dim": int(dim)}
     if op in ("Add", "Mul") and n_live == 2 and len(node.inputs) == 2 and shapes.get(node.inputs[0]) == shapes.get(
-            node.inputs[1]) and refs[0] != refs[1]:
+            node.inputs[1]) and bt.axes[node.inputs[0]] == bt.axes[node.inputs[1]] and refs[0] != refs[1]:
         return {"type": op.lower()}
+    if op == "Add" and n_live == 1 and len(node.inputs) == 2:
+        spec = _position_table(node, where, b)
+        if spec is not None:
+            return spec
     if op in ("Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Erf", "Neg", "Reciprocal", "Abs", "Max",
               "Min", "Clip", "Sum", "Mean"):
-        return _elementwise_spec(node, consts, n_live, param_count)
+        return _elementwise_spec(node, consts, n_live)
     if op == "Relu":
         return {"type": "relu"}
     if op == "LeakyRelu":
@@ -414,15 +1209,15 @@ def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, 
     if op == "Silu":
         return {"type": "silu"}
     if op in ("Softmax", "LogSoftmax"):
-        axis = int(a.get("axis", -1))
-        if axis == 0 or (rank is not None and axis == -rank):
-            _fail(where, "softmax over the batch dimension is not supported")
-        return {"type": "softmax" if op == "Softmax" else "log_softmax", "axis": axis - 1 if axis > 0 else axis}
+        axis = bt.axis(x, a.get("axis", -1), where, "softmax")
+        return {"type": "softmax" if op == "Softmax" else "log_softmax", "axis": axis}
     if op in ("MaxPool", "AveragePool"):
         k = list(a["kernel_shape"])
         nd = len(k)
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             _fail(where, f"auto_pad {a['auto_pad']} is not supported")
+        if len([o for o in node.outputs if o]) > 1:
+            return {"type": op}
         spec = {"type": f"{'max' if op == 'MaxPool' else 'avg'}pool{nd}d", "kernel": k,
                 "stride": list(a.get("strides", [1] * nd)), "padding": _sym_pads(a.get("pads"), nd, where),
                 "ceil_mode": bool(a.get("ceil_mode", 0))}
@@ -433,33 +1228,86 @@ def _node_spec(node, where, consts, shapes, rank, refs, nodes, consumers, skip, 
         nd = rank - 2
         return {"type": f"adaptive_{'avg' if op == 'GlobalAveragePool' else 'max'}pool{nd}d", "out": 1}
     if op == "BatchNormalization":
+        if len([o for o in node.outputs if o]) > 1:
+            return {"type": op}
         return {"type": "batchnorm", "eps": float(a.get("epsilon", 1e-5))}
     if op == "LayerNormalization":
-        axis = int(a.get("axis", -1))
-        dims = -axis if axis < 0 else rank - axis
-        return {"type": "layernorm", "dims": dims, "eps": float(a.get("epsilon", 1e-5)),
+        axis = bt.axis(x, a.get("axis", -1), where, "layer normalization")
+        per = bt.per_sample(x, where)
+        if len([o for o in node.outputs if o]) > 1:
+            return {"type": op}
+        return {"type": "layernorm", "dims": len(per) - axis, "eps": float(a.get("epsilon", 1e-5)),
                 "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
     if op == "GroupNormalization":
         return {"type": "groupnorm", "groups": int(a["num_groups"]), "eps": float(a.get("epsilon", 1e-5))}
     if op == "InstanceNormalization":
-        return {"type": "groupnorm", "groups": int(shapes[node.inputs[0]][1]), "eps": float(a.get("epsilon", 1e-5))}
+        return {"type": "groupnorm", "groups": int(shapes[x][1]), "eps": float(a.get("epsilon", 1e-5))}
     if op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
         return {"type": "reduce", "kind": op[6:].lower()}
-    if op == "Flatten":
-        axis = int(a.get("axis", 1))
-        if axis < 1 or axis == rank:
-            _fail(where, f"flatten at axis {axis} mixes the batch dimension")
-        return {"type": "flatten", "start": axis - 1}
     if op == "Concat" and n_live == len([i for i in node.inputs if i]) and n_live > 1:
-        axis = int(a["axis"])
-        if axis == 0 or (rank is not None and axis == -rank):
-            _fail(where, "concat over the batch dimension is not supported")
-        return {"type": "concat", "axis": axis - 1 if axis > 0 else axis}
+        return {"type": "concat", "axis": bt.axis(x, a["axis"], where, "concat")}
+    if op == "Concat" and n_live == 1:
+        spec = _class_token(node, where, b)
+        if spec is not None:
+            return spec
     if op in _ZERO_COST:
         return None
-    return {"type": op, "params": param_count(node)}
+    return {"type": op}
 
 
+def _tie(spec, node, b, in_features):
+    """A linear layer whose weight another linear or embedding layer already owns (a weight shared
+    between time steps, an output layer tied to the embedding) is ``tied_to`` it."""
+    owners = {b.owned[s] for s in b.sources(node, node.inputs[1:2]) if s in b.owned}
+    if len(owners) == 1:
+        owner = owners.pop()
+        if b.weight_shape.get(owner) == [spec["out"], in_features]:
+            spec["tied_to"] = owner
+    return spec
+
+
+def _position_table(node, where, b):
+    """x + P with P a learned table of one sample's shape [T, D] (ViT's position embedding):
+    ``positional_embedding``, whose table gradient sums the batch."""
+    consts, bt = b.consts, b.bt
+    live = [i for i in node.inputs if i not in consts]
+    table = [i for i in node.inputs if i in consts]
+    if len(live) != 1 or len(table) != 1:
+        return None
+    x, p = live[0], consts[table[0]]
+    if not b.sources(node) or p.dtype.kind != "f" or not bt.removed(x):
+        return None
+    per = bt.per_sample(x, where)
+    shape = tuple(p.shape)
+    while shape and shape[0] == 1 and len(shape) > len(per):
+        shape = shape[1:]
+    if len(per) != 2 or shape != per or b.free_params(b.sources(node)) != p.size:
+        return None
+    if bt.axes[x][0] != 0:
+        return None
+    return {"type": "positional_embedding", "rows": per[0]}
+
+
+def _class_token(node, where, b):
+    """Concat(token, x) along the sequence, the token a learned [1, 1, D] (or its copy per
+    sample, as the dynamo exporter writes it): ``cls_token``."""
+    consts, bt = b.consts, b.bt
+    ins = [i for i in node.inputs if i]
+    if len(ins) != 2 or ins[0] not in consts or ins[1] in consts:
+        return None
+    x = ins[1]
+    if not bt.removed(x) or bt.axes[x][0] != 0:
+        return None
+    per = bt.per_sample(x, where)
+    if len(per) != 2 or bt.axis(x, node.attrs.get("axis", 0), where, "concat") != 0:
+        return None
+    token = _broadcast_param(np.asarray(consts[ins[0]]), 0, bt.batch)
+    sources = b.sources(node)
+    if token is None or token.shape != (1, 1, per[-1]) or not sources:
+        return None
+    if sum(b.weights.get(n, 0) for n in sources) not in (per[-1], per[-1] * bt.batch):
+        return None
+    return {"type": "cls_token"}
 _ELEMENTWISE = {
     # op: (forward per output element, backward per output element)
     "Add": ({"add": 1}, {}),
@@ -478,14 +1326,14 @@ _ELEMENTWISE = {
 }
 
 
-def _elementwise_spec(node, consts, n_live, param_count):
+def _elementwise_spec(node, consts, n_live):
     """Per-element costs of ONNX elementwise arithmetic. Backward tables are per output element:
     Sub/Neg negate (1 sub); Mul multiplies dy by the other operand (1 mul per operand needing a
     gradient); a/b: dy/b (1 div) and -dy*out/b (1 mul, 1 div, 1 sub); sqrt: dy/(2*out) (1 mul,
     1 div); Pow by a constant: x^2 1 mul fwd / 2 mul bwd, x^3 2 mul / 3 mul, x^0.5 as sqrt, any
     other exponent exp(log(x)*p) fwd and p*out/x*dy (2 mul, 1 div) bwd."""
     op = node.op
-    params = param_count(node)
+
     if op == "Pow":
         p = consts.get(node.inputs[1]) if len(node.inputs) > 1 else None
         p = float(np.asarray(p).reshape(-1)[0]) if p is not None and np.asarray(p).size == 1 else None
@@ -515,6 +1363,4 @@ def _elementwise_spec(node, consts, n_live, param_count):
         elif op == "Div" and node.inputs[1] in consts:
             bwd = {"div": 1}
     spec = {"type": "elementwise", "op": op, "ops": dict(fwd), "backward": dict(bwd)}
-    if params:
-        spec["params"] = params
     return spec

@@ -7,7 +7,7 @@ not parameters).
 """
 import math
 
-__all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry",
+__all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry", "attention_geometry",
            "scatter_geometry", "window_tally", "pool_geometry", "adaptive_windows", "adaptive_tally"]
 
 
@@ -345,7 +345,13 @@ def _embedding(f, in_shapes):
     _n_inputs(in_shapes, 1)
     vocab = f.int("vocab", required=True)
     dim = f.int("dim", required=True)
-    return in_shapes[0] + (dim,), vocab * dim, {"vocab": vocab, "dim": dim}
+    tied = f.any("tied_to")
+    if tied is not None and not isinstance(tied, str):
+        raise ShapeError(f"'tied_to' must be a layer name, not {tied!r}")
+    attrs = {"vocab": vocab, "dim": dim}
+    if tied is not None:
+        attrs["tied_to"] = tied
+    return in_shapes[0] + (dim,), 0 if tied else vocab * dim, attrs
 
 
 def _positional_embedding(f, in_shapes):
@@ -355,12 +361,20 @@ def _positional_embedding(f, in_shapes):
     # rows: size of the learned table, one row per position; it may exceed the sequence (GPT-2
     # keeps 1024 positions) but not fall short of it. A token-type table (BERT's two segment
     # rows, token_types: true) is indexed by type, not position, so any number of rows fits.
-    rows = f.int("rows", shape[0])
+    # offset: the position of the first token (a decode step after `offset` cached tokens reads
+    # row `offset` of the table).
+    offset = f.int("offset", 0, minimum=0)
+    rows = f.int("rows", offset + shape[0])
     token_types = f.bool("token_types", False)
-    if not token_types and rows < shape[0]:
+    if not token_types and rows < offset + shape[0]:
+        at = f" from position {offset}" if offset else ""
         raise ShapeError(f"the table has {rows} position{'s' if rows != 1 else ''} ('rows'), fewer than the "
-                         f"{shape[0]} tokens of input shape {list(shape)}")
-    return shape, rows * shape[-1], {"rows": rows, "dim": shape[-1], "token_types": token_types}
+                         f"{offset + shape[0] if offset else shape[0]} {'positions' if offset else 'tokens'} of "
+                         f"input shape {list(shape)}{at}")
+    attrs = {"rows": rows, "dim": shape[-1], "token_types": token_types}
+    if offset:
+        attrs["offset"] = offset
+    return shape, rows * shape[-1], attrs
 
 
 def _cls_token(f, in_shapes):
@@ -491,9 +505,37 @@ def _matmul(f, in_shapes):
 
 
 def _mask(f):
+    """``(mask, causal, additive)``: the legacy ``mask`` choice and the two properties the
+    formulas read. ``causal: true`` with ``mask: additive`` is a causal layer that also adds a
+    bias to its scores (T5's decoder: relative-position bias plus the causal mask)."""
     causal = f.bool("causal", False)
     mask = f.choice("mask", "causal" if causal else "none", ("none", "causal", "additive"))
-    return mask
+    return mask, causal or mask == "causal", mask == "additive"
+
+
+def attention_geometry(t, s, *, causal, offset=0, window=None):
+    """``(rows, pairs, cols)`` of the score matrix of one head: ``t`` query rows, ``s`` keys.
+
+    Without a mask every query sees every key: ``(t, t*s, s)``. With a causal mask the query of
+    row i sits at position ``offset + i`` and sees the keys ``j <= offset + i`` (and, with a
+    sliding ``window`` of W keys, only ``j > offset + i - W``: itself and the W-1 before it), so
+    row i sees ``n_i = min(offset + i + 1, s, W)`` keys. ``pairs`` is the sum of the n_i (the
+    score entries computed), ``cols`` the number of keys seen by at least one row. ``offset``
+    is the number of cached keys before the first query (bottom-right alignment, as Hugging Face
+    and FlashAttention align a causal mask with a KV cache); ``offset = 0`` with ``t <= s`` is
+    PyTorch's ``is_causal`` (top-left) triangle. Closed form: with M = min(s, W) and
+    g(x) = sum_{q=1..x} min(q, M), pairs = g(offset + t) - g(offset).
+    """
+    if not causal:
+        return t, t * s, s
+    m = s if window is None else min(s, window)
+
+    def g(x):
+        return x * (x + 1) // 2 if x <= m else m * (m + 1) // 2 + (x - m) * m
+
+    first, last = offset, offset + t - 1
+    lo = 0 if window is None else max(0, first - window + 1)
+    return t, g(last + 1) - g(first), min(last, s - 1) - lo + 1
 
 
 def _sdpa(f, in_shapes):
@@ -503,9 +545,12 @@ def _sdpa(f, in_shapes):
         raise ShapeError("q, k and v must be [heads, length, head_dim]")
     if q[0] != k[0] or k[0] != v[0] or q[2] != k[2] or k[1] != v[1]:
         raise ShapeError(f"shape mismatch: q {list(q)}, k {list(k)}, v {list(v)}")
-    mask = _mask(f)
+    mask, causal, additive = _mask(f)
+    scale = f.bool("scale", True)
+    rows, pairs, cols = attention_geometry(q[1], k[1], causal=causal)
     return (q[0], q[1], v[2]), 0, {"heads": q[0], "t": q[1], "s": k[1], "hd": q[2], "hdv": v[2],
-                                   "mask": mask}
+                                   "mask": mask, "causal": causal, "additive": additive, "scale": scale,
+                                   "rows": rows, "pairs": pairs, "cols": cols}
 
 
 def _attention(f, in_shapes):
@@ -527,11 +572,16 @@ def _attention(f, in_shapes):
     s, kdim, vdim = k[0], k[1], v[1]
     heads = f.int("heads", required=True)
     kv_heads = f.int("kv_heads", heads)
-    if d % heads or heads % kv_heads:
-        raise ShapeError(f"heads {heads} must divide dim {d} and be a multiple of kv_heads {kv_heads}")
+    head_dim = f.int("head_dim", None)
+    if heads % kv_heads:
+        raise ShapeError(f"heads {heads} must be a multiple of kv_heads {kv_heads}")
+    if head_dim is None and d % heads:
+        raise ShapeError(f"heads {heads} must divide dim {d} (or give head_dim)")
     bias = f.bool("bias", True)
+    out_bias = f.bool("out_bias", bias)
     rope = f.bool("rope", False)
-    mask = _mask(f)
+    scale = f.bool("scale", True)
+    mask, causal, additive = _mask(f)
     masks = f.int("masks", 1 if mask == "additive" else 0, minimum=0)
     if mask != "additive" and masks:
         raise ShapeError("'masks' needs mask: additive")
@@ -539,12 +589,65 @@ def _attention(f, in_shapes):
     dropout = f.number("dropout", 0)
     if not 0 <= dropout < 1:
         raise ShapeError(f"'dropout' must be in [0, 1), not {dropout!r}")
-    hd = d // heads
-    dkv = kv_heads * hd
-    params = 2 * d * d + (kdim + vdim) * dkv + ((2 * d + 2 * dkv) if bias else 0)
+    window = f.int("window", None)
+    past = f.int("past", 0, minimum=0)
+    kv_cache = f.bool("kv_cache", False)
+    memory_cached = f.bool("memory_cached", False)
+    # T5's learned relative-position bias: "own" keeps the table (buckets x heads parameters) in
+    # this layer, "shared" reuses the table of an earlier layer; either way it is added to the scores
+    position_bias = f.choice("position_bias", "none", ("none", "own", "shared"))
+    buckets = f.int("buckets", 32)
+    cross = len(in_shapes) > 1
+    if window is not None and not causal:
+        raise ShapeError("'window' (sliding-window attention) needs causal: true")
+    if cross and past:
+        raise ShapeError("'past' (cached tokens of a self-attention) needs one input; a cross-attention reads "
+                         "its memory")
+    if memory_cached and not cross:
+        raise ShapeError("'memory_cached' is for a cross-attention (2 or 3 inputs)")
+    hd = d // heads if head_dim is None else head_dim
+    inner, dkv = heads * hd, kv_heads * hd
+    if not cross:
+        s = past + t
+    rows, pairs, cols = attention_geometry(t, s, causal=causal, offset=past, window=window)
+    params = (d * inner + (kdim + vdim) * dkv + inner * d + ((inner + 2 * dkv) if bias else 0)
+              + (d if out_bias else 0))
+    if position_bias == "own":
+        params += buckets * heads
+    additive = additive or position_bias != "none"
     return (t, d), params, {"t": t, "s": s, "dim": d, "kdim": kdim, "vdim": vdim, "heads": heads,
-                            "kv_heads": kv_heads, "hd": hd, "dkv": dkv, "bias": bias, "rope": rope, "mask": mask,
-                            "masks": masks, "weights": weights, "dropout": dropout}
+                            "kv_heads": kv_heads, "hd": hd, "inner": inner, "dkv": dkv, "bias": bias,
+                            "out_bias": out_bias, "rope": rope, "scale": scale, "mask": mask, "causal": causal,
+                            "additive": additive, "masks": masks, "weights": weights, "dropout": dropout,
+                            "window": window, "past": past, "kv_cache": kv_cache, "cross": cross,
+                            "memory_cached": memory_cached, "position_bias": position_bias, "buckets": buckets,
+                            "rows": rows, "pairs": pairs, "cols": cols}
+
+
+def _moe(f, in_shapes):
+    """A mixture-of-experts feed-forward block on [T, D] (Mixtral's sparse MoE): a router linear
+    D -> E without bias, a softmax over the E experts, the top k per token (renormalized when
+    ``normalize``), and per chosen expert a (gated) MLP down(act(gate(x)) * up(x)), its outputs
+    weighted and summed. ``params`` counts all E experts, ``active_params`` the router and k."""
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    _rank_at_least(shape, 1)
+    d = shape[-1]
+    experts = f.int("experts", required=True)
+    top_k = f.int("top_k", required=True)
+    ffn = f.int("ffn", required=True)
+    act = f.choice("act", "silu", ("silu", "gelu", "relu"))
+    gated = f.bool("gated", True)
+    bias = f.bool("bias", False)
+    normalize = f.bool("normalize", True)
+    if top_k > experts:
+        raise ShapeError(f"top_k {top_k} must be at most experts {experts}")
+    expert = (3 if gated else 2) * d * ffn + (((2 if gated else 1) * ffn + d) if bias else 0)
+    router = d * experts
+    return shape, router + experts * expert, {
+        "dim": d, "experts": experts, "top_k": top_k, "ffn": ffn, "act": act, "gated": gated, "bias": bias,
+        "normalize": normalize, "expert_params": expert, "router_params": router,
+        "active_params": router + top_k * expert}
 
 
 RNN_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -635,7 +738,23 @@ def _elementwise(f, in_shapes):
     backward = _op_table(f.any("backward"), "backward")
     label = f.any("op", "elementwise")
     out = _explicit_or(f, None) or _broadcast(in_shapes)
-    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label)}
+    once, once_inputs = _once(f, in_shapes)
+    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label),
+                                                 "once": once, "once_inputs": once_inputs}
+
+
+def _once(f, in_shapes):
+    """``once`` [false]: the layer is computed once per batch (from parameters or constants), not
+    per sample; ``once_inputs`` [none]: which inputs are such batch-free tensors (their
+    gradient sums the batch)."""
+    once = f.bool("once", False)
+    once_inputs = f.any("once_inputs")
+    if once_inputs is None:
+        once_inputs = [once] * len(in_shapes)
+    if (not isinstance(once_inputs, list) or len(once_inputs) != len(in_shapes)
+            or not all(isinstance(v, bool) for v in once_inputs)):
+        raise ShapeError(f"'once_inputs' must be a list of {len(in_shapes)} true/false values, not {once_inputs!r}")
+    return once, tuple(once_inputs)
 
 
 def _reduce(f, in_shapes):
@@ -645,21 +764,58 @@ def _reduce(f, in_shapes):
     out = _explicit_or(f, None)
     if out is None:
         raise ShapeError("missing field 'out_shape'")
+    once = f.bool("once", False)
     if math.prod(in_shapes[0]) % math.prod(out):
         raise ShapeError(f"shape mismatch: cannot reduce {list(in_shapes[0])} to {list(out)}")
-    return out, 0, {"kind": kind}
+    return out, 0, {"kind": kind, "once": once}
 
 
 def _shape_op(f, in_shapes):
-    """Data movement with an explicit output shape (slice, gather, pad, expand, ...): free."""
+    """Data movement with an explicit output shape (slice, gather, pad, expand, ...): free
+    forward. ``reads`` [all]: elements per sample of the first input it reads (a slice: consumers
+    reading disjoint slices of one tensor need no gradient sum); ``grad`` [none | broadcast |
+    gather]: the backward of an expand (the gradient summed back to the input's elements) or of
+    a gather (each gathered element's gradient added into the source's); ``once`` [false]: a
+    batch-free tensor (computed once per batch); ``once_inputs``: as for ``elementwise``."""
     label = f.any("op", "shape_op")
-    return _explicit_or(f, in_shapes[0]), f.int("params", 0, minimum=0), {"op": str(label)}
+    out = _explicit_or(f, in_shapes[0])
+    reads = f.int("reads", None, minimum=0)
+    grad = f.choice("grad", "none", ("none", "broadcast", "gather"))
+    once, once_inputs = _once(f, in_shapes)
+    return out, f.int("params", 0, minimum=0), {"op": str(label), "reads": reads, "grad": grad, "once": once,
+                                                 "once_inputs": once_inputs}
+
+
+def _parameter(f, in_shapes):
+    """A bare learned tensor (``nn.Parameter``: a class token, a position table, a layer scale),
+    read as is by the layers that name it; computed once per batch, its shape is the whole
+    tensor's ``shape``."""
+    shape = f.any("shape")
+    if (not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                        for d in shape)):
+        raise ShapeError(f"'shape' must be a list of non-negative integers, not {shape!r}")
+    return tuple(shape), math.prod(shape), {"once": True}
+
+
+def _stochastic_depth(f, in_shapes):
+    """torchvision's stochastic depth: drops whole samples (mode row) or the whole batch (batch)
+    with probability p in training; identity in eval."""
+    _n_inputs(in_shapes, 1)
+    p = f.number("p", 0.5)
+    if not 0 <= p <= 1:
+        raise ShapeError(f"'p' must be in [0, 1], not {p!r}")
+    mode = f.choice("mode", "row", ("row", "batch"))
+    return in_shapes[0], 0, {"p": p, "mode": mode}
 
 
 SHAPE_FUNCTIONS = {
     "elementwise": _elementwise,
     "reduce": _reduce,
     "shape_op": _shape_op,
+    "parameter": _parameter,
+    "stochastic_depth": _stochastic_depth,
+    "hardswish": _same_shape(1),
+    "hardsigmoid": _same_shape(1),
     "linear": _linear,
     "embedding": _embedding,
     "positional_embedding": _positional_embedding,
@@ -677,6 +833,7 @@ SHAPE_FUNCTIONS = {
     "bmm": _matmul,
     "sdpa": _sdpa,
     "attention": _attention,
+    "moe": _moe,
     "lstm": _rnn_factory("lstm"),
     "gru": _rnn_factory("gru"),
     "rnn": _rnn_factory("rnn"),

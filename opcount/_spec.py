@@ -22,22 +22,36 @@ in brackets):
   ``global_maxpool``: no fields, output ``[C]``
 - ``batchnorm``, ``groupnorm`` (groups), ``layernorm`` and ``rmsnorm`` (dims [1]: trailing
   dimensions normalized): affine [true], bias [true; rmsnorm false], eps [1e-5]
-- ``embedding``: vocab, dim (input: token ids); ``positional_embedding``: rows [T] (a learned
-  table added to the input, at least T rows), token_types [false: true makes it a token-type
-  table, BERT's segment embedding, whose rows are types and may be fewer than T];
-  ``cls_token``: prepends one learned token
-- ``attention`` (multi-head attention, ``nn.MultiheadAttention``; one input ``[T, D]`` for
-  self-attention, or inputs query, key/value (two) or query, key, value (three), keys ``[S, kdim]``):
-  heads, kv_heads [heads], bias [true], rope [false], causal [false], mask [none | causal |
-  additive], masks [1 with an additive mask; 2: an attention and a key-padding mask merged],
-  weights [none | mean: need_weights, averaged over heads | heads], dropout [0: on the attention
-  probabilities, training only];
+- ``embedding``: vocab, dim (input: token ids), tied_to [none: an earlier embedding or linear
+  layer whose table it shares]; ``positional_embedding``: rows [offset + T] (a learned table
+  added to the input, at least offset + T rows), offset [0: the position of the first token, as
+  in a decode step], token_types [false: true makes it a token-type table, BERT's segment
+  embedding, whose rows are types and may be fewer than T]; ``cls_token``: prepends one learned
+  token
+- ``attention`` (multi-head attention, ``nn.MultiheadAttention`` and the attention of
+  transformer language models; one input ``[T, D]`` for self-attention, or inputs query,
+  key/value (two: a cross-attention to a memory) or query, key, value (three), keys
+  ``[S, kdim]``): heads, kv_heads [heads: grouped-query attention], head_dim [D / heads], bias
+  [true: q, k, v and output projections], out_bias [bias], rope [false], scale [true: false for
+  T5's unscaled scores], causal [false], mask [none | causal | additive], masks [1 with an
+  additive mask; 2: an attention and a key-padding mask merged], weights [none | mean:
+  need_weights, averaged over heads | heads], dropout [0: on the attention probabilities,
+  training only], window [none: a sliding window of keys, each query seeing itself and the
+  window-1 before it; needs causal], past [0: cached tokens before the T new ones, read from
+  the KV cache; self-attention only], kv_cache [false: the layer stores its keys and values,
+  priced in the data-movement model], memory_cached [false: a cross-attention reusing cached
+  keys and values of its memory], position_bias [none | own | shared: T5's relative-position
+  bias table, owned (buckets x heads parameters) or an earlier layer's], buckets [32].
+  A causal mask counts only the score entries it keeps (see ``sdpa_cost``);
+  ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``): causal (PyTorch's ``is_causal``
+  triangle), mask, scale [true]
+- ``moe`` (a mixture-of-experts MLP on ``[T, D]``, Mixtral's): experts, top_k, ffn, act [silu |
+  gelu | relu], gated [true], bias [false], normalize [true: the top-k weights renormalized]
 - ``lstm``, ``gru``, ``rnn`` (input ``[T, features]``, output ``[T, directions x H_out]``): hidden,
   layers [1], bidirectional [false], bias [true], dropout [0: between layers, training only],
   proj [0] (lstm: proj_size, H_out), nonlinearity [tanh | relu] (rnn); optional inputs 2 and 3
   are the initial states h0 ``[layers x directions, H_out]`` and c0 (lstm) ``[layers x
-  directions, hidden]``;
-  ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``): causal, mask
+  directions, hidden]``
 - ``matmul``/``bmm`` (two inputs), ``add`` and ``mul`` (two or more inputs of one shape),
   ``concat`` (axis [0])
 - ``relu``, ``relu6``, ``leaky_relu`` (slope [0.01]), ``sigmoid``, ``tanh``, ``gelu``
@@ -104,10 +118,11 @@ def _unique_keys(pairs):
     return out
 
 
-def load_spec(path, *, seq=None):
+def load_spec(path, *, seq=None, **step):
     """Read a ``.yaml``/``.yml``/``.json`` model spec into a ModelIR. A JSON file with a
     ``model_type`` and no ``layers`` is a Hugging Face config (see ``load_hf_config``); ``seq``
-    sets its sequence length and is refused for plain specs."""
+    sets its sequence length and ``step`` (past, kv_cache, logits) builds a serving step of it;
+    both are refused for plain specs."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -138,7 +153,10 @@ def load_spec(path, *, seq=None):
     if is_hf_config(spec):
         if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
             raise ModelError(f"{path}: sequence length must be a positive integer, not {seq!r}")
-        return spec_to_model(config_to_spec(spec, path, seq=seq), source=path, default_name=stem)
+        return spec_to_model(config_to_spec(spec, path, seq=seq, **step), source=path, default_name=stem)
     if seq is not None:
         raise ModelError(f"{path}: has no sequence length to set (a model spec fixes its input shape)")
+    if any(value != {"past": 0, "kv_cache": False, "logits": "all"}.get(key) for key, value in step.items()):
+        raise ModelError(f"{path}: a model spec fixes its layers, so it has no serving step (prefill, decode) to "
+                         "build; write the step's attention fields (past, kv_cache) in the spec")
     return spec_to_model(spec, source=path, default_name=stem)

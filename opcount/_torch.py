@@ -1,203 +1,988 @@
-"""The PyTorch frontend (optional extra): an ``nn.Module`` to a ModelIR through ``torch.fx``.
+"""The PyTorch frontend (optional extra): an ``nn.Module`` to a ModelIR by running it on meta
+tensors.
 
-The module is traced with ``torch.fx.symbolic_trace`` and run once on an example input (first
-dimension the batch) with ``ShapeProp`` to get every tensor's shape. Standard modules (Linear,
-Conv*, ConvTranspose*, pools, norms, Embedding, Dropout, activations, Flatten, Identity,
-MultiheadAttention for self-attention) and functions (add, mul, sub, div, matmul, cat, relu,
-gelu, softmax, scaled_dot_product_attention, ...) map to layer types; view/reshape/permute/
-indexing are free shape operations; anything else becomes an uncounted layer and the result is
-incomplete. Parameters are counted from the modules, so they equal
-``sum(p.numel() for p in module.parameters())`` for the mapped modules.
+The module is run twice under a ``TorchFunctionMode`` on meta tensors (shapes only, no
+arithmetic, so the cost does not depend on the batch or the model's arithmetic), at two batch
+sizes; every torch function call and every call of a standard module is recorded with the
+tensors it reads and returns. Comparing the two runs locates the batch axis of every tensor
+(also after transpose, permute, reshape, flatten, or when the batch is merged with another
+axis, as in ``[B*heads, T, d]``); the IR keeps per-sample shapes, and tensors without a batch
+axis (parameters, masks built from constants) are counted once per batch.
+
+Standard modules become one layer each (Linear, Conv*, ConvTranspose*, pools, norms, Embedding,
+Dropout, activations, MultiheadAttention with or without ``batch_first`` and ``need_weights``,
+LSTM/GRU/RNN with layers, directions and projections; their tuple outputs are followed);
+other modules are entered and their torch functions recorded (add, matmul, softmax, F.linear,
+F.layer_norm, scaled_dot_product_attention, split/chunk, indexing, ...). A bare ``nn.Parameter``
+read by a function becomes a ``parameter`` layer (a class token, a position table, a layer
+scale). ``custom_modules={MyBlock: fn}`` counts a module of the user's own with
+``fn(module, in_shapes, out_shapes)``, which returns a layer spec (or a list of them, chained)
+in the model-spec vocabulary, with per-sample shapes.
+
+Completeness: the IR is complete only if every parameter of the module was attributed to a
+counted layer and no call with arithmetic was left uncounted; otherwise ``ModelIR.left_out``
+lists what was, the count is marked incomplete and an :class:`IncompleteModelWarning` is
+issued.
 """
-import operator
+import inspect
+import math
+import warnings
 
-from ._ir import ModelError, build_model
+from ._ir import MODEL_INPUT, IncompleteModelWarning, ModelError, build_model
 
 __all__ = ["load_torch"]
 
-
-def _per_sample(node, where):
-    meta = node.meta.get("tensor_meta")
-    if meta is None or not hasattr(meta, "shape"):
-        raise ModelError(f"{where}: output is not a single tensor")
-    shape = tuple(int(d) for d in meta.shape)
-    if len(shape) < 2:
-        raise ModelError(f"{where}: output {list(shape)} has no per-sample dimensions")
-    return shape[1:]
+_BATCHES = (2, 3)           # the two batch sizes the module is run at
 
 
-def _tuple(value, n):
-    return list(value) if isinstance(value, (tuple, list)) else [value] * n
+class _Unsupported(Exception):
+    """A call that cannot be expressed as a layer: it is recorded as left out."""
 
 
-def _module_spec(module, nn, where, in_rank):
-    """Layer spec of a standard module, or None if it is not one we know."""
-    m = module
+# --- recording ----------------------------------------------------------------------------------
+
+def _flat_tensors(value, torch):
+    """Tensors in a nested structure of tuples, lists and dicts, in order."""
+    out = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            out.append(item)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+    return out
+
+
+class _Event:
+    __slots__ = ("kind", "target", "path", "args", "kwargs", "inputs", "outputs", "module", "params")
+
+    def __init__(self, kind, target, path, args, kwargs, inputs, outputs, module=None):
+        self.kind, self.target, self.path = kind, target, path
+        self.args, self.kwargs, self.inputs, self.outputs, self.module = args, kwargs, inputs, outputs, module
+        # the (meta) parameters of a module call, read while they are swapped in
+        self.params = list(module.parameters()) if module is not None else []
+
+
+def _record(module, call, args, kwargs, leaf_of, torch):
+    """Run ``call(*args, **kwargs)`` (``module`` with meta tensors) and return the recorded
+    events and the output tensors."""
+    from torch.overrides import TorchFunctionMode
+
+    events = []
+    state = {"depth": 0, "active": False, "stack": []}
+
+    def to_meta(value):
+        if isinstance(value, torch.Tensor) and value.device.type != "meta":
+            return value.to("meta")
+        if isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value):
+            return type(value)(to_meta(v) for v in value) if isinstance(value, tuple) else [to_meta(v) for v in value]
+        return value
+
+    class Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if not state["active"]:
+                return func(*args, **kwargs)
+            args = tuple(to_meta(a) for a in args)
+            kwargs = {k: to_meta(v) for k, v in kwargs.items()}
+            out = func(*args, **kwargs)
+            if state["depth"] == 0:
+                name = getattr(func, "__name__", str(func))
+                if name == "__get__":
+                    name = getattr(getattr(func, "__self__", None), "__name__", name)
+                outputs = _flat_tensors(out, torch)
+                if name == "__setitem__" and args and isinstance(args[0], torch.Tensor):
+                    outputs = [args[0]]
+                events.append(_Event("fn", name, state["stack"][-1] if state["stack"] else "", args, kwargs,
+                                     _flat_tensors((args, kwargs), torch), outputs))
+            return out
+
+    handles = []
+    for path, sub in module.named_modules():
+        leaf = leaf_of(sub)
+
+        def pre(m, a, kw, path=path, leaf=leaf):
+            if m is module:
+                state["active"] = True
+            if state["depth"] == 0:
+                state["stack"].append(path)
+                if leaf:
+                    state["depth"] += 1
+            elif leaf:
+                state["depth"] += 1
+
+        def post(m, a, kw, out, path=path, leaf=leaf):
+            if leaf:
+                state["depth"] -= 1
+            if state["depth"] == 0:
+                state["stack"].pop()
+                if leaf:
+                    events.append(_Event("module", type(m).__name__, path, a, kw, _flat_tensors((a, kw), torch),
+                                         _flat_tensors(out, torch), m))
+            if m is module:
+                state["active"] = False
+
+        handles.append(sub.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(sub.register_forward_hook(post, with_kwargs=True))
+    try:
+        with torch.device("meta"), Mode():
+            output = call(*args, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return events, _flat_tensors(output, torch)
+
+
+# --- per-sample shapes ----------------------------------------------------------------------------
+
+class _Ref:
+    """A tracked tensor: the IR layer that produced it, its per-sample shape, where its batch
+    axis is (None: batch-free, counted once per batch) and the batch factor merged into it."""
+    __slots__ = ("layer", "shape", "axis", "factor", "full")
+
+    def __init__(self, layer, shape, axis, factor, full):
+        self.layer, self.shape, self.axis, self.factor, self.full = layer, shape, axis, factor, full
+
+    @property
+    def once(self):
+        return self.axis is None
+
+
+def _batch_axis(a, b, where):
+    """``(axis, factor)`` from the shapes of one tensor at the two batch sizes."""
+    if len(a) != len(b):
+        raise ModelError(f"{where}: the rank of a tensor changes with the batch size ({list(a)} vs {list(b)})")
+    axes = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    if not axes:
+        return None, 1
+    if len(axes) == 1:
+        i = axes[0]
+        if a[i] % _BATCHES[0] == 0 and b[i] % _BATCHES[1] == 0 and a[i] // _BATCHES[0] == b[i] // _BATCHES[1]:
+            return i, a[i] // _BATCHES[0]
+    raise ModelError(f"{where}: cannot find the batch axis of a tensor of shape {list(a)} ({list(b)} at batch "
+                     f"{_BATCHES[1]})")
+
+
+def _per_sample(full, axis, factor):
+    if axis is None:
+        return tuple(full)
+    if factor == 1:
+        return tuple(full[:axis]) + tuple(full[axis + 1:])
+    return tuple(full[:axis]) + (factor,) + tuple(full[axis + 1:])
+
+
+# --- the frontend ---------------------------------------------------------------------------------
+
+_FREE = {
+    "view", "view_as", "reshape", "reshape_as", "permute", "transpose", "swapaxes", "swapdims", "t", "T", "mT",
+    "contiguous", "squeeze", "unsqueeze", "flatten", "unflatten", "narrow", "select", "roll", "flip", "clone",
+    "detach", "to", "type", "float", "half", "double", "bfloat16", "bool", "long", "int", "type_as", "pad",
+    "masked_fill", "movedim", "moveaxis", "__getitem__", "__setitem__", "index_select", "gather", "take_along_dim",
+    "cat", "concat", "concatenate", "stack", "hstack", "vstack", "where", "tril", "triu", "masked_select",
+    "data", "zero_", "fill_", "copy_", "new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like",
+    "empty_like", "full_like", "bitwise_not", "__invert__", "logical_not", "logical_and", "logical_or",
+    "__and__", "__or__", "__xor__", "bitwise_and", "bitwise_or", "repeat_interleave", "diagonal",
+}
+_EXPAND = {"expand", "expand_as", "repeat", "broadcast_to", "tile"}
+_MULTI = {"split", "chunk", "unbind", "tensor_split", "split_with_sizes", "unsafe_chunk", "unsafe_split"}
+_CMP = {"eq", "ne", "lt", "gt", "le", "ge", "__eq__", "__ne__", "__lt__", "__gt__", "__le__", "__ge__",
+        "greater", "less", "equal", "not_equal", "greater_equal", "less_equal", "isnan", "isinf"}
+# name: (forward per output element, backward per output element); recipe names are priced by
+# the profile (their backward recipe in the backward column)
+_ELEMENTWISE = {
+    "add": ({"add": 1}, {}), "sub": ({"sub": 1}, {"sub": 1}), "rsub": ({"sub": 1}, {"sub": 1}),
+    "mul": ({"mul": 1}, {"mul": 1}), "div": ({"div": 1}, {"div": 2, "mul": 1, "sub": 1}),
+    "true_divide": ({"div": 1}, {"div": 2, "mul": 1, "sub": 1}), "rdiv": ({"div": 1}, {"div": 2, "mul": 1, "sub": 1}),
+    "neg": ({"neg": 1}, {"neg": 1}), "negative": ({"neg": 1}, {"neg": 1}),
+    "exp": ({"exp": 1}, {"exp": 1}), "log": ({"log": 1}, {"log": 1}), "erf": ({"erf": 1}, {"erf": 1}),
+    "sqrt": ({"sqrt": 1}, {"mul": 1, "div": 1}), "rsqrt": ({"rsqrt": 1}, {"rsqrt": 1}),
+    "reciprocal": ({"div": 1}, {"mul": 2, "sub": 1}), "abs": ({"cmp": 1}, {"cmp": 1}),
+    "square": ({"mul": 1}, {"mul": 2}), "sigmoid": ({"sigmoid": 1}, {"sigmoid": 1}),
+    "tanh": ({"tanh": 1}, {"tanh": 1}), "relu": ({"cmp": 1}, {"cmp": 1}), "relu6": ({"cmp": 2}, {"cmp": 2}),
+    "silu": ({"silu": 1}, {"silu": 1}), "hardswish": ({"hardswish": 1}, {"hardswish": 1}),
+    "hardsigmoid": ({"hardsigmoid": 1}, {"hardsigmoid": 1}), "maximum": ({"cmp": 1}, {"cmp": 1}),
+    "minimum": ({"cmp": 1}, {"cmp": 1}), "clamp_min": ({"cmp": 1}, {"cmp": 1}), "clamp_max": ({"cmp": 1}, {"cmp": 1}),
+    "hardtanh": ({"cmp": 2}, {"cmp": 2}), "sign": ({"cmp": 2}, {}), "floor": ({"cmp": 1}, {}), "round": ({"cmp": 1}, {}),
+}
+_ALIASES = {"__add__": "add", "__radd__": "add", "__iadd__": "add", "__sub__": "sub", "__isub__": "sub",
+            "__rsub__": "rsub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul", "__truediv__": "div",
+            "__itruediv__": "div", "__rtruediv__": "rdiv", "__neg__": "neg", "__matmul__": "matmul",
+            "__rmatmul__": "rmatmul", "__pow__": "pow", "__rpow__": "rpow", "__abs__": "abs", "divide": "div",
+            "multiply": "mul", "subtract": "sub", "clip": "clamp", "amax": "max", "amin": "min"}
+_ACTIVATIONS = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}
+_OWNING = {"embedding", "linear", "layer_norm", "rms_norm", "matmul", "bmm", "mm", "rmatmul", "scaled_dot_product_attention"}
+_ACTIVATION_MODULES = {"ReLU": "relu", "ReLU6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "SiLU": "silu",
+                       "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid"}
+
+
+def _name_of(target):
+    name = _ALIASES.get(target, target)
+    if name.endswith("_") and not name.endswith("__") and name[:-1] in _ELEMENTWISE | dict.fromkeys(
+            ("clamp", "pow", "masked_fill", "div", "mul", "add", "sub")):
+        name = name[:-1]
+    return _ALIASES.get(name, name)
+
+
+class _Builder:
+    def __init__(self, torch, nn, label, param_names, custom_modules):
+        self.torch, self.nn, self.label = torch, nn, label
+        self.param_names = param_names          # id(meta tensor) -> parameter name
+        self.custom = custom_modules
+        self.refs = {}                          # id(tensor) -> _Ref
+        self.specs = []
+        self.names = set()
+        self.attributed = {}                    # parameter name -> layer name
+        self.param_layers = {}                  # parameter name -> layer name of its 'parameter' layer
+        self.left_out = []
+        self.checks = []                        # (layer name, expected per-sample shape)
+        self.custom_params = []                 # (first layer, last layer, module params, path)
+
+    # names ------------------------------------------------------------------------------------
+    def unique(self, base):
+        base = base or "layer"
+        name, i = base, 1
+        while name in self.names or name == MODEL_INPUT:
+            name = f"{base}_{i}"
+            i += 1
+        self.names.add(name)
+        return name
+
+    # tensors ----------------------------------------------------------------------------------
+    def ref(self, tensor):
+        return self.refs.get(id(tensor))
+
+    def is_param(self, tensor):
+        return id(tensor) in self.param_names
+
+    def param_ref(self, tensor):
+        """The layer of a bare parameter read as a tensor, created at its first use."""
+        pname = self.param_names[id(tensor)]
+        layer = self.param_layers.get(pname)
+        if layer is None:
+            owner = self.attributed.get(pname)
+            layer = self.unique(pname)
+            self.param_layers[pname] = layer
+            shape = [int(d) for d in tensor.shape]
+            if owner is not None:        # already owned by a layer: a shared read, no new parameters
+                self.specs.append({"type": "shape_op", "name": layer, "inputs": [owner], "out_shape": shape or [1],
+                                   "op": "parameter", "once": True})
+            else:
+                self.attributed[pname] = layer
+                self.specs.append({"type": "parameter", "name": layer, "inputs": [MODEL_INPUT], "shape": shape})
+            self.checks.append((layer, tuple(shape)))
+        return _Ref(layer, tuple(int(d) for d in tensor.shape), None, 1, tuple(tensor.shape))
+
+    def tracked(self, tensor):
+        """The _Ref of a tensor that carries data through the model (a layer's output or a bare
+        parameter), or None for constants."""
+        ref = self.ref(tensor)
+        if ref is None and self.is_param(tensor):
+            ref = self.param_ref(tensor)
+        return ref
+
+    def own(self, tensors, layer):
+        """Attribute parameters to ``layer``; returns the count newly attributed (0 for a
+        parameter already owned: a shared weight)."""
+        total = 0
+        for t in tensors:
+            if t is None or not self.is_param(t):
+                continue
+            pname = self.param_names[id(t)]
+            if pname not in self.attributed:
+                self.attributed[pname] = layer
+                total += t.numel()
+        return total
+
+    # layers -------------------------------------------------------------------------------------
+    def add(self, event, index, spec, inputs, out_tensor, out_ref, path_name=None):
+        name = self.unique(path_name)
+        spec = dict(spec)
+        spec["name"] = name
+        spec["inputs"] = [r.layer for r in inputs] or [MODEL_INPUT]
+        self.specs.append(spec)
+        ref = _Ref(name, out_ref[0], out_ref[1], out_ref[2], out_ref[3])
+        if out_tensor is not None:
+            self.refs[id(out_tensor)] = ref
+        self.checks.append((name, ref.shape))
+        return ref
+
+    def leave(self, what, type_, reason, params=0):
+        self.left_out.append((what, type_, reason, params))
+
+
+def _axis(ref, dim, where):
+    """The per-sample axis of real axis ``dim`` of ``ref``'s tensor."""
+    rank = len(ref.full)
+    if dim < 0:
+        dim += rank
+    if not 0 <= dim < rank:
+        raise _Unsupported(f"axis {dim} out of range")
+    if ref.axis is None:
+        return dim
+    if dim == ref.axis:
+        if ref.factor == 1:
+            raise _Unsupported("reduces or normalizes over the batch axis")
+        raise _Unsupported("works along the axis the batch is merged into")
+    return dim - 1 if (dim > ref.axis and ref.factor == 1) else dim
+
+
+def _bind(function, args, kwargs):
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    out = dict(bound.arguments)
+    out.update(out.pop("kwargs", {}) or {})
+    return out
+
+
+def _module_spec(b, m, event, ins):
+    """Layer spec and IR inputs of a standard module call (module event)."""
+    nn = b.nn
+    x = ins[0] if ins else None
+    kind = type(m).__name__
+    if x is None:
+        raise _Unsupported("no tracked tensor input")
+
+    def batch_first_axis():
+        if x.axis != 0 or x.factor != 1:
+            raise _Unsupported(f"{kind} needs the batch on axis 0 (found it on axis {x.axis})")
+
     if isinstance(m, nn.Linear):
-        return {"type": "linear", "out": m.out_features, "bias": m.bias is not None}
-    conv_types = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
-    tconv_types = {nn.ConvTranspose1d: 1, nn.ConvTranspose2d: 2, nn.ConvTranspose3d: 3}
-    for cls, nd in list(conv_types.items()) + list(tconv_types.items()):
-        if type(m) is cls:
+        return {"type": "linear", "out": m.out_features, "bias": m.bias is not None}, [x]
+    for prefix, base in (("conv", nn.modules.conv._ConvNd),):
+        if isinstance(m, base):
+            batch_first_axis()
+            nd = len(m.kernel_size)
             if m.padding_mode != "zeros":
-                raise ModelError(f"{where}: padding_mode {m.padding_mode!r} is not supported")
+                raise _Unsupported(f"padding_mode {m.padding_mode!r}")
             padding = m.padding
             if padding == "valid":
-                padding = 0
-            spec = {"type": f"conv{nd}d" if cls in conv_types else f"conv_transpose{nd}d",
-                    "out": m.out_channels, "kernel": list(m.kernel_size), "stride": list(m.stride),
-                    "padding": padding if padding == "same" else list(_tuple(padding, nd)),
-                    "dilation": list(m.dilation), "groups": m.groups, "bias": m.bias is not None}
-            if cls in tconv_types:
+                padding = [0] * nd
+            transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
+            spec = {"type": f"conv_transpose{nd}d" if transposed else f"conv{nd}d", "out": m.out_channels,
+                    "kernel": list(m.kernel_size), "stride": list(m.stride),
+                    "padding": padding if padding == "same" else list(padding), "dilation": list(m.dilation),
+                    "groups": m.groups, "bias": m.bias is not None}
+            if transposed:
                 spec["output_padding"] = list(m.output_padding)
-            return spec
-    for prefix, classes in (("maxpool", (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)),
-                            ("avgpool", (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d))):
-        for nd, cls in enumerate(classes, start=1):
-            if type(m) is cls:
-                spec = {"type": f"{prefix}{nd}d", "kernel": _tuple(m.kernel_size, nd),
-                        "stride": _tuple(m.stride if m.stride is not None else m.kernel_size, nd),
-                        "padding": _tuple(m.padding, nd), "ceil_mode": bool(m.ceil_mode)}
-                if prefix == "maxpool":
-                    spec["dilation"] = _tuple(m.dilation, nd)
-                return spec
-    for prefix, classes in (("adaptive_avgpool", (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)),
-                            ("adaptive_maxpool", (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d))):
-        for nd, cls in enumerate(classes, start=1):
-            if type(m) is cls:
-                return {"type": f"{prefix}{nd}d", "out": _tuple(m.output_size, nd)}
-    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
-        return {"type": "batchnorm", "affine": m.affine, "eps": m.eps}
+            return spec, [x]
+    pools = {"MaxPool": "maxpool", "AvgPool": "avgpool"}
+    for stem, prefix in pools.items():
+        if kind.startswith(stem) and kind[-2:] in ("1d", "2d", "3d"):
+            batch_first_axis()
+            nd = int(kind[-2])
+            tup = (lambda v: list(v) if isinstance(v, (tuple, list)) else [v] * nd)
+            spec = {"type": f"{prefix}{nd}d", "kernel": tup(m.kernel_size),
+                    "stride": tup(m.stride if m.stride is not None else m.kernel_size), "padding": tup(m.padding),
+                    "ceil_mode": bool(m.ceil_mode)}
+            if prefix == "maxpool":
+                spec["dilation"] = tup(m.dilation)
+            elif not m.count_include_pad and any(tup(m.padding)):
+                raise _Unsupported("count_include_pad=False with padding")
+            return spec, [x]
+    for stem, prefix in (("AdaptiveAvgPool", "adaptive_avgpool"), ("AdaptiveMaxPool", "adaptive_maxpool")):
+        if kind.startswith(stem) and kind[-2:] in ("1d", "2d", "3d"):
+            batch_first_axis()
+            nd = int(kind[-2])
+            size = m.output_size if isinstance(m.output_size, (tuple, list)) else [m.output_size] * nd
+            in_spatial = x.shape[1:]
+            return {"type": f"{prefix}{nd}d", "out": [s if o is None else o for o, s in zip(size, in_spatial)]}, [x]
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        batch_first_axis()
+        return {"type": "batchnorm", "affine": m.affine, "eps": m.eps}, [x]
     if isinstance(m, nn.LayerNorm):
         return {"type": "layernorm", "dims": len(m.normalized_shape), "affine": m.elementwise_affine,
-                "bias": m.bias is not None, "eps": m.eps}
+                "bias": m.bias is not None, "eps": m.eps}, [x]
     if hasattr(nn, "RMSNorm") and isinstance(m, nn.RMSNorm):
-        return {"type": "rmsnorm", "dims": len(m.normalized_shape), "affine": m.elementwise_affine}
+        return {"type": "rmsnorm", "dims": len(m.normalized_shape), "affine": m.elementwise_affine}, [x]
     if isinstance(m, nn.GroupNorm):
-        return {"type": "groupnorm", "groups": m.num_groups, "affine": m.affine, "eps": m.eps}
+        batch_first_axis()
+        return {"type": "groupnorm", "groups": m.num_groups, "affine": m.affine, "eps": m.eps}, [x]
     if isinstance(m, nn.Embedding):
-        return {"type": "embedding", "vocab": m.num_embeddings, "dim": m.embedding_dim}
-    if isinstance(m, nn.Dropout):
-        return {"type": "dropout", "p": m.p}
-    simple = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.SiLU: "silu",
-              nn.Identity: "identity"}
-    for cls, name in simple.items():
-        if type(m) is cls:
-            return {"type": name}
+        if m.max_norm is not None:
+            raise _Unsupported("Embedding with max_norm")
+        return {"type": "embedding", "vocab": m.num_embeddings, "dim": m.embedding_dim}, [x]
+    if isinstance(m, nn.modules.dropout._DropoutNd):
+        return {"type": "dropout", "p": m.p}, [x]
+    if kind in _ACTIVATION_MODULES and type(m).__module__.startswith("torch.nn"):
+        return {"type": _ACTIVATION_MODULES[kind]}, [x]
     if isinstance(m, nn.LeakyReLU):
-        return {"type": "leaky_relu", "slope": m.negative_slope}
+        return {"type": "leaky_relu", "slope": m.negative_slope}, [x]
     if isinstance(m, nn.GELU):
-        return {"type": "gelu", "approximate": m.approximate}
+        return {"type": "gelu", "approximate": m.approximate}, [x]
     if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
         dim = -1 if m.dim is None else m.dim
-        if dim == 0 or dim == -in_rank:
-            raise ModelError(f"{where}: softmax over the batch dimension is not supported")
-        return {"type": "softmax" if isinstance(m, nn.Softmax) else "log_softmax", "axis": dim - 1 if dim > 0 else dim}
-    if isinstance(m, nn.Flatten):
-        if m.end_dim != -1 or m.start_dim < 1:
-            return None
-        return {"type": "flatten", "start": m.start_dim - 1}
+        return {"type": "softmax" if isinstance(m, nn.Softmax) else "log_softmax",
+                "axis": _axis(x, dim, "")}, [x]
+    if kind == "StochasticDepth" and hasattr(m, "p") and hasattr(m, "mode"):
+        return {"type": "stochastic_depth", "p": m.p, "mode": m.mode}, [x]
     if isinstance(m, nn.MultiheadAttention):
-        if not m.batch_first or not m._qkv_same_embed_dim:
-            raise ModelError(f"{where}: MultiheadAttention needs batch_first=True and equal q/k/v dims")
-        return {"type": "attention", "heads": m.num_heads, "bias": m.in_proj_bias is not None}
-    return None
+        return _mha_spec(b, m, event)
+    if isinstance(m, nn.RNNBase):
+        return _rnn_spec(b, m, event)
+    raise _Unsupported(f"no formula for {kind}")
 
 
-def load_torch(module, example_input, *, name=None, loss="mse", optimizer="sgd"):
-    """Trace ``module`` on ``example_input`` (a tensor whose first dimension is the batch)."""
-    import torch
-    from torch import fx, nn
-    from torch.fx.passes.shape_prop import ShapeProp
-    import torch.nn.functional as F
-    label = name or type(module).__name__
-    try:
-        gm = fx.symbolic_trace(module)
-    except Exception as exc:
-        raise ModelError(f"{label}: torch.fx cannot trace the module: {' '.join(str(exc).split())}") from None
-    ShapeProp(gm).propagate(example_input)
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != 1:
-        raise ModelError(f"{label}: expected one input, found {len(placeholders)}")
-    layer_of = {placeholders[0]: "input"}
-    specs = []
-    modules = dict(gm.named_modules())
-    fn_types = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-                torch.tanh: "tanh", F.tanh: "tanh", F.silu: "silu", F.gelu: "gelu", F.leaky_relu: "leaky_relu"}
-    arith = {operator.add: "add", torch.add: "add", operator.mul: "mul", torch.mul: "mul", operator.sub: "sub",
-             torch.sub: "sub", operator.truediv: "div", torch.div: "div"}
-    free_methods = {"view", "reshape", "permute", "transpose", "contiguous", "squeeze", "unsqueeze", "flatten",
-                    "expand", "chunk", "split", "repeat", "flip"}
-    free_functions = {torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze,
-                      operator.getitem}
-    for node in gm.graph.nodes:
-        if node.op in ("placeholder", "output", "get_attr"):
-            continue
-        where = f"{label}: layer {node.name!r}"
-        meta = node.meta.get("tensor_meta")
-        if meta is None or not hasattr(meta, "shape"):
-            continue                                   # sizes, tuples: no arithmetic
-        tensor_args = [a for a in node.args if isinstance(a, fx.Node) and a in layer_of]
-        if node.target is torch.cat:
-            tensor_args = [a for a in node.args[0] if isinstance(a, fx.Node)]
-        refs = [layer_of[a] for a in tensor_args]
-        out_shape = list(_per_sample(node, where))
-        spec = None
-        in_rank = len(tensor_args[0].meta["tensor_meta"].shape) if tensor_args else 0
-        if node.op == "call_module":
-            module_ = modules[node.target]
-            if isinstance(module_, nn.MultiheadAttention):
-                refs = refs[:1]
-            spec = _module_spec(module_, nn, where, in_rank)
-            if spec is None:
-                spec = {"type": type(module_).__name__, "out_shape": out_shape,
-                        "params": sum(p.numel() for p in module_.parameters())}
-        elif node.target in fn_types:
-            spec = {"type": fn_types[node.target]}
-            if node.target is F.gelu:
-                spec["approximate"] = node.kwargs.get("approximate", "none")
-        elif node.target in (torch.softmax, F.softmax, F.log_softmax, torch.log_softmax) or (
-                node.op == "call_method" and node.target in ("softmax", "log_softmax")):
-            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else -1)
-            kind = "log_softmax" if "log" in getattr(node.target, "__name__", str(node.target)) else "softmax"
-            spec = {"type": kind, "axis": dim - 1 if dim > 0 else dim}
-        elif node.target in arith or (node.op == "call_method" and node.target in ("add", "mul", "sub", "div")):
-            op = arith.get(node.target, node.target)
-            shapes = [tuple(a.meta["tensor_meta"].shape) for a in tensor_args]
-            if op in ("add", "mul") and len(tensor_args) == 2 and shapes[0] == shapes[1] and refs[0] != refs[1]:
-                spec = {"type": op}
-            else:
-                backward = {"add": {}, "sub": {"sub": 1}, "mul": {"mul": len(tensor_args)},
-                            "div": {"div": 1} if len(tensor_args) == 1 else {"div": 2, "mul": 1, "sub": 1}}[op]
-                spec = {"type": "elementwise", "op": op, "ops": {op: 1}, "backward": backward,
-                        "out_shape": out_shape}
-        elif node.target in (torch.matmul, operator.matmul, torch.bmm) or (
-                node.op == "call_method" and node.target in ("matmul", "bmm")):
-            spec = {"type": "matmul"}
-        elif node.target is torch.cat:
-            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-            spec = {"type": "concat", "axis": dim - 1 if dim > 0 else dim}
-        elif node.target is F.scaled_dot_product_attention:
-            causal = bool(node.kwargs.get("is_causal", False))
-            spec = {"type": "sdpa", "causal": causal}
-            if node.kwargs.get("attn_mask") is not None:
-                spec = {"type": "sdpa", "mask": "additive"}
-        elif node.target in free_functions or (node.op == "call_method" and node.target in free_methods):
-            spec = {"type": "shape_op", "op": str(getattr(node.target, "__name__", node.target)),
-                    "out_shape": out_shape}
+def _mha_spec(b, m, event):
+    if m.bias_k is not None or m.add_zero_attn:
+        raise _Unsupported("MultiheadAttention with add_bias_kv or add_zero_attn")
+    a = _bind(type(m).forward, (m,) + tuple(event.args), event.kwargs)
+    q, k, v = a.get("query"), a.get("key"), a.get("value")
+    refs = [b.tracked(t) for t in (q, k, v)]
+    if any(r is None for r in refs):
+        raise _Unsupported("a query, key or value without a batch")
+    if k is q and v is q:
+        inputs = refs[:1]
+    elif v is k:
+        inputs = refs[:2]
+    else:
+        inputs = refs
+    masks = sum(a.get(key) is not None for key in ("attn_mask", "key_padding_mask"))
+    spec = {"type": "attention", "heads": m.num_heads, "bias": m.in_proj_bias is not None,
+            "dropout": float(m.dropout)}
+    if masks:
+        spec.update(mask="additive", masks=masks)
+    elif a.get("is_causal"):
+        spec["causal"] = True
+    if a.get("need_weights", True):
+        spec["weights"] = "mean" if a.get("average_attn_weights", True) else "heads"
+    return spec, inputs
+
+
+def _rnn_spec(b, m, event):
+    kind = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}.get(type(m).__name__)
+    if kind is None or not isinstance(event.args[0], b.torch.Tensor):
+        raise _Unsupported(f"{type(m).__name__} (packed sequences are not supported)")
+    x = b.tracked(event.args[0])
+    spec = {"type": kind, "hidden": m.hidden_size, "layers": m.num_layers, "bidirectional": m.bidirectional,
+            "bias": m.bias, "dropout": float(m.dropout)}
+    if kind == "lstm" and m.proj_size:
+        spec["proj"] = m.proj_size
+    if kind == "rnn":
+        spec["nonlinearity"] = m.nonlinearity
+    inputs = [x]
+    hx = event.args[1] if len(event.args) > 1 else event.kwargs.get("hx")
+    states = list(hx) if isinstance(hx, (tuple, list)) else ([hx] if hx is not None else [])
+    for state in states:
+        ref = b.tracked(state)
+        if ref is None:            # a constant initial state: counted like zeros, no gradient
+            break
+        inputs.append(ref)
+    if len(states) == 2 and len(inputs) == 2:
+        raise _Unsupported("an LSTM whose h0 is computed and c0 constant")
+    return spec, inputs
+
+
+def _fn_spec(b, name, event, ins):
+    """Layer spec and IR inputs of a recorded torch function; None for a free call."""
+    torch = b.torch
+    args, kwargs = event.args, event.kwargs
+    out_ref = b._out
+    tensor_args = [a for a in args if isinstance(a, torch.Tensor)]
+    x = ins[0] if ins else None
+    if name in ("linear",):
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        bias = args[2] if len(args) > 2 else kwargs.get("bias")
+        xr = b.ref(args[0])
+        if xr is None or not b.is_param(weight):
+            raise _Unsupported("F.linear with a computed weight")
+        return {"type": "linear", "out": int(weight.shape[0]), "bias": bias is not None,
+                "_own": [weight, bias]}, [xr]
+    if name in ("matmul", "bmm", "mm", "rmatmul"):
+        first, second = (tensor_args[1], tensor_args[0]) if name == "rmatmul" else (tensor_args[0], tensor_args[1])
+        ra, rb = b.ref(first), b.ref(second)
+        if ra is not None and rb is None and b.is_param(second) and second.dim() == 2:
+            # x @ W with a bare weight: a linear layer without bias
+            return {"type": "linear", "out": int(second.shape[1]), "bias": False, "_weight_t": True,
+                    "_own": [second]}, [ra]
+        ra = ra or (b.param_ref(first) if b.is_param(first) else None)
+        rb = rb or (b.param_ref(second) if b.is_param(second) else None)
+        if ra is None or rb is None or ra.once or rb.once:
+            raise _Unsupported("a product with a constant or batch-free operand")
+        return {"type": "matmul"}, [ra, rb]
+    if name == "scaled_dot_product_attention":
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
+        a = dict(zip(names, args))
+        a.update(kwargs)
+        refs = [b.tracked(a.get(k)) if a.get(k) is not None else None for k in ("query", "key", "value")]
+        if any(r is None or r.once or len(r.shape) != 3 for r in refs):
+            raise _Unsupported("attention inputs must be [batch, heads, length, head_dim]")
+        if a.get("dropout_p", 0):
+            raise _Unsupported("scaled_dot_product_attention with dropout_p")
+        spec = {"type": "sdpa"}
+        if a.get("attn_mask") is not None:
+            spec["mask"] = "additive"
+        elif a.get("is_causal"):
+            spec["causal"] = True
+        return spec, refs
+    if name in ("layer_norm", "rms_norm"):
+        a = _bind(getattr(torch.nn.functional, name), args, kwargs)
+        weight, bias = a.get("weight"), a.get("bias")
+        if (weight is not None and not b.is_param(weight)) or (bias is not None and not b.is_param(bias)):
+            raise _Unsupported(f"{name} with a computed weight")
+        dims = len(a.get("normalized_shape"))
+        if name == "layer_norm":
+            spec = {"type": "layernorm", "dims": dims, "affine": weight is not None, "bias": bias is not None}
         else:
-            spec = {"type": str(getattr(node.target, "__name__", node.target)), "out_shape": out_shape}
-        spec["name"] = node.name
-        spec["inputs"] = refs or ["input"]
-        specs.append(spec)
-        layer_of[node] = node.name
-    shape = tuple(int(d) for d in example_input.shape)
-    if len(shape) < 2:
-        raise ModelError(f"{label}: the example input needs a batch dimension and per-sample dimensions")
-    ir = build_model(name=label, input_shape=shape[1:], layers=specs, loss=loss, optimizer=optimizer, source=label)
-    for layer, node in zip(ir.layers, [n for n in gm.graph.nodes if n.name in {s["name"] for s in specs}]):
-        want = _per_sample(node, f"{label}: layer {node.name!r}")
-        if layer.out_shape != want:
-            raise ModelError(f"{label}: layer {layer.name!r} ({layer.type}): shape mismatch: inferred "
-                             f"{list(layer.out_shape)}, torch says {list(want)}")
+            spec = {"type": "rmsnorm", "dims": dims, "affine": weight is not None}
+        if weight is None and bias is not None:
+            raise _Unsupported("layer_norm with a bias and no weight")
+        spec["_own"] = [weight, bias]
+        x = b.tracked(args[0])
+        if x is None:
+            raise _Unsupported(f"{name} of a constant")
+        return spec, [x]
+    if name == "embedding":
+        ids, weight = (args + (None, None))[:2] if len(args) >= 2 else (args[0], kwargs.get("weight"))
+        x = b.ref(ids)
+        if x is None or not b.is_param(weight) or weight.dim() != 2:
+            raise _Unsupported("F.embedding with a computed table")
+        return {"type": "embedding", "vocab": int(weight.shape[0]), "dim": int(weight.shape[1]),
+                "_own": [weight]}, [x]
+    if name in ("interpolate", "upsample", "upsample_nearest"):
+        mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+        src = b.tracked(args[0])
+        if mode != "nearest" or src is None or src.once:
+            raise _Unsupported(f"no formula for {name} mode {mode!r}")
+        if any(o % i for o, i in zip(out_ref[0][1:], src.shape[1:])):
+            raise _Unsupported(f"{name} by a non-integer factor")
+        # nearest by integer factors: copies forward; backward sums each source's copies
+        return {"type": "shape_op", "op": name, "out_shape": list(out_ref[0]), "grad": "broadcast"}, [src]
+    if name in ("softmax", "log_softmax"):
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        if dim is None:
+            raise _Unsupported("softmax without dim")
+        return {"type": name, "axis": _axis(x, dim, "")}, [x]
+    if name == "gelu":
+        return {"type": "gelu", "approximate": kwargs.get("approximate", "none")}, [x]
+    if name == "leaky_relu":
+        return {"type": "leaky_relu", "slope": kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01)}, [x]
+    if name == "dropout" or name in ("dropout1d", "dropout2d", "dropout3d", "alpha_dropout"):
+        p = kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+        return {"type": "dropout", "p": p}, [x]
+    if name in ("mean", "sum", "max", "min", "argmax", "argmin", "nansum", "logsumexp", "var", "std"):
+        if name in ("nansum", "logsumexp", "var", "std"):
+            raise _Unsupported(f"no formula for {name}")
+        kind = {"argmax": "max", "argmin": "min"}.get(name, name)
+        if name in ("max", "min") and len(tensor_args) == 2:
+            return _elementwise_spec(b, "maximum", ins, event)
+        if out_ref[1] is None and not x.once:
+            raise _Unsupported("reduces over the batch axis")
+        spec = {"type": "reduce", "kind": kind, "out_shape": list(out_ref[0]) or [1]}
+        if x.once:
+            spec["once"] = True
+        return spec, [x]
+    if name == "pow" or name == "rpow":
+        exponent = args[1] if len(args) > 1 else kwargs.get("exponent")
+        if name == "pow" and not isinstance(exponent, torch.Tensor) and exponent in (2, 2.0):
+            return _elementwise_spec(b, "square", ins, event)
+        if name == "pow" and not isinstance(exponent, torch.Tensor) and exponent == 0.5:
+            return _elementwise_spec(b, "sqrt", ins, event)
+        return _elementwise_spec(b, None, ins, event, ops=({"log": 1, "mul": 1, "exp": 1}, {"mul": 2, "div": 1}))
+    if name == "clamp":
+        bounds = [v for v in list(args[1:3]) + [kwargs.get("min"), kwargs.get("max")] if v is not None]
+        n = len(bounds)
+        return _elementwise_spec(b, None, ins, event, ops=({"cmp": n}, {"cmp": n}))
+    if name in _CMP:
+        return _elementwise_spec(b, None, ins, event, ops=({"cmp": 1}, {}))
+    if name in _ELEMENTWISE:
+        return _elementwise_spec(b, name, ins, event)
+    raise _Unsupported(f"no formula for {name}")
+
+
+def _elementwise_spec(b, name, ins, event, ops=None):
+    """An ``elementwise`` layer. Backward per output element: mul multiplies dy by the other
+    operand for each operand with a gradient; a - b negates for b only (1 sub when b is
+    tracked); a / b: dy/b for a (1 div), -dy*out/b for b (1 mul, 1 div, 1 sub)."""
+    fwd, bwd = ops if ops is not None else _ELEMENTWISE[name]
+    args = event.args
+    second = args[1] if len(args) > 1 else None
+    live = [a is not None and (b.ref(a) is not None or b.is_param(a)) if isinstance(a, b.torch.Tensor) else False
+            for a in (args[0] if args else None, second)]
+    if name == "mul":
+        bwd = {"mul": len(ins)}
+    elif name == "sub":
+        bwd = {"sub": 1} if live[1] else {}
+    elif name in ("div", "rdiv"):
+        numerator, denominator = (live[0], live[1]) if name == "div" else (live[1], live[0])
+        bwd = {}
+        if numerator:
+            bwd["div"] = 1
+        if denominator:
+            bwd["div"] = bwd.get("div", 0) + 1
+            bwd.update(mul=1, sub=1)
+    out_shape, out_axis = b._out[0], b._out[1]
+    if out_axis is None and any(not r.once for r in ins):
+        raise _Unsupported("reduces over the batch axis")
+    if ops is None and name in _ACTIVATIONS and len(ins) == 1 and tuple(out_shape) == ins[0].shape \
+            and not ins[0].once:
+        return {"type": name}, ins
+    spec = {"type": "elementwise", "op": name or event.target, "ops": dict(fwd), "backward": dict(bwd),
+            "out_shape": list(out_shape) or [1]}
+    if out_axis is None:
+        spec["once"] = True
+    if any(r.once for r in ins):
+        spec["once_inputs"] = [r.once for r in ins]
+    return spec, ins
+
+
+def _handle(b, event, out_refs):
+    """Turn one event into IR layers."""
+    torch = b.torch
+    if not event.outputs:
+        return
+    b._out = out_refs[0]
+    if event.kind == "module":
+        m = event.module
+        ins = [b.tracked(t) for t in event.inputs]
+        ins = [r for r in ins if r is not None]
+        custom = next((fn for cls, fn in b.custom.items() if isinstance(m, cls)), None)
+        if custom is not None:
+            return _custom(b, m, event, ins, out_refs, custom)
+        kind = type(m).__name__
+        if isinstance(m, (b.nn.Identity, b.nn.Flatten, b.nn.Unflatten)) or (
+                kind == "StochasticDepth" and getattr(m, "p", 1) == 0):
+            spec, inputs = {"type": "shape_op", "op": kind, "out_shape": list(out_refs[0][0]) or [1]}, ins[:1]
+        else:
+            spec, inputs = _module_spec(b, m, event, ins)
+        params = [p for p in _module_params(b, event)]
+        shared = [p for p in params if b.param_names[id(p)] in b.attributed]
+        layer = b.add(event, 0, spec, inputs, event.outputs[0], out_refs[0], event.path)
+        if shared:
+            first = b.attributed[b.param_names[id(shared[0])]]
+            if spec["type"] == "linear" and len(shared) == len(params) and not spec["bias"]:
+                b.specs[-1]["tied_to"] = first
+            else:
+                b.leave(event.path, kind, f"module called again (its parameters are owned by {first!r}): the "
+                        "repeated call's weight gradients are not counted", 0)
+        b.own(params, layer.layer)
+        _extra_outputs(b, event, out_refs, layer)
+        return
+    name = _name_of(event.target)
+    live = [t for t in event.inputs if b.ref(t) is not None or b.is_param(t)]
+    if not live:
+        return                                     # constants, shapes, factories: nothing per sample
+    # a function that owns the parameters it reads resolves its own inputs; elsewhere a bare
+    # parameter is a data input (a 'parameter' layer)
+    ins = [] if name in _OWNING else [b.tracked(t) for t in live]
+    if name in _MULTI:
+        src = b.tracked(event.args[0])
+        if src is None:
+            return
+        for k, (t, r) in enumerate(zip(event.outputs, out_refs)):
+            b.add(event, k, {"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1],
+                             "reads": math.prod(r[0]), "once": r[1] is None, "once_inputs": [src.once]},
+                  [src], t, r, f"{event.path}.{name}" if event.path else name)
+        return
+    if name in _FREE or name in _EXPAND:
+        spec = {"type": "shape_op", "op": name, "out_shape": list(out_refs[0][0]) or [1]}
+        inputs = ins
+        src = ins[0]
+        if name in _EXPAND:
+            spec["grad"] = "broadcast"
+            inputs = [src]
+        elif name in ("__getitem__", "index_select", "gather", "take_along_dim", "select", "narrow",
+                      "masked_select", "diagonal"):
+            index = [a for a in event.inputs[1:] if isinstance(a, torch.Tensor)]
+            if index and src.once and b.is_param(event.args[0]):
+                spec["grad"] = "gather"         # a learned table indexed by a tensor
+            elif not index and src.once == (out_refs[0][1] is None):
+                # a slice: its gradient fills its part of the source's, no sum with other slices
+                spec["reads"] = math.prod(out_refs[0][0])
+            inputs = [src]
+        spec["once"] = out_refs[0][1] is None
+        spec["once_inputs"] = [r.once for r in inputs]
+        layer = b.add(event, 0, spec, inputs, event.outputs[0], out_refs[0],
+                      f"{event.path}.{name}" if event.path else name)
+        for t, r in zip(event.outputs[1:], out_refs[1:]):
+            b.add(event, 1, {"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1], "once": r[1] is None},
+                  [layer], t, r, f"{event.path}.{name}" if event.path else name)
+        return
+    spec, inputs = _fn_spec(b, name, event, ins)
+    own = spec.pop("_own", [])
+    spec.pop("_weight_t", None)
+    layer = b.add(event, 0, spec, [r for r in inputs if r is not None], event.outputs[0], out_refs[0],
+                  f"{event.path}.{name}" if event.path else name)
+    shared = [t for t in own if t is not None and b.param_names[id(t)] in b.attributed]
+    if shared:
+        first = b.attributed[b.param_names[id(shared[0])]]
+        if spec["type"] == "linear" and not spec["bias"] and len(shared) == len([t for t in own if t is not None]):
+            b.specs[-1]["tied_to"] = first
+        else:
+            b.leave(layer.layer, name, f"reuses the parameters of {first!r}: the repeated use's weight gradients "
+                    "are not counted", 0)
+    b.own(own, layer.layer)
+    if spec["type"] not in ("elementwise", "reduce", "shape_op") and layer.once:
+        b.leave(layer.layer, spec["type"], "computed once per batch (no batch axis); counted as per sample")
+    _extra_outputs(b, event, out_refs, layer)
+
+
+def _extra_outputs(b, event, out_refs, layer):
+    """Further tensors of a tuple output (LSTM's h_n and c_n, MHA's weights, max's indices):
+    free views of the layer's result."""
+    for k, (t, r) in enumerate(zip(event.outputs[1:], out_refs[1:]), start=1):
+        b.add(event, k, {"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1],
+                         "once": r[1] is None}, [layer], t, r, f"{layer.layer}:{k}")
+
+
+def _leaf_classes(nn):
+    """Standard modules counted as one layer each (others are entered and their functions
+    recorded)."""
+    names = ["Linear", "Identity", "Flatten", "Unflatten", "LayerNorm", "GroupNorm", "Embedding", "LeakyReLU",
+             "GELU", "Softmax", "LogSoftmax", "MultiheadAttention", "RNNBase", "RMSNorm"]
+    names += list(_ACTIVATION_MODULES)
+    names += [f"{stem}{nd}d" for nd in (1, 2, 3) for stem in ("MaxPool", "AvgPool", "AdaptiveAvgPool",
+                                                                "AdaptiveMaxPool")]
+    classes = [getattr(nn, n) for n in names if hasattr(nn, n)]
+    classes += [nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd]
+    return tuple(classes)
+
+
+def _module_params(b, event):
+    out, seen = [], set()
+    for p in event.params:
+        if id(p) in b.param_names and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def _custom(b, m, event, ins, out_refs, fn):
+    in_shapes = [list(r.shape) for r in ins]
+    out_shapes = [list(r[0]) for r in out_refs]
+    try:
+        specs = fn(m, in_shapes, out_shapes)
+    except Exception as exc:
+        raise ModelError(f"{b.label}: custom_modules handler for {type(m).__name__} ({event.path!r}) failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    if isinstance(specs, dict):
+        specs = [specs]
+    if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
+        raise ModelError(f"{b.label}: custom_modules handler for {type(m).__name__} must return a layer spec "
+                         f"(a dict) or a non-empty list of them, not {specs!r}")
+    first = len(b.specs)
+    previous = ins
+    layer = None
+    for k, spec in enumerate(specs):
+        spec = dict(spec)
+        last = k == len(specs) - 1
+        r = out_refs[0] if last else (None, 0, 1, None)
+        name = b.unique(event.path if len(specs) == 1 else f"{event.path}.{spec.get('type', 'layer')}")
+        spec["name"] = name
+        spec.setdefault("inputs", [p.layer for p in previous] or [MODEL_INPUT])
+        b.specs.append(spec)
+        layer = _Ref(name, r[0], r[1], r[2], r[3])
+        if last:
+            b.refs[id(event.outputs[0])] = layer
+            b.checks.append((name, layer.shape))
+        previous = [layer]
+    params = _module_params(b, event)
+    b.custom_params.append((first, len(b.specs), sum(p.numel() for p in params), event.path, type(m).__name__))
+    b.own(params, layer.layer)
+    _extra_outputs(b, event, out_refs, layer)
+
+
+def _inputs(example_inputs, forward, torch, label):
+    """``(args, kwargs)`` of the example inputs: a tensor, a tuple/list (positional) or a dict
+    (keywords)."""
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,), {}
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs), {}
+    if isinstance(example_inputs, dict):
+        return (), dict(example_inputs)
+    raise ModelError(f"{label}: example inputs must be a tensor, a tuple of inputs or a dict of keyword inputs, "
+                     f"not {type(example_inputs).__name__}")
+
+
+def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd", batch_dim=0,
+               custom_modules=None):
+    """A ModelIR of ``module`` called on ``example_inputs``: a tensor, a tuple of positional
+    inputs or a dict of keyword inputs (non-tensor values are passed as they are). Every tensor
+    input has its batch on axis ``batch_dim`` (its size there does not matter: the module is run
+    on meta tensors at two batch sizes of its own). ``custom_modules`` maps module classes to
+    ``fn(module, in_shapes, out_shapes) -> spec | [spec, ...]`` (per-sample shapes; specs in the
+    model-spec vocabulary, the first reading the module's inputs, the last giving its output).
+
+    Raises :class:`ModelError` for a module that cannot be run on meta tensors or whose batch
+    axis cannot be followed; issues :class:`IncompleteModelWarning` when something was left out
+    (see ``ModelIR.left_out``)."""
+    import torch
+    from torch import nn
+    label = str(name or type(module).__name__)
+    if not isinstance(module, nn.Module):
+        raise ModelError(f"{label}: expected a torch.nn.Module, not {type(module).__name__}")
+    custom_modules = dict(custom_modules or {})
+    for cls, fn in custom_modules.items():
+        if not isinstance(cls, type) or not callable(fn):
+            raise ModelError(f"{label}: custom_modules maps module classes to functions, not {cls!r}: {fn!r}")
+    args, kwargs = _inputs(example_inputs, module.forward, torch, label)
+    tensors = [(k, v) for k, v in list(enumerate(args)) + list(kwargs.items()) if isinstance(v, torch.Tensor)]
+    if not tensors:
+        raise ModelError(f"{label}: the example inputs hold no tensor")
+    for key, t in tensors:
+        if t.dim() <= batch_dim:
+            raise ModelError(f"{label}: input {key!r} of shape {list(t.shape)} has no batch axis {batch_dim}")
+
+    # meta stand-ins for every parameter and buffer, shared ones shared
+    meta_of = {}
+    state = {}
+    param_names = {}
+    for pname, p in module.named_parameters(remove_duplicate=False):
+        if id(p) not in meta_of:
+            meta_of[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+            param_names[id(meta_of[id(p)])] = pname
+        state[pname] = meta_of[id(p)]
+    for bname, buf in module.named_buffers(remove_duplicate=False):
+        if id(buf) not in meta_of:
+            meta_of[id(buf)] = torch.empty_like(buf, device="meta")
+        state[bname] = meta_of[id(buf)]
+
+    custom = tuple(custom_modules)
+
+    def leaf_of(m):
+        if isinstance(m, custom):
+            return True
+        if type(m).__name__ == "StochasticDepth" and hasattr(m, "p") and hasattr(m, "mode"):
+            return True
+        return type(m).__module__.startswith("torch.nn") and isinstance(m, _leaf_classes(nn))
+
+    runs = []
+    for batch in _BATCHES:
+        def meta(v, batch=batch):
+            if not isinstance(v, torch.Tensor):
+                return v
+            shape = list(v.shape)
+            shape[batch_dim] = batch
+            return torch.empty(shape, dtype=v.dtype, device="meta")
+        run_args = tuple(meta(a) for a in args)
+        run_kwargs = {k: meta(v) for k, v in kwargs.items()}
+        try:
+            events, outputs = _run(module, state, run_args, run_kwargs, leaf_of, torch)
+        except ModelError:
+            raise
+        except Exception as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise ModelError(f"{label}: cannot run the module on meta tensors at batch {batch}: "
+                             f"{type(exc).__name__}: {message}") from None
+        inputs = [run_args[k] if isinstance(k, int) else run_kwargs[k] for k, _ in tensors]
+        runs.append((events, outputs, inputs))
+    (events, outputs, inputs), (events2, _, _) = runs
+    if len(events) != len(events2) or any(e.target != f.target for e, f in zip(events, events2)):
+        raise ModelError(f"{label}: the module runs different operations at batch {_BATCHES[0]} and "
+                         f"{_BATCHES[1]}; its batch axis cannot be followed")
+
+    b = _Builder(torch, nn, label, param_names, custom_modules)
+    input_shape = None
+    for position, ((key, t), meta_t) in enumerate(zip(tensors, inputs)):
+        full = tuple(meta_t.shape)
+        shape = full[:batch_dim] + full[batch_dim + 1:]
+        if not shape:
+            raise ModelError(f"{label}: input {key!r} has no per-sample dimensions")
+        if position == 0:
+            input_shape = shape
+            b.refs[id(meta_t)] = _Ref(MODEL_INPUT, shape, batch_dim, 1, full)
+        else:
+            name_ = b.unique(f"input.{key}")
+            b.specs.append({"type": "shape_op", "name": name_, "inputs": [MODEL_INPUT], "out_shape": list(shape),
+                            "op": "input"})
+            b.refs[id(meta_t)] = _Ref(name_, shape, batch_dim, 1, full)
+    for index, (event, event2) in enumerate(zip(events, events2)):
+        where = f"{label}: {event.path + ': ' if event.path else ''}{event.target}"
+        if len(event.outputs) != len(event2.outputs):
+            raise ModelError(f"{where}: returns a different number of tensors at two batch sizes")
+        out_refs = []
+        for t, t2 in zip(event.outputs, event2.outputs):
+            axis, factor = _batch_axis(tuple(t.shape), tuple(t2.shape), where)
+            out_refs.append((_per_sample(tuple(t.shape), axis, factor), axis, factor, tuple(t.shape)))
+        try:
+            _handle(b, event, out_refs)
+        except _Unsupported as exc:
+            _unknown(b, event, out_refs, str(exc))
+    _finish_params(b, module)
+    specs = b.specs
+    if not specs:
+        specs = [{"type": "identity", "name": b.unique("identity")}]
+    final = b.ref(outputs[0]) if outputs else None
+    if final is not None and specs[-1]["name"] != final.layer and final.layer != MODEL_INPUT:
+        specs.append({"type": "identity", "name": b.unique("output"), "inputs": [final.layer]})
+    specs = _prune(specs)
+    ir = build_model(name=label, input_shape=input_shape, layers=specs, loss=loss, optimizer=optimizer,
+                     source=label)
+    shapes = {layer.name: layer.out_shape for layer in ir.layers}
+    for lname, want in b.checks:
+        if lname in shapes and shapes[lname] != tuple(want):
+            raise ModelError(f"{label}: layer {lname!r} ({ir.layer(lname).type}): shape mismatch: inferred "
+                             f"{list(shapes[lname])}, torch says {list(want)}")
+    for first, last, expected, path, kind in b.custom_params:
+        got = sum(layer.params for layer in ir.layers[first:last])
+        if got != expected:
+            b.leave(path, kind, f"the custom_modules handler's layers hold {got} parameters; the module has "
+                    f"{expected}", max(expected - got, 0))
+    for what, type_, reason, params in b.left_out:
+        ir.leave_out(what, type_, reason, params)
+    if not ir.complete:
+        items = ir.left_out + [{"layer": layer.name, "type": layer.type, "reason": "unknown layer type"}
+                               for layer in ir.layers if not layer.known]
+        shown = "; ".join(f"{i['layer']} ({i['type']}): {i['reason']}" for i in items[:3])
+        more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
+        warnings.warn(f"{label}: the count is incomplete: {shown}{more}", IncompleteModelWarning, stacklevel=2)
     return ir
+
+
+def _run(module, state, args, kwargs, leaf_of, torch):
+    """Record one call of ``module`` with its parameters and buffers replaced by ``state``."""
+    from torch.func import functional_call
+    return _record(module, lambda *a, **kw: functional_call(module, state, a, kw), args, kwargs, leaf_of, torch)
+
+
+def _unknown(b, event, out_refs, reason):
+    """A call without a formula: an uncounted layer (the count is incomplete), its parameters
+    attributed to it so they are not reported twice."""
+    ins = [b.tracked(t) for t in event.inputs]
+    ins = [r for r in ins if r is not None]
+    kind = event.target if event.kind == "fn" else type(event.module).__name__
+    path = event.path if event.kind == "module" else (f"{event.path}.{kind}" if event.path else kind)
+    params = _module_params(b, event) if event.kind == "module" else [
+        t for t in event.inputs if b.is_param(t)]
+    name = b.unique(path)
+    first_out = out_refs[0] if out_refs else ((1,), None, 1, (1,))
+    count = b.own(params, name)
+    b.specs.append({"type": kind if kind not in _KNOWN_TYPES else f"{kind} ({reason})", "name": name,
+                    "inputs": [r.layer for r in ins] or [MODEL_INPUT], "out_shape": list(first_out[0]) or [1],
+                    "params": count})
+    if event.outputs:
+        b.refs[id(event.outputs[0])] = _Ref(name, first_out[0], first_out[1], first_out[2], first_out[3])
+        _extra_outputs(b, event, out_refs, b.refs[id(event.outputs[0])])
+
+
+def _prune(specs):
+    """Drop free layers whose result nothing reads (an LSTM's unused h_n, a split part left
+    unused): they carry no gradient back, so they must not count as consumers."""
+    live = {specs[-1]["name"]}
+    keep = []
+    for spec in reversed(specs):
+        if spec["name"] in live or spec["type"] != "shape_op":
+            keep.append(spec)
+            live.update(spec.get("inputs", ()))
+    return keep[::-1]
+
+
+def _finish_params(b, module):
+    """Parameters no counted layer owns (never read, or read only inside an uncounted call)."""
+    for pname, p in module.named_parameters():
+        if pname not in b.attributed:
+            b.leave(pname, "parameter", f"{p.numel()} parameters not attributed to a counted layer (never read "
+                    "by a counted operation)", p.numel())
+
+
+def _known_types():
+    from ._formulas import FORMULAS
+    return frozenset(FORMULAS)
+
+
+_KNOWN_TYPES = _known_types()

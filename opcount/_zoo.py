@@ -21,7 +21,7 @@ to 2 classes, cross-entropy, sgd) is our choice, the paper does not give one.
 from ._ir import ModelError
 from ._spec import spec_to_model
 
-__all__ = ["zoo_names", "load_zoo", "ZOO_SOURCES"]
+__all__ = ["zoo_names", "load_zoo", "ZOO_SOURCES", "CAUSAL_LMS"]
 
 
 class _Net:
@@ -48,8 +48,9 @@ class _Net:
         return self
 
 
-def _spec(name, input_shape, net, loss="cross_entropy", optimizer="sgd"):
-    return {"name": name, "input": list(input_shape), "loss": loss, "optimizer": optimizer, "layers": net.layers}
+def _spec(name, input_shape, net, loss="cross_entropy", optimizer="sgd", format="fp32"):
+    return {"name": name, "input": list(input_shape), "loss": loss, "optimizer": optimizer, "format": format,
+            "layers": net.layers}
 
 
 # --- vision -----------------------------------------------------------------------------------
@@ -241,12 +242,12 @@ def _densenet121():
 # --- transformers -----------------------------------------------------------------------------
 
 def _encoder_block(n, d, heads, ffn, *, pre_norm, act="gelu", eps=1e-5, approximate="none", causal=False,
-                   dropout=0.1):
+                   dropout=0.1, attention=None):
     """One transformer block; pre-norm (GPT-2, ViT) or post-norm (BERT)."""
     entry = n.last
     if pre_norm:
         n.add("layernorm", eps=eps)
-    n.add("attention", heads=heads, causal=causal)
+    n.add("attention", heads=heads, causal=causal, **(attention or {}))
     if dropout:
         n.add("dropout", p=dropout)
     n.add("add", inputs=[n.last, entry])
@@ -277,7 +278,7 @@ def _vit_b16(seq=None):
 
 
 def bert_spec(name, *, d, depth, heads, ffn, vocab, max_positions, type_vocab, seq, eps=1e-12, act="gelu",
-              approximate="none"):
+              approximate="none", format="fp32"):
     """HF ``BertModel`` (embeddings, post-norm encoder, pooler) on ``seq`` tokens."""
     n = _Net()
     n.add("embedding", vocab=vocab, dim=d)
@@ -287,7 +288,7 @@ def bert_spec(name, *, d, depth, heads, ffn, vocab, max_positions, type_vocab, s
     for _ in range(depth):
         _encoder_block(n, d, heads, ffn, pre_norm=False, eps=eps, act=act, approximate=approximate)
     n.add("select", index=0); n.add("linear", name="pooler", out=d); n.add("tanh")
-    return _spec(name, (seq,), n, loss="mse", optimizer="adamw")
+    return _spec(name, (seq,), n, loss="mse", optimizer="adamw", format=format)
 
 
 def _bert_base(seq=None):
@@ -295,59 +296,149 @@ def _bert_base(seq=None):
                      type_vocab=2, seq=seq or 512)
 
 
+def _lm_head(n, vocab, tied_to, logits):
+    """The LM head over every position (``logits="all"``, a training or scoring forward) or over
+    the last one only (``"last"``: serving computes the next token's logits from the last
+    position, as vLLM does and Hugging Face ``generate`` does with ``logits_to_keep=1``)."""
+    if logits == "last":
+        n.add("select", name="last_token", index=-1)
+    n.add("linear", name="lm_head", out=vocab, bias=False, **({"tied_to": tied_to} if tied_to else {}))
+
+
+def _step_fields(past, kv_cache):
+    """Attention fields of a forward that keeps a KV cache and/or reads ``past`` cached tokens."""
+    return {**({"past": past} if past else {}), **({"kv_cache": True} if kv_cache else {})}
+
+
 def gpt2_spec(name, *, d, depth, heads, vocab, context, seq, ffn=None, eps=1e-5, act="gelu", approximate="tanh",
-              tied=True):
+              tied=True, past=0, kv_cache=False, logits="all", format="fp32"):
     """HF ``GPT2LMHeadModel``: token and position embeddings, pre-norm blocks with causal
-    attention, final layernorm, LM head (tied to the token embedding unless ``tied`` is false)."""
+    attention, final layernorm, LM head (tied to the token embedding unless ``tied`` is false).
+    ``seq`` new tokens after ``past`` cached ones (their keys and values are read from the KV
+    cache; ``kv_cache`` marks a forward that stores its own); ``logits`` "all" or "last"."""
     n = _Net()
     wte = n.add("embedding", name="wte", vocab=vocab, dim=d)
-    n.add("positional_embedding", name="wpe", rows=context); n.add("dropout", p=0.1)
+    n.add("positional_embedding", name="wpe", rows=context, **({"offset": past} if past else {}))
+    n.add("dropout", p=0.1)
     for _ in range(depth):
         _encoder_block(n, d, heads, ffn or 4 * d, pre_norm=True, act=act, approximate=approximate, causal=True,
-                       eps=eps)
+                       eps=eps, attention=_step_fields(past, kv_cache))
     n.add("layernorm", name="ln_f", eps=eps)
-    n.add("linear", name="lm_head", out=vocab, bias=False, **({"tied_to": wte} if tied else {}))
-    return _spec(name, (seq,), n, optimizer="adamw")
+    _lm_head(n, vocab, wte if tied else None, logits)
+    return _spec(name, (seq,), n, optimizer="adamw", format=format)
 
 
 _GPT = {"gpt2": (768, 12, 12), "gpt2-medium": (1024, 24, 16), "gpt2-large": (1280, 36, 20),
         "gpt2-xl": (1600, 48, 25), "gpt3-175b": (12288, 96, 96)}
 
 
-def _gpt(name, seq=None):
+def _gpt(name, seq=None, **step):
     d, depth, heads = _GPT[name]
     context = 2048 if name == "gpt3-175b" else 1024
-    return gpt2_spec(name, d=d, depth=depth, heads=heads, vocab=50257, context=context, seq=seq or context)
+    return gpt2_spec(name, d=d, depth=depth, heads=heads, vocab=50257, context=context, seq=seq or context, **step)
 
 
 def llama_spec(name, *, d, depth, heads, kv_heads, ffn, vocab, seq, eps=1e-5, tied=False, act="silu",
-               attention_bias=False, mlp_bias=False):
-    """HF ``LlamaForCausalLM`` (also Mistral): RMSNorm pre-norm blocks, rotary causal attention
-    with grouped-query heads, gated MLP down(act(gate(x)) * up(x)), final RMSNorm, LM head."""
+               attention_bias=False, mlp_bias=False, out_bias=None, head_dim=None, window=None, experts=None,
+               top_k=None, past=0, kv_cache=False, logits="all", format="fp32"):
+    """HF ``LlamaForCausalLM`` (also Mistral, Qwen2, Mixtral): RMSNorm pre-norm blocks, rotary
+    causal attention with grouped-query heads (a sliding ``window`` of keys for Mistral v0.1),
+    gated MLP down(act(gate(x)) * up(x)) or, with ``experts``, a mixture of experts choosing
+    ``top_k`` per token (Mixtral), final RMSNorm, LM head. ``seq`` new tokens after ``past``
+    cached ones; ``kv_cache`` marks a forward that stores its keys and values; ``logits`` "all"
+    or "last" (see ``_lm_head``)."""
     n = _Net()
     embed = n.add("embedding", name="embed_tokens", vocab=vocab, dim=d)
+    attention = {"heads": heads, "kv_heads": kv_heads, "bias": attention_bias, "rope": True, "causal": True,
+                 **({"out_bias": out_bias} if out_bias is not None and out_bias != attention_bias else {}),
+                 **({"head_dim": head_dim} if head_dim is not None else {}),
+                 **({"window": window} if window is not None else {}), **_step_fields(past, kv_cache)}
     for _ in range(depth):
         entry = n.last
         n.add("rmsnorm", eps=eps)
-        n.add("attention", heads=heads, kv_heads=kv_heads, bias=attention_bias, rope=True, causal=True)
+        n.add("attention", **attention)
         mid = n.add("add", inputs=[n.last, entry])
         normed = n.add("rmsnorm", eps=eps)
-        n.add("linear", out=ffn, bias=mlp_bias); gate = n.add(act)
-        n.at(normed); up = n.add("linear", out=ffn, bias=mlp_bias)
-        n.add("mul", inputs=[gate, up]); n.add("linear", out=d, bias=mlp_bias)
+        if experts:
+            n.add("moe", experts=experts, top_k=top_k, ffn=ffn, act=act, bias=mlp_bias)
+        else:
+            n.add("linear", out=ffn, bias=mlp_bias); gate = n.add(act)
+            n.at(normed); up = n.add("linear", out=ffn, bias=mlp_bias)
+            n.add("mul", inputs=[gate, up]); n.add("linear", out=d, bias=mlp_bias)
         n.add("add", inputs=[n.last, mid])
     n.add("rmsnorm", eps=eps)
-    n.add("linear", name="lm_head", out=vocab, bias=False, **({"tied_to": embed} if tied else {}))
-    return _spec(name, (seq,), n, optimizer="adamw")
+    _lm_head(n, vocab, embed if tied else None, logits)
+    return _spec(name, (seq,), n, optimizer="adamw", format=format)
 
 
-_LLAMA = {"llama2-7b": (4096, 32, 32, 32, 11008), "llama2-13b": (5120, 40, 40, 40, 13824),
-          "llama2-70b": (8192, 80, 64, 8, 28672)}
+#: d, layers, heads, kv_heads, ffn, vocab, context, rms eps, sliding window, experts, top k
+_LLAMA = {"llama2-7b": (4096, 32, 32, 32, 11008, 32000, 4096, 1e-5, None, None, None),
+          "llama2-13b": (5120, 40, 40, 40, 13824, 32000, 4096, 1e-5, None, None, None),
+          "llama2-70b": (8192, 80, 64, 8, 28672, 32000, 4096, 1e-5, None, None, None),
+          # mistralai/Mistral-7B-v0.1 and Mixtral-8x7B-v0.1 config.json
+          "mistral-7b": (4096, 32, 32, 8, 14336, 32000, 32768, 1e-5, 4096, None, None),
+          "mixtral-8x7b": (4096, 32, 32, 8, 14336, 32000, 32768, 1e-5, None, 8, 2)}
 
 
-def _llama(name, seq=None):
-    d, depth, heads, kv_heads, ffn = _LLAMA[name]
-    return llama_spec(name, d=d, depth=depth, heads=heads, kv_heads=kv_heads, ffn=ffn, vocab=32000, seq=seq or 4096)
+def _llama(name, seq=None, **step):
+    d, depth, heads, kv_heads, ffn, vocab, context, eps, window, experts, top_k = _LLAMA[name]
+    return llama_spec(name, d=d, depth=depth, heads=heads, kv_heads=kv_heads, ffn=ffn, vocab=vocab,
+                      seq=seq or context, eps=eps, window=window, experts=experts, top_k=top_k, **step)
+
+
+def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e-6, buckets=32, format="fp32"):
+    """HF ``T5ForConditionalGeneration`` (T5 v1.0: ReLU feed-forward, tied embeddings): a shared
+    token embedding; an encoder of ``depth`` blocks (RMS-style T5LayerNorm, self-attention without
+    score scaling, an additive relative-position bias, a ReLU MLP); a decoder of ``depth`` blocks
+    (causal self-attention with its own bias table, cross-attention to the encoder output, MLP);
+    final norms; the LM head tied to the embedding, its input scaled by d**-0.5. The first block
+    of each stack owns its relative-attention bias table (``buckets`` x heads), the others share
+    it; the bucket lookup is free, the bias add is counted in every layer's scores (cross-attention
+    adds the encoder's padding mask there, as Hugging Face does). ``seq`` encoder tokens, ``target``
+    decoder tokens (default ``seq``); the decoder's token ids, the model's second input stream,
+    are written as a free ``shape_op`` of the input. Dropout 0.1 as in the t5-small config."""
+    target = target or seq
+    n = _Net()
+    shared = n.add("embedding", name="shared", vocab=vocab, dim=d)
+    n.add("dropout", p=0.1)
+    attention = {"heads": heads, "head_dim": d_kv, "bias": False, "scale": False, "buckets": buckets}
+
+    def feed_forward(mid):
+        n.add("rmsnorm", eps=eps); n.add("linear", out=ffn, bias=False); n.add("relu"); n.add("dropout", p=0.1)
+        n.add("linear", out=d, bias=False); n.add("dropout", p=0.1)
+        n.add("add", inputs=[n.last, mid])
+
+    for i in range(depth):
+        entry = n.last
+        n.add("rmsnorm", eps=eps)
+        n.add("attention", name=f"encoder{i}_attention", position_bias="own" if i == 0 else "shared", **attention)
+        n.add("dropout", p=0.1)
+        feed_forward(n.add("add", inputs=[n.last, entry]))
+    n.add("rmsnorm", name="encoder_final_norm", eps=eps)
+    encoded = n.add("dropout", p=0.1)
+    n.add("shape_op", name="decoder_input_ids", inputs=["input"], out_shape=[target], op="decoder_input_ids")
+    n.add("embedding", name="decoder_embed", vocab=vocab, dim=d, tied_to=shared)
+    n.add("dropout", p=0.1)
+    for i in range(depth):
+        entry = n.last
+        n.add("rmsnorm", eps=eps)
+        n.add("attention", name=f"decoder{i}_self_attention", causal=True,
+              position_bias="own" if i == 0 else "shared", **attention)
+        n.add("dropout", p=0.1)
+        mid = n.add("add", inputs=[n.last, entry])
+        n.add("rmsnorm", eps=eps)
+        n.add("attention", name=f"decoder{i}_cross_attention", inputs=[n.last, encoded], mask="additive",
+              **attention)
+        n.add("dropout", p=0.1)
+        feed_forward(n.add("add", inputs=[n.last, mid]))
+    n.add("rmsnorm", name="decoder_final_norm", eps=eps); n.add("dropout", p=0.1)
+    n.add("elementwise", name="lm_scale", ops={"mul": 1}, backward={"mul": 1}, op="mul_d_model_rsqrt")
+    n.add("linear", name="lm_head", out=vocab, bias=False, tied_to=shared)
+    return _spec(name, (seq,), n, optimizer="adamw", format=format)
+
+
+def _t5_small(seq=None):
+    return t5_spec("t5-small", d=512, depth=6, heads=8, d_kv=64, ffn=2048, vocab=32128, seq=seq or 512)
 
 
 # --- the paper's experiment sets ----------------------------------------------------------------
@@ -375,15 +466,16 @@ _MLP_WIDTHS, _MLP_ACTS, _CNN_DEPTHS = range(4, 19), ("sigmoid", "tanh", "gelu"),
 def _registry():
     table = {"lenet5": _lenet5, "alexnet": _alexnet, "mobilenet_v2": _mobilenet_v2,
              "squeezenet1_0": lambda: _squeezenet("1_0"), "squeezenet1_1": lambda: _squeezenet("1_1"),
-             "googlenet": _googlenet, "densenet121": _densenet121, "vit_b_16": _vit_b16, "bert-base": _bert_base}
+             "googlenet": _googlenet, "densenet121": _densenet121, "vit_b_16": _vit_b16, "bert-base": _bert_base,
+             "t5-small": _t5_small}
     for depth in _VGG:
         table[f"vgg{depth}"] = (lambda d: lambda: _vgg(d))(depth)
     for depth in _RESNET:
         table[f"resnet{depth}"] = (lambda d: lambda: _resnet(d))(depth)
     for name in _GPT:
-        table[name] = (lambda m: lambda seq=None: _gpt(m, seq))(name)
+        table[name] = (lambda m: lambda seq=None, **step: _gpt(m, seq, **step))(name)
     for name in _LLAMA:
-        table[name] = (lambda m: lambda seq=None: _llama(m, seq))(name)
+        table[name] = (lambda m: lambda seq=None, **step: _llama(m, seq, **step))(name)
     for width in _MLP_WIDTHS:
         for act in _MLP_ACTS:
             table[f"li2022-mlp-{width}-{act}"] = (lambda w, a: lambda: _li2022_mlp(w, a))(width, act)
@@ -393,7 +485,9 @@ def _registry():
 
 
 _BUILDERS = _registry()
-_SEQUENCE_MODELS = {"bert-base", *_GPT, *_LLAMA}
+_SEQUENCE_MODELS = {"bert-base", "t5-small", *_GPT, *_LLAMA}
+#: Causal language models: these can be counted one serving step at a time (prefill, decode).
+CAUSAL_LMS = frozenset({*_GPT, *_LLAMA})
 
 #: where each family's reference numbers come from
 ZOO_SOURCES = {
@@ -401,6 +495,9 @@ ZOO_SOURCES = {
     "bert-base": "Hugging Face transformers BertModel, bert-base-uncased config",
     "gpt2": "Hugging Face transformers GPT2LMHeadModel configs gpt2, gpt2-medium, gpt2-large, gpt2-xl",
     "llama2": "Hugging Face transformers LlamaForCausalLM, meta-llama/Llama-2 configs",
+    "mistral-7b": "Hugging Face transformers MistralForCausalLM, mistralai/Mistral-7B-v0.1 config",
+    "mixtral-8x7b": "Hugging Face transformers MixtralForCausalLM, mistralai/Mixtral-8x7B-v0.1 config",
+    "t5-small": "Hugging Face transformers T5ForConditionalGeneration, t5-small config",
     "gpt3-175b": "Brown et al. 2020, Table 2.1, on the GPT-2 architecture",
     "li2022": "li2022 section III, Table II",
 }
@@ -425,18 +522,26 @@ def _close_to(name):
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def load_zoo(name, *, seq=None):
+def load_zoo(name, *, seq=None, past=0, kv_cache=False, logits="all"):
     """Build zoo model ``name`` as a ModelIR; ``seq`` sets the sequence length of the
-    transformer language models (default: their full context)."""
+    transformer language models (default: their full context). For the causal language models
+    (GPT, LLaMA, Mistral, Mixtral) a serving step can be built: ``seq`` new tokens after ``past``
+    cached ones, ``kv_cache`` (the step stores its keys and values) and ``logits`` ("all", or
+    "last": the LM head on the last position only)."""
     if name not in _BUILDERS:
         raise ModelError(f"zoo:{name}: unknown zoo model (known: {_known_names()}{_close_to(name)})")
     builder = _BUILDERS[name]
+    step = {key: value for key, value in (("past", past), ("kv_cache", kv_cache), ("logits", logits))
+            if value != {"past": 0, "kv_cache": False, "logits": "all"}[key]}
+    if step and name not in CAUSAL_LMS:
+        raise ModelError(f"zoo:{name}: not a causal language model, so it has no serving step (prefill, decode) "
+                         "to build")
     if seq is not None:
         if name not in _SEQUENCE_MODELS:
             raise ModelError(f"zoo:{name}: has no sequence length to set")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
             raise ModelError(f"zoo:{name}: sequence length must be a positive integer, not {seq!r}")
-        spec = builder(seq=seq)
+        spec = builder(seq=seq, **step)
     else:
-        spec = builder()
+        spec = builder(**step)
     return spec_to_model(spec, source=f"zoo:{name}", default_name=name)

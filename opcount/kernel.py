@@ -10,43 +10,85 @@ Inputs are plain arrays so that opcount never needs hwlib (DESIGN.md):
 Outputs (float64): TOs per layer and stage ``(n_layers, n_stages)``, per model and stage
 ``(n_models, n_stages)`` and per model ``(n_models,)``.
 
-The kernel runs in parallel over models; each model's sums live in registers of the thread that
-owns it and are written once to that model's own output slot, so there are no races and no
-temporary the size of the input (the numpy reference in the tests builds an
-``n_layers x n_stages x n_ops`` product).
-"""
-import numpy as np
-from numba import njit, prange
+Two implementations give the same bits (the same products, added in the same order: within a
+stage in op order, over a model's layers in layer order, then the four stages in order):
 
-from ._numba_config import NJIT_PARALLEL
+- numpy, for small jobs (one model, a zoo): no numba to load. It works in blocks of
+  ``_NUMPY_BLOCK`` layers, so its temporaries stay small.
+- numba (:mod:`opcount._kernel_numba`), for large batches and sweeps. It runs in parallel over
+  models; each model's sums live in registers of the thread that owns it and are written once to
+  that model's own output slot, so there are no races and no temporary the size of the input.
+  It uses one thread per ``_LAYERS_PER_THREAD`` layers, and below twice that runs on the calling
+  thread alone: waking numba's worker threads costs more than such a job (milliseconds on a
+  loaded machine, against microseconds).
+
+Which one runs (:func:`_use_numba`): numba once a job is large enough to repay loading it
+(``_NUMBA_MIN_LAYERS``: importing numba and loading the cached kernel cost about 0.6 s of CPU,
+what numpy needs for some 4 million layers), or whenever the numba kernel is already loaded in
+the process (a call then costs less than numpy's at any size). The thresholds were measured
+with ``python bench/bench_kernel.py --crossover``; see docs/benchmarks.md.
+"""
+import sys
+
+import numpy as np
 
 __all__ = ["tos_from_counts", "KernelInputError"]
+
+#: numpy below, numba at or above this many layers while the numba kernel is not loaded yet (its
+#: import and the cached kernel's load cost about as much CPU as numpy pricing this many layers).
+_NUMBA_MIN_LAYERS = 4_000_000
+#: Layers per numba thread: one thread below twice this, then one more thread per this many
+#: layers, up to numba's thread count.
+_LAYERS_PER_THREAD = 100_000
+#: Layers per block of the numpy path (bounds its temporaries to about 12 MB).
+_NUMPY_BLOCK = 1 << 16
 
 
 class KernelInputError(ValueError):
     """Arrays of the wrong shape, type or range given to the kernel."""
 
 
-@njit(**NJIT_PARALLEL)
-def _tos_kernel(rows, row_costs, layer_format, offsets, layer_tos, model_stage_tos, model_tos):
-    # rows: counts viewed as (layers, 4 stages x 6 ops), row_costs: (formats, 4 x 6) with the cost
-    # of op o repeated for each stage, so one layer is one contiguous sweep over 24 numbers.
-    # Within a stage the additions run in op order, as in the reference. Each model's stage sums
-    # live in a thread-private 4-element accumulator and are written once to the model's own row.
-    n_models = offsets.shape[0] - 1
-    for m in prange(n_models):
-        stage_sums = np.zeros(4)
-        for layer in range(offsets[m], offsets[m + 1]):
-            f = layer_format[layer]
-            for stage in range(4):
-                acc = 0.0
-                for o in range(stage * 6, stage * 6 + 6):
-                    acc += rows[layer, o] * row_costs[f, o]
-                layer_tos[layer, stage] = acc
-                stage_sums[stage] += acc
-        for stage in range(4):
-            model_stage_tos[m, stage] = stage_sums[stage]
-        model_tos[m] = stage_sums[0] + stage_sums[1] + stage_sums[2] + stage_sums[3]
+def _use_numba(n_layers):
+    """Whether the numba kernel should price ``n_layers`` layers (see the module docstring)."""
+    if n_layers >= _NUMBA_MIN_LAYERS:
+        return True
+    module = sys.modules.get("opcount._kernel_numba")
+    return module is not None and module.loaded()
+
+
+def _threads(n_layers):
+    """numba threads for ``n_layers`` layers: 1 (the calling thread) for small jobs."""
+    return max(1, n_layers // _LAYERS_PER_THREAD)
+
+
+def _tos_numpy(rows, row_costs, layer_format, offsets, layer_tos, model_stage_tos, model_tos):
+    """The kernel in numpy, adding in the numba kernel's order (see the module docstring)."""
+    n_layers = rows.shape[0]
+    n_stages = layer_tos.shape[1]
+    n_ops = rows.shape[1] // n_stages
+    for start in range(0, n_layers, _NUMPY_BLOCK):
+        stop = min(start + _NUMPY_BLOCK, n_layers)
+        products = (rows[start:stop] * row_costs[layer_format[start:stop]]).reshape(
+            stop - start, n_stages, n_ops)
+        block = layer_tos[start:stop]
+        block[...] = 0.0
+        for o in range(n_ops):             # within a stage: op after op
+            block += products[:, :, o]
+    # over a model's layers: layer after layer, all models at once for each position in a
+    # model, or model by model when a few long models would make that many positions
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    model_stage_tos[...] = 0.0
+    longest = int(lengths.max()) if lengths.size else 0
+    if longest <= starts.size:
+        for k in range(longest):
+            live = np.flatnonzero(lengths > k)
+            model_stage_tos[live] += layer_tos[starts[live] + k]
+    else:
+        for m in np.flatnonzero(lengths):
+            model_stage_tos[m] = np.add.accumulate(layer_tos[offsets[m]:offsets[m + 1]])[-1]
+    model_tos[...] = 0.0
+    for stage in range(n_stages):          # then the stages in order
+        model_tos += model_stage_tos[:, stage]
 
 
 def tos_from_counts(counts, costs, layer_format, offsets=None, *, out=None):
@@ -88,6 +130,11 @@ def tos_from_counts(counts, costs, layer_format, offsets=None, *, out=None):
             raise KernelInputError(f"out arrays must be C-contiguous float64 of shapes {shapes}")
     layer_tos, model_stage_tos, model_tos = out
     row_costs = np.ascontiguousarray(np.tile(costs.T, (1, n_stages)))     # (formats, stages*ops)
-    _tos_kernel(counts.reshape(n_layers, n_stages * n_ops), row_costs, layer_format, offsets,
-                layer_tos, model_stage_tos, model_tos)
+    args = (counts.reshape(n_layers, n_stages * n_ops), row_costs, layer_format, offsets,
+            layer_tos, model_stage_tos, model_tos)
+    if _use_numba(n_layers):
+        from ._kernel_numba import tos_kernel
+        tos_kernel(*args, threads=_threads(n_layers))
+    else:
+        _tos_numpy(*args)
     return layer_tos, model_stage_tos, model_tos

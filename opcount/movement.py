@@ -40,8 +40,13 @@ captured inside a tile), outputs ``S_o``.
 * Other layers (activations, pooling, normalization, residual adds, ...) are taken as fused with
   the data already in level 0: one read per input element and one write per output element
   there. Embeddings read their output rows from the outermost level. Attention blocks
-  (``attention``, ``sdpa``) are priced like those fused layers plus their projection weights read
-  once from the outermost level, and listed in ``approximate``.
+  (``attention``, ``sdpa``) and mixture-of-experts blocks (``moe``) are priced like those fused
+  layers plus their weights read once from the outermost level (a ``moe`` block: the router and
+  the experts its tokens use, at most tokens x top_k of them), and listed in ``approximate``.
+* KV cache: an ``attention`` layer of a serving step reads the cached keys and values its
+  queries see from the outermost level and writes its new ones there (:func:`kv_cache_bytes`;
+  counted as inputs and outputs of that level, and reported as ``kv_cache_read`` and
+  ``kv_cache_write``).
 * Stages: training's backward runs the input-gradient and weight-gradient products, each the
   forward product's three tensors with the roles permuted, so each is priced as one more forward
   pass (``macs_backward / macs_forward`` of them); the update reads each parameter and its
@@ -86,14 +91,14 @@ from ._engine import PHASES, CountResult
 from ._ir import ModelIR
 
 __all__ = ["MemoryLevel", "MemoryHierarchy", "Densities", "LayerMovement", "MovementResult",
-           "DATA_TYPES", "GEMM_TYPES", "count_movement", "compute_energy", "format_bytes"]
+           "DATA_TYPES", "GEMM_TYPES", "count_movement", "compute_energy", "format_bytes", "kv_cache_bytes"]
 
 #: Data types reported per level (partial sums are counted with the outputs, as in yang2017).
 DATA_TYPES = ("weights", "inputs", "outputs")
 #: Layer types priced with the product (tiling) model.
 GEMM_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
               "conv_transpose3d", "matmul", "bmm")
-_APPROXIMATE_TYPES = ("attention", "sdpa")
+_APPROXIMATE_TYPES = ("attention", "sdpa", "moe")
 
 
 def format_bytes(fmt):
@@ -180,6 +185,8 @@ class LayerMovement:
     movement_j: float = 0.0
     compute_j: float = 0.0
     approximate: bool = False
+    kv_cache_read: float = 0.0
+    kv_cache_write: float = 0.0
 
     def level_bytes(self, level):
         return sum(self.bytes[s][level][t] for s in self.bytes for t in DATA_TYPES)
@@ -211,6 +218,16 @@ class MovementResult:
     def approximate(self):
         return [layer.name for layer in self.layers if layer.approximate]
 
+    @property
+    def kv_cache_read(self):
+        """Bytes of keys and values read from the KV cache (outermost level), all layers."""
+        return sum(layer.kv_cache_read for layer in self.layers)
+
+    @property
+    def kv_cache_write(self):
+        """Bytes of keys and values written to the KV cache (outermost level), all layers."""
+        return sum(layer.kv_cache_write for layer in self.layers)
+
     def accesses(self, layer, level):
         """Accesses of ``layer`` (a LayerMovement) at ``level`` (name): bytes / bytes per access."""
         lv = self.hierarchy.levels[self.hierarchy.names.index(level)]
@@ -223,6 +240,7 @@ class MovementResult:
             "reuse": self.hierarchy.reuse, "levels": list(levels), "compute_priced": self.compute_priced,
             "energy_compute_j": self.compute_j, "energy_movement_j": self.movement_j,
             "energy_j": self.compute_j + self.movement_j, "approximate": self.approximate,
+            "kv_cache_read_bytes": self.kv_cache_read, "kv_cache_write_bytes": self.kv_cache_write,
             "layers": [{"name": m.name, "type": m.type, "format": m.format, "macs": m.macs,
                         "effective_macs": m.effective_macs,
                         "density": {"weights": m.density_weights, "inputs": m.density_inputs},
@@ -330,6 +348,23 @@ def _fused_bytes(layer, batch, hierarchy, nbytes):
     return out
 
 
+def kv_cache_bytes(layer, batch):
+    """``(read, write)``: bytes of keys and values an ``attention`` layer reads from and writes to
+    the KV cache in one forward of ``batch`` sequences, in the layer's format.
+
+    An entry is one token's key and value, 2 x kv_heads x head_dim values (grouped-query
+    attention shrinks it by heads / kv_heads). Read: the cached keys the queries see (``cols``
+    minus the T new ones: min(past, window - 1) in a one-token decode step); for a cross-attention
+    with ``memory_cached``, the S memory entries. Written, when the layer keeps a cache
+    (``kv_cache``): its T new entries (a cross-attention: its S memory entries, once)."""
+    a = layer.attrs
+    entry = 2 * a["dkv"] * format_bytes(layer.format) * batch
+    if a["cross"]:
+        return (a["s"] * entry if a["memory_cached"] else 0.0,
+                a["s"] * entry if a["kv_cache"] and not a["memory_cached"] else 0.0)
+    return (a["cols"] - a["t"]) * entry, (a["t"] * entry if a["kv_cache"] else 0.0)
+
+
 def _scale(table, factor):
     return {lv: {t: v * factor for t, v in row.items()} for lv, row in table.items()}
 
@@ -376,8 +411,15 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy, *, densities=
             fused = _fused_bytes(layer, result.batch, hierarchy, raw)
             if layer.type == "embedding":
                 fused[outer]["weights"] += result.batch * math.prod(layer.out_shape) * raw
+            elif layer.type == "moe":
+                used = min(layer.attrs["experts"], result.batch * math.prod(layer.in_shape[:-1]) * layer.attrs["top_k"])
+                fused[outer]["weights"] += (layer.attrs["router_params"] + used * layer.attrs["expert_params"]) * raw
             elif layer.params and layer.type in _APPROXIMATE_TYPES:
                 fused[outer]["weights"] += layer.params * raw
+            if layer.type == "attention":
+                kv_read, kv_write = kv_cache_bytes(layer, result.batch)
+                fused[outer]["inputs"] += kv_read
+                fused[outer]["outputs"] += kv_write
             table["forward"] = fused
             if "backward" in stages and any(counted.stages["backward"].values()):
                 table["backward"] = fused
@@ -387,6 +429,8 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy, *, densities=
         lm = LayerMovement(name=layer.name, type=layer.type, format=layer.format,
                            macs=macs_f + counted.macs["backward"], effective_macs=eff,
                            density_weights=d_w, density_inputs=d_i, bytes=table, approximate=approximate)
+        if layer.type == "attention":
+            lm.kv_cache_read, lm.kv_cache_write = kv_cache_bytes(layer, result.batch)
         lm.movement_j = sum(table[s][lv][t] * per_byte[lv] for s in table for lv in levels for t in DATA_TYPES)
         ops = {op: sum(counted.stages[s][op] for s in stages) for op in BASIC_OPS}
         lm.compute_j = compute_energy(ops, lm.macs, eff, layer.format, hierarchy.compute)

@@ -8,15 +8,15 @@ import pytest
 import calibrate
 import hardware_profiles
 from tosim.cli import main
-from tosim.cmd_score import score
+from tosim import score_many
 
 HERE = os.path.join(os.path.dirname(__file__), "fixtures", "measurements")
 WIDTHS = (4, 6, 8, 10, 12, 14, 16, 18)
 
 
 def step_tos(sources, phase, batch, profile="li2022"):
-    rows, _ = score(sources, hardware_profiles.load(profile), phase=phase, batch=batch, jobs=1)
-    return {s: r for s, r in zip(sources, rows)}
+    results = score_many(sources, hardware_profiles.load(profile), phase=phase, batch=batch, jobs=1)
+    return {s: r.to_dict() for s, r in zip(sources, results)}
 
 
 @pytest.fixture(scope="module")

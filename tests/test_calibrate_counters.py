@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from calibrate import (CounterUnavailable, EnergyMeter, MeasurementError, NvmlCounter, RaplCounter,
-                       detect_counter, wrapped_delta)
+from calibrate import (MAX_PLAUSIBLE_W, CounterError, CounterUnavailable, EnergyMeter, MeasurementError, NvmlCounter,
+                       RaplCounter, detect_counter, wrapped_delta)
 
 
 def make_zone(root, name, zone, energy, max_range=1_000_000):
@@ -19,12 +19,28 @@ def set_energy(path, value):
     (path / "energy_uj").write_text(f"{value}\n")
 
 
+class Clock:
+    """A settable clock for EnergyMeter, so that the time between samples is what a test says."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
 def test_wrapped_delta():
     assert wrapped_delta(100, 250, 1000) == 150
     assert wrapped_delta(900, 50, 1000) == 150
+    assert wrapped_delta(1000, 0, 1000) == 0
     assert wrapped_delta(5, 7, None) == 2
     with pytest.raises(ValueError, match=r"^counter went backwards \(7 -> 5\) and does not wrap$"):
         wrapped_delta(7, 5, None)
+    # a range smaller than the readings would turn a backwards step into a negative delta
+    with pytest.raises(ValueError, match=r"^reading 900 is outside the counter's range 0\.\.500$"):
+        wrapped_delta(900, 100, 500)
+    with pytest.raises(ValueError, match=r"^reading -3 is outside the counter's range 0\.\.$"):
+        wrapped_delta(5, -3, None)
 
 
 def test_rapl_reads_package_zones_only(tmp_path):
@@ -46,14 +62,79 @@ def test_energy_meter_handles_wraparound(tmp_path):
     p0 = make_zone(tmp_path, "intel-rapl:0", "package-0", 900_000)
     p1 = make_zone(tmp_path, "intel-rapl:1", "package-1", 10)
     counter = RaplCounter(root=str(tmp_path))
-    meter = EnergyMeter(counter, interval=0).start()
+    clock = Clock()
+    meter = EnergyMeter(counter, interval=0, clock=clock).start()
     set_energy(p0, 990_000)
     set_energy(p1, 20)
+    clock.now = 1.0
     meter._sample()                       # what the background thread does
-    set_energy(p0, 40_000)                # wrapped at 1_000_000
+    set_energy(p0, 40_000)                # wrapped at 1_000_000: 0.05 J in 1 s
     set_energy(p1, 30)
+    clock.now = 2.0
     joules = meter.stop()
     assert joules == pytest.approx([(1_000_000 - 900_000 + 40_000) * 1e-6, 20 * 1e-6])
+    assert meter.seconds == 2.0
+
+
+def test_energy_meter_refuses_impossible_backwards_readings(tmp_path):
+    """A counter that steps back a little is not a wrap: the wrap would mean a near-full range
+    of energy between two samples. Never a negative energy, never a silent huge one."""
+    zone = make_zone(tmp_path, "intel-rapl:0", "package-0", 500_000, max_range=262_143_328_850)
+    counter = RaplCounter(root=str(tmp_path))
+    clock = Clock()
+    meter = EnergyMeter(counter, interval=0, clock=clock).start()
+    set_energy(zone, 499_000)
+    clock.now = 5.0
+    with pytest.raises(CounterError, match=r"^rapl:package-0: counter went backwards \(500000 -> 499000\); a wrap at "
+                                           r"262143328850 would mean 5\.24e\+04 W over 5 s, more than any device "
+                                           r"draws: an impossible reading$"):
+        meter.stop()
+    # the same step over an hour is a possible wrap (73 W) and counts the wrapped energy
+    meter = EnergyMeter(counter, interval=0, clock=clock).start()
+    set_energy(zone, 498_000)
+    clock.now += 3600
+    (joules,) = meter.stop()
+    assert joules == pytest.approx((262_143_328_850 - 1000) * 1e-6)
+    assert joules / 3600 < MAX_PLAUSIBLE_W
+
+
+@pytest.mark.parametrize("text, message", [
+    ("abc", r"energy_uj read 'abc', not a count of microjoules"),
+    ("", r"energy_uj read '', not a count of microjoules"),
+    ("12\x00", r"energy_uj read '12\\x00', not a count of microjoules"),
+    ("\xff\xfe", r"energy_uj read '\ufffd\ufffd', not a count of microjoules"),
+    ("-5", r"energy_uj read -5, outside its range 0\.\.1000000 \(max_energy_range_uj\)"),
+    ("2000000", r"energy_uj read 2000000, outside its range 0\.\.1000000 \(max_energy_range_uj\)"),
+])
+def test_garbage_reading_mid_measurement_is_one_line(tmp_path, text, message):
+    zone = make_zone(tmp_path, "intel-rapl:0", "package-0", 10)
+    counter = RaplCounter(root=str(tmp_path))
+    meter = EnergyMeter(counter, interval=0).start()
+    (zone / "energy_uj").write_bytes(text.encode("latin-1"))
+    with pytest.raises(CounterError, match=r"^.*intel-rapl:0/" + message + "$") as info:
+        meter.stop()
+    assert "\n" not in str(info.value)
+
+
+def test_garbage_in_the_sampling_thread_reaches_stop(tmp_path):
+    """The background thread's failure is raised by stop() in the caller's thread, not printed."""
+    zone = make_zone(tmp_path, "intel-rapl:0", "package-0", 10)
+    meter = EnergyMeter(RaplCounter(root=str(tmp_path)), interval=0.001).start()
+    (zone / "energy_uj").write_text("garbage\n")
+    meter._thread.join(timeout=10)        # the thread ends at its first failed sample
+    set_energy(zone, 20)                  # a good final reading does not hide the failure
+    with pytest.raises(CounterError, match=r"energy_uj read 'garbage', not a count of microjoules$"):
+        meter.stop()
+
+
+def test_rapl_range_checked_when_opened(tmp_path):
+    make_zone(tmp_path / "a", "intel-rapl:0", "package-0", 10, max_range=0)
+    with pytest.raises(CounterUnavailable, match=r"^.*max_energy_range_uj is 0, not a positive range$"):
+        RaplCounter(root=str(tmp_path / "a"))
+    make_zone(tmp_path / "b", "intel-rapl:0", "package-0", 10, max_range=5)
+    with pytest.raises(CounterUnavailable, match=r"^.*energy_uj is 10, outside its range 0\.\.5 "
+                                                 r"\(max_energy_range_uj\)$"):
+        RaplCounter(root=str(tmp_path / "b"))
 
 
 def test_energy_meter_thread_samples(tmp_path):
@@ -119,6 +200,13 @@ def test_nvml_counter_reads_millijoules():
     assert meter.stop() == pytest.approx([5.0, 0.25])
     counter.close()
     assert lib.calls == ["init", "shutdown"]
+
+
+def test_nvml_counter_going_backwards_is_an_error():
+    counter = NvmlCounter(indices=(0,), library=FakeNvml([[1000, 5000, 4000]]))
+    meter = EnergyMeter(counter, interval=0).start()
+    with pytest.raises(CounterError, match=r"^nvml:0: counter went backwards \(5000 -> 4000\) and does not wrap$"):
+        meter.stop()
 
 
 def test_nvml_errors_are_one_line():

@@ -9,7 +9,7 @@ import pytest
 import calibrate
 import hardware_profiles
 import opcount
-from tosim._energy import layer_table
+from tosim._device_model import layer_table
 from tosim.cli import main
 
 TRUTH = calibrate.EnergyModel(

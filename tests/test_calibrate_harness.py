@@ -48,8 +48,8 @@ def test_non_sequential_and_unknown_layers_refused():
     with pytest.raises(MeasurementError, match=r"^r: layer 'c' reads a, b; measure runs sequential models only$"):
         build_torch_module(residual)
     model = opcount.load_model({"name": "n", "input": [4], "layers": [{"type": "linear", "out": 4},
-                                                                       {"type": "softmax"}]})
-    with pytest.raises(MeasurementError, match=r"^n: layer 'softmax_1' of type 'softmax' cannot be built for "
+                                                                       {"type": "log_softmax"}]})
+    with pytest.raises(MeasurementError, match=r"^n: layer 'log_softmax_1' of type 'log_softmax' cannot be built for "
                                                r"measurement \(supported: linear, .*\)$"):
         build_torch_module(model)
 

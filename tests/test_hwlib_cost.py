@@ -19,21 +19,7 @@ from hwlib.synth import cell_instances, elaborate, synthesize
 PAPER_BOOTH_WALLACE_64 = 90_000
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv("TOSIM_CACHE_DIR", str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def li2022():
-    return hp.load("li2022")
-
-
-@pytest.fixture(scope="module")
-def generic():
-    return hp.load("cmos-generic")
+pytestmark = pytest.mark.usefixtures("cache_dir")  # an empty synthesis cache per test (conftest)
 
 
 def _mapping_gates(technology):

@@ -1,4 +1,4 @@
-"""opcount.kernel: the numba scoring kernel against the plain-numpy reference."""
+"""opcount.kernel: the scoring kernel (numpy and numba forms) against the plain-numpy reference."""
 import numpy as np
 import pytest
 
@@ -71,3 +71,51 @@ def test_out_arrays_are_filled_and_checked():
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
     with pytest.raises(KernelInputError, match=r"^out arrays must be C-contiguous float64"):
         tos_from_counts(counts, costs, fmt, offsets, out=(out[0][:, :3], out[1], out[2]))
+
+
+def _paths(counts, costs, fmt, offsets, monkeypatch):
+    """The same job through numpy, numba on one thread and numba on two threads."""
+    from opcount import kernel
+    results = {}
+    monkeypatch.setattr(kernel, "_use_numba", lambda n: False)
+    results["numpy"] = tos_from_counts(counts, costs, fmt, offsets)
+    monkeypatch.setattr(kernel, "_use_numba", lambda n: True)
+    monkeypatch.setattr(kernel, "_threads", lambda n: 1)
+    results["numba 1 thread"] = tos_from_counts(counts, costs, fmt, offsets)
+    monkeypatch.setattr(kernel, "_threads", lambda n: 2)
+    results["numba 2 threads"] = tos_from_counts(counts, costs, fmt, offsets)
+    return results
+
+
+@pytest.mark.parametrize("seed,n_models,max_layers", [(7, 57, 40), (8, 3, 500), (9, 400, 2), (10, 1, 30)])
+def test_numpy_and_numba_give_the_same_bits(seed, n_models, max_layers, monkeypatch):
+    counts, costs, fmt, offsets = _synthetic(seed, n_models, max_layers)
+    counts *= 1000      # products past 2**53: the order of the additions shows in the last bits
+    results = _paths(counts, costs, fmt, offsets, monkeypatch)
+    first = results["numpy"]
+    for name, got in results.items():
+        for g, f in zip(got, first):
+            np.testing.assert_array_equal(g, f, err_msg=name)
+    for g, w in zip(first, tos_reference(counts, costs, fmt, offsets)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=0)
+
+
+def test_size_picks_the_implementation(monkeypatch):
+    from opcount import kernel
+    assert kernel._threads(10) == 1
+    assert kernel._threads(2 * kernel._LAYERS_PER_THREAD - 1) == 1
+    assert kernel._threads(3 * kernel._LAYERS_PER_THREAD) == 3
+    monkeypatch.delitem(__import__("sys").modules, "opcount._kernel_numba", raising=False)
+    assert not kernel._use_numba(kernel._NUMBA_MIN_LAYERS - 1)
+    assert kernel._use_numba(kernel._NUMBA_MIN_LAYERS)
+
+
+def test_numpy_path_in_blocks(monkeypatch):
+    # blocks smaller than the job: the same result as one block
+    from opcount import kernel
+    counts, costs, fmt, offsets = _synthetic(11, 20, 30)
+    monkeypatch.setattr(kernel, "_use_numba", lambda n: False)
+    whole = tos_from_counts(counts, costs, fmt, offsets)
+    monkeypatch.setattr(kernel, "_NUMPY_BLOCK", 7)
+    for g, w in zip(tos_from_counts(counts, costs, fmt, offsets), whole):
+        np.testing.assert_array_equal(g, w)

@@ -2,14 +2,8 @@
 import pytest
 
 import opcount
-from hardware_profiles import load
 
 PAPER_OPS = ("add", "sub", "mul", "div", "sqrt")      # the paper's five, root = sqrt
-
-
-@pytest.fixture(scope="module")
-def li2022():
-    return load("li2022")
 
 
 def forward_list(result):

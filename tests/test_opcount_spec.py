@@ -7,6 +7,8 @@ import pytest
 
 import opcount
 from opcount import ModelError
+import tosim
+from tosim._render import si
 from tosim.cli import main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "models")
@@ -173,10 +175,12 @@ def test_cli_table(capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == "model mlp-4x8  profile li2022  phase inference (forward)  batch 1"
-    assert lines[1] == "params 49  MACs 40  FLOPs 80"
-    assert re.match(r"^linear_0 +linear +8 +40 +32 +0 +32 +0 +0 +0$", lines[5])
-    assert re.match(r"^sigmoid_1 +sigmoid +8 +0 +8 +8 +0 +8 +8 +0$", lines[6])
-    assert re.match(r"^total forward +48 +8 +40 +8 +8 +0$", lines[9])
+    scored = tosim.score(fixture("mlp-4x8.yaml"), "li2022", per_layer=True)
+    assert lines[1] == f"params 49  MACs 40  FLOPs 80  TOs {si(scored.tos)}"
+    assert lines[3].split()[-1] == "TOs"
+    assert re.match(rf"^linear_0 +linear +8 +40 +32 +0 +32 +0 +0 +0 +{si(scored.layers[0].tos)}$", lines[5])
+    assert re.match(rf"^sigmoid_1 +sigmoid +8 +0 +8 +8 +0 +8 +8 +0 +{si(scored.layers[1].tos)}$", lines[6])
+    assert re.match(rf"^total forward +48 +8 +40 +8 +8 +0 +{si(scored.tos_by_stage['forward'])}$", lines[9])
 
 
 def test_cli_json_training(capsys):
@@ -214,7 +218,8 @@ def test_cli_incomplete_is_reported(tmp_path, capsys):
     assert main(["count", str(path)]) == 0
     out = capsys.readouterr().out
     assert "f (!)" in out
-    assert out.rstrip().endswith("INCOMPLETE: 1 layer(s) not fully counted (marked (!)): fancy x1\n"
+    assert out.rstrip().endswith("INCOMPLETE: 1 layer(s) not fully counted (marked (!)): fancy x1; the TOs are too "
+                                 "low\n"
                                  "  f (fancy): unknown layer type")
 
 

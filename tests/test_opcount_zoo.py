@@ -22,6 +22,8 @@ PARAMS = {
     "gpt2": 124_439_808, "gpt2-medium": 354_823_168, "gpt2-large": 774_030_080, "gpt2-xl": 1_557_611_200,
     "llama2-7b": 6_738_415_616, "llama2-13b": 13_015_864_320, "llama2-70b": 68_976_648_192,
     "gpt3-175b": 174_604_259_328,
+    # mistralai/Mistral-7B-v0.1, Mixtral-8x7B-v0.1 (46.7 B in all, 12.9 B active), t5-small
+    "mistral-7b": 7_241_732_096, "mixtral-8x7b": 46_702_792_704, "t5-small": 60_506_624,
 }
 
 # torchvision model docs, "GFLOPS" (multiply-accumulates, 224x224, batch 1), two decimals
@@ -73,7 +75,9 @@ def test_transformer_macs_closed_form(profile, name, d, layers, vocab, ffn, head
     result = opcount.count_model(opcount.load_zoo(name, seq=t), profile)
     dkv = d // heads * kv_heads
     mlp = (3 if name.startswith("llama") else 2) * d * ffn
-    per_layer = t * (2 * d * d + 2 * d * dkv + mlp) + 2 * t * t * d      # projections, MLP, QK^T and PV
+    # projections and MLP per token; QK^T and PV of a causal decoder over the t(t+1)/2 entries each
+    # head keeps (hd each), 2 * t(t+1)/2 * hd * heads = t(t+1) d (dense attention would be 2 t^2 d)
+    per_layer = t * (2 * d * d + 2 * d * dkv + mlp) + t * (t + 1) * d
     assert result.macs == layers * per_layer + t * d * vocab
     assert result.complete
 
@@ -129,8 +133,9 @@ def test_seq_past_the_learned_position_table_is_refused(capsys):
 
 def test_unknown_zoo_name_lists_every_name_and_a_close_match():
     known = ("alexnet, bert-base, densenet121, googlenet, gpt2, gpt2-large, gpt2-medium, gpt2-xl, gpt3-175b, "
-             "lenet5, llama2-13b, llama2-70b, llama2-7b, mobilenet_v2, resnet101, resnet152, resnet18, resnet34, "
-             "resnet50, squeezenet1_0, squeezenet1_1, vgg11, vgg13, vgg16, vgg19, vit_b_16, "
+             "lenet5, llama2-13b, llama2-70b, llama2-7b, mistral-7b, mixtral-8x7b, mobilenet_v2, resnet101, "
+             "resnet152, resnet18, resnet34, resnet50, squeezenet1_0, squeezenet1_1, t5-small, vgg11, vgg13, vgg16, "
+             "vgg19, vit_b_16, "
              "li2022-mlp-{4..18}-{sigmoid,tanh,gelu}, li2022-cnn-{2..10}")
     with pytest.raises(opcount.ModelError) as info:
         opcount.load_zoo("nope")

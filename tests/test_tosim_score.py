@@ -12,26 +12,20 @@ import pytest
 
 import hardware_profiles
 import opcount
+import tosim
 import tosim._costs
 from opcount import sweep
 from tosim import cmd_score, cmd_sweep
 from tosim._io import write_atomic
+from tests.fakes import FORMAT_COST, OP_COST, fake_costs
 from tosim.cli import main
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "models")
 MLP = os.path.join(FIXTURES, "mlp-4x8.yaml")
 RESBLOCK = os.path.join(FIXTURES, "resblock.json")
-FORMAT_COST = {"fp16": 1.0, "bf16": 1.5, "fp32": 2.0, "fp64": 4.0}
-OP_COST = {"add": 100.0, "sub": 110.0, "mul": 1000.0, "div": 5000.0, "sqrt": 7000.0, "cmp": 30.0}
 
 
-def fake_costs(profile, formats, *, progress=None):
-    return np.array([[OP_COST[op] * FORMAT_COST[f] for f in formats] for op in opcount.BASIC_OPS])
-
-
-@pytest.fixture(autouse=True)
-def costs(monkeypatch):
-    monkeypatch.setattr(tosim._costs, "costs_array", fake_costs)
+pytestmark = pytest.mark.usefixtures("fixed_costs")  # tests.fakes.fake_costs, no synthesis (conftest)
 
 
 def expected_tos(source, profile, phase="inference", batch=1):
@@ -223,7 +217,7 @@ def test_whole_run_usage_error(capsys):
 
 def test_past_int64_is_priced_from_exact_counts():
     profile = hardware_profiles.load("cmos-generic")
-    rows, _ = cmd_score.score(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24)
+    rows = tosim.score_many(["zoo:gpt3-175b"], profile, phase="training", batch=2 ** 24).to_dicts()
     result, per_stage = expected_tos("zoo:gpt3-175b", "cmos-generic", "training", 2 ** 24)
     with pytest.raises(OverflowError):
         result.as_array()
@@ -234,9 +228,9 @@ def test_past_int64_is_priced_from_exact_counts():
 def test_worker_processes_give_the_same_rows():
     profile = hardware_profiles.load("cmos-generic")
     sources = [MLP, RESBLOCK, "zoo:lenet5", "zoo:nope"]
-    one, _ = cmd_score.score(sources, profile, jobs=1)
-    two, _ = cmd_score.score(sources, profile, jobs=2)
-    assert one == two
+    one = tosim.score_many(sources, profile, jobs=1)
+    two = tosim.score_many(sources, profile, jobs=2)
+    assert one.to_dicts() == two.to_dicts() and one == two
 
 
 def test_no_arguments_score_the_zoo(capsys):
@@ -342,6 +336,29 @@ def test_cnn_sweep_flags_configurations_that_do_not_fit(tmp_path, capsys):
     assert "3 cnn configurations (3 x 1 x 1 x 1 x 1 x 1)" in capsys.readouterr().out
 
 
+def test_sweep_out_is_written_in_chunks(tmp_path, monkeypatch, capsys):
+    """--out streams its rows: chunks of 2 rows give the same file as one piece, flagged rows
+    included, and no temporary file is left beside it."""
+    from tosim import cmd_sweep
+    argv = ["sweep", "cnn", "--depth", "1:3", "--kernel", "3,5", "--image", "9", "--channels", "4"]
+    whole, chunked = tmp_path / "whole.csv", tmp_path / "chunked.csv"
+    assert main([*argv, "--out", str(whole)]) == 1
+    monkeypatch.setattr(cmd_sweep, "CSV_CHUNK_ROWS", 2)
+    chunks = []
+    real = cmd_sweep._csv_chunks
+    monkeypatch.setattr(cmd_sweep, "_csv_chunks", lambda columns: chunks.append(1) or real(columns, 2))
+    assert main([*argv, "--out", str(chunked)]) == 1
+    assert chunks and chunked.read_bytes() == whole.read_bytes()
+    assert len(read_csv(chunked)) == 6 and sorted(p.name for p in tmp_path.iterdir()) == ["chunked.csv", "whole.csv"]
+    # header, then one piece per chunk of rows
+    assert list(real(_tiny_columns(), 1)) == ["a,tos,error\n", "1,2.5,\n", "2,0.5,\n"]
+
+
+def _tiny_columns():
+    import numpy as np
+    return {"a": np.array([1, 2]), "tos": np.array([2.5, 0.5]), "status": np.array([0, 0])}
+
+
 def test_sweep_help_lists_the_kernel_activations():
     assert cmd_sweep.ACTIVATION_NAMES == sweep.ACTIVATIONS
 
@@ -368,7 +385,7 @@ BIG = "99999999999999999999"
     (["mlp", "--width", "1:3000000", "--depth", "1:4", "--activation", "relu"],
      "the sweep has 12,000,000 configurations (3000000 x 4 x 1); the limit is 10,000,000"),
     (["mlp", "--width", "1:3000000", "--activation", "relu", "--json"],
-     "the sweep has 3,000,000 configurations (3000000 x 1 x 1); the limit is 2,000,000 with --out or --json"),
+     "the sweep has 3,000,000 configurations (3000000 x 1 x 1); the limit is 2,000,000 with --json"),
     # values fit int64, and the kernels' products flag rather than wrap
     (["mlp", "--width", "4", "--depth", "1", "--batch", BIG],
      f"argument --batch: must be an integer from 1 to 2**62, not '{BIG}'"),

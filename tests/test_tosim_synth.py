@@ -9,11 +9,7 @@ from tosim.cli import main
 PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.+) \.\.\. \d+\.\d s$")
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv("TOSIM_CACHE_DIR", str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("cache_dir")  # an empty synthesis cache per test (conftest)
 
 
 def run(capsys, *argv):

@@ -1,248 +1,107 @@
-"""Device energy models in scoring and fitting: the per-layer features of
-:class:`calibrate.LayerTable` from a model's counts, and joules per layer and per term.
+"""Joules and carbon of a scored workload: the one place a device's fitted model is applied.
 
-Features of one layer call (see :mod:`calibrate._energy` for the model):
+:func:`resolve_device` finds a profile's device by name; :func:`energy_joules` evaluates its
+polynomial on the workload's feature (TOs, FLOPs or MACs; :func:`calibrate.predict`);
+:func:`apply_energy` fills ``energy_j`` and ``gco2e`` of scored rows. :func:`tosim.score`,
+``tosim score`` and ``tosim sweep`` all go through these functions, so a change of the device
+model (or a check of the range it was fitted on) belongs here.
 
-* basic ops per ``(format, op)``: the layer's exact counts over the stages of the phase (opcount);
-* bytes of ``inputs``, ``outputs`` and ``weights`` (format bytes: fp32 4, fp16/bf16 2, fp64 8),
-  each tensor read or written once per stage: forward reads the inputs and weights and writes the
-  outputs; training's backward reads the output gradient (outputs), the inputs and the weights and
-  writes the input gradient (inputs) and the weight gradient (weights); the update reads each
-  weight and its gradient and writes the weight. The loss is priced by its ops and one call;
-* calls: one per stage that counts any op.
-
-Views and identities (opcount's zero-cost types other than concat: flatten, reshape, transpose,
-identity, select, shape ops; and dropout outside training) move no bytes and make no call. Every
-other layer makes its calls even where it counts no op (a 1x1 max-pool still copies its input).
+Carbon follows CodeCarbon's method (frasca2024 lecture): grams CO2e = energy in kWh (joules /
+3.6e6) x the grid's carbon intensity in g/kWh, the profile's ``carbon.grid_gco2_per_kwh``
+(475, the world average CodeCarbon uses, in the built-in profiles) unless overridden.
 """
-import math
+import difflib
 
-import numpy as np
+from ._errors import ScoreError
 
-from opcount import BASIC_OPS, ZERO_COST
-from opcount.movement import format_bytes
+__all__ = ["J_PER_KWH", "DeviceError", "resolve_device", "energy_joules", "carbon_grams", "apply_energy"]
 
-__all__ = ["layer_table", "run_table", "device_model", "layer_energy", "is_energy_model", "model_tos_per_op",
-           "TableCache", "apply_model_energy", "MODEL_FIELDS", "VIEW_TYPES"]
-
-STAGES = ("forward", "loss", "backward", "update")
-#: Layer types that are views (no data moved, no kernel call): opcount's zero-cost types but concat.
-VIEW_TYPES = frozenset(ZERO_COST - {"concat"})
+J_PER_KWH = 3.6e6
 
 
-def is_energy_model(device):
-    """Whether a profile device mapping holds an energy model (else it is a polynomial)."""
-    return isinstance(device, dict) and "energy_model" in device
+class DeviceError(ScoreError):
+    """A device that the profile does not have (or a malformed device mapping)."""
 
 
-def device_model(device):
-    """The :class:`calibrate.EnergyModel` of a profile device mapping."""
-    import calibrate
-    return calibrate.EnergyModel.from_dict(device["energy_model"])
-
-
-def _layer_rows(model, result):
-    """(labels, op_keys, ops rows, bytes rows, calls) of one counted step."""
-    by_name = {layer.name: layer for layer in model.layers}
-    batch = result.batch
-    training = result.phase == "training"
-    keys, rows_ops, rows_bytes, calls, labels = [], [], [], [], []
-    for counted in result.layers:
-        ops = {op: sum(counted.stages[s][op] for s in STAGES) for op in BASIC_OPS}
-        if counted.type in VIEW_TYPES or (counted.type == "dropout" and not training):
-            continue
-        active = max(1, sum(1 for s in STAGES if any(counted.stages[s].values())))
-        layer = by_name.get(counted.name)
-        width = format_bytes(counted.format)
-        if layer is not None:
-            inputs = batch * sum(math.prod(shape) for shape in layer.in_shapes) * width
-            outputs = batch * math.prod(layer.out_shape) * width
-            weights = layer.params * width
-        else:   # the loss: priced by its ops and call only
-            inputs = outputs = weights = 0.0
-        b_in, b_out, b_w = float(inputs), float(outputs), float(weights)
-        if training and layer is not None:
-            backward = any(counted.stages["backward"].values())
-            update = any(counted.stages["update"].values())
-            b_in, b_out, b_w = (b_in * (3 if backward else 1), b_out * (2 if backward else 1),
-                                b_w * (1 + (2 if backward else 0) + (3 if update else 0)))
-        row = {}
-        for op, n in ops.items():
-            if n:
-                row[(counted.format, op)] = float(n)
-                if (counted.format, op) not in keys:
-                    keys.append((counted.format, op))
-        rows_ops.append(row)
-        rows_bytes.append((b_in, b_out, b_w))
-        calls.append(float(active))
-        labels.append((counted.name, counted.type))
-    return labels, keys, rows_ops, rows_bytes, calls
-
-
-def layer_table(model, result):
-    """The :class:`calibrate.LayerTable` of one counted step (one run, repeat 1) and the
-    ``(name, type)`` of each of its entries (layers without ops are left out)."""
-    import calibrate
-    labels, keys, rows_ops, rows_bytes, calls = _layer_rows(model, result)
-    keys = sorted(keys)
-    ops = np.array([[r.get(k, 0.0) for k in keys] for r in rows_ops], dtype=np.float64).reshape(len(rows_ops),
-                                                                                                len(keys))
-    table = calibrate.LayerTable(run=np.zeros(len(rows_ops), dtype=np.int64), repeat=np.ones(len(rows_ops)),
-                                 op_keys=keys, ops=ops, bytes=np.asarray(rows_bytes).reshape(-1, 3),
-                                 calls=np.asarray(calls), n_runs=1, types=[t for _n, t in labels])
-    return table, labels
-
-
-def run_table(steps):
-    """One run's table from ``[(step table, times it runs), ...]`` (times = steps x epochs)."""
-    import calibrate
-    parts = []
-    for table, times in steps:
-        parts.append(calibrate.LayerTable(run=np.zeros(len(table.run), dtype=np.int64),
-                                          repeat=table.repeat * times, op_keys=table.op_keys, ops=table.ops,
-                                          bytes=table.bytes, calls=table.calls, n_runs=1,
-                                          types=table.types))
-    merged = calibrate.LayerTable.concat(parts)
-    merged.run[:] = 0
-    merged.n_runs = 1
-    return merged
-
-
-def layer_energy(device, model, result):
-    """Joules of each layer of one counted step under a device's energy model:
-    ``{layer name: {"energy_j": J, "terms": {term: J}, "time_s": s}}`` (layers without ops
-    cost 0 and are absent), and the step's total and per-term joules."""
-    energy_model = device_model(device)
-    table, labels = layer_table(model, result)
-    terms = energy_model.layer_terms(table)
-    times = energy_model.layer_time(table)
-    per_layer = {}
-    for i, (name, _type) in enumerate(labels):
-        split = {t: float(v[i]) for t, v in terms.items()}
-        per_layer[name] = {"energy_j": float(sum(split.values())), "terms": split, "time_s": float(times[i])}
-    totals = {t: float(v.sum()) for t, v in terms.items()}
-    return per_layer, float(sum(totals.values())), totals
-
-
-def model_tos_per_op(profile, op_keys):
-    """Transistors of each ``(format, op)`` under the profile's cost table (the prior)."""
-    from ._costs import costs_array
-    formats = sorted({fmt for fmt, _ in op_keys})
-    if not formats:
-        return {}
-    costs = costs_array(profile, formats)
-    return {(fmt, op): float(costs[BASIC_OPS.index(op), formats.index(fmt)]) for fmt, op in op_keys}
-
-
-class TableCache:
-    """Per-step layer tables of measured runs, each distinct (model, phase, batch) counted once
-    and each model file read once."""
-
-    def __init__(self, profile):
-        self.profile = profile
-        self.models = {}
-        self.steps = {}
-
-    def _model(self, source):
-        import opcount
-        if source not in self.models:
-            try:
-                self.models[source] = opcount.load_model(source)
-            except opcount.ModelError as exc:
-                self.models[source] = str(exc)
-            except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-                self.models[source] = f"{source}: {type(exc).__name__}: {exc}"
-        return self.models[source]
-
-    def step(self, source, phase, batch):
-        """(table, labels) of one step, or the model's error message (a string)."""
-        import opcount
-        key = (source, phase, batch)
-        if key not in self.steps:
-            model = self._model(source)
-            if isinstance(model, str):
-                self.steps[key] = model
-            else:
-                try:
-                    result = opcount.count_model(model, self.profile, phase=phase, batch=batch)
-                except (opcount.ModelError, ValueError, OverflowError) as exc:
-                    self.steps[key] = f"{source}: {exc}"
-                else:
-                    if result.incomplete:
-                        kinds = ", ".join(sorted({f"{i['type']}" for i in result.incomplete}))
-                        self.steps[key] = f"{source}: not fully counted ({kinds}); its energy would be too low"
-                    else:
-                        self.steps[key] = (layer_table(model, result), [l.type for l in model.layers],
-                                           float(result.macs))
-        return self.steps[key]
-
-    def run(self, measurement):
-        """(one-run table, layer types of the model) of a measurement row; ValueError with the
-        model's message when it cannot be counted."""
-        parts, types = [], None
-        for batch, count in measurement.steps:
-            got = self.step(measurement.model, measurement.phase, batch)
-            if isinstance(got, str):
-                raise ValueError(got)
-            (table, _labels), types, _macs = got
-            parts.append((table, count * measurement.epochs))
-        return run_table(parts), types
-
-    def macs_of(self, measurement):
-        """MACs of a whole measured run (``epochs x sum over steps of count x MACs``)."""
-        total = 0.0
-        for batch, count in measurement.steps:
-            got = self.step(measurement.model, measurement.phase, batch)
-            if isinstance(got, str):
-                raise ValueError(got)
-            total += count * got[2]
-        return measurement.epochs * total
-
-
-#: Extra score columns of an energy-model device: joules per term and the roofline time.
-MODEL_FIELDS = ["energy_ops_j", "energy_memory_j", "energy_calls_j", "energy_static_j", "time_s"]
-
-
-def apply_model_energy(rows, profile, device):
-    """Fill ``energy_j``, :data:`MODEL_FIELDS` and per-layer ``energy_j``/terms/time of every good
-    score row under an energy-model device. A row's workload (``batch`` and, for whole runs,
-    ``samples``/``passes``/``epochs``) is recounted step by step: the model is additive over
-    layer calls, so a run's joules are the sum over its steps. A row that cannot be priced (an op
-    or format the model lacks) gets its ``error``."""
-    import calibrate
-    import opcount
-    for row in rows:
-        if row.get("error") is not None:
-            continue
+def resolve_device(profile, device):
+    """The device mapping of ``profile`` named ``device`` (a mapping is returned as given after a
+    check of its keys); a one-line :class:`DeviceError` with a did-you-mean when the profile has
+    none of that name."""
+    if isinstance(device, dict) and "energy_model" in device:
+        import calibrate
         try:
-            model = opcount.load_model(row["source"])
-            steps = calibrate.workload_steps(row["batch"], row.get("samples"), row.get("passes"))
-            epochs = row.get("epochs") or 1
-            layers, terms, time_s = {}, {}, 0.0
-            for batch, count in steps:
-                result = opcount.count_model(model, profile, phase=row["phase"], batch=batch)
-                per_layer, _total, totals = layer_energy(device, model, result)
-                times = epochs * count
-                for name, e in per_layer.items():
-                    acc = layers.setdefault(name, {"energy_j": 0.0, "terms": {}, "time_s": 0.0})
-                    acc["energy_j"] += times * e["energy_j"]
-                    acc["time_s"] += times * e["time_s"]
-                    for t, v in e["terms"].items():
-                        acc["terms"][t] = acc["terms"].get(t, 0.0) + times * v
-                    time_s += times * e["time_s"]
-                for t, v in totals.items():
-                    terms[t] = terms.get(t, 0.0) + times * v
-        except ValueError as exc:
-            row["error"] = f"{row['source']}: {exc}"
-            continue
-        row["energy_j"] = float(sum(terms.values()))
-        for t in ("ops", "memory", "calls", "static"):
-            row[f"energy_{t}_j"] = terms.get(t)
-        row["time_s"] = time_s
-        for layer in row.get("layers") or []:
-            e = layers.get(layer["name"], {"energy_j": 0.0, "terms": {}, "time_s": 0.0})
-            layer["energy_j"] = e["energy_j"]
-            layer["time_s"] = e["time_s"]
-            for t in ("ops", "memory", "calls", "static"):
-                layer[f"energy_{t}_j"] = e["terms"].get(t)
+            calibrate.EnergyModel.from_dict(device["energy_model"])
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise DeviceError(f"a device energy model mapping is malformed: {exc}") from None
+        return device
+    if isinstance(device, dict):
+        missing = [k for k in ("feature", "coefficients") if k not in device]
+        if missing:
+            raise DeviceError(f"a device mapping needs {' and '.join(missing)} "
+                              "(e.g. {'feature': 'tos', 'coefficients': [c0, c1]})")
+        if device["feature"] not in ("tos", "flops", "macs"):
+            raise DeviceError(f"device feature must be tos, flops or macs, not {device['feature']!r}")
+        return device
+    name = device
+    devices = profile.devices or {}
+    if name in devices:
+        return devices[name]
+    if not devices:
+        raise DeviceError(f"profile {profile.name!r} has no devices, so there is no {name!r}; "
+                          "a profile with fitted devices (e.g. li2022) or tosim fit gives them")
+    close = difflib.get_close_matches(str(name), list(devices), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise DeviceError(f"profile {profile.name!r} has no device {name!r}{hint} "
+                      f"(devices: {', '.join(sorted(devices))})")
 
+
+def energy_joules(device, tos, flops, macs):
+    """Joules of a device's fitted polynomial E = c0 + c1 x + c2 x^2 + ... (:func:`calibrate.predict`),
+    x its feature (TOs, FLOPs or MACs); works on numbers and numpy arrays. A device energy model
+    needs the per-layer features of :func:`apply_energy` instead (DeviceError)."""
+    import calibrate
+    if "energy_model" in device:
+        raise DeviceError("this device holds an energy model (per layer), not a polynomial of the workload's "
+                          "totals; score it with tosim score / tosim.score")
+    x = {"tos": tos, "flops": flops, "macs": macs}[device["feature"]]
+    return calibrate.predict(device["coefficients"], float(x) if isinstance(x, int) else x)
+
+
+def carbon_grams(energy_j, grid_g_per_kwh):
+    """gCO2e of ``energy_j`` joules at a grid intensity in g/kWh (CodeCarbon's method)."""
+    return energy_j / J_PER_KWH * grid_g_per_kwh
+
+
+def apply_energy(rows, profile, device, grid=None):
+    """Fill ``energy_j`` (the device's polynomial of the row's TOs, FLOPs or MACs, for the whole
+    workload the row covers) and ``gco2e`` (at ``grid`` g/kWh, default the profile's) of every
+    good row; ``None`` for both without a device."""
+    grid = profile.grid_gco2_per_kwh if grid is None else grid
+    for row in rows:
+        row["energy_j"] = row["gco2e"] = None
+        if device is None or row["error"] is not None:
+            continue
+        if "energy_model" in device:
+            _apply_model(row, device)
+            if row["error"] is not None:
+                continue
+        else:
+            row["energy_j"] = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+        if grid is not None:
+            row["gco2e"] = carbon_grams(row["energy_j"], grid)
+
+
+def _apply_model(row, device):
+    """A device energy model's joules of one row from its ``layer_table`` (the per-layer features
+    the pipeline keeps for such devices): ``energy_j``, ``energy_terms``, ``time_s`` and the same
+    per layer. An op the model does not price becomes the row's error."""
+    from ._device_model import model_energy
+    try:
+        total, terms, time_s, per_layer = model_energy(device, row["layer_table"])
+    except ValueError as exc:
+        row["error"] = f"{row['source'] or row['name']}: {exc}"
+        return
+    row["energy_j"], row["energy_terms"], row["time_s"] = total, terms, time_s
+    for layer in row.get("layers") or []:
+        entry = per_layer.get(layer["name"], {"energy_j": 0.0, "terms": {t: 0.0 for t in terms}, "time_s": 0.0})
+        layer["energy_j"], layer["energy_terms"], layer["time_s"] = entry["energy_j"], entry["terms"], entry["time_s"]

@@ -1,11 +1,13 @@
 """Output and argument helpers shared by the command modules: atomic writes, PNG figures,
 argparse value types."""
 import argparse
+import contextlib
+import fcntl
 import io
 import os
 import tempfile
 
-__all__ = ["write_atomic", "save_figure", "positive_int", "non_negative_int", "check_output"]
+__all__ = ["write_atomic", "locked", "save_figure", "positive_int", "non_negative_int", "check_output"]
 
 
 def check_output(path, option, extensions, inputs=()):
@@ -33,29 +35,57 @@ def check_output(path, option, extensions, inputs=()):
 
 
 def write_atomic(path, data):
-    """Write ``data`` (text or bytes) to ``path`` through a temporary file in the same folder
+    """Write ``data`` (text or bytes, or an iterable of text chunks, written as they come so that
+    a large file is never held in memory) to ``path`` through a temporary file in the same folder
     and ``os.replace``, so a reader sees the old file or the new one, never a partial one.
-    An unwritable path is a user error: one line, exit status 2."""
+    A symbolic link is followed: its target gets the data and the link stays a link (a dangling
+    link creates its target). An unwritable path is a user error: one line, exit status 2."""
     from .cli import CommandError
-    folder = os.path.dirname(os.path.abspath(path))
+    given, path = path, os.path.realpath(path)
+    folder = os.path.dirname(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
         binary = isinstance(data, bytes)
         with os.fdopen(fd, "wb" if binary else "w",
                        **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
-            f.write(data)
+            if isinstance(data, (str, bytes)):
+                f.write(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CommandError(f"cannot write {given}: {exc.strerror or exc}") from None
     finally:
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock for a read-modify-write of ``path`` (an append that rewrites the
+    file atomically): ``fcntl.flock`` on ``.NAME.lock`` beside the file that ``path`` resolves
+    to, so writers through different links to one file share the lock. The lock file stays (removing it
+    would race with a writer about to lock it). Blocks until the lock is free; an unwritable
+    folder is a user error (one line, exit status 2)."""
+    from .cli import CommandError
+    real = os.path.realpath(path)
+    lock_path = os.path.join(os.path.dirname(real), f".{os.path.basename(real)}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CommandError(f"cannot lock {path} (lock file {lock_path}): {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield real
+    finally:
+        os.close(fd)           # closing the descriptor releases the lock
 
 
 def save_figure(fig, path, dpi=110):

@@ -30,18 +30,24 @@ class _Parser(argparse.ArgumentParser):
         raise CommandError(message)
 
 
+#: The input-error class of each package: printed as one line, never a traceback.
+_INPUT_ERRORS = [("hardware_profiles", "ProfileError"), ("opcount", "ModelError"),
+                 ("hwlib", "CircuitError"), ("calibrate", "MeasurementError"), ("tosim._errors", "ScoreError")]
+
+
 def _input_errors():
-    """The input-error classes of the packages: printed as one line, never a traceback."""
+    """The input-error classes of the packages imported so far (a package that raised one is
+    imported), so that ``tosim --help`` loads none of them."""
     errors = [CommandError]
-    for module_name, attr in [("hardware_profiles", "ProfileError"),
-                              ("opcount", "ModelError"),
-                              ("hwlib", "CircuitError"),
-                              ("calibrate", "MeasurementError")]:
-        try:
-            errors.append(getattr(importlib.import_module(module_name), attr))
-        except (ImportError, AttributeError):
-            pass
+    for module_name, attr in _INPUT_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(getattr(module, attr, None), type):
+            errors.append(getattr(module, attr))
     return tuple(errors)
+
+
+def _is_input_error(exc):
+    return isinstance(exc, _input_errors())
 
 
 def build_parser():
@@ -61,7 +67,6 @@ def build_parser():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    errors = _input_errors()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -73,14 +78,16 @@ def main(argv=None):
                 parser.print_help()
                 return 2
         return int(args.func(args) or 0)
-    except errors as exc:
-        print(f"tosim: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
         print("tosim: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
+        print(f"tosim: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def sub_names(parser):

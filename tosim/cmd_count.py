@@ -6,6 +6,8 @@ split into compute and data movement per layer (:mod:`opcount.movement`), and ``
 import json
 import sys
 
+import hardware_profiles
+
 from ._io import check_output, positive_int, save_figure
 
 __all__ = ["register", "run"]
@@ -26,6 +28,9 @@ def register(subparsers):
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     parser.add_argument("--seq", type=positive_int, default=None,
                         help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="count every layer in this number format (default: the model's; a Hugging Face "
+                             "config's torch_dtype, fp32 for the zoo)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
@@ -58,33 +63,27 @@ def densities(args):
     return Densities(weights=args.density_weights, inputs=args.density_inputs)
 
 
-def _load(args):
-    import opcount
-    return opcount.load_model(args.model, seq=args.seq)
-
-
 def run(args):
-    import hardware_profiles
-    import opcount
+    from . import api
+    from ._costs import SynthesisProgress
     if args.plot is not None:
         check_output(args.plot, "--plot", (".png",), inputs=(args.model, args.profile))
     profile = hardware_profiles.load(args.profile)
-    model = _load(args)
-    result = opcount.count_model(model, profile, phase=args.phase, batch=args.batch)
-    movement = None
-    if profile.memory is not None:
-        movement = opcount.count_movement(result, model, profile, densities=densities(args))
-    elif args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0:
+    if profile.memory is None and (args.plot or args.density_weights != 1.0 or args.density_inputs != 1.0):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
                            "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
+    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, per_layer=True,
+                       densities=densities(args) if profile.memory is not None else None,
+                       synth_progress=SynthesisProgress(), format=args.format)
+    result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()
         if movement is not None:
             out["movement"] = movement.to_json()
         print(json.dumps(out, indent=2))
     else:
-        print(format_table(result))
+        print(format_table(result, scored))
         if movement is not None:
             print("\n" + format_movement(movement))
     if args.plot:
@@ -95,7 +94,7 @@ def run(args):
 
 def format_movement(movement):
     """Per-layer compute and data-movement energy (joules) and accesses per memory level."""
-    from .cmd_score import si
+    from ._render import si
     levels = movement.hierarchy.names
     header = ["layer", "type", "eff. MACs", "compute J", "movement J", "movement %"] + [f"{lv} acc." for lv in levels]
     rows = []
@@ -158,22 +157,28 @@ def _human(n):
     return f"{n:,}"
 
 
-def format_table(result):
+def format_table(result, scored=None):
     """A readable per-layer table: each layer's counts summed over the phase's stages, then the
-    totals per stage."""
+    totals per stage; with ``scored`` (the :class:`tosim.ScoreResult` of the same count, per
+    layer) a last column of TOs."""
     import opcount
+
+    from ._render import si
     stages = opcount.PHASES[result.phase]
     ops = opcount.BASIC_OPS
-    header = ["layer", "type", "output", "params"] + list(ops)
+    header = ["layer", "type", "output", "params"] + list(ops) + (["TOs"] if scored is not None else [])
     rows = []
-    for layer in result.layers:
+    for i, layer in enumerate(result.layers):
         counts = [sum(layer.stages[s][op] for s in stages) for op in ops]
         shape = "x".join(map(str, layer.out_shape)) if layer.out_shape else "-"
         mark = "" if layer.complete else " (!)"
-        rows.append([layer.name + mark, layer.type, shape, _human(layer.params)] + [_human(c) for c in counts])
+        rows.append([layer.name + mark, layer.type, shape, _human(layer.params)] + [_human(c) for c in counts]
+                    + ([si(scored.layers[i].tos)] if scored is not None else []))
     totals = result.totals
-    footer = [[f"total {s}", "", "", ""] + [_human(totals[s][op]) for op in ops] for s in stages]
-    footer.append(["total", "", "", _human(result.params)] + [_human(totals["all"][op]) for op in ops])
+    footer = [[f"total {s}", "", "", ""] + [_human(totals[s][op]) for op in ops]
+              + ([si(scored.tos_by_stage[s])] if scored is not None else []) for s in stages]
+    footer.append(["total", "", "", _human(result.params)] + [_human(totals["all"][op]) for op in ops]
+                  + ([si(scored.tos)] if scored is not None else []))
     widths = [max(len(str(r[i])) for r in [header] + rows + footer) for i in range(len(header))]
 
     def line(row):
@@ -183,12 +188,14 @@ def format_table(result):
     rule = "  ".join("-" * w for w in widths)
     out = [f"model {result.model}  profile {result.profile}  phase {result.phase} ({', '.join(stages)})  "
            f"batch {result.batch}",
-           f"params {_human(result.params)}  MACs {_human(result.macs)}  FLOPs {_human(result.flops)}",
+           f"params {_human(result.params)}  MACs {_human(result.macs)}  FLOPs {_human(result.flops)}"
+           + (f"  TOs {si(scored.tos)}" if scored is not None else ""),
            "", line(header), rule] + [line(r) for r in rows] + [rule] + [line(r) for r in footer]
     if result.incomplete:
         out.append("")
         types = ", ".join(f"{t} x{n}" for t, n in sorted(result.incomplete_types.items()))
-        out.append(f"INCOMPLETE: {len(result.incomplete)} layer(s) not fully counted (marked (!)): {types}")
+        out.append(f"INCOMPLETE: {len(result.incomplete)} layer(s) not fully counted (marked (!)): {types}"
+                   + ("; the TOs are too low" if scored is not None else ""))
         for item in result.incomplete:
             out.append(f"  {item['layer']} ({item['type']}): {item['reason']}")
     return "\n".join(out)

@@ -1,8 +1,8 @@
 """``tosim fit MEASUREMENTS.csv``: fit a device's joule coefficients on TOs, FLOPs or MACs.
 
-Wiring only: calibrate reads the measurements and fits, the scoring command's per-model function
-gives each model's TOs, FLOPs and MACs for one step of a batch, and this module sums them over
-the workload each measurement row describes (``calibrate.workload_steps``).
+Wiring only: calibrate reads the measurements and fits, :func:`tosim.score_many` gives each
+model's TOs, FLOPs and MACs for one step of a batch, and the whole-run rule of scoring sums them
+over the workload each measurement row describes (``calibrate.workload_steps``).
 """
 import datetime
 import json
@@ -132,9 +132,10 @@ class FeatureCache:
     """TOs, FLOPs, MACs and TOs per basic op of one step, per (model, phase, step batch).
 
     Thousands of measurement rows usually repeat a few dozen models and batch sizes, so each
-    distinct step is scored once, by the scoring command's :func:`tosim.cmd_score.score` (one
-    call per phase and batch size over all models). TOs per op are the per-layer op counts of
-    that score times the same cost table (``tosim._costs.costs_array``), per layer format.
+    distinct step is scored once, by :func:`tosim.score_many` (one call per phase and batch size
+    over all models). TOs per op are the per-layer op counts of that score times the same cost
+    table (``tosim._costs.costs_array``), per layer format. A whole run is summed by the rule
+    scoring uses (``tosim._pipeline.whole_run_total``).
     """
 
     def __init__(self, profile, jobs=None):
@@ -145,8 +146,10 @@ class FeatureCache:
     def prepare(self, measurements):
         """Score every step the measurements need that is not scored yet."""
         import numpy as np
+
+        from opcount import BASIC_OPS as OPS
         from tosim._costs import costs_array
-        from tosim.cmd_score import OPS, score
+        from tosim.api import score_many
         groups = {}
         for m in measurements:
             for batch, _ in m.steps:
@@ -154,54 +157,39 @@ class FeatureCache:
                     groups.setdefault((m.phase, batch), set()).add(m.model)
         for (phase, batch), sources in sorted(groups.items()):
             sources = sorted(sources)
-            rows, _ = score(sources, self.profile, phase=phase, batch=batch, per_layer=True, jobs=self.jobs)
-            if self.profile.memory is not None:
-                from tosim.cmd_score import add_movement
-                add_movement(rows, sources, self.profile, phase, batch)
-            for source, row in zip(sources, rows):
-                if row["error"] is not None:
-                    value = row["error"]
-                elif row["incomplete"]:
-                    kinds = ", ".join(f"{t} x{n}" for t, n in sorted(row["incomplete"].items()))
+            results = score_many(sources, self.profile, phase=phase, batch=batch, per_layer=True, jobs=self.jobs)
+            for source, r in zip(sources, results):
+                if r.error is not None:
+                    value = r.error
+                elif r.incomplete_types:
+                    kinds = ", ".join(f"{t} x{n}" for t, n in sorted(r.incomplete_types.items()))
                     value = f"{source}: not fully counted ({kinds}); its TOs would be too low"
                 else:
-                    formats = sorted({layer["format"] for layer in row["layers"]})
+                    formats = sorted({layer.format for layer in r.layers})
                     costs = costs_array(self.profile, formats)
                     column = {f: i for i, f in enumerate(formats)}
                     by_op = np.zeros(len(OPS))
-                    for layer in row["layers"]:
-                        by_op += np.asarray(layer["counts"], dtype=np.float64) * costs[:, column[layer["format"]]]
-                    value = {"tos": row["tos"], "flops": float(row["flops"]), "macs": float(row["macs"]),
+                    for layer in r.layers:
+                        counts = np.asarray([layer.counts[op] for op in OPS], dtype=np.float64)
+                        by_op += counts * costs[:, column[layer.format]]
+                    value = {"tos": r.tos, "flops": float(r.flops), "macs": float(r.macs),
                              "tos_by_op": dict(zip(OPS, (float(v) for v in by_op))),
-                             "movement": float(row.get("energy_movement_j") or 0.0)}
+                             "movement": float(r.energy_movement_j or 0.0)}
                 self.steps[(source, phase, batch)] = value
 
     def row(self, measurement):
         """Features of a whole measured run: ``epochs x sum over its steps of count x F(batch)``.
         Raises ValueError with the model's message when it could not be scored."""
+        from tosim._pipeline import whole_run_total
         self.prepare([measurement])
-        total = None
+        parts = []
         for batch, count in measurement.steps:
             f = self.steps[(measurement.model, measurement.phase, batch)]
             if isinstance(f, str):
                 raise ValueError(f)
-            part = {"tos": count * f["tos"], "flops": count * f["flops"], "macs": count * f["macs"],
-                    "movement": count * f["movement"],
-                    "tos_by_op": {op: count * v for op, v in f["tos_by_op"].items()}}
-            if total is None:
-                total = part
-            else:
-                for k in ("tos", "flops", "macs", "movement"):
-                    total[k] += part[k]
-                for op, v in part["tos_by_op"].items():
-                    total["tos_by_op"][op] += v
-        e = measurement.epochs
-        return {"tos": e * total["tos"], "flops": e * total["flops"], "macs": e * total["macs"],
-                "movement": e * total["movement"],
-                "tos_by_op": {op: e * v for op, v in total["tos_by_op"].items()}}
+            parts.append((f, count))
+        return whole_run_total(parts, measurement.epochs)
 
-
-# ---------------------------------------------------------------------------------------------
 
 def _select_device(rows, name):
     devices = sorted({r.device for r in rows if r.device})
@@ -359,7 +347,7 @@ def resolve_weighting(weighting, energies):
 
 def _groups(types):
     """A run's group for per-type metrics: its layer types (views left out), '+'-joined."""
-    from ._energy import VIEW_TYPES
+    from ._device_model import VIEW_TYPES
     kinds = sorted({t for t in types if t not in VIEW_TYPES and t != "dropout"})
     return "+".join(kinds) if kinds else "(none)"
 
@@ -376,7 +364,7 @@ def run_model(args, profile, data, rows, device, problems):
     import numpy as np
     import calibrate
     from tosim.cli import CommandError
-    from ._energy import TableCache, model_tos_per_op
+    from ._device_model import TableCache, model_tos_per_op
     cache = TableCache(profile)
     used, tables, groups = [], [], []
     for row in rows:

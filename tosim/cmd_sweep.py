@@ -11,9 +11,10 @@ Axis values: ``8`` | ``4,8,16`` | ``4:18`` (every integer) | ``4:64:+4`` (step) 
 (geometric); activations as names separated by commas.
 
 Limits, checked before anything is allocated (exit status 2 naming the option): at most
-:data:`MAX_CONFIGS` (10 million) configurations in a sweep, and :data:`MAX_ROWS` (2 million)
-with ``--out`` or ``--json``, which hold every row as text (counting takes about 0.5 KB per
-configuration, a CSV or JSON row about 2 KB more); every value, ``--batch`` and the fixed sizes
+:data:`MAX_CONFIGS` (10 million) configurations in a sweep (counting takes about 0.5 KB per
+configuration), with ``--out`` too: the CSV is written in chunks of :data:`CSV_CHUNK_ROWS` rows
+to a temporary file renamed over the target, so its text is never held whole; :data:`MAX_ROWS`
+(2 million) with ``--json``, which builds every row as a Python object (about 2 KB each); every value, ``--batch`` and the fixed sizes
 at most 2**62 (:data:`opcount.sweep.MAX_VALUE`: they fit int64, and a count past int64 is
 flagged, never wrapped); a CNN's ``--depth`` and ``--kernel`` at most :data:`MAX_CNN_LOOP`
 (10,000: the kernel loops over the layers and the kernel taps of each configuration).
@@ -25,7 +26,9 @@ import sys
 import time
 
 from ._io import check_output, save_figure, write_atomic
-from .cmd_score import _non_negative_float, carbon_grams, energy_joules, resolve_device, si
+from ._energy import carbon_grams, energy_joules, resolve_device
+from ._render import si
+from .cmd_score import _non_negative_float
 
 __all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES", "MAX_CONFIGS", "MAX_ROWS", "MAX_VALUE",
            "MAX_CNN_LOOP"]
@@ -52,7 +55,8 @@ TABLE_ROWS = 60
 #: The most configurations a sweep may have (the parameter and count arrays take about 0.5 KB
 #: per configuration).
 MAX_CONFIGS = 10_000_000
-#: The most configurations with ``--out`` or ``--json`` (every row held as text, about 2 KB more).
+#: The most configurations with ``--json`` (every row held as a Python object, about 2 KB more);
+#: ``--out`` streams its rows and has :data:`MAX_CONFIGS`.
 MAX_ROWS = 2_000_000
 #: The largest value of an axis, ``--batch`` or a fixed size: :data:`opcount.sweep.MAX_VALUE`,
 #: spelled out so that building the parser does not import numba (the tests check that the two agree).
@@ -66,7 +70,7 @@ MAX_CNN_LOOP = 10_000
 ACTIVATION_NAMES = ("sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "relu")
 
 
-LIMITS = (f"Limits: {MAX_CONFIGS:,} configurations ({MAX_ROWS:,} with --out or --json); values, --batch and "
+LIMITS = (f"Limits: {MAX_CONFIGS:,} configurations ({MAX_ROWS:,} with --json); values, --batch and "
           f"sizes at most 2**62; CNN depth and kernel at most {MAX_CNN_LOOP:,}.")
 
 
@@ -79,7 +83,7 @@ def _size(text):
 
 
 def register(subparsers):
-    import opcount
+    from hardware_profiles import schema   # the names only: building the parser imports no numpy
     parser = subparsers.add_parser(
         "sweep", help="TOs of model families over parameter ranges (MLP width/depth/activation, CNN depth/kernel)",
         description="Count and price every configuration of a model family with a numba kernel (no Python object "
@@ -99,14 +103,14 @@ def register(subparsers):
         p.add_argument("--x", default=None, choices=[a[0] for a in axes],
                        help="the axis on the plot's x (default: the first axis with more than one value)")
         p.add_argument("--profile", default="cmos-generic", help="profile name or YAML file (default cmos-generic)")
-        p.add_argument("--format", default=None, choices=list(opcount.FORMATS),
+        p.add_argument("--format", default=None, choices=list(schema.FORMATS),
                        help="number format of every layer (default: the profile's default format)")
-        p.add_argument("--phase", default="inference", choices=list(opcount.PHASES),
+        p.add_argument("--phase", default="inference", choices=list(schema.PHASES),
                        help="inference = forward; validation = + loss; training = + backward + update")
         p.add_argument("--batch", type=_size, default=1, help="samples per batch (default 1)")
-        p.add_argument("--loss", default=DEFAULT_LOSS[family], choices=list(opcount.LOSSES),
+        p.add_argument("--loss", default=DEFAULT_LOSS[family], choices=list(schema.LOSSES),
                        help=f"loss (default {DEFAULT_LOSS[family]})")
-        p.add_argument("--optimizer", default="sgd", choices=list(opcount.OPTIMIZERS), help="optimizer (default sgd)")
+        p.add_argument("--optimizer", default="sgd", choices=list(schema.OPTIMIZERS), help="optimizer (default sgd)")
         p.add_argument("--device", default=None, help="a device of the profile: adds energy_j and gco2e")
         p.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
                        help="grid carbon intensity in gCO2e/kWh (default: the profile's)")
@@ -239,22 +243,35 @@ def _error_text(status):
                                                                                                           "")
 
 
-def _csv_text(columns):
+#: Rows formatted and written at a time by ``--out``: the CSV text is never held whole.
+CSV_CHUNK_ROWS = 65_536
+
+
+def _csv_chunks(columns, chunk_rows=CSV_CHUNK_ROWS):
+    """The CSV text of a sweep, header first, then ``chunk_rows`` rows per piece."""
     names = [k for k in columns if k != "status"] + ["error"]
-    bad = columns["status"] != 0
-    lists = []
-    for k in names[:-1]:
-        values = columns[k]
-        if values.dtype.kind == "f":
-            values = [repr(v) for v in values.tolist()]
-        else:
-            values = [str(v) for v in values.tolist()]
-        if bad.any() and k not in AXES_ALL:
-            values = ["" if b else v for v, b in zip(values, bad.tolist())]
-        lists.append(values)
-    lists.append([_error_text(s) for s in columns["status"].tolist()])
-    lines = [",".join(names)] + [",".join(row) for row in zip(*lists)]
-    return "\n".join(lines) + "\n"
+    yield ",".join(names) + "\n"
+    n = len(columns["status"])
+    for start in range(0, n, chunk_rows):
+        stop = min(start + chunk_rows, n)
+        bad = columns["status"][start:stop] != 0
+        lists = []
+        for k in names[:-1]:
+            values = columns[k][start:stop]
+            if values.dtype.kind == "f":
+                values = [repr(v) for v in values.tolist()]
+            else:
+                values = [str(v) for v in values.tolist()]
+            if bad.any() and k not in AXES_ALL:
+                values = ["" if b else v for v, b in zip(values, bad.tolist())]
+            lists.append(values)
+        lists.append([_error_text(s) for s in columns["status"][start:stop].tolist()])
+        yield "".join(",".join(row) + "\n" for row in zip(*lists))
+
+
+def _csv_text(columns):
+    """The whole CSV text of a sweep (small sweeps and tests; ``--out`` streams the chunks)."""
+    return "".join(_csv_chunks(columns))
 
 
 AXES_ALL = {name for axes in AXES.values() for name, _, _ in axes}
@@ -322,12 +339,15 @@ def run(args):
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     n = math.prod(len(values) for values in axes.values())
-    limit, why = (MAX_ROWS, " with --out or --json") if (args.out or args.json) else (MAX_CONFIGS, "")
+    limit, why = (MAX_ROWS, " with --json") if args.json else (MAX_CONFIGS, "")
     if n > limit:
         raise CommandError(f"the sweep has {n:,} configurations ({' x '.join(str(len(v)) for v in axes.values())}); "
                            f"the limit is {limit:,}{why}")
     profile = hardware_profiles.load(args.profile)
     device = resolve_device(profile, args.device) if args.device else None
+    if device is not None and "energy_model" in device:
+        raise CommandError(f"sweep prices polynomial devices only; device {args.device!r} holds an energy model "
+                           "(score the configurations' models with tosim score)")
     fmt = args.format or profile.default_format
     fixed = {name: getattr(args, name) for name, _, _ in FIXED[family]}
     grid = profile.grid_gco2_per_kwh if args.grid_intensity is None else args.grid_intensity
@@ -336,7 +356,7 @@ def run(args):
     n = len(columns["tos"])
     x_name = args.x or next((name for name, values in axes.items() if len(values) > 1), AXES[family][0][0])
     if args.out:
-        write_atomic(args.out, _csv_text(columns))
+        write_atomic(args.out, _csv_chunks(columns))
     if args.plot:
         title = (f"{family} sweep, {profile.name}, {fmt}, {args.phase}, batch {args.batch}"
                  + (f", device {args.device}" if device is not None else ""))

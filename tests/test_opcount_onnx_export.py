@@ -1,0 +1,256 @@
+"""ONNX files written by PyTorch's two exporters (TorchScript, ``dynamo=False``, and
+``torch.export``, ``dynamo=True``) of attention, recurrent and channels-last models: counted through
+the ONNX frontend, they give FlopCounterMode's MACs on meta tensors (forward and training), the
+module's parameters, the same counts as ``load_torch`` where it loads the module, and the hand
+counts of the layers whose batch axis the exporters move."""
+import contextlib
+import io
+import logging
+import math
+import warnings
+
+import pytest
+
+import opcount
+from hardware_profiles import load
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+EXPORTERS = ["torchscript", "dynamo"]
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load("cmos-generic")
+
+
+def _export(module, x, path, exporter):
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="the dynamo exporter needs onnxscript")
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (x,), str(path), dynamo=exporter == "dynamo")
+    finally:
+        quiet.setLevel(level)
+
+
+def _flop_counter_macs(module, shape, training):
+    """MACs of FlopCounterMode on meta tensors: forward, or forward + backward of a sum loss."""
+    from torch.utils.flop_counter import FlopCounterMode
+    meta = _twin(module).to("meta")
+    meta.train(False)
+    x = torch.randn(shape, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        out = meta(x)
+        if training:
+            out.sum().backward()
+    return counter.get_total_flops() // 2
+
+
+def _twin(module):
+    import copy
+    return copy.deepcopy(module)
+
+
+def _seeded(module):
+    """Distinct random parameters: exporters drop adds of zeros and merge identical initializers
+    (a freshly built TransformerEncoder's layers are copies of one another)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * 0.1)
+    return module.eval()
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+class SeqFirstAttention(nn.Module):
+    """Sequence-first code in a batch-first model: the batch sits on axis 1 inside."""
+
+    def __init__(self, need_weights=False):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 4)
+        self.need_weights = need_weights
+
+    def forward(self, x):
+        x = x.transpose(0, 1)
+        y = self.attn(x, x, x, need_weights=self.need_weights)[0]
+        return y.transpose(0, 1)
+
+
+class BatchFirstAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 4, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class Encoder(nn.Module):
+    def __init__(self, batch_first=True):
+        super().__init__()
+        self.batch_first = batch_first
+        self.layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=batch_first)
+
+    def forward(self, x):
+        if self.batch_first:
+            return self.layer(x)
+        return self.layer(x.transpose(0, 1)).transpose(0, 1)
+
+
+class TinyViT(nn.Module):
+    """vit_b_16's structure at toy size: patches, class token, position table, pre-norm encoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, 4)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 16))
+        self.pos = nn.Parameter(torch.zeros(1, 5, 16))
+        layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True,
+                                           activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        return self.head(self.encoder(x)[:, 0])
+
+
+class Recurrent(nn.Module):
+    def __init__(self, kind, **kw):
+        super().__init__()
+        self.rnn = kind(8, 12, batch_first=True, **kw)
+        self.fc = nn.Linear(12 * (2 if kw.get("bidirectional") else 1), 3)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0])
+
+
+class ConvNeXtBlock(nn.Module):
+    """convnext_tiny's block and head at toy size: depthwise conv, channels-last LayerNorm and MLP,
+    layer scale, global pool, LayerNorm, flatten, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 2, 2)
+        self.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+        self.norm = nn.LayerNorm(16)
+        self.fc1, self.fc2 = nn.Linear(16, 64), nn.Linear(64, 16)
+        self.gamma = nn.Parameter(torch.ones(16))
+        self.head_norm = nn.LayerNorm(16)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.fc2(nn.functional.gelu(self.fc1(self.norm(y)))) * self.gamma
+        x = x + y.permute(0, 3, 1, 2)
+        x = x.mean([-2, -1])
+        return self.head(torch.flatten(self.head_norm(x), 1))
+
+
+class WindowAttention(nn.Module):
+    """swin_t's window partition and attention at toy size (no shift): windows merged into the
+    batch axis, attention per window with a qkv linear, then merged back."""
+
+    def __init__(self, dim=16, heads=2, window=2):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.scale = (dim // heads) ** -0.5
+
+    def forward(self, x):                                  # x: (B, H, W, C)
+        b, h, w, c = x.shape
+        s = self.window
+        x = x.view(b, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s * s, c)
+        n = x.shape[0]
+        qkv = self.qkv(x).reshape(n, s * s, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        y = (attn.softmax(-1) @ v).transpose(1, 2).reshape(n, s * s, c)
+        y = self.proj(y).view(b, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        return y
+
+
+CASES = {
+    "seq-first-mha": (lambda: SeqFirstAttention(), (5, 16)),
+    "seq-first-mha-weights": (lambda: SeqFirstAttention(need_weights=True), (5, 16)),
+    "batch-first-mha": (lambda: BatchFirstAttention(), (5, 16)),
+    "encoder-layer": (lambda: Encoder(), (5, 16)),
+    "seq-first-encoder-layer": (lambda: Encoder(batch_first=False), (5, 16)),
+    "vit": (lambda: TinyViT(), (3, 8, 8)),
+    "lstm": (lambda: Recurrent(nn.LSTM), (5, 8)),
+    "lstm-2-layers-bidirectional": (lambda: Recurrent(nn.LSTM, num_layers=2, bidirectional=True), (5, 8)),
+    "gru": (lambda: Recurrent(nn.GRU), (5, 8)),
+    "rnn": (lambda: Recurrent(nn.RNN), (5, 8)),
+    "convnext": (lambda: ConvNeXtBlock(), (3, 8, 8)),
+    "window-attention": (lambda: WindowAttention(), (4, 4, 16)),
+}
+
+# exports whose graph computes less than the module: the dynamo exporter unrolls nn.RNN into
+# per-step MatMuls and folds the first step's product with the zero initial state into a constant
+NOT_THE_MODULE = {("rnn", "dynamo"): "the dynamo exporter unrolls nn.RNN and folds the first step's h0 product"}
+
+
+EXPORTS = [(case, exporter, 2) for case in sorted(CASES) for exporter in EXPORTERS] + [
+    (case, exporter, 1) for case in ("convnext", "seq-first-encoder-layer", "vit", "window-attention")
+    for exporter in EXPORTERS]
+
+
+@pytest.mark.parametrize("case, exporter, export_batch", EXPORTS)
+def test_exported_models_count_like_flop_counter_mode(tmp_path, profile, case, exporter, export_batch):
+    """Exported at batch 2 (and 1, where the exporters squeeze or merge the batch axis), counted
+    at batches 1 and 3: FlopCounterMode's MACs, forward and training, and the module's
+    parameters; nothing left out."""
+    if (case, exporter) in NOT_THE_MODULE:
+        pytest.skip(NOT_THE_MODULE[(case, exporter)])
+    build, sample = CASES[case]
+    module = _seeded(build())
+    path = tmp_path / f"{case}.onnx"
+    _export(module, torch.randn((export_batch,) + sample), path, exporter)
+    model = opcount.load_onnx(path)
+    assert model.name == case
+    assert model.input_shape == sample
+    assert model.params == sum(p.numel() for p in module.parameters())
+    for phase, batch in (("inference", 1), ("inference", 3), ("training", 3)):
+        result = opcount.count_model(model, profile, phase=phase, batch=batch)
+        assert result.complete, result.incomplete
+        assert result.macs == _flop_counter_macs(module, (batch,) + sample, phase == "training"), (phase, batch)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_sequence_first_attention_hand_count(tmp_path, profile, exporter):
+    """nn.MultiheadAttention on (T, N, D) inside a batch-first model: the four projections take
+    all T tokens of each sample, N*4*T*D*D MACs, and the attention core N*2*T*T*D (one sdpa layer);
+    counting one token per sample would give N*4*D*D."""
+    t, d = 5, 16
+    module = _seeded(SeqFirstAttention())
+    path = tmp_path / "mha.onnx"
+    _export(module, torch.randn(2, t, d), path, exporter)
+    model = opcount.load_onnx(path)
+    assert [layer.type for layer in model.layers].count("sdpa") == 1
+    assert sorted(layer.attrs["out"] for layer in model.layers if layer.type == "linear") == [d, 3 * d]
+    for n in (1, 4):
+        result = opcount.count_model(model, profile, batch=n)
+        assert result.macs == n * (4 * t * d * d + 2 * t * t * d)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_lstm_hand_count(tmp_path, profile, exporter):
+    """One LSTM layer (I=8, H=12) over T=5 steps and a linear head: N*(4H(I+H)T + T*H*3) MACs."""
+    t, i, h = 5, 8, 12
+    module = _seeded(Recurrent(nn.LSTM))
+    path = tmp_path / "lstm.onnx"
+    _export(module, torch.randn(2, t, i), path, exporter)
+    model = opcount.load_onnx(path)
+    lstm = [layer for layer in model.layers if layer.type == "lstm"]
+    assert len(lstm) == 1 and lstm[0].params == 4 * h * (i + h) + 8 * h and lstm[0].in_shape == (t, i)
+    for n in (1, 3):
+        assert opcount.count_model(model, profile, batch=n).macs == n * (4 * h * (i + h) * t + t * h * 3)

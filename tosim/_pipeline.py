@@ -1,0 +1,307 @@
+"""The scoring pipeline behind :func:`tosim.score`: read and count models, price the counts.
+
+Each model source becomes one *row*, a plain dict (picklable, so worker processes can return
+it): the counting fields of :func:`count_source`, then the TOs of :func:`price` (the counts x the
+profile's cost table, by :func:`opcount.kernel.tos_from_counts` over all models at once). A
+model that cannot be read or counted becomes a row with its ``error`` message; the others go on.
+:mod:`tosim.api` turns rows into :class:`tosim.ScoreResult` objects.
+
+The whole-run rule (a run is ``epochs`` x the sum over its steps; :func:`whole_run_total`) is
+written here once and used by scoring (:func:`combine_steps`) and by ``tosim fit``'s features.
+"""
+import os
+
+import opcount
+from opcount import BASIC_OPS as OPS, STAGES
+
+__all__ = ["MODEL_EXTENSIONS", "expand_inputs", "name_of", "count_source", "count_all", "price",
+           "whole_run_total", "combine_steps", "movement_fields"]
+
+#: File types a folder input is searched for (recursively).
+MODEL_EXTENSIONS = (".yaml", ".yml", ".json", ".onnx")
+
+#: Worker processes are used automatically only for at least this many bytes of model files.
+AUTO_JOBS_BYTES = 64 * 2 ** 20
+
+
+def expand_inputs(inputs):
+    """Model sources in order: ``zoo:all`` becomes every zoo name, a folder its model files
+    (recursively, sorted); anything else is kept as given (a bad one fails on its own row)."""
+    out = []
+    for item in inputs or ["zoo:all"]:
+        if item == "zoo:all":
+            out.extend(f"zoo:{name}" for name in opcount.zoo_names())
+        elif isinstance(item, (str, os.PathLike)) and not str(item).startswith("zoo:") and os.path.isdir(item):
+            found = []
+            for root, dirs, files in os.walk(item):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.lower().endswith(MODEL_EXTENSIONS) and not name.startswith("."):
+                        found.append(os.path.join(root, name))
+            out.extend(found)
+        else:
+            out.append(item)
+    return out
+
+
+def name_of(source):
+    """The name a row gets when its model could not be read: the zoo name, the file stem, or
+    the ``name`` of an in-memory model or spec."""
+    if isinstance(source, opcount.ModelIR):
+        return source.name
+    if isinstance(source, dict):
+        return str(source.get("name") or "model")
+    if not isinstance(source, (str, os.PathLike)):
+        return type(source).__name__
+    source = os.fspath(source)
+    if source.startswith("zoo:"):
+        return source[4:]
+    return os.path.splitext(os.path.basename(source))[0] or source
+
+
+def source_label(source):
+    """The ``source`` column of a row: the path or ``zoo:NAME`` as given; ``None`` for a model
+    given in memory (a ModelIR or a spec mapping)."""
+    if isinstance(source, os.PathLike):
+        return os.fspath(source)
+    return source if isinstance(source, str) else None
+
+
+def movement_fields(profile):
+    """Extra columns of a profile with a ``memory:`` section: compute and movement energy (J)
+    and accesses per level; none without one."""
+    memory = profile.memory
+    if memory is None:
+        return []
+    return ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv['name']}" for lv in memory["levels"]]
+
+
+# --- counting (in this process or in workers) -------------------------------------------------
+
+_WORKER = {}
+
+
+def _init_worker(options):
+    _WORKER.update(options)
+
+
+def _count_indexed(item):
+    index, source = item
+    return index, count_source(source, **_WORKER)
+
+
+def count_source(source, profile, phase, batch, per_layer, seq=None, densities=None, keep=False, format=None,
+                 layer_features=False):
+    """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
+    ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
+    ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
+    :class:`opcount.MovementResult`; ``keep`` keeps the :class:`opcount.CountResult` as
+    ``count_result``; ``layer_features`` keeps the per-layer features of a device energy model as
+    ``layer_table``, see :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}``
+    with the exact message."""
+    label = source_label(source)
+    try:
+        model = opcount.load_model(source, seq=seq, format=format)
+        result = opcount.count_model(model, profile, phase=phase, batch=batch)
+    except opcount.ModelError as exc:
+        return {"source": label, "name": name_of(source), "error": str(exc)}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        where = label if label is not None else name_of(source)
+        return {"source": label, "name": name_of(source), "error": f"{where}: {type(exc).__name__}: {exc}"}
+    totals = result.totals["all"]
+    out = {"name": result.model, "source": label, "params": result.params, "macs": result.macs,
+           "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
+           "incomplete": result.incomplete_types, "incomplete_items": [dict(item) for item in result.incomplete],
+           "error": None}
+    if keep:
+        out["count_result"] = result
+    if layer_features:
+        from ._device_model import layer_table
+        out["layer_table"] = layer_table(model, result)
+    try:
+        out["counts"] = result.as_array()
+    except OverflowError:
+        out["counts"] = None
+        out["layer_counts"] = [[[layer.stages[s][op] for op in OPS] for s in STAGES] for layer in result.layers]
+    if per_layer:
+        out["layers"] = [{"name": layer.name, "type": layer.type, "format": layer.format, "params": layer.params,
+                          "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
+                          "counts": [sum(layer.stages[s][op] for s in STAGES) for op in OPS]}
+                         for layer in result.layers]
+    if profile.memory is not None:
+        _add_movement(out, opcount.count_movement(result, model, profile, densities=densities))
+    return out
+
+
+def _add_movement(row, mv):
+    """The data-movement fields of a row (and of its per-layer entries) from ``mv``."""
+    row["movement"] = mv
+    row["energy_compute_j"] = mv.compute_j
+    row["energy_movement_j"] = mv.movement_j
+    for lv in mv.hierarchy.names:
+        row[f"accesses_{lv}"] = float(sum(mv.accesses(m, lv) for m in mv.layers))
+    by_name = {m.name: m for m in mv.layers}
+    for layer in row.get("layers") or []:
+        m = by_name.get(layer["name"])
+        if m is not None:
+            layer["energy_compute_j"], layer["energy_movement_j"] = m.compute_j, m.movement_j
+            layer.update({f"accesses_{lv}": mv.accesses(m, lv) for lv in mv.hierarchy.names})
+
+
+def _auto_jobs(sources):
+    """Processes pay only where reading dominates: measured on the 2-core shared machine, the 80
+    zoo models count in ~1.05 s in one process and ~1.4 s with 2-3 forked workers (the results
+    travel back by pickle and the few large models set the pace), so zoo names and small spec
+    files stay in this process; large files (ONNX with weights, where protobuf parsing takes the
+    time) go to one worker per core once there are at least 4 of them and
+    :data:`AUTO_JOBS_BYTES` in all. ``jobs`` overrides."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    files = [s for s in sources if isinstance(s, str) and not s.startswith("zoo:") and os.path.isfile(s)]
+    if cores < 2 or len(files) < 4 or sum(os.path.getsize(f) for f in files) < AUTO_JOBS_BYTES:
+        return 1
+    return min(cores, 8)
+
+
+def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, seq=None,
+              densities=None, keep=False, format=None, layer_features=False):
+    """:func:`count_source` of every source, in order; ``jobs`` processes (``None``: automatic).
+    ``progress(done, source)`` is called after each source."""
+    import multiprocessing
+    jobs = _auto_jobs(sources) if jobs is None else jobs
+    options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, seq=seq, densities=densities,
+                   keep=keep, format=format, layer_features=layer_features)
+    results = [None] * len(sources)
+    done = 0
+    if jobs > 1 and len(sources) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        # fork: the workers start with the profile and every module already imported
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(jobs, len(sources)), initializer=_init_worker, initargs=(options,)) as pool:
+            for index, result in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
+                results[index] = result
+                done += 1
+                if progress:
+                    progress(done, sources[index])
+        return results
+    for index, source in enumerate(sources):
+        results[index] = count_source(source, **options)
+        if progress:
+            progress(index + 1, source)
+    return results
+
+
+# --- pricing ----------------------------------------------------------------------------------
+
+def price(counted, profile, synth_progress=None):
+    """Fill ``stage_tos`` (per stage) and ``layer_tos`` (layers x stages) of every good row of
+    ``counted``: counts x the profile's cost table per layer format, in one kernel call over all
+    rows that fit int64, and in exact Python integers x float64 costs for the others."""
+    import numpy as np
+
+    from opcount.kernel import tos_from_counts
+
+    from ._costs import costs_array
+    good = [r for r in counted if r["error"] is None]
+    formats = sorted({f for r in good for f in r["formats"]})
+    costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+    column = {f: i for i, f in enumerate(formats)}
+    stacked = [r for r in good if r["counts"] is not None]
+    if stacked:
+        counts = np.concatenate([r["counts"] for r in stacked]) if len(stacked) > 1 else stacked[0]["counts"]
+        layer_format = np.fromiter((column[f] for r in stacked for f in r["formats"]), dtype=np.int64,
+                                   count=counts.shape[0])
+        offsets = np.zeros(len(stacked) + 1, dtype=np.int64)
+        np.cumsum([r["counts"].shape[0] for r in stacked], out=offsets[1:])
+        layer_tos, model_stage, _ = tos_from_counts(counts, costs, layer_format, offsets)
+        for i, r in enumerate(stacked):
+            r["stage_tos"] = model_stage[i]
+            r["layer_tos"] = layer_tos[offsets[i]:offsets[i + 1]]
+    for r in good:
+        if r["counts"] is None:
+            # past int64: exact Python integers times float64 costs, summed in float64
+            per_layer_tos = [[sum(float(n) * costs[o, column[fmt]] for o, n in enumerate(stage)) for stage in layer]
+                             for layer, fmt in zip(r["layer_counts"], r["formats"])]
+            r["layer_tos"] = np.array(per_layer_tos, dtype=np.float64).reshape(-1, len(STAGES))
+            r["stage_tos"] = r["layer_tos"].sum(axis=0)
+    return counted
+
+
+def finish_row(r, per_layer):
+    """The priced row of one counted source: scalar fields, TOs per stage and in total, and with
+    ``per_layer`` each layer's TOs per stage and in total."""
+    row = {"name": r["name"], "source": r["source"], "error": r["error"]}
+    if r["error"] is not None:
+        return row
+    row.update(params=r["params"], macs=r["macs"], flops=r["flops"], incomplete=r["incomplete"] or None,
+               incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"))
+    row.update(zip(OPS, r["counts_all"]))
+    row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
+    row["tos"] = float(sum(r["stage_tos"]))
+    row.update({k: v for k, v in r.items() if k.startswith(("energy_", "accesses_"))})
+    if "layer_table" in r:
+        row["layer_table"] = r["layer_table"]
+    if per_layer:
+        row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=float(lt.sum()))
+                         for layer, lt in zip(r["layers"], r["layer_tos"])]
+    return row
+
+
+# --- whole runs -------------------------------------------------------------------------------
+
+def whole_run_total(parts, epochs):
+    """A whole run's value from its steps: ``epochs x sum(n x value)`` over ``parts``, a list of
+    ``(value, n)`` (the value of one step of a batch size and how many such steps an epoch
+    has). Values are numbers (exact integers stay exact), mappings or lists of them (summed
+    key by key, item by item), or ``None`` (the result is ``None``)."""
+    first = parts[0][0]
+    if first is None:
+        return None
+    if isinstance(first, dict):
+        return {key: whole_run_total([(value[key], n) for value, n in parts], epochs) for key in first}
+    if isinstance(first, (list, tuple)):
+        return [whole_run_total([(value[i], n) for value, n in parts], epochs) for i in range(len(first))]
+    return epochs * sum(n * value for value, n in parts)
+
+
+#: Row and per-layer fields that add up over the steps of a run.
+_ADDITIVE = ("macs", "flops", *OPS, *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
+             "energy_movement_j", "counts", "tos_total")
+
+
+def _is_additive(key):
+    return key in _ADDITIVE or key.startswith("accesses_")
+
+
+def _combine(parts, step_rows, epochs):
+    out = dict(parts[0])
+    for key in parts[0]:
+        if _is_additive(key):
+            out[key] = whole_run_total([(part[key], n) for part, (_, n) in zip(parts, step_rows)], epochs)
+    return out
+
+
+def combine_steps(step_rows, epochs):
+    """One row per model for a whole run from the rows of its distinct steps.
+
+    ``step_rows`` is ``[(rows, n), ...]``: the rows of one step of a batch size (same models, same
+    order) and how many such steps an epoch has. Counts, MACs, FLOPs, TOs (per stage and per
+    layer) and movement energies and accesses become :func:`whole_run_total`; exact integers
+    stay exact. A model that failed in any step keeps that step's error. Energy and carbon are
+    left to the device, since its polynomial is not additive.
+    """
+    steps = epochs * sum(n for _, n in step_rows)
+    out = []
+    for parts in zip(*(rows for rows, _ in step_rows)):
+        failed = next((row for row in parts if row["error"] is not None), None)
+        if failed is not None:
+            out.append(dict(failed, steps=steps))
+            continue
+        row = _combine(parts, step_rows, epochs)
+        if "layer_table" in row:
+            from ._device_model import combine_tables
+            row["layer_table"] = combine_tables([(part["layer_table"], n) for part, (_, n) in zip(parts, step_rows)],
+                                                epochs)
+        if "layers" in row:
+            row["layers"] = [_combine(layers, step_rows, epochs) for layers in zip(*(part["layers"] for part in parts))]
+        row["steps"] = steps
+        out.append(row)
+    return out
