@@ -4,7 +4,7 @@ In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
 ``E = W eps_op + Q eps_mem + pi0 T``), the energy of one layer call is
 
     E_layer = sum_{op, fmt} n_{op,fmt} eps_{op,fmt}          (term "ops")
-            + sum_{role} bytes_role eps_role                  (term "memory")
+            + sum_{role} bytes_role eps_{role,k}              (term "memory")
             + max(0, bytes - capacity_bytes) eps_spill
             + eps_call                                        (term "calls")
             + P_static T_layer                                (term "static")
@@ -15,7 +15,9 @@ In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
 and a run is the sum over its layer calls (each layer of each step; ``repeat`` counts how often).
 ``n_{op,fmt}`` are the exact basic-op counts of the layer (opcount), ``bytes_role`` the bytes of
 its ``inputs``, ``outputs`` and ``weights`` (each tensor read or written once: the layer-by-layer
-footprint a profile without a memory hierarchy can give), ``n_ops`` and ``bytes`` their totals. ``capacity_bytes`` is the
+footprint a profile without a memory hierarchy can give), ``n_ops`` and ``bytes`` their totals. ``eps_{role,k}`` may depend on the layer type ``k``
+(``byte_j_by_type``: each kernel's own attained bandwidth; the fit does so by default, and types
+it never saw use ``byte_j``, the median of the fitted kernels' prices). ``capacity_bytes`` is the
 footprint a layer call can move at the near rates; the bytes beyond it pay ``eps_spill`` more
 (two memory levels; measured on a Xeon: element-wise layers cost 3x more per byte once a call
 moves more than a few GB).
@@ -162,7 +164,9 @@ class LayerTable:
 class EnergyModel:
     """A device's fitted (or given) energy model; see the module docstring for the formula.
 
-    ``op_j`` maps format -> op -> joules per basic op; ``byte_j`` role -> joules per byte;
+    ``op_j`` maps format -> op -> joules per basic op; ``byte_j`` role -> joules per byte, and
+    ``byte_j_by_type`` layer type -> role -> joules per byte where a kernel has its own prices
+    (``byte_j`` is then the price of the other types);
     ``call_j`` joules per layer call; ``static_j_per_op`` layer type -> ``P_static / peak_k``
     (joules per op at that kernel's attained rate) and ``static_j_per_op_default`` for other
     types; ``static_w`` watts, ``peak_ops_per_s`` and ``bandwidth_bytes_per_s`` the roofline
@@ -172,6 +176,7 @@ class EnergyModel:
     terms: tuple = ENERGY_TERMS
     op_j: dict = field(default_factory=dict)
     byte_j: dict = field(default_factory=dict)
+    byte_j_by_type: dict = field(default_factory=dict)
     call_j: float = 0.0
     spill_j_per_byte: float = 0.0
     capacity_bytes: object = None
@@ -221,7 +226,9 @@ class EnergyModel:
                 prices.append(price)
             out["ops"] = table.ops @ np.asarray(prices, dtype=np.float64) if prices else np.zeros(len(table.run))
         if "memory" in self.terms:
-            out["memory"] = table.bytes @ np.asarray([self.byte_j.get(r, 0.0) for r in BYTE_ROLES])
+            prices = np.asarray([[self.byte_j_by_type.get(k, self.byte_j).get(r, 0.0) for r in BYTE_ROLES]
+                                 for k in table.types], dtype=np.float64).reshape(-1, len(BYTE_ROLES))
+            out["memory"] = np.sum(table.bytes * prices, axis=1)
             if self.capacity_bytes is not None and self.spill_j_per_byte:
                 out["memory"] = out["memory"] + self.spill_j_per_byte * spilled_bytes(table, self.capacity_bytes)
         if "calls" in self.terms:
@@ -246,6 +253,9 @@ class EnergyModel:
             out["op_j"] = {fmt: {op: float(v) for op, v in sorted(ops.items())} for fmt, ops in sorted(self.op_j.items())}
         if "memory" in self.terms:
             out["byte_j"] = {r: float(self.byte_j.get(r, 0.0)) for r in BYTE_ROLES}
+            if self.byte_j_by_type:
+                out["byte_j_by_type"] = {k: {r: float(v.get(r, 0.0)) for r in BYTE_ROLES}
+                                         for k, v in sorted(self.byte_j_by_type.items())}
             if self.capacity_bytes is not None:
                 out["capacity_bytes"] = float(self.capacity_bytes)
                 out["spill_j_per_byte"] = float(self.spill_j_per_byte)
@@ -267,6 +277,7 @@ class EnergyModel:
         return cls(terms=tuple(data.get("terms", ENERGY_TERMS)),
                    op_j={f: dict(v) for f, v in data.get("op_j", {}).items()},
                    byte_j=dict(data.get("byte_j", {})), call_j=float(data.get("call_j", 0.0)),
+                   byte_j_by_type={k: dict(v) for k, v in data.get("byte_j_by_type", {}).items()},
                    capacity_bytes=data.get("capacity_bytes"),
                    spill_j_per_byte=float(data.get("spill_j_per_byte", 0.0)),
                    static_w=float(data.get("static_w", 0.0)),
@@ -351,7 +362,7 @@ def _solve(design, y, w, prior_rows, *, free_last=False):
 
 def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="relative", prior_strength=1e-3,
                      peak_ops_per_s=None, bandwidth_bytes_per_s=None, static_w=None, latency_s=0.0,
-                     spill_search=True):
+                     spill_search=True, memory_by_type=True):
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
@@ -395,7 +406,13 @@ def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="rel
     # layer type (coefficient s_k); then the prior's common scale s (no data column)
     op_columns = [table.per_run(table.ops[:, j] * tos[j]) for j in range(len(keys))]
     fixed = []
-    if "memory" in terms:
+    memory_kinds = sorted(set(table.types)) if ("memory" in terms and memory_by_type) else []
+    if memory_kinds:
+        # per layer type: each kernel's own attained bandwidth (roles with no bytes get price 0)
+        for kind in memory_kinds:
+            mask = np.asarray([t == kind for t in table.types])
+            fixed += [table.per_run(np.where(mask, table.bytes[:, r], 0.0)) for r in range(len(BYTE_ROLES))]
+    elif "memory" in terms:
         fixed += [table.per_run(table.bytes[:, r]) for r in range(len(BYTE_ROLES))]
     if "calls" in terms:
         fixed.append(table.per_run(table.calls))
@@ -463,7 +480,15 @@ def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="rel
     for (fmt, op), t in zip(keys, tos):
         model.op_j.setdefault(fmt, {})[op] = coef[i] * t
         i += 1
-    if "memory" in terms:
+    if memory_kinds:
+        for kind in memory_kinds:
+            model.byte_j_by_type[kind] = dict(zip(BYTE_ROLES, coef[i:i + 3]))
+            i += 3
+        # other types: per role, the median price of the kernels that move such bytes
+        moved = {r: {t for t, b in zip(table.types, table.bytes[:, j]) if b > 0} for j, r in enumerate(BYTE_ROLES)}
+        model.byte_j = {r: float(np.median([model.byte_j_by_type[k][r] for k in memory_kinds if k in moved[r]]
+                                           or [0.0])) for r in BYTE_ROLES}
+    elif "memory" in terms:
         model.byte_j = dict(zip(BYTE_ROLES, coef[i:i + 3]))
         i += 3
     if "calls" in terms:

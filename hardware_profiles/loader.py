@@ -375,6 +375,11 @@ def _validate_energy_model(doc, path, model):
     _check_keys(doc, path + ("byte_j",), model.get("byte_j", {}), S.BYTE_ROLES, "tensor role")
     for role, value in model.get("byte_j", {}).items():
         _check_energy(doc, path + ("byte_j", role), value)
+    for kind, prices in model.get("byte_j_by_type", {}).items():
+        _check_type(doc, path + ("byte_j_by_type", kind), prices, dict)
+        _check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
+        for role, value in prices.items():
+            _check_energy(doc, path + ("byte_j_by_type", kind, role), value)
     for kind, value in model.get("static_j_per_op", {}).items():
         _check_energy(doc, path + ("static_j_per_op", kind), value)
     for key in ("peak_ops_per_s", "bandwidth_bytes_per_s"):

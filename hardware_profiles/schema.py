@@ -110,6 +110,7 @@ ENERGY_MODEL_KEYS = {
     "terms": list,
     "op_j": dict,                     # {format: {op: joules per basic op}}
     "byte_j": dict,                   # {inputs|outputs|weights: joules per byte}
+    "byte_j_by_type": dict,           # {layer type: {inputs|outputs|weights: joules per byte}}
     "capacity_bytes": float,          # bytes a layer call moves at the near rates
     "spill_j_per_byte": float,        # extra joules per byte beyond capacity_bytes
     "call_j": float,                  # joules per layer call

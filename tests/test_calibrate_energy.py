@@ -127,6 +127,29 @@ def test_spill_level_is_found():
     assert np.median(np.abs(pred / y - 1)) < 0.01
 
 
+def test_memory_prices_per_layer_type_are_recovered():
+    """Kernels attain different bandwidths: each type's byte prices are its own; a type never seen
+    gets the median price of each role over the kernels that move such bytes."""
+    rng = np.random.default_rng(10)
+    table = _table(rng, 240)
+    truth = EnergyModel(terms=("memory",), byte_j_by_type={
+        "conv2d": {"inputs": 1e-11, "outputs": 2e-11, "weights": 1e-12},
+        "relu": {"inputs": 5e-11, "outputs": 6e-11, "weights": 0.0},
+        "maxpool2d": {"inputs": 3e-10, "outputs": 4e-11, "weights": 0.0}})
+    y, _ = truth.predict_runs(table)
+    model, _ = fit_energy_model(table, y, terms=("memory",), prior_strength=0.0, spill_search=False)
+    for kind, prices in truth.byte_j_by_type.items():
+        for role, value in prices.items():
+            assert model.byte_j_by_type[kind][role] == pytest.approx(value, rel=1e-6, abs=1e-18)
+    # every type has random weight bytes in this synthetic table, so all three count for weights
+    assert model.byte_j == {"inputs": pytest.approx(5e-11), "outputs": pytest.approx(4e-11),
+                            "weights": pytest.approx(0.0, abs=1e-18)}
+    shared, _ = fit_energy_model(table, y, terms=("memory",), prior_strength=0.0, spill_search=False,
+                                 memory_by_type=False)
+    assert shared.byte_j_by_type == {}
+    assert np.median(np.abs(shared.predict_runs(table)[0] / y - 1)) > 0.05   # one price set cannot fit
+
+
 def test_profile_form_round_trip():
     model = _truth()
     back = EnergyModel.from_dict(model.to_dict())

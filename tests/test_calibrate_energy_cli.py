@@ -162,6 +162,8 @@ def test_model_fit_needs_rows(tmp_path, capsys):
     ("{energy_model: {version: 1, call_j: -1.0}}", "devices.d.energy_model.call_j: energy must be a non-negative"),
     ("{energy_model: {version: 1, byte_j: {stack: 1.0}}}", "energy_model.byte_j.stack: unknown tensor role 'stack'"),
     ("{energy_model: {version: 1, op_j: {fp32: {mac: 1.0}}}}", "energy_model.op_j.fp32.mac: unknown op 'mac'"),
+    ("{energy_model: {version: 1, byte_j_by_type: {relu: {inputs: -1.0}}}}",
+     "energy_model.byte_j_by_type.relu.inputs: energy must be a non-negative"),
     ("{energy_model: {version: 1, terms: [ops, heat]}}", "energy_model.terms[1]: unknown energy term 'heat'"),
     ("{energy_model: {version: 1, peak_ops_per_s: 0}}", "energy_model.peak_ops_per_s: must be a positive number"),
     ("{energy_model: {version: 1, spill: 1.0}}", "energy_model.spill: unknown energy model key 'spill'"),

@@ -626,7 +626,13 @@ def format_model_report(result):
     if "byte_j" in m:
         spill = (f"; beyond {m['capacity_bytes']:.3g} B per call +{m['spill_j_per_byte']:.3g}"
                  if m.get("capacity_bytes") else "")
-        lines.append("  J per byte: " + ", ".join(f"{r} {e:.3g}" for r, e in m["byte_j"].items()) + spill)
+        if m.get("byte_j_by_type"):
+            for kind, prices in m["byte_j_by_type"].items():
+                lines.append(f"  J per byte, {kind}: " + ", ".join(f"{r} {e:.3g}" for r, e in prices.items()))
+            lines.append("  J per byte, other types: " + ", ".join(f"{r} {e:.3g}" for r, e in m["byte_j"].items())
+                         + spill)
+        else:
+            lines.append("  J per byte: " + ", ".join(f"{r} {e:.3g}" for r, e in m["byte_j"].items()) + spill)
     if "call_j" in m:
         lines.append(f"  J per layer call: {m['call_j']:.3g}")
     if "static_j_per_op" in m:
