@@ -1,81 +1,190 @@
-"""Kernel throughput, side by side in one run: numba kernel vs the numpy reference vs a plain read.
+"""Scoring kernel, side by side in one run: tosim's kernel vs what a numpy user would write, and a
+plain read of the same memory (the roof).
 
-    python bench/bench_kernel.py [--layers 10000000] [--models 100000]
+    python bench/bench_kernel.py [--layers 10000000] [--models 100000] [--repeat 5]
+    python bench/bench_kernel.py --crossover
 
-Prints layers per second for each, and the ratios the targets are stated in (kernel >= 5x the
-numpy reference, kernel >= half the bandwidth roof). The roof is a parallel numba pass that only
-reads the same counts array (sums it), so it measures memory bandwidth, not arithmetic.
+Sides, each run ``--repeat`` times on the same arrays, reported as the median wall time and the
+median CPU time (``time.process_time``: all threads of the process, so a parallel side shows what
+it costs the machine, and time other processes take does not count):
+
+- ``tos_from_counts``: the public call (it picks numba past a size, numba's threads by size);
+- ``numba, 1 thread`` and ``numpy form``: tosim's two implementations forced;
+- ``numpy einsum + reduceat``: the baseline a competent numpy user writes, per-layer costs picked
+  by fancy indexing, ``np.einsum('lso,lo->ls')`` for layer TOs and ``np.add.reduceat`` for the
+  per-model sums;
+- ``read roof``: a numba pass that only reads (sums) the same counts array with every thread,
+  and with one thread: memory bandwidth, not arithmetic.
+
+``--crossover`` measures what ``opcount.kernel``'s thresholds rest on: CPU per call of the numpy
+form and of the numba kernel (1 thread and all threads) by size, and the CPU a process spends to
+import numba and load the cached kernel.
 """
 import argparse
 import os
+import resource
+import statistics
+import subprocess
 import sys
 import time
 
 import numpy as np
-from numba import njit, prange
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from opcount import kernel  # noqa: E402
 from opcount.kernel import tos_from_counts  # noqa: E402
-from tests.naive import tos_reference  # noqa: E402
 
 
-@njit(parallel=True, cache=True)
-def _read_roof(counts):
-    n = counts.shape[0]
-    flat = counts.reshape(n, -1)
-    total = 0
-    for i in prange(n):
-        s = 0
-        for j in range(flat.shape[1]):
-            s += flat[i, j]
-        total += s
-    return total
-
-
-def best_of(fn, repeat):
-    times = []
+def measure(fn, repeat):
+    """``(median wall s, median CPU s)`` over ``repeat`` calls of ``fn``."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def einsum_reduceat(counts, costs, layer_format, offsets):
+    """The baseline: what a numpy user writes for layer, model-stage and model TOs."""
+    layer = np.einsum("lso,lo->ls", counts, costs.T[layer_format])
+    starts = offsets[:-1]
+    model_stage = np.add.reduceat(layer, np.minimum(starts, len(layer) - 1), axis=0)
+    model_stage[starts == offsets[1:]] = 0.0       # reduceat gives an empty model a row, not zeros
+    return layer, model_stage, model_stage.sum(axis=1)
+
+
+def _read_roof_kernels():
+    from numba import njit, prange
+
+    def read(counts):
+        total = 0
+        for i in prange(counts.shape[0]):
+            s = 0
+            for j in range(counts.shape[1]):
+                s += counts[i, j]
+            total += s
+        return total
+    return njit(parallel=True, cache=True)(read), njit(cache=True)(read)
+
+
+def synthetic(n_layers, n_models, seed=0):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 10 ** 9, size=(n_layers, 4, 6), dtype=np.int64)
+    costs = rng.uniform(10, 2e5, size=(6, 4))
+    fmt = rng.integers(0, 4, size=n_layers)
+    cuts = np.sort(rng.choice(np.arange(1, n_layers), size=n_models - 1, replace=False)) if n_models > 1 else []
+    offsets = np.concatenate([[0], cuts, [n_layers]]).astype(np.int64)
+    return counts, costs, fmt, offsets
+
+
+def _forced(use_numba, threads=None):
+    def call(*args, **kwargs):
+        saved = kernel._use_numba, kernel._threads
+        kernel._use_numba = lambda n: use_numba
+        if threads is not None:
+            kernel._threads = lambda n: threads
+        try:
+            return tos_from_counts(*args, **kwargs)
+        finally:
+            kernel._use_numba, kernel._threads = saved
+    return call
+
+
+def bench(n_layers, n_models, repeat):
+    import numba
+    counts, costs, fmt, offsets = synthetic(n_layers, n_models)
+    flat = counts.reshape(n_layers, -1)
+    roof_parallel, roof_serial = _read_roof_kernels()
+    small = synthetic(1000, 10)
+    for side in (_forced(True, 1), _forced(True, 2)):
+        side(*small)                                   # load the compiled kernels outside the timing
+    roof_parallel(flat[:1000]), roof_serial(flat[:1000])
+    out = (np.empty((n_layers, 4)), np.empty((n_models, 4)), np.empty(n_models))
+    threads = numba.get_num_threads()
+    sides = [
+        (f"tos_from_counts ({'numba' if kernel._use_numba(n_layers) else 'numpy'}, "
+         f"{min(kernel._threads(n_layers), threads)} thr.)",
+         lambda: tos_from_counts(counts, costs, fmt, offsets, out=out)),
+        ("numba, 1 thread", lambda: _forced(True, 1)(counts, costs, fmt, offsets, out=out)),
+        ("numpy form", lambda: _forced(False)(counts, costs, fmt, offsets, out=out)),
+        ("numpy einsum + reduceat", lambda: einsum_reduceat(counts, costs, fmt, offsets)),
+        (f"read roof ({threads} threads)", lambda: roof_parallel(flat)),
+        ("read roof (1 thread)", lambda: roof_serial(flat)),
+    ]
+    times = {label: measure(fn, repeat) for label, fn in sides}
+    got = tos_from_counts(counts, costs, fmt, offsets)
+    want = einsum_reduceat(counts, costs, fmt, offsets)
+    err = max(float(np.max(np.abs(g - w) / np.maximum(np.abs(w), 1))) for g, w in zip(got, want))
+    gb = counts.nbytes / 1e9
+    print(f"== kernel: {n_layers:,} layers in {n_models:,} models, counts {gb:.2f} GB, {os.cpu_count()} cores, "
+          f"numba {threads} threads; median of {repeat} runs each")
+    print(f"  {'side':<32} {'wall ms':>9} {'CPU ms':>9} {'M layers/s':>11} {'GB/s':>6}")
+    for label, (wall, cpu) in times.items():
+        print(f"  {label:<32} {wall * 1e3:9.1f} {cpu * 1e3:9.1f} {n_layers / wall / 1e6:11.1f} {gb / wall:6.2f}")
+    ours, base = times[sides[0][0]], times["numpy einsum + reduceat"]
+    one = times["numba, 1 thread"]
+    print(f"  tos_from_counts vs einsum + reduceat: {base[0] / ours[0]:.1f}x wall, {base[1] / ours[1]:.1f}x CPU")
+    print(f"  numba 1 thread vs einsum + reduceat:  {base[0] / one[0]:.1f}x wall, {base[1] / one[1]:.1f}x CPU")
+    roof, roof_one = times[sides[4][0]], times["read roof (1 thread)"]
+    print(f"  roof / tos_from_counts: {roof[0] / ours[0]:.2f} wall, {roof[1] / ours[1]:.2f} CPU (goal >= 0.8); "
+          f"1-thread roof / numba 1 thread: {roof_one[0] / one[0]:.2f} wall, {roof_one[1] / one[1]:.2f} CPU")
+    print(f"  max relative difference to the baseline: {err:.1e}")
+
+
+def _child_cpu(code, repeat):
+    """Median CPU seconds of a fresh Python running ``code``."""
+    cpus = []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.join(HERE, ".."))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(cpus)
+
+
+def crossover(repeat):
+    print("== crossover: CPU per call by size (median), numpy form vs numba kernel (warm)")
+    rows = []
+    for n_layers, n_models in ((68, 1), (1_000, 10), (10_000, 80), (100_000, 1_000), (1_000_000, 10_000)):
+        data = synthetic(n_layers, n_models)
+        out = (np.empty((n_layers, 4)), np.empty((n_models, 4)), np.empty(n_models))
+        runs = max(repeat, min(200, 2_000_000 // n_layers))
+        serial, parallel = _forced(True, 1), _forced(True, 64)
+        serial(*data, out=out), parallel(*data, out=out)
+        t_np = measure(lambda: _forced(False)(*data, out=out), runs)
+        t_1 = measure(lambda: serial(*data, out=out), runs)
+        t_n = measure(lambda: parallel(*data, out=out), runs)
+        rows.append((n_layers, t_np, t_1))
+        print(f"  {n_layers:>9,} layers: numpy {t_np[1] * 1e6:10.0f} us CPU | numba 1 thread {t_1[1] * 1e6:9.0f} us CPU "
+              f"{t_1[0] * 1e6:9.0f} us wall | numba all threads {t_n[1] * 1e6:9.0f} us CPU {t_n[0] * 1e6:9.0f} us wall")
+    setup = ("import numpy as np\nfrom opcount import kernel\nc = np.ones((68, 4, 6), dtype=np.int64)\n"
+             "args = (c, np.ones((6, 1)), np.zeros(68, dtype=np.int64))\n")
+    plain = _child_cpu(setup + "kernel._use_numba = lambda n: False\nkernel.tos_from_counts(*args)\n", repeat)
+    numba_ = _child_cpu(setup + "kernel._use_numba = lambda n: True\nkernel._threads = lambda n: 1\n"
+                        "kernel.tos_from_counts(*args)\n", repeat)
+    load = numba_ - plain
+    n_big, t_np, t_1 = rows[-1]
+    per_layer = (t_np[1] - t_1[1]) / n_big
+    print(f"  importing numba and loading the cached kernel: {load:.2f} s CPU (a fresh process, median of {repeat})")
+    print(f"  numpy costs {per_layer * 1e9:.0f} ns CPU per layer more than numba: numba repays its load past "
+          f"~{load / per_layer / 1e6:.1f}M layers (opcount.kernel._NUMBA_MIN_LAYERS = "
+          f"{kernel._NUMBA_MIN_LAYERS:,})")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--layers", type=int, default=10_000_000)
     ap.add_argument("--models", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--crossover", action="store_true", help="measure the numpy/numba crossover instead")
     args = ap.parse_args()
-    rng = np.random.default_rng(0)
-    n = args.layers
-    counts = rng.integers(0, 10**9, size=(n, 4, 6), dtype=np.int64)
-    costs = rng.uniform(10, 2e5, size=(6, 4))
-    fmt = rng.integers(0, 4, size=n)
-    cuts = np.sort(rng.choice(np.arange(1, n), size=args.models - 1, replace=False))
-    offsets = np.concatenate([[0], cuts, [n]]).astype(np.int64)
-
-    tos_from_counts(counts[:1000], costs, fmt[:1000])          # compile outside the timing
-    _read_roof(counts[:1000])
-    out = (np.empty((n, 4)), np.empty((args.models, 4)), np.empty(args.models))
-    t_fresh = best_of(lambda: tos_from_counts(counts, costs, fmt, offsets), args.repeat)
-    t_kernel = best_of(lambda: tos_from_counts(counts, costs, fmt, offsets, out=out), args.repeat)
-    t_roof = best_of(lambda: _read_roof(counts), args.repeat)
-    t_numpy = best_of(lambda: tos_reference(counts, costs, fmt, offsets), 1)
-    got = tos_from_counts(counts, costs, fmt, offsets)[2]
-    want = tos_reference(counts, costs, fmt, offsets)[2]
-    err = float(np.max(np.abs(got - want) / np.maximum(np.abs(want), 1)))
-
-    gb = counts.nbytes / 1e9
-    print(f"{n:,} layers in {args.models:,} models, counts array {gb:.2f} GB, {os.cpu_count()} cores")
-    for label, t in (("numba kernel", t_kernel), ("  fresh outputs", t_fresh), ("numpy reference", t_numpy),
-                     ("read roof", t_roof)):
-        print(f"  {label:<16} {t * 1e3:9.1f} ms  {n / t / 1e6:8.1f} M layers/s  {gb / t:6.2f} GB/s")
-    print("  (kernel: output arrays reused across calls; 'fresh outputs' allocates them each call,\n"
-          "   and faulting in the new pages is part of that time)")
-    print(f"  kernel / numpy reference: {t_numpy / t_kernel:6.1f}x   (target >= 5x)")
-    print(f"  kernel / read roof:       {t_roof / t_kernel:6.2f}    (target >= 0.5)")
-    print(f"  max relative difference to the reference: {err:.1e}")
+    if args.crossover:
+        crossover(args.repeat)
+    else:
+        bench(args.layers, args.models, args.repeat)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,31 @@
-"""Scoring benchmarks, each measured side by side with its baseline in one run.
+"""Scoring benchmarks, each measured side by side with its baseline in one run, CPU time beside
+wall time (``time.process_time`` in this process; ``getrusage`` of the children for commands).
 
-    python bench/bench_score.py [--layers 10000000] [--configs 1000000] [--skip kernel,sweep,zoo,torch]
+    python bench/bench_score.py [--layers 10000000] [--configs 1000000] [--repeat 5]
+                                [--skip kernel,sweep,cli,torch]
 
-1. kernel: TOs of 10 million stacked layers, the numba kernel vs the numpy reference vs a plain
-   parallel read of the same counts (the bandwidth roof); targets >= 5x and >= 0.5x.
-2. sweep: a ~1-million-configuration MLP sweep (width 4..5211 x depth 1..64 x sigmoid/tanh/gelu,
+1. kernel: :func:`bench_kernel.bench` (tosim's kernel vs numpy ``einsum`` + ``add.reduceat``
+   and a plain read of the same memory).
+2. sweep: a ~1-million-configuration MLP sweep (width x depth 1..64 x sigmoid/tanh/gelu,
    training) counted by :mod:`opcount.sweep` and priced by the kernel, against
-   :func:`opcount.count_model` on a sample of the same configurations (extrapolated);
-   target < 2 s.
-3. zoo: ``tosim score zoo:all`` end to end in a fresh process, warm (numba and cost caches
-   filled by a first run), plus the in-process counting with 1 and 2 worker processes;
-   target < 3 s.
-4. torch: counting zoo models (load + count, and count alone) against running their torch twins
-   under ``torch.utils.flop_counter.FlopCounterMode``, whose FLOPs they must equal, for inference
-   and training at batch 1 and a larger batch; target >= 1000x.
+   :func:`opcount.count_model` on a sample of the same configurations (extrapolated).
+3. cli: the ``tosim`` command in fresh processes (warm caches), CPU time of the process:
+   ``--help`` against a bare ``python -c pass``, ``score zoo:resnet18`` against
+   ``count zoo:resnet18``, and ``score zoo:all``; every command run ``--repeat`` times,
+   interleaved, median.
+4. torch: counting zoo models (load + count, and count alone) against
+   ``torch.utils.flop_counter.FlopCounterMode`` running their torch twins **on meta tensors**
+   (shapes only, no arithmetic: the fastest way to get FLOPs from torch), whose FLOPs they must
+   equal, for inference and training at batch 1 and a larger batch. fvcore and ptflops are
+   timed too when they are installed (they are not dependencies; the output says so).
 
-Costs come from the real cost table of the profile (``tosim._costs.costs_array``); the zoo part
-needs it cached, the others fall back to a fixed table when it is not (said in the output).
+Costs come from the real cost table of the profile (bundled or cached); the sweep falls back to a
+fixed table when it is not (said in the output).
 """
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -27,16 +33,15 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+ROOT = os.path.join(HERE, "..")
+sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from bench_kernel import _read_roof, best_of  # noqa: E402
+from bench_kernel import bench as bench_kernel, measure  # noqa: E402
 
 import hardware_profiles  # noqa: E402
 import opcount  # noqa: E402
-from opcount import sweep  # noqa: E402
 from opcount.kernel import tos_from_counts  # noqa: E402
-from tests.naive import tos_reference  # noqa: E402
 
 
 def _costs(profile, formats):
@@ -57,30 +62,8 @@ def _costs(profile, formats):
     return table, True
 
 
-def bench_kernel(n_layers, n_models, repeat):
-    print(f"== kernel: {n_layers:,} layers in {n_models:,} models")
-    rng = np.random.default_rng(0)
-    counts = rng.integers(0, 10 ** 9, size=(n_layers, 4, 6), dtype=np.int64)
-    costs = rng.uniform(10, 2e5, size=(6, 4))
-    fmt = rng.integers(0, 4, size=n_layers)
-    cuts = np.sort(rng.choice(np.arange(1, n_layers), size=n_models - 1, replace=False))
-    offsets = np.concatenate([[0], cuts, [n_layers]]).astype(np.int64)
-    tos_from_counts(counts[:1000], costs, fmt[:1000])
-    _read_roof(counts[:1000])
-    t_kernel = best_of(lambda: tos_from_counts(counts, costs, fmt, offsets), repeat)
-    t_roof = best_of(lambda: _read_roof(counts), repeat)
-    t_numpy = best_of(lambda: tos_reference(counts, costs, fmt, offsets), 1)
-    got = tos_from_counts(counts, costs, fmt, offsets)[2]
-    want = tos_reference(counts, costs, fmt, offsets)[2]
-    err = float(np.max(np.abs(got - want) / np.abs(want)))
-    gb = counts.nbytes / 1e9
-    for label, t in (("numba kernel", t_kernel), ("numpy reference", t_numpy), ("read roof", t_roof)):
-        print(f"  {label:<16} {t * 1e3:9.1f} ms  {n_layers / t / 1e6:8.1f} M layers/s  {gb / t:6.2f} GB/s")
-    print(f"  kernel vs numpy reference: {t_numpy / t_kernel:6.1f}x (target >= 5x); kernel / roof "
-          f"{t_roof / t_kernel:.2f} (target >= 0.5); max rel. difference {err:.1e}")
-
-
 def bench_sweep(n_configs, repeat):
+    from opcount import sweep
     print("== sweep: MLP width x depth 1..64 x {sigmoid, tanh, gelu}, training, batch 1")
     profile = hardware_profiles.load("cmos-generic")
     costs, real = _costs(profile, ["fp32"])
@@ -94,45 +77,55 @@ def bench_sweep(n_configs, repeat):
 
     sweep.sweep_mlp(profile, width=4, depth=1, activation=0, phase="training")   # compile/load outside
     tos_from_counts(np.zeros((1, 4, 6), dtype=np.int64), costs, np.zeros(1, dtype=np.int64))
-    t_sweep = best_of(run, repeat)
+    wall, cpu = measure(run, repeat)
     rng = np.random.default_rng(1)
     sample = rng.choice(n, size=60, replace=False)
+
+    def one_by_one():
+        for i in sample:
+            spec = sweep.mlp_spec(width=axes["width"][i], depth=axes["depth"][i],
+                                  activation=sweep.ACTIVATIONS[axes["activation"][i]])
+            opcount.count_model(opcount.load_model(spec), profile, phase="training").as_array()
+    each_wall, each_cpu = (t / sample.size for t in measure(one_by_one, repeat))
+    print(f"  {n:,} configurations, median of {repeat}: kernel sweep {wall:.3f} s wall, {cpu:.3f} s CPU "
+          f"({n / wall / 1e6:.2f} M configs/s){'' if real else ' [stand-in costs]'}")
+    print(f"  count_model per configuration (60 sampled, median of {repeat}): {each_wall * 1e3:.2f} ms wall, "
+          f"{each_cpu * 1e3:.2f} ms CPU -> {each_cpu * n / 60:.0f} min CPU for the same sweep "
+          f"({each_cpu * n / cpu:,.0f}x the sweep's CPU)")
+
+
+def _child_cpu(argv):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    for i in sample:
-        spec = sweep.mlp_spec(width=axes["width"][i], depth=axes["depth"][i],
-                              activation=sweep.ACTIVATIONS[axes["activation"][i]])
-        opcount.count_model(opcount.load_model(spec), profile, phase="training").as_array()
-    per_model = (time.perf_counter() - t0) / sample.size
-    print(f"  {n:,} configurations: kernel sweep {t_sweep:.3f} s ({n / t_sweep / 1e6:.2f} M configs/s; target < 2 s)"
-          f"{'' if real else ' [stand-in costs]'}")
-    print(f"  count_model per configuration: {per_model * 1e3:.2f} ms -> {per_model * n / 60:.0f} min for the "
-          f"same sweep ({per_model * n / t_sweep:,.0f}x slower)")
+    subprocess.run(argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                   env=dict(os.environ, PYTHONPATH=ROOT))
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def bench_zoo(repeat):
-    print("== zoo: tosim score zoo:all, end to end in a fresh process (warm caches)")
-    from tosim.cmd_score import count_all, expand_inputs
-    profile = hardware_profiles.load("cmos-generic")
-    _, real = _costs(profile, ["fp32"])
-    command = [sys.executable, "-m", "tosim", "score", "zoo:all", "--jobs", "1"]
-    if not real:
-        print("  skipped: the cmos-generic fp32 cost table is not cached (run `tosim score` once)")
-    else:
-        subprocess.run(command, check=True, capture_output=True)                       # warm-up
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import tosim.cmd_score, opcount, hardware_profiles"], check=True)
-        t_import = time.perf_counter() - t0
-        print(f"  end to end {min(times):.2f} s (best of {repeat}; target < 3 s), of which Python start + "
-              f"imports {t_import:.2f} s")
-    sources = expand_inputs(["zoo:all"])
-    for jobs in (1, 2):
-        t = best_of(lambda: count_all(sources, profile, "inference", 1, jobs=jobs), repeat)
-        print(f"  reading + counting {len(sources)} zoo models with {jobs} process(es): {t:.2f} s")
+def bench_cli(repeat):
+    print(f"== cli: fresh processes, warm caches; median of {repeat}, runs interleaved")
+    tosim = [sys.executable, "-m", "tosim"]
+    commands = {"python -c pass": [sys.executable, "-c", "pass"],
+                "tosim --help": tosim + ["--help"],
+                "tosim count zoo:resnet18": tosim + ["count", "zoo:resnet18"],
+                "tosim score zoo:resnet18": tosim + ["score", "zoo:resnet18"],
+                "tosim score zoo:all": tosim + ["score", "zoo:all"]}
+    for argv in commands.values():
+        _child_cpu(argv)                                   # warm-up: caches, bytecode
+    runs = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, argv in commands.items():
+            runs[name].append(_child_cpu(argv))
+    med = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for name, r in runs.items()}
+    for name, (wall, cpu) in med.items():
+        print(f"  {name:<26} {cpu:6.3f} s CPU  {wall:6.3f} s wall")
+    cpu = {name: c for name, (_, c) in med.items()}
+    print(f"  --help / python -c pass: {cpu['tosim --help'] / cpu['python -c pass']:.2f}x CPU (target <= 3)")
+    print(f"  score / count zoo:resnet18: {cpu['tosim score zoo:resnet18'] / cpu['tosim count zoo:resnet18']:.2f}x "
+          "CPU (target <= 1.5)")
+    print(f"  score zoo:all: {cpu['tosim score zoo:all']:.3f} s CPU (target <= 0.5 s)")
 
 
 def _li2022_cnn_torch(depth):
@@ -192,28 +185,39 @@ TORCH_TWINS = {
 }
 
 
+def _peers():
+    """fvcore and ptflops, where installed (neither is a dependency of tosim)."""
+    found = {}
+    for name in ("fvcore", "ptflops"):
+        try:
+            found[name] = __import__(name)
+        except ImportError:
+            pass
+    return found
+
+
 def bench_torch(repeat, models=None):
-    """Counting (load + count, and count alone) against running the zoo model's torch twin under
-    FlopCounterMode, for inference and training at each batch of ``TORCH_TWINS``. opcount's cost
-    does not depend on the batch (counts are closed forms in it); torch's grows with it."""
-    print("== counting vs torch FlopCounterMode (target >= 1000x)")
+    """Counting (load + count, and count alone) against FlopCounterMode running the zoo model's
+    torch twin on meta tensors, for inference and training at each batch of ``TORCH_TWINS``; every
+    side run the same number of times, median wall and CPU."""
+    print("== counting vs torch FlopCounterMode on meta tensors (shapes only, no arithmetic)")
     try:
         import torch
         from torch.utils.flop_counter import FlopCounterMode
     except ImportError:
         print("  skipped: torch is not installed")
         return
+    peers = _peers()
+    print("  fvcore, ptflops: " + (", ".join(sorted(peers)) + " installed but not timed here (their API needs "
+                                   "real tensors)" if peers else "not installed, not timed"))
     profile = hardware_profiles.load("cmos-generic")
     torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count())
-    # opcount and torch are both timed as the best of ``runs``: at least 20, and for torch's slow rows
-    # as many as fit in about 2 s but never fewer than ``repeat``
-    runs = max(repeat, 20)
+    runs = max(repeat, 10)
     rows = [(name, phase, batch) for name in models or TORCH_TWINS for phase in ("inference", "training")
             for batch in TORCH_TWINS[name][2]]
-    # all counting first, then all torch runs: torch's OpenMP workers keep spinning for a while
-    # after a run and would take the CPU from a counting timed right after it
-    ours = {}
+    print(f"  median of {runs} runs per side; ratio = FlopCounterMode time / ours (wall, CPU)")
+    print(f"  {'model':<20} {'phase':<9} {'batch':>5} {'torch ms':>17} {'load+count ms':>17} {'ratio':>13} "
+          f"{'count ms':>15} {'ratio':>13}  FLOPs")
     for name, phase, batch in rows:
         model = opcount.load_model(f"zoo:{name}")
 
@@ -223,15 +227,11 @@ def bench_torch(repeat, models=None):
         def count_only():
             return opcount.count_model(model, profile, phase=phase, batch=batch).flops
 
-        ours[name, phase, batch] = (load_and_count(), len(model.layers), best_of(load_and_count, runs),
-                                    best_of(count_only, runs))
-    print(f"  {'model':<20} {'phase':<9} {'batch':>5} {'layers':>6} {'torch ms':>9} {'load+count ms':>13} "
-          f"{'ratio':>8} {'count ms':>9} {'ratio':>8}  FLOPs")
-    for name, phase, batch in rows:
         make, shape, _ = TORCH_TWINS[name]
-        net = make()
+        with torch.device("meta"):
+            net = make()
         net.train(phase == "training")
-        x = torch.randn(batch, *shape)
+        x = torch.empty(batch, *shape, device="meta")
 
         def flop_counter():
             with FlopCounterMode(display=False) as mode:
@@ -242,14 +242,17 @@ def bench_torch(repeat, models=None):
                         net(x)
             return mode.get_total_flops()
 
-        our_flops, n_layers, t_ours, t_count = ours[name, phase, batch]
-        t0 = time.perf_counter()
-        torch_flops = flop_counter()
-        first = time.perf_counter() - t0
-        t_torch = best_of(flop_counter, min(runs, max(repeat, int(2.0 / first))))
+        our_flops, torch_flops = load_and_count(), flop_counter()
+        t_ours, t_count, t_torch = (measure(fn, runs) for fn in (load_and_count, count_only, flop_counter))
         same = "equal" if torch_flops == our_flops else f"DIFFER {torch_flops} vs {our_flops}"
-        print(f"  {name:<20} {phase:<9} {batch:>5} {n_layers:>6} {t_torch * 1e3:9.2f} {t_ours * 1e3:13.3f} "
-              f"{t_torch / t_ours:7,.0f}x {t_count * 1e3:9.3f} {t_torch / t_count:7,.0f}x  {same} ({our_flops:.3g})")
+
+        def pair(t):
+            return f"{t[0] * 1e3:7.2f} /{t[1] * 1e3:7.2f}"
+
+        def ratio(a, b):
+            return f"{a[0] / b[0]:5.0f}x /{a[1] / b[1]:5.0f}x"
+        print(f"  {name:<20} {phase:<9} {batch:>5} {pair(t_torch):>17} {pair(t_ours):>17} {ratio(t_torch, t_ours):>13} "
+              f"{pair(t_count):>15} {ratio(t_torch, t_count):>13}  {same} ({our_flops:.3g})")
 
 
 def main():
@@ -257,22 +260,21 @@ def main():
     ap.add_argument("--layers", type=int, default=10_000_000)
     ap.add_argument("--models", type=int, default=100_000)
     ap.add_argument("--configs", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: kernel,sweep,zoo,torch")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: kernel,sweep,cli,torch")
     ap.add_argument("--torch-models", default="", help=f"comma-separated subset of {', '.join(TORCH_TWINS)}")
     args = ap.parse_args()
     unknown = sorted(set(filter(None, args.torch_models.split(","))) - set(TORCH_TWINS))
     if unknown:
         ap.error(f"--torch-models: no torch twin for {', '.join(unknown)} (known: {', '.join(TORCH_TWINS)})")
     skip = set(filter(None, args.skip.split(",")))
-    import numba
-    print(f"{os.cpu_count()} cores, numba {numba.__version__} with {numba.config.NUMBA_NUM_THREADS} threads")
+    print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, numpy {np.__version__}")
     if "kernel" not in skip:
         bench_kernel(args.layers, args.models, args.repeat)
     if "sweep" not in skip:
         bench_sweep(args.configs, args.repeat)
-    if "zoo" not in skip:
-        bench_zoo(args.repeat)
+    if "cli" not in skip:
+        bench_cli(args.repeat)
     if "torch" not in skip:
         bench_torch(args.repeat, list(filter(None, args.torch_models.split(","))) or None)
 

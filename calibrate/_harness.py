@@ -89,7 +89,8 @@ def build_torch_module(model):
         elif t == "batchnorm":
             if a["affine"] and not a["bias"]:
                 _refuse(model, layer, "torch's BatchNorm has no affine without bias")
-            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}.get(len(layer.in_shape) + 1)
+            rank = len(layer.in_shape) + 1          # with the batch dimension
+            cls = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}.get(rank)
             if cls is None:
                 _refuse(model, layer, f"no torch BatchNorm for input shape {list(layer.in_shape)}")
             modules.append(cls(layer.in_shape[0], affine=a["affine"]))
@@ -146,6 +147,13 @@ def _modules(torch):
 _SelfAttention = _ScaledDotProduct = None
 
 
+def _sync(torch, device):
+    """Wait for ``device``'s queued work (a CUDA device is asynchronous); nothing on a CPU."""
+    if str(device).startswith("cuda"):
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
 def _loss(model, torch):
     nn = torch.nn
     return {"mse": nn.MSELoss, "cross_entropy": nn.CrossEntropyLoss, "bce": nn.BCEWithLogitsLoss}[model.loss]()
@@ -194,7 +202,7 @@ def iter_runs(model, counter, *, model_name, phase="training", batch=1, samples=
     largest = max(b for b, _ in steps)
     x = torch.randn((largest,) + tuple(model.input_shape), generator=generator).to(torch_device)
     y = _targets(model, largest, generator, torch, torch_device)
-    sync = torch.cuda.synchronize if str(torch_device).startswith("cuda") else (lambda: None)
+    sync = _sync(torch, torch_device)
 
     def one_step(b):
         xb, yb = x[:b], y[:b]
@@ -236,7 +244,7 @@ def _forward_setup(model, batch, torch_device, seed):
     torch.manual_seed(seed)
     net = build_torch_module(model).to(torch_device).eval()
     x = torch.randn((batch,) + tuple(model.input_shape), generator=generator).to(torch_device)
-    sync = torch.cuda.synchronize if str(torch_device).startswith("cuda") else (lambda: None)
+    sync = _sync(torch, torch_device)
     return torch, net, x, sync
 
 
@@ -250,7 +258,10 @@ def _passes(torch, net, x, sync, n):
 def time_forward(model, *, batch, torch_device="cpu", seed=0, min_seconds=0.1, clock=time.perf_counter):
     """Seconds per inference pass of ``model`` on ``batch`` samples: one warm-up pass, then
     doubling runs until one lasts ``min_seconds``."""
-    torch, net, x, sync = _forward_setup(model, batch, torch_device, seed)
+    return _time_passes(*_forward_setup(model, batch, torch_device, seed), min_seconds, clock)
+
+
+def _time_passes(torch, net, x, sync, min_seconds, clock):
     _passes(torch, net, x, sync, 1)
     n = 1
     while True:
@@ -274,11 +285,9 @@ def measure_forward(model, counter, *, model_name, batch, run_seconds, torch_dev
     ``timing_seconds`` defaults to a fifth of the run, at most 0.1 s: it only sizes the chunks."""
     if timing_seconds is None:
         timing_seconds = min(0.1, run_seconds / 5)
-    per_pass = time_forward(model, batch=batch, torch_device=torch_device, seed=seed, min_seconds=timing_seconds,
-                            clock=clock)
-    chunk = max(1, math.ceil(run_seconds / 10 / per_pass)) if per_pass > 0 else 1
     torch, net, x, sync = _forward_setup(model, batch, torch_device, seed)
-    _passes(torch, net, x, sync, 1)                 # warm again: the timing run's module is gone
+    per_pass = _time_passes(torch, net, x, sync, timing_seconds, clock)      # warms up the module too
+    chunk = max(1, math.ceil(run_seconds / 10 / per_pass)) if per_pass > 0 else 1
     meter = EnergyMeter(counter, interval=interval, clock=clock)
     passes = 0
     meter.start()

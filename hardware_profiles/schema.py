@@ -9,13 +9,16 @@ __all__ = [
     "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "DESIGNS", "UNIT_DESIGN_KIND",
     "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
     "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
-    "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES", "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS",
-    "ENERGY_TERMS", "BYTE_ROLES",
+    "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES", "PHASES", "LOSSES", "OPTIMIZERS", "DEFAULT_PROFILE",
+    "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES",
 ]
 
 SCHEMA_VERSION = 1
 
-#: The basic operations a hardware unit executes (DESIGN.md vocabulary); ``sqrt`` is the paper's root.
+#: The built-in profile used when none is named (the CLI's and the Python API's default).
+DEFAULT_PROFILE = "cmos-generic"
+
+#: The basic operations a hardware unit executes (the TOs vocabulary); ``sqrt`` is the paper's root.
 BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
 STAGES = ("forward", "loss", "backward", "update")
 #: The stages each phase runs (li2022, section II).

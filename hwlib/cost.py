@@ -82,7 +82,7 @@ from dataclasses import dataclass
 
 from hardware_profiles import BASIC_OPS, FORMAT_BITS
 
-from . import CircuitError, _yosys
+from . import CircuitError
 from ._bundled import BUNDLED_DIR, bundle_key, bundled_entries
 from ._cache import (CACHE_FORMAT_VERSION, Cache, CacheStats, CacheWarning, _canonical, _sha256,
                      _toolchain, default_cache_dir)
@@ -236,3 +236,11 @@ def compare_designs(kind, widths, profile, designs=None, *, cache=None, progress
     costs = _price_all(_profile_pricer(profile, cache), specs, progress, jobs)
     return [DesignRow(design=spec.design, width=spec.params["width"], cost=cost)
             for spec, cost in zip(specs, costs)]
+
+
+def __getattr__(name):
+    # hwlib._yosys is imported when something is synthesized, not to read a table
+    if name == "_yosys":
+        from . import _yosys
+        return _yosys
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

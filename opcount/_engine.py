@@ -6,6 +6,7 @@ int64 and raises ``OverflowError`` rather than wrapping; totals (``totals``, ``t
 Python integers at any scale (GPT-3 training is above 10^19, past int64).
 """
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ import numpy as np
 from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
 
 from ._formulas import FORMULAS, Context, LayerCost
-from ._ir import MODEL_INPUT, ModelIR
+from ._ir import FORMATS, MODEL_INPUT, ModelIR
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
@@ -89,8 +90,10 @@ class CountResult:
     @property
     def totals(self):
         """``{stage: {op: n}}`` for the four stages plus ``all``, exact integers."""
-        out = {stage: {op: sum(layer.stages[stage][op] for layer in self.layers) for op in BASIC_OPS}
-               for stage in STAGES}
+        out = {}
+        for stage in STAGES:
+            rows = [layer.stages[stage] for layer in self.layers]
+            out[stage] = {op: sum(map(operator.itemgetter(op), rows)) for op in BASIC_OPS}
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
@@ -146,7 +149,7 @@ class CountResult:
         return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
     def to_json(self):
-        """The ``tosim count --json`` object of DESIGN.md (exact integers), plus ``profile``,
+        """The ``tosim count --json`` object (docs/counting.md; exact integers), plus ``profile``,
         ``complete`` and ``incomplete``; each layer also carries format, params, macs and flops."""
         stages = PHASES[self.phase]
         return {
@@ -247,8 +250,25 @@ def _full(counter):
             "div": int(get("div", 0)), "sqrt": int(get("sqrt", 0)), "cmp": int(get("cmp", 0))}
 
 
-def count_model(model: ModelIR, profile, phase="inference", batch=1):
+RECOMPUTE = ("full", "selective")
+
+
+def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=None, master_format=None):
     """Count basic operations of ``model`` for ``phase`` and a batch of ``batch`` samples.
+
+    ``recompute`` (training only): activation recomputation, counted in the backward stage (its
+    MACs in the backward MACs). ``"full"``: every layer that computes a backward pass, except the
+    last (whose output the loss holds), runs its forward again before its backward, as when each
+    layer's input is checkpointed (Megatron-LM's full recomputation, ``torch.utils.checkpoint``
+    around every block). ``"selective"`` (Korthikanti et al. 2022): only the attention core
+    (QK^T, softmax, its dropout, the product with V) of ``attention`` and ``sdpa`` layers runs
+    again; the projections' activations are kept.
+
+    ``master_format`` (training): the optimizer keeps master weights in this format (mixed
+    precision: forward and backward in the layers' bf16 or fp16, the update in fp32). The update
+    of each layer whose format differs moves to a row of its own, ``NAME/update`` (type
+    ``update``, that format, no parameters of its own), so it is priced in the master format;
+    the casts between the two copies (a rounding, no basic operation) are not counted.
 
     ``profile`` is a loaded profile (an object with ``recipe_ops(name, direction)`` and
     ``has_recipe(name)``; its ``name`` is reported) or a profile name or YAML path for
@@ -260,6 +280,14 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
+    if recompute is not None and recompute not in RECOMPUTE:
+        raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)}, not {recompute!r}")
+    if recompute is not None and phase != "training":
+        raise ValueError(f"recompute applies to the training phase, not {phase!r}")
+    if master_format is not None and master_format not in FORMATS:
+        raise ValueError(f"master_format must be one of {', '.join(FORMATS)}, not {master_format!r}")
+    if master_format is not None and phase != "training":
+        raise ValueError(f"master_format (the optimizer's weights) applies to the training phase, not {phase!r}")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ValueError(f"batch must be a positive integer, not {batch!r}")
     if isinstance(profile, str):
@@ -287,6 +315,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
     counted = []
     incomplete = []
     first_with_params = next((layer.name for layer in model.layers if layer.params), None)
+    last_layer = model.layers[-1].name if model.layers else None
     has_backward = "backward" in stages
     has_update = "update" in stages
     adam = model.optimizer in ("adam", "adamw")
@@ -317,11 +346,17 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
         grad = needs_grad[name]
         if has_backward and grad:
             backward = cost.backward
+            macs_backward = cost.macs_backward
+            if recompute == "full" and name != last_layer:
+                backward = backward + cost.forward
+                macs_backward += cost.macs_forward
+            elif recompute == "selective" and cost.recompute:
+                backward = backward + cost.recompute
+                macs_backward += cost.recompute_macs
             extra = consumers[name] - sizes[name]
             if extra > 0:
                 backward = backward + Counter(add=extra * (1 if layer.attrs.get("once") else batch))
             backward = _full(backward)
-            macs_backward = cost.macs_backward
         else:
             backward = dict(_ZERO_OPS)
             macs_backward = 0
@@ -332,12 +367,20 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1):
             update = _full(update)
         else:
             update = dict(_ZERO_OPS)
+        split = master_format is not None and layer.format != master_format and any(update.values())
         counted.append(LayerCount(
             name=name, type=layer.type, format=layer.format, out_shape=layer.out_shape, params=layer.params,
             stages={"forward": forward, "loss": dict(_ZERO_OPS), "backward": backward,
-                    "update": update},
+                    "update": dict(_ZERO_OPS) if split else update},
             macs={"forward": cost.macs_forward, "backward": macs_backward},
             complete=layer.known and not ctx.missing))
+        if split:
+            # the optimizer step on the master weights, in their own format
+            counted.append(LayerCount(
+                name=f"{name}/update", type="update", format=master_format, out_shape=(), params=0,
+                stages={"forward": dict(_ZERO_OPS), "loss": dict(_ZERO_OPS), "backward": dict(_ZERO_OPS),
+                        "update": update},
+                macs={"forward": 0, "backward": 0}, complete=True))
     for item in model.left_out:
         incomplete.append({"layer": item["layer"], "type": item["type"], "reason": item["reason"]})
     if "loss" in stages:

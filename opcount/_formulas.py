@@ -27,11 +27,11 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+from hardware_profiles.schema import BASIC_OPS as OPS
+
 from ._ir import Layer
 
 __all__ = ["Context", "LayerCost", "FORMULAS", "ZERO_COST", "linear_cost", "sdpa_cost"]
-
-OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
 
 
 _COUNTER_NEW = Counter.__new__
@@ -79,10 +79,16 @@ class Context:
 
 @dataclass
 class LayerCost:
+    """A layer's counts. ``recompute`` (with ``recompute_macs``) is the part of the forward a
+    selective activation recomputation runs again in the backward pass (Korthikanti et al.
+    2022: the attention core, whose activations are the large ones); ``None`` where nothing is
+    recomputed selectively."""
     forward: Counter = field(default_factory=_new_counter)
     backward: Counter = field(default_factory=_new_counter)
     macs_forward: int = 0
     macs_backward: int = 0
+    recompute: Counter = None
+    recompute_macs: int = 0
 
     def __iadd__(self, other):
         self.forward.update(other.forward)
@@ -285,9 +291,11 @@ def _sdpa(layer: Layer, ctx: Context) -> LayerCost:
     """Scaled dot-product attention on q, k, v inputs [heads, length, head_dim];
     see :func:`sdpa_cost` (a causal mask is PyTorch's ``is_causal`` triangle)."""
     a = layer.attrs
-    return sdpa_cost(ctx, batch_heads=ctx.batch * a["heads"], t=a["t"], s=a["s"], hd=a["hd"], hdv=a["hdv"],
+    cost = sdpa_cost(ctx, batch_heads=ctx.batch * a["heads"], t=a["t"], s=a["s"], hd=a["hd"], hdv=a["hdv"],
                      mask=a["mask"], grads=ctx.input_grad, rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
                      scale=a["scale"], additive=a["additive"])
+    cost.recompute, cost.recompute_macs = Counter(cost.forward), cost.macs_forward
+    return cost
 
 
 def _attention(layer: Layer, ctx: Context) -> LayerCost:
@@ -338,9 +346,11 @@ def _attention(layer: Layer, ctx: Context) -> LayerCost:
         # needed for the Q and K weight gradients even where x needs none
         cost.backward.update(_ops(mul=2 * elements, add=elements))
     bh = n * a["heads"]
-    cost += sdpa_cost(ctx, batch_heads=bh, t=t, s=s, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
-                      kv_group=a["heads"] // a["kv_heads"], rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
-                      scale=a["scale"], additive=a["additive"])
+    core = sdpa_cost(ctx, batch_heads=bh, t=t, s=s, hd=a["hd"], hdv=a["hd"], mask=a["mask"],
+                     kv_group=a["heads"] // a["kv_heads"], rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
+                     scale=a["scale"], additive=a["additive"])
+    recompute = Counter(core.forward)
+    cost += core
     scores = bh * a["pairs"]
     if a["position_bias"] != "none":
         # each layer adds its score gradient into the shared bias table's gradient (a scatter by
@@ -351,6 +361,9 @@ def _attention(layer: Layer, ctx: Context) -> LayerCost:
     if a["dropout"] and ctx.training:
         cost.forward.update(_ops(cmp=scores, mul=scores))
         cost.backward.update(_ops(mul=scores))
+        recompute.update(_ops(cmp=scores, mul=scores))
+    # selective recomputation re-runs the core (scores, softmax, its dropout, P V), not the projections
+    cost.recompute, cost.recompute_macs = recompute, core.macs_forward
     if a["weights"] == "mean":
         cost.forward.update(_ops(add=(a["heads"] - 1) * n * a["pairs"], div=n * t * s))
     cost += linear_cost(rows, inner, d, bias=a["out_bias"], input_grad=True)
@@ -653,8 +666,9 @@ def _cls_token(layer: Layer, ctx: Context) -> LayerCost:
 
 def _dropout(layer: Layer, ctx: Context) -> LayerCost:
     """Training: 1 cmp (uniform < p) and 1 mul (x * mask/(1-p)) per element, the random draw itself
-    is not counted; backward 1 mul per element. Eval: identity, free."""
-    if not ctx.training:
+    is not counted; backward 1 mul per element. Eval, or p = 0 (PyTorch returns the input): identity,
+    free."""
+    if not ctx.training or layer.attrs["p"] == 0:
         return LayerCost()
     e = _elements(layer, ctx)
     return LayerCost(forward=_ops(cmp=e, mul=e), backward=_ops(mul=e if ctx.input_grad[0] else 0))

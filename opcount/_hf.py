@@ -8,10 +8,15 @@ maximum positions). Read as well: ``num_key_value_heads`` (grouped-query attenti
 window-1 keys before it, as the eager and SDPA masks of transformers do), Mixtral's
 ``num_local_experts`` and ``num_experts_per_tok`` (a mixture-of-experts MLP), and
 ``torch_dtype`` (or ``dtype``), which sets the number format (fp32 when absent).
-Qwen2's q/k/v projections carry biases and its output projection none.
+Qwen2's q/k/v projections carry biases and its output projection none. ``t5`` configs (T5 v1.0
+with ``feed_forward_proj: relu`` and tied embeddings; v1.1 and Flan-T5 with ``gated-gelu`` and an
+LM head of their own) build the encoder-decoder of ``t5_spec``, ``seq`` tokens in the encoder and
+the decoder (default 512: T5 has relative positions, no maximum).
 """
 import json
 import os
+
+from hardware_profiles import _read
 
 from ._ir import ModelError
 from ._spec import spec_to_model
@@ -31,7 +36,7 @@ def _format(config, where):
         if value is None:
             continue
         name = value[6:] if isinstance(value, str) and value.startswith("torch.") else value
-        if name not in _DTYPES:
+        if not isinstance(name, str) or name not in _DTYPES:
             raise ModelError(f"{where}: {key!r} {value!r} is not a format tosim counts (known: "
                              f"{', '.join(sorted(_DTYPES))})")
         return _DTYPES[name]
@@ -42,18 +47,46 @@ def is_hf_config(data):
     return isinstance(data, dict) and "model_type" in data and "layers" not in data
 
 
+#: Largest size a config may give (vocabulary, widths, positions), and the most layers: far past
+#: any real model, and small enough that building and counting it stays bounded.
+MAX_SIZE = 2 ** 31
+MAX_LAYERS = 10_000
+_LAYER_FIELDS = ("n_layer", "num_hidden_layers")
+
+
 def _field(config, where, *names, default=None, kind=int):
     for name in names:
         if name in config and config[name] is not None:
             value = config[name]
             if kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ModelError(f"{where}: {name!r} must be a positive integer, not {value!r}")
+            limit = MAX_LAYERS if name in _LAYER_FIELDS else MAX_SIZE
+            if kind is int and value > limit:
+                raise ModelError(f"{where}: {name!r} must be at most {limit:,}, not {value}")
             if kind is float and (not isinstance(value, (int, float)) or isinstance(value, bool)):
                 raise ModelError(f"{where}: {name!r} must be a number, not {value!r}")
             return value
     if default is None:
         raise ModelError(f"{where}: missing field {names[0]!r}")
     return default
+
+
+def _flag(config, where, name, default):
+    """A true/false field, strictly: ``"false"`` (a string) is an error, not a true value."""
+    value = config.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ModelError(f"{where}: {name!r} must be true or false, not {value!r}")
+    return value
+
+
+def _optional_int(config, where, name):
+    """A positive integer field whose absence (or null) means "the architecture's default";
+    0 or a wrong type is an error, never the default."""
+    if config.get(name) is None:
+        return None
+    return _field(config, where, name)
 
 
 def _check_seq(config, where, seq, limit, *names):
@@ -65,7 +98,9 @@ def _check_seq(config, where, seq, limit, *names):
         raise ModelError(f"{where}: sequence length {seq} is longer than the model's maximum positions: {told}")
 
 
-def _activation(where, name):
+def _activation(where, name, field="activation"):
+    if not isinstance(name, str):
+        raise ModelError(f"{where}: {field!r} must be a string, not {name!r}")
     table = {"gelu": ("gelu", "none"), "gelu_new": ("gelu", "tanh"), "gelu_pytorch_tanh": ("gelu", "tanh"),
              "gelu_fast": ("gelu", "tanh"), "relu": ("relu", "none"), "silu": ("silu", "none"),
              "swish": ("silu", "none"), "tanh": ("tanh", "none"), "sigmoid": ("sigmoid", "none")}
@@ -78,7 +113,7 @@ def config_to_spec(config, where, seq=None, name=None, **step):
     """A model spec for a parsed config mapping, in the format of its ``torch_dtype``. ``step``
     (``past``, ``kv_cache``, ``logits``) builds a serving step of a causal language model (see
     ``opcount.load_zoo``)."""
-    from ._zoo import bert_spec, gpt2_spec, llama_spec
+    from ._zoo import bert_spec, gpt2_spec, llama_spec, t5_spec
     model_type = config.get("model_type")
     label = name or config.get("_name_or_path") or model_type
     step = {key: value for key, value in step.items()
@@ -96,14 +131,14 @@ def config_to_spec(config, where, seq=None, name=None, **step):
     if model_type == "gpt2":
         context = _field(config, where, "n_positions", "n_ctx", default=1024)
         _check_seq(config, where, seq, context, "n_positions", "n_ctx")
-        act, approximate = _activation(where, config.get("activation_function", "gelu_new"))
+        act, approximate = _activation(where, config.get("activation_function") or "gelu_new", "activation_function")
         return gpt2_spec(label, d=_field(config, where, "n_embd", default=768),
                          depth=_field(config, where, "n_layer", default=12),
                          heads=_field(config, where, "n_head", default=12),
                          vocab=_field(config, where, "vocab_size", default=50257), context=context,
-                         seq=seq or context, ffn=config.get("n_inner") or None,
+                         seq=seq or context, ffn=_optional_int(config, where, "n_inner"),
                          eps=_field(config, where, "layer_norm_epsilon", default=1e-5, kind=float),
-                         act=act, approximate=approximate, tied=bool(config.get("tie_word_embeddings", True)),
+                         act=act, approximate=approximate, tied=_flag(config, where, "tie_word_embeddings", True),
                          format=fmt, **step)
     if model_type in _LLAMA_TYPES:
         heads = _field(config, where, "num_attention_heads")
@@ -112,7 +147,7 @@ def config_to_spec(config, where, seq=None, name=None, **step):
             window = config.get("sliding_window")
             if window is not None:
                 window = _field(config, where, "sliding_window")
-        elif model_type == "qwen2" and config.get("use_sliding_window"):
+        elif model_type == "qwen2" and _flag(config, where, "use_sliding_window", False):
             raise ModelError(f"{where}: 'use_sliding_window' true (Qwen2's window in some layers only) is not "
                              "supported; set it false to count full causal attention")
         experts = top_k = None
@@ -125,7 +160,7 @@ def config_to_spec(config, where, seq=None, name=None, **step):
         head_dim = config.get("head_dim")
         if head_dim is not None:
             head_dim = _field(config, where, "head_dim")
-        act, _ = _activation(where, config.get("hidden_act", "silu"))
+        act, _ = _activation(where, config.get("hidden_act") or "silu", "hidden_act")
         max_positions = _field(config, where, "max_position_embeddings", default=2048)
         _check_seq(config, where, seq, max_positions, "max_position_embeddings")
         return llama_spec(label, d=_field(config, where, "hidden_size"),
@@ -135,15 +170,15 @@ def config_to_spec(config, where, seq=None, name=None, **step):
                           vocab=_field(config, where, "vocab_size", default=32000),
                           seq=seq or max_positions,
                           eps=_field(config, where, "rms_norm_eps", default=1e-6, kind=float),
-                          tied=bool(config.get("tie_word_embeddings", False)), act=act,
-                          attention_bias=bool(config.get("attention_bias", model_type == "qwen2")),
+                          tied=_flag(config, where, "tie_word_embeddings", False), act=act,
+                          attention_bias=_flag(config, where, "attention_bias", model_type == "qwen2"),
                           out_bias=False if model_type == "qwen2" else None,
-                          mlp_bias=bool(config.get("mlp_bias", False)), head_dim=head_dim, window=window,
+                          mlp_bias=_flag(config, where, "mlp_bias", False), head_dim=head_dim, window=window,
                           experts=experts, top_k=top_k, format=fmt, **step)
     if model_type == "bert":
         max_positions = _field(config, where, "max_position_embeddings", default=512)
         _check_seq(config, where, seq, max_positions, "max_position_embeddings")
-        act, approximate = _activation(where, config.get("hidden_act", "gelu"))
+        act, approximate = _activation(where, config.get("hidden_act") or "gelu", "hidden_act")
         return bert_spec(label, d=_field(config, where, "hidden_size", default=768),
                          depth=_field(config, where, "num_hidden_layers", default=12),
                          heads=_field(config, where, "num_attention_heads", default=12),
@@ -152,7 +187,26 @@ def config_to_spec(config, where, seq=None, name=None, **step):
                          type_vocab=_field(config, where, "type_vocab_size", default=2), seq=seq or max_positions,
                          eps=_field(config, where, "layer_norm_eps", default=1e-12, kind=float), act=act,
                          approximate=approximate, format=fmt)
-    raise ModelError(f"{where}: unsupported model_type {model_type!r} (known: gpt2, {', '.join(_LLAMA_TYPES)}, bert)")
+    if model_type == "t5":
+        # an encoder-decoder: relative positions, no maximum length; seq encoder and decoder tokens
+        projection = config.get("feed_forward_proj", "relu")
+        gated = isinstance(projection, str) and projection.startswith("gated-")
+        act, approximate = _activation(where, projection[6:] if gated else projection)
+        if gated and act == "gelu":
+            approximate = "tanh"        # transformers maps "gated-gelu" to gelu_new
+        depth = _field(config, where, "num_layers", default=6)
+        rate = _field(config, where, "dropout_rate", default=0.1, kind=float)
+        return t5_spec(label, d=_field(config, where, "d_model", default=512), depth=depth,
+                       decoder_depth=_field(config, where, "num_decoder_layers", default=depth),
+                       heads=_field(config, where, "num_heads", default=8), d_kv=_field(config, where, "d_kv", default=64),
+                       ffn=_field(config, where, "d_ff", default=2048), vocab=_field(config, where, "vocab_size",
+                                                                                     default=32128),
+                       seq=seq or 512, eps=_field(config, where, "layer_norm_epsilon", default=1e-6, kind=float),
+                       buckets=_field(config, where, "relative_attention_num_buckets", default=32), format=fmt,
+                       act=act, approximate=approximate, gated=gated,
+                       tied=bool(config.get("tie_word_embeddings", True)), dropout=rate)
+    raise ModelError(f"{where}: unsupported model_type {model_type!r} (known: gpt2, {', '.join(_LLAMA_TYPES)}, bert, "
+                     "t5)")
 
 
 def load_hf_config(source, *, seq=None, **step):
@@ -163,10 +217,9 @@ def load_hf_config(source, *, seq=None, **step):
     else:
         where = os.fspath(source)
         try:
-            with open(where, encoding="utf-8") as handle:
-                config = json.load(handle)
-        except OSError as exc:
-            raise ModelError(f"{where}: cannot read: {exc.strerror or exc}") from None
+            config = _read.load_json(_read.read_text(where, what="config file"), where)
+        except _read.InputFileError as exc:
+            raise ModelError(str(exc)) from None
         except json.JSONDecodeError as exc:
             raise ModelError(f"{where}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
     if not is_hf_config(config):

@@ -132,11 +132,12 @@ def _check_tied(where, ref, this, built):
 
 
 def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimizer="sgd",
-                input_grad=False, source="<model>"):
+                input_grad=False, source="<model>", lines=None):
     """Resolve ``inputs:`` references and infer every layer's shapes and parameters.
 
     ``layers`` is a list of dicts ``{type, name?, inputs?, format?, ...attrs}``. Raises
-    :class:`ModelError` with a one-line message naming ``source`` and the layer.
+    :class:`ModelError` with a one-line message naming ``source`` and the layer (and the line,
+    where ``lines`` maps key paths such as ``("layers", 2, "out")`` to lines).
     """
     from . import _shapes
     if not _is_name(name):
@@ -170,6 +171,13 @@ def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimiz
             raise ModelError(f"{_where(source, lname, ltype)}: the name 'input' is reserved for the model input")
         if lname in shapes:
             raise ModelError(f"{_where(source, lname, ltype)}: duplicate layer name")
+        for key, value in spec.items():
+            # YAML's empty value (``out:``) is null: an error for every field, never "absent"
+            if value is None:
+                line = (lines or {}).get(("layers", index, str(key)))
+                at = f"{source}: line {line}" if line else source
+                raise ModelError(f"{_where(at, lname, ltype)}: field {key!r} is empty; give it a value or "
+                                 "leave it out")
         inputs = spec.pop("inputs", None)
         if inputs is None:
             inputs = (previous,)

@@ -5,6 +5,7 @@ shapes and returns ``(out_shape, params, attrs)``; ``attrs`` are the resolved se
 formulas read. Parameter counts follow PyTorch's modules (a norm's running statistics are buffers,
 not parameters).
 """
+import difflib
 import math
 
 __all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry", "attention_geometry",
@@ -38,7 +39,9 @@ class _Fields:
         if key in spec:
             return spec[key]
         if required:
-            raise ShapeError(f"missing field {key!r}")
+            close = difflib.get_close_matches(key, [k for k in spec if isinstance(k, str)], n=1, cutoff=0.6)
+            hint = f" (found {close[0]!r}: did you mean {key!r}?)" if close else ""
+            raise ShapeError(f"missing field {key!r}{hint}")
         return default
 
     def int(self, key, default=None, *, required=False, minimum=1):
@@ -89,9 +92,11 @@ class _Fields:
     def finish(self):
         if self.read.issuperset(self.spec):
             return
-        extra = sorted(set(self.spec) - self.read)
+        extra = sorted(set(self.spec) - self.read, key=str)
         if extra:
-            raise ShapeError(f"unknown field {extra[0]!r}")
+            close = difflib.get_close_matches(str(extra[0]), sorted(self.read - set(self.spec)), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ShapeError(f"unknown field {extra[0]!r}{hint}")
 
 
 def _n_inputs(in_shapes, n):
@@ -250,6 +255,10 @@ def _conv_factory(nd, transposed):
             f.spec["padding"] = padding
             padding = f.ints("padding", nd, 0, minimum=0)
         output_padding = f.ints("output_padding", nd, 0, minimum=0) if transposed else (0,) * nd
+        for op, s, d in zip(output_padding, stride, dilation):
+            if op >= max(s, d):
+                # PyTorch's rule: the extra output rows must be fewer than the stride or the dilation
+                raise ShapeError(f"'output_padding' {op} must be smaller than the stride {s} or the dilation {d}")
         bias = f.bool("bias", True)
         if c_in % groups or out % groups:
             raise ShapeError(f"groups {groups} must divide input channels {c_in} and output channels {out}")

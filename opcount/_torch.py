@@ -32,7 +32,14 @@ from ._ir import MODEL_INPUT, IncompleteModelWarning, ModelError, build_model
 
 __all__ = ["load_torch"]
 
-_BATCHES = (2, 3)           # the two batch sizes the module is run at
+# The module is run at batch 65521 (a prime): an axis whose size it divides holds the batch (times
+# the quotient, when merged with another axis). A tensor with two such axes is ambiguous; then a
+# second run at 65519 tells them apart (the batch axis is the one whose size changes).
+_BATCHES = (65521, 65519)
+# functions whose output has their first input's shape: inside a standard module (whose output
+# is all the frontend reads) they are not run, which spares the meta decompositions of the norms
+_SAME_SHAPE = frozenset({"batch_norm", "instance_norm", "layer_norm", "group_norm", "rms_norm", "dropout",
+                         "alpha_dropout", "feature_alpha_dropout", "dropout1d", "dropout2d", "dropout3d"})
 
 
 class _Unsupported(Exception):
@@ -88,6 +95,9 @@ def _record(module, call, args, kwargs, leaf_of, torch):
                 return func(*args, **kwargs)
             args = tuple(to_meta(a) for a in args)
             kwargs = {k: to_meta(v) for k, v in kwargs.items()}
+            if state["depth"] and getattr(func, "__name__", "") in _SAME_SHAPE and args \
+                    and isinstance(args[0], torch.Tensor):
+                return torch.empty_like(args[0])
             out = func(*args, **kwargs)
             if state["depth"] == 0:
                 name = getattr(func, "__name__", str(func))
@@ -152,7 +162,16 @@ class _Ref:
 
 
 def _batch_axis(a, b, where):
-    """``(axis, factor)`` from the shapes of one tensor at the two batch sizes."""
+    """``(axis, factor)`` of one tensor from its shape ``a`` at batch ``_BATCHES[0]`` (and ``b`` at
+    ``_BATCHES[1]``, or None after a single run); raises ``_Ambiguous`` when one run cannot tell."""
+    p = _BATCHES[0]
+    if b is None:
+        axes = [i for i, d in enumerate(a) if d and d % p == 0]
+        if not axes:
+            return None, 1
+        if len(axes) == 1:
+            return axes[0], a[axes[0]] // p
+        raise _Ambiguous
     if len(a) != len(b):
         raise ModelError(f"{where}: the rank of a tensor changes with the batch size ({list(a)} vs {list(b)})")
     axes = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
@@ -160,10 +179,15 @@ def _batch_axis(a, b, where):
         return None, 1
     if len(axes) == 1:
         i = axes[0]
-        if a[i] % _BATCHES[0] == 0 and b[i] % _BATCHES[1] == 0 and a[i] // _BATCHES[0] == b[i] // _BATCHES[1]:
-            return i, a[i] // _BATCHES[0]
-    raise ModelError(f"{where}: cannot find the batch axis of a tensor of shape {list(a)} ({list(b)} at batch "
-                     f"{_BATCHES[1]})")
+        q = _BATCHES[1]
+        if a[i] % p == 0 and b[i] % q == 0 and a[i] // p == b[i] // q:
+            return i, a[i] // p
+    raise ModelError(f"{where}: cannot find the batch axis of a tensor of shape {list(a)} ({list(b)} at another "
+                     "batch size)")
+
+
+class _Ambiguous(Exception):
+    pass
 
 
 def _per_sample(full, axis, factor):
@@ -851,9 +875,8 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
             return True
         return type(m).__module__.startswith("torch.nn") and isinstance(m, _leaf_classes(nn))
 
-    runs = []
-    for batch in _BATCHES:
-        def meta(v, batch=batch):
+    def run(batch):
+        def meta(v):
             if not isinstance(v, torch.Tensor):
                 return v
             shape = list(v.shape)
@@ -867,14 +890,23 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
             raise
         except Exception as exc:
             message = " ".join(str(exc).split())[:300]
-            raise ModelError(f"{label}: cannot run the module on meta tensors at batch {batch}: "
-                             f"{type(exc).__name__}: {message}") from None
+            raise ModelError(f"{label}: cannot run the module on meta tensors: {type(exc).__name__}: "
+                             f"{message}") from None
         inputs = [run_args[k] if isinstance(k, int) else run_kwargs[k] for k, _ in tensors]
-        runs.append((events, outputs, inputs))
-    (events, outputs, inputs), (events2, _, _) = runs
-    if len(events) != len(events2) or any(e.target != f.target for e, f in zip(events, events2)):
-        raise ModelError(f"{label}: the module runs different operations at batch {_BATCHES[0]} and "
-                         f"{_BATCHES[1]}; its batch axis cannot be followed")
+        return events, outputs, inputs
+
+    events, outputs, inputs = run(_BATCHES[0])
+    try:
+        axes = [[_batch_axis(tuple(t.shape), None, "") for t in event.outputs] for event in events]
+    except _Ambiguous:
+        events2 = run(_BATCHES[1])[0]
+        if len(events) != len(events2) or any(e.target != f.target or len(e.outputs) != len(f.outputs)
+                                              for e, f in zip(events, events2)):
+            raise ModelError(f"{label}: the module runs different operations at two batch sizes; its batch axis "
+                             "cannot be followed") from None
+        axes = [[_batch_axis(tuple(t.shape), tuple(t2.shape),
+                             f"{label}: {event.path + ': ' if event.path else ''}{event.target}")
+                 for t, t2 in zip(event.outputs, event2.outputs)] for event, event2 in zip(events, events2)]
 
     b = _Builder(torch, nn, label, param_names, custom_modules)
     input_shape = None
@@ -891,13 +923,9 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
             b.specs.append({"type": "shape_op", "name": name_, "inputs": [MODEL_INPUT], "out_shape": list(shape),
                             "op": "input"})
             b.refs[id(meta_t)] = _Ref(name_, shape, batch_dim, 1, full)
-    for index, (event, event2) in enumerate(zip(events, events2)):
-        where = f"{label}: {event.path + ': ' if event.path else ''}{event.target}"
-        if len(event.outputs) != len(event2.outputs):
-            raise ModelError(f"{where}: returns a different number of tensors at two batch sizes")
+    for event, event_axes in zip(events, axes):
         out_refs = []
-        for t, t2 in zip(event.outputs, event2.outputs):
-            axis, factor = _batch_axis(tuple(t.shape), tuple(t2.shape), where)
+        for t, (axis, factor) in zip(event.outputs, event_axes):
             out_refs.append((_per_sample(tuple(t.shape), axis, factor), axis, factor, tuple(t.shape)))
         try:
             _handle(b, event, out_refs)

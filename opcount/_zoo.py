@@ -386,7 +386,8 @@ def _llama(name, seq=None, **step):
                       seq=seq or context, eps=eps, window=window, experts=experts, top_k=top_k, **step)
 
 
-def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e-6, buckets=32, format="fp32"):
+def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e-6, buckets=32, format="fp32",
+            decoder_depth=None, act="relu", approximate="none", gated=False, tied=True, dropout=0.1):
     """HF ``T5ForConditionalGeneration`` (T5 v1.0: ReLU feed-forward, tied embeddings): a shared
     token embedding; an encoder of ``depth`` blocks (RMS-style T5LayerNorm, self-attention without
     score scaling, an additive relative-position bias, a ReLU MLP); a decoder of ``depth`` blocks
@@ -396,44 +397,64 @@ def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e
     it; the bucket lookup is free, the bias add is counted in every layer's scores (cross-attention
     adds the encoder's padding mask there, as Hugging Face does). ``seq`` encoder tokens, ``target``
     decoder tokens (default ``seq``); the decoder's token ids, the model's second input stream,
-    are written as a free ``shape_op`` of the input. Dropout 0.1 as in the t5-small config."""
+    are written as a free ``shape_op`` of the input. Dropout 0.1 as in the t5-small config.
+    T5 v1.1 and Flan-T5 (``gated``: the gated feed-forward act(wi_0 x) * wi_1 x with gelu_new,
+    ``tied`` false: an LM head of its own, no input scaling) are the same with those changes."""
     target = target or seq
+    decoder_depth = decoder_depth or depth
     n = _Net()
     shared = n.add("embedding", name="shared", vocab=vocab, dim=d)
-    n.add("dropout", p=0.1)
     attention = {"heads": heads, "head_dim": d_kv, "bias": False, "scale": False, "buckets": buckets}
 
     def feed_forward(mid):
-        n.add("rmsnorm", eps=eps); n.add("linear", out=ffn, bias=False); n.add("relu"); n.add("dropout", p=0.1)
-        n.add("linear", out=d, bias=False); n.add("dropout", p=0.1)
+        normed = n.add("rmsnorm", eps=eps)
+        n.add("linear", out=ffn, bias=False)
+        n.add(act, **({"approximate": approximate} if act == "gelu" else {}))
+        if gated:
+            hidden = n.last
+            n.at(normed); up = n.add("linear", out=ffn, bias=False)
+            n.add("mul", inputs=[hidden, up])
+        if dropout:
+            n.add("dropout", p=dropout)
+        n.add("linear", out=d, bias=False)
+        if dropout:
+            n.add("dropout", p=dropout)
         n.add("add", inputs=[n.last, mid])
 
+    def drop():
+        if dropout:
+            n.add("dropout", p=dropout)
+
+    drop()
     for i in range(depth):
         entry = n.last
         n.add("rmsnorm", eps=eps)
         n.add("attention", name=f"encoder{i}_attention", position_bias="own" if i == 0 else "shared", **attention)
-        n.add("dropout", p=0.1)
+        drop()
         feed_forward(n.add("add", inputs=[n.last, entry]))
-    n.add("rmsnorm", name="encoder_final_norm", eps=eps)
-    encoded = n.add("dropout", p=0.1)
+    encoded = n.add("rmsnorm", name="encoder_final_norm", eps=eps)
+    if dropout:
+        encoded = n.add("dropout", p=dropout)
     n.add("shape_op", name="decoder_input_ids", inputs=["input"], out_shape=[target], op="decoder_input_ids")
     n.add("embedding", name="decoder_embed", vocab=vocab, dim=d, tied_to=shared)
-    n.add("dropout", p=0.1)
-    for i in range(depth):
+    drop()
+    for i in range(decoder_depth):
         entry = n.last
         n.add("rmsnorm", eps=eps)
         n.add("attention", name=f"decoder{i}_self_attention", causal=True,
               position_bias="own" if i == 0 else "shared", **attention)
-        n.add("dropout", p=0.1)
+        drop()
         mid = n.add("add", inputs=[n.last, entry])
         n.add("rmsnorm", eps=eps)
         n.add("attention", name=f"decoder{i}_cross_attention", inputs=[n.last, encoded], mask="additive",
               **attention)
-        n.add("dropout", p=0.1)
+        drop()
         feed_forward(n.add("add", inputs=[n.last, mid]))
-    n.add("rmsnorm", name="decoder_final_norm", eps=eps); n.add("dropout", p=0.1)
-    n.add("elementwise", name="lm_scale", ops={"mul": 1}, backward={"mul": 1}, op="mul_d_model_rsqrt")
-    n.add("linear", name="lm_head", out=vocab, bias=False, tied_to=shared)
+    n.add("rmsnorm", name="decoder_final_norm", eps=eps)
+    drop()
+    if tied:
+        n.add("elementwise", name="lm_scale", ops={"mul": 1}, backward={"mul": 1}, op="mul_d_model_rsqrt")
+    n.add("linear", name="lm_head", out=vocab, bias=False, **({"tied_to": shared} if tied else {}))
     return _spec(name, (seq,), n, optimizer="adamw", format=format)
 
 

@@ -34,7 +34,7 @@ from ._engine import BASIC_OPS, STAGES, count_model
 from ._ir import ModelError
 from .movement import count_movement, format_bytes
 
-__all__ = ["GenerationCount", "count_generation", "decode_keys", "kv_entry_bytes"]
+__all__ = ["GenerationCount", "count_generation", "decode_keys", "kv_entry_bytes", "counts_array"]
 
 
 def decode_keys(cache, window=None):
@@ -55,7 +55,7 @@ def kv_entry_bytes(model):
     return out
 
 
-def _array(result):
+def counts_array(result):
     """Exact per-layer counts ``(layers, stages, ops)`` as Python integers (object array)."""
     return np.array([[[layer.stages[s][op] for op in BASIC_OPS] for s in STAGES] for layer in result.layers],
                     dtype=object).reshape(len(result.layers), len(STAGES), len(BASIC_OPS))
@@ -111,7 +111,7 @@ class GenerationCount:
     @property
     def total(self):
         """Exact per-layer counts of the whole request (object array, layers x stages x ops)."""
-        return _array(self.prefill) + self.decode_total
+        return counts_array(self.prefill) + self.decode_total
 
     @property
     def macs(self):
@@ -125,7 +125,7 @@ class GenerationCount:
         """Exact per-layer counts of decode step ``index`` (0 .. steps-1)."""
         if self.step_counts is not None:
             return self.step_counts[index]
-        return _array(self.first_decode) + self.slope * int(self.keys[index] - self.keys[0])
+        return counts_array(self.first_decode) + self.slope * int(self.keys[index] - self.keys[0])
 
 
 def _check_lm(model, where):
@@ -178,13 +178,15 @@ def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=Non
     step_counts = None
     if steps:
         first = decode_at(0)
-        c0 = _array(first)
-        if steps > 1 and keys[-1] != keys[0]:
-            closed = not per_step and len(windows) == 1
+        c0 = counts_array(first)
+        if per_step and steps > 1:
+            method = "per-step"
+        elif steps > 1 and keys[-1] != keys[0]:
+            closed = len(windows) == 1
             if closed:
                 span = int(keys[-1] - keys[0])
                 last = decode_at(steps - 1)
-                diff = _array(last) - c0
+                diff = counts_array(last) - c0
                 closed = (last.macs - first.macs) % span == 0 and all(int(v) % span == 0 for v in diff.ravel())
             if closed:
                 slope = diff // span
@@ -192,12 +194,12 @@ def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=Non
                 mid = steps // 2
                 offset = int(keys[mid] - keys[0])
                 closed = (decode_at(mid).macs == first.macs + macs_slope * offset
-                          and not any((_array(decode_at(mid)) - c0 - slope * offset).ravel()))
+                          and not any((counts_array(decode_at(mid)) - c0 - slope * offset).ravel()))
             if not closed:
                 method = "per-step"
         if method == "per-step":
             total = np.zeros_like(c0)
-            step_counts = [_array(decode_at(index)) for index in range(steps)]
+            step_counts = [counts_array(decode_at(index)) for index in range(steps)]
             for counts in step_counts:
                 total = total + counts
             slope = np.zeros_like(c0)

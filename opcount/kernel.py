@@ -1,6 +1,6 @@
 """The scoring kernel: multiply circuit costs into op counts for whole batches of models.
 
-Inputs are plain arrays so that opcount never needs hwlib (DESIGN.md):
+Inputs are plain arrays so that opcount never needs hwlib (the layering rule):
 
 - ``counts``: int64 ``(n_layers, n_stages, n_ops)``, the layers of all models stacked;
 - ``costs``: float64 ``(n_ops, n_formats)``, transistors per basic op and format (a cost table);
@@ -32,6 +32,8 @@ import sys
 
 import numpy as np
 
+from hardware_profiles.schema import BASIC_OPS, STAGES
+
 __all__ = ["tos_from_counts", "KernelInputError"]
 
 #: numpy below, numba at or above this many layers while the numba kernel is not loaded yet (its
@@ -39,7 +41,9 @@ __all__ = ["tos_from_counts", "KernelInputError"]
 _NUMBA_MIN_LAYERS = 4_000_000
 #: Layers per numba thread: one thread below twice this, then one more thread per this many
 #: layers, up to numba's thread count.
-_LAYERS_PER_THREAD = 100_000
+_LAYERS_PER_THREAD = 250_000
+#: The numpy form sums models position by position up to this many layers per model.
+_POSITIONS_MAX = 128
 #: Layers per block of the numpy path (bounds its temporaries to about 12 MB).
 _NUMPY_BLOCK = 1 << 16
 
@@ -74,12 +78,13 @@ def _tos_numpy(rows, row_costs, layer_format, offsets, layer_tos, model_stage_to
         block[...] = 0.0
         for o in range(n_ops):             # within a stage: op after op
             block += products[:, :, o]
-    # over a model's layers: layer after layer, all models at once for each position in a
-    # model, or model by model when a few long models would make that many positions
+    # over a model's layers: layer after layer. Short models (sweeps: one layer each) go all at
+    # once for each position in a model; longer ones model by model (np.add.accumulate is
+    # sequential), which measured faster past about 200 layers per model
     starts, lengths = offsets[:-1], np.diff(offsets)
     model_stage_tos[...] = 0.0
     longest = int(lengths.max()) if lengths.size else 0
-    if longest <= starts.size:
+    if longest <= _POSITIONS_MAX:
         for k in range(longest):
             live = np.flatnonzero(lengths > k)
             model_stage_tos[live] += layer_tos[starts[live] + k]
@@ -105,9 +110,9 @@ def tos_from_counts(counts, costs, layer_format, offsets=None, *, out=None):
         raise KernelInputError(f"counts must be an int64 array (layers, stages, ops), not "
                                f"{counts.dtype} with shape {counts.shape}")
     n_layers, n_stages, n_ops = counts.shape
-    if (n_stages, n_ops) != (4, 6):
-        raise KernelInputError(f"counts must have 4 stages (forward, loss, backward, update) and 6 ops "
-                               f"(add, sub, mul, div, sqrt, cmp), not shape {counts.shape}")
+    if (n_stages, n_ops) != (len(STAGES), len(BASIC_OPS)):
+        raise KernelInputError(f"counts must have {len(STAGES)} stages ({', '.join(STAGES)}) and {len(BASIC_OPS)} ops "
+                               f"({', '.join(BASIC_OPS)}), not shape {counts.shape}")
     if costs.ndim != 2 or costs.shape[0] != n_ops:
         raise KernelInputError(f"costs must have shape ({n_ops}, formats), not {costs.shape}")
     if layer_format.shape != (n_layers,):

@@ -348,6 +348,20 @@ def _fused_bytes(layer, batch, hierarchy, nbytes):
     return out
 
 
+def _update_row(counted, owner, stages, levels, outer, per_byte, hierarchy):
+    """The movement of an optimizer step on master weights kept in ``counted.format``: each of
+    the owner's parameters read, its gradient read and the weight written at the outermost
+    level, in the master format (as the update of any layer), and its arithmetic priced there."""
+    table = {s: _empty(levels) for s in stages}
+    table["update"][outer]["weights"] += 3 * owner.params * format_bytes(counted.format)
+    lm = LayerMovement(name=counted.name, type=counted.type, format=counted.format, macs=0, effective_macs=0.0,
+                       density_weights=1.0, density_inputs=1.0, bytes=table)
+    lm.movement_j = sum(table[s][lv][t] * per_byte[lv] for s in table for lv in levels for t in DATA_TYPES)
+    ops = {op: sum(counted.stages[s][op] for s in stages) for op in BASIC_OPS}
+    lm.compute_j = compute_energy(ops, 0, 0.0, counted.format, hierarchy.compute)
+    return lm
+
+
 def kv_cache_bytes(layer, batch):
     """``(read, write)``: bytes of keys and values an ``attention`` layer reads from and writes to
     the KV cache in one forward of ``batch`` sequences, in the layer's format.
@@ -392,9 +406,13 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy, *, densities=
     outer = levels[-1]
     per_byte = {lv.name: lv.energy_per_byte_j for lv in hierarchy.levels}
     moved = []
+    split = {c.name[:-len("/update")] for c in result.layers if c.type == "update" and c.name.endswith("/update")}
     for counted in result.layers:
-        if counted.name not in by_name:     # the loss row
-            continue
+        if counted.name not in by_name:
+            owner = by_name.get(counted.name[:-len("/update")]) if counted.type == "update" else None
+            if owner is not None:           # a master-weights update row (count_model's master_format)
+                moved.append(_update_row(counted, owner, stages, levels, outer, per_byte, hierarchy))
+            continue                        # the loss row
         layer = by_name[counted.name]
         d_w, d_i = densities.of(layer.name)
         raw = format_bytes(layer.format)
@@ -423,7 +441,7 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy, *, densities=
             table["forward"] = fused
             if "backward" in stages and any(counted.stages["backward"].values()):
                 table["backward"] = fused
-        if "update" in stages and layer.params:
+        if "update" in stages and layer.params and layer.name not in split:
             table["update"][outer]["weights"] += 3 * layer.params * raw
         eff = macs_f * d_w * d_i + counted.macs["backward"] * d_w * d_i
         lm = LayerMovement(name=layer.name, type=layer.type, format=layer.format,

@@ -119,3 +119,7 @@ def test_numpy_path_in_blocks(monkeypatch):
     monkeypatch.setattr(kernel, "_NUMPY_BLOCK", 7)
     for g, w in zip(tos_from_counts(counts, costs, fmt, offsets), whole):
         np.testing.assert_array_equal(g, w)
+    for positions_max in (0, 10**6):       # model by model, and position by position
+        monkeypatch.setattr(kernel, "_POSITIONS_MAX", positions_max)
+        for g, w in zip(tos_from_counts(counts, costs, fmt, offsets), whole):
+            np.testing.assert_array_equal(g, w)

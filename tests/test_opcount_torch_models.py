@@ -472,3 +472,11 @@ def test_by_module_rollup():
     assert sum(row["params"] for row in top.values()) == result.params
     two = result.by_module(2)
     assert two["layers.0"]["macs"] + two["layers.1"]["macs"] == top["layers"]["macs"]
+
+
+def test_batch_mixed_with_itself_is_an_error():
+    class Gram(nn.Module):
+        def forward(self, x):
+            return x @ x.t()            # [batch, batch]: no per-sample shape
+    with pytest.raises(opcount.ModelError, match=r"^Gram: matmul: cannot find the batch axis of a tensor"):
+        opcount.load_torch(Gram(), torch.randn(2, 3))

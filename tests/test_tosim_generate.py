@@ -89,6 +89,8 @@ def test_cli_prefill_and_decode_rows(tiny, capsys):
     (["--phase", "prefill", "--prompt", "3", "--new-tokens", "2"],
      "--phase prefill takes --prompt only; --new-tokens is for --phase generate"),
     (["--prompt", "3"], "--prompt is for --phase prefill, decode or generate"),
+    (["--phase", "prefill", "--prompt", "3", "--per-token"], "--per-token is for --phase generate (--phase prefill is "
+                                                              "one step)"),
 ])
 def test_cli_usage_errors_are_one_line(argv, message, capsys):
     assert main(["score", "zoo:gpt2", *argv]) == 2
@@ -113,3 +115,16 @@ def test_format_flag_of_count_and_score(capsys):
     assert bf16.counts == fp32.counts and bf16.tos < fp32.tos
     with pytest.raises(tosim.ScoreError, match=r"^format must be one of fp16, bf16, fp32, fp64, not 'int8'$"):
         tosim.score("zoo:gpt2", seq=8, format="int8")
+
+
+def test_cli_recompute_and_master_format(capsys):
+    assert main(["count", "zoo:gpt2", "--seq", "8", "--phase", "training", "--recompute", "selective",
+                 "--format", "bf16", "--master-format", "fp32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    updates = [layer for layer in out["layers"] if layer["type"] == "update"]
+    assert updates and all(layer["format"] == "fp32" for layer in updates)
+    base = opcount.count_model(opcount.load_model("zoo:gpt2", seq=8), "cmos-generic", phase="training")
+    # selective: 12 causal attention layers, 12 heads, 8(9)/2 entries each, QK^T and PV of 64 dims
+    assert out["macs"] == base.macs + 12 * 12 * 36 * 2 * 64
+    assert main(["score", "zoo:gpt2", "--recompute", "full"]) == 2
+    assert capsys.readouterr().err == "tosim: error: recompute applies to the training phase, not 'inference'\n"

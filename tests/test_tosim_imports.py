@@ -45,6 +45,11 @@ def test_counting_and_reading_a_bundled_table_load_no_amaranth_or_numba():
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+def test_synth_of_a_builtin_profile_reads_its_bundled_table_without_amaranth():
+    loaded = _loaded_after(_cli("synth", "--profile", "li2022", "--json"))
+    assert "hwlib" in loaded and not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
 def test_large_batches_still_use_the_numba_kernel():
     loaded = _loaded_after(
         "import numpy as np\nfrom opcount import kernel\n"

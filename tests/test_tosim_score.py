@@ -260,7 +260,8 @@ def test_progress_bar_draws_and_clears():
     bar.close()
     text = stream.getvalue()
     assert "\rscoring [" + "#" * 22 + "." * 8 + "] 3/4 zoo:m3" in text
-    assert text.endswith("\r" + " " * 90 + "\r")
+    assert "] 3/4 zoo:m3" in text and " s left" in text      # counts up, with the time left
+    assert text.endswith("\r" + " " * 106 + "\r")
     silent = io.StringIO()
     quiet = cmd_score.ProgressBar(4, "scoring", False, stream=silent, delay=0)
     quiet.update(1)

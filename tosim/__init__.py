@@ -7,7 +7,8 @@
 :func:`score` and :func:`score_many` (see :mod:`tosim.api`) run the whole pipeline: read and
 count a model (opcount), price the counts with a hardware profile's cost table (hwlib), and with
 a device turn TOs into joules and gCO2e (calibrate). ``main`` is the ``tosim`` command.
-``import tosim`` stays light: the pipeline is imported on first use.
+:func:`generate` scores a language model's generation request (prefill and decode steps with a
+KV cache; docs/serving.md). ``import tosim`` stays light: the pipeline is imported on first use.
 """
 __all__ = ["score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError", "main",
            "__version__"]

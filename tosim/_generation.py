@@ -151,13 +151,13 @@ def generate(model, profile=hardware_profiles.DEFAULT_PROFILE, *, prompt, new_to
     table = costs_array(profile, formats, progress=synth_progress)
     column = {f: i for i, f in enumerate(formats)}
     per_layer = table[:, [column[f] for f in g.formats]].T          # layers x ops
-    prefill_counts = opcount.generation._array(g.prefill)
+    prefill_counts = opcount.generation.counts_array(g.prefill)
     tos_prefill = _tos(prefill_counts, per_layer)
     steps = g.steps
     if g.step_counts is not None:
         step_tos = np.array([_tos(c, per_layer) for c in g.step_counts])
     elif steps:
-        first = _tos(opcount.generation._array(g.first_decode), per_layer)
+        first = _tos(opcount.generation.counts_array(g.first_decode), per_layer)
         step_tos = first + _tos(g.slope, per_layer) * (g.keys - g.keys[0]).astype(np.float64)
     else:
         step_tos = np.zeros(0)

@@ -10,6 +10,7 @@ The whole-run rule (a run is ``epochs`` x the sum over its steps; :func:`whole_r
 written here once and used by scoring (:func:`combine_steps`) and by ``tosim fit``'s features.
 """
 import os
+import re
 
 import opcount
 from opcount import BASIC_OPS as OPS, STAGES
@@ -24,9 +25,13 @@ MODEL_EXTENSIONS = (".yaml", ".yml", ".json", ".onnx")
 AUTO_JOBS_BYTES = 64 * 2 ** 20
 
 
-def expand_inputs(inputs):
+def expand_inputs(inputs, skipped=None):
     """Model sources in order: ``zoo:all`` becomes every zoo name, a folder its model files
-    (recursively, sorted); anything else is kept as given (a bad one fails on its own row)."""
+    (recursively, sorted); anything else is kept as given (a bad one fails on its own row).
+
+    In a folder, a file that is plainly no model (a hardware profile, a JSON list such as the
+    output of ``tosim score``; :func:`not_a_model`) is left out and, when ``skipped`` is a list,
+    appended to it as ``(path, reason)``. Files named one by one are always kept."""
     out = []
     for item in inputs or ["zoo:all"]:
         if item == "zoo:all":
@@ -37,11 +42,42 @@ def expand_inputs(inputs):
                 dirs.sort()
                 for name in sorted(files):
                     if name.lower().endswith(MODEL_EXTENSIONS) and not name.startswith("."):
-                        found.append(os.path.join(root, name))
+                        path = os.path.join(root, name)
+                        reason = not_a_model(path)
+                        if reason is None:
+                            found.append(path)
+                        elif skipped is not None:
+                            skipped.append((path, reason))
             out.extend(found)
         else:
             out.append(item)
     return out
+
+
+_PROFILE_KEYS = re.compile(r"^(schema|technology|units|datapath|recipes|devices|extends|memory):", re.M)
+_PROFILE_KEYS_JSON = re.compile(r'"(technology|units|datapath|recipes)"\s*:')
+_MODEL_KEYS = re.compile(r"^(layers|model_type):|\"(layers|model_type)\"\s*:", re.M)
+
+
+def not_a_model(path):
+    """Why the file at ``path`` is plainly not a model (``None`` when it may be one): a hardware
+    profile (profile keys and no ``layers``/``model_type``), or a JSON list (score rows). Reads
+    at most the first 64 KB; a file that cannot be read is kept (it fails on its own row)."""
+    if path.lower().endswith(".onnx"):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return None
+    if _MODEL_KEYS.search(head):
+        return None
+    text = head.lstrip()
+    if path.lower().endswith(".json") and text.startswith("["):
+        return "a JSON list, not a model (an output of tosim score?)"
+    if _PROFILE_KEYS.search(head) or _PROFILE_KEYS_JSON.search(head):
+        return "a hardware profile, not a model"
+    return None
 
 
 def name_of(source):
@@ -86,28 +122,56 @@ def _init_worker(options):
 
 
 def _count_indexed(item):
+    from hardware_profiles import _read
     index, source = item
-    return index, count_source(source, **_WORKER)
+    with _read.track_reads() as reads:      # handed to the parent, which guards its outputs
+        result = count_source(source, **_WORKER)
+    return index, result, sorted(reads)
 
 
-def count_source(source, profile, phase, batch, per_layer, seq=None, densities=None, keep=False, format=None,
+def read_model(source, load=None):
+    """The ModelIR of ``source`` (:func:`opcount.load_model`) read with the options in ``load``:
+    ``seq``, ``format`` (and any other keyword of ``load_model``), and ``loss`` and
+    ``optimizer``, which replace the model's own. ``None`` values are left out."""
+    options = {k: v for k, v in (load or {}).items() if v is not None}
+    loss, optimizer = options.pop("loss", None), options.pop("optimizer", None)
+    model = opcount.load_model(source, **options)
+    if loss is not None or optimizer is not None:
+        import dataclasses
+        model = dataclasses.replace(model, loss=loss or model.loss, optimizer=optimizer or model.optimizer)
+    return model
+
+
+def count_source(source, profile, phase, batch, per_layer, densities=None, keep=False, load=None,
                  layer_features=False):
     """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
     ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
     ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
     :class:`opcount.MovementResult`; ``keep`` keeps the :class:`opcount.CountResult` as
-    ``count_result``; ``layer_features`` keeps the per-layer features of a device energy model as
-    ``layer_table``, see :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}``
-    with the exact message."""
+    ``count_result``; ``load``: how to read the model, see :func:`read_model`; ``layer_features``
+    keeps the per-layer features of a device energy model as ``layer_table``, see
+    :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}`` with the exact
+    message."""
     label = source_label(source)
     try:
-        model = opcount.load_model(source, seq=seq, format=format)
-        result = opcount.count_model(model, profile, phase=phase, batch=batch)
+        # recompute and master_format say how to count the training step, not how to read
+        options = dict(load or {})
+        counting = {key: options.pop(key) for key in ("recompute", "master_format") if key in options}
+        model = read_model(source, options)
+        result = opcount.count_model(model, profile, phase=phase, batch=batch, **counting)
+        movement = opcount.count_movement(result, model, profile, densities=densities) \
+            if profile.memory is not None else None
     except opcount.ModelError as exc:
         return {"source": label, "name": name_of(source), "error": str(exc)}
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except Exception as exc:     # noqa: BLE001 -- one input never ends a batch: its row says why
         where = label if label is not None else name_of(source)
-        return {"source": label, "name": name_of(source), "error": f"{where}: {type(exc).__name__}: {exc}"}
+        if isinstance(exc, MemoryError):
+            message = "ran out of memory reading or counting this model"
+        elif isinstance(exc, RecursionError):
+            message = "the model is nested too deeply to count"
+        else:
+            message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        return {"source": label, "name": name_of(source), "error": f"{where}: {message}"}
     totals = result.totals["all"]
     out = {"name": result.model, "source": label, "params": result.params, "macs": result.macs,
            "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
@@ -128,8 +192,8 @@ def count_source(source, profile, phase, batch, per_layer, seq=None, densities=N
                           "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
                           "counts": [sum(layer.stages[s][op] for s in STAGES) for op in OPS]}
                          for layer in result.layers]
-    if profile.memory is not None:
-        _add_movement(out, opcount.count_movement(result, model, profile, densities=densities))
+    if movement is not None:
+        _add_movement(out, movement)
     return out
 
 
@@ -162,22 +226,26 @@ def _auto_jobs(sources):
     return min(cores, 8)
 
 
-def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, seq=None,
-              densities=None, keep=False, format=None, layer_features=False):
+def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, densities=None,
+              keep=False, load=None, layer_features=False):
     """:func:`count_source` of every source, in order; ``jobs`` processes (``None``: automatic).
     ``progress(done, source)`` is called after each source."""
-    import multiprocessing
     jobs = _auto_jobs(sources) if jobs is None else jobs
-    options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, seq=seq, densities=densities,
-                   keep=keep, format=format, layer_features=layer_features)
+    if jobs > 1:
+        import multiprocessing      # only then: its import costs a tenth of scoring the zoo
+    options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, densities=densities, keep=keep,
+                   load=load, layer_features=layer_features)
     results = [None] * len(sources)
     done = 0
     if jobs > 1 and len(sources) > 1 and "fork" in multiprocessing.get_all_start_methods():
         # fork: the workers start with the profile and every module already imported
         context = multiprocessing.get_context("fork")
         with context.Pool(min(jobs, len(sources)), initializer=_init_worker, initargs=(options,)) as pool:
-            for index, result in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
+            from hardware_profiles import _read
+            for index, result, reads in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
                 results[index] = result
+                for path in reads:
+                    _read.note_read(path)
                 done += 1
                 if progress:
                     progress(done, sources[index])

@@ -7,7 +7,8 @@ __all__ = ["ProgressBar"]
 
 class ProgressBar:
     """A one-line progress bar on stderr, drawn only when enabled and the batch has run for a
-    moment (short batches stay silent), redrawn at most ten times a second."""
+    moment (short batches stay silent), redrawn at most ten times a second; it counts up and,
+    once something is done, estimates the time left from the pace so far."""
 
     def __init__(self, total, label, enabled, stream=None, delay=0.3):
         self.total, self.label, self.enabled = total, label, enabled and total > 1
@@ -27,7 +28,12 @@ class ProgressBar:
         width = 30
         filled = int(width * done / self.total)
         note = note if len(note) <= 30 else note[:27] + "..."
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {note:<30}")
+        eta = ""
+        if 0 < done < self.total:
+            left = (now - self.start) / done * (self.total - done)
+            eta = f" ~{left:.0f} s left" if left < 120 else f" ~{left / 60:.0f} min left"
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                          f"{note:<30}{eta:<16}")
         self.stream.flush()
         self.drawn = True
 
@@ -37,5 +43,5 @@ class ProgressBar:
 
     def close(self):
         if self.drawn:
-            self.stream.write("\r" + " " * 90 + "\r")
+            self.stream.write("\r" + " " * 106 + "\r")
             self.stream.flush()

@@ -1,22 +1,36 @@
 """Text rendering shared by the commands: SI numbers and the ``tosim score`` table."""
 
-__all__ = ["si", "format_score_table"]
+__all__ = ["si", "count_text", "format_score_table"]
 
 
 def si(value, unit=""):
-    """A number with an SI prefix, 3 significant digits: 1.23G, 45.6k, 0.5."""
+    """A number with an SI prefix, 3 significant digits, one style at every size: 1.23G, 45.6k,
+    7, 500m, 2.81µ (below 1e-15, an exponent)."""
     if value is None:
         return "-"
-    value = float(value)
+    value = float(f"{float(value):.3g}")       # round first, so that 999.9 reads 1k, not 1e+03
     if value == 0:
         return f"0{unit}"
-    for factor, prefix in ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"),
-                           (1e3, "k")):
+    for factor, prefix in _SI_PREFIXES:
         if abs(value) >= factor:
             return f"{value / factor:.3g}{prefix}{unit}"
-    if abs(value) >= 1e-3:
-        return f"{value:.3g}{unit}"
     return f"{value:.2e}{unit}"
+
+
+_SI_PREFIXES = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
+                (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
+
+
+def count_text(value):
+    """A count of things (parameters) with the short-scale suffixes k, M, B, T, 3 significant
+    digits: 61.7k, 11.7M, 1.56B, 175B; SI prefixes stay for physical quantities (:func:`si`)."""
+    if value is None:
+        return "-"
+    value = float(f"{float(value):.3g}")
+    for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 def format_score_table(results, with_energy, with_movement=False):
@@ -31,7 +45,7 @@ def format_score_table(results, with_energy, with_movement=False):
             continue
         mark = " (!)" if r.incomplete_types else ""
         ratio = f"{r.tos / r.flops:.0f}" if r.flops else "-"
-        line = [r.name + mark, si(r.params), si(r.macs), si(r.flops), si(r.tos), ratio]
+        line = [r.name + mark, count_text(r.params), si(r.macs), si(r.flops), si(r.tos), ratio]
         if with_energy:
             line += [si(r.energy_j), si(r.gco2e)]
         if with_movement:
@@ -39,7 +53,7 @@ def format_score_table(results, with_energy, with_movement=False):
         body.append(line)
         for layer in r.layers or []:
             flops = layer.flops
-            body.append([f"  {layer.name} ({layer.type})", si(layer.params), si(layer.macs), si(flops),
+            body.append([f"  {layer.name} ({layer.type})", count_text(layer.params), si(layer.macs), si(flops),
                          si(layer.tos), f"{layer.tos / flops:.0f}" if flops else "-"]
                         + ([si(layer.energy_j) if layer.energy_j is not None else "", ""] if with_energy else [])
                         + ([si(layer.energy_compute_j), si(layer.energy_movement_j)] if with_movement else []))

@@ -6,12 +6,11 @@
 - ``prefill``: the prompt's forward alone (a request of one new token).
 - ``decode``: one decode step against a KV cache of ``--context`` tokens.
 """
-import json
 import os
 import sys
 import time
 
-from ._io import check_output, save_figure, write_atomic
+from ._io import check_output, json_text, write_atomic
 
 __all__ = ["SERVING_PHASES", "add_arguments", "run"]
 
@@ -71,9 +70,13 @@ def run(args, profile, device, sources):
     from . import api
     from .cli import CommandError
     for flag, used in (("--samples/--passes/--epochs", args.samples or args.passes or args.epochs),
-                       ("--per-layer", args.per_layer), ("--plot", args.plot)):
+                       ("--per-layer", args.per_layer), ("--plot", args.plot), ("--recompute", args.recompute),
+                       ("--master-format", args.master_format), ("--seq", getattr(args, "seq", None)),
+                       ("--loss", getattr(args, "loss", None)), ("--optimizer", getattr(args, "optimizer", None))):
         if used:
             raise CommandError(f"{flag} is not available with --phase {args.phase}")
+    if args.per_token is not None and args.phase != "generate":
+        raise CommandError(f"--per-token is for --phase generate (--phase {args.phase} is one step)")
     prompt, new_tokens = _check(args)
     context = None
     if args.phase == "decode":
@@ -102,9 +105,9 @@ def run(args, profile, device, sources):
         if os.path.splitext(args.out)[1].lower() == ".csv":
             write_atomic(args.out, _csv(rows))
         else:
-            write_atomic(args.out, json.dumps(rows, indent=2) + "\n")
+            write_atomic(args.out, json_text(rows) + "\n")
     if args.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json_text(rows) + "\n")
     else:
         print(_table(rows, device is not None, profile.memory is not None, [source for source, _ in failed]))
         what = {"prefill": f"prefill of {prompt} tokens",
@@ -113,6 +116,8 @@ def run(args, profile, device, sources):
         print(f"\n{len(results)} of {len(results) + len(failed)} models scored with {profile.name} ({what}, "
               f"batch {args.batch}) in {seconds:.2f} s"
               + (f"; energy from device {args.device} ({device['feature']})" if device is not None else ""))
+        if any(not r.complete for r in results):
+            print("(!) incomplete: some layers could not be fully counted (--json lists them)")
         if args.per_token is not None and args.phase == "generate":
             for r in results:
                 print(f"\n{r.name}: per generated token (token 1 is the prefill)")
@@ -180,7 +185,7 @@ def _table(rows, with_energy, with_movement, failed=()):
     header += ["compute J", "movement J"] if with_movement else []
     body = []
     for row in rows:
-        line = [row["name"], si(row["params"]), si(row["active_params"]), si(row["macs"]), si(row["tos"]),
+        line = [row["name"] + (" (!)" if row.get("incomplete") else ""), si(row["params"]), si(row["active_params"]), si(row["macs"]), si(row["tos"]),
                 si(row["tos_per_token"]), si(row["kv_cache_bytes"], "B"), si(row["kv_read_bytes"], "B"),
                 si(row["kv_write_bytes"], "B")]
         if with_energy:
@@ -227,11 +232,10 @@ def _plot_paths(png, names):
 
 def _plot_curve(r, path):
     """TOs (and joules) per generated token over the positions: decode cost grows with the cache."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ._plots import new_figure, save_png
     decode = r.curve[1:]
-    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    fig = new_figure(figsize=(7.0, 4.2))
+    ax = fig.subplots()
     if decode:
         x = [p["cache"] for p in decode]
         ax.plot(x, [p["tos"] for p in decode], label="TOs per decode step")
@@ -247,4 +251,4 @@ def _plot_curve(r, path):
         twin.legend(loc="lower right", fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path, dpi=100)
+    save_png(fig, path, dpi=100)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -244,9 +243,11 @@ class Scores(list):
     """The results of :func:`score_many`, in input order (a list of :class:`ScoreResult`), with
     the batch outputs of ``tosim score``: :meth:`to_json`, :meth:`to_csv`, :meth:`to_dataframe`."""
 
-    def __init__(self, results=(), per_layer=False):
+    def __init__(self, results=(), per_layer=False, skipped=()):
         super().__init__(results)
         self.per_layer = per_layer
+        #: ``(path, reason)`` of the files in the folders given that were left out as no model.
+        self.skipped = list(skipped)
 
     @property
     def failed(self) -> list:
@@ -262,7 +263,8 @@ class Scores(list):
     def to_json(self, path: Optional[str] = None) -> str:
         """``tosim score --json``: a JSON list of :meth:`ScoreResult.to_dict`; written atomically
         to ``path`` when given. Returns the text."""
-        text = json.dumps(self.to_dicts(), indent=2) + "\n"
+        from ._io import json_text
+        text = json_text(self.to_dicts()) + "\n"
         if path is not None:
             from ._io import write_atomic
             write_atomic(path, text)
@@ -345,11 +347,26 @@ def _source(model, example_inputs=None):
                      "a spec mapping, or a torch module with example inputs")
 
 
-def _check(phase, batch):
+def _check(phase, batch, load):
     if phase not in opcount.PHASES:
         raise ScoreError(f"unknown phase {phase!r}; known: {', '.join(opcount.PHASES)}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ScoreError(f"batch must be a positive integer, not {batch!r}")
+    for key, names in (("loss", opcount.LOSSES), ("optimizer", opcount.OPTIMIZERS)):
+        value = load.get(key)
+        if value is not None and value not in names:
+            raise ScoreError(f"unknown {key} {value!r}; known: {', '.join(names)}")
+    if load.get("format") is not None and load["format"] not in opcount.FORMATS:
+        raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {load['format']!r}")
+    recompute, master = load.get("recompute"), load.get("master_format")
+    if recompute is not None and recompute not in ("full", "selective"):
+        raise ScoreError(f"recompute must be 'full' or 'selective', not {recompute!r}")
+    if recompute is not None and phase != "training":
+        raise ScoreError(f"recompute applies to the training phase, not {phase!r}")
+    if master is not None and master not in opcount.FORMATS:
+        raise ScoreError(f"master format must be one of {', '.join(opcount.FORMATS)}, not {master!r}")
+    if master is not None and phase != "training":
+        raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
 
 
 def _densities(densities):
@@ -367,14 +384,16 @@ ModelLike = Union[str, "os.PathLike[str]", dict, "opcount.ModelIR", Any]
 def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, phase: str = "inference",
                batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
-               densities: Any = None, jobs: Optional[int] = None, format: Optional[str] = None,
-               progress: Optional[Callable[[int, int, Any], None]] = None,
-               synth_progress: Any = None) -> Scores:
+               densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
+               format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
+               synth_progress: Any = None, recompute: Optional[str] = None,
+               master_format: Optional[str] = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
     ``models``: items as :func:`score` takes them; strings are expanded first (``zoo:all`` to
-    every zoo name, a folder to its model files, recursively); a torch module comes as a
+    every zoo name, a folder to its model files, recursively; files in a folder that are plainly
+    no model, such as profiles and earlier outputs, are listed in ``skipped``); a torch module comes as a
     ``(module, example_inputs)`` pair. ``jobs``: worker processes that read and count (``None``:
     automatic, 1: this process). ``progress(done, total, source)`` is called as models are
     counted (``total`` covers every step of a whole run). The other arguments are :func:`score`'s.
@@ -382,19 +401,25 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
     :class:`hardware_profiles.ProfileError` for a bad profile, before any counting.
     """
     return _score_many(models, profile, phase=phase, batch=batch, device=device, workload=workload,
-                       per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=jobs,
-                       progress=progress, synth_progress=synth_progress, format=format)
+                       per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=jobs,
+                       progress=progress, synth_progress=synth_progress,
+                       load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
+                             "recompute": recompute, "master_format": master_format})
 
 
-def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, seq, densities, jobs,
-                progress, synth_progress, keep=False, format=None):
-    _check(phase, batch)
+def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, densities, jobs,
+                progress, synth_progress, load, keep=False):
+    """:func:`score_many` with ``load``, the options that say how to read each model
+    (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer) and count it (recompute,
+    master_format: :func:`opcount.count_model`)."""
+    _check(phase, batch, load)
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
     device = _energy.resolve_device(profile, device) if device is not None else None
     models = list(models)
-    items = _pipeline.expand_inputs(models) if models else []
+    skipped = []
+    items = _pipeline.expand_inputs(models, skipped) if models else []
     sources = []
     for item in items:
         if isinstance(item, _Single):
@@ -404,21 +429,21 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
-    if format is not None and format not in opcount.FORMATS:
-        raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {format!r}")
     from ._device_model import is_energy_model
-    rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq,
-                       densities, keep, format, layer_features=is_energy_model(device))
+    rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress,
+                       densities, keep, load, layer_features=is_energy_model(device))
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
-                  per_layer=per_layer)
+                  per_layer=per_layer, skipped=skipped)
 
 
 def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
           device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
-          example_inputs: Any = None, synth_progress: Any = None, format: Optional[str] = None) -> ScoreResult:
+          loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
+          example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
+          master_format: Optional[str] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -432,8 +457,14 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     or a :class:`Workload`. ``per_layer``: fill ``layers``. ``grid_intensity``: gCO2e per kWh
     (default the profile's). ``seq``: sequence length of a zoo transformer or Hugging Face config.
     ``densities``: ``{"weights": d, "inputs": d}`` for a profile with a memory section.
+    ``loss``, ``optimizer``: replace the model's own (validation and training phases).
     ``format``: count every layer in this number format (fp16, bf16, fp32, fp64) instead of the
     model's own (a spec's ``format``, a Hugging Face config's ``torch_dtype``, fp32 for the zoo).
+    ``recompute``: activation recomputation in training, ``"full"`` or ``"selective"`` (see
+    :func:`opcount.count_model`), counted in the backward stage. ``master_format``: mixed
+    precision in training, the optimizer's master weights in this format (fp32) while forward
+    and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
+    ``NAME/update`` row priced in the master format.
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -443,8 +474,10 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     """
     source = _source(model, example_inputs)
     results = _score_many([_Single(source)], profile, phase=phase, batch=batch, device=device, workload=workload,
-                          per_layer=per_layer, grid_intensity=grid_intensity, seq=seq, densities=densities, jobs=1,
-                          progress=None, synth_progress=synth_progress, keep=True, format=format)
+                          per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=1,
+                          progress=None, synth_progress=synth_progress, keep=True,
+                          load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
+                                "recompute": recompute, "master_format": master_format})
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -465,8 +498,8 @@ class _Failed:
         self.name, self.error = name, error
 
 
-def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, seq, densities,
-                keep=False, format=None, layer_features=False):
+def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, densities,
+                keep, load, layer_features=False):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -478,7 +511,7 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, seq=seq, densities=densities, keep=keep, format=format,
+                                      progress=report, densities=densities, keep=keep, load=load,
                                       layer_features=layer_features)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)

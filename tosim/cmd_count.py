@@ -3,16 +3,15 @@
 With a profile that has a ``memory:`` section (horowitz45, yang2017) it also prints the energy
 split into compute and data movement per layer (:mod:`opcount.movement`), and ``--plot`` draws it.
 """
-import json
 import sys
 
 import hardware_profiles
 
-from ._io import check_output, positive_int, save_figure
+from ._io import check_output, json_text, non_negative_int, positive_int
 
 __all__ = ["register", "run"]
 
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, FORMATS, PHASES
 
 
 def register(subparsers):
@@ -23,14 +22,23 @@ def register(subparsers):
                     "batch and are exact integers.")
     parser.add_argument("model", metavar="MODEL", help="model spec file or zoo:NAME")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
-    parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
-    parser.add_argument("--seq", type=positive_int, default=None,
-                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
-    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+    add_model_arguments(parser)
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
+    parser.add_argument("--depth", type=non_negative_int, default=None, metavar="N",
+                        help="roll the counts up by module path to depth N (layer names split at '.', as "
+                             "opcount.load_torch and ONNX exports name them; 0: the whole model) instead of "
+                             "one row per layer; --json adds a 'modules' object")
+    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
+                             "fp32 with --format bf16); each layer's update is priced in it")
+    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
+                        help="training: activation recomputation counted in the backward stage (full: every "
+                             "layer's forward again; selective: the attention core only)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
@@ -48,6 +56,32 @@ def _density(text):
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1], not {text!r}")
     return value
+
+
+def _choice_of(names_attr, what):
+    """argparse type: a value of ``opcount.<names_attr>`` (read when the flag is given, so that
+    building the parser imports no package)."""
+    def check(text):
+        import argparse
+
+        import opcount
+        names = getattr(opcount, names_attr)
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; known: {', '.join(names)}")
+        return text
+    check.__name__ = what
+    return check
+
+
+def add_model_arguments(parser):
+    """The model flags shared by count and score: sequence length, loss, optimizer."""
+    parser.add_argument("--seq", type=positive_int, default=None,
+                        help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    parser.add_argument("--loss", type=_choice_of("LOSSES", "loss"), default=None,
+                        help="loss of the validation and training phases instead of the model's own "
+                             "(mse, cross_entropy, bce)")
+    parser.add_argument("--optimizer", type=_choice_of("OPTIMIZERS", "optimizer"), default=None,
+                        help="optimizer of the training phase instead of the model's own (sgd, momentum, adam, adamw)")
 
 
 def add_movement_arguments(parser):
@@ -73,21 +107,28 @@ def run(args):
         from .cli import CommandError
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
                            "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
-    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, per_layer=True,
+    scored = api.score(args.model, profile, phase=args.phase, batch=args.batch, seq=args.seq, loss=args.loss,
+                       optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
-                       synth_progress=SynthesisProgress(), format=args.format)
+                       synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
+                       master_format=args.master_format)
     result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()
+        if args.depth is not None:
+            out["modules"] = [dict(module=path, **row) for path, row in result.by_module(args.depth).items()]
         if movement is not None:
             out["movement"] = movement.to_json()
-        print(json.dumps(out, indent=2))
+        print(json_text(out))
+    elif args.depth is not None:
+        print(format_modules(result, args.depth, scored))
     else:
         print(format_table(result, scored))
         if movement is not None:
             print("\n" + format_movement(movement))
     if args.plot:
-        plot_movement(movement, args.plot)
+        from ._plots import movement_bars
+        movement_bars(movement, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -122,39 +163,47 @@ def format_movement(movement):
     return "\n".join(out)
 
 
-def plot_movement(movement, path):
-    """A stacked-bar PNG: compute and data-movement energy per layer (like yang2017 Fig. 6);
-    movement split by data type (weights, inputs, outputs incl. partial sums)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from opcount.movement import DATA_TYPES
-    per_byte = {lv.name: lv.energy_per_byte_j for lv in movement.hierarchy.levels}
-    layers = [m for m in movement.layers if m.compute_j + m.movement_j > 0]
-    names = [m.name for m in layers]
-    parts = {"compute": np.array([m.compute_j for m in layers])}
-    for t in DATA_TYPES:
-        parts[f"{t} movement"] = np.array([sum(m.bytes[s][lv][t] * per_byte[lv] for s in m.bytes for lv in per_byte)
-                                           for m in layers])
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 2), 4.5))
-    bottom = np.zeros(len(names))
-    x = np.arange(len(names))
-    for label, values in parts.items():
-        ax.bar(x, values, bottom=bottom, label=label)
-        bottom += values
-    ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("energy per batch (J)")
-    ax.set_title(f"{movement.model}: compute vs data movement ({movement.profile}, {movement.phase}, "
-                 f"batch {movement.batch})")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-
-
 def _human(n):
     return f"{n:,}"
+
+
+def format_modules(result, depth, scored=None):
+    """Counts rolled up by module path to ``depth`` (:meth:`opcount.CountResult.by_module`):
+    one row per module with its layers, parameters, MACs and each op summed over the phase's
+    stages (and TOs with ``scored``), then the incomplete note of :func:`format_table`."""
+    import opcount
+
+    from ._render import si
+    stages = opcount.PHASES[result.phase]
+    ops = opcount.BASIC_OPS
+    modules = result.by_module(depth)
+    tos = {}
+    if scored is not None:
+        for layer, priced in zip(result.layers, scored.layers):
+            key = ".".join(layer.name.split(".")[:depth]) if depth else result.model
+            tos[key] = tos.get(key, 0.0) + priced.tos
+    incomplete = {".".join(str(item["layer"]).split(".")[:depth]) if depth else result.model
+                  for item in result.incomplete}
+    header = ["module", "layers", "params", "MACs"] + list(ops) + (["TOs"] if scored is not None else [])
+    rows = [[path + (" (!)" if path in incomplete else ""), str(row["layers"]), _human(row["params"]),
+             _human(row["macs"])] + [_human(sum(row["stages"][s][op] for s in stages)) for op in ops]
+            + ([si(tos.get(path, 0.0))] if scored is not None else []) for path, row in modules.items()]
+    totals = result.totals
+    footer = ["total", str(len(result.layers)), _human(result.params), _human(result.macs)] + [
+        _human(totals["all"][op]) for op in ops] + ([si(scored.tos)] if scored is not None else [])
+    widths = [max(len(str(r[i])) for r in [header] + rows + [footer]) for i in range(len(header))]
+
+    def line(row):
+        return "  ".join(str(c).ljust(w) if i < 1 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [f"model {result.model}  profile {result.profile}  phase {result.phase} ({', '.join(stages)})  "
+           f"batch {result.batch}  modules to depth {depth}", "", line(header), rule] + [line(r) for r in rows] + [
+        rule, line(footer)]
+    note = format_table(result, scored).split("\n\nINCOMPLETE", 1)
+    if len(note) == 2:
+        out.append("\nINCOMPLETE" + note[1])
+    return "\n".join(out)
 
 
 def format_table(result, scored=None):

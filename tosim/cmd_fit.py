@@ -5,17 +5,16 @@ model's TOs, FLOPs and MACs for one step of a batch, and the whole-run rule of s
 over the workload each measurement row describes (``calibrate.workload_steps``).
 """
 import datetime
-import json
 import os
 import sys
 
-from ._io import check_output, non_negative_int, save_figure, write_atomic
+from ._io import check_output, json_text, non_negative_int, save_figure, write_atomic
 
 __all__ = ["register", "run", "FEATURES"]
 
 FEATURES = ("tos", "flops", "macs", "tos-by-op", "tos+movement")
 POLY_FEATURES = ("tos", "flops", "macs")
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, PHASES
 
 
 def _fraction(text):
@@ -65,10 +64,9 @@ def _energy_parts(text):
     """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
     import argparse
 
-    from calibrate import MeasurementError
-    from calibrate._measurements import _parts
+    from calibrate import MeasurementError, energy_parts
     try:
-        _parts(text)
+        energy_parts(text)
     except MeasurementError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -98,7 +96,7 @@ def register(subparsers):
                              "relative when the measured energies span more than a decade, else absolute)")
     model = parser.add_argument_group(
         "device energy model", "--model fits joules per basic op (TOs-priced prior), per byte, per layer call and "
-                               "static power x roofline time per layer type (docs/calibration.md)")
+                               "static power x roofline time per layer type (docs/energy-model.md)")
     model.add_argument("--model", action="store_true", help="fit the device energy model instead of a polynomial")
     model.add_argument("--terms", default="ops,memory,calls,static", type=_terms,
                        help="comma-separated terms of the model (default ops,memory,calls,static)")
@@ -110,7 +108,7 @@ def register(subparsers):
                        help="device memory bandwidth in bytes per second (with --peak: fixes the balance)")
     model.add_argument("--static-power", type=_positive, default=None, metavar="W",
                        help="static power in watts (sets the time scale of the roofline)")
-    parser.add_argument("--phase", default="inference", choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
                         help="device name: picks rows by the CSV's device column and names the fitted device")
@@ -324,9 +322,10 @@ def run(args):
         write_profile(args, profile, result, data.path)
         result["profile_written"] = args.write_profile
     if args.plot is not None:
-        plot(args.plot, np.asarray([r.energy_j for r in used]), pred, train, validation, result)
+        from ._plots import fit_scatter
+        fit_scatter(args.plot, np.asarray([r.energy_j for r in used]), pred, train, validation, result)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result))
     else:
         print(format_report(result))
     return 1 if problems else 0
@@ -436,7 +435,7 @@ def run_model(args, profile, data, rows, device, problems):
     if args.plot is not None:
         plot_model(args.plot, y, pred, parts, groups, train, validation, result)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result))
     else:
         print(format_model_report(result))
     return 1 if problems else 0
@@ -544,28 +543,6 @@ def _write_device(args, profile, name, device, comment):
     text = f"# written by tosim fit; {comment}\n" + yaml.safe_dump(doc, sort_keys=False, width=100)
     write_atomic(args.write_profile, text)
     hardware_profiles.load_file(args.write_profile)   # what we write must load
-
-
-def plot(path, measured, predicted, train, validation, result):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (ax, res) = plt.subplots(2, 1, figsize=(6, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    for idx, label, marker in ((train, "train", "o"), (validation, "validation", "^")):
-        ax.scatter(measured[idx], predicted[idx], s=14, marker=marker, label=label)
-        res.scatter(measured[idx], predicted[idx] - measured[idx], s=14, marker=marker)
-    lo, hi = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
-    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1)
-    res.axhline(0.0, color="grey", linewidth=1)
-    v = result["validation"]
-    r2 = "n/a" if v["r2"] is None else f"{v['r2']:.3f}"
-    ax.set_title(f"{result['feature']} degree {result['degree']}: validation RMSE {v['rmse']:.3g} J, R² {r2}")
-    ax.set_ylabel("predicted energy (J)")
-    res.set_ylabel("residual (J)")
-    res.set_xlabel("measured energy (J)")
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path, dpi=120)
 
 
 def _coeffs(entry):

@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+from hardware_profiles.schema import PHASES
+
 from ._io import check_output, locked, non_negative_int, positive_int, write_atomic
 
 __all__ = ["register", "run", "COLUMNS"]
@@ -80,7 +82,7 @@ def register(subparsers):
                     "CSV. Without a readable counter it says so in one line and exits 2.")
     parser.add_argument("model", metavar="MODEL", nargs="?",
                         help="model spec file or zoo:NAME (sequential models); or --suite")
-    parser.add_argument("--phase", default=None, choices=["inference", "validation", "training"],
+    parser.add_argument("--phase", default=None, choices=list(PHASES),
                         help="what each step runs (default training; the suite runs inference)")
     parser.add_argument("--batch", type=_batch, default=None,
                         help="samples per step (default 1); for --suite a range LOW-HIGH drawn from (default 1-256)")
@@ -346,7 +348,8 @@ def _run_suite(args):
         except OSError as exc:
             raise CommandError(f"cannot create the specs folder {specs}: {exc.strerror or exc}") from None
         comment = (f"tosim measure --suite layers --seed {args.seed} --batch {lo}-{hi} --types {','.join(types)}: "
-                   f"counter {'+'.join(counter.channels)} (update {probe.update_s:.3g} s, step {probe.quantum_j:.3g} J, "
+                   f"counter {'+'.join(counter.channels)} (update {probe.update_s:.3g} s, "
+                   f"step {probe.quantum_j:.3g} J, "
                    f"idle {probe.power_w:.4g} W), torch device {torch_device}, runs of {run_seconds:.3g} s")
         overhead = None          # seconds a configuration takes beyond its measured run, running mean
         in_a_row = 0
@@ -363,7 +366,7 @@ def _run_suite(args):
             try:
                 path = _write_spec(specs, config.spec)
                 model = opcount.load_model(path)
-                row, per_pass = calibrate.measure_forward(
+                row, _ = calibrate.measure_forward(
                     model, counter, model_name=_model_column(path, args.out), batch=config.batch,
                     run_seconds=run_seconds, torch_device=torch_device, seed=args.seed, interval=args.interval)
                 if row["energy_j"] < resolution_j:
@@ -388,8 +391,9 @@ def _run_suite(args):
             spent = time.monotonic() - t0
             extra = max(0.0, spent - row["seconds"])
             overhead = extra if overhead is None else 0.8 * overhead + 0.2 * extra
-            _progress(f"{label}: {row['passes']} passes in {row['seconds']:.3g} s, {row['energy_j']:.4g} J "
-                      f"({row['energy_j'] / row['seconds']:.4g} W, {per_pass * 1e3:.3g} ms a pass)")
+            seconds = row["seconds"]
+            _progress(f"{label}: {row['passes']} passes in {seconds:.3g} s, {row['energy_j']:.4g} J "
+                      f"({row['energy_j'] / seconds:.4g} W, {seconds / row['passes'] * 1e3:.3g} ms a pass)")
     finally:
         counter.close()
     if done + failures == 0:

@@ -28,7 +28,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-DEFAULT_PROFILE = "cmos-generic"
+from hardware_profiles.schema import DEFAULT_PROFILE, FORMATS, PHASES
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def register(subparsers):
     parser.add_argument("--device", default=None,
                         help="a device of the profile whose fitted coefficients turn TOs/FLOPs/MACs into joules")
     parser.add_argument("--phase", default="inference",
-                        choices=["inference", "validation", "training", "prefill", "decode", "generate"],
+                        choices=[*PHASES, "prefill", "decode", "generate"],
                         help="inference = forward; validation = + loss; training = + backward + update; "
                              "prefill, decode, generate: serving a causal language model (see below)")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
@@ -59,9 +59,15 @@ def register(subparsers):
                      help="steps per epoch, each of --batch samples (not with --samples)")
     whole.add_argument("--epochs", type=positive_int, default=None,
                      help="epochs of the run (default 1); alone, an epoch is one step of --batch samples")
-    parser.add_argument("--format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format (default: the model's; a Hugging Face "
                              "config's torch_dtype, fp32 for the zoo)")
+    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
+                             "fp32 with --format bf16); each layer's update is priced in it")
+    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
+                        help="training: activation recomputation counted in the backward stage (full: every "
+                             "layer's forward again; selective: the attention core only)")
     from ._score_serving import add_arguments as add_serving_arguments
     add_serving_arguments(parser)
     parser.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
@@ -74,7 +80,8 @@ def register(subparsers):
                         help="processes that read and count models (default: automatic; 1 = in this process)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
-    from .cmd_count import add_movement_arguments
+    from .cmd_count import add_model_arguments, add_movement_arguments
+    add_model_arguments(parser)
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
                         help="with a memory profile: one stacked-bar PNG per model, F-<model>.png (a repeated "
@@ -101,12 +108,15 @@ def plot_paths(plot, names):
 
 
 def _non_negative_float(text):
+    """argparse type of a grid intensity (g/kWh): a number in 0..1e6, the profile's own bound
+    (real grids are below 2,000), so that carbon stays finite."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}")
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_GRID_INTENSITY):
+        raise argparse.ArgumentTypeError(f"must be a number in 0..{MAX_GRID_INTENSITY:g}, not {text!r}")
     return value
 
 
@@ -119,6 +129,7 @@ def run(args):
     from ._costs import SynthesisProgress
     from ._energy import resolve_device
     from ._pipeline import movement_fields
+    inputs = []
     if args.out is not None or args.plot is not None:
         from ._pipeline import expand_inputs
         inputs = [s for s in expand_inputs(args.inputs) if not s.startswith("zoo:")] + [args.profile]
@@ -127,6 +138,12 @@ def run(args):
         if args.plot is not None:
             check_output(args.plot, "--plot", (".png",), inputs=inputs)
     profile = hardware_profiles.load(args.profile)
+    if args.out is not None or args.plot is not None:
+        # the profile's extends: chain is read too; none of it may be an output
+        inputs += [path for path in profile.chain if not path.startswith("builtin:")]
+        for option, path, extensions in (("--out", args.out, (".csv", ".json")), ("--plot", args.plot, (".png",))):
+            if path is not None:
+                check_output(path, option, extensions, inputs=inputs)
     device = resolve_device(profile, args.device) if args.device else None
     if device is None and args.grid_intensity is not None:
         print("tosim: note: --grid-intensity prices the energy of a --device; without one there is no carbon "
@@ -138,7 +155,7 @@ def run(args):
     from . import _score_serving
     if args.phase in _score_serving.SERVING_PHASES:
         from ._pipeline import expand_inputs as expand
-        from opcount._zoo import CAUSAL_LMS
+        from opcount import CAUSAL_LMS
         # without INPUTS: every causal language model of the zoo
         return _score_serving.run(args, profile, device,
                                   expand(args.inputs or [f"zoo:{name}" for name in sorted(CAUSAL_LMS)]))
@@ -151,10 +168,14 @@ def run(args):
         raise CommandError(f"profile {profile.name!r} has no memory section, so there is no data movement "
                            "to plot or sparsity to apply (try --profile horowitz45 or yang2017)")
     from ._pipeline import expand_inputs
-    sources = expand_inputs(args.inputs)
+    skipped = []
+    sources = expand_inputs(args.inputs, skipped)
+    for path, reason in skipped:
+        print(f"tosim: note: skipped {path}: {reason}", file=sys.stderr)
     if not sources:
         from .cli import CommandError
-        raise CommandError(f"no model files found in {', '.join(args.inputs)}")
+        raise CommandError(f"no model files found in {', '.join(args.inputs)}"
+                           + (f" ({len(skipped)} file(s) skipped as no model)" if skipped else ""))
     workload = None
     if args.samples is not None or args.passes is not None or args.epochs is not None:
         workload = api.Workload(samples=args.samples, passes=args.passes, epochs=args.epochs or 1)
@@ -165,18 +186,24 @@ def run(args):
     try:
         results = api.score_many(sources, profile, phase=args.phase, batch=args.batch, device=device,
                                  workload=workload, per_layer=args.per_layer, grid_intensity=args.grid_intensity,
+                                 seq=args.seq, loss=args.loss, optimizer=args.optimizer,
                                  densities={"weights": args.density_weights, "inputs": args.density_inputs}
                                  if with_movement else None,
-                                 jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format)
+                                 jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format,
+                                 recompute=args.recompute, master_format=args.master_format)
     finally:
         bar.close()
     seconds = time.perf_counter() - started
     plots = []
     if args.plot:
-        from .cmd_count import plot_movement
+        from ._plots import movement_bars
         good = [r for r in results if r.error is None]
-        for r, path in zip(good, plot_paths(args.plot, [r.name for r in good])):
-            plot_movement(r.movement, path)
+        paths = plot_paths(args.plot, [r.name for r in good])
+        for path in paths:
+            # every per-model plot path is checked before any plot or the --out file is written
+            check_output(path, "--plot", (".png",), inputs=inputs)
+        for r, path in zip(good, paths):
+            movement_bars(r.movement, path)
             plots.append(path)
     if args.out:
         if os.path.splitext(args.out)[1].lower() == ".csv":
@@ -208,6 +235,7 @@ def run(args):
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
     for path in plots:
         print(f"wrote {path}", file=sys.stderr)
+    from .cli import printable
     for r in failed:
-        print(f"tosim: error: {r.error}", file=sys.stderr)
+        print(f"tosim: error: {printable(r.error)}", file=sys.stderr)
     return 1 if failed else 0

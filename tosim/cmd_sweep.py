@@ -25,7 +25,9 @@ import re
 import sys
 import time
 
-from ._io import check_output, save_figure, write_atomic
+from hardware_profiles.schema import BASIC_OPS as OPS, DEFAULT_PROFILE, STAGES
+
+from ._io import check_output, json_text, write_atomic
 from ._energy import carbon_grams, energy_joules, resolve_device
 from ._render import si
 from .cmd_score import _non_negative_float
@@ -33,8 +35,6 @@ from .cmd_score import _non_negative_float
 __all__ = ["register", "run", "parse_axis", "sweep_rows", "AXES", "MAX_CONFIGS", "MAX_ROWS", "MAX_VALUE",
            "MAX_CNN_LOOP"]
 
-OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-STAGES = ("forward", "loss", "backward", "update")
 
 #: Axes of each family: (name, default, help); the first varying one is the plot's x by default.
 AXES = {
@@ -76,7 +76,7 @@ LIMITS = (f"Limits: {MAX_CONFIGS:,} configurations ({MAX_ROWS:,} with --json); v
 
 def _size(text):
     """argparse type: an integer from 1 to :data:`MAX_VALUE`."""
-    value = int(text) if text.strip().isdecimal() else 0
+    value = int(text) if text.strip().isascii() and text.strip().isdecimal() else 0
     if not 1 <= value <= MAX_VALUE:
         raise argparse.ArgumentTypeError(f"must be an integer from 1 to 2**62, not {text!r}")
     return value
@@ -102,7 +102,7 @@ def register(subparsers):
                            help=f"{text} (default {default})")
         p.add_argument("--x", default=None, choices=[a[0] for a in axes],
                        help="the axis on the plot's x (default: the first axis with more than one value)")
-        p.add_argument("--profile", default="cmos-generic", help="profile name or YAML file (default cmos-generic)")
+        p.add_argument("--profile", default=DEFAULT_PROFILE, help=f"profile name or YAML file (default {DEFAULT_PROFILE})")
         p.add_argument("--format", default=None, choices=list(schema.FORMATS),
                        help="number format of every layer (default: the profile's default format)")
         p.add_argument("--phase", default="inference", choices=list(schema.PHASES),
@@ -144,7 +144,7 @@ def parse_axis(name, text, maximum=MAX_VALUE):
     values = []
     for item in str(text).split(","):
         item = item.strip()
-        if item.isdecimal():
+        if item.isascii() and item.isdecimal():
             values.append(int(item))
             _check_values(name, values, maximum)
             continue
@@ -171,7 +171,7 @@ def parse_axis(name, text, maximum=MAX_VALUE):
                 values.append(int(round(value)))
                 value *= factor
         else:
-            if step is not None and (not step.isdecimal() or int(step) < 1):
+            if step is not None and (not (step.isascii() and step.isdecimal()) or int(step) < 1):
                 raise ValueError(f"--{name}: the step of {item!r} must be a positive integer")
             items = range(start, stop + 1, int(step) if step else 1)
             _check_values(name, values, maximum, extra=len(items))
@@ -277,48 +277,6 @@ def _csv_text(columns):
 AXES_ALL = {name for axes in AXES.values() for name, _, _ in axes}
 
 
-def _plot(path, columns, axes, x_name, with_energy, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    others = [name for name, values in axes.items() if name != x_name and len(values) > 1]
-    ok = columns["status"] == 0
-    keys = list(zip(*(columns[o].tolist() for o in others))) if others else [()] * len(ok)
-    groups = list(dict.fromkeys(k for k, good in zip(keys, ok.tolist()) if good))
-    if len(groups) > 8:
-        groups = [groups[i] for i in np.linspace(0, len(groups) - 1, 8).round().astype(int)]
-    categorical = x_name == "activation"
-    panels = [("tos", "TOs"), ("flops", "FLOPs")] + ([("energy_j", "energy (J)")] if with_energy else [])
-    fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
-    xs_all = axes[x_name]
-    for ax, (key, label) in zip(axs[0], panels):
-        for group in groups:
-            mask = ok.copy()
-            for o, v in zip(others, group):
-                mask &= columns[o] == v
-            xv = columns[x_name][mask]
-            yv = columns[key][mask]
-            pos = np.array([xs_all.index(v) for v in xv.tolist()]) if categorical else xv
-            text = ", ".join(f"{o}={v}" for o, v in zip(others, group)) or label
-            ax.plot(pos, yv, marker="o", markersize=3, label=text)
-        if categorical:
-            ax.set_xticks(range(len(xs_all)), xs_all)
-        elif max(xs_all) / max(min(xs_all), 1) >= 16:
-            ax.set_xscale("log", base=2)
-        shown = columns[key][ok]
-        if shown.size and shown.min() > 0 and shown.max() / shown.min() >= 10:
-            ax.set_yscale("log")
-        ax.set_xlabel(x_name)
-        ax.set_ylabel(label)
-        ax.grid(True, which="major", alpha=0.3)
-        if len(groups) > 1:
-            ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=120)
-
-
 def run(args):
     import json
 
@@ -360,7 +318,8 @@ def run(args):
     if args.plot:
         title = (f"{family} sweep, {profile.name}, {fmt}, {args.phase}, batch {args.batch}"
                  + (f", device {args.device}" if device is not None else ""))
-        _plot(args.plot, columns, axes, x_name, device is not None, title)
+        from ._plots import sweep_lines
+        sweep_lines(args.plot, columns, axes, x_name, device is not None, title)
     failed = int((columns["status"] != 0).sum())
     if args.json:
         keys = [k for k in columns if k != "status"]
@@ -369,7 +328,7 @@ def run(args):
             row = {k: columns[k][i].item() if k in axes or not columns["status"][i] else None for k in keys}
             row["error"] = _error_text(columns["status"][i]) or None
             rows.append(row)
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json_text(rows) + "\n")
     else:
         if n <= TABLE_ROWS:
             _print_table(columns, axes, device is not None)

@@ -10,12 +10,11 @@ import contextlib
 import csv
 import difflib
 import io
-import json
 import sys
 
 import hardware_profiles as hp
 
-from ._io import check_output, save_figure, write_atomic
+from ._io import check_output, json_text, write_atomic
 from .cli import CommandError
 
 __all__ = ["register"]
@@ -89,7 +88,7 @@ def _names(values, allowed, what):
 
 
 def _jobs(text):
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:   # "²".isdigit() is true
         raise CommandError(f"--jobs must be a positive integer, not {text!r}")
     return int(text)
 
@@ -98,7 +97,7 @@ def _widths(text):
     parts = [part.strip() for part in text.split(",")]
     widths = []
     for part in parts:
-        if not part.isdecimal() or int(part) < 1:
+        if not (part.isascii() and part.isdecimal()) or int(part) < 1:
             raise CommandError(f"--widths must be comma-separated positive integers, "
                                f"not {text!r}")
         if int(part) > MAX_WIDTH:
@@ -163,7 +162,7 @@ def _synth(args):
     with _synthesis_errors():
         rows = cost.cost_table(profile, formats, ops, progress=_Progress(), jobs=jobs)
     if args.json:
-        print(json.dumps([row.to_json() for row in rows], indent=2))
+        print(json_text([row.to_json() for row in rows]))
         return 0
     counting = profile.technology["counting"]
     if rows and rows[0].circuit == "integer":
@@ -180,35 +179,6 @@ def _synth(args):
 
 
 # --- tosim compare-adders ---------------------------------------------------------------------
-
-def _plot(rows, designs, title, path):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.2))
-    FigureCanvasAgg(fig)
-    ax_t, ax_d = fig.subplots(1, 2)
-    for design in designs:
-        points = sorted((r.width, r.cost.transistors, r.cost.depth) for r in rows
-                        if r.design == design)
-        widths = [p[0] for p in points]
-        ax_t.plot(widths, [p[1] for p in points], marker="o", label=design)
-        ax_d.plot(widths, [p[2] for p in points], marker="o", label=design)
-    widths = sorted({r.width for r in rows})
-    for ax, ylabel in ((ax_t, "transistors"), (ax_d, "logic depth (gates)")):
-        if len(widths) > 1:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(widths, [str(w) for w in widths])
-        ax.set_xlabel("width (bits)")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, alpha=0.3)
-    if len(widths) > 1:
-        ax_t.set_yscale("log")
-    ax_d.legend(fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-
 
 def _compare(args):
     from hwlib import cost, registry
@@ -236,10 +206,11 @@ def _compare(args):
         write_atomic(args.csv, text.getvalue().encode())
     if args.plot:
         counting = profile.technology["counting"]
-        _plot(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
+        from ._plots import design_curves
+        design_curves(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
               args.plot)
     if args.json:
-        print(json.dumps(records, indent=2))
+        print(json_text(records))
         return 0
     print(f"# {args.unit} designs under profile {profile.name} "
           f"({profile.technology['counting']} counting); ADP = transistors x depth")

@@ -1,0 +1,144 @@
+"""The PNG plots of the commands, drawn on a :class:`matplotlib.figure.Figure` with its own Agg
+canvas: no pyplot state and no change of matplotlib's global backend, so tosim can be used from
+a notebook or another program that has its own. Each plot is written atomically.
+"""
+import io
+
+from ._io import write_atomic
+
+__all__ = ["new_figure", "save_png", "movement_bars", "fit_scatter", "sweep_lines", "design_curves"]
+
+
+def new_figure(**kwargs):
+    """A matplotlib Figure on its own Agg canvas (``kwargs`` go to ``Figure``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig, path, dpi=110):
+    """Render ``fig`` to PNG and write it to ``path`` atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    write_atomic(path, buffer.getvalue())
+
+
+def movement_bars(movement, path):
+    """A stacked-bar PNG: compute and data-movement energy per layer (like yang2017 Fig. 6);
+    movement split by data type (weights, inputs, outputs incl. partial sums)."""
+    import numpy as np
+    from opcount.movement import DATA_TYPES
+    per_byte = {lv.name: lv.energy_per_byte_j for lv in movement.hierarchy.levels}
+    layers = [m for m in movement.layers if m.compute_j + m.movement_j > 0]
+    names = [m.name for m in layers]
+    parts = {"compute": np.array([m.compute_j for m in layers])}
+    for t in DATA_TYPES:
+        parts[f"{t} movement"] = np.array([sum(m.bytes[s][lv][t] * per_byte[lv] for s in m.bytes for lv in per_byte)
+                                           for m in layers])
+    fig = new_figure(figsize=(max(6.0, 0.45 * len(names) + 2), 4.5))
+    ax = fig.subplots()
+    bottom = np.zeros(len(names))
+    x = np.arange(len(names))
+    for label, values in parts.items():
+        ax.bar(x, values, bottom=bottom, label=label)
+        bottom += values
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("energy per batch (J)")
+    ax.set_title(f"{movement.model}: compute vs data movement ({movement.profile}, {movement.phase}, "
+                 f"batch {movement.batch})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path, dpi=100)
+
+
+def fit_scatter(path, measured, predicted, train, validation, result):
+    """``tosim fit --plot``: measured against predicted joules (train and validation rows), with
+    the residuals below."""
+    fig = new_figure(figsize=(6, 7))
+    ax, res = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for idx, label, marker in ((train, "train", "o"), (validation, "validation", "^")):
+        ax.scatter(measured[idx], predicted[idx], s=14, marker=marker, label=label)
+        res.scatter(measured[idx], predicted[idx] - measured[idx], s=14, marker=marker)
+    lo, hi = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1)
+    res.axhline(0.0, color="grey", linewidth=1)
+    v = result["validation"]
+    r2 = "n/a" if v["r2"] is None else f"{v['r2']:.3f}"
+    ax.set_title(f"{result['feature']} degree {result['degree']}: validation RMSE {v['rmse']:.3g} J, R² {r2}")
+    ax.set_ylabel("predicted energy (J)")
+    res.set_ylabel("residual (J)")
+    res.set_xlabel("measured energy (J)")
+    ax.legend()
+    fig.tight_layout()
+    save_png(fig, path, dpi=120)
+
+
+def sweep_lines(path, columns, axes, x_name, with_energy, title):
+    """``tosim sweep --plot``: TOs beside FLOPs (and joules) against the swept parameter, one line
+    per combination of the other varying axes (at most 8)."""
+    import numpy as np
+    others = [name for name, values in axes.items() if name != x_name and len(values) > 1]
+    ok = columns["status"] == 0
+    keys = list(zip(*(columns[o].tolist() for o in others))) if others else [()] * len(ok)
+    groups = list(dict.fromkeys(k for k, good in zip(keys, ok.tolist()) if good))
+    if len(groups) > 8:
+        groups = [groups[i] for i in np.linspace(0, len(groups) - 1, 8).round().astype(int)]
+    categorical = x_name == "activation"
+    panels = [("tos", "TOs"), ("flops", "FLOPs")] + ([("energy_j", "energy (J)")] if with_energy else [])
+    fig = new_figure(figsize=(5.2 * len(panels), 4.2))
+    axs = fig.subplots(1, len(panels), squeeze=False)
+    xs_all = axes[x_name]
+    for ax, (key, label) in zip(axs[0], panels):
+        for group in groups:
+            mask = ok.copy()
+            for o, v in zip(others, group):
+                mask &= columns[o] == v
+            xv = columns[x_name][mask]
+            yv = columns[key][mask]
+            pos = np.array([xs_all.index(v) for v in xv.tolist()]) if categorical else xv
+            text = ", ".join(f"{o}={v}" for o, v in zip(others, group)) or label
+            ax.plot(pos, yv, marker="o", markersize=3, label=text)
+        if categorical:
+            ax.set_xticks(range(len(xs_all)), xs_all)
+        elif max(xs_all) / max(min(xs_all), 1) >= 16:
+            ax.set_xscale("log", base=2)
+        shown = columns[key][ok]
+        if shown.size and shown.min() > 0 and shown.max() / shown.min() >= 10:
+            ax.set_yscale("log")
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+        if len(groups) > 1:
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_png(fig, path, dpi=120)
+
+
+def design_curves(rows, designs, title, path):
+    """``tosim compare-adders --plot``: transistors and logic depth against width, per design."""
+    fig = new_figure(figsize=(10, 4.2))
+    ax_t, ax_d = fig.subplots(1, 2)
+    for design in designs:
+        points = sorted((r.width, r.cost.transistors, r.cost.depth) for r in rows
+                        if r.design == design)
+        widths = [p[0] for p in points]
+        ax_t.plot(widths, [p[1] for p in points], marker="o", label=design)
+        ax_d.plot(widths, [p[2] for p in points], marker="o", label=design)
+    widths = sorted({r.width for r in rows})
+    for ax, ylabel in ((ax_t, "transistors"), (ax_d, "logic depth (gates)")):
+        if len(widths) > 1:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.set_xlabel("width (bits)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    if len(widths) > 1:
+        ax_t.set_yscale("log")
+    ax_d.legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
