@@ -151,7 +151,8 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         # recompute and master_format say how to count the training step, not how to read
         options = dict(load or {})
         counting = {key: options.pop(key) for key in ("recompute", "master_format") if key in options}
-        model = read_model(source, options)
+        # a model that names no format is counted (and moved) in the profile's default_format
+        model = opcount.with_default_format(read_model(source, options), profile.default_format)
         result = opcount.count_model(model, profile, phase=phase, batch=batch, **counting)
     except opcount.ModelError as exc:
         return {"source": label, "name": name_of(source), "error": str(exc)}
