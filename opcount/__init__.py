@@ -23,7 +23,7 @@ from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, Mo
 from ._onnx import load_onnx
 from ._spec import load_spec, spec_to_model
 from ._torch import load_torch
-from ._zoo import zoo_names, load_zoo
+from ._zoo import CAUSAL_LMS, zoo_names, load_zoo
 from .movement import Densities, MemoryHierarchy, MovementResult, count_movement
 
 __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_model", "load_model", "load_spec",
@@ -31,7 +31,7 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "with_default_format",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
-           "count_movement", "MemoryHierarchy", "Densities", "MovementResult"]
+           "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS"]
 
 
 def layer_types():
@@ -99,6 +99,10 @@ def _load(source, seq, step):
         raise ModelError(f"{source}: not a causal language model (a zoo name or a Hugging Face config), so it has "
                          "no serving step (prefill, decode) to build")
     if extension == ".onnx":
+        import importlib.util
+        if importlib.util.find_spec("onnx") is None:
+            raise ModelError(f"{source}: reading an ONNX model needs the onnx package, which is not installed "
+                             "(pip install 'tosim[onnx]')")
         return load_onnx(source)
     if not os.path.exists(source):
         raise ModelError(f"{source}: no such file (and not a zoo:NAME)")

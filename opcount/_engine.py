@@ -149,7 +149,7 @@ class CountResult:
         return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
     def to_json(self):
-        """The ``tosim count --json`` object of DESIGN.md (exact integers), plus ``profile``,
+        """The ``tosim count --json`` object (docs/counting.md; exact integers), plus ``profile``,
         ``complete`` and ``incomplete``; each layer also carries format, params, macs and flops."""
         stages = PHASES[self.phase]
         return {

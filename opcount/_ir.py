@@ -134,14 +134,15 @@ def _check_tied(where, ref, this, built):
 
 
 def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer="sgd",
-                input_grad=False, source="<model>"):
+                input_grad=False, source="<model>", lines=None):
     """Resolve ``inputs:`` references and infer every layer's shapes and parameters.
 
     ``layers`` is a list of dicts ``{type, name?, inputs?, format?, ...attrs}``. ``format``:
     the model's number format; ``None`` when the model names none, then fp32 stands in and the
     model and its layers without a format of their own are marked ``format_given=False`` (a
     profile's ``default_format`` replaces it, see :func:`opcount.with_default_format`). Raises
-    :class:`ModelError` with a one-line message naming ``source`` and the layer.
+    :class:`ModelError` with a one-line message naming ``source`` and the layer (and the line,
+    where ``lines`` maps key paths such as ``("layers", 2, "out")`` to lines).
     """
     from . import _shapes
     if not _is_name(name):
@@ -177,6 +178,13 @@ def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer
             raise ModelError(f"{_where(source, lname, ltype)}: the name 'input' is reserved for the model input")
         if lname in shapes:
             raise ModelError(f"{_where(source, lname, ltype)}: duplicate layer name")
+        for key, value in spec.items():
+            # YAML's empty value (``out:``) is null: an error for every field, never "absent"
+            if value is None:
+                line = (lines or {}).get(("layers", index, str(key)))
+                at = f"{source}: line {line}" if line else source
+                raise ModelError(f"{_where(at, lname, ltype)}: field {key!r} is empty; give it a value or "
+                                 "leave it out")
         inputs = spec.pop("inputs", None)
         if inputs is None:
             inputs = (previous,)

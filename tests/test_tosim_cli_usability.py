@@ -116,3 +116,18 @@ def test_plots_leave_matplotlib_global_state_alone(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["svg", "False"]
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_and_onnx_extras_missing_say_what_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name in ("matplotlib", "onnx") else real(name, *a, **k))
+    assert main(["count", "zoo:lenet5", "--profile", "yang2017", "--plot", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert "drawing a plot needs matplotlib, which is not installed (pip install 'tosim[plot]')" in err
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not read")
+    assert main(["count", str(model)]) == 2
+    assert "reading an ONNX model needs the onnx package" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -244,7 +243,8 @@ class Scores(list):
     def to_json(self, path: Optional[str] = None) -> str:
         """``tosim score --json``: a JSON list of :meth:`ScoreResult.to_dict`; written atomically
         to ``path`` when given. Returns the text."""
-        text = json.dumps(self.to_dicts(), indent=2) + "\n"
+        from ._io import json_text
+        text = json_text(self.to_dicts()) + "\n"
         if path is not None:
             from ._io import write_atomic
             write_atomic(path, text)

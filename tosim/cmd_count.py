@@ -3,12 +3,11 @@
 With a profile that has a ``memory:`` section (horowitz45, yang2017) it also prints the energy
 split into compute and data movement per layer (:mod:`opcount.movement`), and ``--plot`` draws it.
 """
-import json
 import sys
 
 import hardware_profiles
 
-from ._io import check_output, non_negative_int, positive_int
+from ._io import check_output, json_text, non_negative_int, positive_int
 
 __all__ = ["register", "run"]
 
@@ -121,7 +120,7 @@ def run(args):
             out["modules"] = [dict(module=path, **row) for path, row in result.by_module(args.depth).items()]
         if movement is not None:
             out["movement"] = movement.to_json()
-        print(json.dumps(out, indent=2))
+        print(json_text(out))
     elif args.depth is not None:
         print(format_modules(result, args.depth, scored))
     else:

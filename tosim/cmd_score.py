@@ -109,12 +109,15 @@ def plot_paths(plot, names):
 
 
 def _non_negative_float(text):
+    """argparse type of a grid intensity (g/kWh): a number in 0..1e6, the profile's own bound
+    (real grids are below 2,000), so that carbon stays finite."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}")
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_GRID_INTENSITY):
+        raise argparse.ArgumentTypeError(f"must be a number in 0..{MAX_GRID_INTENSITY:g}, not {text!r}")
     return value
 
 
@@ -127,6 +130,7 @@ def run(args):
     from ._costs import SynthesisProgress
     from ._energy import resolve_device
     from ._pipeline import movement_fields
+    inputs = []
     if args.out is not None or args.plot is not None:
         from ._pipeline import expand_inputs
         inputs = [s for s in expand_inputs(args.inputs) if not s.startswith("zoo:")] + [args.profile]
@@ -135,6 +139,12 @@ def run(args):
         if args.plot is not None:
             check_output(args.plot, "--plot", (".png",), inputs=inputs)
     profile = hardware_profiles.load(args.profile)
+    if args.out is not None or args.plot is not None:
+        # the profile's extends: chain is read too; none of it may be an output
+        inputs += [path for path in profile.chain if not path.startswith("builtin:")]
+        for option, path, extensions in (("--out", args.out, (".csv", ".json")), ("--plot", args.plot, (".png",))):
+            if path is not None:
+                check_output(path, option, extensions, inputs=inputs)
     device = resolve_device(profile, args.device) if args.device else None
     if device is None and args.grid_intensity is not None:
         print("tosim: note: --grid-intensity prices the energy of a --device; without one there is no carbon "
@@ -146,7 +156,7 @@ def run(args):
     from . import _score_serving
     if args.phase in _score_serving.SERVING_PHASES:
         from ._pipeline import expand_inputs as expand
-        from opcount._zoo import CAUSAL_LMS
+        from opcount import CAUSAL_LMS
         # without INPUTS: every causal language model of the zoo
         return _score_serving.run(args, profile, device,
                                   expand(args.inputs or [f"zoo:{name}" for name in sorted(CAUSAL_LMS)]))
@@ -189,7 +199,11 @@ def run(args):
     if args.plot:
         from ._plots import movement_bars
         good = [r for r in results if r.error is None]
-        for r, path in zip(good, plot_paths(args.plot, [r.name for r in good])):
+        paths = plot_paths(args.plot, [r.name for r in good])
+        for path in paths:
+            # every per-model plot path is checked before any plot or the --out file is written
+            check_output(path, "--plot", (".png",), inputs=inputs)
+        for r, path in zip(good, paths):
             movement_bars(r.movement, path)
             plots.append(path)
     if args.out:
@@ -221,6 +235,7 @@ def run(args):
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
     for path in plots:
         print(f"wrote {path}", file=sys.stderr)
+    from .cli import printable
     for r in failed:
-        print(f"tosim: error: {r.error}", file=sys.stderr)
+        print(f"tosim: error: {printable(r.error)}", file=sys.stderr)
     return 1 if failed else 0
