@@ -150,7 +150,11 @@ def _main(argv):
             if args is None or not getattr(args, "func", None):
                 parser.print_help()
                 return 2
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # the commands print INCOMPLETE themselves; the Python API's IncompleteModelWarning
+            # would repeat it as a raw warning line
+            warnings.filterwarnings("ignore", message=".*: the count is incomplete: ")
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
