@@ -63,8 +63,8 @@ def not_a_model(path):
     """Why the file at ``path`` is plainly not a model (``None`` when it may be one): a hardware
     profile (profile keys and no ``layers``/``model_type``), or a JSON list (score rows). Reads
     at most the first 64 KB; a file that cannot be read is kept (it fails on its own row)."""
-    if path.lower().endswith(".onnx"):
-        return None
+    if path.lower().endswith(".onnx") or not os.path.isfile(path):
+        return None        # a FIFO or a device is never opened here (its own row refuses it)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(65536)
