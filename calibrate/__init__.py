@@ -1,7 +1,7 @@
 """calibrate: fit per-device joule coefficients from measured energies, and measure them.
 
 * Measurement files (:func:`read_measurements`, :func:`read_codecarbon`, :func:`read_any`): the
-  measurement CSV of DESIGN.md and CodeCarbon's ``emissions.csv``; unusable rows are kept as
+  measurement CSV (docs/calibration.md) and CodeCarbon's ``emissions.csv``; unusable rows are kept as
   ``(line, reason)`` problems, the rest returned as :class:`Measurement` rows whose workload
   (batch, samples, passes, epochs) is spelled out by :func:`workload_steps`.
 * Fits (:func:`fit_polynomial`, :func:`fit_nonnegative`) of joules on TOs, FLOPs or MACs, with
@@ -22,10 +22,11 @@ from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomi
 from ._harness import TORCH_LAYERS, build_torch_module, iter_runs, measure_forward, measure_runs, time_forward
 from ._suite import MAX_ELEMENTS, MAX_MACS, SUITE_LAYER_TYPES, SuiteConfig, layer_suite
 from ._measurements import (CODECARBON_KEYS, ENERGY_PARTS, PHASES, Measurement, MeasurementError,
-                            MeasurementSet, read_any, read_codecarbon, read_measurements, workload_steps)
+                            MeasurementSet, energy_parts, read_any, read_codecarbon, read_measurements,
+                            workload_steps)
 
 __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measurements", "read_codecarbon",
-           "read_any", "workload_steps", "PHASES", "CODECARBON_KEYS", "ENERGY_PARTS",
+           "read_any", "workload_steps", "energy_parts", "PHASES", "CODECARBON_KEYS", "ENERGY_PARTS",
            "WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegative", "predict",
            "power_of_two_scale", "split_indices", "metrics",
            "CounterUnavailable", "CounterError", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",

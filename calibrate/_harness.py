@@ -258,7 +258,10 @@ def _passes(torch, net, x, sync, n):
 def time_forward(model, *, batch, torch_device="cpu", seed=0, min_seconds=0.1, clock=time.perf_counter):
     """Seconds per inference pass of ``model`` on ``batch`` samples: one warm-up pass, then
     doubling runs until one lasts ``min_seconds``."""
-    torch, net, x, sync = _forward_setup(model, batch, torch_device, seed)
+    return _time_passes(*_forward_setup(model, batch, torch_device, seed), min_seconds, clock)
+
+
+def _time_passes(torch, net, x, sync, min_seconds, clock):
     _passes(torch, net, x, sync, 1)
     n = 1
     while True:
@@ -282,11 +285,9 @@ def measure_forward(model, counter, *, model_name, batch, run_seconds, torch_dev
     ``timing_seconds`` defaults to a fifth of the run, at most 0.1 s: it only sizes the chunks."""
     if timing_seconds is None:
         timing_seconds = min(0.1, run_seconds / 5)
-    per_pass = time_forward(model, batch=batch, torch_device=torch_device, seed=seed, min_seconds=timing_seconds,
-                            clock=clock)
-    chunk = max(1, math.ceil(run_seconds / 10 / per_pass)) if per_pass > 0 else 1
     torch, net, x, sync = _forward_setup(model, batch, torch_device, seed)
-    _passes(torch, net, x, sync, 1)                 # warm again: the timing run's module is gone
+    per_pass = _time_passes(torch, net, x, sync, timing_seconds, clock)      # warms up the module too
+    chunk = max(1, math.ceil(run_seconds / 10 / per_pass)) if per_pass > 0 else 1
     meter = EnergyMeter(counter, interval=interval, clock=clock)
     passes = 0
     meter.start()

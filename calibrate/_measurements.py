@@ -1,4 +1,4 @@
-"""Measurement files: the measurement CSV of DESIGN.md and CodeCarbon's ``emissions.csv``.
+"""Measurement files: the measurement CSV (docs/calibration.md) and CodeCarbon's ``emissions.csv``.
 
 Measurement CSV
 ---------------
@@ -47,6 +47,8 @@ import csv
 import math
 import os
 from dataclasses import dataclass, field
+
+from hardware_profiles import _read
 
 __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "PHASES", "CODECARBON_KEYS",
            "ENERGY_PARTS", "read_measurements", "read_codecarbon", "read_any", "workload_steps"]
@@ -164,13 +166,12 @@ def _row_fields(values, folder, default_phase, zoo):
 
 def _read_table(path):
     """(header, [(line number, row list)]) of a CSV with '#' comment lines skipped."""
+    if not os.path.lexists(path):
+        raise MeasurementError(f"{path}: no such file")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise MeasurementError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MeasurementError(f"{path}: cannot read: {exc}") from None
+        text = _read.read_text(path, encoding="utf-8-sig", what="measurement file")
+    except _read.InputFileError as exc:
+        raise MeasurementError(str(exc)) from None
     header, rows = None, []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -219,7 +220,10 @@ def read_measurements(path, *, default_phase="inference", zoo_names=()):
     return out
 
 
-def _parts(parts):
+def energy_parts(parts):
+    """The CodeCarbon energy columns ``parts`` names: ``None`` for ``total`` (``energy_consumed``),
+    else the list of a ``+``-joined subset of :data:`ENERGY_PARTS`, each once; a
+    :class:`MeasurementError` otherwise."""
     if parts == "total":
         return None
     chosen = parts.split("+")
@@ -236,7 +240,7 @@ def read_codecarbon(path, *, mapping=None, parts="total", default_phase="inferen
     docstring); without it the emissions file needs a ``model`` column.
     """
     zoo = frozenset(zoo_names)
-    chosen = _parts(parts)
+    chosen = energy_parts(parts)
     header, rows = _read_table(path)
     columns = ["energy_consumed"] if chosen is None else [f"{p}_energy" for p in chosen]
     for column in columns:

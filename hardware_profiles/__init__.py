@@ -6,18 +6,22 @@ write composite functions as basic ops, and device coefficients that turn TOs in
 
 The schema's names (:mod:`hardware_profiles.schema`) are plain data, imported with the package;
 the loader (and PyYAML) is imported on first use of :func:`load` and the other loader names.
+``UniqueKeyLoader`` is the YAML loader of every input file (a key given twice is an error).
 """
 from .schema import (BASIC_OPS, DEFAULT_PROFILE, DESIGNS, FORMAT_BITS, FORMATS, PHASES, REQUIRED_RECIPES,
                      SCHEMA_VERSION, STAGES)
 
 __all__ = ["Profile", "ProfileError", "load", "load_file", "builtin_names", "builtin_path",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "FORMAT_BITS", "DESIGNS", "REQUIRED_RECIPES",
-           "SCHEMA_VERSION", "DEFAULT_PROFILE"]
+           "SCHEMA_VERSION", "DEFAULT_PROFILE", "UniqueKeyLoader"]
 
 _LOADER_NAMES = {"Profile", "ProfileError", "load", "load_file", "builtin_names", "builtin_path"}
 
 
 def __getattr__(name):
+    if name == "UniqueKeyLoader":
+        from ._yaml import UniqueKeyLoader
+        return UniqueKeyLoader
     if name in _LOADER_NAMES or name == "loader":
         import importlib
         loader = importlib.import_module(".loader", __name__)

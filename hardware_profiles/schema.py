@@ -17,7 +17,7 @@ SCHEMA_VERSION = 1
 #: The built-in profile used when none is named (the CLI's and the Python API's default).
 DEFAULT_PROFILE = "cmos-generic"
 
-#: The basic operations a hardware unit executes (DESIGN.md vocabulary); ``sqrt`` is the paper's root.
+#: The basic operations a hardware unit executes (the TOs vocabulary); ``sqrt`` is the paper's root.
 BASIC_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
 STAGES = ("forward", "loss", "backward", "update")
 #: The stages each phase runs (li2022, section II).

@@ -1,6 +1,6 @@
 """The scoring kernel: multiply circuit costs into op counts for whole batches of models.
 
-Inputs are plain arrays so that opcount never needs hwlib (DESIGN.md):
+Inputs are plain arrays so that opcount never needs hwlib (the layering rule):
 
 - ``counts``: int64 ``(n_layers, n_stages, n_ops)``, the layers of all models stacked;
 - ``costs``: float64 ``(n_ops, n_formats)``, transistors per basic op and format (a cost table);

@@ -1,4 +1,4 @@
-"""Formal proofs that every adder design equals ``a + b`` (DESIGN.md, verification policy:
+"""Formal proofs that every adder design equals ``a + b`` (the verification policy:
 "Adders are also proven equal to a + b formally with Yosys at widths up to 32")."""
 import pytest
 from amaranth import Cat, Const, Module, Mux, Signal

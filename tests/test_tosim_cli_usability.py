@@ -49,6 +49,13 @@ def test_parameters_print_with_short_scale_suffixes(capsys):
     assert line.split()[:2] == ["gpt2-xl", "1.56B"]
 
 
+def test_numbers_keep_one_style_at_every_size():
+    from tosim._render import si
+    assert [si(v) for v in (2.81e-4, 0.0023, 0.228, 7, 999.9, 20.7e9, 0, None, 1e-18)] == [
+        "281µ", "2.3m", "228m", "7", "1k", "20.7G", "0", "-", "1.00e-18"]
+    assert count_text(999_999) == "1M"
+
+
 def test_a_folder_gives_its_models_and_names_what_it_skipped(tmp_path, capsys):
     shutil.copy(MLP, tmp_path / "m.yaml")
     shutil.copy(os.path.join(ROOT, "hardware_profiles", "builtin", "cmos-fast.yaml"), tmp_path / "alu.yaml")
@@ -109,3 +116,18 @@ def test_plots_leave_matplotlib_global_state_alone(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["svg", "False"]
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_and_onnx_extras_missing_say_what_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name in ("matplotlib", "onnx") else real(name, *a, **k))
+    assert main(["count", "zoo:lenet5", "--profile", "yang2017", "--plot", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert "drawing a plot needs matplotlib, which is not installed (pip install 'tosim[plot]')" in err
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not read")
+    assert main(["count", str(model)]) == 2
+    assert "reading an ONNX model needs the onnx package" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))

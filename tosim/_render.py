@@ -4,19 +4,21 @@ __all__ = ["si", "count_text", "format_score_table"]
 
 
 def si(value, unit=""):
-    """A number with an SI prefix, 3 significant digits: 1.23G, 45.6k, 0.5."""
+    """A number with an SI prefix, 3 significant digits, one style at every size: 1.23G, 45.6k,
+    7, 500m, 2.81µ (below 1e-15, an exponent)."""
     if value is None:
         return "-"
-    value = float(value)
+    value = float(f"{float(value):.3g}")       # round first, so that 999.9 reads 1k, not 1e+03
     if value == 0:
         return f"0{unit}"
-    for factor, prefix in ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"),
-                           (1e3, "k")):
+    for factor, prefix in _SI_PREFIXES:
         if abs(value) >= factor:
             return f"{value / factor:.3g}{prefix}{unit}"
-    if abs(value) >= 1e-3:
-        return f"{value:.3g}{unit}"
     return f"{value:.2e}{unit}"
+
+
+_SI_PREFIXES = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
+                (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
 
 
 def count_text(value):
@@ -24,7 +26,7 @@ def count_text(value):
     digits: 61.7k, 11.7M, 1.56B, 175B; SI prefixes stay for physical quantities (:func:`si`)."""
     if value is None:
         return "-"
-    value = float(value)
+    value = float(f"{float(value):.3g}")
     for factor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
             return f"{value / factor:.3g}{suffix}"
