@@ -2,8 +2,10 @@
 ``tosim activity`` (switching activity, energy per operation, delay and area of units under
 operand streams, :mod:`hwlib.activity`).
 
-Both synthesize what the cost cache (``$TOSIM_CACHE_DIR`` or ``~/.cache/tosim``) does not hold
-yet, with one progress line per synthesized circuit on stderr; cached circuits print nothing.
+``synth`` and ``compare-adders`` synthesize what the cost cache (``$TOSIM_CACHE_DIR`` or
+``~/.cache/tosim``) does not hold yet, with one progress line per synthesized circuit on stderr;
+cached circuits print nothing. ``activity`` and ``compare-adders --power`` map every unit they
+simulate (the mapped netlist is kept in memory only) and print one progress line per stream.
 Files given with ``--csv`` (``.csv``) and ``--plot`` (``.png``) are checked before any
 synthesis starts and written atomically (a temporary file renamed over the target). Operand
 widths run from 1 to :data:`MAX_WIDTH` (256) bits: synthesis time grows fast with the width.
@@ -388,7 +390,7 @@ def _activity(args):
         writer.writerows(records)
         write_atomic(args.csv, text.getvalue().encode())
     if args.json:
-        print(json.dumps(records, indent=2))
+        print(json_text(records))
         return 0
     print(f"# switching activity under profile {profile.name}: {vectors - 1} operations per "
           f"stream, seed {seed}, {model.vdd:g} V; zero-delay toggles (glitches not counted); "
