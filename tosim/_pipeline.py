@@ -63,8 +63,8 @@ def not_a_model(path):
     """Why the file at ``path`` is plainly not a model (``None`` when it may be one): a hardware
     profile (profile keys and no ``layers``/``model_type``), or a JSON list (score rows). Reads
     at most the first 64 KB; a file that cannot be read is kept (it fails on its own row)."""
-    if path.lower().endswith(".onnx"):
-        return None
+    if path.lower().endswith(".onnx") or not os.path.isfile(path):
+        return None        # a FIFO or a device is never opened here (its own row refuses it)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(65536)
@@ -157,7 +157,8 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         # recompute and master_format say how to count the training step, not how to read
         options = dict(load or {})
         counting = {key: options.pop(key) for key in ("recompute", "master_format") if key in options}
-        model = read_model(source, options)
+        # a model that names no format is counted (and moved) in the profile's default_format
+        model = opcount.with_default_format(read_model(source, options), profile.default_format)
         result = opcount.count_model(model, profile, phase=phase, batch=batch, **counting)
         movement = opcount.count_movement(result, model, profile, densities=densities) \
             if profile.memory is not None else None
