@@ -2,7 +2,7 @@
 
 A spec is a mapping with ``input`` (per-sample shape) and ``layers`` (a list of
 ``{type, name?, inputs?, format?, ...fields}``), and optionally ``name``, ``format`` (default
-fp32), ``loss`` (mse | cross_entropy | bce), ``optimizer`` (sgd | momentum | adam | adamw) and
+the scoring profile's ``default_format``; fp32 when read without a profile), ``loss`` (mse | cross_entropy | bce), ``optimizer`` (sgd | momentum | adam | adamw) and
 ``input_grad`` (false: the first layer computes no input gradient). Every error is one line
 naming the file and the layer. Shapes are per sample: ``[C, H, W]``, ``[T, D]``, token ids ``[T]``.
 
@@ -110,7 +110,7 @@ def spec_to_model(spec, source="<spec>", default_name="model", lines=None):
     if not isinstance(input_grad, bool):
         raise ModelError(f"{source}: 'input_grad' must be true or false, not {input_grad!r}")
     return build_model(name=spec.get("name", default_name), input_shape=spec["input"], layers=spec["layers"],
-                       format=spec.get("format", "fp32"), loss=spec.get("loss", "mse"),
+                       format=spec.get("format"), loss=spec.get("loss", "mse"),
                        optimizer=spec.get("optimizer", "sgd"), input_grad=input_grad, source=source,
                        lines=lines)
 
