@@ -58,15 +58,17 @@ def predict(coefficients, x):
     """Joules from a polynomial device model: ``c0 + c1 x + c2 x^2 + ...`` (Horner, float64).
 
     ``coefficients`` is intercept first, as stored under ``devices.<name>.coefficients`` of a
-    profile; ``x`` is a number or an array of feature values (TOs, FLOPs or MACs).
+    profile; ``x`` is a number or an array of feature values (TOs, FLOPs or MACs). A value past
+    float64 is ``inf`` or ``nan`` without a warning: scoring turns it into the row's error.
     """
     coefficients = [float(c) for c in coefficients]
     if not coefficients:
         raise ValueError("a device model needs at least one coefficient (the intercept)")
     x = np.asarray(x, dtype=np.float64)
     out = np.full(x.shape, coefficients[-1], dtype=np.float64)
-    for c in reversed(coefficients[:-1]):
-        out = out * x + c
+    with np.errstate(over="ignore", invalid="ignore"):   # past float64: inf/nan, which callers refuse
+        for c in reversed(coefficients[:-1]):
+            out = out * x + c
     return float(out) if out.ndim == 0 else out
 
 

@@ -48,6 +48,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from hardware_profiles import _read
+
 __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "PHASES", "CODECARBON_KEYS",
            "ENERGY_PARTS", "read_measurements", "read_codecarbon", "read_any", "workload_steps"]
 
@@ -164,13 +166,12 @@ def _row_fields(values, folder, default_phase, zoo):
 
 def _read_table(path):
     """(header, [(line number, row list)]) of a CSV with '#' comment lines skipped."""
+    if not os.path.lexists(path):
+        raise MeasurementError(f"{path}: no such file")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise MeasurementError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MeasurementError(f"{path}: cannot read: {exc}") from None
+        text = _read.read_text(path, encoding="utf-8-sig", what="measurement file")
+    except _read.InputFileError as exc:
+        raise MeasurementError(str(exc)) from None
     header, rows = None, []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):

@@ -19,6 +19,7 @@ from importlib import resources
 
 import yaml
 
+from . import _read
 from ._yaml import UniqueKeyLoader
 
 from . import schema as S
@@ -123,45 +124,29 @@ _ProfileLoader.add_implicit_resolver(
     list("-+.0123456789"))
 
 
-def _collect_lines(node, path, out):
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key_path = path + (str(key_node.value),)
-            out[key_path] = key_node.start_mark.line + 1
-            _collect_lines(value_node, key_path, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _collect_lines(item, path + (i,), out)
-
-
 def _read_doc(path, display, identity):
+    if not os.path.lexists(path):
+        raise ProfileError(f"{display}: no such file")
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise ProfileError(f"{display}: no such file") from None
-    except IsADirectoryError:
-        raise ProfileError(f"{display}: is a folder, not a profile file") from None
-    except UnicodeDecodeError:
-        raise ProfileError(f"{display}: not a text file (not UTF-8)") from None
-    except OSError as exc:
-        raise ProfileError(f"{display}: cannot read: {exc.strerror or exc}") from None
+        text = _read.read_text(path, display, what="profile file")
+    except _read.InputFileError as exc:
+        raise ProfileError(str(exc)) from None
     doc = _Doc(display=display, data=None, directory=os.path.dirname(os.path.abspath(path)),
                identity=identity)
     try:
-        node = yaml.compose(text, Loader=_ProfileLoader)
-        data = yaml.load(text, Loader=_ProfileLoader)
+        data, node = _read.load_yaml(text, display, _ProfileLoader)
+    except _read.InputFileError as exc:
+        raise ProfileError(str(exc)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        problem = exc.problem or exc.context or "syntax error"
+        problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
         raise ProfileError(f"{display}:{line}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ProfileError(f"{display}:1: invalid YAML: {exc}") from None
+        raise ProfileError(f"{display}:1: invalid YAML: {' '.join(str(exc).split())}") from None
     if node is None or data is None:
         raise ProfileError(f"{display}:1: profile is empty")
-    _collect_lines(node, (), doc.lines)
+    _read.node_lines(node, (), doc.lines)
     if not isinstance(data, dict):
         raise ProfileError(f"{display}:{node.start_mark.line + 1}: top level must be a mapping of "
                            f"profile keys, not {_type_name(data)}")
@@ -194,12 +179,21 @@ def _is_finite(value):
         return False
 
 
-def _check_number(doc, path, value):
-    """A finite number (integer or float): NaN and infinities would turn every score into nan/inf."""
+#: Largest magnitude of a profile's real numbers (coefficients, energies, grid intensity): far
+#: beyond any physical value, and small enough that a result built from them stays finite in the
+#: usual ranges (results are checked for finiteness again where they are computed).
+MAX_NUMBER = 1e100
+
+
+def _check_number(doc, path, value, limit=MAX_NUMBER):
+    """A finite number (integer or float) of magnitude at most ``limit``: NaN, infinities and
+    values near the float range would turn every score into nan/inf."""
     _check_type(doc, path, value, float)
     if not _is_finite(value):
         shown = value if isinstance(value, float) else "an integer too large for a float"
         raise doc.error(path, f"expected a finite number, not {shown}")
+    if abs(value) > limit:
+        raise doc.error(path, f"expected a number of magnitude at most {limit:g}, not {value:g}")
 
 
 def _check_choice(doc, path, value, choices, what):
@@ -215,12 +209,25 @@ def _check_keys(doc, path, mapping, allowed, what="key"):
             raise doc.error(path + (key,), f"unknown {what} {key!r}{_suggest(key, allowed)}")
 
 
-def _check_positive_int(doc, path, value, what):
+#: Upper bounds of a profile's integers, so that counts times costs stay exact in int64/float64.
+MAX_TRANSISTORS_PER_GATE = 10 ** 6
+MAX_RECIPE_COUNT = 10 ** 6
+MAX_BYTES_VALUE = 2 ** 62
+
+
+def _check_positive_int(doc, path, value, what, limit=MAX_BYTES_VALUE):
     if isinstance(value, bool) or not isinstance(value, int):
         shown = value if isinstance(value, float) else _type_name(value)   # 2.5, nan and inf shown as such
         raise doc.error(path, f"{what} must be a positive integer, not {shown}")
     if value <= 0:
         raise doc.error(path, f"{what} must be a positive integer, not {value}")
+    if value > limit:
+        raise doc.error(path, f"{what} must be at most {limit:,}, not {_big(value)}")
+
+
+def _big(value):
+    text = str(value)
+    return text if len(text) <= 24 else f"an integer of {len(text)} digits"
 
 
 _KIND_WORD = {"add": "adder", "mul": "multiplier", "div": "divider", "sqrt": "square-root"}
@@ -234,8 +241,30 @@ def _check_design(doc, path, value, kind):
                               f"known: {', '.join(S.DESIGNS[kind])}")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _check_printable(doc, value, path=()):
+    """No key and no string of a profile holds a control character (an escape sequence in a
+    name would be sent to the terminal by every command that prints it); tabs and newlines are
+    allowed in strings, not in keys."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str) and _CONTROL.search(item):
+            raise doc.error(where, f"holds a control character: {item!r}")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and (_CONTROL.search(key) or "\t" in key or "\n" in key):
+                    raise doc.error(where, f"key {key!r} holds a control character")
+                stack.append((child, where + (key,)))
+        elif isinstance(item, list):
+            stack.extend((child, where + (i,)) for i, child in enumerate(item))
+
+
 def _validate_partial(doc):
     data = doc.data
+    _check_printable(doc, data)
     _check_keys(doc, (), data, S.TOP_KEYS)
     for key, value in data.items():
         _check_type(doc, (key,), value, S.TOP_KEYS[key])
@@ -258,7 +287,7 @@ def _validate_partial(doc):
             _check_type(doc, base, tech[section], dict)
             _check_keys(doc, base, tech[section], allowed, what)
             for name, cost in tech[section].items():
-                _check_positive_int(doc, base + (name,), cost, "transistor cost")
+                _check_positive_int(doc, base + (name,), cost, "transistor cost", MAX_TRANSISTORS_PER_GATE)
 
     units = data.get("units", {})
     _check_keys(doc, ("units",), units, S.BASIC_OPS, "op")
@@ -307,6 +336,8 @@ def _validate_partial(doc):
                 p = path + (direction, op)
                 if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                     raise doc.error(p, f"op count must be a non-negative integer, not {n!r}")
+                if n > MAX_RECIPE_COUNT:
+                    raise doc.error(p, f"op count must be at most {MAX_RECIPE_COUNT:,}, not {_big(n)}")
 
     for name, device in data.get("devices", {}).items():
         path = ("devices", name)
@@ -332,7 +363,7 @@ def _validate_partial(doc):
     _check_keys(doc, ("carbon",), carbon, ("grid_gco2_per_kwh", "source"))
     if "grid_gco2_per_kwh" in carbon:
         value = carbon["grid_gco2_per_kwh"]
-        _check_number(doc, ("carbon", "grid_gco2_per_kwh"), value)
+        _check_number(doc, ("carbon", "grid_gco2_per_kwh"), value, MAX_GRID_INTENSITY)
         if value < 0:
             raise doc.error(("carbon", "grid_gco2_per_kwh"), f"grid intensity must not be negative, not {value}")
     if "source" in carbon:
@@ -341,8 +372,14 @@ def _validate_partial(doc):
         _validate_memory(doc, data["memory"])
 
 
+#: Largest energy of one access, byte or operation (J); real ones are pJ to nJ.
+MAX_ENERGY_J = 1e3
+#: Largest grid carbon intensity (g/kWh); real grids are below 2,000.
+MAX_GRID_INTENSITY = 1e6
+
+
 def _check_energy(doc, path, value):
-    _check_number(doc, path, value)
+    _check_number(doc, path, value, MAX_ENERGY_J)
     if value < 0:
         raise doc.error(path, f"energy must be a non-negative number of joules, not {value}")
 
@@ -385,7 +422,8 @@ def _validate_memory(doc, memory):
         elif not outermost:
             raise doc.error(path, "missing key 'capacity_bytes' (every level but the outermost needs one)")
         if "bytes_per_access" in level:
-            _check_positive_int(doc, path + ("bytes_per_access",), level["bytes_per_access"], "bytes per access")
+            _check_positive_int(doc, path + ("bytes_per_access",), level["bytes_per_access"], "bytes per access",
+                                2 ** 32)
         has_access, has_byte = "energy_per_access_j" in level, "energy_per_byte_j" in level
         if has_access and has_byte:
             raise doc.error(path, "give energy_per_access_j or energy_per_byte_j, not both")

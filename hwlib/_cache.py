@@ -12,6 +12,8 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 
+from hardware_profiles import _read
+
 __all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CacheStats", "Cache", "default_cache_dir"]
 
 #: Version of the cache entry layout; entries of another version are rebuilt.
@@ -20,6 +22,20 @@ CACHE_FORMAT_VERSION = 1
 
 class CacheWarning(UserWarning):
     """The cost cache could not be written (the results are still returned)."""
+
+
+#: Largest cache entry read (bytes); entries are a few hundred bytes.
+_ENTRY_BYTES = 1 << 20
+
+
+def _file_mode():
+    # 0666 less the umask, as open() would create it: a cache shared by a group stays readable
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
 
 
 def default_cache_dir():
@@ -72,19 +88,23 @@ class Cache:
     def read(self, kind, key):
         """The data stored under ``(kind, key)``, or ``None`` when there is no valid entry."""
         path = self.path(kind, key)
-        try:
-            with open(path, encoding="utf-8") as f:
-                entry = json.load(f)
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             self.stats.misses += 1
             return None
-        except (OSError, UnicodeDecodeError, ValueError):
+        try:
+            # bounded like every input: a FIFO, a device or a huge file in the cache is refused
+            entry = _read.load_json(_read.read_text(path, limit=_ENTRY_BYTES), path)
+        except ValueError:      # InputFileError, JSONDecodeError
             self.stats.invalid += 1
             return None
         if (not isinstance(entry, dict) or entry.get("tosim_cache") != CACHE_FORMAT_VERSION
                 or entry.get("kind") != kind or entry.get("key") != key
                 or "data" not in entry
                 or entry.get("checksum") != _sha256(_canonical(entry["data"]))):
+            self.stats.invalid += 1
+            return None
+        if kind == "index" and not (isinstance(entry["data"], dict)
+                                    and isinstance(entry["data"].get("result"), str)):
             self.stats.invalid += 1
             return None
         self.stats.hits += 1
@@ -104,6 +124,7 @@ class Cache:
                                        dir=os.path.dirname(path))
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
+            os.chmod(tmp, _FILE_MODE)     # mkstemp makes 0600; a shared cache must be readable
             os.replace(tmp, path)
             tmp = None
         except OSError as exc:

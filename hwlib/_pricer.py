@@ -2,6 +2,7 @@
 scheduler that synthesizes what is missing, optionally in a pool of worker processes.
 """
 import json
+import math
 import time
 
 from hardware_profiles import FORMAT_BITS
@@ -9,7 +10,7 @@ from hardware_profiles import FORMAT_BITS
 from . import CircuitError
 from ._bundled import bundle_key, bundled_entries
 from ._cache import Cache, _canonical, _sha256, _toolchain
-from ._counting import Cost, _check_technology, _count_elaborated
+from ._counting import COUNTING_MODES, Cost, _check_technology, _count_elaborated
 from ._specs import _OP_KIND, _source_digest
 
 __all__ = ["Pricer"]
@@ -18,6 +19,26 @@ __all__ = ["Pricer"]
 def _elaborate(component):
     from .synth import elaborate
     return elaborate(component)
+
+
+def _checked_cost(data):
+    """``data`` when it has the shape :meth:`Cost.to_json` writes, else ``ValueError``: a cache
+    entry whose checksum matches but whose content was edited or written by something else is
+    rebuilt, never used."""
+    def count(value):
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 53
+
+    def table(value):
+        return isinstance(value, dict) and all(isinstance(k, str) and count(v) for k, v in value.items())
+
+    transistors = data.get("transistors") if isinstance(data, dict) else None
+    if (not isinstance(data, dict) or set(data) != {"transistors", "gates", "depth", "cells", "counting"}
+            or isinstance(transistors, bool) or not isinstance(transistors, (int, float))
+            or not math.isfinite(transistors) or not 0 <= transistors < 2 ** 53
+            or not table(data["gates"]) or not table(data["cells"]) or not count(data["depth"])
+            or data["counting"] not in COUNTING_MODES):
+        raise ValueError(f"not a cost: {data!r:.200}")
+    return data
 
 
 def _yosys_module():
@@ -58,8 +79,8 @@ class Pricer:
         if data is None:
             return None
         try:
-            return Cost.from_json(data["cost"])
-        except (KeyError, TypeError, AttributeError):
+            return Cost.from_json(_checked_cost(data["cost"]))
+        except (KeyError, TypeError, AttributeError, ValueError):
             self.cache.stats.invalid += 1
             return None
 
@@ -206,6 +227,7 @@ def _price_many(items, progress, jobs=1, failures=None):
         return costs
     import concurrent.futures
     import multiprocessing
+    _yosys.prepare()     # compile Yosys once, here, before the workers start their runs
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(todo)),
                                                 mp_context=context) as pool:

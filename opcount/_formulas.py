@@ -666,8 +666,9 @@ def _cls_token(layer: Layer, ctx: Context) -> LayerCost:
 
 def _dropout(layer: Layer, ctx: Context) -> LayerCost:
     """Training: 1 cmp (uniform < p) and 1 mul (x * mask/(1-p)) per element, the random draw itself
-    is not counted; backward 1 mul per element. Eval: identity, free."""
-    if not ctx.training:
+    is not counted; backward 1 mul per element. Eval, or p = 0 (PyTorch returns the input): identity,
+    free."""
+    if not ctx.training or layer.attrs["p"] == 0:
         return LayerCost()
     e = _elements(layer, ctx)
     return LayerCost(forward=_ops(cmp=e, mul=e), backward=_ops(mul=e if ctx.input_grad[0] else 0))

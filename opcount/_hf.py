@@ -7,7 +7,8 @@ maximum positions). Read as well: ``num_key_value_heads`` (grouped-query attenti
 ``head_dim``, Mistral's and Mixtral's ``sliding_window`` (each query sees itself and the
 window-1 keys before it, as the eager and SDPA masks of transformers do), Mixtral's
 ``num_local_experts`` and ``num_experts_per_tok`` (a mixture-of-experts MLP), and
-``torch_dtype`` (or ``dtype``), which sets the number format (fp32 when absent).
+``torch_dtype`` (or ``dtype``), which sets the number format (the profile's
+``default_format`` when absent).
 Qwen2's q/k/v projections carry biases and its output projection none. ``t5`` configs (T5 v1.0
 with ``feed_forward_proj: relu`` and tied embeddings; v1.1 and Flan-T5 with ``gated-gelu`` and an
 LM head of their own) build the encoder-decoder of ``t5_spec``, ``seq`` tokens in the encoder and
@@ -15,6 +16,8 @@ the decoder (default 512: T5 has relative positions, no maximum).
 """
 import json
 import os
+
+from hardware_profiles import _read
 
 from ._ir import ModelError
 from ._spec import spec_to_model
@@ -27,22 +30,29 @@ _DTYPES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16"
 
 
 def _format(config, where):
-    """The number format of the config's ``torch_dtype`` (``dtype`` in newer configs); fp32 when
-    it names none."""
+    """The number format of the config's ``torch_dtype`` (``dtype`` in newer configs); ``None``
+    when it names none (then the profile's ``default_format`` applies, fp32 without one)."""
     for key in ("torch_dtype", "dtype"):
         value = config.get(key)
         if value is None:
             continue
         name = value[6:] if isinstance(value, str) and value.startswith("torch.") else value
-        if name not in _DTYPES:
+        if not isinstance(name, str) or name not in _DTYPES:
             raise ModelError(f"{where}: {key!r} {value!r} is not a format tosim counts (known: "
                              f"{', '.join(sorted(_DTYPES))})")
         return _DTYPES[name]
-    return "fp32"
+    return None
 
 
 def is_hf_config(data):
     return isinstance(data, dict) and "model_type" in data and "layers" not in data
+
+
+#: Largest size a config may give (vocabulary, widths, positions), and the most layers: far past
+#: any real model, and small enough that building and counting it stays bounded.
+MAX_SIZE = 2 ** 31
+MAX_LAYERS = 10_000
+_LAYER_FIELDS = ("n_layer", "num_hidden_layers")
 
 
 def _field(config, where, *names, default=None, kind=int):
@@ -51,12 +61,33 @@ def _field(config, where, *names, default=None, kind=int):
             value = config[name]
             if kind is int and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ModelError(f"{where}: {name!r} must be a positive integer, not {value!r}")
+            limit = MAX_LAYERS if name in _LAYER_FIELDS else MAX_SIZE
+            if kind is int and value > limit:
+                raise ModelError(f"{where}: {name!r} must be at most {limit:,}, not {value}")
             if kind is float and (not isinstance(value, (int, float)) or isinstance(value, bool)):
                 raise ModelError(f"{where}: {name!r} must be a number, not {value!r}")
             return value
     if default is None:
         raise ModelError(f"{where}: missing field {names[0]!r}")
     return default
+
+
+def _flag(config, where, name, default):
+    """A true/false field, strictly: ``"false"`` (a string) is an error, not a true value."""
+    value = config.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ModelError(f"{where}: {name!r} must be true or false, not {value!r}")
+    return value
+
+
+def _optional_int(config, where, name):
+    """A positive integer field whose absence (or null) means "the architecture's default";
+    0 or a wrong type is an error, never the default."""
+    if config.get(name) is None:
+        return None
+    return _field(config, where, name)
 
 
 def _check_seq(config, where, seq, limit, *names):
@@ -68,7 +99,9 @@ def _check_seq(config, where, seq, limit, *names):
         raise ModelError(f"{where}: sequence length {seq} is longer than the model's maximum positions: {told}")
 
 
-def _activation(where, name):
+def _activation(where, name, field="activation"):
+    if not isinstance(name, str):
+        raise ModelError(f"{where}: {field!r} must be a string, not {name!r}")
     table = {"gelu": ("gelu", "none"), "gelu_new": ("gelu", "tanh"), "gelu_pytorch_tanh": ("gelu", "tanh"),
              "gelu_fast": ("gelu", "tanh"), "relu": ("relu", "none"), "silu": ("silu", "none"),
              "swish": ("silu", "none"), "tanh": ("tanh", "none"), "sigmoid": ("sigmoid", "none")}
@@ -99,14 +132,14 @@ def config_to_spec(config, where, seq=None, name=None, **step):
     if model_type == "gpt2":
         context = _field(config, where, "n_positions", "n_ctx", default=1024)
         _check_seq(config, where, seq, context, "n_positions", "n_ctx")
-        act, approximate = _activation(where, config.get("activation_function", "gelu_new"))
+        act, approximate = _activation(where, config.get("activation_function") or "gelu_new", "activation_function")
         return gpt2_spec(label, d=_field(config, where, "n_embd", default=768),
                          depth=_field(config, where, "n_layer", default=12),
                          heads=_field(config, where, "n_head", default=12),
                          vocab=_field(config, where, "vocab_size", default=50257), context=context,
-                         seq=seq or context, ffn=config.get("n_inner") or None,
+                         seq=seq or context, ffn=_optional_int(config, where, "n_inner"),
                          eps=_field(config, where, "layer_norm_epsilon", default=1e-5, kind=float),
-                         act=act, approximate=approximate, tied=bool(config.get("tie_word_embeddings", True)),
+                         act=act, approximate=approximate, tied=_flag(config, where, "tie_word_embeddings", True),
                          format=fmt, **step)
     if model_type in _LLAMA_TYPES:
         heads = _field(config, where, "num_attention_heads")
@@ -115,7 +148,7 @@ def config_to_spec(config, where, seq=None, name=None, **step):
             window = config.get("sliding_window")
             if window is not None:
                 window = _field(config, where, "sliding_window")
-        elif model_type == "qwen2" and config.get("use_sliding_window"):
+        elif model_type == "qwen2" and _flag(config, where, "use_sliding_window", False):
             raise ModelError(f"{where}: 'use_sliding_window' true (Qwen2's window in some layers only) is not "
                              "supported; set it false to count full causal attention")
         experts = top_k = None
@@ -128,7 +161,7 @@ def config_to_spec(config, where, seq=None, name=None, **step):
         head_dim = config.get("head_dim")
         if head_dim is not None:
             head_dim = _field(config, where, "head_dim")
-        act, _ = _activation(where, config.get("hidden_act", "silu"))
+        act, _ = _activation(where, config.get("hidden_act") or "silu", "hidden_act")
         max_positions = _field(config, where, "max_position_embeddings", default=2048)
         _check_seq(config, where, seq, max_positions, "max_position_embeddings")
         return llama_spec(label, d=_field(config, where, "hidden_size"),
@@ -138,15 +171,15 @@ def config_to_spec(config, where, seq=None, name=None, **step):
                           vocab=_field(config, where, "vocab_size", default=32000),
                           seq=seq or max_positions,
                           eps=_field(config, where, "rms_norm_eps", default=1e-6, kind=float),
-                          tied=bool(config.get("tie_word_embeddings", False)), act=act,
-                          attention_bias=bool(config.get("attention_bias", model_type == "qwen2")),
+                          tied=_flag(config, where, "tie_word_embeddings", False), act=act,
+                          attention_bias=_flag(config, where, "attention_bias", model_type == "qwen2"),
                           out_bias=False if model_type == "qwen2" else None,
-                          mlp_bias=bool(config.get("mlp_bias", False)), head_dim=head_dim, window=window,
+                          mlp_bias=_flag(config, where, "mlp_bias", False), head_dim=head_dim, window=window,
                           experts=experts, top_k=top_k, format=fmt, **step)
     if model_type == "bert":
         max_positions = _field(config, where, "max_position_embeddings", default=512)
         _check_seq(config, where, seq, max_positions, "max_position_embeddings")
-        act, approximate = _activation(where, config.get("hidden_act", "gelu"))
+        act, approximate = _activation(where, config.get("hidden_act") or "gelu", "hidden_act")
         return bert_spec(label, d=_field(config, where, "hidden_size", default=768),
                          depth=_field(config, where, "num_hidden_layers", default=12),
                          heads=_field(config, where, "num_attention_heads", default=12),
@@ -185,10 +218,9 @@ def load_hf_config(source, *, seq=None, **step):
     else:
         where = os.fspath(source)
         try:
-            with open(where, encoding="utf-8") as handle:
-                config = json.load(handle)
-        except OSError as exc:
-            raise ModelError(f"{where}: cannot read: {exc.strerror or exc}") from None
+            config = _read.load_json(_read.read_text(where, what="config file"), where)
+        except _read.InputFileError as exc:
+            raise ModelError(str(exc)) from None
         except json.JSONDecodeError as exc:
             raise ModelError(f"{where}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
     if not is_hf_config(config):

@@ -37,7 +37,9 @@ import warnings
 
 import numpy as np
 
-from ._ir import ModelError, build_model
+from hardware_profiles import _read as _bounded
+
+from ._ir import IncompleteModelWarning, ModelError, build_model
 
 __all__ = ["load_onnx"]
 
@@ -54,6 +56,11 @@ _SAME_SHAPE_NCHW = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool",
                     "LRN", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "MaxUnpool"}
 _BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
               "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "PRelu", "Mod", "BitShift"}
+# ops whose output has no more elements than their inputs together: evaluated even before their
+# output shape is known
+_NOT_LARGER = {"Constant", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Cast",
+               "Identity", "Transpose", "Split", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Not", "Sign", "Reciprocal",
+               "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceMean", "Shape", "Size", "Squeeze"}
 _FOLD_LIMIT = 1 << 20          # elements: larger constant results keep their shape, not their values
 _MAX_ELEMENTS = 1 << 40        # an initializer larger than this cannot be a real model's
 _RNN_KIND = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
@@ -139,10 +146,41 @@ def _attrs(node, where):
     return out
 
 
+def _load_external_data(model, path):
+    """Load the tensors an ONNX file keeps in external data files, each checked first: a
+    regular file (followed through links) inside the model's folder, recorded as read so that
+    no output of the command can overwrite it."""
+    from onnx import external_data_helper
+    folder = os.path.dirname(os.path.abspath(path))
+    external = [t for t in external_data_helper._get_all_tensors(model)
+                if external_data_helper.uses_external_data(t)]
+    if not external:
+        return
+    for tensor in external:
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = info.get("location", "")
+        target = os.path.normpath(os.path.join(folder, location))
+        if not location or os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+            raise ModelError(f"{path}: tensor {tensor.name!r}: external data location {location!r} is not a file "
+                             "in the model's folder")
+        _bounded.check_regular(target, f"{path}: tensor {tensor.name!r}: external data {location}")
+    external_data_helper.load_external_data_for_model(model, folder)
+
+
 def _read(path):
     import onnx
     try:
-        model = onnx.load(path)
+        if os.path.lexists(path):
+            st = _bounded.check_regular(path)          # a FIFO or /dev/zero would never end
+            if st.st_size >= 2 ** 31:
+                raise ModelError(f"{path}: is {st.st_size:,} bytes; an ONNX file is at most 2 GiB "
+                                 "(larger weights go in external data files)")
+        model = onnx.load(path, load_external_data=False)
+        _load_external_data(model, path)
+    except _bounded.InputFileError as exc:
+        raise ModelError(str(exc)) from None
+    except ModelError:
+        raise
     except FileNotFoundError:
         raise ModelError(f"{path}: cannot read: No such file or directory") from None
     except IsADirectoryError:
@@ -220,17 +258,20 @@ def _placeholder(shape, elem_type):
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
-def _inference_model(model, nodes, consts, real, x_name, batch):
+def _inference_model(model, nodes, consts, real, x_names, batch):
     """A light copy of ``model`` for shape inference: ``nodes`` only, constants small enough to
     matter for shapes as initializers, larger ones as typed inputs (their data is not needed)."""
     import onnx
     from onnx import helper, numpy_helper
     graph = model.graph
-    x = next(v for v in graph.input if v.name == x_name)
-    x_copy = onnx.ValueInfoProto()
-    x_copy.CopyFrom(x)
-    x_copy.type.tensor_type.shape.dim[0].Clear()
-    x_copy.type.tensor_type.shape.dim[0].dim_value = batch
+    model_inputs = []
+    for name in x_names:
+        x_copy = onnx.ValueInfoProto()
+        x_copy.CopyFrom(next(v for v in graph.input if v.name == name))
+        x_copy.type.tensor_type.shape.dim[0].Clear()
+        x_copy.type.tensor_type.shape.dim[0].dim_value = batch
+        model_inputs.append(x_copy)
+    x = next(v for v in graph.input if v.name == x_names[0])
     needed = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
     inits, extra_inputs = [], []
     for name in sorted(needed & set(consts)):
@@ -258,7 +299,7 @@ def _inference_model(model, nodes, consts, real, x_name, batch):
                 d.Clear()
                 d.dim_value = batch
         given.append(v_copy)
-    g = helper.make_graph(nodes, graph.name or "g", [x_copy] + extra_inputs, list(graph.output), inits,
+    g = helper.make_graph(nodes, graph.name or "g", model_inputs + extra_inputs, list(graph.output), inits,
                           value_info=given)
     m = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     for f in model.functions:
@@ -266,7 +307,7 @@ def _inference_model(model, nodes, consts, real, x_name, batch):
     return m
 
 
-def _resolve(model, consts, x_name, batch, path):
+def _resolve(model, consts, x_names, batch, path):
     """Shapes of every tensor and the values of every constant one (folded shape arithmetic).
 
     Returns ``(shapes, consts, real, origin)``: ``real`` names the constants whose values are
@@ -282,7 +323,7 @@ def _resolve(model, consts, x_name, batch, path):
     shapes = {}
     for _ in range(12):
         remaining = [n for k, n in enumerate(nodes) if k not in folded]
-        work = _inference_model(model, remaining, consts, real, x_name, batch)
+        work = _inference_model(model, remaining, consts, real, x_names, batch)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -316,6 +357,11 @@ def _resolve(model, consts, x_name, batch, path):
             else:
                 continue
             size = _estimated_size(node, consts) if op not in ("Shape", "Size") else 1
+            known = [shapes.get(o) for o in outs]
+            if all(k is not None and None not in k for k in known):
+                size = max([size or 0] + [math.prod(k) for k in known])
+            elif op not in _NOT_LARGER:
+                size = None                          # an output of unknown size: not evaluated
             result = None
             if all(i in real for i in ins) or op in ("Shape", "Size"):
                 if size is not None and size <= _FOLD_LIMIT:
@@ -425,6 +471,26 @@ class _Batch:
                 if o and self.shapes.get(o):
                     self.axes[o] = (0, 1)
 
+    def _gather_within_samples(self, node, s_in, b, inner):
+        """Gather along the batch axis with constant indices that keep every sample's elements
+        together (how the dynamo exporter writes ``as_strided`` on a flattened tensor): the
+        output's batch axis is the index axis whose position gives the sample, or None."""
+        idx = self.consts.get(node.inputs[1]) if len(node.inputs) > 1 else None
+        if idx is None or idx.ndim == 0 or idx.strides == (0,) * idx.ndim:
+            return None
+        idx = np.asarray(idx).astype(np.int64)
+        idx = np.where(idx < 0, idx + s_in[b], idx)
+        sample = (idx // inner) % self.batch
+        for j in range(idx.ndim):
+            n = idx.shape[j]
+            if n % self.batch:
+                continue
+            k = n // self.batch
+            want = (np.arange(n) // k).reshape([n if d == j else 1 for d in range(idx.ndim)])
+            if np.array_equal(sample, np.broadcast_to(want, sample.shape)):
+                return b + j, k
+        return None
+
     def _track(self, node, where):
         axes, shapes = self.axes, self.shapes
         live = [i for i in node.inputs if i in axes]
@@ -456,7 +522,10 @@ class _Batch:
                 b_idx, inner_idx = axes[node.inputs[1]]
                 result = {outs[0]: (axis + b_idx, inner_idx)} if op == "Gather" else {outs[0]: (b_idx, inner_idx)}
             elif axis == b:
-                _fail(where, f"{op} selects along the batch axis (axis {b} of shape {list(s_in)})")
+                got = self._gather_within_samples(node, s_in, b, inner) if op == "Gather" else None
+                if got is None:
+                    _fail(where, f"{op} selects along the batch axis (axis {b} of shape {list(s_in)})")
+                result = {outs[0]: got}
             elif op == "GatherElements":
                 result = {outs[0]: (b, inner)}
             else:
@@ -815,23 +884,30 @@ def load_onnx(path):
         consts[init.name] = _tensor_array(init, f"{path}: initializer {init.name!r}")
     initializers = set(consts)
     inputs = [v.name for v in graph.input if v.name not in initializers]
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: expected one graph input (the model input), found {len(inputs)} "
-                         f"({', '.join(inputs) or 'none'})")
+    if not inputs:
+        raise ModelError(f"{path}: the graph has no input")
+    # the first graph input is the model input; further ones (an attention mask, token types)
+    # enter as free views of it, with the same batch
     x_name = inputs[0]
-    in_shape = _shape_of(next(v for v in graph.input if v.name == x_name))
-    if not in_shape or len(in_shape) < 2 or any(d is None or d < 1 for d in in_shape[1:]):
-        raise ModelError(f"{path}: input {x_name!r} needs a batch dimension and fixed per-sample dimensions, "
-                         f"has {list(in_shape) if in_shape is not None else None}")
-    batch = in_shape[0] or 1
+    batch = None
+    for name in inputs:
+        shape = _shape_of(next(v for v in graph.input if v.name == name))
+        if not shape or len(shape) < 2 or any(d is None or d < 1 for d in shape[1:]):
+            raise ModelError(f"{path}: input {name!r} needs a batch dimension and fixed per-sample dimensions, "
+                             f"has {list(shape) if shape is not None else None}")
+        if batch is None:
+            batch = shape[0] or 1
+        elif shape[0] and shape[0] != batch:
+            raise ModelError(f"{path}: input {name!r} has batch {shape[0]}, the first input {x_name!r} {batch}")
     raw = []
     for i, node in enumerate(graph.node):
         name = node.name or f"{node.op_type}_{i}"
         raw.append(_Node(node.op_type, name, node.input, node.output,
                          _attrs(node, f"{path}: node {name!r} ({node.op_type})"), node.domain))
-    shapes, consts, real, origin = _resolve(model, consts, x_name, batch, path)
+    shapes, consts, real, origin = _resolve(model, consts, inputs, batch, path)
     bt = _Batch(shapes, consts, batch, path)
-    bt.axes[x_name] = (0, 1)
+    for name in inputs:
+        bt.axes[name] = (0, 1)
     nodes = []
     for node in raw:
         real_inputs = [i for i in node.inputs if i]
@@ -854,7 +930,7 @@ def load_onnx(path):
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if consts[name].dtype.kind in "fc" and consts[name].size > 1}
-    return _to_model(path, nodes, consts, origin, weights, bt, x_name)
+    return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output])
 
 
 class _Builder:
@@ -866,6 +942,8 @@ class _Builder:
         self.specs, self.used, self.expected = [], {"input"}, {}
         self.owned = {}                      # initializer -> layer that owns it
         self.weight_shape = {}               # linear/embedding layer -> [rows, columns] of its weight
+        self.param_layers = {}               # constant -> its parameter layer
+        self.param_params = {}               # parameter layer -> weight elements it stands for
 
     def unique(self, name):
         base, k = name, 1
@@ -881,6 +959,29 @@ class _Builder:
             if i in self.consts:
                 out |= self.origin.get(i, set())
         return out
+
+    def weight_sources(self, name):
+        """The weight initializers a constant is computed from."""
+        return {s for s in self.origin.get(name, ()) if s in self.weights}
+
+    def parameter(self, name, where):
+        """The ``parameter`` layer of constant ``name`` (made at its first use; a weight another
+        layer already owns is read as a free view of that layer's parameters)."""
+        layer = self.param_layers.get(name)
+        if layer is None:
+            value = self.consts[name]
+            sources = self.weight_sources(name)
+            owners = {self.owned[s] for s in sources if s in self.owned}
+            shape = list(value.shape) or [1]
+            if owners:
+                layer = self.add({"type": "shape_op", "name": f"{name}", "op": "parameter", "inputs": [owners.pop()],
+                                  "out_shape": shape, "once": True})
+            else:
+                layer = self.add({"type": "parameter", "name": f"{name}", "inputs": ["input"], "shape": shape},
+                                 reads=sources)
+                self.param_params[layer] = sum(self.weights[s] for s in sources)
+            self.param_layers[name] = layer
+        return layer
 
     def own(self, names, layer):
         for name in names:
@@ -907,9 +1008,12 @@ class _Builder:
         return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, nodes, consts, origin, weights, bt, x_name):
+def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
     from ._formulas import FORMULAS
+    x_name = inputs[0]
     b = _Builder(path, consts, origin, weights, bt, x_name)
+    for name in inputs[1:]:
+        b.shape_op(f"input:{name}", "input", "input", bt.per_sample(name, f"{path}: input {name!r}"), output=name)
     consumers = {}
     for node in nodes:
         for i in node.inputs:
@@ -937,17 +1041,37 @@ def _to_model(path, nodes, consts, origin, weights, bt, x_name):
                 continue
         spec = _node_spec(node, where, b, refs, consumers, skip)
         outs = [o for o in node.outputs if o]
+        if spec is None or spec["type"] == "elementwise":
+            # weights read by elementwise arithmetic or data movement (a layer scale, a learned
+            # bias added to attention scores) are 'parameter' layers read as inputs, so their
+            # gradient and update are counted like any layer's
+            params_in = [i for i in node.inputs if i in consts and b.weight_sources(i)]
+            if params_in:
+                prefs = [b.parameter(i, where) for i in params_in]
+                refs = refs + prefs
+                if spec is not None:
+                    spec = _elementwise_spec(node, consts, len(refs), fixed=set(consts) - set(params_in))
+                    spec["inputs"] = refs
+                    spec["once_inputs"] = [False] * (len(refs) - len(prefs)) + [True] * len(prefs)
+                reads = reads - {s for i in params_in for s in b.origin.get(i, ())}
         if spec is None:
-            # a zero-cost op: one shape_op per output, the first owns the weights it reads
+            # a zero-cost op: one shape_op per output, the first owns the weights it reads; a
+            # slice (Gather of constant indices, Slice, Split) reads only its own elements, so
+            # disjoint slices of one tensor need no gradient sum
             first = None
+            slicing = node.op in ("Slice", "Split") or (node.op == "Gather" and node.inputs[0] not in consts
+                                                        and node.inputs[1] in consts)
             for k, out in enumerate(node.outputs):
                 if not out:
                     continue
                 params = b.free_params(reads) if first is None else 0
+                shape = b.bt.per_sample(out, where)
                 first = b.shape_op(node.name if k == 0 else f"{node.name}:{k}", node.op,
-                                   refs[0] if refs else "input", b.bt.per_sample(out, where),
+                                   refs[0] if refs else "input", shape,
                                    params=params, reads=reads if first is None else ())
                 b.specs[-1]["inputs"] = refs or ["input"]
+                if slicing:
+                    b.specs[-1]["reads"] = math.prod(shape)
                 b.layer_of[out] = first
             continue
         out = spec.pop("_output", outs[0] if outs else None)
@@ -974,6 +1098,7 @@ def _to_model(path, nodes, consts, origin, weights, bt, x_name):
                 b.shape_op(f"{node.name}:{k}", node.op, name, b.bt.per_sample(extra, where), output=extra)
     if not b.specs:
         raise ModelError(f"{path}: the graph has no operations that depend on the input")
+    _prune(b, graph_outputs)
     stem = os.path.splitext(os.path.basename(path))[0] or "model"
     ir = build_model(name=stem, input_shape=b.bt.per_sample(x_name, path), layers=b.specs, source=path)
     for layer in ir.layers:
@@ -986,7 +1111,26 @@ def _to_model(path, nodes, consts, origin, weights, bt, x_name):
     for name in sorted(n for n in weights if n not in b.owned and _feeds_graph(n, nodes, origin, consts)):
         ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
                      params=weights[name])
+    if not ir.complete:
+        items = ir.left_out + [{"layer": layer.name, "type": layer.type, "reason": "unknown layer type"}
+                               for layer in ir.layers if not layer.known]
+        shown = "; ".join(f"{i['layer']} ({i['type']}): {i['reason']}" for i in items[:3])
+        more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
+        warnings.warn(f"{path}: the count is incomplete: {shown}{more}", IncompleteModelWarning, stacklevel=3)
     return ir
+
+
+def _prune(b, graph_outputs):
+    """Drop free views nothing reads (an LSTM's unused Y_h and Y_c, a split part left unused):
+    each reader of a tensor adds to its gradient sum."""
+    keep = {b.layer_of[o] for o in graph_outputs if o in b.layer_of}
+    while True:
+        used = {ref for spec in b.specs for ref in spec.get("inputs", ())}
+        kept = [spec for spec in b.specs if spec["type"] != "shape_op" or spec.get("params")
+                or spec["name"] in used or spec["name"] in keep]
+        if len(kept) == len(b.specs):
+            return
+        b.specs[:] = kept
 
 
 def _feeds_graph(name, nodes, origin, consts):
@@ -1326,7 +1470,7 @@ _ELEMENTWISE = {
 }
 
 
-def _elementwise_spec(node, consts, n_live):
+def _elementwise_spec(node, consts, n_live, fixed=None):
     """Per-element costs of ONNX elementwise arithmetic. Backward tables are per output element:
     Sub/Neg negate (1 sub); Mul multiplies dy by the other operand (1 mul per operand needing a
     gradient); a/b: dy/b (1 div) and -dy*out/b (1 mul, 1 div, 1 sub); sqrt: dy/(2*out) (1 mul,
@@ -1358,9 +1502,9 @@ def _elementwise_spec(node, consts, n_live):
         fwd, bwd = _ELEMENTWISE[op]
         if op == "Mul":
             bwd = {"mul": n_live}
-        elif op == "Sub" and node.inputs[1] in consts:
+        elif op == "Sub" and node.inputs[1] in (consts if fixed is None else fixed):
             bwd = {}
-        elif op == "Div" and node.inputs[1] in consts:
+        elif op == "Div" and node.inputs[1] in (consts if fixed is None else fixed):
             bwd = {"div": 1}
     spec = {"type": "elementwise", "op": op, "ops": dict(fwd), "backward": dict(bwd)}
     return spec

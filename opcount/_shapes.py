@@ -255,6 +255,10 @@ def _conv_factory(nd, transposed):
             f.spec["padding"] = padding
             padding = f.ints("padding", nd, 0, minimum=0)
         output_padding = f.ints("output_padding", nd, 0, minimum=0) if transposed else (0,) * nd
+        for op, s, d in zip(output_padding, stride, dilation):
+            if op >= max(s, d):
+                # PyTorch's rule: the extra output rows must be fewer than the stride or the dilation
+                raise ShapeError(f"'output_padding' {op} must be smaller than the stride {s} or the dilation {d}")
         bias = f.bool("bias", True)
         if c_in % groups or out % groups:
             raise ShapeError(f"groups {groups} must divide input channels {c_in} and output channels {out}")

@@ -2,7 +2,7 @@
 
 A spec is a mapping with ``input`` (per-sample shape) and ``layers`` (a list of
 ``{type, name?, inputs?, format?, ...fields}``), and optionally ``name``, ``format`` (default
-fp32), ``loss`` (mse | cross_entropy | bce), ``optimizer`` (sgd | momentum | adam | adamw) and
+the scoring profile's ``default_format``; fp32 when read without a profile), ``loss`` (mse | cross_entropy | bce), ``optimizer`` (sgd | momentum | adam | adamw) and
 ``input_grad`` (false: the first layer computes no input gradient). Every error is one line
 naming the file and the layer. Shapes are per sample: ``[C, H, W]``, ``[T, D]``, token ids ``[T]``.
 
@@ -71,7 +71,7 @@ import os
 
 import yaml
 
-from hardware_profiles import UniqueKeyLoader
+from hardware_profiles import UniqueKeyLoader, _read
 
 from ._ir import ModelError, build_model
 
@@ -84,8 +84,9 @@ def _one_line(text):
     return " ".join(str(text).split())
 
 
-def spec_to_model(spec, source="<spec>", default_name="model"):
-    """Build a ModelIR from an already parsed spec mapping."""
+def spec_to_model(spec, source="<spec>", default_name="model", lines=None):
+    """Build a ModelIR from an already parsed spec mapping. ``lines`` (key path -> line, from
+    the YAML reader) lets field errors name their line."""
     if not isinstance(spec, dict):
         raise ModelError(f"{source}: a model spec must be a mapping, not {type(spec).__name__}")
     extra = sorted(set(spec) - _TOP_KEYS, key=str)
@@ -102,8 +103,9 @@ def spec_to_model(spec, source="<spec>", default_name="model"):
     if not isinstance(input_grad, bool):
         raise ModelError(f"{source}: 'input_grad' must be true or false, not {input_grad!r}")
     return build_model(name=spec.get("name", default_name), input_shape=spec["input"], layers=spec["layers"],
-                       format=spec.get("format", "fp32"), loss=spec.get("loss", "mse"),
-                       optimizer=spec.get("optimizer", "sgd"), input_grad=input_grad, source=source)
+                       format=spec.get("format"), loss=spec.get("loss", "mse"),
+                       optimizer=spec.get("optimizer", "sgd"), input_grad=input_grad, source=source,
+                       lines=lines)
 
 
 class _DuplicateKey(Exception):
@@ -127,30 +129,30 @@ def load_spec(path, *, seq=None, **step):
     sets its sequence length and ``step`` (past, kv_cache, logits) builds a serving step of it;
     both are refused for plain specs."""
     path = os.fspath(path)
+    lines = None
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ModelError(f"{path}: not a text file") from None
-    if path.lower().endswith(".json"):
-        try:
-            spec = json.loads(text, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
-        except _DuplicateKey as exc:
-            raise ModelError(f"{path}: invalid JSON: duplicate key {exc.args[0]!r}") from None
-    else:
-        try:
-            spec = yaml.load(text, Loader=UniqueKeyLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            problem = getattr(exc, "problem", None) or exc
-            if isinstance(exc, yaml.composer.ComposerError) and problem == "but found another document":
-                raise ModelError(f"{path}: {where}a model file holds one YAML document") from None
-            raise ModelError(f"{path}: {where}invalid YAML: {_one_line(problem)}") from None
+        text = _read.read_text(path, what="model file")
+        if path.lower().endswith(".json"):
+            try:
+                spec = _read.load_json(text, path, object_pairs_hook=_unique_keys)
+            except json.JSONDecodeError as exc:
+                raise ModelError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
+            except _DuplicateKey as exc:
+                raise ModelError(f"{path}: invalid JSON: duplicate key {exc.args[0]!r}") from None
+        else:
+            try:
+                spec, node = _read.load_yaml(text, path, UniqueKeyLoader)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f"line {mark.line + 1}: " if mark is not None else ""
+                problem = getattr(exc, "problem", None) or exc
+                if isinstance(exc, yaml.composer.ComposerError) and problem == "but found another document":
+                    raise ModelError(f"{path}: {where}a model file holds one YAML document") from None
+                raise ModelError(f"{path}: {where}invalid YAML: {_one_line(problem)}") from None
+            if node is not None:
+                lines = _read.node_lines(node)
+    except _read.InputFileError as exc:
+        raise ModelError(str(exc)) from None
     from ._hf import config_to_spec, is_hf_config
     stem = os.path.splitext(os.path.basename(path))[0]
     if is_hf_config(spec):
@@ -162,4 +164,4 @@ def load_spec(path, *, seq=None, **step):
     if any(value != {"past": 0, "kv_cache": False, "logits": "all"}.get(key) for key, value in step.items()):
         raise ModelError(f"{path}: a model spec fixes its layers, so it has no serving step (prefill, decode) to "
                          "build; write the step's attention fields (past, kv_cache) in the spec")
-    return spec_to_model(spec, source=path, default_name=stem)
+    return spec_to_model(spec, source=path, default_name=stem, lines=lines)

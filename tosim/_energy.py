@@ -11,6 +11,7 @@ Carbon follows CodeCarbon's method (frasca2024 lecture): grams CO2e = energy in 
 (475, the world average CodeCarbon uses, in the built-in profiles) unless overridden.
 """
 import difflib
+import math
 
 from ._errors import ScoreError
 
@@ -34,6 +35,11 @@ def resolve_device(profile, device):
                               "(e.g. {'feature': 'tos', 'coefficients': [c0, c1]})")
         if device["feature"] not in ("tos", "flops", "macs"):
             raise DeviceError(f"device feature must be tos, flops or macs, not {device['feature']!r}")
+        coefficients = device["coefficients"]
+        if (not isinstance(coefficients, (list, tuple)) or not coefficients
+                or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
+                           for c in coefficients)):
+            raise DeviceError(f"device coefficients must be a non-empty list of finite numbers, not {coefficients!r}")
         return device
     name = device
     devices = profile.devices or {}
@@ -70,6 +76,16 @@ def apply_energy(rows, profile, device, grid=None):
         row["energy_j"] = row["gco2e"] = None
         if device is None or row["error"] is not None:
             continue
-        row["energy_j"] = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+        energy = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+        carbon = carbon_grams(energy, grid) if grid is not None else None
+        if not math.isfinite(energy) or (carbon is not None and not math.isfinite(carbon)):
+            # a result is a number or an error, never inf/nan presented as a score
+            what = "energy" if not math.isfinite(energy) else "carbon"
+            feature = device["feature"]
+            row["error"] = (f"{row['source'] or row['name']}: the {what} is not a finite number ({energy!r} J): the "
+                            f"device's coefficients {device['coefficients']} overflow float64 at {feature} = "
+                            f"{row[feature]:.4g}")
+            continue
+        row["energy_j"] = energy
         if grid is not None:
-            row["gco2e"] = carbon_grams(row["energy_j"], grid)
+            row["gco2e"] = carbon

@@ -4,10 +4,12 @@ import argparse
 import contextlib
 import fcntl
 import io
+import json
 import os
 import tempfile
 
-__all__ = ["write_atomic", "locked", "save_figure", "positive_int", "non_negative_int", "check_output"]
+__all__ = ["write_atomic", "locked", "save_figure", "positive_int", "non_negative_int", "check_output",
+           "json_text"]
 
 
 def check_output(path, option, extensions, inputs=()):
@@ -44,9 +46,16 @@ def write_atomic(path, data):
     a large file is never held in memory) to ``path`` through a temporary file in the same folder
     and ``os.replace``, so a reader sees the old file or the new one, never a partial one.
     A symbolic link is followed: its target gets the data and the link stays a link (a dangling
-    link creates its target). An unwritable path is a user error: one line, exit status 2."""
+    link creates its target). An unwritable path, or a file the running command read
+    (:mod:`hardware_profiles._read` records them), is a user error: one line, exit status 2."""
+    from hardware_profiles import _read
+
     from .cli import CommandError
     given, path = path, os.path.realpath(path)
+    if path in _read.files_read():
+        # the last guard: a file reached only while the command ran (a profile's extends: chain,
+        # an ONNX model's external data) is never replaced by an output
+        raise CommandError(f"cannot write {given}: the command read it as an input; it would be overwritten")
     folder = os.path.dirname(path)
     tmp = None
     try:
@@ -70,6 +79,17 @@ def write_atomic(path, data):
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def json_text(value, indent=2):
+    """``value`` as JSON text. Never ``NaN`` or ``Infinity`` (not JSON; most readers refuse
+    them): results are checked for finiteness where they are computed, and a value that still
+    is not finite ends the command with one line instead of writing invalid JSON."""
+    from .cli import CommandError
+    try:
+        return json.dumps(value, indent=indent, allow_nan=False)
+    except ValueError as exc:
+        raise CommandError(f"a result is not a finite number ({exc}); nothing was written") from None
 
 
 @contextlib.contextmanager

@@ -63,8 +63,8 @@ def not_a_model(path):
     """Why the file at ``path`` is plainly not a model (``None`` when it may be one): a hardware
     profile (profile keys and no ``layers``/``model_type``), or a JSON list (score rows). Reads
     at most the first 64 KB; a file that cannot be read is kept (it fails on its own row)."""
-    if path.lower().endswith(".onnx"):
-        return None
+    if path.lower().endswith(".onnx") or not os.path.isfile(path):
+        return None        # a FIFO or a device is never opened here (its own row refuses it)
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             head = fh.read(65536)
@@ -122,8 +122,11 @@ def _init_worker(options):
 
 
 def _count_indexed(item):
+    from hardware_profiles import _read
     index, source = item
-    return index, count_source(source, **_WORKER)
+    with _read.track_reads() as reads:      # handed to the parent, which guards its outputs
+        result = count_source(source, **_WORKER)
+    return index, result, sorted(reads)
 
 
 def read_model(source, load=None):
@@ -151,13 +154,22 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         # recompute and master_format say how to count the training step, not how to read
         options = dict(load or {})
         counting = {key: options.pop(key) for key in ("recompute", "master_format") if key in options}
-        model = read_model(source, options)
+        # a model that names no format is counted (and moved) in the profile's default_format
+        model = opcount.with_default_format(read_model(source, options), profile.default_format)
         result = opcount.count_model(model, profile, phase=phase, batch=batch, **counting)
+        movement = opcount.count_movement(result, model, profile, densities=densities) \
+            if profile.memory is not None else None
     except opcount.ModelError as exc:
         return {"source": label, "name": name_of(source), "error": str(exc)}
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except Exception as exc:     # noqa: BLE001 -- one input never ends a batch: its row says why
         where = label if label is not None else name_of(source)
-        return {"source": label, "name": name_of(source), "error": f"{where}: {type(exc).__name__}: {exc}"}
+        if isinstance(exc, MemoryError):
+            message = "ran out of memory reading or counting this model"
+        elif isinstance(exc, RecursionError):
+            message = "the model is nested too deeply to count"
+        else:
+            message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        return {"source": label, "name": name_of(source), "error": f"{where}: {message}"}
     totals = result.totals["all"]
     out = {"name": result.model, "source": label, "params": result.params, "macs": result.macs,
            "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
@@ -175,8 +187,8 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
                           "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
                           "counts": [sum(layer.stages[s][op] for s in STAGES) for op in OPS]}
                          for layer in result.layers]
-    if profile.memory is not None:
-        _add_movement(out, opcount.count_movement(result, model, profile, densities=densities))
+    if movement is not None:
+        _add_movement(out, movement)
     return out
 
 
@@ -224,8 +236,11 @@ def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progre
         # fork: the workers start with the profile and every module already imported
         context = multiprocessing.get_context("fork")
         with context.Pool(min(jobs, len(sources)), initializer=_init_worker, initargs=(options,)) as pool:
-            for index, result in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
+            from hardware_profiles import _read
+            for index, result, reads in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
                 results[index] = result
+                for path in reads:
+                    _read.note_read(path)
                 done += 1
                 if progress:
                     progress(done, sources[index])

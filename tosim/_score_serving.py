@@ -6,12 +6,11 @@
 - ``prefill``: the prompt's forward alone (a request of one new token).
 - ``decode``: one decode step against a KV cache of ``--context`` tokens.
 """
-import json
 import os
 import sys
 import time
 
-from ._io import check_output, write_atomic
+from ._io import check_output, json_text, write_atomic
 
 __all__ = ["SERVING_PHASES", "add_arguments", "run"]
 
@@ -106,9 +105,9 @@ def run(args, profile, device, sources):
         if os.path.splitext(args.out)[1].lower() == ".csv":
             write_atomic(args.out, _csv(rows))
         else:
-            write_atomic(args.out, json.dumps(rows, indent=2) + "\n")
+            write_atomic(args.out, json_text(rows) + "\n")
     if args.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json_text(rows) + "\n")
     else:
         print(_table(rows, device is not None, profile.memory is not None, [source for source, _ in failed]))
         what = {"prefill": f"prefill of {prompt} tokens",

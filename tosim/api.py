@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -244,7 +243,8 @@ class Scores(list):
     def to_json(self, path: Optional[str] = None) -> str:
         """``tosim score --json``: a JSON list of :meth:`ScoreResult.to_dict`; written atomically
         to ``path`` when given. Returns the text."""
-        text = json.dumps(self.to_dicts(), indent=2) + "\n"
+        from ._io import json_text
+        text = json_text(self.to_dicts()) + "\n"
         if path is not None:
             from ._io import write_atomic
             write_atomic(path, text)
@@ -347,6 +347,16 @@ def _check(phase, batch, load):
         raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
 
 
+def _check_listed(profile, load):
+    """A format asked for (``format``, ``master_format``) must be one the profile lists: its cost
+    table has units for those only."""
+    for key, label in (("format", "format"), ("master_format", "master format")):
+        fmt = load.get(key)
+        if fmt is not None and fmt not in profile.formats:
+            raise ScoreError(f"{label} {fmt} is not among the formats of profile {profile.name!r} "
+                             f"({', '.join(profile.formats)}); add it to the profile's formats or choose a listed one")
+
+
 def _densities(densities):
     if densities is None or isinstance(densities, opcount.Densities):
         return densities
@@ -394,6 +404,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
+    _check_listed(profile, load)
     device = _energy.resolve_device(profile, device) if device is not None else None
     models = [models] if isinstance(models, (str, os.PathLike, dict)) else list(models)
     skipped = []
@@ -436,7 +447,11 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     ``densities``: ``{"weights": d, "inputs": d}`` for a profile with a memory section.
     ``loss``, ``optimizer``: replace the model's own (validation and training phases).
     ``format``: count every layer in this number format (fp16, bf16, fp32, fp64) instead of the
-    model's own (a spec's ``format``, a Hugging Face config's ``torch_dtype``, fp32 for the zoo).
+    model's own (a spec's ``format``, a Hugging Face config's ``torch_dtype``); a model that names
+    none (the zoo, ONNX, torch modules, specs without ``format``) is counted in the profile's
+    ``default_format``. Every format counted must be among the profile's ``formats``: a format
+    asked for that is not raises :class:`ScoreError`, a model in one is an error (a
+    :class:`opcount.ModelError` here, an ``error`` row in :func:`score_many`).
     ``recompute``: activation recomputation in training, ``"full"`` or ``"selective"`` (see
     :func:`opcount.count_model`), counted in the backward stage. ``master_format``: mixed
     precision in training, the optimizer's master weights in this format (fp32) while forward

@@ -6,7 +6,9 @@ packages' input-error classes) and printed as one line ``tosim: error: ...`` wit
 """
 import argparse
 import importlib
+import re
 import sys
+import warnings
 
 __all__ = ["main", "CommandError", "COMMAND_MODULES"]
 
@@ -33,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 #: The input-error class of each package: printed as one line, never a traceback.
 _INPUT_ERRORS = [("hardware_profiles", "ProfileError"), ("opcount", "ModelError"),
-                 ("hwlib", "CircuitError"), ("calibrate", "MeasurementError"), ("tosim._errors", "ScoreError")]
+                 ("hwlib", "CircuitError"), ("calibrate", "MeasurementError"), ("tosim._errors", "ScoreError"),
+                 ("hwlib._yosys", "YosysError"), ("hardware_profiles._read", "InputFileError")]
 
 
 def _input_errors():
@@ -79,7 +82,63 @@ def build_parser():
     return parser
 
 
+class _WarningPrinter:
+    """Warnings as one line each, ``tosim: warning: ...`` (not Python's two lines with a source
+    line); a cache that cannot be written is said once per run, however many entries failed."""
+
+    def __init__(self):
+        self.cache_said = False
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if category.__name__ == "CacheWarning":
+            if self.cache_said:
+                return
+            self.cache_said = True
+            text += "; results are computed but not cached (set TOSIM_CACHE_DIR to a writable folder)"
+        print(f"tosim: warning: {printable(text)}", file=sys.stderr)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text):
+    """``text`` with control characters (terminal escape sequences from a model or file name)
+    written as escapes (``\x1b``); tabs and newlines kept."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+class _PrintableStream:
+    """Standard output as the commands write it, control characters escaped: a name read from
+    an input never reaches the terminal as an escape sequence. JSON is unaffected (its encoder
+    escapes them already)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None):
+    """Run the ``tosim`` command; returns the exit status. While it runs, every input file read
+    is recorded (so that no output overwrites one), warnings are printed as one line and
+    control characters on standard output are escaped."""
+    from hardware_profiles import _read
+    stdout = sys.stdout
+    with _read.track_reads(), warnings.catch_warnings():
+        warnings.showwarning = _WarningPrinter()
+        sys.stdout = _PrintableStream(stdout)
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout = stdout
+
+
+def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         parser = build_parser()
@@ -91,7 +150,11 @@ def main(argv=None):
             if args is None or not getattr(args, "func", None):
                 parser.print_help()
                 return 2
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            # the commands print INCOMPLETE themselves; the Python API's IncompleteModelWarning
+            # would repeat it as a raw warning line
+            warnings.filterwarnings("ignore", message=".*: the count is incomplete: ")
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
@@ -100,7 +163,7 @@ def main(argv=None):
     except Exception as exc:
         if not _is_input_error(exc):
             raise
-        print(f"tosim: error: {exc}", file=sys.stderr)
+        print(f"tosim: error: {printable(' '.join(str(exc).splitlines()))}", file=sys.stderr)
         return 2
 
 

@@ -3,12 +3,11 @@
 With a profile that has a ``memory:`` section (horowitz45, yang2017) it also prints the energy
 split into compute and data movement per layer (:mod:`opcount.movement`), and ``--plot`` draws it.
 """
-import json
 import sys
 
 import hardware_profiles
 
-from ._io import check_output, non_negative_int, positive_int
+from ._io import check_output, json_text, non_negative_int, positive_int
 
 __all__ = ["register", "run"]
 
@@ -28,8 +27,9 @@ def register(subparsers):
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     add_model_arguments(parser)
     parser.add_argument("--format", default=None, choices=list(FORMATS),
-                        help="count every layer in this number format (default: the model's; a Hugging Face "
-                             "config's torch_dtype, fp32 for the zoo)")
+                        help="count every layer in this number format, one the profile lists (default: the model's "
+                             "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
+                             "default_format)")
     parser.add_argument("--depth", type=non_negative_int, default=None, metavar="N",
                         help="roll the counts up by module path to depth N (layer names split at '.', as "
                              "opcount.load_torch and ONNX exports name them; 0: the whole model) instead of "
@@ -120,7 +120,7 @@ def run(args):
             out["modules"] = [dict(module=path, **row) for path, row in result.by_module(args.depth).items()]
         if movement is not None:
             out["movement"] = movement.to_json()
-        print(json.dumps(out, indent=2))
+        print(json_text(out))
     elif args.depth is not None:
         print(format_modules(result, args.depth, scored))
     else:

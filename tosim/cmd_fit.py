@@ -5,11 +5,10 @@ model's TOs, FLOPs and MACs for one step of a batch, and the whole-run rule of s
 over the workload each measurement row describes (``calibrate.workload_steps``).
 """
 import datetime
-import json
 import os
 import sys
 
-from ._io import check_output, non_negative_int, write_atomic
+from ._io import check_output, json_text, non_negative_int, write_atomic
 
 __all__ = ["register", "run", "FEATURES"]
 
@@ -270,7 +269,7 @@ def run(args):
         from ._plots import fit_scatter
         fit_scatter(args.plot, np.asarray([r.energy_j for r in used]), pred, train, validation, result)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result))
     else:
         print(format_report(result))
     return 1 if problems else 0

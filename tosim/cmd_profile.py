@@ -1,10 +1,11 @@
 """``tosim profile list | show NAME|FILE [--json] | validate FILE...``."""
-import json
 import sys
 
 import yaml
 
 import hardware_profiles as hp
+
+from ._io import json_text
 
 __all__ = ["register"]
 
@@ -34,7 +35,7 @@ def _list(args):
                      "default": name == hp.DEFAULT_PROFILE,
                      "description": prof.data.get("description", "")})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -48,7 +49,7 @@ def _list(args):
 def _show(args):
     prof = hp.load(args.profile)
     if args.json:
-        print(json.dumps(prof.to_dict(), indent=2))
+        print(json_text(prof.to_dict()))
     else:
         print(f"# {prof.name}, resolved from: {' <- '.join(reversed(prof.chain))}")
         sys.stdout.write(yaml.safe_dump(prof.to_dict(), sort_keys=False, width=100))

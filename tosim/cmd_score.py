@@ -60,8 +60,9 @@ def register(subparsers):
     whole.add_argument("--epochs", type=positive_int, default=None,
                      help="epochs of the run (default 1); alone, an epoch is one step of --batch samples")
     parser.add_argument("--format", default=None, choices=list(FORMATS),
-                        help="count every layer in this number format (default: the model's; a Hugging Face "
-                             "config's torch_dtype, fp32 for the zoo)")
+                        help="count every layer in this number format, one the profile lists (default: the model's "
+                             "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
+                             "default_format)")
     parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
                         help="training in mixed precision: the optimizer's master weights in this format (e.g. "
                              "fp32 with --format bf16); each layer's update is priced in it")
@@ -108,12 +109,15 @@ def plot_paths(plot, names):
 
 
 def _non_negative_float(text):
+    """argparse type of a grid intensity (g/kWh): a number in 0..1e6, the profile's own bound
+    (real grids are below 2,000), so that carbon stays finite."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative number, not {text!r}")
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_GRID_INTENSITY):
+        raise argparse.ArgumentTypeError(f"must be a number in 0..{MAX_GRID_INTENSITY:g}, not {text!r}")
     return value
 
 
@@ -126,6 +130,7 @@ def run(args):
     from ._costs import SynthesisProgress
     from ._energy import resolve_device
     from ._pipeline import movement_fields
+    inputs = []
     if args.out is not None or args.plot is not None:
         from ._pipeline import expand_inputs
         inputs = [s for s in expand_inputs(args.inputs) if not s.startswith("zoo:")] + [args.profile]
@@ -134,6 +139,12 @@ def run(args):
         if args.plot is not None:
             check_output(args.plot, "--plot", (".png",), inputs=inputs)
     profile = hardware_profiles.load(args.profile)
+    if args.out is not None or args.plot is not None:
+        # the profile's extends: chain is read too; none of it may be an output
+        inputs += [path for path in profile.chain if not path.startswith("builtin:")]
+        for option, path, extensions in (("--out", args.out, (".csv", ".json")), ("--plot", args.plot, (".png",))):
+            if path is not None:
+                check_output(path, option, extensions, inputs=inputs)
     device = resolve_device(profile, args.device) if args.device else None
     if device is None and args.grid_intensity is not None:
         print("tosim: note: --grid-intensity prices the energy of a --device; without one there is no carbon "
@@ -188,7 +199,11 @@ def run(args):
     if args.plot:
         from ._plots import movement_bars
         good = [r for r in results if r.error is None]
-        for r, path in zip(good, plot_paths(args.plot, [r.name for r in good])):
+        paths = plot_paths(args.plot, [r.name for r in good])
+        for path in paths:
+            # every per-model plot path is checked before any plot or the --out file is written
+            check_output(path, "--plot", (".png",), inputs=inputs)
+        for r, path in zip(good, paths):
             movement_bars(r.movement, path)
             plots.append(path)
     if args.out:
@@ -220,6 +235,7 @@ def run(args):
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
     for path in plots:
         print(f"wrote {path}", file=sys.stderr)
+    from .cli import printable
     for r in failed:
-        print(f"tosim: error: {r.error}", file=sys.stderr)
+        print(f"tosim: error: {printable(r.error)}", file=sys.stderr)
     return 1 if failed else 0

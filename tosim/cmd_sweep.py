@@ -27,7 +27,7 @@ import time
 
 from hardware_profiles.schema import BASIC_OPS as OPS, DEFAULT_PROFILE, STAGES
 
-from ._io import check_output, write_atomic
+from ._io import check_output, json_text, write_atomic
 from ._energy import carbon_grams, energy_joules, resolve_device
 from ._render import si
 from .cmd_score import _non_negative_float
@@ -76,7 +76,7 @@ LIMITS = (f"Limits: {MAX_CONFIGS:,} configurations ({MAX_ROWS:,} with --json); v
 
 def _size(text):
     """argparse type: an integer from 1 to :data:`MAX_VALUE`."""
-    value = int(text) if text.strip().isdecimal() else 0
+    value = int(text) if text.strip().isascii() and text.strip().isdecimal() else 0
     if not 1 <= value <= MAX_VALUE:
         raise argparse.ArgumentTypeError(f"must be an integer from 1 to 2**62, not {text!r}")
     return value
@@ -144,7 +144,7 @@ def parse_axis(name, text, maximum=MAX_VALUE):
     values = []
     for item in str(text).split(","):
         item = item.strip()
-        if item.isdecimal():
+        if item.isascii() and item.isdecimal():
             values.append(int(item))
             _check_values(name, values, maximum)
             continue
@@ -171,7 +171,7 @@ def parse_axis(name, text, maximum=MAX_VALUE):
                 values.append(int(round(value)))
                 value *= factor
         else:
-            if step is not None and (not step.isdecimal() or int(step) < 1):
+            if step is not None and (not (step.isascii() and step.isdecimal()) or int(step) < 1):
                 raise ValueError(f"--{name}: the step of {item!r} must be a positive integer")
             items = range(start, stop + 1, int(step) if step else 1)
             _check_values(name, values, maximum, extra=len(items))
@@ -325,7 +325,7 @@ def run(args):
             row = {k: columns[k][i].item() if k in axes or not columns["status"][i] else None for k in keys}
             row["error"] = _error_text(columns["status"][i]) or None
             rows.append(row)
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(json_text(rows) + "\n")
     else:
         if n <= TABLE_ROWS:
             _print_table(columns, axes, device is not None)

@@ -10,12 +10,11 @@ import contextlib
 import csv
 import difflib
 import io
-import json
 import sys
 
 import hardware_profiles as hp
 
-from ._io import check_output, write_atomic
+from ._io import check_output, json_text, write_atomic
 from .cli import CommandError
 
 __all__ = ["register"]
@@ -89,7 +88,7 @@ def _names(values, allowed, what):
 
 
 def _jobs(text):
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:   # "²".isdigit() is true
         raise CommandError(f"--jobs must be a positive integer, not {text!r}")
     return int(text)
 
@@ -98,7 +97,7 @@ def _widths(text):
     parts = [part.strip() for part in text.split(",")]
     widths = []
     for part in parts:
-        if not part.isdecimal() or int(part) < 1:
+        if not (part.isascii() and part.isdecimal()) or int(part) < 1:
             raise CommandError(f"--widths must be comma-separated positive integers, "
                                f"not {text!r}")
         if int(part) > MAX_WIDTH:
@@ -163,7 +162,7 @@ def _synth(args):
     with _synthesis_errors():
         rows = cost.cost_table(profile, formats, ops, progress=_Progress(), jobs=jobs)
     if args.json:
-        print(json.dumps([row.to_json() for row in rows], indent=2))
+        print(json_text([row.to_json() for row in rows]))
         return 0
     counting = profile.technology["counting"]
     if rows and rows[0].circuit == "integer":
@@ -211,7 +210,7 @@ def _compare(args):
         design_curves(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
               args.plot)
     if args.json:
-        print(json.dumps(records, indent=2))
+        print(json_text(records))
         return 0
     print(f"# {args.unit} designs under profile {profile.name} "
           f"({profile.technology['counting']} counting); ADP = transistors x depth")

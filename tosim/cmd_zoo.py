@@ -1,6 +1,7 @@
 """``tosim zoo [--json]``: the built-in models that ``zoo:NAME`` names, in natural order."""
-import json
 import re
+
+from ._io import json_text
 
 __all__ = ["register", "run", "natural_key"]
 
@@ -28,7 +29,7 @@ def run(args):
         rows.append({"name": name, "params": model.params, "layers": len(model.layers),
                      "input": list(model.input_shape)})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json_text(rows))
         return 0
     width = max(len(r["name"]) for r in rows)
     print(f"{'name':<{width}}  {'params':>7}  {'layers':>6}  input")
