@@ -24,6 +24,7 @@ counted layer and no call with arithmetic was left uncounted; otherwise ``ModelI
 lists what was, the count is marked incomplete and an :class:`IncompleteModelWarning` is
 issued.
 """
+import dataclasses
 import inspect
 import math
 import warnings
@@ -263,6 +264,7 @@ class _Builder:
         self.left_out = []
         self.checks = []                        # (layer name, expected per-sample shape)
         self.custom_params = []                 # (first layer, last layer, module params, path)
+        self.shared = set()                     # layers reusing parameters another layer owns
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -321,7 +323,8 @@ class _Builder:
         return total
 
     # layers -------------------------------------------------------------------------------------
-    def add(self, event, index, spec, inputs, out_tensor, out_ref, path_name=None):
+    def add(self, spec, inputs, out_tensor, out_ref, path_name=None):
+        """Append a layer ``spec`` reading the layers of ``inputs``, producing ``out_tensor``."""
         name = self.unique(path_name)
         spec = dict(spec)
         spec["name"] = name
@@ -675,14 +678,15 @@ def _handle(b, event, out_refs):
             spec, inputs = _module_spec(b, m, event, ins)
         params = [p for p in _module_params(b, event)]
         shared = [p for p in params if b.param_names[id(p)] in b.attributed]
-        layer = b.add(event, 0, spec, inputs, event.outputs[0], out_refs[0], event.path)
+        layer = b.add(spec, inputs, event.outputs[0], out_refs[0], event.path or kind)
         if shared:
             first = b.attributed[b.param_names[id(shared[0])]]
-            if spec["type"] == "linear" and len(shared) == len(params) and not spec["bias"]:
+            if spec["type"] == "linear" and len(shared) == len(params) and not spec["bias"] and _ties(b, first):
                 b.specs[-1]["tied_to"] = first
             else:
-                b.leave(event.path, kind, f"module called again (its parameters are owned by {first!r}): the "
+                b.leave(layer.layer, kind, f"module called again (its parameters are owned by {first!r}): the "
                         "repeated call's weight gradients are not counted", 0)
+                b.shared.add(layer.layer)
         b.own(params, layer.layer)
         _extra_outputs(b, event, out_refs, layer)
         return
@@ -698,7 +702,7 @@ def _handle(b, event, out_refs):
         if src is None:
             return
         for k, (t, r) in enumerate(zip(event.outputs, out_refs)):
-            b.add(event, k, {"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1],
+            b.add({"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1],
                              "reads": math.prod(r[0]), "once": r[1] is None, "once_inputs": [src.once]},
                   [src], t, r, f"{event.path}.{name}" if event.path else name)
         return
@@ -720,36 +724,44 @@ def _handle(b, event, out_refs):
             inputs = [src]
         spec["once"] = out_refs[0][1] is None
         spec["once_inputs"] = [r.once for r in inputs]
-        layer = b.add(event, 0, spec, inputs, event.outputs[0], out_refs[0],
+        layer = b.add(spec, inputs, event.outputs[0], out_refs[0],
                       f"{event.path}.{name}" if event.path else name)
         for t, r in zip(event.outputs[1:], out_refs[1:]):
-            b.add(event, 1, {"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1], "once": r[1] is None},
+            b.add({"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1], "once": r[1] is None},
                   [layer], t, r, f"{event.path}.{name}" if event.path else name)
         return
     spec, inputs = _fn_spec(b, name, event, ins)
     own = spec.pop("_own", [])
     spec.pop("_weight_t", None)
-    layer = b.add(event, 0, spec, [r for r in inputs if r is not None], event.outputs[0], out_refs[0],
+    layer = b.add(spec, [r for r in inputs if r is not None], event.outputs[0], out_refs[0],
                   f"{event.path}.{name}" if event.path else name)
     shared = [t for t in own if t is not None and b.param_names[id(t)] in b.attributed]
     if shared:
         first = b.attributed[b.param_names[id(shared[0])]]
-        if spec["type"] == "linear" and not spec["bias"] and len(shared) == len([t for t in own if t is not None]):
+        if spec["type"] == "linear" and not spec["bias"] and len(shared) == len([t for t in own if t is not None]) \
+                and _ties(b, first):
             b.specs[-1]["tied_to"] = first
         else:
             b.leave(layer.layer, name, f"reuses the parameters of {first!r}: the repeated use's weight gradients "
                     "are not counted", 0)
+            b.shared.add(layer.layer)
     b.own(own, layer.layer)
     if spec["type"] not in ("elementwise", "reduce", "shape_op") and layer.once:
         b.leave(layer.layer, spec["type"], "computed once per batch (no batch axis); counted as per sample")
     _extra_outputs(b, event, out_refs, layer)
 
 
+def _ties(b, owner):
+    """A weight shared with layer ``owner`` can be a ``tied_to`` reference (the owner is a linear
+    or embedding layer)."""
+    return any(spec["name"] == owner and spec["type"] in ("linear", "embedding") for spec in b.specs)
+
+
 def _extra_outputs(b, event, out_refs, layer):
     """Further tensors of a tuple output (LSTM's h_n and c_n, MHA's weights, max's indices):
     free views of the layer's result."""
     for k, (t, r) in enumerate(zip(event.outputs[1:], out_refs[1:]), start=1):
-        b.add(event, k, {"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1],
+        b.add({"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1],
                          "once": r[1] is None}, [layer], t, r, f"{layer.layer}:{k}")
 
 
@@ -876,12 +888,16 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
         return type(m).__module__.startswith("torch.nn") and isinstance(m, _leaf_classes(nn))
 
     def run(batch):
-        def meta(v):
+        made = {}
+
+        def meta(v):                       # one meta tensor per example tensor (the same one passed twice stays one)
             if not isinstance(v, torch.Tensor):
                 return v
-            shape = list(v.shape)
-            shape[batch_dim] = batch
-            return torch.empty(shape, dtype=v.dtype, device="meta")
+            if id(v) not in made:
+                shape = list(v.shape)
+                shape[batch_dim] = batch
+                made[id(v)] = torch.empty(shape, dtype=v.dtype, device="meta")
+            return made[id(v)]
         run_args = tuple(meta(a) for a in args)
         run_kwargs = {k: meta(v) for k, v in kwargs.items()}
         try:
@@ -915,6 +931,8 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
         shape = full[:batch_dim] + full[batch_dim + 1:]
         if not shape:
             raise ModelError(f"{label}: input {key!r} has no per-sample dimensions")
+        if b.ref(meta_t) is not None:
+            continue                       # the same tensor given again
         if position == 0:
             input_shape = shape
             b.refs[id(meta_t)] = _Ref(MODEL_INPUT, shape, batch_dim, 1, full)
@@ -932,18 +950,20 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
         except _Unsupported as exc:
             _unknown(b, event, out_refs, str(exc))
     _finish_params(b, module)
-    specs = b.specs
+    final = b.ref(outputs[0]) if outputs else None
+    specs = _prune(b.specs, final.layer if final is not None else None)
     if not specs:
         specs = [{"type": "identity", "name": b.unique("identity")}]
-    final = b.ref(outputs[0]) if outputs else None
     if final is not None and specs[-1]["name"] != final.layer and final.layer != MODEL_INPUT:
         specs.append({"type": "identity", "name": b.unique("output"), "inputs": [final.layer]})
-    specs = _prune(specs)
     ir = build_model(name=label, input_shape=input_shape, layers=specs, loss=loss, optimizer=optimizer,
                      source=label)
+    if b.shared:                           # their parameters are owned (and counted) elsewhere
+        ir.layers = [dataclasses.replace(layer, params=0) if layer.name in b.shared else layer for layer in ir.layers]
     shapes = {layer.name: layer.out_shape for layer in ir.layers}
     for lname, want in b.checks:
-        if lname in shapes and shapes[lname] != tuple(want):
+        want = tuple(want) or (1,)         # a scalar is kept as [1]
+        if lname in shapes and shapes[lname] != want:
             raise ModelError(f"{label}: layer {lname!r} ({ir.layer(lname).type}): shape mismatch: inferred "
                              f"{list(shapes[lname])}, torch says {list(want)}")
     for first, last, expected, path, kind in b.custom_params:
@@ -988,10 +1008,12 @@ def _unknown(b, event, out_refs, reason):
         _extra_outputs(b, event, out_refs, b.refs[id(event.outputs[0])])
 
 
-def _prune(specs):
+def _prune(specs, final):
     """Drop free layers whose result nothing reads (an LSTM's unused h_n, a split part left
     unused): they carry no gradient back, so they must not count as consumers."""
-    live = {specs[-1]["name"]}
+    if not specs:
+        return specs
+    live = {final if final is not None else specs[-1]["name"]}
     keep = []
     for spec in reversed(specs):
         if spec["name"] in live or spec["type"] != "shape_op":

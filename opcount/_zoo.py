@@ -9,7 +9,8 @@ is the classic 32x32 version (LeCun et al. 1998, full C3 connections, 61,706 par
 96 heads, context 2048, dense attention in every layer), 174,604,259,328 parameters.
 
 Sequence models are built at their full context by default (BERT 512, GPT-2 1024, LLaMA-2 4096,
-GPT-3 2048, ViT 197 tokens); ``load_zoo("gpt2", seq=128)`` builds a shorter one.
+GPT-3 2048, ViT 197 tokens, the LSTM language model ``lstm-lm`` its 35 training steps);
+``load_zoo("gpt2", seq=128)`` builds a shorter one.
 
 The paper's experiment sets (li2022, Table II): ``li2022-mlp-W-ACT`` is the Banknote DNN, 4
 inputs, 3 hidden layers of width W (4..18) with activation ACT (sigmoid, tanh, gelu) and 1 output
@@ -48,8 +49,10 @@ class _Net:
         return self
 
 
-def _spec(name, input_shape, net, loss="cross_entropy", optimizer="sgd", format="fp32"):
-    return {"name": name, "input": list(input_shape), "loss": loss, "optimizer": optimizer, "format": format,
+def _spec(name, input_shape, net, loss="cross_entropy", optimizer="sgd", format=None):
+    # no format: the zoo's models are counted in the profile's default_format (fp32 without one)
+    return {"name": name, "input": list(input_shape), "loss": loss, "optimizer": optimizer,
+            **({"format": format} if format is not None else {}),
             "layers": net.layers}
 
 
@@ -278,7 +281,7 @@ def _vit_b16(seq=None):
 
 
 def bert_spec(name, *, d, depth, heads, ffn, vocab, max_positions, type_vocab, seq, eps=1e-12, act="gelu",
-              approximate="none", format="fp32"):
+              approximate="none", format=None):
     """HF ``BertModel`` (embeddings, post-norm encoder, pooler) on ``seq`` tokens."""
     n = _Net()
     n.add("embedding", vocab=vocab, dim=d)
@@ -311,7 +314,7 @@ def _step_fields(past, kv_cache):
 
 
 def gpt2_spec(name, *, d, depth, heads, vocab, context, seq, ffn=None, eps=1e-5, act="gelu", approximate="tanh",
-              tied=True, past=0, kv_cache=False, logits="all", format="fp32"):
+              tied=True, past=0, kv_cache=False, logits="all", format=None):
     """HF ``GPT2LMHeadModel``: token and position embeddings, pre-norm blocks with causal
     attention, final layernorm, LM head (tied to the token embedding unless ``tied`` is false).
     ``seq`` new tokens after ``past`` cached ones (their keys and values are read from the KV
@@ -340,7 +343,7 @@ def _gpt(name, seq=None, **step):
 
 def llama_spec(name, *, d, depth, heads, kv_heads, ffn, vocab, seq, eps=1e-5, tied=False, act="silu",
                attention_bias=False, mlp_bias=False, out_bias=None, head_dim=None, window=None, experts=None,
-               top_k=None, past=0, kv_cache=False, logits="all", format="fp32"):
+               top_k=None, past=0, kv_cache=False, logits="all", format=None):
     """HF ``LlamaForCausalLM`` (also Mistral, Qwen2, Mixtral): RMSNorm pre-norm blocks, rotary
     causal attention with grouped-query heads (a sliding ``window`` of keys for Mistral v0.1),
     gated MLP down(act(gate(x)) * up(x)) or, with ``experts``, a mixture of experts choosing
@@ -386,7 +389,7 @@ def _llama(name, seq=None, **step):
                       seq=seq or context, eps=eps, window=window, experts=experts, top_k=top_k, **step)
 
 
-def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e-6, buckets=32, format="fp32",
+def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e-6, buckets=32, format=None,
             decoder_depth=None, act="relu", approximate="none", gated=False, tied=True, dropout=0.1):
     """HF ``T5ForConditionalGeneration`` (T5 v1.0: ReLU feed-forward, tied embeddings): a shared
     token embedding; an encoder of ``depth`` blocks (RMS-style T5LayerNorm, self-attention without
@@ -464,6 +467,21 @@ def _t5_small(seq=None):
 
 # --- the paper's experiment sets ----------------------------------------------------------------
 
+def _lstm_lm(seq=None):
+    """Zaremba et al. 2014's medium word-level LSTM on Penn Treebank, as PyTorch's
+    ``examples/word_language_model`` ``RNNModel`` builds it (``--model LSTM --emsize 650 --nhid 650
+    --nlayers 2 --dropout 0.5``, untied): embedding 10,000 x 650, dropout, a 2-layer LSTM of 650
+    with dropout 0.5 between the layers, dropout, decoder 650 -> 10,000; 35 time steps (its
+    ``--bptt``); 19,780,400 parameters."""
+    n = _Net()
+    n.add("embedding", name="encoder", vocab=10000, dim=650)
+    n.add("dropout", name="drop_in", p=0.5)
+    n.add("lstm", name="rnn", hidden=650, layers=2, dropout=0.5)
+    n.add("dropout", name="drop_out", p=0.5)
+    n.add("linear", name="decoder", out=10000)
+    return _spec("lstm-lm", [seq or 35], n)
+
+
 def _li2022_mlp(width, act):
     n = _Net()
     for _ in range(3):
@@ -488,7 +506,7 @@ def _registry():
     table = {"lenet5": _lenet5, "alexnet": _alexnet, "mobilenet_v2": _mobilenet_v2,
              "squeezenet1_0": lambda: _squeezenet("1_0"), "squeezenet1_1": lambda: _squeezenet("1_1"),
              "googlenet": _googlenet, "densenet121": _densenet121, "vit_b_16": _vit_b16, "bert-base": _bert_base,
-             "t5-small": _t5_small}
+             "t5-small": _t5_small, "lstm-lm": _lstm_lm}
     for depth in _VGG:
         table[f"vgg{depth}"] = (lambda d: lambda: _vgg(d))(depth)
     for depth in _RESNET:
@@ -506,7 +524,7 @@ def _registry():
 
 
 _BUILDERS = _registry()
-_SEQUENCE_MODELS = {"bert-base", "t5-small", *_GPT, *_LLAMA}
+_SEQUENCE_MODELS = {"bert-base", "t5-small", "lstm-lm", *_GPT, *_LLAMA}
 #: Causal language models: these can be counted one serving step at a time (prefill, decode).
 CAUSAL_LMS = frozenset({*_GPT, *_LLAMA})
 
@@ -519,6 +537,7 @@ ZOO_SOURCES = {
     "mistral-7b": "Hugging Face transformers MistralForCausalLM, mistralai/Mistral-7B-v0.1 config",
     "mixtral-8x7b": "Hugging Face transformers MixtralForCausalLM, mistralai/Mixtral-8x7B-v0.1 config",
     "t5-small": "Hugging Face transformers T5ForConditionalGeneration, t5-small config",
+    "lstm-lm": "Zaremba et al. 2014 medium PTB LSTM, as pytorch/examples word_language_model's RNNModel",
     "gpt3-175b": "Brown et al. 2020, Table 2.1, on the GPT-2 architecture",
     "li2022": "li2022 section III, Table II",
 }

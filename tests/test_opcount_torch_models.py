@@ -480,3 +480,86 @@ def test_batch_mixed_with_itself_is_an_error():
             return x @ x.t()            # [batch, batch]: no per-sample shape
     with pytest.raises(opcount.ModelError, match=r"^Gram: matmul: cannot find the batch axis of a tensor"):
         opcount.load_torch(Gram(), torch.randn(2, 3))
+
+
+def test_zoo_lstm_lm_equals_its_torch_twin():
+    """zoo:lstm-lm against pytorch/examples' RNNModel at the same sizes, built on meta."""
+    class RNNModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+            self.encoder = nn.Embedding(10000, 650)
+            self.rnn = nn.LSTM(650, 650, 2, dropout=0.5)
+            self.decoder = nn.Linear(650, 10000)
+
+        def forward(self, x):              # sequence first, as the example feeds it
+            output, hidden = self.rnn(self.drop(self.encoder(x)))
+            return self.decoder(self.drop(output))
+    with torch.device("meta"):
+        model = RNNModel()
+    ir = opcount.load_torch(model, torch.zeros(35, 1, dtype=torch.long), batch_dim=1, loss="cross_entropy")
+    zoo = opcount.load_model("zoo:lstm-lm")
+    assert ir.params == zoo.params == sum(p.numel() for p in model.parameters()) == 19_780_400
+    for phase in ("inference", "training"):
+        a = opcount.count_model(ir, FAKE, phase=phase, batch=20)
+        b = opcount.count_model(zoo, FAKE, phase=phase, batch=20)
+        assert a.totals == b.totals and a.macs == b.macs and a.complete and b.complete
+
+
+def vit_spec(image=16, patch=4, d=16, heads=2, layers=2, classes=5):
+    """The ViT twin as a model spec: cls_token and positional_embedding layers where the torch
+    model has bare parameters."""
+    t = (image // patch) ** 2
+    ls = [{"type": "conv2d", "out": d, "kernel": patch, "stride": patch}, {"type": "reshape", "shape": [d, t]},
+          {"type": "transpose", "perm": [1, 0]}, {"type": "cls_token"}, {"type": "positional_embedding", "name": "x0"}]
+    x = "x0"
+    for i in range(layers):
+        ls += [{"type": "layernorm", "eps": 1e-6, "inputs": x}, {"type": "attention", "heads": heads},
+               {"type": "dropout", "p": 0.0, "name": f"a{i}"}, {"type": "add", "inputs": [f"a{i}", x], "name": f"r{i}"},
+               {"type": "layernorm", "eps": 1e-6}, {"type": "linear", "out": 4 * d}, {"type": "gelu"},
+               {"type": "dropout", "p": 0.0}, {"type": "linear", "out": d}, {"type": "dropout", "p": 0.0, "name": f"m{i}"},
+               {"type": "add", "inputs": [f"m{i}", f"r{i}"], "name": f"x{i + 1}"}]
+        x = f"x{i + 1}"
+    ls += [{"type": "layernorm", "eps": 1e-6}, {"type": "select", "index": 0}, {"type": "linear", "out": classes}]
+    return {"name": "vit", "input": [3, image, image], "layers": ls}
+
+
+@pytest.mark.parametrize("phase", ["inference", "training"])
+def test_vit_twin_equals_its_yaml_spec(phase):
+    torch.manual_seed(0)
+    ir = opcount.load_torch(ViT(), torch.randn(1, 3, 16, 16))
+    spec = opcount.load_model(vit_spec())
+    a = opcount.count_model(ir, FAKE, phase=phase, batch=3)
+    b = opcount.count_model(spec, FAKE, phase=phase, batch=3)
+    assert a.params == b.params and a.macs == b.macs
+    assert a.totals == b.totals
+
+
+def test_standard_module_alone_tied_weights_and_repeated_inputs():
+    ir = opcount.load_torch(nn.LSTM(4, 3, batch_first=True), torch.randn(2, 5, 4))
+    assert [(layer.name, layer.type) for layer in ir.layers] == [("LSTM", "lstm")] and ir.complete
+    x = torch.randn(5, 2, 8)
+    mha = nn.MultiheadAttention(8, 2)
+    ir = opcount.load_torch(mha, (x, x, x), batch_dim=1)      # one tensor given three times: self-attention
+    assert [layer.type for layer in ir.layers] == ["attention"] and ir.layers[0].inputs == ("input",)
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(10, 4)
+
+        def forward(self, i):
+            return F.linear(self.wte(i), self.wte.weight)
+    ir = opcount.load_torch(Tied(), torch.zeros(2, 3, dtype=torch.long))
+    assert ir.layers[1].attrs["tied_to"] == "wte" and ir.params == 40 and ir.complete
+
+    class Reused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(4, 4))
+
+        def forward(self, x):
+            return F.linear(x * self.w.sum(), self.w)
+    with pytest.warns(opcount.IncompleteModelWarning, match=r"linear \(linear\): reuses the parameters of 'w'"):
+        ir = opcount.load_torch(Reused(), torch.randn(2, 4))
+    assert not ir.complete and ir.params == 16

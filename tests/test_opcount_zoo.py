@@ -24,6 +24,8 @@ PARAMS = {
     "gpt3-175b": 174_604_259_328,
     # mistralai/Mistral-7B-v0.1, Mixtral-8x7B-v0.1 (46.7 B in all, 12.9 B active), t5-small
     "mistral-7b": 7_241_732_096, "mixtral-8x7b": 46_702_792_704, "t5-small": 60_506_624,
+    # pytorch/examples word_language_model RNNModel, LSTM 650 x 2 on a 10,000-word vocabulary
+    "lstm-lm": 19_780_400,
 }
 
 # torchvision model docs, "GFLOPS" (multiply-accumulates, 224x224, batch 1), two decimals
@@ -133,7 +135,7 @@ def test_seq_past_the_learned_position_table_is_refused(capsys):
 
 def test_unknown_zoo_name_lists_every_name_and_a_close_match():
     known = ("alexnet, bert-base, densenet121, googlenet, gpt2, gpt2-large, gpt2-medium, gpt2-xl, gpt3-175b, "
-             "lenet5, llama2-13b, llama2-70b, llama2-7b, mistral-7b, mixtral-8x7b, mobilenet_v2, resnet101, "
+             "lenet5, llama2-13b, llama2-70b, llama2-7b, lstm-lm, mistral-7b, mixtral-8x7b, mobilenet_v2, resnet101, "
              "resnet152, resnet18, resnet34, resnet50, squeezenet1_0, squeezenet1_1, t5-small, vgg11, vgg13, vgg16, "
              "vgg19, vit_b_16, "
              "li2022-mlp-{4..18}-{sigmoid,tanh,gelu}, li2022-cnn-{2..10}")

@@ -88,6 +88,15 @@ def test_one_bad_input_never_ends_a_batch(tmp_path, capsys):
     assert rows[0]["macs"] == 4 * 8 + 8 * 2
 
 
+def test_a_folder_with_a_fifo_is_scanned_without_blocking(tmp_path, capsys):
+    (tmp_path / "good.yaml").write_text(SPEC)
+    os.mkfifo(tmp_path / "pipe.yaml")
+    assert main(["score", str(tmp_path), "--json"]) == 1
+    rows = _strict_json(capsys.readouterr().out)
+    assert [row["error"] is None for row in rows] == [True, False]
+    assert rows[1]["error"].endswith("pipe.yaml: is a FIFO (named pipe), not a regular file")
+
+
 def test_a_bad_per_model_plot_path_is_refused_before_anything_is_written(tmp_path, capsys):
     (tmp_path / "f-lenet5.png").mkdir()
     out = tmp_path / "rows.csv"
