@@ -104,3 +104,13 @@ def test_glitches_flag_counts_unit_delay_toggles(capsys):
     _, out, _ = run(capsys, "compare-adders", "--widths", "6", "--designs", "ripple_carry",
                     "--power", "--glitches", "--vectors", "300", "--json")
     assert json.loads(out)[0]["energy_fj_per_op"] == pytest.approx(unit["energy_fj_per_op"])
+
+
+def test_compare_adders_pareto_plot(capsys, tmp_path):
+    png = tmp_path / "front.png"
+    status, out, _ = run(capsys, "compare-adders", "--widths", "4,6", "--designs",
+                         "ripple_carry,kogge_stone", "--pareto", str(png), "--vectors", "100")
+    assert status == 0 and "fJ/op" in out            # --pareto implies --power
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    status, _, err = run(capsys, "compare-adders", "--pareto", str(tmp_path / "front.jpg"))
+    assert status == 2 and "--pareto" in err

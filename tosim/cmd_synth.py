@@ -62,6 +62,9 @@ def register(subparsers):
                        help="also simulate each circuit on an operand stream: critical-path delay "
                             "(ps), area (um^2), switching energy per op (fJ) and energy-delay "
                             "product (fJ*ns) columns (see tosim activity)")
+    p_cmp.add_argument("--pareto", metavar="F.png",
+                       help="also plot switching energy per op against delay per width, with "
+                            "the Pareto front, to F.png (implies --power)")
     _add_stream_args(p_cmp, "uniform")
     _add_jobs(p_cmp)
     p_cmp.set_defaults(func=_compare)
@@ -237,6 +240,9 @@ def _compare(args):
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
     if args.plot is not None:
         check_output(args.plot, "--plot", (".png",), inputs=(args.profile,))
+    if args.pareto is not None:
+        check_output(args.pareto, "--pareto", (".png",), inputs=(args.profile,))
+        args.power = True
     designs = _names(args.designs, registry.designs_for(args.unit), f"{args.unit} design")
     profile = hp.load(args.profile)
     designs = designs or list(registry.designs_for(args.unit))
@@ -263,6 +269,11 @@ def _compare(args):
         from ._plots import design_curves
         design_curves(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
               args.plot)
+    if args.pareto:
+        from ._plots import pareto_fronts
+        pareto_fronts(rows, power, f"{args.unit} designs, profile {profile.name}: "
+                      f"{power[0].distribution} operands, glitches {power[0].glitches}",
+                      args.pareto)
     if args.json:
         print(json_text(records))
         return 0
