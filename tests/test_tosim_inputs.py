@@ -288,3 +288,13 @@ def test_yosys_time_limit_and_module_cache_folder(tmp_path, monkeypatch):
     assert _yosys._module_cache_dir() == str(tmp_path / "tosim" / "yowasp")
     monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path / "mine"))
     assert _yosys._module_cache_dir() == str(tmp_path / "mine")
+
+
+def test_measurement_rows_are_bounded(tmp_path):
+    from calibrate import read_measurements
+    path = tmp_path / "m.csv"
+    path.write_text("model,energy_j,samples\nzoo:lenet5,1e308,\nzoo:lenet5,5,1e300\nzoo:lenet5,6,\n")
+    data = read_measurements(str(path), zoo_names=("lenet5",))
+    assert [r.energy_j for r in data.rows] == [6.0]
+    assert [problem for _, problem in data.problems] == ["energy_j must be at most 1e+15 J, not '1e308'",
+                                                         "samples must be at most 2^53, not '1e300'"]
