@@ -141,6 +141,14 @@ def test_an_empty_field_names_file_line_and_field(tmp_path, capsys, ltype, field
                                   "empty; give it a value or leave it out")
 
 
+def test_an_empty_layer_name_is_an_error_too(tmp_path, capsys):
+    path = tmp_path / "m.yaml"
+    path.write_text("input: [4]\nlayers:\n  - {type: relu, name: }\n")
+    assert main(["count", str(path)]) == 2
+    assert _one_error(capsys) == (f"tosim: error: {path}: line 3: layer 0: field 'name' is empty; give it a value "
+                                  "or leave it out")
+
+
 def test_transposed_conv_output_padding_as_pytorch(tmp_path, capsys):
     path = tmp_path / "m.yaml"
     path.write_text("input: [3, 8, 8]\nlayers: [{type: conv_transpose2d, out: 2, kernel: 3, stride: 2, "
