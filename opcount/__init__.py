@@ -18,7 +18,8 @@ import os
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
 from ._hf import load_hf_config
-from ._ir import FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model
+from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model,
+                  with_default_format)
 from ._onnx import load_onnx
 from ._spec import load_spec, spec_to_model
 from ._torch import load_torch
@@ -27,6 +28,7 @@ from .movement import Densities, MemoryHierarchy, MovementResult, count_movement
 
 __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_model", "load_model", "load_spec",
            "spec_to_model", "load_onnx", "load_torch", "load_hf_config", "with_format",
+           "with_default_format",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
            "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS"]
@@ -41,12 +43,14 @@ _STEP_DEFAULTS = {"past": 0, "kv_cache": False, "logits": "all"}
 
 
 def with_format(model, fmt):
-    """``model`` with every layer (and the model default) in number format ``fmt``."""
+    """``model`` with every layer (and the model default) in number format ``fmt`` (an explicit
+    choice: a profile's ``default_format`` no longer replaces it)."""
     import dataclasses
     if fmt not in FORMATS:
         raise ModelError(f"{model.source}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    layers = [layer if layer.format == fmt else dataclasses.replace(layer, format=fmt) for layer in model.layers]
-    return dataclasses.replace(model, layers=layers, format=fmt)
+    layers = [layer if layer.format == fmt and layer.format_given
+              else dataclasses.replace(layer, format=fmt, format_given=True) for layer in model.layers]
+    return dataclasses.replace(model, layers=layers, format=fmt, format_given=True)
 
 
 def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits="all"):
@@ -55,7 +59,9 @@ def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits=
 
     ``seq`` sets the sequence length of zoo transformers and Hugging Face configs. ``format``
     counts every layer in that number format (otherwise the model's own: a spec's ``format``, a
-    Hugging Face config's ``torch_dtype``, fp32 for the zoo). For causal language models (zoo
+    Hugging Face config's ``torch_dtype``; a model that names none is read in fp32 and marked
+    ``format_given=False``, and :func:`count_model` then counts it in the profile's
+    ``default_format``). For causal language models (zoo
     GPT/LLaMA/Mistral/Mixtral, Hugging Face gpt2/llama/mistral/mixtral/qwen2 configs) ``past``,
     ``kv_cache`` and ``logits`` build one serving step: ``seq`` new tokens after ``past`` cached
     ones, storing their keys and values when ``kv_cache``, the LM head over ``"all"`` positions

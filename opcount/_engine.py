@@ -15,7 +15,7 @@ import numpy as np
 from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
 
 from ._formulas import FORMULAS, Context, LayerCost
-from ._ir import FORMATS, MODEL_INPUT, ModelIR
+from ._ir import FORMATS, MODEL_INPUT, ModelError, ModelIR, with_default_format
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
@@ -273,6 +273,10 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     ``profile`` is a loaded profile (an object with ``recipe_ops(name, direction)`` and
     ``has_recipe(name)``; its ``name`` is reported) or a profile name or YAML path for
     ``hardware_profiles.load``. Stages outside the phase are zero.
+    Formats: a model (or layer) that names no format is counted in the profile's
+    ``default_format`` (:func:`opcount.with_default_format`); a layer, loss or update row in a
+    format the profile does not list raises :class:`ModelError` naming the model, the layer, the
+    format and the profile (its cost table has no units for it).
     Backward rules: a layer computes an input gradient only for inputs whose value depends on
     trainable parameters (so the first layer computes none, unless the model sets
     ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
@@ -293,6 +297,9 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     if isinstance(profile, str):
         from hardware_profiles import load
         profile = load(profile)
+    default_format = getattr(profile, "default_format", None)
+    if isinstance(default_format, str):
+        model = with_default_format(model, default_format)
     stages = PHASES[phase]
     training = phase == "training"
     needs_grad = {MODEL_INPUT: bool(model.input_grad)}
@@ -393,6 +400,21 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
             stages={"forward": _full(Counter()), "loss": _full(fwd), "backward": _full(grad),
                     "update": _full(Counter())},
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
+    _check_listed(model, counted, profile, profile_name)
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
                        layers=counted, incomplete=incomplete, active_params=model.active_params)
+
+
+def _check_listed(model, counted, profile, profile_name):
+    """ModelError when a counted row is in a format the profile does not list (its cost table has
+    no units for it: pricing would synthesize units the profile never asked for)."""
+    listed = getattr(profile, "formats", None)
+    if not isinstance(listed, (list, tuple)):
+        return
+    for row in counted:
+        if row.format not in listed:
+            what = "the loss" if row.name == "loss" and row.type == model.loss else f"layer {row.name!r}"
+            raise ModelError(f"{model.source}: model {model.name!r} ({what}) is in {row.format}, which profile "
+                             f"{profile_name!r} does not list (its formats: {', '.join(listed)}); add {row.format} "
+                             f"to the profile's formats or count in a listed one (--format)")
 

@@ -7,7 +7,8 @@ maximum positions). Read as well: ``num_key_value_heads`` (grouped-query attenti
 ``head_dim``, Mistral's and Mixtral's ``sliding_window`` (each query sees itself and the
 window-1 keys before it, as the eager and SDPA masks of transformers do), Mixtral's
 ``num_local_experts`` and ``num_experts_per_tok`` (a mixture-of-experts MLP), and
-``torch_dtype`` (or ``dtype``), which sets the number format (fp32 when absent).
+``torch_dtype`` (or ``dtype``), which sets the number format (the profile's
+``default_format`` when absent).
 Qwen2's q/k/v projections carry biases and its output projection none. ``t5`` configs (T5 v1.0
 with ``feed_forward_proj: relu`` and tied embeddings; v1.1 and Flan-T5 with ``gated-gelu`` and an
 LM head of their own) build the encoder-decoder of ``t5_spec``, ``seq`` tokens in the encoder and
@@ -29,8 +30,8 @@ _DTYPES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16"
 
 
 def _format(config, where):
-    """The number format of the config's ``torch_dtype`` (``dtype`` in newer configs); fp32 when
-    it names none."""
+    """The number format of the config's ``torch_dtype`` (``dtype`` in newer configs); ``None``
+    when it names none (then the profile's ``default_format`` applies, fp32 without one)."""
     for key in ("torch_dtype", "dtype"):
         value = config.get(key)
         if value is None:
@@ -40,7 +41,7 @@ def _format(config, where):
             raise ModelError(f"{where}: {key!r} {value!r} is not a format tosim counts (known: "
                              f"{', '.join(sorted(_DTYPES))})")
         return _DTYPES[name]
-    return "fp32"
+    return None
 
 
 def is_hf_config(data):

@@ -42,6 +42,7 @@ class Layer:
     params: int = 0
     format: str = "fp32"
     known: bool = True
+    format_given: bool = True   # False: the layer and its model named no format (fp32 stood in)
 
     @property
     def in_shape(self):
@@ -61,6 +62,7 @@ class ModelIR:
     input_grad: bool = False
     source: str = "<model>"
     left_out: list = field(default_factory=list)
+    format_given: bool = True   # False: the model named no format (fp32 stood in; see with_default_format)
 
     @property
     def params(self):
@@ -131,17 +133,22 @@ def _check_tied(where, ref, this, built):
                          f"weight has shape {ours}")
 
 
-def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimizer="sgd",
+def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer="sgd",
                 input_grad=False, source="<model>", lines=None):
     """Resolve ``inputs:`` references and infer every layer's shapes and parameters.
 
-    ``layers`` is a list of dicts ``{type, name?, inputs?, format?, ...attrs}``. Raises
+    ``layers`` is a list of dicts ``{type, name?, inputs?, format?, ...attrs}``. ``format``:
+    the model's number format; ``None`` when the model names none, then fp32 stands in and the
+    model and its layers without a format of their own are marked ``format_given=False`` (a
+    profile's ``default_format`` replaces it, see :func:`opcount.with_default_format`). Raises
     :class:`ModelError` with a one-line message naming ``source`` and the layer (and the line,
     where ``lines`` maps key paths such as ``("layers", 2, "out")`` to lines).
     """
     from . import _shapes
     if not _is_name(name):
         raise ModelError(f"{source}: model 'name' must be a string or a number, not {name!r}")
+    format_given = format is not None
+    format = "fp32" if format is None else format
     if format not in FORMATS:
         raise ModelError(f"{source}: model format must be one of {', '.join(FORMATS)}, not {format!r}")
     if loss not in LOSSES:
@@ -196,6 +203,7 @@ def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimiz
                     raise ModelError(f"{_where(source, lname, ltype)}: input {ref!r} is not an earlier layer or "
                                      "'input'")
             inputs = tuple(inputs)
+        lgiven = format_given or "format" in spec
         lformat = spec.pop("format", format)
         if lformat not in FORMATS:
             raise ModelError(f"{_where(source, lname, ltype)}: format must be one of {', '.join(FORMATS)}, "
@@ -206,11 +214,27 @@ def build_model(*, name, input_shape, layers, format="fp32", loss="mse", optimiz
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
         layer = Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
-                      attrs=attrs, params=params, format=lformat, known=known)
+                      attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven)
         if known and attrs.get("tied_to") is not None:
             _check_tied(_where(source, lname, ltype), attrs["tied_to"], layer, built)
         built.append(layer)
         shapes[lname] = out_shape
         previous = lname
     return ModelIR(name=str(name), input_shape=input_shape, layers=built, format=format, loss=loss,
-                   optimizer=optimizer, input_grad=bool(input_grad), source=source)
+                   optimizer=optimizer, input_grad=bool(input_grad), source=source, format_given=format_given)
+
+
+def with_default_format(model, fmt):
+    """``model`` with number format ``fmt`` wherever it named none: the model's own format and
+    each layer's that stood in as fp32 (``format_given`` false) become ``fmt``; formats the model
+    or a layer named stay. This is how a profile's ``default_format`` applies (precedence: an
+    explicit override such as ``--format``, then the model's own format, then the profile's
+    ``default_format``)."""
+    import dataclasses
+    if fmt not in FORMATS:
+        raise ModelError(f"{model.source}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if model.format_given and all(layer.format_given for layer in model.layers):
+        return model
+    layers = [layer if layer.format_given or layer.format == fmt else dataclasses.replace(layer, format=fmt)
+              for layer in model.layers]
+    return dataclasses.replace(model, layers=layers, format=model.format if model.format_given else fmt)

@@ -49,8 +49,10 @@ class _Net:
         return self
 
 
-def _spec(name, input_shape, net, loss="cross_entropy", optimizer="sgd", format="fp32"):
-    return {"name": name, "input": list(input_shape), "loss": loss, "optimizer": optimizer, "format": format,
+def _spec(name, input_shape, net, loss="cross_entropy", optimizer="sgd", format=None):
+    # no format: the zoo's models are counted in the profile's default_format (fp32 without one)
+    return {"name": name, "input": list(input_shape), "loss": loss, "optimizer": optimizer,
+            **({"format": format} if format is not None else {}),
             "layers": net.layers}
 
 
@@ -279,7 +281,7 @@ def _vit_b16(seq=None):
 
 
 def bert_spec(name, *, d, depth, heads, ffn, vocab, max_positions, type_vocab, seq, eps=1e-12, act="gelu",
-              approximate="none", format="fp32"):
+              approximate="none", format=None):
     """HF ``BertModel`` (embeddings, post-norm encoder, pooler) on ``seq`` tokens."""
     n = _Net()
     n.add("embedding", vocab=vocab, dim=d)
@@ -312,7 +314,7 @@ def _step_fields(past, kv_cache):
 
 
 def gpt2_spec(name, *, d, depth, heads, vocab, context, seq, ffn=None, eps=1e-5, act="gelu", approximate="tanh",
-              tied=True, past=0, kv_cache=False, logits="all", format="fp32"):
+              tied=True, past=0, kv_cache=False, logits="all", format=None):
     """HF ``GPT2LMHeadModel``: token and position embeddings, pre-norm blocks with causal
     attention, final layernorm, LM head (tied to the token embedding unless ``tied`` is false).
     ``seq`` new tokens after ``past`` cached ones (their keys and values are read from the KV
@@ -341,7 +343,7 @@ def _gpt(name, seq=None, **step):
 
 def llama_spec(name, *, d, depth, heads, kv_heads, ffn, vocab, seq, eps=1e-5, tied=False, act="silu",
                attention_bias=False, mlp_bias=False, out_bias=None, head_dim=None, window=None, experts=None,
-               top_k=None, past=0, kv_cache=False, logits="all", format="fp32"):
+               top_k=None, past=0, kv_cache=False, logits="all", format=None):
     """HF ``LlamaForCausalLM`` (also Mistral, Qwen2, Mixtral): RMSNorm pre-norm blocks, rotary
     causal attention with grouped-query heads (a sliding ``window`` of keys for Mistral v0.1),
     gated MLP down(act(gate(x)) * up(x)) or, with ``experts``, a mixture of experts choosing
@@ -387,7 +389,7 @@ def _llama(name, seq=None, **step):
                       seq=seq or context, eps=eps, window=window, experts=experts, top_k=top_k, **step)
 
 
-def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e-6, buckets=32, format="fp32",
+def t5_spec(name, *, d, depth, heads, d_kv, ffn, vocab, seq, target=None, eps=1e-6, buckets=32, format=None,
             decoder_depth=None, act="relu", approximate="none", gated=False, tied=True, dropout=0.1):
     """HF ``T5ForConditionalGeneration`` (T5 v1.0: ReLU feed-forward, tied embeddings): a shared
     token embedding; an encoder of ``depth`` blocks (RMS-style T5LayerNorm, self-attention without

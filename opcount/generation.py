@@ -142,13 +142,15 @@ def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=Non
     ``memory``: a :class:`~opcount.movement.MemoryHierarchy` (or a profile with a memory
     section) to price data movement, KV cache included; ``per_step``: count every decode step
     instead of the closed form (for checking). Returns a :class:`GenerationCount`."""
-    from . import load_model
+    from . import load_model, with_default_format
     for name, value, least in (("prompt", prompt, 1), ("new_tokens", new_tokens, 1), ("batch", batch, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ModelError(f"{source}: {name} must be a positive integer, not {value!r}")
 
     def build(tokens, past):
-        return load_model(source, seq=tokens, past=past, kv_cache=True, logits="last", format=format)
+        model = load_model(source, seq=tokens, past=past, kv_cache=True, logits="last", format=format)
+        default = getattr(profile, "default_format", None)
+        return with_default_format(model, default) if isinstance(default, str) else model
 
     def count(model):
         return count_model(model, profile, phase="inference", batch=batch)

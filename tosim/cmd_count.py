@@ -27,8 +27,9 @@ def register(subparsers):
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     add_model_arguments(parser)
     parser.add_argument("--format", default=None, choices=list(FORMATS),
-                        help="count every layer in this number format (default: the model's; a Hugging Face "
-                             "config's torch_dtype, fp32 for the zoo)")
+                        help="count every layer in this number format, one the profile lists (default: the model's "
+                             "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
+                             "default_format)")
     parser.add_argument("--depth", type=non_negative_int, default=None, metavar="N",
                         help="roll the counts up by module path to depth N (layer names split at '.', as "
                              "opcount.load_torch and ONNX exports name them; 0: the whole model) instead of "

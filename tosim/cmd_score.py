@@ -60,8 +60,9 @@ def register(subparsers):
     whole.add_argument("--epochs", type=positive_int, default=None,
                      help="epochs of the run (default 1); alone, an epoch is one step of --batch samples")
     parser.add_argument("--format", default=None, choices=list(FORMATS),
-                        help="count every layer in this number format (default: the model's; a Hugging Face "
-                             "config's torch_dtype, fp32 for the zoo)")
+                        help="count every layer in this number format, one the profile lists (default: the model's "
+                             "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
+                             "default_format)")
     parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
                         help="training in mixed precision: the optimizer's master weights in this format (e.g. "
                              "fp32 with --format bf16); each layer's update is priced in it")
@@ -226,10 +227,11 @@ def run(args):
         summary = (f"{len(results) - len(failed)} of {len(results)} models scored with {profile.name} "
                    f"({args.phase}, {text}) in {seconds:.2f} s")
         if device is not None:
-            summary += f"; energy from device {args.device} ({device['feature']}), carbon at {grid:g} gCO2e/kWh"
+            how = "energy model: joules per layer and per term" if "energy_model" in device else device["feature"]
+            summary += f"; energy from device {args.device} ({how}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
         if any(r.incomplete_types for r in results):
-            print("(!) incomplete: some layers could not be fully counted (see the incomplete column)")
+            print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
     if args.out:
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
     for path in plots:
