@@ -348,7 +348,7 @@ def _resolve(model, consts, x_names, batch, path):
     folded = set()
     elem_types = {}
     shapes = {}
-    for _ in range(12):
+    for _ in range(100):                    # until nothing more folds
         remaining = [n for k, n in enumerate(nodes) if k not in folded]
         work = _inference_model(model, remaining, consts, real, x_names, batch)
         try:
