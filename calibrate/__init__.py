@@ -7,6 +7,9 @@
 * Fits (:func:`fit_polynomial`, :func:`fit_nonnegative`) of joules on TOs, FLOPs or MACs, with
   exact power-of-two feature scaling; :func:`split_indices` for the seeded 60/40 split and
   :func:`metrics` for the li2022 metrics (RMSE, R^2, Table III precision and errors in joules).
+* Device energy models (:class:`EnergyModel`, :func:`fit_energy_model`): joules per basic op and
+  format, per byte, per layer call and static power x roofline time, fitted non-negative with the
+  profile's transistor prices as the prior, on per-layer features (:class:`LayerTable`).
 * :func:`predict` turns a profile device's coefficients and a feature value into joules.
 * Energy counters (:class:`RaplCounter`, :class:`NvmlCounter`, :func:`detect_counter`,
   :class:`EnergyMeter`, :func:`probe_counter`) and the PyTorch harness (:func:`measure_runs`;
@@ -17,6 +20,8 @@ calibrate imports no other tosim package; callers pass ModelIRs and zoo names in
 """
 from ._counters import (COUNTER_KINDS, MAX_PLAUSIBLE_W, CounterError, CounterProbe, CounterUnavailable, EnergyMeter,
                         NvmlCounter, RaplCounter, detect_counter, probe_counter, wrapped_delta)
+from ._energy import (BYTE_ROLES, ENERGY_MODEL_VERSION, ENERGY_TERMS, LOSSES, EnergyModel, LayerTable,
+                      fit_energy_model, tos_only_scale)
 from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomial, metrics, power_of_two_scale,
                    predict, split_indices)
 from ._harness import TORCH_LAYERS, build_torch_module, iter_runs, measure_forward, measure_runs, time_forward
@@ -32,4 +37,6 @@ __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measuremen
            "CounterUnavailable", "CounterError", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
            "wrapped_delta", "COUNTER_KINDS", "MAX_PLAUSIBLE_W", "CounterProbe", "probe_counter",
            "build_torch_module", "measure_runs", "iter_runs", "measure_forward", "time_forward", "TORCH_LAYERS",
-           "layer_suite", "SuiteConfig", "SUITE_LAYER_TYPES", "MAX_ELEMENTS", "MAX_MACS"]
+           "layer_suite", "SuiteConfig", "SUITE_LAYER_TYPES", "MAX_ELEMENTS", "MAX_MACS",
+           "EnergyModel", "LayerTable", "fit_energy_model", "tos_only_scale", "ENERGY_TERMS", "BYTE_ROLES",
+           "ENERGY_MODEL_VERSION", "LOSSES"]

@@ -345,15 +345,22 @@ def _validate_partial(doc):
         _check_keys(doc, path, device, S.DEVICE_KEYS, "device key")
         for key, value in device.items():
             _check_type(doc, path + (key,), value, S.DEVICE_KEYS[key])
-        for key in ("feature", "coefficients"):
-            if key not in device:
-                raise doc.error(path, f"missing key {key!r}")
-        _check_choice(doc, path + ("feature",), device["feature"], S.DEVICE_FEATURES, "feature")
         if "unit" in device and device["unit"] not in S.DEVICE_UNITS:
             raise doc.error(path + ("unit",), f"unknown unit {device['unit']!r}: device coefficients "
                                               f"give joules, so unit can only be J")
         if "phase" in device:
             _check_choice(doc, path + ("phase",), device["phase"], S.DEVICE_PHASES, "phase")
+        if "energy_model" in device:
+            for key in ("feature", "coefficients"):
+                if key in device:
+                    raise doc.error(path + (key,), f"a device holds a polynomial (feature, coefficients) "
+                                                   f"or an energy_model, not both")
+            _validate_energy_model(doc, path + ("energy_model",), device["energy_model"])
+            continue
+        for key in ("feature", "coefficients"):
+            if key not in device:
+                raise doc.error(path, f"missing key {key!r} (or an energy_model)")
+        _check_choice(doc, path + ("feature",), device["feature"], S.DEVICE_FEATURES, "feature")
         if not device["coefficients"]:
             raise doc.error(path + ("coefficients",), "needs at least one coefficient (the intercept)")
         for i, c in enumerate(device["coefficients"]):
@@ -376,6 +383,51 @@ def _validate_partial(doc):
 MAX_ENERGY_J = 1e3
 #: Largest grid carbon intensity (g/kWh); real grids are below 2,000.
 MAX_GRID_INTENSITY = 1e6
+
+
+def _validate_energy_model(doc, path, model):
+    """``devices.<name>.energy_model`` (schema.ENERGY_MODEL_KEYS; calibrate.EnergyModel)."""
+    _check_keys(doc, path, model, S.ENERGY_MODEL_KEYS, "energy model key")
+    for key, value in model.items():
+        _check_type(doc, path + (key,), value, S.ENERGY_MODEL_KEYS[key])
+    if "version" not in model:
+        raise doc.error(path, "missing key 'version'")
+    if model["version"] not in S.ENERGY_MODEL_VERSIONS:
+        raise doc.error(path + ("version",), f"unknown energy model version {model['version']!r}; "
+                                             f"known: {', '.join(map(str, S.ENERGY_MODEL_VERSIONS))}")
+    terms = model.get("terms", list(S.ENERGY_TERMS))
+    for i, term in enumerate(terms):
+        _check_choice(doc, path + ("terms", i), term, S.ENERGY_TERMS, "energy term")
+    if len(set(terms)) != len(terms) or not terms:
+        raise doc.error(path + ("terms",), "needs each energy term at most once, and at least one")
+    for key, value in model.items():
+        if S.ENERGY_MODEL_KEYS[key] is float:
+            # joules are energies; watts, bytes, rates and seconds are non-negative numbers
+            if key.endswith("_j") or key.endswith("_per_byte") or key == "static_j_per_op_default":
+                _check_energy(doc, path + (key,), value)
+            else:
+                _check_number(doc, path + (key,), value)
+                if value < 0:
+                    raise doc.error(path + (key,), f"must be a non-negative number, not {value}")
+    for fmt, ops in model.get("op_j", {}).items():
+        _check_format(doc, path + ("op_j", fmt), fmt)
+        _check_type(doc, path + ("op_j", fmt), ops, dict)
+        _check_keys(doc, path + ("op_j", fmt), ops, S.BASIC_OPS, "op")
+        for op, value in ops.items():
+            _check_energy(doc, path + ("op_j", fmt, op), value)
+    _check_keys(doc, path + ("byte_j",), model.get("byte_j", {}), S.BYTE_ROLES, "tensor role")
+    for role, value in model.get("byte_j", {}).items():
+        _check_energy(doc, path + ("byte_j", role), value)
+    for kind, prices in model.get("byte_j_by_type", {}).items():
+        _check_type(doc, path + ("byte_j_by_type", kind), prices, dict)
+        _check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
+        for role, value in prices.items():
+            _check_energy(doc, path + ("byte_j_by_type", kind, role), value)
+    for kind, value in model.get("static_j_per_op", {}).items():
+        _check_energy(doc, path + ("static_j_per_op", kind), value)
+    for key in ("peak_ops_per_s", "bandwidth_bytes_per_s"):
+        if key in model and model[key] <= 0:
+            raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")
 
 
 def _check_energy(doc, path, value):

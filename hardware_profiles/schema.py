@@ -10,6 +10,7 @@ __all__ = [
     "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
     "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
     "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES", "PHASES", "LOSSES", "OPTIMIZERS", "DEFAULT_PROFILE",
+    "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES",
 ]
 
 SCHEMA_VERSION = 1
@@ -96,6 +97,32 @@ DEVICE_KEYS = {
     "phase": str,
     "metrics": dict,
     "description": str,
+    "energy_model": dict,
+}
+
+#: A device holds either a polynomial (``feature`` + ``coefficients``, li2022 eq. 4) or an
+#: ``energy_model`` (calibrate's device energy model: joules per basic op and format, per byte of
+#: inputs/outputs/weights with a spill level, per layer call, and static power x roofline time per
+#: layer type). Its versions:
+ENERGY_MODEL_VERSIONS = (1,)
+ENERGY_TERMS = ("ops", "memory", "calls", "static")
+BYTE_ROLES = ("inputs", "outputs", "weights")
+#: Keys of ``devices.<name>.energy_model`` -> type. All numbers are non-negative and finite.
+ENERGY_MODEL_KEYS = {
+    "version": int,
+    "terms": list,
+    "op_j": dict,                     # {format: {op: joules per basic op}}
+    "byte_j": dict,                   # {inputs|outputs|weights: joules per byte}
+    "byte_j_by_type": dict,           # {layer type: {inputs|outputs|weights: joules per byte}}
+    "capacity_bytes": float,          # bytes a layer call moves at the near rates
+    "spill_j_per_byte": float,        # extra joules per byte beyond capacity_bytes
+    "call_j": float,                  # joules per layer call
+    "static_w": float,                # static power (W), for the time estimate
+    "static_j_per_op": dict,          # {layer type: static_w / attained peak of its kernel}
+    "static_j_per_op_default": float,  # for layer types not listed
+    "peak_ops_per_s": float,          # nominal peak (basic ops per second)
+    "bandwidth_bytes_per_s": float,   # nominal bandwidth; peak / bandwidth is the balance
+    "latency_s": float,               # per layer call, time only
 }
 
 #: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.

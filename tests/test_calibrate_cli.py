@@ -261,9 +261,15 @@ def test_energies_beyond_float64_fit_are_one_line(tmp_path, capsys):
     status, _, err = fit_json([str(rows), "--profile", "li2022", "--weighting", "relative"], capsys)
     assert (status, err) == (2, f"tosim: error: {rows}: relative weighting: the measured energies span too many "
                                 "orders of magnitude for float64\n")
+    # relative is also the default on such a span
     status, _, err = fit_json([str(rows), "--profile", "li2022"], capsys)
-    assert (status, err) == (2, f"tosim: error: {rows}: the tos fit leaves float64's range (measured energies or "
-                                "features too large or too small)\n")
+    assert (status, err) == (2, f"tosim: error: {rows}: relative weighting: the measured energies span too many "
+                                "orders of magnitude for float64\n")
+    status, _, err = fit_json([str(rows), "--profile", "li2022", "--weighting", "absolute"], capsys)
+    warning, error = err.splitlines()
+    assert warning.startswith("tosim: warning: the measured energies span ")
+    assert (status, error) == (2, f"tosim: error: {rows}: the tos fit leaves float64's range (measured energies or "
+                                  "features too large or too small)")
 
 
 def test_energy_parts_option_is_checked_by_argparse(capsys):

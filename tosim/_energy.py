@@ -28,6 +28,13 @@ def resolve_device(profile, device):
     """The device mapping of ``profile`` named ``device`` (a mapping is returned as given after a
     check of its keys); a one-line :class:`DeviceError` with a did-you-mean when the profile has
     none of that name."""
+    if isinstance(device, dict) and "energy_model" in device:
+        import calibrate
+        try:
+            calibrate.EnergyModel.from_dict(device["energy_model"])
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise DeviceError(f"a device energy model mapping is malformed: {exc}") from None
+        return device
     if isinstance(device, dict):
         missing = [k for k in ("feature", "coefficients") if k not in device]
         if missing:
@@ -56,8 +63,12 @@ def resolve_device(profile, device):
 
 def energy_joules(device, tos, flops, macs):
     """Joules of a device's fitted polynomial E = c0 + c1 x + c2 x^2 + ... (:func:`calibrate.predict`),
-    x its feature (TOs, FLOPs or MACs); works on numbers and numpy arrays."""
+    x its feature (TOs, FLOPs or MACs); works on numbers and numpy arrays. A device energy model
+    needs the per-layer features of :func:`apply_energy` instead (DeviceError)."""
     import calibrate
+    if "energy_model" in device:
+        raise DeviceError("this device holds an energy model (per layer), not a polynomial of the workload's "
+                          "totals; score it with tosim score / tosim.score")
     x = {"tos": tos, "flops": flops, "macs": macs}[device["feature"]]
     return calibrate.predict(device["coefficients"], float(x) if isinstance(x, int) else x)
 
@@ -76,11 +87,22 @@ def apply_energy(rows, profile, device, grid=None):
         row["energy_j"] = row["gco2e"] = None
         if device is None or row["error"] is not None:
             continue
-        energy = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
+        if "energy_model" in device:
+            _apply_model(row, device)
+            if row["error"] is not None:
+                continue
+            energy = row["energy_j"]
+            row["energy_j"] = None
+        else:
+            energy = float(energy_joules(device, row["tos"], row["flops"], row["macs"]))
         carbon = carbon_grams(energy, grid) if grid is not None else None
         if not math.isfinite(energy) or (carbon is not None and not math.isfinite(carbon)):
             # a result is a number or an error, never inf/nan presented as a score
             what = "energy" if not math.isfinite(energy) else "carbon"
+            if "energy_model" in device:
+                row["error"] = (f"{row['source'] or row['name']}: the {what} is not a finite number ({energy!r} J) "
+                                "under the device's energy model")
+                continue
             feature = device["feature"]
             row["error"] = (f"{row['source'] or row['name']}: the {what} is not a finite number ({energy!r} J): the "
                             f"device's coefficients {device['coefficients']} overflow float64 at {feature} = "
@@ -89,3 +111,19 @@ def apply_energy(rows, profile, device, grid=None):
         row["energy_j"] = energy
         if grid is not None:
             row["gco2e"] = carbon
+
+
+def _apply_model(row, device):
+    """A device energy model's joules of one row from its ``layer_table`` (the per-layer features
+    the pipeline keeps for such devices): ``energy_j``, ``energy_terms``, ``time_s`` and the same
+    per layer. An op the model does not price becomes the row's error."""
+    from ._device_model import model_energy
+    try:
+        total, terms, time_s, per_layer = model_energy(device, row["layer_table"])
+    except ValueError as exc:
+        row["error"] = f"{row['source'] or row['name']}: {exc}"
+        return
+    row["energy_j"], row["energy_terms"], row["time_s"] = total, terms, time_s
+    for layer in row.get("layers") or []:
+        entry = per_layer.get(layer["name"], {"energy_j": 0.0, "terms": {t: 0.0 for t in terms}, "time_s": 0.0})
+        layer["energy_j"], layer["energy_terms"], layer["time_s"] = entry["energy_j"], entry["terms"], entry["time_s"]

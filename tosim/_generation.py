@@ -141,6 +141,9 @@ def generate(model, profile=hardware_profiles.DEFAULT_PROFILE, *, prompt, new_to
         raise ScoreError(f"format {format} is not among the formats of profile {profile.name!r} "
                          f"({', '.join(profile.formats)}); add it to the profile's formats or choose a listed one")
     device = _energy.resolve_device(profile, device) if device is not None else None
+    if device is not None and "energy_model" in device:
+        raise _energy.DeviceError("generation scoring prices polynomial devices only; this device holds an energy "
+                                  "model (score the step's model with tosim score / tosim.score)")
     memory = opcount.MemoryHierarchy.from_profile(profile) if profile.memory is not None else None
     if densities is not None and not isinstance(densities, opcount.Densities):
         densities = opcount.Densities(**densities)

@@ -142,12 +142,15 @@ def read_model(source, load=None):
     return model
 
 
-def count_source(source, profile, phase, batch, per_layer, densities=None, keep=False, load=None):
+def count_source(source, profile, phase, batch, per_layer, densities=None, keep=False, load=None,
+                 layer_features=False):
     """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
     ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
     ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
     :class:`opcount.MovementResult`; ``keep`` keeps the :class:`opcount.CountResult` as
-    ``count_result``; ``load``: how to read the model, see :func:`read_model`); on failure ``{"source", "name", "error"}`` with the exact
+    ``count_result``; ``load``: how to read the model, see :func:`read_model`; ``layer_features``
+    keeps the per-layer features of a device energy model as ``layer_table``, see
+    :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}`` with the exact
     message."""
     label = source_label(source)
     try:
@@ -177,6 +180,9 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
            "error": None}
     if keep:
         out["count_result"] = result
+    if layer_features:
+        from ._device_model import layer_table
+        out["layer_table"] = layer_table(model, result)
     try:
         out["counts"] = result.as_array()
     except OverflowError:
@@ -222,14 +228,14 @@ def _auto_jobs(sources):
 
 
 def count_all(sources, profile, phase, batch, per_layer=False, jobs=None, progress=None, densities=None,
-              keep=False, load=None):
+              keep=False, load=None, layer_features=False):
     """:func:`count_source` of every source, in order; ``jobs`` processes (``None``: automatic).
     ``progress(done, source)`` is called after each source."""
     jobs = _auto_jobs(sources) if jobs is None else jobs
     if jobs > 1:
         import multiprocessing      # only then: its import costs a tenth of scoring the zoo
     options = dict(profile=profile, phase=phase, batch=batch, per_layer=per_layer, densities=densities, keep=keep,
-                   load=load)
+                   load=load, layer_features=layer_features)
     results = [None] * len(sources)
     done = 0
     if jobs > 1 and len(sources) > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -300,6 +306,8 @@ def finish_row(r, per_layer):
     row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
     row["tos"] = float(sum(r["stage_tos"]))
     row.update({k: v for k, v in r.items() if k.startswith(("energy_", "accesses_"))})
+    if "layer_table" in r:
+        row["layer_table"] = r["layer_table"]
     if per_layer:
         row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=float(lt.sum()))
                          for layer, lt in zip(r["layers"], r["layer_tos"])]
@@ -357,6 +365,10 @@ def combine_steps(step_rows, epochs):
             out.append(dict(failed, steps=steps))
             continue
         row = _combine(parts, step_rows, epochs)
+        if "layer_table" in row:
+            from ._device_model import combine_tables
+            row["layer_table"] = combine_tables([(part["layer_table"], n) for part, (_, n) in zip(parts, step_rows)],
+                                                epochs)
         if "layers" in row:
             row["layers"] = [_combine(layers, step_rows, epochs) for layers in zip(*(part["layers"] for part in parts))]
         row["steps"] = steps

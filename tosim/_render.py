@@ -55,7 +55,7 @@ def format_score_table(results, with_energy, with_movement=False):
             flops = layer.flops
             body.append([f"  {layer.name} ({layer.type})", count_text(layer.params), si(layer.macs), si(flops),
                          si(layer.tos), f"{layer.tos / flops:.0f}" if flops else "-"]
-                        + ([""] * 2 if with_energy else [])
+                        + ([si(layer.energy_j) if layer.energy_j is not None else "", ""] if with_energy else [])
                         + ([si(layer.energy_compute_j), si(layer.energy_movement_j)] if with_movement else []))
     widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
 

@@ -104,7 +104,8 @@ class Workload:
 @dataclass
 class LayerScore:
     """One layer of a :class:`ScoreResult` (``per_layer=True``): counts summed over the phase's
-    stages, TOs per stage and in total, and with a memory profile its data-movement split."""
+    stages, TOs per stage and in total, and with a memory profile its data-movement split; with a
+    device energy model its joules (``energy_j``), per term (``energy_terms``) and roofline time."""
     name: str
     type: str
     format: str
@@ -117,6 +118,9 @@ class LayerScore:
     energy_compute_j: Optional[float] = None
     energy_movement_j: Optional[float] = None
     accesses: dict = field(default_factory=dict)
+    energy_j: Optional[float] = None
+    energy_terms: Optional[dict] = None
+    time_s: Optional[float] = None
 
 
 @dataclass
@@ -129,6 +133,8 @@ class ScoreResult:
     lists ``{layer, type, reason}`` of each layer not fully counted and ``incomplete_types`` counts
     them by type; the TOs of such a model are too low. ``error`` is the message of a model that
     could not be read or counted (then the numbers are ``None``; :func:`score` raises instead).
+    With a device energy model (``devices.<name>.energy_model``), ``energy_terms`` splits
+    ``energy_j`` into ops, memory, calls and static joules and ``time_s`` is its roofline time.
     ``layers`` holds :class:`LayerScore` items with ``per_layer=True``. With a profile that has a
     ``memory:`` section, ``energy_compute_j``, ``energy_movement_j`` and ``accesses`` (per level
     of ``levels``) give the data-movement split, and ``movement`` the full
@@ -149,6 +155,8 @@ class ScoreResult:
     tos: Optional[float] = None
     energy_j: Optional[float] = None
     gco2e: Optional[float] = None
+    energy_terms: Optional[dict] = None
+    time_s: Optional[float] = None
     complete: bool = False
     incomplete: list = field(default_factory=list)
     incomplete_types: dict = field(default_factory=dict)
@@ -175,6 +183,9 @@ class ScoreResult:
         out = []
         if self.levels:
             out += ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv}" for lv in self.levels]
+        if self.energy_terms is not None:
+            from ._device_model import MODEL_FIELDS
+            out += MODEL_FIELDS
         if self.workload is not None:
             out += RUN_FIELDS
         return out
@@ -192,6 +203,10 @@ class ScoreResult:
         if self.levels:
             item.update(energy_compute_j=self.energy_compute_j, energy_movement_j=self.energy_movement_j)
             item.update({f"accesses_{lv}": self.accesses.get(lv) for lv in self.levels})
+        if self.energy_terms is not None:
+            from ._device_model import TERM_FIELDS
+            item.update({field_: self.energy_terms.get(term) for term, field_ in TERM_FIELDS.items()})
+            item["time_s"] = self.time_s
         if self.workload is not None:
             item.update(samples=self.workload.samples, passes=self.workload.passes, epochs=self.workload.epochs,
                         steps=self.steps)
@@ -216,6 +231,11 @@ def _layer_dict(layer, levels):
     if levels:
         out.update(energy_compute_j=layer.energy_compute_j, energy_movement_j=layer.energy_movement_j)
         out.update({f"accesses_{lv}": layer.accesses.get(lv) for lv in levels})
+    if layer.energy_terms is not None:
+        from ._device_model import TERM_FIELDS
+        out["energy_j"] = layer.energy_j
+        out.update({field_: layer.energy_terms.get(term) for term, field_ in TERM_FIELDS.items()})
+        out["time_s"] = layer.time_s
     return out
 
 
@@ -268,6 +288,8 @@ class Scores(list):
                 line.update(layer["counts"])
                 line.update({f"tos_{s}": v for s, v in layer["tos"].items() if s != "total"})
                 line["tos"] = layer["tos"]["total"]
+                if "energy_j" in layer:
+                    line["energy_j"] = layer["energy_j"]
                 line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra})
                 yield line
 
@@ -406,7 +428,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
     profile = _load_profile(profile)
     _check_listed(profile, load)
     device = _energy.resolve_device(profile, device) if device is not None else None
-    models = list(models)
+    models = [models] if isinstance(models, (str, os.PathLike, dict)) else list(models)
     skipped = []
     items = _pipeline.expand_inputs(models, skipped) if models else []
     sources = []
@@ -418,8 +440,9 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
+    from ._device_model import is_energy_model
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress,
-                       densities, keep, load)
+                       densities, keep, load, layer_features=is_energy_model(device))
     _energy.apply_energy(rows, profile, device, grid_intensity)
     levels = tuple(lv["name"] for lv in profile.memory["levels"]) if profile.memory is not None else ()
     return Scores([_result(row, profile.name, phase, batch, per_layer, levels, workload) for row in rows],
@@ -491,7 +514,7 @@ class _Failed:
 
 
 def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress, densities,
-                keep, load):
+                keep, load, layer_features=False):
     live = [s for s in sources if not isinstance(s, _Failed)]
     steps = workload.steps(batch) if workload is not None else ((batch, 1),)
     total = len(live) * len(steps)
@@ -503,7 +526,8 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
             def report(done, source, offset=offset):
                 progress(offset + done, total, source)
         counted = _pipeline.count_all(live, profile, phase, step_batch, per_layer=per_layer, jobs=jobs,
-                                      progress=report, densities=densities, keep=keep, load=load)
+                                      progress=report, densities=densities, keep=keep, load=load,
+                                      layer_features=layer_features)
         _pipeline.price(counted, profile, synth_progress)
         finished = iter(_pipeline.finish_row(r, per_layer) for r in counted)
         rows = [{"name": s.name, "source": None, "error": s.error} if isinstance(s, _Failed) else next(finished)
@@ -526,11 +550,14 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                              tos_by_stage=dict(layer["tos"]), tos=layer["tos_total"],
                              energy_compute_j=layer.get("energy_compute_j"),
                              energy_movement_j=layer.get("energy_movement_j"),
+                             energy_j=layer.get("energy_j"), energy_terms=layer.get("energy_terms"),
+                             time_s=layer.get("time_s"),
                              accesses={lv: layer[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in layer})
                   for layer in row["layers"]]
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
                        counts={op: row[op] for op in OPS}, tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
                        tos=row["tos"], energy_j=row["energy_j"], gco2e=row["gco2e"],
+                       energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),
                        complete=not row["incomplete_items"], incomplete=row["incomplete_items"],
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,
                        energy_compute_j=row.get("energy_compute_j"), energy_movement_j=row.get("energy_movement_j"),

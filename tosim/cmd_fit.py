@@ -8,7 +8,7 @@ import datetime
 import os
 import sys
 
-from ._io import check_output, json_text, non_negative_int, write_atomic
+from ._io import check_output, json_text, non_negative_int, save_figure, write_atomic
 
 __all__ = ["register", "run", "FEATURES"]
 
@@ -26,6 +26,38 @@ def _fraction(text):
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), not {text!r}")
     return value
+
+
+def _number(text, positive):
+    import argparse
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"must be a {'positive' if positive else 'non-negative'} number, not {text!r}")
+    return value
+
+
+def _positive(text):
+    return _number(text, True)
+
+
+def _non_negative(text):
+    return _number(text, False)
+
+
+def _terms(text):
+    """argparse type: comma-separated energy terms, each once."""
+    import argparse
+    from calibrate import ENERGY_TERMS
+    terms = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in terms if t not in ENERGY_TERMS]
+    if bad or not terms or len(set(terms)) != len(terms):
+        raise argparse.ArgumentTypeError(f"must be a comma-separated subset of {', '.join(ENERGY_TERMS)} "
+                                         f"(each once), not {text!r}")
+    return tuple(terms)
 
 
 def _energy_parts(text):
@@ -59,8 +91,23 @@ def register(subparsers):
                         help="coefficients beyond the intercept (default 1)")
     parser.add_argument("--train-fraction", type=_fraction, default=0.6, help="share of rows fitted (default 0.6)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random split (default 0)")
-    parser.add_argument("--weighting", default="absolute", choices=["absolute", "relative"],
-                        help="minimise absolute errors in joules (default) or errors relative to the measurement")
+    parser.add_argument("--weighting", default=None, choices=["absolute", "relative"],
+                        help="minimise errors relative to the measurement or absolute errors in joules (default: "
+                             "relative when the measured energies span more than a decade, else absolute)")
+    model = parser.add_argument_group(
+        "device energy model", "--model fits joules per basic op (TOs-priced prior), per byte, per layer call and "
+                               "static power x roofline time per layer type (docs/energy-model.md)")
+    model.add_argument("--model", action="store_true", help="fit the device energy model instead of a polynomial")
+    model.add_argument("--terms", default="ops,memory,calls,static", type=_terms,
+                       help="comma-separated terms of the model (default ops,memory,calls,static)")
+    model.add_argument("--prior-strength", type=_non_negative, default=1e-3,
+                       help="weight of the prior that per-op energies follow the transistor prices (default 1e-3)")
+    model.add_argument("--peak", type=_positive, default=None, metavar="OPS_PER_S",
+                       help="device peak in basic ops per second (kept as given)")
+    model.add_argument("--bandwidth", type=_positive, default=None, metavar="BYTES_PER_S",
+                       help="device memory bandwidth in bytes per second (with --peak: fixes the balance)")
+    model.add_argument("--static-power", type=_positive, default=None, metavar="W",
+                       help="static power in watts (sets the time scale of the roofline)")
     parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
@@ -166,6 +213,11 @@ def fit_all(measured, features, feature, degree, train, validation, weighting):
 
     def poly(name, deg):
         x = np.asarray([f[name] for f in features], dtype=np.float64)
+        if name != feature and np.unique(x[train]).size < deg + 1:
+            # a comparison on a feature that does not vary (the MACs of activation layers) is
+            # reported, never a reason to stop the chosen fit
+            return {"feature": name, "degree": deg, "coefficients": None, "status": "n/a (constant)",
+                    "train": None, "validation": None}, None
         fit = calibrate.fit_polynomial(x[train], y[train], deg, weighting=weighting)
         pred = fit.predict(x)
         return {"feature": name, "degree": deg, "coefficients": fit.coefficients,
@@ -173,6 +225,7 @@ def fit_all(measured, features, feature, degree, train, validation, weighting):
                 "validation": calibrate.metrics(y[validation], pred[validation])}, pred
 
     comparison = []
+    chosen, chosen_pred = None, None
     for name in POLY_FEATURES:
         entry, pred = poly(name, degree)
         comparison.append(entry)
@@ -210,7 +263,7 @@ def run(args):
     import opcount
     from tosim.cli import CommandError
 
-    if args.write_profile is not None and args.feature in ("tos-by-op", "tos+movement"):
+    if args.write_profile is not None and args.feature in ("tos-by-op", "tos+movement") and not args.model:
         raise CommandError("--write-profile needs a polynomial feature (tos, flops or macs): a profile device "
                            "is a polynomial in one feature")
     # outputs are checked before anything is read or fitted, against every file the command reads
@@ -234,6 +287,8 @@ def run(args):
         _warn_skipped(data.path, sorted(problems))
         raise CommandError(f"{args.measurements}: need at least {args.degree + 2} measurements to split into "
                            f"train and validation, got {len(rows)}")
+    if args.model:
+        return run_model(args, profile, data, rows, device, problems)
     cache = FeatureCache(profile)
     cache.prepare(rows)
     used, features = [], []
@@ -246,6 +301,7 @@ def run(args):
         used.append(row)
     problems.sort()
     _warn_skipped(data.path, problems)
+    args.weighting = resolve_weighting(args.weighting, [r.energy_j for r in used])
     try:
         train, validation = calibrate.split_indices(len(used), args.train_fraction, args.seed,
                                                     min_train=args.degree + 1)
@@ -275,11 +331,123 @@ def run(args):
     return 1 if problems else 0
 
 
+def resolve_weighting(weighting, energies):
+    """The loss weighting: as given, else relative when the energies span more than a decade
+    (absolute errors would let the largest runs decide the fit alone); a warning when absolute is
+    forced on such a span."""
+    span = max(energies) / min(energies) if energies and min(energies) > 0 else 1.0
+    if weighting is None:
+        return "relative" if span > 10 else "absolute"
+    if weighting == "absolute" and span > 10:
+        print(f"tosim: warning: the measured energies span {span:.3g}x; absolute weighting lets the largest "
+              "runs decide the fit (relative weighting is the default for such data)", file=sys.stderr)
+    return weighting
+
+
+def _groups(types):
+    """A run's group for per-type metrics: its layer types (views left out), '+'-joined."""
+    from ._device_model import VIEW_TYPES
+    kinds = sorted({t for t in types if t not in VIEW_TYPES and t != "dropout"})
+    return "+".join(kinds) if kinds else "(none)"
+
+
+def _metrics_or_none(y, p):
+    import calibrate
+    return calibrate.metrics(y, p) if len(y) else None
+
+
+def run_model(args, profile, data, rows, device, problems):
+    """``tosim fit --model``: the device energy model (calibrate.fit_energy_model) on per-layer
+    features, with per-group and joint metrics and the polynomial fits of TOs, FLOPs and MACs on
+    the same split beside it."""
+    import numpy as np
+    import calibrate
+    from tosim.cli import CommandError
+    from ._device_model import TableCache, model_tos_per_op
+    cache = TableCache(profile)
+    used, tables, groups = [], [], []
+    for row in rows:
+        try:
+            table, types = cache.run(row)
+        except ValueError as exc:
+            problems.append((row.line, str(exc)))
+            continue
+        used.append(row)
+        tables.append(table)
+        groups.append(_groups(types))
+    problems.sort()
+    _warn_skipped(data.path, problems)
+    if len(used) < 3:
+        raise CommandError(f"{args.measurements}: need at least 3 usable measurements to split into train and "
+                           f"validation, got {len(used)}")
+    y = np.asarray([r.energy_j for r in used], dtype=np.float64)
+    weighting = resolve_weighting(args.weighting, list(y))
+    table = calibrate.LayerTable.concat(tables)
+    try:
+        tos_per_op = model_tos_per_op(profile, table.op_keys)
+        train, validation = calibrate.split_indices(len(used), args.train_fraction, args.seed, min_train=2)
+        with np.errstate(all="ignore"):
+            model, info = calibrate.fit_energy_model(
+                table.subset(train), y[train], terms=args.terms, tos_per_op=tos_per_op, loss=weighting,
+                prior_strength=args.prior_strength, peak_ops_per_s=args.peak,
+                bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power)
+            pred, parts = model.predict_runs(table)
+        if not np.all(np.isfinite(pred)):
+            raise ValueError("the energy model's predictions leave float64's range")
+        # the polynomial comparisons (li2022's TOs, FLOPs, MACs) on the same rows and split
+        tos_col = table.per_run(table.ops @ np.asarray([tos_per_op[k] for k in table.op_keys]))
+        features = [{"tos": float(tos_col[i]), "flops": 2.0 * cache.macs_of(r), "macs": cache.macs_of(r)}
+                    for i, r in enumerate(used)]
+        with np.errstate(all="ignore"):
+            comparison = fit_all(list(y), features, None, 1, train, validation, weighting)[2]
+    except ValueError as exc:
+        raise CommandError(f"{args.measurements}: {exc}") from None
+    groups = np.asarray(groups)
+    by_group = {}
+    for name in sorted(set(groups.tolist())):
+        tr = train[groups[train] == name]
+        va = validation[groups[validation] == name]
+        share = {t: float(v[groups == name].sum() / pred[groups == name].sum()) if pred[groups == name].sum() else 0.0
+                 for t, v in parts.items()}
+        entry = {"rows": int(np.sum(groups == name)), "train": _metrics_or_none(y[tr], pred[tr]),
+                 "validation": _metrics_or_none(y[va], pred[va]), "term_share": share, "comparison": {}}
+        for comp in comparison:
+            if comp.get("status"):
+                entry["comparison"][comp["feature"]] = None
+                continue
+            p = calibrate.predict(comp["coefficients"], np.asarray([f[comp["feature"]] for f in features]))
+            entry["comparison"][comp["feature"]] = _metrics_or_none(y[va], p[va])
+        by_group[str(name)] = entry
+    phases = sorted({r.phase for r in used})
+    result = {"feature": "model", "model": model.to_dict(), "weighting": weighting, "device": device,
+              "profile": profile.name, "phase": phases[0] if len(phases) == 1 else "mixed", "seed": args.seed,
+              "train_fraction": args.train_fraction, "rows": len(used),
+              "train": calibrate.metrics(y[train], pred[train]),
+              "validation": calibrate.metrics(y[validation], pred[validation]),
+              "fit": {k: v for k, v in info.items()}, "by_type": by_group, "comparison": comparison,
+              "skipped": [{"line": line, "reason": reason} for line, reason in problems]}
+    if info.get("time_scale") == "nominal":
+        print("tosim: note: neither --peak nor --static-power given: the energies fix the static energy per op "
+              "and the balance, not the time scale; the peak is a nominal 1e9 ops/s", file=sys.stderr)
+    if args.write_profile is not None:
+        write_profile(args, profile, result, data.path)
+        result["profile_written"] = args.write_profile
+    if args.plot is not None:
+        plot_model(args.plot, y, pred, parts, groups, train, validation, result)
+    if args.json:
+        print(json_text(result))
+    else:
+        print(format_model_report(result))
+    return 1 if problems else 0
+
+
 def _check_finite(chosen, pred, comparison):
     """ValueError when a coefficient, prediction or metric left float64's range."""
     import math
     import numpy as np
     for entry in [chosen] + list(comparison):
+        if entry.get("status"):
+            continue
         coefficients = entry["coefficients"]
         values = list(coefficients.values()) if isinstance(coefficients, dict) else list(coefficients)
         values += [entry.get("intercept", 0.0)]
@@ -315,13 +483,16 @@ def _extends(profile_arg, profile, out):
 
 def write_profile(args, profile, result, csv_path):
     """Write a profile that extends the input profile and adds the fitted device; load it back."""
-    import yaml
-    import hardware_profiles
     from tosim.cli import CommandError
     name = args.device or result["device"]
     if not name:
         raise CommandError("--write-profile needs a device name: give --device NAME")
     keep = ("rmse", "r2", "precision_min", "precision_max", "precision_avg", "abs_err_avg_j", "abs_err_max_j", "n")
+    if result["feature"] == "model":
+        device = model_device(result, csv_path, profile.name, keep)
+        _write_device(args, profile, name, device, "the device's energy model turns each layer's counts, bytes, "
+                                                   "calls and roofline time into joules")
+        return
     device = {
         "feature": result["feature"],
         "coefficients": [float(c) for c in result["coefficients"]],
@@ -336,11 +507,40 @@ def write_profile(args, profile, result, csv_path):
         "description": ("joules of one measured run = polynomial in the run's total "
                         f"{result['feature']} (epochs x steps x one step's count)"),
     }
+    _write_device(args, profile, name, device, "the device's coefficients turn a run's total "
+                                               f"{result['feature']} into joules")
+
+
+def model_device(result, csv_path, profile_name, keep=None):
+    """The profile device mapping of an energy-model fit result."""
+    keep = keep or ("rmse", "r2", "precision_min", "precision_max", "precision_avg", "abs_err_avg_j",
+                    "abs_err_max_j", "n")
+    by_type = {name: {"rows": entry["rows"], "validation_precision_avg":
+                      (entry["validation"]["precision_avg"] if entry["validation"] else None)}
+               for name, entry in result["by_type"].items()}
+    return {
+        "energy_model": result["model"],
+        "unit": "J",
+        "phase": result["phase"],
+        "date": datetime.date.today().isoformat(),
+        "source": (f"tosim fit --model of {os.path.basename(csv_path)}: {result['rows']} runs, "
+                   f"{result['weighting']} weighting, prior strength {result['fit']['prior_strength']:g}, split "
+                   f"{result['train_fraction']:g} seed {result['seed']}, features under profile {profile_name}"),
+        "metrics": {"train": {k: result["train"][k] for k in keep},
+                    "validation": {k: result["validation"][k] for k in keep},
+                    "validation_by_type": by_type},
+        "description": ("joules of a run = sum over its layer calls of ops x J/op + bytes x J/byte (+ spill) "
+                        "+ J/call + static J/op of the layer type x max(ops, balance x bytes)"),
+    }
+
+
+def _write_device(args, profile, name, device, comment):
+    import yaml
+    import hardware_profiles
     stem = os.path.splitext(os.path.basename(args.write_profile))[0]
     doc = {"schema": 1, "name": stem, "extends": _extends(args.profile, profile, args.write_profile),
            "devices": {name: device}}
-    text = ("# written by tosim fit; the device's coefficients turn a run's total "
-            f"{result['feature']} into joules\n" + yaml.safe_dump(doc, sort_keys=False, width=100))
+    text = f"# written by tosim fit; {comment}\n" + yaml.safe_dump(doc, sort_keys=False, width=100)
     write_atomic(args.write_profile, text)
     hardware_profiles.load_file(args.write_profile)   # what we write must load
 
@@ -349,6 +549,95 @@ def _coeffs(entry):
     if isinstance(entry["coefficients"], dict):
         return f"{entry['intercept']:.3e} + " + " + ".join(f"{c:.3e}·{op}" for op, c in entry["coefficients"].items())
     return ", ".join(f"{c:.3e}" for c in entry["coefficients"])
+
+
+def plot_model(path, measured, predicted, parts, groups, train, validation, result):
+    """Measured against predicted joules per run (log-log, by layer type) and the per-term split
+    of the predicted energy per layer type."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(12, 5.5))
+    ax, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
+    names = sorted(set(groups))
+    for name in names:
+        idx = validation[groups[validation] == name]
+        ax.scatter(measured[idx], predicted[idx], s=8, label=name)
+    lo = float(min(measured.min(), predicted[predicted > 0].min() if np.any(predicted > 0) else measured.min()))
+    hi = float(max(measured.max(), predicted.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured energy (J)")
+    ax.set_ylabel("predicted energy (J)")
+    v = result["validation"]
+    ax.set_title(f"validation: precision avg {v['precision_avg']:.1f} %, min {v['precision_min']:.1f} %")
+    ax.legend(fontsize=7)
+    bottom = np.zeros(len(names))
+    for term, values in parts.items():
+        share = np.asarray([values[groups == n].sum() / max(predicted[groups == n].sum(), 1e-300) for n in names])
+        bars.bar(range(len(names)), share, bottom=bottom, label=term)
+        bottom += share
+    bars.set_xticks(range(len(names)))
+    bars.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
+    bars.set_ylabel("share of predicted energy")
+    bars.set_title("per-term split")
+    bars.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=120)
+
+
+def _precision(m):
+    return "n/a" if m is None else f"{m['precision_avg']:.2f} ({m['precision_min']:.1f})"
+
+
+def format_model_report(result):
+    m = result["model"]
+    v, t = result["validation"], result["train"]
+    lines = [f"energy model fit of {result['rows']} runs ({t['n']} train / {v['n']} validation, seed {result['seed']}), "
+             f"profile {result['profile']}, phase {result['phase']}"
+             + (f", device {result['device']}" if result["device"] else "") + f", {result['weighting']} weighting",
+             f"terms: {', '.join(m['terms'])}"]
+    if "op_j" in m:
+        lines.append("  J per op: " + ", ".join(f"{fmt} {op} {e:.3g}" for fmt, ops in m["op_j"].items()
+                                               for op, e in ops.items()))
+    if "byte_j" in m:
+        spill = (f"; beyond {m['capacity_bytes']:.3g} B per call +{m['spill_j_per_byte']:.3g}"
+                 if m.get("capacity_bytes") else "")
+        if m.get("byte_j_by_type"):
+            for kind, prices in m["byte_j_by_type"].items():
+                lines.append(f"  J per byte, {kind}: " + ", ".join(f"{r} {e:.3g}" for r, e in prices.items()))
+            lines.append("  J per byte, other types: " + ", ".join(f"{r} {e:.3g}" for r, e in m["byte_j"].items())
+                         + spill)
+        else:
+            lines.append("  J per byte: " + ", ".join(f"{r} {e:.3g}" for r, e in m["byte_j"].items()) + spill)
+    if "call_j" in m:
+        lines.append(f"  J per layer call: {m['call_j']:.3g}")
+    if "static_j_per_op" in m:
+        lines.append(f"  static: {m['static_w']:.3g} W, peak {m['peak_ops_per_s']:.3g} ops/s, bandwidth "
+                     f"{m['bandwidth_bytes_per_s']:.3g} B/s ({result['fit']['time_scale']} time scale); J per "
+                     "roofline op: " + ", ".join(f"{k} {e:.3g}" for k, e in m["static_j_per_op"].items()))
+    lines.append("")
+    header = ["layer type", "rows", "model val prec % avg (min)", "tos", "flops", "macs", "terms (ops/mem/calls/static)"]
+    rows = []
+    for name, e in result["by_type"].items():
+        share = "/".join(f"{e['term_share'].get(k, 0.0):.2f}" for k in ("ops", "memory", "calls", "static"))
+        rows.append([name, str(e["rows"]), _precision(e["validation"])]
+                    + [_precision(e["comparison"].get(f)) for f in POLY_FEATURES] + [share])
+    joint = {c["feature"]: c["validation"] for c in result["comparison"]}
+    rows.append(["joint", str(result["rows"]), _precision(v)] + [_precision(joint.get(f)) for f in POLY_FEATURES]
+                + [""])
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    lines += [fmt(header), "  ".join("-" * w for w in widths)] + [fmt(r) for r in rows]
+    r2 = lambda m: "n/a" if m is None or m["r2"] is None else f"{m['r2']:.4f}"
+    lines.append(f"validation R2: model {r2(v)}, " + ", ".join(f"{f} {r2(joint.get(f))}" for f in POLY_FEATURES)
+                 + " (tos/flops/macs: degree-1 polynomials on the same split; n/a: the feature is constant)")
+    lines.append("(precision = 100 x (1 - |pred - meas| / meas) on the validation split, li2022 Table III)")
+    if result["skipped"]:
+        lines.append(f"{len(result['skipped'])} row(s) skipped (see warnings)")
+    if result.get("profile_written"):
+        lines.append(f"wrote {result['profile_written']}")
+    return "\n".join(lines)
 
 
 def format_report(result):
@@ -367,6 +656,9 @@ def format_report(result):
     if result["feature"] in ("tos-by-op", "tos+movement"):
         entries = [result] + entries
     for e in entries:
+        if e.get("status"):
+            rows.append([f"{e['feature']} n={e['degree']}", e["status"], "", "", "", "", ""])
+            continue
         t, v = e["train"], e["validation"]
         rows.append([f"{e['feature']} n={e['degree']}", f"{t['rmse']:.4g}", r2(t), f"{v['rmse']:.4g}", r2(v),
                      f"{v['precision_min']:.2f}-{v['precision_max']:.2f} ({v['precision_avg']:.2f})",

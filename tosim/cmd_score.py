@@ -227,10 +227,11 @@ def run(args):
         summary = (f"{len(results) - len(failed)} of {len(results)} models scored with {profile.name} "
                    f"({args.phase}, {text}) in {seconds:.2f} s")
         if device is not None:
-            summary += f"; energy from device {args.device} ({device['feature']}), carbon at {grid:g} gCO2e/kWh"
+            how = "energy model: joules per layer and per term" if "energy_model" in device else device["feature"]
+            summary += f"; energy from device {args.device} ({how}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
         if any(r.incomplete_types for r in results):
-            print("(!) incomplete: some layers could not be fully counted (see the incomplete column)")
+            print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
     if args.out:
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
     for path in plots:

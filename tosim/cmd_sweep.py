@@ -303,6 +303,9 @@ def run(args):
                            f"the limit is {limit:,}{why}")
     profile = hardware_profiles.load(args.profile)
     device = resolve_device(profile, args.device) if args.device else None
+    if device is not None and "energy_model" in device:
+        raise CommandError(f"sweep prices polynomial devices only; device {args.device!r} holds an energy model "
+                           "(score the configurations' models with tosim score)")
     fmt = args.format or profile.default_format
     fixed = {name: getattr(args, name) for name, _, _ in FIXED[family]}
     grid = profile.grid_gco2_per_kwh if args.grid_intensity is None else args.grid_intensity

@@ -1,7 +1,11 @@
-"""``tosim synth`` (a profile's cost table) and ``tosim compare-adders`` (designs side by side).
+"""``tosim synth`` (a profile's cost table), ``tosim compare-adders`` (designs side by side) and
+``tosim activity`` (switching activity, energy per operation, delay and area of units under
+operand streams, :mod:`hwlib.activity`).
 
-Both synthesize what the cost cache (``$TOSIM_CACHE_DIR`` or ``~/.cache/tosim``) does not hold
-yet, with one progress line per synthesized circuit on stderr; cached circuits print nothing.
+``synth`` and ``compare-adders`` synthesize what the cost cache (``$TOSIM_CACHE_DIR`` or
+``~/.cache/tosim``) does not hold yet, with one progress line per synthesized circuit on stderr;
+cached circuits print nothing. ``activity`` and ``compare-adders --power`` map every unit they
+simulate (the mapped netlist is kept in memory only) and print one progress line per stream.
 Files given with ``--csv`` (``.csv``) and ``--plot`` (``.png``) are checked before any
 synthesis starts and written atomically (a temporary file renamed over the target). Operand
 widths run from 1 to :data:`MAX_WIDTH` (256) bits: synthesis time grows fast with the width.
@@ -11,6 +15,7 @@ import csv
 import difflib
 import io
 import sys
+import time
 
 import hardware_profiles as hp
 
@@ -56,13 +61,53 @@ def register(subparsers):
     p_cmp.add_argument("--csv", metavar="F.csv", help="also write the table as CSV to F.csv")
     p_cmp.add_argument("--plot", metavar="F.png",
                        help="also plot transistors and depth against width per design to F.png")
+    p_cmp.add_argument("--power", action="store_true",
+                       help="also simulate each circuit on an operand stream: critical-path delay "
+                            "(ps), area (um^2), switching energy per op (fJ) and energy-delay "
+                            "product (fJ*ns) columns (see tosim activity)")
+    _add_stream_args(p_cmp, "uniform")
     _add_jobs(p_cmp)
     p_cmp.set_defaults(func=_compare)
+
+    p_act = subparsers.add_parser(
+        "activity",
+        help="switching activity, energy per op, delay and area of units under operand streams")
+    p_act.add_argument("--unit", default="add", choices=UNIT_KINDS,
+                       help="integer unit kind (default add)")
+    p_act.add_argument("--designs", nargs="+", metavar="DESIGN",
+                       help="designs, space- or comma-separated (default: all of the unit)")
+    p_act.add_argument("--widths", default=None, metavar="W,W,...",
+                       help="operand widths in bits (default 8,16)")
+    p_act.add_argument("--formats", nargs="+", metavar="FMT",
+                       help="price the profile's floating-point units in these formats instead "
+                            "of integer units (with --ops)")
+    p_act.add_argument("--ops", nargs="+", metavar="OP",
+                       help="basic ops for --formats (default add mul)")
+    p_act.add_argument("--profile", default=hp.DEFAULT_PROFILE, metavar="P",
+                       help=f"built-in profile name or YAML file (default {hp.DEFAULT_PROFILE}): "
+                            "designs' inner units and the gate set of the mapping")
+    p_act.add_argument("--json", action="store_true", help="print JSON")
+    p_act.add_argument("--csv", metavar="F.csv", help="also write the table as CSV to F.csv")
+    _add_stream_args(p_act, "uniform", many=True)
+    p_act.set_defaults(func=_activity)
 
 
 def _add_jobs(parser):
     parser.add_argument("--jobs", "-j", default="1", metavar="N",
                         help="synthesize circuits that are not cached in N processes (default 1)")
+
+
+def _add_stream_args(parser, default, many=False):
+    from_ = "distributions" if many else "distribution"
+    parser.add_argument("--dist", nargs="+" if many else None, default=[default] if many
+                        else default, metavar="D",
+                        help=f"operand {from_}: uniform, normal[:scale=S], "
+                             f"relu[:zeros=F,scale=S], zeros (default {default})")
+    parser.add_argument("--vectors", default="4096", metavar="N",
+                        help="operand pairs per stream, at least 2 (default 4096)")
+    parser.add_argument("--seed", default="0", metavar="S", help="stream seed (default 0)")
+    parser.add_argument("--vdd", default=None, metavar="V",
+                        help="supply voltage in volts (default 1.1, the generic 45 nm model)")
 
 
 # --- argument helpers -------------------------------------------------------------------------
@@ -197,16 +242,25 @@ def _compare(args):
         known = tuple(MAC_DESIGNS)
     else:
         known = registry.designs_for(args.unit)
+    if args.power and args.unit == "mac":
+        raise CommandError("--power does not cover --unit mac yet (hwlib.activity builds the units of "
+                           "add, mul, div and sqrt)")
     designs = _names(args.designs, known, f"{args.unit} design")
     profile = hp.load(args.profile)
     designs = designs or list(known)
     with _synthesis_errors():
         rows = cost.compare_designs(args.unit, widths, profile, designs,
                                     progress=_Progress(), jobs=jobs, signed=not args.unsigned)
+    power = _power(args, rows, args.unit, profile) if args.power else None
     records = [row.to_json() for row in rows]
+    if power is not None:
+        for record, result in zip(records, power):
+            record.update(_power_json(result))
     if args.csv:
         text = io.StringIO()
         fields = ["design", "width", "transistors", "gates", "depth", "adp"]
+        if power is not None:
+            fields += _POWER_FIELDS
         writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore",
                                 lineterminator="\n")
         writer.writeheader()
@@ -227,8 +281,139 @@ def _compare(args):
                 f"final adder {(profile.units.get('mul') or {}).get('final_adder', 'ripple_carry')})")
     print(f"# {what} designs under profile {profile.name} "
           f"({profile.technology['counting']} counting); ADP = transistors x depth")
-    body = [(r.design, r.width, _fmt(r.cost.transistors), _fmt(r.cost.gate_count),
-             r.cost.depth, _fmt(r.adp)) for r in rows]
-    print(_table(("design", "width", "transistors", "gates", "depth", "ADP"), body,
-                 {1, 2, 3, 4, 5}))
+    headers = ["design", "width", "transistors", "gates", "depth", "ADP"]
+    body = [[r.design, r.width, _fmt(r.cost.transistors), _fmt(r.cost.gate_count),
+             r.cost.depth, _fmt(r.adp)] for r in rows]
+    if power is not None:
+        print(f"# power: {power[0].distribution} operands, {power[0].operations} operations, "
+              f"seed {power[0].seed}, {power[0].vdd:g} V; zero-delay toggles (glitches not "
+              f"counted); {_MODEL_NOTE}")
+        headers += ["delay_ps", "area_um2", "fJ/op", "EDP_fJ*ns"]
+        for line, result in zip(body, power):
+            line += [f"{result.delay_ps:,.0f}", f"{result.area_um2:,.1f}",
+                     f"{result.energy_fj_per_op:,.1f}", f"{result.edp_fj_ns:,.2f}"]
+    print(_table(headers, body, set(range(1, len(headers)))))
+    return 0
+
+
+# --- power columns and tosim activity ---------------------------------------------------------
+
+_POWER_FIELDS = ["delay_ps", "area_um2", "energy_fj_per_op", "edp_fj_ns", "activity",
+                 "distribution", "operations"]
+_MODEL_NOTE = ("generic 45 nm-class model (hwlib.activity.DEFAULT_MODEL; order-of-magnitude "
+               "defaults)")
+
+
+def _power_json(result):
+    return {"delay_ps": result.delay_ps, "area_um2": result.area_um2,
+            "energy_fj_per_op": result.energy_fj_per_op, "edp_fj_ns": result.edp_fj_ns,
+            "activity": result.activity, "distribution": result.distribution,
+            "operations": result.operations, "vdd": result.vdd,
+            "glitches": "not counted (zero-delay toggles)"}
+
+
+def _stream_options(args):
+    """(distributions, vectors, seed, model) from the stream arguments, checked."""
+    from hwlib import activity
+    dists = args.dist if isinstance(args.dist, list) else [args.dist]
+    parsed = []
+    for text in _split(dists):
+        try:
+            parsed.append(activity.parse_distribution(text))
+        except ValueError as exc:
+            raise CommandError(f"--dist {text!r}: {exc}") from None
+    if not parsed:
+        raise CommandError("no --dist given")
+    if not args.vectors.isdigit() or int(args.vectors) < 2:
+        raise CommandError(f"--vectors must be an integer of at least 2, not {args.vectors!r}")
+    if not args.seed.isdigit():
+        raise CommandError(f"--seed must be a non-negative integer, not {args.seed!r}")
+    model = activity.DEFAULT_MODEL
+    if args.vdd is not None:
+        try:
+            vdd = float(args.vdd)
+            model = model.replace(vdd=vdd)
+        except ValueError:
+            raise CommandError(f"--vdd must be a positive number of volts, "
+                               f"not {args.vdd!r}") from None
+    return parsed, int(args.vectors), int(args.seed), model
+
+
+def _power(args, rows, kind, profile):
+    from hwlib import activity
+    dists, vectors, seed, model = _stream_options(args)
+    if len(dists) != 1:
+        raise CommandError("--dist takes one distribution here")
+    progress = _Progress()
+    results = []
+    with _synthesis_errors():
+        for i, row in enumerate(rows, 1):
+            label = f"power {row.design} {row.width}-bit"
+            progress.start(i, len(rows), label)
+            started = time.perf_counter()
+            results.append(activity.unit_activity(kind, row.design, row.width, profile, dists[0],
+                                                  vectors=vectors, seed=seed, model=model))
+            progress.done(i, len(rows), label, time.perf_counter() - started)
+    return results
+
+
+def _activity(args):
+    from hwlib import activity, registry
+    if args.csv is not None:
+        check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
+    dists, vectors, seed, model = _stream_options(args)
+    jobs = []
+    if args.formats is not None:
+        if args.widths is not None or args.designs is not None:
+            raise CommandError("--formats prices the profile's floating-point units; "
+                               "--widths and --designs are for integer units")
+        from hwlib.cost import fp_units_available
+        if not fp_units_available():
+            raise CommandError("the floating-point units (hwlib.fp) are not installed")
+        formats = _names(args.formats, hp.FORMATS, "format")
+        ops = _names(args.ops, hp.BASIC_OPS, "op") or ["add", "mul"]
+        profile = hp.load(args.profile)
+        for fmt in formats:
+            for op in ops:
+                for dist in dists:
+                    jobs.append((f"{fmt} {op} {dist.label()}", activity.fp_activity,
+                                 (op, fmt, profile, dist)))
+    else:
+        if args.ops is not None:
+            raise CommandError("--ops goes with --formats; integer units take --unit")
+        widths = _widths(args.widths or "8,16")
+        designs = _names(args.designs, registry.designs_for(args.unit), f"{args.unit} design")
+        designs = designs or list(registry.designs_for(args.unit))
+        profile = hp.load(args.profile)
+        for width in widths:
+            for design in designs:
+                for dist in dists:
+                    jobs.append((f"{design} {width}-bit {dist.label()}", activity.unit_activity,
+                                 (args.unit, design, width, profile, dist)))
+    progress = _Progress()
+    results = []
+    with _synthesis_errors():
+        for i, (label, function, fargs) in enumerate(jobs, 1):
+            progress.start(i, len(jobs), label)
+            started = time.perf_counter()
+            results.append(function(*fargs, vectors=vectors, seed=seed, model=model))
+            progress.done(i, len(jobs), label, time.perf_counter() - started)
+    records = [r.to_json() for r in results]
+    if args.csv:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        write_atomic(args.csv, text.getvalue().encode())
+    if args.json:
+        print(json_text(records))
+        return 0
+    print(f"# switching activity under profile {profile.name}: {vectors - 1} operations per "
+          f"stream, seed {seed}, {model.vdd:g} V; zero-delay toggles (glitches not counted); "
+          f"{_MODEL_NOTE}")
+    body = [(r.unit, r.design, r.width if r.format is None else r.format, r.distribution,
+             f"{r.activity:.3f}", f"{r.energy_fj_per_op:,.1f}", f"{r.delay_ps:,.0f}",
+             f"{r.area_um2:,.1f}", f"{r.edp_fj_ns:,.2f}") for r in results]
+    print(_table(("unit", "design", "width", "distribution", "activity", "fJ/op", "delay_ps",
+                  "area_um2", "EDP_fJ*ns"), body, {2, 4, 5, 6, 7, 8}))
     return 0

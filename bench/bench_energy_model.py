@@ -1,0 +1,201 @@
+"""The device energy model against TOs, FLOPs and MACs on real layer measurements, side by side.
+
+    python bench/bench_energy_model.py DATA_DIR [--seed 0]
+
+DATA_DIR: Getzner et al. (2023)'s per-layer sets (bench/getzner2023_layers.py). Everything is fitted
+on one seeded 60/40 split of the single-layer rows (relative loss for all four, the fit's default on
+data spanning orders of magnitude) and reported on the held-out 40 %:
+
+1. per layer type and jointly: li2022's precision (avg, min) and R^2 of the energy model
+   (``tosim fit --model``) and of degree-1 polynomials of TOs, FLOPs and MACs (li2022 eq. 4);
+2. leave one layer type out: each type's held-out rows predicted by fits on the other types only;
+3. composed whole models: AlexNet and VGG-11/13/16 (torchvision's layer lists, 224x224 inputs) at
+   batch 1..256, each layer replaced by the held-out measured configuration of its type nearest to
+   it (log-distance over batch and shape); measured = the sum of those layers' measured joules,
+   predicted = the sum of each method's per-layer predictions. This is an analogue of the held-out
+   whole-model test built only from layer data; it checks that per-layer errors do not pile up
+   when layers of different types are summed at the mix of a real network, not that the isolated
+   layers behave like layers inside a network.
+
+CPU time is printed beside wall time.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import getzner2023_layers  # noqa: E402
+
+# torchvision layer lists: conv (out, kernel, stride, padding), "M" max-pool (kernel, stride)
+_VGG = {"vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+        "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+        "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]}
+
+
+def architecture(name):
+    """[(type, config dict)] of one forward pass at 224x224 (classifier linears and their ReLUs)."""
+    layers = []
+    if name == "alexnet":
+        c, h = 3, 224
+        for out, k, s, p, pool in ((64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
+                                   (256, 3, 1, 1, False), (256, 3, 1, 1, True)):
+            ho = (h + 2 * p - k) // s + 1
+            layers.append(("conv2d", dict(c=c, o=out, k=k, s=s, p=p, h=h)))
+            layers.append(("relu", dict(n=out * ho * ho)))
+            c, h = out, ho
+            if pool:
+                layers.append(("maxpool2d", dict(c=c, k=3, s=2, p=0, h=h)))
+                h = (h - 3) // 2 + 1
+        dims = [256 * 6 * 6, 4096, 4096, 1000]
+    else:
+        c, h = 3, 224
+        for item in _VGG[name]:
+            if item == "M":
+                layers.append(("maxpool2d", dict(c=c, k=2, s=2, p=0, h=h)))
+                h //= 2
+            else:
+                layers.append(("conv2d", dict(c=c, o=item, k=3, s=1, p=1, h=h)))
+                layers.append(("relu", dict(n=item * h * h)))
+                c = item
+        dims = [512 * 7 * 7, 4096, 4096, 1000]
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(("linear", dict(i=a, o=b)))
+        if i < 2:
+            layers.append(("relu", dict(n=b)))
+    return layers
+
+
+def _config(model):
+    """(type, config dict) of a single-layer spec model."""
+    layer = model.layers[0]
+    a = layer.attrs
+    if layer.type == "conv2d":
+        return "conv2d", dict(c=a["in"], o=a["out"], k=a["kernel"][0], s=a["stride"][0], p=a["padding"][0],
+                              h=model.input_shape[1])
+    if layer.type == "maxpool2d":
+        return "maxpool2d", dict(c=model.input_shape[0], k=a["kernel"][0], s=a["stride"][0], p=a["padding"][0],
+                                 h=model.input_shape[1])
+    if layer.type == "linear":
+        return "linear", dict(i=a["in"], o=a["out"])
+    return layer.type, dict(n=int(np.prod(model.input_shape)))
+
+
+def _distance(a, b):
+    return sum((np.log(a[k] + 1.0) - np.log(b[k] + 1.0)) ** 2 for k in a)
+
+
+def precision(pred, meas):
+    p = 100.0 * (1.0 - np.abs(pred - meas) / meas)
+    return float(p.mean()), float(p.min())
+
+
+def r2(pred, meas):
+    return 1.0 - float(np.sum((pred - meas) ** 2) / np.sum((meas - meas.mean()) ** 2))
+
+
+def main(argv=None):
+    import calibrate
+    import hardware_profiles
+    import opcount
+    from tosim._device_model import TableCache, model_tos_per_op
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", metavar="DATA_DIR")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    wall, cpu = time.perf_counter(), time.process_time()
+    profile = hardware_profiles.load("cmos-generic")
+    with tempfile.TemporaryDirectory() as tmp:
+        getzner2023_layers.convert(args.data_dir, tmp)
+        data = calibrate.read_measurements(os.path.join(tmp, "measurements.csv"), zoo_names=opcount.zoo_names())
+        cache = TableCache(profile)
+        tables, types, configs, macs = [], [], [], []
+        for row in data.rows:
+            table, kinds = cache.run(row)
+            tables.append(table)
+            types.append(kinds[0])
+            configs.append(_config(cache.models[row.model])[1] | {"b": row.batch})
+            macs.append(cache.macs_of(row))
+    y = np.asarray([r.energy_j for r in data.rows])
+    types = np.asarray(types)
+    table = calibrate.LayerTable.concat(tables)
+    tos_per_op = model_tos_per_op(profile, table.op_keys)
+    tos = table.per_run(table.ops @ np.asarray([tos_per_op[k] for k in table.op_keys]))
+    feats = {"tos": tos, "flops": 2 * np.asarray(macs), "macs": np.asarray(macs)}
+    train, val = calibrate.split_indices(len(y), 0.6, args.seed)
+    print(f"{len(y)} single-layer runs ({len(train)} train / {len(val)} validation, seed {args.seed}); "
+          f"setup {time.perf_counter() - wall:.1f} s wall")
+
+    def fit_all(idx):
+        out = {}
+        model, _ = calibrate.fit_energy_model(table.subset(idx), y[idx], tos_per_op=tos_per_op)
+        out["model"] = model.predict_runs(table)[0]
+        for name, x in feats.items():
+            if np.unique(x[idx]).size < 2:
+                out[name] = None
+                continue
+            fit = calibrate.fit_polynomial(x[idx], y[idx], 1, weighting="relative")
+            out[name] = fit.predict(x)
+        return out, model
+
+    def fmt(pred, idx):
+        if pred is None:
+            return "n/a (constant)"
+        a, m = precision(pred[idx], y[idx])
+        return f"{a:7.2f} ({m:8.1f})"
+
+    with np.errstate(all="ignore"):
+        preds, model = fit_all(train)
+    methods = ["model", "tos", "flops", "macs"]
+    print("\n1. held-out rows: precision % avg (min), per layer type and joint")
+    print(f"{'type':<10} {'rows':>5}  " + "  ".join(f"{m:>18}" for m in methods))
+    for kind in sorted(set(types)):
+        idx = val[types[val] == kind]
+        print(f"{kind:<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods))
+    print(f"{'joint':<10} {len(val):>5}  " + "  ".join(f"{fmt(preds[m], val):>18}" for m in methods))
+    print("validation R^2: " + ", ".join(f"{m} {r2(preds[m][val], y[val]):.4f}" for m in methods))
+
+    print("\n2. leave one layer type out: precision % avg (min) of the held-out type's validation rows")
+    print(f"{'type':<10} " + "  ".join(f"{m:>18}" for m in methods))
+    for kind in sorted(set(types)):
+        others = train[types[train] != kind]
+        with np.errstate(all="ignore"):
+            loto, _ = fit_all(others)
+        idx = val[types[val] == kind]
+        print(f"{kind:<10} " + "  ".join(f"{fmt(loto[m], idx):>18}" for m in methods))
+
+    print("\n3. composed AlexNet / VGG from held-out measured layers: precision % avg (min) over batch 1..256")
+    pool = {kind: [i for i in val if types[i] == kind] for kind in set(types)}
+    print(f"{'model':<8} " + "  ".join(f"{m:>18}" for m in methods) + "   measured J (batch 1 .. 256)")
+    summary = {m: [] for m in methods}
+    for arch in ("alexnet", "vgg11", "vgg13", "vgg16"):
+        rows = {m: [] for m in methods}
+        measured = []
+        for batch in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+            chosen = []
+            for kind, config in architecture(arch):
+                target = dict(config, b=batch)
+                chosen.append(min(pool[kind], key=lambda i: _distance(target, configs[i])))
+            measured.append(sum(y[i] for i in chosen))
+            for m in methods:
+                rows[m].append(sum(preds[m][i] for i in chosen) if preds[m] is not None else np.nan)
+        measured = np.asarray(measured)
+        cells = []
+        for m in methods:
+            p = 100.0 * (1.0 - np.abs(np.asarray(rows[m]) - measured) / measured)
+            summary[m] += list(p)
+            cells.append(f"{p.mean():7.2f} ({p.min():8.1f})")
+        print(f"{arch:<8} " + "  ".join(f"{c:>18}" for c in cells) + f"   {measured[0]:.3g} .. {measured[-1]:.3g}")
+    print(f"{'all':<8} " + "  ".join(f"{np.mean(summary[m]):7.2f} ({np.min(summary[m]):8.1f})" for m in methods))
+    print(f"\n{time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,539 @@
+"""A device energy model: joules per basic op, per byte, per layer call, and static power x time.
+
+In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
+``E = W eps_op + Q eps_mem + pi0 T``), the energy of one layer call is
+
+    E_layer = sum_{op, fmt} n_{op,fmt} eps_{op,fmt}          (term "ops")
+            + sum_{role} bytes_role eps_{role,k}              (term "memory")
+            + max(0, bytes - capacity_bytes) eps_spill
+            + eps_call                                        (term "calls")
+            + P_static T_layer                                (term "static")
+
+    T_layer = max(n_ops / peak_k, bytes / bandwidth_k) + latency_s,
+    peak_k = e_k peak_ops_per_s,  bandwidth_k = e_k bandwidth_bytes_per_s
+
+and a run is the sum over its layer calls (each layer of each step; ``repeat`` counts how often).
+``n_{op,fmt}`` are the exact basic-op counts of the layer (opcount), ``bytes_role`` the bytes of
+its ``inputs``, ``outputs`` and ``weights`` (each tensor read or written once: the layer-by-layer
+footprint a profile without a memory hierarchy can give), ``n_ops`` and ``bytes`` their totals. ``eps_{role,k}`` may depend on the layer type ``k``
+(``byte_j_by_type``: each kernel's own attained bandwidth; the fit does so by default, and types
+it never saw use ``byte_j``, the median of the fitted kernels' prices). ``capacity_bytes`` is the
+footprint a layer call can move at the near rates; the bytes beyond it pay ``eps_spill`` more
+(two memory levels; measured on a Xeon: element-wise layers cost 3x more per byte once a call
+moves more than a few GB).
+``e_k`` is the share of the device's peak that the kernel of layer type ``k`` attains (measured:
+a CPU's GEMM-based convolution runs near peak, its max-pooling two orders of magnitude below).
+Every coefficient is non-negative; every term is optional (a model of ``ops`` alone is a
+per-op-priced TOs model).
+
+What the energies identify. The static energy of a layer is ``s_k max(n_ops, beta bytes)`` with
+``s_k = P_static / peak_k`` (joules per op at the kernel's attained rate, ``static_j_per_op`` in
+the profile) and ``beta = peak / bandwidth`` (the machine balance, ops per byte): energies fix
+``s_k`` and ``beta``, not ``P_static`` and ``peak`` apart. The time estimate needs one of them:
+``static_w`` or ``peak_ops_per_s`` given (the other follows from the most efficient kernel, whose
+``e_k`` is 1); with neither, ``peak_ops_per_s`` is set to a nominal 1e9 ops/s and the result says
+the time scale is nominal. Layer types without a fitted ``s_k`` use ``static_j_per_op_default``,
+the ``s_k`` of the fastest fitted kernel: an unmeasured kernel is assumed to run at the peak, the
+roofline's own assumption (optimistic for kernels that are not GEMM-like; measure them).
+
+Fitting (:func:`fit_energy_model`)
+----------------------------------
+For a fixed balance ``beta`` the energy is linear in the coefficients (``eps``, ``s_k``), so they
+are fitted by bounded least squares (``scipy.optimize.lsq_linear``, all ``>= 0``); ``beta``, when
+not given (by both rates), is chosen by a deterministic search on a log grid (coarse, then refined
+around the best point) that minimises the same loss. The per-call latency only adds a constant
+per call, which the call term already holds, so it is not fitted (it stays as given, 0 by
+default) and enters the time estimate only.
+
+Loss. ``relative`` (default) minimises ``sum ((pred - meas) / meas)^2``: the squared form of the
+per-sample error in li2022's precision metric, so energies spanning orders of magnitude (single
+layers from milliJoules to kiloJoules) weigh alike. ``absolute`` minimises errors in joules.
+
+Prior: transistor prices. The per-op energies are written as ``eps_{op,fmt} = u_{op,fmt}
+TOs_{op,fmt}`` (``TOs`` the transistors of the unit that executes the op, from the profile's
+cost table), i.e. ``u`` is joules per transistor operation of that op. The prior says all ``u``
+are one common ``s`` (energy proportional to TOs, li2022's model); it enters as ridge rows added
+to the least squares, one per op, ``sqrt(prior_strength) (u_{op,fmt} - s) ||w TOs_{op,fmt}|| /
+(sqrt(n) ||w y||_rms)``: the gap between the op's price and the TOs price, in units of the share of
+the (weighted) measured energy that the gap explains, with ``s`` a free non-negative unknown. The
+other terms get ridge rows pulling them toward 0 in the same units and with the same strength. Why shrinkage toward TOs-proportional ratios:
+
+* with little data (fewer independent rows than coefficients, or rows of one layer type where
+  every op appears in fixed proportion) the data leave a whole family of exact fits; any
+  positive prior strength picks the one closest to ``eps ∝ TOs`` with no other terms, so the
+  model reduces to li2022's TOs model instead of an arbitrary vertex of the family;
+* with rich data the data rows (one per measurement) outweigh the fixed number of prior rows
+  and the fit learns the device: with the default strength (``1e-3``) an op whose price departs
+  from the TOs ratio so far that the gap explains all of the energy costs as much as one row off
+  by 3 % (of ``n`` rows), so a device where a compare costs 80 MACs is learnt from tens of rows;
+* unlike a hard choice between "per-op" and "TOs", the strength is one continuous, documented
+  knob (``prior_strength=0`` is the plain non-negative fit; a large value forces TOs ratios).
+
+Numerical scaling: every column of the weighted design is divided by its norm before solving (the
+features span 1e0..1e15), and the coefficients are scaled back.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ENERGY_MODEL_VERSION", "ENERGY_TERMS", "BYTE_ROLES", "LOSSES", "LayerTable", "EnergyModel",
+           "fit_energy_model", "tos_only_scale"]
+
+ENERGY_MODEL_VERSION = 1
+#: The terms of the model, in the order they are reported.
+ENERGY_TERMS = ("ops", "memory", "calls", "static")
+#: Tensors whose bytes the memory term prices (read or written once per layer call).
+BYTE_ROLES = ("inputs", "outputs", "weights")
+LOSSES = ("relative", "absolute")
+
+# the rate search: log10 ranges of the peak (basic ops per second) and bandwidth (bytes per second)
+_PEAK_RANGE = (7.0, 14.0)
+_BW_RANGE = (7.0, 13.0)
+
+
+@dataclass
+class LayerTable:
+    """Per-layer features of a set of runs: one entry per (run, distinct layer call).
+
+    ``run`` (int array) is the index of the run a layer call belongs to and ``repeat`` how many
+    times it runs in that run (steps x epochs); ``op_keys`` are ``(format, op)`` pairs and
+    ``ops`` the ``(layers, len(op_keys))`` basic-op counts of one call; ``bytes`` the
+    ``(layers, 3)`` bytes of inputs, outputs, weights of one call; ``calls`` the layer calls one
+    entry stands for per repeat (1 per layer and stage); ``n_runs`` the number of runs;
+    ``types`` the layer type of each entry (the kernel whose attained rate the static term uses).
+    """
+    run: np.ndarray
+    repeat: np.ndarray
+    op_keys: list
+    ops: np.ndarray
+    bytes: np.ndarray
+    calls: np.ndarray
+    n_runs: int
+    types: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.types = list(self.types) if self.types else [""] * len(self.run)
+        if len(self.types) != len(self.run):
+            raise ValueError(f"{len(self.types)} layer types for {len(self.run)} layer entries")
+        self.run = np.asarray(self.run, dtype=np.int64)
+        self.repeat = np.asarray(self.repeat, dtype=np.float64)
+        self.ops = np.asarray(self.ops, dtype=np.float64).reshape(len(self.run), len(self.op_keys))
+        self.bytes = np.asarray(self.bytes, dtype=np.float64).reshape(len(self.run), len(BYTE_ROLES))
+        self.calls = np.asarray(self.calls, dtype=np.float64)
+        if not (np.all(np.isfinite(self.ops)) and np.all(self.ops >= 0) and np.all(np.isfinite(self.bytes))
+                and np.all(self.bytes >= 0)):
+            raise ValueError("layer features must be finite and non-negative")
+
+    @classmethod
+    def concat(cls, tables):
+        """One table of the runs of several tables, run indices renumbered in order."""
+        keys = sorted({k for t in tables for k in t.op_keys})
+        runs, ops, offset = [], [], 0
+        for t in tables:
+            runs.append(t.run + offset)
+            offset += t.n_runs
+            m = np.zeros((len(t.run), len(keys)))
+            for j, k in enumerate(t.op_keys):
+                m[:, keys.index(k)] = t.ops[:, j]
+            ops.append(m)
+        cat = lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape)
+        return cls(run=cat(runs, (0,)), repeat=cat([t.repeat for t in tables], (0,)), op_keys=keys,
+                   ops=cat(ops, (0, len(keys))), bytes=cat([t.bytes for t in tables], (0, 3)),
+                   calls=cat([t.calls for t in tables], (0,)), n_runs=offset,
+                   types=[k for t in tables for k in t.types], labels=[label for t in tables for label in t.labels])
+
+    def subset(self, runs):
+        """The table of the given run indices (in that order, renumbered 0..)."""
+        runs = np.asarray(runs, dtype=np.int64)
+        new = np.full(self.n_runs, -1, dtype=np.int64)
+        new[runs] = np.arange(len(runs))
+        keep = new[self.run] >= 0
+        return LayerTable(run=new[self.run[keep]], repeat=self.repeat[keep], op_keys=list(self.op_keys),
+                          ops=self.ops[keep], bytes=self.bytes[keep], calls=self.calls[keep],
+                          n_runs=len(runs), types=[k for k, kept in zip(self.types, keep) if kept], labels=[self.labels[i] for i in runs] if self.labels else [])
+
+    def per_run(self, per_layer):
+        """Sum a per-layer-call quantity (one value per entry, per call) over each run."""
+        return np.bincount(self.run, weights=np.asarray(per_layer, dtype=np.float64) * self.repeat,
+                           minlength=self.n_runs)
+
+
+@dataclass
+class EnergyModel:
+    """A device's fitted (or given) energy model; see the module docstring for the formula.
+
+    ``op_j`` maps format -> op -> joules per basic op; ``byte_j`` role -> joules per byte, and
+    ``byte_j_by_type`` layer type -> role -> joules per byte where a kernel has its own prices
+    (``byte_j`` is then the price of the other types);
+    ``call_j`` joules per layer call; ``static_j_per_op`` layer type -> ``P_static / peak_k``
+    (joules per op at that kernel's attained rate) and ``static_j_per_op_default`` for other
+    types; ``static_w`` watts, ``peak_ops_per_s`` and ``bandwidth_bytes_per_s`` the roofline
+    (their ratio is the balance the static energy uses), ``latency_s`` per call (time only).
+    ``terms`` are the terms in use.
+    """
+    terms: tuple = ENERGY_TERMS
+    op_j: dict = field(default_factory=dict)
+    byte_j: dict = field(default_factory=dict)
+    byte_j_by_type: dict = field(default_factory=dict)
+    call_j: float = 0.0
+    spill_j_per_byte: float = 0.0
+    capacity_bytes: object = None
+    static_w: float = 0.0
+    static_j_per_op: dict = field(default_factory=dict)
+    static_j_per_op_default: float = 0.0
+    peak_ops_per_s: float = 1e9
+    bandwidth_bytes_per_s: float = 1e9
+    latency_s: float = 0.0
+
+    def _per_op(self, table):
+        return np.asarray([self.static_j_per_op.get(k, self.static_j_per_op_default) for k in table.types],
+                          dtype=np.float64)
+
+    def _roofline_ops(self, table):
+        """``max(n_ops, beta bytes)`` of each entry: ops at the balance ``beta = peak / bandwidth``."""
+        return roofline_ops(table, self.peak_ops_per_s / self.bandwidth_bytes_per_s)
+
+    def layer_time(self, table):
+        """Roofline time of one call of each layer entry (seconds): ``max(n_ops / peak_k, bytes /
+        bandwidth_k) + latency``; without a static power it is the latency alone."""
+        if not self.static_w:
+            return self.latency_s * table.calls
+        return self._per_op(table) * self._roofline_ops(table) / self.static_w + self.latency_s * table.calls
+
+    def efficiency(self):
+        """``{layer type: e_k}``, the share of ``peak_ops_per_s`` each fitted kernel attains."""
+        if not (self.static_w and self.peak_ops_per_s):
+            return {}
+        return {k: (self.static_w / (self.peak_ops_per_s * v) if v > 0 else None)
+                for k, v in sorted(self.static_j_per_op.items())}
+
+    def layer_terms(self, table):
+        """Joules of one call of each layer entry, per term: ``{term: array}`` (terms not in use
+        are left out). An op or format without a price raises ValueError naming it."""
+        out = {}
+        if "ops" in self.terms:
+            prices = []
+            for fmt, op in table.op_keys:
+                price = self.op_j.get(fmt, {}).get(op)
+                if price is None:
+                    if not np.any(table.ops[:, table.op_keys.index((fmt, op))]):
+                        price = 0.0
+                    else:
+                        raise ValueError(f"the energy model prices no {fmt} {op} (it prices "
+                                         f"{_priced(self.op_j)})")
+                prices.append(price)
+            out["ops"] = table.ops @ np.asarray(prices, dtype=np.float64) if prices else np.zeros(len(table.run))
+        if "memory" in self.terms:
+            prices = np.asarray([[self.byte_j_by_type.get(k, self.byte_j).get(r, 0.0) for r in BYTE_ROLES]
+                                 for k in table.types], dtype=np.float64).reshape(-1, len(BYTE_ROLES))
+            out["memory"] = np.sum(table.bytes * prices, axis=1)
+            if self.capacity_bytes is not None and self.spill_j_per_byte:
+                out["memory"] = out["memory"] + self.spill_j_per_byte * spilled_bytes(table, self.capacity_bytes)
+        if "calls" in self.terms:
+            out["calls"] = self.call_j * table.calls
+        if "static" in self.terms:
+            out["static"] = self._per_op(table) * self._roofline_ops(table) + (
+                self.static_w * self.latency_s * table.calls)
+        return out
+
+    def predict_runs(self, table):
+        """Joules of each run, and ``{term: joules of each run}``."""
+        terms = {t: table.per_run(v) for t, v in self.layer_terms(table).items()}
+        total = np.zeros(table.n_runs)
+        for v in terms.values():
+            total = total + v
+        return total, terms
+
+    def to_dict(self):
+        """The profile form (``devices.<name>.energy_model``)."""
+        out = {"version": ENERGY_MODEL_VERSION, "terms": list(self.terms)}
+        if "ops" in self.terms:
+            out["op_j"] = {fmt: {op: float(v) for op, v in sorted(ops.items())} for fmt, ops in sorted(self.op_j.items())}
+        if "memory" in self.terms:
+            out["byte_j"] = {r: float(self.byte_j.get(r, 0.0)) for r in BYTE_ROLES}
+            if self.byte_j_by_type:
+                out["byte_j_by_type"] = {k: {r: float(v.get(r, 0.0)) for r in BYTE_ROLES}
+                                         for k, v in sorted(self.byte_j_by_type.items())}
+            if self.capacity_bytes is not None:
+                out["capacity_bytes"] = float(self.capacity_bytes)
+                out["spill_j_per_byte"] = float(self.spill_j_per_byte)
+        if "calls" in self.terms:
+            out["call_j"] = float(self.call_j)
+        if "static" in self.terms:
+            out["static_w"] = float(self.static_w)
+            out["static_j_per_op"] = {k: float(v) for k, v in sorted(self.static_j_per_op.items())}
+            out["static_j_per_op_default"] = float(self.static_j_per_op_default)
+            out["peak_ops_per_s"] = float(self.peak_ops_per_s)
+            out["bandwidth_bytes_per_s"] = float(self.bandwidth_bytes_per_s)
+            if self.latency_s:
+                out["latency_s"] = float(self.latency_s)
+        return out
+
+    @classmethod
+    def from_dict(cls, data):
+        """From the profile form (already validated by hardware_profiles)."""
+        return cls(terms=tuple(data.get("terms", ENERGY_TERMS)),
+                   op_j={f: dict(v) for f, v in data.get("op_j", {}).items()},
+                   byte_j=dict(data.get("byte_j", {})), call_j=float(data.get("call_j", 0.0)),
+                   byte_j_by_type={k: dict(v) for k, v in data.get("byte_j_by_type", {}).items()},
+                   capacity_bytes=data.get("capacity_bytes"),
+                   spill_j_per_byte=float(data.get("spill_j_per_byte", 0.0)),
+                   static_w=float(data.get("static_w", 0.0)),
+                   static_j_per_op={k: float(v) for k, v in data.get("static_j_per_op", {}).items()},
+                   static_j_per_op_default=float(data.get("static_j_per_op_default", 0.0)),
+                   peak_ops_per_s=float(data.get("peak_ops_per_s", 1e9)),
+                   bandwidth_bytes_per_s=float(data.get("bandwidth_bytes_per_s", 1e9)),
+                   latency_s=float(data.get("latency_s", 0.0)))
+
+
+def spilled_bytes(table, capacity):
+    """Bytes of each layer entry beyond ``capacity`` (``max(0, bytes - capacity)``)."""
+    return np.maximum(table.bytes.sum(axis=1) - capacity, 0.0)
+
+
+def roofline_ops(table, balance):
+    """``max(n_ops, balance x bytes)`` of each layer entry (op-equivalents of one call)."""
+    return np.maximum(table.ops.sum(axis=1), balance * table.bytes.sum(axis=1))
+
+
+def _priced(op_j):
+    pairs = [f"{fmt} {op}" for fmt, ops in sorted(op_j.items()) for op in ops]
+    return ", ".join(pairs) if pairs else "no op"
+
+
+def _check_terms(terms):
+    terms = tuple(terms)
+    unknown = [t for t in terms if t not in ENERGY_TERMS]
+    if unknown:
+        raise ValueError(f"unknown energy term {unknown[0]!r}; known: {', '.join(ENERGY_TERMS)}")
+    if not terms:
+        raise ValueError("an energy model needs at least one term")
+    if len(set(terms)) != len(terms):
+        raise ValueError("each energy term once")
+    return tuple(t for t in ENERGY_TERMS if t in terms)
+
+
+def tos_only_scale(table, y, tos_per_op, *, loss="relative"):
+    """Joules per TO of the one-coefficient fit ``E = s x TOs`` (no intercept) of the runs."""
+    tos = table.per_run(table.ops @ np.asarray([tos_per_op[k] for k in table.op_keys]))
+    w = _weights(y, loss)
+    a = tos * w
+    denominator = float(a @ a)
+    return float(a @ (y * w)) / denominator if denominator > 0 else 0.0
+
+
+def _weights(y, loss):
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    if loss == "absolute":
+        return np.ones_like(y)
+    if np.any(y <= 0):
+        raise ValueError("the relative loss needs positive measured energies")
+    return 1.0 / y
+
+
+def _solve(design, y, w, prior_rows, *, free_last=False):
+    """Bounded (>= 0) least squares of the weighted data rows plus prior rows, on norm-scaled
+    columns. ``prior_rows(scale)`` gives the (m, p) prior rows and targets in the scaled space.
+    With ``free_last`` the last column (the prior's common scale s) has no data and unit scale.
+    Returns (coefficients, data loss = sum of squared weighted residuals)."""
+    from scipy.optimize import lsq_linear
+    weighted = design * w[:, None]
+    scale = np.sqrt(np.sum(weighted ** 2, axis=0))
+    scale[scale == 0] = 1.0
+    if free_last:
+        scale[-1] = 1.0
+    a = weighted / scale
+    b = y * w
+    prior_a, prior_b = prior_rows(scale[:-1] if free_last else scale)
+    if len(prior_b):
+        a, b_full = np.vstack([a, prior_a]), np.concatenate([b, prior_b])
+    else:
+        b_full = b
+    if a.shape[1] == 0:
+        return np.zeros(0), float(b @ b)
+    result = lsq_linear(a, b_full, bounds=(0.0, np.inf), method="bvls")
+    coef = result.x / scale
+    residual = design @ coef * w - b
+    return coef, float(residual @ residual)
+
+
+def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="relative", prior_strength=1e-3,
+                     peak_ops_per_s=None, bandwidth_bytes_per_s=None, static_w=None, latency_s=0.0,
+                     spill_search=True, memory_by_type=True):
+    """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
+
+    ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
+    profile's cost table): the prior of the per-op energies (see the module docstring); required
+    with the ``ops`` term. ``peak_ops_per_s``, ``bandwidth_bytes_per_s``, ``static_w``: given
+    values are kept (both rates given fix the balance; otherwise it is searched); see the module
+    docstring for what the energies identify. Returns ``(model, info)``; ``info`` holds the loss,
+    the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
+    ``"nominal"``).
+    """
+    terms = _check_terms(terms)
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1 or y.size != table.n_runs:
+        raise ValueError(f"{y.size} energies for {table.n_runs} runs")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("measured energies must be finite")
+    if not (isinstance(prior_strength, (int, float)) and math.isfinite(prior_strength) and prior_strength >= 0):
+        raise ValueError(f"prior strength must be a non-negative number, not {prior_strength!r}")
+    for name, value in (("peak_ops_per_s", peak_ops_per_s), ("bandwidth_bytes_per_s", bandwidth_bytes_per_s),
+                        ("static_w", static_w)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, not {value!r}")
+    if not (math.isfinite(latency_s) and latency_s >= 0):
+        raise ValueError(f"latency must be a non-negative number of seconds, not {latency_s!r}")
+    w = _weights(y, loss)
+    keys = list(table.op_keys) if "ops" in terms else []
+    if keys:
+        if tos_per_op is None:
+            raise ValueError("the ops term needs the transistors of each op (tos_per_op) as its prior")
+        missing = [k for k in keys if k not in tos_per_op]
+        if missing:
+            raise ValueError(f"no transistor count for {missing[0][0]} {missing[0][1]}")
+        tos = np.asarray([float(tos_per_op[k]) for k in keys])
+        if np.any(tos <= 0):
+            raise ValueError("transistor counts must be positive")
+        u_ref = tos_only_scale(table, y, tos_per_op, loss=loss)
+    else:
+        tos = np.zeros(0)
+        u_ref = 0.0
+    # columns: TOs of each op (coefficient u = J/TO), bytes per role, calls, roofline ops per
+    # layer type (coefficient s_k); then the prior's common scale s (no data column)
+    op_columns = [table.per_run(table.ops[:, j] * tos[j]) for j in range(len(keys))]
+    fixed = []
+    memory_kinds = sorted(set(table.types)) if ("memory" in terms and memory_by_type) else []
+    if memory_kinds:
+        # per layer type: each kernel's own attained bandwidth (roles with no bytes get price 0)
+        for kind in memory_kinds:
+            mask = np.asarray([t == kind for t in table.types])
+            fixed += [table.per_run(np.where(mask, table.bytes[:, r], 0.0)) for r in range(len(BYTE_ROLES))]
+    elif "memory" in terms:
+        fixed += [table.per_run(table.bytes[:, r]) for r in range(len(BYTE_ROLES))]
+    if "calls" in terms:
+        fixed.append(table.per_run(table.calls))
+    kinds = sorted(set(table.types)) if "static" in terms else []
+    kind_index = np.asarray([kinds.index(k) for k in table.types]) if kinds else np.zeros(0, dtype=np.int64)
+    n_ops = len(op_columns)
+    with_s = bool(n_ops) and u_ref > 0
+    sqrt_prior = math.sqrt(prior_strength)
+    ynorm = float(np.sqrt(np.mean((y * w) ** 2))) or 1.0
+    shrink = sqrt_prior / (math.sqrt(max(table.n_runs, 1)) * ynorm)
+
+    def prior_rows(scale):
+        p = scale.size + (1 if with_s else 0)
+        rows = []
+        if sqrt_prior == 0.0:
+            return np.zeros((0, p)), np.zeros(0)
+        if with_s:
+            # (a_j - s scale_j) / (sqrt(n) ynorm): the op's coefficient against the TOs price
+            # s, in units of the share of the (weighted) energy the difference explains; the
+            # unknown is a_s = s / u_ref (of order 1, unit scale)
+            for j in range(n_ops):
+                row = np.zeros(p)
+                row[j] = shrink
+                row[-1] = -shrink * u_ref * scale[j]
+                rows.append(row)
+        # other terms toward 0: a_j / (sqrt(n) ynorm) is the column's share of the weighted energy
+        for j in range(n_ops, scale.size):
+            row = np.zeros(p)
+            row[j] = shrink
+            rows.append(row)
+        rows = np.asarray(rows).reshape(-1, p)
+        return rows, np.zeros(rows.shape[0])
+
+    def static_columns(balance):
+        per_layer = roofline_ops(table, balance)
+        return [table.per_run(np.where(kind_index == i, per_layer, 0.0)) for i in range(len(kinds))]
+
+    def solve(balance, capacity=None):
+        spill = [table.per_run(spilled_bytes(table, capacity))] if capacity is not None else []
+        cols = op_columns + fixed + spill + (static_columns(balance) if kinds else [])
+        design = np.column_stack(cols) if cols else np.zeros((table.n_runs, 0))
+        if not with_s:
+            return _solve(design, y, w, prior_rows)
+        extended = np.column_stack([design, np.zeros(table.n_runs)])
+        coef, value = _solve(extended, y, w, prior_rows, free_last=True)
+        return coef[:-1], value
+
+    model = EnergyModel(terms=terms, latency_s=float(latency_s))
+    searched = 0
+    fixed_balance = peak_ops_per_s is not None and bandwidth_bytes_per_s is not None
+    balance = (peak_ops_per_s or 1e9) / (bandwidth_bytes_per_s or 1e9)
+    capacity = None
+    if kinds and not fixed_balance:
+        balance, n = _search(lambda b: solve(b)[1], -3.0, 3.0)
+        searched += n
+    if "memory" in terms and spill_search:
+        capacity, n = _search(lambda c: solve(balance, c)[1], 6.0, 12.0)
+        searched += n
+        if kinds and not fixed_balance:
+            balance, n = _search(lambda b: solve(b, capacity)[1], -3.0, 3.0)
+            searched += n
+    coef, loss_value = solve(balance, capacity)
+    coef = [max(float(c), 0.0) for c in coef]
+    i = 0
+    for (fmt, op), t in zip(keys, tos):
+        model.op_j.setdefault(fmt, {})[op] = coef[i] * t
+        i += 1
+    if memory_kinds:
+        for kind in memory_kinds:
+            model.byte_j_by_type[kind] = dict(zip(BYTE_ROLES, coef[i:i + 3]))
+            i += 3
+        # other types: per role, the median price of the kernels that move such bytes
+        moved = {r: {t for t, b in zip(table.types, table.bytes[:, j]) if b > 0} for j, r in enumerate(BYTE_ROLES)}
+        model.byte_j = {r: float(np.median([model.byte_j_by_type[k][r] for k in memory_kinds if k in moved[r]]
+                                           or [0.0])) for r in BYTE_ROLES}
+    elif "memory" in terms:
+        model.byte_j = dict(zip(BYTE_ROLES, coef[i:i + 3]))
+        i += 3
+    if "calls" in terms:
+        model.call_j = coef[i]
+        i += 1
+    if capacity is not None:
+        model.spill_j_per_byte = coef[i]
+        model.capacity_bytes = float(capacity) if coef[i] > 0 else None
+        i += 1
+    time_scale = None
+    if kinds:
+        model.static_j_per_op = dict(zip(kinds, coef[i:i + len(kinds)]))
+        positive = [v for v in model.static_j_per_op.values() if v > 0]
+        fastest = min(positive) if positive else 0.0
+        # a kernel never measured is assumed to run at the peak (the roofline's own assumption)
+        model.static_j_per_op_default = fastest
+        # P_static / peak = s of the fastest kernel (e = 1); the balance fixes the bandwidth
+        if static_w is not None:
+            model.static_w = float(static_w)
+            model.peak_ops_per_s = static_w / fastest if fastest else (peak_ops_per_s or 1e9)
+            time_scale = "given"
+        else:
+            model.peak_ops_per_s = float(peak_ops_per_s) if peak_ops_per_s is not None else 1e9
+            model.static_w = fastest * model.peak_ops_per_s
+            time_scale = "given" if peak_ops_per_s is not None else "nominal"
+        model.bandwidth_bytes_per_s = model.peak_ops_per_s / balance
+    info = {"loss": loss, "loss_value": loss_value, "tos_j_per_to": u_ref, "prior_strength": prior_strength,
+            "searched": searched, "capacity_bytes": model.capacity_bytes, "balance_ops_per_byte": balance if kinds else None,
+            "time_scale": time_scale}
+    return model, info
+
+
+def _search(loss_of, lo, hi):
+    """(value, points tried) minimising ``loss_of(10^x)`` over x in [lo, hi]: a grid of 4 points
+    per decade, then two refinements (7 points at a quarter, then a sixteenth of the step)."""
+    tried = 0
+    best = None
+    step = 0.25
+    candidates = 10.0 ** np.arange(lo, hi + step / 2, step)
+    for _ in range(3):
+        for value in candidates:
+            loss = loss_of(float(value))
+            tried += 1
+            if best is None or loss < best[0]:
+                best = (loss, float(value))
+        step /= 4
+        candidates = best[1] * 10.0 ** (step * np.arange(-3, 4))
+    return best[1], tried

@@ -1,0 +1,195 @@
+"""Capacitance, energy, delay and area of a mapped netlist, and whole-unit activity runs."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import CircuitError
+from ..netsim import GATE_TYPES
+from ._model import DEFAULT_MODEL, PowerModel
+from ._stream import operands, parse_distribution
+from ._toggles import toggle_counts
+
+__all__ = ["net_capacitance_ff", "switching_energy_fj", "critical_path_ps", "area_um2",
+           "mapped_netlist", "UnitActivity", "unit_activity", "fp_activity"]
+
+_ARITY = [len(ports) for ports in GATE_TYPES.values()]
+
+
+def _gate_name(cell_type):
+    from ..synth import GATE_NAMES
+    if cell_type == "$_BUF_":
+        return "BUF"
+    for name, yosys_type in GATE_NAMES.items():
+        if yosys_type == cell_type:
+            return name
+    raise CircuitError(f"No power model for gate type {cell_type}")
+
+
+def _model(model):
+    if model is None:
+        return DEFAULT_MODEL
+    if not isinstance(model, PowerModel):
+        raise TypeError(f"Expected a PowerModel, not {model!r}")
+    return model
+
+
+def _fanout(net):
+    fanout = np.zeros(net.n_nets, dtype=np.int64)
+    for row in net.gates.tolist():
+        for n in row[2:2 + _ARITY[row[0]]]:
+            fanout[n] += 1
+    return fanout
+
+
+def net_capacitance_ff(net, model=None):
+    """Capacitance of every net of ``net`` in fF (array indexed by net; the constants 0)."""
+    model = _model(model)
+    cap = np.zeros(net.n_nets, dtype=np.float64)
+    for row, cell_type in zip(net.gates.tolist(), net.gate_types):
+        name = _gate_name(cell_type)
+        cap[row[1]] += model.drain_ff[name]
+        for n in row[2:2 + _ARITY[row[0]]]:
+            cap[n] += model.pin_ff[name] + model.wire_ff_per_fanout
+    for nets in net.outputs.values():
+        for n in nets.tolist():
+            cap[n] += model.output_load_ff
+    cap[:2] = 0.0
+    return cap
+
+
+def switching_energy_fj(net, counts, model=None):
+    """Switching energy per operation in fJ: sum of 1/2 C V^2 toggles over nets, divided by
+    ``counts.operations`` (a :class:`~hwlib.activity.ToggleCounts` of ``net``)."""
+    model = _model(model)
+    if counts.operations < 1:
+        raise ValueError("At least two vectors (one operation) are needed to price switching")
+    cap = net_capacitance_ff(net, model)
+    return float(0.5 * model.vdd ** 2 * np.dot(cap, counts.toggles) / counts.operations)
+
+
+def critical_path_ps(net, model=None):
+    """Longest input-to-output delay in ps: each gate adds its ``delay_ps`` plus
+    ``delay_ps_per_fanout`` per gate input its output drives (a buffer adds nothing)."""
+    model = _model(model)
+    fanout = _fanout(net)
+    arrival = np.zeros(net.n_nets, dtype=np.float64)
+    for row, cell_type in zip(net.gates.tolist(), net.gate_types):
+        name = _gate_name(cell_type)
+        start = max(arrival[n] for n in row[2:2 + _ARITY[row[0]]])
+        extra = 0.0 if name == "BUF" else model.delay_ps[name] + \
+            model.delay_ps_per_fanout * fanout[row[1]]
+        arrival[row[1]] = start + extra
+    return max((float(arrival[nets].max()) for nets in net.outputs.values() if len(nets)),
+               default=0.0)
+
+
+def area_um2(net, model=None):
+    """Sum of the cell areas of the netlist's gates, um^2."""
+    model = _model(model)
+    return float(sum(model.area_um2[_gate_name(t)] for t in net.gate_types))
+
+
+def _driven_nets(net):
+    return np.unique(net.gates[:, 1]) if len(net.gates) else np.zeros(0, dtype=np.int64)
+
+
+def mapped_netlist(component, technology):
+    """The netlist of ``component`` mapped onto a profile ``technology``'s gate set: the gates
+    :func:`hwlib.synth.synthesize` prices (cached in memory per circuit and gate set)."""
+    from .._counting import _mapping_gates
+    from ..synth import elaborate, synthesize
+    gates = _mapping_gates(technology["gates"])
+    return synthesize(elaborate(component).rtlil, gates).netlist
+
+
+@dataclass(frozen=True)
+class UnitActivity:
+    """Activity, switching energy, delay and area of one unit under one operand stream.
+
+    ``unit``: ``add``/``mul``/``div``/``sqrt`` for integer units, the op for floating-point
+    ones; ``width`` or ``format`` says which. ``activity``: mean toggles per operation of the
+    gate-driven nets (0 to 1). ``toggles_per_op``: all nets, inputs included.
+    """
+
+    unit: str
+    design: str
+    width: int
+    format: str
+    distribution: str
+    seed: int
+    operations: int
+    nets: int
+    gates: int
+    toggles_per_op: float
+    activity: float
+    energy_fj_per_op: float
+    delay_ps: float
+    area_um2: float
+    vdd: float
+
+    @property
+    def edp_fj_ns(self):
+        """Energy-delay product: fJ per operation x critical-path delay in ns."""
+        return self.energy_fj_per_op * self.delay_ps / 1000.0
+
+    def to_json(self):
+        return {"unit": self.unit, "design": self.design, "width": self.width,
+                "format": self.format, "distribution": self.distribution, "seed": self.seed,
+                "operations": self.operations, "nets": self.nets, "gates": self.gates,
+                "toggles_per_op": self.toggles_per_op, "activity": self.activity,
+                "energy_fj_per_op": self.energy_fj_per_op, "delay_ps": self.delay_ps,
+                "area_um2": self.area_um2, "edp_fj_ns": self.edp_fj_ns, "vdd": self.vdd,
+                "glitches": "not counted (zero-delay toggles)"}
+
+
+def _measure(net, unit, design, width, fmt, distribution, vectors, seed, model, controls):
+    dist = parse_distribution(distribution)
+    if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 2:
+        raise ValueError(f"vectors must be an integer of at least 2, not {vectors!r}")
+    inputs = {}
+    for i, (name, nets) in enumerate(net.inputs.items()):
+        if name in controls:
+            inputs[name] = [controls[name]] * vectors
+        elif len(nets) == 1 and name not in ("a", "b"):
+            inputs[name] = [0] * vectors
+        else:
+            # each operand port its own stream (seeded from the run's seed and its position)
+            inputs[name] = operands(dist, vectors, seed=[seed, i],
+                                    **({"fmt": fmt} if fmt else {"width": len(nets)}))
+    counts = toggle_counts(net, inputs)
+    driven = _driven_nets(net)
+    ops = counts.operations
+    return UnitActivity(
+        unit=unit, design=design, width=width, format=fmt, distribution=dist.label(),
+        seed=seed, operations=ops, nets=int(net.n_nets - 2), gates=len(net.gates),
+        toggles_per_op=float(counts.toggles.sum() / ops),
+        activity=float(counts.toggles[driven].sum() / (ops * max(1, len(driven)))),
+        energy_fj_per_op=switching_energy_fj(net, counts, model),
+        delay_ps=critical_path_ps(net, model), area_um2=area_um2(net, model),
+        vdd=float(model.vdd))
+
+
+def unit_activity(kind, design, width, profile, distribution="uniform", *, vectors=4096,
+                  seed=0, model=None):
+    """Run ``vectors`` operands drawn from ``distribution`` through the mapped netlist of the
+    integer unit ``kind``/``design`` at ``width`` (as :func:`hwlib.cost.compare_designs`
+    builds it under ``profile``) and return a :class:`UnitActivity`. Every operand port gets
+    its own seeded stream; one-bit control inputs are held at 0."""
+    from .._specs import integer_unit
+    model = _model(model)
+    spec = integer_unit(kind, design, width, profile.units.get(kind) or {})
+    net = mapped_netlist(spec.build(), profile.technology)
+    return _measure(net, kind, design, width, None, distribution, vectors, seed, model, {})
+
+
+def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=0, model=None):
+    """:func:`unit_activity` for the profile's floating-point unit of basic op ``op`` in
+    ``fmt`` (``hwlib.fp``, the profile's datapath); operands are IEEE encodings. A ``sub``
+    runs on the adder with its ``sub`` input held at 1."""
+    from .._specs import fp_unit
+    model = _model(model)
+    spec = fp_unit(op, fmt, profile.units, profile.datapath)
+    net = mapped_netlist(spec.build(), profile.technology)
+    controls = {"sub": 1 if op == "sub" else 0}
+    return _measure(net, op, spec.design, None, fmt, distribution, vectors, seed, model,
+                    controls)

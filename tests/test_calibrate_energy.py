@@ -1,0 +1,197 @@
+"""The device energy model (calibrate._energy): known coefficients recovered from synthetic runs,
+non-negativity, the transistor-price prior with few rows, the profile form."""
+import math
+
+import numpy as np
+import pytest
+
+import calibrate
+from calibrate import EnergyModel, LayerTable, fit_energy_model
+
+TOS = {("fp32", "add"): 1000.0, ("fp32", "mul"): 8000.0, ("fp32", "cmp"): 500.0}
+KEYS = sorted(TOS)
+
+
+def _table(rng, n, types=("conv2d", "relu", "maxpool2d")):
+    """n single-layer runs: ops per key, bytes per role, one call, a type each."""
+    kinds = [types[i % len(types)] for i in range(n)]
+    ops = np.zeros((n, len(KEYS)))
+    for i, kind in enumerate(kinds):
+        size = 10.0 ** rng.uniform(4, 8)
+        if kind == "conv2d":
+            ops[i, KEYS.index(("fp32", "mul"))] = size
+            ops[i, KEYS.index(("fp32", "add"))] = size
+        else:
+            ops[i, KEYS.index(("fp32", "cmp"))] = size * rng.uniform(0.5, 9)
+    data = 10.0 ** rng.uniform(3, 9, size=(n, 3))
+    return LayerTable(run=np.arange(n), repeat=np.ones(n), op_keys=KEYS, ops=ops, bytes=data, calls=np.ones(n),
+                      n_runs=n, types=kinds)
+
+
+def _truth():
+    return EnergyModel(terms=("ops", "memory", "calls"),
+                       op_j={"fp32": {"add": 2e-12, "mul": 9e-12, "cmp": 4e-11}},
+                       byte_j={"inputs": 3e-11, "outputs": 5e-11, "weights": 1e-11}, call_j=2e-3)
+
+
+def test_known_coefficients_are_recovered_without_prior():
+    rng = np.random.default_rng(1)
+    table = _table(rng, 200)
+    truth = _truth()
+    y, _ = truth.predict_runs(table)
+    model, info = fit_energy_model(table, y, terms=truth.terms, tos_per_op=TOS, prior_strength=0.0,
+                                   spill_search=False)
+    # add and mul always appear together (conv), so only their sum per MAC is identified
+    assert model.op_j["fp32"]["add"] + model.op_j["fp32"]["mul"] == pytest.approx(11e-12, rel=1e-6)
+    assert model.op_j["fp32"]["cmp"] == pytest.approx(4e-11, rel=1e-6)
+    for role, value in truth.byte_j.items():
+        assert model.byte_j[role] == pytest.approx(value, rel=1e-6)
+    assert model.call_j == pytest.approx(2e-3, rel=1e-6)
+    pred, _ = model.predict_runs(table)
+    assert np.max(np.abs(pred / y - 1)) < 1e-8
+    assert info["loss"] == "relative"
+
+
+def test_static_term_per_layer_type_and_balance_are_recovered():
+    rng = np.random.default_rng(2)
+    table = _table(rng, 150)
+    truth = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 1e-9, "relu": 5e-8, "maxpool2d": 2e-7},
+                        peak_ops_per_s=1e10, bandwidth_bytes_per_s=1e9)   # balance 10 ops per byte
+    y, _ = truth.predict_runs(table)
+    model, info = fit_energy_model(table, y, terms=("static",), static_w=20.0, prior_strength=0.0)
+    assert info["balance_ops_per_byte"] == pytest.approx(10.0, rel=0.02)
+    for kind, value in truth.static_j_per_op.items():
+        assert model.static_j_per_op[kind] == pytest.approx(value, rel=0.02)
+    # the fastest kernel runs at the peak: static_w / peak = its J per op
+    assert model.static_w == 20.0
+    assert model.peak_ops_per_s == pytest.approx(20.0 / 1e-9, rel=0.02)
+    assert model.efficiency()["conv2d"] == pytest.approx(1.0)
+    assert model.efficiency()["maxpool2d"] == pytest.approx(1e-9 / 2e-7, rel=0.03)
+    # time: static joules / static power
+    t = model.layer_time(table)
+    assert np.allclose(t * 20.0, model.layer_terms(table)["static"], rtol=1e-12)
+
+
+def test_coefficients_stay_non_negative_where_the_truth_is_negative():
+    rng = np.random.default_rng(3)
+    table = _table(rng, 120)
+    # energies that fall with the bytes moved: the best fit wants a negative per-byte price
+    y = table.per_run(table.ops @ np.asarray([1e-12, 1e-11, 1e-11])) * 2 + 1.0 - 1e-10 * table.bytes[:, 0]
+    y = np.maximum(y, 0.5)
+    model, _ = fit_energy_model(table, y, terms=("ops", "memory", "calls"), tos_per_op=TOS, prior_strength=0.0,
+                                spill_search=False)
+    values = [v for ops in model.op_j.values() for v in ops.values()] + list(model.byte_j.values()) + [model.call_j]
+    assert min(values) >= 0.0
+    assert model.byte_j["inputs"] == 0.0
+
+
+def test_few_rows_stay_proportional_to_transistors():
+    """Two conv runs cannot tell add from mul (nor cmp at all): the prior keeps every op at the
+    same joules per transistor, i.e. the model is a TOs model."""
+    rng = np.random.default_rng(4)
+    table = _table(rng, 2, types=("conv2d",))
+    y = np.asarray([1.0, 3.0])
+    model, info = fit_energy_model(table, y, terms=("ops",), tos_per_op=TOS)
+    per_to = {op: model.op_j["fp32"][op] / TOS[("fp32", op)] for op in ("add", "mul", "cmp")}
+    assert per_to["add"] == pytest.approx(per_to["mul"], rel=1e-3)
+    assert per_to["cmp"] == pytest.approx(per_to["mul"], rel=1e-3)
+    assert per_to["mul"] == pytest.approx(info["tos_j_per_to"], rel=0.05)
+
+
+def test_without_prior_few_rows_leave_ratios_arbitrary():
+    rng = np.random.default_rng(4)
+    table = _table(rng, 2, types=("conv2d",))
+    model, _ = fit_energy_model(table, np.asarray([1.0, 3.0]), terms=("ops",), tos_per_op=TOS, prior_strength=0.0)
+    assert model.op_j["fp32"]["cmp"] == 0.0          # never seen: nothing pulls it up
+
+
+def test_rich_data_overrules_the_prior():
+    rng = np.random.default_rng(5)
+    table = _table(rng, 300)
+    truth = EnergyModel(terms=("ops",), op_j={"fp32": {"add": 1e-12, "mul": 8e-12, "cmp": 4e-10}})
+    y, _ = truth.predict_runs(table)
+    model, _ = fit_energy_model(table, y, terms=("ops",), tos_per_op=TOS)
+    # cmp costs 160x its transistor share here, and 300 rows say so
+    assert model.op_j["fp32"]["cmp"] == pytest.approx(4e-10, rel=0.02)
+
+
+def test_spill_level_is_found():
+    rng = np.random.default_rng(6)
+    table = _table(rng, 200)
+    truth = EnergyModel(terms=("memory",), byte_j={"inputs": 1e-11, "outputs": 1e-11, "weights": 1e-11},
+                        capacity_bytes=1e8, spill_j_per_byte=3e-11)
+    y, _ = truth.predict_runs(table)
+    model, _ = fit_energy_model(table, y, terms=("memory",), prior_strength=0.0)
+    assert model.capacity_bytes == pytest.approx(1e8, rel=0.1)
+    pred, _ = model.predict_runs(table)
+    assert np.median(np.abs(pred / y - 1)) < 0.01
+
+
+def test_memory_prices_per_layer_type_are_recovered():
+    """Kernels attain different bandwidths: each type's byte prices are its own; a type never seen
+    gets the median price of each role over the kernels that move such bytes."""
+    rng = np.random.default_rng(10)
+    table = _table(rng, 240)
+    truth = EnergyModel(terms=("memory",), byte_j_by_type={
+        "conv2d": {"inputs": 1e-11, "outputs": 2e-11, "weights": 1e-12},
+        "relu": {"inputs": 5e-11, "outputs": 6e-11, "weights": 0.0},
+        "maxpool2d": {"inputs": 3e-10, "outputs": 4e-11, "weights": 0.0}})
+    y, _ = truth.predict_runs(table)
+    model, _ = fit_energy_model(table, y, terms=("memory",), prior_strength=0.0, spill_search=False)
+    for kind, prices in truth.byte_j_by_type.items():
+        for role, value in prices.items():
+            assert model.byte_j_by_type[kind][role] == pytest.approx(value, rel=1e-6, abs=1e-18)
+    # every type has random weight bytes in this synthetic table, so all three count for weights
+    assert model.byte_j == {"inputs": pytest.approx(5e-11), "outputs": pytest.approx(4e-11),
+                            "weights": pytest.approx(0.0, abs=1e-18)}
+    shared, _ = fit_energy_model(table, y, terms=("memory",), prior_strength=0.0, spill_search=False,
+                                 memory_by_type=False)
+    assert shared.byte_j_by_type == {}
+    assert np.median(np.abs(shared.predict_runs(table)[0] / y - 1)) > 0.05   # one price set cannot fit
+
+
+def test_profile_form_round_trip():
+    model = _truth()
+    back = EnergyModel.from_dict(model.to_dict())
+    table = _table(np.random.default_rng(7), 10)
+    assert np.allclose(back.predict_runs(table)[0], model.predict_runs(table)[0], rtol=0, atol=0)
+    assert model.to_dict()["version"] == calibrate.ENERGY_MODEL_VERSION
+
+
+def test_unpriced_op_is_named():
+    model = EnergyModel(terms=("ops",), op_j={"fp32": {"add": 1e-12}})
+    table = _table(np.random.default_rng(8), 3)
+    with pytest.raises(ValueError, match="prices no fp32 cmp"):
+        model.predict_runs(table)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"terms": ("ops", "heat")}, "unknown energy term 'heat'"),
+    ({"loss": "squared"}, "loss must be one of relative, absolute"),
+    ({"prior_strength": -1.0}, "prior strength must be a non-negative number"),
+    ({"static_w": 0.0}, "static_w must be a positive number"),
+    ({"tos_per_op": None}, "needs the transistors of each op"),
+])
+def test_bad_arguments(kwargs, message):
+    table = _table(np.random.default_rng(9), 6)
+    args = {"terms": ("ops",), "tos_per_op": TOS, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        fit_energy_model(table, np.ones(6), **args)
+
+
+def test_relative_loss_needs_positive_energies():
+    table = _table(np.random.default_rng(9), 4)
+    with pytest.raises(ValueError, match="positive measured energies"):
+        fit_energy_model(table, np.asarray([1.0, 0.0, 1.0, 1.0]), terms=("calls",))
+    model, info = fit_energy_model(table, np.asarray([1.0, 0.0, 1.0, 1.0]), terms=("calls",), loss="absolute")
+    assert model.call_j == pytest.approx(0.75, rel=1e-3) and info["loss"] == "absolute"   # shrunk a little
+
+
+def test_repeats_and_runs_sum_layer_calls():
+    table = LayerTable(run=[0, 0, 1], repeat=[2, 3, 1], op_keys=[("fp32", "add")], ops=[[10], [20], [5]],
+                       bytes=np.zeros((3, 3)), calls=[1, 1, 1], n_runs=2)
+    model = EnergyModel(terms=("ops", "calls"), op_j={"fp32": {"add": 1.0}}, call_j=100.0)
+    total, terms = model.predict_runs(table)
+    assert total.tolist() == [2 * 10 + 3 * 20 + 500, 5 + 100]
+    assert terms["calls"].tolist() == [500, 100]
+    assert math.isclose(sum(v[0] for v in terms.values()), total[0])

@@ -1,0 +1,199 @@
+"""tosim fit --model end to end: a synthetic device recovered, written to a profile, scored back;
+the constant comparison feature; CLI errors; the energy_model device schema; the built-in device."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+import calibrate
+import hardware_profiles
+import opcount
+from tosim._device_model import layer_table
+from tosim.cli import main
+
+TRUTH = calibrate.EnergyModel(
+    terms=("ops", "memory", "calls", "static"),
+    op_j={"fp32": {"add": 2e-12, "sub": 2e-12, "mul": 5e-12, "div": 3e-11, "sqrt": 3e-11, "cmp": 1e-12}},
+    byte_j={"inputs": 2e-11, "outputs": 4e-11, "weights": 1e-11}, call_j=1e-4,
+    static_j_per_op={"conv2d": 1e-11, "relu": 2e-10, "maxpool2d": 5e-10},
+    peak_ops_per_s=1e10, bandwidth_bytes_per_s=1e10, static_w=10.0)
+
+CONFIGS = ([("conv2d", c, h, o, k) for c, h, o, k in ((3, 16, 8, 3), (4, 12, 16, 5), (8, 20, 4, 1), (2, 30, 6, 3),
+                                                       (6, 10, 12, 3), (5, 24, 10, 5))]
+           + [("relu", n) for n in (100, 3000, 20000, 700, 90000, 5000)]
+           + [("maxpool2d", c, h, k) for c, h, k in ((3, 16, 2), (8, 24, 3), (2, 40, 2), (6, 12, 4), (4, 32, 3),
+                                                      (1, 50, 2))])
+
+
+def _spec(config):
+    kind = config[0]
+    if kind == "conv2d":
+        _, c, h, o, k = config
+        return {"name": f"conv-{c}-{h}-{o}-{k}", "input": [c, h, h],
+                "layers": [{"type": "conv2d", "out": o, "kernel": k, "padding": 1}]}
+    if kind == "relu":
+        return {"name": f"relu-{config[1]}", "input": [config[1]], "layers": [{"type": "relu"}]}
+    _, c, h, k = config
+    return {"name": f"pool-{c}-{h}-{k}", "input": [c, h, h], "layers": [{"type": "maxpool2d", "kernel": k}]}
+
+
+def truth_energy(path, batch, profile):
+    model = opcount.load_model(path)
+    table, _ = layer_table(model, opcount.count_model(model, profile, batch=batch))
+    return float(TRUTH.predict_runs(table)[0][0])
+
+
+@pytest.fixture(scope="module")
+def layer_set(tmp_path_factory):
+    """Single-layer specs and a measurement CSV whose energies are the TRUTH model's."""
+    folder = tmp_path_factory.mktemp("layers")
+    profile = hardware_profiles.load("cmos-generic")
+    lines = ["model,energy_j,phase,batch,device"]
+    for i, config in enumerate(CONFIGS):
+        spec = _spec(config)
+        path = folder / f"{spec['name']}.json"
+        path.write_text(json.dumps(spec))
+        for batch in (1, 3, 8, 32):
+            lines.append(f"{path.name},{truth_energy(str(path), batch, profile)!r},inference,{batch},cpu0")
+    (folder / "m.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def fit_json(args, capsys):
+    status = main(["fit", *args, "--json"])
+    captured = capsys.readouterr()
+    return status, (json.loads(captured.out) if captured.out else None), captured.err
+
+
+def test_fit_model_recovers_the_device_and_score_uses_it(layer_set, tmp_path, capsys):
+    out_profile = tmp_path / "fitted.yaml"
+    status, out, err = fit_json([str(layer_set / "m.csv"), "--model", "--prior-strength", "0", "--static-power",
+                                 "10", "--write-profile", str(out_profile)], capsys)
+    assert status == 0, err
+    assert out["feature"] == "model" and out["rows"] == 72 and out["weighting"] == "relative"
+    # the synthetic device is recovered: held-out rows predicted to the last digits
+    assert out["validation"]["precision_min"] > 99.9
+    assert set(out["by_type"]) == {"conv2d", "relu", "maxpool2d"}
+    for entry in out["by_type"].values():
+        assert entry["validation"]["precision_avg"] > 99.9
+        assert sum(entry["term_share"].values()) == pytest.approx(1.0)
+    assert [c["feature"] for c in out["comparison"]] == ["tos", "flops", "macs"]
+    device = hardware_profiles.load(str(out_profile)).devices["cpu0"]
+    assert device["energy_model"]["version"] == 1 and device["phase"] == "inference"
+    assert device["metrics"]["validation"]["precision_min"] > 99.9
+    # tosim score --device: a two-layer model is the sum of its layers, per term and per layer
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps({"name": "two", "input": [3, 16, 16], "layers": [
+        {"type": "conv2d", "out": 8, "kernel": 3, "padding": 1}, {"type": "relu"}, {"type": "flatten"}]}))
+    assert main(["score", str(two), "--profile", str(out_profile), "--device", "cpu0", "--batch", "4",
+                 "--per-layer", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    expected = truth_energy(str(two), 4, hardware_profiles.load("cmos-generic"))
+    assert row["energy_j"] == pytest.approx(expected, rel=1e-4)
+    parts = [row[f"energy_{t}_j"] for t in ("ops", "memory", "calls", "static")]
+    assert sum(parts) == pytest.approx(row["energy_j"], rel=1e-12)
+    layers = {layer["type"]: layer for layer in row["layers"]}
+    assert layers["flatten"]["energy_j"] == 0.0               # a view costs nothing
+    assert layers["conv2d"]["energy_j"] > 0 and layers["relu"]["energy_j"] > 0
+    assert sum(layer["energy_j"] for layer in row["layers"]) == pytest.approx(row["energy_j"], rel=1e-12)
+    assert row["time_s"] > 0
+
+
+def test_fit_model_plot_and_report(layer_set, tmp_path, capsys):
+    plot = tmp_path / "fit.png"
+    assert main(["fit", str(layer_set / "m.csv"), "--model", "--plot", str(plot)]) == 0
+    out = capsys.readouterr()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "layer type" in out.out and "joint" in out.out and "validation R2: model" in out.out
+    assert "nominal 1e9 ops/s" in out.err                     # neither --peak nor --static-power
+
+
+def test_constant_comparison_feature_is_reported_not_fatal(layer_set, tmp_path, capsys):
+    """A relu-only set: MACs and FLOPs are 0 on every row; the TOs fit goes on (issue 14, item 5)."""
+    rows = [line for line in (layer_set / "m.csv").read_text().splitlines() if line.startswith(("model", "relu"))]
+    path = layer_set / "relu.csv"
+    path.write_text("\n".join(rows) + "\n")
+    status, out, err = fit_json([str(path)], capsys)
+    assert status == 0, err
+    flops, macs = out["comparison"][1], out["comparison"][2]
+    assert flops["status"] == macs["status"] == "n/a (constant)" and macs["validation"] is None
+    assert out["feature"] == "tos" and out["validation"]["r2"] is not None
+    assert main(["fit", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^macs n=1\s+n/a \(constant\)\s*$", text, re.M)
+    # the chosen feature itself constant is still an error
+    assert main(["fit", str(path), "--feature", "macs"]) == 2
+    assert "distinct feature values" in capsys.readouterr().err
+
+
+def test_forced_absolute_weighting_on_a_wide_span_warns(layer_set, capsys):
+    status, out, err = fit_json([str(layer_set / "m.csv"), "--model", "--weighting", "absolute", "--terms",
+                                 "ops,calls"], capsys)
+    assert status == 0 and out["weighting"] == "absolute"
+    assert "tosim: warning: the measured energies span" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--terms", "ops,heat"], "argument --terms: must be a comma-separated subset of ops, memory, calls, static"),
+    (["--terms", "ops,ops"], "argument --terms: must be a comma-separated subset"),
+    (["--static-power", "0"], "argument --static-power: must be a positive number, not '0'"),
+    (["--prior-strength", "-1"], "argument --prior-strength: must be a non-negative number, not '-1'"),
+])
+def test_model_options_are_checked(layer_set, capsys, args, message):
+    assert main(["fit", str(layer_set / "m.csv"), "--model", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tosim: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_model_fit_needs_rows(tmp_path, capsys):
+    path = tmp_path / "few.csv"
+    path.write_text("model,energy_j\nzoo:lenet5,3\nzoo:nope,4\n")
+    assert main(["fit", str(path), "--model"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("tosim: error: ") and "need at least 3" in err
+
+
+@pytest.mark.parametrize("device, message", [
+    ("{energy_model: {version: 1, call_j: 1.0}, feature: tos, coefficients: [1, 2]}",
+     "devices.d.feature: a device holds a polynomial (feature, coefficients) or an energy_model, not both"),
+    ("{energy_model: {call_j: 1.0}}", "devices.d.energy_model: missing key 'version'"),
+    ("{energy_model: {version: 7}}", "devices.d.energy_model.version: unknown energy model version 7"),
+    ("{energy_model: {version: 1, call_j: -1.0}}", "devices.d.energy_model.call_j: energy must be a non-negative"),
+    ("{energy_model: {version: 1, byte_j: {stack: 1.0}}}", "energy_model.byte_j.stack: unknown tensor role 'stack'"),
+    ("{energy_model: {version: 1, op_j: {fp32: {mac: 1.0}}}}", "energy_model.op_j.fp32.mac: unknown op 'mac'"),
+    ("{energy_model: {version: 1, byte_j_by_type: {relu: {inputs: -1.0}}}}",
+     "energy_model.byte_j_by_type.relu.inputs: energy must be a non-negative"),
+    ("{energy_model: {version: 1, terms: [ops, heat]}}", "energy_model.terms[1]: unknown energy term 'heat'"),
+    ("{energy_model: {version: 1, peak_ops_per_s: 0}}", "energy_model.peak_ops_per_s: must be a positive number"),
+    ("{energy_model: {version: 1, spill: 1.0}}", "energy_model.spill: unknown energy model key 'spill'"),
+    ("{unit: J}", "devices.d: missing key 'feature' (or an energy_model)"),
+])
+def test_energy_model_schema_errors(tmp_path, device, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(f"schema: 1\nname: p\nextends: cmos-generic\ndevices:\n  d: {device}\n")
+    with pytest.raises(hardware_profiles.ProfileError) as exc:
+        hardware_profiles.load(str(path))
+    assert message in str(exc.value)
+    assert str(exc.value).startswith(f"{path}:5: ")
+
+
+def test_builtin_getzner_device_scores_joules_per_layer_and_term(capsys):
+    profile = hardware_profiles.load("getzner2023-cpu")
+    assert profile.formats == ["fp32"] and profile.chain[0].endswith("cmos-generic")
+    device = profile.devices["xeon-gold-5120"]
+    assert "arXiv 2304.00897" in device["source"]
+    assert main(["score", "zoo:alexnet", "--profile", "getzner2023-cpu", "--device", "xeon-gold-5120",
+                 "--batch", "4", "--per-layer", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["energy_j"] > 0 and row["gco2e"] > 0
+    parts = [row[f"energy_{t}_j"] for t in ("ops", "memory", "calls", "static")]
+    assert sum(parts) == pytest.approx(row["energy_j"], rel=1e-12)
+    kinds = {layer["type"] for layer in row["layers"] if layer["energy_j"] > 0}
+    assert {"conv2d", "relu", "maxpool2d", "linear"} <= kinds
+    # energy per sample falls with the batch (fixed per-call costs amortised) or stays: never grows
+    assert main(["score", "zoo:alexnet", "--profile", "getzner2023-cpu", "--device", "xeon-gold-5120",
+                 "--batch", "8", "--json"]) == 0
+    row8 = json.loads(capsys.readouterr().out)[0]
+    assert row8["energy_j"] / 8 <= row["energy_j"] / 4 * (1 + 1e-9)
+    assert np.isfinite(row8["time_s"]) and row8["time_s"] > 0
