@@ -136,3 +136,5 @@ def test_compare_mac_prices_the_synthesized_unit(capsys):
     assert [(r["design"], r["width"], r["transistors"]) for r in out] == [("dadda", 4, direct.transistors)]
     assert main(["compare-adders", "--unit", "mac", "--designs", "wallace"]) == 2
     assert "wallace" in capsys.readouterr().err
+    assert main(["compare-adders", "--unit", "mac", "--power"]) == 2
+    assert "--power does not cover --unit mac" in capsys.readouterr().err
