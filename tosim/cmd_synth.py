@@ -65,6 +65,9 @@ def register(subparsers):
                        help="also simulate each circuit on an operand stream: critical-path delay "
                             "(ps), area (um^2), switching energy per op (fJ) and energy-delay "
                             "product (fJ*ns) columns (see tosim activity)")
+    p_cmp.add_argument("--pareto", metavar="F.png",
+                       help="also plot switching energy per op against delay per width, with "
+                            "the Pareto front, to F.png (implies --power)")
     _add_stream_args(p_cmp, "uniform")
     _add_jobs(p_cmp)
     p_cmp.set_defaults(func=_compare)
@@ -108,6 +111,9 @@ def _add_stream_args(parser, default, many=False):
     parser.add_argument("--seed", default="0", metavar="S", help="stream seed (default 0)")
     parser.add_argument("--vdd", default=None, metavar="V",
                         help="supply voltage in volts (default 1.1, the generic 45 nm model)")
+    parser.add_argument("--glitches", action="store_true",
+                        help="count unit-delay toggles (every gate one time step), glitches "
+                             "included, instead of zero-delay toggles")
 
 
 # --- argument helpers -------------------------------------------------------------------------
@@ -237,14 +243,17 @@ def _compare(args):
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
     if args.plot is not None:
         check_output(args.plot, "--plot", (".png",), inputs=(args.profile,))
+    if args.pareto is not None:
+        check_output(args.pareto, "--pareto", (".png",), inputs=(args.profile,))
+        args.power = True
     if args.unit == "mac":
         from hwlib.units.mac import MAC_DESIGNS
         known = tuple(MAC_DESIGNS)
     else:
         known = registry.designs_for(args.unit)
     if args.power and args.unit == "mac":
-        raise CommandError("--power does not cover --unit mac yet (hwlib.activity builds the units of "
-                           "add, mul, div and sqrt)")
+        raise CommandError("--power (and --pareto) does not cover --unit mac yet (hwlib.activity builds "
+                           "the units of add, mul, div and sqrt)")
     designs = _names(args.designs, known, f"{args.unit} design")
     profile = hp.load(args.profile)
     designs = designs or list(known)
@@ -271,6 +280,11 @@ def _compare(args):
         from ._plots import design_curves
         design_curves(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
               args.plot)
+    if args.pareto:
+        from ._plots import pareto_fronts
+        pareto_fronts(rows, power, f"{args.unit} designs, profile {profile.name}: "
+                      f"{power[0].distribution} operands, glitches {power[0].glitches}",
+                      args.pareto)
     if args.json:
         print(json_text(records))
         return 0
@@ -286,8 +300,8 @@ def _compare(args):
              r.cost.depth, _fmt(r.adp)] for r in rows]
     if power is not None:
         print(f"# power: {power[0].distribution} operands, {power[0].operations} operations, "
-              f"seed {power[0].seed}, {power[0].vdd:g} V; zero-delay toggles (glitches not "
-              f"counted); {_MODEL_NOTE}")
+              f"seed {power[0].seed}, {power[0].vdd:g} V; glitches {power[0].glitches}; "
+              f"{_MODEL_NOTE}")
         headers += ["delay_ps", "area_um2", "fJ/op", "EDP_fJ*ns"]
         for line, result in zip(body, power):
             line += [f"{result.delay_ps:,.0f}", f"{result.area_um2:,.1f}",
@@ -308,8 +322,7 @@ def _power_json(result):
     return {"delay_ps": result.delay_ps, "area_um2": result.area_um2,
             "energy_fj_per_op": result.energy_fj_per_op, "edp_fj_ns": result.edp_fj_ns,
             "activity": result.activity, "distribution": result.distribution,
-            "operations": result.operations, "vdd": result.vdd,
-            "glitches": "not counted (zero-delay toggles)"}
+            "operations": result.operations, "vdd": result.vdd, "glitches": result.glitches}
 
 
 def _stream_options(args):
@@ -352,7 +365,8 @@ def _power(args, rows, kind, profile):
             progress.start(i, len(rows), label)
             started = time.perf_counter()
             results.append(activity.unit_activity(kind, row.design, row.width, profile, dists[0],
-                                                  vectors=vectors, seed=seed, model=model))
+                                                  vectors=vectors, seed=seed, model=model,
+                                                  glitches=args.glitches))
             progress.done(i, len(rows), label, time.perf_counter() - started)
     return results
 
@@ -396,7 +410,8 @@ def _activity(args):
         for i, (label, function, fargs) in enumerate(jobs, 1):
             progress.start(i, len(jobs), label)
             started = time.perf_counter()
-            results.append(function(*fargs, vectors=vectors, seed=seed, model=model))
+            results.append(function(*fargs, vectors=vectors, seed=seed, model=model,
+                                    glitches=args.glitches))
             progress.done(i, len(jobs), label, time.perf_counter() - started)
     records = [r.to_json() for r in results]
     if args.csv:
@@ -409,7 +424,7 @@ def _activity(args):
         print(json_text(records))
         return 0
     print(f"# switching activity under profile {profile.name}: {vectors - 1} operations per "
-          f"stream, seed {seed}, {model.vdd:g} V; zero-delay toggles (glitches not counted); "
+          f"stream, seed {seed}, {model.vdd:g} V; glitches {results[0].glitches}; "
           f"{_MODEL_NOTE}")
     body = [(r.unit, r.design, r.width if r.format is None else r.format, r.distribution,
              f"{r.activity:.3f}", f"{r.energy_fj_per_op:,.1f}", f"{r.delay_ps:,.0f}",
