@@ -14,6 +14,7 @@ import pytest
 import opcount
 from hardware_profiles import load
 
+pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
