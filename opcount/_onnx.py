@@ -1070,6 +1070,11 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
             if _rnn_layers(b, node, where, refs, reads):
                 continue
         spec = _node_spec(node, where, b, refs, consumers, skip)
+        if node.outputs and node.outputs[0] and b.bt.shapes.get(node.outputs[0]) is None:
+            given = ", ".join(f"{i!r} {list(b.bt.shapes[i]) if b.bt.shapes.get(i) is not None else '?'}"
+                              for i in node.inputs if i)
+            _fail(where, f"ONNX shape inference gives no shape for its output {node.outputs[0]!r} (inputs: {given}); "
+                         "the node or its attributes do not fit its inputs, or the opset is too old")
         outs = [o for o in node.outputs if o]
         if spec is None or spec["type"] == "elementwise":
             # weights read by elementwise arithmetic or data movement (a layer scale, a learned
