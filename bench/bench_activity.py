@@ -9,7 +9,9 @@ For each unit (``kind:design:width``) the mapped netlist is built once (not time
 * the baseline is what a user of the peer tool would write: ``amaranth.sim`` stepping the
   same (RTL) component through ``M`` pairs in a testbench and counting the bit changes of its
   output ports, which sees only the ports, not the internal nets;
-* ``hwlib.netsim.simulate_netlist`` (values only, no counting) shows what counting adds.
+* ``hwlib.netsim.simulate_netlist`` (values only, no counting) shows what counting adds;
+* ``toggle_counts(..., unit_delay=True)`` (glitches counted: one pass per gate level) on the
+  same pairs.
 
 Prints pairs per second (CPU and wall) and the ratio to the baseline per unit.
 """
@@ -64,7 +66,7 @@ def main():
     print(f"# {args.pairs:,} pairs through hwlib.activity, {args.reference_pairs:,} through "
           f"amaranth.sim; profile {args.profile}")
     print(f"{'unit':<22} {'gates':>6} {'toggle_counts/s CPU':>20} {'(wall)':>12} "
-          f"{'simulate/s CPU':>15} {'amaranth.sim/s CPU':>19} {'(wall)':>10} {'ratio CPU':>10}")
+          f"{'simulate/s CPU':>15} {'unit-delay/s CPU':>17} {'amaranth.sim/s CPU':>19} {'(wall)':>10} {'ratio CPU':>10}")
     for item in args.units.split(","):
         kind, design, width = item.split(":")
         width = int(width)
@@ -73,8 +75,11 @@ def main():
         a = activity.operands("uniform", args.pairs, width=width, seed=1)
         b = activity.operands("uniform", args.pairs, width=width, seed=2)
         activity.toggle_counts(net, {"a": a[:100], "b": b[:100]})          # compile / warm
+        activity.toggle_counts(net, {"a": a[:100], "b": b[:100]}, unit_delay=True)
         counts, cpu, wall = _timed(lambda: activity.toggle_counts(net, {"a": a, "b": b}))
         _, sim_cpu, _ = _timed(lambda: simulate_netlist(net, {"a": a, "b": b}))
+        _, unit_cpu, _ = _timed(lambda: activity.toggle_counts(net, {"a": a, "b": b},
+                                                               unit_delay=True))
         m = args.reference_pairs
         ref, ref_cpu, ref_wall = _timed(lambda: _amaranth_toggles(
             registry.build(design, width, kind=kind, **({"carry_in": False, "subtract": False}
@@ -85,7 +90,7 @@ def main():
         assert {n: int(check.of(nets).sum()) for n, nets in net.outputs.items()} == ref, item
         ours, theirs = args.pairs / cpu, m / ref_cpu
         print(f"{item:<22} {len(net.gates):>6} {ours:>20,.0f} {args.pairs / wall:>12,.0f} "
-              f"{args.pairs / sim_cpu:>15,.0f} {theirs:>19,.0f} {m / ref_wall:>10,.0f} "
+              f"{args.pairs / sim_cpu:>15,.0f} {args.pairs / unit_cpu:>17,.0f} {theirs:>19,.0f} {m / ref_wall:>10,.0f} "
               f"{ours / theirs:>9,.0f}x")
 
 

@@ -124,6 +124,11 @@ def _resolve_model(text, folder, zoo):
     raise ValueError(f"model {text!r}: no file {path} and not a built-in zoo name")
 
 
+#: The largest batch, sample, epoch or step count of a measurement row (exact in float64), so
+#: that a run's features (TOs, FLOPs, MACs of all its steps) stay finite.
+MAX_COUNT = 2 ** 53
+
+
 def _positive_int(text, column):
     try:
         value = float(text)
@@ -131,6 +136,8 @@ def _positive_int(text, column):
         raise ValueError(f"{column} must be a positive integer, not {text!r}") from None
     if not value.is_integer() or value < 1:
         raise ValueError(f"{column} must be a positive integer, not {text!r}")
+    if value > MAX_COUNT:
+        raise ValueError(f"{column} must be at most 2^53, not {text!r}")
     return int(value)
 
 

@@ -364,7 +364,9 @@ def _validate_partial(doc):
         if not device["coefficients"]:
             raise doc.error(path + ("coefficients",), "needs at least one coefficient (the intercept)")
         for i, c in enumerate(device["coefficients"]):
-            _check_number(doc, path + ("coefficients", i), c)
+            # any finite coefficient (tosim fit writes what the data gives, 1e300 J runs included);
+            # an energy past float64 is the scored row's error, never inf
+            _check_number(doc, path + ("coefficients", i), c, limit=math.inf)
 
     carbon = data.get("carbon", {})
     _check_keys(doc, ("carbon",), carbon, ("grid_gco2_per_kwh", "source"))

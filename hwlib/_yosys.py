@@ -86,8 +86,6 @@ _PREPARE = (
     "        except wasmtime.WasmtimeError:\n"
     "            module = None\n"
     "    if module is None:\n"
-    "        print('tosim: compiling Yosys (WebAssembly) to native code once; this takes a while',\n"
-    "              file=sys.stderr, flush=True)\n"
     "        module = wasmtime.Module(engine, binary)\n"
     "        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.compile.', suffix='.tmp')\n"
     "        with os.fdopen(fd, 'wb') as f:\n"
@@ -210,6 +208,8 @@ def prepare():
             if not _writable(os.path.dirname(target)):
                 raise YosysError(f"cannot write Yosys's compiled-module cache {os.path.dirname(target)} "
                                  "(set YOWASP_CACHE_DIR or TOSIM_CACHE_DIR to a writable folder)")
+            print("tosim: preparing Yosys (its WebAssembly is compiled to native code once per machine; "
+                  "this can take minutes)", file=sys.stderr, flush=True)
             proc = subprocess.run([sys.executable, "-c", _PREPARE, target, stamp, version],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)

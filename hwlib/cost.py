@@ -96,7 +96,7 @@ __all__ = [
     "COUNTING_MODES", "CACHE_FORMAT_VERSION", "CircuitError", "CacheWarning", "Cost",
     "count", "default_cache_dir", "Cache", "CacheStats", "CircuitSpec", "integer_unit",
     "fp_unit", "significand_unit", "fp_units_available", "Pricer", "CostRow", "cost_table",
-    "cost_tables", "compare_designs", "DesignRow",
+    "cost_tables", "compare_designs", "DesignRow", "mac_accumulator_width",
 ]
 
 
@@ -214,9 +214,20 @@ class DesignRow:
                 "cells": dict(self.cost.cells), "counting": self.cost.counting}
 
 
-def compare_designs(kind, widths, profile, designs=None, *, cache=None, progress=None, jobs=1):
+def mac_accumulator_width(width):
+    """The accumulator of a ``width``-bit integer MAC in comparisons: int32, or the product's
+    ``2 * width`` bits when wider."""
+    return max(32, 2 * width)
+
+
+def compare_designs(kind, widths, profile, designs=None, *, cache=None, progress=None, jobs=1, signed=True):
     """Every design of unit ``kind`` (or the named ``designs``) at every width, priced under
     ``profile``: a list of :class:`DesignRow`, widths outer, designs in the given order.
+
+    ``kind`` ``"mac"``: the integer multiply-accumulate units of :mod:`hwlib.units.mac`
+    (designs: the multiplier each is built on), ``width``-bit operands (two's complement when
+    ``signed``) into a :func:`mac_accumulator_width` accumulator, the final adder of the
+    profile's ``units.mul``.
 
     The width is the operand width (the radicand width for ``sqrt``); adders are plain
     two-operand adders, and the inner units of the others follow the profile's ``units``
@@ -225,9 +236,19 @@ def compare_designs(kind, widths, profile, designs=None, *, cache=None, progress
     :func:`cost_table`.
     """
     from . import registry
+    if kind == "mac":
+        from .units.mac import MAC_DESIGNS, mac_unit
+        designs = _check_names(designs, tuple(MAC_DESIGNS), "design", " for unit 'mac'")
+        widths = [_check_width(w) for w in widths]
+        options = profile.units.get("mul") or {}
+        specs = [mac_unit(design, width, mac_accumulator_width(width), signed=signed, options=options)
+                 for width in widths for design in designs]
+        costs = _price_all(_profile_pricer(profile, cache), specs, progress, jobs)
+        return [DesignRow(design=spec.design, width=spec.params["width"], cost=cost)
+                for spec, cost in zip(specs, costs)]
     if kind not in registry.DESIGNS:
         raise CircuitError(f"Unknown unit kind {kind!r}; expected one of "
-                           f"{', '.join(registry.UNIT_KINDS)}")
+                           f"{', '.join(registry.UNIT_KINDS)}, mac")
     designs = _check_names(designs, registry.designs_for(kind), "design", f" for unit {kind!r}")
     widths = [_check_width(w) for w in widths]
     options = profile.units.get(kind) or {}

@@ -165,6 +165,10 @@ def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer
             raise ModelError(f"{source}: layer {index} must be a mapping, not {type(spec).__name__}")
         spec = dict(spec)
         ltype = spec.pop("type", None)
+        if "name" in spec and spec["name"] is None:
+            line = (lines or {}).get(("layers", index, "name"))
+            at = f"{source}: line {line}" if line else source
+            raise ModelError(f"{at}: layer {index}: field 'name' is empty; give it a value or leave it out")
         lname = spec.pop("name", None)
         if lname is not None and not _is_name(lname):
             raise ModelError(f"{source}: layer {index}: 'name' must be a string or a number, not {lname!r}")

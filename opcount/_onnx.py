@@ -3,33 +3,37 @@
 Shapes. ONNX shape inference runs with data propagation; where it stops (a Reshape whose target
 is computed at run time from ``Shape`` nodes, as both PyTorch exporters write attention), the
 nodes computed from constants and known shapes are evaluated here with ONNX's reference
-implementation and inference runs again, until every tensor has a shape. A symbolic batch
-dimension is fixed to 1 for this.
+implementation (bounded: a constant of more than a million elements keeps only its shape) and
+inference runs again, until every tensor has a shape. A symbolic batch dimension is fixed to 1.
 
-The batch axis. The graph's one non-constant input is the model input and its first dimension
-the batch. Its position is tracked through every node: Transpose moves it, Reshape, Flatten,
-Squeeze and Unsqueeze may merge it with other axes (PyTorch's multi-head attention works on
+The batch axis. The first graph input is the model input and its first dimension the batch;
+further inputs (masks, token types) enter as free views of it with the same batch. The batch's
+position is tracked through every node: Transpose moves it, Reshape, Flatten, Squeeze and
+Unsqueeze may merge it with other axes (PyTorch's multi-head attention works on
 ``(T, B*heads, head_dim)``) or split it off again, Gather/Slice/Concat/MatMul keep it. A layer's
 per-sample shape is its ONNX shape with the batch axis removed (or divided by the batch where it
-is merged), so a projection of a ``(T, B, D)`` tensor counts all T tokens of every sample.
+is merged), so a projection of a ``(T, B, D)`` tensor counts all T tokens of every sample. At
+batch 1 any axis may hold the batch and every choice counts the same.
 
 Layers. Gemm and MatMul with a constant weight (plus a following Add of a constant bias) become
-``linear``, MatMul of two activations ``matmul``, the attention core (MatMul, scale, optional
-additive mask, Softmax, MatMul) ``sdpa``, Conv/ConvTranspose, pools, norms and activations
-theirs, Gather on a constant table ``embedding``, LSTM/GRU/RNN ``lstm``/``gru``/``rnn``, a
-learned token concatenated to the sequence ``cls_token`` and a learned table added to it
-``positional_embedding``. The elementwise subgraphs PyTorch writes for GELU (Div-Erf-Add-Mul-Mul,
-or the Pow-Tanh form) and SiLU (Sigmoid-Mul) are recognised by evaluating them numerically and
-become one ``gelu``/``silu`` layer, so they are priced by the profile's recipe like the same model
-written as a spec. Other elementwise arithmetic is counted per output element, reductions per
-reduced element, shape operations (Reshape, Transpose, Slice, Gather of indices, Concat with
-constants, ...) are free, and nodes computed from constants only (shape arithmetic) are folded
-away. Any other op (TopK, custom domains, ...) becomes an uncounted layer and the result says it
-is incomplete.
+``linear`` (``tied_to`` the first layer where the weight is shared), MatMul of two activations
+``matmul``, the attention core as PyTorch's scaled_dot_product_attention writes it (MatMul, a
+scale, optional mask, Softmax, MatMul) ``sdpa``, Conv/ConvTranspose, pools, norms and activations
+theirs, Gather on a constant table ``embedding``, LSTM/GRU/RNN ``lstm``/``gru``/``rnn``, a learned
+token concatenated to the sequence ``cls_token``, a learned table added to it
+``positional_embedding``, and other weights read by arithmetic ``parameter`` layers. The
+elementwise subgraphs PyTorch writes for GELU (Div-Erf-Add-Mul-Mul, or the Pow-Tanh form) and
+SiLU (Sigmoid-Mul) are recognised by evaluating them numerically and become one ``gelu``/``silu``
+layer, so they are priced by the profile's recipe like the same model written as a spec. Other
+elementwise arithmetic is counted per output element, reductions per reduced element, shape
+operations (Reshape, Transpose, Slice, Gather of indices, Concat with constants, ...) are free
+(slices read only their part, so the disjoint parts of a split need no gradient sum), and nodes
+computed from constants only are folded away. Any other op (TopK, custom domains, ...) becomes an
+uncounted layer: the result says it is incomplete and :class:`IncompleteModelWarning` is issued.
 
 Parameters are the floating-point initializer elements a layer reads (scalars excluded: they are
-constants); an initializer that feeds the graph but no counted layer is listed in ``left_out``.
-The model is named after the file.
+constants); a weight that feeds the graph but no layer is listed in ``left_out``. Malformed
+initializers and attributes are one-line :class:`ModelError`. The model is named after the file.
 """
 import math
 import os
@@ -272,8 +276,21 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
         x_copy.type.tensor_type.shape.dim[0].dim_value = batch
         model_inputs.append(x_copy)
     x = next(v for v in graph.input if v.name == x_names[0])
-    needed = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
+    # Range is never given to ONNX's data propagation, which would materialise it whatever its
+    # length (a hostile Range(0, 2**40) never returns): small ones are folded here, the others
+    # enter as inputs of their known length
+    ranges = [n for n in nodes if n.op_type == "Range" and n.domain in ("", "ai.onnx")]
+    nodes = [n for n in nodes if not (n.op_type == "Range" and n.domain in ("", "ai.onnx"))]
     inits, extra_inputs = [], []
+    for node in ranges:
+        try:
+            start, limit, delta = (np.asarray(consts[i]).reshape(-1)[0] for i in node.input[:3])
+            length = [max(0, math.ceil((float(limit) - float(start)) / float(delta)))] if float(delta) else [None]
+            elem = helper.np_dtype_to_tensor_dtype(np.asarray(consts[node.input[0]]).dtype)
+        except (KeyError, IndexError, ValueError, OverflowError, TypeError):
+            length, elem = [None], onnx.TensorProto.INT64
+        extra_inputs.append(helper.make_tensor_value_info(node.output[0], elem, length))
+    needed = {i for n in nodes for i in n.input if i} | {o.name for o in graph.output}
     for name in sorted(needed & set(consts)):
         value = consts[name]
         if name in real and value.size <= _FOLD_LIMIT:
@@ -307,6 +324,16 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
     return m
 
 
+def _long_vector(model, limit=1 << 16):
+    """Whether a 1-D tensor of the inferred model is longer than ``limit``."""
+    g = model.graph
+    for value in list(g.input) + list(g.value_info) + list(g.output):
+        shape = _shape_of(value)
+        if shape is not None and len(shape) == 1 and shape[0] is not None and shape[0] > limit:
+            return True
+    return any(len(t.dims) == 1 and t.dims[0] > limit for t in g.initializer)
+
+
 def _resolve(model, consts, x_names, batch, path):
     """Shapes of every tensor and the values of every constant one (folded shape arithmetic).
 
@@ -321,13 +348,16 @@ def _resolve(model, consts, x_names, batch, path):
     folded = set()
     elem_types = {}
     shapes = {}
-    for _ in range(12):
+    for _ in range(100):                    # until nothing more folds
         remaining = [n for k, n in enumerate(nodes) if k not in folded]
         work = _inference_model(model, remaining, consts, real, x_names, batch)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                work = onnx.shape_inference.infer_shapes(work, data_prop=True)
+                plain = onnx.shape_inference.infer_shapes(work)
+                # data propagation carries the values of 1-D tensors (shapes) through the graph;
+                # on a long one it would build millions of dimensions, so it runs only without
+                work = plain if _long_vector(plain) else onnx.shape_inference.infer_shapes(work, data_prop=True)
         except Exception as exc:
             raise ModelError(f"{path}: ONNX shape inference failed: {_one_line(exc)}") from None
         shapes = {}
@@ -1040,6 +1070,11 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
             if _rnn_layers(b, node, where, refs, reads):
                 continue
         spec = _node_spec(node, where, b, refs, consumers, skip)
+        if node.outputs and node.outputs[0] and b.bt.shapes.get(node.outputs[0]) is None:
+            given = ", ".join(f"{i!r} {list(b.bt.shapes[i]) if b.bt.shapes.get(i) is not None else '?'}"
+                              for i in node.inputs if i)
+            _fail(where, f"ONNX shape inference gives no shape for its output {node.outputs[0]!r} (inputs: {given}); "
+                         "the node or its attributes do not fit its inputs, or the opset is too old")
         outs = [o for o in node.outputs if o]
         if spec is None or spec["type"] == "elementwise":
             # weights read by elementwise arithmetic or data movement (a layer scale, a learned

@@ -55,12 +55,19 @@ in brackets):
 - ``matmul``/``bmm`` (two inputs), ``add`` and ``mul`` (two or more inputs of one shape),
   ``concat`` (axis [0])
 - ``relu``, ``relu6``, ``leaky_relu`` (slope [0.01]), ``sigmoid``, ``tanh``, ``gelu``
-  (approximate [none | tanh]), ``silu``, ``softmax`` and ``log_softmax`` (axis [-1])
-- ``dropout`` (p [0.5]), ``flatten`` (start [0]), ``reshape`` (shape, one -1 allowed),
-  ``transpose`` (perm), ``select`` (index [0] along the first dimension), ``identity``
+  (approximate [none | tanh]), ``silu``, ``hardswish``, ``hardsigmoid``, ``softmax`` and
+  ``log_softmax`` (axis [-1])
+- ``dropout`` (p [0.5]), ``stochastic_depth`` (p [0.5], mode [row | batch]; training only),
+  ``flatten`` (start [0]), ``reshape`` (shape, one -1 allowed), ``transpose`` (perm), ``select``
+  (index [0] along the first dimension), ``identity``
+- ``parameter``: shape (a bare learned tensor, read by the layers naming it; once per batch)
 - ``elementwise``: ops (per output element, basic ops or recipe names), backward, out_shape
-  [broadcast of the inputs], op (a label), params [0]; ``reduce``: kind [sum | mean | max |
-  min], out_shape; ``shape_op``: out_shape, op, params [0] (free data movement)
+  [broadcast of the inputs], op (a label), params [0], once [false: computed once per batch],
+  once_inputs [which inputs are batch-free]; ``reduce``: kind [sum | mean | max | min],
+  out_shape, once [false]; ``shape_op``: out_shape, op, params [0], reads [all: elements per
+  sample of its input it reads, a slice], grad [none | broadcast: an expand, its gradient summed
+  back | gather: a table lookup, each gathered gradient added in], once, once_inputs (free data
+  movement forward)
 
 A type not listed is accepted only with ``out_shape`` (and optionally ``params``): it is kept as
 an uncounted layer and the count reports the model as incomplete.

@@ -323,7 +323,8 @@ class _Builder:
         return total
 
     # layers -------------------------------------------------------------------------------------
-    def add(self, event, index, spec, inputs, out_tensor, out_ref, path_name=None):
+    def add(self, spec, inputs, out_tensor, out_ref, path_name=None):
+        """Append a layer ``spec`` reading the layers of ``inputs``, producing ``out_tensor``."""
         name = self.unique(path_name)
         spec = dict(spec)
         spec["name"] = name
@@ -677,7 +678,7 @@ def _handle(b, event, out_refs):
             spec, inputs = _module_spec(b, m, event, ins)
         params = [p for p in _module_params(b, event)]
         shared = [p for p in params if b.param_names[id(p)] in b.attributed]
-        layer = b.add(event, 0, spec, inputs, event.outputs[0], out_refs[0], event.path or kind)
+        layer = b.add(spec, inputs, event.outputs[0], out_refs[0], event.path or kind)
         if shared:
             first = b.attributed[b.param_names[id(shared[0])]]
             if spec["type"] == "linear" and len(shared) == len(params) and not spec["bias"] and _ties(b, first):
@@ -701,7 +702,7 @@ def _handle(b, event, out_refs):
         if src is None:
             return
         for k, (t, r) in enumerate(zip(event.outputs, out_refs)):
-            b.add(event, k, {"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1],
+            b.add({"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1],
                              "reads": math.prod(r[0]), "once": r[1] is None, "once_inputs": [src.once]},
                   [src], t, r, f"{event.path}.{name}" if event.path else name)
         return
@@ -723,16 +724,16 @@ def _handle(b, event, out_refs):
             inputs = [src]
         spec["once"] = out_refs[0][1] is None
         spec["once_inputs"] = [r.once for r in inputs]
-        layer = b.add(event, 0, spec, inputs, event.outputs[0], out_refs[0],
+        layer = b.add(spec, inputs, event.outputs[0], out_refs[0],
                       f"{event.path}.{name}" if event.path else name)
         for t, r in zip(event.outputs[1:], out_refs[1:]):
-            b.add(event, 1, {"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1], "once": r[1] is None},
+            b.add({"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1], "once": r[1] is None},
                   [layer], t, r, f"{event.path}.{name}" if event.path else name)
         return
     spec, inputs = _fn_spec(b, name, event, ins)
     own = spec.pop("_own", [])
     spec.pop("_weight_t", None)
-    layer = b.add(event, 0, spec, [r for r in inputs if r is not None], event.outputs[0], out_refs[0],
+    layer = b.add(spec, [r for r in inputs if r is not None], event.outputs[0], out_refs[0],
                   f"{event.path}.{name}" if event.path else name)
     shared = [t for t in own if t is not None and b.param_names[id(t)] in b.attributed]
     if shared:
@@ -760,7 +761,7 @@ def _extra_outputs(b, event, out_refs, layer):
     """Further tensors of a tuple output (LSTM's h_n and c_n, MHA's weights, max's indices):
     free views of the layer's result."""
     for k, (t, r) in enumerate(zip(event.outputs[1:], out_refs[1:]), start=1):
-        b.add(event, k, {"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1],
+        b.add({"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1],
                          "once": r[1] is None}, [layer], t, r, f"{layer.layer}:{k}")
 
 

@@ -276,3 +276,67 @@ def test_bad_model_values_are_refused():
         DEFAULT_MODEL.replace(pin_ff={"NAND3": 1.0})
     with pytest.raises(ValueError):
         DEFAULT_MODEL.replace(volts=1.0)
+
+
+# --- unit-delay toggles (glitches) -----------------------------------------------------------
+
+def _reference_unit_delay(net, inputs):
+    """Unit-delay toggles by direct simulation, one operation at a time."""
+    names = list(inputs)
+    vectors = [dict(zip(names, vals)) for vals in zip(*inputs.values())]
+    toggles = [0] * net.n_nets
+    for before, after in zip(vectors, vectors[1:]):
+        cur = _net_values(net, before)
+        settled = _net_values(net, after)
+        for name, nets in net.inputs.items():
+            for i, n in enumerate(nets.tolist()):
+                bit = (after[name] >> i) & 1
+                toggles[n] += cur[n] != bit
+                cur[n] = bit
+        for _ in range(len(net.gates) + 1):
+            nxt = list(cur)
+            for row, kind in zip(net.gates.tolist(), net.gate_types):
+                nxt[row[1]] = _FUNCS[kind](*(cur[n] for n in row[2:6]))
+            for n in range(net.n_nets):
+                toggles[n] += nxt[n] != cur[n]
+            cur = nxt
+        assert cur == settled
+    return toggles
+
+
+def _hazard_netlist():
+    """y = a & ~a through an inverter: always 0 when settled, a glitch on every rise of a."""
+    from hwlib.netsim import load_netlist_json
+    import json
+    module = {"ports": {"a": {"direction": "input", "bits": [2]},
+                        "y": {"direction": "output", "bits": [4]}},
+              "cells": {"inv": {"type": "$_NOT_", "connections": {"A": [2], "Y": [3]}},
+                        "and": {"type": "$_AND_", "connections": {"A": [2], "B": [3], "Y": [4]}}}}
+    return load_netlist_json(json.dumps({"modules": {"top": module}}))
+
+
+def test_unit_delay_glitch_by_hand():
+    net = _hazard_netlist()
+    inputs = {"a": [0, 1, 0, 1, 1, 0]}
+    zero = toggle_counts(net, inputs)
+    unit = toggle_counts(net, inputs, unit_delay=True)
+    y = net.outputs["y"]
+    assert zero.of(y).tolist() == [0]
+    # two rises of a, each: y goes 1 at t=1 (the inverter still 1) and back to 0 at t=2
+    assert unit.of(y).tolist() == [4]
+    assert unit.of(net.inputs["a"]).tolist() == zero.of(net.inputs["a"]).tolist() == [4]
+    assert unit.toggles.tolist() == _reference_unit_delay(net, inputs)
+
+
+@pytest.mark.parametrize("design,n", [("ripple_carry", 130), ("carry_skip", 70),
+                                      ("kogge_stone", 65)])
+def test_unit_delay_matches_the_reference_and_bounds_zero_delay(design, n):
+    net = _net(_adder(design, 5))
+    rng = random.Random(n)
+    inputs = {"a": [rng.randrange(32) for _ in range(n)], "b": [rng.randrange(32) for _ in range(n)]}
+    unit = toggle_counts(net, inputs, unit_delay=True)
+    zero = toggle_counts(net, inputs)
+    assert unit.toggles.tolist() == _reference_unit_delay(net, inputs)
+    assert np.all(unit.toggles >= zero.toggles)
+    assert np.all((unit.toggles - zero.toggles) % 2 == 0)
+    assert unit.toggles.sum() > zero.toggles.sum()     # a 5-bit adder does glitch

@@ -168,3 +168,21 @@ def test_softmax_over_the_batch_axis_is_refused(tmp_path):
                                          r"axis \(axis 1 of shape \[4, 2\]\); per-sample counting needs the "
                                          r"samples kept apart$"):
         opcount.load_onnx(path)
+
+
+@pytest.mark.parametrize("nodes, consts", [
+    # Range(0, 2**40): ONNX's data propagation would build 2**40 dimensions and never return
+    ([helper.make_node("Range", ["a", "b", "c"], ["r"]), helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+      helper.make_node("Add", ["x", "rf"], ["y"])],
+     [numpy_helper.from_array(np.array(0, np.int64), "a"), numpy_helper.from_array(np.array(2 ** 40, np.int64), "b"),
+      numpy_helper.from_array(np.array(1, np.int64), "c")]),
+    # a constant of 2**40 elements is never evaluated
+    ([helper.make_node("ConstantOfShape", ["s"], ["c"], value=numpy_helper.from_array(np.array([1.0], np.float32))),
+      helper.make_node("Add", ["x", "c"], ["y"])],
+     [numpy_helper.from_array(np.array([2 ** 20, 2 ** 20], np.int64), "s")]),
+])
+def test_huge_constants_are_not_built(tmp_path, capsys, nodes, consts):
+    path = _save(tmp_path / "huge.onnx", nodes, [_x([2, 4])], [_y()], consts)
+    assert main(["count", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tosim: error: {path}: layer ") and err.count("\n") == 1

@@ -563,3 +563,22 @@ def test_standard_module_alone_tied_weights_and_repeated_inputs():
     with pytest.warns(opcount.IncompleteModelWarning, match=r"linear \(linear\): reuses the parameters of 'w'"):
         ir = opcount.load_torch(Reused(), torch.randn(2, 4))
     assert not ir.complete and ir.params == 16
+
+
+def test_bad_modules_and_inputs_are_one_line_errors():
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x * float(x.sum().item())        # needs values: meta tensors have none
+    with pytest.raises(opcount.ModelError, match=r"^DataDependent: cannot run the module on meta tensors: "):
+        opcount.load_torch(DataDependent(), torch.randn(2, 3))
+    with pytest.raises(opcount.ModelError, match=r"^Linear: example inputs must be a tensor, a tuple of inputs "
+                                                 r"or a dict of keyword inputs, not int$"):
+        opcount.load_torch(nn.Linear(2, 2), 3)
+    with pytest.raises(opcount.ModelError, match=r"^Linear: input 0 of shape \[2\] has no batch axis 1$"):
+        opcount.load_torch(nn.Linear(2, 2), torch.randn(2), batch_dim=1)
+
+    class Block(nn.Module):
+        def forward(self, x):
+            return x
+    with pytest.raises(opcount.ModelError, match=r"custom_modules handler for Block must return a layer spec"):
+        opcount.load_torch(nn.Sequential(Block()), torch.randn(2, 3), custom_modules={Block: lambda m, i, o: 5})

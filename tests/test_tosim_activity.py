@@ -87,3 +87,30 @@ def test_activity_bad_arguments(capsys, argv, message):
     status, out, err = run(capsys, "activity", *argv)
     assert status == 2
     assert err.startswith("tosim: error: ") and message in err and err.count("\n") == 1
+
+
+def test_glitches_flag_counts_unit_delay_toggles(capsys):
+    argv = ["activity", "--widths", "6", "--designs", "ripple_carry", "--vectors", "300",
+            "--json"]
+    _, zero, _ = run(capsys, *argv)
+    status, unit, _ = run(capsys, *argv, "--glitches")
+    assert status == 0
+    zero, unit = json.loads(zero)[0], json.loads(unit)[0]
+    assert zero["glitches"].startswith("not counted") and unit["glitches"].startswith("counted")
+    expected = activity.unit_activity("add", "ripple_carry", 6, hp.load("cmos-generic"),
+                                      vectors=300, glitches=True)
+    assert unit == expected.to_json()
+    assert unit["energy_fj_per_op"] > zero["energy_fj_per_op"]
+    _, out, _ = run(capsys, "compare-adders", "--widths", "6", "--designs", "ripple_carry",
+                    "--power", "--glitches", "--vectors", "300", "--json")
+    assert json.loads(out)[0]["energy_fj_per_op"] == pytest.approx(unit["energy_fj_per_op"])
+
+
+def test_compare_adders_pareto_plot(capsys, tmp_path):
+    png = tmp_path / "front.png"
+    status, out, _ = run(capsys, "compare-adders", "--widths", "4,6", "--designs",
+                         "ripple_carry,kogge_stone", "--pareto", str(png), "--vectors", "100")
+    assert status == 0 and "fJ/op" in out            # --pareto implies --power
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    status, _, err = run(capsys, "compare-adders", "--pareto", str(tmp_path / "front.jpg"))
+    assert status == 2 and "--pareto" in err

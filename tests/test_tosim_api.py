@@ -74,6 +74,7 @@ def test_score_raises_and_score_many_keeps_going():
     assert results.failed == [results[1]] and results[1].name == "nope" and results[1].tos is None
     assert not results[1].complete
     assert tosim.score_many([]) == []
+    assert [r.name for r in tosim.score_many(MLP)] == ["mlp-4x8"]      # one path, not its characters
 
 
 @pytest.mark.parametrize("kwargs, message", [

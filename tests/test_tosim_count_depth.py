@@ -44,3 +44,11 @@ def test_count_depth_rejects_negative(tmp_path, capsys):
     path.write_text(SPEC)
     assert main(["count", str(path), "--depth", "-1"]) == 2
     assert "--depth" in capsys.readouterr().err
+
+
+def test_score_marks_incomplete_with_exit_status_zero(tmp_path, capsys):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SPEC)
+    assert main(["score", str(path), "--profile", "li2022"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny (!)" in out and "(!) INCOMPLETE: some layers could not be fully counted" in out

@@ -141,6 +141,14 @@ def test_an_empty_field_names_file_line_and_field(tmp_path, capsys, ltype, field
                                   "empty; give it a value or leave it out")
 
 
+def test_an_empty_layer_name_is_an_error_too(tmp_path, capsys):
+    path = tmp_path / "m.yaml"
+    path.write_text("input: [4]\nlayers:\n  - {type: relu, name: }\n")
+    assert main(["count", str(path)]) == 2
+    assert _one_error(capsys) == (f"tosim: error: {path}: line 3: layer 0: field 'name' is empty; give it a value "
+                                  "or leave it out")
+
+
 def test_transposed_conv_output_padding_as_pytorch(tmp_path, capsys):
     path = tmp_path / "m.yaml"
     path.write_text("input: [3, 8, 8]\nlayers: [{type: conv_transpose2d, out: 2, kernel: 3, stride: 2, "
@@ -191,9 +199,17 @@ def test_an_energy_past_float64_is_the_rows_error_never_infinity(capsys):
     _strict_json(results.to_json())
     with pytest.raises(DeviceError, match=r"^device coefficients must be a non-empty list of finite numbers"):
         tosim.score("zoo:lenet5", device={"feature": "tos", "coefficients": [float("nan")]})
-    # through the command, the profile's bound (1e100) keeps coefficients far from float64's edge
     assert main(["score", "zoo:lenet5", "--profile", "li2022", "--device", "laptop-cpu-dnn-tos", "--json"]) == 0
     assert _strict_json(capsys.readouterr().out)[0]["energy_j"] > 0
+
+
+def test_a_profile_device_past_float64_gives_error_rows(tmp_path, capsys):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("extends: cmos-generic\ndevices: {d: {feature: tos, coefficients: [1.0, 1e308, 1e308]}}\n")
+    out = tmp_path / "rows.json"
+    assert main(["score", "zoo:lenet5", "--profile", str(profile), "--device", "d", "--out", str(out)]) == 1
+    row, = _strict_json(out.read_text())
+    assert row["energy_j"] is None and "the energy is not a finite number (inf J)" in row["error"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -288,3 +304,13 @@ def test_yosys_time_limit_and_module_cache_folder(tmp_path, monkeypatch):
     assert _yosys._module_cache_dir() == str(tmp_path / "tosim" / "yowasp")
     monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path / "mine"))
     assert _yosys._module_cache_dir() == str(tmp_path / "mine")
+
+
+def test_measurement_rows_are_bounded(tmp_path):
+    from calibrate import read_measurements
+    path = tmp_path / "m.csv"
+    path.write_text("model,energy_j,samples\nzoo:lenet5,inf,\nzoo:lenet5,5,1e300\nzoo:lenet5,6,\n")
+    data = read_measurements(str(path), zoo_names=("lenet5",))
+    assert [r.energy_j for r in data.rows] == [6.0]
+    assert [problem for _, problem in data.problems] == ["energy_j must be a positive number, not 'inf'",
+                                                         "samples must be at most 2^53, not '1e300'"]

@@ -6,7 +6,8 @@ import io
 
 from ._io import write_atomic
 
-__all__ = ["new_figure", "save_png", "movement_bars", "fit_scatter", "sweep_lines", "design_curves"]
+__all__ = ["new_figure", "save_png", "movement_bars", "fit_scatter", "sweep_lines", "design_curves",
+           "pareto_fronts"]
 
 
 def new_figure(**kwargs):
@@ -140,5 +141,33 @@ def design_curves(rows, designs, title, path):
         ax_t.set_yscale("log")
     ax_d.legend(fontsize="small")
     fig.suptitle(title)
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
+
+
+def pareto_fronts(rows, power, title, path):
+    """``tosim compare-adders --pareto``: switching energy per operation against critical-path
+    delay, one panel per width, every design a labelled point and the Pareto front (designs
+    that no other beats on both) joined by a line."""
+    widths = sorted({r.width for r in rows})
+    fig = new_figure(figsize=(4.2 * len(widths), 4.0))
+    axes = fig.subplots(1, len(widths), squeeze=False)[0]
+    for ax, width in zip(axes, widths):
+        points = [(p.delay_ps, p.energy_fj_per_op, r.design) for r, p in zip(rows, power)
+                  if r.width == width]
+        for delay, energy, design in points:
+            ax.plot([delay], [energy], marker="o", linestyle="none")
+            ax.annotate(design, (delay, energy), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        front = sorted(p for p in points
+                       if not any(q[0] <= p[0] and q[1] <= p[1] and q[:2] != p[:2]
+                                  for q in points))
+        ax.plot([p[0] for p in front], [p[1] for p in front], color="black", alpha=0.5,
+                drawstyle="steps-post" if len(front) > 1 else "default")
+        ax.set_title(f"{width}-bit")
+        ax.set_xlabel("critical-path delay (ps)")
+        ax.set_ylabel("switching energy per op (fJ)")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_png(fig, path, dpi=110)

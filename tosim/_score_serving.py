@@ -117,7 +117,7 @@ def run(args, profile, device, sources):
               f"batch {args.batch}) in {seconds:.2f} s"
               + (f"; energy from device {args.device} ({device['feature']})" if device is not None else ""))
         if any(not r.complete for r in results):
-            print("(!) incomplete: some layers could not be fully counted (--json lists them)")
+            print("(!) INCOMPLETE: some layers could not be fully counted (--json lists them)")
         if args.per_token is not None and args.phase == "generate":
             for r in results:
                 print(f"\n{r.name}: per generated token (token 1 is the prefill)")

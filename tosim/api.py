@@ -428,7 +428,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
     profile = _load_profile(profile)
     _check_listed(profile, load)
     device = _energy.resolve_device(profile, device) if device is not None else None
-    models = list(models)
+    models = [models] if isinstance(models, (str, os.PathLike, dict)) else list(models)
     skipped = []
     items = _pipeline.expand_inputs(models, skipped) if models else []
     sources = []

@@ -231,7 +231,7 @@ def run(args):
             summary += f"; energy from device {args.device} ({how}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
         if any(r.incomplete_types for r in results):
-            print("(!) incomplete: some layers could not be fully counted (see the incomplete column)")
+            print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
     if args.out:
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
     for path in plots:

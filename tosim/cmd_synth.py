@@ -45,13 +45,16 @@ def register(subparsers):
     p_cmp = subparsers.add_parser(
         "compare-adders",
         help="designs of a unit side by side: transistors, gates, depth, area-delay product")
-    p_cmp.add_argument("--widths", default="8,16,32,64", metavar="W,W,...",
+    p_cmp.add_argument("--widths", default=None, metavar="W,W,...",
                        help=f"operand widths in bits, 1 to {MAX_WIDTH} (radicand width for sqrt); "
-                            "default 8,16,32,64")
+                            "default 8,16,32,64 (4,8 for mac)")
     p_cmp.add_argument("--designs", nargs="+", metavar="DESIGN",
                        help="designs, space- or comma-separated (default: all of the unit)")
-    p_cmp.add_argument("--unit", default="add", choices=UNIT_KINDS,
-                       help="unit kind (default add); inner units follow the profile")
+    p_cmp.add_argument("--unit", default="add", choices=UNIT_KINDS + ("mac",),
+                       help="unit kind (default add); inner units follow the profile; mac: integer "
+                            "multiply-accumulate, W-bit operands into an int32 accumulator (hwlib.units.mac)")
+    p_cmp.add_argument("--unsigned", action="store_true",
+                       help="mac: unsigned operands (default two's complement)")
     p_cmp.add_argument("--profile", default=hp.DEFAULT_PROFILE, metavar="P",
                        help=f"built-in profile name or YAML file (default {hp.DEFAULT_PROFILE})")
     p_cmp.add_argument("--json", action="store_true", help="print JSON")
@@ -62,6 +65,9 @@ def register(subparsers):
                        help="also simulate each circuit on an operand stream: critical-path delay "
                             "(ps), area (um^2), switching energy per op (fJ) and energy-delay "
                             "product (fJ*ns) columns (see tosim activity)")
+    p_cmp.add_argument("--pareto", metavar="F.png",
+                       help="also plot switching energy per op against delay per width, with "
+                            "the Pareto front, to F.png (implies --power)")
     _add_stream_args(p_cmp, "uniform")
     _add_jobs(p_cmp)
     p_cmp.set_defaults(func=_compare)
@@ -105,6 +111,9 @@ def _add_stream_args(parser, default, many=False):
     parser.add_argument("--seed", default="0", metavar="S", help="stream seed (default 0)")
     parser.add_argument("--vdd", default=None, metavar="V",
                         help="supply voltage in volts (default 1.1, the generic 45 nm model)")
+    parser.add_argument("--glitches", action="store_true",
+                        help="count unit-delay toggles (every gate one time step), glitches "
+                             "included, instead of zero-delay toggles")
 
 
 # --- argument helpers -------------------------------------------------------------------------
@@ -229,17 +238,28 @@ def _compare(args):
     from hwlib import cost, registry
 
     jobs = _jobs(args.jobs)
-    widths = _widths(args.widths)
+    widths = _widths(args.widths if args.widths is not None else ("4,8" if args.unit == "mac" else "8,16,32,64"))
     if args.csv is not None:
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
     if args.plot is not None:
         check_output(args.plot, "--plot", (".png",), inputs=(args.profile,))
-    designs = _names(args.designs, registry.designs_for(args.unit), f"{args.unit} design")
+    if args.pareto is not None:
+        check_output(args.pareto, "--pareto", (".png",), inputs=(args.profile,))
+        args.power = True
+    if args.unit == "mac":
+        from hwlib.units.mac import MAC_DESIGNS
+        known = tuple(MAC_DESIGNS)
+    else:
+        known = registry.designs_for(args.unit)
+    if args.power and args.unit == "mac":
+        raise CommandError("--power (and --pareto) does not cover --unit mac yet (hwlib.activity builds "
+                           "the units of add, mul, div and sqrt)")
+    designs = _names(args.designs, known, f"{args.unit} design")
     profile = hp.load(args.profile)
-    designs = designs or list(registry.designs_for(args.unit))
+    designs = designs or list(known)
     with _synthesis_errors():
         rows = cost.compare_designs(args.unit, widths, profile, designs,
-                                    progress=_Progress(), jobs=jobs)
+                                    progress=_Progress(), jobs=jobs, signed=not args.unsigned)
     power = _power(args, rows, args.unit, profile) if args.power else None
     records = [row.to_json() for row in rows]
     if power is not None:
@@ -260,18 +280,28 @@ def _compare(args):
         from ._plots import design_curves
         design_curves(rows, designs, f"{args.unit} designs, profile {profile.name} ({counting})",
               args.plot)
+    if args.pareto:
+        from ._plots import pareto_fronts
+        pareto_fronts(rows, power, f"{args.unit} designs, profile {profile.name}: "
+                      f"{power[0].distribution} operands, glitches {power[0].glitches}",
+                      args.pareto)
     if args.json:
         print(json_text(records))
         return 0
-    print(f"# {args.unit} designs under profile {profile.name} "
+    what = args.unit
+    if args.unit == "mac":
+        kind = "uint" if args.unsigned else "int"
+        what = (f"mac (W-bit {kind} x {kind} + int{cost.mac_accumulator_width(min(widths))} accumulate, "
+                f"final adder {(profile.units.get('mul') or {}).get('final_adder', 'ripple_carry')})")
+    print(f"# {what} designs under profile {profile.name} "
           f"({profile.technology['counting']} counting); ADP = transistors x depth")
     headers = ["design", "width", "transistors", "gates", "depth", "ADP"]
     body = [[r.design, r.width, _fmt(r.cost.transistors), _fmt(r.cost.gate_count),
              r.cost.depth, _fmt(r.adp)] for r in rows]
     if power is not None:
         print(f"# power: {power[0].distribution} operands, {power[0].operations} operations, "
-              f"seed {power[0].seed}, {power[0].vdd:g} V; zero-delay toggles (glitches not "
-              f"counted); {_MODEL_NOTE}")
+              f"seed {power[0].seed}, {power[0].vdd:g} V; glitches {power[0].glitches}; "
+              f"{_MODEL_NOTE}")
         headers += ["delay_ps", "area_um2", "fJ/op", "EDP_fJ*ns"]
         for line, result in zip(body, power):
             line += [f"{result.delay_ps:,.0f}", f"{result.area_um2:,.1f}",
@@ -292,8 +322,7 @@ def _power_json(result):
     return {"delay_ps": result.delay_ps, "area_um2": result.area_um2,
             "energy_fj_per_op": result.energy_fj_per_op, "edp_fj_ns": result.edp_fj_ns,
             "activity": result.activity, "distribution": result.distribution,
-            "operations": result.operations, "vdd": result.vdd,
-            "glitches": "not counted (zero-delay toggles)"}
+            "operations": result.operations, "vdd": result.vdd, "glitches": result.glitches}
 
 
 def _stream_options(args):
@@ -336,7 +365,8 @@ def _power(args, rows, kind, profile):
             progress.start(i, len(rows), label)
             started = time.perf_counter()
             results.append(activity.unit_activity(kind, row.design, row.width, profile, dists[0],
-                                                  vectors=vectors, seed=seed, model=model))
+                                                  vectors=vectors, seed=seed, model=model,
+                                                  glitches=args.glitches))
             progress.done(i, len(rows), label, time.perf_counter() - started)
     return results
 
@@ -380,7 +410,8 @@ def _activity(args):
         for i, (label, function, fargs) in enumerate(jobs, 1):
             progress.start(i, len(jobs), label)
             started = time.perf_counter()
-            results.append(function(*fargs, vectors=vectors, seed=seed, model=model))
+            results.append(function(*fargs, vectors=vectors, seed=seed, model=model,
+                                    glitches=args.glitches))
             progress.done(i, len(jobs), label, time.perf_counter() - started)
     records = [r.to_json() for r in results]
     if args.csv:
@@ -393,7 +424,7 @@ def _activity(args):
         print(json_text(records))
         return 0
     print(f"# switching activity under profile {profile.name}: {vectors - 1} operations per "
-          f"stream, seed {seed}, {model.vdd:g} V; zero-delay toggles (glitches not counted); "
+          f"stream, seed {seed}, {model.vdd:g} V; glitches {results[0].glitches}; "
           f"{_MODEL_NOTE}")
     body = [(r.unit, r.design, r.width if r.format is None else r.format, r.distribution,
              f"{r.activity:.3f}", f"{r.energy_fj_per_op:,.1f}", f"{r.delay_ps:,.0f}",

@@ -11,8 +11,10 @@ counts the zero-delay toggles of every net between consecutive operations, and p
 (each 0->1 transition charges C_net from the supply, ``C V^2`` drawn, half of it dissipated
 then and half at the following 1->0 transition; per toggle that is ``C V^2 / 2``). A stream
 of ``N`` operand pairs has ``N - 1`` operations (transitions): the state before the first
-operation is not known, so it is not charged. Glitches (transitions that settle within one
-operation) are not counted: this is the zero-delay activity, a lower bound on the real one.
+operation is not known, so it is not charged. By default glitches (transitions that settle
+within one operation) are not counted: this is the zero-delay activity, a lower bound on the
+real one; ``glitches=True`` (``toggle_counts(..., unit_delay=True)``) counts unit-delay toggles
+instead (every gate one time step from the previous operation's settled state).
 
 Besides energy it reports, from the same netlist, the critical-path delay (longest
 input-to-output path through a per-gate-type delay table plus a load term per fan-out; false

@@ -108,7 +108,8 @@ class UnitActivity:
 
     ``unit``: ``add``/``mul``/``div``/``sqrt`` for integer units, the op for floating-point
     ones; ``width`` or ``format`` says which. ``activity``: mean toggles per operation of the
-    gate-driven nets (0 to 1). ``toggles_per_op``: all nets, inputs included.
+    gate-driven nets (0 to 1 with zero delay; above 1 is possible with ``unit_delay``, where
+    glitches count). ``toggles_per_op``: all nets, inputs included.
     """
 
     unit: str
@@ -126,6 +127,7 @@ class UnitActivity:
     delay_ps: float
     area_um2: float
     vdd: float
+    unit_delay: bool = False
 
     @property
     def edp_fj_ns(self):
@@ -139,10 +141,17 @@ class UnitActivity:
                 "toggles_per_op": self.toggles_per_op, "activity": self.activity,
                 "energy_fj_per_op": self.energy_fj_per_op, "delay_ps": self.delay_ps,
                 "area_um2": self.area_um2, "edp_fj_ns": self.edp_fj_ns, "vdd": self.vdd,
-                "glitches": "not counted (zero-delay toggles)"}
+                "glitches": self.glitches}
+
+    @property
+    def glitches(self):
+        """How the toggles were counted, in words."""
+        return ("counted (unit-delay toggles)" if self.unit_delay
+                else "not counted (zero-delay toggles)")
 
 
-def _measure(net, unit, design, width, fmt, distribution, vectors, seed, model, controls):
+def _measure(net, unit, design, width, fmt, distribution, vectors, seed, model, controls,
+             unit_delay):
     dist = parse_distribution(distribution)
     if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 2:
         raise ValueError(f"vectors must be an integer of at least 2, not {vectors!r}")
@@ -156,7 +165,7 @@ def _measure(net, unit, design, width, fmt, distribution, vectors, seed, model, 
             # each operand port its own stream (seeded from the run's seed and its position)
             inputs[name] = operands(dist, vectors, seed=[seed, i],
                                     **({"fmt": fmt} if fmt else {"width": len(nets)}))
-    counts = toggle_counts(net, inputs)
+    counts = toggle_counts(net, inputs, unit_delay=unit_delay)
     driven = _driven_nets(net)
     ops = counts.operations
     return UnitActivity(
@@ -166,23 +175,26 @@ def _measure(net, unit, design, width, fmt, distribution, vectors, seed, model, 
         activity=float(counts.toggles[driven].sum() / (ops * max(1, len(driven)))),
         energy_fj_per_op=switching_energy_fj(net, counts, model),
         delay_ps=critical_path_ps(net, model), area_um2=area_um2(net, model),
-        vdd=float(model.vdd))
+        vdd=float(model.vdd), unit_delay=bool(unit_delay))
 
 
 def unit_activity(kind, design, width, profile, distribution="uniform", *, vectors=4096,
-                  seed=0, model=None):
+                  seed=0, model=None, glitches=False):
     """Run ``vectors`` operands drawn from ``distribution`` through the mapped netlist of the
     integer unit ``kind``/``design`` at ``width`` (as :func:`hwlib.cost.compare_designs`
     builds it under ``profile``) and return a :class:`UnitActivity`. Every operand port gets
-    its own seeded stream; one-bit control inputs are held at 0."""
+    its own seeded stream; one-bit control inputs are held at 0. ``glitches``: count
+    unit-delay toggles (every gate one time step) instead of zero-delay ones."""
     from .._specs import integer_unit
     model = _model(model)
     spec = integer_unit(kind, design, width, profile.units.get(kind) or {})
     net = mapped_netlist(spec.build(), profile.technology)
-    return _measure(net, kind, design, width, None, distribution, vectors, seed, model, {})
+    return _measure(net, kind, design, width, None, distribution, vectors, seed, model, {},
+                    glitches)
 
 
-def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=0, model=None):
+def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=0, model=None,
+                glitches=False):
     """:func:`unit_activity` for the profile's floating-point unit of basic op ``op`` in
     ``fmt`` (``hwlib.fp``, the profile's datapath); operands are IEEE encodings. A ``sub``
     runs on the adder with its ``sub`` input held at 1."""
@@ -192,4 +204,4 @@ def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=
     net = mapped_netlist(spec.build(), profile.technology)
     controls = {"sub": 1 if op == "sub" else 0}
     return _measure(net, op, spec.design, None, fmt, distribution, vectors, seed, model,
-                    controls)
+                    controls, glitches)

@@ -1,0 +1,29 @@
+"""Composite arithmetic units built from the circuits of :mod:`hwlib` (multipliers, adders).
+
+* :mod:`hwlib.units.mac`: integer multiply-accumulate units (int8 x int8 + int32, int4 x int4
+  + int32, signed and unsigned).
+
+Cache keys: these modules live in a subpackage so that they stay out of
+:func:`hwlib._specs._source_digest`, the digest that keys the bundled cost tables of the
+built-in profiles (which use none of these units); instead each unit's spec carries
+:func:`units_digest`, the digest of this subpackage's sources, in its parameters. A change here
+therefore misses the cache entries of these units only, and a change to the circuits they are
+built from (multipliers, adders, cells) misses them through the main digest as well.
+"""
+import functools
+import hashlib
+import os
+
+__all__ = ["units_digest"]
+
+
+@functools.lru_cache(maxsize=None)
+def units_digest():
+    """SHA-256 over the ``.py`` sources of :mod:`hwlib.units`."""
+    digest = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
