@@ -8,7 +8,8 @@ data spanning orders of magnitude) and reported on the held-out 40 %:
 
 1. per layer type and jointly: li2022's precision (avg, min) and R^2 of the energy model
    (``tosim fit --model``) and of degree-1 polynomials of TOs, FLOPs and MACs (li2022 eq. 4);
-2. leave one layer type out: each type's held-out rows predicted by fits on the other types only;
+2. leave one layer type out: each type's held-out rows predicted by fits on the other types only
+   (the model's fits reuse the balance and spill capacity searched in 1, to keep the bench short);
 3. composed whole models: AlexNet and VGG-11/13/16 (torchvision's layer lists, 224x224 inputs) at
    batch 1..256, each layer replaced by the held-out measured configuration of its type nearest to
    it (log-distance over batch and shape); measured = the sum of those layers' measured joules,
@@ -132,9 +133,13 @@ def main(argv=None):
     print(f"{len(y)} single-layer runs ({len(train)} train / {len(val)} validation, seed {args.seed}); "
           f"setup {time.perf_counter() - wall:.1f} s wall")
 
-    def fit_all(idx):
+    def fit_all(idx, reuse=None):
         out = {}
-        model, _ = calibrate.fit_energy_model(table.subset(idx), y[idx], tos_per_op=tos_per_op)
+        given = {}
+        if reuse is not None:
+            given = dict(peak_ops_per_s=reuse.peak_ops_per_s, bandwidth_bytes_per_s=reuse.bandwidth_bytes_per_s,
+                         capacity_bytes=reuse.capacity_bytes, spill_search=reuse.capacity_bytes is not None)
+        model, _ = calibrate.fit_energy_model(table.subset(idx), y[idx], tos_per_op=tos_per_op, **given)
         out["model"] = model.predict_runs(table)[0]
         for name, x in feats.items():
             if np.unique(x[idx]).size < 2:
@@ -166,7 +171,7 @@ def main(argv=None):
     for kind in sorted(set(types)):
         others = train[types[train] != kind]
         with np.errstate(all="ignore"):
-            loto, _ = fit_all(others)
+            loto, _ = fit_all(others, reuse=model)
         idx = val[types[val] == kind]
         print(f"{kind:<10} " + "  ".join(f"{fmt(loto[m], idx):>18}" for m in methods))
 

@@ -362,14 +362,16 @@ def _solve(design, y, w, prior_rows, *, free_last=False):
 
 def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="relative", prior_strength=1e-3,
                      peak_ops_per_s=None, bandwidth_bytes_per_s=None, static_w=None, latency_s=0.0,
-                     spill_search=True, memory_by_type=True):
+                     spill_search=True, memory_by_type=True, capacity_bytes=None):
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
     profile's cost table): the prior of the per-op energies (see the module docstring); required
     with the ``ops`` term. ``peak_ops_per_s``, ``bandwidth_bytes_per_s``, ``static_w``: given
     values are kept (both rates given fix the balance; otherwise it is searched); see the module
-    docstring for what the energies identify. Returns ``(model, info)``; ``info`` holds the loss,
+    docstring for what the energies identify. ``capacity_bytes`` given fixes the spill level
+    (else it is searched, unless ``spill_search`` is False: no spill level). ``memory_by_type``:
+    byte prices per layer type (default) or one set for all. Returns ``(model, info)``; ``info`` holds the loss,
     the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
     ``"nominal"``).
     """
@@ -468,7 +470,9 @@ def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="rel
     if kinds and not fixed_balance:
         balance, n = _search(lambda b: solve(b)[1], -3.0, 3.0)
         searched += n
-    if "memory" in terms and spill_search:
+    if "memory" in terms and capacity_bytes is not None:
+        capacity = float(capacity_bytes)
+    elif "memory" in terms and spill_search:
         capacity, n = _search(lambda c: solve(balance, c)[1], 6.0, 12.0)
         searched += n
         if kinds and not fixed_balance:

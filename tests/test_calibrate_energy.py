@@ -125,6 +125,9 @@ def test_spill_level_is_found():
     assert model.capacity_bytes == pytest.approx(1e8, rel=0.1)
     pred, _ = model.predict_runs(table)
     assert np.median(np.abs(pred / y - 1)) < 0.01
+    given, info = fit_energy_model(table, y, terms=("memory",), prior_strength=0.0, capacity_bytes=1e8)
+    assert given.capacity_bytes == 1e8 and info["searched"] == 0
+    assert given.spill_j_per_byte == pytest.approx(3e-11, rel=1e-6)
 
 
 def test_memory_prices_per_layer_type_are_recovered():

@@ -104,9 +104,8 @@ def apply_energy(rows, profile, device, grid=None):
                                 "under the device's energy model")
                 continue
             feature = device["feature"]
-            row["error"] = (f"{row['source'] or row['name']}: the {what} is not a finite number ({energy!r} J): the "
-                            f"device's coefficients {device['coefficients']} overflow float64 at {feature} = "
-                            f"{row[feature]:.4g}")
+            row["error"] = (f"{row['source'] or row['name']}: the {what} is past float64's range: the device's "
+                            f"coefficients {device['coefficients']} overflow at {feature} = {row[feature]:.4g}")
             continue
         row["energy_j"] = energy
         if grid is not None:
