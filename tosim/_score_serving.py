@@ -179,13 +179,13 @@ def _csv(rows):
 
 
 def _table(rows, with_energy, with_movement, failed=()):
-    from ._render import si
+    from ._render import count_text, si
     header = ["model", "params", "active", "MACs", "TOs", "TOs/token", "KV cache", "KV read", "KV written"]
     header += ["energy J", "J/token"] if with_energy else []
     header += ["compute J", "movement J"] if with_movement else []
     body = []
     for row in rows:
-        line = [row["name"] + (" (!)" if row.get("incomplete") else ""), si(row["params"]), si(row["active_params"]), si(row["macs"]), si(row["tos"]),
+        line = [row["name"] + (" (!)" if row.get("incomplete") else ""), count_text(row["params"]), count_text(row["active_params"]), si(row["macs"]), si(row["tos"]),
                 si(row["tos_per_token"]), si(row["kv_cache_bytes"], "B"), si(row["kv_read_bytes"], "B"),
                 si(row["kv_write_bytes"], "B")]
         if with_energy:
