@@ -26,20 +26,11 @@ def register(subparsers):
                         help="inference = forward; validation = + loss; training = + backward + update")
     parser.add_argument("--batch", type=positive_int, default=1, help="samples per batch (default 1)")
     add_model_arguments(parser)
-    parser.add_argument("--format", default=None, choices=list(FORMATS),
-                        help="count every layer in this number format, one the profile lists (default: the model's "
-                             "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
-                             "default_format)")
+    add_format_arguments(parser)
     parser.add_argument("--depth", type=non_negative_int, default=None, metavar="N",
                         help="roll the counts up by module path to depth N (layer names split at '.', as "
                              "opcount.load_torch and ONNX exports name them; 0: the whole model) instead of "
                              "one row per layer; --json adds a 'modules' object")
-    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
-                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
-                             "fp32 with --format bf16); each layer's update is priced in it")
-    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
-                        help="training: activation recomputation counted in the backward stage (full: every "
-                             "layer's forward again; selective: the attention core only)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     add_movement_arguments(parser)
     parser.add_argument("--plot", default=None, metavar="F.png",
@@ -72,6 +63,20 @@ def _choice_of(names_attr, what):
         return text
     check.__name__ = what
     return check
+
+
+def add_format_arguments(parser):
+    """The number-format flags shared by count and score: --format, --master-format, --recompute."""
+    parser.add_argument("--format", default=None, choices=list(FORMATS),
+                        help="count every layer in this number format, one the profile lists (default: the model's "
+                             "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
+                             "default_format)")
+    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
+                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
+                             "fp32 with --format bf16); each layer's update is priced in it")
+    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
+                        help="training: activation recomputation counted in the backward stage (full: every "
+                             "layer's forward again; selective: the attention core only)")
 
 
 def add_model_arguments(parser):

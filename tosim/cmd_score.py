@@ -28,7 +28,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-from hardware_profiles.schema import DEFAULT_PROFILE, FORMATS, PHASES
+from hardware_profiles.schema import DEFAULT_PROFILE, PHASES
 
 
 # --- arguments --------------------------------------------------------------------------------
@@ -59,16 +59,8 @@ def register(subparsers):
                      help="steps per epoch, each of --batch samples (not with --samples)")
     whole.add_argument("--epochs", type=positive_int, default=None,
                      help="epochs of the run (default 1); alone, an epoch is one step of --batch samples")
-    parser.add_argument("--format", default=None, choices=list(FORMATS),
-                        help="count every layer in this number format, one the profile lists (default: the model's "
-                             "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
-                             "default_format)")
-    parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
-                        help="training in mixed precision: the optimizer's master weights in this format (e.g. "
-                             "fp32 with --format bf16); each layer's update is priced in it")
-    parser.add_argument("--recompute", default=None, choices=["full", "selective"],
-                        help="training: activation recomputation counted in the backward stage (full: every "
-                             "layer's forward again; selective: the attention core only)")
+    from .cmd_count import add_format_arguments
+    add_format_arguments(parser)
     from ._score_serving import add_arguments as add_serving_arguments
     add_serving_arguments(parser)
     parser.add_argument("--grid-intensity", type=_non_negative_float, default=None, metavar="G_PER_KWH",
