@@ -744,13 +744,14 @@ def _fuse_activations(nodes, consts, consumers, graph_outputs):
             removed.update(id(n) for n in sub)
             attrs = {"approximate": "tanh" if kind == "gelu_tanh" else "none"}
             replacements[id(end)] = _Node("Silu" if kind == "silu" else "Gelu", core.name, [x], end.outputs, attrs)
-    out = []
-    for node in nodes:
-        if id(node) in replacements:
-            out.append(replacements[id(node)])
-        elif id(node) not in removed:
-            out.append(node)
-    return out
+    return _rewritten(nodes, replacements, removed)
+
+
+def _rewritten(nodes, replacements, removed):
+    """``nodes`` in order with each node in ``replacements`` (by id) swapped for its fused node and
+    the nodes in ``removed`` (ids) dropped: the last step of every fusion pass."""
+    return [replacements.get(id(node), node) for node in nodes
+            if id(node) in replacements or id(node) not in removed]
 
 
 def _is_ancestor(node, end, producer, x):
@@ -891,13 +892,7 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
         removed.update(id(n) for n in chain)
         replacements[id(mm2)] = _Node("SDPA", mm2.name, [q, k, v], mm2.outputs,
                                       {"mask": mask, "k_transposed": k_transposed, "absorbed": absorbed})
-    out = []
-    for node in nodes:
-        if id(node) in replacements:
-            out.append(replacements[id(node)])
-        elif id(node) not in removed:
-            out.append(node)
-    return out
+    return _rewritten(nodes, replacements, removed)
 
 
 # --- loading ------------------------------------------------------------------------------------
