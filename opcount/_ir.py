@@ -5,6 +5,7 @@ sequence ``[T, D]``, token ids ``[T]``. A layer reads the outputs of the layers 
 ``inputs`` (the name ``input`` is the model input; by default a layer reads the layer before it),
 so residual adds and concats are written as references.
 """
+import warnings
 from dataclasses import dataclass, field
 
 from hardware_profiles.schema import FORMATS, LOSSES, OPTIMIZERS
@@ -89,6 +90,18 @@ class ModelIR:
         dict ``{layer, type, reason, params}``; :func:`count_model` copies them into the
         result's ``incomplete`` list."""
         self.left_out.append({"layer": str(what), "type": str(type), "reason": str(reason), "params": int(params)})
+
+    def warn_if_incomplete(self, label, stacklevel=2):
+        """Issue :class:`IncompleteModelWarning` naming ``label`` and the first three things left
+        out (``left_out`` items and layers with no formula) when the model is not complete."""
+        if self.complete:
+            return
+        items = self.left_out + [{"layer": layer.name, "type": layer.type, "reason": "unknown layer type"}
+                                 for layer in self.layers if not layer.known]
+        shown = "; ".join(f"{i['layer']} ({i['type']}): {i['reason']}" for i in items[:3])
+        more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
+        warnings.warn(f"{label}: the count is incomplete: {shown}{more}", IncompleteModelWarning,
+                      stacklevel=stacklevel + 1)
 
     @property
     def output_shape(self):

@@ -43,7 +43,7 @@ import numpy as np
 
 from hardware_profiles import _read as _bounded
 
-from ._ir import IncompleteModelWarning, ModelError, build_model
+from ._ir import ModelError, build_model
 
 __all__ = ["load_onnx"]
 
@@ -1141,12 +1141,7 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
     for name in sorted(n for n in weights if n not in b.owned and _feeds_graph(n, nodes, origin, consts)):
         ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
                      params=weights[name])
-    if not ir.complete:
-        items = ir.left_out + [{"layer": layer.name, "type": layer.type, "reason": "unknown layer type"}
-                               for layer in ir.layers if not layer.known]
-        shown = "; ".join(f"{i['layer']} ({i['type']}): {i['reason']}" for i in items[:3])
-        more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
-        warnings.warn(f"{path}: the count is incomplete: {shown}{more}", IncompleteModelWarning, stacklevel=3)
+    ir.warn_if_incomplete(path, stacklevel=3)
     return ir
 
 

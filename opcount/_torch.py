@@ -27,9 +27,8 @@ issued.
 import dataclasses
 import inspect
 import math
-import warnings
 
-from ._ir import MODEL_INPUT, IncompleteModelWarning, ModelError, build_model
+from ._ir import MODEL_INPUT, ModelError, build_model
 
 __all__ = ["load_torch"]
 
@@ -973,12 +972,7 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
                     f"{expected}", max(expected - got, 0))
     for what, type_, reason, params in b.left_out:
         ir.leave_out(what, type_, reason, params)
-    if not ir.complete:
-        items = ir.left_out + [{"layer": layer.name, "type": layer.type, "reason": "unknown layer type"}
-                               for layer in ir.layers if not layer.known]
-        shown = "; ".join(f"{i['layer']} ({i['type']}): {i['reason']}" for i in items[:3])
-        more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
-        warnings.warn(f"{label}: the count is incomplete: {shown}{more}", IncompleteModelWarning, stacklevel=2)
+    ir.warn_if_incomplete(label, stacklevel=2)
     return ir
 
 
