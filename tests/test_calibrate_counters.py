@@ -15,8 +15,15 @@ def make_zone(root, name, zone, energy, max_range=1_000_000):
     return path
 
 
+def put(path, data):
+    """Replace a counter file in one step, as sysfs does: a sampling thread never sees it empty."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def set_energy(path, value):
-    (path / "energy_uj").write_text(f"{value}\n")
+    put(path / "energy_uj", f"{value}\n".encode())
 
 
 class Clock:
@@ -110,7 +117,7 @@ def test_garbage_reading_mid_measurement_is_one_line(tmp_path, text, message):
     zone = make_zone(tmp_path, "intel-rapl:0", "package-0", 10)
     counter = RaplCounter(root=str(tmp_path))
     meter = EnergyMeter(counter, interval=0).start()
-    (zone / "energy_uj").write_bytes(text.encode("latin-1"))
+    put(zone / "energy_uj", text.encode("latin-1"))
     with pytest.raises(CounterError, match=r"^.*intel-rapl:0/" + message + "$") as info:
         meter.stop()
     assert "\n" not in str(info.value)
@@ -120,7 +127,7 @@ def test_garbage_in_the_sampling_thread_reaches_stop(tmp_path):
     """The background thread's failure is raised by stop() in the caller's thread, not printed."""
     zone = make_zone(tmp_path, "intel-rapl:0", "package-0", 10)
     meter = EnergyMeter(RaplCounter(root=str(tmp_path)), interval=0.001).start()
-    (zone / "energy_uj").write_text("garbage\n")
+    put(zone / "energy_uj", b"garbage\n")
     meter._thread.join(timeout=10)        # the thread ends at its first failed sample
     set_energy(zone, 20)                  # a good final reading does not hide the failure
     with pytest.raises(CounterError, match=r"energy_uj read 'garbage', not a count of microjoules$"):
