@@ -13,7 +13,10 @@ the per-layer formulas, pricing non-linear functions with a profile's recipes, a
 
 opcount never imports hwlib; costs enter later as a plain array.
 """
+from __future__ import annotations
+
 import os
+from typing import Any
 
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
@@ -34,7 +37,7 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS"]
 
 
-def layer_types():
+def layer_types() -> list[str]:
     """The layer types the spec frontend and the formulas know, sorted."""
     return sorted(FORMULAS)
 
@@ -42,7 +45,7 @@ def layer_types():
 _STEP_DEFAULTS = {"past": 0, "kv_cache": False, "logits": "all"}
 
 
-def with_format(model, fmt):
+def with_format(model: ModelIR, fmt: str) -> ModelIR:
     """``model`` with every layer (and the model default) in number format ``fmt`` (an explicit
     choice: a profile's ``default_format`` no longer replaces it)."""
     import dataclasses
@@ -53,7 +56,8 @@ def with_format(model, fmt):
     return dataclasses.replace(model, layers=layers, format=fmt, format_given=True)
 
 
-def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits="all"):
+def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq: int | None = None,
+               format: str | None = None, past: int = 0, kv_cache: bool = False, logits: str = "all") -> ModelIR:
     """A ModelIR from ``zoo:NAME``, a ``.yaml``/``.yml``/``.json`` model spec path, a Hugging Face
     ``config.json``, an ``.onnx`` file, a spec mapping, or a ModelIR (returned as is).
 

@@ -5,10 +5,13 @@ Counts are exact Python integers for the whole batch. ``CountResult.as_array`` s
 int64 and raises ``OverflowError`` rather than wrapping; totals (``totals``, ``to_json``) stay exact
 Python integers at any scale (GPT-3 training is above 10^19, past int64).
 """
+from __future__ import annotations
+
 import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
@@ -61,7 +64,7 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
-    active_params: int = None
+    active_params: int | None = None
 
     def __post_init__(self):
         if self.active_params is None:
@@ -97,7 +100,7 @@ class CountResult:
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
-    def by_module(self, depth=1):
+    def by_module(self, depth: int = 1) -> dict[str, dict[str, Any]]:
         """Counts rolled up by module path to ``depth`` (fvcore's ``by_module``, ptflops' per-module
         table): layers are grouped by the first ``depth`` dot-separated parts of their names
         (the PyTorch frontend names layers by module path; depth 0 is the whole model).
@@ -106,7 +109,7 @@ class CountResult:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, not {depth!r}")
         stages = PHASES[self.phase]
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for layer in self.layers:
             key = ".".join(layer.name.split(".")[:depth]) if depth else self.model
             row = out.get(key)
@@ -128,7 +131,7 @@ class CountResult:
         """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
         return [layer.format for layer in self.layers]
 
-    def as_array(self):
+    def as_array(self) -> np.ndarray:
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
         rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
@@ -148,7 +151,7 @@ class CountResult:
             raise OverflowError(f"{self.model}: a count does not fit int64")
         return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The ``tosim count --json`` object (docs/counting.md; exact integers), plus ``profile``,
         ``complete`` and ``incomplete``; each layer also carries format, params, macs and flops."""
         stages = PHASES[self.phase]
@@ -253,7 +256,8 @@ def _full(counter):
 RECOMPUTE = ("full", "selective")
 
 
-def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=None, master_format=None):
+def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: int = 1, recompute: str | None = None,
+                master_format: str | None = None) -> CountResult:
     """Count basic operations of ``model`` for ``phase`` and a batch of ``batch`` samples.
 
     ``recompute`` (training only): activation recomputation, counted in the backward stage (its
@@ -306,8 +310,8 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     # gradient fan-in per tensor, in elements per sample read by its consumers: c consumers
     # reading all of it need (c-1) adds per element; slices (a ``reads`` count) add only what
     # overlaps, so the disjoint parts of a split need none
-    consumers = Counter()
-    sizes = {}
+    consumers: Counter = Counter()
+    sizes: dict[str, int] = {}
     for layer in model.layers:
         needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
             needs_grad[ref] for ref in layer.inputs)
@@ -329,8 +333,8 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     formulas = FORMULAS
     # a Context is shared by the layers with the same input gradients until a handler records
     # something missing in it; all share one recipe cache
-    contexts = {}
-    recipe_cache = {}
+    contexts: dict = {}
+    recipe_cache: dict = {}
     for layer in model.layers:
         name = layer.name
         # without a backward stage the handlers' input gradients would be thrown away: none asked
@@ -352,7 +356,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
         forward = _full(cost.forward)
         grad = needs_grad[name]
         if has_backward and grad:
-            backward = cost.backward
+            backward: Any = cost.backward
             macs_backward = cost.macs_backward
             if recompute == "full" and name != last_layer:
                 backward = backward + cost.forward
@@ -384,7 +388,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
         if split:
             # the optimizer step on the master weights, in their own format
             counted.append(LayerCount(
-                name=f"{name}/update", type="update", format=master_format, out_shape=(), params=0,
+                name=f"{name}/update", type="update", format=cast(str, master_format), out_shape=(), params=0,
                 stages={"forward": dict(_ZERO_OPS), "loss": dict(_ZERO_OPS), "backward": dict(_ZERO_OPS),
                         "update": update},
                 macs={"forward": 0, "backward": 0}, complete=True))

@@ -35,6 +35,8 @@ Parameters are the floating-point initializer elements a layer reads (scalars ex
 constants); a weight that feeds the graph but no layer is listed in ``left_out``. Malformed
 initializers and attributes are one-line :class:`ModelError`. The model is named after the file.
 """
+from __future__ import annotations
+
 import math
 import os
 import warnings
@@ -43,7 +45,7 @@ import numpy as np
 
 from hardware_profiles import _read as _bounded
 
-from ._ir import ModelError, build_model
+from ._ir import ModelError, ModelIR, build_model
 
 __all__ = ["load_onnx"]
 
@@ -897,7 +899,7 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
 
 # --- loading ------------------------------------------------------------------------------------
 
-def load_onnx(path):
+def load_onnx(path: str | os.PathLike[str]) -> ModelIR:
     """Read an ONNX file into a ModelIR (inference graph; loss mse, optimizer sgd)."""
     path = os.fspath(path)
     model = _read(path)
@@ -946,7 +948,7 @@ def load_onnx(path):
             continue
         bt.track(node, f"{path}: layer {node.name!r} ({node.op})")
         nodes.append(node)
-    consumers = {}
+    consumers: dict[str, list] = {}
     for node in nodes:
         for i in node.inputs:
             consumers.setdefault(i, []).append(node)

@@ -22,7 +22,7 @@ import io
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import hardware_profiles
 import opcount
@@ -31,6 +31,9 @@ from opcount import BASIC_OPS as OPS, STAGES
 from . import _energy, _pipeline
 from ._errors import ScoreError
 from ._generation import GenerationResult, generate
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload",
            "ScoreError",
@@ -194,7 +197,7 @@ class ScoreResult:
         """The row of ``tosim score --json``: :data:`ROW_FIELDS`, the extra columns, and
         ``layers`` with ``per_layer``. ``incomplete`` is ``{type: layers}`` (``{}`` when complete,
         ``None`` for a failed model)."""
-        item = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
+        item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
@@ -219,7 +222,7 @@ class ScoreResult:
         written atomically to ``path`` when given. Returns the text."""
         return Scores([self], per_layer=self.per_layer).to_csv(path)
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pandas.DataFrame:
         """The rows of :meth:`to_csv` as a pandas DataFrame (needs pandas)."""
         return Scores([self], per_layer=self.per_layer).to_dataframe()
 
@@ -307,7 +310,7 @@ class Scores(list):
             write_atomic(path, text)
         return text
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pandas.DataFrame:
         """The rows of :meth:`to_csv` as a pandas DataFrame, with Python values (needs pandas)."""
         try:
             import pandas
