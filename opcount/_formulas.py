@@ -766,13 +766,14 @@ def _elementwise(layer: Layer, ctx: Context) -> LayerCost:
     """A generic elementwise function: ``ops`` per output element forward (basic ops, or recipe
     names priced by the profile's forward recipe), ``backward`` per output element for the input
     gradients (recipe names priced by their backward recipe); inputs broadcast to the output
-    shape get their gradient summed back, (output elements - input elements) adds each. A layer
+    shape get their gradient summed back, (output elements - input elements) adds each; a
+    comparison (``differentiable`` false) passes no gradient back. A layer
     without a ``backward`` table that must produce an input gradient, or with parameters in
     training (their gradient has no formula here), is reported incomplete."""
     a = layer.attrs
     e = math.prod(layer.out_shape) if a.get("once") else _elements(layer, ctx)
     cost = LayerCost(forward=_per_element(ctx, a["ops"], "forward", e))
-    if any(ctx.input_grad) and ctx.training:
+    if any(ctx.input_grad) and ctx.training and a.get("differentiable", True):
         if a["backward"] is None:
             ctx.missing.append(f"no backward formula for {a['op']}")
         else:

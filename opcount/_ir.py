@@ -64,6 +64,7 @@ class ModelIR:
     source: str = "<model>"
     left_out: list = field(default_factory=list)
     format_given: bool = True   # False: the model named no format (fp32 stood in; see with_default_format)
+    assumptions: list = field(default_factory=list)   # what a frontend assumed (strings), e.g. the batch axis
 
     @property
     def params(self):
@@ -96,7 +97,8 @@ class ModelIR:
         out (``left_out`` items and layers with no formula) when the model is not complete."""
         if self.complete:
             return
-        items = self.left_out + [{"layer": layer.name, "type": layer.type, "reason": "unknown layer type"}
+        items = self.left_out + [{"layer": layer.name, "type": layer.type,
+                                  "reason": layer.attrs.get("reason") or "unknown layer type"}
                                  for layer in self.layers if not layer.known]
         shown = "; ".join(f"{i['layer']} ({i['type']}): {i['reason']}" for i in items[:3])
         more = f"; and {len(items) - 3} more" if len(items) > 3 else ""

@@ -740,7 +740,8 @@ def _op_table(value, key):
 
 def _elementwise(f, in_shapes):
     """Any elementwise function, its cost given per output element as basic ops or recipe
-    names (the ONNX frontend's Add, Div, Erf, Pow, ...)."""
+    names (the ONNX frontend's Add, Div, Erf, Pow, ...). ``differentiable`` [true]: false for a
+    comparison, whose boolean output passes no gradient back."""
     ops = _op_table(f.any("ops"), "ops")
     if ops is None:
         raise ShapeError("missing field 'ops'")
@@ -748,8 +749,10 @@ def _elementwise(f, in_shapes):
     label = f.any("op", "elementwise")
     out = _explicit_or(f, None) or _broadcast(in_shapes)
     once, once_inputs = _once(f, in_shapes)
-    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label),
-                                                 "once": once, "once_inputs": once_inputs}
+    attrs = {"ops": ops, "backward": backward, "op": str(label), "once": once, "once_inputs": once_inputs}
+    if not f.bool("differentiable", True):
+        attrs["differentiable"] = False
+    return out, f.int("params", 0, minimum=0), attrs
 
 
 def _once(f, in_shapes):
