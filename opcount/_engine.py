@@ -283,7 +283,9 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     Backward rules: a layer computes an input gradient only for inputs whose value depends on
     trainable parameters (so the first layer computes none, unless the model sets
     ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
-    element to sum them, counted in its producer's backward stage.
+    element to sum them, counted in its producer's backward stage. A layer marked ``no_grad``
+    (a ``detach``, a call under ``torch.no_grad``, a comparison) has no backward and returns no
+    gradient to its inputs.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
@@ -311,10 +313,16 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     # overlaps, so the disjoint parts of a split need none
     consumers = Counter()
     sizes = {}
+    cut = _cut_off(model)
     for layer in model.layers:
-        needs_grad[layer.name] = layer.attrs.get("differentiable", True) is not False and (
-            layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(needs_grad[ref] for ref in layer.inputs))
         sizes[layer.name] = math.prod(layer.out_shape)
+        if layer.name in cut:
+            # no gradient flows through (detach, torch.no_grad, a comparison) or none reaches it:
+            # no backward, and it returns none to its inputs, so it is no consumer in their sums
+            needs_grad[layer.name] = False
+            continue
+        needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
+            needs_grad[ref] for ref in layer.inputs)
         reads = layer.attrs.get("reads")
         for position, ref in enumerate(layer.inputs):
             if ref in sizes:
@@ -407,6 +415,24 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
                        layers=counted, incomplete=incomplete, active_params=model.active_params,
                        assumptions=list(getattr(model, "assumptions", ())))
+
+
+def _cut_off(model):
+    """Layers that get no gradient: those marked ``no_grad``, and those whose every reader is
+    one of them (a layer whose result only a ``detach`` reads runs no backward). The model's
+    last layer (the loss reads it) and a layer nothing reads are not cut."""
+    cut = {layer.name for layer in model.layers if layer.attrs.get("no_grad")}
+    if not cut:
+        return cut
+    readers = {}
+    for layer in model.layers:
+        for ref in layer.inputs:
+            readers.setdefault(ref, []).append(layer.name)
+    last = model.layers[-1].name
+    for layer in reversed(model.layers):
+        if layer.name != last and layer.name in readers and all(r in cut for r in readers[layer.name]):
+            cut.add(layer.name)
+    return cut
 
 
 def _unknown_reason(layer):

@@ -224,10 +224,15 @@ def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer
             raise ModelError(f"{_where(source, lname, ltype)}: format must be one of {', '.join(FORMATS)}, "
                              f"not {lformat!r}")
         in_shapes = tuple([shapes[ref] for ref in inputs])
+        no_grad = spec.pop("no_grad", False)
+        if not isinstance(no_grad, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
         try:
             out_shape, params, attrs, known = infer(ltype, spec, in_shapes, shapes)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
+        if no_grad:
+            attrs = dict(attrs, no_grad=True)
         layer = Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
                       attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven)
         if known and attrs.get("tied_to") is not None:

@@ -1726,7 +1726,7 @@ def _node_spec(node, where, b, refs, consumers, skip):
     if op in ("ArgMax", "ArgMin"):
         # D - 1 comparisons per index found along an axis of D elements; indices pass no gradient
         d = shapes[x][_norm_axis(int(a.get("axis", 0)), len(shapes[x]))]
-        return {"type": "elementwise", "op": op, "ops": {"cmp": d - 1}, "backward": {}, "differentiable": False}
+        return {"type": "elementwise", "op": op, "ops": {"cmp": d - 1}, "backward": {}, "no_grad": True}
     if op in ("Resize", "Upsample"):
         return _resize_spec(node, where, b)
     if op in _QUANT_OPS:
@@ -1881,5 +1881,5 @@ def _elementwise_spec(node, consts, n_live, fixed=None):
             bwd = {"div": 1}
     spec = {"type": "elementwise", "op": op, "ops": dict(fwd), "backward": dict(bwd)}
     if op in _COMPARE:
-        spec["differentiable"] = False           # a boolean output passes no gradient back
+        spec["no_grad"] = True                   # a boolean output passes no gradient back
     return spec

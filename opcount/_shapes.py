@@ -667,7 +667,9 @@ def _rnn_factory(kind):
     bias [true], proj [0] (LSTM's proj_size), nonlinearity [tanh | relu] (RNN), dropout [0]
     (between layers, training only). Optional second and third inputs are the initial states
     h0 ``[layers x directions, H_out]`` and (LSTM) c0 ``[layers x directions, H]``; without them
-    the states start at zero. Output ``[T, directions x H_out]`` (H_out = proj or hidden)."""
+    the states start at zero. Output ``[T, directions x H_out]`` (H_out = proj or hidden).
+    Training: ``output_grad`` [true] (the output gets a gradient), ``h_n_grad`` / ``c_n_grad``
+    [false] (the final states h_n / c_n do; see ``_formulas.rnn_cost``)."""
     gates = RNN_GATES[kind]
 
     def rnn(f, in_shapes):
@@ -701,10 +703,13 @@ def _rnn_factory(kind):
             width = i if layer == 0 else directions * h_out
             per_direction = gates * hidden * (width + h_out) + (2 * gates * hidden if bias else 0) + proj * hidden
             params += directions * per_direction
+        output_grad = f.bool("output_grad", True)
+        h_n_grad = f.bool("h_n_grad", False)
+        c_n_grad = f.bool("c_n_grad", False) if kind == "lstm" else False
         return (t, directions * h_out), params, {
             "kind": kind, "gates": gates, "t": t, "in": i, "hidden": hidden, "h_out": h_out, "proj": proj,
             "layers": layers, "directions": directions, "bias": bias, "nonlinearity": nonlinearity,
-            "dropout": dropout}
+            "dropout": dropout, "output_grad": output_grad, "h_n_grad": h_n_grad, "c_n_grad": c_n_grad}
     return rnn
 
 
@@ -740,8 +745,7 @@ def _op_table(value, key):
 
 def _elementwise(f, in_shapes):
     """Any elementwise function, its cost given per output element as basic ops or recipe
-    names (the ONNX frontend's Add, Div, Erf, Pow, ...). ``differentiable`` [true]: false for a
-    comparison, whose boolean output passes no gradient back."""
+    names (the ONNX frontend's Add, Div, Erf, Pow, ...)."""
     ops = _op_table(f.any("ops"), "ops")
     if ops is None:
         raise ShapeError("missing field 'ops'")
@@ -749,10 +753,8 @@ def _elementwise(f, in_shapes):
     label = f.any("op", "elementwise")
     out = _explicit_or(f, None) or _broadcast(in_shapes)
     once, once_inputs = _once(f, in_shapes)
-    attrs = {"ops": ops, "backward": backward, "op": str(label), "once": once, "once_inputs": once_inputs}
-    if not f.bool("differentiable", True):
-        attrs["differentiable"] = False
-    return out, f.int("params", 0, minimum=0), attrs
+    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label),
+                                                 "once": once, "once_inputs": once_inputs}
 
 
 def _once(f, in_shapes):
