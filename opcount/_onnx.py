@@ -1715,7 +1715,14 @@ def _node_spec(node, where, b, refs, consumers, skip):
                              f"{2 * (channels - scale.size)}")
         return spec
     if op == "InstanceNormalization":
-        return {"type": "groupnorm", "groups": int(shapes[x][1]), "eps": float(a.get("epsilon", 1e-5))}
+        spec = {"type": "groupnorm", "groups": int(shapes[x][1]), "eps": float(a.get("epsilon", 1e-5))}
+        scale = consts.get(node.inputs[1]) if const(1) else None
+        shift = consts.get(node.inputs[2]) if const(2) else None
+        if scale is not None and shift is not None and np.all(scale == 1) and np.all(shift == 0):
+            # the TorchScript exporter writes GroupNorm as an instance norm with a constant
+            # identity affine (ones and zeros, no parameters), then the learned affine as Mul + Add
+            spec["affine"] = False
+        return spec
     if op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
         return {"type": "reduce", "kind": op[6:].lower()}
     if op == "Concat" and n_live == len([i for i in node.inputs if i]) and n_live > 1:

@@ -321,3 +321,18 @@ def test_group_normalization_gets_its_shape_and_per_group_affines_are_reported(t
                                               r"define them: counted as a per-channel affine \(4\), so its "
                                               r"parameters are over by 4")
     assert opcount.count_model(model, profile, phase="training", batch=3).totals == want
+
+
+def test_instance_norm_with_a_constant_identity_affine_has_no_parameters(tmp_path, profile):
+    """The TorchScript exporter writes nn.GroupNorm as InstanceNormalization with scale ones and
+    bias zeros (constants, not weights), then the learned affine as Mul + Add: the constants
+    were counted as 4 parameters (GroupNorm(2, 4) then gave 12 instead of 8)."""
+    nodes = [helper.make_node("InstanceNormalization", ["x", "one", "zero"], ["y"], name="inorm")]
+    path = _save(tmp_path / "in.onnx", nodes, [_vi("x", ["N", 2, 18])], [_vi("y", None)],
+                 [_init("one", np.ones(2, np.float32)), _init("zero", np.zeros(2, np.float32))])
+    model = opcount.load_onnx(path)
+    spec = opcount.spec_to_model({"name": "in", "input": [2, 18],
+                                  "layers": [{"type": "groupnorm", "groups": 2, "affine": False}]})
+    assert model.params == 0
+    assert (opcount.count_model(model, profile, phase="training", batch=3).totals
+            == opcount.count_model(spec, profile, phase="training", batch=3).totals)
