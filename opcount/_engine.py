@@ -5,10 +5,13 @@ Counts are exact Python integers for the whole batch. ``CountResult.as_array`` s
 int64 and raises ``OverflowError`` rather than wrapping; totals (``totals``, ``to_json``) stay exact
 Python integers at any scale (GPT-3 training is above 10^19, past int64).
 """
+from __future__ import annotations
+
 import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
@@ -47,7 +50,8 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
-    ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
+    ``assumptions`` lists what the frontend assumed where the model did not say (an ONNX file's
+    batch axis when no dimension is named). ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
     layers, which count their router and ``top_k`` experts).
     It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
     parameters no counted layer owns), so ``complete`` is true only when nothing was.
@@ -61,7 +65,8 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
-    active_params: int = None
+    active_params: int | None = None
+    assumptions: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.active_params is None:
@@ -97,7 +102,7 @@ class CountResult:
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
-    def by_module(self, depth=1):
+    def by_module(self, depth: int = 1) -> dict[str, dict[str, Any]]:
         """Counts rolled up by module path to ``depth`` (fvcore's ``by_module``, ptflops' per-module
         table): layers are grouped by the first ``depth`` dot-separated parts of their names
         (the PyTorch frontend names layers by module path; depth 0 is the whole model).
@@ -106,7 +111,7 @@ class CountResult:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, not {depth!r}")
         stages = PHASES[self.phase]
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for layer in self.layers:
             key = ".".join(layer.name.split(".")[:depth]) if depth else self.model
             row = out.get(key)
@@ -128,7 +133,7 @@ class CountResult:
         """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
         return [layer.format for layer in self.layers]
 
-    def as_array(self):
+    def as_array(self) -> np.ndarray:
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
         rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
@@ -148,7 +153,7 @@ class CountResult:
             raise OverflowError(f"{self.model}: a count does not fit int64")
         return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The ``tosim count --json`` object (docs/counting.md; exact integers), plus ``profile``,
         ``complete`` and ``incomplete``; each layer also carries format, params, macs and flops."""
         stages = PHASES[self.phase]
@@ -171,6 +176,7 @@ class CountResult:
                         "stages": {s: dict(layer.stages[s]) for s in stages}}
                        for layer in self.layers],
             "totals": {key: value for key, value in self.totals.items() if key in stages or key == "all"},
+            **({"assumptions": list(self.assumptions)} if self.assumptions else {}),
         }
 
 
@@ -253,7 +259,8 @@ def _full(counter):
 RECOMPUTE = ("full", "selective")
 
 
-def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=None, master_format=None):
+def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: int = 1, recompute: str | None = None,
+                master_format: str | None = None) -> CountResult:
     """Count basic operations of ``model`` for ``phase`` and a batch of ``batch`` samples.
 
     ``recompute`` (training only): activation recomputation, counted in the backward stage (its
@@ -308,8 +315,8 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     # gradient fan-in per tensor, in elements per sample read by its consumers: c consumers
     # reading all of it need (c-1) adds per element; slices (a ``reads`` count) add only what
     # overlaps, so the disjoint parts of a split need none
-    consumers = Counter()
-    sizes = {}
+    consumers: Counter = Counter()
+    sizes: dict[str, int] = {}
     cut = _cut_off(model)
     for layer in model.layers:
         sizes[layer.name] = math.prod(layer.out_shape)
@@ -337,8 +344,8 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     formulas = FORMULAS
     # a Context is shared by the layers with the same input gradients until a handler records
     # something missing in it; all share one recipe cache
-    contexts = {}
-    recipe_cache = {}
+    contexts: dict = {}
+    recipe_cache: dict = {}
     for layer in model.layers:
         name = layer.name
         # without a backward stage the handlers' input gradients would be thrown away: none asked
@@ -350,7 +357,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
                                                  input_grad=input_grad, recipe_cache=recipe_cache)
         if not layer.known:
             cost = LayerCost()
-            incomplete.append({"layer": name, "type": layer.type, "reason": "unknown layer type"})
+            incomplete.append({"layer": name, "type": layer.type, "reason": _unknown_reason(layer)})
         else:
             cost = formulas[layer.type](layer, ctx)
             if ctx.missing:
@@ -360,7 +367,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
         forward = _full(cost.forward)
         grad = needs_grad[name]
         if has_backward and grad:
-            backward = cost.backward
+            backward: Any = cost.backward
             macs_backward = cost.macs_backward
             if recompute == "full" and name != last_layer:
                 backward = backward + cost.forward
@@ -392,7 +399,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
         if split:
             # the optimizer step on the master weights, in their own format
             counted.append(LayerCount(
-                name=f"{name}/update", type="update", format=master_format, out_shape=(), params=0,
+                name=f"{name}/update", type="update", format=cast(str, master_format), out_shape=(), params=0,
                 stages={"forward": dict(_ZERO_OPS), "loss": dict(_ZERO_OPS), "backward": dict(_ZERO_OPS),
                         "update": update},
                 macs={"forward": 0, "backward": 0}, complete=True))
@@ -410,7 +417,8 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
     _check_listed(model, counted, profile, profile_name)
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
-                       layers=counted, incomplete=incomplete, active_params=model.active_params)
+                       layers=counted, incomplete=incomplete, active_params=model.active_params,
+                       assumptions=list(getattr(model, "assumptions", ())))
 
 
 def _cut_off(model):
@@ -429,6 +437,13 @@ def _cut_off(model):
         if layer.name != last and layer.name in readers and all(r in cut for r in readers[layer.name]):
             cut.add(layer.name)
     return cut
+
+
+def _unknown_reason(layer):
+    """Why a layer without a formula was not counted: the frontend's ``reason`` where it gave one
+    (an ONNX loop whose trip count is known only at run time, an integer op), else the default."""
+    reason = layer.attrs.get("reason")
+    return reason if isinstance(reason, str) and reason else "unknown layer type"
 
 
 def _check_listed(model, counted, profile, profile_name):
