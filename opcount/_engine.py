@@ -5,18 +5,21 @@ Counts are exact Python integers for the whole batch. ``CountResult.as_array`` s
 int64 and raises ``OverflowError`` rather than wrapping; totals (``totals``, ``to_json``) stay exact
 Python integers at any scale (GPT-3 training is above 10^19, past int64).
 """
+from __future__ import annotations
+
 import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
 from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
 
 from ._formulas import FORMULAS, Context, LayerCost
-from ._ir import FORMATS, MODEL_INPUT, ModelError, ModelIR, with_default_format
 from . import _memo
+from ._ir import FORMATS, MODEL_INPUT, ModelError, ModelIR, with_default_format
 from ._memo import Unfreezable, freeze
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
@@ -49,7 +52,8 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
-    ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
+    ``assumptions`` lists what the frontend assumed where the model did not say (an ONNX file's
+    batch axis when no dimension is named). ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
     layers, which count their router and ``top_k`` experts).
     It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
     parameters no counted layer owns), so ``complete`` is true only when nothing was.
@@ -63,7 +67,8 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
-    active_params: int = None
+    active_params: int | None = None
+    assumptions: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.active_params is None:
@@ -99,7 +104,7 @@ class CountResult:
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
-    def by_module(self, depth=1):
+    def by_module(self, depth: int = 1) -> dict[str, dict[str, Any]]:
         """Counts rolled up by module path to ``depth`` (fvcore's ``by_module``, ptflops' per-module
         table): layers are grouped by the first ``depth`` dot-separated parts of their names
         (the PyTorch frontend names layers by module path; depth 0 is the whole model).
@@ -108,7 +113,7 @@ class CountResult:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, not {depth!r}")
         stages = PHASES[self.phase]
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for layer in self.layers:
             key = ".".join(layer.name.split(".")[:depth]) if depth else self.model
             row = out.get(key)
@@ -130,7 +135,7 @@ class CountResult:
         """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
         return [layer.format for layer in self.layers]
 
-    def as_array(self):
+    def as_array(self) -> np.ndarray:
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
         rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
@@ -150,7 +155,7 @@ class CountResult:
             raise OverflowError(f"{self.model}: a count does not fit int64")
         return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The ``tosim count --json`` object (docs/counting.md; exact integers), plus ``profile``,
         ``complete`` and ``incomplete``; each layer also carries format, params, macs and flops."""
         stages = PHASES[self.phase]
@@ -173,6 +178,7 @@ class CountResult:
                         "stages": {s: dict(layer.stages[s]) for s in stages}}
                        for layer in self.layers],
             "totals": {key: value for key, value in self.totals.items() if key in stages or key == "all"},
+            **({"assumptions": list(self.assumptions)} if self.assumptions else {}),
         }
 
 
@@ -273,7 +279,8 @@ def _memo_key(layer, handler, input_grad):
     return ("built", signature, input_grad)
 
 
-def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=None, master_format=None):
+def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: int = 1, recompute: str | None = None,
+                master_format: str | None = None) -> CountResult:
     """Count basic operations of ``model`` for ``phase`` and a batch of ``batch`` samples.
 
     ``recompute`` (training only): activation recomputation, counted in the backward stage (its
@@ -300,7 +307,9 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     Backward rules: a layer computes an input gradient only for inputs whose value depends on
     trainable parameters (so the first layer computes none, unless the model sets
     ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
-    element to sum them, counted in its producer's backward stage.
+    element to sum them, counted in its producer's backward stage. A layer marked ``no_grad``
+    (a ``detach``, a call under ``torch.no_grad``, a comparison) has no backward and returns no
+    gradient to its inputs.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
@@ -329,14 +338,20 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     # gradient fan-in per tensor, in elements per sample read by its consumers: c consumers
     # reading all of it need (c-1) adds per element; slices (a ``reads`` count) add only what
     # overlaps, so the disjoint parts of a split need none (only a backward stage needs these)
-    consumers = {}
-    sizes = {}
+    consumers: dict[str, int] = {}
+    sizes: dict[str, int] = {}
     if has_backward:
+        cut = _cut_off(model)
         for layer in layers:
+            sizes[layer.name] = math.prod(layer.out_shape)
+            if layer.name in cut:
+                # no gradient flows through (detach, torch.no_grad, a comparison) or none reaches
+                # it: no backward, and it returns none to its inputs, so it is no consumer in their sums
+                needs_grad[layer.name] = False
+                continue
             attrs = layer.attrs
             needs_grad[layer.name] = layer.params > 0 or (attrs.get("tied_to") is not None) or any(
                 needs_grad[ref] for ref in layer.inputs)
-            sizes[layer.name] = math.prod(layer.out_shape)
             reads = attrs.get("reads")
             for position, ref in enumerate(layer.inputs):
                 if ref in sizes:
@@ -353,18 +368,18 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     formulas = FORMULAS
     # a Context is shared by the layers with the same input gradients until a handler records
     # something missing in it; all share one recipe cache
-    contexts = {}
-    recipe_cache = {}
+    contexts: dict = {}
+    recipe_cache: dict = {}
     # repeated layers (a transformer's blocks, a ResNet stage's bottlenecks) are worked out once:
     # a built-in handler is a pure function of the layer's type, attrs, shapes and params and of
     # the context (batch, mode, recipes: fixed in this call; input gradients: in the key), so
     # its LayerCost, with its forward and plain backward rows, is kept under the layer's exact
     # key (Layer.signature, or opcount._memo.freeze of those fields) and reused. A cost that
     # recorded something missing is never kept.
-    memo = {}
-    updates = {}
+    memo: dict = {}
+    updates: dict = {}
     zero = _ZERO_OPS
-    no_grads = {}
+    no_grads: dict = {}
     for layer in layers:
         name = layer.name
         # without a backward stage the handlers' input gradients would be thrown away: none asked
@@ -380,10 +395,10 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
             ctx = contexts[input_grad] = Context(batch=batch, training=training, profile=profile,
                                                  input_grad=input_grad, recipe_cache=recipe_cache)
         entry = None
-        missing = ()
+        missing: Any = ()
         if not layer.known:
             cost = LayerCost()
-            incomplete.append({"layer": name, "type": layer.type, "reason": "unknown layer type"})
+            incomplete.append({"layer": name, "type": layer.type, "reason": _unknown_reason(layer)})
         else:
             handler = formulas[layer.type]
             key = _memo_key(layer, handler, input_grad)
@@ -401,7 +416,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
                 cost = entry[0]
         forward = dict(entry[1]) if entry is not None else _full(cost.forward)
         if has_backward and needs_grad[name]:
-            backward = cost.backward
+            backward: Any = cost.backward
             macs_backward = cost.macs_backward
             plain = True
             if recompute == "full" and name != last_layer:
@@ -446,7 +461,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
         if split:
             # the optimizer step on the master weights, in their own format
             counted.append(LayerCount(
-                name=f"{name}/update", type="update", format=master_format, out_shape=(), params=0,
+                name=f"{name}/update", type="update", format=cast(str, master_format), out_shape=(), params=0,
                 stages={"forward": dict(zero), "loss": dict(zero), "backward": dict(zero),
                         "update": update},
                 macs={"forward": 0, "backward": 0}, complete=True))
@@ -464,7 +479,33 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
     _check_listed(model, counted, profile, profile_name)
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
-                       layers=counted, incomplete=incomplete, active_params=model.active_params)
+                       layers=counted, incomplete=incomplete, active_params=model.active_params,
+                       assumptions=list(getattr(model, "assumptions", ())))
+
+
+def _cut_off(model):
+    """Layers that get no gradient: those marked ``no_grad``, and those whose every reader is
+    one of them (a layer whose result only a ``detach`` reads runs no backward). The model's
+    last layer (the loss reads it) and a layer nothing reads are not cut."""
+    cut = {layer.name for layer in model.layers if layer.attrs.get("no_grad")}
+    if not cut:
+        return cut
+    readers = {}
+    for layer in model.layers:
+        for ref in layer.inputs:
+            readers.setdefault(ref, []).append(layer.name)
+    last = model.layers[-1].name
+    for layer in reversed(model.layers):
+        if layer.name != last and layer.name in readers and all(r in cut for r in readers[layer.name]):
+            cut.add(layer.name)
+    return cut
+
+
+def _unknown_reason(layer):
+    """Why a layer without a formula was not counted: the frontend's ``reason`` where it gave one
+    (an ONNX loop whose trip count is known only at run time, an integer op), else the default."""
+    reason = layer.attrs.get("reason")
+    return reason if isinstance(reason, str) and reason else "unknown layer type"
 
 
 def _check_listed(model, counted, profile, profile_name):

@@ -13,6 +13,8 @@ as they are, and refuses everything else (numpy scalars, subclasses, objects): s
 simply worked out afresh.
 """
 
+from typing import Any
+
 __all__ = ["freeze", "Unfreezable", "ENABLED"]
 
 #: False turns the memos off (every layer inferred and counted afresh): the tests compare the
@@ -34,7 +36,7 @@ _PLAIN = frozenset({int, str})
 _SCALARS = frozenset({int, str, bool, type(None)})
 
 
-def freeze(value):
+def freeze(value: Any) -> Any:
     """A hashable key equal to another's only when both values are equal with the same types
     all the way down (dict keys in the same order). Raises :class:`Unfreezable`."""
     kind = type(value)

@@ -116,7 +116,7 @@ def movement_fields(profile):
 
 # --- counting (in this process or in workers) -------------------------------------------------
 
-_WORKER = {}
+_WORKER: dict = {}
 
 
 def _init_worker(options):
