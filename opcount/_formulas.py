@@ -87,7 +87,7 @@ class LayerCost:
     backward: Counter = field(default_factory=_new_counter)
     macs_forward: int = 0
     macs_backward: int = 0
-    recompute: Counter = None
+    recompute: Counter | None = None
     recompute_macs: int = 0
 
     def __iadd__(self, other):

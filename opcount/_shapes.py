@@ -8,6 +8,8 @@ not parameters).
 import difflib
 import math
 
+from ._memo import Unfreezable, freeze
+
 __all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry", "attention_geometry",
            "scatter_geometry", "window_tally", "pool_geometry", "adaptive_windows", "adaptive_tally"]
 
@@ -904,6 +906,16 @@ def infer(ltype, spec, in_shapes, shapes):
     A type without a shape function is accepted only when the layer states its ``out_shape``
     (and optionally ``params``); it is then counted as unknown and the result is incomplete.
     """
+    return infer_keyed(ltype, spec, in_shapes, shapes)[:4]
+
+
+def infer_keyed(ltype, spec, in_shapes, shapes, memo=None):
+    """:func:`infer`, and a key for the layer (``None`` when it has none): two layers with equal
+    keys have the same type, the same fields and the same input shapes, exactly (types
+    included; :func:`opcount._memo.freeze`), hence the same output shape, parameters and attrs.
+    A shape function is a pure function of those, so with a ``memo`` dict (one per model: the
+    fields of a spec may be mutable lists, which stay unchanged while one model is built) its
+    results are kept under the key and the repeated blocks of a model are inferred once."""
     function = SHAPE_FUNCTIONS.get(ltype)
     if function is None:
         if "out_shape" not in spec:
@@ -915,10 +927,22 @@ def infer(ltype, spec, in_shapes, shapes):
         params = spec.pop("params", 0)
         if not isinstance(params, int) or isinstance(params, bool) or params < 0:
             raise ShapeError(f"'params' must be a non-negative integer, not {params!r}")
-        return tuple(out), params, dict(spec), False
-    fields = _Fields(spec)
-    out, params, attrs = function(fields, in_shapes)
-    fields.finish()
+        return tuple(out), params, dict(spec), False, None
+    try:
+        key = (ltype, freeze(spec), freeze(in_shapes))
+    except Unfreezable:
+        key = None
+    hit = memo.get(key) if memo is not None and key is not None else None
+    if hit is None:
+        fields = _Fields(spec)
+        out, params, attrs = function(fields, in_shapes)
+        fields.finish()
+        out = tuple(out)
+        if memo is not None and key is not None:
+            memo[key] = (out, params, dict(attrs))
+    else:
+        out, params, attrs = hit
+        attrs = dict(attrs)          # each layer owns its attrs mapping, as without the memo
     if attrs.get("tied_to") is not None and attrs["tied_to"] not in shapes:
         raise ShapeError(f"'tied_to' names {attrs['tied_to']!r}, which is not an earlier layer")
-    return tuple(out), params, attrs, True
+    return out, params, attrs, True, key

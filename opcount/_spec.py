@@ -76,15 +76,18 @@ either]. Fields per type (defaults in brackets):
 A type not listed is accepted only with ``out_shape`` (and optionally ``params``): it is kept as
 an uncounted layer and the count reports the model as incomplete.
 """
+from __future__ import annotations
+
 import difflib
 import json
 import os
+from typing import Any, Mapping
 
 import yaml
 
 from hardware_profiles import UniqueKeyLoader, _read
 
-from ._ir import ModelError, build_model
+from ._ir import ModelError, ModelIR, build_model
 
 __all__ = ["load_spec", "spec_to_model"]
 
@@ -95,7 +98,8 @@ def _one_line(text):
     return " ".join(str(text).split())
 
 
-def spec_to_model(spec, source="<spec>", default_name="model", lines=None):
+def spec_to_model(spec: Mapping[str, Any], source: str = "<spec>", default_name: str = "model",
+                  lines: Mapping[tuple, int] | None = None) -> ModelIR:
     """Build a ModelIR from an already parsed spec mapping. ``lines`` (key path -> line, from
     the YAML reader) lets field errors name their line."""
     if not isinstance(spec, dict):
@@ -134,7 +138,7 @@ def _unique_keys(pairs):
     return out
 
 
-def load_spec(path, *, seq=None, **step):
+def load_spec(path: str | os.PathLike[str], *, seq: int | None = None, **step: Any) -> ModelIR:
     """Read a ``.yaml``/``.yml``/``.json`` model spec into a ModelIR. A JSON file with a
     ``model_type`` and no ``layers`` is a Hugging Face config (see ``load_hf_config``); ``seq``
     sets its sequence length and ``step`` (past, kv_cache, logits) builds a serving step of it;

@@ -24,11 +24,18 @@ counted layer and no call with arithmetic was left uncounted; otherwise ``ModelI
 lists what was, the count is marked incomplete and an :class:`IncompleteModelWarning` is
 issued.
 """
+from __future__ import annotations
+
 import dataclasses
 import inspect
 import math
 
-from ._ir import MODEL_INPUT, ModelError, build_model
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from ._ir import MODEL_INPUT, ModelError, ModelIR, build_model
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["load_torch"]
 
@@ -1115,8 +1122,9 @@ def _inputs(example_inputs, forward, torch, label):
                      f"not {type(example_inputs).__name__}")
 
 
-def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd", batch_dim=0,
-               custom_modules=None):
+def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None = None, loss: str = "mse",
+               optimizer: str = "sgd", batch_dim: int = 0,
+               custom_modules: Mapping[type, Callable[..., Any]] | None = None) -> ModelIR:
     """A ModelIR of ``module`` called on ``example_inputs``: a tensor, a tuple of positional
     inputs or a dict of keyword inputs (non-tensor values are passed as they are). Every tensor
     input has its batch on axis ``batch_dim`` (its size there does not matter: the module is run
@@ -1145,7 +1153,7 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
             raise ModelError(f"{label}: input {key!r} of shape {list(t.shape)} has no batch axis {batch_dim}")
 
     # meta stand-ins for every parameter and buffer, shared ones shared
-    meta_of = {}
+    meta_of: dict[int, Any] = {}
     state = {}
     param_names = {}
     for pname, p in module.named_parameters(remove_duplicate=False):
@@ -1205,7 +1213,7 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
                  for t, t2 in zip(event.outputs, event2.outputs)] for event, event2 in zip(events, events2)]
 
     b = _Builder(torch, nn, label, param_names, custom_modules)
-    input_shape = None
+    input_shape: Any = None                # set by the first input
     for position, ((key, t), meta_t) in enumerate(zip(tensors, inputs)):
         full = tuple(meta_t.shape)
         shape = full[:batch_dim] + full[batch_dim + 1:]
