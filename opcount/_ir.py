@@ -47,6 +47,11 @@ class Layer:
     format: str = "fp32"
     known: bool = True
     format_given: bool = True   # False: the layer and its model named no format (fp32 stood in)
+    #: Set by :func:`build_model`: equal for two layers of one model exactly when their type,
+    #: fields and input shapes are equal (hence shapes, params and attrs), so the counting
+    #: engine works a repeated layer out once. Not an ``__init__`` argument, so a layer made by
+    #: ``dataclasses.replace`` (which may change attrs or shapes) has none.
+    signature: object = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def in_shape(self):
@@ -120,6 +125,15 @@ class ModelIR:
         raise KeyError(name)
 
 
+def _new_layer(**values: Any) -> Layer:
+    """``Layer(**values)`` with ``signature`` set, every field given: the frozen dataclass's
+    ``__init__`` assigns its eleven fields one ``object.__setattr__`` at a time, a good part of
+    building a large model; this fills the instance dict at once (the same object)."""
+    layer = object.__new__(Layer)
+    layer.__dict__.update(values)
+    return layer
+
+
 def _where(source, lname, ltype):
     return f"{source}: layer {lname!r} ({ltype})"
 
@@ -164,7 +178,7 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
     :class:`ModelError` with a one-line message naming ``source`` and the layer (and the line,
     where ``lines`` maps key paths such as ``("layers", 2, "out")`` to lines).
     """
-    from . import _shapes
+    from . import _memo, _shapes
     if not _is_name(name):
         raise ModelError(f"{source}: model 'name' must be a string or a number, not {name!r}")
     format_given = format is not None
@@ -179,7 +193,8 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
     shapes = {MODEL_INPUT: model_input}
     built: list[Layer] = []
     previous = MODEL_INPUT
-    infer, shape_error = _shapes.infer, _shapes.ShapeError
+    infer, shape_error = _shapes.infer_keyed, _shapes.ShapeError
+    memo = {} if _memo.ENABLED else None
     for index, spec in enumerate(layers):
         if not isinstance(spec, dict):
             raise ModelError(f"{source}: layer {index} must be a mapping, not {type(spec).__name__}")
@@ -233,13 +248,15 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         if not isinstance(no_grad, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
         try:
-            out_shape, params, attrs, known = infer(ltype, spec, in_shapes, shapes)
+            out_shape, params, attrs, known, signature = infer(ltype, spec, in_shapes, shapes, memo)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
         if no_grad:
             attrs = dict(attrs, no_grad=True)
-        layer = Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
-                      attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven)
+            signature = None if signature is None else (signature, "no_grad")
+        layer = _new_layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
+                           attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven,
+                           signature=signature)
         if known and attrs.get("tied_to") is not None:
             _check_tied(_where(source, lname, ltype), attrs["tied_to"], layer, built)
         built.append(layer)
@@ -260,6 +277,16 @@ def with_default_format(model: ModelIR, fmt: str) -> ModelIR:
         raise ModelError(f"{model.source}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if model.format_given and all(layer.format_given for layer in model.layers):
         return model
-    layers = [layer if layer.format_given or layer.format == fmt else dataclasses.replace(layer, format=fmt)
+    layers = [layer if layer.format_given or layer.format == fmt else reformatted(layer, fmt, False)
               for layer in model.layers]
     return dataclasses.replace(model, layers=layers, format=model.format if model.format_given else fmt)
+
+
+def reformatted(layer: Layer, fmt: str, given: bool) -> Layer:
+    """``layer`` in number format ``fmt`` (``format_given`` set to ``given``), keeping its
+    ``signature``: the format enters no shape and no formula, so the layer is still the same
+    work as the others with its signature."""
+    import dataclasses
+    out = dataclasses.replace(layer, format=fmt, format_given=given)
+    object.__setattr__(out, "signature", layer.signature)
+    return out

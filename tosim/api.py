@@ -30,7 +30,16 @@ from opcount import BASIC_OPS as OPS, STAGES
 
 from . import _energy, _pipeline
 from ._errors import ScoreError
-from ._generation import GenerationResult, generate
+
+_GENERATION = ("generate", "GenerationResult")
+
+
+def __getattr__(name):
+    # the serving pipeline (opcount.generation, numpy) is imported on first use
+    if name in _GENERATION:
+        from . import _generation
+        return getattr(_generation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 if TYPE_CHECKING:
     import pandas
