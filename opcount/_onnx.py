@@ -35,6 +35,8 @@ Parameters are the floating-point initializer elements a layer reads (scalars ex
 constants); a weight that feeds the graph but no layer is listed in ``left_out``. Malformed
 initializers and attributes are one-line :class:`ModelError`. The model is named after the file.
 """
+from __future__ import annotations
+
 import math
 import os
 import warnings
@@ -43,15 +45,42 @@ import numpy as np
 
 from hardware_profiles import _read as _bounded
 
-from ._ir import ModelError, build_model
+from . import _onnx_flow as _flow
+from ._ir import ModelError, ModelIR, build_model
 
 __all__ = ["load_onnx"]
 
 _ZERO_COST = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast",
               "Slice", "Pad", "Expand", "Split", "Tile", "Gather", "GatherElements", "GatherND", "Concat", "CastLike",
               "Shape", "Size", "ConstantOfShape", "Range", "Constant", "NonZero", "Where", "ScatterND",
-              "ScatterElements", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "ArgMax", "ArgMin",
-              "Trilu", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or"}
+              "ScatterElements", "DepthToSpace", "SpaceToDepth", "Trilu", "Not", "And", "Or", "Xor"}
+_COMPARE = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"}
+_GATHERS = {"Gather", "GatherElements", "GatherND"}
+_CONTROL_FLOW = {"Loop", "Scan", "If"}
+_SHAPE_KEEPING = {"GroupNormalization", "InstanceNormalization", "LayerNormalization", "LpNormalization",
+                  "MeanVarianceNormalization", "BatchNormalization"}
+_UNROLL_ROUNDS = 8             # control flow nested deeper is left uncounted (and reported)
+# integer and quantization ops: tosim's IR carries floating-point formats only, so they are
+# uncounted layers that say why (never folded away, never counted as fp32)
+_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+              "MatMulInteger", "ConvInteger"}
+# input positions of the quantized weights (integer initializers that count as parameters)
+_QUANT_WEIGHTS = {"DequantizeLinear": (0,), "QLinearConv": (3, 8), "QLinearMatMul": (0, 3), "MatMulInteger": (0, 1),
+                  "ConvInteger": (1,)}
+_QUANT_DTYPES = ("int8", "uint8", "int16", "uint16", "int4", "uint4")
+_NOT_COUNTED = "tosim's IR has floating-point formats only (issue 18), so it is not counted"
+_QDQ_REASON = ("quantized (QDQ): its operands are dequantized integers, which a runtime computes in integer "
+               "arithmetic; counted as the floating-point ops the graph writes (tosim's IR has floating-point "
+               "formats only, issue 18)")
+_REASONS = {
+    "QuantizeLinear": f"quantization (scale, round, clip to an integer type): {_NOT_COUNTED}",
+    "DynamicQuantizeLinear": f"quantization (scale, round, clip to an integer type): {_NOT_COUNTED}",
+    "DequantizeLinear": f"dequantization (integer to float: subtract the zero point, scale): {_NOT_COUNTED}",
+    "QLinearConv": f"integer convolution (int8 products, int32 accumulation, requantization): {_NOT_COUNTED}",
+    "QLinearMatMul": f"integer matrix product (int8 products, int32 accumulation, requantization): {_NOT_COUNTED}",
+    "MatMulInteger": f"integer matrix product (int8 products, int32 accumulation): {_NOT_COUNTED}",
+    "ConvInteger": f"integer convolution (int8 products, int32 accumulation): {_NOT_COUNTED}",
+}
 _DATA_INDEPENDENT = {"Shape", "Size", "Constant", "ConstantOfShape"}
 _FUSABLE = {"Add", "Sub", "Mul", "Div", "Pow", "Erf", "Tanh", "Sigmoid", "Sqrt"}
 _RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
@@ -264,18 +293,20 @@ def _placeholder(shape, elem_type):
 
 def _inference_model(model, nodes, consts, real, x_names, batch):
     """A light copy of ``model`` for shape inference: ``nodes`` only, constants small enough to
-    matter for shapes as initializers, larger ones as typed inputs (their data is not needed)."""
+    matter for shapes as initializers, larger ones as typed inputs (their data is not needed).
+    ``x_names`` maps each graph input to its batch axis."""
     import onnx
     from onnx import helper, numpy_helper
     graph = model.graph
     model_inputs = []
-    for name in x_names:
+    for name, axis in x_names.items():
         x_copy = onnx.ValueInfoProto()
         x_copy.CopyFrom(next(v for v in graph.input if v.name == name))
-        x_copy.type.tensor_type.shape.dim[0].Clear()
-        x_copy.type.tensor_type.shape.dim[0].dim_value = batch
+        x_copy.type.tensor_type.shape.dim[axis].Clear()
+        x_copy.type.tensor_type.shape.dim[axis].dim_value = batch
         model_inputs.append(x_copy)
-    x = next(v for v in graph.input if v.name == x_names[0])
+    first = next(iter(x_names))
+    x = next(v for v in graph.input if v.name == first)
     # Range is never given to ONNX's data propagation, which would materialise it whatever its
     # length (a hostile Range(0, 2**40) never returns): small ones are folded here, the others
     # enter as inputs of their known length
@@ -304,7 +335,7 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
         except Exception:
             elem = onnx.TensorProto.FLOAT
         extra_inputs.append(helper.make_tensor_value_info(name, elem, list(value.shape)))
-    symbol = x.type.tensor_type.shape.dim[0].dim_param
+    symbol = x.type.tensor_type.shape.dim[x_names[first]].dim_param
     given = []
     for v in graph.value_info:                 # shapes the file states; its batch symbol is the batch
         if v.name in consts:
@@ -316,7 +347,16 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
                 d.Clear()
                 d.dim_value = batch
         given.append(v_copy)
-    g = helper.make_graph(nodes, graph.name or "g", model_inputs + extra_inputs, list(graph.output), inits,
+    outputs = []
+    for v in graph.output:                     # the batch symbol there is the batch too
+        v_copy = onnx.ValueInfoProto()
+        v_copy.CopyFrom(v)
+        for d in v_copy.type.tensor_type.shape.dim:
+            if symbol and d.dim_param == symbol:
+                d.Clear()
+                d.dim_value = batch
+        outputs.append(v_copy)
+    g = helper.make_graph(nodes, graph.name or "g", model_inputs + extra_inputs, outputs, inits,
                           value_info=given)
     m = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     for f in model.functions:
@@ -369,8 +409,26 @@ def _resolve(model, consts, x_names, batch, path):
         for name, value in consts.items():
             shapes[name] = tuple(value.shape)
         progress = False
+        for node in nodes:
+            # normalizations keep their input's shape; ONNX's inference leaves some (the function
+            # op GroupNormalization, onnxruntime's contrib ops) without one, so it is stated for
+            # the next round
+            if not node.output or not node.output[0] or shapes.get(node.output[0]) is not None:
+                continue
+            if node.op_type in _SHAPE_KEEPING and node.domain in ("", "ai.onnx"):
+                known = {0: shapes.get(node.input[0]) if node.input else None}
+            elif node.domain == "com.microsoft":
+                known = _ms_shapes(node, shapes, consts)
+            else:
+                continue
+            for k, shape in known.items():
+                if (k < len(node.output) and node.output[k] and shape is not None and None not in shape
+                        and shapes.get(node.output[k]) is None):
+                    model.graph.value_info.append(onnx.helper.make_tensor_value_info(
+                        node.output[k], elem_types.get(node.input[0]) or onnx.TensorProto.FLOAT, list(shape)))
+                    progress = True
         for k, node in enumerate(nodes):
-            if k in folded or node.domain not in ("", "ai.onnx"):
+            if k in folded or node.domain not in ("", "ai.onnx") or node.op_type in _CONTROL_FLOW:
                 continue
             ins = [i for i in node.input if i]
             outs = [o for o in node.output if o]
@@ -536,7 +594,18 @@ class _Batch:
         if out_shape is None or None in out_shape:
             return
         r_out = len(out_shape)
-        if op in _RESHAPES:
+        unsqueeze_axes = None
+        if op == "Unsqueeze":
+            unsqueeze_axes = a.get("axes")
+            if unsqueeze_axes is None and len(node.inputs) > 1 and node.inputs[1] in self.consts:
+                unsqueeze_axes = [int(v) for v in np.asarray(self.consts[node.inputs[1]]).reshape(-1)]
+        if unsqueeze_axes is not None and r_out == len(s_in) + len(unsqueeze_axes):
+            # the inserted axes are named: the batch keeps its place among the others (at batch 1
+            # the generic rule below could not tell a new axis of size 1 from the batch)
+            new = {_norm_axis(int(x), r_out) for x in unsqueeze_axes}
+            kept = [j for j in range(r_out) if j not in new]
+            result = {outs[0]: (kept[b], inner)}
+        elif op in _RESHAPES:
             got = _reshape_batch(s_in, b, inner, out_shape, self.batch)
             if got is None:
                 _fail(where, f"the reshape from {list(s_in)} to {list(out_shape)} splits the batch axis "
@@ -561,6 +630,29 @@ class _Batch:
             else:
                 idx_rank = len(shapes.get(node.inputs[1], ()))
                 result = {outs[0]: (b if b < axis else b + idx_rank - 1, inner)}
+        elif op == "Einsum":
+            eq = str(a.get("equation", "")).replace(" ", "")
+            lhs, arrow, rhs = eq.partition("->")
+            terms = lhs.split(",")
+            if not arrow:
+                rhs = "".join(sorted(c for c in set(lhs.replace(",", "")) if lhs.count(c) == 1))
+            letters = dict(zip(node.inputs, terms))
+            if "." not in eq and first in letters and len(letters[first]) == len(s_in):
+                ch = letters[first][b]
+                if ch not in rhs or len(rhs) != r_out:
+                    _fail(where, f"Einsum sums over the batch axis (letter {ch!r} of {a.get('equation')!r})")
+                result = {outs[0]: (rhs.index(ch), inner)}
+        elif op in _CONTROL_FLOW:
+            # an uncounted Loop/Scan/If: an output shaped like a live input keeps its batch axis,
+            # one with an extra leading axis (stacked scan outputs) has it one further
+            for o in outs:
+                so = shapes.get(o)
+                same = [n for n in live if shapes.get(n) == so]
+                stacked = [n for n in live if so is not None and tuple(so[1:]) == shapes.get(n)]
+                if same:
+                    result[o] = axes[same[0]]
+                elif stacked:
+                    result[o] = (axes[stacked[0]][0] + 1, axes[stacked[0]][1])
         elif op in ("LSTM", "GRU", "RNN"):
             layout = int(a.get("layout", 0))
             want = 0 if layout else 1
@@ -897,8 +989,75 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
 
 # --- loading ------------------------------------------------------------------------------------
 
-def load_onnx(path):
-    """Read an ONNX file into a ModelIR (inference graph; loss mse, optimizer sgd)."""
+def _outer_names(graph):
+    """Names a subgraph (a Loop/Scan body, an If branch) reads from the enclosing scope: used
+    by its nodes (or nested subgraphs) but defined by none of its inputs, initializers, nodes."""
+    import onnx
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    used = []
+    for node in graph.node:
+        for i in node.input:
+            if i and i not in defined:
+                used.append(i)
+        for a in node.attribute:
+            subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else (
+                list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else [])
+            for sub in subs:
+                used += [n for n in _outer_names(sub) if n not in defined]
+        defined.update(o for o in node.output if o)
+    used += [o.name for o in graph.output if o.name not in defined]
+    return list(dict.fromkeys(used))
+
+
+def _implicit_inputs(node):
+    """The enclosing-scope tensors a control-flow node's subgraphs read (they are inputs of the
+    node as far as its dependencies go: a Loop whose listed inputs are constants but whose body
+    reads the model input is not a constant)."""
+    import onnx
+    out = []
+    for a in node.attribute:
+        subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else (
+            list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else [])
+        for sub in subs:
+            out += _outer_names(sub)
+    return [n for n in dict.fromkeys(out) if n not in node.input]
+
+
+def _check_gather(node, name, shapes, consts, real, path):
+    """A Gather (or GatherElements) whose constant indices fall outside the gathered axis is an
+    invalid model (ONNX's shape inference lets it through): a one-line error naming the node."""
+    if len(node.input) < 2 or node.input[1] not in real or node.domain not in ("", "ai.onnx"):
+        return
+    shape = shapes.get(node.input[0])
+    idx = np.asarray(consts[node.input[1]])
+    if shape is None or idx.size == 0 or idx.dtype.kind not in "iu":
+        return
+    axis = _attr_int(node, "axis", 0)
+    if not -len(shape) <= axis < len(shape) or shape[axis] is None:
+        return
+    n = shape[axis]
+    bad = idx[(idx < -n) | (idx >= n)]
+    if bad.size:
+        raise ModelError(f"{path}: layer {name!r} ({node.op_type}): index {int(bad.reshape(-1)[0])} is out of range "
+                         f"for axis {axis} of {node.input[0]!r} (size {n}; valid indices are {-n} to {n - 1})")
+
+
+def _attr_int(node, key, default):
+    for a in node.attribute:
+        if a.name == key:
+            return int(a.i)
+    return default
+
+
+def load_onnx(path: str | os.PathLike[str], *, batch_axis: int | dict[str, int] | None = None,
+              dims: dict[str, int] | None = None) -> ModelIR:
+    """Read an ONNX file into a ModelIR (inference graph; loss mse, optimizer sgd).
+
+    The batch axis of each graph input: ``batch_axis`` where given (an int for the first input,
+    or ``{input name: axis}``); else the input's symbolic dimension where the file names one (the
+    only one, or the one called ``batch``, ``batch_size``, ``N``, ...; further inputs use the first
+    one's symbol); else axis 0, which the result then lists in ``assumptions``. ``dims`` fixes other
+    symbolic dimensions (``{"sequence": 128}``)."""
     path = os.fspath(path)
     model = _read(path)
     graph = model.graph
@@ -911,28 +1070,40 @@ def load_onnx(path):
     inputs = [v.name for v in graph.input if v.name not in initializers]
     if not inputs:
         raise ModelError(f"{path}: the graph has no input")
-    # the first graph input is the model input; further ones (an attention mask, token types)
-    # enter as free views of it, with the same batch
-    x_name = inputs[0]
-    batch = None
-    for name in inputs:
-        shape = _shape_of(next(v for v in graph.input if v.name == name))
-        if not shape or len(shape) < 2 or any(d is None or d < 1 for d in shape[1:]):
-            raise ModelError(f"{path}: input {name!r} needs a batch dimension and fixed per-sample dimensions, "
-                             f"has {list(shape) if shape is not None else None}")
-        if batch is None:
-            batch = shape[0] or 1
-        elif shape[0] and shape[0] != batch:
-            raise ModelError(f"{path}: input {name!r} has batch {shape[0]}, the first input {x_name!r} {batch}")
+    axes, batch, assumptions = _batch_axes(path, graph, inputs, batch_axis, dims)
+    # control flow: Loop/Scan/If with known trip counts and conditions are unrolled (nested ones
+    # in later rounds); the shapes and constants are resolved again on the rewritten graph
+    base = consts
+    reasons = {}
+    for round_ in range(_UNROLL_ROUNDS + 1):
+        consts = dict(base)
+        shapes, consts, real, origin = _resolve(model, consts, axes, batch, path)
+        if not any(n.op_type in _CONTROL_FLOW for n in graph.node):
+            break
+        if round_ == _UNROLL_ROUNDS:
+            reasons = {n.name or f"{n.op_type}_{i}": f"control flow nested more than {_UNROLL_ROUNDS} deep is not "
+                       "unrolled, so its body is not counted" for i, n in enumerate(graph.node)}
+            break
+        changed, added, reasons = _flow.unroll(model, shapes, consts, real, _opset(model))
+        if not changed:
+            break
+        for name, value in added:
+            base[name] = value
+            initializers.add(name)
     raw = []
     for i, node in enumerate(graph.node):
         name = node.name or f"{node.op_type}_{i}"
-        raw.append(_Node(node.op_type, name, node.input, node.output,
+        implicit = _implicit_inputs(node) if node.op_type in _CONTROL_FLOW else []
+        raw.append(_Node(node.op_type, name, list(node.input) + implicit, node.output,
                          _attrs(node, f"{path}: node {name!r} ({node.op_type})"), node.domain))
-    shapes, consts, real, origin = _resolve(model, consts, inputs, batch, path)
+        if name in reasons and node.op_type in _CONTROL_FLOW:
+            raw[-1].attrs["_reason"] = reasons[name]
+    for i, node in enumerate(graph.node):
+        if node.op_type in ("Gather", "GatherElements"):
+            _check_gather(node, raw[i].name, shapes, consts, real, path)
     bt = _Batch(shapes, consts, batch, path)
     for name in inputs:
-        bt.axes[name] = (0, 1)
+        bt.axes[name] = (axes[name], 1)
     nodes = []
     for node in raw:
         real_inputs = [i for i in node.inputs if i]
@@ -946,7 +1117,7 @@ def load_onnx(path):
             continue
         bt.track(node, f"{path}: layer {node.name!r} ({node.op})")
         nodes.append(node)
-    consumers = {}
+    consumers: dict[str, list] = {}
     for node in nodes:
         for i in node.inputs:
             consumers.setdefault(i, []).append(node)
@@ -955,7 +1126,117 @@ def load_onnx(path):
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if consts[name].dtype.kind in "fc" and consts[name].size > 1}
-    return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output])
+    for node in raw:
+        # quantized weights (int8 and the like) are parameters too; scales, zero points and a
+        # resize's scales are not
+        for k in _QUANT_WEIGHTS.get(node.op, ()):
+            name = node.inputs[k] if k < len(node.inputs) else ""
+            if name in initializers and str(consts[name].dtype) in _QUANT_DTYPES + ("int32",) \
+                    and consts[name].size > 1:
+                weights[name] = int(consts[name].size)
+        aux = {"Resize": (1, 2, 3), "Upsample": (1,)}.get(node.op, ())
+        if node.op in _QUANT_OPS:
+            aux = tuple(k for k in range(1, len(node.inputs)) if k not in _QUANT_WEIGHTS.get(node.op, ()))
+        for k in aux:
+            if k < len(node.inputs) and node.inputs[k] in initializers and node.inputs[k] in weights:
+                del weights[node.inputs[k]]
+    return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output],
+                     assumptions)
+
+
+_BATCH_NAMES = {"batch", "batch_size", "batchsize", "bs", "n", "b", "nbatch", "num_batch", "batch_dim"}
+
+
+def _batch_axes(path, graph, inputs, batch_axis, dims):
+    """``({input: batch axis}, batch, assumptions)`` for the graph inputs (see :func:`load_onnx`);
+    ``dims`` is applied to the inputs' symbolic dimensions first."""
+    if dims is not None:
+        if not isinstance(dims, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+                for k, v in dims.items()):
+            raise ModelError(f"{path}: dims must map symbolic dimension names to positive integers, not {dims!r}")
+    if batch_axis is not None and not isinstance(batch_axis, dict):
+        batch_axis = {inputs[0]: batch_axis}
+    for name, axis in (batch_axis or {}).items():
+        if name not in inputs:
+            raise ModelError(f"{path}: batch_axis names {name!r}, which is not a graph input "
+                             f"(inputs: {', '.join(inputs)})")
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise ModelError(f"{path}: the batch axis of input {name!r} must be an integer, not {axis!r}")
+    used = set()
+    info = {}
+    for name in inputs:
+        value = next(v for v in graph.input if v.name == name)
+        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+            raise ModelError(f"{path}: input {name!r} has no shape; export with fixed shapes")
+        symbols = []
+        for d in value.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value > 0:
+                symbols.append(None)
+            elif d.dim_param and dims and d.dim_param in dims:
+                used.add(d.dim_param)
+                size = dims[d.dim_param]
+                d.Clear()
+                d.dim_value = size
+                symbols.append(None)
+            else:
+                symbols.append(d.dim_param or "?")
+        info[name] = (_shape_of(value), symbols)
+    if dims:
+        unknown = sorted(set(dims) - used)
+        if unknown:
+            raise ModelError(f"{path}: dims names {', '.join(map(repr, unknown))}, which no graph input has")
+    axes, assumptions, batch, symbol = {}, [], None, None
+    for k, name in enumerate(inputs):
+        shape, symbols = info[name]
+        rank = len(shape)
+        free = [j for j, s in enumerate(symbols) if s is not None]
+        how = None
+        if batch_axis and name in batch_axis:
+            axis = batch_axis[name]
+            if not -rank <= axis < rank:
+                raise ModelError(f"{path}: batch axis {axis} is out of range for input {name!r} of shape "
+                                 f"{_shown(shape, symbols)}")
+            axis %= rank
+        elif symbol is not None and symbol in symbols:
+            axis = symbols.index(symbol)
+        elif len(free) == 1:
+            axis = free[0]
+        elif len(free) > 1:
+            named = [j for j in free if symbols[j].lower() in _BATCH_NAMES]
+            if len(named) != 1:
+                raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}, with several symbolic "
+                                 "dimensions; fix all but the batch (dims={name: size} in Python, or with "
+                                 "onnx.tools.update_model_dims) or say which is the batch (batch_axis)")
+            axis = named[0]
+        elif rank == 0:
+            raise ModelError(f"{path}: input {name!r} is a scalar; it needs a batch dimension")
+        else:
+            axis = 0
+            if k == 0:
+                how = (f"batch on axis 0 of input {name!r} {_shown(shape, symbols)}: the file names no symbolic batch "
+                       "dimension (a dim_param); load_onnx(batch_axis=...) or a named dimension says otherwise")
+        rest = [j for j in free if j != axis]
+        if rest:
+            raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}; its dimensions other than "
+                             f"the batch (axis {axis}) must be fixed: export with fixed shapes or give dims="
+                             f"{{{', '.join(repr(symbols[j]) + ': N' for j in rest)}}}")
+        size = shape[axis] or 1
+        if batch is None:
+            batch = size
+            symbol = symbols[axis] if symbols[axis] not in (None, "?") else None
+            if how:
+                assumptions.append(how)
+        elif shape[axis] and size != batch:
+            hint = f" (assumed on axis {axes[inputs[0]]}; say which axis with batch_axis)" if assumptions else ""
+            raise ModelError(f"{path}: input {name!r} has batch {size} (axis {axis}), the first input "
+                             f"{inputs[0]!r} {batch}{hint}")
+        axes[name] = axis
+    return axes, batch, assumptions
+
+
+def _shown(shape, symbols):
+    return "[" + ", ".join(str(d) if s is None else (s if s != "?" else "?") for d, s in zip(shape, symbols)) + "]"
 
 
 class _Builder:
@@ -969,6 +1250,9 @@ class _Builder:
         self.weight_shape = {}               # linear/embedding layer -> [rows, columns] of its weight
         self.param_layers = {}               # constant -> its parameter layer
         self.param_params = {}               # parameter layer -> weight elements it stands for
+        self.by_name = {}                    # layer name -> its spec
+        self.quant_inits = set()             # initializers of integer (quantized) types
+        self.approximated = []               # (layer, type, reason): counted, but not exactly as run
 
     def unique(self, name):
         base, k = name, 1
@@ -1019,6 +1303,7 @@ class _Builder:
     def add(self, spec, output=None, expected=None, reads=()):
         spec["name"] = self.unique(spec["name"])
         self.specs.append(spec)
+        self.by_name[spec["name"]] = spec
         if output is not None:
             self.layer_of[output] = spec["name"]
         if expected is not None:
@@ -1033,10 +1318,11 @@ class _Builder:
         return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
+def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, assumptions=()):
     from ._formulas import FORMULAS
     x_name = inputs[0]
     b = _Builder(path, consts, origin, weights, bt, x_name)
+    b.quant_inits = {n for n in origin if n in consts and {n} == origin[n] and str(consts[n].dtype) in _QUANT_DTYPES}
     for name in inputs[1:]:
         b.shape_op(f"input:{name}", "input", "input", bt.per_sample(name, f"{path}: input {name!r}"), output=name)
     consumers = {}
@@ -1064,6 +1350,16 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
         if node.op in _RNN_KIND and node.domain in ("", "ai.onnx"):
             if _rnn_layers(b, node, where, refs, reads):
                 continue
+        if node.domain == "com.microsoft" and node.op in _MS_COUNTED:
+            why = _ms_layers(b, node, where, reads)
+            if why is None:
+                continue
+            node.attrs["_reason"] = why
+        if node.op == "Einsum" and node.domain in ("", "ai.onnx"):
+            why = _einsum_layers(b, node, where, reads)
+            if why is None:
+                continue
+            node.attrs["_reason"] = why
         spec = _node_spec(node, where, b, refs, consumers, skip)
         if node.outputs and node.outputs[0] and b.bt.shapes.get(node.outputs[0]) is None:
             given = ", ".join(f"{i!r} {list(b.bt.shapes[i]) if b.bt.shapes.get(i) is not None else '?'}"
@@ -1091,6 +1387,18 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
             first = None
             slicing = node.op in ("Slice", "Split") or (node.op == "Gather" and node.inputs[0] not in consts
                                                         and node.inputs[1] in consts)
+            grad = None
+            if node.op in ("Expand", "Tile"):
+                grad = "broadcast"             # the gradient sums each element's copies back
+            elif node.op in _GATHERS and len(node.inputs) > 1 and node.inputs[1] not in consts:
+                # indices known at run time: each gathered element's gradient is added into the
+                # source's (a scatter-add, 1 add per element, the embedding rule); the source
+                # (a learned table or an activation) is the layer's first input
+                grad = "gather"
+                src = node.inputs[0]
+                first_ref = b.param_layers.get(src) if src in consts else b.layer_of.get(src)
+                if first_ref is not None and first_ref in refs:
+                    refs = [first_ref] + [r for r in refs if r != first_ref]
             for k, out in enumerate(node.outputs):
                 if not out:
                     continue
@@ -1102,6 +1410,8 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
                 b.specs[-1]["inputs"] = refs or ["input"]
                 if slicing:
                     b.specs[-1]["reads"] = math.prod(shape)
+                if grad and k == 0:
+                    b.specs[-1]["grad"] = grad
                 b.layer_of[out] = first
             continue
         out = spec.pop("_output", outs[0] if outs else None)
@@ -1117,7 +1427,13 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
             params = b.free_params(reads)
             if params:
                 spec["params"] = params
+        note = spec.pop("_note", None)
         name = b.add(spec, out, expected=per_sample, reads=reads)
+        if note:
+            b.approximated.append((name, spec["type"], note))
+        if known and spec["type"] != "shape_op" and (reads & b.quant_inits or any(
+                _dequantized(b, r) for r in spec["inputs"])):
+            b.approximated.append((name, spec["type"], _QDQ_REASON))
         if spec["type"] == "linear" and not spec.get("tied_to"):
             b.weight_shape[name] = [spec["out"], b.bt.per_sample(live[0], where)[-1]]
         elif spec["type"] == "embedding":
@@ -1141,8 +1457,25 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
     for name in sorted(n for n in weights if n not in b.owned and _feeds_graph(n, nodes, origin, consts)):
         ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
                      params=weights[name])
+    ir.assumptions.extend(assumptions)
+    for name, ltype, reason in b.approximated:
+        ir.leave_out(name, ltype, reason)
     ir.warn_if_incomplete(path, stacklevel=3)
     return ir
+
+
+def _dequantized(b, ref, steps=6):
+    """Whether layer ``ref`` is a DequantizeLinear, or free views of one."""
+    for _ in range(steps):
+        spec = b.by_name.get(ref)
+        if spec is None:
+            return False
+        if spec["type"] == "DequantizeLinear":
+            return True
+        if spec["type"] != "shape_op" or not spec.get("inputs"):
+            return False
+        ref = spec["inputs"][0]
+    return False
 
 
 def _prune(b, graph_outputs):
@@ -1252,11 +1585,246 @@ def _rnn_layers(b, node, where, refs, reads):
         _fail(where, f"weight {node.inputs[1]!r} of shape {list(w.shape)} does not fit hidden_size {hidden}, "
                      f"{directions} direction(s) and {xs[-1]} input features")
     name = b.add(spec, expected=(xs[0], directions * hidden), reads=reads)
+    if inputs[4]:
+        b.approximated.append((name, kind, f"sequence_lens given: every sample counted at the full length {xs[0]} "
+                                            "(an upper bound; shorter sequences run fewer steps)"))
     for k, out in enumerate(node.outputs):
         if out:
             b.shape_op(f"{node.name}:{'Y' if k == 0 else ('Y_h', 'Y_c')[k - 1]}", node.op, name,
                        b.bt.per_sample(out, where), output=out)
     return True
+
+
+# --- onnxruntime's contrib ops (com.microsoft), as its transformer optimizer writes them ------------
+
+_MS_COUNTED = {"FusedMatMul", "SkipLayerNormalization", "Attention", "Gelu", "FastGelu", "BiasGelu"}
+
+
+def _custom_reason(node):
+    op = node.op
+    if node.domain == "com.microsoft" and (op.startswith("Q") or "Integer" in op or "NBits" in op
+                                           or "Quant" in op or "QOrdered" in op):
+        return f"integer or block-quantized arithmetic: {_NOT_COUNTED}"
+    return f"no formula for op {node.domain}.{op} (a custom domain)"
+
+
+def _ms_shapes(node, shapes, consts):
+    """Output shapes (by output index) of the contrib ops tosim counts, which ONNX's shape
+    inference does not know."""
+    op = node.op_type
+    ins = [shapes.get(i) if i else None for i in node.input]
+    if not ins or ins[0] is None:
+        return {}
+    if op in ("SkipLayerNormalization", "Gelu", "FastGelu", "BiasGelu"):
+        return {0: ins[0], 3: ins[0]} if op == "SkipLayerNormalization" else {0: ins[0]}
+    if op == "FusedMatMul" and len(ins) > 1 and ins[1] is not None:
+        attrs = {a.name: a.i for a in node.attribute if a.type == a.INT}
+        sa, sb = list(ins[0]), list(ins[1])
+        if len(sa) < 2 or len(sb) < 2 or attrs.get("transBatchA") or attrs.get("transBatchB"):
+            return {}
+        if attrs.get("transA"):
+            sa[-2:] = sa[-1:-3:-1]
+        if attrs.get("transB"):
+            sb[-2:] = sb[-1:-3:-1]
+        try:
+            lead = np.broadcast_shapes(tuple(sa[:-2]), tuple(sb[:-2]))
+        except ValueError:
+            return {}
+        return {0: tuple(lead) + (sa[-2], sb[-1])}
+    if op == "Attention" and len(ins) > 1 and ins[1] is not None and len(ins[0]) == 3:
+        sizes = next((list(a.ints) for a in node.attribute if a.name == "qkv_hidden_sizes"), None)
+        hidden_v = sizes[2] if sizes else ins[1][1] // 3
+        return {0: (ins[0][0], ins[0][1], hidden_v)}
+    return {}
+
+
+def _ms_layers(b, node, where, reads):
+    """onnxruntime's fused ops as the layers they fuse (None), or why not: FusedMatMul a linear or
+    matmul (times alpha), SkipLayerNormalization the adds and a layernorm, Attention the qkv
+    projection and the attention core (as nn.MultiheadAttention without its output projection),
+    Gelu/FastGelu/BiasGelu a bias add and a gelu."""
+    op, a, bt, consts = node.op, node.attrs, b.bt, b.consts
+    ins = list(node.inputs) + [""] * 8
+    name = node.name
+    x = ins[0]
+    if not x or x in consts or x not in b.layer_of:
+        return "its first input is not an activation"
+    xs = bt.per_sample(x, where)
+
+    def param_add(ref, bias, what):
+        pref = b.parameter(bias, where)
+        return b.add({"type": "elementwise", "name": f"{name}/{what}", "op": "Add", "ops": {"add": 1}, "backward": {},
+                      "inputs": [ref, pref], "once_inputs": [False, True]})
+
+    if op in ("Gelu", "FastGelu", "BiasGelu"):
+        ref = b.layer_of[x]
+        if ins[1]:
+            if ins[1] not in consts or not b.weight_sources(ins[1]):
+                return "its bias is not a weight"
+            ref = param_add(ref, ins[1], "bias")
+        b.add({"type": "gelu", "name": name, "inputs": [ref], "approximate": "tanh" if op == "FastGelu" else "none"},
+              node.outputs[0])
+        return None
+    if op == "FusedMatMul":
+        if a.get("transA") or a.get("transBatchA") or a.get("transBatchB"):
+            return "transA and transBatch variants are not counted"
+        w = ins[1]
+        alpha = float(a.get("alpha", 1.0))
+        if w in consts:
+            value = consts[w]
+            if value.ndim != 2:
+                return f"its constant operand has shape {list(value.shape)}, not a matrix"
+            out, n_in = (value.shape[0], value.shape[1]) if a.get("transB") else (value.shape[1], value.shape[0])
+            if xs[-1] != n_in:
+                return f"its weight {list(value.shape)} does not fit the input's {xs[-1]} features"
+            ref = b.add({"type": "linear", "name": name, "inputs": [b.layer_of[x]], "out": int(out), "bias": False},
+                        reads=reads)
+            b.weight_shape[ref] = [int(out), int(n_in)]
+        elif w in b.layer_of:
+            ws = bt.per_sample(w, where)
+            wref = b.layer_of[w]
+            if a.get("transB"):
+                ws = ws[:-2] + (ws[-1], ws[-2])
+                wref = b.shape_op(f"{name}/bT", "Transpose", wref, ws)
+            if len(xs) < 2 or xs[:-2] != ws[:-2] or xs[-1] != ws[-2]:
+                return f"operands {list(xs)} and {list(ws)} are not a batched product"
+            ref = b.add({"type": "matmul", "name": name, "inputs": [b.layer_of[x], wref]})
+        else:
+            return "its second operand is produced by no supported node"
+        if alpha != 1.0:
+            ref = b.add({"type": "elementwise", "name": f"{name}/alpha", "op": "Mul", "ops": {"mul": 1},
+                         "backward": {"mul": 1}, "inputs": [ref]})
+        b.layer_of[node.outputs[0]] = ref
+        return None
+    if op == "SkipLayerNormalization":
+        skip, gamma, beta, bias = ins[1], ins[2], ins[3], ins[4]
+        if not skip or skip not in b.layer_of or bt.per_sample(skip, where) != xs:
+            return "its skip input is not an activation of the input's shape"
+        if gamma not in consts or (beta and beta not in consts):
+            return "its gamma and beta are not constants"
+        ref = b.add({"type": "add", "name": f"{name}/skip", "inputs": [b.layer_of[x], b.layer_of[skip]]})
+        if bias:
+            if bias not in consts or not b.weight_sources(bias):
+                return "its bias is not a weight"
+            ref = param_add(ref, bias, "bias")
+        if len(node.outputs) > 3 and node.outputs[3]:
+            b.layer_of[node.outputs[3]] = ref
+        b.add({"type": "layernorm", "name": name, "inputs": [ref], "dims": 1, "eps": float(a.get("epsilon", 1e-12)),
+               "bias": bool(beta)}, node.outputs[0], reads=b.sources(node, [gamma, beta]))
+        return None
+    if op == "Attention":
+        weights, bias, mask, past, rel = ins[1], ins[2], ins[3], ins[4], ins[5]
+        heads = int(a.get("num_heads", 0))
+        if past or a.get("qkv_hidden_sizes") or a.get("past_present_share_buffer") or a.get("do_rotary"):
+            return "past state, rotary embedding and unequal q/k/v sizes are not counted"
+        if weights not in consts or consts[weights].ndim != 2 or len(xs) != 2 or heads < 1:
+            return "its weights are not a constant [input, 3 * hidden] matrix on a [length, input] sequence"
+        n_in, three = consts[weights].shape
+        hidden = three // 3
+        if n_in != xs[-1] or three % 3 or hidden % heads:
+            return f"its weights {list(consts[weights].shape)} do not fit {heads} heads on {xs[-1]} features"
+        t, d = xs[0], hidden // heads
+        qkv = b.add({"type": "linear", "name": f"{name}/qkv", "inputs": [b.layer_of[x]], "out": int(three),
+                     "bias": bool(bias)}, reads=b.sources(node, [weights, bias]))
+        parts = []
+        for k, what in enumerate("qkv"):
+            parts.append(b.shape_op(f"{name}/{what}", "Split", qkv, (heads, t, d)))
+            b.specs[-1]["reads"] = t * hidden
+        masked = "additive" if (mask or rel) else "none"
+        core = b.add({"type": "sdpa", "name": name, "inputs": parts, "mask": masked,
+                      "causal": bool(a.get("unidirectional", 0))})
+        b.shape_op(f"{name}/out", "Reshape", core, (t, hidden), output=node.outputs[0])
+        return None
+    return "no formula"
+
+
+def _einsum_terms(equation, n_inputs):
+    """``(operand letters, output letters)`` of an einsum equation tosim counts, or a reason: two
+    operands, no ellipsis, no repeated letter within a term, and every letter in at least two of
+    the three terms (no letter summed out of one operand alone)."""
+    eq = equation.replace(" ", "")
+    if n_inputs != 2 or "..." in eq:
+        return "only einsums of two operands without an ellipsis are counted"
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != 2 or not all(t.isalpha() for t in terms) or (rhs and not rhs.isalpha()):
+        return f"equation {equation!r} is not of the form 'ab,bc->ac'"
+    if not arrow:
+        rhs = "".join(sorted(c for c in set(lhs.replace(",", "")) if lhs.count(c) == 1))
+    a, c = terms
+    if any(len(set(t)) != len(t) for t in (a, c, rhs)):
+        return f"equation {equation!r} repeats a letter within a term (a diagonal)"
+    if not set(rhs) <= set(a) | set(c) or any(x not in c and x not in rhs for x in a) or any(
+            x not in a and x not in rhs for x in c):
+        return f"equation {equation!r} sums a letter out of one operand alone"
+    return (a, c), rhs
+
+
+def _einsum_layers(b, node, where, reads):
+    """A two-operand Einsum as the batched product it is: the letters both operands and the
+    output share are its batch (L), those of one operand and the output its rows (m) and
+    columns (n), those of both operands only the contraction (k): a ``matmul`` of ``[L, m, k]``
+    by ``[L, k, n]`` between free reshapes, or with a constant operand (a weight shared by every
+    sample, no letter of its own in the output's batch) a ``linear`` of ``[m, k]`` to
+    ``[m, n]``. Counts as FlopCounterMode does (L*m*k*n MACs). Returns None, or why it is not
+    counted."""
+    got = _einsum_terms(str(node.attrs.get("equation", "")), len([i for i in node.inputs if i]))
+    if isinstance(got, str):
+        return got
+    (ta, tc), ty = got
+    bt, consts = b.bt, b.consts
+    x_a, x_c = node.inputs[:2]
+    out = node.outputs[0]
+    size = {}
+    for letters, name in ((ta, x_a), (tc, x_c)):
+        shape = bt.shapes.get(name)
+        if shape is None or len(shape) != len(letters) or None in shape:
+            return f"the shape of {name!r} does not fit the equation"
+        for ch, d in zip(letters, shape):
+            if size.setdefault(ch, d) != d:
+                return f"letter {ch!r} has sizes {size[ch]} and {d}"
+    live = [i for i in (x_a, x_c) if i not in consts]
+    batch_letters = set()
+    for name, letters in ((x_a, ta), (x_c, tc)):
+        if name in bt.axes:
+            axis, inner = bt.axes[name]
+            if inner != 1 or bt.shapes[name][axis] != bt.batch:
+                return "the batch is merged with another axis of an operand"
+            batch_letters.add(letters[axis])
+    if len(batch_letters) != 1 or next(iter(batch_letters)) not in ty:
+        return "the operands do not share one batch letter that the output keeps"
+    (batch_letter,) = batch_letters
+    per = {ch: d for ch, d in size.items() if ch != batch_letter}
+
+    def prod(letters):
+        return math.prod(per[ch] for ch in letters if ch != batch_letter)
+
+    out_shape = bt.per_sample(out, where)
+    name = node.name
+    if len(live) == 2:
+        both = [ch for ch in ta if ch in tc and ch in ty]
+        rows = [ch for ch in ta if ch in ty and ch not in tc]
+        cols = [ch for ch in tc if ch in ty and ch not in ta]
+        inner_ = [ch for ch in ta if ch in tc and ch not in ty]
+        lead, m, k, n = prod(both), prod(rows), prod(inner_), prod(cols)
+        a_ref = b.shape_op(f"{name}/a", "Einsum", b.layer_of[x_a], (lead, m, k))
+        c_ref = b.shape_op(f"{name}/b", "Einsum", b.layer_of[x_c], (lead, k, n))
+        ref = b.add({"type": "matmul", "name": name, "inputs": [a_ref, c_ref]}, expected=(lead, m, n), reads=reads)
+    else:
+        x, tx, tw = (x_a, ta, tc) if x_a in live else (x_c, tc, ta)
+        if any(ch in tx and ch in ty for ch in tw):
+            return "its constant operand has a letter the other operand and the output share (a weight per " \
+                   "batch index)"
+        inner_ = [ch for ch in tx if ch in tw]
+        rows = [ch for ch in tx if ch not in tw]
+        cols = [ch for ch in tw if ch not in tx]
+        m, k, n = prod(rows), prod(inner_), prod(cols)
+        x_ref = b.shape_op(f"{name}/x", "Einsum", b.layer_of[x], (m, k))
+        ref = b.add({"type": "linear", "name": name, "inputs": [x_ref], "out": n, "bias": False},
+                    expected=(m, n), reads=reads)
+        b.weight_shape[ref] = [n, k]
+    b.shape_op(f"{name}/out", "Einsum", ref, out_shape, output=out)
+    return None
 
 
 def _sym_pads(pads, nd, where):
@@ -1299,7 +1867,7 @@ def _node_spec(node, where, b, refs, consumers, skip):
     x = node.inputs[0] if node.inputs else None
     rank = len(shapes[x]) if x in shapes and x in bt.axes else None
     if node.domain not in ("", "ai.onnx"):
-        return {"type": op}
+        return {"type": op, "reason": a.get("_reason") or _custom_reason(node)}
     if op in ("Conv", "ConvTranspose"):
         w = consts.get(node.inputs[1]) if const(1) else None
         if w is None:
@@ -1408,9 +1976,24 @@ def _node_spec(node, where, b, refs, consumers, skip):
         return {"type": "layernorm", "dims": len(per) - axis, "eps": float(a.get("epsilon", 1e-5)),
                 "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
     if op == "GroupNormalization":
-        return {"type": "groupnorm", "groups": int(a["num_groups"]), "eps": float(a.get("epsilon", 1e-5))}
+        spec = {"type": "groupnorm", "groups": int(a["num_groups"]), "eps": float(a.get("epsilon", 1e-5))}
+        scale = consts.get(node.inputs[1]) if const(1) else None
+        channels = shapes[x][1] if rank and rank > 1 else None
+        if scale is not None and scale.size != channels:
+            # opsets 18-20 scale and shift per group (G values); PyTorch and opset 21 per channel
+            spec["_note"] = (f"scale and bias per group ({scale.size}), as opsets 18-20 define them: counted as a "
+                             f"per-channel affine ({channels}), so its parameters are over by "
+                             f"{2 * (channels - scale.size)}")
+        return spec
     if op == "InstanceNormalization":
-        return {"type": "groupnorm", "groups": int(shapes[x][1]), "eps": float(a.get("epsilon", 1e-5))}
+        spec = {"type": "groupnorm", "groups": int(shapes[x][1]), "eps": float(a.get("epsilon", 1e-5))}
+        scale = consts.get(node.inputs[1]) if const(1) else None
+        shift = consts.get(node.inputs[2]) if const(2) else None
+        if scale is not None and shift is not None and np.all(scale == 1) and np.all(shift == 0):
+            # the TorchScript exporter writes GroupNorm as an instance norm with a constant
+            # identity affine (ones and zeros, no parameters), then the learned affine as Mul + Add
+            spec["affine"] = False
+        return spec
     if op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
         return {"type": "reduce", "kind": op[6:].lower()}
     if op == "Concat" and n_live == len([i for i in node.inputs if i]) and n_live > 1:
@@ -1419,9 +2002,52 @@ def _node_spec(node, where, b, refs, consumers, skip):
         spec = _class_token(node, where, b)
         if spec is not None:
             return spec
+    if op in _COMPARE:
+        return _elementwise_spec(node, consts, n_live)
+    if op in ("ArgMax", "ArgMin"):
+        # D - 1 comparisons per index found along an axis of D elements; indices pass no gradient
+        d = shapes[x][_norm_axis(int(a.get("axis", 0)), len(shapes[x]))]
+        return {"type": "elementwise", "op": op, "ops": {"cmp": d - 1}, "backward": {}, "no_grad": True}
+    if op in ("Resize", "Upsample"):
+        return _resize_spec(node, where, b)
+    if op in _QUANT_OPS:
+        return {"type": op, "reason": _REASONS[op]}
+    if op == "Einsum":
+        return {"type": op, "reason": a.get("_reason") or "no formula for this equation"}
+    if op in _CONTROL_FLOW:
+        return {"type": op, "reason": _control_flow_reason(node, consts)}
+    if op in ("ScatterElements", "ScatterND") and a.get("reduction", "none") != "none":
+        return {"type": op, "reason": f"a scatter with reduction {a['reduction']!r} has no formula"}
     if op in _ZERO_COST:
         return None
     return {"type": op}
+
+
+def _control_flow_reason(node, consts):
+    """Why a Loop, Scan or If left in the graph is not counted (those whose trip count or
+    condition is known are unrolled or inlined before counting)."""
+    if node.attrs.get("_reason"):
+        return node.attrs["_reason"]
+    if node.op == "If":
+        return "its condition is known only at run time, so neither branch is counted"
+    if node.op == "Scan":
+        return "its sequence length is not known, so its body is not counted"
+    return "its trip count is known only at run time (or its loop condition depends on data), so its body is not counted"
+
+
+def _resize_spec(node, where, b):
+    """Resize/Upsample: nearest-neighbour by integer factors copies each element (free forward;
+    backward sums each source's copies, as ``load_torch`` counts ``interpolate``); other modes and
+    factors interpolate, which has no formula here: an uncounted layer."""
+    mode = str(node.attrs.get("mode", "nearest"))
+    x, out = node.inputs[0], node.outputs[0]
+    s_in, s_out = b.bt.shapes.get(x), b.bt.shapes.get(out)
+    if mode != "nearest":
+        return {"type": node.op, "reason": f"{mode} interpolation has no formula"}
+    if s_in is None or s_out is None or len(s_in) != len(s_out) or any(
+            i is None or o is None or o % i for i, o in zip(s_in, s_out)):
+        return {"type": node.op, "reason": "nearest resize by a non-integer factor has no formula"}
+    return {"type": "shape_op", "op": node.op, "grad": "broadcast"}
 
 
 def _tie(spec, node, b, in_features):
@@ -1492,6 +2118,11 @@ _ELEMENTWISE = {
     "Reciprocal": ({"div": 1}, {"mul": 2, "sub": 1}),
     "Abs": ({"cmp": 1}, {"cmp": 1}),
     "Clip": ({"cmp": 2}, {"cmp": 2}),
+    "Equal": ({"cmp": 1}, {}),
+    "Less": ({"cmp": 1}, {}),
+    "Greater": ({"cmp": 1}, {}),
+    "LessOrEqual": ({"cmp": 1}, {}),
+    "GreaterOrEqual": ({"cmp": 1}, {}),
 }
 
 
@@ -1532,4 +2163,6 @@ def _elementwise_spec(node, consts, n_live, fixed=None):
         elif op == "Div" and node.inputs[1] in (consts if fixed is None else fixed):
             bwd = {"div": 1}
     spec = {"type": "elementwise", "op": op, "ops": dict(fwd), "backward": dict(bwd)}
+    if op in _COMPARE:
+        spec["no_grad"] = True                   # a boolean output passes no gradient back
     return spec
