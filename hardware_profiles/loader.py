@@ -7,8 +7,9 @@ the key path: ``my.yaml:7: units.mul.design: unknown multiplier design 'boothwal
 Resolution (``extends:``): the base is a built-in profile name or a path relative to the extending
 file. The child is merged into the base key by key; a mapping in the base can only be overridden
 by a mapping, and these entries are replaced whole instead of merged, because a partial merge would
-mix two designs or two formulas: ``units.<op>``, ``recipes.<name>``, ``devices.<name>`` and lists
-(``formats``, ``coefficients``). ``name``, ``description`` and ``extends`` are never inherited.
+mix two designs or two formulas: ``units.<op>``, ``recipes.<name>``, ``devices.<name>``,
+``power.distribution`` and lists (``formats``, ``coefficients``). ``name``, ``description`` and
+``extends`` are never inherited.
 """
 import difflib
 import math
@@ -71,7 +72,7 @@ def _expected_name(types):
     if not isinstance(types, tuple):
         types = (types,)
     names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer",
-             float: "a number", type(None): "null"}
+             float: "a number", type(None): "null", bool: "true or false"}
     return " or ".join(names[t] for t in types)
 
 
@@ -379,6 +380,74 @@ def _validate_partial(doc):
         _check_type(doc, ("carbon", "source"), carbon["source"], str)
     if "memory" in data:
         _validate_memory(doc, data["memory"])
+    if "power" in data:
+        _validate_power(doc, data["power"])
+
+
+#: Largest capacitance (fF), delay (ps) or area (um^2) of one gate, and largest supply (V).
+MAX_POWER_NUMBER = 1e9
+MAX_VDD = 1e3
+#: Most operand pairs one simulated stream of the power section may run.
+MAX_POWER_VECTORS = 10 ** 7
+
+
+def _validate_power(doc, power):
+    """The ``power:`` section (schema.POWER_KEYS): switching energy, delay and area numbers."""
+    base = ("power",)
+    _check_keys(doc, base, power, S.POWER_KEYS, "power key")
+    for key, value in power.items():
+        _check_type(doc, base + (key,), value, S.POWER_KEYS[key])
+    if "version" in power and power["version"] not in S.POWER_VERSIONS:
+        raise doc.error(base + ("version",), f"unknown power section version {power['version']!r}; "
+                                             f"known: {', '.join(map(str, S.POWER_VERSIONS))}")
+    for key, value in power.items():
+        if S.POWER_KEYS[key] is float:
+            _check_number(doc, base + (key,), value, MAX_VDD if key == "vdd" else MAX_POWER_NUMBER)
+            if value < 0 or (key == "vdd" and value == 0):
+                kind = "positive" if key == "vdd" else "non-negative"
+                raise doc.error(base + (key,), f"must be a {kind} number, not {value}")
+    for table in S.POWER_TABLES:
+        for gate, value in power.get(table, {}).items():
+            path = base + (table, gate)
+            if gate not in S.GATE_TYPES:
+                raise doc.error(path, f"unknown gate {gate!r}{_suggest(gate, S.GATE_TYPES)}; "
+                                      f"known: {', '.join(S.GATE_TYPES)}")
+            _check_number(doc, path, value, MAX_POWER_NUMBER)
+            if value < 0:
+                raise doc.error(path, f"must be a non-negative number, not {value}")
+    if "energy" in power:
+        _check_choice(doc, base + ("energy",), power["energy"], S.POWER_ENERGY, "energy pricing")
+    if "vectors" in power:
+        value = power["vectors"]
+        if not 2 <= value <= MAX_POWER_VECTORS:
+            raise doc.error(base + ("vectors",), f"operand pairs per stream must be an integer from 2 to "
+                                                 f"{MAX_POWER_VECTORS:,}, not {value}")
+    if "seed" in power and power["seed"] < 0:
+        raise doc.error(base + ("seed",), f"seed must be a non-negative integer, not {power['seed']}")
+    if "distribution" in power:
+        dist = power["distribution"]
+        if isinstance(dist, dict):
+            _check_keys(doc, base + ("distribution",), dist, ("default",) + S.BASIC_OPS, "op")
+            for op, value in dist.items():
+                _check_distribution(doc, base + ("distribution", op), value)
+        else:
+            _check_distribution(doc, base + ("distribution",), dist)
+
+
+def _check_distribution(doc, path, value):
+    """One op's operand distribution: a text (both operands) or a list of two (operand a, b)."""
+    _check_type(doc, path, value, (str, list))
+    items = [value] if isinstance(value, str) else value
+    if isinstance(value, list) and len(value) != 2:
+        raise doc.error(path, f"a list gives the distributions of the two operands, a and b; "
+                              f"not {len(value)} item(s)")
+    for i, item in enumerate(items):
+        where = path if isinstance(value, str) else path + (i,)
+        _check_type(doc, where, item, str)
+        try:
+            S.split_distribution(item)
+        except ValueError as exc:
+            raise doc.error(where, str(exc)) from None
 
 
 #: Largest energy of one access, byte or operation (J); real ones are pJ to nJ.
@@ -514,6 +583,9 @@ def _check_format(doc, path, fmt):
 # merge with provenance
 
 _REPLACE_WHOLE_AT_DEPTH2 = {"units", "recipes", "devices"}
+#: Further key paths replaced whole: the operand distributions of the power section (a text, a
+#: pair or a per-op mapping; one never merges into another).
+_REPLACE_WHOLE = {("power", "distribution")}
 _NOT_INHERITED = {"name", "description", "extends"}
 
 
@@ -522,8 +594,9 @@ def _merge_into(merged, child, doc, src, path=()):
     set each key path, so errors found after resolution name the right file and line."""
     for key, value in child.items():
         p = path + (key,)
-        whole = len(p) == 2 and p[0] in _REPLACE_WHOLE_AT_DEPTH2
-        if key in merged and isinstance(merged[key], dict) != isinstance(value, dict):
+        whole = (len(p) == 2 and p[0] in _REPLACE_WHOLE_AT_DEPTH2) or p in _REPLACE_WHOLE
+        if key in merged and isinstance(merged[key], dict) != isinstance(value, dict) \
+                and p not in _REPLACE_WHOLE:
             raise doc.error(p, f"cannot override {_type_name(merged[key])} of the base "
                                f"with {_type_name(value)}")
         if isinstance(value, dict) and isinstance(merged.get(key), dict) and not whole:
@@ -746,6 +819,24 @@ class Profile:
         return self.data.get("memory")
 
     @property
+    def power(self):
+        """The ``power:`` section resolved against the documented defaults
+        (:data:`hardware_profiles.schema.POWER_DEFAULTS`, a generic 45 nm-class library): every
+        key present, the per-gate tables merged gate by gate. A profile without the section gets
+        the defaults (``energy: transistors``)."""
+        own = self.data.get("power", {})
+        out = {key: (dict(value) if isinstance(value, dict) else value)
+               for key, value in S.POWER_DEFAULTS.items()}
+        for key, value in own.items():
+            if key in S.POWER_TABLES:
+                out[key].update(value)
+            elif isinstance(value, (dict, list)):
+                out[key] = _copy(value)
+            else:
+                out[key] = value
+        return out
+
+    @property
     def grid_gco2_per_kwh(self):
         return self.data.get("carbon", {}).get("grid_gco2_per_kwh")
 
@@ -780,6 +871,14 @@ class Profile:
 
     def to_dict(self):
         return dict(self.data)
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def load_file(path, display=None):

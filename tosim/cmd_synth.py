@@ -301,7 +301,7 @@ def _compare(args):
     if power is not None:
         print(f"# power: {power[0].distribution} operands, {power[0].operations} operations, "
               f"seed {power[0].seed}, {power[0].vdd:g} V; glitches {power[0].glitches}; "
-              f"{_MODEL_NOTE}")
+              f"technology: {profile.power['source']} (the profile's power section)")
         headers += ["delay_ps", "area_um2", "fJ/op", "EDP_fJ*ns"]
         for line, result in zip(body, power):
             line += [f"{result.delay_ps:,.0f}", f"{result.area_um2:,.1f}",
@@ -314,8 +314,9 @@ def _compare(args):
 
 _POWER_FIELDS = ["delay_ps", "area_um2", "energy_fj_per_op", "edp_fj_ns", "activity",
                  "distribution", "operations"]
-_MODEL_NOTE = ("generic 45 nm-class model (hwlib.activity.DEFAULT_MODEL; order-of-magnitude "
-               "defaults)")
+def _model_note(model):
+    return f"technology: {model.source} (the profile's power section)"
+
 
 
 def _power_json(result):
@@ -325,8 +326,9 @@ def _power_json(result):
             "operations": result.operations, "vdd": result.vdd, "glitches": result.glitches}
 
 
-def _stream_options(args):
-    """(distributions, vectors, seed, model) from the stream arguments, checked."""
+def _stream_options(args, profile):
+    """(distributions, vectors, seed, model) from the stream arguments, checked; the model is
+    the profile's power section (``--vdd`` replaces its supply)."""
     from hwlib import activity
     dists = args.dist if isinstance(args.dist, list) else [args.dist]
     parsed = []
@@ -341,7 +343,7 @@ def _stream_options(args):
         raise CommandError(f"--vectors must be an integer of at least 2, not {args.vectors!r}")
     if not args.seed.isdigit():
         raise CommandError(f"--seed must be a non-negative integer, not {args.seed!r}")
-    model = activity.DEFAULT_MODEL
+    model = activity.PowerModel.from_profile(profile)
     if args.vdd is not None:
         try:
             vdd = float(args.vdd)
@@ -354,7 +356,7 @@ def _stream_options(args):
 
 def _power(args, rows, kind, profile):
     from hwlib import activity
-    dists, vectors, seed, model = _stream_options(args)
+    dists, vectors, seed, model = _stream_options(args, profile)
     if len(dists) != 1:
         raise CommandError("--dist takes one distribution here")
     progress = _Progress()
@@ -375,7 +377,8 @@ def _activity(args):
     from hwlib import activity, registry
     if args.csv is not None:
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
-    dists, vectors, seed, model = _stream_options(args)
+    profile = hp.load(args.profile)
+    dists, vectors, seed, model = _stream_options(args, profile)
     jobs = []
     if args.formats is not None:
         if args.widths is not None or args.designs is not None:
@@ -386,7 +389,6 @@ def _activity(args):
             raise CommandError("the floating-point units (hwlib.fp) are not installed")
         formats = _names(args.formats, hp.FORMATS, "format")
         ops = _names(args.ops, hp.BASIC_OPS, "op") or ["add", "mul"]
-        profile = hp.load(args.profile)
         for fmt in formats:
             for op in ops:
                 for dist in dists:
@@ -398,7 +400,6 @@ def _activity(args):
         widths = _widths(args.widths or "8,16")
         designs = _names(args.designs, registry.designs_for(args.unit), f"{args.unit} design")
         designs = designs or list(registry.designs_for(args.unit))
-        profile = hp.load(args.profile)
         for width in widths:
             for design in designs:
                 for dist in dists:
@@ -425,7 +426,7 @@ def _activity(args):
         return 0
     print(f"# switching activity under profile {profile.name}: {vectors - 1} operations per "
           f"stream, seed {seed}, {model.vdd:g} V; glitches {results[0].glitches}; "
-          f"{_MODEL_NOTE}")
+          f"{_model_note(model)}")
     body = [(r.unit, r.design, r.width if r.format is None else r.format, r.distribution,
              f"{r.activity:.3f}", f"{r.energy_fj_per_op:,.1f}", f"{r.delay_ps:,.0f}",
              f"{r.area_um2:,.1f}", f"{r.edp_fj_ns:,.2f}") for r in results]

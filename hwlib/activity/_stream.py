@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware_profiles import schema as S
+
 __all__ = ["DISTRIBUTIONS", "Distribution", "parse_distribution", "operands"]
 
 #: distribution name -> {parameter: default for integer units, default for FP units}
@@ -54,18 +56,8 @@ def parse_distribution(text):
     """``"relu:zeros=0.7,scale=0.1"`` -> :class:`Distribution` (``ValueError`` on bad text)."""
     if isinstance(text, Distribution):
         return text
-    name, _, rest = str(text).partition(":")
-    params = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"Distribution parameter {item!r} must be KEY=VALUE")
-        try:
-            params[key.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"Distribution parameter {key.strip()}={value!r} is not a "
-                             f"number") from None
-    return Distribution(name.strip(), params)
+    name, params = S.split_distribution(text)
+    return Distribution(name, params)
 
 
 def _uniform_bits(rng, n, width):

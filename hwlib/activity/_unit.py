@@ -150,26 +150,50 @@ class UnitActivity:
                 else "not counted (zero-delay toggles)")
 
 
+def _distributions(distribution):
+    """One distribution for every operand port, or a pair (port a, port b): a tuple of
+    :class:`Distribution` and its label."""
+    if isinstance(distribution, (list, tuple)):
+        if len(distribution) != 2:
+            raise ValueError(f"A distribution pair gives operands a and b: two items, "
+                             f"not {len(distribution)}")
+        dists = tuple(parse_distribution(d) for d in distribution)
+        if dists[0] == dists[1]:
+            return dists[:1], dists[0].label()
+        return dists, " x ".join(d.label() for d in dists)
+    dist = parse_distribution(distribution)
+    return (dist,), dist.label()
+
+
 def _measure(net, unit, design, width, fmt, distribution, vectors, seed, model, controls,
              unit_delay):
-    dist = parse_distribution(distribution)
+    dists, label = _distributions(distribution)
     if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 2:
         raise ValueError(f"vectors must be an integer of at least 2, not {vectors!r}")
     inputs = {}
+    operand = 0
     for i, (name, nets) in enumerate(net.inputs.items()):
         if name in controls:
             inputs[name] = [controls[name]] * vectors
         elif len(nets) == 1 and name not in ("a", "b"):
             inputs[name] = [0] * vectors
         else:
-            # each operand port its own stream (seeded from the run's seed and its position)
+            # each operand port its own stream (seeded from the run's seed and its position);
+            # with a pair of distributions the first operand port takes the first, the others
+            # the second
+            dist = dists[min(operand, len(dists) - 1)]
+            operand += 1
             inputs[name] = operands(dist, vectors, seed=[seed, i],
                                     **({"fmt": fmt} if fmt else {"width": len(nets)}))
+    return _price_inputs(net, inputs, unit, design, width, fmt, label, seed, model, unit_delay)
+
+
+def _price_inputs(net, inputs, unit, design, width, fmt, label, seed, model, unit_delay):
     counts = toggle_counts(net, inputs, unit_delay=unit_delay)
     driven = _driven_nets(net)
     ops = counts.operations
     return UnitActivity(
-        unit=unit, design=design, width=width, format=fmt, distribution=dist.label(),
+        unit=unit, design=design, width=width, format=fmt, distribution=label,
         seed=seed, operations=ops, nets=int(net.n_nets - 2), gates=len(net.gates),
         toggles_per_op=float(counts.toggles.sum() / ops),
         activity=float(counts.toggles[driven].sum() / (ops * max(1, len(driven)))),
