@@ -30,8 +30,11 @@ PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
 LOSSES = ("mse", "cross_entropy", "bce")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 
-#: IEEE-754 binary formats and bfloat16: (exponent bits, fraction bits).
-FORMAT_BITS = {"fp16": (5, 10), "bf16": (8, 7), "fp32": (8, 23), "fp64": (11, 52)}
+#: Floating-point formats: (exponent bits, fraction bits). IEEE-754 binary formats, bfloat16, and the
+#: OCP 8-bit formats fp8_e4m3 (no infinities, one NaN pattern per sign; hwlib.units.fp8) and fp8_e5m2
+#: (IEEE-like).
+FORMAT_BITS = {"fp16": (5, 10), "bf16": (8, 7), "fp32": (8, 23), "fp64": (11, 52),
+               "fp8_e4m3": (4, 3), "fp8_e5m2": (5, 2)}
 FORMATS = tuple(FORMAT_BITS)
 
 #: Design names per unit kind, as written under ``units:`` (constructors live in hwlib.registry).

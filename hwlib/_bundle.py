@@ -18,7 +18,7 @@ import time
 import hardware_profiles as hp
 
 from . import _yosys
-from .cost import BUNDLED_DIR, _source_digest, _toolchain, bundle_key, cost_tables, fp_unit
+from .cost import BUNDLED_DIR, _source_digest, _toolchain, bundle_key, cost_tables, unit_spec
 
 
 class _Progress:
@@ -38,7 +38,7 @@ def bundle_profiles(names, jobs=1):
     for profile in profiles:
         rows = []
         for row in tables[profile.name]:
-            spec = fp_unit(row.op, row.format, profile.units, profile.datapath)
+            spec = unit_spec(row.op, row.format, profile.units, profile.datapath)
             rows.append({"format": row.format, "op": row.op, "design": row.design,
                          "circuit": row.circuit,
                          "key": bundle_key(spec.params, profile.technology),

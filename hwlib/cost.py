@@ -96,8 +96,18 @@ __all__ = [
     "COUNTING_MODES", "CACHE_FORMAT_VERSION", "CircuitError", "CacheWarning", "Cost",
     "count", "default_cache_dir", "Cache", "CacheStats", "CircuitSpec", "integer_unit",
     "fp_unit", "significand_unit", "fp_units_available", "Pricer", "CostRow", "cost_table",
-    "cost_tables", "compare_designs", "DesignRow", "mac_accumulator_width",
+    "cost_tables", "compare_designs", "DesignRow", "mac_accumulator_width", "unit_spec",
 ]
+
+
+def unit_spec(op, fmt, units, datapath):
+    """The :class:`CircuitSpec` that prices basic op ``op`` in format ``fmt``:
+    :func:`fp_unit`, except fp8_e4m3 on the ``ieee`` datapath, whose units (no infinities,
+    saturation) live in :mod:`hwlib.units.fp8` (:func:`hwlib.units.fp8.fp8_unit`)."""
+    if fmt == "fp8_e4m3" and datapath == "ieee":
+        from .units.fp8 import fp8_unit
+        return fp8_unit(op, fmt, units, datapath)
+    return fp_unit(op, fmt, units, datapath)
 
 
 # --- cost tables ------------------------------------------------------------------------------
@@ -134,7 +144,7 @@ def _table_specs(profile, formats, ops):
                            tuple(FORMAT_BITS), "format")
     ops = _check_names(ops, BASIC_OPS, "op")
     use_fp = fp_units_available()
-    return [((fmt, op), fp_unit(op, fmt, profile.units, profile.datapath) if use_fp
+    return [((fmt, op), unit_spec(op, fmt, profile.units, profile.datapath) if use_fp
              else significand_unit(op, fmt, profile.units)) for fmt in formats for op in ops]
 
 

@@ -53,7 +53,7 @@ def with_format(model, fmt):
     return dataclasses.replace(model, layers=layers, format=fmt, format_given=True)
 
 
-def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits="all"):
+def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits="all", batch_axis=None):
     """A ModelIR from ``zoo:NAME``, a ``.yaml``/``.yml``/``.json`` model spec path, a Hugging Face
     ``config.json``, an ``.onnx`` file, a spec mapping, or a ModelIR (returned as is).
 
@@ -65,14 +65,20 @@ def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits=
     GPT/LLaMA/Mistral/Mixtral, Hugging Face gpt2/llama/mistral/mixtral/qwen2 configs) ``past``,
     ``kv_cache`` and ``logits`` build one serving step: ``seq`` new tokens after ``past`` cached
     ones, storing their keys and values when ``kv_cache``, the LM head over ``"all"`` positions
-    or the ``"last"`` one. Raises :class:`ModelError` on bad input (one line naming the file and
+    or the ``"last"`` one. ``batch_axis``: the batch axis of an ONNX file's first input (see
+    :func:`load_onnx`; an error for other sources). Raises :class:`ModelError` on bad input (one line naming the file and
     the layer).
     """
-    model = _load(source, seq, {"past": past, "kv_cache": kv_cache, "logits": logits})
+    model = _load(source, seq, {"past": past, "kv_cache": kv_cache, "logits": logits}, batch_axis)
     return model if format is None else with_format(model, format)
 
 
-def _load(source, seq, step):
+def _load(source, seq, step, batch_axis=None):
+    if batch_axis is not None:
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        if path is None or os.path.splitext(path)[1].lower() != ".onnx":
+            raise ModelError(f"{path if path is not None else type(source).__name__}: a batch axis can be given for "
+                             "ONNX files only")
     if not isinstance(step["past"], int) or isinstance(step["past"], bool) or step["past"] < 0:
         raise ModelError(f"past (cached tokens) must be a non-negative integer, not {step['past']!r}")
     if step["logits"] not in ("all", "last"):
@@ -103,7 +109,7 @@ def _load(source, seq, step):
         if importlib.util.find_spec("onnx") is None:
             raise ModelError(f"{source}: reading an ONNX model needs the onnx package, which is not installed "
                              "(pip install 'tosim[onnx]')")
-        return load_onnx(source)
+        return load_onnx(source, batch_axis=batch_axis)
     if not os.path.exists(source):
         raise ModelError(f"{source}: no such file (and not a zoo:NAME)")
     raise ModelError(f"{source}: unsupported model file type {extension or '(none)'!r}; "

@@ -47,7 +47,8 @@ class CountResult:
 
     ``incomplete`` lists ``{layer, type, reason}`` for every layer that could not be fully counted
     (unknown type, missing recipe); such layers still appear in ``layers`` with what was counted.
-    ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
+    ``assumptions`` lists what the frontend assumed where the model did not say (an ONNX file's
+    batch axis when no dimension is named). ``active_params`` are the parameters one token uses (``params`` but for mixture-of-experts
     layers, which count their router and ``top_k`` experts).
     It also lists what the frontend left out of the model (``ModelIR.left_out``: skipped nodes,
     parameters no counted layer owns), so ``complete`` is true only when nothing was.
@@ -62,6 +63,7 @@ class CountResult:
     layers: list
     incomplete: list = field(default_factory=list)
     active_params: int = None
+    assumptions: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.active_params is None:
@@ -171,6 +173,7 @@ class CountResult:
                         "stages": {s: dict(layer.stages[s]) for s in stages}}
                        for layer in self.layers],
             "totals": {key: value for key, value in self.totals.items() if key in stages or key == "all"},
+            **({"assumptions": list(self.assumptions)} if self.assumptions else {}),
         }
 
 
@@ -280,7 +283,9 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     Backward rules: a layer computes an input gradient only for inputs whose value depends on
     trainable parameters (so the first layer computes none, unless the model sets
     ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
-    element to sum them, counted in its producer's backward stage.
+    element to sum them, counted in its producer's backward stage. A layer marked ``no_grad``
+    (a ``detach``, a call under ``torch.no_grad``, a comparison) has no backward and returns no
+    gradient to its inputs.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
@@ -308,10 +313,16 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
     # overlaps, so the disjoint parts of a split need none
     consumers = Counter()
     sizes = {}
+    cut = _cut_off(model)
     for layer in model.layers:
+        sizes[layer.name] = math.prod(layer.out_shape)
+        if layer.name in cut:
+            # no gradient flows through (detach, torch.no_grad, a comparison) or none reaches it:
+            # no backward, and it returns none to its inputs, so it is no consumer in their sums
+            needs_grad[layer.name] = False
+            continue
         needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
             needs_grad[ref] for ref in layer.inputs)
-        sizes[layer.name] = math.prod(layer.out_shape)
         reads = layer.attrs.get("reads")
         for position, ref in enumerate(layer.inputs):
             if ref in sizes:
@@ -342,7 +353,7 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
                                                  input_grad=input_grad, recipe_cache=recipe_cache)
         if not layer.known:
             cost = LayerCost()
-            incomplete.append({"layer": name, "type": layer.type, "reason": "unknown layer type"})
+            incomplete.append({"layer": name, "type": layer.type, "reason": _unknown_reason(layer)})
         else:
             cost = formulas[layer.type](layer, ctx)
             if ctx.missing:
@@ -402,7 +413,33 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
             macs={"forward": 0, "backward": 0}, complete=not ctx.missing))
     _check_listed(model, counted, profile, profile_name)
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
-                       layers=counted, incomplete=incomplete, active_params=model.active_params)
+                       layers=counted, incomplete=incomplete, active_params=model.active_params,
+                       assumptions=list(getattr(model, "assumptions", ())))
+
+
+def _cut_off(model):
+    """Layers that get no gradient: those marked ``no_grad``, and those whose every reader is
+    one of them (a layer whose result only a ``detach`` reads runs no backward). The model's
+    last layer (the loss reads it) and a layer nothing reads are not cut."""
+    cut = {layer.name for layer in model.layers if layer.attrs.get("no_grad")}
+    if not cut:
+        return cut
+    readers = {}
+    for layer in model.layers:
+        for ref in layer.inputs:
+            readers.setdefault(ref, []).append(layer.name)
+    last = model.layers[-1].name
+    for layer in reversed(model.layers):
+        if layer.name != last and layer.name in readers and all(r in cut for r in readers[layer.name]):
+            cut.add(layer.name)
+    return cut
+
+
+def _unknown_reason(layer):
+    """Why a layer without a formula was not counted: the frontend's ``reason`` where it gave one
+    (an ONNX loop whose trip count is known only at run time, an integer op), else the default."""
+    reason = layer.attrs.get("reason")
+    return reason if isinstance(reason, str) and reason else "unknown layer type"
 
 
 def _check_listed(model, counted, profile, profile_name):

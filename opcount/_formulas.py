@@ -461,7 +461,12 @@ def rnn_cost(ctx, a, *, input_grad, h0_grad=False, c0_grad=False):
     Between layers, dropout in training: 1 cmp + 1 mul per element forward, 1 mul backward.
 
     Backward through time (steps with a later step, N*(T-1) rows, also take the state gradient
-    coming back from it: 1 add per state element, H_out for h and H for the LSTM cell):
+    coming back from it: 1 add per state element, H_out for h and H for the LSTM cell; steps of
+    the last layer take none of these h adds when its output gets no gradient, ``output_grad``
+    false; a final state the loss reads, ``h_n_grad`` / ``c_n_grad``, adds its gradient into its
+    layer's last step, N*H_out (N*H for c) adds per layer and direction, except h_n into the
+    last layer when its output gets no gradient). An output step the loss does not read (only
+    ``out[:, -1]`` used) still gets its zero gradient added, as PyTorch's autograd does:
     LSTM: proj dH = W_hr^T dh and dW_hr (products as ``linear_cost``); do = dh*tanh(c), dtanh =
     dh*o (2 mul), tanh backward (recipe), df = dc*c_prev, di = dc*g, dg = dc*i (3 mul), the
     cell gradient to the previous step dc*f (1 mul, for N*(T-1) rows, N more if c0 needs one),
@@ -508,8 +513,13 @@ def rnn_cost(ctx, a, *, input_grad, h0_grad=False, c0_grad=False):
                 fwd.update(_ops(cmp=e))
             else:
                 fwd.update(ctx.recipe("tanh", "forward", e))
-            # backward through time
-            bwd.update(_ops(add=rec * h_out))                              # dh from output + next step
+            # backward through time: dh from the output (or the layer above) + the next step; a
+            # final state the loss reads adds its gradient into its layer's last step
+            top = layer == a["layers"] - 1
+            if a.get("output_grad", True) or not top:
+                bwd.update(_ops(add=rec * h_out + (n * h_out if a.get("h_n_grad") else 0)))
+            if kind == "lstm" and a.get("c_n_grad"):
+                bwd.update(_ops(add=n * hid))
             if kind == "lstm":
                 if proj:
                     bwd.update(_ops(mul=2 * rows * hid * proj, add=rows * hid * (proj - 1) + proj * hid * (rows - 1)))

@@ -64,6 +64,7 @@ class ModelIR:
     source: str = "<model>"
     left_out: list = field(default_factory=list)
     format_given: bool = True   # False: the model named no format (fp32 stood in; see with_default_format)
+    assumptions: list = field(default_factory=list)   # what a frontend assumed (strings), e.g. the batch axis
 
     @property
     def params(self):
@@ -96,7 +97,8 @@ class ModelIR:
         out (``left_out`` items and layers with no formula) when the model is not complete."""
         if self.complete:
             return
-        items = self.left_out + [{"layer": layer.name, "type": layer.type, "reason": "unknown layer type"}
+        items = self.left_out + [{"layer": layer.name, "type": layer.type,
+                                  "reason": layer.attrs.get("reason") or "unknown layer type"}
                                  for layer in self.layers if not layer.known]
         shown = "; ".join(f"{i['layer']} ({i['type']}): {i['reason']}" for i in items[:3])
         more = f"; and {len(items) - 3} more" if len(items) > 3 else ""
@@ -222,10 +224,15 @@ def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer
             raise ModelError(f"{_where(source, lname, ltype)}: format must be one of {', '.join(FORMATS)}, "
                              f"not {lformat!r}")
         in_shapes = tuple([shapes[ref] for ref in inputs])
+        no_grad = spec.pop("no_grad", False)
+        if not isinstance(no_grad, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
         try:
             out_shape, params, attrs, known = infer(ltype, spec, in_shapes, shapes)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
+        if no_grad:
+            attrs = dict(attrs, no_grad=True)
         layer = Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
                       attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven)
         if known and attrs.get("tied_to") is not None:

@@ -43,6 +43,7 @@ import numpy as np
 
 from hardware_profiles import _read as _bounded
 
+from . import _onnx_flow as _flow
 from ._ir import ModelError, build_model
 
 __all__ = ["load_onnx"]
@@ -50,8 +51,34 @@ __all__ = ["load_onnx"]
 _ZERO_COST = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Cast",
               "Slice", "Pad", "Expand", "Split", "Tile", "Gather", "GatherElements", "GatherND", "Concat", "CastLike",
               "Shape", "Size", "ConstantOfShape", "Range", "Constant", "NonZero", "Where", "ScatterND",
-              "ScatterElements", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample", "ArgMax", "ArgMin",
-              "Trilu", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or"}
+              "ScatterElements", "DepthToSpace", "SpaceToDepth", "Trilu", "Not", "And", "Or", "Xor"}
+_COMPARE = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"}
+_GATHERS = {"Gather", "GatherElements", "GatherND"}
+_CONTROL_FLOW = {"Loop", "Scan", "If"}
+_SHAPE_KEEPING = {"GroupNormalization", "InstanceNormalization", "LayerNormalization", "LpNormalization",
+                  "MeanVarianceNormalization", "BatchNormalization"}
+_UNROLL_ROUNDS = 8             # control flow nested deeper is left uncounted (and reported)
+# integer and quantization ops: tosim's IR carries floating-point formats only, so they are
+# uncounted layers that say why (never folded away, never counted as fp32)
+_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+              "MatMulInteger", "ConvInteger"}
+# input positions of the quantized weights (integer initializers that count as parameters)
+_QUANT_WEIGHTS = {"DequantizeLinear": (0,), "QLinearConv": (3, 8), "QLinearMatMul": (0, 3), "MatMulInteger": (0, 1),
+                  "ConvInteger": (1,)}
+_QUANT_DTYPES = ("int8", "uint8", "int16", "uint16", "int4", "uint4")
+_NOT_COUNTED = "tosim's IR has floating-point formats only (issue 18), so it is not counted"
+_QDQ_REASON = ("quantized (QDQ): its operands are dequantized integers, which a runtime computes in integer "
+               "arithmetic; counted as the floating-point ops the graph writes (tosim's IR has floating-point "
+               "formats only, issue 18)")
+_REASONS = {
+    "QuantizeLinear": f"quantization (scale, round, clip to an integer type): {_NOT_COUNTED}",
+    "DynamicQuantizeLinear": f"quantization (scale, round, clip to an integer type): {_NOT_COUNTED}",
+    "DequantizeLinear": f"dequantization (integer to float: subtract the zero point, scale): {_NOT_COUNTED}",
+    "QLinearConv": f"integer convolution (int8 products, int32 accumulation, requantization): {_NOT_COUNTED}",
+    "QLinearMatMul": f"integer matrix product (int8 products, int32 accumulation, requantization): {_NOT_COUNTED}",
+    "MatMulInteger": f"integer matrix product (int8 products, int32 accumulation): {_NOT_COUNTED}",
+    "ConvInteger": f"integer convolution (int8 products, int32 accumulation): {_NOT_COUNTED}",
+}
 _DATA_INDEPENDENT = {"Shape", "Size", "Constant", "ConstantOfShape"}
 _FUSABLE = {"Add", "Sub", "Mul", "Div", "Pow", "Erf", "Tanh", "Sigmoid", "Sqrt"}
 _RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
@@ -264,18 +291,20 @@ def _placeholder(shape, elem_type):
 
 def _inference_model(model, nodes, consts, real, x_names, batch):
     """A light copy of ``model`` for shape inference: ``nodes`` only, constants small enough to
-    matter for shapes as initializers, larger ones as typed inputs (their data is not needed)."""
+    matter for shapes as initializers, larger ones as typed inputs (their data is not needed).
+    ``x_names`` maps each graph input to its batch axis."""
     import onnx
     from onnx import helper, numpy_helper
     graph = model.graph
     model_inputs = []
-    for name in x_names:
+    for name, axis in x_names.items():
         x_copy = onnx.ValueInfoProto()
         x_copy.CopyFrom(next(v for v in graph.input if v.name == name))
-        x_copy.type.tensor_type.shape.dim[0].Clear()
-        x_copy.type.tensor_type.shape.dim[0].dim_value = batch
+        x_copy.type.tensor_type.shape.dim[axis].Clear()
+        x_copy.type.tensor_type.shape.dim[axis].dim_value = batch
         model_inputs.append(x_copy)
-    x = next(v for v in graph.input if v.name == x_names[0])
+    first = next(iter(x_names))
+    x = next(v for v in graph.input if v.name == first)
     # Range is never given to ONNX's data propagation, which would materialise it whatever its
     # length (a hostile Range(0, 2**40) never returns): small ones are folded here, the others
     # enter as inputs of their known length
@@ -304,7 +333,7 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
         except Exception:
             elem = onnx.TensorProto.FLOAT
         extra_inputs.append(helper.make_tensor_value_info(name, elem, list(value.shape)))
-    symbol = x.type.tensor_type.shape.dim[0].dim_param
+    symbol = x.type.tensor_type.shape.dim[x_names[first]].dim_param
     given = []
     for v in graph.value_info:                 # shapes the file states; its batch symbol is the batch
         if v.name in consts:
@@ -369,8 +398,18 @@ def _resolve(model, consts, x_names, batch, path):
         for name, value in consts.items():
             shapes[name] = tuple(value.shape)
         progress = False
+        for node in nodes:
+            # normalizations keep their input's shape; ONNX's inference leaves some (the function
+            # op GroupNormalization) without one, so it is stated for the next round
+            if (node.op_type in _SHAPE_KEEPING and node.domain in ("", "ai.onnx") and node.output
+                    and node.output[0] and shapes.get(node.output[0]) is None and node.input
+                    and shapes.get(node.input[0]) is not None and None not in shapes[node.input[0]]):
+                model.graph.value_info.append(onnx.helper.make_tensor_value_info(
+                    node.output[0], elem_types.get(node.input[0]) or onnx.TensorProto.FLOAT,
+                    list(shapes[node.input[0]])))
+                progress = True
         for k, node in enumerate(nodes):
-            if k in folded or node.domain not in ("", "ai.onnx"):
+            if k in folded or node.domain not in ("", "ai.onnx") or node.op_type in _CONTROL_FLOW:
                 continue
             ins = [i for i in node.input if i]
             outs = [o for o in node.output if o]
@@ -536,7 +575,18 @@ class _Batch:
         if out_shape is None or None in out_shape:
             return
         r_out = len(out_shape)
-        if op in _RESHAPES:
+        unsqueeze_axes = None
+        if op == "Unsqueeze":
+            unsqueeze_axes = a.get("axes")
+            if unsqueeze_axes is None and len(node.inputs) > 1 and node.inputs[1] in self.consts:
+                unsqueeze_axes = [int(v) for v in np.asarray(self.consts[node.inputs[1]]).reshape(-1)]
+        if unsqueeze_axes is not None and r_out == len(s_in) + len(unsqueeze_axes):
+            # the inserted axes are named: the batch keeps its place among the others (at batch 1
+            # the generic rule below could not tell a new axis of size 1 from the batch)
+            new = {_norm_axis(int(x), r_out) for x in unsqueeze_axes}
+            kept = [j for j in range(r_out) if j not in new]
+            result = {outs[0]: (kept[b], inner)}
+        elif op in _RESHAPES:
             got = _reshape_batch(s_in, b, inner, out_shape, self.batch)
             if got is None:
                 _fail(where, f"the reshape from {list(s_in)} to {list(out_shape)} splits the batch axis "
@@ -561,6 +611,17 @@ class _Batch:
             else:
                 idx_rank = len(shapes.get(node.inputs[1], ()))
                 result = {outs[0]: (b if b < axis else b + idx_rank - 1, inner)}
+        elif op in _CONTROL_FLOW:
+            # an uncounted Loop/Scan/If: an output shaped like a live input keeps its batch axis,
+            # one with an extra leading axis (stacked scan outputs) has it one further
+            for o in outs:
+                so = shapes.get(o)
+                same = [n for n in live if shapes.get(n) == so]
+                stacked = [n for n in live if so is not None and tuple(so[1:]) == shapes.get(n)]
+                if same:
+                    result[o] = axes[same[0]]
+                elif stacked:
+                    result[o] = (axes[stacked[0]][0] + 1, axes[stacked[0]][1])
         elif op in ("LSTM", "GRU", "RNN"):
             layout = int(a.get("layout", 0))
             want = 0 if layout else 1
@@ -897,8 +958,74 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
 
 # --- loading ------------------------------------------------------------------------------------
 
-def load_onnx(path):
-    """Read an ONNX file into a ModelIR (inference graph; loss mse, optimizer sgd)."""
+def _outer_names(graph):
+    """Names a subgraph (a Loop/Scan body, an If branch) reads from the enclosing scope: used
+    by its nodes (or nested subgraphs) but defined by none of its inputs, initializers, nodes."""
+    import onnx
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    used = []
+    for node in graph.node:
+        for i in node.input:
+            if i and i not in defined:
+                used.append(i)
+        for a in node.attribute:
+            subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else (
+                list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else [])
+            for sub in subs:
+                used += [n for n in _outer_names(sub) if n not in defined]
+        defined.update(o for o in node.output if o)
+    used += [o.name for o in graph.output if o.name not in defined]
+    return list(dict.fromkeys(used))
+
+
+def _implicit_inputs(node):
+    """The enclosing-scope tensors a control-flow node's subgraphs read (they are inputs of the
+    node as far as its dependencies go: a Loop whose listed inputs are constants but whose body
+    reads the model input is not a constant)."""
+    import onnx
+    out = []
+    for a in node.attribute:
+        subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else (
+            list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else [])
+        for sub in subs:
+            out += _outer_names(sub)
+    return [n for n in dict.fromkeys(out) if n not in node.input]
+
+
+def _check_gather(node, name, shapes, consts, real, path):
+    """A Gather (or GatherElements) whose constant indices fall outside the gathered axis is an
+    invalid model (ONNX's shape inference lets it through): a one-line error naming the node."""
+    if len(node.input) < 2 or node.input[1] not in real or node.domain not in ("", "ai.onnx"):
+        return
+    shape = shapes.get(node.input[0])
+    idx = np.asarray(consts[node.input[1]])
+    if shape is None or idx.size == 0 or idx.dtype.kind not in "iu":
+        return
+    axis = _attr_int(node, "axis", 0)
+    if not -len(shape) <= axis < len(shape) or shape[axis] is None:
+        return
+    n = shape[axis]
+    bad = idx[(idx < -n) | (idx >= n)]
+    if bad.size:
+        raise ModelError(f"{path}: layer {name!r} ({node.op_type}): index {int(bad.reshape(-1)[0])} is out of range "
+                         f"for axis {axis} of {node.input[0]!r} (size {n}; valid indices are {-n} to {n - 1})")
+
+
+def _attr_int(node, key, default):
+    for a in node.attribute:
+        if a.name == key:
+            return int(a.i)
+    return default
+
+
+def load_onnx(path, *, batch_axis=None, dims=None):
+    """Read an ONNX file into a ModelIR (inference graph; loss mse, optimizer sgd).
+
+    The batch axis of each graph input: ``batch_axis`` where given (an int for the first input,
+    or ``{input name: axis}``); else the input's symbolic dimension where the file names one (the
+    only one, or the one called ``batch``, ``batch_size``, ``N``, ...; further inputs use the first
+    one's symbol); else axis 0, which the result then lists in ``assumptions``. ``dims`` fixes other
+    symbolic dimensions (``{"sequence": 128}``)."""
     path = os.fspath(path)
     model = _read(path)
     graph = model.graph
@@ -911,28 +1038,40 @@ def load_onnx(path):
     inputs = [v.name for v in graph.input if v.name not in initializers]
     if not inputs:
         raise ModelError(f"{path}: the graph has no input")
-    # the first graph input is the model input; further ones (an attention mask, token types)
-    # enter as free views of it, with the same batch
-    x_name = inputs[0]
-    batch = None
-    for name in inputs:
-        shape = _shape_of(next(v for v in graph.input if v.name == name))
-        if not shape or len(shape) < 2 or any(d is None or d < 1 for d in shape[1:]):
-            raise ModelError(f"{path}: input {name!r} needs a batch dimension and fixed per-sample dimensions, "
-                             f"has {list(shape) if shape is not None else None}")
-        if batch is None:
-            batch = shape[0] or 1
-        elif shape[0] and shape[0] != batch:
-            raise ModelError(f"{path}: input {name!r} has batch {shape[0]}, the first input {x_name!r} {batch}")
+    axes, batch, assumptions = _batch_axes(path, graph, inputs, batch_axis, dims)
+    # control flow: Loop/Scan/If with known trip counts and conditions are unrolled (nested ones
+    # in later rounds); the shapes and constants are resolved again on the rewritten graph
+    base = consts
+    reasons = {}
+    for round_ in range(_UNROLL_ROUNDS + 1):
+        consts = dict(base)
+        shapes, consts, real, origin = _resolve(model, consts, axes, batch, path)
+        if not any(n.op_type in _CONTROL_FLOW for n in graph.node):
+            break
+        if round_ == _UNROLL_ROUNDS:
+            reasons = {n.name or f"{n.op_type}_{i}": f"control flow nested more than {_UNROLL_ROUNDS} deep is not "
+                       "unrolled, so its body is not counted" for i, n in enumerate(graph.node)}
+            break
+        changed, added, reasons = _flow.unroll(model, shapes, consts, real, _opset(model))
+        if not changed:
+            break
+        for name, value in added:
+            base[name] = value
+            initializers.add(name)
     raw = []
     for i, node in enumerate(graph.node):
         name = node.name or f"{node.op_type}_{i}"
-        raw.append(_Node(node.op_type, name, node.input, node.output,
+        implicit = _implicit_inputs(node) if node.op_type in _CONTROL_FLOW else []
+        raw.append(_Node(node.op_type, name, list(node.input) + implicit, node.output,
                          _attrs(node, f"{path}: node {name!r} ({node.op_type})"), node.domain))
-    shapes, consts, real, origin = _resolve(model, consts, inputs, batch, path)
+        if name in reasons and node.op_type in _CONTROL_FLOW:
+            raw[-1].attrs["_reason"] = reasons[name]
+    for i, node in enumerate(graph.node):
+        if node.op_type in ("Gather", "GatherElements"):
+            _check_gather(node, raw[i].name, shapes, consts, real, path)
     bt = _Batch(shapes, consts, batch, path)
     for name in inputs:
-        bt.axes[name] = (0, 1)
+        bt.axes[name] = (axes[name], 1)
     nodes = []
     for node in raw:
         real_inputs = [i for i in node.inputs if i]
@@ -955,7 +1094,117 @@ def load_onnx(path):
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if consts[name].dtype.kind in "fc" and consts[name].size > 1}
-    return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output])
+    for node in raw:
+        # quantized weights (int8 and the like) are parameters too; scales, zero points and a
+        # resize's scales are not
+        for k in _QUANT_WEIGHTS.get(node.op, ()):
+            name = node.inputs[k] if k < len(node.inputs) else ""
+            if name in initializers and str(consts[name].dtype) in _QUANT_DTYPES + ("int32",) \
+                    and consts[name].size > 1:
+                weights[name] = int(consts[name].size)
+        aux = {"Resize": (1, 2, 3), "Upsample": (1,)}.get(node.op, ())
+        if node.op in _QUANT_OPS:
+            aux = [k for k in range(1, len(node.inputs)) if k not in _QUANT_WEIGHTS.get(node.op, ())]
+        for k in aux:
+            if k < len(node.inputs) and node.inputs[k] in initializers and node.inputs[k] in weights:
+                del weights[node.inputs[k]]
+    return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output],
+                     assumptions)
+
+
+_BATCH_NAMES = {"batch", "batch_size", "batchsize", "bs", "n", "b", "nbatch", "num_batch", "batch_dim"}
+
+
+def _batch_axes(path, graph, inputs, batch_axis, dims):
+    """``({input: batch axis}, batch, assumptions)`` for the graph inputs (see :func:`load_onnx`);
+    ``dims`` is applied to the inputs' symbolic dimensions first."""
+    if dims is not None:
+        if not isinstance(dims, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+                for k, v in dims.items()):
+            raise ModelError(f"{path}: dims must map symbolic dimension names to positive integers, not {dims!r}")
+    if batch_axis is not None and not isinstance(batch_axis, dict):
+        batch_axis = {inputs[0]: batch_axis}
+    for name, axis in (batch_axis or {}).items():
+        if name not in inputs:
+            raise ModelError(f"{path}: batch_axis names {name!r}, which is not a graph input "
+                             f"(inputs: {', '.join(inputs)})")
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise ModelError(f"{path}: the batch axis of input {name!r} must be an integer, not {axis!r}")
+    used = set()
+    info = {}
+    for name in inputs:
+        value = next(v for v in graph.input if v.name == name)
+        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+            raise ModelError(f"{path}: input {name!r} has no shape; export with fixed shapes")
+        symbols = []
+        for d in value.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value > 0:
+                symbols.append(None)
+            elif d.dim_param and dims and d.dim_param in dims:
+                used.add(d.dim_param)
+                size = dims[d.dim_param]
+                d.Clear()
+                d.dim_value = size
+                symbols.append(None)
+            else:
+                symbols.append(d.dim_param or "?")
+        info[name] = (_shape_of(value), symbols)
+    if dims:
+        unknown = sorted(set(dims) - used)
+        if unknown:
+            raise ModelError(f"{path}: dims names {', '.join(map(repr, unknown))}, which no graph input has")
+    axes, assumptions, batch, symbol = {}, [], None, None
+    for k, name in enumerate(inputs):
+        shape, symbols = info[name]
+        rank = len(shape)
+        free = [j for j, s in enumerate(symbols) if s is not None]
+        how = None
+        if batch_axis and name in batch_axis:
+            axis = batch_axis[name]
+            if not -rank <= axis < rank:
+                raise ModelError(f"{path}: batch axis {axis} is out of range for input {name!r} of shape "
+                                 f"{_shown(shape, symbols)}")
+            axis %= rank
+        elif symbol is not None and symbol in symbols:
+            axis = symbols.index(symbol)
+        elif len(free) == 1:
+            axis = free[0]
+        elif len(free) > 1:
+            named = [j for j in free if symbols[j].lower() in _BATCH_NAMES]
+            if len(named) != 1:
+                raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}, with several symbolic "
+                                 "dimensions; fix all but the batch (dims={name: size} in Python, or with "
+                                 "onnx.tools.update_model_dims) or say which is the batch (batch_axis)")
+            axis = named[0]
+        elif rank == 0:
+            raise ModelError(f"{path}: input {name!r} is a scalar; it needs a batch dimension")
+        else:
+            axis = 0
+            if k == 0:
+                how = (f"batch on axis 0 of input {name!r} {_shown(shape, symbols)}: the file names no symbolic batch "
+                       "dimension (a dim_param); load_onnx(batch_axis=...) or a named dimension says otherwise")
+        rest = [j for j in free if j != axis]
+        if rest:
+            raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}; its dimensions other than "
+                             f"the batch (axis {axis}) must be fixed: export with fixed shapes or give dims="
+                             f"{{{', '.join(repr(symbols[j]) + ': N' for j in rest)}}}")
+        size = shape[axis] or 1
+        if batch is None:
+            batch = size
+            symbol = symbols[axis] if symbols[axis] not in (None, "?") else None
+            if how:
+                assumptions.append(how)
+        elif shape[axis] and size != batch:
+            hint = f" (assumed on axis {axes[inputs[0]]}; say which axis with batch_axis)" if assumptions else ""
+            raise ModelError(f"{path}: input {name!r} has batch {size} (axis {axis}), the first input "
+                             f"{inputs[0]!r} {batch}{hint}")
+        axes[name] = axis
+    return axes, batch, assumptions
+
+
+def _shown(shape, symbols):
+    return "[" + ", ".join(str(d) if s is None else (s if s != "?" else "?") for d, s in zip(shape, symbols)) + "]"
 
 
 class _Builder:
@@ -969,6 +1218,9 @@ class _Builder:
         self.weight_shape = {}               # linear/embedding layer -> [rows, columns] of its weight
         self.param_layers = {}               # constant -> its parameter layer
         self.param_params = {}               # parameter layer -> weight elements it stands for
+        self.by_name = {}                    # layer name -> its spec
+        self.quant_inits = set()             # initializers of integer (quantized) types
+        self.approximated = []               # (layer, type, reason): counted, but not exactly as run
 
     def unique(self, name):
         base, k = name, 1
@@ -1019,6 +1271,7 @@ class _Builder:
     def add(self, spec, output=None, expected=None, reads=()):
         spec["name"] = self.unique(spec["name"])
         self.specs.append(spec)
+        self.by_name[spec["name"]] = spec
         if output is not None:
             self.layer_of[output] = spec["name"]
         if expected is not None:
@@ -1033,10 +1286,11 @@ class _Builder:
         return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
+def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, assumptions=()):
     from ._formulas import FORMULAS
     x_name = inputs[0]
     b = _Builder(path, consts, origin, weights, bt, x_name)
+    b.quant_inits = {n for n in origin if n in consts and {n} == origin[n] and str(consts[n].dtype) in _QUANT_DTYPES}
     for name in inputs[1:]:
         b.shape_op(f"input:{name}", "input", "input", bt.per_sample(name, f"{path}: input {name!r}"), output=name)
     consumers = {}
@@ -1091,6 +1345,18 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
             first = None
             slicing = node.op in ("Slice", "Split") or (node.op == "Gather" and node.inputs[0] not in consts
                                                         and node.inputs[1] in consts)
+            grad = None
+            if node.op in ("Expand", "Tile"):
+                grad = "broadcast"             # the gradient sums each element's copies back
+            elif node.op in _GATHERS and len(node.inputs) > 1 and node.inputs[1] not in consts:
+                # indices known at run time: each gathered element's gradient is added into the
+                # source's (a scatter-add, 1 add per element, the embedding rule); the source
+                # (a learned table or an activation) is the layer's first input
+                grad = "gather"
+                src = node.inputs[0]
+                first_ref = b.param_layers.get(src) if src in consts else b.layer_of.get(src)
+                if first_ref is not None and first_ref in refs:
+                    refs = [first_ref] + [r for r in refs if r != first_ref]
             for k, out in enumerate(node.outputs):
                 if not out:
                     continue
@@ -1102,6 +1368,8 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
                 b.specs[-1]["inputs"] = refs or ["input"]
                 if slicing:
                     b.specs[-1]["reads"] = math.prod(shape)
+                if grad and k == 0:
+                    b.specs[-1]["grad"] = grad
                 b.layer_of[out] = first
             continue
         out = spec.pop("_output", outs[0] if outs else None)
@@ -1117,7 +1385,13 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
             params = b.free_params(reads)
             if params:
                 spec["params"] = params
+        note = spec.pop("_note", None)
         name = b.add(spec, out, expected=per_sample, reads=reads)
+        if note:
+            b.approximated.append((name, spec["type"], note))
+        if known and spec["type"] != "shape_op" and (reads & b.quant_inits or any(
+                _dequantized(b, r) for r in spec["inputs"])):
+            b.approximated.append((name, spec["type"], _QDQ_REASON))
         if spec["type"] == "linear" and not spec.get("tied_to"):
             b.weight_shape[name] = [spec["out"], b.bt.per_sample(live[0], where)[-1]]
         elif spec["type"] == "embedding":
@@ -1141,8 +1415,25 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs):
     for name in sorted(n for n in weights if n not in b.owned and _feeds_graph(n, nodes, origin, consts)):
         ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
                      params=weights[name])
+    ir.assumptions.extend(assumptions)
+    for name, ltype, reason in b.approximated:
+        ir.leave_out(name, ltype, reason)
     ir.warn_if_incomplete(path, stacklevel=3)
     return ir
+
+
+def _dequantized(b, ref, steps=6):
+    """Whether layer ``ref`` is a DequantizeLinear, or free views of one."""
+    for _ in range(steps):
+        spec = b.by_name.get(ref)
+        if spec is None:
+            return False
+        if spec["type"] == "DequantizeLinear":
+            return True
+        if spec["type"] != "shape_op" or not spec.get("inputs"):
+            return False
+        ref = spec["inputs"][0]
+    return False
 
 
 def _prune(b, graph_outputs):
@@ -1252,6 +1543,9 @@ def _rnn_layers(b, node, where, refs, reads):
         _fail(where, f"weight {node.inputs[1]!r} of shape {list(w.shape)} does not fit hidden_size {hidden}, "
                      f"{directions} direction(s) and {xs[-1]} input features")
     name = b.add(spec, expected=(xs[0], directions * hidden), reads=reads)
+    if inputs[4]:
+        b.approximated.append((name, kind, f"sequence_lens given: every sample counted at the full length {xs[0]} "
+                                            "(an upper bound; shorter sequences run fewer steps)"))
     for k, out in enumerate(node.outputs):
         if out:
             b.shape_op(f"{node.name}:{'Y' if k == 0 else ('Y_h', 'Y_c')[k - 1]}", node.op, name,
@@ -1408,7 +1702,15 @@ def _node_spec(node, where, b, refs, consumers, skip):
         return {"type": "layernorm", "dims": len(per) - axis, "eps": float(a.get("epsilon", 1e-5)),
                 "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
     if op == "GroupNormalization":
-        return {"type": "groupnorm", "groups": int(a["num_groups"]), "eps": float(a.get("epsilon", 1e-5))}
+        spec = {"type": "groupnorm", "groups": int(a["num_groups"]), "eps": float(a.get("epsilon", 1e-5))}
+        scale = consts.get(node.inputs[1]) if const(1) else None
+        channels = shapes[x][1] if rank and rank > 1 else None
+        if scale is not None and scale.size != channels:
+            # opsets 18-20 scale and shift per group (G values); PyTorch and opset 21 per channel
+            spec["_note"] = (f"scale and bias per group ({scale.size}), as opsets 18-20 define them: counted as a "
+                             f"per-channel affine ({channels}), so its parameters are over by "
+                             f"{2 * (channels - scale.size)}")
+        return spec
     if op == "InstanceNormalization":
         return {"type": "groupnorm", "groups": int(shapes[x][1]), "eps": float(a.get("epsilon", 1e-5))}
     if op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
@@ -1419,9 +1721,50 @@ def _node_spec(node, where, b, refs, consumers, skip):
         spec = _class_token(node, where, b)
         if spec is not None:
             return spec
+    if op in _COMPARE:
+        return _elementwise_spec(node, consts, n_live)
+    if op in ("ArgMax", "ArgMin"):
+        # D - 1 comparisons per index found along an axis of D elements; indices pass no gradient
+        d = shapes[x][_norm_axis(int(a.get("axis", 0)), len(shapes[x]))]
+        return {"type": "elementwise", "op": op, "ops": {"cmp": d - 1}, "backward": {}, "no_grad": True}
+    if op in ("Resize", "Upsample"):
+        return _resize_spec(node, where, b)
+    if op in _QUANT_OPS:
+        return {"type": op, "reason": _REASONS[op]}
+    if op in _CONTROL_FLOW:
+        return {"type": op, "reason": _control_flow_reason(node, consts)}
+    if op in ("ScatterElements", "ScatterND") and a.get("reduction", "none") != "none":
+        return {"type": op, "reason": f"a scatter with reduction {a['reduction']!r} has no formula"}
     if op in _ZERO_COST:
         return None
     return {"type": op}
+
+
+def _control_flow_reason(node, consts):
+    """Why a Loop, Scan or If left in the graph is not counted (those whose trip count or
+    condition is known are unrolled or inlined before counting)."""
+    if node.attrs.get("_reason"):
+        return node.attrs["_reason"]
+    if node.op == "If":
+        return "its condition is known only at run time, so neither branch is counted"
+    if node.op == "Scan":
+        return "its sequence length is not known, so its body is not counted"
+    return "its trip count is known only at run time (or its loop condition depends on data), so its body is not counted"
+
+
+def _resize_spec(node, where, b):
+    """Resize/Upsample: nearest-neighbour by integer factors copies each element (free forward;
+    backward sums each source's copies, as ``load_torch`` counts ``interpolate``); other modes and
+    factors interpolate, which has no formula here: an uncounted layer."""
+    mode = str(node.attrs.get("mode", "nearest"))
+    x, out = node.inputs[0], node.outputs[0]
+    s_in, s_out = b.bt.shapes.get(x), b.bt.shapes.get(out)
+    if mode != "nearest":
+        return {"type": node.op, "reason": f"{mode} interpolation has no formula"}
+    if s_in is None or s_out is None or len(s_in) != len(s_out) or any(
+            i is None or o is None or o % i for i, o in zip(s_in, s_out)):
+        return {"type": node.op, "reason": "nearest resize by a non-integer factor has no formula"}
+    return {"type": "shape_op", "op": node.op, "grad": "broadcast"}
 
 
 def _tie(spec, node, b, in_features):
@@ -1492,6 +1835,11 @@ _ELEMENTWISE = {
     "Reciprocal": ({"div": 1}, {"mul": 2, "sub": 1}),
     "Abs": ({"cmp": 1}, {"cmp": 1}),
     "Clip": ({"cmp": 2}, {"cmp": 2}),
+    "Equal": ({"cmp": 1}, {}),
+    "Less": ({"cmp": 1}, {}),
+    "Greater": ({"cmp": 1}, {}),
+    "LessOrEqual": ({"cmp": 1}, {}),
+    "GreaterOrEqual": ({"cmp": 1}, {}),
 }
 
 
@@ -1532,4 +1880,6 @@ def _elementwise_spec(node, consts, n_live, fixed=None):
         elif op == "Div" and node.inputs[1] in (consts if fixed is None else fixed):
             bwd = {"div": 1}
     spec = {"type": "elementwise", "op": op, "ops": dict(fwd), "backward": dict(bwd)}
+    if op in _COMPARE:
+        spec["no_grad"] = True                   # a boolean output passes no gradient back
     return spec

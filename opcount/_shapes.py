@@ -667,7 +667,9 @@ def _rnn_factory(kind):
     bias [true], proj [0] (LSTM's proj_size), nonlinearity [tanh | relu] (RNN), dropout [0]
     (between layers, training only). Optional second and third inputs are the initial states
     h0 ``[layers x directions, H_out]`` and (LSTM) c0 ``[layers x directions, H]``; without them
-    the states start at zero. Output ``[T, directions x H_out]`` (H_out = proj or hidden)."""
+    the states start at zero. Output ``[T, directions x H_out]`` (H_out = proj or hidden).
+    Training: ``output_grad`` [true] (the output gets a gradient), ``h_n_grad`` / ``c_n_grad``
+    [false] (the final states h_n / c_n do; see ``_formulas.rnn_cost``)."""
     gates = RNN_GATES[kind]
 
     def rnn(f, in_shapes):
@@ -701,10 +703,13 @@ def _rnn_factory(kind):
             width = i if layer == 0 else directions * h_out
             per_direction = gates * hidden * (width + h_out) + (2 * gates * hidden if bias else 0) + proj * hidden
             params += directions * per_direction
+        output_grad = f.bool("output_grad", True)
+        h_n_grad = f.bool("h_n_grad", False)
+        c_n_grad = f.bool("c_n_grad", False) if kind == "lstm" else False
         return (t, directions * h_out), params, {
             "kind": kind, "gates": gates, "t": t, "in": i, "hidden": hidden, "h_out": h_out, "proj": proj,
             "layers": layers, "directions": directions, "bias": bias, "nonlinearity": nonlinearity,
-            "dropout": dropout}
+            "dropout": dropout, "output_grad": output_grad, "h_n_grad": h_n_grad, "c_n_grad": c_n_grad}
     return rnn
 
 

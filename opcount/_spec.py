@@ -51,7 +51,8 @@ in brackets):
   layers [1], bidirectional [false], bias [true], dropout [0: between layers, training only],
   proj [0] (lstm: proj_size, H_out), nonlinearity [tanh | relu] (rnn); optional inputs 2 and 3
   are the initial states h0 ``[layers x directions, H_out]`` and c0 (lstm) ``[layers x
-  directions, hidden]``
+  directions, hidden]``; training: output_grad [true], h_n_grad, c_n_grad [false] (which of
+  the output and the final states the loss reads)
 - ``matmul``/``bmm`` (two inputs), ``add`` and ``mul`` (two or more inputs of one shape),
   ``concat`` (axis [0])
 - ``relu``, ``relu6``, ``leaky_relu`` (slope [0.01]), ``sigmoid``, ``tanh``, ``gelu``

@@ -97,7 +97,9 @@ def _record(module, call, args, kwargs, leaf_of, torch):
             kwargs = {k: to_meta(v) for k, v in kwargs.items()}
             if state["depth"] and getattr(func, "__name__", "") in _SAME_SHAPE and args \
                     and isinstance(args[0], torch.Tensor):
-                return torch.empty_like(args[0])
+                # the output keeps autograd's view of it: it needs a gradient if an input does
+                grad = torch.is_grad_enabled() and any(t.requires_grad for t in _flat_tensors((args, kwargs), torch))
+                return torch.empty_like(args[0], requires_grad=grad)
             out = func(*args, **kwargs)
             if state["depth"] == 0:
                 name = getattr(func, "__name__", str(func))
@@ -205,12 +207,14 @@ _FREE = {
     "contiguous", "squeeze", "unsqueeze", "flatten", "unflatten", "narrow", "select", "roll", "flip", "clone",
     "detach", "to", "type", "float", "half", "double", "bfloat16", "bool", "long", "int", "type_as", "pad",
     "masked_fill", "movedim", "moveaxis", "__getitem__", "__setitem__", "index_select", "gather", "take_along_dim",
-    "cat", "concat", "concatenate", "stack", "hstack", "vstack", "where", "tril", "triu", "masked_select",
+    "cat", "concat", "concatenate", "stack", "hstack", "vstack", "tril", "triu", "masked_select",
     "data", "zero_", "fill_", "copy_", "new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like",
     "empty_like", "full_like", "bitwise_not", "__invert__", "logical_not", "logical_and", "logical_or",
-    "__and__", "__or__", "__xor__", "bitwise_and", "bitwise_or", "repeat_interleave", "diagonal",
+    "__and__", "__or__", "__xor__", "bitwise_and", "bitwise_or", "diagonal", "pixel_shuffle", "pixel_unshuffle",
+    "channel_shuffle", "native_channel_shuffle",
 }
-_EXPAND = {"expand", "expand_as", "repeat", "broadcast_to", "tile"}
+# copies of their input: the backward sums each element's copies, out - in adds
+_EXPAND = {"expand", "expand_as", "repeat", "broadcast_to", "tile", "repeat_interleave"}
 _MULTI = {"split", "chunk", "unbind", "tensor_split", "split_with_sizes", "unsafe_chunk", "unsafe_split"}
 _CMP = {"eq", "ne", "lt", "gt", "le", "ge", "__eq__", "__ne__", "__lt__", "__gt__", "__le__", "__ge__",
         "greater", "less", "equal", "not_equal", "greater_equal", "less_equal", "isnan", "isinf"}
@@ -264,6 +268,8 @@ class _Builder:
         self.checks = []                        # (layer name, expected per-sample shape)
         self.custom_params = []                 # (first layer, last layer, module params, path)
         self.shared = set()                     # layers reusing parameters another layer owns
+        self.grad_in = False                    # the current call reads a tensor that needs a gradient
+        self.rnn_states = {}                    # recurrent layer -> {1: its h_n view, 2: its c_n view}
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -323,9 +329,13 @@ class _Builder:
 
     # layers -------------------------------------------------------------------------------------
     def add(self, spec, inputs, out_tensor, out_ref, path_name=None):
-        """Append a layer ``spec`` reading the layers of ``inputs``, producing ``out_tensor``."""
+        """Append a layer ``spec`` reading the layers of ``inputs``, producing ``out_tensor``; a
+        tensor autograd gives no gradient although the call read one that has (``detach``,
+        ``.data``, ``torch.no_grad``, a comparison) makes a ``no_grad`` layer."""
         name = self.unique(path_name)
         spec = dict(spec)
+        if self.grad_in and out_tensor is not None and not out_tensor.requires_grad:
+            spec["no_grad"] = True
         spec["name"] = name
         spec["inputs"] = [r.layer for r in inputs] or [MODEL_INPUT]
         self.specs.append(spec)
@@ -615,6 +625,10 @@ def _fn_spec(b, name, event, ins):
         return _elementwise_spec(b, None, ins, event, ops=({"cmp": n}, {"cmp": n}))
     if name in _CMP:
         return _elementwise_spec(b, None, ins, event, ops=({"cmp": 1}, {}))
+    if name == "where":
+        # a select, free; each value operand's gradient is the output's where it was chosen
+        # (zeros elsewhere), summed back where it was broadcast
+        return _elementwise_spec(b, None, ins, event, ops=({}, {}))
     if name in _ELEMENTWISE:
         return _elementwise_spec(b, name, ins, event)
     raise _Unsupported(f"no formula for {name}")
@@ -662,6 +676,8 @@ def _handle(b, event, out_refs):
     if not event.outputs:
         return
     b._out = out_refs[0]
+    b.grad_in = any(t.requires_grad for t in list(event.inputs) + list(event.params)
+                    if b.ref(t) is not None or b.is_param(t))
     if event.kind == "module":
         m = event.module
         ins = [b.tracked(t) for t in event.inputs]
@@ -715,8 +731,12 @@ def _handle(b, event, out_refs):
         elif name in ("__getitem__", "index_select", "gather", "take_along_dim", "select", "narrow",
                       "masked_select", "diagonal"):
             index = [a for a in event.inputs[1:] if isinstance(a, torch.Tensor)]
-            if index and src.once and b.is_param(event.args[0]):
-                spec["grad"] = "gather"         # a learned table indexed by a tensor
+            if index and name != "masked_select":
+                # indexing by a tensor (a learned table, or an activation): the backward adds each
+                # gathered element's gradient into the zeroed source gradient (index_put_ with
+                # accumulate, index_add_, scatter_add_), 1 add per output element; masked_select's
+                # backward is masked_scatter, a copy
+                spec["grad"] = "gather"
             elif not index and src.once == (out_refs[0][1] is None):
                 # a slice: its gradient fills its part of the source's, no sum with other slices
                 spec["reads"] = math.prod(out_refs[0][0])
@@ -758,10 +778,39 @@ def _ties(b, owner):
 
 def _extra_outputs(b, event, out_refs, layer):
     """Further tensors of a tuple output (LSTM's h_n and c_n, MHA's weights, max's indices):
-    free views of the layer's result."""
+    free views of the layer's result. A recurrent layer's final states are its last steps' states:
+    their gradients add into those steps' (1 add per element, the ``reads``), not a whole
+    output's."""
+    rnn = event.kind == "module" and isinstance(event.module, b.nn.RNNBase)
     for k, (t, r) in enumerate(zip(event.outputs[1:], out_refs[1:]), start=1):
-        b.add({"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1],
-                         "once": r[1] is None}, [layer], t, r, f"{layer.layer}:{k}")
+        spec = {"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1], "once": r[1] is None}
+        if rnn:
+            spec["reads"] = 0
+        ref = b.add(spec, [layer], t, r, f"{layer.layer}:{k}")
+        if rnn:
+            b.rnn_states.setdefault(layer.layer, {})[k] = ref.layer
+
+
+def _rnn_gradients(specs, states, final):
+    """Tell each recurrent layer which of its results the loss reads (after pruning): its output
+    (read by a layer other than its final states' views), h_n, c_n. A reader marked ``no_grad``
+    returns no gradient."""
+    readers = {}
+    for spec in specs:
+        if not spec.get("no_grad"):
+            for ref in spec.get("inputs", ()):
+                readers.setdefault(ref, set()).add(spec["name"])
+
+    def read(name):
+        return name == final or bool(readers.get(name))
+    for spec in specs:
+        if spec["name"] not in states or spec["type"] not in ("lstm", "gru", "rnn"):
+            continue
+        views = states[spec["name"]]
+        spec["output_grad"] = spec["name"] == final or bool(readers.get(spec["name"], set()) - set(views.values()))
+        spec["h_n_grad"] = 1 in views and read(views[1])
+        if spec["type"] == "lstm":
+            spec["c_n_grad"] = 2 in views and read(views[2])
 
 
 def _leaf_classes(nn):
@@ -951,6 +1000,7 @@ def load_torch(module, example_inputs, *, name=None, loss="mse", optimizer="sgd"
     _finish_params(b, module)
     final = b.ref(outputs[0]) if outputs else None
     specs = _prune(b.specs, final.layer if final is not None else None)
+    _rnn_gradients(specs, b.rnn_states, final.layer if final is not None else None)
     if not specs:
         specs = [{"type": "identity", "name": b.unique("identity")}]
     if final is not None and specs[-1]["name"] != final.layer and final.layer != MODEL_INPUT:
@@ -1017,11 +1067,23 @@ def _prune(specs, final):
 
 
 def _finish_params(b, module):
-    """Parameters no counted layer owns (never read, or read only inside an uncounted call)."""
+    """Parameters no counted layer owns (never read, or read only inside an uncounted call);
+    frozen ones (counted as trainable); and those of layers that ran without gradient (their
+    update is counted, though they get no gradient)."""
+    no_grad = {spec["name"] for spec in b.specs if spec.get("no_grad")}
+    held = {}
     for pname, p in module.named_parameters():
         if pname not in b.attributed:
             b.leave(pname, "parameter", f"{p.numel()} parameters not attributed to a counted layer (never read "
                     "by a counted operation)", p.numel())
+        elif not p.requires_grad:
+            b.leave(pname, "parameter", f"requires_grad=False (frozen): its {p.numel()} parameters are counted as "
+                    "trainable, with a weight gradient and an update")
+        elif b.attributed[pname] in no_grad:
+            held[b.attributed[pname]] = held.get(b.attributed[pname], 0) + p.numel()
+    for layer, count in held.items():
+        b.leave(layer, "no_grad", f"runs without gradient (torch.no_grad or detached weights): its {count} "
+                "parameters get no gradient, but their optimizer update is counted")
 
 
 def _known_types():

@@ -83,6 +83,9 @@ def add_model_arguments(parser):
     """The model flags shared by count and score: sequence length, loss, optimizer."""
     parser.add_argument("--seq", type=positive_int, default=None,
                         help="sequence length of a zoo transformer or Hugging Face config.json (default: its full context)")
+    parser.add_argument("--batch-axis", type=int, default=None, metavar="AXIS",
+                        help="ONNX files: the batch axis of the first graph input (default: its symbolic "
+                             "dimension, else axis 0, which the output lists as ASSUMED)")
     parser.add_argument("--loss", type=_choice_of("LOSSES", "loss"), default=None,
                         help="loss of the validation and training phases instead of the model's own "
                              "(mse, cross_entropy, bce)")
@@ -117,7 +120,7 @@ def run(args):
                        optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
                        synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
-                       master_format=args.master_format)
+                       master_format=args.master_format, batch_axis=args.batch_axis)
     result, movement = scored.count_result, scored.movement
     if args.json:
         out = result.to_json()
@@ -206,10 +209,17 @@ def format_modules(result, depth, scored=None):
     out = [f"model {result.model}  profile {result.profile}  phase {result.phase} ({', '.join(stages)})  "
            f"batch {result.batch}  modules to depth {depth}", "", line(header), rule] + [line(r) for r in rows] + [
         rule, line(footer)]
+    out += _assumed(result)
     note = format_table(result, scored).split("\n\nINCOMPLETE", 1)
     if len(note) == 2:
         out.append("\nINCOMPLETE" + note[1])
     return "\n".join(out)
+
+
+def _assumed(result):
+    """The lines saying what the frontend assumed (an ONNX file's batch axis), if anything."""
+    items = getattr(result, "assumptions", None) or []
+    return [""] + [f"ASSUMED: {item}" for item in items] if items else []
 
 
 def format_table(result, scored=None):
@@ -246,6 +256,7 @@ def format_table(result, scored=None):
            f"params {_human(result.params)}  MACs {_human(result.macs)}  FLOPs {_human(result.flops)}"
            + (f"  TOs {si(scored.tos)}" if scored is not None else ""),
            "", line(header), rule] + [line(r) for r in rows] + [rule] + [line(r) for r in footer]
+    out += _assumed(result)
     if result.incomplete:
         out.append("")
         types = ", ".join(f"{t} x{n}" for t, n in sorted(result.incomplete_types.items()))

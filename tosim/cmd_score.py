@@ -185,7 +185,8 @@ def run(args):
                                  densities={"weights": args.density_weights, "inputs": args.density_inputs}
                                  if with_movement else None,
                                  jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format,
-                                 recompute=args.recompute, master_format=args.master_format)
+                                 recompute=args.recompute, master_format=args.master_format,
+                                 batch_axis=args.batch_axis)
     finally:
         bar.close()
     seconds = time.perf_counter() - started

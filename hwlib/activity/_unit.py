@@ -222,9 +222,9 @@ def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=
     """:func:`unit_activity` for the profile's floating-point unit of basic op ``op`` in
     ``fmt`` (``hwlib.fp``, the profile's datapath); operands are IEEE encodings. A ``sub``
     runs on the adder with its ``sub`` input held at 1."""
-    from .._specs import fp_unit
+    from ..cost import unit_spec
     model = _model(model)
-    spec = fp_unit(op, fmt, profile.units, profile.datapath)
+    spec = unit_spec(op, fmt, profile.units, profile.datapath)
     net = mapped_netlist(spec.build(), profile.technology)
     controls = {"sub": 1 if op == "sub" else 0}
     return _measure(net, op, spec.design, None, fmt, distribution, vectors, seed, model,

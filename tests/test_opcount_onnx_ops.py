@@ -1,0 +1,323 @@
+"""The ONNX frontend's coverage of the ops users' graphs hold, on small hand-built graphs (fast):
+every count is checked against a hand count, and whatever is not counted (or only bounded) makes
+the result incomplete with the op's name and the reason. Control flow is unrolled where its trip
+count is known; invalid indices are one-line errors; the batch axis comes from the file's
+symbolic dimension, the caller, or is listed as assumed."""
+import numpy as np
+import pytest
+
+import opcount
+from hardware_profiles import load
+from opcount import IncompleteModelWarning, ModelError
+from tosim.cli import main
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+F = TensorProto.FLOAT
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load("cmos-generic")
+
+
+def _vi(name, shape, elem=F):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def _init(name, value):
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def _w(*shape, seed=0):
+    return np.random.RandomState(seed).randn(*shape).astype(np.float32)
+
+
+def _save(path, nodes, inputs, outputs, inits=(), opset=17, value_info=(), domains=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits), value_info=list(value_info))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]
+                              + [helper.make_opsetid(d, 1) for d in domains])
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def _count(path, profile, batch, phase="inference", **kw):
+    return opcount.count_model(opcount.load_onnx(path, **kw), profile, phase=phase, batch=batch)
+
+
+def _incomplete(path, profile, match, batch=2, **kw):
+    with pytest.warns(IncompleteModelWarning, match=match):
+        model = opcount.load_onnx(path, **kw)
+    return model, opcount.count_model(model, profile, phase="training", batch=batch)
+
+
+# --- gathers -------------------------------------------------------------------------------------
+
+def test_gather_with_an_out_of_range_constant_index_is_a_one_line_error(tmp_path, capsys):
+    path = _save(tmp_path / "oor.onnx", [helper.make_node("Gather", ["x", "i"], ["y"], name="pick", axis=1)],
+                 [_vi("x", ["N", 4])], [_vi("y", None)], [_init("i", np.array([1, 5], np.int64))])
+    message = (f"{path}: layer 'pick' (Gather): index 5 is out of range for axis 1 of 'x' (size 4; valid indices "
+               "are -4 to 3)")
+    with pytest.raises(ModelError) as info:
+        opcount.load_onnx(path)
+    assert str(info.value) == message
+    assert main(["count", path]) == 2
+    assert capsys.readouterr().err == f"tosim: error: {message}\n"
+
+
+def test_gather_by_a_tensor_index_counts_its_scatter_add_gradient(tmp_path, profile):
+    """h = x @ W (4 -> 6); idx = ArgMax(h) (5 cmp per sample); g = GatherElements(h, idx, axis 1)
+    is free forward, and in training each gathered element's gradient is added into h's (1 add
+    per element: the embedding rule); a 1-D learned table t[10] read by idx sums its gradient the
+    same way. Per sample: g and t[idx] have 1 element each."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+             helper.make_node("ArgMax", ["h"], ["idx"], name="best", axis=1, keepdims=1),
+             helper.make_node("GatherElements", ["h", "idx"], ["g"], name="pick", axis=1),
+             helper.make_node("Gather", ["t", "idx"], ["tg"], name="lookup", axis=0),
+             helper.make_node("Mul", ["g", "tg"], ["y"], name="prod")]
+    path = _save(tmp_path / "g.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", None)],
+                 [_init("w", _w(4, 6)), _init("t", _w(10))])
+    model = opcount.load_onnx(path)
+    layers = {layer.name: layer for layer in model.layers}
+    assert layers["pick"].attrs["grad"] == "gather" and layers["lookup"].attrs["grad"] == "gather"
+    assert model.params == 4 * 6 + 10
+    n = 3
+    inference = opcount.count_model(model, profile, batch=n)
+    assert inference.totals["forward"]["cmp"] == n * 5               # argmax over 6
+    training = opcount.count_model(model, profile, phase="training", batch=n)
+    rows = {layer.name: layer for layer in training.layers}
+    assert rows["pick"].stages["backward"]["add"] == n
+    assert rows["lookup"].stages["backward"]["add"] == n
+    assert rows["best"].stages["backward"] == dict.fromkeys(opcount.BASIC_OPS, 0)
+
+
+# --- copies and comparisons --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op, const, shape", [("Expand", np.array([3, 4], np.int64), [1, 4]),
+                                              ("Tile", np.array([3, 1], np.int64), [1, 4])])
+def test_expand_and_tile_sum_their_gradient_back(tmp_path, profile, op, const, shape):
+    """h = x @ W per sample [1, 4], copied to [3, 4]: free forward, and the gradient of the 12
+    copies is summed back into 4 elements, 8 adds per sample."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+             helper.make_node(op, ["h", "r"], ["y"], name="copy")]
+    path = _save(tmp_path / "e.onnx", nodes, [_vi("x", ["N", 1, 4])], [_vi("y", None)],
+                 [_init("w", _w(4, 4)), _init("r", np.concatenate([[1], const]).astype(np.int64))])
+    result = _count(path, profile, 5, "training")
+    row = next(layer for layer in result.layers if layer.name == "copy")
+    assert row.out_shape == (3, 4) and row.stages["forward"] == dict.fromkeys(opcount.BASIC_OPS, 0)
+    assert row.stages["backward"]["add"] == 5 * 8
+
+
+def test_comparisons_count_one_cmp_and_pass_no_gradient(tmp_path, profile):
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+             helper.make_node("Less", ["h", "zero"], ["neg"], name="lt"),
+             helper.make_node("Where", ["neg", "zero", "h"], ["y"], name="clamp")]
+    path = _save(tmp_path / "c.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", None)],
+                 [_init("w", _w(4, 3)), _init("zero", np.array(0, np.float32))])
+    result = _count(path, profile, 2, "training")
+    row = next(layer for layer in result.layers if layer.name == "lt")
+    assert row.stages["forward"]["cmp"] == 2 * 3 and not any(row.stages["backward"].values())
+
+
+def test_resize_nearest_copies_and_other_modes_are_reported(tmp_path, profile):
+    scales = _init("sc", np.array([1, 1, 2, 2], np.float32))
+    near = _save(tmp_path / "near.onnx", [helper.make_node("Conv", ["x", "w"], ["h"], name="conv"),
+                                          helper.make_node("Resize", ["h", "", "sc"], ["y"], name="up",
+                                                           mode="nearest")],
+                 [_vi("x", ["N", 2, 4, 4])], [_vi("y", None)], [_init("w", _w(3, 2, 1, 1)), scales])
+    model = opcount.load_onnx(near)
+    assert model.params == 6                       # the scales are no parameter
+    result = opcount.count_model(model, profile, phase="training", batch=2)
+    row = next(layer for layer in result.layers if layer.name == "up")
+    assert row.out_shape == (3, 8, 8) and row.stages["backward"]["add"] == 2 * 3 * (64 - 16)
+    linear = _save(tmp_path / "lin.onnx", [helper.make_node("Resize", ["x", "", "sc"], ["y"], name="up",
+                                                            mode="linear")],
+                   [_vi("x", ["N", 2, 4, 4])], [_vi("y", None)], [scales])
+    model, result = _incomplete(linear, profile, r"up \(Resize\): linear interpolation has no formula")
+    assert model.params == 0
+
+
+# --- control flow ----------------------------------------------------------------------------------
+
+def _loop_body(cond_out="Identity"):
+    """v <- v @ W; scan output v @ W."""
+    nodes = [helper.make_node("MatMul", ["v", "w"], ["v2"], name="mm")]
+    if cond_out == "Identity":
+        nodes.append(helper.make_node("Identity", ["cin"], ["cout"]))
+    else:                                           # the loop stops when the sum turns negative
+        nodes += [helper.make_node("ReduceSum", ["v2"], ["s"], keepdims=0),
+                  helper.make_node("Greater", ["s", "zero"], ["cout"])]
+    return helper.make_graph(nodes, "body", [_vi("i", [], TensorProto.INT64), _vi("cin", [], TensorProto.BOOL),
+                                             _vi("v", None)],
+                             [_vi("cout", [], TensorProto.BOOL), _vi("v2", None), _vi("v2", None)])
+
+
+def test_loop_with_a_constant_trip_count_counts_its_body_each_iteration(tmp_path, profile):
+    """3 iterations of a 4x4 product on [N, 4]: 3 * 16 MACs per sample; the shared weight counts
+    once; the scan output stacks the 3 results (free)."""
+    nodes = [helper.make_node("Loop", ["M", "c", "x"], ["v", "scan"], name="loop", body=_loop_body())]
+    path = _save(tmp_path / "loop.onnx", nodes, [_vi("x", ["N", 4])], [_vi("v", None), _vi("scan", None)],
+                 [_init("M", np.array(3, np.int64)), _init("c", np.array(True)), _init("w", _w(4, 4))])
+    model = opcount.load_onnx(path)
+    assert model.params == 16 and model.complete
+    assert [layer.type for layer in model.layers if layer.name.endswith("/mm")] == ["linear"] * 3
+    for n in (1, 5):
+        assert opcount.count_model(model, profile, batch=n).macs == n * 3 * 16
+    assert model.layer("loop/scan0/stack").out_shape == (3, 4)
+
+
+@pytest.mark.parametrize("trip, body, reason", [
+    ("live", _loop_body(), r"loop \(Loop\): its trip count is known only at run time"),
+    ("const", _loop_body("data"), r"loop \(Loop\): it may exit early \(its loop condition depends on data; at most 3"),
+])
+def test_loop_that_cannot_be_unrolled_is_reported(tmp_path, profile, trip, body, reason):
+    nodes = [helper.make_node("Loop", ["M", "c", "x"], ["v", "scan"], name="loop", body=body)]
+    inits = [_init("c", np.array(True)), _init("w", _w(4, 4)), _init("zero", np.array(0, np.float32))]
+    inputs = [_vi("x", [1, 4])]
+    if trip == "live":                              # M computed from the data
+        nodes = [helper.make_node("ReduceMax", ["x", "ax"], ["m"], keepdims=0),
+                 helper.make_node("Cast", ["m"], ["M"], to=TensorProto.INT64)] + nodes
+        inits.append(_init("ax", np.array([1], np.int64)))
+    else:
+        inits.append(_init("M", np.array(3, np.int64)))
+    path = _save(tmp_path / "loop.onnx", nodes, inputs, [_vi("v", [1, 4]), _vi("scan", [3, 1, 4])], inits)
+    model, result = _incomplete(path, profile, reason, batch=1)
+    assert ("loop", "Loop") in [(i["layer"], i["type"]) for i in result.incomplete]
+
+
+def test_if_with_a_constant_condition_counts_the_taken_branch_and_a_live_one_is_reported(tmp_path, profile):
+    then = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["t"], name="mm")], "then", [], [_vi("t", None)])
+    other = helper.make_graph([helper.make_node("Relu", ["x"], ["e"], name="relu")], "else", [], [_vi("e", None)])
+    inits = [_init("w", _w(4, 4)), _init("zero", np.array(0, np.float32)), _init("ax", np.array([1], np.int64))]
+    const = _save(tmp_path / "if.onnx", [helper.make_node("If", ["c"], ["y"], name="if", then_branch=then,
+                                                          else_branch=other)],
+                  [_vi("x", ["N", 4])], [_vi("y", None)], inits + [_init("c", np.array(True))])
+    assert _count(const, profile, 3).macs == 3 * 16
+    live = _save(tmp_path / "if_live.onnx", [helper.make_node("ReduceSum", ["x", "ax"], ["s"], keepdims=0),
+                                             helper.make_node("Greater", ["s", "zero"], ["c"]),
+                                             helper.make_node("If", ["c"], ["y"], name="if", then_branch=then,
+                                                              else_branch=other)],
+                 [_vi("x", [1, 4])], [_vi("y", [1, 4])], inits)
+    _incomplete(live, profile, r"if \(If\): its condition is known only at run time, so neither branch is counted",
+                batch=1)
+
+
+def test_scan_counts_its_body_once_per_step(tmp_path, profile):
+    """A running sum over the 3 steps of axis 1 of [N, 3, 4]: 3 * 4 adds per sample."""
+    body = helper.make_graph([helper.make_node("Add", ["s", "xt"], ["s2"]), helper.make_node("Identity", ["s2"], ["o"])],
+                             "body", [_vi("s", [2, 4]), _vi("xt", [2, 4])], [_vi("s2", [2, 4]), _vi("o", [2, 4])])
+    nodes = [helper.make_node("Gather", ["x", "zero"], ["s0"], axis=1),
+             helper.make_node("Scan", ["s0", "x"], ["sf", "y"], name="scan", body=body, num_scan_inputs=1,
+                              scan_input_axes=[1], scan_output_axes=[1])]
+    path = _save(tmp_path / "scan.onnx", nodes, [_vi("x", [2, 3, 4])], [_vi("sf", None), _vi("y", None)],
+                 [_init("zero", np.array(0, np.int64))])
+    model = opcount.load_onnx(path)
+    assert model.layer("scan/scan0/stack").out_shape == (3, 4)
+    assert opcount.count_model(model, profile, batch=2).totals["forward"]["add"] == 2 * 3 * 4
+
+
+# --- quantized graphs --------------------------------------------------------------------------------
+
+def _q(name):
+    return [_init(f"{name}s", np.array(0.1, np.float32)), _init(f"{name}z", np.array(0, np.int8))]
+
+
+@pytest.mark.parametrize("op", ["QLinearMatMul", "MatMulInteger", "QLinearConv", "ConvInteger"])
+def test_integer_ops_are_reported_not_counted_with_their_int8_weights(tmp_path, profile, op):
+    conv = "Conv" in op
+    wq = _init("wq", np.ones((3, 2, 3, 3) if conv else (4, 3), np.int8))
+    shape = ["N", 2, 4, 4] if conv else ["N", 4]
+    if op.startswith("QLinear"):
+        nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="qx"),
+                 helper.make_node(op, ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz"], ["yq"], name="q"),
+                 helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"], name="dq")]
+        inits = [wq] + _q("x") + _q("w") + _q("y")
+    else:
+        nodes = [helper.make_node("Cast", ["x"], ["xq"], to=TensorProto.INT8),
+                 helper.make_node(op, ["xq", "wq"], ["yi"], name="q"),
+                 helper.make_node("Cast", ["yi"], ["y"], to=F)]
+        inits = [wq]
+    path = _save(tmp_path / "q.onnx", nodes, [_vi("x", shape)], [_vi("y", None)], inits)
+    model, result = _incomplete(path, profile, r"q \(" + op + r"\): integer")
+    assert model.params == wq.dims[0] * int(np.prod(wq.dims[1:]))
+    assert "not counted" in next(i["reason"] for i in result.incomplete if i["layer"] == "q")
+
+
+def test_qdq_matmul_is_counted_as_written_and_reported_as_quantized(tmp_path, profile):
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], name="dqw"),
+             helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="qx"),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"], name="dqx"),
+             helper.make_node("MatMul", ["xd", "w"], ["y"], name="mm")]
+    per_channel = _init("ws", np.full(3, 0.1, np.float32))       # per-channel scales are no parameters
+    path = _save(tmp_path / "qdq.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", None)],
+                 [_init("wq", np.ones((4, 3), np.int8)), per_channel, _init("wz", np.zeros(3, np.int8))] + _q("x"))
+    model, result = _incomplete(path, profile, r"qx \(QuantizeLinear\): quantization")
+    assert model.params == 12 and result.macs == 2 * 12 * 2        # the training count: forward + input grad
+    reasons = {i["layer"]: i["reason"] for i in result.incomplete}
+    assert reasons["mm"].startswith("quantized (QDQ)") and set(reasons) == {"qx", "dqx", "mm"}
+
+
+# --- recurrent sequence lengths, the batch axis --------------------------------------------------------
+
+def _lstm(tmp_path, x_shape, lens_shape):
+    nodes = [helper.make_node("LSTM", ["x", "W", "R", "", "lens"], ["y"], name="lstm", hidden_size=3)]
+    return _save(tmp_path / "lstm.onnx", nodes, [_vi("x", x_shape), _vi("lens", lens_shape, TensorProto.INT32)],
+                 [_vi("y", None)], [_init("W", _w(1, 12, 4)), _init("R", _w(1, 12, 3))])
+
+
+def test_lstm_with_sequence_lens_is_counted_at_full_length_and_reported(tmp_path, profile):
+    path = _lstm(tmp_path, [5, "batch", 4], ["batch"])
+    model, result = _incomplete(path, profile, r"lstm \(lstm\): sequence_lens given: every sample counted at the "
+                                               r"full length 5 \(an upper bound")
+    assert model.input_shape == (5, 4) and not model.assumptions
+    assert opcount.count_model(model, profile, batch=2).macs == 2 * 5 * 12 * (4 + 3)
+
+
+def test_batch_axis_from_the_symbolic_dimension_or_the_caller_else_listed_as_assumed(tmp_path, profile, capsys):
+    """[T=5, batch, 4] @ W(4x3): the symbolic dimension is the batch, 5 rows per sample. The same
+    graph with fixed shapes takes axis 0 and says so (Python and CLI), unless batch_axis is given."""
+    def graph(name, shape):
+        return _save(tmp_path / name, [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+                     [_vi("x", shape)], [_vi("y", None)], [_init("w", _w(4, 3))])
+    named = graph("named.onnx", [5, "batch", 4])
+    result = _count(named, profile, 2)
+    assert result.macs == 2 * 5 * 12 and result.assumptions == [] and "assumptions" not in result.to_json()
+    fixed = graph("fixed.onnx", [5, 2, 4])
+    result = _count(fixed, profile, 2)
+    assert result.macs == 2 * 2 * 12                                 # axis 0 taken: 2 rows per sample
+    assert result.assumptions == result.to_json()["assumptions"] == [
+        "batch on axis 0 of input 'x' [5, 2, 4]: the file names no symbolic batch dimension (a dim_param); "
+        "load_onnx(batch_axis=...) or a named dimension says otherwise"]
+    assert _count(fixed, profile, 2, batch_axis=1).macs == 2 * 5 * 12
+    assert main(["count", fixed]) == 0
+    assert "\nASSUMED: batch on axis 0 of input 'x' [5, 2, 4]" in capsys.readouterr().out
+    assert main(["count", fixed, "--batch-axis", "1", "--json"]) == 0
+    assert '"macs": 60' in capsys.readouterr().out
+    two = graph("two.onnx", ["batch", "seq", 4])
+    with pytest.raises(ModelError, match=r"input 'x' has shape \[batch, seq, 4\]; its dimensions other than the "
+                                         r"batch \(axis 0\) must be fixed: export with fixed shapes or give "
+                                         r"dims=\{'seq': N\}$"):
+        opcount.load_onnx(two)
+    assert _count(two, profile, 2, dims={"seq": 7}).macs == 2 * 7 * 12
+    assert main(["count", str(tmp_path / "named.onnx"), "--batch-axis", "5"]) == 2
+    assert capsys.readouterr().err.startswith("tosim: error: ")
+
+
+@pytest.mark.parametrize("opset, affine", [(21, 4), (18, 2)])
+def test_group_normalization_gets_its_shape_and_per_group_affines_are_reported(tmp_path, profile, opset, affine):
+    """GroupNormalization (a function op ONNX's inference leaves without a shape) on [4, 3, 3] in 2
+    groups: counted like the spec's groupnorm. Opset 21 scales per channel (4, as PyTorch); opsets
+    18-20 per group (2), counted as per channel and reported."""
+    nodes = [helper.make_node("GroupNormalization", ["x", "g", "b"], ["y"], name="gn", num_groups=2)]
+    path = _save(tmp_path / "gn.onnx", nodes, [_vi("x", ["N", 4, 3, 3])], [_vi("y", None)],
+                 [_init("g", _w(affine)), _init("b", _w(affine, seed=1))], opset=opset)
+    spec = opcount.spec_to_model({"name": "gn", "input": [4, 3, 3], "layers": [{"type": "groupnorm", "groups": 2}]})
+    want = opcount.count_model(spec, profile, phase="training", batch=3).totals
+    if affine == 4:
+        model = opcount.load_onnx(path)
+    else:
+        model, _ = _incomplete(path, profile, r"gn \(groupnorm\): scale and bias per group \(2\), as opsets 18-20 "
+                                              r"define them: counted as a per-channel affine \(4\), so its "
+                                              r"parameters are over by 4")
+    assert opcount.count_model(model, profile, phase="training", batch=3).totals == want
