@@ -63,14 +63,15 @@ its count): nothing here changes a circuit, a mapping or a transistor count, so 
 must not invalidate the bundled cost tables.
 """
 from ._model import DEFAULT_MODEL, PowerModel
-from ._stream import DISTRIBUTIONS, Distribution, operands, parse_distribution
+from ._stream import DISTRIBUTIONS, Distribution, fp_encode, fp_round, operands, parse_distribution
 from ._table import ESTIMATE_NOTE, ActivityCache, OpEnergy, op_distribution, op_energies
 from ._toggles import ToggleCounts, toggle_counts
-from ._unit import (UnitActivity, area_um2, critical_path_ps, fp_activity, mapped_netlist,
-                    net_capacitance_ff, switching_energy_fj, unit_activity)
+from ._unit import (UnitActivity, area_um2, critical_path_ps, fp_activity, fp_stream_activity,
+                    mapped_netlist, net_capacitance_ff, switching_energy_fj, unit_activity)
 
 __all__ = ["DEFAULT_MODEL", "PowerModel", "DISTRIBUTIONS", "Distribution", "operands",
            "parse_distribution", "ToggleCounts", "toggle_counts", "UnitActivity",
            "area_um2", "critical_path_ps", "fp_activity", "mapped_netlist",
            "net_capacitance_ff", "switching_energy_fj", "unit_activity", "ESTIMATE_NOTE",
-           "ActivityCache", "OpEnergy", "op_distribution", "op_energies"]
+           "ActivityCache", "OpEnergy", "op_distribution", "op_energies", "fp_encode", "fp_round",
+           "fp_stream_activity"]

@@ -20,7 +20,7 @@ from hardware_profiles import BASIC_OPS
 
 from .._cache import Cache, _canonical, _sha256, _toolchain
 from ._model import PowerModel
-from ._unit import _distributions, _measure, mapped_netlist
+from ._unit import _distributions, _measure, spec_netlist
 
 __all__ = ["OpEnergy", "op_distribution", "op_energies", "ActivityCache", "ESTIMATE_NOTE"]
 
@@ -111,7 +111,7 @@ def op_energies(profile, pairs, *, cache=None, progress=None):
     ``done(index, total, label, seconds)``, told about each entry that must be simulated
     (cached ones are silent).
     """
-    from .._specs import fp_unit
+    from ..cost import unit_spec
     power = profile.power
     model = PowerModel.from_profile(profile)
     vectors, seed, glitches = power["vectors"], power["seed"], power["glitches"]
@@ -123,7 +123,7 @@ def op_energies(profile, pairs, *, cache=None, progress=None):
             raise ValueError(f"Unknown basic op {op!r}; expected one of {', '.join(BASIC_OPS)}")
     out, todo = {}, []
     for op, fmt in pairs:
-        spec = fp_unit(op, fmt, profile.units, profile.datapath)
+        spec = unit_spec(op, fmt, profile.units, profile.datapath)
         dists, label = _distributions(op_distribution(power, op))
         key = _key(op, spec, profile.technology, model, dists, vectors, seed, glitches)
         data = cache.read("activity", key) if cache else None
@@ -139,7 +139,7 @@ def op_energies(profile, pairs, *, cache=None, progress=None):
         if progress is not None:
             progress.start(index, len(todo), text)
         started = time.perf_counter()
-        net = mapped_netlist(spec.build(), profile.technology)
+        net = spec_netlist(spec, profile.technology)
         result = _measure(net, op, spec.design, None, fmt, tuple(dists) if len(dists) > 1 else dists[0],
                           vectors, seed, model, {"sub": 1 if op == "sub" else 0}, glitches)
         entry = OpEnergy(op=op, format=fmt, design=spec.design, distribution=label,

@@ -102,6 +102,23 @@ def mapped_netlist(component, technology):
     return synthesize(elaborate(component).rtlil, gates).netlist
 
 
+_SPEC_NETLISTS = {}
+
+
+def spec_netlist(spec, technology):
+    """:func:`mapped_netlist` of a :class:`hwlib._specs.CircuitSpec`, kept in memory per
+    design, circuit parameters and gate set, so that a unit simulated again is neither
+    elaborated nor synthesized again."""
+    import json
+
+    from .._counting import _mapping_gates
+    key = json.dumps([spec.design, spec.params, _mapping_gates(technology["gates"])], sort_keys=True,
+                     default=str)
+    if key not in _SPEC_NETLISTS:
+        _SPEC_NETLISTS[key] = mapped_netlist(spec.build(), technology)
+    return _SPEC_NETLISTS[key]
+
+
 @dataclass(frozen=True)
 class UnitActivity:
     """Activity, switching energy, delay and area of one unit under one operand stream.
@@ -212,7 +229,7 @@ def unit_activity(kind, design, width, profile, distribution="uniform", *, vecto
     from .._specs import integer_unit
     model = _model(model)
     spec = integer_unit(kind, design, width, profile.units.get(kind) or {})
-    net = mapped_netlist(spec.build(), profile.technology)
+    net = spec_netlist(spec, profile.technology)
     return _measure(net, kind, design, width, None, distribution, vectors, seed, model, {},
                     glitches)
 
@@ -225,7 +242,37 @@ def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=
     from ..cost import unit_spec
     model = _model(model)
     spec = unit_spec(op, fmt, profile.units, profile.datapath)
-    net = mapped_netlist(spec.build(), profile.technology)
+    net = spec_netlist(spec, profile.technology)
     controls = {"sub": 1 if op == "sub" else 0}
     return _measure(net, op, spec.design, None, fmt, distribution, vectors, seed, model,
                     controls, glitches)
+
+
+def fp_stream_activity(op, fmt, profile, a, b=None, *, label="given operands", seed=0, model=None,
+                       glitches=False):
+    """:func:`fp_activity` on given operand values instead of a named distribution: ``a`` and
+    ``b`` are sequences of real numbers of the same length (at least 2; ``b`` is left out for
+    ``sqrt``), rounded to ``fmt`` (round to nearest even) and fed to the profile's
+    floating-point unit of ``op`` in that order, one operation per pair. ``label`` names the
+    stream in the result (its ``distribution``); ``seed`` is only recorded."""
+    from ..cost import unit_spec
+    from ._stream import fp_encode
+    model = _model(model)
+    spec = unit_spec(op, fmt, profile.units, profile.datapath)
+    net = spec_netlist(spec, profile.technology)
+    values = [np.asarray(a, dtype=np.float64).ravel()]
+    if b is not None:
+        values.append(np.asarray(b, dtype=np.float64).ravel())
+    if len({len(v) for v in values}) != 1 or len(values[0]) < 2:
+        raise ValueError("The operand sequences must have one length, at least 2")
+    controls = {"sub": 1 if op == "sub" else 0}
+    inputs, operand = {}, 0
+    for name, nets in net.inputs.items():
+        if name in controls:
+            inputs[name] = [controls[name]] * len(values[0])
+        elif len(nets) == 1 and name not in ("a", "b"):
+            inputs[name] = [0] * len(values[0])
+        else:
+            inputs[name] = fp_encode(values[min(operand, len(values) - 1)], fmt)
+            operand += 1
+    return _price_inputs(net, inputs, op, spec.design, None, fmt, label, seed, model, glitches)
