@@ -18,8 +18,8 @@
 
 calibrate imports no other tosim package; callers pass ModelIRs and zoo names in.
 """
-from ._counters import (COUNTER_KINDS, MAX_PLAUSIBLE_W, CounterError, CounterProbe, CounterUnavailable, EnergyMeter,
-                        NvmlCounter, RaplCounter, detect_counter, probe_counter, wrapped_delta)
+from ._counters import (COUNTER_KINDS, MAX_PLAUSIBLE_W, CounterError, CounterProbe, CounterUnavailable, EnergyCounter,
+                        EnergyMeter, NvmlCounter, RaplCounter, detect_counter, probe_counter, wrapped_delta)
 from ._energy import (BYTE_ROLES, ENERGY_MODEL_VERSION, ENERGY_TERMS, LOSSES, EnergyModel, LayerTable,
                       fit_energy_model, tos_only_scale)
 from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomial, metrics, power_of_two_scale,
@@ -34,7 +34,8 @@ __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measuremen
            "read_any", "workload_steps", "energy_parts", "PHASES", "CODECARBON_KEYS", "ENERGY_PARTS",
            "WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegative", "predict",
            "power_of_two_scale", "split_indices", "metrics",
-           "CounterUnavailable", "CounterError", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
+           "CounterUnavailable", "CounterError", "EnergyCounter", "RaplCounter", "NvmlCounter", "EnergyMeter",
+           "detect_counter",
            "wrapped_delta", "COUNTER_KINDS", "MAX_PLAUSIBLE_W", "CounterProbe", "probe_counter",
            "build_torch_module", "measure_runs", "iter_runs", "measure_forward", "time_forward", "TORCH_LAYERS",
            "layer_suite", "SuiteConfig", "SUITE_LAYER_TYPES", "MAX_ELEMENTS", "MAX_MACS",

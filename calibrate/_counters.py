@@ -15,6 +15,8 @@ NVML: ``nvmlDeviceGetTotalEnergyConsumption`` (Volta and newer) gives millijoule
 driver loaded, as an unsigned 64-bit count; it is read through ``ctypes`` from
 ``libnvidia-ml.so.1``, so no Python package is needed.
 """
+from __future__ import annotations
+
 import ctypes
 import glob
 import statistics
@@ -24,10 +26,12 @@ import threading
 import time
 
 from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
 
 from ._measurements import MeasurementError
 
-__all__ = ["CounterUnavailable", "CounterError", "RaplCounter", "NvmlCounter", "EnergyMeter", "detect_counter",
+__all__ = ["CounterUnavailable", "CounterError", "EnergyCounter", "RaplCounter", "NvmlCounter", "EnergyMeter",
+           "detect_counter",
            "COUNTER_KINDS", "wrapped_delta", "MAX_PLAUSIBLE_W", "CounterProbe", "probe_counter"]
 
 COUNTER_KINDS = ("auto", "rapl", "nvml")
@@ -47,7 +51,7 @@ class CounterError(MeasurementError):
     its range, backwards without a plausible wrap); one line naming the channel."""
 
 
-def wrapped_delta(start, end, wrap):
+def wrapped_delta(start: int, end: int, wrap: int | None) -> int:
     """``end - start`` of a counter whose readings lie in ``0..wrap`` and restart at 0 after
     ``wrap`` (None: never wraps). A reading outside that range, or a counter that goes
     backwards and does not wrap, raises ValueError: the result is never negative.
@@ -63,6 +67,23 @@ def wrapped_delta(start, end, wrap):
             raise ValueError(f"counter went backwards ({start} -> {end}) and does not wrap")
         delta += wrap
     return delta
+
+
+class EnergyCounter(Protocol):
+    """What a measurement needs of an energy counter (:class:`RaplCounter`, :class:`NvmlCounter`
+    or a stand-in in tests): one raw reading per channel, the joules of one unit, and per channel
+    the largest reading before the counter wraps to 0 (``None``: it never wraps)."""
+
+    unit_j: float
+    kind: str
+    ranges: list
+
+    @property
+    def channels(self) -> list[str]: ...
+
+    def read(self) -> list[int]: ...
+
+    def close(self) -> None: ...
 
 
 class RaplCounter:
@@ -107,10 +128,10 @@ class RaplCounter:
                                              f"0..{self.ranges[-1]} (max_energy_range_uj)")
 
     @property
-    def channels(self):
+    def channels(self) -> list[str]:
         return [f"rapl:{name}" for _, name in self.zones]
 
-    def read(self):
+    def read(self) -> list[int]:
         """Raw readings in microjoules; :class:`CounterError` (one line) for a file that cannot be
         read or does not hold a count within the zone's range."""
         out = []
@@ -130,7 +151,7 @@ class RaplCounter:
             out.append(value)
         return out
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
@@ -186,10 +207,10 @@ class NvmlCounter:
         self.ranges = [None] * len(self.handles)
 
     @property
-    def channels(self):
+    def channels(self) -> list[str]:
         return [f"nvml:{i}" for i in self.indices]
 
-    def read(self):
+    def read(self) -> list[int]:
         out = []
         for index, handle in zip(self.indices, self.handles):
             value = ctypes.c_ulonglong()
@@ -198,13 +219,14 @@ class NvmlCounter:
             out.append(int(value.value))
         return out
 
-    def close(self):
+    def close(self) -> None:
         if self._lib is not None:
             self._lib.nvmlShutdown()
             self._lib = None
 
 
-def detect_counter(kind="auto", *, root=POWERCAP_ROOT, gpu_indices=(0,), nvml_library=None):
+def detect_counter(kind: str = "auto", *, root: str = POWERCAP_ROOT, gpu_indices: Sequence[int] = (0,),
+                   nvml_library: str | None = None) -> RaplCounter | NvmlCounter:
     """The first counter that can be read: NVML (when a GPU answers) then RAPL for ``auto``.
 
     Raises :class:`CounterUnavailable` with one line naming what was tried.
@@ -231,17 +253,18 @@ class EnergyMeter:
     long as it cannot wrap twice within ``interval``.
     """
 
-    def __init__(self, counter, *, interval=5.0, clock=time.perf_counter):
+    def __init__(self, counter: EnergyCounter, *, interval: float = 5.0,
+                 clock: Callable[[], float] = time.perf_counter):
         self.counter = counter
         self.interval = interval
         self.clock = clock
         self._lock = threading.Lock()
-        self._thread = None
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._last = None
-        self._last_t = None
-        self._total = None
-        self._error = None
+        self._last: list[int] | None = None
+        self._last_t: float | None = None
+        self._total: list[int] | None = None
+        self._error: Exception | None = None
         self.seconds = 0.0
 
     def _read(self):
@@ -279,7 +302,8 @@ class EnergyMeter:
                 self._error = exc
                 return
 
-    def start(self):
+    def start(self) -> EnergyMeter:
+        """Take the first reading and start sampling; returns the meter."""
         self._last = self._read()
         self._total = [0] * len(self._last)
         self._t0 = self._last_t = self.clock()
@@ -290,7 +314,7 @@ class EnergyMeter:
             self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> list[float]:
         """Joules per channel since :meth:`start`, as a list of non-negative floats.
         :class:`CounterError` if a reading during the run could not be used."""
         if self._thread is not None:
@@ -299,6 +323,7 @@ class EnergyMeter:
             self._thread = None
         if self._error is not None:
             raise self._error
+        assert self._total is not None, "stop() before start()"
         self._sample()
         self.seconds = self.clock() - self._t0
         return [t * self.counter.unit_j for t in self._total]
@@ -314,7 +339,7 @@ class CounterProbe:
     power_w: float
     changes: int
 
-    def run_seconds(self, accuracy=0.02, floor=1.0):
+    def run_seconds(self, accuracy: float = 0.02, floor: float = 1.0) -> float:
         """The shortest measured run whose energy the counter resolves to ``accuracy``: each end of
         a run is off by at most one update (``update_s`` at the run's power) and one step, so
         the run lasts ``2 * update_s / accuracy`` and at least ``2 * quantum_j / (accuracy *
@@ -323,14 +348,18 @@ class CounterProbe:
         return max(floor, 2 * self.update_s / accuracy, by_step)
 
 
-def probe_counter(counter, *, changes=8, max_seconds=3.0, poll_s=0.0002, clock=time.perf_counter, sleep=time.sleep):
+def probe_counter(counter: EnergyCounter, *, changes: int = 8, max_seconds: float = 3.0, poll_s: float = 0.0002,
+                  clock: Callable[[], float] = time.perf_counter,
+                  sleep: Callable[[float], object] = time.sleep) -> CounterProbe:
     """Poll ``counter`` until its reading has changed ``changes`` times (or ``max_seconds``
     passed) and report its update interval, step and the power meanwhile (:class:`CounterProbe`).
     A counter that changes fewer than 3 times cannot time a measurement: :class:`CounterError`."""
     names = "+".join(counter.channels)
     last = counter.read()
     t_start = clock()
-    times, steps, total = [], [], 0
+    times: list[float] = []
+    steps: list[int] = []
+    total = 0
     while len(times) < changes and clock() - t_start < max_seconds:
         sleep(poll_s)
         now = counter.read()

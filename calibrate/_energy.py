@@ -72,10 +72,14 @@ other terms get ridge rows pulling them toward 0 in the same units and with the 
 Numerical scaling: every column of the weighted design is divided by its norm before solving (the
 features span 1e0..1e15), and the coefficients are scaled back.
 """
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["ENERGY_MODEL_VERSION", "ENERGY_TERMS", "BYTE_ROLES", "LOSSES", "LayerTable", "EnergyModel",
            "fit_energy_model", "tos_only_scale"]
@@ -144,17 +148,18 @@ class LayerTable:
                    calls=cat([t.calls for t in tables], (0,)), n_runs=offset,
                    types=[k for t in tables for k in t.types], labels=[label for t in tables for label in t.labels])
 
-    def subset(self, runs):
+    def subset(self, runs: Sequence[int]) -> LayerTable:
         """The table of the given run indices (in that order, renumbered 0..)."""
-        runs = np.asarray(runs, dtype=np.int64)
+        order = np.asarray(runs, dtype=np.int64)
         new = np.full(self.n_runs, -1, dtype=np.int64)
-        new[runs] = np.arange(len(runs))
+        new[order] = np.arange(len(order))
         keep = new[self.run] >= 0
         return LayerTable(run=new[self.run[keep]], repeat=self.repeat[keep], op_keys=list(self.op_keys),
                           ops=self.ops[keep], bytes=self.bytes[keep], calls=self.calls[keep],
-                          n_runs=len(runs), types=[k for k, kept in zip(self.types, keep) if kept], labels=[self.labels[i] for i in runs] if self.labels else [])
+                          n_runs=len(order), types=[k for k, kept in zip(self.types, keep) if kept],
+                          labels=[self.labels[i] for i in order] if self.labels else [])
 
-    def per_run(self, per_layer):
+    def per_run(self, per_layer: ArrayLike) -> np.ndarray:
         """Sum a per-layer-call quantity (one value per entry, per call) over each run."""
         return np.bincount(self.run, weights=np.asarray(per_layer, dtype=np.float64) * self.repeat,
                            minlength=self.n_runs)
@@ -179,7 +184,7 @@ class EnergyModel:
     byte_j_by_type: dict = field(default_factory=dict)
     call_j: float = 0.0
     spill_j_per_byte: float = 0.0
-    capacity_bytes: object = None
+    capacity_bytes: float | None = None
     static_w: float = 0.0
     static_j_per_op: dict = field(default_factory=dict)
     static_j_per_op_default: float = 0.0
@@ -195,21 +200,21 @@ class EnergyModel:
         """``max(n_ops, beta bytes)`` of each entry: ops at the balance ``beta = peak / bandwidth``."""
         return roofline_ops(table, self.peak_ops_per_s / self.bandwidth_bytes_per_s)
 
-    def layer_time(self, table):
+    def layer_time(self, table: LayerTable) -> np.ndarray:
         """Roofline time of one call of each layer entry (seconds): ``max(n_ops / peak_k, bytes /
         bandwidth_k) + latency``; without a static power it is the latency alone."""
         if not self.static_w:
             return self.latency_s * table.calls
         return self._per_op(table) * self._roofline_ops(table) / self.static_w + self.latency_s * table.calls
 
-    def efficiency(self):
+    def efficiency(self) -> dict[str, float | None]:
         """``{layer type: e_k}``, the share of ``peak_ops_per_s`` each fitted kernel attains."""
         if not (self.static_w and self.peak_ops_per_s):
             return {}
         return {k: (self.static_w / (self.peak_ops_per_s * v) if v > 0 else None)
                 for k, v in sorted(self.static_j_per_op.items())}
 
-    def layer_terms(self, table):
+    def layer_terms(self, table: LayerTable) -> dict[str, np.ndarray]:
         """Joules of one call of each layer entry, per term: ``{term: array}`` (terms not in use
         are left out). An op or format without a price raises ValueError naming it."""
         out = {}
@@ -226,9 +231,9 @@ class EnergyModel:
                 prices.append(price)
             out["ops"] = table.ops @ np.asarray(prices, dtype=np.float64) if prices else np.zeros(len(table.run))
         if "memory" in self.terms:
-            prices = np.asarray([[self.byte_j_by_type.get(k, self.byte_j).get(r, 0.0) for r in BYTE_ROLES]
-                                 for k in table.types], dtype=np.float64).reshape(-1, len(BYTE_ROLES))
-            out["memory"] = np.sum(table.bytes * prices, axis=1)
+            byte_prices = np.asarray([[self.byte_j_by_type.get(k, self.byte_j).get(r, 0.0) for r in BYTE_ROLES]
+                                      for k in table.types], dtype=np.float64).reshape(-1, len(BYTE_ROLES))
+            out["memory"] = np.sum(table.bytes * byte_prices, axis=1)
             if self.capacity_bytes is not None and self.spill_j_per_byte:
                 out["memory"] = out["memory"] + self.spill_j_per_byte * spilled_bytes(table, self.capacity_bytes)
         if "calls" in self.terms:
@@ -238,7 +243,7 @@ class EnergyModel:
                 self.static_w * self.latency_s * table.calls)
         return out
 
-    def predict_runs(self, table):
+    def predict_runs(self, table: LayerTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Joules of each run, and ``{term: joules of each run}``."""
         terms = {t: table.per_run(v) for t, v in self.layer_terms(table).items()}
         total = np.zeros(table.n_runs)
@@ -246,7 +251,7 @@ class EnergyModel:
             total = total + v
         return total, terms
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The profile form (``devices.<name>.energy_model``)."""
         out = {"version": ENERGY_MODEL_VERSION, "terms": list(self.terms)}
         if "ops" in self.terms:
@@ -315,7 +320,8 @@ def _check_terms(terms):
     return tuple(t for t in ENERGY_TERMS if t in terms)
 
 
-def tos_only_scale(table, y, tos_per_op, *, loss="relative"):
+def tos_only_scale(table: LayerTable, y: ArrayLike, tos_per_op: Mapping[tuple[str, str], float], *,
+                   loss: str = "relative") -> float:
     """Joules per TO of the one-coefficient fit ``E = s x TOs`` (no intercept) of the runs."""
     tos = table.per_run(table.ops @ np.asarray([tos_per_op[k] for k in table.op_keys]))
     w = _weights(y, loss)
@@ -360,9 +366,12 @@ def _solve(design, y, w, prior_rows, *, free_last=False):
     return coef, float(residual @ residual)
 
 
-def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="relative", prior_strength=1e-3,
-                     peak_ops_per_s=None, bandwidth_bytes_per_s=None, static_w=None, latency_s=0.0,
-                     spill_search=True, memory_by_type=True, capacity_bytes=None):
+def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = ENERGY_TERMS,
+                     tos_per_op: Mapping[tuple[str, str], float] | None = None, loss: str = "relative",
+                     prior_strength: float = 1e-3, peak_ops_per_s: float | None = None,
+                     bandwidth_bytes_per_s: float | None = None, static_w: float | None = None,
+                     latency_s: float = 0.0, spill_search: bool = True, memory_by_type: bool = True,
+                     capacity_bytes: float | None = None) -> tuple[EnergyModel, dict[str, Any]]:
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
@@ -462,7 +471,7 @@ def fit_energy_model(table, y, *, terms=ENERGY_TERMS, tos_per_op=None, loss="rel
         coef, value = _solve(extended, y, w, prior_rows, free_last=True)
         return coef[:-1], value
 
-    model = EnergyModel(terms=terms, latency_s=float(latency_s))
+    model = EnergyModel(terms=tuple(terms), latency_s=float(latency_s))
     searched = 0
     fixed_balance = peak_ops_per_s is not None and bandwidth_bytes_per_s is not None
     balance = (peak_ops_per_s or 1e9) / (bandwidth_bytes_per_s or 1e9)

@@ -21,10 +21,14 @@ Weighting. ``weighting="relative"`` minimises the sum of ``((pred - meas) / meas
 ``(pred - meas)^2``: measured energies can span orders of magnitude (an MLP against a CNN), and
 with absolute errors the largest runs would decide the fit alone.
 """
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["WEIGHTINGS", "PolyFit", "LinearFit", "fit_polynomial", "fit_nonnegative", "predict",
            "power_of_two_scale", "split_indices", "metrics"]
@@ -40,7 +44,7 @@ def _exponent(values):
     return math.frexp(top)[1]             # top = m * 2^k, m in [0.5, 1)
 
 
-def power_of_two_scale(values):
+def power_of_two_scale(values: ArrayLike) -> float:
     """The power of two ``2^k`` with ``max|values| / 2^k`` in [0.5, 1); 1.0 for all-zero input."""
     return math.ldexp(1.0, _exponent(np.asarray(values, dtype=np.float64)))
 
@@ -54,7 +58,7 @@ def _unscale(values, exponents):
                          "large for the features") from None
 
 
-def predict(coefficients, x):
+def predict(coefficients: Sequence[float], x: ArrayLike) -> float | np.ndarray:
     """Joules from a polynomial device model: ``c0 + c1 x + c2 x^2 + ...`` (Horner, float64).
 
     ``coefficients`` is intercept first, as stored under ``devices.<name>.coefficients`` of a
@@ -112,7 +116,8 @@ class PolyFit:
     scaled_coefficients: list
     weighting: str = "absolute"
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> float | np.ndarray:
+        """Joules at feature value(s) ``x``."""
         return predict(self.coefficients, x)
 
 
@@ -125,12 +130,13 @@ class LinearFit:
     scales: list = field(default_factory=list)
     weighting: str = "absolute"
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> np.ndarray:
+        """Joules of each row of ``x`` (one column per feature)."""
         x = np.asarray(x, dtype=np.float64)
         return self.intercept + x @ np.asarray(self.coefficients, dtype=np.float64)
 
 
-def fit_polynomial(x, y, degree, *, weighting="absolute"):
+def fit_polynomial(x: ArrayLike, y: ArrayLike, degree: int, *, weighting: str = "absolute") -> PolyFit:
     """Least-squares polynomial of ``degree`` (1..3) of joules ``y`` on feature ``x``.
 
     Needs at least ``degree + 1`` points with at least ``degree + 1`` distinct x values.
@@ -157,7 +163,8 @@ def fit_polynomial(x, y, degree, *, weighting="absolute"):
                    scaled_coefficients=scaled, weighting=weighting)
 
 
-def fit_nonnegative(x, y, *, names=None, weighting="absolute", intercept=True):
+def fit_nonnegative(x: ArrayLike, y: ArrayLike, *, names: Sequence[str] | None = None, weighting: str = "absolute",
+                    intercept: bool = True) -> LinearFit:
     """``E = c0 + sum_j c_j x_j`` with all ``c >= 0`` (bounded least squares, scipy ``lsq_linear``).
 
     ``x`` has one column per feature (e.g. the TOs of each op class); columns that are zero on
@@ -165,17 +172,17 @@ def fit_nonnegative(x, y, *, names=None, weighting="absolute", intercept=True):
     ``intercept=False`` fixes it at 0.
     """
     from scipy.optimize import lsq_linear
-    x, y = _check_xy(x, y, 2)
-    n, k = x.shape
+    data, y = _check_xy(x, y, 2)
+    n, k = data.shape
     names = list(names) if names is not None else [f"x{j}" for j in range(k)]
     if len(names) != k:
         raise ValueError(f"{len(names)} names for {k} feature columns")
     ky = _exponent(y)
     v = np.ldexp(y, -ky)
     w = _weights(y, weighting, ky)
-    exponents = [_exponent(x[:, j]) for j in range(k)]
+    exponents = [_exponent(data[:, j]) for j in range(k)]
     scales = [math.ldexp(1.0, e) if e < 1024 else math.inf for e in exponents]
-    u = np.ldexp(x, -np.asarray(exponents, dtype=np.int64)) if k else x
+    u = np.ldexp(data, -np.asarray(exponents, dtype=np.int64)) if k else data
     columns = ([np.ones(n)] if intercept else []) + [u[:, j] for j in range(k)]
     design = np.column_stack(columns) * w[:, None]
     if design.shape[0] < design.shape[1]:
@@ -190,7 +197,8 @@ def fit_nonnegative(x, y, *, names=None, weighting="absolute", intercept=True):
                      weighting=weighting)
 
 
-def split_indices(n, train_fraction=0.6, seed=0, *, min_train=2):
+def split_indices(n: int, train_fraction: float = 0.6, seed: int = 0, *,
+                  min_train: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random train/validation split of ``n`` rows: ``(train, validation)`` index arrays.
 
     The train set has ``round(n * train_fraction)`` rows, clamped so both sets keep at least one
@@ -206,7 +214,7 @@ def split_indices(n, train_fraction=0.6, seed=0, *, min_train=2):
     return np.sort(order[:n_train]), np.sort(order[n_train:])
 
 
-def metrics(measured, predicted):
+def metrics(measured: ArrayLike, predicted: ArrayLike) -> dict[str, float | None]:
     """The fit metrics of li2022 (Figs. 6-7, Table III) for one split.
 
     ``rmse`` and ``abs_err_avg_j``/``abs_err_max_j`` in joules; ``r2`` = 1 - SS_res / SS_tot

@@ -15,12 +15,19 @@ the counter sees the computation only. The workload follows the measurement CSV'
 ``passes`` steps of ``batch``. Inference runs the forward pass under ``torch.no_grad``; validation
 adds the loss; training adds backward and the optimizer step.
 """
+from __future__ import annotations
+
 import datetime
 import math
 import time
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
 from ._counters import EnergyMeter
+from ._counters import EnergyCounter, EnergyMeter
 from ._measurements import MeasurementError, workload_steps
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["build_torch_module", "measure_runs", "iter_runs", "measure_forward", "time_forward", "TORCH_LAYERS"]
 
@@ -37,7 +44,7 @@ def _torch():
     return torch
 
 
-def build_torch_module(model):
+def build_torch_module(model: Any) -> torch.nn.Sequential:
     """A ``torch.nn.Sequential`` equal in structure to an opcount ModelIR."""
     torch = _torch()
     nn = torch.nn
@@ -110,7 +117,7 @@ def build_torch_module(model):
     return nn.Sequential(*modules)
 
 
-def _refuse(model, layer, reason):
+def _refuse(model, layer, reason) -> NoReturn:
     raise MeasurementError(f"{model.name}: layer {layer.name!r} of type {layer.type!r} cannot be built for "
                            f"measurement: {reason}")
 
@@ -144,7 +151,8 @@ def _modules(torch):
     _SelfAttention, _ScaledDotProduct = SelfAttention, ScaledDotProduct
 
 
-_SelfAttention = _ScaledDotProduct = None
+_SelfAttention: Any = None           # torch module classes, defined on first use (_modules)
+_ScaledDotProduct: Any = None
 
 
 def _sync(torch, device):
@@ -176,14 +184,16 @@ def _targets(model, n, generator, torch, device):
     return torch.randn(shape, generator=generator).to(device)
 
 
-def measure_runs(model, counter, **options):
+def measure_runs(model: Any, counter: EnergyCounter, **options: Any) -> list[dict[str, Any]]:
     """Run ``repeat`` measured runs; one measurement-CSV row (a dict) per run: the list of
     :func:`iter_runs`."""
     return list(iter_runs(model, counter, **options))
 
 
-def iter_runs(model, counter, *, model_name, phase="training", batch=1, samples=None, passes=None,
-              epochs=1, repeat=1, torch_device="cpu", seed=0, interval=5.0, warmup=True):
+def iter_runs(model: Any, counter: EnergyCounter, *, model_name: str, phase: str = "training", batch: int = 1,
+              samples: int | None = None, passes: int | None = None, epochs: int = 1, repeat: int = 1,
+              torch_device: str = "cpu", seed: int = 0, interval: float = 5.0,
+              warmup: bool = True) -> Iterator[dict[str, Any]]:
     """Run ``repeat`` measured runs, yielding one measurement-CSV row (a dict) per run as it ends
     (a counter failure in a later run leaves the earlier rows with the caller).
 
@@ -255,10 +265,12 @@ def _passes(torch, net, x, sync, n):
     sync()
 
 
-def time_forward(model, *, batch, torch_device="cpu", seed=0, min_seconds=0.1, clock=time.perf_counter):
+def time_forward(model: Any, *, batch: int, torch_device: str = "cpu", seed: int = 0, min_seconds: float = 0.1,
+                 clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds per inference pass of ``model`` on ``batch`` samples: one warm-up pass, then
     doubling runs until one lasts ``min_seconds``."""
-    return _time_passes(*_forward_setup(model, batch, torch_device, seed), min_seconds, clock)
+    torch, net, x, sync = _forward_setup(model, batch, torch_device, seed)
+    return _time_passes(torch, net, x, sync, min_seconds, clock)
 
 
 def _time_passes(torch, net, x, sync, min_seconds, clock):
@@ -274,8 +286,10 @@ def _time_passes(torch, net, x, sync, min_seconds, clock):
         n = max(2 * n, math.ceil(1.2 * n * min_seconds / elapsed)) if elapsed > 0 else 2 * n
 
 
-def measure_forward(model, counter, *, model_name, batch, run_seconds, torch_device="cpu", seed=0, interval=5.0,
-                    timing_seconds=None, clock=time.perf_counter):
+def measure_forward(model: Any, counter: EnergyCounter, *, model_name: str, batch: int, run_seconds: float,
+                    torch_device: str = "cpu", seed: int = 0, interval: float = 5.0,
+                    timing_seconds: float | None = None,
+                    clock: Callable[[], float] = time.perf_counter) -> tuple[dict[str, Any], float]:
     """One measured run of inference passes of one batch, lasting at least ``run_seconds`` (from
     :meth:`CounterProbe.run_seconds`, the counter's resolution). A short timing run
     (:func:`time_forward`) sizes chunks of about a tenth of the run; chunks run, each ended by a

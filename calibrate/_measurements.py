@@ -43,10 +43,13 @@ is a CodeCarbon key column (``run_id``, ``project_name`` or ``experiment_id``) a
 columns are ``model`` and the optional workload columns. ``parts`` chooses which energy is fitted:
 ``total`` (``energy_consumed``) or a ``+``-joined subset of ``cpu``, ``gpu``, ``ram``.
 """
+from __future__ import annotations
+
 import csv
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Collection
 
 from hardware_profiles import _read
 
@@ -94,11 +97,12 @@ class MeasurementSet:
     problems: list = field(default_factory=list)
     kind: str = "measurements"
 
-    def messages(self):
+    def messages(self) -> list[str]:
+        """One line per rejected row: ``path:line: reason``."""
         return [f"{self.path}:{line}: {reason}" for line, reason in self.problems]
 
 
-def workload_steps(batch, samples=None, passes=None):
+def workload_steps(batch: int, samples: int | None = None, passes: int | None = None) -> tuple[tuple[int, int], ...]:
     """Steps of one epoch as ``((batch size, count), ...)``.
 
     ``samples`` -> ``samples // batch`` full steps plus one step of ``samples % batch``;
@@ -203,7 +207,8 @@ def _as_mapping(header, cells):
     return dict(zip(header, cells))
 
 
-def read_measurements(path, *, default_phase="inference", zoo_names=()):
+def read_measurements(path: str | os.PathLike[str], *, default_phase: str = "inference",
+                      zoo_names: Collection[str] = ()) -> MeasurementSet:
     """Read a measurement CSV (see the module docstring). Rows that cannot be used are listed in
     ``problems`` with their line numbers; a file that cannot be used at all raises
     :class:`MeasurementError`. ``zoo_names`` are the bare model names taken as ``zoo:NAME`` (the
@@ -214,7 +219,7 @@ def read_measurements(path, *, default_phase="inference", zoo_names=()):
         if column not in header:
             raise MeasurementError(f"{path}: missing column {column!r} (columns: {', '.join(header)})")
     folder = os.path.dirname(os.path.abspath(path))
-    out = MeasurementSet(path=path)
+    out = MeasurementSet(path=os.fspath(path))
     for number, cells in rows:
         try:
             values = _as_mapping(header, cells)
@@ -227,7 +232,7 @@ def read_measurements(path, *, default_phase="inference", zoo_names=()):
     return out
 
 
-def energy_parts(parts):
+def energy_parts(parts: str) -> list[str] | None:
     """The CodeCarbon energy columns ``parts`` names: ``None`` for ``total`` (``energy_consumed``),
     else the list of a ``+``-joined subset of :data:`ENERGY_PARTS`, each once; a
     :class:`MeasurementError` otherwise."""
@@ -240,7 +245,8 @@ def energy_parts(parts):
     return chosen
 
 
-def read_codecarbon(path, *, mapping=None, parts="total", default_phase="inference", zoo_names=()):
+def read_codecarbon(path: str | os.PathLike[str], *, mapping: str | os.PathLike[str] | None = None,
+                    parts: str = "total", default_phase: str = "inference", zoo_names: Collection[str] = ()) -> MeasurementSet:
     """Read CodeCarbon's ``emissions.csv``; energies are converted from kWh to joules.
 
     ``mapping`` is the path of a mapping CSV (first column a CodeCarbon key column, see the module
@@ -278,7 +284,7 @@ def read_codecarbon(path, *, mapping=None, parts="total", default_phase="inferen
         raise MeasurementError(f"{path}: CodeCarbon file has no 'model' column; map its runs to "
                                f"models with a mapping file")
     folder = os.path.dirname(os.path.abspath(path))
-    out = MeasurementSet(path=path, kind="codecarbon")
+    out = MeasurementSet(path=os.fspath(path), kind="codecarbon")
     for number, cells in rows:
         try:
             values = _as_mapping(header, cells)
@@ -294,7 +300,7 @@ def read_codecarbon(path, *, mapping=None, parts="total", default_phase="inferen
                 kwh += part
             if kwh <= 0:
                 raise ValueError(f"no energy: {' + '.join(columns)} is 0 kWh")
-            where = folder
+            where: str | None = folder
             if table is not None:
                 if values[key] not in table:
                     raise ValueError(f"{key} {values[key]!r} is not in the mapping {mapping}")
@@ -309,7 +315,8 @@ def read_codecarbon(path, *, mapping=None, parts="total", default_phase="inferen
     return out
 
 
-def read_any(path, *, mapping=None, parts="total", default_phase="inference", zoo_names=()):
+def read_any(path: str | os.PathLike[str], *, mapping: str | os.PathLike[str] | None = None, parts: str = "total",
+             default_phase: str = "inference", zoo_names: Collection[str] = ()) -> MeasurementSet:
     """A measurement CSV or a CodeCarbon ``emissions.csv``, told apart by their columns."""
     header, _ = _read_table(path)
     if "energy_j" not in header and "energy_consumed" in header:

@@ -30,9 +30,12 @@ the tensors fit in memory. A per-sample configuration over the caps at the small
 drawn again. Types take turns in the order given, so a short run still covers every type; the
 i-th configuration depends on the seed and i only, so a larger ``count`` extends a smaller one.
 """
+from __future__ import annotations
+
 import math
 import random
 from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 __all__ = ["SUITE_LAYER_TYPES", "SuiteConfig", "layer_suite", "MAX_ELEMENTS", "MAX_MACS"]
 
@@ -154,7 +157,8 @@ def _one(rng, kind, batch_lo, batch_hi):
     raise RuntimeError(f"no {kind} configuration within the size caps after 1000 draws")   # pragma: no cover
 
 
-def layer_suite(seed=0, *, types=SUITE_LAYER_TYPES, batch=(1, 256), start=0):
+def layer_suite(seed: int = 0, *, types: Sequence[str] = SUITE_LAYER_TYPES, batch: tuple[int, int] = (1, 256),
+                start: int = 0) -> Iterator[SuiteConfig]:
     """An endless iterator of :class:`SuiteConfig`, the same for the same arguments; configuration
     ``i`` is of type ``types[i % len(types)]`` and drawn from a generator seeded by (seed, i), so
     the sequence does not depend on how many are taken. ``batch`` is the inclusive range of batch

@@ -7,6 +7,10 @@ The parser is libyaml's (``yaml.CSafeLoader``) where PyYAML was built with it, s
 faster than the pure-Python one and giving the same data; else PyYAML's own ``SafeLoader``. A
 syntax error is reported in the pure-Python parser's words (libyaml words them differently),
 so messages do not depend on how PyYAML was built."""
+from __future__ import annotations
+
+from typing import IO, Any
+
 import yaml
 
 __all__ = ["UniqueKeyLoader"]
@@ -18,15 +22,16 @@ _MERGE = "tag:yaml.org,2002:merge"
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class UniqueKeyLoader(_SAFE_LOADER):
+# a base chosen at import, which a type checker cannot follow
+class UniqueKeyLoader(_SAFE_LOADER):  # type: ignore[misc,valid-type]
     """``yaml.SafeLoader`` (libyaml's where available) whose mappings raise a ``ConstructorError`` marked at the second
     occurrence of a key (``problem``: ``duplicate key 'name' (first on line N)``)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: str | bytes | IO[str] | IO[bytes]) -> None:
         self._text = stream if isinstance(stream, (str, bytes)) else None
         super().__init__(stream)
 
-    def get_single_node(self):
+    def get_single_node(self) -> yaml.Node | None:
         try:
             return super().get_single_node()
         except yaml.MarkedYAMLError:
@@ -35,9 +40,9 @@ class UniqueKeyLoader(_SAFE_LOADER):
             yaml.compose(self._text, Loader=yaml.SafeLoader)   # raises the same error, in its words
             raise
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
-            seen = {}
+            seen: dict[tuple, int] = {}
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE or not isinstance(key_node, yaml.ScalarNode):
                     continue

@@ -119,7 +119,7 @@ class Profile:
             if direction not in recipes[name]:
                 raise ProfileError(f"{self.source}: recipe {name!r} of profile {self.name!r} "
                                    f"has no {direction} entry")
-            total = {}
+            total: dict[str, int] = {}
             for op, n in recipes[name][direction].items():
                 if op in S.BASIC_OPS:
                     total[op] = total.get(op, 0) + n
@@ -154,8 +154,8 @@ def load_file(path: str | os.PathLike[str], display: str | None = None) -> Profi
 
     ``display`` is how messages and :attr:`Profile.source` name the file (default: ``path``).
     Raises :class:`ProfileError` (one line: file, line, key path) for any problem."""
-    display = display or path
-    return _resolved(path, display, os.path.realpath(path))
+    path = os.fspath(path)
+    return _resolved(path, display or path, os.path.realpath(path))
 
 
 def load(name_or_path: str | os.PathLike[str] | Profile) -> Profile:

@@ -13,18 +13,37 @@ the per-layer formulas, pricing non-linear functions with a profile's recipes, a
 
 opcount never imports hwlib; costs enter later as a plain array.
 """
+from __future__ import annotations
+
 import os
+from typing import Any
 
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
-from ._hf import load_hf_config
 from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model,
-                  with_default_format)
-from ._onnx import load_onnx
+                  reformatted, with_default_format)
 from ._spec import load_spec, spec_to_model
-from ._torch import load_torch
 from ._zoo import CAUSAL_LMS, zoo_names, load_zoo
-from .movement import Densities, MemoryHierarchy, MovementResult, count_movement
+
+# Imported on first use: the ONNX and PyTorch frontends, Hugging Face configs and the
+# data-movement model are large modules that counting a spec or a zoo model never needs.
+_LAZY = {"load_onnx": "._onnx", "load_torch": "._torch", "load_hf_config": "._hf",
+         "Densities": ".movement", "MemoryHierarchy": ".movement", "MovementResult": ".movement",
+         "count_movement": ".movement"}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opcount' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_model", "load_model", "load_spec",
            "spec_to_model", "load_onnx", "load_torch", "load_hf_config", "with_format",
@@ -34,7 +53,7 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS"]
 
 
-def layer_types():
+def layer_types() -> list[str]:
     """The layer types the spec frontend and the formulas know, sorted."""
     return sorted(FORMULAS)
 
@@ -42,18 +61,20 @@ def layer_types():
 _STEP_DEFAULTS = {"past": 0, "kv_cache": False, "logits": "all"}
 
 
-def with_format(model, fmt):
+def with_format(model: ModelIR, fmt: str) -> ModelIR:
     """``model`` with every layer (and the model default) in number format ``fmt`` (an explicit
     choice: a profile's ``default_format`` no longer replaces it)."""
     import dataclasses
     if fmt not in FORMATS:
         raise ModelError(f"{model.source}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     layers = [layer if layer.format == fmt and layer.format_given
-              else dataclasses.replace(layer, format=fmt, format_given=True) for layer in model.layers]
+              else reformatted(layer, fmt, True) for layer in model.layers]
     return dataclasses.replace(model, layers=layers, format=fmt, format_given=True)
 
 
-def load_model(source, *, seq=None, format=None, past=0, kv_cache=False, logits="all", batch_axis=None):
+def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq: int | None = None,
+               format: str | None = None, past: int = 0, kv_cache: bool = False, logits: str = "all",
+               batch_axis: int | dict[str, int] | None = None) -> ModelIR:
     """A ModelIR from ``zoo:NAME``, a ``.yaml``/``.yml``/``.json`` model spec path, a Hugging Face
     ``config.json``, an ``.onnx`` file, a spec mapping, or a ModelIR (returned as is).
 
@@ -109,6 +130,7 @@ def _load(source, seq, step, batch_axis=None):
         if importlib.util.find_spec("onnx") is None:
             raise ModelError(f"{source}: reading an ONNX model needs the onnx package, which is not installed "
                              "(pip install 'tosim[onnx]')")
+        from ._onnx import load_onnx
         return load_onnx(source, batch_axis=batch_axis)
     if not os.path.exists(source):
         raise ModelError(f"{source}: no such file (and not a zoo:NAME)")

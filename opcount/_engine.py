@@ -5,17 +5,22 @@ Counts are exact Python integers for the whole batch. ``CountResult.as_array`` s
 int64 and raises ``OverflowError`` rather than wrapping; totals (``totals``, ``to_json``) stay exact
 Python integers at any scale (GPT-3 training is above 10^19, past int64).
 """
+from __future__ import annotations
+
 import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
 from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
 
 from ._formulas import FORMULAS, Context, LayerCost
+from . import _memo
 from ._ir import FORMATS, MODEL_INPUT, ModelError, ModelIR, with_default_format
+from ._memo import Unfreezable, freeze
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
@@ -62,7 +67,7 @@ class CountResult:
     params: int
     layers: list
     incomplete: list = field(default_factory=list)
-    active_params: int = None
+    active_params: int | None = None
     assumptions: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -99,7 +104,7 @@ class CountResult:
         out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
         return out
 
-    def by_module(self, depth=1):
+    def by_module(self, depth: int = 1) -> dict[str, dict[str, Any]]:
         """Counts rolled up by module path to ``depth`` (fvcore's ``by_module``, ptflops' per-module
         table): layers are grouped by the first ``depth`` dot-separated parts of their names
         (the PyTorch frontend names layers by module path; depth 0 is the whole model).
@@ -108,7 +113,7 @@ class CountResult:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, not {depth!r}")
         stages = PHASES[self.phase]
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for layer in self.layers:
             key = ".".join(layer.name.split(".")[:depth]) if depth else self.model
             row = out.get(key)
@@ -130,7 +135,7 @@ class CountResult:
         """The number format of each row of :meth:`as_array` (the loss row takes the model's)."""
         return [layer.format for layer in self.layers]
 
-    def as_array(self):
+    def as_array(self) -> np.ndarray:
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
         rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
@@ -150,7 +155,7 @@ class CountResult:
             raise OverflowError(f"{self.model}: a count does not fit int64")
         return array.reshape(len(self.layers), len(STAGES), len(BASIC_OPS))
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The ``tosim count --json`` object (docs/counting.md; exact integers), plus ``profile``,
         ``complete`` and ``incomplete``; each layer also carries format, params, macs and flops."""
         stages = PHASES[self.phase]
@@ -255,8 +260,27 @@ def _full(counter):
 
 RECOMPUTE = ("full", "selective")
 
+#: The built-in handlers, whose results are memoized per count (user-registered handlers may
+#: read more of a layer, its name for one, and are always called).
+_PURE_HANDLERS = dict(FORMULAS)
 
-def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=None, master_format=None):
+
+def _memo_key(layer, handler, input_grad):
+    """The memo key of a layer's cost in :func:`count_model`, or ``None`` (not memoized)."""
+    if not _memo.ENABLED or _PURE_HANDLERS.get(layer.type) is not handler:
+        return None
+    signature = layer.signature
+    if signature is None:
+        try:
+            signature = freeze((layer.type, layer.attrs, layer.in_shapes, layer.out_shape, layer.params))
+        except Unfreezable:
+            return None
+        return ("fields", signature, input_grad)
+    return ("built", signature, input_grad)
+
+
+def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: int = 1, recompute: str | None = None,
+                master_format: str | None = None) -> CountResult:
     """Count basic operations of ``model`` for ``phase`` and a batch of ``batch`` samples.
 
     ``recompute`` (training only): activation recomputation, counted in the backward stage (its
@@ -307,96 +331,138 @@ def count_model(model: ModelIR, profile, phase="inference", batch=1, recompute=N
         model = with_default_format(model, default_format)
     stages = PHASES[phase]
     training = phase == "training"
+    has_backward = "backward" in stages
+    has_update = "update" in stages
+    layers = model.layers
     needs_grad = {MODEL_INPUT: bool(model.input_grad)}
     # gradient fan-in per tensor, in elements per sample read by its consumers: c consumers
     # reading all of it need (c-1) adds per element; slices (a ``reads`` count) add only what
-    # overlaps, so the disjoint parts of a split need none
-    consumers = Counter()
-    sizes = {}
-    cut = _cut_off(model)
-    for layer in model.layers:
-        sizes[layer.name] = math.prod(layer.out_shape)
-        if layer.name in cut:
-            # no gradient flows through (detach, torch.no_grad, a comparison) or none reaches it:
-            # no backward, and it returns none to its inputs, so it is no consumer in their sums
-            needs_grad[layer.name] = False
-            continue
-        needs_grad[layer.name] = layer.params > 0 or (layer.attrs.get("tied_to") is not None) or any(
-            needs_grad[ref] for ref in layer.inputs)
-        reads = layer.attrs.get("reads")
-        for position, ref in enumerate(layer.inputs):
-            if ref in sizes:
-                consumers[ref] += sizes[ref] if reads is None or position else reads
-    if model.layers:
-        consumers[model.layers[-1].name] += sizes[model.layers[-1].name]   # the loss reads the model output
+    # overlaps, so the disjoint parts of a split need none (only a backward stage needs these)
+    consumers: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    if has_backward:
+        cut = _cut_off(model)
+        for layer in layers:
+            sizes[layer.name] = math.prod(layer.out_shape)
+            if layer.name in cut:
+                # no gradient flows through (detach, torch.no_grad, a comparison) or none reaches
+                # it: no backward, and it returns none to its inputs, so it is no consumer in their sums
+                needs_grad[layer.name] = False
+                continue
+            attrs = layer.attrs
+            needs_grad[layer.name] = layer.params > 0 or (attrs.get("tied_to") is not None) or any(
+                needs_grad[ref] for ref in layer.inputs)
+            reads = attrs.get("reads")
+            for position, ref in enumerate(layer.inputs):
+                if ref in sizes:
+                    consumers[ref] = consumers.get(ref, 0) + (sizes[ref] if reads is None or position else reads)
+        if layers:
+            last = layers[-1].name         # the loss reads the model output
+            consumers[last] = consumers.get(last, 0) + sizes[last]
     profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
-    first_with_params = next((layer.name for layer in model.layers if layer.params), None)
-    last_layer = model.layers[-1].name if model.layers else None
-    has_backward = "backward" in stages
-    has_update = "update" in stages
+    first_with_params = next((layer.name for layer in layers if layer.params), None)
+    last_layer = layers[-1].name if layers else None
     adam = model.optimizer in ("adam", "adamw")
     formulas = FORMULAS
     # a Context is shared by the layers with the same input gradients until a handler records
     # something missing in it; all share one recipe cache
-    contexts = {}
-    recipe_cache = {}
-    for layer in model.layers:
+    contexts: dict = {}
+    recipe_cache: dict = {}
+    # repeated layers (a transformer's blocks, a ResNet stage's bottlenecks) are worked out once:
+    # a built-in handler is a pure function of the layer's type, attrs, shapes and params and of
+    # the context (batch, mode, recipes: fixed in this call; input gradients: in the key), so
+    # its LayerCost, with its forward and plain backward rows, is kept under the layer's exact
+    # key (Layer.signature, or opcount._memo.freeze of those fields) and reused. A cost that
+    # recorded something missing is never kept.
+    memo: dict = {}
+    updates: dict = {}
+    zero = _ZERO_OPS
+    no_grads: dict = {}
+    for layer in layers:
         name = layer.name
         # without a backward stage the handlers' input gradients would be thrown away: none asked
-        input_grad = (tuple([needs_grad[ref] for ref in layer.inputs]) if has_backward
-                      else (False,) * len(layer.inputs))
+        if has_backward:
+            input_grad: Any = tuple([needs_grad[ref] for ref in layer.inputs])
+        else:
+            n_inputs = len(layer.inputs)
+            input_grad = no_grads.get(n_inputs)
+            if input_grad is None:
+                input_grad = no_grads[n_inputs] = (False,) * n_inputs
         ctx = contexts.get(input_grad)
         if ctx is None:
             ctx = contexts[input_grad] = Context(batch=batch, training=training, profile=profile,
                                                  input_grad=input_grad, recipe_cache=recipe_cache)
+        entry = None
+        missing: Any = ()
         if not layer.known:
             cost = LayerCost()
             incomplete.append({"layer": name, "type": layer.type, "reason": _unknown_reason(layer)})
         else:
-            cost = formulas[layer.type](layer, ctx)
-            if ctx.missing:
-                del contexts[input_grad]
-                for reason in ctx.missing:
-                    incomplete.append({"layer": name, "type": layer.type, "reason": reason})
-        forward = _full(cost.forward)
-        grad = needs_grad[name]
-        if has_backward and grad:
-            backward = cost.backward
+            handler = formulas[layer.type]
+            key = _memo_key(layer, handler, input_grad)
+            entry = memo.get(key) if key is not None else None
+            if entry is None:
+                cost = handler(layer, ctx)
+                missing = ctx.missing
+                if missing:
+                    del contexts[input_grad]
+                    for reason in missing:
+                        incomplete.append({"layer": name, "type": layer.type, "reason": reason})
+                elif key is not None:
+                    entry = memo[key] = [cost, _full(cost.forward), None]
+            else:
+                cost = entry[0]
+        forward = dict(entry[1]) if entry is not None else _full(cost.forward)
+        if has_backward and needs_grad[name]:
+            backward: Any = cost.backward
             macs_backward = cost.macs_backward
+            plain = True
             if recompute == "full" and name != last_layer:
                 backward = backward + cost.forward
                 macs_backward += cost.macs_forward
+                plain = False
             elif recompute == "selective" and cost.recompute:
                 backward = backward + cost.recompute
                 macs_backward += cost.recompute_macs
-            extra = consumers[name] - sizes[name]
+                plain = False
+            extra = consumers.get(name, 0) - sizes[name]
             if extra > 0:
                 backward = backward + Counter(add=extra * (1 if layer.attrs.get("once") else batch))
-            backward = _full(backward)
+                plain = False
+            if plain and entry is not None:
+                if entry[2] is None:
+                    entry[2] = _full(backward)
+                backward = dict(entry[2])
+            else:
+                backward = _full(backward)
         else:
-            backward = dict(_ZERO_OPS)
+            backward = dict(zero)
             macs_backward = 0
         if has_update:
-            update = update_cost(model.optimizer, layer.params)
-            if adam and name == first_with_params:
-                update.update(mul=2, sub=2)
-            update = _full(update)
+            first = adam and name == first_with_params
+            update = updates.get((layer.params, first))
+            if update is None:
+                update = update_cost(model.optimizer, layer.params)
+                if first:
+                    update.update(mul=2, sub=2)
+                update = updates[(layer.params, first)] = _full(update)
+            update = dict(update)
         else:
-            update = dict(_ZERO_OPS)
+            update = dict(zero)
         split = master_format is not None and layer.format != master_format and any(update.values())
         counted.append(LayerCount(
             name=name, type=layer.type, format=layer.format, out_shape=layer.out_shape, params=layer.params,
-            stages={"forward": forward, "loss": dict(_ZERO_OPS), "backward": backward,
-                    "update": dict(_ZERO_OPS) if split else update},
+            stages={"forward": forward, "loss": dict(zero), "backward": backward,
+                    "update": dict(zero) if split else update},
             macs={"forward": cost.macs_forward, "backward": macs_backward},
-            complete=layer.known and not ctx.missing))
+            complete=layer.known and not missing))
         if split:
             # the optimizer step on the master weights, in their own format
             counted.append(LayerCount(
-                name=f"{name}/update", type="update", format=master_format, out_shape=(), params=0,
-                stages={"forward": dict(_ZERO_OPS), "loss": dict(_ZERO_OPS), "backward": dict(_ZERO_OPS),
+                name=f"{name}/update", type="update", format=cast(str, master_format), out_shape=(), params=0,
+                stages={"forward": dict(zero), "loss": dict(zero), "backward": dict(zero),
                         "update": update},
                 macs={"forward": 0, "backward": 0}, complete=True))
     for item in model.left_out:

@@ -14,12 +14,15 @@ with ``feed_forward_proj: relu`` and tied embeddings; v1.1 and Flan-T5 with ``ga
 LM head of their own) build the encoder-decoder of ``t5_spec``, ``seq`` tokens in the encoder and
 the decoder (default 512: T5 has relative positions, no maximum).
 """
+from __future__ import annotations
+
 import json
 import os
+from typing import Any
 
 from hardware_profiles import _read
 
-from ._ir import ModelError
+from ._ir import ModelError, ModelIR
 from ._spec import spec_to_model
 
 __all__ = ["load_hf_config", "is_hf_config"]
@@ -210,7 +213,8 @@ def config_to_spec(config, where, seq=None, name=None, **step):
                      "t5)")
 
 
-def load_hf_config(source, *, seq=None, **step):
+def load_hf_config(source: str | os.PathLike[str] | dict[str, Any], *, seq: int | None = None,
+                   **step: Any) -> ModelIR:
     """A ModelIR from a Hugging Face ``config.json`` path (or a parsed mapping); ``step`` as in
     :func:`config_to_spec`."""
     if isinstance(source, dict):

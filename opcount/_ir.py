@@ -5,8 +5,11 @@ sequence ``[T, D]``, token ids ``[T]``. A layer reads the outputs of the layers 
 ``inputs`` (the name ``input`` is the model input; by default a layer reads the layer before it),
 so residual adds and concats are written as references.
 """
+from __future__ import annotations
+
 import warnings
 from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 from hardware_profiles.schema import FORMATS, LOSSES, OPTIMIZERS
 
@@ -44,6 +47,11 @@ class Layer:
     format: str = "fp32"
     known: bool = True
     format_given: bool = True   # False: the layer and its model named no format (fp32 stood in)
+    #: Set by :func:`build_model`: equal for two layers of one model exactly when their type,
+    #: fields and input shapes are equal (hence shapes, params and attrs), so the counting
+    #: engine works a repeated layer out once. Not an ``__init__`` argument, so a layer made by
+    #: ``dataclasses.replace`` (which may change attrs or shapes) has none.
+    signature: object = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def in_shape(self):
@@ -85,14 +93,14 @@ class ModelIR:
         node with arithmetic and no parameter (``left_out`` is empty)."""
         return not self.left_out and all(layer.known for layer in self.layers)
 
-    def leave_out(self, what, type, reason, params=0):
+    def leave_out(self, what: str, type: str, reason: str, params: int = 0) -> None:
         """Record something a frontend could not count: ``what`` (a node or parameter name),
         its ``type``, the ``reason``, and the parameters it holds (0 if none). Each item is a
         dict ``{layer, type, reason, params}``; :func:`count_model` copies them into the
         result's ``incomplete`` list."""
         self.left_out.append({"layer": str(what), "type": str(type), "reason": str(reason), "params": int(params)})
 
-    def warn_if_incomplete(self, label, stacklevel=2):
+    def warn_if_incomplete(self, label: str, stacklevel: int = 2) -> None:
         """Issue :class:`IncompleteModelWarning` naming ``label`` and the first three things left
         out (``left_out`` items and layers with no formula) when the model is not complete."""
         if self.complete:
@@ -109,11 +117,21 @@ class ModelIR:
     def output_shape(self):
         return self.layers[-1].out_shape if self.layers else self.input_shape
 
-    def layer(self, name):
+    def layer(self, name: str) -> Layer:
+        """The layer called ``name``; KeyError if there is none."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
         raise KeyError(name)
+
+
+def _new_layer(**values: Any) -> Layer:
+    """``Layer(**values)`` with ``signature`` set, every field given: the frozen dataclass's
+    ``__init__`` assigns its eleven fields one ``object.__setattr__`` at a time, a good part of
+    building a large model; this fills the instance dict at once (the same object)."""
+    layer = object.__new__(Layer)
+    layer.__dict__.update(values)
+    return layer
 
 
 def _where(source, lname, ltype):
@@ -148,8 +166,9 @@ def _check_tied(where, ref, this, built):
                          f"weight has shape {ours}")
 
 
-def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer="sgd",
-                input_grad=False, source="<model>", lines=None):
+def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence[Mapping[str, Any]],
+                format: str | None = None, loss: str = "mse", optimizer: str = "sgd", input_grad: bool = False,
+                source: str = "<model>", lines: Mapping[tuple, int] | None = None) -> ModelIR:
     """Resolve ``inputs:`` references and infer every layer's shapes and parameters.
 
     ``layers`` is a list of dicts ``{type, name?, inputs?, format?, ...attrs}``. ``format``:
@@ -159,7 +178,7 @@ def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer
     :class:`ModelError` with a one-line message naming ``source`` and the layer (and the line,
     where ``lines`` maps key paths such as ``("layers", 2, "out")`` to lines).
     """
-    from . import _shapes
+    from . import _memo, _shapes
     if not _is_name(name):
         raise ModelError(f"{source}: model 'name' must be a string or a number, not {name!r}")
     format_given = format is not None
@@ -170,11 +189,12 @@ def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer
         raise ModelError(f"{source}: loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     if optimizer not in OPTIMIZERS:
         raise ModelError(f"{source}: optimizer must be one of {', '.join(OPTIMIZERS)}, not {optimizer!r}")
-    input_shape = _shapes.check_shape(input_shape, f"{source}: model input")
-    shapes = {MODEL_INPUT: input_shape}
-    built = []
+    model_input = _shapes.check_shape(input_shape, f"{source}: model input")
+    shapes = {MODEL_INPUT: model_input}
+    built: list[Layer] = []
     previous = MODEL_INPUT
-    infer, shape_error = _shapes.infer, _shapes.ShapeError
+    infer, shape_error = _shapes.infer_keyed, _shapes.ShapeError
+    memo: dict | None = {} if _memo.ENABLED else None
     for index, spec in enumerate(layers):
         if not isinstance(spec, dict):
             raise ModelError(f"{source}: layer {index} must be a mapping, not {type(spec).__name__}")
@@ -228,23 +248,25 @@ def build_model(*, name, input_shape, layers, format=None, loss="mse", optimizer
         if not isinstance(no_grad, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
         try:
-            out_shape, params, attrs, known = infer(ltype, spec, in_shapes, shapes)
+            out_shape, params, attrs, known, signature = infer(ltype, spec, in_shapes, shapes, memo)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
         if no_grad:
             attrs = dict(attrs, no_grad=True)
-        layer = Layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
-                      attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven)
+            signature = None if signature is None else (signature, "no_grad")
+        layer = _new_layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
+                           attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven,
+                           signature=signature)
         if known and attrs.get("tied_to") is not None:
             _check_tied(_where(source, lname, ltype), attrs["tied_to"], layer, built)
         built.append(layer)
         shapes[lname] = out_shape
         previous = lname
-    return ModelIR(name=str(name), input_shape=input_shape, layers=built, format=format, loss=loss,
+    return ModelIR(name=str(name), input_shape=model_input, layers=built, format=format, loss=loss,
                    optimizer=optimizer, input_grad=bool(input_grad), source=source, format_given=format_given)
 
 
-def with_default_format(model, fmt):
+def with_default_format(model: ModelIR, fmt: str) -> ModelIR:
     """``model`` with number format ``fmt`` wherever it named none: the model's own format and
     each layer's that stood in as fp32 (``format_given`` false) become ``fmt``; formats the model
     or a layer named stay. This is how a profile's ``default_format`` applies (precedence: an
@@ -255,6 +277,16 @@ def with_default_format(model, fmt):
         raise ModelError(f"{model.source}: format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if model.format_given and all(layer.format_given for layer in model.layers):
         return model
-    layers = [layer if layer.format_given or layer.format == fmt else dataclasses.replace(layer, format=fmt)
+    layers = [layer if layer.format_given or layer.format == fmt else reformatted(layer, fmt, False)
               for layer in model.layers]
     return dataclasses.replace(model, layers=layers, format=model.format if model.format_given else fmt)
+
+
+def reformatted(layer: Layer, fmt: str, given: bool) -> Layer:
+    """``layer`` in number format ``fmt`` (``format_given`` set to ``given``), keeping its
+    ``signature``: the format enters no shape and no formula, so the layer is still the same
+    work as the others with its signature."""
+    import dataclasses
+    out = dataclasses.replace(layer, format=fmt, format_given=given)
+    object.__setattr__(out, "signature", layer.signature)
+    return out

@@ -8,6 +8,8 @@ not parameters).
 import difflib
 import math
 
+from ._memo import Unfreezable, freeze
+
 __all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry", "attention_geometry",
            "scatter_geometry", "window_tally", "pool_geometry", "adaptive_windows", "adaptive_tally"]
 
@@ -226,9 +228,16 @@ def _linear(f, in_shapes):
     tied = f.any("tied_to")
     if tied is not None and not isinstance(tied, str):
         raise ShapeError(f"'tied_to' must be a layer name, not {tied!r}")
+    # tied_bias: the bias is the tied_to layer's too (a module called twice)
+    tied_bias = f.bool("tied_bias", False)
+    if tied_bias and (tied is None or not bias):
+        raise ShapeError("'tied_bias' needs 'tied_to' and a bias")
     i = shape[-1]
-    params = (0 if tied else i * out) + (out if bias else 0)
-    return shape[:-1] + (out,), params, {"in": i, "out": out, "bias": bias, "tied_to": tied}
+    params = (0 if tied else i * out) + (out if bias and not tied_bias else 0)
+    attrs = {"in": i, "out": out, "bias": bias, "tied_to": tied}
+    if tied_bias:
+        attrs["tied_bias"] = True
+    return shape[:-1] + (out,), params, attrs
 
 
 def _conv_factory(nd, transposed):
@@ -552,12 +561,13 @@ def _sdpa(f, in_shapes):
     q, k, v = in_shapes
     if len(q) != 3 or len(k) != 3 or len(v) != 3:
         raise ShapeError("q, k and v must be [heads, length, head_dim]")
-    if q[0] != k[0] or k[0] != v[0] or q[2] != k[2] or k[1] != v[1]:
+    # grouped-query attention (enable_gqa): each key/value head serves heads/kv_heads query heads
+    if q[0] % k[0] or k[0] != v[0] or q[2] != k[2] or k[1] != v[1]:
         raise ShapeError(f"shape mismatch: q {list(q)}, k {list(k)}, v {list(v)}")
     mask, causal, additive = _mask(f)
     scale = f.bool("scale", True)
     rows, pairs, cols = attention_geometry(q[1], k[1], causal=causal)
-    return (q[0], q[1], v[2]), 0, {"heads": q[0], "t": q[1], "s": k[1], "hd": q[2], "hdv": v[2],
+    return (q[0], q[1], v[2]), 0, {"heads": q[0], "kv_heads": k[0], "t": q[1], "s": k[1], "hd": q[2], "hdv": v[2],
                                    "mask": mask, "causal": causal, "additive": additive, "scale": scale,
                                    "rows": rows, "pairs": pairs, "cols": cols}
 
@@ -771,6 +781,19 @@ def _once(f, in_shapes):
     return once, tuple(once_inputs)
 
 
+def _cumsum(f, in_shapes):
+    """A running sum along ``axis`` [-1] (``torch.cumsum``): output shape = input shape;
+    ``once`` as for ``elementwise``."""
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    axis = f.int("axis", -1, minimum=-len(shape))
+    if axis >= len(shape):
+        raise ShapeError(f"axis {axis} out of range for shape {list(shape)}")
+    axis %= len(shape)
+    once, once_inputs = _once(f, in_shapes)
+    return shape, 0, {"axis": axis, "length": shape[axis], "once": once, "once_inputs": once_inputs}
+
+
 def _reduce(f, in_shapes):
     """A reduction (sum, mean, max, min) from the input to ``out_shape``."""
     _n_inputs(in_shapes, 1)
@@ -825,6 +848,7 @@ def _stochastic_depth(f, in_shapes):
 SHAPE_FUNCTIONS = {
     "elementwise": _elementwise,
     "reduce": _reduce,
+    "cumsum": _cumsum,
     "shape_op": _shape_op,
     "parameter": _parameter,
     "stochastic_depth": _stochastic_depth,
@@ -882,6 +906,16 @@ def infer(ltype, spec, in_shapes, shapes):
     A type without a shape function is accepted only when the layer states its ``out_shape``
     (and optionally ``params``); it is then counted as unknown and the result is incomplete.
     """
+    return infer_keyed(ltype, spec, in_shapes, shapes)[:4]
+
+
+def infer_keyed(ltype, spec, in_shapes, shapes, memo=None):
+    """:func:`infer`, and a key for the layer (``None`` when it has none): two layers with equal
+    keys have the same type, the same fields and the same input shapes, exactly (types
+    included; :func:`opcount._memo.freeze`), hence the same output shape, parameters and attrs.
+    A shape function is a pure function of those, so with a ``memo`` dict (one per model: the
+    fields of a spec may be mutable lists, which stay unchanged while one model is built) its
+    results are kept under the key and the repeated blocks of a model are inferred once."""
     function = SHAPE_FUNCTIONS.get(ltype)
     if function is None:
         if "out_shape" not in spec:
@@ -893,10 +927,22 @@ def infer(ltype, spec, in_shapes, shapes):
         params = spec.pop("params", 0)
         if not isinstance(params, int) or isinstance(params, bool) or params < 0:
             raise ShapeError(f"'params' must be a non-negative integer, not {params!r}")
-        return tuple(out), params, dict(spec), False
-    fields = _Fields(spec)
-    out, params, attrs = function(fields, in_shapes)
-    fields.finish()
+        return tuple(out), params, dict(spec), False, None
+    try:
+        key = (ltype, freeze(spec), freeze(in_shapes))
+    except Unfreezable:
+        key = None
+    hit = memo.get(key) if memo is not None and key is not None else None
+    if hit is None:
+        fields = _Fields(spec)
+        out, params, attrs = function(fields, in_shapes)
+        fields.finish()
+        out = tuple(out)
+        if memo is not None and key is not None:
+            memo[key] = (out, params, dict(attrs))
+    else:
+        out, params, attrs = hit
+        attrs = dict(attrs)          # each layer owns its attrs mapping, as without the memo
     if attrs.get("tied_to") is not None and attrs["tied_to"] not in shapes:
         raise ShapeError(f"'tied_to' names {attrs['tied_to']!r}, which is not an earlier layer")
-    return tuple(out), params, attrs, True
+    return out, params, attrs, True, key

@@ -19,7 +19,9 @@ inputs, 3 hidden layers of width W (4..18) with activation ACT (sigmoid, tanh, g
 L-3 (4, 5, 6, 7) for L = 7..10, stride 1 and no padding; the head (global average pool, linear
 to 2 classes, cross-entropy, sgd) is our choice, the paper does not give one.
 """
-from ._ir import ModelError
+from __future__ import annotations
+
+from ._ir import ModelError, ModelIR
 from ._spec import spec_to_model
 
 __all__ = ["zoo_names", "load_zoo", "ZOO_SOURCES", "CAUSAL_LMS"]
@@ -543,7 +545,7 @@ ZOO_SOURCES = {
 }
 
 
-def zoo_names():
+def zoo_names() -> list[str]:
     """Names accepted by ``zoo:NAME``, sorted."""
     return sorted(_BUILDERS)
 
@@ -562,7 +564,8 @@ def _close_to(name):
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def load_zoo(name, *, seq=None, past=0, kv_cache=False, logits="all"):
+def load_zoo(name: str, *, seq: int | None = None, past: int = 0, kv_cache: bool = False,
+             logits: str = "all") -> ModelIR:
     """Build zoo model ``name`` as a ModelIR; ``seq`` sets the sequence length of the
     transformer language models (default: their full context). For the causal language models
     (GPT, LLaMA, Mistral, Mixtral) a serving step can be built: ``seq`` new tokens after ``past``

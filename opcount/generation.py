@@ -99,9 +99,9 @@ class GenerationCount:
     kv_cache_bytes: float
     incomplete: list = field(default_factory=list)
     prefill_movement: object = None
-    decode_compute_j: np.ndarray = None
-    decode_movement_j: np.ndarray = None
-    step_counts: list = None
+    decode_compute_j: np.ndarray | None = None
+    decode_movement_j: np.ndarray | None = None
+    step_counts: list | None = None
 
     @property
     def steps(self):

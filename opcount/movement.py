@@ -82,8 +82,11 @@ Compute energy prices the layer's basic-op counts with ``memory.compute``:
 * Sparsity removes the skipped MACs' mul and add from the counts before pricing.
 * A profile without ``compute`` prices no arithmetic (compute energy 0, ``compute_priced`` False).
 """
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS
 
@@ -165,7 +168,8 @@ class Densities:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
                     raise ValueError(f"{key} density of {where} must be a number in (0, 1], not {value!r}")
 
-    def of(self, layer_name):
+    def of(self, layer_name: str) -> tuple[float, float]:
+        """``(weights, inputs)`` densities of one layer: its own, else the model's."""
         own = self.layers.get(layer_name, {})
         return float(own.get("weights", self.weights)), float(own.get("inputs", self.inputs))
 
@@ -228,12 +232,13 @@ class MovementResult:
         """Bytes of keys and values written to the KV cache (outermost level), all layers."""
         return sum(layer.kv_cache_write for layer in self.layers)
 
-    def accesses(self, layer, level):
+    def accesses(self, layer: LayerMovement, level: str) -> float:
         """Accesses of ``layer`` (a LayerMovement) at ``level`` (name): bytes / bytes per access."""
         lv = self.hierarchy.levels[self.hierarchy.names.index(level)]
         return layer.level_bytes(level) / lv.bytes_per_access
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
+        """The ``tosim count --json`` data-movement object (exact bytes per layer, stage, level)."""
         levels = self.hierarchy.names
         return {
             "model": self.model, "profile": self.profile, "phase": self.phase, "batch": self.batch,
@@ -383,7 +388,8 @@ def _scale(table, factor):
     return {lv: {t: v * factor for t, v in row.items()} for lv, row in table.items()}
 
 
-def count_movement(result: CountResult, model: ModelIR, hierarchy, *, densities=None):
+def count_movement(result: CountResult, model: ModelIR, hierarchy: MemoryHierarchy | Any, *,
+                   densities: Densities | None = None) -> MovementResult:
     """Bytes per layer, stage, level and data type for a counted model, and their energy.
 
     ``result``: :func:`opcount.count_model` of ``model`` (its phase and batch are used);

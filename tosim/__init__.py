@@ -10,6 +10,10 @@ a device turn TOs into joules and gCO2e (calibrate). ``main`` is the ``tosim`` c
 :func:`generate` scores a language model's generation request (prefill and decode steps with a
 KV cache; docs/serving.md). ``import tosim`` stays light: the pipeline is imported on first use.
 """
+from __future__ import annotations
+
+from typing import Sequence
+
 __all__ = ["score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload", "ScoreError", "main",
            "__version__"]
 
@@ -37,7 +41,7 @@ def __dir__():
     return sorted(set(globals()) | _API)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """The ``tosim`` command: parse ``argv`` (default ``sys.argv[1:]``), run it, return the exit status."""
     from .cli import main as _main
     return _main(argv)

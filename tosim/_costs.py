@@ -14,7 +14,7 @@ from opcount import BASIC_OPS
 
 __all__ = ["costs_array", "SynthesisProgress", "SwitchingProgress", "switching_array"]
 
-_MEMO = {}
+_MEMO: dict = {}
 
 
 class SynthesisProgress:

@@ -15,8 +15,11 @@ c1 times its own feature. ``energy_per_token_j`` divides the request by its batc
 With a memory profile (``memory:`` section), compute and data-movement joules (KV cache reads
 and writes included) are additive and given per step as well.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
-from typing import Any, Optional
+import os
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -118,8 +121,10 @@ def _tos(counts, costs):
     return float(np.einsum("lso,lo->", counts.astype(np.float64), costs))
 
 
-def generate(model, profile=hardware_profiles.DEFAULT_PROFILE, *, prompt, new_tokens, batch=1, device=None,
-             format=None, grid_intensity=None, densities=None, synth_progress=None) -> GenerationResult:
+def generate(model: str | os.PathLike[str], profile: Any = hardware_profiles.DEFAULT_PROFILE, *, prompt: int,
+             new_tokens: int, batch: int = 1, device: str | Mapping[str, Any] | None = None, format: str | None = None,
+             grid_intensity: float | None = None, densities: Any = None,
+             synth_progress: Any = None) -> GenerationResult:
     """Score a generation request: ``batch`` sequences of ``prompt`` tokens each generating
     ``new_tokens`` tokens (one prefill and new_tokens - 1 decode steps with a KV cache).
 

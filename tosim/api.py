@@ -22,7 +22,7 @@ import io
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import hardware_profiles
 import opcount
@@ -30,7 +30,19 @@ from opcount import BASIC_OPS as OPS, STAGES
 
 from . import _energy, _pipeline
 from ._errors import ScoreError
-from ._generation import GenerationResult, generate
+
+_GENERATION = ("generate", "GenerationResult")
+
+
+def __getattr__(name):
+    # the serving pipeline (opcount.generation, numpy) is imported on first use
+    if name in _GENERATION:
+        from . import _generation
+        return getattr(_generation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["score", "score_many", "generate", "GenerationResult", "ScoreResult", "LayerScore", "Scores", "Workload",
            "ScoreError",
@@ -134,6 +146,9 @@ class ScoreResult:
     lists ``{layer, type, reason}`` of each layer not fully counted and ``incomplete_types`` counts
     them by type; the TOs of such a model are too low. ``error`` is the message of a model that
     could not be read or counted (then the numbers are ``None``; :func:`score` raises instead).
+    ``energy_extrapolated`` is True when the device's polynomial was applied more than 10x outside
+    the feature range it was fitted on (its ``fitted_range``): the joules are then an
+    extrapolation (``None`` without a device or a range).
     With a device energy model (``devices.<name>.energy_model``), ``energy_terms`` splits
     ``energy_j`` into ops, memory, calls and static joules and ``time_s`` is its roofline time.
     ``layers`` holds :class:`LayerScore` items with ``per_layer=True``. With a profile that has a
@@ -161,6 +176,7 @@ class ScoreResult:
     tos: Optional[float] = None
     energy_j: Optional[float] = None
     gco2e: Optional[float] = None
+    energy_extrapolated: Optional[bool] = None
     energy_terms: Optional[dict] = None
     time_s: Optional[float] = None
     complete: bool = False
@@ -211,7 +227,7 @@ class ScoreResult:
         """The row of ``tosim score --json``: :data:`ROW_FIELDS`, the extra columns, and
         ``layers`` with ``per_layer``. ``incomplete`` is ``{type: layers}`` (``{}`` when complete,
         ``None`` for a failed model)."""
-        item = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
+        item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
@@ -240,7 +256,7 @@ class ScoreResult:
         written atomically to ``path`` when given. Returns the text."""
         return Scores([self], per_layer=self.per_layer).to_csv(path)
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pandas.DataFrame:
         """The rows of :meth:`to_csv` as a pandas DataFrame (needs pandas)."""
         return Scores([self], per_layer=self.per_layer).to_dataframe()
 
@@ -345,7 +361,7 @@ class Scores(list):
             write_atomic(path, text)
         return text
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pandas.DataFrame:
         """The rows of :meth:`to_csv` as a pandas DataFrame, with Python values (needs pandas)."""
         try:
             import pandas
@@ -597,6 +613,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
                        counts={op: row[op] for op in OPS}, tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
                        tos=row["tos"], energy_j=row["energy_j"], gco2e=row["gco2e"],
+                       energy_extrapolated=row.get("energy_extrapolated"),
                        energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),
                        complete=not row["incomplete_items"], incomplete=row["incomplete_items"],
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,

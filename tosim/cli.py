@@ -4,11 +4,14 @@ A command module exposes ``register(subparsers)``, which adds its parser and set
 callable ``run(args) -> int``. User mistakes are raised as :class:`CommandError` (or as one of the
 packages' input-error classes) and printed as one line ``tosim: error: ...`` with exit status 2.
 """
+from __future__ import annotations
+
 import argparse
 import importlib
 import re
 import sys
 import warnings
+from typing import Sequence
 
 __all__ = ["main", "CommandError", "COMMAND_MODULES"]
 
@@ -123,7 +126,7 @@ class _PrintableStream:
         return getattr(self._stream, name)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tosim`` command; returns the exit status. While it runs, every input file read
     is recorded (so that no output overwrites one), warnings are printed as one line and
     control characters on standard output are escaped."""
