@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Iterable
+from typing import IO, Any, Iterable
 
 __all__ = ["replace_file"]
 
@@ -22,9 +22,9 @@ def replace_file(path: str, data: str | bytes | Iterable[str], *, mode: int = 0o
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        binary = isinstance(data, bytes)
-        with os.fdopen(fd, "wb" if binary else "w",
-                       **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+        f: IO[Any] = (os.fdopen(fd, "wb") if isinstance(data, bytes)
+                      else os.fdopen(fd, "w", encoding="utf-8", newline=""))
+        with f:
             if isinstance(data, (str, bytes)):
                 f.write(data)
             else:
