@@ -130,6 +130,9 @@ ENERGY_MODEL_KEYS = {
     "peak_ops_per_s": float,          # nominal peak (basic ops per second)
     "bandwidth_bytes_per_s": float,   # nominal bandwidth; peak / bandwidth is the balance
     "latency_s": float,               # per layer call, time only
+    "window_j_per_op": dict,          # {layer type: static joules per op whose input is new to the window}
+    "channel_block": int,             # output channels of blocked kernels padded to this multiple
+    "row_j": dict,                    # {layer type: static joules per window row}
 }
 
 #: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.
