@@ -16,16 +16,22 @@ counts without a MAC unit. Nothing is changed by default: :func:`count_model` st
 separate multiplies and adds, and only a caller that prices a MAC unit (``tosim score`` with a
 profile that has ``units.mac``) subtracts these from them.
 """
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hardware_profiles.schema import BASIC_OPS, MAC_LAYER_TYPES, STAGES
 
+if TYPE_CHECKING:
+    from ._engine import CountResult
+
 __all__ = ["mac_counts", "with_macs", "MAC_LAYER_TYPES"]
 
 
-def mac_counts(result):
+def mac_counts(result: CountResult) -> np.ndarray:
     """``(layers, stages)`` int64 array (stages in ``STAGES`` order) of the multiply-accumulates
     of ``result`` (a :class:`opcount.CountResult`) that a MAC unit executes; see the module doc.
     Each is also one of the layer's ``mul`` and one of its ``add`` in that stage."""
@@ -39,7 +45,7 @@ def mac_counts(result):
     return out
 
 
-def with_macs(result):
+def with_macs(result: CountResult) -> CountResult:
     """A copy of ``result`` whose stage counts hold a ``mac`` op (``result.ops`` is ``BASIC_OPS``
     + ``("mac",)``): :func:`mac_counts` moved out of each layer's ``mul`` and ``add``. Totals,
     ``by_module`` and ``to_json`` include it; ``as_array`` refuses it (the kernel prices six
