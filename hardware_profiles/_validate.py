@@ -40,6 +40,8 @@ def check_file(doc):
     _carbon(doc, data.get("carbon", {}))
     if "memory" in data:
         _memory(doc, data["memory"])
+    if "power" in data:
+        _power(doc, data["power"])
 
 
 def _technology(doc, tech):
@@ -157,6 +159,9 @@ def _devices(doc, devices):
                 if key in device:
                     raise doc.error(path + (key,), f"a device holds a polynomial (feature, coefficients) "
                                                    f"or an energy_model, not both")
+            if "fitted_range" in device:
+                raise doc.error(path + ("fitted_range",), "fitted_range is the range of a polynomial's feature; "
+                                                          "an energy_model has none")
             _energy_model(doc, path + ("energy_model",), device["energy_model"])
             continue
         for key in ("feature", "coefficients"):
@@ -169,6 +174,21 @@ def _devices(doc, devices):
             # any finite coefficient (tosim fit writes what the data gives, 1e300 J runs included);
             # an energy past float64 is the scored row's error, never inf
             check_number(doc, path + ("coefficients", i), c, limit=math.inf)
+        if "fitted_range" in device:
+            _fitted_range(doc, path + ("fitted_range",), device["fitted_range"])
+
+
+def _fitted_range(doc, path, span):
+    """``devices.<name>.fitted_range``: ``[low, high]``, the feature values of the measurements
+    the polynomial was fitted on (scoring warns far outside them)."""
+    if len(span) != 2:
+        raise doc.error(path, f"needs two numbers [low, high], not {len(span)}")
+    for i, value in enumerate(span):
+        check_number(doc, path + (i,), value, limit=math.inf)
+        if value < 0:
+            raise doc.error(path + (i,), f"must be a non-negative number, not {value}")
+    if span[0] > span[1]:
+        raise doc.error(path, f"low must not exceed high, not [{span[0]:g}, {span[1]:g}]")
 
 
 def _carbon(doc, carbon):
@@ -221,11 +241,78 @@ def _energy_model(doc, path, model):
         check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
         for role, value in prices.items():
             check_energy(doc, path + ("byte_j_by_type", kind, role), value)
-    for kind, value in model.get("static_j_per_op", {}).items():
-        check_energy(doc, path + ("static_j_per_op", kind), value)
+    for key in ("static_j_per_op", "window_j_per_op", "row_j"):
+        for kind, value in model.get(key, {}).items():
+            check_energy(doc, path + (key, kind), value)
+    if "channel_block" in model and not 1 <= model["channel_block"] <= 4096:
+        raise doc.error(path + ("channel_block",), f"must be an integer from 1 to 4096, not {model['channel_block']}")
     for key in ("peak_ops_per_s", "bandwidth_bytes_per_s"):
         if key in model and model[key] <= 0:
             raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")
+
+
+#: Largest capacitance (fF), delay (ps) or area (um^2) of one gate, and largest supply (V).
+MAX_POWER_NUMBER = 1e9
+MAX_VDD = 1e3
+#: Most operand pairs one simulated stream of the power section may run.
+MAX_POWER_VECTORS = 10 ** 7
+
+
+def _power(doc, power):
+    """The ``power:`` section (schema.POWER_KEYS): switching energy, delay and area numbers and
+    the switching-energy pricing of ``tosim score``."""
+    base = ("power",)
+    check_keys(doc, base, power, S.POWER_KEYS, "power key")
+    for key, value in power.items():
+        check_type(doc, base + (key,), value, S.POWER_KEYS[key])
+    if "version" in power and power["version"] not in S.POWER_VERSIONS:
+        raise doc.error(base + ("version",), f"unknown power section version {power['version']!r}; "
+                                             f"known: {', '.join(map(str, S.POWER_VERSIONS))}")
+    for key, value in power.items():
+        if S.POWER_KEYS[key] is float:
+            check_number(doc, base + (key,), value, MAX_VDD if key == "vdd" else MAX_POWER_NUMBER)
+            if value < 0 or (key == "vdd" and value == 0):
+                kind = "positive" if key == "vdd" else "non-negative"
+                raise doc.error(base + (key,), f"must be a {kind} number, not {value}")
+    for table in S.POWER_TABLES:
+        for gate, value in power.get(table, {}).items():
+            path = base + (table, gate)
+            if gate not in S.GATE_TYPES:
+                raise doc.error(path, f"unknown gate {gate!r}{suggest(gate, S.GATE_TYPES)}; "
+                                      f"known: {', '.join(S.GATE_TYPES)}")
+            check_number(doc, path, value, MAX_POWER_NUMBER)
+            if value < 0:
+                raise doc.error(path, f"must be a non-negative number, not {value}")
+    if "energy" in power:
+        check_choice(doc, base + ("energy",), power["energy"], S.POWER_ENERGY, "energy pricing")
+    if "vectors" in power and not 2 <= power["vectors"] <= MAX_POWER_VECTORS:
+        raise doc.error(base + ("vectors",), f"operand pairs per stream must be an integer from 2 to "
+                                             f"{MAX_POWER_VECTORS:,}, not {power['vectors']}")
+    if "seed" in power and power["seed"] < 0:
+        raise doc.error(base + ("seed",), f"seed must be a non-negative integer, not {power['seed']}")
+    if "distribution" in power:
+        dist = power["distribution"]
+        if isinstance(dist, dict):
+            check_keys(doc, base + ("distribution",), dist, ("default",) + S.BASIC_OPS, "op")
+            for op, value in dist.items():
+                _distribution(doc, base + ("distribution", op), value)
+        else:
+            _distribution(doc, base + ("distribution",), dist)
+
+
+def _distribution(doc, path, value):
+    """One op's operand distribution: a text (both operands) or a list of two (operand a, b)."""
+    check_type(doc, path, value, (str, list))
+    if isinstance(value, list) and len(value) != 2:
+        raise doc.error(path, f"a list gives the distributions of the two operands, a and b; "
+                              f"not {len(value)} item(s)")
+    items = [(path, value)] if isinstance(value, str) else [(path + (i,), v) for i, v in enumerate(value)]
+    for where, item in items:
+        check_type(doc, where, item, str)
+        try:
+            S.split_distribution(item)
+        except ValueError as exc:
+            raise doc.error(where, str(exc)) from None
 
 
 def _memory(doc, memory):

@@ -12,7 +12,8 @@ import numpy as np
 
 from opcount import BASIC_OPS
 
-__all__ = ["costs_array", "mac_costs_array", "mac_accumulator", "refuse_mac_unit", "SynthesisProgress"]
+__all__ = ["costs_array", "mac_costs_array", "mac_accumulator", "refuse_mac_unit", "SynthesisProgress",
+           "SwitchingProgress", "switching_array"]
 
 _MEMO: dict = {}
 
@@ -104,3 +105,39 @@ def refuse_mac_unit(profile, what):
         from ._errors import ScoreError
         raise ScoreError(f"profile {profile.name!r} has a MAC unit (units.mac), which {what} does not price "
                          f"yet; use a profile without units.mac")
+
+
+class SwitchingProgress(SynthesisProgress):
+    """Tells stderr about each switching-energy entry that has to be simulated."""
+
+    def start(self, index, total, label):
+        self.started = time.perf_counter()
+        print(f"tosim: simulating {label} ({index}/{total}; cached for next time) ...",
+              file=self.stream, flush=True)
+
+    def done(self, index, total, label, seconds):
+        print(f"tosim: simulated {label} in {seconds:.1f} s", file=self.stream, flush=True)
+
+
+def switching_array(profile, formats, pairs, *, progress=None):
+    """Switching energy per basic op and format in joules, float64 ``(len(BASIC_OPS),
+    len(formats))``, for a profile with ``power: {energy: activity}``, and the basis of the
+    estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
+    ``ops``, one :meth:`hwlib.activity.OpEnergy.to_json` per entry). Only the ``(op, format)``
+    ``pairs`` are simulated (:func:`hwlib.activity.op_energies`, cached on disk); the other
+    entries are 0 and must be multiplied by zero counts only. ``progress``: a
+    :class:`SynthesisProgress` (its stream is told about each simulation), or ``None``."""
+    from hwlib.activity import ESTIMATE_NOTE, op_energies
+    formats = list(formats)
+    told = SwitchingProgress(progress.stream) if progress is not None else None
+    energies = op_energies(profile, pairs, progress=told)
+    table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
+    column = {fmt: i for i, fmt in enumerate(formats)}
+    for (op, fmt), entry in energies.items():
+        table[BASIC_OPS.index(op), column[fmt]] = entry.energy_j_per_op
+    table.setflags(write=False)
+    power = profile.power
+    basis = {"note": ESTIMATE_NOTE, "source": power["source"], "vdd": power["vdd"],
+             "vectors": power["vectors"], "seed": power["seed"], "glitches": bool(power["glitches"]),
+             "ops": [entry.to_json() for entry in energies.values()]}
+    return table, basis

@@ -60,6 +60,18 @@ def _terms(text):
     return tuple(terms)
 
 
+def _channel_block(text):
+    """argparse type: a channel block, an integer from 1 to 4096."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 4096, not {text!r}")
+    return value
+
+
 def _energy_parts(text):
     """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
     import argparse
@@ -108,6 +120,9 @@ def register(subparsers):
                        help="device memory bandwidth in bytes per second (with --peak: fixes the balance)")
     model.add_argument("--static-power", type=_positive, default=None, metavar="W",
                        help="static power in watts (sets the time scale of the roofline)")
+    model.add_argument("--channel-block", type=_channel_block, default=1, metavar="N",
+                       help="pad convolutions' output channels to a multiple of N in the static term, as "
+                            "vector-blocked kernels do (16: oneDNN fp32 on AVX-512; default 1, no padding)")
     parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
@@ -320,7 +335,8 @@ def run(args):
               "comparison": comparison,
               "skipped": [{"line": line, "reason": reason} for line, reason in problems]}
     if args.write_profile is not None:
-        write_profile(args, profile, result, data.path)
+        values = [f[args.feature] for f in features]
+        write_profile(args, profile, result, data.path, fitted_range=[float(min(values)), float(max(values))])
         result["profile_written"] = args.write_profile
     if args.plot is not None:
         from ._plots import fit_scatter
@@ -391,7 +407,8 @@ def run_model(args, profile, data, rows, device, problems):
             model, info = calibrate.fit_energy_model(
                 table.subset(train), y[train], terms=args.terms, tos_per_op=tos_per_op, loss=weighting,
                 prior_strength=args.prior_strength, peak_ops_per_s=args.peak,
-                bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power)
+                bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power,
+                channel_block=args.channel_block)
             pred, parts = model.predict_runs(table)
         if not np.all(np.isfinite(pred)):
             raise ValueError("the energy model's predictions leave float64's range")
@@ -482,8 +499,9 @@ def _extends(profile_arg, profile, out):
     return os.path.relpath(os.path.abspath(profile_arg), os.path.dirname(os.path.abspath(out)))
 
 
-def write_profile(args, profile, result, csv_path):
-    """Write a profile that extends the input profile and adds the fitted device; load it back."""
+def write_profile(args, profile, result, csv_path, fitted_range=None):
+    """Write a profile that extends the input profile and adds the fitted device; load it back.
+    ``fitted_range``: ``[low, high]`` of the polynomial's feature over the measured runs."""
     from tosim.cli import CommandError
     name = args.device or result["device"]
     if not name:
@@ -508,6 +526,8 @@ def write_profile(args, profile, result, csv_path):
         "description": ("joules of one measured run = polynomial in the run's total "
                         f"{result['feature']} (epochs x steps x one step's count)"),
     }
+    if fitted_range is not None:
+        device["fitted_range"] = fitted_range
     _write_device(args, profile, name, device, "the device's coefficients turn a run's total "
                                                f"{result['feature']} into joules")
 
@@ -617,6 +637,12 @@ def format_model_report(result):
         lines.append(f"  static: {m['static_w']:.3g} W, peak {m['peak_ops_per_s']:.3g} ops/s, bandwidth "
                      f"{m['bandwidth_bytes_per_s']:.3g} B/s ({result['fit']['time_scale']} time scale); J per "
                      "roofline op: " + ", ".join(f"{k} {e:.3g}" for k, e in m["static_j_per_op"].items()))
+        if m.get("window_j_per_op"):
+            lines.append("  static J per window op (input new to the window"
+                         + (f", channels padded to {m['channel_block']}" if m.get("channel_block") else "") + "): "
+                         + ", ".join(f"{k} {e:.3g}" for k, e in m["window_j_per_op"].items()))
+        if m.get("row_j"):
+            lines.append("  static J per window row: " + ", ".join(f"{k} {e:.3g}" for k, e in m["row_j"].items()))
     lines.append("")
     header = ["layer type", "rows", "model val prec % avg (min)", "tos", "flops", "macs", "terms (ops/mem/calls/static)"]
     rows = []

@@ -118,9 +118,11 @@ def _non_negative_float(text):
 def run(args):
     import hardware_profiles
 
+    from .cli import printable
+
     from . import api
     from ._costs import SynthesisProgress
-    from ._energy import resolve_device
+    from ._energy import extrapolation_warning, resolve_device
     from ._pipeline import movement_fields
     inputs = []
     if args.out is not None or args.plot is not None:
@@ -223,10 +225,16 @@ def run(args):
             how = "energy model: joules per layer and per term" if "energy_model" in device else device["feature"]
             summary += f"; energy from device {args.device} ({how}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
+        basis = next((r.switching_basis for r in results if r.switching is not None), None)
+        if basis is not None:
+            print(f"switching J: {printable(basis)}")
         if any(r.incomplete_types for r in results):
             print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
     if args.out:
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
+    far = extrapolation_warning(args.device, device, results) if device is not None else None
+    if far is not None:
+        print(f"tosim: warning: {far}", file=sys.stderr)
     for path in plots:
         print(f"wrote {path}", file=sys.stderr)
     from .cli import printable
