@@ -165,3 +165,10 @@ def test_paths_that_do_not_price_macs_refuse(mac_profile, fixed_costs, capsys):
     assert "has a MAC unit (units.mac), which the serving phases" in capsys.readouterr().err
     assert main(["sweep", "mlp", "--profile", mac_profile]) == 2
     assert "which tosim sweep does not price yet" in capsys.readouterr().err
+
+
+def test_switching_energy_refuses_a_mac_unit(tmp_path, fake_mac_costs, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nextends: cmos-generic\npower: {energy: activity}\nunits:\n  mac: {design: fused}\n")
+    assert main(["score", "zoo:lenet5", "--profile", str(path)]) == 2
+    assert "which switching energy (power: {energy: activity}) does not price yet" in capsys.readouterr().err
