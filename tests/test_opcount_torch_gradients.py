@@ -234,7 +234,7 @@ def test_lstm_backward_runs_through_every_step(recurrent_counts):
     assert stage(everything, "rnn") == stage(last, "rnn")
     assert stage(everything, "rnn", "forward") == stage(last, "rnn", "forward")
     # and the MACs are FlopCounterMode's (the products of every step, forward and backward)
-    for reads in ("all", "last", "h_n"):
+    for reads in ("last", "h_n"):
         assert recurrent_counts[reads][1].macs == fcm_training_flops(Recurrent(reads), (torch.randn(N, 4, 2),)) // 2
 
 
@@ -259,3 +259,35 @@ def test_frozen_parameters_are_reported():
         ir = opcount.load_torch(module, torch.randn(1, 3))
     assert [item["layer"] for item in ir.left_out] == ["0.weight"]
     assert ir.params == 4 * 3 + 4 + 4 * 2 + 2
+
+
+def test_product_costs_a_backward_only_for_operands_with_a_gradient():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+            self.scale = nn.Parameter(torch.ones(4))
+
+        def forward(self, x, mask):                      # x [N, 5, 3], mask [N, 5, 4]
+            y = (x.sum(-1, keepdim=True) * self.scale) * mask       # model input x: no gradient
+            return self.fc(x) * mask + y / (1.0 + mask)
+    ir = load(Masked(), (torch.randn(1, 5, 3), torch.ones(1, 5, 4)))
+    result = training(ir)
+    back = {layer.name: layer.stages["backward"] for layer in result.layers}
+    e = N * 5 * 4
+    # x.sum * scale: only scale needs one, d(scale) = dy * x.sum (1 mul), summed over N*5 rows
+    assert back["mul"] == {**back["mul"], "mul": e, "add": e - 4}
+    # (...) * mask and fc(x) * mask: d(first operand) = dy * mask, 1 mul; the mask gets none
+    assert back["mul_1"]["mul"] == e and back["mul_2"]["mul"] == e
+    # y / (1 + mask): dy / (1 + mask) for y only, 1 div
+    div = next(name for name in back if name.startswith("div") or name.startswith("true_divide"))
+    assert back[div] == {**back[div], "div": e, "mul": 0, "sub": 0}
+
+
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
+def test_the_callers_no_grad_context_changes_nothing(context):
+    module = Stopped("none")
+    expected = training(load(module, torch.randn(1, 3))).totals
+    with getattr(torch, context)():
+        ir = load(module, torch.randn(1, 3))
+    assert training(ir).totals == expected

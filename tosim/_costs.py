@@ -12,7 +12,8 @@ import numpy as np
 
 from opcount import BASIC_OPS
 
-__all__ = ["costs_array", "SynthesisProgress"]
+__all__ = ["costs_array", "mac_costs_array", "mac_accumulator", "refuse_mac_unit", "SynthesisProgress",
+           "SwitchingProgress", "switching_array"]
 
 _MEMO: dict = {}
 
@@ -66,3 +67,77 @@ def costs_array(profile, formats, *, progress=None):
         table.setflags(write=False)
         _MEMO[key] = table
     return _MEMO[key]
+
+
+def mac_accumulator(profile, fmt):
+    """The accumulator format of the profile's MAC unit for products in ``fmt``: ``units.mac``'s
+    ``accumulate``, else ``fmt`` itself (a fused multiply-add). ``ValueError`` when ``fmt``
+    cannot accumulate (fp8_e4m3 has no infinities) and the profile names no accumulator."""
+    acc = profile.units["mac"].get("accumulate", fmt)
+    from hardware_profiles.schema import MAC_ACCUMULATOR_FORMATS
+    if acc not in MAC_ACCUMULATOR_FORMATS:
+        raise ValueError(f"profile {profile.name!r}: the MAC unit cannot accumulate in {fmt}; set "
+                         f"units.mac.accumulate to one of {', '.join(MAC_ACCUMULATOR_FORMATS)}")
+    return acc
+
+
+def mac_costs_array(profile, formats, *, progress=None):
+    """Transistors of the profile's MAC unit (``units.mac``) per product format: float64 array
+    ``(len(formats),)``, each the :class:`hwlib.units.fma.FPMAC` of that format into
+    :func:`mac_accumulator` built from the profile's mul and add units."""
+    formats = list(formats)
+    key = ("mac",) + _memo_key(profile, formats)
+    if key not in _MEMO:
+        from hwlib.cost import fp_mac_table
+        pairs = [(fmt, mac_accumulator(profile, fmt)) for fmt in formats]
+        rows = fp_mac_table(profile, pairs, progress=progress)
+        table = np.array([float(row.cost.transistors) for row in rows], dtype=np.float64)
+        table.setflags(write=False)
+        _MEMO[key] = table
+    return _MEMO[key]
+
+
+def refuse_mac_unit(profile, what):
+    """Raise :class:`tosim.ScoreError` when the profile has a MAC unit (``units.mac``): ``what``
+    (a command or path that prices separate multiplies and adds only) would price the matrix
+    products without it, differently from ``tosim score``."""
+    if "mac" in profile.units:
+        from ._errors import ScoreError
+        raise ScoreError(f"profile {profile.name!r} has a MAC unit (units.mac), which {what} does not price "
+                         f"yet; use a profile without units.mac")
+
+
+class SwitchingProgress(SynthesisProgress):
+    """Tells stderr about each switching-energy entry that has to be simulated."""
+
+    def start(self, index, total, label):
+        self.started = time.perf_counter()
+        print(f"tosim: simulating {label} ({index}/{total}; cached for next time) ...",
+              file=self.stream, flush=True)
+
+    def done(self, index, total, label, seconds):
+        print(f"tosim: simulated {label} in {seconds:.1f} s", file=self.stream, flush=True)
+
+
+def switching_array(profile, formats, pairs, *, progress=None):
+    """Switching energy per basic op and format in joules, float64 ``(len(BASIC_OPS),
+    len(formats))``, for a profile with ``power: {energy: activity}``, and the basis of the
+    estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
+    ``ops``, one :meth:`hwlib.activity.OpEnergy.to_json` per entry). Only the ``(op, format)``
+    ``pairs`` are simulated (:func:`hwlib.activity.op_energies`, cached on disk); the other
+    entries are 0 and must be multiplied by zero counts only. ``progress``: a
+    :class:`SynthesisProgress` (its stream is told about each simulation), or ``None``."""
+    from hwlib.activity import ESTIMATE_NOTE, op_energies
+    formats = list(formats)
+    told = SwitchingProgress(progress.stream) if progress is not None else None
+    energies = op_energies(profile, pairs, progress=told)
+    table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
+    column = {fmt: i for i, fmt in enumerate(formats)}
+    for (op, fmt), entry in energies.items():
+        table[BASIC_OPS.index(op), column[fmt]] = entry.energy_j_per_op
+    table.setflags(write=False)
+    power = profile.power
+    basis = {"note": ESTIMATE_NOTE, "source": power["source"], "vdd": power["vdd"],
+             "vectors": power["vectors"], "seed": power["seed"], "glitches": bool(power["glitches"]),
+             "ops": [entry.to_json() for entry in energies.values()]}
+    return table, basis

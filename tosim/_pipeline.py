@@ -56,7 +56,7 @@ def expand_inputs(inputs, skipped=None):
     return out
 
 
-_PROFILE_KEYS = re.compile(r"^(schema|technology|units|datapath|recipes|devices|extends|memory):", re.M)
+_PROFILE_KEYS = re.compile(r"^(schema|technology|units|datapath|recipes|devices|extends|memory|power):", re.M)
 _PROFILE_KEYS_JSON = re.compile(r'"(technology|units|datapath|recipes)"\s*:')
 _MODEL_KEYS = re.compile(r"^(layers|model_type):|\"(layers|model_type)\"\s*:", re.M)
 
@@ -195,9 +195,42 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
                           "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
                           "counts": [sum(layer.stages[s][op] for s in STAGES) for op in OPS]}
                          for layer in result.layers]
+    if "mac" in profile.units:
+        _move_to_macs(out, result)
     if movement is not None:
         _add_movement(out, movement)
     return out
+
+
+_MUL, _ADD = OPS.index("mul"), OPS.index("add")
+
+
+def _move_to_macs(out, result):
+    """A profile with a MAC unit: the multiply-accumulates of the matrix products
+    (:func:`opcount.mac_counts`) leave the ``mul`` and ``add`` counts of the row and become
+    ``mac`` counts (``mac_counts``: layers x stages; ``mac``: the total), priced by
+    :func:`price` at the MAC unit's cost."""
+    macs = opcount.mac_counts(result)
+    per_layer = macs.sum(axis=1)
+    total = int(per_layer.sum())
+    out["mac_counts"] = macs
+    out["mac"] = total
+    out["counts_all"][_MUL] -= total
+    out["counts_all"][_ADD] -= total
+    if out["counts"] is not None:
+        counts = out["counts"].copy()
+        counts[:, :, _MUL] -= macs
+        counts[:, :, _ADD] -= macs
+        out["counts"] = counts
+    else:
+        for layer, row in zip(out["layer_counts"], macs.tolist()):
+            for stage, n in zip(layer, row):
+                stage[_MUL] -= n
+                stage[_ADD] -= n
+    for layer, n in zip(out.get("layers") or (), per_layer.tolist()):
+        layer["counts"][_MUL] -= n
+        layer["counts"][_ADD] -= n
+        layer["mac"] = n
 
 
 def _add_movement(row, mv):
@@ -291,15 +324,57 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
 def price(counted, profile, synth_progress=None):
     """Fill ``stage_tos`` (per stage) and ``layer_tos`` (layers x stages) of every good row of
     ``counted``: counts x the profile's cost table per layer format, in one kernel call over all
-    rows that fit int64, and in exact Python integers x float64 costs for the others."""
+    rows that fit int64, and in exact Python integers x float64 costs for the others. With
+    ``power: {energy: activity}`` in the profile, also ``stage_switch_j`` and ``layer_switch_j``:
+    counts x the switching energy per op (:func:`tosim._costs.switching_array`) the same way,
+    and ``switching`` (the basis of that estimate)."""
     import numpy as np
-
-    from opcount.kernel import tos_from_counts
 
     from ._costs import costs_array
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
     costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+    _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
+    with_macs = [r for r in good if "mac_counts" in r]
+    if with_macs:
+        from ._costs import mac_costs_array
+        mac_costs = mac_costs_array(profile, formats, progress=synth_progress)
+        column = {f: i for i, f in enumerate(formats)}
+        for r in with_macs:
+            per_format = np.array([mac_costs[column[f]] for f in r["formats"]], dtype=np.float64)
+            r["layer_tos"] = r["layer_tos"] + r["mac_counts"].astype(np.float64) * per_format[:, None]
+            r["stage_tos"] = r["layer_tos"].sum(axis=0)
+    if good and profile.power["energy"] == "activity":
+        from ._costs import refuse_mac_unit
+        refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
+        from ._costs import switching_array
+        joules, basis = switching_array(profile, formats, _used_ops(good), progress=synth_progress)
+        _apply_costs(good, joules, formats, "stage_switch_j", "layer_switch_j")
+        for r in good:
+            r["switching"] = basis
+    return counted
+
+
+def _used_ops(good):
+    """The ``(op, format)`` pairs with a non-zero count in any layer of the rows ``good``."""
+    used = set()
+    for r in good:
+        if r["counts"] is not None:
+            per_layer = r["counts"].sum(axis=1) != 0            # layers x ops
+            rows = [[bool(x) for x in layer] for layer in per_layer]
+        else:
+            rows = [[any(stage[o] for stage in layer) for o in range(len(OPS))] for layer in r["layer_counts"]]
+        for fmt, flags in zip(r["formats"], rows):
+            used.update((op, fmt) for op, flag in zip(OPS, flags) if flag)
+    return sorted(used, key=lambda pair: (pair[1], OPS.index(pair[0])))
+
+
+def _apply_costs(good, costs, formats, stage_key, layer_key):
+    """Counts x ``costs`` (ops x ``formats``) per layer format for every row of ``good``, into
+    ``r[stage_key]`` (per stage) and ``r[layer_key]`` (layers x stages)."""
+    import numpy as np
+
+    from opcount.kernel import tos_from_counts
     column = {f: i for i, f in enumerate(formats)}
     stacked = [r for r in good if r["counts"] is not None]
     if stacked:
@@ -310,16 +385,15 @@ def price(counted, profile, synth_progress=None):
         np.cumsum([r["counts"].shape[0] for r in stacked], out=offsets[1:])
         layer_tos, model_stage, _ = tos_from_counts(counts, costs, layer_format, offsets)
         for i, r in enumerate(stacked):
-            r["stage_tos"] = model_stage[i]
-            r["layer_tos"] = layer_tos[offsets[i]:offsets[i + 1]]
+            r[stage_key] = model_stage[i]
+            r[layer_key] = layer_tos[offsets[i]:offsets[i + 1]]
     for r in good:
         if r["counts"] is None:
             # past int64: exact Python integers times float64 costs, summed in float64
-            per_layer_tos = [[sum(float(n) * costs[o, column[fmt]] for o, n in enumerate(stage)) for stage in layer]
-                             for layer, fmt in zip(r["layer_counts"], r["formats"])]
-            r["layer_tos"] = np.array(per_layer_tos, dtype=np.float64).reshape(-1, len(STAGES))
-            r["stage_tos"] = r["layer_tos"].sum(axis=0)
-    return counted
+            per_layer = [[sum(float(n) * costs[o, column[fmt]] for o, n in enumerate(stage)) for stage in layer]
+                         for layer, fmt in zip(r["layer_counts"], r["formats"])]
+            r[layer_key] = np.array(per_layer, dtype=np.float64).reshape(-1, len(STAGES))
+            r[stage_key] = r[layer_key].sum(axis=0)
 
 
 def finish_row(r, per_layer):
@@ -331,14 +405,23 @@ def finish_row(r, per_layer):
     row.update(params=r["params"], macs=r["macs"], flops=r["flops"], incomplete=r["incomplete"] or None,
                incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"))
     row.update(zip(OPS, r["counts_all"]))
+    if "mac" in r:
+        row["mac"] = r["mac"]
     row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
     row["tos"] = float(sum(r["stage_tos"]))
     row.update({k: v for k, v in r.items() if k.startswith(("energy_", "accesses_"))})
     if "layer_table" in r:
         row["layer_table"] = r["layer_table"]
+    if "stage_switch_j" in r:
+        row.update({f"switching_j_{s}": float(v) for s, v in zip(STAGES, r["stage_switch_j"])})
+        row["switching_j"] = float(sum(r["stage_switch_j"]))
+        row["switching"] = r["switching"]
     if per_layer:
         row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=float(lt.sum()))
                          for layer, lt in zip(r["layers"], r["layer_tos"])]
+        if "layer_switch_j" in r:
+            for layer, lj in zip(row["layers"], r["layer_switch_j"]):
+                layer["switching_j"] = float(lj.sum())
     return row
 
 
@@ -360,8 +443,8 @@ def whole_run_total(parts, epochs):
 
 
 #: Row and per-layer fields that add up over the steps of a run.
-_ADDITIVE = ("macs", "flops", *OPS, *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
-             "energy_movement_j", "counts", "tos_total")
+_ADDITIVE = ("macs", "flops", *OPS, "mac", *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
+             "energy_movement_j", "counts", "tos_total", "switching_j", *(f"switching_j_{s}" for s in STAGES))
 
 
 def _is_additive(key):

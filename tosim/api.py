@@ -133,6 +133,7 @@ class LayerScore:
     energy_j: Optional[float] = None
     energy_terms: Optional[dict] = None
     time_s: Optional[float] = None
+    switching_j: Optional[float] = None
 
 
 @dataclass
@@ -156,6 +157,11 @@ class ScoreResult:
     :class:`opcount.MovementResult` (of the run's first step). ``workload`` and ``steps`` describe a
     whole run. ``count_result`` (from :func:`score` only) is the :class:`opcount.CountResult`
     with the exact counts of every layer and stage (of the run's first step).
+    With a profile whose ``power.energy`` is ``activity``, ``switching_j`` (and
+    ``switching_by_stage``, and each layer's ``switching_j``) is the dynamic switching energy of
+    the counted ops, an estimate from simulated switching of the profile's units under the
+    operand distributions that ``switching`` names (``note``, ``ops``: fJ per op, distribution
+    and activity per op and format, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches``).
     """
     name: str
     source: Optional[str]
@@ -187,6 +193,15 @@ class ScoreResult:
     steps: Optional[int] = None
     movement: Any = field(default=None, repr=False, compare=False)
     count_result: Any = field(default=None, repr=False, compare=False)
+    switching_j: Optional[float] = None
+    switching_by_stage: Optional[dict] = None
+    switching: Optional[dict] = None
+
+    @property
+    def switching_basis(self) -> Optional[str]:
+        """The switching estimate in words: the note, then each op and format's distribution
+        and fJ per op (``None`` without switching pricing)."""
+        return switching_basis(self.switching)
 
     @property
     def ok(self) -> bool:
@@ -195,13 +210,16 @@ class ScoreResult:
 
     @property
     def extra_fields(self) -> list:
-        """Columns beyond :data:`ROW_FIELDS`: data movement (memory profile) and whole run."""
-        out = []
+        """Columns beyond :data:`ROW_FIELDS`: ``mac`` (a profile with a MAC unit), data movement
+        (memory profile) and whole run."""
+        out = ["mac"] if self.counts and "mac" in self.counts else []
         if self.levels:
             out += ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv}" for lv in self.levels]
         if self.energy_terms is not None:
             from ._device_model import MODEL_FIELDS
             out += MODEL_FIELDS
+        if self.switching is not None:
+            out += SWITCHING_FIELDS
         if self.workload is not None:
             out += RUN_FIELDS
         return out
@@ -213,6 +231,8 @@ class ScoreResult:
         item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
+        if self.counts and "mac" in self.counts:
+            item["mac"] = self.counts["mac"]
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
         item.update(tos=self.tos, energy_j=self.energy_j, gco2e=self.gco2e,
                     incomplete=None if self.error else dict(self.incomplete_types), error=self.error)
@@ -223,6 +243,10 @@ class ScoreResult:
             from ._device_model import TERM_FIELDS
             item.update({field_: self.energy_terms.get(term) for term, field_ in TERM_FIELDS.items()})
             item["time_s"] = self.time_s
+        if self.switching is not None:
+            item.update(switching_j=self.switching_j, switching_basis=self.switching_basis,
+                        switching=self.switching)
+            item.update({f"switching_j_{s}": (self.switching_by_stage or {}).get(s) for s in STAGES})
         if self.workload is not None:
             item.update(samples=self.workload.samples, passes=self.workload.passes, epochs=self.workload.epochs,
                         steps=self.steps)
@@ -252,7 +276,24 @@ def _layer_dict(layer, levels):
         out["energy_j"] = layer.energy_j
         out.update({field_: layer.energy_terms.get(term) for term, field_ in TERM_FIELDS.items()})
         out["time_s"] = layer.time_s
+    if layer.switching_j is not None:
+        out["switching_j"] = layer.switching_j
     return out
+
+
+#: CSV columns of the switching-energy estimate (profiles with ``power.energy: activity``).
+SWITCHING_FIELDS = ["switching_j", "switching_basis"]
+
+
+def switching_basis(switching):
+    """One line naming the estimate and, per op and format, its distribution and fJ per op."""
+    if switching is None:
+        return None
+    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']}): {e['distribution']} operands, "
+                    f"{e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
+    glitches = "glitches counted" if switching["glitches"] else "zero-delay, no glitches"
+    return (f"{switching['note']}; {switching['vectors'] - 1} operations per stream, seed {switching['seed']}, "
+            f"{glitches}, {switching['vdd']:g} V, {switching['source']}; {ops or 'no ops counted'}")
 
 
 class Scores(list):
@@ -271,7 +312,10 @@ class Scores(list):
         return [r for r in self if r.error is not None]
 
     def _extra(self):
-        return self[0].extra_fields if self else []
+        fields = self[0].extra_fields if self else []
+        if "mac" not in fields and any("mac" in (r.counts or {}) for r in self):
+            fields = ["mac"] + fields     # the first model failed; the others were counted with MACs
+        return fields
 
     def to_dicts(self) -> list:
         return [r.to_dict() for r in self]
@@ -306,7 +350,7 @@ class Scores(list):
                 line["tos"] = layer["tos"]["total"]
                 if "energy_j" in layer:
                     line["energy_j"] = layer["energy_j"]
-                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra})
+                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra if k != "mac"})
                 yield line
 
     def to_csv(self, path: Optional[str] = None) -> str:
@@ -561,6 +605,13 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
     return _pipeline.combine_steps(step_rows, workload.epochs)
 
 
+def _with_mac(counts, row):
+    """``counts`` with the row's ``mac`` count when the profile has a MAC unit."""
+    if "mac" in row:
+        counts["mac"] = row["mac"]
+    return counts
+
+
 def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     common = dict(name=row["name"], source=row["source"], profile=profile_name, phase=phase, batch=batch,
                   per_layer=per_layer, levels=levels, workload=workload, steps=row.get("steps"))
@@ -569,16 +620,16 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     layers = None
     if per_layer:
         layers = [LayerScore(name=layer["name"], type=layer["type"], format=layer["format"], params=layer["params"],
-                             macs=layer["macs"], flops=layer["flops"], counts=dict(zip(OPS, layer["counts"])),
+                             macs=layer["macs"], flops=layer["flops"], counts=_with_mac(dict(zip(OPS, layer["counts"])), layer),
                              tos_by_stage=dict(layer["tos"]), tos=layer["tos_total"],
                              energy_compute_j=layer.get("energy_compute_j"),
                              energy_movement_j=layer.get("energy_movement_j"),
                              energy_j=layer.get("energy_j"), energy_terms=layer.get("energy_terms"),
-                             time_s=layer.get("time_s"),
+                             time_s=layer.get("time_s"), switching_j=layer.get("switching_j"),
                              accesses={lv: layer[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in layer})
                   for layer in row["layers"]]
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
-                       counts={op: row[op] for op in OPS}, tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
+                       counts=_with_mac({op: row[op] for op in OPS}, row), tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
                        tos=row["tos"], energy_j=row["energy_j"], gco2e=row["gco2e"],
                        energy_extrapolated=row.get("energy_extrapolated"),
                        energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),
@@ -586,4 +637,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,
                        energy_compute_j=row.get("energy_compute_j"), energy_movement_j=row.get("energy_movement_j"),
                        accesses={lv: row[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in row},
-                       movement=row.get("movement"), count_result=row.get("count_result"), **common)
+                       movement=row.get("movement"), count_result=row.get("count_result"),
+                       switching_j=row.get("switching_j"), switching=row.get("switching"),
+                       switching_by_stage={s: row[f"switching_j_{s}"] for s in STAGES} if "switching_j" in row else None,
+                       **common)
