@@ -20,6 +20,7 @@ from typing import Any
 
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
+from ._macs import MAC_LAYER_TYPES, mac_counts, with_macs
 from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model,
                   reformatted, with_default_format)
 from ._spec import load_spec, spec_to_model
@@ -50,7 +51,8 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "with_default_format",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
-           "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS"]
+           "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS",
+           "mac_counts", "with_macs", "MAC_LAYER_TYPES"]
 
 
 def layer_types() -> list[str]:
