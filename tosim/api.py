@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -429,6 +430,18 @@ def _check(phase, batch, load):
         raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
 
 
+def _check_run_options(grid_intensity, jobs):
+    """``grid_intensity`` (gCO2e/kWh) within a profile's own bound, ``jobs`` a positive count."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
+    if grid_intensity is not None and not (
+            isinstance(grid_intensity, (int, float)) and not isinstance(grid_intensity, bool)
+            and math.isfinite(grid_intensity) and 0 <= grid_intensity <= MAX_GRID_INTENSITY):
+        raise ScoreError(f"grid_intensity must be a number of gCO2e per kWh in 0..{MAX_GRID_INTENSITY:g}, "
+                         f"not {grid_intensity!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ScoreError(f"jobs must be a positive integer (worker processes) or None (automatic), not {jobs!r}")
+
+
 def _check_listed(profile, load):
     """A format asked for (``format``, ``master_format``) must be one the profile lists: its cost
     table has units for those only."""
@@ -485,6 +498,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
     (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer) and count it (recompute,
     master_format: :func:`opcount.count_model`)."""
     _check(phase, batch, load)
+    _check_run_options(grid_intensity, jobs)
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
