@@ -162,7 +162,8 @@ def layer_energy(device, model, result):
 
 def model_tos_per_op(profile, op_keys):
     """Transistors of each ``(format, op)`` under the profile's cost table (the prior)."""
-    from ._costs import costs_array
+    from ._costs import costs_array, refuse_mac_unit
+    refuse_mac_unit(profile, "a device energy model")
     formats = sorted({fmt for fmt, _ in op_keys})
     if not formats:
         return {}

@@ -195,9 +195,42 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
                           "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
                           "counts": [sum(layer.stages[s][op] for s in STAGES) for op in OPS]}
                          for layer in result.layers]
+    if "mac" in profile.units:
+        _move_to_macs(out, result)
     if movement is not None:
         _add_movement(out, movement)
     return out
+
+
+_MUL, _ADD = OPS.index("mul"), OPS.index("add")
+
+
+def _move_to_macs(out, result):
+    """A profile with a MAC unit: the multiply-accumulates of the matrix products
+    (:func:`opcount.mac_counts`) leave the ``mul`` and ``add`` counts of the row and become
+    ``mac`` counts (``mac_counts``: layers x stages; ``mac``: the total), priced by
+    :func:`price` at the MAC unit's cost."""
+    macs = opcount.mac_counts(result)
+    per_layer = macs.sum(axis=1)
+    total = int(per_layer.sum())
+    out["mac_counts"] = macs
+    out["mac"] = total
+    out["counts_all"][_MUL] -= total
+    out["counts_all"][_ADD] -= total
+    if out["counts"] is not None:
+        counts = out["counts"].copy()
+        counts[:, :, _MUL] -= macs
+        counts[:, :, _ADD] -= macs
+        out["counts"] = counts
+    else:
+        for layer, row in zip(out["layer_counts"], macs.tolist()):
+            for stage, n in zip(layer, row):
+                stage[_MUL] -= n
+                stage[_ADD] -= n
+    for layer, n in zip(out.get("layers") or (), per_layer.tolist()):
+        layer["counts"][_MUL] -= n
+        layer["counts"][_ADD] -= n
+        layer["mac"] = n
 
 
 def _add_movement(row, mv):
@@ -302,7 +335,18 @@ def price(counted, profile, synth_progress=None):
     formats = sorted({f for r in good for f in r["formats"]})
     costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
     _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
+    with_macs = [r for r in good if "mac_counts" in r]
+    if with_macs:
+        from ._costs import mac_costs_array
+        mac_costs = mac_costs_array(profile, formats, progress=synth_progress)
+        column = {f: i for i, f in enumerate(formats)}
+        for r in with_macs:
+            per_format = np.array([mac_costs[column[f]] for f in r["formats"]], dtype=np.float64)
+            r["layer_tos"] = r["layer_tos"] + r["mac_counts"].astype(np.float64) * per_format[:, None]
+            r["stage_tos"] = r["layer_tos"].sum(axis=0)
     if good and profile.power["energy"] == "activity":
+        from ._costs import refuse_mac_unit
+        refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
         from ._costs import switching_array
         joules, basis = switching_array(profile, formats, _used_ops(good), progress=synth_progress)
         _apply_costs(good, joules, formats, "stage_switch_j", "layer_switch_j")
@@ -361,6 +405,8 @@ def finish_row(r, per_layer):
     row.update(params=r["params"], macs=r["macs"], flops=r["flops"], incomplete=r["incomplete"] or None,
                incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"))
     row.update(zip(OPS, r["counts_all"]))
+    if "mac" in r:
+        row["mac"] = r["mac"]
     row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
     row["tos"] = float(sum(r["stage_tos"]))
     row.update({k: v for k, v in r.items() if k.startswith(("energy_", "accesses_"))})
@@ -397,7 +443,7 @@ def whole_run_total(parts, epochs):
 
 
 #: Row and per-layer fields that add up over the steps of a run.
-_ADDITIVE = ("macs", "flops", *OPS, *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
+_ADDITIVE = ("macs", "flops", *OPS, "mac", *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
              "energy_movement_j", "counts", "tos_total", "switching_j", *(f"switching_j_{s}" for s in STAGES))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -210,8 +211,9 @@ class ScoreResult:
 
     @property
     def extra_fields(self) -> list:
-        """Columns beyond :data:`ROW_FIELDS`: data movement (memory profile) and whole run."""
-        out = []
+        """Columns beyond :data:`ROW_FIELDS`: ``mac`` (a profile with a MAC unit), data movement
+        (memory profile) and whole run."""
+        out = ["mac"] if self.counts and "mac" in self.counts else []
         if self.levels:
             out += ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv}" for lv in self.levels]
         if self.energy_terms is not None:
@@ -230,6 +232,8 @@ class ScoreResult:
         item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
+        if self.counts and "mac" in self.counts:
+            item["mac"] = self.counts["mac"]
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
         item.update(tos=self.tos, energy_j=self.energy_j, gco2e=self.gco2e,
                     incomplete=None if self.error else dict(self.incomplete_types), error=self.error)
@@ -309,7 +313,10 @@ class Scores(list):
         return [r for r in self if r.error is not None]
 
     def _extra(self):
-        return self[0].extra_fields if self else []
+        fields = self[0].extra_fields if self else []
+        if "mac" not in fields and any("mac" in (r.counts or {}) for r in self):
+            fields = ["mac"] + fields     # the first model failed; the others were counted with MACs
+        return fields
 
     def to_dicts(self) -> list:
         return [r.to_dict() for r in self]
@@ -344,7 +351,7 @@ class Scores(list):
                 line["tos"] = layer["tos"]["total"]
                 if "energy_j" in layer:
                     line["energy_j"] = layer["energy_j"]
-                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra})
+                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra if k != "mac"})
                 yield line
 
     def to_csv(self, path: Optional[str] = None) -> str:
@@ -423,6 +430,18 @@ def _check(phase, batch, load):
         raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
 
 
+def _check_run_options(grid_intensity, jobs):
+    """``grid_intensity`` (gCO2e/kWh) within a profile's own bound, ``jobs`` a positive count."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
+    if grid_intensity is not None and not (
+            isinstance(grid_intensity, (int, float)) and not isinstance(grid_intensity, bool)
+            and math.isfinite(grid_intensity) and 0 <= grid_intensity <= MAX_GRID_INTENSITY):
+        raise ScoreError(f"grid_intensity must be a number of gCO2e per kWh in 0..{MAX_GRID_INTENSITY:g}, "
+                         f"not {grid_intensity!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ScoreError(f"jobs must be a positive integer (worker processes) or None (automatic), not {jobs!r}")
+
+
 def _check_listed(profile, load):
     """A format asked for (``format``, ``master_format``) must be one the profile lists: its cost
     table has units for those only."""
@@ -451,7 +470,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None, recompute: Optional[str] = None,
-               master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> Scores:
+               master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+               dims: Optional[Mapping[str, int]] = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
@@ -468,7 +488,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                        per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=jobs,
                        progress=progress, synth_progress=synth_progress,
                        load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                             "dims": dict(dims) if dims else None})
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, densities, jobs,
@@ -477,6 +498,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
     (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer) and count it (recompute,
     master_format: :func:`opcount.count_model`)."""
     _check(phase, batch, load)
+    _check_run_options(grid_intensity, jobs)
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
@@ -508,7 +530,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
           example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
-          master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> ScoreResult:
+          master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+          dims: Optional[Mapping[str, int]] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -535,7 +558,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
     ``NAME/update`` row priced in the master format.
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
-    symbolic batch dimension (default axis 0, listed in the result's assumptions).
+    symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
+    sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -548,7 +572,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
                           per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=1,
                           progress=None, synth_progress=synth_progress, keep=True,
                           load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                                "dims": dict(dims) if dims else None})
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -594,6 +619,13 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
     return _pipeline.combine_steps(step_rows, workload.epochs)
 
 
+def _with_mac(counts, row):
+    """``counts`` with the row's ``mac`` count when the profile has a MAC unit."""
+    if "mac" in row:
+        counts["mac"] = row["mac"]
+    return counts
+
+
 def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     common = dict(name=row["name"], source=row["source"], profile=profile_name, phase=phase, batch=batch,
                   per_layer=per_layer, levels=levels, workload=workload, steps=row.get("steps"))
@@ -602,7 +634,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     layers = None
     if per_layer:
         layers = [LayerScore(name=layer["name"], type=layer["type"], format=layer["format"], params=layer["params"],
-                             macs=layer["macs"], flops=layer["flops"], counts=dict(zip(OPS, layer["counts"])),
+                             macs=layer["macs"], flops=layer["flops"], counts=_with_mac(dict(zip(OPS, layer["counts"])), layer),
                              tos_by_stage=dict(layer["tos"]), tos=layer["tos_total"],
                              energy_compute_j=layer.get("energy_compute_j"),
                              energy_movement_j=layer.get("energy_movement_j"),
@@ -611,7 +643,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                              accesses={lv: layer[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in layer})
                   for layer in row["layers"]]
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
-                       counts={op: row[op] for op in OPS}, tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
+                       counts=_with_mac({op: row[op] for op in OPS}, row), tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
                        tos=row["tos"], energy_j=row["energy_j"], gco2e=row["gco2e"],
                        energy_extrapolated=row.get("energy_extrapolated"),
                        energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),
