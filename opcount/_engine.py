@@ -11,11 +11,12 @@ import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, cast
 
 from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ._formulas import FORMULAS, Context, LayerCost
 from . import _memo
@@ -25,7 +26,7 @@ from ._memo import Unfreezable, freeze
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
 
-INT64_MAX = np.iinfo(np.int64).max
+INT64_MAX = 2 ** 63 - 1     # numpy's int64 maximum (numpy is imported only by as_array)
 
 
 @dataclass
@@ -138,8 +139,10 @@ class CountResult:
     def as_array(self) -> np.ndarray:
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
-        rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
-                for stages in (layer.stages for layer in self.layers)]
+        import numpy as np
+        get = operator.itemgetter(*BASIC_OPS)
+        rows = [get(st["forward"]) + get(st["loss"]) + get(st["backward"]) + get(st["update"])
+                for st in (layer.stages for layer in self.layers)]
         try:
             array = np.array(rows, dtype=np.int64)
         except OverflowError:

@@ -11,6 +11,7 @@ written here once and used by scoring (:func:`combine_steps`) and by ``tosim fit
 """
 import contextlib
 import gc
+import operator
 import os
 import re
 
@@ -144,11 +145,22 @@ def read_model(source, load=None):
     return model
 
 
+_ROW = operator.itemgetter(*OPS)
+
+
+def layer_rows(result):
+    """The counts of each layer of a :class:`opcount.CountResult` as one tuple, the four stages'
+    ops in ``STAGES`` x ``BASIC_OPS`` order (exact integers; :meth:`CountResult.as_array`'s rows)."""
+    get = _ROW
+    return [get(st["forward"]) + get(st["loss"]) + get(st["backward"]) + get(st["update"])
+            for st in (layer.stages for layer in result.layers)]
+
+
 def count_source(source, profile, phase, batch, per_layer, densities=None, keep=False, load=None,
                  layer_features=False):
-    """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
-    ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
-    ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
+    """Read and count one model: a dict with the row's counting fields, ``rows`` (each layer's
+    counts, :func:`layer_rows`; ``counts`` is ``None`` until :func:`price` stacks them into an
+    int64 array), ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
     :class:`opcount.MovementResult`; ``keep`` keeps the :class:`opcount.CountResult` as
     ``count_result``; ``load``: how to read the model, see :func:`read_model`; ``layer_features``
     keeps the per-layer features of a device energy model as ``layer_table``, see
@@ -185,11 +197,10 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     if layer_features:
         from ._device_model import layer_table
         out["layer_table"] = layer_table(model, result)
-    try:
-        out["counts"] = result.as_array()
-    except OverflowError:
-        out["counts"] = None
-        out["layer_counts"] = [[[layer.stages[s][op] for op in OPS] for s in STAGES] for layer in result.layers]
+    # each layer's counts as one flat tuple (stages x ops, exact integers); price() turns them
+    # into an int64 array only when the job is large enough to go to numpy (see _PYTHON_MAX_LAYERS)
+    out["rows"] = layer_rows(result)
+    out["counts"] = None
     if per_layer:
         out["layers"] = [{"name": layer.name, "type": layer.type, "format": layer.format, "params": layer.params,
                           "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
@@ -288,20 +299,47 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
 
 # --- pricing ----------------------------------------------------------------------------------
 
+#: Jobs of up to this many layers are priced in plain Python, as the kernel adds (see
+#: :func:`price`): numpy is not imported for them. Measured with ``python bench/bench_kernel.py
+#: --crossover``: importing numpy costs what Python pricing of some 10^5 layers does, and
+#: stacking the exact integers into an int64 array is itself as slow per layer as pricing them.
+_PYTHON_MAX_LAYERS = 100_000
+
+
 def price(counted, profile, synth_progress=None):
     """Fill ``stage_tos`` (per stage) and ``layer_tos`` (layers x stages) of every good row of
-    ``counted``: counts x the profile's cost table per layer format, in one kernel call over all
-    rows that fit int64, and in exact Python integers x float64 costs for the others."""
+    ``counted``: counts x the profile's cost table per layer format.
+
+    Small jobs (at most :data:`_PYTHON_MAX_LAYERS` layers: a zoo, a few models) are priced in
+    Python floats, larger ones in one :func:`opcount.kernel.tos_from_counts` call over all rows
+    that fit int64 (numpy, or numba for large batches); rows past int64 always in Python, from
+    their exact integers. Every path multiplies and adds in the kernel's order (within a stage
+    op after op, over a model's layers layer after layer), so the numbers are the same bits
+    whichever runs."""
+    good = [r for r in counted if r["error"] is None]
+    formats = sorted({f for r in good for f in r["formats"]})
+    column = {f: i for i, f in enumerate(formats)}
+    n_layers = sum(len(r["rows"]) for r in good)
+    if n_layers <= _PYTHON_MAX_LAYERS:
+        from ._costs import cost_columns
+        columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
+        memo = {}
+        for r in good:
+            _price_python(r, columns, column, memo)
+        return counted
     import numpy as np
 
     from opcount.kernel import tos_from_counts
 
     from ._costs import costs_array
-    good = [r for r in counted if r["error"] is None]
-    formats = sorted({f for r in good for f in r["formats"]})
     costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
-    column = {f: i for i, f in enumerate(formats)}
-    stacked = [r for r in good if r["counts"] is not None]
+    stacked = []
+    for r in good:
+        try:
+            r["counts"] = np.array(r["rows"], dtype=np.int64).reshape(len(r["rows"]), len(STAGES), len(OPS))
+        except OverflowError:
+            continue                        # past int64: priced from the exact integers below
+        stacked.append(r)
     if stacked:
         counts = np.concatenate([r["counts"] for r in stacked]) if len(stacked) > 1 else stacked[0]["counts"]
         layer_format = np.fromiter((column[f] for r in stacked for f in r["formats"]), dtype=np.int64,
@@ -312,14 +350,47 @@ def price(counted, profile, synth_progress=None):
         for i, r in enumerate(stacked):
             r["stage_tos"] = model_stage[i]
             r["layer_tos"] = layer_tos[offsets[i]:offsets[i + 1]]
-    for r in good:
-        if r["counts"] is None:
-            # past int64: exact Python integers times float64 costs, summed in float64
-            per_layer_tos = [[sum(float(n) * costs[o, column[fmt]] for o, n in enumerate(stage)) for stage in layer]
-                             for layer, fmt in zip(r["layer_counts"], r["formats"])]
-            r["layer_tos"] = np.array(per_layer_tos, dtype=np.float64).reshape(-1, len(STAGES))
-            r["stage_tos"] = r["layer_tos"].sum(axis=0)
+    rest = [r for r in good if r["counts"] is None]
+    if rest:
+        columns = [tuple(costs[:, j].tolist()) for j in range(len(formats))]
+        memo = {}
+        for r in rest:
+            _price_python(r, columns, column, memo)
     return counted
+
+
+def _price_python(r, columns, column, memo):
+    """``layer_tos`` (a tuple of stage TOs per layer) and ``stage_tos`` of one row, in Python
+    floats from the exact integer counts and ``columns`` (per format, the cost of each op), in
+    the kernel's order. A repeated layer (same counts, same format) is priced once (``memo``)."""
+    n_ops = len(OPS)
+    layer_tos = []
+    s0 = s1 = s2 = s3 = 0.0
+    for counts, fmt in zip(r["rows"], r["formats"]):
+        key = (counts, fmt)
+        tos = memo.get(key)
+        if tos is None:
+            cost = columns[column[fmt]]
+            stages = []
+            for start in range(0, len(counts), n_ops):
+                acc = 0.0
+                for n, c in zip(counts[start:start + n_ops], cost):
+                    acc += n * c            # int x float: the int rounded to float64 first, as numpy does
+                stages.append(acc)
+            tos = memo[key] = tuple(stages)
+        layer_tos.append(tos)
+        s0 += tos[0]
+        s1 += tos[1]
+        s2 += tos[2]
+        s3 += tos[3]
+    r["layer_tos"] = layer_tos
+    r["stage_tos"] = (s0, s1, s2, s3)
+
+
+def _layer_total(tos):
+    """A layer's TOs over its stages, added in stage order (numpy's sum of four, as the kernel's
+    ``layer_tos`` rows are summed)."""
+    return float(tos[0]) + float(tos[1]) + float(tos[2]) + float(tos[3])
 
 
 def finish_row(r, per_layer):
@@ -337,7 +408,7 @@ def finish_row(r, per_layer):
     if "layer_table" in r:
         row["layer_table"] = r["layer_table"]
     if per_layer:
-        row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=float(lt.sum()))
+        row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=_layer_total(lt))
                          for layer, lt in zip(r["layers"], r["layer_tos"])]
     return row
 
