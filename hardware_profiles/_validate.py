@@ -137,6 +137,9 @@ def _devices(doc, devices):
                 if key in device:
                     raise doc.error(path + (key,), f"a device holds a polynomial (feature, coefficients) "
                                                    f"or an energy_model, not both")
+            if "fitted_range" in device:
+                raise doc.error(path + ("fitted_range",), "fitted_range is the range of a polynomial's feature; "
+                                                          "an energy_model has none")
             _energy_model(doc, path + ("energy_model",), device["energy_model"])
             continue
         for key in ("feature", "coefficients"):
@@ -149,6 +152,21 @@ def _devices(doc, devices):
             # any finite coefficient (tosim fit writes what the data gives, 1e300 J runs included);
             # an energy past float64 is the scored row's error, never inf
             check_number(doc, path + ("coefficients", i), c, limit=math.inf)
+        if "fitted_range" in device:
+            _fitted_range(doc, path + ("fitted_range",), device["fitted_range"])
+
+
+def _fitted_range(doc, path, span):
+    """``devices.<name>.fitted_range``: ``[low, high]``, the feature values of the measurements
+    the polynomial was fitted on (scoring warns far outside them)."""
+    if len(span) != 2:
+        raise doc.error(path, f"needs two numbers [low, high], not {len(span)}")
+    for i, value in enumerate(span):
+        check_number(doc, path + (i,), value, limit=math.inf)
+        if value < 0:
+            raise doc.error(path + (i,), f"must be a non-negative number, not {value}")
+    if span[0] > span[1]:
+        raise doc.error(path, f"low must not exceed high, not [{span[0]:g}, {span[1]:g}]")
 
 
 def _carbon(doc, carbon):

@@ -101,6 +101,7 @@ DEVICE_KEYS = {
     "metrics": dict,
     "description": str,
     "energy_model": dict,
+    "fitted_range": list,
 }
 
 #: A device holds either a polynomial (``feature`` + ``coefficients``, li2022 eq. 4) or an

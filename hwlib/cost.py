@@ -97,6 +97,7 @@ __all__ = [
     "count", "default_cache_dir", "Cache", "CacheStats", "CircuitSpec", "integer_unit",
     "fp_unit", "significand_unit", "fp_units_available", "Pricer", "CostRow", "cost_table",
     "cost_tables", "compare_designs", "DesignRow", "mac_accumulator_width", "unit_spec",
+    "MacRow", "fp_mac_table",
 ]
 
 
@@ -267,6 +268,34 @@ def compare_designs(kind, widths, profile, designs=None, *, cache=None, progress
     costs = _price_all(_profile_pricer(profile, cache), specs, progress, jobs)
     return [DesignRow(design=spec.design, width=spec.params["width"], cost=cost)
             for spec, cost in zip(specs, costs)]
+
+
+@dataclass(frozen=True)
+class MacRow:
+    """One floating-point MAC of :func:`fp_mac_table`: ``product_format x product_format +
+    acc_format`` with one rounding (:class:`hwlib.units.fma.FPMAC`)."""
+
+    product_format: str
+    acc_format: str
+    design: str
+    cost: Cost
+
+    def to_json(self):
+        return {"product_format": self.product_format, "acc_format": self.acc_format,
+                "design": self.design, "transistors": _number(self.cost.transistors),
+                "gates": self.cost.gate_count, "depth": self.cost.depth,
+                "gate_types": dict(self.cost.gates), "cells": dict(self.cost.cells),
+                "counting": self.cost.counting}
+
+
+def fp_mac_table(profile, pairs, *, cache=None, progress=None, jobs=1):
+    """The floating-point MACs (``a * b + c``, one rounding) of ``pairs`` ``(product format,
+    accumulator format)`` built from the profile's ``mul`` and ``add`` units: a list of
+    :class:`MacRow`. ``progress`` and ``jobs`` as for :func:`cost_table`."""
+    from .units.fma import fp_mac_unit
+    specs = [fp_mac_unit(pf, af, profile.units) for pf, af in pairs]
+    costs = _price_all(_profile_pricer(profile, cache), specs, progress, jobs)
+    return [MacRow(pf, af, spec.design, c) for (pf, af), spec, c in zip(pairs, specs, costs)]
 
 
 def __getattr__(name):

@@ -387,7 +387,7 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
         name = layer.name
         # without a backward stage the handlers' input gradients would be thrown away: none asked
         if has_backward:
-            input_grad = tuple([needs_grad[ref] for ref in layer.inputs])
+            input_grad: Any = tuple([needs_grad[ref] for ref in layer.inputs])
         else:
             n_inputs = len(layer.inputs)
             input_grad = no_grads.get(n_inputs)

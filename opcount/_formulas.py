@@ -112,14 +112,14 @@ def _elements(layer, ctx, shape=None):
 
 # --- dense products ---------------------------------------------------------------------------
 
-def linear_cost(rows, i, o, *, bias, input_grad, weight_grad=True, tied=False):
+def linear_cost(rows, i, o, *, bias, input_grad, weight_grad=True, tied=False, tied_bias=False):
     """y = x W^T + b over ``rows`` rows of ``i`` features.
 
     Forward: I multiplications, I-1 accumulation adds and 1 bias add per output (paper eq. 2:
     (I+1)O adds with the activation's add), so rows*O*I mul and rows*O*(I-1) (+rows*O) add.
     Backward: input gradient dX = dY W, rows*I*O mul and rows*I*(O-1) add; weight gradient
     dW = dY^T X, O*I*rows mul and O*I*(rows-1) add; bias gradient O*(rows-1) add; a tied weight
-    adds its gradient into the owner's, O*I more adds.
+    adds its gradient into the owner's, O*I more adds (and a tied bias O more).
     """
     cost = LayerCost()
     cost.forward = _ops(mul=rows * o * i, add=rows * o * (i - 1) + (rows * o if bias else 0))
@@ -131,7 +131,7 @@ def linear_cost(rows, i, o, *, bias, input_grad, weight_grad=True, tied=False):
         cost.backward.update(_ops(mul=o * i * rows, add=o * i * (rows - 1) + (o * i if tied else 0)))
         cost.macs_backward += o * i * rows
         if bias:
-            cost.backward.update(_ops(add=o * (rows - 1)))
+            cost.backward.update(_ops(add=o * (rows - 1) + (o if tied_bias else 0)))
     return cost
 
 
@@ -141,7 +141,7 @@ def _linear(layer: Layer, ctx: Context) -> LayerCost:
     a = layer.attrs
     rows = ctx.batch * math.prod(layer.in_shape[:-1])
     return linear_cost(rows, a["in"], a["out"], bias=a["bias"], input_grad=ctx.input_grad[0],
-                       tied=a["tied_to"] is not None)
+                       tied=a["tied_to"] is not None, tied_bias=a.get("tied_bias", False))
 
 
 def _conv(layer: Layer, ctx: Context) -> LayerCost:
@@ -292,7 +292,8 @@ def _sdpa(layer: Layer, ctx: Context) -> LayerCost:
     see :func:`sdpa_cost` (a causal mask is PyTorch's ``is_causal`` triangle)."""
     a = layer.attrs
     cost = sdpa_cost(ctx, batch_heads=ctx.batch * a["heads"], t=a["t"], s=a["s"], hd=a["hd"], hdv=a["hdv"],
-                     mask=a["mask"], grads=ctx.input_grad, rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
+                     mask=a["mask"], kv_group=a["heads"] // a.get("kv_heads", a["heads"]), grads=ctx.input_grad,
+                     rows=a["rows"], pairs=a["pairs"], cols=a["cols"],
                      scale=a["scale"], additive=a["additive"])
     cost.recompute, cost.recompute_macs = Counter(cost.forward), cost.macs_forward
     return cost
@@ -830,6 +831,15 @@ def _stochastic_depth(layer: Layer, ctx: Context) -> LayerCost:
     return LayerCost(forward=_ops(cmp=draws, div=draws, mul=e), backward=_ops(mul=e if ctx.input_grad[0] else 0))
 
 
+def _cumsum(layer: Layer, ctx: Context) -> LayerCost:
+    """A running sum over rows of L elements: L-1 adds per row; backward the reversed running
+    sum of the gradient, L-1 adds per row."""
+    e = math.prod(layer.out_shape) if layer.attrs.get("once") else _elements(layer, ctx)
+    length = layer.attrs["length"]
+    adds = e // length * (length - 1)
+    return LayerCost(forward=_ops(add=adds), backward=_ops(add=adds if ctx.input_grad[0] else 0))
+
+
 def _reduce(layer: Layer, ctx: Context) -> LayerCost:
     """Reduction of E_in input elements to E_out outputs: sum E_in - E_out adds (mean: + E_out
     div; max/min: E_in - E_out cmp). Backward: the gradient is broadcast back, free (mean: E_out
@@ -859,6 +869,7 @@ ZERO_COST = frozenset({"concat", "flatten", "reshape", "transpose", "identity", 
 FORMULAS = {
     "elementwise": _elementwise,
     "reduce": _reduce,
+    "cumsum": _cumsum,
     "linear": _linear,
     "matmul": _matmul,
     "bmm": _matmul,

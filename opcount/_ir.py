@@ -196,7 +196,7 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
     built: list[Layer] = []
     previous = MODEL_INPUT
     infer, shape_error = _shapes.infer_keyed, _shapes.ShapeError
-    memo = {} if _memo.ENABLED else None
+    memo: dict | None = {} if _memo.ENABLED else None
     for index, spec in enumerate(layers):
         if not isinstance(spec, dict):
             raise ModelError(f"{source}: layer {index} must be a mapping, not {type(spec).__name__}")

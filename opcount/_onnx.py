@@ -347,7 +347,16 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
                 d.Clear()
                 d.dim_value = batch
         given.append(v_copy)
-    g = helper.make_graph(nodes, graph.name or "g", model_inputs + extra_inputs, list(graph.output), inits,
+    outputs = []
+    for v in graph.output:                     # the batch symbol there is the batch too
+        v_copy = onnx.ValueInfoProto()
+        v_copy.CopyFrom(v)
+        for d in v_copy.type.tensor_type.shape.dim:
+            if symbol and d.dim_param == symbol:
+                d.Clear()
+                d.dim_value = batch
+        outputs.append(v_copy)
+    g = helper.make_graph(nodes, graph.name or "g", model_inputs + extra_inputs, outputs, inits,
                           value_info=given)
     m = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     for f in model.functions:
@@ -402,14 +411,22 @@ def _resolve(model, consts, x_names, batch, path):
         progress = False
         for node in nodes:
             # normalizations keep their input's shape; ONNX's inference leaves some (the function
-            # op GroupNormalization) without one, so it is stated for the next round
-            if (node.op_type in _SHAPE_KEEPING and node.domain in ("", "ai.onnx") and node.output
-                    and node.output[0] and shapes.get(node.output[0]) is None and node.input
-                    and shapes.get(node.input[0]) is not None and None not in shapes[node.input[0]]):
-                model.graph.value_info.append(onnx.helper.make_tensor_value_info(
-                    node.output[0], elem_types.get(node.input[0]) or onnx.TensorProto.FLOAT,
-                    list(shapes[node.input[0]])))
-                progress = True
+            # op GroupNormalization, onnxruntime's contrib ops) without one, so it is stated for
+            # the next round
+            if not node.output or not node.output[0] or shapes.get(node.output[0]) is not None:
+                continue
+            if node.op_type in _SHAPE_KEEPING and node.domain in ("", "ai.onnx"):
+                known = {0: shapes.get(node.input[0]) if node.input else None}
+            elif node.domain == "com.microsoft":
+                known = _ms_shapes(node, shapes, consts)
+            else:
+                continue
+            for k, shape in known.items():
+                if (k < len(node.output) and node.output[k] and shape is not None and None not in shape
+                        and shapes.get(node.output[k]) is None):
+                    model.graph.value_info.append(onnx.helper.make_tensor_value_info(
+                        node.output[k], elem_types.get(node.input[0]) or onnx.TensorProto.FLOAT, list(shape)))
+                    progress = True
         for k, node in enumerate(nodes):
             if k in folded or node.domain not in ("", "ai.onnx") or node.op_type in _CONTROL_FLOW:
                 continue
@@ -613,6 +630,18 @@ class _Batch:
             else:
                 idx_rank = len(shapes.get(node.inputs[1], ()))
                 result = {outs[0]: (b if b < axis else b + idx_rank - 1, inner)}
+        elif op == "Einsum":
+            eq = str(a.get("equation", "")).replace(" ", "")
+            lhs, arrow, rhs = eq.partition("->")
+            terms = lhs.split(",")
+            if not arrow:
+                rhs = "".join(sorted(c for c in set(lhs.replace(",", "")) if lhs.count(c) == 1))
+            letters = dict(zip(node.inputs, terms))
+            if "." not in eq and first in letters and len(letters[first]) == len(s_in):
+                ch = letters[first][b]
+                if ch not in rhs or len(rhs) != r_out:
+                    _fail(where, f"Einsum sums over the batch axis (letter {ch!r} of {a.get('equation')!r})")
+                result = {outs[0]: (rhs.index(ch), inner)}
         elif op in _CONTROL_FLOW:
             # an uncounted Loop/Scan/If: an output shaped like a live input keeps its batch axis,
             # one with an extra leading axis (stacked scan outputs) has it one further
@@ -1321,6 +1350,16 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
         if node.op in _RNN_KIND and node.domain in ("", "ai.onnx"):
             if _rnn_layers(b, node, where, refs, reads):
                 continue
+        if node.domain == "com.microsoft" and node.op in _MS_COUNTED:
+            why = _ms_layers(b, node, where, reads)
+            if why is None:
+                continue
+            node.attrs["_reason"] = why
+        if node.op == "Einsum" and node.domain in ("", "ai.onnx"):
+            why = _einsum_layers(b, node, where, reads)
+            if why is None:
+                continue
+            node.attrs["_reason"] = why
         spec = _node_spec(node, where, b, refs, consumers, skip)
         if node.outputs and node.outputs[0] and b.bt.shapes.get(node.outputs[0]) is None:
             given = ", ".join(f"{i!r} {list(b.bt.shapes[i]) if b.bt.shapes.get(i) is not None else '?'}"
@@ -1556,6 +1595,238 @@ def _rnn_layers(b, node, where, refs, reads):
     return True
 
 
+# --- onnxruntime's contrib ops (com.microsoft), as its transformer optimizer writes them ------------
+
+_MS_COUNTED = {"FusedMatMul", "SkipLayerNormalization", "Attention", "Gelu", "FastGelu", "BiasGelu"}
+
+
+def _custom_reason(node):
+    op = node.op
+    if node.domain == "com.microsoft" and (op.startswith("Q") or "Integer" in op or "NBits" in op
+                                           or "Quant" in op or "QOrdered" in op):
+        return f"integer or block-quantized arithmetic: {_NOT_COUNTED}"
+    return f"no formula for op {node.domain}.{op} (a custom domain)"
+
+
+def _ms_shapes(node, shapes, consts):
+    """Output shapes (by output index) of the contrib ops tosim counts, which ONNX's shape
+    inference does not know."""
+    op = node.op_type
+    ins = [shapes.get(i) if i else None for i in node.input]
+    if not ins or ins[0] is None:
+        return {}
+    if op in ("SkipLayerNormalization", "Gelu", "FastGelu", "BiasGelu"):
+        return {0: ins[0], 3: ins[0]} if op == "SkipLayerNormalization" else {0: ins[0]}
+    if op == "FusedMatMul" and len(ins) > 1 and ins[1] is not None:
+        attrs = {a.name: a.i for a in node.attribute if a.type == a.INT}
+        sa, sb = list(ins[0]), list(ins[1])
+        if len(sa) < 2 or len(sb) < 2 or attrs.get("transBatchA") or attrs.get("transBatchB"):
+            return {}
+        if attrs.get("transA"):
+            sa[-2:] = sa[-1:-3:-1]
+        if attrs.get("transB"):
+            sb[-2:] = sb[-1:-3:-1]
+        try:
+            lead = np.broadcast_shapes(tuple(sa[:-2]), tuple(sb[:-2]))
+        except ValueError:
+            return {}
+        return {0: tuple(lead) + (sa[-2], sb[-1])}
+    if op == "Attention" and len(ins) > 1 and ins[1] is not None and len(ins[0]) == 3:
+        sizes = next((list(a.ints) for a in node.attribute if a.name == "qkv_hidden_sizes"), None)
+        hidden_v = sizes[2] if sizes else ins[1][1] // 3
+        return {0: (ins[0][0], ins[0][1], hidden_v)}
+    return {}
+
+
+def _ms_layers(b, node, where, reads):
+    """onnxruntime's fused ops as the layers they fuse (None), or why not: FusedMatMul a linear or
+    matmul (times alpha), SkipLayerNormalization the adds and a layernorm, Attention the qkv
+    projection and the attention core (as nn.MultiheadAttention without its output projection),
+    Gelu/FastGelu/BiasGelu a bias add and a gelu."""
+    op, a, bt, consts = node.op, node.attrs, b.bt, b.consts
+    ins = list(node.inputs) + [""] * 8
+    name = node.name
+    x = ins[0]
+    if not x or x in consts or x not in b.layer_of:
+        return "its first input is not an activation"
+    xs = bt.per_sample(x, where)
+
+    def param_add(ref, bias, what):
+        pref = b.parameter(bias, where)
+        return b.add({"type": "elementwise", "name": f"{name}/{what}", "op": "Add", "ops": {"add": 1}, "backward": {},
+                      "inputs": [ref, pref], "once_inputs": [False, True]})
+
+    if op in ("Gelu", "FastGelu", "BiasGelu"):
+        ref = b.layer_of[x]
+        if ins[1]:
+            if ins[1] not in consts or not b.weight_sources(ins[1]):
+                return "its bias is not a weight"
+            ref = param_add(ref, ins[1], "bias")
+        b.add({"type": "gelu", "name": name, "inputs": [ref], "approximate": "tanh" if op == "FastGelu" else "none"},
+              node.outputs[0])
+        return None
+    if op == "FusedMatMul":
+        if a.get("transA") or a.get("transBatchA") or a.get("transBatchB"):
+            return "transA and transBatch variants are not counted"
+        w = ins[1]
+        alpha = float(a.get("alpha", 1.0))
+        if w in consts:
+            value = consts[w]
+            if value.ndim != 2:
+                return f"its constant operand has shape {list(value.shape)}, not a matrix"
+            out, n_in = (value.shape[0], value.shape[1]) if a.get("transB") else (value.shape[1], value.shape[0])
+            if xs[-1] != n_in:
+                return f"its weight {list(value.shape)} does not fit the input's {xs[-1]} features"
+            ref = b.add({"type": "linear", "name": name, "inputs": [b.layer_of[x]], "out": int(out), "bias": False},
+                        reads=reads)
+            b.weight_shape[ref] = [int(out), int(n_in)]
+        elif w in b.layer_of:
+            ws = bt.per_sample(w, where)
+            wref = b.layer_of[w]
+            if a.get("transB"):
+                ws = ws[:-2] + (ws[-1], ws[-2])
+                wref = b.shape_op(f"{name}/bT", "Transpose", wref, ws)
+            if len(xs) < 2 or xs[:-2] != ws[:-2] or xs[-1] != ws[-2]:
+                return f"operands {list(xs)} and {list(ws)} are not a batched product"
+            ref = b.add({"type": "matmul", "name": name, "inputs": [b.layer_of[x], wref]})
+        else:
+            return "its second operand is produced by no supported node"
+        if alpha != 1.0:
+            ref = b.add({"type": "elementwise", "name": f"{name}/alpha", "op": "Mul", "ops": {"mul": 1},
+                         "backward": {"mul": 1}, "inputs": [ref]})
+        b.layer_of[node.outputs[0]] = ref
+        return None
+    if op == "SkipLayerNormalization":
+        skip, gamma, beta, bias = ins[1], ins[2], ins[3], ins[4]
+        if not skip or skip not in b.layer_of or bt.per_sample(skip, where) != xs:
+            return "its skip input is not an activation of the input's shape"
+        if gamma not in consts or (beta and beta not in consts):
+            return "its gamma and beta are not constants"
+        ref = b.add({"type": "add", "name": f"{name}/skip", "inputs": [b.layer_of[x], b.layer_of[skip]]})
+        if bias:
+            if bias not in consts or not b.weight_sources(bias):
+                return "its bias is not a weight"
+            ref = param_add(ref, bias, "bias")
+        if len(node.outputs) > 3 and node.outputs[3]:
+            b.layer_of[node.outputs[3]] = ref
+        b.add({"type": "layernorm", "name": name, "inputs": [ref], "dims": 1, "eps": float(a.get("epsilon", 1e-12)),
+               "bias": bool(beta)}, node.outputs[0], reads=b.sources(node, [gamma, beta]))
+        return None
+    if op == "Attention":
+        weights, bias, mask, past, rel = ins[1], ins[2], ins[3], ins[4], ins[5]
+        heads = int(a.get("num_heads", 0))
+        if past or a.get("qkv_hidden_sizes") or a.get("past_present_share_buffer") or a.get("do_rotary"):
+            return "past state, rotary embedding and unequal q/k/v sizes are not counted"
+        if weights not in consts or consts[weights].ndim != 2 or len(xs) != 2 or heads < 1:
+            return "its weights are not a constant [input, 3 * hidden] matrix on a [length, input] sequence"
+        n_in, three = consts[weights].shape
+        hidden = three // 3
+        if n_in != xs[-1] or three % 3 or hidden % heads:
+            return f"its weights {list(consts[weights].shape)} do not fit {heads} heads on {xs[-1]} features"
+        t, d = xs[0], hidden // heads
+        qkv = b.add({"type": "linear", "name": f"{name}/qkv", "inputs": [b.layer_of[x]], "out": int(three),
+                     "bias": bool(bias)}, reads=b.sources(node, [weights, bias]))
+        parts = []
+        for k, what in enumerate("qkv"):
+            parts.append(b.shape_op(f"{name}/{what}", "Split", qkv, (heads, t, d)))
+            b.specs[-1]["reads"] = t * hidden
+        masked = "additive" if (mask or rel) else "none"
+        core = b.add({"type": "sdpa", "name": name, "inputs": parts, "mask": masked,
+                      "causal": bool(a.get("unidirectional", 0))})
+        b.shape_op(f"{name}/out", "Reshape", core, (t, hidden), output=node.outputs[0])
+        return None
+    return "no formula"
+
+
+def _einsum_terms(equation, n_inputs):
+    """``(operand letters, output letters)`` of an einsum equation tosim counts, or a reason: two
+    operands, no ellipsis, no repeated letter within a term, and every letter in at least two of
+    the three terms (no letter summed out of one operand alone)."""
+    eq = equation.replace(" ", "")
+    if n_inputs != 2 or "..." in eq:
+        return "only einsums of two operands without an ellipsis are counted"
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != 2 or not all(t.isalpha() for t in terms) or (rhs and not rhs.isalpha()):
+        return f"equation {equation!r} is not of the form 'ab,bc->ac'"
+    if not arrow:
+        rhs = "".join(sorted(c for c in set(lhs.replace(",", "")) if lhs.count(c) == 1))
+    a, c = terms
+    if any(len(set(t)) != len(t) for t in (a, c, rhs)):
+        return f"equation {equation!r} repeats a letter within a term (a diagonal)"
+    if not set(rhs) <= set(a) | set(c) or any(x not in c and x not in rhs for x in a) or any(
+            x not in a and x not in rhs for x in c):
+        return f"equation {equation!r} sums a letter out of one operand alone"
+    return (a, c), rhs
+
+
+def _einsum_layers(b, node, where, reads):
+    """A two-operand Einsum as the batched product it is: the letters both operands and the
+    output share are its batch (L), those of one operand and the output its rows (m) and
+    columns (n), those of both operands only the contraction (k): a ``matmul`` of ``[L, m, k]``
+    by ``[L, k, n]`` between free reshapes, or with a constant operand (a weight shared by every
+    sample, no letter of its own in the output's batch) a ``linear`` of ``[m, k]`` to
+    ``[m, n]``. Counts as FlopCounterMode does (L*m*k*n MACs). Returns None, or why it is not
+    counted."""
+    got = _einsum_terms(str(node.attrs.get("equation", "")), len([i for i in node.inputs if i]))
+    if isinstance(got, str):
+        return got
+    (ta, tc), ty = got
+    bt, consts = b.bt, b.consts
+    x_a, x_c = node.inputs[:2]
+    out = node.outputs[0]
+    size = {}
+    for letters, name in ((ta, x_a), (tc, x_c)):
+        shape = bt.shapes.get(name)
+        if shape is None or len(shape) != len(letters) or None in shape:
+            return f"the shape of {name!r} does not fit the equation"
+        for ch, d in zip(letters, shape):
+            if size.setdefault(ch, d) != d:
+                return f"letter {ch!r} has sizes {size[ch]} and {d}"
+    live = [i for i in (x_a, x_c) if i not in consts]
+    batch_letters = set()
+    for name, letters in ((x_a, ta), (x_c, tc)):
+        if name in bt.axes:
+            axis, inner = bt.axes[name]
+            if inner != 1 or bt.shapes[name][axis] != bt.batch:
+                return "the batch is merged with another axis of an operand"
+            batch_letters.add(letters[axis])
+    if len(batch_letters) != 1 or next(iter(batch_letters)) not in ty:
+        return "the operands do not share one batch letter that the output keeps"
+    (batch_letter,) = batch_letters
+    per = {ch: d for ch, d in size.items() if ch != batch_letter}
+
+    def prod(letters):
+        return math.prod(per[ch] for ch in letters if ch != batch_letter)
+
+    out_shape = bt.per_sample(out, where)
+    name = node.name
+    if len(live) == 2:
+        both = [ch for ch in ta if ch in tc and ch in ty]
+        rows = [ch for ch in ta if ch in ty and ch not in tc]
+        cols = [ch for ch in tc if ch in ty and ch not in ta]
+        inner_ = [ch for ch in ta if ch in tc and ch not in ty]
+        lead, m, k, n = prod(both), prod(rows), prod(inner_), prod(cols)
+        a_ref = b.shape_op(f"{name}/a", "Einsum", b.layer_of[x_a], (lead, m, k))
+        c_ref = b.shape_op(f"{name}/b", "Einsum", b.layer_of[x_c], (lead, k, n))
+        ref = b.add({"type": "matmul", "name": name, "inputs": [a_ref, c_ref]}, expected=(lead, m, n), reads=reads)
+    else:
+        x, tx, tw = (x_a, ta, tc) if x_a in live else (x_c, tc, ta)
+        if any(ch in tx and ch in ty for ch in tw):
+            return "its constant operand has a letter the other operand and the output share (a weight per " \
+                   "batch index)"
+        inner_ = [ch for ch in tx if ch in tw]
+        rows = [ch for ch in tx if ch not in tw]
+        cols = [ch for ch in tw if ch not in tx]
+        m, k, n = prod(rows), prod(inner_), prod(cols)
+        x_ref = b.shape_op(f"{name}/x", "Einsum", b.layer_of[x], (m, k))
+        ref = b.add({"type": "linear", "name": name, "inputs": [x_ref], "out": n, "bias": False},
+                    expected=(m, n), reads=reads)
+        b.weight_shape[ref] = [n, k]
+    b.shape_op(f"{name}/out", "Einsum", ref, out_shape, output=out)
+    return None
+
+
 def _sym_pads(pads, nd, where):
     if not pads:
         return [0] * nd
@@ -1596,7 +1867,7 @@ def _node_spec(node, where, b, refs, consumers, skip):
     x = node.inputs[0] if node.inputs else None
     rank = len(shapes[x]) if x in shapes and x in bt.axes else None
     if node.domain not in ("", "ai.onnx"):
-        return {"type": op}
+        return {"type": op, "reason": a.get("_reason") or _custom_reason(node)}
     if op in ("Conv", "ConvTranspose"):
         w = consts.get(node.inputs[1]) if const(1) else None
         if w is None:
@@ -1741,6 +2012,8 @@ def _node_spec(node, where, b, refs, consumers, skip):
         return _resize_spec(node, where, b)
     if op in _QUANT_OPS:
         return {"type": op, "reason": _REASONS[op]}
+    if op == "Einsum":
+        return {"type": op, "reason": a.get("_reason") or "no formula for this equation"}
     if op in _CONTROL_FLOW:
         return {"type": op, "reason": _control_flow_reason(node, consts)}
     if op in ("ScatterElements", "ScatterND") and a.get("reduction", "none") != "none":

@@ -228,9 +228,16 @@ def _linear(f, in_shapes):
     tied = f.any("tied_to")
     if tied is not None and not isinstance(tied, str):
         raise ShapeError(f"'tied_to' must be a layer name, not {tied!r}")
+    # tied_bias: the bias is the tied_to layer's too (a module called twice)
+    tied_bias = f.bool("tied_bias", False)
+    if tied_bias and (tied is None or not bias):
+        raise ShapeError("'tied_bias' needs 'tied_to' and a bias")
     i = shape[-1]
-    params = (0 if tied else i * out) + (out if bias else 0)
-    return shape[:-1] + (out,), params, {"in": i, "out": out, "bias": bias, "tied_to": tied}
+    params = (0 if tied else i * out) + (out if bias and not tied_bias else 0)
+    attrs = {"in": i, "out": out, "bias": bias, "tied_to": tied}
+    if tied_bias:
+        attrs["tied_bias"] = True
+    return shape[:-1] + (out,), params, attrs
 
 
 def _conv_factory(nd, transposed):
@@ -554,12 +561,13 @@ def _sdpa(f, in_shapes):
     q, k, v = in_shapes
     if len(q) != 3 or len(k) != 3 or len(v) != 3:
         raise ShapeError("q, k and v must be [heads, length, head_dim]")
-    if q[0] != k[0] or k[0] != v[0] or q[2] != k[2] or k[1] != v[1]:
+    # grouped-query attention (enable_gqa): each key/value head serves heads/kv_heads query heads
+    if q[0] % k[0] or k[0] != v[0] or q[2] != k[2] or k[1] != v[1]:
         raise ShapeError(f"shape mismatch: q {list(q)}, k {list(k)}, v {list(v)}")
     mask, causal, additive = _mask(f)
     scale = f.bool("scale", True)
     rows, pairs, cols = attention_geometry(q[1], k[1], causal=causal)
-    return (q[0], q[1], v[2]), 0, {"heads": q[0], "t": q[1], "s": k[1], "hd": q[2], "hdv": v[2],
+    return (q[0], q[1], v[2]), 0, {"heads": q[0], "kv_heads": k[0], "t": q[1], "s": k[1], "hd": q[2], "hdv": v[2],
                                    "mask": mask, "causal": causal, "additive": additive, "scale": scale,
                                    "rows": rows, "pairs": pairs, "cols": cols}
 
@@ -773,6 +781,19 @@ def _once(f, in_shapes):
     return once, tuple(once_inputs)
 
 
+def _cumsum(f, in_shapes):
+    """A running sum along ``axis`` [-1] (``torch.cumsum``): output shape = input shape;
+    ``once`` as for ``elementwise``."""
+    _n_inputs(in_shapes, 1)
+    shape = in_shapes[0]
+    axis = f.int("axis", -1, minimum=-len(shape))
+    if axis >= len(shape):
+        raise ShapeError(f"axis {axis} out of range for shape {list(shape)}")
+    axis %= len(shape)
+    once, once_inputs = _once(f, in_shapes)
+    return shape, 0, {"axis": axis, "length": shape[axis], "once": once, "once_inputs": once_inputs}
+
+
 def _reduce(f, in_shapes):
     """A reduction (sum, mean, max, min) from the input to ``out_shape``."""
     _n_inputs(in_shapes, 1)
@@ -827,6 +848,7 @@ def _stochastic_depth(f, in_shapes):
 SHAPE_FUNCTIONS = {
     "elementwise": _elementwise,
     "reduce": _reduce,
+    "cumsum": _cumsum,
     "shape_op": _shape_op,
     "parameter": _parameter,
     "stochastic_depth": _stochastic_depth,

@@ -8,11 +8,13 @@ naming the file and the layer. Shapes are per sample: ``[C, H, W]``, ``[T, D]``,
 
 Every layer takes ``type``, and optionally ``name`` (a string or number, not ``input``; default
 ``TYPE_INDEX``), ``inputs`` (a name or a list; default the previous layer; ``input`` is the model
-input) and ``format`` (fp16 | bf16 | fp32 | fp64, default the model's). Fields per type (defaults
-in brackets):
+input), ``format`` (fp16 | bf16 | fp32 | fp64, default the model's) and ``no_grad`` [false: true
+for a layer no gradient flows through, a ``detach``; layers whose only readers are such get none
+either]. Fields per type (defaults in brackets):
 
 - ``linear``: out, bias [true], tied_to [none: the name of an earlier linear or embedding layer
-  whose weight it shares; that weight's shape must be this layer's ``[out, in]``]
+  whose weight it shares; that weight's shape must be this layer's ``[out, in]``], tied_bias
+  [false: with tied_to, the bias is that linear layer's too, as when one Linear is called twice]
 - ``conv1d|conv2d|conv3d``: out [C_in if depthwise], kernel, stride [1], padding [0 | "same"],
   dilation [1], groups [1], depthwise [false], bias [true]; ints or per-dimension lists
 - ``conv_transpose1d|2d|3d``: the same plus output_padding [0]
@@ -43,7 +45,8 @@ in brackets):
   keys and values of its memory], position_bias [none | own | shared: T5's relative-position
   bias table, owned (buckets x heads parameters) or an earlier layer's], buckets [32].
   A causal mask counts only the score entries it keeps (see ``sdpa_cost``);
-  ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``): causal (PyTorch's ``is_causal``
+  ``sdpa`` (inputs q, k, v of ``[heads, T, head_dim]``; q may have a multiple of k's and v's
+  heads, grouped-query attention as ``enable_gqa``): causal (PyTorch's ``is_causal``
   triangle), mask, scale [true]
 - ``moe`` (a mixture-of-experts MLP on ``[T, D]``, Mixtral's): experts, top_k, ffn, act [silu |
   gelu | relu], gated [true], bias [false], normalize [true: the top-k weights renormalized]
@@ -65,7 +68,7 @@ in brackets):
 - ``elementwise``: ops (per output element, basic ops or recipe names), backward, out_shape
   [broadcast of the inputs], op (a label), params [0], once [false: computed once per batch],
   once_inputs [which inputs are batch-free]; ``reduce``: kind [sum | mean | max | min],
-  out_shape, once [false]; ``shape_op``: out_shape, op, params [0], reads [all: elements per
+  out_shape, once [false]; ``cumsum``: axis [-1], once [false]; ``shape_op``: out_shape, op, params [0], reads [all: elements per
   sample of its input it reads, a slice], grad [none | broadcast: an expand, its gradient summed
   back | gather: a table lookup, each gathered gradient added in], once, once_inputs (free data
   movement forward)

@@ -71,10 +71,10 @@ def _flat_tensors(value, torch):
 
 
 class _Event:
-    __slots__ = ("kind", "target", "path", "args", "kwargs", "inputs", "outputs", "module", "params")
+    __slots__ = ("kind", "target", "path", "args", "kwargs", "inputs", "outputs", "module", "params", "checkpoint")
 
-    def __init__(self, kind, target, path, args, kwargs, inputs, outputs, module=None):
-        self.kind, self.target, self.path = kind, target, path
+    def __init__(self, kind, target, path, args, kwargs, inputs, outputs, module=None, checkpoint=0):
+        self.kind, self.target, self.path, self.checkpoint = kind, target, path, checkpoint
         self.args, self.kwargs, self.inputs, self.outputs, self.module = args, kwargs, inputs, outputs, module
         # the (meta) parameters of a module call, read while they are swapped in
         self.params = list(module.parameters()) if module is not None else []
@@ -86,7 +86,7 @@ def _record(module, call, args, kwargs, leaf_of, torch):
     from torch.overrides import TorchFunctionMode
 
     events = []
-    state = {"depth": 0, "active": False, "stack": []}
+    state = {"depth": 0, "active": False, "stack": [], "checkpoint": [], "regions": 0}
 
     def to_meta(value):
         if isinstance(value, torch.Tensor) and value.device.type != "meta":
@@ -116,7 +116,8 @@ def _record(module, call, args, kwargs, leaf_of, torch):
                 if name == "__setitem__" and args and isinstance(args[0], torch.Tensor):
                     outputs = [args[0]]
                 events.append(_Event("fn", name, state["stack"][-1] if state["stack"] else "", args, kwargs,
-                                     _flat_tensors((args, kwargs), torch), outputs))
+                                     _flat_tensors((args, kwargs), torch), outputs,
+                                     checkpoint=state["checkpoint"][-1] if state["checkpoint"] else 0))
             return out
 
     handles = []
@@ -140,19 +141,59 @@ def _record(module, call, args, kwargs, leaf_of, torch):
                 state["stack"].pop()
                 if leaf:
                     events.append(_Event("module", type(m).__name__, path, a, kw, _flat_tensors((a, kw), torch),
-                                         _flat_tensors(out, torch), m))
+                                         _flat_tensors(out, torch), m,
+                                         checkpoint=state["checkpoint"][-1] if state["checkpoint"] else 0))
             if m is module:
                 state["active"] = False
 
         handles.append(sub.register_forward_pre_hook(pre, with_kwargs=True))
         handles.append(sub.register_forward_hook(post, with_kwargs=True))
+    restore = _watch_checkpoints(state)
     try:
         with torch.device("meta"), Mode():
             output = call(*args, **kwargs)
     finally:
+        restore()
         for handle in handles:
             handle.remove()
     return events, _flat_tensors(output, torch)
+
+
+def _watch_checkpoints(state):
+    """Mark the calls made inside ``torch.utils.checkpoint`` regions (``state["checkpoint"]``
+    holds the number of the region being run) by wrapping its reentrant and non-reentrant
+    implementations for the length of one recording; returns the function that undoes it."""
+    from torch.utils import checkpoint as ckpt
+    function = getattr(ckpt, "CheckpointFunction", None)
+    generator = getattr(ckpt, "_checkpoint_without_reentrant_generator", None)
+    if function is None or generator is None:
+        return lambda: None
+    forward = function.__dict__["forward"]
+
+    def region():
+        state["regions"] += 1
+        state["checkpoint"].append(state["regions"])
+
+    def reentrant(ctx, run_function, preserve_rng_state, *args):
+        region()
+        try:
+            return forward.__func__(ctx, run_function, preserve_rng_state, *args)
+        finally:
+            state["checkpoint"].pop()
+
+    def non_reentrant(*args, **kwargs):
+        region()
+        try:
+            yield from generator(*args, **kwargs)
+        finally:
+            state["checkpoint"].pop()
+    function.forward = staticmethod(reentrant)
+    ckpt._checkpoint_without_reentrant_generator = non_reentrant
+
+    def restore():
+        function.forward = forward
+        ckpt._checkpoint_without_reentrant_generator = generator
+    return restore
 
 
 # --- per-sample shapes ----------------------------------------------------------------------------
@@ -248,7 +289,8 @@ _ALIASES = {"__add__": "add", "__radd__": "add", "__iadd__": "add", "__sub__": "
             "__rmatmul__": "rmatmul", "__pow__": "pow", "__rpow__": "rpow", "__abs__": "abs", "divide": "div",
             "multiply": "mul", "subtract": "sub", "clip": "clamp", "amax": "max", "amin": "min"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}
-_OWNING = {"embedding", "linear", "layer_norm", "rms_norm", "matmul", "bmm", "mm", "rmatmul", "scaled_dot_product_attention"}
+_OWNING = {"embedding", "linear", "layer_norm", "rms_norm", "matmul", "bmm", "mm", "rmatmul", "scaled_dot_product_attention",
+           "einsum", "baddbmm", "addmm", "addbmm", "instance_norm"}
 _ACTIVATION_MODULES = {"ReLU": "relu", "ReLU6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "SiLU": "silu",
                        "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid"}
 
@@ -277,6 +319,8 @@ class _Builder:
         self.shared = set()                     # layers reusing parameters another layer owns
         self.grad_in = False                    # the current call reads a tensor that needs a gradient
         self.rnn_states = {}                    # recurrent layer -> {1: its h_n view, 2: its c_n view}
+        self.module_params = {}                 # layer of a standard module -> (parameters it owns, class)
+        self.checkpoints = {}                   # checkpointed region number -> where its first call is
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -579,6 +623,25 @@ def _fn_spec(b, name, event, ins):
         if x is None:
             raise _Unsupported(f"{name} of a constant")
         return spec, [x]
+    if name == "cumsum":
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+        if dim is None or x is None:
+            raise _Unsupported("cumsum without dim")
+        spec = {"type": "cumsum", "axis": _axis(x, dim, "")}
+        if x.once:
+            spec["once"] = True
+        return spec, [x]
+    if name == "instance_norm":
+        # each channel of each sample normalized over its positions: group norm with one group per channel
+        a = _bind(torch.nn.functional.instance_norm, args, kwargs)
+        weight, bias = a.get("weight"), a.get("bias")
+        x = b.ref(args[0])
+        if x is None or x.axis != 0 or x.factor != 1 or not a.get("use_input_stats", True):
+            raise _Unsupported("instance_norm with running statistics or the batch off axis 0")
+        if (weight is None) != (bias is None) or any(t is not None and not b.is_param(t) for t in (weight, bias)):
+            raise _Unsupported("instance_norm with a computed or partial affine")
+        return {"type": "groupnorm", "groups": int(x.shape[0]), "affine": weight is not None,
+                "eps": a.get("eps", 1e-5), "_own": [weight, bias]}, [x]
     if name == "embedding":
         ids, weight = (args + (None, None))[:2] if len(args) >= 2 else (args[0], kwargs.get("weight"))
         x = b.ref(ids)
@@ -641,6 +704,148 @@ def _fn_spec(b, name, event, ins):
     raise _Unsupported(f"no formula for {name}")
 
 
+def _einsum_letters(equation, ranks):
+    """The subscripts of each operand and of the output of an einsum ``equation`` (``...``
+    expanded to letters of their own, an implicit output made explicit), for operands of
+    ``ranks``."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise _Unsupported("einsum: the equation and the operands differ in number")
+    spare = iter(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in equation)
+    ellipsis = ""
+    out = []
+    for term, rank in zip(terms, ranks):
+        if "..." in term:
+            n = rank - len(term) + 3
+            if not ellipsis or len(ellipsis) < n:
+                ellipsis = ellipsis + "".join(next(spare) for _ in range(n - len(ellipsis)))
+            term = term.replace("...", ellipsis[len(ellipsis) - n:] if n else "")
+        if len(term) != rank:
+            raise _Unsupported("einsum: a subscript does not match its operand's rank")
+        out.append(term)
+    if arrow:
+        result = rhs.replace("...", ellipsis)
+    else:
+        counts = {}
+        for term in out:
+            for c in term:
+                counts[c] = counts.get(c, 0) + 1
+        result = ellipsis + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ellipsis))
+    return out, result
+
+
+def _einsum(b, event, out_refs):
+    """A two-operand einsum as the batched matrix product it is: letters in both operands and
+    the output are batch axes, in one operand and the output rows or columns, in both operands
+    only the contracted axes; per sample it is a ``matmul`` of ``[batch, M, K]`` by
+    ``[batch, K, N]`` between free views (or, with a bare weight holding only contracted and
+    column letters, a ``linear`` layer without bias). Other forms are left out."""
+    torch = b.torch
+    equation = event.args[0] if event.args and isinstance(event.args[0], str) else None
+    operands = [a for a in event.args[1:] if isinstance(a, torch.Tensor)]
+    if len(event.args) == 2 and isinstance(event.args[1], (tuple, list)):
+        operands = list(event.args[1])
+    if equation is None or len(operands) != 2 or not all(isinstance(t, torch.Tensor) for t in operands):
+        raise _Unsupported("einsum of other than two tensor operands")
+    (ta, tb), out = operands, out_refs[0]
+    (la, lb), lc = _einsum_letters(equation, [ta.dim(), tb.dim()])
+    if len(set(la)) != len(la) or len(set(lb)) != len(lb) or len(set(lc)) != len(lc):
+        raise _Unsupported("einsum with a repeated subscript (a diagonal)")
+    if set(lc) - set(la) - set(lb) or (set(la) ^ set(lb)) - set(lc):
+        raise _Unsupported("einsum summing an axis of one operand alone")
+    size = {c: int(d) for term, t in ((la, ta), (lb, tb)) for c, d in zip(term, t.shape)}
+    ra, rb = b.ref(ta), b.ref(tb)
+    weight = None
+    if ra is not None and rb is None and b.is_param(tb):
+        weight = tb
+    elif rb is not None and ra is None and b.is_param(ta):
+        weight = ta
+    if (weight is None and (ra is None or rb is None)) or any(r is not None and r.factor != 1 for r in (ra, rb)) \
+            or (out[1] is not None and out[2] != 1):
+        raise _Unsupported("einsum with a constant operand or a merged batch axis")
+    batch_letter = None
+    for ref, term in ((ra, la), (rb, lb)):
+        if ref is not None and ref.axis is not None:
+            if batch_letter not in (None, term[ref.axis]):
+                raise _Unsupported("einsum pairing two samples' batch axes")
+            batch_letter = term[ref.axis]
+    if batch_letter is None or out[1] is None or lc[out[1]] != batch_letter:
+        raise _Unsupported("einsum without a batch axis in its output")
+    per = {c: n for c, n in size.items() if c != batch_letter}
+    both = [c for c in la if c in lb]
+    batch = [c for c in both if c in lc and c != batch_letter]
+    k = [c for c in both if c not in lc]
+    m = [c for c in la if c not in lb and c != batch_letter]
+    n = [c for c in lb if c not in la and c != batch_letter]
+    dims = (lambda letters: math.prod(per[c] for c in letters))
+    path = f"{event.path}.einsum" if event.path else "einsum"
+    if weight is not None:
+        x, tw, lx, lw = (ra, tb, la, lb) if weight is tb else (rb, ta, lb, la)
+        rows = [c for c in lx if c not in lw and c != batch_letter]
+        cols = [c for c in lw if c not in lx]
+        if batch or set(lw) != set(k) | set(cols):
+            raise _Unsupported("einsum with a weight sharing a batch axis")
+        first_shared = b.param_names[id(tw)] in b.attributed
+        view = b.add({"type": "shape_op", "op": "einsum view", "out_shape": [dims(rows) or 1, dims(k)]}, [x],
+                     None, ((dims(rows) or 1, dims(k)), 0, 1, None), path)
+        layer = b.add({"type": "linear", "out": dims(cols), "bias": False}, [view], None,
+                      ((dims(rows) or 1, dims(cols)), 0, 1, None), path)
+        if first_shared:
+            b.leave(layer.layer, "einsum", f"reuses the weight of {b.attributed[b.param_names[id(tw)]]!r}: the "
+                    "repeated use's weight gradient is not counted")
+            b.shared.add(layer.layer)
+        b.own([tw], layer.layer)
+        product_shape = (dims(rows) or 1, dims(cols))
+    else:
+        if ra.once or rb.once:
+            raise _Unsupported("einsum of a per-sample tensor with a constant or batch-free one")
+        shape_a = ((dims(batch),) if batch else ()) + (dims(m), dims(k))
+        shape_b = ((dims(batch),) if batch else ()) + (dims(k), dims(n))
+        va = b.add({"type": "shape_op", "op": "einsum view", "out_shape": list(shape_a)}, [ra], None,
+                   (shape_a, 0, 1, None), path)
+        vb = b.add({"type": "shape_op", "op": "einsum view", "out_shape": list(shape_b)}, [rb], None,
+                   (shape_b, 0, 1, None), path)
+        product_shape = shape_a[:-1] + (shape_b[-1],)
+        layer = b.add({"type": "matmul"}, [va, vb], None, (product_shape, 0, 1, None), path)
+    b.add({"type": "shape_op", "op": "einsum", "out_shape": list(out[0]) or [1]}, [layer], event.outputs[0], out,
+          path)
+
+
+def _addmm(b, event, out_refs):
+    """``baddbmm``/``addmm``: ``beta * input + alpha * (A @ B)``, a ``matmul`` of two per-sample
+    operands and an elementwise layer adding the input (1 add per output element, 1 mul for each
+    of alpha and beta that is not 1, forward and backward; nothing added when beta is 0)."""
+    torch = b.torch
+    a = dict(zip(("input", "mat1", "mat2"), event.args))
+    a.update(event.kwargs)
+    first, second = a.get("mat1", a.get("batch1")), a.get("mat2", a.get("batch2"))
+    ra, rb = (b.ref(t) if isinstance(t, torch.Tensor) else None for t in (first, second))
+    if ra is None or rb is None or ra.once or rb.once:
+        raise _Unsupported(f"{event.target} of a constant or batch-free operand")
+    alpha, beta = a.get("alpha", 1), a.get("beta", 1)
+    if isinstance(alpha, torch.Tensor) or isinstance(beta, torch.Tensor):
+        raise _Unsupported(f"{event.target} with tensor alpha or beta")
+    out = out_refs[0]
+    path = f"{event.path}.{event.target}" if event.path else event.target
+    product = b.add({"type": "matmul"}, [ra, rb], None if beta else event.outputs[0],
+                    (out[0], out[1], out[2], None), path)
+    if not beta:
+        if alpha != 1:
+            raise _Unsupported(f"{event.target} with beta 0 and alpha {alpha}")
+        return
+    src = a.get("input")
+    rs = b.tracked(src) if isinstance(src, torch.Tensor) else None
+    scalars = (alpha != 1) + (beta != 1)
+    ins = [product] + ([rs] if rs is not None else [])
+    spec = {"type": "elementwise", "op": event.target, "ops": {"add": 1, "mul": scalars}, "backward": {"mul": scalars},
+            "out_shape": list(out[0]) or [1]}
+    if any(r.once for r in ins):
+        spec["once_inputs"] = [r.once for r in ins]
+    b.add(spec, ins, event.outputs[0], out, path)
+
+
 def _elementwise_spec(b, name, ins, event, ops=None):
     """An ``elementwise`` layer. Backward per output element: mul multiplies dy by the other
     operand for each operand with a gradient; a - b negates for b only (1 sub when b is
@@ -683,8 +888,12 @@ def _handle(b, event, out_refs):
     if not event.outputs:
         return
     b._out = out_refs[0]
-    b.grad_in = any(t.requires_grad for t in list(event.inputs) + list(event.params)
-                    if b.ref(t) is not None or b.is_param(t))
+    # inside a checkpointed region the reentrant implementation runs without gradient: that
+    # stops none (the region's backward recomputes it with gradient)
+    b.grad_in = not event.checkpoint and any(t.requires_grad for t in list(event.inputs) + list(event.params)
+                                             if b.ref(t) is not None or b.is_param(t))
+    if event.checkpoint and event.checkpoint not in b.checkpoints:
+        b.checkpoints[event.checkpoint] = event.path or event.target
     if event.kind == "module":
         m = event.module
         ins = [b.tracked(t) for t in event.inputs]
@@ -703,13 +912,21 @@ def _handle(b, event, out_refs):
         layer = b.add(spec, inputs, event.outputs[0], out_refs[0], event.path or kind)
         if shared:
             first = b.attributed[b.param_names[id(shared[0])]]
-            if spec["type"] == "linear" and len(shared) == len(params) and not spec["bias"] and _ties(b, first):
+            owners = {b.attributed[b.param_names[id(p)]] for p in shared}
+            if spec["type"] == "linear" and len(shared) == len(params) and owners == {first} and _ties(b, first) \
+                    and (not spec["bias"] or _tied_bias(b, first)):
+                # the same Linear called again: its weight (and bias) gradients add into the first call's
                 b.specs[-1]["tied_to"] = first
+                if spec["bias"]:
+                    b.specs[-1]["tied_bias"] = True
             else:
                 b.leave(layer.layer, kind, f"module called again (its parameters are owned by {first!r}): the "
                         "repeated call's weight gradients are not counted", 0)
                 b.shared.add(layer.layer)
-        b.own(params, layer.layer)
+        b.module_params[layer.layer] = (b.own(params, layer.layer), kind)
+        if getattr(m, "parametrizations", None):
+            b.leave(layer.layer, kind, "its weight is computed by a parametrization (weight_norm, spectral_norm, "
+                    f"...: {', '.join(m.parametrizations)}) whose arithmetic is not counted")
         _extra_outputs(b, event, out_refs, layer)
         return
     name = _name_of(event.target)
@@ -732,7 +949,9 @@ def _handle(b, event, out_refs):
         spec = {"type": "shape_op", "op": name, "out_shape": list(out_refs[0][0]) or [1]}
         inputs = ins
         src = ins[0]
-        if name in _EXPAND:
+        mode = event.kwargs.get("mode", event.args[2] if len(event.args) > 2 else "constant")
+        if name in _EXPAND or (name == "pad" and mode != "constant"):
+            # reflect, replicate and circular padding copy elements: their gradients add back
             spec["grad"] = "broadcast"
             inputs = [src]
         elif name in ("__getitem__", "index_select", "gather", "take_along_dim", "select", "narrow",
@@ -756,6 +975,10 @@ def _handle(b, event, out_refs):
             b.add({"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1], "once": r[1] is None},
                   [layer], t, r, f"{event.path}.{name}" if event.path else name)
         return
+    if name == "einsum":
+        return _einsum(b, event, out_refs)
+    if name in ("baddbmm", "addmm"):
+        return _addmm(b, event, out_refs)
     spec, inputs = _fn_spec(b, name, event, ins)
     own = spec.pop("_own", [])
     spec.pop("_weight_t", None)
@@ -772,9 +995,14 @@ def _handle(b, event, out_refs):
                     "are not counted", 0)
             b.shared.add(layer.layer)
     b.own(own, layer.layer)
-    if spec["type"] not in ("elementwise", "reduce", "shape_op") and layer.once:
+    if spec["type"] not in ("elementwise", "reduce", "shape_op", "cumsum") and layer.once:
         b.leave(layer.layer, spec["type"], "computed once per batch (no batch axis); counted as per sample")
     _extra_outputs(b, event, out_refs, layer)
+
+
+def _tied_bias(b, owner):
+    """The layer ``owner`` is a linear layer with a bias (that a second call can share)."""
+    return any(spec["name"] == owner and spec["type"] == "linear" and spec.get("bias") for spec in b.specs)
 
 
 def _ties(b, owner):
@@ -788,7 +1016,7 @@ def _extra_outputs(b, event, out_refs, layer):
     free views of the layer's result. A recurrent layer's final states are its last steps' states:
     their gradients add into those steps' (1 add per element, the ``reads``), not a whole
     output's."""
-    rnn = event.kind == "module" and isinstance(event.module, b.nn.RNNBase)
+    rnn = event.kind == "module" and isinstance(event.module, (b.nn.RNNBase, b.nn.MultiheadAttention))
     for k, (t, r) in enumerate(zip(event.outputs[1:], out_refs[1:]), start=1):
         spec = {"type": "shape_op", "op": f"output {k}", "out_shape": list(r[0]) or [1], "once": r[1] is None}
         if rnn:
@@ -798,10 +1026,11 @@ def _extra_outputs(b, event, out_refs, layer):
             b.rnn_states.setdefault(layer.layer, {})[k] = ref.layer
 
 
-def _rnn_gradients(specs, states, final):
+def _rnn_gradients(b, specs, states, final):
     """Tell each recurrent layer which of its results the loss reads (after pruning): its output
     (read by a layer other than its final states' views), h_n, c_n. A reader marked ``no_grad``
-    returns no gradient."""
+    returns no gradient. An attention layer whose weights output is read is reported (their
+    gradient into the attention core is not counted)."""
     readers = {}
     for spec in specs:
         if not spec.get("no_grad"):
@@ -811,6 +1040,9 @@ def _rnn_gradients(specs, states, final):
     def read(name):
         return name == final or bool(readers.get(name))
     for spec in specs:
+        if spec["name"] in states and spec["type"] == "attention" and read(states[spec["name"]].get(1)):
+            b.leave(spec["name"], "attention", "its attention weights are read: the gradient they carry back into "
+                    "the attention core is not counted")
         if spec["name"] not in states or spec["type"] not in ("lstm", "gru", "rnn"):
             continue
         views = states[spec["name"]]
@@ -1006,9 +1238,12 @@ def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None
         except _Unsupported as exc:
             _unknown(b, event, out_refs, str(exc))
     _finish_params(b, module)
+    for where in b.checkpoints.values():
+        b.leave(where, "checkpoint", "starts a torch.utils.checkpoint region: the forward its backward recomputes "
+                "is not counted (count with recompute='full' for every layer)")
     final = b.ref(outputs[0]) if outputs else None
     specs = _prune(b.specs, final.layer if final is not None else None)
-    _rnn_gradients(specs, b.rnn_states, final.layer if final is not None else None)
+    _rnn_gradients(b, specs, b.rnn_states, final.layer if final is not None else None)
     if not specs:
         specs = [{"type": "identity", "name": b.unique("identity")}]
     if final is not None and specs[-1]["name"] != final.layer and final.layer != MODEL_INPUT:
@@ -1023,6 +1258,11 @@ def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None
         if lname in shapes and shapes[lname] != want:
             raise ModelError(f"{label}: layer {lname!r} ({ir.layer(lname).type}): shape mismatch: inferred "
                              f"{list(shapes[lname])}, torch says {list(want)}")
+    for lname, (expected, kind) in b.module_params.items():
+        got = ir.layer(lname).params if lname in shapes else expected
+        if lname not in b.shared and got != expected:
+            b.leave(lname, kind, f"the module holds {expected} parameters; its {ir.layer(lname).type} layer counts "
+                    f"{got}", max(expected - got, 0))
     for first, last, expected, path, kind in b.custom_params:
         got = sum(layer.params for layer in ir.layers[first:last])
         if got != expected:

@@ -137,6 +137,9 @@ def test_write_profile_loads_and_scores_joules(tmp_path, truth, capsys):
     assert device["feature"] == "tos" and device["unit"] == "J" and device["phase"] == "training"
     assert device["coefficients"] == out["coefficients"]
     assert device["metrics"]["validation"]["r2"] == pytest.approx(1.0)
+    # the TOs of the measured runs, so that scoring far outside them warns
+    runs = [run_tos(truth, f"zoo:li2022-mlp-{w}-sigmoid", epochs) for w in WIDTHS for epochs in (2, 3)]
+    assert device["fitted_range"] == pytest.approx([min(runs), max(runs)], rel=1e-12)
     text = out_file.read_text()
     assert "extends: ../profiles/mine.yaml" in text
     # tosim score --device gives the polynomial of the scored TOs

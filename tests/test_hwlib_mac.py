@@ -138,3 +138,17 @@ def test_compare_mac_prices_the_synthesized_unit(capsys):
     assert "wallace" in capsys.readouterr().err
     assert main(["compare-adders", "--unit", "mac", "--power"]) == 2
     assert "does not cover --unit mac" in capsys.readouterr().err
+
+
+def test_array_mac_keeps_carry_save_above_the_product():
+    # Above the product's columns a row that does not reach a column leaves its sum and carry
+    # alone; the multiplier's rule put a half adder there in every row (a signed int4 unit had
+    # 102 half adders, a row of 24 per row of partial products). The unsigned unit is unchanged.
+    from hwlib.synth import elaborate
+    counts = {}
+    for signed in (False, True):
+        dut = ArrayMAC(4, 32, signed=signed, final_adder="carry_lookahead")
+        elaborate(dut)
+        counts[signed] = {cls.__name__: n for cls, n in dut.cell_counts.items()}
+    assert counts[False] == {"HalfAdder": 9, "FullAdder": 11}
+    assert counts[True] == {"HalfAdder": 57, "FullAdder": 12}

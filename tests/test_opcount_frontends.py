@@ -270,11 +270,11 @@ def test_torch_fx_unknown_module_is_incomplete(profiles):
 
     class Odd(nn.Module):
         def forward(self, x):
-            return x.cumsum(-1)
+            return x.cumprod(-1)
 
     net = nn.Sequential(nn.Linear(4, 4), Odd(), nn.ReLU())
-    with pytest.warns(opcount.IncompleteModelWarning, match=r"1\.cumsum \(cumsum\): unknown layer type"):
+    with pytest.warns(opcount.IncompleteModelWarning, match=r"1\.cumprod \(cumprod\): unknown layer type"):
         model = opcount.load_torch(net, torch.randn(2, 4))
     result = opcount.count_model(model, profiles[0])
-    assert [layer.type for layer in model.layers] == ["linear", "cumsum", "relu"]
-    assert result.incomplete == [{"layer": "1.cumsum", "type": "cumsum", "reason": "unknown layer type"}]
+    assert [layer.type for layer in model.layers] == ["linear", "cumprod", "relu"]
+    assert result.incomplete == [{"layer": "1.cumprod", "type": "cumprod", "reason": "unknown layer type"}]

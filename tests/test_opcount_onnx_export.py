@@ -359,3 +359,49 @@ def test_onnx_torch_and_yaml_spec_agree(tmp_path, profile, case, exporter):
         totals = {name: opcount.count_model(m, profile, phase=phase, batch=2).totals for name, m in models.items()}
         assert totals["onnx"] == totals["torch"] == totals["spec"], phase
     assert models["onnx"].params == models["torch"].params == models["spec"].params
+
+
+class _UpNet(nn.Module):
+    """ConvTranspose, GroupNorm (the TorchScript exporter writes it as InstanceNormalization with a
+    constant identity affine), a nearest upsample (Resize), LayerNorm and an expand."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1)
+        self.norm = nn.GroupNorm(2, 4)
+        self.ln = nn.LayerNorm([4, 16, 16])
+
+    def forward(self, x):
+        h = nn.functional.interpolate(self.norm(self.up(x)), scale_factor=2, mode="nearest")
+        return self.ln(h).unsqueeze(1).expand(-1, 2, -1, -1, -1)
+
+
+class _EinsumAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q, self.k = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x):
+        scores = torch.einsum("btd,bsd->bts", self.q(x), self.k(x)).softmax(-1)
+        return torch.einsum("bts,bsd->btd", scores, x)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("case", ["upnet", "einsum"])
+def test_onnx_ops_count_like_the_torch_route(tmp_path, profile, case, exporter):
+    """The ops the ONNX audit added, exported from PyTorch: the up-sampling net gives load_torch's
+    counts op for op (forward and training, parameters included); the einsum attention gives
+    FlopCounterMode's MACs (load_torch does not count einsum)."""
+    module = _seeded(_UpNet() if case == "upnet" else _EinsumAttention())
+    shape = (1, 2, 4, 4) if case == "upnet" else (1, 5, 8)
+    path = tmp_path / f"{case}.onnx"
+    _export(module, torch.randn(shape), path, exporter)
+    model = opcount.load_onnx(path)
+    assert model.complete and model.params == sum(p.numel() for p in module.parameters())
+    for phase in ("inference", "training"):
+        got = opcount.count_model(model, profile, phase=phase, batch=3)
+        if case == "upnet":
+            want = opcount.count_model(opcount.load_torch(module, torch.randn(shape)), profile, phase=phase, batch=3)
+            assert got.totals == want.totals and got.macs == want.macs
+        else:
+            assert got.macs == _flop_counter_macs(module, (3,) + shape[1:], phase == "training")

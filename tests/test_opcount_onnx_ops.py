@@ -336,3 +336,93 @@ def test_instance_norm_with_a_constant_identity_affine_has_no_parameters(tmp_pat
     assert model.params == 0
     assert (opcount.count_model(model, profile, phase="training", batch=3).totals
             == opcount.count_model(spec, profile, phase="training", batch=3).totals)
+
+
+# --- einsum and onnxruntime's fused ops --------------------------------------------------------------
+
+def test_einsum_counts_as_the_batched_product_it_is(tmp_path, profile):
+    """'bhtd,bhsd->bhts' (scores) and 'bhts,bhsd->bhtd' of [N, 2, 3, 4]: 2*3*3*4 = 72 MACs each per
+    sample, as FlopCounterMode counts torch.einsum; 'btd,de->bte' with a constant [4, 6] is a
+    linear layer (3*4*6 MACs, 24 parameters); in training every product's operand gradients cost
+    its MACs again."""
+    nodes = [helper.make_node("Einsum", ["x", "w"], ["h"], name="proj", equation="btd,de->bte"),
+             helper.make_node("Reshape", ["h", "heads"], ["hh"], name="split"),
+             helper.make_node("Einsum", ["hh", "hh"], ["s"], name="scores", equation="bhtd,bhsd->bhts"),
+             helper.make_node("Einsum", ["s", "hh"], ["y"], name="mix", equation="bhts,bhsd->bhtd")]
+    path = _save(tmp_path / "ein.onnx", nodes, [_vi("x", ["N", 3, 4])], [_vi("y", None)],
+                 [_init("w", _w(4, 8)), _init("heads", np.array([0, 2, 3, 4], np.int64))])
+    model = opcount.load_onnx(path)
+    assert model.params == 32 and model.complete
+    assert {layer.name: layer.type for layer in model.layers if "/" not in layer.name} == {
+        "proj": "linear", "split": "shape_op", "scores": "matmul", "mix": "matmul"}
+    n = 3
+    forward = 3 * 4 * 8 + 2 * 72
+    assert opcount.count_model(model, profile, batch=n).macs == n * forward
+    # backward: the weight gradient (96), both operands of both products (2 * 2 * 72); the
+    # model input needs none
+    assert opcount.count_model(model, profile, phase="training", batch=n).macs == n * (forward + 96 + 4 * 72)
+
+
+@pytest.mark.parametrize("equation, reason", [
+    ("bi,bj->ij", r"the operands do not share one batch letter that the output keeps"),
+    ("bii->bi", r"only einsums of two operands"),
+])
+def test_einsums_that_mix_samples_are_errors_and_others_are_reported(tmp_path, profile, equation, reason):
+    ins = ["x", "x"] if "," in equation else ["x"]
+    shape = [2, 3] if "," in equation else [2, 3, 3]
+    out = [3, 3] if "," in equation else [2, 3]
+    path = _save(tmp_path / "e.onnx", [helper.make_node("Einsum", ins, ["y"], name="es", equation=equation)],
+                 [_vi("x", shape)], [_vi("y", out)])
+    if "," in equation:
+        with pytest.raises(ModelError, match=r"Einsum sums over the batch axis"):
+            opcount.load_onnx(path)
+    else:
+        _incomplete(path, profile, r"es \(Einsum\): " + reason)
+
+
+def test_onnxruntime_fused_ops_count_as_the_layers_they_fuse(tmp_path, profile):
+    """com.microsoft Attention (qkv projection + attention core), SkipLayerNormalization (skip add,
+    bias add, layernorm), FusedMatMul (a linear) and FastGelu, as onnxruntime's transformer
+    optimizer writes a BERT layer, count the same as the spec of the layers they fuse; their
+    output shapes are inferred (no value_info needed)."""
+    t, d, heads = 3, 8, 2
+    ms = "com.microsoft"
+    nodes = [helper.make_node("Attention", ["x", "wqkv", "bqkv"], ["a"], name="att", domain=ms, num_heads=heads),
+             helper.make_node("SkipLayerNormalization", ["a", "x", "g", "be", "bias"], ["h"], name="ln", domain=ms),
+             helper.make_node("FusedMatMul", ["h", "w1"], ["f"], name="fc", domain=ms, transB=1),
+             helper.make_node("FastGelu", ["f"], ["y"], name="act", domain=ms)]
+    path = _save(tmp_path / "bert.onnx", nodes, [_vi("x", ["N", t, d])], [_vi("y", None)],
+                 [_init("wqkv", _w(d, 3 * d)), _init("bqkv", _w(3 * d, seed=1)), _init("g", _w(d, seed=2)),
+                  _init("be", _w(d, seed=3)), _init("bias", _w(d, seed=4)), _init("w1", _w(16, d, seed=5))],
+                 domains=[ms])
+    model = opcount.load_onnx(path)
+    spec = opcount.spec_to_model({"name": "bert", "input": [t, d], "layers": [
+        {"type": "linear", "name": "qkv", "out": 3 * d},
+        {"type": "shape_op", "name": "q", "inputs": "qkv", "out_shape": [heads, t, d // heads], "reads": t * d},
+        {"type": "shape_op", "name": "k", "inputs": "qkv", "out_shape": [heads, t, d // heads], "reads": t * d},
+        {"type": "shape_op", "name": "v", "inputs": "qkv", "out_shape": [heads, t, d // heads], "reads": t * d},
+        {"type": "sdpa", "name": "core", "inputs": ["q", "k", "v"]},
+        {"type": "shape_op", "name": "merge", "out_shape": [t, d]},
+        {"type": "add", "name": "skip", "inputs": ["merge", "input"]},
+        {"type": "parameter", "name": "bias", "inputs": "input", "shape": [d]},
+        {"type": "elementwise", "name": "bias_add", "inputs": ["skip", "bias"], "op": "Add", "ops": {"add": 1},
+         "backward": {}, "once_inputs": [False, True]},
+        {"type": "layernorm", "name": "ln", "eps": 1e-12},
+        {"type": "linear", "name": "fc", "out": 16, "bias": False},
+        {"type": "gelu", "name": "act", "approximate": "tanh"}]})
+    assert model.complete and model.params == spec.params == 3 * d * d + 3 * d + 3 * d + 16 * d
+    for phase in ("inference", "training"):
+        assert (opcount.count_model(model, profile, phase=phase, batch=2).totals
+                == opcount.count_model(spec, profile, phase=phase, batch=2).totals)
+
+
+def test_custom_domain_ops_without_a_formula_are_reported_by_name(tmp_path, profile):
+    nodes = [helper.make_node("MatMulNBits", ["x", "wq", "sc"], ["y"], name="q4", domain="com.microsoft", K=4, N=3,
+                              bits=4, block_size=16),
+             helper.make_node("Frobnicate", ["y"], ["z"], name="odd", domain="example.org")]
+    path = _save(tmp_path / "c.onnx", nodes, [_vi("x", ["N", 4])], [_vi("z", ["N", 3])],
+                 [_init("wq", np.ones((3, 1, 8), np.uint8)), _init("sc", np.ones(3, np.float32))],
+                 value_info=[_vi("y", ["N", 3])], domains=["com.microsoft", "example.org"])
+    _, result = _incomplete(path, profile, r"q4 \(MatMulNBits\): integer or block-quantized arithmetic")
+    assert {i["layer"]: i["reason"] for i in result.incomplete}["odd"] == (
+        "no formula for op example.org.Frobnicate (a custom domain)")

@@ -243,3 +243,18 @@ def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
         opcount.load_model(str(path))
     path.write_text("input: [4]\nlayers:\n- &b {type: linear, out: 8, name: a}\n- {<<: *b, out: 2, name: c}\n")
     assert opcount.load_model(str(path)).layers[1].out_shape == (2,)
+
+
+def test_no_grad_layer_stops_the_gradient():
+    from .test_opcount_formulas import FAKE
+    layers = [{"type": "linear", "out": 4}, {"type": "shape_op", "op": "detach", "no_grad": True},
+              {"type": "linear", "out": 2}]
+    model = opcount.load_model({"input": [3], "layers": layers})
+    result = opcount.count_model(model, FAKE, phase="training", batch=2)
+    backward = {layer.name: layer.stages["backward"] for layer in result.layers}
+    # the first linear's result is read by the detach only: no backward; the last one computes its
+    # weight (2*4*2 mul, 1*8 add) and bias (1*2 add) gradients and no input gradient
+    assert not any(backward["linear_0"].values()) and not any(backward["shape_op_1"].values())
+    assert backward["linear_2"]["mul"] == 16 and backward["linear_2"]["add"] == 10
+    with pytest.raises(opcount.ModelError, match=r"layer 'linear_0' \(linear\): 'no_grad' must be true or false"):
+        opcount.load_model({"input": [3], "layers": [{"type": "linear", "out": 4, "no_grad": "yes"}]})

@@ -427,18 +427,18 @@ def test_custom_module_hook_and_incomplete_warning():
             self.scale = nn.Parameter(torch.ones(4))
 
         def forward(self, x):
-            return x.cumsum(-1) * self.scale
+            return x.cumprod(-1) * self.scale
 
     def make():
         return nn.Sequential(nn.Linear(4, 4), Odd(), nn.ReLU())
-    with pytest.warns(opcount.IncompleteModelWarning, match="cumsum"):
+    with pytest.warns(opcount.IncompleteModelWarning, match="cumprod"):
         ir = opcount.load_torch(make(), torch.randn(2, 4))
     assert not ir.complete
     result = opcount.count_model(ir, FAKE)
-    assert not result.complete and any(item["type"] == "cumsum" for item in result.incomplete)
+    assert not result.complete and any(item["type"] == "cumprod" for item in result.incomplete)
 
     def odd(module, in_shapes, out_shapes):
-        return [{"type": "elementwise", "op": "cumsum", "ops": {"add": 1}, "backward": {"add": 1}},
+        return [{"type": "elementwise", "op": "cumprod", "ops": {"add": 1}, "backward": {"add": 1}},
                 {"type": "elementwise", "op": "scale", "ops": {"mul": 1}, "backward": {"mul": 1},
                  "params": module.scale.numel()}]
     with warnings.catch_warnings():

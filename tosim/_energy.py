@@ -15,9 +15,15 @@ import math
 
 from ._errors import ScoreError
 
-__all__ = ["J_PER_KWH", "DeviceError", "resolve_device", "energy_joules", "carbon_grams", "apply_energy"]
+__all__ = ["J_PER_KWH", "DeviceError", "resolve_device", "energy_joules", "carbon_grams", "apply_energy",
+           "FIT_MARGIN", "FEATURE_LABELS", "outside_fit", "extrapolation_warning"]
 
 J_PER_KWH = 3.6e6
+#: A workload whose feature lies more than this factor below or above the device's
+#: ``fitted_range`` gets an energy flagged as an extrapolation.
+FIT_MARGIN = 10.0
+#: How a polynomial device's feature is written in messages.
+FEATURE_LABELS = {"tos": "TOs", "flops": "FLOPs", "macs": "MACs"}
 
 
 class DeviceError(ScoreError):
@@ -78,6 +84,34 @@ def energy_joules(device, tos, flops, macs):
     return calibrate.predict(device["coefficients"], float(x) if isinstance(x, int) else x)
 
 
+def outside_fit(device, value):
+    """Whether a device's polynomial applied at feature ``value`` is an extrapolation: ``True``
+    when ``value`` lies more than :data:`FIT_MARGIN` times below or above the device's
+    ``fitted_range`` (the feature values of the runs it was fitted on), ``False`` inside that
+    margin, ``None`` when the device gives no range (or holds an energy model)."""
+    span = device.get("fitted_range")
+    if span is None or "energy_model" in device:
+        return None
+    low, high = span
+    return bool(value < low / FIT_MARGIN or value > high * FIT_MARGIN)
+
+
+def extrapolation_warning(device_name, device, results):
+    """One line naming the results (with ``name`` and the device's feature as attributes) whose
+    energy is an extrapolation of ``device``, or ``None`` when there is none."""
+    feature = device.get("feature")
+    far = [r for r in results if getattr(r, "energy_extrapolated", None)]
+    if not far:
+        return None
+    low, high = device["fitted_range"]
+    shown = ", ".join(f"{r.name} ({getattr(r, feature):.3g})" for r in far[:3])
+    more = f" and {len(far) - 3} more" if len(far) > 3 else ""
+    label = FEATURE_LABELS[feature]
+    return (f"device {device_name!r} was fitted on runs of {low:.3g} to {high:.3g} {label}; the energy of "
+            f"{shown}{more} {'lie' if len(far) > 1 else 'lies'} more than {FIT_MARGIN:g}x outside that range: "
+            "an extrapolation, not a prediction")
+
+
 def carbon_grams(energy_j, grid_g_per_kwh):
     """gCO2e of ``energy_j`` joules at a grid intensity in g/kWh (CodeCarbon's method)."""
     return energy_j / J_PER_KWH * grid_g_per_kwh
@@ -89,7 +123,7 @@ def apply_energy(rows, profile, device, grid=None):
     good row; ``None`` for both without a device."""
     grid = profile.grid_gco2_per_kwh if grid is None else grid
     for row in rows:
-        row["energy_j"] = row["gco2e"] = None
+        row["energy_j"] = row["gco2e"] = row["energy_extrapolated"] = None
         if device is None or row["error"] is not None:
             continue
         if "energy_model" in device:
@@ -113,6 +147,8 @@ def apply_energy(rows, profile, device, grid=None):
                             f"coefficients {device['coefficients']} overflow at {feature} = {row[feature]:.4g}")
             continue
         row["energy_j"] = energy
+        if "energy_model" not in device:
+            row["energy_extrapolated"] = outside_fit(device, row[device["feature"]])
         if grid is not None:
             row["gco2e"] = carbon
 

@@ -145,6 +145,9 @@ class ScoreResult:
     lists ``{layer, type, reason}`` of each layer not fully counted and ``incomplete_types`` counts
     them by type; the TOs of such a model are too low. ``error`` is the message of a model that
     could not be read or counted (then the numbers are ``None``; :func:`score` raises instead).
+    ``energy_extrapolated`` is True when the device's polynomial was applied more than 10x outside
+    the feature range it was fitted on (its ``fitted_range``): the joules are then an
+    extrapolation (``None`` without a device or a range).
     With a device energy model (``devices.<name>.energy_model``), ``energy_terms`` splits
     ``energy_j`` into ops, memory, calls and static joules and ``time_s`` is its roofline time.
     ``layers`` holds :class:`LayerScore` items with ``per_layer=True``. With a profile that has a
@@ -167,6 +170,7 @@ class ScoreResult:
     tos: Optional[float] = None
     energy_j: Optional[float] = None
     gco2e: Optional[float] = None
+    energy_extrapolated: Optional[bool] = None
     energy_terms: Optional[dict] = None
     time_s: Optional[float] = None
     complete: bool = False
@@ -571,6 +575,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
                        counts={op: row[op] for op in OPS}, tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
                        tos=row["tos"], energy_j=row["energy_j"], gco2e=row["gco2e"],
+                       energy_extrapolated=row.get("energy_extrapolated"),
                        energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),
                        complete=not row["incomplete_items"], incomplete=row["incomplete_items"],
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,

@@ -319,7 +319,8 @@ def run(args):
               "comparison": comparison,
               "skipped": [{"line": line, "reason": reason} for line, reason in problems]}
     if args.write_profile is not None:
-        write_profile(args, profile, result, data.path)
+        values = [f[args.feature] for f in features]
+        write_profile(args, profile, result, data.path, fitted_range=[float(min(values)), float(max(values))])
         result["profile_written"] = args.write_profile
     if args.plot is not None:
         from ._plots import fit_scatter
@@ -481,8 +482,9 @@ def _extends(profile_arg, profile, out):
     return os.path.relpath(os.path.abspath(profile_arg), os.path.dirname(os.path.abspath(out)))
 
 
-def write_profile(args, profile, result, csv_path):
-    """Write a profile that extends the input profile and adds the fitted device; load it back."""
+def write_profile(args, profile, result, csv_path, fitted_range=None):
+    """Write a profile that extends the input profile and adds the fitted device; load it back.
+    ``fitted_range``: ``[low, high]`` of the polynomial's feature over the measured runs."""
     from tosim.cli import CommandError
     name = args.device or result["device"]
     if not name:
@@ -507,6 +509,8 @@ def write_profile(args, profile, result, csv_path):
         "description": ("joules of one measured run = polynomial in the run's total "
                         f"{result['feature']} (epochs x steps x one step's count)"),
     }
+    if fitted_range is not None:
+        device["fitted_range"] = fitted_range
     _write_device(args, profile, name, device, "the device's coefficients turn a run's total "
                                                f"{result['feature']} into joules")
 

@@ -120,7 +120,7 @@ def run(args):
 
     from . import api
     from ._costs import SynthesisProgress
-    from ._energy import resolve_device
+    from ._energy import extrapolation_warning, resolve_device
     from ._pipeline import movement_fields
     inputs = []
     if args.out is not None or args.plot is not None:
@@ -227,6 +227,9 @@ def run(args):
             print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
     if args.out:
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
+    far = extrapolation_warning(args.device, device, results) if device is not None else None
+    if far is not None:
+        print(f"tosim: warning: {far}", file=sys.stderr)
     for path in plots:
         print(f"wrote {path}", file=sys.stderr)
     from .cli import printable

@@ -28,7 +28,7 @@ import time
 from hardware_profiles.schema import BASIC_OPS as OPS, DEFAULT_PROFILE, STAGES
 
 from ._io import check_output, json_text, write_atomic
-from ._energy import carbon_grams, energy_joules, resolve_device
+from ._energy import FEATURE_LABELS, FIT_MARGIN, carbon_grams, energy_joules, resolve_device
 from ._render import si
 from .cmd_score import _non_negative_float
 
@@ -237,6 +237,17 @@ def sweep_rows(family, axes, profile, fmt, *, fixed, phase="inference", batch=1,
     return columns, seconds
 
 
+def _extrapolated(device, columns):
+    """How many counted configurations lie more than FIT_MARGIN times outside the device's
+    ``fitted_range`` (0 when it gives none)."""
+    import numpy as np
+    if device.get("fitted_range") is None:
+        return 0
+    low, high = device["fitted_range"]
+    x = np.asarray(columns[device["feature"]], dtype=np.float64)[columns["status"] == 0]
+    return int(((x < low / FIT_MARGIN) | (x > high * FIT_MARGIN)).sum())
+
+
 def _error_text(status):
     from opcount.sweep import STATUS_GEOMETRY, STATUS_OVERFLOW
     return {STATUS_GEOMETRY: "kernel does not fit the image", STATUS_OVERFLOW: "counts exceed 2**62"}.get(int(status),
@@ -340,6 +351,12 @@ def run(args):
     for path in (args.out, args.plot):
         if path:
             print(f"wrote {path}", file=sys.stderr)
+    far = _extrapolated(device, columns) if device is not None else 0
+    if far:
+        low, high = device["fitted_range"]
+        print(f"tosim: warning: device {args.device!r} was fitted on runs of {low:.3g} to {high:.3g} "
+              f"{FEATURE_LABELS[device['feature']]}; {far:,} of {n:,} configurations lie more than {FIT_MARGIN:g}x outside that "
+              "range: their energy is an extrapolation, not a prediction", file=sys.stderr)
     if failed:
         kinds = {}
         for status in columns["status"][columns["status"] != 0]:

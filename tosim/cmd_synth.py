@@ -38,6 +38,10 @@ def register(subparsers):
                          help="formats, space- or comma-separated (default: the profile's)")
     p_synth.add_argument("--ops", nargs="+", metavar="OP",
                          help=f"basic ops (default: all of {', '.join(hp.BASIC_OPS)})")
+    p_synth.add_argument("--mac", nargs="+", metavar="A:C",
+                         help="instead of the table, floating-point multiply-accumulate units a*b+c with one "
+                              "rounding (hwlib.units.fma), each as PRODUCT_FORMAT:ACCUMULATOR_FORMAT, e.g. "
+                              "bf16:fp32 fp8_e4m3:fp32 fp32:fp32 (an FMA)")
     p_synth.add_argument("--json", action="store_true", help="print JSON")
     _add_jobs(p_synth)
     p_synth.set_defaults(func=_synth)
@@ -206,10 +210,45 @@ def _table(headers, rows, right):
     return "\n".join(lines)
 
 
+def _mac_pairs(values):
+    from hwlib.units.fma import ACCUMULATOR_FORMATS
+    pairs = []
+    for item in _split(values):
+        product, sep, acc = item.partition(":")
+        if not sep:
+            raise CommandError(f"--mac {item!r}: expected PRODUCT_FORMAT:ACCUMULATOR_FORMAT, e.g. bf16:fp32")
+        _names([product], hp.FORMATS, "product format")
+        _names([acc], ACCUMULATOR_FORMATS, "accumulator format")
+        pairs.append((product, acc))
+    return pairs
+
+
+def _synth_mac(args, jobs):
+    from hwlib import cost
+    pairs = _mac_pairs(args.mac)
+    profile = hp.load(args.profile)
+    with _synthesis_errors():
+        rows = cost.fp_mac_table(profile, pairs, progress=_Progress(), jobs=jobs)
+    if args.json:
+        print(json_text([row.to_json() for row in rows]))
+        return 0
+    print(f"# floating-point MACs a*b+c, one rounding (hwlib.units.fma) under profile {profile.name} "
+          f"({profile.technology['counting']} counting): mul {profile.units['mul']['design']}, "
+          f"add {profile.units['add']['design']}")
+    body = [(f"{r.product_format}*{r.product_format}+{r.acc_format}", r.design, _fmt(r.cost.transistors),
+             _fmt(r.cost.gate_count), r.cost.depth) for r in rows]
+    print(_table(("mac", "multiplier", "transistors", "gates", "depth"), body, {2, 3, 4}))
+    return 0
+
+
 def _synth(args):
     from hwlib import cost
 
     jobs = _jobs(args.jobs)
+    if args.mac:
+        if args.formats or args.ops:
+            raise CommandError("--mac prices MAC units; it takes no --formats or --ops")
+        return _synth_mac(args, jobs)
     formats = _names(args.formats, hp.FORMATS, "format")
     ops = _names(args.ops, hp.BASIC_OPS, "op")
     profile = hp.load(args.profile)

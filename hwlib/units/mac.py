@@ -18,10 +18,12 @@ accumulators of integer matrix engines and of ``numpy.int32`` arithmetic do); no
 no overflow flag. The accumulator's own signedness does not matter modulo ``2**acc_width``,
 so ``signed`` is about the operands only. ``reference_mac`` is the plain-Python model.
 """
+from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..multipliers import ArrayMultiplier, BoothWallaceMultiplier, DaddaMultiplier, _check_width, _resolve_adder
+from ..multipliers import (ArrayMultiplier, BoothWallaceMultiplier, DaddaMultiplier, _CellFactory, _check_width,
+                           _dadda_reduce, _resolve_adder)
 
 __all__ = ["BoothWallaceMAC", "ArrayMAC", "DaddaMAC", "MAC_CLASSES", "MAC_DESIGNS", "reference_mac",
            "mac_unit", "mac_label"]
@@ -99,7 +101,49 @@ class BoothWallaceMAC(_Accumulating, BoothWallaceMultiplier):
 
 class ArrayMAC(_Accumulating, ArrayMultiplier):
     """AND (Baugh-Wooley when signed) partial products and the accumulator summed row by row in
-    a carry-save array, then the final adder (see :class:`hwlib.multipliers.ArrayMultiplier`)."""
+    a carry-save array, then the final adder (see :class:`hwlib.multipliers.ArrayMultiplier`).
+
+    One difference from the multiplier's array: above the product's ``2 * width`` columns, a
+    column that gets no bit from the row being added keeps its sum and carry as they are
+    (carry-save) instead of passing them through a half adder. Those columns hold the
+    accumulator bit and, when signed, the sign-extension constant, and the multiplier's rule
+    (a half adder for every two-bit column, which below the product finishes a product bit)
+    turned every later row into a row of half adders across them (a signed int4 unit had 102
+    half adders against 9 unsigned): work the final adder does anyway. After the last row, one
+    Dadda stage (:func:`hwlib.multipliers._dadda_reduce`) brings the columns that a carry raised
+    to three bits back to two, in one cell level."""
+
+    def elaborate(self, platform):
+        m = Module()
+        cells = _CellFactory(m, "array")
+        rows = self._and_heap().finish()
+        width = self.p_width
+        start = self.a_width + self.b_width     # the first column above the product
+        sums = [[] for _ in range(width)]
+        carries = [[] for _ in range(width)]
+        for row in rows:
+            new_carries = [[] for _ in range(width)]
+            for c in range(width):
+                bits = sums[c] + carries[c] + ([row[c]] if c in row else [])
+                if c not in row and c >= start and len(bits) <= 2:
+                    sums[c] = bits
+                    continue
+                while len(bits) >= 3:
+                    s, co = cells.three(self._counter, *bits[:3])
+                    bits = [s] + bits[3:]
+                    if c + 1 < width:
+                        new_carries[c + 1].append(co)
+                if len(bits) == 2 and (c in row or c < start):
+                    s, co = cells.two(*bits)
+                    bits = [s]
+                    if c + 1 < width:
+                        new_carries[c + 1].append(co)
+                sums[c] = bits
+            carries = new_carries
+        columns = _dadda_reduce(cells, [sums[c] + carries[c] for c in range(width)], self._counter)
+        self._final_add(m, columns)
+        self.cell_counts = dict(cells.counts)
+        return m
 
 
 class DaddaMAC(_Accumulating, DaddaMultiplier):
