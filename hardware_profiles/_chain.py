@@ -82,6 +82,9 @@ def read_doc(path, display, identity):
 
 
 _REPLACE_WHOLE_AT_DEPTH2 = {"units", "recipes", "devices"}
+#: Further key paths replaced whole: the operand distributions of the power section (a text, a
+#: pair or a per-op mapping; one never merges into another).
+_REPLACE_WHOLE = {("power", "distribution")}
 _NOT_INHERITED = {"name", "description", "extends"}
 
 
@@ -90,8 +93,8 @@ def merge_into(merged, child, doc, src, path=()):
     set each key path, so errors found after resolution name the right file and line."""
     for key, value in child.items():
         p = path + (key,)
-        whole = len(p) == 2 and p[0] in _REPLACE_WHOLE_AT_DEPTH2
-        if key in merged and isinstance(merged[key], dict) != isinstance(value, dict):
+        whole = (len(p) == 2 and p[0] in _REPLACE_WHOLE_AT_DEPTH2) or p in _REPLACE_WHOLE
+        if key in merged and isinstance(merged[key], dict) != isinstance(value, dict) and not whole:
             raise doc.error(p, f"cannot override {type_name(merged[key])} of the base "
                                f"with {type_name(value)}")
         if isinstance(value, dict) and isinstance(merged.get(key), dict) and not whole:

@@ -31,7 +31,7 @@ def expected_name(types):
     if not isinstance(types, tuple):
         types = (types,)
     names = {dict: "a mapping", list: "a list", str: "a string", int: "an integer",
-             float: "a number", type(None): "null"}
+             float: "a number", type(None): "null", bool: "true or false"}
     return " or ".join(names[t] for t in types)
 
 

@@ -40,6 +40,8 @@ def check_file(doc):
     _carbon(doc, data.get("carbon", {}))
     if "memory" in data:
         _memory(doc, data["memory"])
+    if "power" in data:
+        _power(doc, data["power"])
 
 
 def _technology(doc, tech):
@@ -224,6 +226,70 @@ def _energy_model(doc, path, model):
     for key in ("peak_ops_per_s", "bandwidth_bytes_per_s"):
         if key in model and model[key] <= 0:
             raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")
+
+
+#: Largest capacitance (fF), delay (ps) or area (um^2) of one gate, and largest supply (V).
+MAX_POWER_NUMBER = 1e9
+MAX_VDD = 1e3
+#: Most operand pairs one simulated stream of the power section may run.
+MAX_POWER_VECTORS = 10 ** 7
+
+
+def _power(doc, power):
+    """The ``power:`` section (schema.POWER_KEYS): switching energy, delay and area numbers and
+    the switching-energy pricing of ``tosim score``."""
+    base = ("power",)
+    check_keys(doc, base, power, S.POWER_KEYS, "power key")
+    for key, value in power.items():
+        check_type(doc, base + (key,), value, S.POWER_KEYS[key])
+    if "version" in power and power["version"] not in S.POWER_VERSIONS:
+        raise doc.error(base + ("version",), f"unknown power section version {power['version']!r}; "
+                                             f"known: {', '.join(map(str, S.POWER_VERSIONS))}")
+    for key, value in power.items():
+        if S.POWER_KEYS[key] is float:
+            check_number(doc, base + (key,), value, MAX_VDD if key == "vdd" else MAX_POWER_NUMBER)
+            if value < 0 or (key == "vdd" and value == 0):
+                kind = "positive" if key == "vdd" else "non-negative"
+                raise doc.error(base + (key,), f"must be a {kind} number, not {value}")
+    for table in S.POWER_TABLES:
+        for gate, value in power.get(table, {}).items():
+            path = base + (table, gate)
+            if gate not in S.GATE_TYPES:
+                raise doc.error(path, f"unknown gate {gate!r}{suggest(gate, S.GATE_TYPES)}; "
+                                      f"known: {', '.join(S.GATE_TYPES)}")
+            check_number(doc, path, value, MAX_POWER_NUMBER)
+            if value < 0:
+                raise doc.error(path, f"must be a non-negative number, not {value}")
+    if "energy" in power:
+        check_choice(doc, base + ("energy",), power["energy"], S.POWER_ENERGY, "energy pricing")
+    if "vectors" in power and not 2 <= power["vectors"] <= MAX_POWER_VECTORS:
+        raise doc.error(base + ("vectors",), f"operand pairs per stream must be an integer from 2 to "
+                                             f"{MAX_POWER_VECTORS:,}, not {power['vectors']}")
+    if "seed" in power and power["seed"] < 0:
+        raise doc.error(base + ("seed",), f"seed must be a non-negative integer, not {power['seed']}")
+    if "distribution" in power:
+        dist = power["distribution"]
+        if isinstance(dist, dict):
+            check_keys(doc, base + ("distribution",), dist, ("default",) + S.BASIC_OPS, "op")
+            for op, value in dist.items():
+                _distribution(doc, base + ("distribution", op), value)
+        else:
+            _distribution(doc, base + ("distribution",), dist)
+
+
+def _distribution(doc, path, value):
+    """One op's operand distribution: a text (both operands) or a list of two (operand a, b)."""
+    check_type(doc, path, value, (str, list))
+    if isinstance(value, list) and len(value) != 2:
+        raise doc.error(path, f"a list gives the distributions of the two operands, a and b; "
+                              f"not {len(value)} item(s)")
+    items = [(path, value)] if isinstance(value, str) else [(path + (i,), v) for i, v in enumerate(value)]
+    for where, item in items:
+        check_type(doc, where, item, str)
+        try:
+            S.split_distribution(item)
+        except ValueError as exc:
+            raise doc.error(where, str(exc)) from None
 
 
 def _memory(doc, memory):

@@ -7,8 +7,9 @@ the key path: ``my.yaml:7: units.mul.design: unknown multiplier design 'boothwal
 Resolution (``extends:``): the base is a built-in profile name or a path relative to the extending
 file. The child is merged into the base key by key; a mapping in the base can only be overridden
 by a mapping, and these entries are replaced whole instead of merged, because a partial merge would
-mix two designs or two formulas: ``units.<op>``, ``recipes.<name>``, ``devices.<name>`` and lists
-(``formats``, ``coefficients``). ``name``, ``description`` and ``extends`` are never inherited.
+mix two designs or two formulas: ``units.<op>``, ``recipes.<name>``, ``devices.<name>``,
+``power.distribution`` and lists (``formats``, ``coefficients``). ``name``, ``description`` and
+``extends`` are never inherited.
 
 The work is split by concern: :mod:`._chain` reads the files and merges the ``extends:`` chain,
 :mod:`._validate` checks one file and then the merged profile, section by section, with the
@@ -80,6 +81,22 @@ class Profile:
         return self.data.get("memory")
 
     @property
+    def power(self) -> dict[str, Any]:
+        """The ``power:`` section resolved against the documented defaults
+        (:data:`hardware_profiles.schema.POWER_DEFAULTS`, a generic 45 nm-class library): every
+        key present, the per-gate tables merged gate by gate. A profile without the section gets
+        the defaults (``energy: transistors``)."""
+        own = self.data.get("power", {})
+        out = {key: (dict(value) if isinstance(value, dict) else value)
+               for key, value in S.POWER_DEFAULTS.items()}
+        for key, value in own.items():
+            if key in S.POWER_TABLES:
+                out[key].update(value)
+            else:
+                out[key] = _copy(value)
+        return out
+
+    @property
     def grid_gco2_per_kwh(self) -> float | None:
         return self.data.get("carbon", {}).get("grid_gco2_per_kwh")
 
@@ -122,6 +139,14 @@ def _resolved(path: str, display: str, identity: str) -> Profile:
     data, src = merge_chain(chain)
     check_resolved(data, src, chain)
     return Profile(name=data["name"], data=data, source=display, chain=[d.display for d in chain])
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def load_file(path: str | os.PathLike[str], display: str | None = None) -> Profile:

@@ -11,6 +11,8 @@ __all__ = [
     "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
     "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES", "PHASES", "LOSSES", "OPTIMIZERS", "DEFAULT_PROFILE",
     "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES",
+    "POWER_KEYS", "POWER_VERSIONS", "POWER_ENERGY", "POWER_TABLES", "POWER_DEFAULTS", "DISTRIBUTIONS",
+    "split_distribution",
 ]
 
 SCHEMA_VERSION = 1
@@ -89,6 +91,7 @@ TOP_KEYS = {
     "devices": dict,
     "carbon": dict,
     "memory": dict,
+    "power": dict,
 }
 
 DEVICE_KEYS = {
@@ -138,3 +141,106 @@ MEMORY_LEVEL_KEYS = {"name": str, "capacity_bytes": int, "bytes_per_access": int
 MEMORY_COMPUTE_KEYS = {"op_energy_j": dict, "mac_energy_j": dict}
 #: Reuse models (dataflows) of ``memory.reuse``: which operand a level holds while the others stream.
 REUSE_MODELS = ("weight_stationary", "output_stationary")
+
+
+# --- the optional ``power:`` section -----------------------------------------------------------
+#
+# The technology numbers of switching energy, delay and area (hwlib.activity) and whether
+# ``tosim score`` prices the counted ops by simulated switching energy besides TOs. A section of
+# its own, not part of ``technology:``: the technology section keys the cached and bundled
+# transistor counts, and nothing here changes a transistor count.
+
+#: Versions of the ``power:`` section this tosim reads (``power.version``, default the latest).
+POWER_VERSIONS = (1,)
+#: ``power.energy``: ``transistors`` (TOs only, the default) or ``activity`` (``tosim score`` adds
+#: the dynamic switching energy of the counted ops, simulated on the profile's units).
+POWER_ENERGY = ("transistors", "activity")
+#: Per-gate tables of the power section (gate name -> non-negative number, merged gate by gate).
+POWER_TABLES = ("pin_ff", "drain_ff", "delay_ps", "area_um2")
+#: Keys of ``power:`` -> type.
+POWER_KEYS = {
+    "version": int,
+    "vdd": float,                     # supply, V
+    "pin_ff": dict,                   # input-pin capacitance per gate input, fF
+    "drain_ff": dict,                 # drain capacitance at a gate's output, fF
+    "wire_ff_per_fanout": float,      # wire load per fan-out, fF
+    "output_load_ff": float,          # load of each primary-output bit (the result register), fF
+    "delay_ps": dict,                 # intrinsic delay per gate, ps
+    "delay_ps_per_fanout": float,     # extra delay per fan-out of the driven net, ps
+    "area_um2": dict,                 # cell area per gate, um^2
+    "source": str,                    # where the numbers come from
+    "energy": str,                    # POWER_ENERGY
+    "distribution": (str, list, dict),  # operand distribution(s) of the activity pricing
+    "vectors": int,                   # operand pairs per simulated stream
+    "seed": int,                      # stream seed
+    "glitches": bool,                 # count unit-delay toggles (glitches) instead of zero-delay
+}
+
+#: The documented default: a generic 45 nm-class static-CMOS library at its nominal 1.1 V, X1
+#: (minimum-drive) cells. Order-of-magnitude assumptions written down for tosim, rounded to the
+#: size of the cells of open 45 nm libraries of the FreePDK45 kind (NanGate Open Cell Library:
+#: pin capacitances about 1 to 2.5 fF, an inverter delay of 10-20 ps plus a few ps per fan-out,
+#: areas in multiples of a 0.266 um^2 placement site); not copied from a library file and not
+#: sign-off data. See docs/power.md. BUF is a wire (it never survives the mapping).
+POWER_DEFAULTS = {
+    "version": 1,
+    "vdd": 1.1,
+    # input-pin capacitance per gate input, fF: XOR/XNOR and multiplexer inputs load their drivers
+    # more, the non-inverting 2-input gates (a small first stage) least
+    "pin_ff": {"BUF": 0.0, "NOT": 1.6, "NAND": 1.6, "NOR": 1.7, "AND": 0.9, "OR": 0.9,
+               "XOR": 2.3, "XNOR": 2.3, "ANDNOT": 1.2, "ORNOT": 1.2, "AOI3": 1.6, "OAI3": 1.6,
+               "AOI4": 1.6, "OAI4": 1.6, "MUX": 1.5, "NMUX": 1.5},
+    "drain_ff": {"BUF": 0.0, "NOT": 0.8, "NAND": 1.1, "NOR": 1.2, "AND": 1.0, "OR": 1.0,
+                 "XOR": 1.6, "XNOR": 1.6, "ANDNOT": 1.1, "ORNOT": 1.1, "AOI3": 1.4, "OAI3": 1.4,
+                 "AOI4": 1.6, "OAI4": 1.6, "MUX": 1.5, "NMUX": 1.5},
+    "wire_ff_per_fanout": 0.25,
+    "output_load_ff": 1.5,
+    "delay_ps": {"BUF": 0.0, "NOT": 12.0, "NAND": 16.0, "NOR": 20.0, "AND": 28.0, "OR": 32.0,
+                 "XOR": 38.0, "XNOR": 38.0, "ANDNOT": 26.0, "ORNOT": 30.0, "AOI3": 24.0,
+                 "OAI3": 24.0, "AOI4": 28.0, "OAI4": 28.0, "MUX": 36.0, "NMUX": 32.0},
+    "delay_ps_per_fanout": 4.0,
+    # multiples of a 0.266 um^2 site: inverter 2 sites, NAND2 3, AND2 4, ...
+    "area_um2": {"BUF": 0.0, "NOT": 0.532, "NAND": 0.798, "NOR": 0.798, "AND": 1.064, "OR": 1.064,
+                 "XOR": 1.596, "XNOR": 1.596, "ANDNOT": 1.064, "ORNOT": 1.064, "AOI3": 1.064,
+                 "OAI3": 1.064, "AOI4": 1.330, "OAI4": 1.330, "MUX": 1.862, "NMUX": 1.862},
+    "source": "generic 45 nm-class static CMOS, X1 cells, nominal 1.1 V (tosim defaults; "
+              "order-of-magnitude assumptions, see docs/power.md)",
+    "energy": "transistors",
+    "distribution": "normal",
+    "vectors": 1024,
+    "seed": 0,
+    "glitches": False,
+}
+
+#: Named operand distributions (hwlib.activity) -> the parameters each takes.
+DISTRIBUTIONS = {"uniform": (), "normal": ("scale",), "relu": ("zeros", "scale"), "zeros": ()}
+
+
+def split_distribution(text):
+    """``"relu:zeros=0.7,scale=0.1"`` -> ``("relu", {"zeros": 0.7, "scale": 0.1})``; raises
+    ``ValueError`` (a message without the value's location) for an unknown name or parameter, a
+    parameter that is not ``KEY=NUMBER``, a negative or non-finite number, or ``zeros`` above 1."""
+    import math
+    name, _, rest = str(text).partition(":")
+    name = name.strip()
+    if name not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution {name!r}; known: {', '.join(DISTRIBUTIONS)}")
+    params = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq:
+            raise ValueError(f"distribution parameter {item!r} must be KEY=VALUE")
+        if key not in DISTRIBUTIONS[name]:
+            raise ValueError(f"distribution {name!r} takes "
+                             f"{', '.join(DISTRIBUTIONS[name]) or 'no parameters'}, not {key!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"distribution parameter {key}={value.strip()!r} is not a number") from None
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"{name}: {key} must be a non-negative number, not {value.strip()}")
+        if key == "zeros" and number > 1:
+            raise ValueError(f"{name}: zeros is a fraction from 0 to 1, not {value.strip()}")
+        params[key] = number
+    return name, params

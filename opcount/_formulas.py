@@ -776,7 +776,8 @@ def _per_element(ctx, table, direction, times):
 def _elementwise(layer: Layer, ctx: Context) -> LayerCost:
     """A generic elementwise function: ``ops`` per output element forward (basic ops, or recipe
     names priced by the profile's forward recipe), ``backward`` per output element for the input
-    gradients (recipe names priced by their backward recipe); inputs broadcast to the output
+    gradients (recipe names priced by their backward recipe; ``backward_inputs``: a table per
+    input, counted for the inputs that need a gradient); inputs broadcast to the output
     shape get their gradient summed back, (output elements - input elements) adds each. A layer
     without a ``backward`` table that must produce an input gradient, or with parameters in
     training (their gradient has no formula here), is reported incomplete."""
@@ -784,7 +785,15 @@ def _elementwise(layer: Layer, ctx: Context) -> LayerCost:
     e = math.prod(layer.out_shape) if a.get("once") else _elements(layer, ctx)
     cost = LayerCost(forward=_per_element(ctx, a["ops"], "forward", e))
     if any(ctx.input_grad) and ctx.training:
-        if a["backward"] is None:
+        per_input = a.get("backward_inputs")
+        if per_input is not None:
+            table = Counter()
+            for ops, grad in zip(per_input, ctx.input_grad):
+                if grad:
+                    table.update(ops)
+            cost.backward = _per_element(ctx, table, "backward", e)
+            _broadcast_grad(layer, ctx, cost, e)
+        elif a["backward"] is None:
             ctx.missing.append(f"no backward formula for {a['op']}")
         else:
             cost.backward = _per_element(ctx, a["backward"], "backward", e)

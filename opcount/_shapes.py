@@ -760,11 +760,20 @@ def _elementwise(f, in_shapes):
     if ops is None:
         raise ShapeError("missing field 'ops'")
     backward = _op_table(f.any("backward"), "backward")
+    # backward_inputs: one table per input, counted only for the inputs that need a gradient
+    # (x * mask: dy * mask for x, none for a mask without gradient); replaces ``backward``
+    per_input = f.any("backward_inputs")
+    if per_input is not None:
+        if not isinstance(per_input, list) or len(per_input) != len(in_shapes):
+            raise ShapeError(f"'backward_inputs' must be a list of {len(in_shapes)} op tables, not {per_input!r}")
+        per_input = tuple(_op_table(t, "backward_inputs") or {} for t in per_input)
     label = f.any("op", "elementwise")
     out = _explicit_or(f, None) or _broadcast(in_shapes)
     once, once_inputs = _once(f, in_shapes)
-    return out, f.int("params", 0, minimum=0), {"ops": ops, "backward": backward, "op": str(label),
-                                                 "once": once, "once_inputs": once_inputs}
+    attrs = {"ops": ops, "backward": backward, "op": str(label), "once": once, "once_inputs": once_inputs}
+    if per_input is not None:
+        attrs["backward_inputs"] = per_input
+    return out, f.int("params", 0, minimum=0), attrs
 
 
 def _once(f, in_shapes):

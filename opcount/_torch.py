@@ -290,7 +290,7 @@ _ALIASES = {"__add__": "add", "__radd__": "add", "__iadd__": "add", "__sub__": "
             "multiply": "mul", "subtract": "sub", "clip": "clamp", "amax": "max", "amin": "min"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}
 _OWNING = {"embedding", "linear", "layer_norm", "rms_norm", "matmul", "bmm", "mm", "rmatmul", "scaled_dot_product_attention",
-           "einsum", "baddbmm", "addmm", "addbmm", "instance_norm"}
+           "einsum", "baddbmm", "addmm", "addbmm", "instance_norm", "embedding_bag"}
 _ACTIVATION_MODULES = {"ReLU": "relu", "ReLU6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "SiLU": "silu",
                        "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid"}
 
@@ -813,6 +813,33 @@ def _einsum(b, event, out_refs):
           path)
 
 
+def _embedding_bag(b, event, out_refs):
+    """``F.embedding_bag`` of fixed-length bags (2-d ids, no offsets) in mode sum or mean: the
+    lookup (an ``embedding`` layer on ``[L]`` ids) and the reduction over the L rows of each bag
+    (a ``reduce`` layer). Mode max (its gradient goes to one row per dimension), offsets,
+    per-sample weights, max_norm and padding_idx are left out."""
+    a = _bind(b.torch.nn.functional.embedding_bag, event.args, event.kwargs)
+    ids, weight, mode = a.get("input"), a.get("weight"), a.get("mode", "mean")
+    x = b.ref(ids)
+    if x is None or not b.is_param(weight) or weight.dim() != 2 or ids.dim() != 2 or x.axis != 0 or x.factor != 1:
+        raise _Unsupported("embedding_bag other than of [batch, L] ids and a table")
+    if mode not in ("sum", "mean") or any(a.get(k) is not None for k in ("offsets", "per_sample_weights",
+                                                                          "max_norm", "padding_idx")):
+        raise _Unsupported(f"embedding_bag with mode {mode!r}, offsets, per-sample weights, max_norm or padding_idx")
+    path = f"{event.path}.embedding_bag" if event.path else "embedding_bag"
+    shared = b.param_names[id(weight)] in b.attributed
+    rows = (int(ids.shape[1]), int(weight.shape[1]))
+    lookup = b.add({"type": "embedding", "vocab": int(weight.shape[0]), "dim": int(weight.shape[1])}, [x], None,
+                   (rows, 0, 1, None), path)
+    if shared:
+        b.leave(lookup.layer, "embedding_bag", f"reuses the table of {b.attributed[b.param_names[id(weight)]]!r}: "
+                "the repeated use's gradient is not counted")
+        b.shared.add(lookup.layer)
+    b.own([weight], lookup.layer)
+    out = out_refs[0]
+    b.add({"type": "reduce", "kind": mode, "out_shape": list(out[0])}, [lookup], event.outputs[0], out, path)
+
+
 def _addmm(b, event, out_refs):
     """``baddbmm``/``addmm``: ``beta * input + alpha * (A @ B)``, a ``matmul`` of two per-sample
     operands and an elementwise layer adding the input (1 add per output element, 1 mul for each
@@ -875,6 +902,12 @@ def _elementwise_spec(b, name, ins, event, ops=None):
         return {"type": name}, ins
     spec = {"type": "elementwise", "op": name or event.target, "ops": dict(fwd), "backward": dict(bwd),
             "out_shape": list(out_shape) or [1]}
+    # per operand (a, b): only operands that need a gradient cost their backward (x * mask: one mul)
+    per_operand = {"mul": ({"mul": 1}, {"mul": 1}), "add": ({}, {}), "sub": ({}, {"sub": 1}),
+                   "rsub": ({"sub": 1}, {}), "div": ({"div": 1}, {"div": 1, "mul": 1, "sub": 1}),
+                   "rdiv": ({"div": 1, "mul": 1, "sub": 1}, {"div": 1})}.get(name)
+    if ops is None and per_operand is not None and len(ins) == sum(live):
+        spec["backward_inputs"] = [dict(t) for t, used in zip(per_operand, live) if used]
     if out_axis is None:
         spec["once"] = True
     if any(r.once for r in ins):
@@ -979,6 +1012,8 @@ def _handle(b, event, out_refs):
         return _einsum(b, event, out_refs)
     if name in ("baddbmm", "addmm"):
         return _addmm(b, event, out_refs)
+    if name == "embedding_bag":
+        return _embedding_bag(b, event, out_refs)
     spec, inputs = _fn_spec(b, name, event, ins)
     own = spec.pop("_own", [])
     spec.pop("_weight_t", None)

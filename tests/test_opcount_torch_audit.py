@@ -208,12 +208,13 @@ class Checkpointed(nn.Module):
 
 
 class Bag(nn.Module):
-    def __init__(self):
+    def __init__(self, mode="mean"):
         super().__init__()
-        self.e = nn.EmbeddingBag(10, 4, mode="mean")
+        self.e = nn.EmbeddingBag(10, 4, mode=mode)
+        self.fc = nn.Linear(4, 3)
 
     def forward(self, i):
-        return self.e(i)
+        return self.fc(self.e(i))
 
 
 class Ranked(nn.Module):
@@ -254,7 +255,7 @@ def _parametrized(kind):
 REPORTED = [
     ("checkpoint", lambda: Checkpointed(False), x(4), "checkpoint"),
     ("checkpoint-reentrant", lambda: Checkpointed(True), x(4), "checkpoint"),
-    ("embedding-bag", Bag, torch.zeros(1, 6, dtype=torch.long), "embedding_bag"),
+    ("embedding-bag-max", lambda: Bag("max"), torch.zeros(1, 6, dtype=torch.long), "embedding_bag"),
     ("topk", lambda: Ranked("topk"), x(3, 4), "topk"),
     ("sort", lambda: Ranked("sort"), x(3, 4), "sort"),
     ("bilinear", Bilinear, x(2, 3, 3), "interpolate"),
@@ -264,6 +265,15 @@ REPORTED = [
     ("spectral-norm", _parametrized("spectral_norm"), x(4), "ParametrizedLinear"),
     ("attention-weights-read", Attention_weights, x(5, 8), "attention"),
 ]
+
+
+def test_embedding_bag_is_a_lookup_and_a_mean():
+    layers, stages = training(Bag, torch.zeros(1, 6, dtype=torch.long))
+    lookup = next(name for name, layer in layers.items() if layer.type == "embedding")
+    mean = next(name for name, layer in layers.items() if layer.type == "reduce")
+    assert layers[lookup].params == 40 and layers[mean].attrs["kind"] == "mean"
+    assert stages[mean]["forward"]["add"] == N * 5 * 4 and stages[mean]["forward"]["div"] == N * 4
+    assert stages[lookup]["backward"]["add"] == N * 6 * 4      # each looked-up row's gradient added in
 
 
 @pytest.mark.parametrize("name, make, inputs, kind", REPORTED, ids=[case[0] for case in REPORTED])

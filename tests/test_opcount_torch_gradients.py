@@ -259,3 +259,26 @@ def test_frozen_parameters_are_reported():
         ir = opcount.load_torch(module, torch.randn(1, 3))
     assert [item["layer"] for item in ir.left_out] == ["0.weight"]
     assert ir.params == 4 * 3 + 4 + 4 * 2 + 2
+
+
+def test_product_costs_a_backward_only_for_operands_with_a_gradient():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+            self.scale = nn.Parameter(torch.ones(4))
+
+        def forward(self, x, mask):                      # x [N, 5, 3], mask [N, 5, 4]
+            y = (x.sum(-1, keepdim=True) * self.scale) * mask       # model input x: no gradient
+            return self.fc(x) * mask + y / (1.0 + mask)
+    ir = load(Masked(), (torch.randn(1, 5, 3), torch.ones(1, 5, 4)))
+    result = training(ir)
+    back = {layer.name: layer.stages["backward"] for layer in result.layers}
+    e = N * 5 * 4
+    # x.sum * scale: only scale needs one, d(scale) = dy * x.sum (1 mul), summed over N*5 rows
+    assert back["mul"] == {**back["mul"], "mul": e, "add": e - 4}
+    # (...) * mask and fc(x) * mask: d(first operand) = dy * mask, 1 mul; the mask gets none
+    assert back["mul_1"]["mul"] == e and back["mul_2"]["mul"] == e
+    # y / (1 + mask): dy / (1 + mask) for y only, 1 div
+    div = next(name for name in back if name.startswith("div") or name.startswith("true_divide"))
+    assert back[div] == {**back[div], "div": e, "mul": 0, "sub": 0}

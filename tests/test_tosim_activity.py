@@ -73,7 +73,7 @@ def test_compare_adders_power_columns(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--dist", "gauss"], "Unknown distribution 'gauss'"),
+    (["--dist", "gauss"], "unknown distribution 'gauss'"),
     (["--dist", "relu:zeros=2"], "zeros is a fraction"),
     (["--vectors", "1"], "--vectors must be an integer of at least 2"),
     (["--seed", "x"], "--seed must be"),

@@ -12,7 +12,7 @@ import time
 
 from opcount import BASIC_OPS
 
-__all__ = ["costs_array", "cost_columns", "SynthesisProgress"]
+__all__ = ["costs_array", "cost_columns", "SynthesisProgress", "SwitchingProgress", "switching_array"]
 
 _MEMO: dict = {}
 _COLUMNS: dict = {}
@@ -88,3 +88,41 @@ def costs_array(profile, formats, *, progress=None):
 
 
 _costs_array = costs_array
+
+
+class SwitchingProgress(SynthesisProgress):
+    """Tells stderr about each switching-energy entry that has to be simulated."""
+
+    def start(self, index, total, label):
+        self.started = time.perf_counter()
+        print(f"tosim: simulating {label} ({index}/{total}; cached for next time) ...",
+              file=self.stream, flush=True)
+
+    def done(self, index, total, label, seconds):
+        print(f"tosim: simulated {label} in {seconds:.1f} s", file=self.stream, flush=True)
+
+
+def switching_array(profile, formats, pairs, *, progress=None):
+    """Switching energy per basic op and format in joules, float64 ``(len(BASIC_OPS),
+    len(formats))``, for a profile with ``power: {energy: activity}``, and the basis of the
+    estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
+    ``ops``, one :meth:`hwlib.activity.OpEnergy.to_json` per entry). Only the ``(op, format)``
+    ``pairs`` are simulated (:func:`hwlib.activity.op_energies`, cached on disk); the other
+    entries are 0 and must be multiplied by zero counts only. ``progress``: a
+    :class:`SynthesisProgress` (its stream is told about each simulation), or ``None``."""
+    import numpy as np
+
+    from hwlib.activity import ESTIMATE_NOTE, op_energies
+    formats = list(formats)
+    told = SwitchingProgress(progress.stream) if progress is not None else None
+    energies = op_energies(profile, pairs, progress=told)
+    table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
+    column = {fmt: i for i, fmt in enumerate(formats)}
+    for (op, fmt), entry in energies.items():
+        table[BASIC_OPS.index(op), column[fmt]] = entry.energy_j_per_op
+    table.setflags(write=False)
+    power = profile.power
+    basis = {"note": ESTIMATE_NOTE, "source": power["source"], "vdd": power["vdd"],
+             "vectors": power["vectors"], "seed": power["seed"], "glitches": bool(power["glitches"]),
+             "ops": [entry.to_json() for entry in energies.values()]}
+    return table, basis

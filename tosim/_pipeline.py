@@ -57,7 +57,7 @@ def expand_inputs(inputs, skipped=None):
     return out
 
 
-_PROFILE_KEYS = re.compile(r"^(schema|technology|units|datapath|recipes|devices|extends|memory):", re.M)
+_PROFILE_KEYS = re.compile(r"^(schema|technology|units|datapath|recipes|devices|extends|memory|power):", re.M)
 _PROFILE_KEYS_JSON = re.compile(r'"(technology|units|datapath|recipes)"\s*:')
 _MODEL_KEYS = re.compile(r"^(layers|model_type):|\"(layers|model_type)\"\s*:", re.M)
 
@@ -315,31 +315,66 @@ def price(counted, profile, synth_progress=None):
     that fit int64 (numpy, or numba for large batches); rows past int64 always in Python, from
     their exact integers. Every path multiplies and adds in the kernel's order (within a stage
     op after op, over a model's layers layer after layer), so the numbers are the same bits
-    whichever runs."""
+    whichever runs. With ``power: {energy: activity}`` in the profile, also ``stage_switch_j``
+    and ``layer_switch_j``: counts x the switching energy per op
+    (:func:`tosim._costs.switching_array`) the same way, and ``switching`` (the basis of that
+    estimate)."""
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
-    column = {f: i for i, f in enumerate(formats)}
-    n_layers = sum(len(r["rows"]) for r in good)
-    if n_layers <= _PYTHON_MAX_LAYERS:
+    if sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
         from ._costs import cost_columns
         columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
-        memo = {}
+        memo: dict = {}
+        column = {f: i for i, f in enumerate(formats)}
         for r in good:
-            _price_python(r, columns, column, memo)
-        return counted
+            _price_python(r, columns, column, memo, "stage_tos", "layer_tos")
+    else:
+        import numpy as np
+
+        from ._costs import costs_array
+        costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+        _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
+    if good and profile.power["energy"] == "activity":
+        from ._costs import switching_array
+        joules, basis = switching_array(profile, formats, _used_ops(good), progress=synth_progress)
+        _apply_costs(good, joules, formats, "stage_switch_j", "layer_switch_j")
+        for r in good:
+            r["switching"] = basis
+    return counted
+
+
+def _used_ops(good):
+    """The ``(op, format)`` pairs with a non-zero count in any layer of the rows ``good``."""
+    n_ops = len(OPS)
+    used = set()
+    for r in good:
+        for fmt, row in zip(r["formats"], r["rows"]):
+            used.update((op, fmt) for o, op in enumerate(OPS) if any(row[o::n_ops]))
+    return sorted(used, key=lambda pair: (pair[1], OPS.index(pair[0])))
+
+
+def _stack(good):
+    """``counts`` (int64 ``(layers, stages, ops)``) of every row of ``good`` whose counts fit
+    int64; the others keep ``None`` (priced from their exact integers)."""
+    import numpy as np
+    for r in good:
+        if r["counts"] is None:
+            try:
+                r["counts"] = np.array(r["rows"], dtype=np.int64).reshape(len(r["rows"]), len(STAGES), len(OPS))
+            except OverflowError:
+                pass
+
+
+def _apply_costs(good, costs, formats, stage_key, layer_key):
+    """Counts x ``costs`` (ops x ``formats``) per layer format for every row of ``good``, into
+    ``r[stage_key]`` (per stage) and ``r[layer_key]`` (layers x stages): the kernel for the rows
+    that fit int64, Python floats in the kernel's order for the others."""
     import numpy as np
 
     from opcount.kernel import tos_from_counts
-
-    from ._costs import costs_array
-    costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
-    stacked = []
-    for r in good:
-        try:
-            r["counts"] = np.array(r["rows"], dtype=np.int64).reshape(len(r["rows"]), len(STAGES), len(OPS))
-        except OverflowError:
-            continue                        # past int64: priced from the exact integers below
-        stacked.append(r)
+    _stack(good)
+    column = {f: i for i, f in enumerate(formats)}
+    stacked = [r for r in good if r["counts"] is not None]
     if stacked:
         counts = np.concatenate([r["counts"] for r in stacked]) if len(stacked) > 1 else stacked[0]["counts"]
         layer_format = np.fromiter((column[f] for r in stacked for f in r["formats"]), dtype=np.int64,
@@ -348,21 +383,22 @@ def price(counted, profile, synth_progress=None):
         np.cumsum([r["counts"].shape[0] for r in stacked], out=offsets[1:])
         layer_tos, model_stage, _ = tos_from_counts(counts, costs, layer_format, offsets)
         for i, r in enumerate(stacked):
-            r["stage_tos"] = model_stage[i]
-            r["layer_tos"] = layer_tos[offsets[i]:offsets[i + 1]]
+            r[stage_key] = model_stage[i]
+            r[layer_key] = layer_tos[offsets[i]:offsets[i + 1]]
     rest = [r for r in good if r["counts"] is None]
     if rest:
+        # past int64: exact Python integers times float64 costs, in the kernel's order
         columns = [tuple(costs[:, j].tolist()) for j in range(len(formats))]
-        memo = {}
+        memo: dict = {}
         for r in rest:
-            _price_python(r, columns, column, memo)
-    return counted
+            _price_python(r, columns, column, memo, stage_key, layer_key)
 
 
-def _price_python(r, columns, column, memo):
-    """``layer_tos`` (a tuple of stage TOs per layer) and ``stage_tos`` of one row, in Python
-    floats from the exact integer counts and ``columns`` (per format, the cost of each op), in
-    the kernel's order. A repeated layer (same counts, same format) is priced once (``memo``)."""
+def _price_python(r, columns, column, memo, stage_key, layer_key):
+    """``r[layer_key]`` (a tuple of per-stage values per layer) and ``r[stage_key]`` of one row,
+    in Python floats from the exact integer counts and ``columns`` (per format, the cost of each
+    op), in the kernel's order. A repeated layer (same counts, same format) is priced once
+    (``memo``, shared by the rows of one cost table)."""
     n_ops = len(OPS)
     layer_tos = []
     s0 = s1 = s2 = s3 = 0.0
@@ -383,8 +419,8 @@ def _price_python(r, columns, column, memo):
         s1 += tos[1]
         s2 += tos[2]
         s3 += tos[3]
-    r["layer_tos"] = layer_tos
-    r["stage_tos"] = (s0, s1, s2, s3)
+    r[layer_key] = layer_tos
+    r[stage_key] = (s0, s1, s2, s3)
 
 
 def _layer_total(tos):
@@ -407,9 +443,16 @@ def finish_row(r, per_layer):
     row.update({k: v for k, v in r.items() if k.startswith(("energy_", "accesses_"))})
     if "layer_table" in r:
         row["layer_table"] = r["layer_table"]
+    if "stage_switch_j" in r:
+        row.update({f"switching_j_{s}": float(v) for s, v in zip(STAGES, r["stage_switch_j"])})
+        row["switching_j"] = float(sum(r["stage_switch_j"]))
+        row["switching"] = r["switching"]
     if per_layer:
         row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=_layer_total(lt))
                          for layer, lt in zip(r["layers"], r["layer_tos"])]
+        if "layer_switch_j" in r:
+            for layer, lj in zip(row["layers"], r["layer_switch_j"]):
+                layer["switching_j"] = _layer_total(lj)
     return row
 
 
@@ -432,7 +475,7 @@ def whole_run_total(parts, epochs):
 
 #: Row and per-layer fields that add up over the steps of a run.
 _ADDITIVE = ("macs", "flops", *OPS, *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
-             "energy_movement_j", "counts", "tos_total")
+             "energy_movement_j", "counts", "tos_total", "switching_j", *(f"switching_j_{s}" for s in STAGES))
 
 
 def _is_additive(key):

@@ -38,6 +38,9 @@ def format_score_table(results, with_energy, with_movement=False):
     of a per-layer result), failed models marked ``error``, incomplete ones ``(!)``."""
     header = ["model", "params", "MACs", "FLOPs", "TOs", "TOs/FLOP"] + (["energy J", "gCO2e"] if with_energy else [])
     header += ["compute J", "movement J"] if with_movement else []
+    # a profile with power.energy: activity: simulated switching energy, an estimate (see the summary)
+    with_switching = any(getattr(r, "switching_j", None) is not None for r in results)
+    header += ["switching J (est.)"] if with_switching else []
     body = []
     for r in results:
         if r.error is not None:
@@ -50,13 +53,17 @@ def format_score_table(results, with_energy, with_movement=False):
             line += [si(r.energy_j), si(r.gco2e)]
         if with_movement:
             line += [si(r.energy_compute_j), si(r.energy_movement_j)]
+        if with_switching:
+            line += [si(r.switching_j) if r.switching_j is not None else ""]
         body.append(line)
         for layer in r.layers or []:
             flops = layer.flops
             body.append([f"  {layer.name} ({layer.type})", count_text(layer.params), si(layer.macs), si(flops),
                          si(layer.tos), f"{layer.tos / flops:.0f}" if flops else "-"]
                         + ([si(layer.energy_j) if layer.energy_j is not None else "", ""] if with_energy else [])
-                        + ([si(layer.energy_compute_j), si(layer.energy_movement_j)] if with_movement else []))
+                        + ([si(layer.energy_compute_j), si(layer.energy_movement_j)] if with_movement else [])
+                        + ([si(layer.switching_j) if layer.switching_j is not None else ""]
+                           if with_switching else []))
     widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
 
     def line(cells):

@@ -133,6 +133,7 @@ class LayerScore:
     energy_j: Optional[float] = None
     energy_terms: Optional[dict] = None
     time_s: Optional[float] = None
+    switching_j: Optional[float] = None
 
 
 @dataclass
@@ -156,6 +157,11 @@ class ScoreResult:
     :class:`opcount.MovementResult` (of the run's first step). ``workload`` and ``steps`` describe a
     whole run. ``count_result`` (from :func:`score` only) is the :class:`opcount.CountResult`
     with the exact counts of every layer and stage (of the run's first step).
+    With a profile whose ``power.energy`` is ``activity``, ``switching_j`` (and
+    ``switching_by_stage``, and each layer's ``switching_j``) is the dynamic switching energy of
+    the counted ops, an estimate from simulated switching of the profile's units under the
+    operand distributions that ``switching`` names (``note``, ``ops``: fJ per op, distribution
+    and activity per op and format, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches``).
     """
     name: str
     source: Optional[str]
@@ -187,6 +193,15 @@ class ScoreResult:
     steps: Optional[int] = None
     movement: Any = field(default=None, repr=False, compare=False)
     count_result: Any = field(default=None, repr=False, compare=False)
+    switching_j: Optional[float] = None
+    switching_by_stage: Optional[dict] = None
+    switching: Optional[dict] = None
+
+    @property
+    def switching_basis(self) -> Optional[str]:
+        """The switching estimate in words: the note, then each op and format's distribution
+        and fJ per op (``None`` without switching pricing)."""
+        return switching_basis(self.switching)
 
     @property
     def ok(self) -> bool:
@@ -202,6 +217,8 @@ class ScoreResult:
         if self.energy_terms is not None:
             from ._device_model import MODEL_FIELDS
             out += MODEL_FIELDS
+        if self.switching is not None:
+            out += SWITCHING_FIELDS
         if self.workload is not None:
             out += RUN_FIELDS
         return out
@@ -223,6 +240,10 @@ class ScoreResult:
             from ._device_model import TERM_FIELDS
             item.update({field_: self.energy_terms.get(term) for term, field_ in TERM_FIELDS.items()})
             item["time_s"] = self.time_s
+        if self.switching is not None:
+            item.update(switching_j=self.switching_j, switching_basis=self.switching_basis,
+                        switching=self.switching)
+            item.update({f"switching_j_{s}": (self.switching_by_stage or {}).get(s) for s in STAGES})
         if self.workload is not None:
             item.update(samples=self.workload.samples, passes=self.workload.passes, epochs=self.workload.epochs,
                         steps=self.steps)
@@ -252,7 +273,24 @@ def _layer_dict(layer, levels):
         out["energy_j"] = layer.energy_j
         out.update({field_: layer.energy_terms.get(term) for term, field_ in TERM_FIELDS.items()})
         out["time_s"] = layer.time_s
+    if layer.switching_j is not None:
+        out["switching_j"] = layer.switching_j
     return out
+
+
+#: CSV columns of the switching-energy estimate (profiles with ``power.energy: activity``).
+SWITCHING_FIELDS = ["switching_j", "switching_basis"]
+
+
+def switching_basis(switching):
+    """One line naming the estimate and, per op and format, its distribution and fJ per op."""
+    if switching is None:
+        return None
+    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']}): {e['distribution']} operands, "
+                    f"{e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
+    glitches = "glitches counted" if switching["glitches"] else "zero-delay, no glitches"
+    return (f"{switching['note']}; {switching['vectors'] - 1} operations per stream, seed {switching['seed']}, "
+            f"{glitches}, {switching['vdd']:g} V, {switching['source']}; {ops or 'no ops counted'}")
 
 
 class Scores(list):
@@ -569,7 +607,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                              energy_compute_j=layer.get("energy_compute_j"),
                              energy_movement_j=layer.get("energy_movement_j"),
                              energy_j=layer.get("energy_j"), energy_terms=layer.get("energy_terms"),
-                             time_s=layer.get("time_s"),
+                             time_s=layer.get("time_s"), switching_j=layer.get("switching_j"),
                              accesses={lv: layer[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in layer})
                   for layer in row["layers"]]
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
@@ -581,4 +619,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,
                        energy_compute_j=row.get("energy_compute_j"), energy_movement_j=row.get("energy_movement_j"),
                        accesses={lv: row[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in row},
-                       movement=row.get("movement"), count_result=row.get("count_result"), **common)
+                       movement=row.get("movement"), count_result=row.get("count_result"),
+                       switching_j=row.get("switching_j"), switching=row.get("switching"),
+                       switching_by_stage={s: row[f"switching_j_{s}"] for s in STAGES} if "switching_j" in row else None,
+                       **common)

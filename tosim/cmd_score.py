@@ -118,6 +118,8 @@ def _non_negative_float(text):
 def run(args):
     import hardware_profiles
 
+    from .cli import printable
+
     from . import api
     from ._costs import SynthesisProgress
     from ._energy import extrapolation_warning, resolve_device
@@ -223,6 +225,9 @@ def run(args):
             how = "energy model: joules per layer and per term" if "energy_model" in device else device["feature"]
             summary += f"; energy from device {args.device} ({how}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
+        basis = next((r.switching_basis for r in results if r.switching is not None), None)
+        if basis is not None:
+            print(f"switching J: {printable(basis)}")
         if any(r.incomplete_types for r in results):
             print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
     if args.out:

@@ -95,6 +95,14 @@ def register(subparsers):
                             "designs' inner units and the gate set of the mapping")
     p_act.add_argument("--json", action="store_true", help="print JSON")
     p_act.add_argument("--csv", metavar="F.csv", help="also write the table as CSV to F.csv")
+    p_act.add_argument("--from-model", metavar="MODEL",
+                       help="operand streams of a model's own layers through the profile's FP multiplier "
+                            "and adder: an .onnx file is run (onnx.reference) for real weights and "
+                            "activations; zoo:NAME or a spec gets synthetic per-layer distributions "
+                            "(ReLU-sparse after a ReLU); see docs/power.md")
+    p_act.add_argument("--input", metavar="F.npy",
+                       help="--from-model with an .onnx file: the input array (.npy, or .npz by input "
+                            "name) instead of seeded N(0, 1) inputs")
     _add_stream_args(p_act, "uniform", many=True)
     p_act.set_defaults(func=_activity)
 
@@ -340,7 +348,7 @@ def _compare(args):
     if power is not None:
         print(f"# power: {power[0].distribution} operands, {power[0].operations} operations, "
               f"seed {power[0].seed}, {power[0].vdd:g} V; glitches {power[0].glitches}; "
-              f"{_MODEL_NOTE}")
+              f"technology: {profile.power['source']} (the profile's power section)")
         headers += ["delay_ps", "area_um2", "fJ/op", "EDP_fJ*ns"]
         for line, result in zip(body, power):
             line += [f"{result.delay_ps:,.0f}", f"{result.area_um2:,.1f}",
@@ -353,8 +361,9 @@ def _compare(args):
 
 _POWER_FIELDS = ["delay_ps", "area_um2", "energy_fj_per_op", "edp_fj_ns", "activity",
                  "distribution", "operations"]
-_MODEL_NOTE = ("generic 45 nm-class model (hwlib.activity.DEFAULT_MODEL; order-of-magnitude "
-               "defaults)")
+def _model_note(model):
+    return f"technology: {model.source} (the profile's power section)"
+
 
 
 def _power_json(result):
@@ -364,8 +373,9 @@ def _power_json(result):
             "operations": result.operations, "vdd": result.vdd, "glitches": result.glitches}
 
 
-def _stream_options(args):
-    """(distributions, vectors, seed, model) from the stream arguments, checked."""
+def _stream_options(args, profile):
+    """(distributions, vectors, seed, model) from the stream arguments, checked; the model is
+    the profile's power section (``--vdd`` replaces its supply)."""
     from hwlib import activity
     dists = args.dist if isinstance(args.dist, list) else [args.dist]
     parsed = []
@@ -380,7 +390,7 @@ def _stream_options(args):
         raise CommandError(f"--vectors must be an integer of at least 2, not {args.vectors!r}")
     if not args.seed.isdigit():
         raise CommandError(f"--seed must be a non-negative integer, not {args.seed!r}")
-    model = activity.DEFAULT_MODEL
+    model = activity.PowerModel.from_profile(profile)
     if args.vdd is not None:
         try:
             vdd = float(args.vdd)
@@ -393,7 +403,7 @@ def _stream_options(args):
 
 def _power(args, rows, kind, profile):
     from hwlib import activity
-    dists, vectors, seed, model = _stream_options(args)
+    dists, vectors, seed, model = _stream_options(args, profile)
     if len(dists) != 1:
         raise CommandError("--dist takes one distribution here")
     progress = _Progress()
@@ -414,7 +424,10 @@ def _activity(args):
     from hwlib import activity, registry
     if args.csv is not None:
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
-    dists, vectors, seed, model = _stream_options(args)
+    profile = hp.load(args.profile)
+    if args.from_model is not None or args.input is not None:
+        return _activity_from_model(args, profile)
+    dists, vectors, seed, model = _stream_options(args, profile)
     jobs = []
     if args.formats is not None:
         if args.widths is not None or args.designs is not None:
@@ -425,7 +438,6 @@ def _activity(args):
             raise CommandError("the floating-point units (hwlib.fp) are not installed")
         formats = _names(args.formats, hp.FORMATS, "format")
         ops = _names(args.ops, hp.BASIC_OPS, "op") or ["add", "mul"]
-        profile = hp.load(args.profile)
         for fmt in formats:
             for op in ops:
                 for dist in dists:
@@ -437,7 +449,6 @@ def _activity(args):
         widths = _widths(args.widths or "8,16")
         designs = _names(args.designs, registry.designs_for(args.unit), f"{args.unit} design")
         designs = designs or list(registry.designs_for(args.unit))
-        profile = hp.load(args.profile)
         for width in widths:
             for design in designs:
                 for dist in dists:
@@ -464,10 +475,88 @@ def _activity(args):
         return 0
     print(f"# switching activity under profile {profile.name}: {vectors - 1} operations per "
           f"stream, seed {seed}, {model.vdd:g} V; glitches {results[0].glitches}; "
-          f"{_MODEL_NOTE}")
+          f"{_model_note(model)}")
     body = [(r.unit, r.design, r.width if r.format is None else r.format, r.distribution,
              f"{r.activity:.3f}", f"{r.energy_fj_per_op:,.1f}", f"{r.delay_ps:,.0f}",
              f"{r.area_um2:,.1f}", f"{r.edp_fj_ns:,.2f}") for r in results]
     print(_table(("unit", "design", "width", "distribution", "activity", "fJ/op", "delay_ps",
                   "area_um2", "EDP_fJ*ns"), body, {2, 4, 5, 6, 7, 8}))
+    return 0
+
+
+def _load_input(path):
+    import numpy as np
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"--input {path}: cannot read an array: {' '.join(str(exc).split())}") from None
+    if hasattr(data, "files"):
+        with data:
+            return {name: data[name] for name in data.files}
+    return data
+
+
+def _activity_from_model(args, profile):
+    from . import _model_streams as ms
+    if args.from_model is None:
+        raise CommandError("--input goes with --from-model")
+    for flag in ("widths", "designs", "ops"):
+        if getattr(args, flag) is not None:
+            raise CommandError(f"--{flag} does not go with --from-model (it prices the profile's FP "
+                               f"multiplier and adder)")
+    formats = _names(args.formats, hp.FORMATS, "format") or [profile.default_format]
+    if len(formats) != 1:
+        raise CommandError("--from-model takes one format")
+    _, vectors, seed, model = _stream_options(args, profile)
+    inputs = _load_input(args.input) if args.input is not None else None
+    from hwlib.cost import fp_units_available
+    if not fp_units_available():
+        raise CommandError("the floating-point units (hwlib.fp) are not installed")
+    try:
+        streams = ms.model_streams(args.from_model, formats[0], vectors=vectors, seed=seed, inputs=inputs)
+    except Exception as exc:       # noqa: BLE001 -- a model that cannot be read or run is the user's input
+        import opcount
+        if isinstance(exc, (opcount.ModelError, ValueError, OSError)) or type(exc).__module__.startswith("onnx"):
+            raise CommandError(f"--from-model {args.from_model}: {' '.join(str(exc).split())}") from None
+        raise
+
+    def progress(index, total, name):
+        print(f"[{index}/{total}] {name}: {formats[0]} mul and add streams ...", file=sys.stderr, flush=True)
+
+    try:
+        with _synthesis_errors():
+            result = ms.model_activity(streams, profile, model=model, glitches=args.glitches, seed=seed,
+                                       progress=progress)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    record = result.to_json()
+    if args.csv:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["layer", "type", "macs", "zeros", "mul_fj_per_op", "mul_activity", "add_fj_per_op",
+                         "add_activity", "source"])
+        for item in result.layers:
+            writer.writerow([item["layer"], item["type"], item["macs"], item["zeros"],
+                             item["mul"].energy_fj_per_op, item["mul"].activity, item["add"].energy_fj_per_op,
+                             item["add"].activity, streams.source])
+        write_atomic(args.csv, text.getvalue().encode())
+    if args.json:
+        print(json_text(record))
+        return 0
+    total = sum(item["macs"] for item in result.layers)
+    print(f"# {streams.model}: {formats[0]} multiply-accumulate operand streams from {streams.source}; "
+          f"{vectors - 1} operations per stream, seed {seed}, {model.vdd:g} V; glitches "
+          f"{result.reference['mul'].glitches}; {_model_note(model)}")
+    body = [(item["layer"], item["type"], _fmt(item["macs"]), f"{item['zeros']:.2f}",
+             f"{item['mul'].energy_fj_per_op:,.1f}", f"{item['add'].energy_fj_per_op:,.1f}")
+            for item in result.layers]
+    ref_mul, ref_add = result.reference["mul"].energy_fj_per_op, result.reference["add"].energy_fj_per_op
+    body.append(("model (MAC-weighted)", "", _fmt(total), "", f"{result.mul_fj:,.1f}", f"{result.add_fj:,.1f}"))
+    body.append(("reference: normal operands", "", "", "", f"{ref_mul:,.1f}", f"{ref_add:,.1f}"))
+    print(_table(("layer", "type", "MACs", "zeros", "mul fJ/op", "add fJ/op"), body, {2, 3, 4, 5}))
+    print(f"\nmodel streams / normal operands: mul x{result.mul_fj / ref_mul:.2f}, add x{result.add_fj / ref_add:.2f} "
+          f"({result.reference['mul'].design} multiplier, {result.reference['add'].design} adder); an estimate of "
+          f"dynamic switching energy, no leakage or data movement")
+    for name, kind, reason in streams.skipped:
+        print(f"(!) skipped {name} ({kind}): {reason}")
     return 0

@@ -37,8 +37,16 @@ capacitance is
 with ``C_wire`` a wire-load estimate per fan-out and ``C_load`` the register input that takes
 the result. Primary-input nets have no driver in the unit (``C_drain`` = 0) but their load is
 charged: the unit's own input capacitance is part of the cost of an operation. Every number is
-overridable: :meth:`PowerModel.replace` (Python) or ``--vdd`` on the command line; the profile
-schema does not carry them yet.
+overridable: a profile's ``power:`` section (:attr:`hardware_profiles.Profile.power`,
+:meth:`PowerModel.from_profile`; the defaults are :data:`hardware_profiles.schema.POWER_DEFAULTS`),
+:meth:`PowerModel.replace` (Python) or ``--vdd`` on the command line.
+
+Pricing counted ops (:func:`op_energies`)
+-----------------------------------------
+With ``power: {energy: activity}`` ``tosim score`` multiplies each layer's op counts by the
+switching energy per op of the profile's floating-point unit of that op and format, simulated
+under the op's distribution (``power.distribution``) and cached on disk like synthesis results.
+The result is an estimate (:data:`ESTIMATE_NOTE`) and says so.
 
 Operand streams (:func:`operands`)
 ----------------------------------
@@ -55,12 +63,15 @@ its count): nothing here changes a circuit, a mapping or a transistor count, so 
 must not invalidate the bundled cost tables.
 """
 from ._model import DEFAULT_MODEL, PowerModel
-from ._stream import DISTRIBUTIONS, Distribution, operands, parse_distribution
+from ._stream import DISTRIBUTIONS, Distribution, fp_encode, fp_round, operands, parse_distribution
+from ._table import ESTIMATE_NOTE, ActivityCache, OpEnergy, op_distribution, op_energies
 from ._toggles import ToggleCounts, toggle_counts
-from ._unit import (UnitActivity, area_um2, critical_path_ps, fp_activity, mapped_netlist,
-                    net_capacitance_ff, switching_energy_fj, unit_activity)
+from ._unit import (UnitActivity, area_um2, critical_path_ps, fp_activity, fp_stream_activity,
+                    mapped_netlist, net_capacitance_ff, switching_energy_fj, unit_activity)
 
 __all__ = ["DEFAULT_MODEL", "PowerModel", "DISTRIBUTIONS", "Distribution", "operands",
            "parse_distribution", "ToggleCounts", "toggle_counts", "UnitActivity",
            "area_um2", "critical_path_ps", "fp_activity", "mapped_netlist",
-           "net_capacitance_ff", "switching_energy_fj", "unit_activity"]
+           "net_capacitance_ff", "switching_energy_fj", "unit_activity", "ESTIMATE_NOTE",
+           "ActivityCache", "OpEnergy", "op_distribution", "op_energies", "fp_encode", "fp_round",
+           "fp_stream_activity"]

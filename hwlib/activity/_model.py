@@ -3,26 +3,19 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from hardware_profiles import schema as S
+
 __all__ = ["PowerModel", "DEFAULT_MODEL"]
 
-# Keyed by the gate names of hwlib.synth.GATE_NAMES (profile vocabulary); BUF is a wire.
-# Input-pin capacitance per gate input, fF (minimum-drive cells; XOR/XNOR and the multiplexer
-# inputs load their drivers more, the inverting 2-input gates least).
-_PIN_FF = {"BUF": 0.0, "NOT": 1.6, "NAND": 1.6, "NOR": 1.7, "AND": 0.9, "OR": 0.9,
-           "XOR": 2.3, "XNOR": 2.3, "ANDNOT": 1.2, "ORNOT": 1.2, "AOI3": 1.6, "OAI3": 1.6,
-           "AOI4": 1.6, "OAI4": 1.6, "MUX": 1.5, "NMUX": 1.5}
-# Drain (diffusion) capacitance at the gate's output, fF.
-_DRAIN_FF = {"BUF": 0.0, "NOT": 0.8, "NAND": 1.1, "NOR": 1.2, "AND": 1.0, "OR": 1.0,
-             "XOR": 1.6, "XNOR": 1.6, "ANDNOT": 1.1, "ORNOT": 1.1, "AOI3": 1.4, "OAI3": 1.4,
-             "AOI4": 1.6, "OAI4": 1.6, "MUX": 1.5, "NMUX": 1.5}
-# Intrinsic delay per gate, ps (the fan-out term comes on top).
-_DELAY_PS = {"BUF": 0.0, "NOT": 12.0, "NAND": 16.0, "NOR": 20.0, "AND": 28.0, "OR": 32.0,
-             "XOR": 38.0, "XNOR": 38.0, "ANDNOT": 26.0, "ORNOT": 30.0, "AOI3": 24.0,
-             "OAI3": 24.0, "AOI4": 28.0, "OAI4": 28.0, "MUX": 36.0, "NMUX": 32.0}
-# Cell area, um^2 (multiples of a 0.266 um^2 site: inverter 2 sites, NAND2 3, AND2 4, ...).
-_AREA_UM2 = {"BUF": 0.0, "NOT": 0.532, "NAND": 0.798, "NOR": 0.798, "AND": 1.064, "OR": 1.064,
-             "XOR": 1.596, "XNOR": 1.596, "ANDNOT": 1.064, "ORNOT": 1.064, "AOI3": 1.064,
-             "OAI3": 1.064, "AOI4": 1.330, "OAI4": 1.330, "MUX": 1.862, "NMUX": 1.862}
+# The documented defaults live in the profile schema (hardware_profiles.schema.POWER_DEFAULTS),
+# so that a profile's ``power:`` section and this model read one table. Keyed by the gate names
+# of hwlib.synth.GATE_NAMES (profile vocabulary); BUF is a wire.
+_PIN_FF = S.POWER_DEFAULTS["pin_ff"]
+_DRAIN_FF = S.POWER_DEFAULTS["drain_ff"]
+_DELAY_PS = S.POWER_DEFAULTS["delay_ps"]
+_AREA_UM2 = S.POWER_DEFAULTS["area_um2"]
+_MODEL_KEYS = ("vdd", "pin_ff", "drain_ff", "wire_ff_per_fanout", "output_load_ff", "delay_ps",
+               "delay_ps_per_fanout", "area_um2", "source")
 
 
 def _check_table(name, table):
@@ -55,16 +48,15 @@ class PowerModel:
     the defaults gate by gate.
     """
 
-    vdd: float = 1.1
+    vdd: float = S.POWER_DEFAULTS["vdd"]
     pin_ff: dict = field(default_factory=lambda: dict(_PIN_FF))
     drain_ff: dict = field(default_factory=lambda: dict(_DRAIN_FF))
-    wire_ff_per_fanout: float = 0.25
-    output_load_ff: float = 1.5
+    wire_ff_per_fanout: float = S.POWER_DEFAULTS["wire_ff_per_fanout"]
+    output_load_ff: float = S.POWER_DEFAULTS["output_load_ff"]
     delay_ps: dict = field(default_factory=lambda: dict(_DELAY_PS))
-    delay_ps_per_fanout: float = 4.0
+    delay_ps_per_fanout: float = S.POWER_DEFAULTS["delay_ps_per_fanout"]
     area_um2: dict = field(default_factory=lambda: dict(_AREA_UM2))
-    source: str = ("generic 45 nm-class static CMOS, X1 cells at 1.1 V (hwlib.activity "
-                   "defaults; order-of-magnitude assumptions)")
+    source: str = S.POWER_DEFAULTS["source"]
 
     def __post_init__(self):
         _check_number("vdd", self.vdd, positive=True)
@@ -92,6 +84,13 @@ class PowerModel:
 
     def to_json(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_profile(cls, profile):
+        """The model of a loaded profile's ``power:`` section (:attr:`Profile.power`, the
+        documented defaults where the section is silent)."""
+        power = profile.power
+        return cls(**{key: power[key] for key in _MODEL_KEYS})
 
 
 #: The documented default: a generic 45 nm-class library at 1.1 V (see :mod:`hwlib.activity`).

@@ -4,7 +4,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["DISTRIBUTIONS", "Distribution", "parse_distribution", "operands"]
+from hardware_profiles import schema as S
+
+__all__ = ["DISTRIBUTIONS", "Distribution", "parse_distribution", "operands", "fp_encode", "fp_round"]
 
 #: distribution name -> {parameter: default for integer units, default for FP units}
 DISTRIBUTIONS = {
@@ -15,7 +17,9 @@ DISTRIBUTIONS = {
 }
 
 _FP_DTYPES = {"fp16": np.float16, "fp32": np.float32, "fp64": np.float64}
-_FP_WIDTH = {"fp16": 16, "bf16": 16, "fp32": 32, "fp64": 64}
+_FP_WIDTH = {"fp16": 16, "bf16": 16, "fp32": 32, "fp64": 64, "fp8_e4m3": 8, "fp8_e5m2": 8}
+#: The 8-bit formats: (exponent bits, fraction bits, largest finite value, has infinities).
+_FP8 = {"fp8_e4m3": (4, 3, 448.0, False), "fp8_e5m2": (5, 2, 57344.0, True)}
 
 
 @dataclass(frozen=True)
@@ -54,18 +58,8 @@ def parse_distribution(text):
     """``"relu:zeros=0.7,scale=0.1"`` -> :class:`Distribution` (``ValueError`` on bad text)."""
     if isinstance(text, Distribution):
         return text
-    name, _, rest = str(text).partition(":")
-    params = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"Distribution parameter {item!r} must be KEY=VALUE")
-        try:
-            params[key.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"Distribution parameter {key.strip()}={value!r} is not a "
-                             f"number") from None
-    return Distribution(name.strip(), params)
+    name, params = S.split_distribution(text)
+    return Distribution(name, params)
 
 
 def _uniform_bits(rng, n, width):
@@ -84,7 +78,79 @@ def _uniform_bits(rng, n, width):
     return out
 
 
+def fp_encode(values, fmt):
+    """The IEEE encodings (non-negative ints) of real ``values`` rounded to ``fmt`` (nearest
+    even); NaN and infinities stay what they are."""
+    if fmt not in _FP_WIDTH:
+        raise ValueError(f"Unknown format {fmt!r}; expected one of {', '.join(_FP_WIDTH)}")
+    return _fp_bits(np.asarray(values, dtype=np.float64), fmt)
+
+
+def _fp8_round(values, fmt):
+    """(rounded magnitudes, signs, NaN mask) of ``values`` in an 8-bit format, nearest even;
+    fp8_e4m3 (no infinities) saturates at 448, fp8_e5m2 overflows to infinity from
+    57344 + half an ulp up."""
+    exp_bits, frac_bits, largest, has_inf = _FP8[fmt]
+    values = np.asarray(values, dtype=np.float64)
+    nan = np.isnan(values)
+    sign = np.signbit(values)
+    mag = np.where(nan, 0.0, np.abs(values))
+    emin = 2 - (1 << (exp_bits - 1))                 # 1 - bias
+    _, e = np.frexp(np.where((mag > 0) & np.isfinite(mag), mag, 1.0))
+    exponent = np.maximum(e - 1, emin)               # floor(log2 |x|), at least emin (subnormals)
+    quantum = np.ldexp(1.0, exponent - frac_bits)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = np.where(np.isfinite(mag), np.rint(mag / quantum) * quantum, np.inf)  # ties to even
+        if has_inf:
+            half_ulp = 2.0 ** (math.frexp(largest)[1] - 2 - frac_bits)
+            rounded = np.where(mag >= largest + half_ulp, np.inf, np.minimum(rounded, largest))
+        else:
+            rounded = np.minimum(rounded, largest)
+    return rounded, sign, nan
+
+
+def _fp8_bits(values, fmt):
+    exp_bits, frac_bits, _, _ = _FP8[fmt]
+    rounded, sign, nan = _fp8_round(values, fmt)
+    bias = (1 << (exp_bits - 1)) - 1
+    emin = 1 - bias
+    out = []
+    for r, s, n in zip(rounded.tolist(), sign.tolist(), nan.tolist()):
+        if n:
+            code = (1 << 7) - 1                       # exponent and fraction all ones: a NaN in both
+        elif math.isinf(r):
+            code = ((1 << exp_bits) - 1) << frac_bits
+        elif r == 0:
+            code = 0
+        elif r < 2.0 ** emin:                         # subnormal
+            code = int(round(r / 2.0 ** (emin - frac_bits)))
+        else:
+            e = math.frexp(r)[1] - 1
+            code = ((e + bias) << frac_bits) | (int(round(r / 2.0 ** (e - frac_bits))) - (1 << frac_bits))
+        out.append(code | (int(s) << 7))
+    return out
+
+
+def fp_round(values, fmt):
+    """``values`` rounded to ``fmt`` (nearest even), as float64."""
+    values = np.asarray(values, dtype=np.float64)
+    if fmt in _FP8:
+        rounded, sign, nan = _fp8_round(values, fmt)
+        return np.where(nan, np.nan, np.where(sign, -rounded, rounded))
+    if fmt == "bf16":
+        bits = np.asarray(_fp_bits(values, "bf16"), dtype=np.uint32) << np.uint32(16)
+        return bits.view(np.float32).astype(np.float64)
+    return values.astype(_FP_DTYPES[fmt]).astype(np.float64)
+
+
 def _fp_bits(values, fmt):
+    with np.errstate(over="ignore"):        # a value past the format's range becomes infinity
+        return _fp_bits_of(values, fmt)
+
+
+def _fp_bits_of(values, fmt):
+    if fmt in _FP8:
+        return _fp8_bits(values, fmt)
     if fmt == "bf16":
         bits = np.asarray(values, dtype=np.float32).view(np.uint32).astype(np.uint64)
         # round to nearest even on the 16 dropped bits (no NaN in these draws)
@@ -102,7 +168,8 @@ def operands(distribution, n, *, width=None, fmt=None, seed=0):
 
     Give ``width`` for an integer port (``normal`` values are two's-complement, clipped to
     the range; ``relu`` values unsigned, clipped) or ``fmt`` (``fp16``, ``bf16``, ``fp32``,
-    ``fp64``) for IEEE encodings. ``uniform`` draws every bit of the port at random either way.
+    ``fp64``, ``fp8_e4m3``, ``fp8_e5m2``) for floating-point encodings (the 8-bit ones rounded to
+    nearest even; fp8_e4m3 saturates at 448). ``uniform`` draws every bit of the port at random either way.
     """
     dist = parse_distribution(distribution)
     if (width is None) == (fmt is None):

@@ -102,6 +102,23 @@ def mapped_netlist(component, technology):
     return synthesize(elaborate(component).rtlil, gates).netlist
 
 
+_SPEC_NETLISTS = {}
+
+
+def spec_netlist(spec, technology):
+    """:func:`mapped_netlist` of a :class:`hwlib._specs.CircuitSpec`, kept in memory per
+    design, circuit parameters and gate set, so that a unit simulated again is neither
+    elaborated nor synthesized again."""
+    import json
+
+    from .._counting import _mapping_gates
+    key = json.dumps([spec.design, spec.params, _mapping_gates(technology["gates"])], sort_keys=True,
+                     default=str)
+    if key not in _SPEC_NETLISTS:
+        _SPEC_NETLISTS[key] = mapped_netlist(spec.build(), technology)
+    return _SPEC_NETLISTS[key]
+
+
 @dataclass(frozen=True)
 class UnitActivity:
     """Activity, switching energy, delay and area of one unit under one operand stream.
@@ -150,26 +167,50 @@ class UnitActivity:
                 else "not counted (zero-delay toggles)")
 
 
+def _distributions(distribution):
+    """One distribution for every operand port, or a pair (port a, port b): a tuple of
+    :class:`Distribution` and its label."""
+    if isinstance(distribution, (list, tuple)):
+        if len(distribution) != 2:
+            raise ValueError(f"A distribution pair gives operands a and b: two items, "
+                             f"not {len(distribution)}")
+        dists = tuple(parse_distribution(d) for d in distribution)
+        if dists[0] == dists[1]:
+            return dists[:1], dists[0].label()
+        return dists, " x ".join(d.label() for d in dists)
+    dist = parse_distribution(distribution)
+    return (dist,), dist.label()
+
+
 def _measure(net, unit, design, width, fmt, distribution, vectors, seed, model, controls,
              unit_delay):
-    dist = parse_distribution(distribution)
+    dists, label = _distributions(distribution)
     if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 2:
         raise ValueError(f"vectors must be an integer of at least 2, not {vectors!r}")
     inputs = {}
+    operand = 0
     for i, (name, nets) in enumerate(net.inputs.items()):
         if name in controls:
             inputs[name] = [controls[name]] * vectors
         elif len(nets) == 1 and name not in ("a", "b"):
             inputs[name] = [0] * vectors
         else:
-            # each operand port its own stream (seeded from the run's seed and its position)
+            # each operand port its own stream (seeded from the run's seed and its position);
+            # with a pair of distributions the first operand port takes the first, the others
+            # the second
+            dist = dists[min(operand, len(dists) - 1)]
+            operand += 1
             inputs[name] = operands(dist, vectors, seed=[seed, i],
                                     **({"fmt": fmt} if fmt else {"width": len(nets)}))
+    return _price_inputs(net, inputs, unit, design, width, fmt, label, seed, model, unit_delay)
+
+
+def _price_inputs(net, inputs, unit, design, width, fmt, label, seed, model, unit_delay):
     counts = toggle_counts(net, inputs, unit_delay=unit_delay)
     driven = _driven_nets(net)
     ops = counts.operations
     return UnitActivity(
-        unit=unit, design=design, width=width, format=fmt, distribution=dist.label(),
+        unit=unit, design=design, width=width, format=fmt, distribution=label,
         seed=seed, operations=ops, nets=int(net.n_nets - 2), gates=len(net.gates),
         toggles_per_op=float(counts.toggles.sum() / ops),
         activity=float(counts.toggles[driven].sum() / (ops * max(1, len(driven)))),
@@ -188,7 +229,7 @@ def unit_activity(kind, design, width, profile, distribution="uniform", *, vecto
     from .._specs import integer_unit
     model = _model(model)
     spec = integer_unit(kind, design, width, profile.units.get(kind) or {})
-    net = mapped_netlist(spec.build(), profile.technology)
+    net = spec_netlist(spec, profile.technology)
     return _measure(net, kind, design, width, None, distribution, vectors, seed, model, {},
                     glitches)
 
@@ -201,7 +242,37 @@ def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=
     from ..cost import unit_spec
     model = _model(model)
     spec = unit_spec(op, fmt, profile.units, profile.datapath)
-    net = mapped_netlist(spec.build(), profile.technology)
+    net = spec_netlist(spec, profile.technology)
     controls = {"sub": 1 if op == "sub" else 0}
     return _measure(net, op, spec.design, None, fmt, distribution, vectors, seed, model,
                     controls, glitches)
+
+
+def fp_stream_activity(op, fmt, profile, a, b=None, *, label="given operands", seed=0, model=None,
+                       glitches=False):
+    """:func:`fp_activity` on given operand values instead of a named distribution: ``a`` and
+    ``b`` are sequences of real numbers of the same length (at least 2; ``b`` is left out for
+    ``sqrt``), rounded to ``fmt`` (round to nearest even) and fed to the profile's
+    floating-point unit of ``op`` in that order, one operation per pair. ``label`` names the
+    stream in the result (its ``distribution``); ``seed`` is only recorded."""
+    from ..cost import unit_spec
+    from ._stream import fp_encode
+    model = _model(model)
+    spec = unit_spec(op, fmt, profile.units, profile.datapath)
+    net = spec_netlist(spec, profile.technology)
+    values = [np.asarray(a, dtype=np.float64).ravel()]
+    if b is not None:
+        values.append(np.asarray(b, dtype=np.float64).ravel())
+    if len({len(v) for v in values}) != 1 or len(values[0]) < 2:
+        raise ValueError("The operand sequences must have one length, at least 2")
+    controls = {"sub": 1 if op == "sub" else 0}
+    inputs, operand = {}, 0
+    for name, nets in net.inputs.items():
+        if name in controls:
+            inputs[name] = [controls[name]] * len(values[0])
+        elif len(nets) == 1 and name not in ("a", "b"):
+            inputs[name] = [0] * len(values[0])
+        else:
+            inputs[name] = fp_encode(values[min(operand, len(values) - 1)], fmt)
+            operand += 1
+    return _price_inputs(net, inputs, op, spec.design, None, fmt, label, seed, model, glitches)

@@ -1,0 +1,154 @@
+"""Switching energy per basic op and format under a profile: the table ``tosim score`` prices
+counted ops with when the profile says ``power: {energy: activity}``.
+
+Each entry is one simulation: the operand stream of the op's distribution (the profile's
+``power.distribution``: one for every op, a pair for operands a and b, or a mapping per op with a
+``default``) run through the profile's floating-point unit of that op and format, mapped onto the
+profile's gate set (:func:`hwlib.activity.fp_activity`), priced with the profile's power model.
+Entries are cached on disk beside the synthesis results (``<cache>/v1/activity/<key>.json``),
+keyed by everything that decides the number: the circuit's parameters, the gate set, the hwlib
+circuit sources (as for cost tables), the sources of this package, the toolchain versions, the
+power model, the distributions, the stream length, the seed and the glitch setting.
+"""
+import functools
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+
+from hardware_profiles import BASIC_OPS
+
+from .._cache import Cache, _canonical, _sha256, _toolchain
+from ._model import PowerModel
+from ._unit import _distributions, _measure, spec_netlist
+
+__all__ = ["OpEnergy", "op_distribution", "op_energies", "ActivityCache", "ESTIMATE_NOTE"]
+
+#: Version of the entries' layout and meaning; other versions are recomputed.
+TABLE_VERSION = 1
+
+#: What a switching energy is, in words (printed and stored beside every such number).
+ESTIMATE_NOTE = ("estimate: dynamic switching energy (1/2 C V^2 per toggle) of the profile's units, "
+                 "simulated on seeded synthetic operand streams; no leakage, no data movement, "
+                 "no measured device")
+
+
+class ActivityCache(Cache):
+    """The disk cache of switching-energy entries (:class:`hwlib._cache.Cache`, kind
+    ``activity``); ``directory`` defaults to the synthesis cache's."""
+
+    KINDS = ("activity",)
+
+
+@functools.lru_cache(maxsize=None)
+def _package_digest():
+    """SHA-256 over this package's sources: a change to how toggles are counted or priced
+    invalidates the cached energies (and nothing else)."""
+    digest = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class OpEnergy:
+    """Switching energy of one basic op in one format under a profile's power section."""
+
+    op: str
+    format: str
+    design: str
+    distribution: str
+    energy_fj_per_op: float
+    activity: float
+    delay_ps: float
+    area_um2: float
+    operations: int
+    seed: int
+    glitches: bool
+    cached: bool = False
+
+    @property
+    def energy_j_per_op(self):
+        return self.energy_fj_per_op * 1e-15
+
+    def to_json(self):
+        return {"op": self.op, "format": self.format, "design": self.design,
+                "distribution": self.distribution, "energy_fj_per_op": self.energy_fj_per_op,
+                "activity": self.activity, "delay_ps": self.delay_ps, "area_um2": self.area_um2,
+                "operations": self.operations, "seed": self.seed, "glitches": self.glitches}
+
+
+def op_distribution(power, op):
+    """The distribution (a text, or a pair for operands a and b) of ``op`` under a resolved
+    power section (:attr:`hardware_profiles.Profile.power`)."""
+    dist = power["distribution"]
+    if isinstance(dist, dict):
+        return dist.get(op, dist.get("default", "normal"))
+    return dist
+
+
+def _key(op, spec, technology, model, dists, vectors, seed, glitches):
+    from .._counting import _mapping_gates
+    from .._specs import _source_digest
+    data = {"table": TABLE_VERSION, "op": op, "params": spec.params, "design": spec.design,
+            "gates": _mapping_gates(technology["gates"]), "circuits": _source_digest(),
+            "activity": _package_digest(), "toolchain": _toolchain(), "model": model.to_json(),
+            "distribution": [d.label() for d in dists], "vectors": vectors, "seed": seed,
+            "glitches": bool(glitches)}
+    return _sha256(_canonical(data))
+
+
+def op_energies(profile, pairs, *, cache=None, progress=None):
+    """Switching energy of each ``(op, format)`` in ``pairs`` under ``profile`` (a loaded
+    :class:`hardware_profiles.Profile`; its ``power`` section gives the model, distributions,
+    stream length, seed and glitch setting). Returns ``{(op, format): OpEnergy}``.
+
+    ``cache``: an :class:`ActivityCache` (default: the synthesis cache's directory); ``False``
+    for none. ``progress``: an object with ``start(index, total, label)`` and
+    ``done(index, total, label, seconds)``, told about each entry that must be simulated
+    (cached ones are silent).
+    """
+    from ..cost import unit_spec
+    power = profile.power
+    model = PowerModel.from_profile(profile)
+    vectors, seed, glitches = power["vectors"], power["seed"], power["glitches"]
+    if cache is None:
+        cache = ActivityCache()
+    pairs = list(dict.fromkeys(pairs))
+    for op, fmt in pairs:
+        if op not in BASIC_OPS:
+            raise ValueError(f"Unknown basic op {op!r}; expected one of {', '.join(BASIC_OPS)}")
+    out, todo = {}, []
+    for op, fmt in pairs:
+        spec = unit_spec(op, fmt, profile.units, profile.datapath)
+        dists, label = _distributions(op_distribution(power, op))
+        key = _key(op, spec, profile.technology, model, dists, vectors, seed, glitches)
+        data = cache.read("activity", key) if cache else None
+        if isinstance(data, dict) and data.get("op") == op and data.get("format") == fmt:
+            try:
+                out[(op, fmt)] = OpEnergy(**data, cached=True)
+                continue
+            except TypeError:
+                pass
+        todo.append((op, fmt, spec, dists, label, key))
+    for index, (op, fmt, spec, dists, label, key) in enumerate(todo, 1):
+        text = f"{fmt} {op} switching ({label} operands)"
+        if progress is not None:
+            progress.start(index, len(todo), text)
+        started = time.perf_counter()
+        net = spec_netlist(spec, profile.technology)
+        result = _measure(net, op, spec.design, None, fmt, tuple(dists) if len(dists) > 1 else dists[0],
+                          vectors, seed, model, {"sub": 1 if op == "sub" else 0}, glitches)
+        entry = OpEnergy(op=op, format=fmt, design=spec.design, distribution=label,
+                         energy_fj_per_op=result.energy_fj_per_op, activity=result.activity,
+                         delay_ps=result.delay_ps, area_um2=result.area_um2,
+                         operations=result.operations, seed=seed, glitches=bool(glitches))
+        if cache:
+            cache.write("activity", key, entry.to_json())
+        out[(op, fmt)] = entry
+        if progress is not None:
+            progress.done(index, len(todo), text, time.perf_counter() - started)
+    return {pair: out[pair] for pair in pairs}

@@ -1,0 +1,166 @@
+"""Operand streams drawn from models (``tosim activity --from-model``, tosim._model_streams)
+and the 8-bit float encodings of hwlib.activity's streams."""
+import json
+
+import numpy as np
+import pytest
+
+import hardware_profiles as hp
+from hwlib import activity
+from tosim import _model_streams as ms
+from tosim.cli import main
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _tiny_onnx(path):
+    """x [3, 8] -> Gemm (W1 4x8, transB) -> Relu -> MatMul (W2 4x2) -> y."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(1)
+    w1 = (rng.standard_normal((4, 8)) * 0.3).astype(np.float32)
+    b1 = np.full(4, -0.1, np.float32)
+    w2 = (rng.standard_normal((4, 2)) * 0.3).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "W1", "B1"], ["h"], transB=1, name="fc1"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "W2"], ["y"], name="fc2")]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])],
+                              [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(b1, "B1"),
+                               numpy_helper.from_array(w2, "W2")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return w1, b1, w2
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("streams") / "tiny.onnx"
+    w1, b1, w2 = _tiny_onnx(path)
+    x = np.random.default_rng(7).standard_normal((3, 8)).astype(np.float32)
+    return {"path": str(path), "w1": w1, "b1": b1, "w2": w2, "x": x}
+
+
+def _check_mac_order(layer, fmt):
+    """The adder sees (running sum, product): sums start at 0 per dot product and products are
+    the multiplier's results, both rounded to the format."""
+    products = activity.fp_round(layer.mul_a * layer.mul_b, fmt)
+    assert np.array_equal(layer.add_b, products)
+    following = activity.fp_round(layer.add_a[:-1] + layer.add_b[:-1], fmt)
+    restart = layer.add_a[1:] == 0
+    assert np.all(restart | (layer.add_a[1:] == following))
+
+
+def test_onnx_streams_are_the_layers_real_operands(tiny):
+    streams = ms.streams_from_onnx(tiny["path"], "fp16", vectors=40, seed=3, inputs=tiny["x"])
+    assert [(l.name, l.type, l.macs) for l in streams.layers] == [("fc1", "Gemm", 96), ("fc2", "MatMul", 24)]
+    relu = np.maximum(tiny["x"].astype(np.float64) @ tiny["w1"].T.astype(np.float64) + tiny["b1"], 0)
+    fc2 = streams.layers[1]
+    assert fc2.zeros == pytest.approx(float(np.mean(relu == 0)))
+    assert 0 < fc2.zeros < 1 and streams.layers[0].zeros == 0
+    # each run of 4 operations is one dot product: a column of W2 against one sample's ReLU output
+    weights = activity.fp_round(tiny["w2"].T, "fp16")
+    acts = activity.fp_round(relu, "fp16")
+    for start in range(0, 40, 4):
+        a, b = fc2.mul_a[start:start + 4], fc2.mul_b[start:start + 4]
+        assert any(np.array_equal(a, row) for row in weights)
+        assert any(np.array_equal(b, row) for row in acts)
+    for layer in streams.layers:
+        assert len(layer.mul_a) == 40
+        _check_mac_order(layer, "fp16")
+    assert streams.source == "onnx run (onnx.reference) on x from the input file"
+    generated = ms.streams_from_onnx(tiny["path"], "fp16", vectors=8, seed=3)
+    assert generated.source == "onnx run (onnx.reference) on x [3, 8] seeded N(0, 1)"
+
+
+def test_torch_conv_streams_are_dot_products_of_the_output():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, bias=False).double()
+    x = torch.randn(1, 4, 7, 7, dtype=torch.float64)
+    net = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(6 * 16, 3).double())
+    streams = ms.streams_from_torch(net, x, "fp64", vectors=18 * 5, seed=1)
+    layer = streams.layers[0]
+    assert layer.macs == 6 * 4 * 4 * (2 * 3 * 3)        # outputs x positions x taps per group
+    outputs = conv(x).detach().numpy().ravel()
+    for start in range(0, 90, 18):                      # one dot product: 2 channels x 3 x 3 taps
+        dot = float(np.dot(layer.mul_a[start:start + 18], layer.mul_b[start:start + 18]))
+        assert np.isclose(outputs, dot, rtol=1e-12, atol=1e-12).any()
+    linear = streams.layers[1]
+    relu = np.maximum(outputs, 0)
+    assert linear.macs == 96 * 3 and linear.zeros == pytest.approx(float(np.mean(relu == 0)))
+    _check_mac_order(linear, "fp64")
+
+
+def test_synthetic_streams_follow_the_layers():
+    import opcount
+    spec = {"name": "m", "input": [64], "layers": [{"type": "linear", "out": 32}, {"type": "relu"},
+                                                   {"type": "dropout"}, {"type": "linear", "out": 8}]}
+    streams = ms.streams_from_spec(opcount.load_model(spec), "fp32", vectors=2048, seed=0)
+    first, second = streams.layers
+    assert (first.macs, second.macs) == (64 * 32, 32 * 8)
+    assert first.zeros == 0 and second.zeros == pytest.approx(0.5, abs=0.05)
+    assert np.std(first.mul_a) == pytest.approx(1 / np.sqrt(3 * 64), rel=0.1)
+    assert np.std(second.mul_a) == pytest.approx(1 / np.sqrt(3 * 32), rel=0.1)
+    assert "synthetic" in streams.source
+
+
+@pytest.fixture(scope="module")
+def priced(tiny):
+    profile = hp.load("cmos-generic")
+    streams = ms.streams_from_onnx(tiny["path"], "fp16", vectors=64, seed=0, inputs=tiny["x"])
+    return profile, streams, ms.model_activity(streams, profile)
+
+
+def test_model_activity_prices_each_layer_and_weights_by_macs(priced):
+    profile, streams, result = priced
+    fc2 = streams.layers[1]
+    direct = activity.fp_stream_activity("mul", "fp16", profile, fc2.mul_a, fc2.mul_b)
+    assert result.layers[1]["mul"].energy_fj_per_op == direct.energy_fj_per_op
+    expected = (96 * result.layers[0]["mul"].energy_fj_per_op + 24 * result.layers[1]["mul"].energy_fj_per_op) / 120
+    assert result.mul_fj == pytest.approx(expected, rel=1e-12) and result.covered_macs == 120
+    assert result.reference["mul"].distribution == "normal"
+
+
+def test_from_model_cli(tiny, priced, capsys, tmp_path):
+    np.save(tmp_path / "x.npy", tiny["x"])
+    status, out, err = run(capsys, "activity", "--from-model", tiny["path"], "--input", str(tmp_path / "x.npy"),
+                           "--formats", "fp16", "--vectors", "64", "--json")
+    assert status == 0
+    record = json.loads(out)
+    assert record["mul_fj_per_op"] == priced[2].mul_fj and record["covered_macs"] == 120
+    assert record["layers"][1]["zeros"] == priced[1].layers[1].zeros
+    status, out, _ = run(capsys, "activity", "--from-model", tiny["path"], "--input", str(tmp_path / "x.npy"),
+                         "--formats", "fp16", "--vectors", "64")
+    assert status == 0 and "model (MAC-weighted)" in out and "estimate" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--from-model", "nothing.onnx"], "--from-model nothing.onnx"),
+    (["--from-model", "zoo:lenet5", "--widths", "8"], "--widths does not go with --from-model"),
+    (["--from-model", "zoo:lenet5", "--formats", "fp16", "fp32"], "one format"),
+    (["--input", "x.npy"], "--input goes with --from-model"),
+    (["--from-model", "zoo:lenet5", "--input", "missing.npy"], "--input missing.npy"),
+])
+def test_from_model_bad_arguments(capsys, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, "activity", *argv)
+    assert status == 2 and err.startswith("tosim: error: ") and message in err and err.count("\n") == 1
+
+
+def test_fp8_encodings_match_ml_dtypes():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(4000) * s for s in (1e-3, 0.05, 1.0, 30.0)]
+                       + [np.array([0.0, -0.0, 448.0, 1e-9, -2.0 ** -9, 240.0, 57344.0, 61439.0, 61440.0, 1e6])])
+    e5m2 = np.array(activity.fp_encode(x, "fp8_e5m2"), dtype=np.uint8)
+    assert np.array_equal(e5m2, x.astype(ml_dtypes.float8_e5m2).view(np.uint8))
+    inside = np.abs(x) <= 448                           # e4m3 saturates beyond (ml_dtypes gives NaN)
+    e4m3 = np.array(activity.fp_encode(x[inside], "fp8_e4m3"), dtype=np.uint8)
+    assert np.array_equal(e4m3, x[inside].astype(ml_dtypes.float8_e4m3fn).view(np.uint8))
+    assert activity.fp_encode([1e6, -1e6], "fp8_e4m3") == [0x7E, 0xFE]
+    assert np.array_equal(activity.fp_round(x[inside], "fp8_e4m3"),
+                          x[inside].astype(ml_dtypes.float8_e4m3fn).astype(np.float64))
