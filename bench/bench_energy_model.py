@@ -16,7 +16,17 @@ data spanning orders of magnitude) and reported on the held-out 40 %:
    predicted = the sum of each method's per-layer predictions. This is an analogue of the held-out
    whole-model test built only from layer data; it checks that per-layer errors do not pile up
    when layers of different types are summed at the mix of a real network, not that the isolated
-   layers behave like layers inside a network.
+   layers behave like layers inside a network. Its own noise is large: one random configuration
+   stands for each real layer, with the configuration's own scatter (about +-20 % for conv2d).
+   3b, the same composed at the real layers' sizes: each layer is replaced by its 5 nearest held-out
+   configurations, each scaled by the real layer's size over its own (MACs of conv2d and linear,
+   window elements of max-pooling, elements of activations); measured and predicted are the sums
+   of the scaled joules. It weighs the model's bias near each real layer by the network's energy
+   mix and averages the configurations' scatter (scaling by size is exact for a model linear in
+   size and puts no model of its own in the measured side's ratios).
+
+The conv2d and maxpool2d rows most like the architectures' layers are reported on their own in 1
+(conv2d 3x3-5x5 stride 1 with 32+ channels in and out; maxpool2d 2x2-3x3 stride 2).
 
 CPU time is printed beside wall time.
 """
@@ -88,6 +98,29 @@ def _config(model):
     return layer.type, dict(n=int(np.prod(model.input_shape)))
 
 
+def _size(kind, c):
+    """The size a layer's energy scales with: MACs (conv2d, linear), window elements (maxpool2d),
+    elements (activations), of the whole batch."""
+    if kind == "conv2d":
+        ho = (c["h"] + 2 * c["p"] - c["k"]) // c["s"] + 1
+        return c["b"] * c["o"] * ho * ho * c["c"] * c["k"] ** 2
+    if kind == "maxpool2d":
+        ho = (c["h"] + 2 * c["p"] - c["k"]) // c["s"] + 1
+        return c["b"] * c["c"] * ho * ho * c["k"] ** 2
+    if kind == "linear":
+        return c["b"] * c["i"] * c["o"]
+    return c["b"] * c["n"]
+
+
+def _like(kind, c):
+    """Whether a measured configuration resembles the architectures' layers of its type."""
+    if kind == "conv2d":
+        return 3 <= c["k"] <= 5 and c["s"] == 1 and c["c"] >= 32 and c["o"] >= 32
+    if kind == "maxpool2d":
+        return c["k"] <= 3 and c["s"] == 2
+    return False
+
+
 def _distance(a, b):
     return sum((np.log(a[k] + 1.0) - np.log(b[k] + 1.0)) ** 2 for k in a)
 
@@ -109,6 +142,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", metavar="DATA_DIR")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channel-block", type=int, default=16,
+                        help="the model's channel block (default 16, as bench/fit_getzner2023.py; 1: none)")
     args = parser.parse_args(argv)
     wall, cpu = time.perf_counter(), time.process_time()
     profile = hardware_profiles.load("cmos-generic")
@@ -139,7 +174,8 @@ def main(argv=None):
         if reuse is not None:
             given = dict(peak_ops_per_s=reuse.peak_ops_per_s, bandwidth_bytes_per_s=reuse.bandwidth_bytes_per_s,
                          capacity_bytes=reuse.capacity_bytes, spill_search=reuse.capacity_bytes is not None)
-        model, _ = calibrate.fit_energy_model(table.subset(idx), y[idx], tos_per_op=tos_per_op, **given)
+        model, _ = calibrate.fit_energy_model(table.subset(idx), y[idx], tos_per_op=tos_per_op,
+                                              channel_block=args.channel_block, **given)
         out["model"] = model.predict_runs(table)[0]
         for name, x in feats.items():
             if np.unique(x[idx]).size < 2:
@@ -163,6 +199,11 @@ def main(argv=None):
     for kind in sorted(set(types)):
         idx = val[types[val] == kind]
         print(f"{kind:<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods))
+    for kind in ("conv2d", "maxpool2d"):
+        idx = np.asarray([i for i in val if types[i] == kind and _like(kind, configs[i])], dtype=np.int64)
+        print(f"{kind[:4] + ' like':<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods)
+              + "   (median pred/meas " + ", ".join(f"{m} {np.median(preds[m][idx] / y[idx]):.3f}" for m in methods
+                                                 if preds[m] is not None) + ")")
     print(f"{'joint':<10} {len(val):>5}  " + "  ".join(f"{fmt(preds[m], val):>18}" for m in methods))
     print("validation R^2: " + ", ".join(f"{m} {r2(preds[m][val], y[val]):.4f}" for m in methods))
 
@@ -190,6 +231,35 @@ def main(argv=None):
             measured.append(sum(y[i] for i in chosen))
             for m in methods:
                 rows[m].append(sum(preds[m][i] for i in chosen) if preds[m] is not None else np.nan)
+        measured = np.asarray(measured)
+        cells = []
+        for m in methods:
+            p = 100.0 * (1.0 - np.abs(np.asarray(rows[m]) - measured) / measured)
+            summary[m] += list(p)
+            cells.append(f"{p.mean():7.2f} ({p.min():8.1f})")
+        print(f"{arch:<8} " + "  ".join(f"{c:>18}" for c in cells) + f"   {measured[0]:.3g} .. {measured[-1]:.3g}")
+    print(f"{'all':<8} " + "  ".join(f"{np.mean(summary[m]):7.2f} ({np.min(summary[m]):8.1f})" for m in methods))
+
+    print("\n3b. composed at the real layers' sizes from the 5 nearest held-out configurations: precision % avg (min)")
+    print(f"{'model':<8} " + "  ".join(f"{m:>18}" for m in methods) + "   measured J (batch 1 .. 256)")
+    summary = {m: [] for m in methods}
+    sizes = np.asarray([_size(types[i], configs[i]) for i in range(len(y))], dtype=np.float64)
+    for arch in ("alexnet", "vgg11", "vgg13", "vgg16"):
+        rows = {m: [] for m in methods}
+        measured = []
+        for batch in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+            total = 0.0
+            totals = dict.fromkeys(methods, 0.0)
+            for kind, config in architecture(arch):
+                target = dict(config, b=batch)
+                near = sorted(pool[kind], key=lambda i: _distance(target, configs[i]))[:5]
+                scale = np.asarray([_size(kind, target) / sizes[i] for i in near]) / len(near)
+                total += float(scale @ y[near])
+                for m in methods:
+                    totals[m] += float(scale @ preds[m][near]) if preds[m] is not None else np.nan
+            measured.append(total)
+            for m in methods:
+                rows[m].append(totals[m])
         measured = np.asarray(measured)
         cells = []
         for m in methods:

@@ -6,7 +6,7 @@ DATA_DIR: the Getzner et al. (2023) per-layer sets (see bench/getzner2023_layers
 converted to a measurement CSV in a temporary folder and fitted with
 
     tosim fit measurements.csv --model --device xeon-gold-5120 --static-power W \\
-        --train-fraction 0.8 --write-profile OUT.yaml
+        --channel-block 16 --train-fraction 0.8 --write-profile OUT.yaml
 
 where W is the median RAPL package power of the runs (their ``cpu_power`` column): it sets the time
 scale of the roofline (the energies alone fix joules, not seconds). The written profile is then
@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import getzner2023_layers  # noqa: E402
+
+#: oneDNN's fp32 convolutions on AVX-512 (the Xeon Gold 5120) block channels by 16 (512-bit vectors).
+CHANNEL_BLOCK = 16
 
 CITATION = ("Getzner, Charpentier, Guennemann: Accuracy is not the only Metric that matters: Estimating the "
             "Energy Consumption of Deep Learning Models, ICLR 2023 workshop Tackling Climate Change with "
@@ -55,7 +58,8 @@ def main(argv=None):
         getzner2023_layers.convert(args.data_dir, tmp)
         written = os.path.join(tmp, "getzner2023-cpu.yaml")
         status = tosim_main(["fit", os.path.join(tmp, "measurements.csv"), "--model", "--device",
-                             getzner2023_layers.DEVICE, "--static-power", f"{power:.6g}", "--train-fraction",
+                             getzner2023_layers.DEVICE, "--static-power", f"{power:.6g}",
+                             "--channel-block", str(CHANNEL_BLOCK), "--train-fraction",
                              args.train_fraction, "--seed", args.seed, "--write-profile", written])
         if status != 0:
             return status

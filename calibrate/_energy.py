@@ -105,7 +105,15 @@ class LayerTable:
     ``ops`` the ``(layers, len(op_keys))`` basic-op counts of one call; ``bytes`` the
     ``(layers, 3)`` bytes of inputs, outputs, weights of one call; ``calls`` the layer calls one
     entry stands for per repeat (1 per layer and stage); ``n_runs`` the number of runs;
-    ``types`` the layer type of each entry (the kernel whose attained rate the static term uses).
+    ``types`` the layer type of each entry (the kernel whose attained rate the static term uses);
+    ``channels`` the output channels of each entry whose kernel blocks channels (convolutions
+    without groups; 0 elsewhere: see ``EnergyModel.channel_block``); ``window`` the share of a
+    windowed layer's ops (convolution, pooling) whose input element is new to the window, i.e. was
+    not in the previous output position's window along the innermost spatial dimension:
+    ``min(stride, kernel) / kernel`` (0 for layers without a window); ``rows`` the window rows of
+    one call: (output element, input channel of its group, kernel row) triples of a convolution,
+    (output element, kernel row) pairs of a pooling, the trip count of a window kernel's loop over
+    rows (0 for layers without a window).
     """
     run: np.ndarray
     repeat: np.ndarray
@@ -116,12 +124,26 @@ class LayerTable:
     n_runs: int
     types: list = field(default_factory=list)
     labels: list = field(default_factory=list)
+    channels: ArrayLike | None = None
+    window: ArrayLike | None = None
+    rows: ArrayLike | None = None
 
     def __post_init__(self):
         self.types = list(self.types) if self.types else [""] * len(self.run)
         if len(self.types) != len(self.run):
             raise ValueError(f"{len(self.types)} layer types for {len(self.run)} layer entries")
         self.run = np.asarray(self.run, dtype=np.int64)
+        n = len(self.run)
+        self.channels = np.zeros(n) if self.channels is None else np.asarray(self.channels, dtype=np.float64)
+        self.window = np.zeros(n) if self.window is None else np.asarray(self.window, dtype=np.float64)
+        self.rows = np.zeros(n) if self.rows is None else np.asarray(self.rows, dtype=np.float64)
+        if self.channels.shape != (n,) or self.window.shape != (n,) or self.rows.shape != (n,):
+            raise ValueError(f"channels, window and rows need one value per layer entry ({n})")
+        if not (np.all(np.isfinite(self.rows)) and np.all(self.rows >= 0)):
+            raise ValueError("window rows must be finite and non-negative")
+        if not (np.all(np.isfinite(self.channels)) and np.all(self.channels >= 0) and np.all(self.window >= 0)
+                and np.all(self.window <= 1)):
+            raise ValueError("channels must be non-negative and window shares in [0, 1]")
         self.repeat = np.asarray(self.repeat, dtype=np.float64)
         self.ops = np.asarray(self.ops, dtype=np.float64).reshape(len(self.run), len(self.op_keys))
         self.bytes = np.asarray(self.bytes, dtype=np.float64).reshape(len(self.run), len(BYTE_ROLES))
@@ -146,7 +168,9 @@ class LayerTable:
         return cls(run=cat(runs, (0,)), repeat=cat([t.repeat for t in tables], (0,)), op_keys=keys,
                    ops=cat(ops, (0, len(keys))), bytes=cat([t.bytes for t in tables], (0, 3)),
                    calls=cat([t.calls for t in tables], (0,)), n_runs=offset,
-                   types=[k for t in tables for k in t.types], labels=[label for t in tables for label in t.labels])
+                   types=[k for t in tables for k in t.types], labels=[label for t in tables for label in t.labels],
+                   channels=cat([t.channels for t in tables], (0,)), window=cat([t.window for t in tables], (0,)),
+                   rows=cat([t.rows for t in tables], (0,)))
 
     def subset(self, runs: Sequence[int]) -> LayerTable:
         """The table of the given run indices (in that order, renumbered 0..)."""
@@ -157,7 +181,8 @@ class LayerTable:
         return LayerTable(run=new[self.run[keep]], repeat=self.repeat[keep], op_keys=list(self.op_keys),
                           ops=self.ops[keep], bytes=self.bytes[keep], calls=self.calls[keep],
                           n_runs=len(order), types=[k for k, kept in zip(self.types, keep) if kept],
-                          labels=[self.labels[i] for i in order] if self.labels else [])
+                          labels=[self.labels[i] for i in order] if self.labels else [],
+                          channels=self.channels[keep], window=self.window[keep], rows=self.rows[keep])
 
     def per_run(self, per_layer: ArrayLike) -> np.ndarray:
         """Sum a per-layer-call quantity (one value per entry, per call) over each run."""
@@ -191,6 +216,9 @@ class EnergyModel:
     peak_ops_per_s: float = 1e9
     bandwidth_bytes_per_s: float = 1e9
     latency_s: float = 0.0
+    channel_block: int = 1
+    window_j_per_op: dict = field(default_factory=dict)
+    row_j: dict = field(default_factory=dict)
 
     def _per_op(self, table):
         return np.asarray([self.static_j_per_op.get(k, self.static_j_per_op_default) for k in table.types],
@@ -198,14 +226,24 @@ class EnergyModel:
 
     def _roofline_ops(self, table):
         """``max(n_ops, beta bytes)`` of each entry: ops at the balance ``beta = peak / bandwidth``."""
-        return roofline_ops(table, self.peak_ops_per_s / self.bandwidth_bytes_per_s)
+        return roofline_ops(table, self.peak_ops_per_s / self.bandwidth_bytes_per_s, self.channel_block)
+
+    def _static(self, table):
+        """Static joules of one call of each entry, latency left out."""
+        out = self._per_op(table) * self._roofline_ops(table)
+        if self.window_j_per_op:
+            prices = np.asarray([self.window_j_per_op.get(k, 0.0) for k in table.types], dtype=np.float64)
+            out = out + prices * window_ops(table, self.channel_block)
+        if self.row_j:
+            out = out + np.asarray([self.row_j.get(k, 0.0) for k in table.types], dtype=np.float64) * table.rows
+        return out
 
     def layer_time(self, table: LayerTable) -> np.ndarray:
         """Roofline time of one call of each layer entry (seconds): ``max(n_ops / peak_k, bytes /
-        bandwidth_k) + latency``; without a static power it is the latency alone."""
+        bandwidth_k) + n_window / rate_k + latency``; without a static power it is the latency alone."""
         if not self.static_w:
             return self.latency_s * table.calls
-        return self._per_op(table) * self._roofline_ops(table) / self.static_w + self.latency_s * table.calls
+        return self._static(table) / self.static_w + self.latency_s * table.calls
 
     def efficiency(self) -> dict[str, float | None]:
         """``{layer type: e_k}``, the share of ``peak_ops_per_s`` each fitted kernel attains."""
@@ -239,8 +277,7 @@ class EnergyModel:
         if "calls" in self.terms:
             out["calls"] = self.call_j * table.calls
         if "static" in self.terms:
-            out["static"] = self._per_op(table) * self._roofline_ops(table) + (
-                self.static_w * self.latency_s * table.calls)
+            out["static"] = self._static(table) + self.static_w * self.latency_s * table.calls
         return out
 
     def predict_runs(self, table: LayerTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -274,6 +311,12 @@ class EnergyModel:
             out["bandwidth_bytes_per_s"] = float(self.bandwidth_bytes_per_s)
             if self.latency_s:
                 out["latency_s"] = float(self.latency_s)
+            if self.window_j_per_op:
+                out["window_j_per_op"] = {k: float(v) for k, v in sorted(self.window_j_per_op.items())}
+            if self.row_j:
+                out["row_j"] = {k: float(v) for k, v in sorted(self.row_j.items())}
+            if self.channel_block > 1:
+                out["channel_block"] = int(self.channel_block)
         return out
 
     @classmethod
@@ -290,7 +333,10 @@ class EnergyModel:
                    static_j_per_op_default=float(data.get("static_j_per_op_default", 0.0)),
                    peak_ops_per_s=float(data.get("peak_ops_per_s", 1e9)),
                    bandwidth_bytes_per_s=float(data.get("bandwidth_bytes_per_s", 1e9)),
-                   latency_s=float(data.get("latency_s", 0.0)))
+                   latency_s=float(data.get("latency_s", 0.0)),
+                   channel_block=int(data.get("channel_block", 1)),
+                   window_j_per_op={k: float(v) for k, v in data.get("window_j_per_op", {}).items()},
+                   row_j={k: float(v) for k, v in data.get("row_j", {}).items()})
 
 
 def spilled_bytes(table, capacity):
@@ -298,9 +344,24 @@ def spilled_bytes(table, capacity):
     return np.maximum(table.bytes.sum(axis=1) - capacity, 0.0)
 
 
-def roofline_ops(table, balance):
+def blocked_ops(table, block=1):
+    """Basic ops of one call of each entry, a blocked kernel's output channels padded to a multiple
+    of ``block``: ``n_ops x ceil(c / block) block / c`` where ``table.channels`` gives ``c``."""
+    ops = table.ops.sum(axis=1)
+    if block > 1:
+        c = table.channels
+        ops = ops * np.where(c > 0, np.ceil(c / block) * block / np.maximum(c, 1.0), 1.0)
+    return ops
+
+
+def window_ops(table, block=1):
+    """Ops of each entry whose input element is new to its window (``blocked ops x window``)."""
+    return blocked_ops(table, block) * table.window
+
+
+def roofline_ops(table, balance, block=1):
     """``max(n_ops, balance x bytes)`` of each layer entry (op-equivalents of one call)."""
-    return np.maximum(table.ops.sum(axis=1), balance * table.bytes.sum(axis=1))
+    return np.maximum(blocked_ops(table, block), balance * table.bytes.sum(axis=1))
 
 
 def _priced(op_j):
@@ -371,7 +432,8 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
                      prior_strength: float = 1e-3, peak_ops_per_s: float | None = None,
                      bandwidth_bytes_per_s: float | None = None, static_w: float | None = None,
                      latency_s: float = 0.0, spill_search: bool = True, memory_by_type: bool = True,
-                     capacity_bytes: float | None = None) -> tuple[EnergyModel, dict[str, Any]]:
+                     capacity_bytes: float | None = None, channel_block: int = 1,
+                     window: bool = True) -> tuple[EnergyModel, dict[str, Any]]:
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
@@ -380,7 +442,11 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     values are kept (both rates given fix the balance; otherwise it is searched); see the module
     docstring for what the energies identify. ``capacity_bytes`` given fixes the spill level
     (else it is searched, unless ``spill_search`` is False: no spill level). ``memory_by_type``:
-    byte prices per layer type (default) or one set for all. Returns ``(model, info)``; ``info`` holds the loss,
+    byte prices per layer type (default) or one set for all. ``channel_block``: pad the output
+    channels of channel-blocked kernels to this multiple in the static term (1: no padding).
+    ``window``: fit the static price of window ops and of window rows per windowed layer type
+    (with the static term).
+    Returns ``(model, info)``; ``info`` holds the loss,
     the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
     ``"nominal"``).
     """
@@ -396,6 +462,8 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
                         ("static_w", static_w)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number, not {value!r}")
+    if not (isinstance(channel_block, int) and channel_block >= 1):
+        raise ValueError(f"channel block must be a positive integer, not {channel_block!r}")
     if not (math.isfinite(latency_s) and latency_s >= 0):
         raise ValueError(f"latency must be a non-negative number of seconds, not {latency_s!r}")
     w = _weights(y, loss)
@@ -457,9 +525,15 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         rows = np.asarray(rows).reshape(-1, p)
         return rows, np.zeros(rows.shape[0])
 
+    windowed = [k for k in kinds if window and np.any(table.window[kind_index == kinds.index(k)] > 0)]
+    per_window = window_ops(table, channel_block)
+    window_columns = [table.per_run(np.where(kind_index == kinds.index(k), per_window, 0.0)) for k in windowed]
+    rowed = [k for k in kinds if window and np.any(table.rows[kind_index == kinds.index(k)] > 0)]
+    window_columns += [table.per_run(np.where(kind_index == kinds.index(k), table.rows, 0.0)) for k in rowed]
+
     def static_columns(balance):
-        per_layer = roofline_ops(table, balance)
-        return [table.per_run(np.where(kind_index == i, per_layer, 0.0)) for i in range(len(kinds))]
+        per_layer = roofline_ops(table, balance, channel_block)
+        return [table.per_run(np.where(kind_index == i, per_layer, 0.0)) for i in range(len(kinds))] + window_columns
 
     def solve(balance, capacity=None):
         spill = [table.per_run(spilled_bytes(table, capacity))] if capacity is not None else []
@@ -471,7 +545,7 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         coef, value = _solve(extended, y, w, prior_rows, free_last=True)
         return coef[:-1], value
 
-    model = EnergyModel(terms=tuple(terms), latency_s=float(latency_s))
+    model = EnergyModel(terms=tuple(terms), latency_s=float(latency_s), channel_block=channel_block if kinds else 1)
     searched = 0
     fixed_balance = peak_ops_per_s is not None and bandwidth_bytes_per_s is not None
     balance = (peak_ops_per_s or 1e9) / (bandwidth_bytes_per_s or 1e9)
@@ -514,6 +588,10 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     time_scale = None
     if kinds:
         model.static_j_per_op = dict(zip(kinds, coef[i:i + len(kinds)]))
+        i += len(kinds)
+        model.window_j_per_op = dict(zip(windowed, coef[i:i + len(windowed)]))
+        i += len(windowed)
+        model.row_j = dict(zip(rowed, coef[i:i + len(rowed)]))
         positive = [v for v in model.static_j_per_op.values() if v > 0]
         fastest = min(positive) if positive else 0.0
         # a kernel never measured is assumed to run at the peak (the roofline's own assumption)

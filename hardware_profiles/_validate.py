@@ -65,10 +65,13 @@ def _technology(doc, tech):
 
 def _units(doc, units):
     """``units:``: per basic op, a design of its kind and that design's options."""
-    check_keys(doc, ("units",), units, S.BASIC_OPS, "op")
+    check_keys(doc, ("units",), units, S.BASIC_OPS + ("mac",), "op")
     for op, unit in units.items():
         path = ("units", op)
         check_type(doc, path, unit, dict)
+        if op == "mac":
+            _mac_unit(doc, path, unit)
+            continue
         check_keys(doc, path, unit, ("design",) + tuple(S.UNIT_OPTIONS[op]), "unit option")
         if "design" not in unit:
             raise doc.error(path, "missing key 'design'")
@@ -83,6 +86,23 @@ def _units(doc, units):
                     raise doc.error(path + (option,), f"seed bits must be an integer in 2..16, not {value}")
             else:
                 check_design(doc, path + (option,), unit[option], kind)
+
+
+def _mac_unit(doc, path, unit):
+    """``units.mac``: ``design: fused`` and an optional ``accumulate:`` format."""
+    check_keys(doc, path, unit, ("design", "accumulate"), "unit option")
+    if "design" not in unit:
+        raise doc.error(path, "missing key 'design'")
+    check_type(doc, path + ("design",), unit["design"], str)
+    if unit["design"] not in S.MAC_DESIGNS:
+        raise doc.error(path + ("design",), f"unknown MAC design {unit['design']!r}"
+                                            f"{suggest(unit['design'], S.MAC_DESIGNS)}; known: {', '.join(S.MAC_DESIGNS)}")
+    if "accumulate" in unit:
+        check_type(doc, path + ("accumulate",), unit["accumulate"], str)
+        if unit["accumulate"] not in S.MAC_ACCUMULATOR_FORMATS:
+            raise doc.error(path + ("accumulate",), f"unknown accumulator format {unit['accumulate']!r}"
+                                                    f"{suggest(unit['accumulate'], S.MAC_ACCUMULATOR_FORMATS)}; "
+                                                    f"known: {', '.join(S.MAC_ACCUMULATOR_FORMATS)}")
 
 
 def _datapath_and_formats(doc, data):
@@ -221,8 +241,11 @@ def _energy_model(doc, path, model):
         check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
         for role, value in prices.items():
             check_energy(doc, path + ("byte_j_by_type", kind, role), value)
-    for kind, value in model.get("static_j_per_op", {}).items():
-        check_energy(doc, path + ("static_j_per_op", kind), value)
+    for key in ("static_j_per_op", "window_j_per_op", "row_j"):
+        for kind, value in model.get(key, {}).items():
+            check_energy(doc, path + (key, kind), value)
+    if "channel_block" in model and not 1 <= model["channel_block"] <= 4096:
+        raise doc.error(path + ("channel_block",), f"must be an integer from 1 to 4096, not {model['channel_block']}")
     for key in ("peak_ops_per_s", "bandwidth_bytes_per_s"):
         if key in model and model[key] <= 0:
             raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")
@@ -393,6 +416,9 @@ def check_resolved(data, src, chain):
         if op not in data["units"]:
             raise r.missing(("units", op))
     _resolved_formats(r, data)
+    if "mac" in data["units"] and data["datapath"] != "ieee":
+        raise r.error(("units", "mac"), f"a MAC unit is an IEEE datapath unit (hwlib.units.fma); datapath "
+                                        f"{data['datapath']!r} has none")
     memory = data.get("memory")
     if memory is not None:
         if "levels" not in memory:

@@ -10,7 +10,8 @@ __all__ = [
     "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
     "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
     "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES", "PHASES", "LOSSES", "OPTIMIZERS", "DEFAULT_PROFILE",
-    "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES",
+    "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES", "MAC_DESIGNS",
+    "MAC_ACCUMULATOR_FORMATS", "MAC_LAYER_TYPES",
     "POWER_KEYS", "POWER_VERSIONS", "POWER_ENERGY", "POWER_TABLES", "POWER_DEFAULTS", "DISTRIBUTIONS",
     "split_distribution",
 ]
@@ -45,6 +46,16 @@ DESIGNS = {
     "div": ("srt_radix2", "restoring", "non_restoring"),
     "sqrt": ("newton_raphson", "digit_recurrence"),
 }
+
+#: The optional ``units.mac`` unit (multiply-accumulate; opcount then counts ``mac`` ops for the
+#: accumulations of the MAC_LAYER_TYPES): its designs (``fused``: hwlib.units.fma.FPMAC, one
+#: rounding, built from the profile's mul and add units) and the formats it may accumulate in
+#: (``accumulate:``; default the layer's own format, an FMA).
+MAC_DESIGNS = ("fused",)
+MAC_ACCUMULATOR_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e5m2")
+#: Layer types whose multiply-accumulates run on the MAC unit: the matrix products.
+MAC_LAYER_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                   "conv_transpose3d", "matmul", "bmm")
 
 #: Which design kind implements each basic op: sub and cmp run on an adder (two's complement).
 UNIT_DESIGN_KIND = {"add": "add", "sub": "add", "cmp": "add", "mul": "mul", "div": "div", "sqrt": "sqrt"}
@@ -130,6 +141,9 @@ ENERGY_MODEL_KEYS = {
     "peak_ops_per_s": float,          # nominal peak (basic ops per second)
     "bandwidth_bytes_per_s": float,   # nominal bandwidth; peak / bandwidth is the balance
     "latency_s": float,               # per layer call, time only
+    "window_j_per_op": dict,          # {layer type: static joules per op whose input is new to the window}
+    "channel_block": int,             # output channels of blocked kernels padded to this multiple
+    "row_j": dict,                    # {layer type: static joules per window row}
 }
 
 #: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.

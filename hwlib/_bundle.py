@@ -12,10 +12,10 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 import hardware_profiles as hp
+from hardware_profiles import _write
 
 from . import _yosys
 from .cost import BUNDLED_DIR, _source_digest, _toolchain, bundle_key, cost_tables, unit_spec
@@ -49,18 +49,9 @@ def bundle_profiles(names, jobs=1):
 
 
 def write_json_atomic(path, data):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.chmod(tmp, 0o644)     # mkstemp makes 0600; package data must be world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # 0644: package data must be world-readable
+    _write.replace_file(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def main(argv=None):

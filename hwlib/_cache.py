@@ -8,11 +8,10 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 
-from hardware_profiles import _read
+from hardware_profiles import _read, _write
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CacheStats", "Cache", "default_cache_dir"]
 
@@ -117,26 +116,14 @@ class Cache:
         entry = {"tosim_cache": CACHE_FORMAT_VERSION, "kind": kind, "key": key,
                  "checksum": _sha256(_canonical(data)), "data": data}
         text = json.dumps(entry, sort_keys=True, indent=1)
-        tmp = None
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp",
-                                       dir=os.path.dirname(path))
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(tmp, _FILE_MODE)     # mkstemp makes 0600; a shared cache must be readable
-            os.replace(tmp, path)
-            tmp = None
+            # mkstemp makes 0600; a shared cache must be readable
+            _write.replace_file(path, text, mode=_FILE_MODE)
         except OSError as exc:
             warnings.warn(f"Could not write the cost cache entry {path}: {exc}", CacheWarning,
                           stacklevel=2)
             return
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
         self.stats.writes += 1
 
 

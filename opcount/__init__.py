@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hardware_profiles.schema import MAC_LAYER_TYPES
+
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
 from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model,
@@ -25,11 +27,11 @@ from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, Mo
 from ._spec import load_spec, spec_to_model
 from ._zoo import CAUSAL_LMS, zoo_names, load_zoo
 
-# Imported on first use: the ONNX and PyTorch frontends, Hugging Face configs and the
-# data-movement model are large modules that counting a spec or a zoo model never needs.
+# Imported on first use: the ONNX and PyTorch frontends, Hugging Face configs, the data-movement
+# model and MAC counts (numpy) are modules that counting a spec or a zoo model never needs.
 _LAZY = {"load_onnx": "._onnx", "load_torch": "._torch", "load_hf_config": "._hf",
          "Densities": ".movement", "MemoryHierarchy": ".movement", "MovementResult": ".movement",
-         "count_movement": ".movement"}
+         "count_movement": ".movement", "mac_counts": "._macs", "with_macs": "._macs"}
 
 
 def __getattr__(name):
@@ -50,7 +52,8 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "with_default_format",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
-           "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS"]
+           "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS",
+           "mac_counts", "with_macs", "MAC_LAYER_TYPES"]
 
 
 def layer_types() -> list[str]:

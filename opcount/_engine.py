@@ -70,6 +70,8 @@ class CountResult:
     incomplete: list = field(default_factory=list)
     active_params: int | None = None
     assumptions: list = field(default_factory=list)
+    #: the ops of the stage dicts: ``BASIC_OPS``, plus ``mac`` after :func:`opcount.with_macs`
+    ops: tuple = BASIC_OPS
 
     def __post_init__(self):
         if self.active_params is None:
@@ -101,8 +103,8 @@ class CountResult:
         out = {}
         for stage in STAGES:
             rows = [layer.stages[stage] for layer in self.layers]
-            out[stage] = {op: sum(map(operator.itemgetter(op), rows)) for op in BASIC_OPS}
-        out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
+            out[stage] = {op: sum(map(operator.itemgetter(op), rows)) for op in self.ops}
+        out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in self.ops}
         return out
 
     def by_module(self, depth: int = 1) -> dict[str, dict[str, Any]]:
@@ -120,14 +122,14 @@ class CountResult:
             row = out.get(key)
             if row is None:
                 row = out[key] = {"layers": 0, "params": 0, "macs": 0, "flops": 0,
-                                  "stages": {s: dict.fromkeys(BASIC_OPS, 0) for s in STAGES}}
+                                  "stages": {s: dict.fromkeys(self.ops, 0) for s in STAGES}}
             row["layers"] += 1
             row["params"] += layer.params
             macs = sum(layer.macs[s] for s in ("forward", "backward") if s in stages)
             row["macs"] += macs
             row["flops"] += 2 * macs
             for stage in STAGES:
-                for op in BASIC_OPS:
+                for op in self.ops:
                     row["stages"][stage][op] += layer.stages[stage][op]
         return out
 
@@ -138,8 +140,13 @@ class CountResult:
 
     def as_array(self) -> np.ndarray:
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
-        ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
+        ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64, and
+        ``ValueError`` for counts with ``mac`` ops (:func:`opcount.with_macs`), which six basic-op
+        columns cannot hold."""
         import numpy as np
+        if self.ops != BASIC_OPS:
+            raise ValueError(f"{self.model}: counts with {', '.join(o for o in self.ops if o not in BASIC_OPS)} "
+                             f"ops have no basic-op array")
         get = operator.itemgetter(*BASIC_OPS)
         rows = [get(st["forward"]) + get(st["loss"]) + get(st["backward"]) + get(st["update"])
                 for st in (layer.stages for layer in self.layers)]

@@ -787,7 +787,7 @@ def _elementwise(layer: Layer, ctx: Context) -> LayerCost:
     if any(ctx.input_grad) and ctx.training:
         per_input = a.get("backward_inputs")
         if per_input is not None:
-            table = Counter()
+            table: Counter = Counter()
             for ops, grad in zip(per_input, ctx.input_grad):
                 if grad:
                     table.update(ops)

@@ -150,7 +150,9 @@ def _record(module, call, args, kwargs, leaf_of, torch):
         handles.append(sub.register_forward_hook(post, with_kwargs=True))
     restore = _watch_checkpoints(state)
     try:
-        with torch.device("meta"), Mode():
+        # autograd on, whatever the caller's context: which tensors get a gradient is the
+        # module's own (its torch.no_grad regions, detach), never load_torch's caller's
+        with torch.inference_mode(False), torch.enable_grad(), torch.device("meta"), Mode():
             output = call(*args, **kwargs)
     finally:
         restore()
@@ -1171,6 +1173,14 @@ def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None
     axis cannot be followed; issues :class:`IncompleteModelWarning` when something was left out
     (see ``ModelIR.left_out``)."""
     import torch
+    # the meta stand-ins must be ordinary tensors even when the caller is in inference mode
+    with torch.inference_mode(False):
+        return _load_torch(module, example_inputs, name=name, loss=loss, optimizer=optimizer, batch_dim=batch_dim,
+                           custom_modules=custom_modules)
+
+
+def _load_torch(module, example_inputs, *, name, loss, optimizer, batch_dim, custom_modules):
+    import torch
     from torch import nn
     label = str(name or type(module).__name__)
     if not isinstance(module, nn.Module):
@@ -1305,7 +1315,7 @@ def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None
                     f"{expected}", max(expected - got, 0))
     for what, type_, reason, params in b.left_out:
         ir.leave_out(what, type_, reason, params)
-    ir.warn_if_incomplete(label, stacklevel=2)
+    ir.warn_if_incomplete(label, stacklevel=3)
     return ir
 
 

@@ -198,3 +198,74 @@ def test_repeats_and_runs_sum_layer_calls():
     assert total.tolist() == [2 * 10 + 3 * 20 + 500, 5 + 100]
     assert terms["calls"].tolist() == [500, 100]
     assert math.isclose(sum(v[0] for v in terms.values()), total[0])
+
+
+def _windowed_table(rng, n):
+    """Conv-like runs with random output channels and windows, and pooling-like runs."""
+    table = _table(rng, n, types=("conv2d", "maxpool2d"))
+    conv = np.asarray([k == "conv2d" for k in table.types])
+    table.channels = np.where(conv, rng.integers(1, 64, n), 0).astype(float)
+    kernel, stride = rng.integers(1, 8, n), rng.integers(1, 5, n)
+    table.window = np.minimum(stride, kernel) / kernel
+    table.rows = table.ops.sum(axis=1) / kernel
+    return table
+
+
+def test_channel_block_pads_blocked_ops_only():
+    table = LayerTable(run=[0, 1, 2], repeat=[1, 1, 1], op_keys=[("fp32", "add")], ops=[[100], [100], [100]],
+                       bytes=np.zeros((3, 3)), calls=[1, 1, 1], n_runs=3, types=["conv2d"] * 3,
+                       channels=[3, 16, 0], window=[0, 0, 0])
+    model = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 1.0}, channel_block=16)
+    # 3 channels run as 16 (x16/3); 16 are a whole block; 0 = not a blocked kernel
+    assert model.predict_runs(table)[0] == pytest.approx([100 * 16 / 3, 100, 100])
+    assert EnergyModel.from_dict(model.to_dict()).channel_block == 16
+    assert "channel_block" not in EnergyModel(terms=("static",)).to_dict()
+
+
+def test_window_term_and_channel_block_are_recovered():
+    rng = np.random.default_rng(11)
+    table = _windowed_table(rng, 200)
+    truth = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 1e-9, "maxpool2d": 5e-8},
+                        window_j_per_op={"conv2d": 4e-10, "maxpool2d": 3e-8}, row_j={"maxpool2d": 2e-7},
+                        channel_block=16,
+                        peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12)
+    y, _ = truth.predict_runs(table)
+    model, _ = fit_energy_model(table, y, terms=("static",), static_w=10.0, prior_strength=0.0,
+                                peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12, channel_block=16)
+    for kind in ("conv2d", "maxpool2d"):
+        assert model.static_j_per_op[kind] == pytest.approx(truth.static_j_per_op[kind], rel=1e-6)
+        assert model.window_j_per_op[kind] == pytest.approx(truth.window_j_per_op[kind], rel=1e-6)
+    assert model.row_j["maxpool2d"] == pytest.approx(2e-7, rel=1e-6)
+    assert model.row_j["conv2d"] == pytest.approx(0.0, abs=1e-15)
+    assert EnergyModel.from_dict(model.to_dict()).row_j == model.row_j
+    assert model.channel_block == 16
+    # time includes the window ops: static joules / static power
+    assert np.allclose(model.layer_time(table) * 10.0, model.layer_terms(table)["static"], rtol=1e-12)
+    # without the window term (or without padding) the same rows are fitted worse
+    off, _ = fit_energy_model(table, y, terms=("static",), static_w=10.0, prior_strength=0.0,
+                              peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12, channel_block=16, window=False)
+    assert off.window_j_per_op == {} and off.row_j == {}
+    assert np.median(np.abs(off.predict_runs(table)[0] / y - 1)) > 0.02
+    unpadded, _ = fit_energy_model(table, y, terms=("static",), static_w=10.0, prior_strength=0.0,
+                                   peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12)
+    assert unpadded.channel_block == 1
+    conv = np.asarray([k == "conv2d" for k in table.types])
+    assert np.median(np.abs(unpadded.predict_runs(table)[0][conv] / y[conv] - 1)) > 0.02
+
+
+def test_window_and_channels_survive_subset_and_concat():
+    table = _windowed_table(np.random.default_rng(12), 6)
+    sub = table.subset([4, 1])
+    for new, old in ((0, 4), (1, 1)):
+        assert sub.channels[sub.run == new].tolist() == [table.channels[old]]
+        assert sub.window[sub.run == new].tolist() == [table.window[old]]
+        assert sub.rows[sub.run == new].tolist() == [table.rows[old]]
+    both = LayerTable.concat([table, sub])
+    assert both.channels.tolist() == table.channels.tolist() + sub.channels.tolist()
+    assert both.window.tolist() == table.window.tolist() + sub.window.tolist()
+    assert both.rows.tolist() == table.rows.tolist() + sub.rows.tolist()
+    with pytest.raises(ValueError, match="window shares"):
+        LayerTable(run=[0], repeat=[1], op_keys=[], ops=np.zeros((1, 0)), bytes=np.zeros((1, 3)), calls=[1],
+                   n_runs=1, window=[1.5])
+    with pytest.raises(ValueError, match="channel block"):
+        fit_energy_model(table, np.ones(6), terms=("static",), channel_block=0)

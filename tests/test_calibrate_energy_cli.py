@@ -197,3 +197,21 @@ def test_builtin_getzner_device_scores_joules_per_layer_and_term(capsys):
     row8 = json.loads(capsys.readouterr().out)[0]
     assert row8["energy_j"] / 8 <= row["energy_j"] / 4 * (1 + 1e-9)
     assert np.isfinite(row8["time_s"]) and row8["time_s"] > 0
+
+
+def test_layer_table_gives_blocked_channels_and_window_shares():
+    """zoo:alexnet: each conv's output channels (blocked kernels) and every conv's and pool's share
+    of window ops whose input is new along the width, min(stride, kernel) / kernel."""
+    profile = hardware_profiles.load("cmos-generic")
+    model = opcount.load_model("zoo:alexnet")
+    table, labels = layer_table(model, opcount.count_model(model, profile, batch=2))
+    got = {name: (c, w, r) for (name, _type), c, w, r in zip(labels, table.channels, table.window, table.rows)}
+    # rows: batch x output elements x kernel rows (x input channels for a convolution)
+    assert got["conv2d1"] == (64, pytest.approx(4 / 11), 2 * 64 * 55 * 55 * 11 * 3)
+    assert got["conv2d2"] == (192, pytest.approx(1 / 5), 2 * 192 * 27 * 27 * 5 * 64)
+    assert got["conv2d3"] == (384, pytest.approx(1 / 3), 2 * 384 * 13 * 13 * 3 * 192)
+    assert got["maxpool2d1"] == (0, pytest.approx(2 / 3), 2 * 64 * 27 * 27 * 3)
+    assert got["relu1"] == (0, 0, 0) and got["linear1"] == (0, 0, 0)
+    # the adaptive pooling has no fixed window; views (flatten, dropout at inference) are not calls
+    assert got["adaptive_avgpool2d1"] == (0, 0, 0)
+    assert "flatten1" not in got and "dropout1" not in got

@@ -12,7 +12,8 @@ import time
 
 from opcount import BASIC_OPS
 
-__all__ = ["costs_array", "cost_columns", "SynthesisProgress", "SwitchingProgress", "switching_array"]
+__all__ = ["costs_array", "cost_columns", "mac_costs_array", "mac_accumulator", "refuse_mac_unit",
+           "SynthesisProgress", "SwitchingProgress", "switching_array"]
 
 _MEMO: dict = {}
 _COLUMNS: dict = {}
@@ -88,6 +89,46 @@ def costs_array(profile, formats, *, progress=None):
 
 
 _costs_array = costs_array
+
+
+def mac_accumulator(profile, fmt):
+    """The accumulator format of the profile's MAC unit for products in ``fmt``: ``units.mac``'s
+    ``accumulate``, else ``fmt`` itself (a fused multiply-add). ``ValueError`` when ``fmt``
+    cannot accumulate (fp8_e4m3 has no infinities) and the profile names no accumulator."""
+    acc = profile.units["mac"].get("accumulate", fmt)
+    from hardware_profiles.schema import MAC_ACCUMULATOR_FORMATS
+    if acc not in MAC_ACCUMULATOR_FORMATS:
+        raise ValueError(f"profile {profile.name!r}: the MAC unit cannot accumulate in {fmt}; set "
+                         f"units.mac.accumulate to one of {', '.join(MAC_ACCUMULATOR_FORMATS)}")
+    return acc
+
+
+def mac_costs_array(profile, formats, *, progress=None):
+    """Transistors of the profile's MAC unit (``units.mac``) per product format: float64 array
+    ``(len(formats),)``, each the :class:`hwlib.units.fma.FPMAC` of that format into
+    :func:`mac_accumulator` built from the profile's mul and add units."""
+    formats = list(formats)
+    key = ("mac",) + _memo_key(profile, formats)
+    if key not in _MEMO:
+        import numpy as np
+
+        from hwlib.cost import fp_mac_table
+        pairs = [(fmt, mac_accumulator(profile, fmt)) for fmt in formats]
+        rows = fp_mac_table(profile, pairs, progress=progress)
+        table = np.array([float(row.cost.transistors) for row in rows], dtype=np.float64)
+        table.setflags(write=False)
+        _MEMO[key] = table
+    return _MEMO[key]
+
+
+def refuse_mac_unit(profile, what):
+    """Raise :class:`tosim.ScoreError` when the profile has a MAC unit (``units.mac``): ``what``
+    (a command or path that prices separate multiplies and adds only) would price the matrix
+    products without it, differently from ``tosim score``."""
+    if "mac" in profile.units:
+        from ._errors import ScoreError
+        raise ScoreError(f"profile {profile.name!r} has a MAC unit (units.mac), which {what} does not price "
+                         f"yet; use a profile without units.mac")
 
 
 class SwitchingProgress(SynthesisProgress):

@@ -44,12 +44,38 @@ def device_model(device):
     return calibrate.EnergyModel.from_dict(device["energy_model"])
 
 
+#: Layer types whose kernels block output channels (padded to the device's ``channel_block``).
+BLOCKED_TYPES = frozenset({"conv1d", "conv2d", "conv3d"})
+
+
+def _kernel_shape(layer, batch):
+    """(blocked output channels or 0, window share, window rows) of one call of a layer:
+    convolutions without groups block their output channels; convolutions and (non-adaptive)
+    poolings have a window, whose new share along the innermost spatial dimension is
+    ``min(stride, kernel) / kernel`` and whose rows are (output element, input channel of the
+    group for a convolution, kernel row) triples."""
+    if layer is None:
+        return 0.0, 0.0, 0.0
+    a = layer.attrs
+    channels = float(a["out"]) if layer.type in BLOCKED_TYPES and a.get("groups", 1) == 1 else 0.0
+    kernel, stride = a.get("kernel"), a.get("stride")
+    window = rows = 0.0
+    if isinstance(kernel, (tuple, list)) and isinstance(stride, (tuple, list)) and kernel and stride:
+        k, s = int(kernel[-1]), int(stride[-1])
+        if k > 0 and s > 0:
+            window = min(s, k) / k
+            rows = float(batch) * math.prod(layer.out_shape) * math.prod(kernel[:-1])
+            if layer.type in BLOCKED_TYPES or "groups" in a:
+                rows *= a["in"] // max(1, a.get("groups", 1))
+    return channels, window, rows
+
+
 def _layer_rows(model, result):
-    """(labels, op_keys, ops rows, bytes rows, calls) of one counted step."""
+    """(labels, op_keys, ops rows, bytes rows, calls, (channels, window, window rows)) of one counted step."""
     by_name = {layer.name: layer for layer in model.layers}
     batch = result.batch
     training = result.phase == "training"
-    keys, rows_ops, rows_bytes, calls, labels = [], [], [], [], []
+    keys, rows_ops, rows_bytes, calls, labels, shapes = [], [], [], [], [], []
     for counted in result.layers:
         ops = {op: sum(counted.stages[s][op] for s in STAGES) for op in BASIC_OPS}
         if counted.type in VIEW_TYPES or (counted.type == "dropout" and not training):
@@ -79,20 +105,23 @@ def _layer_rows(model, result):
         rows_bytes.append((b_in, b_out, b_w))
         calls.append(float(active))
         labels.append((counted.name, counted.type))
-    return labels, keys, rows_ops, rows_bytes, calls
+        shapes.append(_kernel_shape(layer, batch))
+    return labels, keys, rows_ops, rows_bytes, calls, shapes
 
 
 def layer_table(model, result):
     """The :class:`calibrate.LayerTable` of one counted step (one run, repeat 1) and the
     ``(name, type)`` of each of its entries (layers without ops are left out)."""
     import calibrate
-    labels, keys, rows_ops, rows_bytes, calls = _layer_rows(model, result)
+    labels, keys, rows_ops, rows_bytes, calls, shapes = _layer_rows(model, result)
     keys = sorted(keys)
     ops = np.array([[r.get(k, 0.0) for k in keys] for r in rows_ops], dtype=np.float64).reshape(len(rows_ops),
                                                                                                 len(keys))
     table = calibrate.LayerTable(run=np.zeros(len(rows_ops), dtype=np.int64), repeat=np.ones(len(rows_ops)),
                                  op_keys=keys, ops=ops, bytes=np.asarray(rows_bytes).reshape(-1, 3),
-                                 calls=np.asarray(calls), n_runs=1, types=[t for _n, t in labels])
+                                 calls=np.asarray(calls), n_runs=1, types=[t for _n, t in labels],
+                                 channels=[c for c, _w, _r in shapes], window=[w for _c, w, _r in shapes],
+                                 rows=[r for _c, _w, r in shapes])
     return table, labels
 
 
@@ -104,7 +133,8 @@ def run_table(steps):
         parts.append(calibrate.LayerTable(run=np.zeros(len(table.run), dtype=np.int64),
                                           repeat=table.repeat * times, op_keys=table.op_keys, ops=table.ops,
                                           bytes=table.bytes, calls=table.calls, n_runs=1,
-                                          types=table.types))
+                                          types=table.types, channels=table.channels, window=table.window,
+                                          rows=table.rows))
     merged = calibrate.LayerTable.concat(parts)
     merged.run[:] = 0
     merged.n_runs = 1
@@ -129,7 +159,8 @@ def layer_energy(device, model, result):
 
 def model_tos_per_op(profile, op_keys):
     """Transistors of each ``(format, op)`` under the profile's cost table (the prior)."""
-    from ._costs import costs_array
+    from ._costs import costs_array, refuse_mac_unit
+    refuse_mac_unit(profile, "a device energy model")
     formats = sorted({fmt for fmt, _ in op_keys})
     if not formats:
         return {}

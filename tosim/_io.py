@@ -6,7 +6,6 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 
 __all__ = ["write_atomic", "locked", "save_figure", "positive_int", "non_negative_int", "check_output",
            "json_text"]
@@ -48,7 +47,7 @@ def write_atomic(path, data):
     A symbolic link is followed: its target gets the data and the link stays a link (a dangling
     link creates its target). An unwritable path, or a file the running command read
     (:mod:`hardware_profiles._read` records them), is a user error: one line, exit status 2."""
-    from hardware_profiles import _read
+    from hardware_profiles import _read, _write
 
     from .cli import CommandError
     given, path = path, os.path.realpath(path)
@@ -56,29 +55,10 @@ def write_atomic(path, data):
         # the last guard: a file reached only while the command ran (a profile's extends: chain,
         # an ONNX model's external data) is never replaced by an output
         raise CommandError(f"cannot write {given}: the command read it as an input; it would be overwritten")
-    folder = os.path.dirname(path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-        binary = isinstance(data, bytes)
-        with os.fdopen(fd, "wb" if binary else "w",
-                       **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
-            if isinstance(data, (str, bytes)):
-                f.write(data)
-            else:
-                for chunk in data:
-                    f.write(chunk)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
+        _write.replace_file(path, data)
     except OSError as exc:
         raise CommandError(f"cannot write {given}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def json_text(value, indent=2):

@@ -206,9 +206,41 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
                           "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
                           "counts": [sum(layer.stages[s][op] for s in STAGES) for op in OPS]}
                          for layer in result.layers]
+    if "mac" in profile.units:
+        _move_to_macs(out, result)
     if movement is not None:
         _add_movement(out, movement)
     return out
+
+
+_MUL, _ADD = OPS.index("mul"), OPS.index("add")
+
+
+def _move_to_macs(out, result):
+    """A profile with a MAC unit: the multiply-accumulates of the matrix products
+    (:func:`opcount.mac_counts`) leave the ``mul`` and ``add`` counts of the row and become
+    ``mac`` counts (``mac_counts``: layers x stages; ``mac``: the total), priced by
+    :func:`price` at the MAC unit's cost."""
+    macs = opcount.mac_counts(result)
+    per_layer = macs.sum(axis=1)
+    total = int(per_layer.sum())
+    out["mac_counts"] = macs
+    out["mac"] = total
+    out["counts_all"][_MUL] -= total
+    out["counts_all"][_ADD] -= total
+    n_ops = len(OPS)
+    rows = []
+    for row, layer_macs in zip(out["rows"], macs.tolist()):
+        row = list(row)
+        for stage, n in enumerate(layer_macs):
+            row[stage * n_ops + _MUL] -= n
+            row[stage * n_ops + _ADD] -= n
+        rows.append(tuple(row))
+    out["rows"] = rows
+    for layer, n in zip(out.get("layers") or (), per_layer.tolist()):
+        layer["counts"][_MUL] -= n
+        layer["counts"][_ADD] -= n
+        layer["mac"] = n
 
 
 def _add_movement(row, mv):
@@ -321,7 +353,8 @@ def price(counted, profile, synth_progress=None):
     estimate)."""
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
-    if sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
+    with_macs = [r for r in good if "mac_counts" in r]
+    if not with_macs and sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
         from ._costs import cost_columns
         columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
         memo: dict = {}
@@ -334,7 +367,19 @@ def price(counted, profile, synth_progress=None):
         from ._costs import costs_array
         costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
         _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
+    if with_macs:
+        # a MAC unit (numpy: the MAC counts are an array): its counts x its cost, added per layer
+        from ._costs import mac_costs_array
+        mac_costs = mac_costs_array(profile, formats, progress=synth_progress)
+        column = {f: i for i, f in enumerate(formats)}
+        for r in with_macs:
+            per_format = np.array([mac_costs[column[f]] for f in r["formats"]], dtype=np.float64)
+            r["layer_tos"] = np.asarray(r["layer_tos"], dtype=np.float64) \
+                + r["mac_counts"].astype(np.float64) * per_format[:, None]
+            r["stage_tos"] = r["layer_tos"].sum(axis=0)
     if good and profile.power["energy"] == "activity":
+        from ._costs import refuse_mac_unit
+        refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
         from ._costs import switching_array
         joules, basis = switching_array(profile, formats, _used_ops(good), progress=synth_progress)
         _apply_costs(good, joules, formats, "stage_switch_j", "layer_switch_j")
@@ -438,6 +483,8 @@ def finish_row(r, per_layer):
     row.update(params=r["params"], macs=r["macs"], flops=r["flops"], incomplete=r["incomplete"] or None,
                incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"))
     row.update(zip(OPS, r["counts_all"]))
+    if "mac" in r:
+        row["mac"] = r["mac"]
     row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
     row["tos"] = float(sum(r["stage_tos"]))
     row.update({k: v for k, v in r.items() if k.startswith(("energy_", "accesses_"))})
@@ -474,7 +521,7 @@ def whole_run_total(parts, epochs):
 
 
 #: Row and per-layer fields that add up over the steps of a run.
-_ADDITIVE = ("macs", "flops", *OPS, *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
+_ADDITIVE = ("macs", "flops", *OPS, "mac", *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
              "energy_movement_j", "counts", "tos_total", "switching_j", *(f"switching_j_{s}" for s in STAGES))
 
 

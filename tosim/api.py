@@ -210,8 +210,9 @@ class ScoreResult:
 
     @property
     def extra_fields(self) -> list:
-        """Columns beyond :data:`ROW_FIELDS`: data movement (memory profile) and whole run."""
-        out = []
+        """Columns beyond :data:`ROW_FIELDS`: ``mac`` (a profile with a MAC unit), data movement
+        (memory profile) and whole run."""
+        out = ["mac"] if self.counts and "mac" in self.counts else []
         if self.levels:
             out += ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv}" for lv in self.levels]
         if self.energy_terms is not None:
@@ -230,6 +231,8 @@ class ScoreResult:
         item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
+        if self.counts and "mac" in self.counts:
+            item["mac"] = self.counts["mac"]
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
         item.update(tos=self.tos, energy_j=self.energy_j, gco2e=self.gco2e,
                     incomplete=None if self.error else dict(self.incomplete_types), error=self.error)
@@ -309,7 +312,10 @@ class Scores(list):
         return [r for r in self if r.error is not None]
 
     def _extra(self):
-        return self[0].extra_fields if self else []
+        fields = self[0].extra_fields if self else []
+        if "mac" not in fields and any("mac" in (r.counts or {}) for r in self):
+            fields = ["mac"] + fields     # the first model failed; the others were counted with MACs
+        return fields
 
     def to_dicts(self) -> list:
         return [r.to_dict() for r in self]
@@ -344,7 +350,7 @@ class Scores(list):
                 line["tos"] = layer["tos"]["total"]
                 if "energy_j" in layer:
                     line["energy_j"] = layer["energy_j"]
-                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra})
+                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra if k != "mac"})
                 yield line
 
     def to_csv(self, path: Optional[str] = None) -> str:
@@ -594,6 +600,13 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
     return _pipeline.combine_steps(step_rows, workload.epochs)
 
 
+def _with_mac(counts, row):
+    """``counts`` with the row's ``mac`` count when the profile has a MAC unit."""
+    if "mac" in row:
+        counts["mac"] = row["mac"]
+    return counts
+
+
 def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     common = dict(name=row["name"], source=row["source"], profile=profile_name, phase=phase, batch=batch,
                   per_layer=per_layer, levels=levels, workload=workload, steps=row.get("steps"))
@@ -602,7 +615,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     layers = None
     if per_layer:
         layers = [LayerScore(name=layer["name"], type=layer["type"], format=layer["format"], params=layer["params"],
-                             macs=layer["macs"], flops=layer["flops"], counts=dict(zip(OPS, layer["counts"])),
+                             macs=layer["macs"], flops=layer["flops"], counts=_with_mac(dict(zip(OPS, layer["counts"])), layer),
                              tos_by_stage=dict(layer["tos"]), tos=layer["tos_total"],
                              energy_compute_j=layer.get("energy_compute_j"),
                              energy_movement_j=layer.get("energy_movement_j"),
@@ -611,7 +624,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                              accesses={lv: layer[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in layer})
                   for layer in row["layers"]]
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
-                       counts={op: row[op] for op in OPS}, tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
+                       counts=_with_mac({op: row[op] for op in OPS}, row), tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
                        tos=row["tos"], energy_j=row["energy_j"], gco2e=row["gco2e"],
                        energy_extrapolated=row.get("energy_extrapolated"),
                        energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),

@@ -122,6 +122,10 @@ def run(args):
                        synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
                        master_format=args.master_format, batch_axis=args.batch_axis)
     result, movement = scored.count_result, scored.movement
+    if "mac" in profile.units:
+        # the profile prices a MAC unit: the matrix products' multiply-accumulates show as mac ops
+        import opcount
+        result = opcount.with_macs(result)
     if args.json:
         out = result.to_json()
         if args.depth is not None:
@@ -184,7 +188,7 @@ def format_modules(result, depth, scored=None):
 
     from ._render import si
     stages = opcount.PHASES[result.phase]
-    ops = opcount.BASIC_OPS
+    ops = result.ops
     modules = result.by_module(depth)
     tos = {}
     if scored is not None:
@@ -230,7 +234,7 @@ def format_table(result, scored=None):
 
     from ._render import si
     stages = opcount.PHASES[result.phase]
-    ops = opcount.BASIC_OPS
+    ops = result.ops
     header = ["layer", "type", "output", "params"] + list(ops) + (["TOs"] if scored is not None else [])
     rows = []
     for i, layer in enumerate(result.layers):

@@ -60,6 +60,18 @@ def _terms(text):
     return tuple(terms)
 
 
+def _channel_block(text):
+    """argparse type: a channel block, an integer from 1 to 4096."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 4096, not {text!r}")
+    return value
+
+
 def _energy_parts(text):
     """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
     import argparse
@@ -108,6 +120,9 @@ def register(subparsers):
                        help="device memory bandwidth in bytes per second (with --peak: fixes the balance)")
     model.add_argument("--static-power", type=_positive, default=None, metavar="W",
                        help="static power in watts (sets the time scale of the roofline)")
+    model.add_argument("--channel-block", type=_channel_block, default=1, metavar="N",
+                       help="pad convolutions' output channels to a multiple of N in the static term, as "
+                            "vector-blocked kernels do (16: oneDNN fp32 on AVX-512; default 1, no padding)")
     parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
@@ -146,8 +161,9 @@ class FeatureCache:
         import numpy as np
 
         from opcount import BASIC_OPS as OPS
-        from tosim._costs import costs_array
+        from tosim._costs import costs_array, refuse_mac_unit
         from tosim.api import score_many
+        refuse_mac_unit(self.profile, "tosim fit's per-op features")
         groups = {}
         for m in measurements:
             for batch, _ in m.steps:
@@ -391,7 +407,8 @@ def run_model(args, profile, data, rows, device, problems):
             model, info = calibrate.fit_energy_model(
                 table.subset(train), y[train], terms=args.terms, tos_per_op=tos_per_op, loss=weighting,
                 prior_strength=args.prior_strength, peak_ops_per_s=args.peak,
-                bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power)
+                bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power,
+                channel_block=args.channel_block)
             pred, parts = model.predict_runs(table)
         if not np.all(np.isfinite(pred)):
             raise ValueError("the energy model's predictions leave float64's range")
@@ -620,6 +637,12 @@ def format_model_report(result):
         lines.append(f"  static: {m['static_w']:.3g} W, peak {m['peak_ops_per_s']:.3g} ops/s, bandwidth "
                      f"{m['bandwidth_bytes_per_s']:.3g} B/s ({result['fit']['time_scale']} time scale); J per "
                      "roofline op: " + ", ".join(f"{k} {e:.3g}" for k, e in m["static_j_per_op"].items()))
+        if m.get("window_j_per_op"):
+            lines.append("  static J per window op (input new to the window"
+                         + (f", channels padded to {m['channel_block']}" if m.get("channel_block") else "") + "): "
+                         + ", ".join(f"{k} {e:.3g}" for k, e in m["window_j_per_op"].items()))
+        if m.get("row_j"):
+            lines.append("  static J per window row: " + ", ".join(f"{k} {e:.3g}" for k, e in m["row_j"].items()))
     lines.append("")
     header = ["layer type", "rows", "model val prec % avg (min)", "tos", "flops", "macs", "terms (ops/mem/calls/static)"]
     rows = []
