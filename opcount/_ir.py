@@ -25,6 +25,9 @@ class ModelError(ValueError):
     """A bad model description: one line naming the file (or source) and the layer."""
 
 
+ModelError.__module__ = "opcount"      # shown as opcount.ModelError, where users import it from
+
+
 class IncompleteModelWarning(UserWarning):
     """A frontend loaded a model but left something out (a node with arithmetic it has no formula
     for, a parameter no counted layer owns); the IR's ``left_out`` lists what, and counts of it

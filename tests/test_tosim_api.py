@@ -84,10 +84,26 @@ def test_score_raises_and_score_many_keeps_going():
     ({"workload": {"epoch": 2}}, "unknown workload key 'epoch'"),
     ({"workload": {"epochs": 0}}, "workload epochs must be a positive integer, not 0"),
     ({"device": "laptop-cpu-dnn-to", "profile": "li2022"}, "did you mean 'laptop-cpu-dnn-tos'?"),
+    ({"grid_intensity": -5}, "grid_intensity must be a number of gCO2e per kWh in 0..1e+06, not -5"),
+    ({"grid_intensity": float("nan")}, "grid_intensity must be a number of gCO2e per kWh in 0..1e+06, not nan"),
 ])
 def test_bad_arguments_raise_score_error(kwargs, message):
-    with pytest.raises(tosim.ScoreError, match=message.replace("(", r"\(").replace("?", r"\?")):
+    with pytest.raises(tosim.ScoreError, match=message.replace("(", r"\(").replace("?", r"\?").replace("+", r"\+")):
         tosim.score(MLP, **kwargs)
+
+
+def test_bad_jobs_raise_and_errors_show_their_public_names():
+    for jobs in (0, -1, 1.5, True):
+        with pytest.raises(tosim.ScoreError, match="jobs must be a positive integer"):
+            tosim.score_many([MLP], jobs=jobs)
+    # a traceback names the class where users import it from, and the class survives pickling
+    import pickle
+    import hardware_profiles
+    import opcount
+    for error in (tosim.ScoreError, opcount.ModelError, hardware_profiles.ProfileError):
+        assert f"{error.__module__}.{error.__name__}" in ("tosim.ScoreError", "opcount.ModelError",
+                                                         "hardware_profiles.ProfileError")
+        assert type(pickle.loads(pickle.dumps(error("x")))) is error
 
 
 def test_incomplete_model_says_what_was_left_out(tmp_path):

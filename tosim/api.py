@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -429,6 +430,18 @@ def _check(phase, batch, load):
         raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
 
 
+def _check_run_options(grid_intensity, jobs):
+    """``grid_intensity`` (gCO2e/kWh) within a profile's own bound, ``jobs`` a positive count."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
+    if grid_intensity is not None and not (
+            isinstance(grid_intensity, (int, float)) and not isinstance(grid_intensity, bool)
+            and math.isfinite(grid_intensity) and 0 <= grid_intensity <= MAX_GRID_INTENSITY):
+        raise ScoreError(f"grid_intensity must be a number of gCO2e per kWh in 0..{MAX_GRID_INTENSITY:g}, "
+                         f"not {grid_intensity!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ScoreError(f"jobs must be a positive integer (worker processes) or None (automatic), not {jobs!r}")
+
+
 def _check_listed(profile, load):
     """A format asked for (``format``, ``master_format``) must be one the profile lists: its cost
     table has units for those only."""
@@ -457,7 +470,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None, recompute: Optional[str] = None,
-               master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> Scores:
+               master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+               dims: Optional[Mapping[str, int]] = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
@@ -474,7 +488,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                        per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=jobs,
                        progress=progress, synth_progress=synth_progress,
                        load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                             "dims": dict(dims) if dims else None})
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, densities, jobs,
@@ -483,6 +498,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
     (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer) and count it (recompute,
     master_format: :func:`opcount.count_model`)."""
     _check(phase, batch, load)
+    _check_run_options(grid_intensity, jobs)
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
@@ -514,7 +530,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
           example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
-          master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> ScoreResult:
+          master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+          dims: Optional[Mapping[str, int]] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -541,7 +558,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
     ``NAME/update`` row priced in the master format.
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
-    symbolic batch dimension (default axis 0, listed in the result's assumptions).
+    symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
+    sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -554,7 +572,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
                           per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=1,
                           progress=None, synth_progress=synth_progress, keep=True,
                           load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                                "dims": dict(dims) if dims else None})
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)

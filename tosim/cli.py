@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "tosim.cmd_zoo",
     "tosim.cmd_score",
     "tosim.cmd_sweep",
+    "tosim.cmd_explore",
     "tosim.cmd_fit",
     "tosim.cmd_measure",
 ]
