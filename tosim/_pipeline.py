@@ -178,6 +178,7 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     totals = result.totals["all"]
     out = {"name": result.model, "source": label, "params": result.params, "macs": result.macs,
            "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
+           "layer_types": [layer.type for layer in result.layers],
            "incomplete": result.incomplete_types, "incomplete_items": [dict(item) for item in result.incomplete],
            "error": None}
     if keep:
@@ -347,16 +348,36 @@ def price(counted, profile, synth_progress=None):
     if good and profile.power["energy"] == "activity":
         from ._costs import refuse_mac_unit
         refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
-        from ._costs import switching_array
-        joules, basis = switching_array(profile, formats, _used_ops(good), progress=synth_progress)
-        _apply_costs(good, joules, formats, "stage_switch_j", "layer_switch_j")
-        for r in good:
-            r["switching"] = basis
+        price_switching(good, profile, synth_progress)
     return counted
 
 
-def _used_ops(good):
-    """The ``(op, format)`` pairs with a non-zero count in any layer of the rows ``good``."""
+def switching_keys(r, power):
+    """Per layer of the counted row ``r``, the column of its switching energies: ``(format,
+    layer type)`` for a layer type with its own distributions (``power.distribution.layers``),
+    else ``(format, "")``."""
+    dist = power["distribution"]
+    groups = dist.get("layers", {}) if isinstance(dist, dict) else {}
+    return [(fmt, kind if kind in groups else "") for fmt, kind in zip(r["formats"], r["layer_types"])]
+
+
+def price_switching(good, profile, synth_progress=None):
+    """Fill ``stage_switch_j``, ``layer_switch_j`` and ``switching`` (the basis of the estimate)
+    of the counted rows ``good``: counts x the switching energy per op of each layer's format
+    and layer type (:func:`tosim._costs.switching_array`)."""
+    from ._costs import switching_array
+    power = profile.power
+    keys = sorted({key for r in good for key in switching_keys(r, power)})
+    joules, basis = switching_array(profile, keys, _used_ops(good, lambda r: switching_keys(r, power)),
+                                    progress=synth_progress)
+    _apply_costs(good, joules, keys, "stage_switch_j", "layer_switch_j", lambda r: switching_keys(r, power))
+    for r in good:
+        r["switching"] = basis
+
+
+def _used_ops(good, keys_of=None):
+    """The ``(op, key)`` pairs with a non-zero count in any layer of the rows ``good``; a layer's
+    key is its format, or what ``keys_of(r)`` gives per layer."""
     used = set()
     for r in good:
         if r["counts"] is not None:
@@ -364,22 +385,26 @@ def _used_ops(good):
             rows = [[bool(x) for x in layer] for layer in per_layer]
         else:
             rows = [[any(stage[o] for stage in layer) for o in range(len(OPS))] for layer in r["layer_counts"]]
-        for fmt, flags in zip(r["formats"], rows):
-            used.update((op, fmt) for op, flag in zip(OPS, flags) if flag)
+        for key, flags in zip(keys_of(r) if keys_of else r["formats"], rows):
+            used.update((op, key) for op, flag in zip(OPS, flags) if flag)
     return sorted(used, key=lambda pair: (pair[1], OPS.index(pair[0])))
 
 
-def _apply_costs(good, costs, formats, stage_key, layer_key):
+def _apply_costs(good, costs, formats, stage_key, layer_key, keys_of=None):
     """Counts x ``costs`` (ops x ``formats``) per layer format for every row of ``good``, into
-    ``r[stage_key]`` (per stage) and ``r[layer_key]`` (layers x stages)."""
+    ``r[stage_key]`` (per stage) and ``r[layer_key]`` (layers x stages). ``keys_of(r)``, when
+    given, names each layer's column instead of its format (``formats`` then lists those keys)."""
     import numpy as np
 
     from opcount.kernel import tos_from_counts
     column = {f: i for i, f in enumerate(formats)}
+
+    def layer_keys(r):
+        return keys_of(r) if keys_of is not None else r["formats"]
     stacked = [r for r in good if r["counts"] is not None]
     if stacked:
         counts = np.concatenate([r["counts"] for r in stacked]) if len(stacked) > 1 else stacked[0]["counts"]
-        layer_format = np.fromiter((column[f] for r in stacked for f in r["formats"]), dtype=np.int64,
+        layer_format = np.fromiter((column[f] for r in stacked for f in layer_keys(r)), dtype=np.int64,
                                    count=counts.shape[0])
         offsets = np.zeros(len(stacked) + 1, dtype=np.int64)
         np.cumsum([r["counts"].shape[0] for r in stacked], out=offsets[1:])
@@ -391,7 +416,7 @@ def _apply_costs(good, costs, formats, stage_key, layer_key):
         if r["counts"] is None:
             # past int64: exact Python integers times float64 costs, summed in float64
             per_layer = [[sum(float(n) * costs[o, column[fmt]] for o, n in enumerate(stage)) for stage in layer]
-                         for layer, fmt in zip(r["layer_counts"], r["formats"])]
+                         for layer, fmt in zip(r["layer_counts"], layer_keys(r))]
             r[layer_key] = np.array(per_layer, dtype=np.float64).reshape(-1, len(STAGES))
             r[stage_key] = r[layer_key].sum(axis=0)
 
