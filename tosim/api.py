@@ -516,7 +516,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
-    from ._device_model import is_energy_model
+    from ._energy import is_energy_model
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress,
                        densities, keep, load, layer_features=is_energy_model(device))
     _energy.apply_energy(rows, profile, device, grid_intensity)
