@@ -1206,8 +1206,9 @@ def _batch_axes(path, graph, inputs, batch_axis, dims):
             named = [j for j in free if symbols[j].lower() in _BATCH_NAMES]
             if len(named) != 1:
                 raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}, with several symbolic "
-                                 "dimensions; fix all but the batch (dims={name: size} in Python, or with "
-                                 "onnx.tools.update_model_dims) or say which is the batch (batch_axis)")
+                                 "dimensions and none named as the batch; give the sizes of all but the batch "
+                                 "(--dim NAME=N, dims= in Python) or say which is the batch (--batch-axis, "
+                                 "batch_axis=)")
             axis = named[0]
         elif rank == 0:
             raise ModelError(f"{path}: input {name!r} is a scalar; it needs a batch dimension")
@@ -1219,8 +1220,9 @@ def _batch_axes(path, graph, inputs, batch_axis, dims):
         rest = [j for j in free if j != axis]
         if rest:
             raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}; its dimensions other than "
-                             f"the batch (axis {axis}) must be fixed: export with fixed shapes or give dims="
-                             f"{{{', '.join(repr(symbols[j]) + ': N' for j in rest)}}}")
+                             f"the batch (axis {axis}) must be fixed: export with fixed shapes or give their sizes ("
+                             f"{' '.join('--dim ' + symbols[j] + '=N' for j in rest)}; dims="
+                             f"{{{', '.join(repr(symbols[j]) + ': N' for j in rest)}}} in Python)")
         size = shape[axis] or 1
         if batch is None:
             batch = size
@@ -1228,7 +1230,7 @@ def _batch_axes(path, graph, inputs, batch_axis, dims):
             if how:
                 assumptions.append(how)
         elif shape[axis] and size != batch:
-            hint = f" (assumed on axis {axes[inputs[0]]}; say which axis with batch_axis)" if assumptions else ""
+            hint = f" (assumed on axis {axes[inputs[0]]}; say which with --batch-axis, batch_axis=)" if assumptions else ""
             raise ModelError(f"{path}: input {name!r} has batch {size} (axis {axis}), the first input "
                              f"{inputs[0]!r} {batch}{hint}")
         axes[name] = axis
@@ -1901,7 +1903,10 @@ def _node_spec(node, where, b, refs, consumers, skip):
             return {"type": "Gemm"}
         out = int(w.shape[0] if a.get("transB", 0) else w.shape[1])
         spec = {"type": "linear", "out": out, "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
-        return _tie(spec, node, b, int(w.size) // out)
+        spec = _tie(spec, node, b, int(w.size) // out)
+        if spec["bias"]:
+            _tie_bias(spec, b, b.sources(node, node.inputs[2:3]))
+        return spec
     if op == "MatMul" and n_live == 1 and const(1) and consts[node.inputs[1]].ndim == 2:
         w = consts[node.inputs[1]]
         _check_weight(node, where, bt, w, int(w.shape[0]), -1, "input features")
@@ -1913,6 +1918,7 @@ def _node_spec(node, where, b, refs, consumers, skip):
             other = [i for i in add.inputs if i != node.outputs[0]]
             if len(other) == 1 and other[0] in consts and consts[other[0]].shape in ((out,), (1, out)):
                 spec["bias"] = True
+                _tie_bias(spec, b, b.sources(add, other))
                 spec["_output"] = add.outputs[0]
                 skip.add(id(add))
                 b.own(b.sources(add), node.name)
@@ -2059,6 +2065,15 @@ def _tie(spec, node, b, in_features):
         if b.weight_shape.get(owner) == [spec["out"], in_features]:
             spec["tied_to"] = owner
     return spec
+
+
+def _tie_bias(spec, b, sources):
+    """A tied linear layer whose bias is the owner's too (an unrolled loop or RNN reading one
+    Gemm's weight and bias every step) has ``tied_bias``: its bias is counted once."""
+    owner = spec.get("tied_to")
+    if owner and sources and all(b.owned.get(s) == owner for s in sources if s in b.weights):
+        if any(s in b.weights for s in sources):
+            spec["tied_bias"] = True
 
 
 def _position_table(node, where, b):

@@ -296,10 +296,14 @@ def test_batch_axis_from_the_symbolic_dimension_or_the_caller_else_listed_as_ass
     assert '"macs": 60' in capsys.readouterr().out
     two = graph("two.onnx", ["batch", "seq", 4])
     with pytest.raises(ModelError, match=r"input 'x' has shape \[batch, seq, 4\]; its dimensions other than the "
-                                         r"batch \(axis 0\) must be fixed: export with fixed shapes or give "
-                                         r"dims=\{'seq': N\}$"):
+                                         r"batch \(axis 0\) must be fixed: export with fixed shapes or give their "
+                                         r"sizes \(--dim seq=N; dims=\{'seq': N\} in Python\)$"):
         opcount.load_onnx(two)
     assert _count(two, profile, 2, dims={"seq": 7}).macs == 2 * 7 * 12
+    assert main(["count", two, "--dim", "seq=7", "--batch", "2", "--json"]) == 0
+    assert '"macs": 168' in capsys.readouterr().out
+    with pytest.raises(ModelError, match=r"dims names 'len', which no graph input has"):
+        opcount.load_onnx(two, dims={"seq": 7, "len": 3})
     assert main(["count", str(tmp_path / "named.onnx"), "--batch-axis", "5"]) == 2
     assert capsys.readouterr().err.startswith("tosim: error: ")
 

@@ -503,7 +503,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None, recompute: Optional[str] = None,
-               master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> Scores:
+               master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+               dims: Optional[Mapping[str, int]] = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
@@ -520,7 +521,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                        per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=jobs,
                        progress=progress, synth_progress=synth_progress,
                        load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                             "dims": dict(dims) if dims else None})
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, densities, jobs,
@@ -547,7 +549,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
-    from ._device_model import is_energy_model
+    from ._energy import is_energy_model
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress,
                        densities, keep, load, layer_features=is_energy_model(device))
     _energy.apply_energy(rows, profile, device, grid_intensity)
@@ -561,7 +563,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
           grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
           example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
-          master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> ScoreResult:
+          master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+          dims: Optional[Mapping[str, int]] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -588,7 +591,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
     ``NAME/update`` row priced in the master format.
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
-    symbolic batch dimension (default axis 0, listed in the result's assumptions).
+    symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
+    sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -601,7 +605,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
                           per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=1,
                           progress=None, synth_progress=synth_progress, keep=True,
                           load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                                "dims": dict(dims) if dims else None})
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
