@@ -315,8 +315,9 @@ def switching_basis(switching):
     """One line naming the estimate and, per op and format, its distribution and fJ per op."""
     if switching is None:
         return None
-    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']}): {e['distribution']} operands, "
-                    f"{e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
+    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']})"
+                    + (f" in {e['layers']} layers" if e.get("layers") else "")
+                    + f": {e['distribution']} operands, {e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
     glitches = "glitches counted" if switching["glitches"] else "zero-delay, no glitches"
     return (f"{switching['note']}; {switching['vectors'] - 1} operations per stream, seed {switching['seed']}, "
             f"{glitches}, {switching['vdd']:g} V, {switching['source']}; {ops or 'no ops counted'}")
