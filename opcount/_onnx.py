@@ -1140,8 +1140,9 @@ def load_onnx(path: str | os.PathLike[str], *, batch_axis: int | dict[str, int] 
         for k in aux:
             if k < len(node.inputs) and node.inputs[k] in initializers and node.inputs[k] in weights:
                 del weights[node.inputs[k]]
+    producers = {o: (n.op, n.inputs[0] if n.inputs else None) for n in raw for o in n.outputs if o}
     return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output],
-                     assumptions)
+                     assumptions, producers)
 
 
 _BATCH_NAMES = {"batch", "batch_size", "batchsize", "bs", "n", "b", "nbatch", "num_batch", "batch_dim"}
@@ -1251,7 +1252,7 @@ class _Builder:
         self.owned = {}                      # initializer -> layer that owns it
         self.weight_shape = {}               # linear/embedding layer -> [rows, columns] of its weight
         self.param_layers = {}               # constant -> its parameter layer
-        self.param_params = {}               # parameter layer -> weight elements it stands for
+        self.producers = {}                  # tensor -> (op, first input) of the node that computes it
         self.by_name = {}                    # layer name -> its spec
         self.quant_inits = set()             # initializers of integer (quantized) types
         self.approximated = []               # (layer, type, reason): counted, but not exactly as run
@@ -1284,15 +1285,54 @@ class _Builder:
             sources = self.weight_sources(name)
             owners = {self.owned[s] for s in sources if s in self.owned}
             shape = list(value.shape) or [1]
+            total = sum(self.weights[s] for s in sources)
             if owners:
                 layer = self.add({"type": "shape_op", "name": f"{name}", "op": "parameter", "inputs": [owners.pop()],
                                   "out_shape": shape, "once": True})
+            elif value.size != total and len(sources) == 1:
+                # a weight gathered or expanded into a constant of another size (swin's relative
+                # position bias: a [169, heads] table read at constant indices): the table is the
+                # parameter, and the constant a view of it whose gradient goes back to it
+                layer = self._derived(name, next(iter(sources)), shape, where)
             else:
                 layer = self.add({"type": "parameter", "name": f"{name}", "inputs": ["input"], "shape": shape},
                                  reads=sources)
-                self.param_params[layer] = sum(self.weights[s] for s in sources)
+                if value.size != total:
+                    self.approximated.append((layer, "parameter", f"computed from {len(sources)} weights "
+                                              f"({total} elements) folded into one constant of {value.size}: counted "
+                                              "as a parameter of that size"))
             self.param_layers[name] = layer
         return layer
+
+    def _derived(self, name, source, shape, where):
+        """A constant computed from one weight by data movement: a ``parameter`` layer owning the
+        weight, then a free view of it whose gradient is a scatter-add into the weight (a
+        gather: 1 add per element, as ``load_torch`` counts an indexed table), a sum of copies
+        (an expand or tile) or nothing (a slice)."""
+        op, tensor = None, name
+        for _ in range(50):                  # back through free reshapes to the op that made it
+            op, tensor = self.producers.get(tensor, (None, None))
+            if op not in ("Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Cast"):
+                break
+        else:
+            op = None
+        table = self.add({"type": "parameter", "name": source, "inputs": ["input"],
+                          "shape": list(self.consts[source].shape) or [1]}, reads={source})
+        spec = {"type": "shape_op", "name": name, "op": op or "constant", "inputs": [table], "out_shape": shape,
+                "once": True}
+        size = math.prod(shape)
+        if op in _GATHERS:
+            spec["grad"] = "gather"
+        elif op in ("Expand", "Tile") and size > self.weights[source]:
+            spec["grad"] = "broadcast"
+        elif op in ("Slice", "Split"):
+            pass
+        else:
+            layer = self.add(spec)
+            self.approximated.append((layer, "shape_op", f"a weight turned into a constant of another size by {op or 'an op'} "
+                                      "whose gradient has no formula here"))
+            return layer
+        return self.add(spec)
 
     def own(self, names, layer):
         for name in names:
@@ -1320,10 +1360,11 @@ class _Builder:
         return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, assumptions=()):
+def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, assumptions=(), producers=None):
     from ._formulas import FORMULAS
     x_name = inputs[0]
     b = _Builder(path, consts, origin, weights, bt, x_name)
+    b.producers = producers or {}
     b.quant_inits = {n for n in origin if n in consts and {n} == origin[n] and str(consts[n].dtype) in _QUANT_DTYPES}
     for name in inputs[1:]:
         b.shape_op(f"input:{name}", "input", "input", bt.per_sample(name, f"{path}: input {name!r}"), output=name)

@@ -430,3 +430,27 @@ def test_custom_domain_ops_without_a_formula_are_reported_by_name(tmp_path, prof
     _, result = _incomplete(path, profile, r"q4 \(MatMulNBits\): integer or block-quantized arithmetic")
     assert {i["layer"]: i["reason"] for i in result.incomplete}["odd"] == (
         "no formula for op example.org.Frobnicate (a custom domain)")
+
+
+def test_a_table_read_at_constant_indices_is_its_own_parameter_with_a_scatter_add_gradient(tmp_path, profile):
+    """swin's relative position bias: a learned [9, 2] table gathered at 16 constant indices,
+    reshaped to [2, 4, 4] and added to [N, 2, 4, 4] scores. The parameters are the table's 18
+    (not the 32 gathered elements); training sums the bias gradient over the batch (3 * 32 - 32
+    adds) and scatters it into the table, 1 add per gathered element (32), as load_torch counts
+    the indexing."""
+    idx = np.random.RandomState(0).randint(0, 9, 16).astype(np.int64)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["s"], name="scores"),
+             helper.make_node("Gather", ["table", "idx"], ["g"], name="lookup", axis=0),
+             helper.make_node("Reshape", ["g", "shape"], ["g3"], name="view"),
+             helper.make_node("Transpose", ["g3"], ["bias"], name="perm", perm=[2, 0, 1]),
+             helper.make_node("Add", ["s", "bias"], ["y"], name="add_bias")]
+    path = _save(tmp_path / "rel.onnx", nodes, [_vi("x", ["N", 2, 4, 4])], [_vi("y", None)],
+                 [_init("w", _w(4, 4)), _init("table", _w(9, 2)), _init("idx", idx),
+                  _init("shape", np.array([4, 4, 2], np.int64))])
+    model = opcount.load_onnx(path)
+    assert model.params == 16 + 18 and model.complete
+    result = opcount.count_model(model, profile, phase="training", batch=3)
+    rows = {layer.name: layer for layer in result.layers}
+    assert rows["table"].params == 18 and rows["bias"].out_shape == (2, 4, 4)
+    assert rows["bias"].stages["backward"]["add"] == 32
+    assert rows["add_bias"].stages["backward"]["add"] == 3 * 32 - 32
