@@ -1990,6 +1990,13 @@ def _node_spec(node, where, b, refs, consumers, skip):
         return {"type": op.lower()}
     if op == "Gelu":
         return {"type": "gelu", "approximate": a.get("approximate", "none")}
+    if op == "HardSwish":
+        return {"type": "hardswish"}
+    if op == "HardSigmoid":
+        if abs(float(a.get("alpha", 0.2)) - 1 / 6) < 1e-6 and float(a.get("beta", 0.5)) == 0.5:
+            return {"type": "hardsigmoid"}               # PyTorch's: relu6(x + 3) / 6
+        return {"type": op, "reason": f"HardSigmoid with alpha {a.get('alpha', 0.2)} and beta {a.get('beta', 0.5)} "
+                                      "has no recipe (PyTorch's is alpha 1/6, beta 0.5)"}
     if op == "Silu":
         return {"type": "silu"}
     if op in ("Softmax", "LogSoftmax"):

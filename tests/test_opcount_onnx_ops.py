@@ -454,3 +454,20 @@ def test_a_table_read_at_constant_indices_is_its_own_parameter_with_a_scatter_ad
     assert rows["table"].params == 18 and rows["bias"].out_shape == (2, 4, 4)
     assert rows["bias"].stages["backward"]["add"] == 32
     assert rows["add_bias"].stages["backward"]["add"] == 3 * 32 - 32
+
+
+def test_hardswish_and_pytorch_hardsigmoid_use_their_recipes(tmp_path, profile):
+    """HardSwish and HardSigmoid(alpha 1/6, beta 0.5), as both PyTorch exporters write
+    nn.Hardswish and nn.Hardsigmoid, count like the spec's types; another HardSigmoid is reported."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+             helper.make_node("HardSwish", ["h"], ["a"], name="hs"),
+             helper.make_node("HardSigmoid", ["a"], ["y"], name="hsig", alpha=1 / 6, beta=0.5)]
+    path = _save(tmp_path / "hs.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", None)], [_init("w", _w(4, 3))])
+    spec = opcount.spec_to_model({"name": "hs", "input": [4], "layers": [
+        {"type": "linear", "out": 3, "bias": False}, {"type": "hardswish"}, {"type": "hardsigmoid"}]})
+    model = opcount.load_onnx(path)
+    assert (opcount.count_model(model, profile, phase="training", batch=2).totals
+            == opcount.count_model(spec, profile, phase="training", batch=2).totals)
+    other = _save(tmp_path / "hsig.onnx", [helper.make_node("HardSigmoid", ["x"], ["y"], name="hsig")],
+                  [_vi("x", ["N", 4])], [_vi("y", None)])
+    _incomplete(other, profile, r"hsig \(HardSigmoid\): HardSigmoid with alpha 0.2 and beta 0.5 has no recipe")
