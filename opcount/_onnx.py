@@ -2074,7 +2074,13 @@ def _node_spec(node, where, b, refs, consumers, skip):
         return {"type": op, "reason": f"a scatter with reduction {a['reduction']!r} has no formula"}
     if op in _ZERO_COST:
         return None
-    return {"type": op}
+    return {"type": op, "reason": _OTHER_REASONS.get(op, f"no formula for ONNX op {op}")}
+
+
+_OTHER_REASONS = {
+    "TopK": "top-k selection: its comparisons depend on the algorithm, no formula",
+    "CumSum": "prefix sums (D-1 adds per row, forward and backward): no formula here yet",
+}
 
 
 def _control_flow_reason(node, consts):
