@@ -622,6 +622,13 @@ class _Batch:
                 result = {outs[0]: (axis + b_idx, inner_idx)} if op == "Gather" else {outs[0]: (b_idx, inner_idx)}
             elif axis == b:
                 got = self._gather_within_samples(node, s_in, b, inner) if op == "Gather" else None
+                idx = node.inputs[1] if len(node.inputs) > 1 else ""
+                if (got is None and op == "Gather" and idx in axes and shapes.get(idx) == (self.batch,)
+                        and inner == 1 and s_in[b] == self.batch):
+                    # the samples reordered by indices computed at run time (the TorchScript
+                    # exporter sorts a packed batch by length): one sample out per index, so the
+                    # per-sample counts are unchanged
+                    got = (b, 1)
                 if got is None:
                     _fail(where, f"{op} selects along the batch axis (axis {b} of shape {list(s_in)})")
                 result = {outs[0]: got}
@@ -1217,7 +1224,7 @@ def _batch_axes(path, graph, inputs, batch_axis, dims):
             axis = 0
             if k == 0:
                 how = (f"batch on axis 0 of input {name!r} {_shown(shape, symbols)}: the file names no symbolic batch "
-                       "dimension (a dim_param); load_onnx(batch_axis=...) or a named dimension says otherwise")
+                       "dimension (a dim_param); --batch-axis (batch_axis= in Python) or a named dimension says otherwise")
         rest = [j for j in free if j != axis]
         if rest:
             raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}; its dimensions other than "

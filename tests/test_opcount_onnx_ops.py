@@ -288,7 +288,7 @@ def test_batch_axis_from_the_symbolic_dimension_or_the_caller_else_listed_as_ass
     assert result.macs == 2 * 2 * 12                                 # axis 0 taken: 2 rows per sample
     assert result.assumptions == result.to_json()["assumptions"] == [
         "batch on axis 0 of input 'x' [5, 2, 4]: the file names no symbolic batch dimension (a dim_param); "
-        "load_onnx(batch_axis=...) or a named dimension says otherwise"]
+        "--batch-axis (batch_axis= in Python) or a named dimension says otherwise"]
     assert _count(fixed, profile, 2, batch_axis=1).macs == 2 * 5 * 12
     assert main(["count", fixed]) == 0
     assert "\nASSUMED: batch on axis 0 of input 'x' [5, 2, 4]" in capsys.readouterr().out
@@ -471,3 +471,17 @@ def test_hardswish_and_pytorch_hardsigmoid_use_their_recipes(tmp_path, profile):
     other = _save(tmp_path / "hsig.onnx", [helper.make_node("HardSigmoid", ["x"], ["y"], name="hsig")],
                   [_vi("x", ["N", 4])], [_vi("y", None)])
     _incomplete(other, profile, r"hsig \(HardSigmoid\): HardSigmoid with alpha 0.2 and beta 0.5 has no recipe")
+
+
+def test_samples_reordered_by_a_run_time_index_keep_their_counts(tmp_path, profile):
+    """The TorchScript exporter sorts a packed batch by length: TopK of the lengths, then a Gather
+    along the batch axis. One sample out per index, so the product after it counts per sample;
+    the sort itself (TopK) is reported."""
+    nodes = [helper.make_node("TopK", ["lens", "k"], ["sorted", "order"], name="sort"),
+             helper.make_node("Gather", ["x", "order"], ["xs"], name="reorder", axis=0),
+             helper.make_node("MatMul", ["xs", "w"], ["y"], name="fc")]
+    path = _save(tmp_path / "sort.onnx", nodes, [_vi("x", [2, 5, 4]), _vi("lens", [2], TensorProto.INT64)],
+                 [_vi("y", None)], [_init("w", _w(4, 3)), _init("k", np.array([2], np.int64))])
+    model, _ = _incomplete(path, profile, r"sort \(TopK\): top-k selection")
+    assert model.layer("fc").out_shape == (5, 3)
+    assert opcount.count_model(model, profile, batch=2).macs == 2 * 5 * 12
