@@ -18,19 +18,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hardware_profiles.schema import MAC_LAYER_TYPES
+
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
-from ._macs import MAC_LAYER_TYPES, mac_counts, with_macs
 from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model,
                   reformatted, with_default_format)
 from ._spec import load_spec, spec_to_model
 from ._zoo import CAUSAL_LMS, zoo_names, load_zoo
 
-# Imported on first use: the ONNX and PyTorch frontends, Hugging Face configs and the
-# data-movement model are large modules that counting a spec or a zoo model never needs.
+# Imported on first use: the ONNX and PyTorch frontends, Hugging Face configs, the data-movement
+# model and MAC counts (numpy) are modules that counting a spec or a zoo model never needs.
 _LAZY = {"load_onnx": "._onnx", "load_torch": "._torch", "load_hf_config": "._hf",
          "Densities": ".movement", "MemoryHierarchy": ".movement", "MovementResult": ".movement",
-         "count_movement": ".movement"}
+         "count_movement": ".movement", "mac_counts": "._macs", "with_macs": "._macs"}
 
 
 def __getattr__(name):

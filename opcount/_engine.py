@@ -11,11 +11,12 @@ import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, cast
 
 from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ._formulas import FORMULAS, Context, LayerCost
 from . import _memo
@@ -25,7 +26,7 @@ from ._memo import Unfreezable, freeze
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
 
-INT64_MAX = np.iinfo(np.int64).max
+INT64_MAX = 2 ** 63 - 1     # numpy's int64 maximum (numpy is imported only by as_array)
 
 
 @dataclass
@@ -142,11 +143,13 @@ class CountResult:
         ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64, and
         ``ValueError`` for counts with ``mac`` ops (:func:`opcount.with_macs`), which six basic-op
         columns cannot hold."""
+        import numpy as np
         if self.ops != BASIC_OPS:
             raise ValueError(f"{self.model}: counts with {', '.join(o for o in self.ops if o not in BASIC_OPS)} "
                              f"ops have no basic-op array")
-        rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
-                for stages in (layer.stages for layer in self.layers)]
+        get = operator.itemgetter(*BASIC_OPS)
+        rows = [get(st["forward"]) + get(st["loss"]) + get(st["backward"]) + get(st["update"])
+                for st in (layer.stages for layer in self.layers)]
         try:
             array = np.array(rows, dtype=np.int64)
         except OverflowError:

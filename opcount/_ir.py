@@ -7,8 +7,10 @@ so residual adds and concats are written as references.
 """
 from __future__ import annotations
 
+import operator
 import warnings
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Mapping, Sequence
 
 from hardware_profiles.schema import FORMATS, LOSSES, OPTIMIZERS
@@ -208,7 +210,7 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             at = f"{source}: line {line}" if line else source
             raise ModelError(f"{at}: layer {index}: field 'name' is empty; give it a value or leave it out")
         lname = spec.pop("name", None)
-        if lname is not None and not _is_name(lname):
+        if lname is not None and type(lname) is not str and not _is_name(lname):
             raise ModelError(f"{source}: layer {index}: 'name' must be a string or a number, not {lname!r}")
         if ltype is None:
             raise ModelError(f"{source}: layer {lname if lname is not None else index}: missing field 'type'")
@@ -220,13 +222,14 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             raise ModelError(f"{_where(source, lname, ltype)}: the name 'input' is reserved for the model input")
         if lname in shapes:
             raise ModelError(f"{_where(source, lname, ltype)}: duplicate layer name")
-        for key, value in spec.items():
-            # YAML's empty value (``out:``) is null: an error for every field, never "absent"
-            if value is None:
-                line = (lines or {}).get(("layers", index, str(key)))
-                at = f"{source}: line {line}" if line else source
-                raise ModelError(f"{_where(at, lname, ltype)}: field {key!r} is empty; give it a value or "
-                                 "leave it out")
+        if any(map(operator.is_, spec.values(), repeat(None))):
+            for key, value in spec.items():
+                # YAML's empty value (``out:``) is null: an error for every field, never "absent"
+                if value is None:
+                    line = (lines or {}).get(("layers", index, str(key)))
+                    at = f"{source}: line {line}" if line else source
+                    raise ModelError(f"{_where(at, lname, ltype)}: field {key!r} is empty; give it a value or "
+                                     "leave it out")
         inputs = spec.pop("inputs", None)
         if inputs is None:
             inputs = (previous,)

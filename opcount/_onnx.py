@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from hardware_profiles import _read as _bounded
+from hardware_profiles import files as _bounded
 
 from . import _onnx_flow as _flow
 from ._ir import ModelError, ModelIR, build_model

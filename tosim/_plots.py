@@ -197,6 +197,7 @@ def explore_fronts(points, title, path):
         ax.set_xlabel("slower unit's critical-path delay (ps)")
         ax.set_ylabel("switching energy (J)" if with_models else "switching energy per multiply + add (fJ)")
         ax.grid(True, alpha=0.3)
-    fig.suptitle(title, fontsize=8)
+    import textwrap
+    fig.suptitle("\n".join(textwrap.wrap(title, 40 + 55 * (len(formats) - 1) + 20)), fontsize=8)
     fig.tight_layout()
     save_png(fig, path, dpi=110)

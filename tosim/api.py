@@ -136,6 +136,11 @@ class LayerScore:
     time_s: Optional[float] = None
     switching_j: Optional[float] = None
 
+    def __repr__(self) -> str:
+        from ._render import count_text, si
+        return (f"<LayerScore {self.name} ({self.type}, {self.format}): params {count_text(self.params)}, "
+                f"MACs {si(self.macs)}, TOs {si(self.tos)}>")
+
 
 @dataclass
 class ScoreResult:
@@ -208,6 +213,26 @@ class ScoreResult:
     def ok(self) -> bool:
         """True when the model was read and counted (it may still be incomplete)."""
         return self.error is None
+
+    def __repr__(self) -> str:
+        """One line (the fields are attributes; :meth:`to_dict` has them all)."""
+        from ._render import count_text, si
+        head = f"<ScoreResult {self.name}: {self.profile} {self.phase} batch {self.batch}"
+        if self.steps is not None:
+            head += f" x {self.steps:,} steps"
+        if self.error is not None:
+            return f"{head}, error: {self.error}>"
+        text = (f"{head}, params {count_text(self.params)}, MACs {si(self.macs)}, FLOPs {si(self.flops)}, "
+                f"TOs {si(self.tos)}")
+        if self.energy_j is not None:
+            text += f", {si(self.energy_j)}J" + (f", {si(self.gco2e)}g CO2e" if self.gco2e is not None else "")
+        if self.energy_extrapolated:
+            text += " (extrapolated)"
+        if not self.complete:
+            text += f", INCOMPLETE ({len(self.incomplete)} left out)"
+        if self.layers is not None:
+            text += f", {len(self.layers)} layers"
+        return text + ">"
 
     @property
     def extra_fields(self) -> list:
@@ -290,8 +315,9 @@ def switching_basis(switching):
     """One line naming the estimate and, per op and format, its distribution and fJ per op."""
     if switching is None:
         return None
-    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']}): {e['distribution']} operands, "
-                    f"{e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
+    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']})"
+                    + (f" in {e['layers']} layers" if e.get("layers") else "")
+                    + f": {e['distribution']} operands, {e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
     glitches = "glitches counted" if switching["glitches"] else "zero-delay, no glitches"
     return (f"{switching['note']}; {switching['vectors'] - 1} operations per stream, seed {switching['seed']}, "
             f"{glitches}, {switching['vdd']:g} V, {switching['source']}; {ops or 'no ops counted'}")
@@ -306,6 +332,14 @@ class Scores(list):
         self.per_layer = per_layer
         #: ``(path, reason)`` of the files in the folders given that were left out as no model.
         self.skipped = list(skipped)
+
+    def __repr__(self) -> str:
+        """The table ``tosim score`` prints (one line per model, and per layer with ``per_layer``)."""
+        from ._render import format_score_table
+        if not self:
+            return "Scores([])"
+        return format_score_table(self, any(r.energy_j is not None for r in self),
+                                  any(r.levels for r in self))
 
     @property
     def failed(self) -> list:
@@ -516,7 +550,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
-    from ._device_model import is_energy_model
+    from ._energy import is_energy_model
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress,
                        densities, keep, load, layer_features=is_energy_model(device))
     _energy.apply_energy(rows, profile, device, grid_intensity)

@@ -504,6 +504,8 @@ def _activity_from_model(args, profile):
         if getattr(args, flag) is not None:
             raise CommandError(f"--{flag} does not go with --from-model (it prices the profile's FP "
                                f"multiplier and adder)")
+    if args.dist != ["uniform"]:
+        raise CommandError("--dist does not go with --from-model (the model gives the operands)")
     formats = _names(args.formats, hp.FORMATS, "format") or [profile.default_format]
     if len(formats) != 1:
         raise CommandError("--from-model takes one format")
