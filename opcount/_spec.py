@@ -85,7 +85,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from hardware_profiles import UniqueKeyLoader, _read
+from hardware_profiles import UniqueKeyLoader
+from hardware_profiles import files as _read
 
 from ._ir import ModelError, ModelIR, build_model
 

@@ -288,7 +288,7 @@ _ELEMENTWISE = {
 }
 _ALIASES = {"__add__": "add", "__radd__": "add", "__iadd__": "add", "__sub__": "sub", "__isub__": "sub",
             "__rsub__": "rsub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul", "__truediv__": "div",
-            "__itruediv__": "div", "__rtruediv__": "rdiv", "__neg__": "neg", "__matmul__": "matmul",
+            "__itruediv__": "div", "__rtruediv__": "rdiv", "__rdiv__": "rdiv", "__div__": "div", "__idiv__": "div", "__neg__": "neg", "__matmul__": "matmul",
             "__rmatmul__": "rmatmul", "__pow__": "pow", "__rpow__": "rpow", "__abs__": "abs", "divide": "div",
             "multiply": "mul", "subtract": "sub", "clip": "clamp", "amax": "max", "amin": "min"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}

@@ -125,7 +125,7 @@ def _init_worker(options):
 
 
 def _count_indexed(item):
-    from hardware_profiles import _read
+    from hardware_profiles import files as _read
     index, source = item
     with _read.track_reads() as reads:      # handed to the parent, which guards its outputs
         result = count_source(source, **_WORKER)
@@ -314,7 +314,7 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
         # fork: the workers start with the profile and every module already imported
         context = multiprocessing.get_context("fork")
         with context.Pool(min(jobs, len(sources)), initializer=_init_worker, initargs=(options,)) as pool:
-            from hardware_profiles import _read
+            from hardware_profiles import files as _read
             for index, result, reads in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
                 results[index] = result
                 for path in reads:
