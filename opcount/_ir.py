@@ -256,6 +256,9 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         no_grad = spec.pop("no_grad", False)
         if not isinstance(no_grad, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
+        rerun = spec.pop("recompute", False)
+        if not isinstance(rerun, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'recompute' must be true or false, not {rerun!r}")
         frozen = spec.pop("frozen", False)
         if not isinstance(frozen, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'frozen' must be true or false, not {frozen!r}")
@@ -272,6 +275,9 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         if frozen:
             attrs = dict(attrs, frozen=True)
             signature = None if signature is None else (signature, "frozen")
+        if rerun:
+            attrs = dict(attrs, recompute=True)
+            signature = None if signature is None else (signature, "recompute")
         layer = _new_layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
                            attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven,
                            signature=signature)
