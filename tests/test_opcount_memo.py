@@ -78,6 +78,17 @@ def test_freeze_keeps_apart_what_equality_confuses():
     assert freeze({"a": 1, "b": 2}) != freeze({"b": 2, "a": 1})
 
 
+def test_the_fields_key_keeps_apart_what_equality_confuses():
+    from opcount._memo import fields_key
+    fields = [{"a": 1}, {"a": True}, {"a": 1.0}, {"a": 0.0}, {"a": -0.0}, {"a": "1"}, {"a": None}, {"b": 1},
+              {"a": [1]}, {"a": (1,)}, {1: 1}, {"a": 1, "b": 2}]
+    keys = [fields_key(f) for f in fields]
+    for i, a in enumerate(keys):
+        for j, b in enumerate(keys):
+            assert (a == b) == (i == j), (fields[i], fields[j])
+    assert fields_key({"out": 64, "bias": False}) == fields_key({"out": 64, "bias": False})
+
+
 def test_freeze_refuses_other_types():
     class Int(int):
         pass
