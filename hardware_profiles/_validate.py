@@ -293,11 +293,28 @@ def _power(doc, power):
     if "distribution" in power:
         dist = power["distribution"]
         if isinstance(dist, dict):
-            check_keys(doc, base + ("distribution",), dist, ("default",) + S.BASIC_OPS, "op")
-            for op, value in dist.items():
-                _distribution(doc, base + ("distribution", op), value)
+            _distribution_map(doc, base + ("distribution",), dist, top=True)
         else:
             _distribution(doc, base + ("distribution",), dist)
+
+
+def _distribution_map(doc, path, dist, top):
+    """Distributions per op (``default`` and basic ops); at the top also ``layers``: layer type ->
+    a distribution, a pair, or a mapping per op."""
+    check_keys(doc, path, dist, ("default",) + S.BASIC_OPS + (("layers",) if top else ()), "op")
+    for op, value in dist.items():
+        if op != "layers":
+            _distribution(doc, path + (op,), value)
+            continue
+        check_type(doc, path + ("layers",), value, dict)
+        for kind, spec in value.items():
+            where = path + ("layers", kind)
+            if not isinstance(kind, str) or not kind:
+                raise doc.error(where, f"a layer type must be a non-empty name, not {kind!r}")
+            if isinstance(spec, dict):
+                _distribution_map(doc, where, spec, top=False)
+            else:
+                _distribution(doc, where, spec)
 
 
 def _distribution(doc, path, value):

@@ -108,6 +108,18 @@ class Embeddings(nn.Module):
         return self.fc(self.e(i))
 
 
+class TiedHead(nn.Module):
+    """A language model whose output layer is its embedding table, transposed: h @ wte.weight.T."""
+
+    def __init__(self):
+        super().__init__()
+        self.wte = nn.Embedding(11, 4)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, i):
+        return torch.relu(self.fc(self.wte(i))) @ self.wte.weight.T
+
+
 class Up(nn.Module):
     def __init__(self):
         super().__init__()
@@ -148,6 +160,7 @@ EXACT = [
     ("bmm", lambda: Attention("bmm"), x(5, 8), 0),
     ("baddbmm", lambda: Attention("baddbmm"), x(5, 8), 0),
     ("embedding", Embeddings, torch.zeros(1, 6, dtype=torch.long), 0),
+    ("tied-head-transposed", TiedHead, torch.zeros(1, 5, dtype=torch.long), 0),
     ("conv1d", lambda: nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Conv1d(4, 2, 3, stride=2)), x(2, 11), 0),
     ("conv3d", lambda: nn.Sequential(nn.Conv3d(2, 3, 2), nn.Conv3d(3, 2, 2, padding=1)), x(2, 4, 4, 3), 0),
     ("conv-transpose2d", lambda: nn.Sequential(nn.Conv2d(2, 4, 3),
@@ -188,6 +201,12 @@ def test_hand_counts_where_the_flop_counter_sees_no_product():
     assert stages[pad]["backward"]["add"] == N * 2 * (14 * 14 - 12 * 12)      # reflected copies add back
     shuffle = next(name for name, layer in layers.items() if layer.attrs.get("op") == "pixel_shuffle")
     assert not any(stages[shuffle]["backward"].values())
+
+
+def test_transposed_embedding_table_is_a_tied_output_layer():
+    layers, _ = training(TiedHead, torch.zeros(1, 5, dtype=torch.long))
+    head = [layer for layer in layers.values() if layer.attrs.get("tied_to") == "wte"]
+    assert len(head) == 1 and head[0].type == "linear" and head[0].attrs["out"] == 11
 
 
 def test_instance_norm_counts_as_group_norm_per_channel():

@@ -175,3 +175,17 @@ def test_import_tosim_is_light():
             "if m in sys.modules]; print(heavy, tosim.__version__, callable(tosim.score))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("[] ") and out.rstrip().endswith("True")
+
+
+def test_reprs_are_one_line_per_result_and_the_cli_table_for_many():
+    r = tosim.score("zoo:li2022-mlp-8-sigmoid", "li2022", phase="training", batch=64, device="laptop-cpu-dnn-tos",
+                    workload={"samples": 1372, "epochs": 2000}, per_layer=True)
+    from tosim._render import si
+    assert repr(r) == ("<ScoreResult li2022-mlp-8-sigmoid: li2022 training batch 64 x 44,000 steps, params 193, "
+                       f"MACs 1.3G, FLOPs 2.59G, TOs {si(r.tos)}, {si(r.energy_j)}J, {si(r.gco2e)}g CO2e, 8 layers>")
+    assert repr(r.layers[0]).startswith("<LayerScore linear1 (linear, fp32): params 40, MACs ")
+    rows = tosim.score_many([MLP, "missing.onnx"])
+    assert repr(rows).splitlines()[0].split() == ["model", "params", "MACs", "FLOPs", "TOs", "TOs/FLOP"]
+    assert repr(rows).splitlines()[-1].split() == ["missing", "error"]
+    assert repr(rows[1]) == ("<ScoreResult missing: cmos-generic inference batch 1, error: missing.onnx: cannot read: "
+                             "No such file or directory>")

@@ -143,27 +143,39 @@ class SwitchingProgress(SynthesisProgress):
         print(f"tosim: simulated {label} in {seconds:.1f} s", file=self.stream, flush=True)
 
 
-def switching_array(profile, formats, pairs, *, progress=None):
-    """Switching energy per basic op and format in joules, float64 ``(len(BASIC_OPS),
-    len(formats))``, for a profile with ``power: {energy: activity}``, and the basis of the
+def switching_array(profile, keys, pairs, *, progress=None):
+    """Switching energy per basic op and column in joules, float64 ``(len(BASIC_OPS),
+    len(keys))``, for a profile with ``power: {energy: activity}``, and the basis of the
     estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
-    ``ops``, one :meth:`hwlib.activity.OpEnergy.to_json` per entry). Only the ``(op, format)``
-    ``pairs`` are simulated (:func:`hwlib.activity.op_energies`, cached on disk); the other
-    entries are 0 and must be multiplied by zero counts only. ``progress``: a
-    :class:`SynthesisProgress` (its stream is told about each simulation), or ``None``."""
+    ``ops``, one :meth:`hwlib.activity.OpEnergy.to_json` per entry, with ``layers``: the layer
+    type whose distributions it used, or ``None``). A column is a format, or a ``(format,
+    layer type)`` pair (layer type ``""``: the distributions that are not per layer type).
+    Only the ``(op, column)`` ``pairs`` are simulated (:func:`hwlib.activity.op_energies`,
+    cached on disk); the other entries are 0 and must be multiplied by zero counts only.
+    ``progress``: a :class:`SynthesisProgress` (its stream is told about each simulation), or
+    ``None``."""
     import numpy as np
 
     from hwlib.activity import ESTIMATE_NOTE, op_energies
-    formats = list(formats)
+    keys = list(keys)
     told = SwitchingProgress(progress.stream) if progress is not None else None
-    energies = op_energies(profile, pairs, progress=told)
-    table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
-    column = {fmt: i for i, fmt in enumerate(formats)}
-    for (op, fmt), entry in energies.items():
-        table[BASIC_OPS.index(op), column[fmt]] = entry.energy_j_per_op
+    table = np.zeros((len(BASIC_OPS), len(keys)), dtype=np.float64)
+    column = {key: i for i, key in enumerate(keys)}
+    by_group = {}
+    for op, key in pairs:
+        fmt, group = key if isinstance(key, tuple) else (key, "")
+        by_group.setdefault(group, []).append((op, fmt, key))
+    entries = []
+    for group, items in sorted(by_group.items()):
+        energies = op_energies(profile, [(op, fmt) for op, fmt, _ in items], layer_type=group or None,
+                               progress=told)
+        for op, fmt, key in items:
+            entry = energies[(op, fmt)]
+            table[BASIC_OPS.index(op), column[key]] = entry.energy_j_per_op
+            entries.append(dict(entry.to_json(), layers=group or None))
     table.setflags(write=False)
     power = profile.power
     basis = {"note": ESTIMATE_NOTE, "source": power["source"], "vdd": power["vdd"],
              "vectors": power["vectors"], "seed": power["seed"], "glitches": bool(power["glitches"]),
-             "ops": [entry.to_json() for entry in energies.values()]}
+             "ops": entries}
     return table, basis

@@ -102,13 +102,10 @@ def variant_profile(profile, adder, multiplier, folder):
 
 def _model_joules(source, variant, fmt, phase, batch):
     from . import _pipeline
-    from ._costs import switching_array
     row = _pipeline.count_source(source, variant, phase, batch, False, load={"format": fmt})
     if row["error"] is not None:
         raise ValueError(row["error"])
-    formats = sorted(set(row["formats"]))
-    joules, _ = switching_array(variant, formats, _pipeline._used_ops([row]))
-    _pipeline._apply_costs([row], joules, formats, "stage_switch_j", "layer_switch_j")
+    _pipeline.price_switching([row], variant)
     return row["name"], float(sum(row["stage_switch_j"]))
 
 
@@ -160,6 +157,8 @@ def explore(profile, adders, multipliers, formats, models=(), *, phase="inferenc
     import hardware_profiles as hp
     import opcount
     profile = hp.load(profile)
+    from ._costs import refuse_mac_unit
+    refuse_mac_unit(profile, "tosim explore")
     base = _base_reference(profile)
     for source in models:            # a model that cannot be read is the caller's error, before any job
         opcount.load_model(source)

@@ -125,7 +125,7 @@ def _init_worker(options):
 
 
 def _count_indexed(item):
-    from hardware_profiles import _read
+    from hardware_profiles import files as _read
     index, source = item
     with _read.track_reads() as reads:      # handed to the parent, which guards its outputs
         result = count_source(source, **_WORKER)
@@ -190,6 +190,7 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     totals = result.totals["all"]
     out = {"name": result.model, "source": label, "params": result.params, "macs": result.macs,
            "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
+           "layer_types": [layer.type for layer in result.layers],
            "incomplete": result.incomplete_types, "incomplete_items": [dict(item) for item in result.incomplete],
            "error": None}
     if keep:
@@ -313,7 +314,7 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
         # fork: the workers start with the profile and every module already imported
         context = multiprocessing.get_context("fork")
         with context.Pool(min(jobs, len(sources)), initializer=_init_worker, initargs=(options,)) as pool:
-            from hardware_profiles import _read
+            from hardware_profiles import files as _read
             for index, result, reads in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
                 results[index] = result
                 for path in reads:
@@ -382,20 +383,43 @@ def price(counted, profile, synth_progress=None):
     if good and profile.power["energy"] == "activity":
         from ._costs import refuse_mac_unit
         refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
-        from ._costs import switching_array
-        joules, basis = switching_array(profile, formats, _used_ops(good), progress=synth_progress)
-        _apply_costs(good, joules, formats, "stage_switch_j", "layer_switch_j")
-        for r in good:
-            r["switching"] = basis
+        price_switching(good, profile, synth_progress)
     return counted
 
 
-def _used_ops(good):
-    """The ``(op, format)`` pairs with a non-zero count in any layer of the rows ``good``."""
+def switching_keys(r, power):
+    """Per layer of the counted row ``r``, the column of its switching energies: ``(format,
+    layer type)`` for a layer type with its own distributions (``power.distribution.layers``),
+    else ``(format, "")``."""
+    dist = power["distribution"]
+    groups = dist.get("layers", {}) if isinstance(dist, dict) else {}
+    return [(fmt, kind if kind in groups else "") for fmt, kind in zip(r["formats"], r["layer_types"])]
+
+
+def price_switching(good, profile, synth_progress=None):
+    """Fill ``stage_switch_j``, ``layer_switch_j`` and ``switching`` (the basis of the estimate)
+    of the counted rows ``good``: counts x the switching energy per op of each layer's format
+    and layer type (:func:`tosim._costs.switching_array`)."""
+    from ._costs import switching_array
+    power = profile.power
+
+    def keys_of(r):
+        return switching_keys(r, power)
+
+    keys = sorted({key for r in good for key in keys_of(r)})
+    joules, basis = switching_array(profile, keys, _used_ops(good, keys_of), progress=synth_progress)
+    _apply_costs(good, joules, keys, "stage_switch_j", "layer_switch_j", keys_of)
+    for r in good:
+        r["switching"] = basis
+
+
+def _used_ops(good, keys_of=None):
+    """The ``(op, key)`` pairs with a non-zero count in any layer of the rows ``good``; a layer's
+    key is its format, or what ``keys_of(r)`` gives per layer."""
     n_ops = len(OPS)
     used = set()
     for r in good:
-        for fmt, row in zip(r["formats"], r["rows"]):
+        for fmt, row in zip(keys_of(r) if keys_of is not None else r["formats"], r["rows"]):
             used.update((op, fmt) for o, op in enumerate(OPS) if any(row[o::n_ops]))
     return sorted(used, key=lambda pair: (pair[1], OPS.index(pair[0])))
 
@@ -412,10 +436,11 @@ def _stack(good):
                 pass
 
 
-def _apply_costs(good, costs, formats, stage_key, layer_key):
+def _apply_costs(good, costs, formats, stage_key, layer_key, keys_of=None):
     """Counts x ``costs`` (ops x ``formats``) per layer format for every row of ``good``, into
     ``r[stage_key]`` (per stage) and ``r[layer_key]`` (layers x stages): the kernel for the rows
-    that fit int64, Python floats in the kernel's order for the others."""
+    that fit int64, Python floats in the kernel's order for the others. ``keys_of(r)``, when
+    given, names each layer's column instead of its format (``formats`` then lists those keys)."""
     import numpy as np
 
     from opcount.kernel import tos_from_counts
@@ -424,7 +449,8 @@ def _apply_costs(good, costs, formats, stage_key, layer_key):
     stacked = [r for r in good if r["counts"] is not None]
     if stacked:
         counts = np.concatenate([r["counts"] for r in stacked]) if len(stacked) > 1 else stacked[0]["counts"]
-        layer_format = np.fromiter((column[f] for r in stacked for f in r["formats"]), dtype=np.int64,
+        layer_format = np.fromiter((column[f] for r in stacked
+                                    for f in (keys_of(r) if keys_of is not None else r["formats"])), dtype=np.int64,
                                    count=counts.shape[0])
         offsets = np.zeros(len(stacked) + 1, dtype=np.int64)
         np.cumsum([r["counts"].shape[0] for r in stacked], out=offsets[1:])
@@ -438,10 +464,11 @@ def _apply_costs(good, costs, formats, stage_key, layer_key):
         columns = [tuple(costs[:, j].tolist()) for j in range(len(formats))]
         memo: dict = {}
         for r in rest:
-            _price_python(r, columns, column, memo, stage_key, layer_key)
+            _price_python(r, columns, column, memo, stage_key, layer_key,
+                          keys_of(r) if keys_of is not None else None)
 
 
-def _price_python(r, columns, column, memo, stage_key, layer_key):
+def _price_python(r, columns, column, memo, stage_key, layer_key, keys=None):
     """``r[layer_key]`` (a tuple of per-stage values per layer) and ``r[stage_key]`` of one row,
     in Python floats from the exact integer counts and ``columns`` (per format, the cost of each
     op), in the kernel's order. A repeated layer (same counts, same format) is priced once
@@ -449,7 +476,7 @@ def _price_python(r, columns, column, memo, stage_key, layer_key):
     n_ops = len(OPS)
     layer_tos = []
     s0 = s1 = s2 = s3 = 0.0
-    for counts, fmt in zip(r["rows"], r["formats"]):
+    for counts, fmt in zip(r["rows"], keys if keys is not None else r["formats"]):
         key = (counts, fmt)
         tos = memo.get(key)
         if tos is None:

@@ -136,6 +136,11 @@ class LayerScore:
     time_s: Optional[float] = None
     switching_j: Optional[float] = None
 
+    def __repr__(self) -> str:
+        from ._render import count_text, si
+        return (f"<LayerScore {self.name} ({self.type}, {self.format}): params {count_text(self.params)}, "
+                f"MACs {si(self.macs)}, TOs {si(self.tos)}>")
+
 
 @dataclass
 class ScoreResult:
@@ -208,6 +213,26 @@ class ScoreResult:
     def ok(self) -> bool:
         """True when the model was read and counted (it may still be incomplete)."""
         return self.error is None
+
+    def __repr__(self) -> str:
+        """One line (the fields are attributes; :meth:`to_dict` has them all)."""
+        from ._render import count_text, si
+        head = f"<ScoreResult {self.name}: {self.profile} {self.phase} batch {self.batch}"
+        if self.steps is not None:
+            head += f" x {self.steps:,} steps"
+        if self.error is not None:
+            return f"{head}, error: {self.error}>"
+        text = (f"{head}, params {count_text(self.params)}, MACs {si(self.macs)}, FLOPs {si(self.flops)}, "
+                f"TOs {si(self.tos)}")
+        if self.energy_j is not None:
+            text += f", {si(self.energy_j)}J" + (f", {si(self.gco2e)}g CO2e" if self.gco2e is not None else "")
+        if self.energy_extrapolated:
+            text += " (extrapolated)"
+        if not self.complete:
+            text += f", INCOMPLETE ({len(self.incomplete)} left out)"
+        if self.layers is not None:
+            text += f", {len(self.layers)} layers"
+        return text + ">"
 
     @property
     def extra_fields(self) -> list:
@@ -290,8 +315,9 @@ def switching_basis(switching):
     """One line naming the estimate and, per op and format, its distribution and fJ per op."""
     if switching is None:
         return None
-    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']}): {e['distribution']} operands, "
-                    f"{e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
+    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']})"
+                    + (f" in {e['layers']} layers" if e.get("layers") else "")
+                    + f": {e['distribution']} operands, {e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
     glitches = "glitches counted" if switching["glitches"] else "zero-delay, no glitches"
     return (f"{switching['note']}; {switching['vectors'] - 1} operations per stream, seed {switching['seed']}, "
             f"{glitches}, {switching['vdd']:g} V, {switching['source']}; {ops or 'no ops counted'}")
@@ -306,6 +332,14 @@ class Scores(list):
         self.per_layer = per_layer
         #: ``(path, reason)`` of the files in the folders given that were left out as no model.
         self.skipped = list(skipped)
+
+    def __repr__(self) -> str:
+        """The table ``tosim score`` prints (one line per model, and per layer with ``per_layer``)."""
+        from ._render import format_score_table
+        if not self:
+            return "Scores([])"
+        return format_score_table(self, any(r.energy_j is not None for r in self),
+                                  any(r.levels for r in self))
 
     @property
     def failed(self) -> list:
@@ -462,12 +496,18 @@ def _densities(densities):
 
 
 ModelLike = Union[str, "os.PathLike[str]", dict, "opcount.ModelIR", Any]
+#: A built-in profile name, a profile YAML path or a loaded profile.
+ProfileLike = Union[str, "os.PathLike[str]", "hardware_profiles.Profile"]
+#: A whole run: ``{"samples": N | "passes": P, "epochs": E}`` or a :class:`Workload`.
+WorkloadLike = Union[Mapping[str, int], "Workload", None]
+#: Densities of a memory profile: ``{"weights": d, "inputs": d}`` or an :class:`opcount.Densities`.
+DensitiesLike = Union[Mapping[str, Any], "opcount.Densities", None]
 
 
-def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, phase: str = "inference",
-               batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
+def score_many(models: Iterable[ModelLike], profile: ProfileLike = DEFAULT_PROFILE, *, phase: str = "inference",
+               batch: int = 1, device: Union[str, Mapping, None] = None, workload: WorkloadLike = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
-               densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
+               densities: DensitiesLike = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None, recompute: Optional[str] = None,
                master_format: Optional[str] = None, batch_axis: Optional[int] = None,
@@ -525,9 +565,9 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
                   per_layer=per_layer, skipped=skipped)
 
 
-def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
-          device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
-          grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
+def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
+          device: Union[str, Mapping, None] = None, workload: WorkloadLike = None, per_layer: bool = False,
+          grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: DensitiesLike = None,
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
           example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
           master_format: Optional[str] = None, batch_axis: Optional[int] = None,
