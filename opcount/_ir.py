@@ -269,6 +269,7 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             out_shape, params, attrs, known, signature = infer(ltype, spec, in_shapes, shapes, memo)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
+        inferred = attrs
         if no_grad:
             attrs = dict(attrs, no_grad=True)
             signature = None if signature is None else (signature, "no_grad")
@@ -277,7 +278,12 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             signature = None if signature is None else (signature, "frozen")
         if rerun:
             attrs = dict(attrs, recompute=True)
-            signature = None if signature is None else (signature, "recompute")
+        if attrs is not inferred and signature is not None:
+            # attrs set after inference (no_grad, frozen, ...): the key covers all of them
+            try:
+                signature = (signature, _memo.freeze(attrs))
+            except _memo.Unfreezable:
+                signature = None
         layer = _new_layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
                            attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven,
                            signature=signature)
