@@ -360,8 +360,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                 needs_grad[layer.name] = False
                 continue
             attrs = layer.attrs
-            needs_grad[layer.name] = layer.params > 0 or (attrs.get("tied_to") is not None) or any(
-                needs_grad[ref] for ref in layer.inputs)
+            needs_grad[layer.name] = (layer.params > 0 and not attrs.get("frozen")) or (
+                attrs.get("tied_to") is not None) or any(needs_grad[ref] for ref in layer.inputs)
             reads = attrs.get("reads")
             for position, ref in enumerate(layer.inputs):
                 if ref in sizes:
@@ -372,7 +372,7 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
-    first_with_params = next((layer.name for layer in layers if layer.params), None)
+    first_with_params = next((layer.name for layer in layers if layer.params and not layer.attrs.get("frozen")), None)
     last_layer = layers[-1].name if layers else None
     adam = model.optimizer in ("adam", "adamw")
     formulas = FORMULAS
@@ -452,12 +452,13 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
             macs_backward = 0
         if has_update:
             first = adam and name == first_with_params
-            update = updates.get((layer.params, first))
+            trained = 0 if layer.attrs.get("frozen") else layer.params      # frozen: no update
+            update = updates.get((trained, first))
             if update is None:
-                update = update_cost(model.optimizer, layer.params)
+                update = update_cost(model.optimizer, trained)
                 if first:
                     update.update(mul=2, sub=2)
-                update = updates[(layer.params, first)] = _full(update)
+                update = updates[(trained, first)] = _full(update)
             update = dict(update)
         else:
             update = dict(zero)

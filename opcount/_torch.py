@@ -975,6 +975,7 @@ def _handle(b, event, out_refs):
                         "repeated call's weight gradients are not counted", 0)
                 b.shared.add(layer.layer)
         b.module_params[layer.layer] = (b.own(params, layer.layer), kind)
+        _mark_frozen(b, params)
         if getattr(m, "parametrizations", None):
             b.leave(layer.layer, kind, "its weight is computed by a parametrization (weight_norm, spectral_norm, "
                     f"...: {', '.join(m.parametrizations)}) whose arithmetic is not counted")
@@ -1053,9 +1054,19 @@ def _handle(b, event, out_refs):
                     "are not counted", 0)
             b.shared.add(layer.layer)
     b.own(own, layer.layer)
+    _mark_frozen(b, [t for t in own if t is not None])
     if spec["type"] not in ("elementwise", "reduce", "shape_op", "cumsum") and layer.once:
         b.leave(layer.layer, spec["type"], "computed once per batch (no batch axis); counted as per sample")
     _extra_outputs(b, event, out_refs, layer)
+
+
+def _mark_frozen(b, params):
+    """The layer just added is ``frozen`` when every parameter it reads has requires_grad=False
+    and its type can be (FROZEN_TYPES); otherwise frozen parameters are reported at the end."""
+    from ._ir import FROZEN_TYPES
+    spec = b.specs[-1]
+    if params and not any(p.requires_grad for p in params) and spec["type"] in FROZEN_TYPES:
+        spec["frozen"] = True
 
 
 def _tied_bias(b, owner):
@@ -1385,15 +1396,16 @@ def _finish_params(b, module):
     frozen ones (counted as trainable); and those of layers that ran without gradient (their
     update is counted, though they get no gradient)."""
     no_grad = {spec["name"] for spec in b.specs if spec.get("no_grad")}
+    frozen = {spec["name"] for spec in b.specs if spec.get("frozen")}
     held = {}
     for pname, p in module.named_parameters():
         if pname not in b.attributed:
             b.leave(pname, "parameter", f"{p.numel()} parameters not attributed to a counted layer (never read "
                     "by a counted operation)", p.numel())
-        elif not p.requires_grad:
+        elif not p.requires_grad and b.attributed[pname] not in frozen:
             b.leave(pname, "parameter", f"requires_grad=False (frozen): its {p.numel()} parameters are counted as "
                     "trainable, with a weight gradient and an update")
-        elif b.attributed[pname] in no_grad:
+        elif b.attributed[pname] in no_grad and p.requires_grad:
             held[b.attributed[pname]] = held.get(b.attributed[pname], 0) + p.numel()
     for layer, count in held.items():
         b.leave(layer, "no_grad", f"runs without gradient (torch.no_grad or detached weights): its {count} "

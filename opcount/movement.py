@@ -449,7 +449,7 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy: MemoryHierarc
             table["forward"] = fused
             if "backward" in stages and any(counted.stages["backward"].values()):
                 table["backward"] = fused
-        if "update" in stages and layer.params and layer.name not in split:
+        if "update" in stages and layer.params and layer.name not in split and not layer.attrs.get("frozen"):
             table["update"][outer]["weights"] += 3 * layer.params * raw
         eff = macs_f * d_w * d_i + counted.macs["backward"] * d_w * d_i
         lm = LayerMovement(name=layer.name, type=layer.type, format=layer.format,

@@ -334,9 +334,11 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
 
 #: Jobs of up to this many layers are priced in plain Python, as the kernel adds (see
 #: :func:`price`): numpy is not imported for them. Measured with ``python bench/bench_kernel.py
-#: --crossover``: importing numpy costs what Python pricing of some 10^5 layers does, and
-#: stacking the exact integers into an int64 array is itself as slow per layer as pricing them.
-_PYTHON_MAX_LAYERS = 100_000
+#: --python-crossover`` on the shared 2-core VM: Python 7.3 us of CPU per distinct layer,
+#: stacking into int64 + the numpy form 2.0 us, importing numpy 0.08-0.21 s, so numpy repays
+#: its import past some 15,000-40,000 distinct layers; models repeat layers (the zoo's 7,389
+#: layers hold about 1,300 distinct ones), which the Python path prices once.
+_PYTHON_MAX_LAYERS = 50_000
 
 
 def price(counted, profile, synth_progress=None):
