@@ -326,6 +326,7 @@ class _Builder:
         self.param_views = {}                   # id(transposed view of a 2-d parameter) -> (parameter, op, path)
         self.checkpoints = {}                   # non-reentrant checkpoint region -> where its first call is
         self.recompute = False                  # the current call is in a reentrant checkpoint region
+        self.reused = set()                     # layers whose parameters a later call reuses
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -817,6 +818,7 @@ def _einsum(b, event, out_refs):
             b.leave(layer.layer, "einsum", f"reuses the weight of {b.attributed[b.param_names[id(tw)]]!r}: the "
                     "repeated use's weight gradient is not counted")
             b.shared.add(layer.layer)
+            b.reused.add(b.attributed[b.param_names[id(tw)]])
         b.own([tw], layer.layer)
         product_shape = (dims(rows) or 1, dims(cols))
     else:
@@ -856,6 +858,7 @@ def _embedding_bag(b, event, out_refs):
         b.leave(lookup.layer, "embedding_bag", f"reuses the table of {b.attributed[b.param_names[id(weight)]]!r}: "
                 "the repeated use's gradient is not counted")
         b.shared.add(lookup.layer)
+        b.reused.add(b.attributed[b.param_names[id(weight)]])
     b.own([weight], lookup.layer)
     out = out_refs[0]
     b.add({"type": "reduce", "kind": mode, "out_shape": list(out[0])}, [lookup], event.outputs[0], out, path)
@@ -980,6 +983,7 @@ def _handle(b, event, out_refs):
                 b.leave(layer.layer, kind, f"module called again (its parameters are owned by {first!r}): the "
                         "repeated call's weight gradients are not counted", 0)
                 b.shared.add(layer.layer)
+                b.reused.add(first)
         b.module_params[layer.layer] = (b.own(params, layer.layer), kind)
         _mark_frozen(b, params)
         if getattr(m, "parametrizations", None):
@@ -1059,6 +1063,7 @@ def _handle(b, event, out_refs):
             b.leave(layer.layer, name, f"reuses the parameters of {first!r}: the repeated use's weight gradients "
                     "are not counted", 0)
             b.shared.add(layer.layer)
+            b.reused.add(first)
     b.own(own, layer.layer)
     _mark_frozen(b, [t for t in own if t is not None])
     if spec["type"] not in ("elementwise", "reduce", "shape_op", "cumsum") and layer.once:
@@ -1413,7 +1418,14 @@ def _finish_params(b, module):
                     "trainable, with a weight gradient and an update")
         elif b.attributed[pname] in no_grad and p.requires_grad:
             held[b.attributed[pname]] = held.get(b.attributed[pname], 0) + p.numel()
+    from ._ir import FROZEN_TYPES
+    tied = {spec.get("tied_to") for spec in b.specs}
     for layer, count in held.items():
+        spec = next(spec for spec in b.specs if spec["name"] == layer)
+        if spec["type"] in FROZEN_TYPES and layer not in b.reused and layer not in tied:
+            # its parameters get no gradient in this step: the optimizer skips them (grad None)
+            spec["frozen"] = True
+            continue
         b.leave(layer, "no_grad", f"runs without gradient (torch.no_grad or detached weights): its {count} "
                 "parameters get no gradient, but their optimizer update is counted")
 

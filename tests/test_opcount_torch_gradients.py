@@ -70,16 +70,12 @@ def test_detach_data_and_no_grad_stop_the_gradient(how):
     torch.manual_seed(0)
     module = Stopped(how)
     x = torch.randn(1, 3)
-    if how == "no_grad":
-        # fc1 runs without gradient: its parameters are reported (their update is counted although
-        # they get no gradient)
-        with pytest.warns(opcount.IncompleteModelWarning, match="no gradient"):
-            ir = opcount.load_torch(module, x)
-        assert {item["layer"] for item in ir.left_out} == {"fc1"}
-        result = opcount.count_model(ir, FAKE, phase="training", batch=N)
-    else:
-        ir = load(module, x)
-        result = training(ir)
+    ir = load(module, x)
+    result = training(ir)
+    # under torch.no_grad fc1's parameters get no gradient: no update either (the optimizer
+    # skips a parameter whose grad is None), as for a frozen layer
+    assert bool(ir.layer("fc1").attrs.get("frozen")) == (how == "no_grad")
+    assert any(stage(result, "fc1", "update").values()) == (how != "no_grad")
     forward = N * (3 * 4 + 4 * 2)
     backward = N * (3 * 4 + 4 * 2 * 2) if how == "none" else N * 4 * 2     # fc2's weight gradient only
     assert result.macs == forward + backward
@@ -335,6 +331,21 @@ def test_frozen_layer_between_trainable_ones_passes_the_gradient():
     # its input gradient N*4*4 mul, N*4*3 add; no weight or bias gradient
     assert back["mul"] == N * 16 and back["add"] == N * 12
     assert result.macs == fcm_training_flops(module, (torch.randn(N, 3),)) // 2
+
+
+def test_no_grad_layer_without_a_frozen_formula_is_reported():
+    class Norm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.norm = nn.Linear(3, 4), nn.LayerNorm(4)
+
+        def forward(self, x):
+            with torch.no_grad():
+                y = self.norm(self.fc(x))
+            return y
+    with pytest.warns(opcount.IncompleteModelWarning, match="runs without gradient"):
+        ir = opcount.load_torch(Norm(), torch.randn(1, 3))
+    assert {item["layer"] for item in ir.left_out} == {"norm"} and ir.layer("fc").attrs.get("frozen")
 
 
 def test_frozen_layer_without_a_frozen_formula_is_reported():
