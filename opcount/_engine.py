@@ -319,7 +319,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
     element to sum them, counted in its producer's backward stage. A layer marked ``no_grad``
     (a ``detach``, a call under ``torch.no_grad``, a comparison) has no backward and returns no
-    gradient to its inputs.
+    gradient to its inputs; a layer marked ``recompute`` (a checkpointed region's) adds its
+    forward to its backward stage; a ``frozen`` layer computes no weight gradient and no update.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
@@ -425,11 +426,13 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
             else:
                 cost = entry[0]
         forward = dict(entry[1]) if entry is not None else _full(cost.forward)
+        # a layer of a checkpointed region (``recompute``) runs its forward again in backward
+        rerun = has_backward and layer.attrs.get("recompute")
         if has_backward and needs_grad[name]:
             backward: Any = cost.backward
             macs_backward = cost.macs_backward
             plain = True
-            if recompute == "full" and name != last_layer:
+            if (recompute == "full" and name != last_layer) or rerun:
                 backward = backward + cost.forward
                 macs_backward += cost.macs_forward
                 plain = False
@@ -447,6 +450,9 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                 backward = dict(entry[2])
             else:
                 backward = _full(backward)
+        elif rerun:
+            backward = _full(cost.forward)
+            macs_backward = cost.macs_forward
         else:
             backward = dict(zero)
             macs_backward = 0

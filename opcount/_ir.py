@@ -256,6 +256,9 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         no_grad = spec.pop("no_grad", False)
         if not isinstance(no_grad, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
+        rerun = spec.pop("recompute", False)
+        if not isinstance(rerun, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'recompute' must be true or false, not {rerun!r}")
         frozen = spec.pop("frozen", False)
         if not isinstance(frozen, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'frozen' must be true or false, not {frozen!r}")
@@ -273,6 +276,8 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         if frozen:
             attrs = dict(attrs, frozen=True)
             signature = None if signature is None else (signature, "frozen")
+        if rerun:
+            attrs = dict(attrs, recompute=True)
         if attrs is not inferred and signature is not None:
             # attrs set after inference (no_grad, frozen, ...): the key covers all of them
             try:

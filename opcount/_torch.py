@@ -163,7 +163,7 @@ def _record(module, call, args, kwargs, leaf_of, torch):
 
 def _watch_checkpoints(state):
     """Mark the calls made inside ``torch.utils.checkpoint`` regions (``state["checkpoint"]``
-    holds the number of the region being run) by wrapping its reentrant and non-reentrant
+    holds ``(number, reentrant)`` of the region being run) by wrapping its reentrant and non-reentrant
     implementations for the length of one recording; returns the function that undoes it."""
     from torch.utils import checkpoint as ckpt
     function = getattr(ckpt, "CheckpointFunction", None)
@@ -172,19 +172,19 @@ def _watch_checkpoints(state):
         return lambda: None
     forward = function.__dict__["forward"]
 
-    def region():
+    def region(reentrant):
         state["regions"] += 1
-        state["checkpoint"].append(state["regions"])
+        state["checkpoint"].append((state["regions"], reentrant))
 
     def reentrant(ctx, run_function, preserve_rng_state, *args):
-        region()
+        region(True)
         try:
             return forward.__func__(ctx, run_function, preserve_rng_state, *args)
         finally:
             state["checkpoint"].pop()
 
     def non_reentrant(*args, **kwargs):
-        region()
+        region(False)
         try:
             yield from generator(*args, **kwargs)
         finally:
@@ -324,7 +324,8 @@ class _Builder:
         self.rnn_states = {}                    # recurrent layer -> {1: its h_n view, 2: its c_n view}
         self.module_params = {}                 # layer of a standard module -> (parameters it owns, class)
         self.param_views = {}                   # id(transposed view of a 2-d parameter) -> (parameter, op, path)
-        self.checkpoints = {}                   # checkpointed region number -> where its first call is
+        self.checkpoints = {}                   # non-reentrant checkpoint region -> where its first call is
+        self.recompute = False                  # the current call is in a reentrant checkpoint region
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -401,6 +402,8 @@ class _Builder:
         spec = dict(spec)
         if self.grad_in and out_tensor is not None and not out_tensor.requires_grad:
             spec["no_grad"] = True
+        if self.recompute:
+            spec["recompute"] = True
         spec["name"] = name
         spec["inputs"] = [r.layer for r in inputs] or [MODEL_INPUT]
         self.specs.append(spec)
@@ -943,8 +946,11 @@ def _handle(b, event, out_refs):
     # stops none (the region's backward recomputes it with gradient)
     b.grad_in = not event.checkpoint and any(t.requires_grad for t in list(event.inputs) + list(event.params)
                                              if b.live(t))
-    if event.checkpoint and event.checkpoint not in b.checkpoints:
-        b.checkpoints[event.checkpoint] = event.path or event.target
+    # a reentrant region's backward runs all of its forward again (recompute: counted); the
+    # non-reentrant one stops once it has what backward needs (left out, reported)
+    b.recompute = bool(event.checkpoint) and event.checkpoint[1]
+    if event.checkpoint and not event.checkpoint[1] and event.checkpoint[0] not in b.checkpoints:
+        b.checkpoints[event.checkpoint[0]] = event.path or event.target
     if event.kind == "module":
         m = event.module
         ins = [b.tracked(t) for t in event.inputs]
@@ -1316,8 +1322,8 @@ def _load_torch(module, example_inputs, *, name, loss, optimizer, batch_dim, cus
             _unknown(b, event, out_refs, str(exc))
     _finish_params(b, module)
     for where in b.checkpoints.values():
-        b.leave(where, "checkpoint", "starts a torch.utils.checkpoint region: the forward its backward recomputes "
-                "is not counted (count with recompute='full' for every layer)")
+        b.leave(where, "checkpoint", "starts a non-reentrant torch.utils.checkpoint region: the part of its "
+                "forward that its backward recomputes (up to the last activation it needs) is not counted")
     final = b.ref(outputs[0]) if outputs else None
     specs = _prune(b.specs, final.layer if final is not None else None)
     _rnn_gradients(b, specs, b.rnn_states, final.layer if final is not None else None)
