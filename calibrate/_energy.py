@@ -133,9 +133,10 @@ class LayerTable:
     n_runs: int
     types: list = field(default_factory=list)
     labels: list = field(default_factory=list)
-    channels: ArrayLike | None = None
-    window: ArrayLike | None = None
-    rows: ArrayLike | None = None
+    # given as array-likes or None (zeros); arrays after __post_init__
+    channels: Any = None
+    window: Any = None
+    rows: Any = None
 
     def __post_init__(self):
         self.types = list(self.types) if self.types else [""] * len(self.run)

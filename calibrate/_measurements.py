@@ -51,7 +51,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Collection
 
-from hardware_profiles import _read
+from hardware_profiles import files as _read
 
 __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "PHASES", "CODECARBON_KEYS",
            "ENERGY_PARTS", "read_measurements", "read_codecarbon", "read_any", "workload_steps"]

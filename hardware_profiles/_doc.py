@@ -9,6 +9,9 @@ class ProfileError(Exception):
     """A profile that cannot be used; the message is one line naming file, line and key path."""
 
 
+ProfileError.__module__ = "hardware_profiles"   # shown as hardware_profiles.ProfileError, its public name
+
+
 def type_name(value):
     if value is None:
         return "null"

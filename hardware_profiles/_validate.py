@@ -65,10 +65,13 @@ def _technology(doc, tech):
 
 def _units(doc, units):
     """``units:``: per basic op, a design of its kind and that design's options."""
-    check_keys(doc, ("units",), units, S.BASIC_OPS, "op")
+    check_keys(doc, ("units",), units, S.BASIC_OPS + ("mac",), "op")
     for op, unit in units.items():
         path = ("units", op)
         check_type(doc, path, unit, dict)
+        if op == "mac":
+            _mac_unit(doc, path, unit)
+            continue
         check_keys(doc, path, unit, ("design",) + tuple(S.UNIT_OPTIONS[op]), "unit option")
         if "design" not in unit:
             raise doc.error(path, "missing key 'design'")
@@ -83,6 +86,23 @@ def _units(doc, units):
                     raise doc.error(path + (option,), f"seed bits must be an integer in 2..16, not {value}")
             else:
                 check_design(doc, path + (option,), unit[option], kind)
+
+
+def _mac_unit(doc, path, unit):
+    """``units.mac``: ``design: fused`` and an optional ``accumulate:`` format."""
+    check_keys(doc, path, unit, ("design", "accumulate"), "unit option")
+    if "design" not in unit:
+        raise doc.error(path, "missing key 'design'")
+    check_type(doc, path + ("design",), unit["design"], str)
+    if unit["design"] not in S.MAC_DESIGNS:
+        raise doc.error(path + ("design",), f"unknown MAC design {unit['design']!r}"
+                                            f"{suggest(unit['design'], S.MAC_DESIGNS)}; known: {', '.join(S.MAC_DESIGNS)}")
+    if "accumulate" in unit:
+        check_type(doc, path + ("accumulate",), unit["accumulate"], str)
+        if unit["accumulate"] not in S.MAC_ACCUMULATOR_FORMATS:
+            raise doc.error(path + ("accumulate",), f"unknown accumulator format {unit['accumulate']!r}"
+                                                    f"{suggest(unit['accumulate'], S.MAC_ACCUMULATOR_FORMATS)}; "
+                                                    f"known: {', '.join(S.MAC_ACCUMULATOR_FORMATS)}")
 
 
 def _datapath_and_formats(doc, data):
@@ -273,11 +293,28 @@ def _power(doc, power):
     if "distribution" in power:
         dist = power["distribution"]
         if isinstance(dist, dict):
-            check_keys(doc, base + ("distribution",), dist, ("default",) + S.BASIC_OPS, "op")
-            for op, value in dist.items():
-                _distribution(doc, base + ("distribution", op), value)
+            _distribution_map(doc, base + ("distribution",), dist, top=True)
         else:
             _distribution(doc, base + ("distribution",), dist)
+
+
+def _distribution_map(doc, path, dist, top):
+    """Distributions per op (``default`` and basic ops); at the top also ``layers``: layer type ->
+    a distribution, a pair, or a mapping per op."""
+    check_keys(doc, path, dist, ("default",) + S.BASIC_OPS + (("layers",) if top else ()), "op")
+    for op, value in dist.items():
+        if op != "layers":
+            _distribution(doc, path + (op,), value)
+            continue
+        check_type(doc, path + ("layers",), value, dict)
+        for kind, spec in value.items():
+            where = path + ("layers", kind)
+            if not isinstance(kind, str) or not kind:
+                raise doc.error(where, f"a layer type must be a non-empty name, not {kind!r}")
+            if isinstance(spec, dict):
+                _distribution_map(doc, where, spec, top=False)
+            else:
+                _distribution(doc, where, spec)
 
 
 def _distribution(doc, path, value):
@@ -396,6 +433,9 @@ def check_resolved(data, src, chain):
         if op not in data["units"]:
             raise r.missing(("units", op))
     _resolved_formats(r, data)
+    if "mac" in data["units"] and data["datapath"] != "ieee":
+        raise r.error(("units", "mac"), f"a MAC unit is an IEEE datapath unit (hwlib.units.fma); datapath "
+                                        f"{data['datapath']!r} has none")
     memory = data.get("memory")
     if memory is not None:
         if "levels" not in memory:

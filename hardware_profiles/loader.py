@@ -87,8 +87,8 @@ class Profile:
         key present, the per-gate tables merged gate by gate. A profile without the section gets
         the defaults (``energy: transistors``)."""
         own = self.data.get("power", {})
-        out = {key: (dict(value) if isinstance(value, dict) else value)
-               for key, value in S.POWER_DEFAULTS.items()}
+        out: dict[str, Any] = {key: (dict(value) if isinstance(value, dict) else value)
+                               for key, value in S.POWER_DEFAULTS.items()}
         for key, value in own.items():
             if key in S.POWER_TABLES:
                 out[key].update(value)

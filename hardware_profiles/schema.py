@@ -4,13 +4,15 @@ The schema is data, read by the validator in :mod:`hardware_profiles.loader` and
 README. ``hwlib`` keeps the constructors behind the design names; ``tests/test_hwlib_registry.py``
 checks that the names here and there are the same.
 """
+from __future__ import annotations
 
 __all__ = [
     "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "DESIGNS", "UNIT_DESIGN_KIND",
     "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
     "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
     "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES", "PHASES", "LOSSES", "OPTIMIZERS", "DEFAULT_PROFILE",
-    "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES",
+    "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES", "MAC_DESIGNS",
+    "MAC_ACCUMULATOR_FORMATS", "MAC_LAYER_TYPES",
     "POWER_KEYS", "POWER_VERSIONS", "POWER_ENERGY", "POWER_TABLES", "POWER_DEFAULTS", "DISTRIBUTIONS",
     "split_distribution",
 ]
@@ -45,6 +47,16 @@ DESIGNS = {
     "div": ("srt_radix2", "restoring", "non_restoring"),
     "sqrt": ("newton_raphson", "digit_recurrence"),
 }
+
+#: The optional ``units.mac`` unit (multiply-accumulate; opcount then counts ``mac`` ops for the
+#: accumulations of the MAC_LAYER_TYPES): its designs (``fused``: hwlib.units.fma.FPMAC, one
+#: rounding, built from the profile's mul and add units) and the formats it may accumulate in
+#: (``accumulate:``; default the layer's own format, an FMA).
+MAC_DESIGNS = ("fused",)
+MAC_ACCUMULATOR_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e5m2")
+#: Layer types whose multiply-accumulates run on the MAC unit: the matrix products.
+MAC_LAYER_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                   "conv_transpose3d", "matmul", "bmm")
 
 #: Which design kind implements each basic op: sub and cmp run on an adder (two's complement).
 UNIT_DESIGN_KIND = {"add": "add", "sub": "add", "cmp": "add", "mul": "mul", "div": "div", "sqrt": "sqrt"}
@@ -219,7 +231,7 @@ POWER_DEFAULTS = {
 DISTRIBUTIONS = {"uniform": (), "normal": ("scale",), "relu": ("zeros", "scale"), "zeros": ()}
 
 
-def split_distribution(text):
+def split_distribution(text: str) -> tuple[str, dict[str, float]]:
     """``"relu:zeros=0.7,scale=0.1"`` -> ``("relu", {"zeros": 0.7, "scale": 0.1})``; raises
     ``ValueError`` (a message without the value's location) for an unknown name or parameter, a
     parameter that is not ``KEY=NUMBER``, a negative or non-finite number, or ``zeros`` above 1."""

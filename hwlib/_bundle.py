@@ -15,7 +15,7 @@ import sys
 import time
 
 import hardware_profiles as hp
-from hardware_profiles import _write
+from hardware_profiles import files
 
 from . import _yosys
 from .cost import BUNDLED_DIR, _source_digest, _toolchain, bundle_key, cost_tables, unit_spec
@@ -51,7 +51,7 @@ def bundle_profiles(names, jobs=1):
 def write_json_atomic(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     # 0644: package data must be world-readable
-    _write.replace_file(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    files.replace_file(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def main(argv=None):

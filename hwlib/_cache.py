@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 
-from hardware_profiles import _read, _write
+from hardware_profiles import files
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CacheStats", "Cache", "default_cache_dir"]
 
@@ -92,7 +92,7 @@ class Cache:
             return None
         try:
             # bounded like every input: a FIFO, a device or a huge file in the cache is refused
-            entry = _read.load_json(_read.read_text(path, limit=_ENTRY_BYTES), path)
+            entry = files.load_json(files.read_text(path, limit=_ENTRY_BYTES), path)
         except ValueError:      # InputFileError, JSONDecodeError
             self.stats.invalid += 1
             return None
@@ -119,7 +119,7 @@ class Cache:
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             # mkstemp makes 0600; a shared cache must be readable
-            _write.replace_file(path, text, mode=_FILE_MODE)
+            files.replace_file(path, text, mode=_FILE_MODE)
         except OSError as exc:
             warnings.warn(f"Could not write the cost cache entry {path}: {exc}", CacheWarning,
                           stacklevel=2)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hardware_profiles.schema import MAC_LAYER_TYPES
+
 from ._engine import BASIC_OPS, PHASES, STAGES, CountResult, LayerCount, count_model
 from ._formulas import FORMULAS, ZERO_COST
 from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, ModelError, ModelIR, build_model,
@@ -25,11 +27,11 @@ from ._ir import (FORMATS, LOSSES, OPTIMIZERS, IncompleteModelWarning, Layer, Mo
 from ._spec import load_spec, spec_to_model
 from ._zoo import CAUSAL_LMS, zoo_names, load_zoo
 
-# Imported on first use: the ONNX and PyTorch frontends, Hugging Face configs and the
-# data-movement model are large modules that counting a spec or a zoo model never needs.
+# Imported on first use: the ONNX and PyTorch frontends, Hugging Face configs, the data-movement
+# model and MAC counts (numpy) are modules that counting a spec or a zoo model never needs.
 _LAZY = {"load_onnx": "._onnx", "load_torch": "._torch", "load_hf_config": "._hf",
          "Densities": ".movement", "MemoryHierarchy": ".movement", "MovementResult": ".movement",
-         "count_movement": ".movement"}
+         "count_movement": ".movement", "mac_counts": "._macs", "with_macs": "._macs"}
 
 
 def __getattr__(name):
@@ -50,7 +52,8 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "with_default_format",
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
-           "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS"]
+           "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS",
+           "mac_counts", "with_macs", "MAC_LAYER_TYPES"]
 
 
 def layer_types() -> list[str]:
@@ -74,7 +77,7 @@ def with_format(model: ModelIR, fmt: str) -> ModelIR:
 
 def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq: int | None = None,
                format: str | None = None, past: int = 0, kv_cache: bool = False, logits: str = "all",
-               batch_axis: int | dict[str, int] | None = None) -> ModelIR:
+               batch_axis: int | dict[str, int] | None = None, dims: dict[str, int] | None = None) -> ModelIR:
     """A ModelIR from ``zoo:NAME``, a ``.yaml``/``.yml``/``.json`` model spec path, a Hugging Face
     ``config.json``, an ``.onnx`` file, a spec mapping, or a ModelIR (returned as is).
 
@@ -86,20 +89,21 @@ def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq
     GPT/LLaMA/Mistral/Mixtral, Hugging Face gpt2/llama/mistral/mixtral/qwen2 configs) ``past``,
     ``kv_cache`` and ``logits`` build one serving step: ``seq`` new tokens after ``past`` cached
     ones, storing their keys and values when ``kv_cache``, the LM head over ``"all"`` positions
-    or the ``"last"`` one. ``batch_axis``: the batch axis of an ONNX file's first input (see
-    :func:`load_onnx`; an error for other sources). Raises :class:`ModelError` on bad input (one line naming the file and
+    or the ``"last"`` one. ``batch_axis``: the batch axis of an ONNX file's first input;
+    ``dims``: sizes of its other symbolic dimensions (see :func:`load_onnx`; both an error for
+    other sources). Raises :class:`ModelError` on bad input (one line naming the file and
     the layer).
     """
-    model = _load(source, seq, {"past": past, "kv_cache": kv_cache, "logits": logits}, batch_axis)
+    model = _load(source, seq, {"past": past, "kv_cache": kv_cache, "logits": logits}, batch_axis, dims)
     return model if format is None else with_format(model, format)
 
 
-def _load(source, seq, step, batch_axis=None):
-    if batch_axis is not None:
+def _load(source, seq, step, batch_axis=None, dims=None):
+    if batch_axis is not None or dims:
         path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
         if path is None or os.path.splitext(path)[1].lower() != ".onnx":
-            raise ModelError(f"{path if path is not None else type(source).__name__}: a batch axis can be given for "
-                             "ONNX files only")
+            raise ModelError(f"{path if path is not None else type(source).__name__}: a batch axis or symbolic "
+                             "dimensions can be given for ONNX files only")
     if not isinstance(step["past"], int) or isinstance(step["past"], bool) or step["past"] < 0:
         raise ModelError(f"past (cached tokens) must be a non-negative integer, not {step['past']!r}")
     if step["logits"] not in ("all", "last"):
@@ -131,7 +135,7 @@ def _load(source, seq, step, batch_axis=None):
             raise ModelError(f"{source}: reading an ONNX model needs the onnx package, which is not installed "
                              "(pip install 'tosim[onnx]')")
         from ._onnx import load_onnx
-        return load_onnx(source, batch_axis=batch_axis)
+        return load_onnx(source, batch_axis=batch_axis, dims=dims or None)
     if not os.path.exists(source):
         raise ModelError(f"{source}: no such file (and not a zoo:NAME)")
     raise ModelError(f"{source}: unsupported model file type {extension or '(none)'!r}; "

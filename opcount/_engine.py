@@ -11,11 +11,12 @@ import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, cast
 
 from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ._formulas import FORMULAS, Context, LayerCost
 from . import _memo
@@ -25,7 +26,7 @@ from ._memo import Unfreezable, freeze
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
            "loss_cost", "update_cost"]
 
-INT64_MAX = np.iinfo(np.int64).max
+INT64_MAX = 2 ** 63 - 1     # numpy's int64 maximum (numpy is imported only by as_array)
 
 
 @dataclass
@@ -69,6 +70,8 @@ class CountResult:
     incomplete: list = field(default_factory=list)
     active_params: int | None = None
     assumptions: list = field(default_factory=list)
+    #: the ops of the stage dicts: ``BASIC_OPS``, plus ``mac`` after :func:`opcount.with_macs`
+    ops: tuple = BASIC_OPS
 
     def __post_init__(self):
         if self.active_params is None:
@@ -100,8 +103,8 @@ class CountResult:
         out = {}
         for stage in STAGES:
             rows = [layer.stages[stage] for layer in self.layers]
-            out[stage] = {op: sum(map(operator.itemgetter(op), rows)) for op in BASIC_OPS}
-        out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in BASIC_OPS}
+            out[stage] = {op: sum(map(operator.itemgetter(op), rows)) for op in self.ops}
+        out["all"] = {op: sum(out[stage][op] for stage in STAGES) for op in self.ops}
         return out
 
     def by_module(self, depth: int = 1) -> dict[str, dict[str, Any]]:
@@ -119,14 +122,14 @@ class CountResult:
             row = out.get(key)
             if row is None:
                 row = out[key] = {"layers": 0, "params": 0, "macs": 0, "flops": 0,
-                                  "stages": {s: dict.fromkeys(BASIC_OPS, 0) for s in STAGES}}
+                                  "stages": {s: dict.fromkeys(self.ops, 0) for s in STAGES}}
             row["layers"] += 1
             row["params"] += layer.params
             macs = sum(layer.macs[s] for s in ("forward", "backward") if s in stages)
             row["macs"] += macs
             row["flops"] += 2 * macs
             for stage in STAGES:
-                for op in BASIC_OPS:
+                for op in self.ops:
                     row["stages"][stage][op] += layer.stages[stage][op]
         return out
 
@@ -137,9 +140,16 @@ class CountResult:
 
     def as_array(self) -> np.ndarray:
         """int64 array of shape (layers, 4 stages, 6 ops), stages in ``STAGES`` order and ops in
-        ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64."""
-        rows = [[stages[s][op] for s in STAGES for op in BASIC_OPS]
-                for stages in (layer.stages for layer in self.layers)]
+        ``BASIC_OPS`` order. Raises ``OverflowError`` if any entry does not fit int64, and
+        ``ValueError`` for counts with ``mac`` ops (:func:`opcount.with_macs`), which six basic-op
+        columns cannot hold."""
+        import numpy as np
+        if self.ops != BASIC_OPS:
+            raise ValueError(f"{self.model}: counts with {', '.join(o for o in self.ops if o not in BASIC_OPS)} "
+                             f"ops have no basic-op array")
+        get = operator.itemgetter(*BASIC_OPS)
+        rows = [get(st["forward"]) + get(st["loss"]) + get(st["backward"]) + get(st["update"])
+                for st in (layer.stages for layer in self.layers)]
         try:
             array = np.array(rows, dtype=np.int64)
         except OverflowError:
@@ -309,7 +319,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
     element to sum them, counted in its producer's backward stage. A layer marked ``no_grad``
     (a ``detach``, a call under ``torch.no_grad``, a comparison) has no backward and returns no
-    gradient to its inputs.
+    gradient to its inputs; a layer marked ``recompute`` (a checkpointed region's) adds its
+    forward to its backward stage; a ``frozen`` layer computes no weight gradient and no update.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
@@ -350,8 +361,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                 needs_grad[layer.name] = False
                 continue
             attrs = layer.attrs
-            needs_grad[layer.name] = layer.params > 0 or (attrs.get("tied_to") is not None) or any(
-                needs_grad[ref] for ref in layer.inputs)
+            needs_grad[layer.name] = (layer.params > 0 and not attrs.get("frozen")) or (
+                attrs.get("tied_to") is not None) or any(needs_grad[ref] for ref in layer.inputs)
             reads = attrs.get("reads")
             for position, ref in enumerate(layer.inputs):
                 if ref in sizes:
@@ -362,7 +373,7 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
-    first_with_params = next((layer.name for layer in layers if layer.params), None)
+    first_with_params = next((layer.name for layer in layers if layer.params and not layer.attrs.get("frozen")), None)
     last_layer = layers[-1].name if layers else None
     adam = model.optimizer in ("adam", "adamw")
     formulas = FORMULAS
@@ -415,11 +426,13 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
             else:
                 cost = entry[0]
         forward = dict(entry[1]) if entry is not None else _full(cost.forward)
+        # a layer of a checkpointed region (``recompute``) runs its forward again in backward
+        rerun = has_backward and layer.attrs.get("recompute")
         if has_backward and needs_grad[name]:
             backward: Any = cost.backward
             macs_backward = cost.macs_backward
             plain = True
-            if recompute == "full" and name != last_layer:
+            if (recompute == "full" and name != last_layer) or rerun:
                 backward = backward + cost.forward
                 macs_backward += cost.macs_forward
                 plain = False
@@ -437,17 +450,21 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                 backward = dict(entry[2])
             else:
                 backward = _full(backward)
+        elif rerun:
+            backward = _full(cost.forward)
+            macs_backward = cost.macs_forward
         else:
             backward = dict(zero)
             macs_backward = 0
         if has_update:
             first = adam and name == first_with_params
-            update = updates.get((layer.params, first))
+            trained = 0 if layer.attrs.get("frozen") else layer.params      # frozen: no update
+            update = updates.get((trained, first))
             if update is None:
-                update = update_cost(model.optimizer, layer.params)
+                update = update_cost(model.optimizer, trained)
                 if first:
                     update.update(mul=2, sub=2)
-                update = updates[(layer.params, first)] = _full(update)
+                update = updates[(trained, first)] = _full(update)
             update = dict(update)
         else:
             update = dict(zero)

@@ -20,7 +20,7 @@ import json
 import os
 from typing import Any
 
-from hardware_profiles import _read
+from hardware_profiles import files as _read
 
 from ._ir import ModelError, ModelIR
 from ._spec import spec_to_model

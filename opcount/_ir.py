@@ -7,8 +7,10 @@ so residual adds and concats are written as references.
 """
 from __future__ import annotations
 
+import operator
 import warnings
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Mapping, Sequence
 
 from hardware_profiles.schema import FORMATS, LOSSES, OPTIMIZERS
@@ -17,10 +19,16 @@ __all__ = ["ModelError", "IncompleteModelWarning", "Layer", "ModelIR", "FORMATS"
            "build_model"]
 
 MODEL_INPUT = "input"
+# layer types whose parameters can be frozen (``frozen: true``: no weight gradient, no update)
+FROZEN_TYPES = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                          "conv_transpose3d", "embedding"})
 
 
 class ModelError(ValueError):
     """A bad model description: one line naming the file (or source) and the layer."""
+
+
+ModelError.__module__ = "opcount"      # shown as opcount.ModelError, where users import it from
 
 
 class IncompleteModelWarning(UserWarning):
@@ -205,7 +213,7 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             at = f"{source}: line {line}" if line else source
             raise ModelError(f"{at}: layer {index}: field 'name' is empty; give it a value or leave it out")
         lname = spec.pop("name", None)
-        if lname is not None and not _is_name(lname):
+        if lname is not None and type(lname) is not str and not _is_name(lname):
             raise ModelError(f"{source}: layer {index}: 'name' must be a string or a number, not {lname!r}")
         if ltype is None:
             raise ModelError(f"{source}: layer {lname if lname is not None else index}: missing field 'type'")
@@ -217,13 +225,14 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             raise ModelError(f"{_where(source, lname, ltype)}: the name 'input' is reserved for the model input")
         if lname in shapes:
             raise ModelError(f"{_where(source, lname, ltype)}: duplicate layer name")
-        for key, value in spec.items():
-            # YAML's empty value (``out:``) is null: an error for every field, never "absent"
-            if value is None:
-                line = (lines or {}).get(("layers", index, str(key)))
-                at = f"{source}: line {line}" if line else source
-                raise ModelError(f"{_where(at, lname, ltype)}: field {key!r} is empty; give it a value or "
-                                 "leave it out")
+        if any(map(operator.is_, spec.values(), repeat(None))):
+            for key, value in spec.items():
+                # YAML's empty value (``out:``) is null: an error for every field, never "absent"
+                if value is None:
+                    line = (lines or {}).get(("layers", index, str(key)))
+                    at = f"{source}: line {line}" if line else source
+                    raise ModelError(f"{_where(at, lname, ltype)}: field {key!r} is empty; give it a value or "
+                                     "leave it out")
         inputs = spec.pop("inputs", None)
         if inputs is None:
             inputs = (previous,)
@@ -247,13 +256,34 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         no_grad = spec.pop("no_grad", False)
         if not isinstance(no_grad, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
+        rerun = spec.pop("recompute", False)
+        if not isinstance(rerun, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'recompute' must be true or false, not {rerun!r}")
+        frozen = spec.pop("frozen", False)
+        if not isinstance(frozen, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'frozen' must be true or false, not {frozen!r}")
+        if frozen and ltype not in FROZEN_TYPES:
+            raise ModelError(f"{_where(source, lname, ltype)}: 'frozen' applies to {', '.join(sorted(FROZEN_TYPES))} "
+                             "layers")
         try:
             out_shape, params, attrs, known, signature = infer(ltype, spec, in_shapes, shapes, memo)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
+        inferred = attrs
         if no_grad:
             attrs = dict(attrs, no_grad=True)
             signature = None if signature is None else (signature, "no_grad")
+        if frozen:
+            attrs = dict(attrs, frozen=True)
+            signature = None if signature is None else (signature, "frozen")
+        if rerun:
+            attrs = dict(attrs, recompute=True)
+        if attrs is not inferred and signature is not None:
+            # attrs set after inference (no_grad, frozen, ...): the key covers all of them
+            try:
+                signature = (signature, _memo.freeze(attrs))
+            except _memo.Unfreezable:
+                signature = None
         layer = _new_layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
                            attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven,
                            signature=signature)

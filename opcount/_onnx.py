@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from hardware_profiles import _read as _bounded
+from hardware_profiles import files as _bounded
 
 from . import _onnx_flow as _flow
 from ._ir import ModelError, ModelIR, build_model
@@ -622,6 +622,13 @@ class _Batch:
                 result = {outs[0]: (axis + b_idx, inner_idx)} if op == "Gather" else {outs[0]: (b_idx, inner_idx)}
             elif axis == b:
                 got = self._gather_within_samples(node, s_in, b, inner) if op == "Gather" else None
+                idx = node.inputs[1] if len(node.inputs) > 1 else ""
+                if (got is None and op == "Gather" and idx in axes and shapes.get(idx) == (self.batch,)
+                        and inner == 1 and s_in[b] == self.batch):
+                    # the samples reordered by indices computed at run time (the TorchScript
+                    # exporter sorts a packed batch by length): one sample out per index, so the
+                    # per-sample counts are unchanged
+                    got = (b, 1)
                 if got is None:
                     _fail(where, f"{op} selects along the batch axis (axis {b} of shape {list(s_in)})")
                 result = {outs[0]: got}
@@ -1140,8 +1147,9 @@ def load_onnx(path: str | os.PathLike[str], *, batch_axis: int | dict[str, int] 
         for k in aux:
             if k < len(node.inputs) and node.inputs[k] in initializers and node.inputs[k] in weights:
                 del weights[node.inputs[k]]
+    producers = {o: (n.op, n.inputs[0] if n.inputs else None) for n in raw for o in n.outputs if o}
     return _to_model(path, nodes, consts, origin, weights, bt, inputs, [v.name for v in graph.output],
-                     assumptions)
+                     assumptions, producers)
 
 
 _BATCH_NAMES = {"batch", "batch_size", "batchsize", "bs", "n", "b", "nbatch", "num_batch", "batch_dim"}
@@ -1206,8 +1214,9 @@ def _batch_axes(path, graph, inputs, batch_axis, dims):
             named = [j for j in free if symbols[j].lower() in _BATCH_NAMES]
             if len(named) != 1:
                 raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}, with several symbolic "
-                                 "dimensions; fix all but the batch (dims={name: size} in Python, or with "
-                                 "onnx.tools.update_model_dims) or say which is the batch (batch_axis)")
+                                 "dimensions and none named as the batch; give the sizes of all but the batch "
+                                 "(--dim NAME=N, dims= in Python) or say which is the batch (--batch-axis, "
+                                 "batch_axis=)")
             axis = named[0]
         elif rank == 0:
             raise ModelError(f"{path}: input {name!r} is a scalar; it needs a batch dimension")
@@ -1215,12 +1224,13 @@ def _batch_axes(path, graph, inputs, batch_axis, dims):
             axis = 0
             if k == 0:
                 how = (f"batch on axis 0 of input {name!r} {_shown(shape, symbols)}: the file names no symbolic batch "
-                       "dimension (a dim_param); load_onnx(batch_axis=...) or a named dimension says otherwise")
+                       "dimension (a dim_param); --batch-axis (batch_axis= in Python) or a named dimension says otherwise")
         rest = [j for j in free if j != axis]
         if rest:
             raise ModelError(f"{path}: input {name!r} has shape {_shown(shape, symbols)}; its dimensions other than "
-                             f"the batch (axis {axis}) must be fixed: export with fixed shapes or give dims="
-                             f"{{{', '.join(repr(symbols[j]) + ': N' for j in rest)}}}")
+                             f"the batch (axis {axis}) must be fixed: export with fixed shapes or give their sizes ("
+                             f"{' '.join('--dim ' + symbols[j] + '=N' for j in rest)}; dims="
+                             f"{{{', '.join(repr(symbols[j]) + ': N' for j in rest)}}} in Python)")
         size = shape[axis] or 1
         if batch is None:
             batch = size
@@ -1228,7 +1238,7 @@ def _batch_axes(path, graph, inputs, batch_axis, dims):
             if how:
                 assumptions.append(how)
         elif shape[axis] and size != batch:
-            hint = f" (assumed on axis {axes[inputs[0]]}; say which axis with batch_axis)" if assumptions else ""
+            hint = f" (assumed on axis {axes[inputs[0]]}; say which with --batch-axis, batch_axis=)" if assumptions else ""
             raise ModelError(f"{path}: input {name!r} has batch {size} (axis {axis}), the first input "
                              f"{inputs[0]!r} {batch}{hint}")
         axes[name] = axis
@@ -1249,7 +1259,7 @@ class _Builder:
         self.owned = {}                      # initializer -> layer that owns it
         self.weight_shape = {}               # linear/embedding layer -> [rows, columns] of its weight
         self.param_layers = {}               # constant -> its parameter layer
-        self.param_params = {}               # parameter layer -> weight elements it stands for
+        self.producers = {}                  # tensor -> (op, first input) of the node that computes it
         self.by_name = {}                    # layer name -> its spec
         self.quant_inits = set()             # initializers of integer (quantized) types
         self.approximated = []               # (layer, type, reason): counted, but not exactly as run
@@ -1282,15 +1292,54 @@ class _Builder:
             sources = self.weight_sources(name)
             owners = {self.owned[s] for s in sources if s in self.owned}
             shape = list(value.shape) or [1]
+            total = sum(self.weights[s] for s in sources)
             if owners:
                 layer = self.add({"type": "shape_op", "name": f"{name}", "op": "parameter", "inputs": [owners.pop()],
                                   "out_shape": shape, "once": True})
+            elif value.size != total and len(sources) == 1:
+                # a weight gathered or expanded into a constant of another size (swin's relative
+                # position bias: a [169, heads] table read at constant indices): the table is the
+                # parameter, and the constant a view of it whose gradient goes back to it
+                layer = self._derived(name, next(iter(sources)), shape, where)
             else:
                 layer = self.add({"type": "parameter", "name": f"{name}", "inputs": ["input"], "shape": shape},
                                  reads=sources)
-                self.param_params[layer] = sum(self.weights[s] for s in sources)
+                if value.size != total:
+                    self.approximated.append((layer, "parameter", f"computed from {len(sources)} weights "
+                                              f"({total} elements) folded into one constant of {value.size}: counted "
+                                              "as a parameter of that size"))
             self.param_layers[name] = layer
         return layer
+
+    def _derived(self, name, source, shape, where):
+        """A constant computed from one weight by data movement: a ``parameter`` layer owning the
+        weight, then a free view of it whose gradient is a scatter-add into the weight (a
+        gather: 1 add per element, as ``load_torch`` counts an indexed table), a sum of copies
+        (an expand or tile) or nothing (a slice)."""
+        op, tensor = None, name
+        for _ in range(50):                  # back through free reshapes to the op that made it
+            op, tensor = self.producers.get(tensor, (None, None))
+            if op not in ("Reshape", "Transpose", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Cast"):
+                break
+        else:
+            op = None
+        table = self.add({"type": "parameter", "name": source, "inputs": ["input"],
+                          "shape": list(self.consts[source].shape) or [1]}, reads={source})
+        spec = {"type": "shape_op", "name": name, "op": op or "constant", "inputs": [table], "out_shape": shape,
+                "once": True}
+        size = math.prod(shape)
+        if op in _GATHERS:
+            spec["grad"] = "gather"
+        elif op in ("Expand", "Tile") and size > self.weights[source]:
+            spec["grad"] = "broadcast"
+        elif op in ("Slice", "Split"):
+            pass
+        else:
+            layer = self.add(spec)
+            self.approximated.append((layer, "shape_op", f"a weight turned into a constant of another size by {op or 'an op'} "
+                                      "whose gradient has no formula here"))
+            return layer
+        return self.add(spec)
 
     def own(self, names, layer):
         for name in names:
@@ -1318,10 +1367,11 @@ class _Builder:
         return self.add(spec, output, reads=reads)
 
 
-def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, assumptions=()):
+def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, assumptions=(), producers=None):
     from ._formulas import FORMULAS
     x_name = inputs[0]
     b = _Builder(path, consts, origin, weights, bt, x_name)
+    b.producers = producers or {}
     b.quant_inits = {n for n in origin if n in consts and {n} == origin[n] and str(consts[n].dtype) in _QUANT_DTYPES}
     for name in inputs[1:]:
         b.shape_op(f"input:{name}", "input", "input", bt.per_sample(name, f"{path}: input {name!r}"), output=name)
@@ -1901,7 +1951,10 @@ def _node_spec(node, where, b, refs, consumers, skip):
             return {"type": "Gemm"}
         out = int(w.shape[0] if a.get("transB", 0) else w.shape[1])
         spec = {"type": "linear", "out": out, "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
-        return _tie(spec, node, b, int(w.size) // out)
+        spec = _tie(spec, node, b, int(w.size) // out)
+        if spec["bias"]:
+            _tie_bias(spec, b, b.sources(node, node.inputs[2:3]))
+        return spec
     if op == "MatMul" and n_live == 1 and const(1) and consts[node.inputs[1]].ndim == 2:
         w = consts[node.inputs[1]]
         _check_weight(node, where, bt, w, int(w.shape[0]), -1, "input features")
@@ -1913,6 +1966,7 @@ def _node_spec(node, where, b, refs, consumers, skip):
             other = [i for i in add.inputs if i != node.outputs[0]]
             if len(other) == 1 and other[0] in consts and consts[other[0]].shape in ((out,), (1, out)):
                 spec["bias"] = True
+                _tie_bias(spec, b, b.sources(add, other))
                 spec["_output"] = add.outputs[0]
                 skip.add(id(add))
                 b.own(b.sources(add), node.name)
@@ -1943,6 +1997,13 @@ def _node_spec(node, where, b, refs, consumers, skip):
         return {"type": op.lower()}
     if op == "Gelu":
         return {"type": "gelu", "approximate": a.get("approximate", "none")}
+    if op == "HardSwish":
+        return {"type": "hardswish"}
+    if op == "HardSigmoid":
+        if abs(float(a.get("alpha", 0.2)) - 1 / 6) < 1e-6 and float(a.get("beta", 0.5)) == 0.5:
+            return {"type": "hardsigmoid"}               # PyTorch's: relu6(x + 3) / 6
+        return {"type": op, "reason": f"HardSigmoid with alpha {a.get('alpha', 0.2)} and beta {a.get('beta', 0.5)} "
+                                      "has no recipe (PyTorch's is alpha 1/6, beta 0.5)"}
     if op == "Silu":
         return {"type": "silu"}
     if op in ("Softmax", "LogSoftmax"):
@@ -2020,7 +2081,13 @@ def _node_spec(node, where, b, refs, consumers, skip):
         return {"type": op, "reason": f"a scatter with reduction {a['reduction']!r} has no formula"}
     if op in _ZERO_COST:
         return None
-    return {"type": op}
+    return {"type": op, "reason": _OTHER_REASONS.get(op, f"no formula for ONNX op {op}")}
+
+
+_OTHER_REASONS = {
+    "TopK": "top-k selection: its comparisons depend on the algorithm, no formula",
+    "CumSum": "prefix sums (D-1 adds per row, forward and backward): no formula here yet",
+}
 
 
 def _control_flow_reason(node, consts):
@@ -2059,6 +2126,15 @@ def _tie(spec, node, b, in_features):
         if b.weight_shape.get(owner) == [spec["out"], in_features]:
             spec["tied_to"] = owner
     return spec
+
+
+def _tie_bias(spec, b, sources):
+    """A tied linear layer whose bias is the owner's too (an unrolled loop or RNN reading one
+    Gemm's weight and bias every step) has ``tied_bias``: its bias is counted once."""
+    owner = spec.get("tied_to")
+    if owner and sources and all(b.owned.get(s) == owner for s in sources if s in b.weights):
+        if any(s in b.weights for s in sources):
+            spec["tied_bias"] = True
 
 
 def _position_table(node, where, b):

@@ -110,9 +110,10 @@ def _const(namer, base, value, new_inits):
     return name
 
 
-def _true_constant(graph, name, ren_inputs):
+def _true_constant(graph, name, ren_inputs, consts, real):
     """Whether ``name`` in ``graph`` is always true: a body input known to be true, an Identity
-    of one, a true Constant or initializer."""
+    of one, a true Constant or initializer, or a true constant of the enclosing graph (the
+    TorchScript exporter writes ``Identity(outer true)``)."""
     from onnx import numpy_helper
     seen = 0
     while seen < 50:
@@ -125,7 +126,10 @@ def _true_constant(graph, name, ren_inputs):
             return v.size == 1 and bool(v.reshape(-1)[0])
         producer = next((n for n in graph.node if name in n.output), None)
         if producer is None:
-            return False
+            if name in {v.name for v in graph.input}:
+                return False
+            value = _scalar(consts, real, name)
+            return value is not None and bool(value)
         if producer.op_type == "Identity":
             name = producer.input[0]
             continue
@@ -179,7 +183,7 @@ def _loop(node, name, consts, real, namer, opset, new_inits):
     if cond is None:
         return "its start condition is known only at run time, so its body is not counted"
     cond_in = body.input[1].name if len(body.input) > 1 else ""
-    if int(m) > 0 and bool(cond) and not _true_constant(body, body.output[0].name, {cond_in}):
+    if int(m) > 0 and bool(cond) and not _true_constant(body, body.output[0].name, {cond_in}, consts, real):
         return f"it may exit early (its loop condition depends on data; at most {int(m)} iterations), so its " \
                "body is not counted"
     trips = int(m) if bool(cond) else 0

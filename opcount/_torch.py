@@ -150,7 +150,9 @@ def _record(module, call, args, kwargs, leaf_of, torch):
         handles.append(sub.register_forward_hook(post, with_kwargs=True))
     restore = _watch_checkpoints(state)
     try:
-        with torch.device("meta"), Mode():
+        # autograd on, whatever the caller's context: which tensors get a gradient is the
+        # module's own (its torch.no_grad regions, detach), never load_torch's caller's
+        with torch.inference_mode(False), torch.enable_grad(), torch.device("meta"), Mode():
             output = call(*args, **kwargs)
     finally:
         restore()
@@ -161,7 +163,7 @@ def _record(module, call, args, kwargs, leaf_of, torch):
 
 def _watch_checkpoints(state):
     """Mark the calls made inside ``torch.utils.checkpoint`` regions (``state["checkpoint"]``
-    holds the number of the region being run) by wrapping its reentrant and non-reentrant
+    holds ``(number, reentrant)`` of the region being run) by wrapping its reentrant and non-reentrant
     implementations for the length of one recording; returns the function that undoes it."""
     from torch.utils import checkpoint as ckpt
     function = getattr(ckpt, "CheckpointFunction", None)
@@ -170,19 +172,19 @@ def _watch_checkpoints(state):
         return lambda: None
     forward = function.__dict__["forward"]
 
-    def region():
+    def region(reentrant):
         state["regions"] += 1
-        state["checkpoint"].append(state["regions"])
+        state["checkpoint"].append((state["regions"], reentrant))
 
     def reentrant(ctx, run_function, preserve_rng_state, *args):
-        region()
+        region(True)
         try:
             return forward.__func__(ctx, run_function, preserve_rng_state, *args)
         finally:
             state["checkpoint"].pop()
 
     def non_reentrant(*args, **kwargs):
-        region()
+        region(False)
         try:
             yield from generator(*args, **kwargs)
         finally:
@@ -262,6 +264,7 @@ _FREE = {
     "channel_shuffle", "native_channel_shuffle",
 }
 # copies of their input: the backward sums each element's copies, out - in adds
+_TRANSPOSES = {"t", "T", "mT", "transpose", "swapaxes", "swapdims", "permute", "adjoint", "H", "mH"}
 _EXPAND = {"expand", "expand_as", "repeat", "broadcast_to", "tile", "repeat_interleave"}
 _MULTI = {"split", "chunk", "unbind", "tensor_split", "split_with_sizes", "unsafe_chunk", "unsafe_split"}
 _CMP = {"eq", "ne", "lt", "gt", "le", "ge", "__eq__", "__ne__", "__lt__", "__gt__", "__le__", "__ge__",
@@ -285,7 +288,7 @@ _ELEMENTWISE = {
 }
 _ALIASES = {"__add__": "add", "__radd__": "add", "__iadd__": "add", "__sub__": "sub", "__isub__": "sub",
             "__rsub__": "rsub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul", "__truediv__": "div",
-            "__itruediv__": "div", "__rtruediv__": "rdiv", "__neg__": "neg", "__matmul__": "matmul",
+            "__itruediv__": "div", "__rtruediv__": "rdiv", "__rdiv__": "rdiv", "__div__": "div", "__idiv__": "div", "__neg__": "neg", "__matmul__": "matmul",
             "__rmatmul__": "rmatmul", "__pow__": "pow", "__rpow__": "rpow", "__abs__": "abs", "divide": "div",
             "multiply": "mul", "subtract": "sub", "clip": "clamp", "amax": "max", "amin": "min"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}
@@ -320,7 +323,10 @@ class _Builder:
         self.grad_in = False                    # the current call reads a tensor that needs a gradient
         self.rnn_states = {}                    # recurrent layer -> {1: its h_n view, 2: its c_n view}
         self.module_params = {}                 # layer of a standard module -> (parameters it owns, class)
-        self.checkpoints = {}                   # checkpointed region number -> where its first call is
+        self.param_views = {}                   # id(transposed view of a 2-d parameter) -> (parameter, op, path)
+        self.checkpoints = {}                   # non-reentrant checkpoint region -> where its first call is
+        self.recompute = False                  # the current call is in a reentrant checkpoint region
+        self.reused = set()                     # layers whose parameters a later call reuses
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -359,11 +365,21 @@ class _Builder:
 
     def tracked(self, tensor):
         """The _Ref of a tensor that carries data through the model (a layer's output or a bare
-        parameter), or None for constants."""
+        parameter, or a transposed view of one), or None for constants."""
         ref = self.ref(tensor)
         if ref is None and self.is_param(tensor):
             ref = self.param_ref(tensor)
+        if ref is None and id(tensor) in self.param_views:
+            # a transposed weight read other than by a product: the parameter and a free view
+            param, op, path = self.param_views.pop(id(tensor))
+            shape = tuple(int(d) for d in tensor.shape)
+            ref = self.add({"type": "shape_op", "op": op, "out_shape": list(shape), "once": True,
+                            "once_inputs": [True]}, [self.param_ref(param)], tensor, (shape, None, 1, shape), path)
         return ref
+
+    def live(self, tensor):
+        """The tensor carries data (a layer's output, a parameter or a view of one)."""
+        return self.ref(tensor) is not None or self.is_param(tensor) or id(tensor) in self.param_views
 
     def own(self, tensors, layer):
         """Attribute parameters to ``layer``; returns the count newly attributed (0 for a
@@ -387,6 +403,8 @@ class _Builder:
         spec = dict(spec)
         if self.grad_in and out_tensor is not None and not out_tensor.requires_grad:
             spec["no_grad"] = True
+        if self.recompute:
+            spec["recompute"] = True
         spec["name"] = name
         spec["inputs"] = [r.layer for r in inputs] or [MODEL_INPUT]
         self.specs.append(spec)
@@ -586,6 +604,10 @@ def _fn_spec(b, name, event, ins):
             # x @ W with a bare weight: a linear layer without bias
             return {"type": "linear", "out": int(second.shape[1]), "bias": False, "_weight_t": True,
                     "_own": [second]}, [ra]
+        if ra is not None and rb is None and id(second) in b.param_views:
+            # x @ W.t() (a tied output layer: h @ wte.weight.T): a linear layer owning W
+            weight = b.param_views[id(second)][0]
+            return {"type": "linear", "out": int(second.shape[1]), "bias": False, "_own": [weight]}, [ra]
         ra = ra or (b.param_ref(first) if b.is_param(first) else None)
         rb = rb or (b.param_ref(second) if b.is_param(second) else None)
         if ra is None or rb is None or ra.once or rb.once:
@@ -796,6 +818,7 @@ def _einsum(b, event, out_refs):
             b.leave(layer.layer, "einsum", f"reuses the weight of {b.attributed[b.param_names[id(tw)]]!r}: the "
                     "repeated use's weight gradient is not counted")
             b.shared.add(layer.layer)
+            b.reused.add(b.attributed[b.param_names[id(tw)]])
         b.own([tw], layer.layer)
         product_shape = (dims(rows) or 1, dims(cols))
     else:
@@ -835,6 +858,7 @@ def _embedding_bag(b, event, out_refs):
         b.leave(lookup.layer, "embedding_bag", f"reuses the table of {b.attributed[b.param_names[id(weight)]]!r}: "
                 "the repeated use's gradient is not counted")
         b.shared.add(lookup.layer)
+        b.reused.add(b.attributed[b.param_names[id(weight)]])
     b.own([weight], lookup.layer)
     out = out_refs[0]
     b.add({"type": "reduce", "kind": mode, "out_shape": list(out[0])}, [lookup], event.outputs[0], out, path)
@@ -924,9 +948,12 @@ def _handle(b, event, out_refs):
     # inside a checkpointed region the reentrant implementation runs without gradient: that
     # stops none (the region's backward recomputes it with gradient)
     b.grad_in = not event.checkpoint and any(t.requires_grad for t in list(event.inputs) + list(event.params)
-                                             if b.ref(t) is not None or b.is_param(t))
-    if event.checkpoint and event.checkpoint not in b.checkpoints:
-        b.checkpoints[event.checkpoint] = event.path or event.target
+                                             if b.live(t))
+    # a reentrant region's backward runs all of its forward again (recompute: counted); the
+    # non-reentrant one stops once it has what backward needs (left out, reported)
+    b.recompute = bool(event.checkpoint) and event.checkpoint[1]
+    if event.checkpoint and not event.checkpoint[1] and event.checkpoint[0] not in b.checkpoints:
+        b.checkpoints[event.checkpoint[0]] = event.path or event.target
     if event.kind == "module":
         m = event.module
         ins = [b.tracked(t) for t in event.inputs]
@@ -956,16 +983,23 @@ def _handle(b, event, out_refs):
                 b.leave(layer.layer, kind, f"module called again (its parameters are owned by {first!r}): the "
                         "repeated call's weight gradients are not counted", 0)
                 b.shared.add(layer.layer)
+                b.reused.add(first)
         b.module_params[layer.layer] = (b.own(params, layer.layer), kind)
+        _mark_frozen(b, params)
         if getattr(m, "parametrizations", None):
             b.leave(layer.layer, kind, "its weight is computed by a parametrization (weight_norm, spectral_norm, "
                     f"...: {', '.join(m.parametrizations)}) whose arithmetic is not counted")
         _extra_outputs(b, event, out_refs, layer)
         return
     name = _name_of(event.target)
-    live = [t for t in event.inputs if b.ref(t) is not None or b.is_param(t)]
+    live = [t for t in event.inputs if b.live(t)]
     if not live:
         return                                     # constants, shapes, factories: nothing per sample
+    if name in _TRANSPOSES and len(event.inputs) == 1 and b.is_param(event.inputs[0]) \
+            and event.inputs[0].dim() == 2 and event.outputs[0].dim() == 2:
+        # W.t() of a bare weight: kept as a view until read (``x @ W.t()`` is a linear layer)
+        b.param_views[id(event.outputs[0])] = (event.inputs[0], name, f"{event.path}.{name}" if event.path else name)
+        return
     # a function that owns the parameters it reads resolves its own inputs; elsewhere a bare
     # parameter is a data input (a 'parameter' layer)
     ins = [] if name in _OWNING else [b.tracked(t) for t in live]
@@ -1029,10 +1063,21 @@ def _handle(b, event, out_refs):
             b.leave(layer.layer, name, f"reuses the parameters of {first!r}: the repeated use's weight gradients "
                     "are not counted", 0)
             b.shared.add(layer.layer)
+            b.reused.add(first)
     b.own(own, layer.layer)
+    _mark_frozen(b, [t for t in own if t is not None])
     if spec["type"] not in ("elementwise", "reduce", "shape_op", "cumsum") and layer.once:
         b.leave(layer.layer, spec["type"], "computed once per batch (no batch axis); counted as per sample")
     _extra_outputs(b, event, out_refs, layer)
+
+
+def _mark_frozen(b, params):
+    """The layer just added is ``frozen`` when every parameter it reads has requires_grad=False
+    and its type can be (FROZEN_TYPES); otherwise frozen parameters are reported at the end."""
+    from ._ir import FROZEN_TYPES
+    spec = b.specs[-1]
+    if params and not any(p.requires_grad for p in params) and spec["type"] in FROZEN_TYPES:
+        spec["frozen"] = True
 
 
 def _tied_bias(b, owner):
@@ -1171,6 +1216,14 @@ def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None
     axis cannot be followed; issues :class:`IncompleteModelWarning` when something was left out
     (see ``ModelIR.left_out``)."""
     import torch
+    # the meta stand-ins must be ordinary tensors even when the caller is in inference mode
+    with torch.inference_mode(False):
+        return _load_torch(module, example_inputs, name=name, loss=loss, optimizer=optimizer, batch_dim=batch_dim,
+                           custom_modules=custom_modules)
+
+
+def _load_torch(module, example_inputs, *, name, loss, optimizer, batch_dim, custom_modules):
+    import torch
     from torch import nn
     label = str(name or type(module).__name__)
     if not isinstance(module, nn.Module):
@@ -1274,8 +1327,8 @@ def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None
             _unknown(b, event, out_refs, str(exc))
     _finish_params(b, module)
     for where in b.checkpoints.values():
-        b.leave(where, "checkpoint", "starts a torch.utils.checkpoint region: the forward its backward recomputes "
-                "is not counted (count with recompute='full' for every layer)")
+        b.leave(where, "checkpoint", "starts a non-reentrant torch.utils.checkpoint region: the part of its "
+                "forward that its backward recomputes (up to the last activation it needs) is not counted")
     final = b.ref(outputs[0]) if outputs else None
     specs = _prune(b.specs, final.layer if final is not None else None)
     _rnn_gradients(b, specs, b.rnn_states, final.layer if final is not None else None)
@@ -1305,7 +1358,7 @@ def load_torch(module: torch.nn.Module, example_inputs: Any, *, name: str | None
                     f"{expected}", max(expected - got, 0))
     for what, type_, reason, params in b.left_out:
         ir.leave_out(what, type_, reason, params)
-    ir.warn_if_incomplete(label, stacklevel=2)
+    ir.warn_if_incomplete(label, stacklevel=3)
     return ir
 
 
@@ -1354,17 +1407,25 @@ def _finish_params(b, module):
     frozen ones (counted as trainable); and those of layers that ran without gradient (their
     update is counted, though they get no gradient)."""
     no_grad = {spec["name"] for spec in b.specs if spec.get("no_grad")}
+    frozen = {spec["name"] for spec in b.specs if spec.get("frozen")}
     held = {}
     for pname, p in module.named_parameters():
         if pname not in b.attributed:
             b.leave(pname, "parameter", f"{p.numel()} parameters not attributed to a counted layer (never read "
                     "by a counted operation)", p.numel())
-        elif not p.requires_grad:
+        elif not p.requires_grad and b.attributed[pname] not in frozen:
             b.leave(pname, "parameter", f"requires_grad=False (frozen): its {p.numel()} parameters are counted as "
                     "trainable, with a weight gradient and an update")
-        elif b.attributed[pname] in no_grad:
+        elif b.attributed[pname] in no_grad and p.requires_grad:
             held[b.attributed[pname]] = held.get(b.attributed[pname], 0) + p.numel()
+    from ._ir import FROZEN_TYPES
+    tied = {spec.get("tied_to") for spec in b.specs}
     for layer, count in held.items():
+        spec = next(spec for spec in b.specs if spec["name"] == layer)
+        if spec["type"] in FROZEN_TYPES and layer not in b.reused and layer not in tied:
+            # its parameters get no gradient in this step: the optimizer skips them (grad None)
+            spec["frozen"] = True
+            continue
         b.leave(layer, "no_grad", f"runs without gradient (torch.no_grad or detached weights): its {count} "
                 "parameters get no gradient, but their optimizer update is counted")
 

@@ -30,6 +30,7 @@ def test_every_python_block_is_tested():
 def test_readme_python_quick_start(tmp_path, monkeypatch, capsys):
     ns = _run("README.md", tmp_path, monkeypatch)
     assert ns["r"].energy_j > 1.71e3 and ns["r"].steps == 2000 * 22 and ns["r"].complete
+    assert ns["r"].energy_extrapolated is False and "1.72kJ, 227mg CO2e" in repr(ns["r"])
     assert [f.name for f in ns["results"].failed] == ["no-such-model"]
     assert (tmp_path / "scores.csv").read_text().startswith("name,source,layer,")
     assert (tmp_path / "scores.json").read_text().startswith("[")

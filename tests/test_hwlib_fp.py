@@ -459,7 +459,7 @@ def test_round_to_format_bf16_cases():
 
 def test_format_errors():
     with pytest.raises(ValueError, match=r"^Unknown FP format 'fp8'; expected one of fp16, "
-                                         r"bf16, fp32, fp64$"):
+                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2$"):
         FPAdd("fp8")
     with pytest.raises(TypeError, match=r"^FP format must be a format name, not 16$"):
         FPMul(16)
@@ -531,7 +531,7 @@ def test_factory_errors():
                                          r"sub, mul, div, sqrt, cmp$"):
         build_fp_unit("pow", "fp32", units, "ieee")
     with pytest.raises(ValueError, match=r"^Unknown FP format 'fp128'; expected one of fp16, "
-                                         r"bf16, fp32, fp64$"):
+                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2$"):
         build_fp_unit("add", "fp128", units, "ieee")
     with pytest.raises(ValueError, match=r"^Unknown FP datapath 'exact'; expected one of "
                                          r"ieee, minimal$"):

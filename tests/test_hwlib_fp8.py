@@ -179,7 +179,9 @@ def _check_exhaustive(op, fmt, profile):
     return len(a)
 
 
-@FORMATS
+# e4m3 (this module's circuit) in the fast tests; e5m2 (hwlib.fp's IEEE units, tested there for the
+# other formats) in the slow ones
+@pytest.mark.parametrize("fmt", ["fp8_e4m3", pytest.param("fp8_e5m2", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("op", ["add", "sub", "mul"])
 def test_exhaustive_add_sub_mul(op, fmt, generic):
     assert _check_exhaustive(op, fmt, generic) == 65536
@@ -192,6 +194,7 @@ def test_exhaustive_div_sqrt_cmp(op, fmt, generic):
     assert _check_exhaustive(op, fmt, generic) == (256 if op == "sqrt" else 65536)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("design", ["dadda"])
 def test_e4m3_mul_other_multipliers(design, generic):
     units = {**generic.units, "mul": {"design": design, "final_adder": "ripple_carry"}}
@@ -230,6 +233,7 @@ def test_unit_spec_routes_e4m3_here_and_keeps_the_bundled_digest(generic):
         assert json.load(f)["sources"] == _source_digest()
 
 
+@pytest.mark.slow
 def test_profile_with_fp8_formats_synthesizes_on_demand(cache_dir, tmp_path, capsys):
     from tosim.cli import main
     path = tmp_path / "fp8.yaml"

@@ -104,13 +104,14 @@ def test_onnx_hand_built_graph_unknown_op_is_incomplete(tmp_path, profiles):
     path = tmp_path / "tiny.onnx"
     _onnx_graph(path)
     with pytest.warns(opcount.IncompleteModelWarning, match=r"tiny\.onnx: the count is incomplete: fancy \(FancyOp\): "
-                      r"unknown layer type$"):
+                      r"no formula for op custom\.FancyOp \(a custom domain\)$"):
         model = opcount.load_model(str(path))
     assert [(layer.name, layer.type, layer.out_shape) for layer in model.layers] == [
         ("fc", "linear", (6,)), ("act", "relu", (6,)), ("fancy", "FancyOp", (6,)), ("total", "reduce", (1,))]
     assert model.params == 30
     result = opcount.count_model(model, profiles[0], batch=2)
-    assert result.incomplete == [{"layer": "fancy", "type": "FancyOp", "reason": "unknown layer type"}]
+    assert result.incomplete == [{"layer": "fancy", "type": "FancyOp",
+                                  "reason": "no formula for op custom.FancyOp (a custom domain)"}]
     assert result.layers[-1].stages["forward"]["add"] == 2 * 5                # 6 values summed per sample
 
 

@@ -405,3 +405,39 @@ def test_onnx_ops_count_like_the_torch_route(tmp_path, profile, case, exporter):
             assert got.totals == want.totals and got.macs == want.macs
         else:
             assert got.macs == _flop_counter_macs(module, (3,) + shape[1:], phase == "training")
+
+
+class _Recurrent(nn.Module):
+    """A Python loop over the features: scripted, the TorchScript exporter writes it as an ONNX
+    Loop whose trip count is a constant and whose condition is an outer-scope true."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.Linear(4, 4)
+
+    def forward(self, x):
+        h = x
+        for _ in range(x.size(1)):
+            h = torch.tanh(self.cell(h))
+        return h
+
+
+def test_scripted_loop_is_unrolled_and_counts_like_the_module(tmp_path, profile):
+    """4 iterations of Linear(4, 4) + tanh: the Loop's body is counted once per iteration, its
+    weight and bias once (tied), equal to load_torch forward and training."""
+    module = _seeded(_Recurrent())
+    path = tmp_path / "loop.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)          # torch.jit.script is deprecated
+        scripted = torch.jit.script(module)
+    _export(scripted, torch.randn(1, 4), path, "torchscript")
+    model = opcount.load_onnx(path)
+    assert model.complete and model.params == 20
+    assert sum(layer.type == "linear" for layer in model.layers) == 4
+    want_model = opcount.load_torch(module, torch.randn(1, 4))
+    for phase in ("inference", "training"):
+        got = opcount.count_model(model, profile, phase=phase, batch=3)
+        want = opcount.count_model(want_model, profile, phase=phase, batch=3)
+        # per sample: 4 x 16 forward; training adds 4 weight gradients and 3 input gradients
+        # (the first step's input is the model input)
+        assert got.totals == want.totals and got.macs == 3 * (64 if phase == "inference" else 64 + 64 + 48)

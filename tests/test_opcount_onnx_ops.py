@@ -288,7 +288,7 @@ def test_batch_axis_from_the_symbolic_dimension_or_the_caller_else_listed_as_ass
     assert result.macs == 2 * 2 * 12                                 # axis 0 taken: 2 rows per sample
     assert result.assumptions == result.to_json()["assumptions"] == [
         "batch on axis 0 of input 'x' [5, 2, 4]: the file names no symbolic batch dimension (a dim_param); "
-        "load_onnx(batch_axis=...) or a named dimension says otherwise"]
+        "--batch-axis (batch_axis= in Python) or a named dimension says otherwise"]
     assert _count(fixed, profile, 2, batch_axis=1).macs == 2 * 5 * 12
     assert main(["count", fixed]) == 0
     assert "\nASSUMED: batch on axis 0 of input 'x' [5, 2, 4]" in capsys.readouterr().out
@@ -296,10 +296,14 @@ def test_batch_axis_from_the_symbolic_dimension_or_the_caller_else_listed_as_ass
     assert '"macs": 60' in capsys.readouterr().out
     two = graph("two.onnx", ["batch", "seq", 4])
     with pytest.raises(ModelError, match=r"input 'x' has shape \[batch, seq, 4\]; its dimensions other than the "
-                                         r"batch \(axis 0\) must be fixed: export with fixed shapes or give "
-                                         r"dims=\{'seq': N\}$"):
+                                         r"batch \(axis 0\) must be fixed: export with fixed shapes or give their "
+                                         r"sizes \(--dim seq=N; dims=\{'seq': N\} in Python\)$"):
         opcount.load_onnx(two)
     assert _count(two, profile, 2, dims={"seq": 7}).macs == 2 * 7 * 12
+    assert main(["count", two, "--dim", "seq=7", "--batch", "2", "--json"]) == 0
+    assert '"macs": 168' in capsys.readouterr().out
+    with pytest.raises(ModelError, match=r"dims names 'len', which no graph input has"):
+        opcount.load_onnx(two, dims={"seq": 7, "len": 3})
     assert main(["count", str(tmp_path / "named.onnx"), "--batch-axis", "5"]) == 2
     assert capsys.readouterr().err.startswith("tosim: error: ")
 
@@ -426,3 +430,58 @@ def test_custom_domain_ops_without_a_formula_are_reported_by_name(tmp_path, prof
     _, result = _incomplete(path, profile, r"q4 \(MatMulNBits\): integer or block-quantized arithmetic")
     assert {i["layer"]: i["reason"] for i in result.incomplete}["odd"] == (
         "no formula for op example.org.Frobnicate (a custom domain)")
+
+
+def test_a_table_read_at_constant_indices_is_its_own_parameter_with_a_scatter_add_gradient(tmp_path, profile):
+    """swin's relative position bias: a learned [9, 2] table gathered at 16 constant indices,
+    reshaped to [2, 4, 4] and added to [N, 2, 4, 4] scores. The parameters are the table's 18
+    (not the 32 gathered elements); training sums the bias gradient over the batch (3 * 32 - 32
+    adds) and scatters it into the table, 1 add per gathered element (32), as load_torch counts
+    the indexing."""
+    idx = np.random.RandomState(0).randint(0, 9, 16).astype(np.int64)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["s"], name="scores"),
+             helper.make_node("Gather", ["table", "idx"], ["g"], name="lookup", axis=0),
+             helper.make_node("Reshape", ["g", "shape"], ["g3"], name="view"),
+             helper.make_node("Transpose", ["g3"], ["bias"], name="perm", perm=[2, 0, 1]),
+             helper.make_node("Add", ["s", "bias"], ["y"], name="add_bias")]
+    path = _save(tmp_path / "rel.onnx", nodes, [_vi("x", ["N", 2, 4, 4])], [_vi("y", None)],
+                 [_init("w", _w(4, 4)), _init("table", _w(9, 2)), _init("idx", idx),
+                  _init("shape", np.array([4, 4, 2], np.int64))])
+    model = opcount.load_onnx(path)
+    assert model.params == 16 + 18 and model.complete
+    result = opcount.count_model(model, profile, phase="training", batch=3)
+    rows = {layer.name: layer for layer in result.layers}
+    assert rows["table"].params == 18 and rows["bias"].out_shape == (2, 4, 4)
+    assert rows["bias"].stages["backward"]["add"] == 32
+    assert rows["add_bias"].stages["backward"]["add"] == 3 * 32 - 32
+
+
+def test_hardswish_and_pytorch_hardsigmoid_use_their_recipes(tmp_path, profile):
+    """HardSwish and HardSigmoid(alpha 1/6, beta 0.5), as both PyTorch exporters write
+    nn.Hardswish and nn.Hardsigmoid, count like the spec's types; another HardSigmoid is reported."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc"),
+             helper.make_node("HardSwish", ["h"], ["a"], name="hs"),
+             helper.make_node("HardSigmoid", ["a"], ["y"], name="hsig", alpha=1 / 6, beta=0.5)]
+    path = _save(tmp_path / "hs.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", None)], [_init("w", _w(4, 3))])
+    spec = opcount.spec_to_model({"name": "hs", "input": [4], "layers": [
+        {"type": "linear", "out": 3, "bias": False}, {"type": "hardswish"}, {"type": "hardsigmoid"}]})
+    model = opcount.load_onnx(path)
+    assert (opcount.count_model(model, profile, phase="training", batch=2).totals
+            == opcount.count_model(spec, profile, phase="training", batch=2).totals)
+    other = _save(tmp_path / "hsig.onnx", [helper.make_node("HardSigmoid", ["x"], ["y"], name="hsig")],
+                  [_vi("x", ["N", 4])], [_vi("y", None)])
+    _incomplete(other, profile, r"hsig \(HardSigmoid\): HardSigmoid with alpha 0.2 and beta 0.5 has no recipe")
+
+
+def test_samples_reordered_by_a_run_time_index_keep_their_counts(tmp_path, profile):
+    """The TorchScript exporter sorts a packed batch by length: TopK of the lengths, then a Gather
+    along the batch axis. One sample out per index, so the product after it counts per sample;
+    the sort itself (TopK) is reported."""
+    nodes = [helper.make_node("TopK", ["lens", "k"], ["sorted", "order"], name="sort"),
+             helper.make_node("Gather", ["x", "order"], ["xs"], name="reorder", axis=0),
+             helper.make_node("MatMul", ["xs", "w"], ["y"], name="fc")]
+    path = _save(tmp_path / "sort.onnx", nodes, [_vi("x", [2, 5, 4]), _vi("lens", [2], TensorProto.INT64)],
+                 [_vi("y", None)], [_init("w", _w(4, 3)), _init("k", np.array([2], np.int64))])
+    model, _ = _incomplete(path, profile, r"sort \(TopK\): top-k selection")
+    assert model.layer("fc").out_shape == (5, 3)
+    assert opcount.count_model(model, profile, batch=2).macs == 2 * 5 * 12

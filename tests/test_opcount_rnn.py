@@ -290,3 +290,29 @@ def test_left_out_makes_model_and_count_incomplete():
     result = opcount.count_model(model, FAKE)
     assert not result.complete
     assert result.incomplete == [{"layer": "cls_token", "type": "parameter", "reason": "not owned by a counted layer"}]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("output_grad, h_n_grad, c_n_grad", [(True, True, True), (False, True, False),
+                                                           (True, False, True)])
+def test_rnn_backward_follows_which_results_get_a_gradient(kind, output_grad, h_n_grad, c_n_grad):
+    """Naive step count when the loss reads the final states and maybe not the output: every step
+    adds the output's gradient (zeros included) to the next step's only if the output gets one;
+    h_n's and c_n's gradients add into the last step's (one add per element each)."""
+    n, t, i, h = 2, 4, 3, 5
+    c_n_grad = c_n_grad and kind == "lstm"
+    bwd = Counter()
+    for _ in range(n):
+        for step in range(t):
+            bwd.update(_cell_ops(kind, i, h, h, 0, True, "tanh", step == 0, _recipe)[1])
+            if step < t - 1:
+                bwd.update(add=(h if output_grad else 0) + (h if kind == "lstm" else 0))
+        bwd.update(add=(h if h_n_grad and output_grad else 0) + (h if c_n_grad else 0))
+    g = {"lstm": 4, "gru": 3}[kind] * h
+    rows = n * t
+    bwd.update(mul=g * (i + h) * rows, add=g * (i + h) * (rows - 1) + 2 * g * (rows - 1))
+    fields = {"output_grad": output_grad, "h_n_grad": h_n_grad}
+    if kind == "lstm":
+        fields["c_n_grad"] = c_n_grad
+    result = count([t, i], [{"type": kind, "hidden": h, "name": "r", **fields}], n)
+    assert result.layers[0].stages["backward"] == {op: bwd[op] for op in OPS}

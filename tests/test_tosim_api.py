@@ -84,10 +84,26 @@ def test_score_raises_and_score_many_keeps_going():
     ({"workload": {"epoch": 2}}, "unknown workload key 'epoch'"),
     ({"workload": {"epochs": 0}}, "workload epochs must be a positive integer, not 0"),
     ({"device": "laptop-cpu-dnn-to", "profile": "li2022"}, "did you mean 'laptop-cpu-dnn-tos'?"),
+    ({"grid_intensity": -5}, "grid_intensity must be a number of gCO2e per kWh in 0..1e+06, not -5"),
+    ({"grid_intensity": float("nan")}, "grid_intensity must be a number of gCO2e per kWh in 0..1e+06, not nan"),
 ])
 def test_bad_arguments_raise_score_error(kwargs, message):
-    with pytest.raises(tosim.ScoreError, match=message.replace("(", r"\(").replace("?", r"\?")):
+    with pytest.raises(tosim.ScoreError, match=message.replace("(", r"\(").replace("?", r"\?").replace("+", r"\+")):
         tosim.score(MLP, **kwargs)
+
+
+def test_bad_jobs_raise_and_errors_show_their_public_names():
+    for jobs in (0, -1, 1.5, True):
+        with pytest.raises(tosim.ScoreError, match="jobs must be a positive integer"):
+            tosim.score_many([MLP], jobs=jobs)
+    # a traceback names the class where users import it from, and the class survives pickling
+    import pickle
+    import hardware_profiles
+    import opcount
+    for error in (tosim.ScoreError, opcount.ModelError, hardware_profiles.ProfileError):
+        assert f"{error.__module__}.{error.__name__}" in ("tosim.ScoreError", "opcount.ModelError",
+                                                         "hardware_profiles.ProfileError")
+        assert type(pickle.loads(pickle.dumps(error("x")))) is error
 
 
 def test_incomplete_model_says_what_was_left_out(tmp_path):
@@ -159,3 +175,17 @@ def test_import_tosim_is_light():
             "if m in sys.modules]; print(heavy, tosim.__version__, callable(tosim.score))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("[] ") and out.rstrip().endswith("True")
+
+
+def test_reprs_are_one_line_per_result_and_the_cli_table_for_many():
+    r = tosim.score("zoo:li2022-mlp-8-sigmoid", "li2022", phase="training", batch=64, device="laptop-cpu-dnn-tos",
+                    workload={"samples": 1372, "epochs": 2000}, per_layer=True)
+    from tosim._render import si
+    assert repr(r) == ("<ScoreResult li2022-mlp-8-sigmoid: li2022 training batch 64 x 44,000 steps, params 193, "
+                       f"MACs 1.3G, FLOPs 2.59G, TOs {si(r.tos)}, {si(r.energy_j)}J, {si(r.gco2e)}g CO2e, 8 layers>")
+    assert repr(r.layers[0]).startswith("<LayerScore linear1 (linear, fp32): params 40, MACs ")
+    rows = tosim.score_many([MLP, "missing.onnx"])
+    assert repr(rows).splitlines()[0].split() == ["model", "params", "MACs", "FLOPs", "TOs", "TOs/FLOP"]
+    assert repr(rows).splitlines()[-1].split() == ["missing", "error"]
+    assert repr(rows[1]) == ("<ScoreResult missing: cmos-generic inference batch 1, error: missing.onnx: cannot read: "
+                             "No such file or directory>")

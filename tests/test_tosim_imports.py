@@ -36,6 +36,14 @@ def test_scoring_a_zoo_model_loads_no_amaranth_or_numba(profile):
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+def test_scoring_the_zoo_with_a_builtin_profile_loads_no_numpy():
+    # small jobs are priced in Python (tosim._pipeline._PYTHON_MAX_LAYERS); numpy's import
+    # would be about a third of the command's time
+    loaded = _loaded_after(_cli("score", "zoo:all", "--json"))
+    assert "opcount" in loaded and "hwlib" in loaded
+    assert "numpy" not in loaded and not loaded & set(HEAVY)
+
+
 def test_counting_and_reading_a_bundled_table_load_no_amaranth_or_numba():
     loaded = _loaded_after(
         _cli("count", "zoo:lenet5", "--phase", "training")

@@ -143,6 +143,7 @@ def test_from_model_cli(tiny, priced, capsys, tmp_path):
     (["--from-model", "zoo:lenet5", "--widths", "8"], "--widths does not go with --from-model"),
     (["--from-model", "zoo:lenet5", "--formats", "fp16", "fp32"], "one format"),
     (["--input", "x.npy"], "--input goes with --from-model"),
+    (["--from-model", "zoo:lenet5", "--dist", "relu"], "--dist does not go with --from-model"),
     (["--from-model", "zoo:lenet5", "--input", "missing.npy"], "--input missing.npy"),
 ])
 def test_from_model_bad_arguments(capsys, argv, message, tmp_path, monkeypatch):

@@ -283,9 +283,14 @@ def test_costs_adapter_orders_rows_by_op_and_format(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(hwlib.cost, "cost_table", table)
     monkeypatch.setattr(tosim._costs, "_MEMO", {})
+    monkeypatch.setattr(tosim._costs, "_COLUMNS", {})
     got = tosim._costs.costs_array(hardware_profiles.load("cmos-generic"), ["fp64", "fp16"])
     np.testing.assert_array_equal(got, fake_costs(None, ["fp64", "fp16"]))
     assert got.dtype == np.float64 and not got.flags.writeable
+    # the same numbers without numpy, one tuple per format
+    columns = tosim._costs.cost_columns(hardware_profiles.load("cmos-generic"), ["fp64", "fp16"])
+    assert columns == [tuple(got[:, 0]), tuple(got[:, 1])]
+    assert all(type(c) is float for column in columns for c in column)
 
 
 # --- sweep ------------------------------------------------------------------------------------

@@ -173,15 +173,12 @@ def test_score_prices_counts_by_switching_energy(setup):
     assert [e["op"] for e in result.switching["ops"]] == ["add", "mul"]   # only the ops counted
 
 
-def test_score_outputs_carry_the_estimate(setup, capsys, tmp_path):
+def test_score_outputs_carry_the_estimate(setup, capsys, tmp_path, monkeypatch):
     out_csv = tmp_path / "rows.csv"
-    os.environ["TOSIM_CACHE_DIR"] = str(setup["cache"])
-    try:
-        status, out, err = run(capsys, "score", setup["model"], "--profile", setup["profile_path"],
-                               "--out", str(out_csv))
-        status_json, text, _ = run(capsys, "score", setup["model"], "--profile", setup["profile_path"], "--json")
-    finally:
-        del os.environ["TOSIM_CACHE_DIR"]
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(setup["cache"]))
+    status, out, err = run(capsys, "score", setup["model"], "--profile", setup["profile_path"],
+                           "--out", str(out_csv))
+    status_json, text, _ = run(capsys, "score", setup["model"], "--profile", setup["profile_path"], "--json")
     assert status == 0 and status_json == 0
     assert "switching J (est.)" in out and "switching J: estimate: " in out
     assert "simulating" not in err                         # read from the cache
@@ -198,3 +195,51 @@ def test_transistor_pricing_has_no_switching_fields(fixed_costs, tmp_path):
     result = tosim.score(model, "cmos-generic")
     assert result.switching_j is None and result.switching is None
     assert "switching_j" not in result.to_dict()
+
+
+# --- distributions per layer type --------------------------------------------------------------
+
+def test_op_distribution_by_hand():
+    power = {"distribution": {"default": "normal", "mul": "relu",
+                              "layers": {"add": "zeros", "linear": {"mul": "uniform"}, "conv2d": {"default": "relu"}}}}
+    od = activity.op_distribution
+    assert od(power, "mul") == "relu" and od(power, "add") == "normal"
+    assert od(power, "mul", "add") == "zeros" and od(power, "add", "add") == "zeros"
+    assert od(power, "mul", "linear") == "uniform" and od(power, "add", "linear") == "normal"
+    assert od(power, "add", "conv2d") == "relu" and od(power, "mul", "relu") == "relu"
+    assert od({"distribution": "uniform"}, "mul", "linear") == "uniform"
+
+
+@pytest.mark.parametrize("body, where, message", [
+    ("  distribution: {layers: {linear: gauss}}", "power.distribution.layers.linear", "unknown distribution"),
+    ("  distribution: {layers: {linear: {mull: relu}}}", "power.distribution.layers.linear.mull", "unknown op"),
+    ("  distribution: {layers: {linear: {layers: {}}}}", "power.distribution.layers.linear.layers", "unknown op"),
+    ("  distribution: {layers: [linear]}", "power.distribution.layers", "expected a mapping"),
+])
+def test_bad_layer_distributions(tmp_path, body, where, message):
+    path = write(tmp_path, "bad.yaml", f"extends: cmos-generic\npower:\n{body}\n")
+    with pytest.raises(hp.ProfileError) as info:
+        hp.load(path)
+    assert str(info.value).startswith(f"{path}:3: {where}: ") and message in str(info.value)
+
+
+def test_layer_type_distributions_price_their_layers(setup, tmp_path, monkeypatch):
+    """A residual add priced with all-zero operands switches nothing; the linear layer keeps the
+    profile's own distributions (the same entries as in the one-layer model)."""
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(setup["cache"]))
+    profile = write(tmp_path, "layers.yaml", POWER.replace(
+        'mul: ["normal:scale=0.05", "relu:zeros=0.5"]}',
+        'mul: ["normal:scale=0.05", "relu:zeros=0.5"], layers: {add: {add: zeros}}}'))
+    model = write(tmp_path, "res.yaml", "name: res\ninput: [4]\nformat: fp16\nlayers:\n"
+                                        "  - {type: linear, out: 4, name: fc}\n"
+                                        "  - {type: add, inputs: [input, fc], name: res}\n")
+    result = tosim.score(model, profile, per_layer=True)
+    fc, res = result.layers
+    table = setup["table"]
+    # fc: 16 multiplications, 4 x 3 accumulations + 4 bias additions; res: 4 additions of zeros
+    assert fc.counts["mul"] == 16 and fc.counts["add"] == 16 and res.counts["add"] == 4
+    assert fc.switching_j == pytest.approx(16e-15 * (table[("mul", "fp16")].energy_fj_per_op
+                                                     + table[("add", "fp16")].energy_fj_per_op), rel=1e-12)
+    assert res.switching_j == 0.0
+    assert result.switching_j == pytest.approx(fc.switching_j, rel=1e-12)
+    assert "fp16 add (carry_lookahead) in add layers: zeros operands, 0 fJ/op" in result.switching_basis

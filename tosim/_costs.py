@@ -1,20 +1,22 @@
-"""The one place scoring reads cost tables: ``costs_array(profile, formats)``.
+"""The one place scoring reads cost tables: ``costs_array(profile, formats)``, and
+``cost_columns(profile, formats)``, the same numbers without numpy.
 
 Scoring needs a plain float64 array, transistors per basic op (rows, ``BASIC_OPS`` order) and
-number format (columns, in the order asked). Where the numbers come from (the on-disk cache of
+number format (columns, in the order asked); small jobs, priced in Python, take them as one
+tuple of floats per format. Where the numbers come from (the on-disk cache of
 synthesized circuits, tables shipped for the built-in profiles, a fresh synthesis) is
 :func:`hwlib.cost.cost_table`'s business; nothing else in scoring touches hwlib.
 """
 import sys
 import time
 
-import numpy as np
-
 from opcount import BASIC_OPS
 
-__all__ = ["costs_array", "SynthesisProgress", "SwitchingProgress", "switching_array"]
+__all__ = ["costs_array", "cost_columns", "mac_costs_array", "mac_accumulator", "refuse_mac_unit",
+           "SynthesisProgress", "SwitchingProgress", "switching_array"]
 
 _MEMO: dict = {}
+_COLUMNS: dict = {}
 
 
 class SynthesisProgress:
@@ -41,6 +43,31 @@ def _memo_key(profile, formats):
                         "datapath": profile.datapath}, sort_keys=True), tuple(formats))
 
 
+def _read_columns(profile, formats, progress):
+    """Per format, the transistors of each basic op (a tuple in ``BASIC_OPS`` order), memoized."""
+    key = _memo_key(profile, formats)
+    if key not in _COLUMNS:
+        from hwlib.cost import cost_table
+        rows = cost_table(profile, formats=formats, ops=list(BASIC_OPS), progress=progress)
+        found = {(row.op, row.format): float(row.cost.transistors) for row in rows}
+        missing = [(op, fmt) for fmt in formats for op in BASIC_OPS if (op, fmt) not in found]
+        if missing:
+            raise RuntimeError(f"cost table of {profile.name!r} lacks {missing[0][1]} {missing[0][0]}")
+        _COLUMNS[key] = tuple(tuple(found[(op, fmt)] for op in BASIC_OPS) for fmt in formats)
+    return _COLUMNS[key]
+
+
+def cost_columns(profile, formats, *, progress=None):
+    """The columns of :func:`costs_array` without numpy: a list with one tuple of floats per
+    format, the transistors of each basic op in ``BASIC_OPS`` order (the same numbers).
+    A :func:`costs_array` replaced on this module (the tests' fixed costs) is followed."""
+    formats = list(formats)
+    if costs_array is not _costs_array:
+        table = costs_array(profile, formats, progress=progress)
+        return [tuple(float(table[i][j]) for i in range(len(BASIC_OPS))) for j in range(len(formats))]
+    return list(_read_columns(profile, formats, progress))
+
+
 def costs_array(profile, formats, *, progress=None):
     """Transistors per basic op and format: float64 array ``(len(BASIC_OPS), len(formats))``.
 
@@ -49,23 +76,59 @@ def costs_array(profile, formats, *, progress=None):
     synthesized (see :class:`SynthesisProgress`); ``None`` for silence. Raises
     :class:`hwlib.CircuitError` when the profile's circuits cannot be built.
     """
+    import numpy as np
     formats = list(formats)
     key = _memo_key(profile, formats)
     if key not in _MEMO:
-        from hwlib.cost import cost_table
-        rows = cost_table(profile, formats=formats, ops=list(BASIC_OPS), progress=progress)
         table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
-        column = {fmt: i for i, fmt in enumerate(formats)}
-        seen = set()
-        for row in rows:
-            table[BASIC_OPS.index(row.op), column[row.format]] = float(row.cost.transistors)
-            seen.add((row.op, row.format))
-        missing = [(op, fmt) for fmt in formats for op in BASIC_OPS if (op, fmt) not in seen]
-        if missing:
-            raise RuntimeError(f"cost table of {profile.name!r} lacks {missing[0][1]} {missing[0][0]}")
+        for j, column in enumerate(_read_columns(profile, formats, progress)):
+            table[:, j] = column
         table.setflags(write=False)
         _MEMO[key] = table
     return _MEMO[key]
+
+
+_costs_array = costs_array
+
+
+def mac_accumulator(profile, fmt):
+    """The accumulator format of the profile's MAC unit for products in ``fmt``: ``units.mac``'s
+    ``accumulate``, else ``fmt`` itself (a fused multiply-add). ``ValueError`` when ``fmt``
+    cannot accumulate (fp8_e4m3 has no infinities) and the profile names no accumulator."""
+    acc = profile.units["mac"].get("accumulate", fmt)
+    from hardware_profiles.schema import MAC_ACCUMULATOR_FORMATS
+    if acc not in MAC_ACCUMULATOR_FORMATS:
+        raise ValueError(f"profile {profile.name!r}: the MAC unit cannot accumulate in {fmt}; set "
+                         f"units.mac.accumulate to one of {', '.join(MAC_ACCUMULATOR_FORMATS)}")
+    return acc
+
+
+def mac_costs_array(profile, formats, *, progress=None):
+    """Transistors of the profile's MAC unit (``units.mac``) per product format: float64 array
+    ``(len(formats),)``, each the :class:`hwlib.units.fma.FPMAC` of that format into
+    :func:`mac_accumulator` built from the profile's mul and add units."""
+    formats = list(formats)
+    key = ("mac",) + _memo_key(profile, formats)
+    if key not in _MEMO:
+        import numpy as np
+
+        from hwlib.cost import fp_mac_table
+        pairs = [(fmt, mac_accumulator(profile, fmt)) for fmt in formats]
+        rows = fp_mac_table(profile, pairs, progress=progress)
+        table = np.array([float(row.cost.transistors) for row in rows], dtype=np.float64)
+        table.setflags(write=False)
+        _MEMO[key] = table
+    return _MEMO[key]
+
+
+def refuse_mac_unit(profile, what):
+    """Raise :class:`tosim.ScoreError` when the profile has a MAC unit (``units.mac``): ``what``
+    (a command or path that prices separate multiplies and adds only) would price the matrix
+    products without it, differently from ``tosim score``."""
+    if "mac" in profile.units:
+        from ._errors import ScoreError
+        raise ScoreError(f"profile {profile.name!r} has a MAC unit (units.mac), which {what} does not price "
+                         f"yet; use a profile without units.mac")
 
 
 class SwitchingProgress(SynthesisProgress):
@@ -80,25 +143,39 @@ class SwitchingProgress(SynthesisProgress):
         print(f"tosim: simulated {label} in {seconds:.1f} s", file=self.stream, flush=True)
 
 
-def switching_array(profile, formats, pairs, *, progress=None):
-    """Switching energy per basic op and format in joules, float64 ``(len(BASIC_OPS),
-    len(formats))``, for a profile with ``power: {energy: activity}``, and the basis of the
+def switching_array(profile, keys, pairs, *, progress=None):
+    """Switching energy per basic op and column in joules, float64 ``(len(BASIC_OPS),
+    len(keys))``, for a profile with ``power: {energy: activity}``, and the basis of the
     estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
-    ``ops``, one :meth:`hwlib.activity.OpEnergy.to_json` per entry). Only the ``(op, format)``
-    ``pairs`` are simulated (:func:`hwlib.activity.op_energies`, cached on disk); the other
-    entries are 0 and must be multiplied by zero counts only. ``progress``: a
-    :class:`SynthesisProgress` (its stream is told about each simulation), or ``None``."""
+    ``ops``, one :meth:`hwlib.activity.OpEnergy.to_json` per entry, with ``layers``: the layer
+    type whose distributions it used, or ``None``). A column is a format, or a ``(format,
+    layer type)`` pair (layer type ``""``: the distributions that are not per layer type).
+    Only the ``(op, column)`` ``pairs`` are simulated (:func:`hwlib.activity.op_energies`,
+    cached on disk); the other entries are 0 and must be multiplied by zero counts only.
+    ``progress``: a :class:`SynthesisProgress` (its stream is told about each simulation), or
+    ``None``."""
+    import numpy as np
+
     from hwlib.activity import ESTIMATE_NOTE, op_energies
-    formats = list(formats)
+    keys = list(keys)
     told = SwitchingProgress(progress.stream) if progress is not None else None
-    energies = op_energies(profile, pairs, progress=told)
-    table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
-    column = {fmt: i for i, fmt in enumerate(formats)}
-    for (op, fmt), entry in energies.items():
-        table[BASIC_OPS.index(op), column[fmt]] = entry.energy_j_per_op
+    table = np.zeros((len(BASIC_OPS), len(keys)), dtype=np.float64)
+    column = {key: i for i, key in enumerate(keys)}
+    by_group = {}
+    for op, key in pairs:
+        fmt, group = key if isinstance(key, tuple) else (key, "")
+        by_group.setdefault(group, []).append((op, fmt, key))
+    entries = []
+    for group, items in sorted(by_group.items()):
+        energies = op_energies(profile, [(op, fmt) for op, fmt, _ in items], layer_type=group or None,
+                               progress=told)
+        for op, fmt, key in items:
+            entry = energies[(op, fmt)]
+            table[BASIC_OPS.index(op), column[key]] = entry.energy_j_per_op
+            entries.append(dict(entry.to_json(), layers=group or None))
     table.setflags(write=False)
     power = profile.power
     basis = {"note": ESTIMATE_NOTE, "source": power["source"], "vdd": power["vdd"],
              "vectors": power["vectors"], "seed": power["seed"], "glitches": bool(power["glitches"]),
-             "ops": [entry.to_json() for entry in energies.values()]}
+             "ops": entries}
     return table, basis

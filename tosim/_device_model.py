@@ -23,6 +23,8 @@ import numpy as np
 from opcount import BASIC_OPS, ZERO_COST
 from opcount.movement import format_bytes
 
+from ._energy import is_energy_model
+
 __all__ = ["layer_table", "run_table", "device_model", "layer_energy", "is_energy_model", "model_tos_per_op",
            "TableCache", "model_energy", "MODEL_FIELDS", "TERM_FIELDS", "VIEW_TYPES", "combine_tables"]
 
@@ -34,11 +36,6 @@ MODEL_FIELDS = list(TERM_FIELDS.values()) + ["time_s"]
 STAGES = ("forward", "loss", "backward", "update")
 #: Layer types that are views (no data moved, no kernel call): opcount's zero-cost types but concat.
 VIEW_TYPES = frozenset(ZERO_COST - {"concat"})
-
-
-def is_energy_model(device):
-    """Whether a profile device mapping holds an energy model (else it is a polynomial)."""
-    return isinstance(device, dict) and "energy_model" in device
 
 
 def device_model(device):
@@ -162,7 +159,8 @@ def layer_energy(device, model, result):
 
 def model_tos_per_op(profile, op_keys):
     """Transistors of each ``(format, op)`` under the profile's cost table (the prior)."""
-    from ._costs import costs_array
+    from ._costs import costs_array, refuse_mac_unit
+    refuse_mac_unit(profile, "a device energy model")
     formats = sorted({fmt for fmt, _ in op_keys})
     if not formats:
         return {}

@@ -30,6 +30,11 @@ class DeviceError(ScoreError):
     """A device that the profile does not have (or a malformed device mapping)."""
 
 
+def is_energy_model(device):
+    """Whether a profile device mapping holds an energy model (else it is a polynomial)."""
+    return isinstance(device, dict) and "energy_model" in device
+
+
 def resolve_device(profile, device):
     """The device mapping of ``profile`` named ``device`` (a mapping is returned as given after a
     check of its keys); a one-line :class:`DeviceError` with a did-you-mean when the profile has

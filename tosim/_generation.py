@@ -153,6 +153,8 @@ def generate(model: str | os.PathLike[str], profile: Any = hardware_profiles.DEF
     if densities is not None and not isinstance(densities, opcount.Densities):
         densities = opcount.Densities(**densities)
     source = str(model)
+    from ._costs import refuse_mac_unit
+    refuse_mac_unit(profile, "the serving phases (prefill, decode, generate)")
     g = count_generation(source, profile, prompt=prompt, new_tokens=new_tokens, batch=batch, format=format,
                          memory=memory, densities=densities)
     formats = sorted(set(g.formats))

@@ -46,17 +46,17 @@ def write_atomic(path, data):
     and ``os.replace``, so a reader sees the old file or the new one, never a partial one.
     A symbolic link is followed: its target gets the data and the link stays a link (a dangling
     link creates its target). An unwritable path, or a file the running command read
-    (:mod:`hardware_profiles._read` records them), is a user error: one line, exit status 2."""
-    from hardware_profiles import _read, _write
+    (:mod:`hardware_profiles.files` records them), is a user error: one line, exit status 2."""
+    from hardware_profiles import files
 
     from .cli import CommandError
     given, path = path, os.path.realpath(path)
-    if path in _read.files_read():
+    if path in files.files_read():
         # the last guard: a file reached only while the command ran (a profile's extends: chain,
         # an ONNX model's external data) is never replaced by an output
         raise CommandError(f"cannot write {given}: the command read it as an input; it would be overwritten")
     try:
-        _write.replace_file(path, data)
+        files.replace_file(path, data)
     except OSError as exc:
         raise CommandError(f"cannot write {given}: {exc.strerror or exc}") from None
 

@@ -11,6 +11,7 @@ written here once and used by scoring (:func:`combine_steps`) and by ``tosim fit
 """
 import contextlib
 import gc
+import operator
 import os
 import re
 
@@ -124,7 +125,7 @@ def _init_worker(options):
 
 
 def _count_indexed(item):
-    from hardware_profiles import _read
+    from hardware_profiles import files as _read
     index, source = item
     with _read.track_reads() as reads:      # handed to the parent, which guards its outputs
         result = count_source(source, **_WORKER)
@@ -144,11 +145,32 @@ def read_model(source, load=None):
     return model
 
 
+_ROW = operator.itemgetter(*OPS)
+
+
+def layer_rows(result):
+    """The counts of each layer of a :class:`opcount.CountResult` as one tuple, the four stages'
+    ops in ``STAGES`` x ``BASIC_OPS`` order (exact integers; :meth:`CountResult.as_array`'s rows)."""
+    get = _ROW
+    return [get(st["forward"]) + get(st["loss"]) + get(st["backward"]) + get(st["update"])
+            for st in (layer.stages for layer in result.layers)]
+
+
+def _totals(rows):
+    """Per op, the count over all layers and stages (``CountResult.totals["all"]``, exact
+    integers) from :func:`layer_rows`."""
+    n_ops = len(OPS)
+    if not rows:
+        return [0] * n_ops
+    columns = [sum(column) for column in zip(*rows)]
+    return [sum(columns[o::n_ops]) for o in range(n_ops)]
+
+
 def count_source(source, profile, phase, batch, per_layer, densities=None, keep=False, load=None,
                  layer_features=False):
-    """Read and count one model: a dict with the row's counting fields, ``counts`` (int64
-    ``(layers, stages, ops)``, or ``None`` past int64, then ``layer_counts`` holds exact lists),
-    ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
+    """Read and count one model: a dict with the row's counting fields, ``rows`` (each layer's
+    counts, :func:`layer_rows`; ``counts`` is ``None`` until :func:`price` stacks them into an
+    int64 array), ``formats``, and with a memory profile the data-movement fields (``movement`` keeps the
     :class:`opcount.MovementResult`; ``keep`` keeps the :class:`opcount.CountResult` as
     ``count_result``; ``load``: how to read the model, see :func:`read_model`; ``layer_features``
     keeps the per-layer features of a device energy model as ``layer_table``, see
@@ -175,9 +197,12 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         else:
             message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         return {"source": label, "name": name_of(source), "error": f"{where}: {message}"}
-    totals = result.totals["all"]
+    # each layer's counts as one flat tuple (stages x ops, exact integers); price() turns them
+    # into an int64 array only when the job is large enough to go to numpy (see _PYTHON_MAX_LAYERS)
+    rows = layer_rows(result)
     out = {"name": result.model, "source": label, "params": result.params, "macs": result.macs,
-           "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
+           "flops": result.flops, "counts_all": _totals(rows), "formats": result.formats,
+           "layer_types": [layer.type for layer in result.layers],
            "incomplete": result.incomplete_types, "incomplete_items": [dict(item) for item in result.incomplete],
            "error": None}
     if keep:
@@ -185,19 +210,48 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     if layer_features:
         from ._device_model import layer_table
         out["layer_table"] = layer_table(model, result)
-    try:
-        out["counts"] = result.as_array()
-    except OverflowError:
-        out["counts"] = None
-        out["layer_counts"] = [[[layer.stages[s][op] for op in OPS] for s in STAGES] for layer in result.layers]
+    out["rows"] = rows
+    out["counts"] = None
     if per_layer:
         out["layers"] = [{"name": layer.name, "type": layer.type, "format": layer.format, "params": layer.params,
                           "macs": sum(layer.macs.values()), "flops": 2 * sum(layer.macs.values()),
                           "counts": [sum(layer.stages[s][op] for s in STAGES) for op in OPS]}
                          for layer in result.layers]
+    if "mac" in profile.units:
+        _move_to_macs(out, result)
     if movement is not None:
         _add_movement(out, movement)
     return out
+
+
+_MUL, _ADD = OPS.index("mul"), OPS.index("add")
+
+
+def _move_to_macs(out, result):
+    """A profile with a MAC unit: the multiply-accumulates of the matrix products
+    (:func:`opcount.mac_counts`) leave the ``mul`` and ``add`` counts of the row and become
+    ``mac`` counts (``mac_counts``: layers x stages; ``mac``: the total), priced by
+    :func:`price` at the MAC unit's cost."""
+    macs = opcount.mac_counts(result)
+    per_layer = macs.sum(axis=1)
+    total = int(per_layer.sum())
+    out["mac_counts"] = macs
+    out["mac"] = total
+    out["counts_all"][_MUL] -= total
+    out["counts_all"][_ADD] -= total
+    n_ops = len(OPS)
+    rows = []
+    for row, layer_macs in zip(out["rows"], macs.tolist()):
+        row = list(row)
+        for stage, n in enumerate(layer_macs):
+            row[stage * n_ops + _MUL] -= n
+            row[stage * n_ops + _ADD] -= n
+        rows.append(tuple(row))
+    out["rows"] = rows
+    for layer, n in zip(out.get("layers") or (), per_layer.tolist()):
+        layer["counts"][_MUL] -= n
+        layer["counts"][_ADD] -= n
+        layer["mac"] = n
 
 
 def _add_movement(row, mv):
@@ -270,7 +324,7 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
         # fork: the workers start with the profile and every module already imported
         context = multiprocessing.get_context("fork")
         with context.Pool(min(jobs, len(sources)), initializer=_init_worker, initargs=(options,)) as pool:
-            from hardware_profiles import _read
+            from hardware_profiles import files as _read
             for index, result, reads in pool.imap_unordered(_count_indexed, list(enumerate(sources))):
                 results[index] = result
                 for path in reads:
@@ -288,54 +342,125 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
 
 # --- pricing ----------------------------------------------------------------------------------
 
+#: Jobs of up to this many layers are priced in plain Python, as the kernel adds (see
+#: :func:`price`): numpy is not imported for them. Measured with ``python bench/bench_kernel.py
+#: --python-crossover`` on the shared 2-core VM: Python 7.3 us of CPU per distinct layer,
+#: stacking into int64 + the numpy form 2.0 us, importing numpy 0.08-0.21 s, so numpy repays
+#: its import past some 15,000-40,000 distinct layers; models repeat layers (the zoo's 7,389
+#: layers hold about 1,300 distinct ones), which the Python path prices once.
+_PYTHON_MAX_LAYERS = 50_000
+
+
 def price(counted, profile, synth_progress=None):
     """Fill ``stage_tos`` (per stage) and ``layer_tos`` (layers x stages) of every good row of
-    ``counted``: counts x the profile's cost table per layer format, in one kernel call over all
-    rows that fit int64, and in exact Python integers x float64 costs for the others. With
-    ``power: {energy: activity}`` in the profile, also ``stage_switch_j`` and ``layer_switch_j``:
-    counts x the switching energy per op (:func:`tosim._costs.switching_array`) the same way,
-    and ``switching`` (the basis of that estimate)."""
-    import numpy as np
+    ``counted``: counts x the profile's cost table per layer format.
 
-    from ._costs import costs_array
+    Small jobs (at most :data:`_PYTHON_MAX_LAYERS` layers: a zoo, a few models) are priced in
+    Python floats, larger ones in one :func:`opcount.kernel.tos_from_counts` call over all rows
+    that fit int64 (numpy, or numba for large batches); rows past int64 always in Python, from
+    their exact integers. Every path multiplies and adds in the kernel's order (within a stage
+    op after op, over a model's layers layer after layer), so the numbers are the same bits
+    whichever runs. With ``power: {energy: activity}`` in the profile, also ``stage_switch_j``
+    and ``layer_switch_j``: counts x the switching energy per op
+    (:func:`tosim._costs.switching_array`) the same way, and ``switching`` (the basis of that
+    estimate)."""
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
-    costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
-    _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
-    if good and profile.power["energy"] == "activity":
-        from ._costs import switching_array
-        joules, basis = switching_array(profile, formats, _used_ops(good), progress=synth_progress)
-        _apply_costs(good, joules, formats, "stage_switch_j", "layer_switch_j")
+    with_macs = [r for r in good if "mac_counts" in r]
+    if not with_macs and sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
+        from ._costs import cost_columns
+        columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
+        memo: dict = {}
+        column = {f: i for i, f in enumerate(formats)}
         for r in good:
-            r["switching"] = basis
+            _price_python(r, columns, column, memo, "stage_tos", "layer_tos")
+    else:
+        import numpy as np
+
+        from ._costs import costs_array
+        costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+        _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
+    if with_macs:
+        # a MAC unit (numpy: the MAC counts are an array): its counts x its cost, added per layer
+        from ._costs import mac_costs_array
+        mac_costs = mac_costs_array(profile, formats, progress=synth_progress)
+        column = {f: i for i, f in enumerate(formats)}
+        for r in with_macs:
+            per_format = np.array([mac_costs[column[f]] for f in r["formats"]], dtype=np.float64)
+            r["layer_tos"] = np.asarray(r["layer_tos"], dtype=np.float64) \
+                + r["mac_counts"].astype(np.float64) * per_format[:, None]
+            r["stage_tos"] = r["layer_tos"].sum(axis=0)
+    if good and profile.power["energy"] == "activity":
+        from ._costs import refuse_mac_unit
+        refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
+        price_switching(good, profile, synth_progress)
     return counted
 
 
-def _used_ops(good):
-    """The ``(op, format)`` pairs with a non-zero count in any layer of the rows ``good``."""
+def switching_keys(r, power):
+    """Per layer of the counted row ``r``, the column of its switching energies: ``(format,
+    layer type)`` for a layer type with its own distributions (``power.distribution.layers``),
+    else ``(format, "")``."""
+    dist = power["distribution"]
+    groups = dist.get("layers", {}) if isinstance(dist, dict) else {}
+    return [(fmt, kind if kind in groups else "") for fmt, kind in zip(r["formats"], r["layer_types"])]
+
+
+def price_switching(good, profile, synth_progress=None):
+    """Fill ``stage_switch_j``, ``layer_switch_j`` and ``switching`` (the basis of the estimate)
+    of the counted rows ``good``: counts x the switching energy per op of each layer's format
+    and layer type (:func:`tosim._costs.switching_array`)."""
+    from ._costs import switching_array
+    power = profile.power
+
+    def keys_of(r):
+        return switching_keys(r, power)
+
+    keys = sorted({key for r in good for key in keys_of(r)})
+    joules, basis = switching_array(profile, keys, _used_ops(good, keys_of), progress=synth_progress)
+    _apply_costs(good, joules, keys, "stage_switch_j", "layer_switch_j", keys_of)
+    for r in good:
+        r["switching"] = basis
+
+
+def _used_ops(good, keys_of=None):
+    """The ``(op, key)`` pairs with a non-zero count in any layer of the rows ``good``; a layer's
+    key is its format, or what ``keys_of(r)`` gives per layer."""
+    n_ops = len(OPS)
     used = set()
     for r in good:
-        if r["counts"] is not None:
-            per_layer = r["counts"].sum(axis=1) != 0            # layers x ops
-            rows = [[bool(x) for x in layer] for layer in per_layer]
-        else:
-            rows = [[any(stage[o] for stage in layer) for o in range(len(OPS))] for layer in r["layer_counts"]]
-        for fmt, flags in zip(r["formats"], rows):
-            used.update((op, fmt) for op, flag in zip(OPS, flags) if flag)
+        for fmt, row in zip(keys_of(r) if keys_of is not None else r["formats"], r["rows"]):
+            used.update((op, fmt) for o, op in enumerate(OPS) if any(row[o::n_ops]))
     return sorted(used, key=lambda pair: (pair[1], OPS.index(pair[0])))
 
 
-def _apply_costs(good, costs, formats, stage_key, layer_key):
+def _stack(good):
+    """``counts`` (int64 ``(layers, stages, ops)``) of every row of ``good`` whose counts fit
+    int64; the others keep ``None`` (priced from their exact integers)."""
+    import numpy as np
+    for r in good:
+        if r["counts"] is None:
+            try:
+                r["counts"] = np.array(r["rows"], dtype=np.int64).reshape(len(r["rows"]), len(STAGES), len(OPS))
+            except OverflowError:
+                pass
+
+
+def _apply_costs(good, costs, formats, stage_key, layer_key, keys_of=None):
     """Counts x ``costs`` (ops x ``formats``) per layer format for every row of ``good``, into
-    ``r[stage_key]`` (per stage) and ``r[layer_key]`` (layers x stages)."""
+    ``r[stage_key]`` (per stage) and ``r[layer_key]`` (layers x stages): the kernel for the rows
+    that fit int64, Python floats in the kernel's order for the others. ``keys_of(r)``, when
+    given, names each layer's column instead of its format (``formats`` then lists those keys)."""
     import numpy as np
 
     from opcount.kernel import tos_from_counts
+    _stack(good)
     column = {f: i for i, f in enumerate(formats)}
     stacked = [r for r in good if r["counts"] is not None]
     if stacked:
         counts = np.concatenate([r["counts"] for r in stacked]) if len(stacked) > 1 else stacked[0]["counts"]
-        layer_format = np.fromiter((column[f] for r in stacked for f in r["formats"]), dtype=np.int64,
+        layer_format = np.fromiter((column[f] for r in stacked
+                                    for f in (keys_of(r) if keys_of is not None else r["formats"])), dtype=np.int64,
                                    count=counts.shape[0])
         offsets = np.zeros(len(stacked) + 1, dtype=np.int64)
         np.cumsum([r["counts"].shape[0] for r in stacked], out=offsets[1:])
@@ -343,13 +468,49 @@ def _apply_costs(good, costs, formats, stage_key, layer_key):
         for i, r in enumerate(stacked):
             r[stage_key] = model_stage[i]
             r[layer_key] = layer_tos[offsets[i]:offsets[i + 1]]
-    for r in good:
-        if r["counts"] is None:
-            # past int64: exact Python integers times float64 costs, summed in float64
-            per_layer = [[sum(float(n) * costs[o, column[fmt]] for o, n in enumerate(stage)) for stage in layer]
-                         for layer, fmt in zip(r["layer_counts"], r["formats"])]
-            r[layer_key] = np.array(per_layer, dtype=np.float64).reshape(-1, len(STAGES))
-            r[stage_key] = r[layer_key].sum(axis=0)
+    rest = [r for r in good if r["counts"] is None]
+    if rest:
+        # past int64: exact Python integers times float64 costs, in the kernel's order
+        columns = [tuple(costs[:, j].tolist()) for j in range(len(formats))]
+        memo: dict = {}
+        for r in rest:
+            _price_python(r, columns, column, memo, stage_key, layer_key,
+                          keys_of(r) if keys_of is not None else None)
+
+
+def _price_python(r, columns, column, memo, stage_key, layer_key, keys=None):
+    """``r[layer_key]`` (a tuple of per-stage values per layer) and ``r[stage_key]`` of one row,
+    in Python floats from the exact integer counts and ``columns`` (per format, the cost of each
+    op), in the kernel's order. A repeated layer (same counts, same format) is priced once
+    (``memo``, shared by the rows of one cost table)."""
+    n_ops = len(OPS)
+    layer_tos = []
+    s0 = s1 = s2 = s3 = 0.0
+    for counts, fmt in zip(r["rows"], keys if keys is not None else r["formats"]):
+        key = (counts, fmt)
+        tos = memo.get(key)
+        if tos is None:
+            cost = columns[column[fmt]]
+            stages = []
+            for start in range(0, len(counts), n_ops):
+                acc = 0.0
+                for n, c in zip(counts[start:start + n_ops], cost):
+                    acc += n * c            # int x float: the int rounded to float64 first, as numpy does
+                stages.append(acc)
+            tos = memo[key] = tuple(stages)
+        layer_tos.append(tos)
+        s0 += tos[0]
+        s1 += tos[1]
+        s2 += tos[2]
+        s3 += tos[3]
+    r[layer_key] = layer_tos
+    r[stage_key] = (s0, s1, s2, s3)
+
+
+def _layer_total(tos):
+    """A layer's TOs over its stages, added in stage order (numpy's sum of four, as the kernel's
+    ``layer_tos`` rows are summed)."""
+    return float(tos[0]) + float(tos[1]) + float(tos[2]) + float(tos[3])
 
 
 def finish_row(r, per_layer):
@@ -361,6 +522,8 @@ def finish_row(r, per_layer):
     row.update(params=r["params"], macs=r["macs"], flops=r["flops"], incomplete=r["incomplete"] or None,
                incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"))
     row.update(zip(OPS, r["counts_all"]))
+    if "mac" in r:
+        row["mac"] = r["mac"]
     row.update({f"tos_{s}": float(v) for s, v in zip(STAGES, r["stage_tos"])})
     row["tos"] = float(sum(r["stage_tos"]))
     row.update({k: v for k, v in r.items() if k.startswith(("energy_", "accesses_"))})
@@ -371,11 +534,11 @@ def finish_row(r, per_layer):
         row["switching_j"] = float(sum(r["stage_switch_j"]))
         row["switching"] = r["switching"]
     if per_layer:
-        row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=float(lt.sum()))
+        row["layers"] = [dict(layer, tos={s: float(v) for s, v in zip(STAGES, lt)}, tos_total=_layer_total(lt))
                          for layer, lt in zip(r["layers"], r["layer_tos"])]
         if "layer_switch_j" in r:
             for layer, lj in zip(row["layers"], r["layer_switch_j"]):
-                layer["switching_j"] = float(lj.sum())
+                layer["switching_j"] = _layer_total(lj)
     return row
 
 
@@ -397,7 +560,7 @@ def whole_run_total(parts, epochs):
 
 
 #: Row and per-layer fields that add up over the steps of a run.
-_ADDITIVE = ("macs", "flops", *OPS, *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
+_ADDITIVE = ("macs", "flops", *OPS, "mac", *(f"tos_{s}" for s in STAGES), "tos", "energy_compute_j",
              "energy_movement_j", "counts", "tos_total", "switching_j", *(f"switching_j_{s}" for s in STAGES))
 
 

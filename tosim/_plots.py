@@ -171,3 +171,33 @@ def pareto_fronts(rows, power, title, path):
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_png(fig, path, dpi=110)
+
+
+def explore_fronts(points, title, path):
+    """``tosim explore --plot``: energy (the models' switching joules, or fJ per multiply + add)
+    against the slower unit's delay, one panel per format, every combination a labelled point
+    (marker area grows with the units' area) and the energy-delay Pareto front joined by a line."""
+    formats = list(dict.fromkeys(p.format for p in points))
+    with_models = any(p.models_j for p in points)
+    fig = new_figure(figsize=(4.6 * len(formats), 4.2))
+    axes = fig.subplots(1, len(formats), squeeze=False)[0]
+    largest = max(p.area_um2 for p in points)
+    for ax, fmt in zip(axes, formats):
+        mine = [p for p in points if p.format == fmt]
+        coords = [(p.delay_ps, p.energy_j if with_models else p.mac_fj, f"{p.adder}/{p.multiplier}", p.area_um2)
+                  for p in mine]
+        for delay, energy, label, area in coords:
+            ax.scatter([delay], [energy], s=20 + 80 * area / largest, alpha=0.7)
+            ax.annotate(label, (delay, energy), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        front = sorted(c[:2] for c in coords
+                       if not any(d[0] <= c[0] and d[1] <= c[1] and d[:2] != c[:2] for d in coords))
+        ax.plot([c[0] for c in front], [c[1] for c in front], color="black", alpha=0.5,
+                drawstyle="steps-post" if len(front) > 1 else "default")
+        ax.set_title(fmt)
+        ax.set_xlabel("slower unit's critical-path delay (ps)")
+        ax.set_ylabel("switching energy (J)" if with_models else "switching energy per multiply + add (fJ)")
+        ax.grid(True, alpha=0.3)
+    import textwrap
+    fig.suptitle("\n".join(textwrap.wrap(title, 40 + 55 * (len(formats) - 1) + 20)), fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -135,6 +136,11 @@ class LayerScore:
     time_s: Optional[float] = None
     switching_j: Optional[float] = None
 
+    def __repr__(self) -> str:
+        from ._render import count_text, si
+        return (f"<LayerScore {self.name} ({self.type}, {self.format}): params {count_text(self.params)}, "
+                f"MACs {si(self.macs)}, TOs {si(self.tos)}>")
+
 
 @dataclass
 class ScoreResult:
@@ -208,10 +214,31 @@ class ScoreResult:
         """True when the model was read and counted (it may still be incomplete)."""
         return self.error is None
 
+    def __repr__(self) -> str:
+        """One line (the fields are attributes; :meth:`to_dict` has them all)."""
+        from ._render import count_text, si
+        head = f"<ScoreResult {self.name}: {self.profile} {self.phase} batch {self.batch}"
+        if self.steps is not None:
+            head += f" x {self.steps:,} steps"
+        if self.error is not None:
+            return f"{head}, error: {self.error}>"
+        text = (f"{head}, params {count_text(self.params)}, MACs {si(self.macs)}, FLOPs {si(self.flops)}, "
+                f"TOs {si(self.tos)}")
+        if self.energy_j is not None:
+            text += f", {si(self.energy_j)}J" + (f", {si(self.gco2e)}g CO2e" if self.gco2e is not None else "")
+        if self.energy_extrapolated:
+            text += " (extrapolated)"
+        if not self.complete:
+            text += f", INCOMPLETE ({len(self.incomplete)} left out)"
+        if self.layers is not None:
+            text += f", {len(self.layers)} layers"
+        return text + ">"
+
     @property
     def extra_fields(self) -> list:
-        """Columns beyond :data:`ROW_FIELDS`: data movement (memory profile) and whole run."""
-        out = []
+        """Columns beyond :data:`ROW_FIELDS`: ``mac`` (a profile with a MAC unit), data movement
+        (memory profile) and whole run."""
+        out = ["mac"] if self.counts and "mac" in self.counts else []
         if self.levels:
             out += ["energy_compute_j", "energy_movement_j"] + [f"accesses_{lv}" for lv in self.levels]
         if self.energy_terms is not None:
@@ -230,6 +257,8 @@ class ScoreResult:
         item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
+        if self.counts and "mac" in self.counts:
+            item["mac"] = self.counts["mac"]
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
         item.update(tos=self.tos, energy_j=self.energy_j, gco2e=self.gco2e,
                     incomplete=None if self.error else dict(self.incomplete_types), error=self.error)
@@ -286,8 +315,9 @@ def switching_basis(switching):
     """One line naming the estimate and, per op and format, its distribution and fJ per op."""
     if switching is None:
         return None
-    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']}): {e['distribution']} operands, "
-                    f"{e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
+    ops = "; ".join(f"{e['format']} {e['op']} ({e['design']})"
+                    + (f" in {e['layers']} layers" if e.get("layers") else "")
+                    + f": {e['distribution']} operands, {e['energy_fj_per_op']:.4g} fJ/op" for e in switching["ops"])
     glitches = "glitches counted" if switching["glitches"] else "zero-delay, no glitches"
     return (f"{switching['note']}; {switching['vectors'] - 1} operations per stream, seed {switching['seed']}, "
             f"{glitches}, {switching['vdd']:g} V, {switching['source']}; {ops or 'no ops counted'}")
@@ -303,13 +333,24 @@ class Scores(list):
         #: ``(path, reason)`` of the files in the folders given that were left out as no model.
         self.skipped = list(skipped)
 
+    def __repr__(self) -> str:
+        """The table ``tosim score`` prints (one line per model, and per layer with ``per_layer``)."""
+        from ._render import format_score_table
+        if not self:
+            return "Scores([])"
+        return format_score_table(self, any(r.energy_j is not None for r in self),
+                                  any(r.levels for r in self))
+
     @property
     def failed(self) -> list:
         """The results whose model could not be read or counted."""
         return [r for r in self if r.error is not None]
 
     def _extra(self):
-        return self[0].extra_fields if self else []
+        fields = self[0].extra_fields if self else []
+        if "mac" not in fields and any("mac" in (r.counts or {}) for r in self):
+            fields = ["mac"] + fields     # the first model failed; the others were counted with MACs
+        return fields
 
     def to_dicts(self) -> list:
         return [r.to_dict() for r in self]
@@ -344,7 +385,7 @@ class Scores(list):
                 line["tos"] = layer["tos"]["total"]
                 if "energy_j" in layer:
                     line["energy_j"] = layer["energy_j"]
-                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra})
+                line.update({k: row.get(k) if k in RUN_FIELDS else layer.get(k) for k in extra if k != "mac"})
                 yield line
 
     def to_csv(self, path: Optional[str] = None) -> str:
@@ -423,6 +464,18 @@ def _check(phase, batch, load):
         raise ScoreError(f"a master format (the optimizer's weights) applies to the training phase, not {phase!r}")
 
 
+def _check_run_options(grid_intensity, jobs):
+    """``grid_intensity`` (gCO2e/kWh) within a profile's own bound, ``jobs`` a positive count."""
+    from hardware_profiles.loader import MAX_GRID_INTENSITY
+    if grid_intensity is not None and not (
+            isinstance(grid_intensity, (int, float)) and not isinstance(grid_intensity, bool)
+            and math.isfinite(grid_intensity) and 0 <= grid_intensity <= MAX_GRID_INTENSITY):
+        raise ScoreError(f"grid_intensity must be a number of gCO2e per kWh in 0..{MAX_GRID_INTENSITY:g}, "
+                         f"not {grid_intensity!r}")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ScoreError(f"jobs must be a positive integer (worker processes) or None (automatic), not {jobs!r}")
+
+
 def _check_listed(profile, load):
     """A format asked for (``format``, ``master_format``) must be one the profile lists: its cost
     table has units for those only."""
@@ -443,15 +496,22 @@ def _densities(densities):
 
 
 ModelLike = Union[str, "os.PathLike[str]", dict, "opcount.ModelIR", Any]
+#: A built-in profile name, a profile YAML path or a loaded profile.
+ProfileLike = Union[str, "os.PathLike[str]", "hardware_profiles.Profile"]
+#: A whole run: ``{"samples": N | "passes": P, "epochs": E}`` or a :class:`Workload`.
+WorkloadLike = Union[Mapping[str, int], "Workload", None]
+#: Densities of a memory profile: ``{"weights": d, "inputs": d}`` or an :class:`opcount.Densities`.
+DensitiesLike = Union[Mapping[str, Any], "opcount.Densities", None]
 
 
-def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, phase: str = "inference",
-               batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
+def score_many(models: Iterable[ModelLike], profile: ProfileLike = DEFAULT_PROFILE, *, phase: str = "inference",
+               batch: int = 1, device: Union[str, Mapping, None] = None, workload: WorkloadLike = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
-               densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
+               densities: DensitiesLike = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None, recompute: Optional[str] = None,
-               master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> Scores:
+               master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+               dims: Optional[Mapping[str, int]] = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
@@ -468,7 +528,8 @@ def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, p
                        per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=jobs,
                        progress=progress, synth_progress=synth_progress,
                        load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                             "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                             "dims": dict(dims) if dims else None})
 
 
 def _score_many(models, profile, *, phase, batch, device, workload, per_layer, grid_intensity, densities, jobs,
@@ -477,6 +538,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
     (:func:`tosim._pipeline.read_model`: seq, format, loss, optimizer) and count it (recompute,
     master_format: :func:`opcount.count_model`)."""
     _check(phase, batch, load)
+    _check_run_options(grid_intensity, jobs)
     workload = Workload.of(workload)
     densities = _densities(densities)
     profile = _load_profile(profile)
@@ -494,7 +556,7 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
             sources.append(_source(item))
         except opcount.ModelError as exc:
             sources.append(_Failed(_pipeline.name_of(item[0] if isinstance(item, tuple) else item), str(exc)))
-    from ._device_model import is_energy_model
+    from ._energy import is_energy_model
     rows = _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progress, synth_progress,
                        densities, keep, load, layer_features=is_energy_model(device))
     _energy.apply_energy(rows, profile, device, grid_intensity)
@@ -503,12 +565,13 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
                   per_layer=per_layer, skipped=skipped)
 
 
-def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
-          device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
-          grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
+def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
+          device: Union[str, Mapping, None] = None, workload: WorkloadLike = None, per_layer: bool = False,
+          grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: DensitiesLike = None,
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
           example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
-          master_format: Optional[str] = None, batch_axis: Optional[int] = None) -> ScoreResult:
+          master_format: Optional[str] = None, batch_axis: Optional[int] = None,
+          dims: Optional[Mapping[str, int]] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -535,7 +598,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
     and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
     ``NAME/update`` row priced in the master format.
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
-    symbolic batch dimension (default axis 0, listed in the result's assumptions).
+    symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
+    sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).
     ``synth_progress``: told about circuits a custom profile must synthesize (see
     :class:`tosim._costs.SynthesisProgress`); silent by default.
 
@@ -548,7 +612,8 @@ def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inf
                           per_layer=per_layer, grid_intensity=grid_intensity, densities=densities, jobs=1,
                           progress=None, synth_progress=synth_progress, keep=True,
                           load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
-                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis})
+                                "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                                "dims": dict(dims) if dims else None})
     result = results[0]
     if result.error is not None:
         raise opcount.ModelError(result.error)
@@ -594,6 +659,13 @@ def _score_rows(sources, profile, phase, batch, per_layer, workload, jobs, progr
     return _pipeline.combine_steps(step_rows, workload.epochs)
 
 
+def _with_mac(counts, row):
+    """``counts`` with the row's ``mac`` count when the profile has a MAC unit."""
+    if "mac" in row:
+        counts["mac"] = row["mac"]
+    return counts
+
+
 def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     common = dict(name=row["name"], source=row["source"], profile=profile_name, phase=phase, batch=batch,
                   per_layer=per_layer, levels=levels, workload=workload, steps=row.get("steps"))
@@ -602,7 +674,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
     layers = None
     if per_layer:
         layers = [LayerScore(name=layer["name"], type=layer["type"], format=layer["format"], params=layer["params"],
-                             macs=layer["macs"], flops=layer["flops"], counts=dict(zip(OPS, layer["counts"])),
+                             macs=layer["macs"], flops=layer["flops"], counts=_with_mac(dict(zip(OPS, layer["counts"])), layer),
                              tos_by_stage=dict(layer["tos"]), tos=layer["tos_total"],
                              energy_compute_j=layer.get("energy_compute_j"),
                              energy_movement_j=layer.get("energy_movement_j"),
@@ -611,7 +683,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                              accesses={lv: layer[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in layer})
                   for layer in row["layers"]]
     return ScoreResult(params=row["params"], macs=row["macs"], flops=row["flops"],
-                       counts={op: row[op] for op in OPS}, tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
+                       counts=_with_mac({op: row[op] for op in OPS}, row), tos_by_stage={s: row[f"tos_{s}"] for s in STAGES},
                        tos=row["tos"], energy_j=row["energy_j"], gco2e=row["gco2e"],
                        energy_extrapolated=row.get("energy_extrapolated"),
                        energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "tosim.cmd_zoo",
     "tosim.cmd_score",
     "tosim.cmd_sweep",
+    "tosim.cmd_explore",
     "tosim.cmd_fit",
     "tosim.cmd_measure",
 ]
@@ -39,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 #: The input-error class of each package: printed as one line, never a traceback.
 _INPUT_ERRORS = [("hardware_profiles", "ProfileError"), ("opcount", "ModelError"),
                  ("hwlib", "CircuitError"), ("calibrate", "MeasurementError"), ("tosim._errors", "ScoreError"),
-                 ("hwlib._yosys", "YosysError"), ("hardware_profiles._read", "InputFileError")]
+                 ("hwlib._yosys", "YosysError"), ("hardware_profiles.files", "InputFileError")]
 
 
 def _input_errors():
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``tosim`` command; returns the exit status. While it runs, every input file read
     is recorded (so that no output overwrites one), warnings are printed as one line and
     control characters on standard output are escaped."""
-    from hardware_profiles import _read
+    from hardware_profiles import files as _read
     stdout = sys.stdout
     with _read.track_reads(), warnings.catch_warnings():
         warnings.showwarning = _WarningPrinter()

@@ -39,6 +39,20 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
+def _dim(text):
+    """argparse type of ``--dim NAME=N``: ``(name, n)``."""
+    import argparse
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be NAME=N with N a positive integer, not {text!r}")
+    return name, int(value)
+
+
+def dims(args):
+    """The ``--dim`` options as a mapping (None when none was given)."""
+    return dict(args.dim) if getattr(args, "dim", None) else None
+
+
 def _density(text):
     import argparse
     try:
@@ -86,6 +100,9 @@ def add_model_arguments(parser):
     parser.add_argument("--batch-axis", type=int, default=None, metavar="AXIS",
                         help="ONNX files: the batch axis of the first graph input (default: its symbolic "
                              "dimension, else axis 0, which the output lists as ASSUMED)")
+    parser.add_argument("--dim", type=_dim, action="append", default=None, metavar="NAME=N",
+                        help="ONNX files: the size of a symbolic dimension other than the batch (e.g. "
+                             "--dim sequence_length=128); repeatable")
     parser.add_argument("--loss", type=_choice_of("LOSSES", "loss"), default=None,
                         help="loss of the validation and training phases instead of the model's own "
                              "(mse, cross_entropy, bce)")
@@ -120,8 +137,12 @@ def run(args):
                        optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
                        synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
-                       master_format=args.master_format, batch_axis=args.batch_axis)
+                       master_format=args.master_format, batch_axis=args.batch_axis, dims=dims(args))
     result, movement = scored.count_result, scored.movement
+    if "mac" in profile.units:
+        # the profile prices a MAC unit: the matrix products' multiply-accumulates show as mac ops
+        import opcount
+        result = opcount.with_macs(result)
     if args.json:
         out = result.to_json()
         if args.depth is not None:
@@ -184,7 +205,7 @@ def format_modules(result, depth, scored=None):
 
     from ._render import si
     stages = opcount.PHASES[result.phase]
-    ops = opcount.BASIC_OPS
+    ops = result.ops
     modules = result.by_module(depth)
     tos = {}
     if scored is not None:
@@ -230,7 +251,7 @@ def format_table(result, scored=None):
 
     from ._render import si
     stages = opcount.PHASES[result.phase]
-    ops = opcount.BASIC_OPS
+    ops = result.ops
     header = ["layer", "type", "output", "params"] + list(ops) + (["TOs"] if scored is not None else [])
     rows = []
     for i, layer in enumerate(result.layers):

@@ -161,8 +161,9 @@ class FeatureCache:
         import numpy as np
 
         from opcount import BASIC_OPS as OPS
-        from tosim._costs import costs_array
+        from tosim._costs import costs_array, refuse_mac_unit
         from tosim.api import score_many
+        refuse_mac_unit(self.profile, "tosim fit's per-op features")
         groups = {}
         for m in measurements:
             for batch, _ in m.steps:

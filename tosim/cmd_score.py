@@ -123,6 +123,7 @@ def run(args):
     from . import api
     from ._costs import SynthesisProgress
     from ._energy import extrapolation_warning, resolve_device
+    from .cmd_count import dims as onnx_dims
     from ._pipeline import movement_fields
     inputs = []
     if args.out is not None or args.plot is not None:
@@ -186,7 +187,7 @@ def run(args):
                                  if with_movement else None,
                                  jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format,
                                  recompute=args.recompute, master_format=args.master_format,
-                                 batch_axis=args.batch_axis)
+                                 batch_axis=args.batch_axis, dims=onnx_dims(args))
     finally:
         bar.close()
     seconds = time.perf_counter() - started

@@ -207,6 +207,8 @@ def sweep_rows(family, axes, profile, fmt, *, fixed, phase="inference", batch=1,
 
     from ._costs import SynthesisProgress, costs_array
     from opcount.sweep import ACTIVATIONS
+    from ._costs import refuse_mac_unit
+    refuse_mac_unit(profile, "tosim sweep")
     costs = costs_array(profile, [fmt], progress=SynthesisProgress())
     named = dict(axes)
     named["activation"] = [ACTIVATIONS.index(a) for a in named["activation"]]

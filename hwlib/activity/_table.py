@@ -81,13 +81,23 @@ class OpEnergy:
                 "operations": self.operations, "seed": self.seed, "glitches": self.glitches}
 
 
-def op_distribution(power, op):
+def op_distribution(power, op, layer_type=None):
     """The distribution (a text, or a pair for operands a and b) of ``op`` under a resolved
-    power section (:attr:`hardware_profiles.Profile.power`)."""
+    power section (:attr:`hardware_profiles.Profile.power`): for a ``layer_type`` listed under
+    ``distribution.layers``, that entry (a distribution for every op, or per op with its own
+    ``default``), else the op's entry, the ``default``, or ``normal``."""
     dist = power["distribution"]
-    if isinstance(dist, dict):
-        return dist.get(op, dist.get("default", "normal"))
-    return dist
+    if not isinstance(dist, dict):
+        return dist
+    own = dist.get("layers", {}).get(layer_type) if layer_type is not None else None
+    if own is not None:
+        if not isinstance(own, dict):
+            return own
+        if op in own:
+            return own[op]
+        if "default" in own:
+            return own["default"]
+    return dist.get(op, dist.get("default", "normal"))
 
 
 def _key(op, spec, technology, model, dists, vectors, seed, glitches):
@@ -101,10 +111,11 @@ def _key(op, spec, technology, model, dists, vectors, seed, glitches):
     return _sha256(_canonical(data))
 
 
-def op_energies(profile, pairs, *, cache=None, progress=None):
+def op_energies(profile, pairs, *, layer_type=None, cache=None, progress=None):
     """Switching energy of each ``(op, format)`` in ``pairs`` under ``profile`` (a loaded
     :class:`hardware_profiles.Profile`; its ``power`` section gives the model, distributions,
-    stream length, seed and glitch setting). Returns ``{(op, format): OpEnergy}``.
+    stream length, seed and glitch setting; ``layer_type`` picks that layer type's distributions,
+    see :func:`op_distribution`). Returns ``{(op, format): OpEnergy}``.
 
     ``cache``: an :class:`ActivityCache` (default: the synthesis cache's directory); ``False``
     for none. ``progress``: an object with ``start(index, total, label)`` and
@@ -124,7 +135,7 @@ def op_energies(profile, pairs, *, cache=None, progress=None):
     out, todo = {}, []
     for op, fmt in pairs:
         spec = unit_spec(op, fmt, profile.units, profile.datapath)
-        dists, label = _distributions(op_distribution(power, op))
+        dists, label = _distributions(op_distribution(power, op, layer_type))
         key = _key(op, spec, profile.technology, model, dists, vectors, seed, glitches)
         data = cache.read("activity", key) if cache else None
         if isinstance(data, dict) and data.get("op") == op and data.get("format") == fmt:

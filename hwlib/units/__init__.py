@@ -2,6 +2,10 @@
 
 * :mod:`hwlib.units.mac`: integer multiply-accumulate units (int8 x int8 + int32, int4 x int4
   + int32, signed and unsigned).
+* :mod:`hwlib.units.fp8`: the OCP 8-bit formats: fp8_e4m3 units (no infinities, one NaN,
+  saturating) around :mod:`hwlib.fp`'s IEEE units; fp8_e5m2 is IEEE and priced by :mod:`hwlib.fp`.
+* :mod:`hwlib.units.fma`: floating-point multiply-accumulate with one rounding (FMA, and
+  mixed-precision MACs such as bf16 x bf16 + fp32, fp8 x fp8 + fp32).
 
 Cache keys: these modules live in a subpackage so that they stay out of
 :func:`hwlib._specs._source_digest`, the digest that keys the bundled cost tables of the
