@@ -14,7 +14,13 @@ it costs the machine, and time other processes take does not count):
   by fancy indexing, ``np.einsum('lso,lo->ls')`` for layer TOs and ``np.add.reduceat`` for the
   per-model sums;
 - ``read roof``: a numba pass that only reads (sums) the same counts array with every thread,
-  and with one thread: memory bandwidth, not arithmetic.
+  and with one thread: memory bandwidth, not arithmetic;
+- ``traffic roof``: a numba pass that moves the bytes the kernel must move (reads the counts
+  and the layer formats, writes one number per layer and stage, the size of ``layer_tos``)
+  with integer sums only: the roof of the kernel's own memory traffic. The kernel reads 192
+  bytes per layer and writes 32 (plus 8 of format), and a cache line written is first read,
+  so it moves about 1.4x the bytes of the read roof; where memory bandwidth is the limit (all
+  threads of this 2-core VM) that alone caps roof/kernel near 0.73.
 
 ``--crossover`` measures what ``opcount.kernel``'s thresholds rest on: CPU per call of the numpy
 form and of the numba kernel (1 thread and all threads) by size, and the CPU a process spends to
@@ -70,6 +76,20 @@ def _read_roof_kernels():
     return njit(parallel=True, cache=True)(read), njit(cache=True)(read)
 
 
+def _traffic_roof_kernels():
+    from numba import njit, prange
+
+    def traffic(counts, layer_format, out):
+        for i in prange(counts.shape[0]):
+            f = layer_format[i]
+            for stage in range(4):
+                acc = 0
+                for o in range(stage * 6, stage * 6 + 6):
+                    acc += counts[i, o]
+                out[i, stage] = acc + f
+    return njit(parallel=True, cache=True)(traffic), njit(cache=True)(traffic)
+
+
 def synthetic(n_layers, n_models, seed=0):
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 10 ** 9, size=(n_layers, 4, 6), dtype=np.int64)
@@ -102,6 +122,9 @@ def bench(n_layers, n_models, repeat):
     for side in (_forced(True, 1), _forced(True, 2)):
         side(*small)                                   # load the compiled kernels outside the timing
     roof_parallel(flat[:1000]), roof_serial(flat[:1000])
+    traffic_parallel, traffic_serial = _traffic_roof_kernels()
+    scratch = np.empty((n_layers, 4))
+    traffic_parallel(flat[:1000], fmt[:1000], scratch[:1000]), traffic_serial(flat[:1000], fmt[:1000], scratch[:1000])
     out = (np.empty((n_layers, 4)), np.empty((n_models, 4)), np.empty(n_models))
     threads = numba.get_num_threads()
     sides = [
@@ -113,6 +136,8 @@ def bench(n_layers, n_models, repeat):
         ("numpy einsum + reduceat", lambda: einsum_reduceat(counts, costs, fmt, offsets)),
         (f"read roof ({threads} threads)", lambda: roof_parallel(flat)),
         ("read roof (1 thread)", lambda: roof_serial(flat)),
+        (f"traffic roof ({threads} threads)", lambda: traffic_parallel(flat, fmt, scratch)),
+        ("traffic roof (1 thread)", lambda: traffic_serial(flat, fmt, scratch)),
     ]
     times = {label: measure(fn, repeat) for label, fn in sides}
     got = tos_from_counts(counts, costs, fmt, offsets)
@@ -131,6 +156,12 @@ def bench(n_layers, n_models, repeat):
     roof, roof_one = times[sides[4][0]], times["read roof (1 thread)"]
     print(f"  roof / tos_from_counts: {roof[0] / ours[0]:.2f} wall, {roof[1] / ours[1]:.2f} CPU (goal >= 0.8); "
           f"1-thread roof / numba 1 thread: {roof_one[0] / one[0]:.2f} wall, {roof_one[1] / one[1]:.2f} CPU")
+    traffic, traffic_one = times[sides[6][0]], times["traffic roof (1 thread)"]
+    print(f"  read roof / traffic roof (the bytes the kernel moves): {roof[0] / traffic[0]:.2f} wall, "
+          f"{roof[1] / traffic[1]:.2f} CPU ({threads} threads), {roof_one[0] / traffic_one[0]:.2f} wall, "
+          f"{roof_one[1] / traffic_one[1]:.2f} CPU (1 thread)")
+    print(f"  traffic roof / tos_from_counts: {traffic[0] / ours[0]:.2f} wall, {traffic[1] / ours[1]:.2f} CPU; "
+          f"1 thread: {traffic_one[0] / one[0]:.2f} wall, {traffic_one[1] / one[1]:.2f} CPU")
     print(f"  max relative difference to the baseline: {err:.1e}")
 
 
@@ -172,16 +203,51 @@ def crossover(repeat):
     print(f"  numpy costs {per_layer * 1e9:.0f} ns CPU per layer more than numba: numba repays its load past "
           f"~{load / per_layer / 1e6:.1f}M layers (opcount.kernel._NUMBA_MIN_LAYERS = "
           f"{kernel._NUMBA_MIN_LAYERS:,})")
+    python_crossover(repeat)
+
+
+def python_crossover(repeat):
+    """Pricing in Python (tosim's small-job path: no numpy) against stacking the same exact
+    integer rows into int64 and the numpy form, per layer, with every layer distinct (a zoo
+    repeats layers, which the Python path prices once); and numpy's import in a fresh process."""
+    from tosim import _pipeline
+    n = 50_000
+    counts, costs, fmt, offsets = synthetic(n, 50)
+    rows = [tuple(r) for r in counts.reshape(n, -1).tolist()]
+    names = [f"f{i}" for i in range(costs.shape[1])]
+    rec = {"rows": rows, "formats": [names[i] for i in fmt.tolist()]}
+    columns = [tuple(costs[:, j].tolist()) for j in range(costs.shape[1])]
+    column = {name: j for j, name in enumerate(names)}
+    out = (np.empty((n, 4)), np.empty((50, 4)), np.empty(50))
+
+    def python():
+        _pipeline._price_python(dict(rec), columns, column, {}, "stage_tos", "layer_tos")
+
+    def stacked_numpy():
+        array = np.array(rows, dtype=np.int64).reshape(n, 4, 6)
+        _forced(False)(array, costs, fmt, offsets, out=out)
+    t_py, t_np = measure(python, repeat), measure(stacked_numpy, repeat)
+    numpy_import = _child_cpu("import numpy", repeat) - _child_cpu("pass", repeat)
+    gain = (t_py[1] - t_np[1]) / n
+    print(f"== Python pricing (no numpy) vs int64 stacking + numpy form, {n:,} distinct layers, CPU per layer: "
+          f"Python {t_py[1] / n * 1e9:.0f} ns, numpy {t_np[1] / n * 1e9:.0f} ns; importing numpy "
+          f"{numpy_import * 1e3:.0f} ms CPU (fresh process)")
+    where = f"~{numpy_import / gain:,.0f} distinct layers" if gain > 0 else "any size (Python is not slower here)"
+    print(f"  numpy repays its import past {where} (tosim._pipeline._PYTHON_MAX_LAYERS = "
+          f"{_pipeline._PYTHON_MAX_LAYERS:,}; a zoo's repeated layers are priced once)")
 
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--python-crossover", action="store_true", help="only the Python/numpy pricing crossover")
     ap.add_argument("--layers", type=int, default=10_000_000)
     ap.add_argument("--models", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--crossover", action="store_true", help="measure the numpy/numba crossover instead")
     args = ap.parse_args()
-    if args.crossover:
+    if args.python_crossover:
+        python_crossover(args.repeat)
+    elif args.crossover:
         crossover(args.repeat)
     else:
         bench(args.layers, args.models, args.repeat)

@@ -20,10 +20,13 @@ While a command runs inside :func:`track_reads`, every file read here is recorde
 output can be refused when it would overwrite any file the command read, also one reached only
 through ``extends:`` or an ONNX model's external data (:func:`note_read`, :func:`files_read`).
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import os
 import stat
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -48,11 +51,11 @@ class InputFileError(ValueError):
 
 # --- which files a command read ---------------------------------------------------------------
 
-_TRACKED = None
+_TRACKED: set[str] | None = None
 
 
 @contextlib.contextmanager
-def track_reads():
+def track_reads() -> Iterator[set[str]]:
     """Record the real paths of the files read while the block runs (see :func:`files_read`)."""
     global _TRACKED
     previous, _TRACKED = _TRACKED, set()
@@ -62,13 +65,13 @@ def track_reads():
         _TRACKED = previous
 
 
-def note_read(path):
+def note_read(path: str | os.PathLike[str] | None) -> None:
     """Record ``path`` as read by the running command (no-op outside :func:`track_reads`)."""
     if _TRACKED is not None and path:
         _TRACKED.add(os.path.realpath(path))
 
 
-def files_read():
+def files_read() -> frozenset[str]:
     """The real paths recorded so far by the innermost :func:`track_reads` (empty outside)."""
     return frozenset(_TRACKED or ())
 
@@ -87,10 +90,10 @@ def _kind(mode):
     return "not a regular file"
 
 
-def check_regular(path, display=None):
+def check_regular(path: str | os.PathLike[str], display: str | None = None) -> os.stat_result:
     """Raise :class:`InputFileError` unless ``path`` (followed through symlinks) is a regular
-    file; for loaders that hand the path to another library (ONNX)."""
-    display = display or path
+    file; for loaders that hand the path to another library (ONNX). Returns its ``os.stat``."""
+    display = display or os.fspath(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -103,7 +106,8 @@ def check_regular(path, display=None):
     return st
 
 
-def read_text(path, display=None, *, limit=MAX_BYTES, encoding="utf-8", what="file"):
+def read_text(path: str | os.PathLike[str], display: str | None = None, *, limit: int = MAX_BYTES,
+              encoding: str = "utf-8", what: str = "file") -> str:
     """The text of the regular file ``path``: at most ``limit`` bytes, UTF-8 (``encoding``), no
     NUL byte. The file is opened without blocking and checked on the open descriptor, so a FIFO
     or device put in its place after a check is still refused. ``what`` names the expected kind
@@ -202,7 +206,7 @@ def _children(node):
     return []
 
 
-def load_yaml(text, display, loader):
+def load_yaml(text: str, display: str, loader: type) -> tuple[Any, yaml.Node | None]:
     """``(data, node)`` of the one YAML document in ``text``, read with the PyYAML loader class
     ``loader`` after the node graph passed the bounds (module docstring). ``node`` is ``None``
     for an empty document. YAML errors propagate as PyYAML's (callers word them); a document
@@ -220,7 +224,7 @@ def load_yaml(text, display, loader):
         instance.dispose()
 
 
-def node_lines(node, path=(), out=None):
+def node_lines(node: yaml.Node, path: tuple = (), out: dict[tuple, int] | None = None) -> dict[tuple, int]:
     """Map each key path (tuple of str keys and int indexes) to its line, without expanding
     aliases: the values under an aliased node are recorded at their first path only."""
     out = {} if out is None else out
@@ -271,7 +275,8 @@ def _json_depth(value):
     return deepest
 
 
-def load_json(text, display, object_pairs_hook=None):
+def load_json(text: str | bytes, display: str,
+              object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """The value of the JSON ``text``, bounded (module docstring). Syntax errors propagate as
     ``json.JSONDecodeError`` (callers word them with the line)."""
     try:

@@ -4,6 +4,7 @@ The schema is data, read by the validator in :mod:`hardware_profiles.loader` and
 README. ``hwlib`` keeps the constructors behind the design names; ``tests/test_hwlib_registry.py``
 checks that the names here and there are the same.
 """
+from __future__ import annotations
 
 __all__ = [
     "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "DESIGNS", "UNIT_DESIGN_KIND",
@@ -230,7 +231,7 @@ POWER_DEFAULTS = {
 DISTRIBUTIONS = {"uniform": (), "normal": ("scale",), "relu": ("zeros", "scale"), "zeros": ()}
 
 
-def split_distribution(text):
+def split_distribution(text: str) -> tuple[str, dict[str, float]]:
     """``"relu:zeros=0.7,scale=0.1"`` -> ``("relu", {"zeros": 0.7, "scale": 0.1})``; raises
     ``ValueError`` (a message without the value's location) for an unknown name or parameter, a
     parameter that is not ``KEY=NUMBER``, a negative or non-finite number, or ``zeros`` above 1."""

@@ -319,7 +319,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     ``input_grad``); a tensor read by c consumers that return gradients needs (c-1) adds per
     element to sum them, counted in its producer's backward stage. A layer marked ``no_grad``
     (a ``detach``, a call under ``torch.no_grad``, a comparison) has no backward and returns no
-    gradient to its inputs.
+    gradient to its inputs; a layer marked ``recompute`` (a checkpointed region's) adds its
+    forward to its backward stage; a ``frozen`` layer computes no weight gradient and no update.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
@@ -360,8 +361,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                 needs_grad[layer.name] = False
                 continue
             attrs = layer.attrs
-            needs_grad[layer.name] = layer.params > 0 or (attrs.get("tied_to") is not None) or any(
-                needs_grad[ref] for ref in layer.inputs)
+            needs_grad[layer.name] = (layer.params > 0 and not attrs.get("frozen")) or (
+                attrs.get("tied_to") is not None) or any(needs_grad[ref] for ref in layer.inputs)
             reads = attrs.get("reads")
             for position, ref in enumerate(layer.inputs):
                 if ref in sizes:
@@ -372,7 +373,7 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     profile_name = profile.name if hasattr(profile, "name") else str(profile)
     counted = []
     incomplete = []
-    first_with_params = next((layer.name for layer in layers if layer.params), None)
+    first_with_params = next((layer.name for layer in layers if layer.params and not layer.attrs.get("frozen")), None)
     last_layer = layers[-1].name if layers else None
     adam = model.optimizer in ("adam", "adamw")
     formulas = FORMULAS
@@ -425,11 +426,13 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
             else:
                 cost = entry[0]
         forward = dict(entry[1]) if entry is not None else _full(cost.forward)
+        # a layer of a checkpointed region (``recompute``) runs its forward again in backward
+        rerun = has_backward and layer.attrs.get("recompute")
         if has_backward and needs_grad[name]:
             backward: Any = cost.backward
             macs_backward = cost.macs_backward
             plain = True
-            if recompute == "full" and name != last_layer:
+            if (recompute == "full" and name != last_layer) or rerun:
                 backward = backward + cost.forward
                 macs_backward += cost.macs_forward
                 plain = False
@@ -447,17 +450,21 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                 backward = dict(entry[2])
             else:
                 backward = _full(backward)
+        elif rerun:
+            backward = _full(cost.forward)
+            macs_backward = cost.macs_forward
         else:
             backward = dict(zero)
             macs_backward = 0
         if has_update:
             first = adam and name == first_with_params
-            update = updates.get((layer.params, first))
+            trained = 0 if layer.attrs.get("frozen") else layer.params      # frozen: no update
+            update = updates.get((trained, first))
             if update is None:
-                update = update_cost(model.optimizer, layer.params)
+                update = update_cost(model.optimizer, trained)
                 if first:
                     update.update(mul=2, sub=2)
-                update = updates[(layer.params, first)] = _full(update)
+                update = updates[(trained, first)] = _full(update)
             update = dict(update)
         else:
             update = dict(zero)

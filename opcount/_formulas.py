@@ -141,7 +141,8 @@ def _linear(layer: Layer, ctx: Context) -> LayerCost:
     a = layer.attrs
     rows = ctx.batch * math.prod(layer.in_shape[:-1])
     return linear_cost(rows, a["in"], a["out"], bias=a["bias"], input_grad=ctx.input_grad[0],
-                       tied=a["tied_to"] is not None, tied_bias=a.get("tied_bias", False))
+                       weight_grad=not a.get("frozen"), tied=a["tied_to"] is not None,
+                       tied_bias=a.get("tied_bias", False))
 
 
 def _conv(layer: Layer, ctx: Context) -> LayerCost:
@@ -152,7 +153,8 @@ def _conv(layer: Layer, ctx: Context) -> LayerCost:
     input gradient: the transposed product, M*C_out*K mul and M*C_in*prod(kernel)*(C_out/groups - 1)
     adds, then the col2im scatter: N*C_in*(pairs - hits) adds, where pairs are the taps that land
     inside the input and hits the input positions they reach (exact, from the geometry);
-    weight gradient C_out*K*M mul and C_out*K*(M-1) adds; bias gradient C_out*(M-1) adds.
+    weight gradient C_out*K*M mul and C_out*K*(M-1) adds; bias gradient C_out*(M-1) adds (none
+    when ``frozen``).
     """
     a = layer.attrs
     n = ctx.batch
@@ -165,8 +167,9 @@ def _conv(layer: Layer, ctx: Context) -> LayerCost:
         cost.backward.update(_ops(mul=m * c_out * k,
                                   add=m * c_in * taps * (c_out // g - 1) + n * c_in * (a["pairs"] - a["hits"])))
         cost.macs_backward += m * c_out * k
-    cost.backward.update(_ops(mul=c_out * k * m, add=c_out * k * (m - 1) + (c_out * (m - 1) if a["bias"] else 0)))
-    cost.macs_backward += c_out * k * m
+    if not a.get("frozen"):
+        cost.backward.update(_ops(mul=c_out * k * m, add=c_out * k * (m - 1) + (c_out * (m - 1) if a["bias"] else 0)))
+        cost.macs_backward += c_out * k * m
     return cost
 
 
@@ -177,7 +180,7 @@ def _conv_transpose(layer: Layer, ctx: Context) -> LayerCost:
     M_in*C_in*Kt mul, M_in*C_out*prod(kernel)*(C_in/groups - 1) adds for the product, the col2im
     scatter N*C_out*(pairs - hits) adds, and N*C_out*prod(out) bias adds; input gradient (a plain
     convolution) M_in*C_in*Kt mul and M_in*C_in*(Kt-1) adds; weight gradient C_in*Kt*M_in mul and
-    C_in*Kt*(M_in-1) adds; bias gradient C_out*(M_out-1) adds.
+    C_in*Kt*(M_in-1) adds; bias gradient C_out*(M_out-1) adds (none when ``frozen``).
     """
     a = layer.attrs
     n = ctx.batch
@@ -193,9 +196,10 @@ def _conv_transpose(layer: Layer, ctx: Context) -> LayerCost:
     if ctx.input_grad[0]:
         cost.backward.update(_ops(mul=m_in * c_in * kt, add=m_in * c_in * (kt - 1)))
         cost.macs_backward += m_in * c_in * kt
-    cost.backward.update(_ops(mul=c_in * kt * m_in, add=c_in * kt * (m_in - 1)
-                              + (c_out * (m_out - 1) if a["bias"] else 0)))
-    cost.macs_backward += c_in * kt * m_in
+    if not a.get("frozen"):
+        cost.backward.update(_ops(mul=c_in * kt * m_in, add=c_in * kt * (m_in - 1)
+                                  + (c_out * (m_out - 1) if a["bias"] else 0)))
+        cost.macs_backward += c_in * kt * m_in
     return cost
 
 
@@ -658,7 +662,7 @@ def _embedding(layer: Layer, ctx: Context) -> LayerCost:
     """Table lookup: free forward. Backward: each token's gradient row is accumulated into the
     zero-initialised table gradient, N*T*D adds; no input gradient (ids are integers)."""
     e = _elements(layer, ctx)
-    return LayerCost(backward=_ops(add=e))
+    return LayerCost(backward=_ops(add=0 if layer.attrs.get("frozen") else e))
 
 
 def _positional_embedding(layer: Layer, ctx: Context) -> LayerCost:

@@ -19,6 +19,9 @@ __all__ = ["ModelError", "IncompleteModelWarning", "Layer", "ModelIR", "FORMATS"
            "build_model"]
 
 MODEL_INPUT = "input"
+# layer types whose parameters can be frozen (``frozen: true``: no weight gradient, no update)
+FROZEN_TYPES = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                          "conv_transpose3d", "embedding"})
 
 
 class ModelError(ValueError):
@@ -253,13 +256,34 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         no_grad = spec.pop("no_grad", False)
         if not isinstance(no_grad, bool):
             raise ModelError(f"{_where(source, lname, ltype)}: 'no_grad' must be true or false, not {no_grad!r}")
+        rerun = spec.pop("recompute", False)
+        if not isinstance(rerun, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'recompute' must be true or false, not {rerun!r}")
+        frozen = spec.pop("frozen", False)
+        if not isinstance(frozen, bool):
+            raise ModelError(f"{_where(source, lname, ltype)}: 'frozen' must be true or false, not {frozen!r}")
+        if frozen and ltype not in FROZEN_TYPES:
+            raise ModelError(f"{_where(source, lname, ltype)}: 'frozen' applies to {', '.join(sorted(FROZEN_TYPES))} "
+                             "layers")
         try:
             out_shape, params, attrs, known, signature = infer(ltype, spec, in_shapes, shapes, memo)
         except shape_error as exc:
             raise ModelError(f"{_where(source, lname, ltype)}: {exc}") from None
+        inferred = attrs
         if no_grad:
             attrs = dict(attrs, no_grad=True)
             signature = None if signature is None else (signature, "no_grad")
+        if frozen:
+            attrs = dict(attrs, frozen=True)
+            signature = None if signature is None else (signature, "frozen")
+        if rerun:
+            attrs = dict(attrs, recompute=True)
+        if attrs is not inferred and signature is not None:
+            # attrs set after inference (no_grad, frozen, ...): the key covers all of them
+            try:
+                signature = (signature, _memo.freeze(attrs))
+            except _memo.Unfreezable:
+                signature = None
         layer = _new_layer(name=lname, type=ltype, inputs=inputs, in_shapes=in_shapes, out_shape=out_shape,
                            attrs=attrs, params=params, format=lformat, known=known, format_given=lgiven,
                            signature=signature)

@@ -15,7 +15,7 @@ simply worked out afresh.
 
 from typing import Any
 
-__all__ = ["freeze", "Unfreezable", "ENABLED"]
+__all__ = ["freeze", "fields_key", "Unfreezable", "ENABLED"]
 
 #: False turns the memos off (every layer inferred and counted afresh): the tests compare the
 #: two paths on the whole zoo.
@@ -58,3 +58,16 @@ def freeze(value: Any) -> Any:
     if kind is float:
         return (_FLOAT, repr(value))
     raise Unfreezable(kind.__name__)
+
+
+_SCALAR_FIELDS = frozenset({int, str, bool, float, type(None)})
+
+
+def fields_key(fields: dict) -> Any:
+    """:func:`freeze` of a layer's fields, faster for the usual ones: a mapping of string keys
+    to ints, strings, bools, floats and ``None`` is keyed by its ``repr`` (exact for these
+    types: ``True``, ``1`` and ``1.0`` print apart, and so do ``0.0`` and ``-0.0``; a string
+    key never equals the tuples :func:`freeze` returns)."""
+    if _SCALAR_FIELDS.issuperset(map(type, fields.values())) and all(type(k) is str for k in fields):
+        return repr(fields)
+    return freeze(fields)

@@ -8,7 +8,11 @@ not parameters).
 import difflib
 import math
 
-from ._memo import Unfreezable, freeze
+from itertools import chain
+
+from ._memo import Unfreezable, fields_key, freeze
+
+_INTS, _TUPLES = frozenset({int}), frozenset({tuple})
 
 __all__ = ["ShapeError", "infer", "check_shape", "SHAPE_FUNCTIONS", "conv_geometry", "attention_geometry",
            "scatter_geometry", "window_tally", "pool_geometry", "adaptive_windows", "adaptive_tally"]
@@ -938,7 +942,11 @@ def infer_keyed(ltype, spec, in_shapes, shapes, memo=None):
             raise ShapeError(f"'params' must be a non-negative integer, not {params!r}")
         return tuple(out), params, dict(spec), False, None
     try:
-        key = (ltype, freeze(spec), freeze(in_shapes))
+        # shapes of exact ints (check_shape's, and what the shape functions return) key as they are
+        exact = (type(in_shapes) is tuple and _TUPLES.issuperset(map(type, in_shapes))
+                 and _INTS.issuperset(map(type, chain.from_iterable(in_shapes))))
+        shapes_key = in_shapes if exact else freeze(in_shapes)
+        key = (ltype, fields_key(spec), shapes_key)
     except Unfreezable:
         key = None
     hit = memo.get(key) if memo is not None and key is not None else None

@@ -10,7 +10,9 @@ Every layer takes ``type``, and optionally ``name`` (a string or number, not ``i
 ``TYPE_INDEX``), ``inputs`` (a name or a list; default the previous layer; ``input`` is the model
 input), ``format`` (fp16 | bf16 | fp32 | fp64, default the model's) and ``no_grad`` [false: true
 for a layer no gradient flows through, a ``detach``; layers whose only readers are such get none
-either]. Fields per type (defaults in brackets):
+either], ``recompute`` [false: true for a layer whose forward runs again in the backward stage,
+as in a checkpointed region] and, for linear, conv, conv_transpose and embedding layers,
+``frozen`` [false: true for parameters that get no gradient and no update]. Fields per type (defaults in brackets):
 
 - ``linear``: out, bias [true], tied_to [none: the name of an earlier linear or embedding layer
   whose weight it shares; that weight's shape must be this layer's ``[out, in]``], tied_bias

@@ -163,7 +163,7 @@ def _record(module, call, args, kwargs, leaf_of, torch):
 
 def _watch_checkpoints(state):
     """Mark the calls made inside ``torch.utils.checkpoint`` regions (``state["checkpoint"]``
-    holds the number of the region being run) by wrapping its reentrant and non-reentrant
+    holds ``(number, reentrant)`` of the region being run) by wrapping its reentrant and non-reentrant
     implementations for the length of one recording; returns the function that undoes it."""
     from torch.utils import checkpoint as ckpt
     function = getattr(ckpt, "CheckpointFunction", None)
@@ -172,19 +172,19 @@ def _watch_checkpoints(state):
         return lambda: None
     forward = function.__dict__["forward"]
 
-    def region():
+    def region(reentrant):
         state["regions"] += 1
-        state["checkpoint"].append(state["regions"])
+        state["checkpoint"].append((state["regions"], reentrant))
 
     def reentrant(ctx, run_function, preserve_rng_state, *args):
-        region()
+        region(True)
         try:
             return forward.__func__(ctx, run_function, preserve_rng_state, *args)
         finally:
             state["checkpoint"].pop()
 
     def non_reentrant(*args, **kwargs):
-        region()
+        region(False)
         try:
             yield from generator(*args, **kwargs)
         finally:
@@ -324,7 +324,9 @@ class _Builder:
         self.rnn_states = {}                    # recurrent layer -> {1: its h_n view, 2: its c_n view}
         self.module_params = {}                 # layer of a standard module -> (parameters it owns, class)
         self.param_views = {}                   # id(transposed view of a 2-d parameter) -> (parameter, op, path)
-        self.checkpoints = {}                   # checkpointed region number -> where its first call is
+        self.checkpoints = {}                   # non-reentrant checkpoint region -> where its first call is
+        self.recompute = False                  # the current call is in a reentrant checkpoint region
+        self.reused = set()                     # layers whose parameters a later call reuses
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -401,6 +403,8 @@ class _Builder:
         spec = dict(spec)
         if self.grad_in and out_tensor is not None and not out_tensor.requires_grad:
             spec["no_grad"] = True
+        if self.recompute:
+            spec["recompute"] = True
         spec["name"] = name
         spec["inputs"] = [r.layer for r in inputs] or [MODEL_INPUT]
         self.specs.append(spec)
@@ -814,6 +818,7 @@ def _einsum(b, event, out_refs):
             b.leave(layer.layer, "einsum", f"reuses the weight of {b.attributed[b.param_names[id(tw)]]!r}: the "
                     "repeated use's weight gradient is not counted")
             b.shared.add(layer.layer)
+            b.reused.add(b.attributed[b.param_names[id(tw)]])
         b.own([tw], layer.layer)
         product_shape = (dims(rows) or 1, dims(cols))
     else:
@@ -853,6 +858,7 @@ def _embedding_bag(b, event, out_refs):
         b.leave(lookup.layer, "embedding_bag", f"reuses the table of {b.attributed[b.param_names[id(weight)]]!r}: "
                 "the repeated use's gradient is not counted")
         b.shared.add(lookup.layer)
+        b.reused.add(b.attributed[b.param_names[id(weight)]])
     b.own([weight], lookup.layer)
     out = out_refs[0]
     b.add({"type": "reduce", "kind": mode, "out_shape": list(out[0])}, [lookup], event.outputs[0], out, path)
@@ -943,8 +949,11 @@ def _handle(b, event, out_refs):
     # stops none (the region's backward recomputes it with gradient)
     b.grad_in = not event.checkpoint and any(t.requires_grad for t in list(event.inputs) + list(event.params)
                                              if b.live(t))
-    if event.checkpoint and event.checkpoint not in b.checkpoints:
-        b.checkpoints[event.checkpoint] = event.path or event.target
+    # a reentrant region's backward runs all of its forward again (recompute: counted); the
+    # non-reentrant one stops once it has what backward needs (left out, reported)
+    b.recompute = bool(event.checkpoint) and event.checkpoint[1]
+    if event.checkpoint and not event.checkpoint[1] and event.checkpoint[0] not in b.checkpoints:
+        b.checkpoints[event.checkpoint[0]] = event.path or event.target
     if event.kind == "module":
         m = event.module
         ins = [b.tracked(t) for t in event.inputs]
@@ -974,7 +983,9 @@ def _handle(b, event, out_refs):
                 b.leave(layer.layer, kind, f"module called again (its parameters are owned by {first!r}): the "
                         "repeated call's weight gradients are not counted", 0)
                 b.shared.add(layer.layer)
+                b.reused.add(first)
         b.module_params[layer.layer] = (b.own(params, layer.layer), kind)
+        _mark_frozen(b, params)
         if getattr(m, "parametrizations", None):
             b.leave(layer.layer, kind, "its weight is computed by a parametrization (weight_norm, spectral_norm, "
                     f"...: {', '.join(m.parametrizations)}) whose arithmetic is not counted")
@@ -1052,10 +1063,21 @@ def _handle(b, event, out_refs):
             b.leave(layer.layer, name, f"reuses the parameters of {first!r}: the repeated use's weight gradients "
                     "are not counted", 0)
             b.shared.add(layer.layer)
+            b.reused.add(first)
     b.own(own, layer.layer)
+    _mark_frozen(b, [t for t in own if t is not None])
     if spec["type"] not in ("elementwise", "reduce", "shape_op", "cumsum") and layer.once:
         b.leave(layer.layer, spec["type"], "computed once per batch (no batch axis); counted as per sample")
     _extra_outputs(b, event, out_refs, layer)
+
+
+def _mark_frozen(b, params):
+    """The layer just added is ``frozen`` when every parameter it reads has requires_grad=False
+    and its type can be (FROZEN_TYPES); otherwise frozen parameters are reported at the end."""
+    from ._ir import FROZEN_TYPES
+    spec = b.specs[-1]
+    if params and not any(p.requires_grad for p in params) and spec["type"] in FROZEN_TYPES:
+        spec["frozen"] = True
 
 
 def _tied_bias(b, owner):
@@ -1305,8 +1327,8 @@ def _load_torch(module, example_inputs, *, name, loss, optimizer, batch_dim, cus
             _unknown(b, event, out_refs, str(exc))
     _finish_params(b, module)
     for where in b.checkpoints.values():
-        b.leave(where, "checkpoint", "starts a torch.utils.checkpoint region: the forward its backward recomputes "
-                "is not counted (count with recompute='full' for every layer)")
+        b.leave(where, "checkpoint", "starts a non-reentrant torch.utils.checkpoint region: the part of its "
+                "forward that its backward recomputes (up to the last activation it needs) is not counted")
     final = b.ref(outputs[0]) if outputs else None
     specs = _prune(b.specs, final.layer if final is not None else None)
     _rnn_gradients(b, specs, b.rnn_states, final.layer if final is not None else None)
@@ -1385,17 +1407,25 @@ def _finish_params(b, module):
     frozen ones (counted as trainable); and those of layers that ran without gradient (their
     update is counted, though they get no gradient)."""
     no_grad = {spec["name"] for spec in b.specs if spec.get("no_grad")}
+    frozen = {spec["name"] for spec in b.specs if spec.get("frozen")}
     held = {}
     for pname, p in module.named_parameters():
         if pname not in b.attributed:
             b.leave(pname, "parameter", f"{p.numel()} parameters not attributed to a counted layer (never read "
                     "by a counted operation)", p.numel())
-        elif not p.requires_grad:
+        elif not p.requires_grad and b.attributed[pname] not in frozen:
             b.leave(pname, "parameter", f"requires_grad=False (frozen): its {p.numel()} parameters are counted as "
                     "trainable, with a weight gradient and an update")
-        elif b.attributed[pname] in no_grad:
+        elif b.attributed[pname] in no_grad and p.requires_grad:
             held[b.attributed[pname]] = held.get(b.attributed[pname], 0) + p.numel()
+    from ._ir import FROZEN_TYPES
+    tied = {spec.get("tied_to") for spec in b.specs}
     for layer, count in held.items():
+        spec = next(spec for spec in b.specs if spec["name"] == layer)
+        if spec["type"] in FROZEN_TYPES and layer not in b.reused and layer not in tied:
+            # its parameters get no gradient in this step: the optimizer skips them (grad None)
+            spec["frozen"] = True
+            continue
         b.leave(layer, "no_grad", f"runs without gradient (torch.no_grad or detached weights): its {count} "
                 "parameters get no gradient, but their optimizer update is counted")
 

@@ -26,28 +26,33 @@ head on their last position only) for every count; with ``logits="all"`` it is z
 saves recomputing the keys and values of the L earlier tokens, nothing else. What the cache costs
 is data movement: :func:`opcount.movement.kv_cache_bytes`.
 """
+from __future__ import annotations
+
+import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._engine import BASIC_OPS, STAGES, count_model
-from ._ir import ModelError
-from .movement import count_movement, format_bytes
+from ._engine import BASIC_OPS, STAGES, CountResult, count_model
+from ._ir import ModelError, ModelIR
+from .movement import Densities, count_movement, format_bytes
 
 __all__ = ["GenerationCount", "count_generation", "decode_keys", "kv_entry_bytes", "counts_array"]
 
 
-def decode_keys(cache, window=None):
+def decode_keys(cache: ArrayLike, window: int | None = None) -> np.ndarray:
     """Keys the query of a decode step sees at cache length ``cache`` (numpy arrays welcome):
     min(cache + 1, window)."""
     keys = np.asarray(cache) + 1
     return keys if window is None else np.minimum(keys, window)
 
 
-def kv_entry_bytes(model):
+def kv_entry_bytes(model: ModelIR) -> dict[int | None, float]:
     """``{window: bytes}``: bytes of one token's keys and values, summed over the self-attention
     layers that share each sliding window (``None``: no window), for one sequence."""
-    out = {}
+    out: dict[int | None, float] = {}
     for layer in model.layers:
         if layer.type == "attention" and layer.known and not layer.attrs["cross"]:
             w = layer.attrs["window"]
@@ -55,7 +60,7 @@ def kv_entry_bytes(model):
     return out
 
 
-def counts_array(result):
+def counts_array(result: CountResult) -> np.ndarray:
     """Exact per-layer counts ``(layers, stages, ops)`` as Python integers (object array)."""
     return np.array([[[layer.stages[s][op] for op in BASIC_OPS] for s in STAGES] for layer in result.layers],
                     dtype=object).reshape(len(result.layers), len(STAGES), len(BASIC_OPS))
@@ -79,8 +84,8 @@ class GenerationCount:
     prompt: int
     new_tokens: int
     batch: int
-    prefill: object
-    first_decode: object
+    prefill: CountResult
+    first_decode: Any                  # a CountResult, or None without decode steps
     slope: np.ndarray
     caches: np.ndarray
     keys: np.ndarray
@@ -98,7 +103,7 @@ class GenerationCount:
     kv_read: np.ndarray
     kv_cache_bytes: float
     incomplete: list = field(default_factory=list)
-    prefill_movement: object = None
+    prefill_movement: Any = None       # a MovementResult with a memory hierarchy
     decode_compute_j: np.ndarray | None = None
     decode_movement_j: np.ndarray | None = None
     step_counts: list | None = None
@@ -121,7 +126,7 @@ class GenerationCount:
     def complete(self):
         return not self.incomplete
 
-    def decode_counts(self, index):
+    def decode_counts(self, index: int) -> np.ndarray:
         """Exact per-layer counts of decode step ``index`` (0 .. steps-1)."""
         if self.step_counts is not None:
             return self.step_counts[index]
@@ -134,8 +139,9 @@ def _check_lm(model, where):
         raise ModelError(f"{where}: no causal self-attention layer: not a causal language model")
 
 
-def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=None, memory=None, densities=None,
-                     per_step=False):
+def count_generation(source: str | os.PathLike[str] | dict[str, Any], profile: Any, *, prompt: int, new_tokens: int,
+                     batch: int = 1, format: str | None = None, memory: Any = None, densities: Densities | None = None,
+                     per_step: bool = False) -> GenerationCount:
     """Count a generation request: ``prompt`` tokens of prefill, ``new_tokens`` generated, for
     ``batch`` sequences at once. ``source``: a zoo name (``zoo:llama2-7b``) or a Hugging Face
     config of a causal language model; ``format`` overrides the model's number format;
@@ -164,7 +170,7 @@ def count_generation(source, profile, *, prompt, new_tokens, batch=1, format=Non
     caches = np.arange(prompt, prompt + steps, dtype=np.int64)
     window = next(iter(windows)) if len(windows) == 1 else None
     keys = decode_keys(caches, window)
-    first = prefill if steps == 0 else None
+    first: Any = prefill if steps == 0 else None
     layer_count = len(prefill.layers)
     slope = np.zeros((layer_count, len(STAGES), len(BASIC_OPS)), dtype=object)
     method = "closed-form"

@@ -28,6 +28,8 @@ what numpy needs for some 4 million layers), or whenever the numba kernel is alr
 the process (a call then costs less than numpy's at any size). The thresholds were measured
 with ``python bench/bench_kernel.py --crossover``; see docs/benchmarks.md.
 """
+from __future__ import annotations
+
 import sys
 
 import numpy as np
@@ -96,7 +98,9 @@ def _tos_numpy(rows, row_costs, layer_format, offsets, layer_tos, model_stage_to
         model_tos += model_stage_tos[:, stage]
 
 
-def tos_from_counts(counts, costs, layer_format, offsets=None, *, out=None):
+def tos_from_counts(counts: np.ndarray, costs: np.ndarray, layer_format: np.ndarray, offsets: np.ndarray | None = None,
+                    *, out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """TOs per layer/stage, per model/stage and per model; see the module docstring for shapes.
 
     ``offsets`` defaults to one model holding every layer. ``out`` may pass the three float64
@@ -127,13 +131,12 @@ def tos_from_counts(counts, costs, layer_format, offsets=None, *, out=None):
         raise KernelInputError("offsets must rise from 0 to the number of layers")
     n_models = offsets.shape[0] - 1
     shapes = ((n_layers, n_stages), (n_models, n_stages), (n_models,))
-    if out is None:
-        out = tuple(np.empty(shape, dtype=np.float64) for shape in shapes)
-    for array, shape in zip(out, shapes):
+    arrays = out if out is not None else tuple(np.empty(shape, dtype=np.float64) for shape in shapes)
+    for array, shape in zip(arrays, shapes):
         if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != np.float64 \
                 or not array.flags.c_contiguous:
             raise KernelInputError(f"out arrays must be C-contiguous float64 of shapes {shapes}")
-    layer_tos, model_stage_tos, model_tos = out
+    layer_tos, model_stage_tos, model_tos = arrays
     row_costs = np.ascontiguousarray(np.tile(costs.T, (1, n_stages)))     # (formats, stages*ops)
     args = (counts.reshape(n_layers, n_stages * n_ops), row_costs, layer_format, offsets,
             layer_tos, model_stage_tos, model_tos)

@@ -86,12 +86,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS
 
 from ._engine import PHASES, CountResult
-from ._ir import ModelIR
+from ._ir import Layer, ModelIR
 
 __all__ = ["MemoryLevel", "MemoryHierarchy", "Densities", "LayerMovement", "MovementResult",
            "DATA_TYPES", "GEMM_TYPES", "count_movement", "compute_energy", "format_bytes", "kv_cache_bytes"]
@@ -104,7 +104,7 @@ GEMM_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_
 _APPROXIMATE_TYPES = ("attention", "sdpa", "moe")
 
 
-def format_bytes(fmt):
+def format_bytes(fmt: str) -> float:
     """Bytes of one value of format ``fmt`` (fp16 2, bf16 2, fp32 4, fp64 8)."""
     e, f = FORMAT_BITS[fmt]
     return (1 + e + f) / 8
@@ -192,10 +192,12 @@ class LayerMovement:
     kv_cache_read: float = 0.0
     kv_cache_write: float = 0.0
 
-    def level_bytes(self, level):
+    def level_bytes(self, level: str) -> float:
+        """Bytes moved at memory level ``level``, all stages and data types."""
         return sum(self.bytes[s][level][t] for s in self.bytes for t in DATA_TYPES)
 
-    def type_bytes(self, data_type):
+    def type_bytes(self, data_type: str) -> float:
+        """Bytes of one data type (weights, inputs, ...), all stages and levels."""
         return sum(self.bytes[s][lv][data_type] for s in self.bytes for lv in self.bytes[s])
 
 
@@ -367,7 +369,7 @@ def _update_row(counted, owner, stages, levels, outer, per_byte, hierarchy):
     return lm
 
 
-def kv_cache_bytes(layer, batch):
+def kv_cache_bytes(layer: Layer, batch: int) -> tuple[float, float]:
     """``(read, write)``: bytes of keys and values an ``attention`` layer reads from and writes to
     the KV cache in one forward of ``batch`` sequences, in the layer's format.
 
@@ -447,7 +449,7 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy: MemoryHierarc
             table["forward"] = fused
             if "backward" in stages and any(counted.stages["backward"].values()):
                 table["backward"] = fused
-        if "update" in stages and layer.params and layer.name not in split:
+        if "update" in stages and layer.params and layer.name not in split and not layer.attrs.get("frozen"):
             table["update"][outer]["weights"] += 3 * layer.params * raw
         eff = macs_f * d_w * d_i + counted.macs["backward"] * d_w * d_i
         lm = LayerMovement(name=layer.name, type=layer.type, format=layer.format,
@@ -498,7 +500,8 @@ def _op_energy(op_table, fmt, op):
     return None
 
 
-def compute_energy(ops, macs, effective_macs, fmt, compute):
+def compute_energy(ops: Mapping[str, float], macs: float, effective_macs: float, fmt: str,
+                   compute: Mapping[str, Any] | None) -> float:
     """Joules of one layer's arithmetic: ``ops`` basic-op counts (the phase's stages), ``macs``
     dense MACs and ``effective_macs`` after skipping zero products, priced by a profile's
     ``memory.compute`` tables (rules in the module docstring)."""

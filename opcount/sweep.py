@@ -29,9 +29,13 @@ Parameter values (axes, batch, inputs, outputs, in_channels, classes) must lie a
     >>> s.counts.shape, s.params.tolist()
     ((2, 4, 6), [61, 177])
 """
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from numba import njit, prange
 
 from ._engine import BASIC_OPS, PHASES, STAGES
@@ -95,7 +99,7 @@ class SweepCounts:
     def __len__(self):
         return self.counts.shape[0]
 
-    def activation_names(self):
+    def activation_names(self) -> np.ndarray:
         """The activation of each configuration, as names."""
         return np.array(ACTIVATIONS)[self.config["activation"]]
 
@@ -448,8 +452,9 @@ def _config(named, act_codes):
     return config
 
 
-def sweep_mlp(profile, *, width, depth, activation, inputs=4, outputs=1, batch=1, phase="inference",
-              loss="mse", optimizer="sgd"):
+def sweep_mlp(profile: Any, *, width: ArrayLike, depth: ArrayLike, activation: ArrayLike, inputs: ArrayLike = 4,
+              outputs: ArrayLike = 1, batch: int = 1, phase: str = "inference", loss: str = "mse",
+              optimizer: str = "sgd") -> SweepCounts:
     """Counts of MLP configurations; ``width``, ``depth`` and ``activation`` (names or indices
     into :data:`ACTIVATIONS`) broadcast together, one configuration per element (flattened).
 
@@ -474,8 +479,10 @@ def sweep_mlp(profile, *, width, depth, activation, inputs=4, outputs=1, batch=1
                        counts=counts, params=params, macs=macs, status=status)
 
 
-def sweep_cnn(profile, *, depth, kernel=3, channels=32, image=256, activation="gelu", padding=0, in_channels=3,
-              classes=2, batch=1, phase="inference", loss="cross_entropy", optimizer="sgd"):
+def sweep_cnn(profile: Any, *, depth: ArrayLike, kernel: ArrayLike = 3, channels: ArrayLike = 32, image: ArrayLike = 256,
+              activation: ArrayLike = "gelu", padding: ArrayLike = 0, in_channels: ArrayLike = 3, classes: ArrayLike = 2,
+              batch: int = 1, phase: str = "inference", loss: str = "cross_entropy",
+              optimizer: str = "sgd") -> SweepCounts:
     """Counts of CNN configurations; ``depth``, ``kernel``, ``channels``, ``image``, ``padding``
     and ``activation`` broadcast together, one configuration per element (flattened).
 
@@ -507,7 +514,8 @@ def _activation_layer(name):
     return {"type": name}
 
 
-def mlp_spec(*, width, depth, activation, inputs=4, outputs=1, loss="mse", optimizer="sgd", format="fp32"):
+def mlp_spec(*, width: int, depth: int, activation: str, inputs: int = 4, outputs: int = 1, loss: str = "mse",
+             optimizer: str = "sgd", format: str = "fp32") -> dict[str, Any]:
     """The model spec of one MLP configuration (what :func:`sweep_mlp` counts)."""
     layers = []
     for _ in range(int(depth)):
@@ -517,8 +525,9 @@ def mlp_spec(*, width, depth, activation, inputs=4, outputs=1, loss="mse", optim
             "loss": loss, "optimizer": optimizer, "layers": layers}
 
 
-def cnn_spec(*, depth, kernel=3, channels=32, image=256, activation="gelu", padding=0, in_channels=3, classes=2,
-             loss="cross_entropy", optimizer="sgd", format="fp32"):
+def cnn_spec(*, depth: int, kernel: int = 3, channels: int = 32, image: int = 256, activation: str = "gelu",
+             padding: int = 0, in_channels: int = 3, classes: int = 2, loss: str = "cross_entropy",
+             optimizer: str = "sgd", format: str = "fp32") -> dict[str, Any]:
     """The model spec of one CNN configuration (what :func:`sweep_cnn` counts)."""
     layers = []
     for _ in range(int(depth)):
@@ -530,7 +539,7 @@ def cnn_spec(*, depth, kernel=3, channels=32, image=256, activation="gelu", padd
             "optimizer": optimizer, "layers": layers}
 
 
-def grid(**axes):
+def grid(**axes: ArrayLike) -> dict[str, np.ndarray]:
     """The cartesian product of named 1-d value lists, as flat arrays (first name varies
     slowest): ``grid(width=[4, 8], activation=["tanh", "gelu"])``."""
     names = list(axes)

@@ -65,6 +65,22 @@ def test_repeated_blocks_share_a_signature_and_distinct_layers_do_not():
     assert {l.signature for l in shorter.layers if l.type == "attention"} != {attention[0].signature}
 
 
+def test_layers_set_apart_after_inference_are_counted_apart(generic, monkeypatch):
+    # two identical linear layers but for ``frozen`` (and ``no_grad``): their costs differ
+    spec = {"name": "twins", "input": [16], "layers": [
+        {"type": "linear", "out": 16, "name": "a"}, {"type": "linear", "out": 16, "name": "b", "frozen": True},
+        {"type": "linear", "out": 16, "name": "c"}, {"type": "linear", "out": 16, "name": "d", "no_grad": True},
+        {"type": "linear", "out": 16, "name": "e"}]}
+
+    def rows():
+        result = opcount.count_model(opcount.load_model(spec), generic, phase="training", batch=2)
+        return {layer.name: layer.stages for layer in result.layers}
+    memoized = rows()
+    assert memoized["a"] != memoized["b"]
+    monkeypatch.setattr(_memo, "ENABLED", False)
+    assert memoized == rows()
+
+
 def test_freeze_keeps_apart_what_equality_confuses():
     confusable = [1, True, 1.0, "1", (1,), [1], {"a": 1}, {"a": True}, {"a": 1.0}, 0.0, -0.0,
                   (1, True), (1, 1), [[1]], [(1,)], {"a": [1]}, {"a": (1,)}, None, {"a": None}, {"b": 1}]
@@ -76,6 +92,17 @@ def test_freeze_keeps_apart_what_equality_confuses():
     assert hash(freeze({"x": [1, {"k": 2.5}]})) == hash(freeze({"x": [1, {"k": 2.5}]}))
     # dict order is part of the key (a miss, never a wrong hit)
     assert freeze({"a": 1, "b": 2}) != freeze({"b": 2, "a": 1})
+
+
+def test_the_fields_key_keeps_apart_what_equality_confuses():
+    from opcount._memo import fields_key
+    fields = [{"a": 1}, {"a": True}, {"a": 1.0}, {"a": 0.0}, {"a": -0.0}, {"a": "1"}, {"a": None}, {"b": 1},
+              {"a": [1]}, {"a": (1,)}, {1: 1}, {"a": 1, "b": 2}]
+    keys = [fields_key(f) for f in fields]
+    for i, a in enumerate(keys):
+        for j, b in enumerate(keys):
+            assert (a == b) == (i == j), (fields[i], fields[j])
+    assert fields_key({"out": 64, "bias": False}) == fields_key({"out": 64, "bias": False})
 
 
 def test_freeze_refuses_other_types():

@@ -147,6 +147,17 @@ class Elementwise(nn.Module):
         return self.a(torch.relu_(torch.cumsum(y, -1)))
 
 
+class Checkpointed(nn.Module):
+    def __init__(self, reentrant):
+        super().__init__()
+        self.reentrant = reentrant
+        self.a = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+        self.b = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return checkpoint(self.a, self.b(x), use_reentrant=self.reentrant)
+
+
 EXACT = [
     ("transformer", Seq2Seq, (x(5, 8), x(3, 8)), 0),
     ("decoder-layer-masks", Decoder, (x(3, 8), x(5, 8), torch.zeros(1, 5, dtype=torch.bool)), 0),
@@ -170,6 +181,7 @@ EXACT = [
     ("norms", lambda: nn.Sequential(nn.Conv2d(2, 4, 1), nn.GroupNorm(2, 4), nn.InstanceNorm2d(4, affine=True),
                                     nn.InstanceNorm2d(4)), x(2, 3, 3), 0),
     ("elementwise-inplace-twice", Elementwise, x(3, 4), 0),
+    ("checkpoint-reentrant", lambda: Checkpointed(True), x(4), 0),
 ]
 
 
@@ -213,17 +225,6 @@ def test_instance_norm_counts_as_group_norm_per_channel():
     _, instance = check(lambda: nn.Sequential(nn.Conv2d(2, 4, 1), nn.InstanceNorm2d(4, affine=True)), x(2, 3, 3), N)
     _, group = check(lambda: nn.Sequential(nn.Conv2d(2, 4, 1), nn.GroupNorm(4, 4)), x(2, 3, 3), N)
     assert instance.totals == group.totals
-
-
-class Checkpointed(nn.Module):
-    def __init__(self, reentrant):
-        super().__init__()
-        self.reentrant = reentrant
-        self.a = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
-        self.b = nn.Linear(4, 4)
-
-    def forward(self, x):
-        return checkpoint(self.a, self.b(x), use_reentrant=self.reentrant)
 
 
 class Bag(nn.Module):
@@ -273,7 +274,6 @@ def _parametrized(kind):
 
 REPORTED = [
     ("checkpoint", lambda: Checkpointed(False), x(4), "checkpoint"),
-    ("checkpoint-reentrant", lambda: Checkpointed(True), x(4), "checkpoint"),
     ("embedding-bag-max", lambda: Bag("max"), torch.zeros(1, 6, dtype=torch.long), "embedding_bag"),
     ("topk", lambda: Ranked("topk"), x(3, 4), "topk"),
     ("sort", lambda: Ranked("sort"), x(3, 4), "sort"),
@@ -305,19 +305,23 @@ def test_reported_when_not_counted(name, make, inputs, kind):
     assert not result.complete and kind in {item["type"] for item in result.incomplete}, result.incomplete
 
 
-def test_checkpoint_keeps_the_gradient_chain():
-    """The reentrant checkpoint runs its region without gradient: that is no detach, the region's
-    layers still count their backward (only the recomputation is left out, and reported)."""
-    counts = []
-    for reentrant in (False, True):
-        with pytest.warns(opcount.IncompleteModelWarning, match="checkpoint"):
-            ir = opcount.load_torch(Checkpointed(reentrant), x(4))
-        assert not any(layer.attrs.get("no_grad") for layer in ir.layers)
-        counts.append(opcount.count_model(ir, FAKE, phase="training", batch=N).totals)
+def test_checkpoint_keeps_the_gradient_chain_and_counts_the_reentrant_recomputation():
+    """A checkpointed region's layers count their backward as without it (the reentrant
+    implementation runs the region without gradient: that is no detach). The reentrant one runs
+    the whole region's forward again in its backward: counted, FlopCounterMode's MACs; the
+    non-reentrant one stops early, at the last activation its backward needs: reported."""
     plain = opcount.count_model(opcount.load_torch(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.ReLU(),
                                                                  nn.Linear(4, 4)), x(4)),
-                                FAKE, phase="training", batch=N).totals
-    assert counts[0] == counts[1] == plain
+                                FAKE, phase="training", batch=N)
+    with pytest.warns(opcount.IncompleteModelWarning, match="non-reentrant torch.utils.checkpoint"):
+        ir = opcount.load_torch(Checkpointed(False), x(4))
+    assert not any(layer.attrs.get("no_grad") or layer.attrs.get("recompute") for layer in ir.layers)
+    assert opcount.count_model(ir, FAKE, phase="training", batch=N).totals == plain.totals
+    ir, reentrant = check(lambda: Checkpointed(True), x(4), N)
+    assert [layer.name for layer in ir.layers if layer.attrs.get("recompute")] == ["a.0", "a.1", "a.2"]
+    region = [layer for layer in plain.layers if layer.name in ("1", "2", "3")]
+    again = {op: sum(layer.stages["forward"][op] for layer in region) for op in plain.totals["forward"]}
+    assert reentrant.totals["backward"] == {op: plain.totals["backward"][op] + again[op] for op in again}
 
 
 def test_weight_norm_parameters_are_reported_with_their_count():

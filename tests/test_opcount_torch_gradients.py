@@ -70,16 +70,12 @@ def test_detach_data_and_no_grad_stop_the_gradient(how):
     torch.manual_seed(0)
     module = Stopped(how)
     x = torch.randn(1, 3)
-    if how == "no_grad":
-        # fc1 runs without gradient: its parameters are reported (their update is counted although
-        # they get no gradient)
-        with pytest.warns(opcount.IncompleteModelWarning, match="no gradient"):
-            ir = opcount.load_torch(module, x)
-        assert {item["layer"] for item in ir.left_out} == {"fc1"}
-        result = opcount.count_model(ir, FAKE, phase="training", batch=N)
-    else:
-        ir = load(module, x)
-        result = training(ir)
+    ir = load(module, x)
+    result = training(ir)
+    # under torch.no_grad fc1's parameters get no gradient: no update either (the optimizer
+    # skips a parameter whose grad is None), as for a frozen layer
+    assert bool(ir.layer("fc1").attrs.get("frozen")) == (how == "no_grad")
+    assert any(stage(result, "fc1", "update").values()) == (how != "no_grad")
     forward = N * (3 * 4 + 4 * 2)
     backward = N * (3 * 4 + 4 * 2 * 2) if how == "none" else N * 4 * 2     # fc2's weight gradient only
     assert result.macs == forward + backward
@@ -291,3 +287,72 @@ def test_the_callers_no_grad_context_changes_nothing(context):
     with getattr(torch, context)():
         ir = load(module, torch.randn(1, 3))
     assert training(ir).totals == expected
+
+
+class LoRA(nn.Module):
+    """A frozen embedding and base linear layer (weight and bias) with a trainable low-rank
+    adapter beside the linear, and a trainable head."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 6)
+        self.base = nn.Linear(6, 6)
+        self.a, self.b = nn.Linear(6, 2, bias=False), nn.Linear(2, 6, bias=False)
+        self.head = nn.Linear(6, 3)
+        for p in list(self.emb.parameters()) + list(self.base.parameters()):
+            p.requires_grad_(False)
+
+    def forward(self, i):
+        x = self.emb(i)
+        return self.head(self.base(x) + self.b(self.a(x)))
+
+
+def test_frozen_layers_get_no_weight_gradient_and_no_update():
+    ir = load(LoRA(), torch.zeros(1, 4, dtype=torch.long))
+    assert ir.layer("emb").attrs["frozen"] and ir.layer("base").attrs["frozen"]
+    assert ir.params == sum(p.numel() for p in LoRA().parameters())
+    result = training(ir)
+    assert result.macs == fcm_training_flops(LoRA(), (torch.zeros(N, 4, dtype=torch.long),)) // 2
+    stages = {layer.name: layer.stages for layer in result.layers}
+    # the embedding's input (ids) and its frozen table need nothing; base's input needs none either
+    assert not any(stages["emb"]["backward"].values()) and not any(stages["base"]["backward"].values())
+    assert not any(stages["emb"]["update"].values()) and not any(stages["base"]["update"].values())
+    # the trainable layers' SGD update: 1 mul and 1 sub per parameter
+    trained = 6 * 2 + 2 * 6 + 6 * 3 + 3
+    assert sum(s["update"]["mul"] for s in stages.values()) == trained
+
+
+def test_frozen_layer_between_trainable_ones_passes_the_gradient():
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Linear(4, 2))
+    module[2].requires_grad_(False)
+    ir = load(module, torch.randn(1, 3))
+    result = training(ir)
+    back = stage(result, "2")
+    # its input gradient N*4*4 mul, N*4*3 add; no weight or bias gradient
+    assert back["mul"] == N * 16 and back["add"] == N * 12
+    assert result.macs == fcm_training_flops(module, (torch.randn(N, 3),)) // 2
+
+
+def test_no_grad_layer_without_a_frozen_formula_is_reported():
+    class Norm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.norm = nn.Linear(3, 4), nn.LayerNorm(4)
+
+        def forward(self, x):
+            with torch.no_grad():
+                y = self.norm(self.fc(x))
+            return y
+    with pytest.warns(opcount.IncompleteModelWarning, match="runs without gradient"):
+        ir = opcount.load_torch(Norm(), torch.randn(1, 3))
+    assert {item["layer"] for item in ir.left_out} == {"norm"} and ir.layer("fc").attrs.get("frozen")
+
+
+def test_frozen_layer_without_a_frozen_formula_is_reported():
+    module = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    module[1].requires_grad_(False)
+    with pytest.warns(opcount.IncompleteModelWarning, match="requires_grad=False"):
+        ir = opcount.load_torch(module, torch.randn(1, 3))
+    assert {item["layer"] for item in ir.left_out} == {"1.weight", "1.bias"}
+    with pytest.raises(opcount.ModelError, match=r"'frozen' applies to conv1d, .*, linear layers"):
+        opcount.load_model({"input": [3], "layers": [{"type": "relu", "frozen": True}]})

@@ -173,15 +173,12 @@ def test_score_prices_counts_by_switching_energy(setup):
     assert [e["op"] for e in result.switching["ops"]] == ["add", "mul"]   # only the ops counted
 
 
-def test_score_outputs_carry_the_estimate(setup, capsys, tmp_path):
+def test_score_outputs_carry_the_estimate(setup, capsys, tmp_path, monkeypatch):
     out_csv = tmp_path / "rows.csv"
-    os.environ["TOSIM_CACHE_DIR"] = str(setup["cache"])
-    try:
-        status, out, err = run(capsys, "score", setup["model"], "--profile", setup["profile_path"],
-                               "--out", str(out_csv))
-        status_json, text, _ = run(capsys, "score", setup["model"], "--profile", setup["profile_path"], "--json")
-    finally:
-        del os.environ["TOSIM_CACHE_DIR"]
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(setup["cache"]))
+    status, out, err = run(capsys, "score", setup["model"], "--profile", setup["profile_path"],
+                           "--out", str(out_csv))
+    status_json, text, _ = run(capsys, "score", setup["model"], "--profile", setup["profile_path"], "--json")
     assert status == 0 and status_json == 0
     assert "switching J (est.)" in out and "switching J: estimate: " in out
     assert "simulating" not in err                         # read from the cache

@@ -13,17 +13,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ["hardware_profiles", "opcount", "calibrate", "tosim"]
 
 
-def _public_callables(package):
+def _public_modules(package):
+    """The package and, but for tosim (whose other modules are its commands), its public submodules."""
+    import pkgutil
     module = importlib.import_module(package)
-    for name in module.__all__:
+    yield module
+    if package != "tosim":
+        for info in pkgutil.iter_modules(module.__path__):
+            if not info.name.startswith("_"):
+                yield importlib.import_module(f"{package}.{info.name}")
+
+
+def _public_callables(package):
+    for module in _public_modules(package):
+        yield from _module_callables(package, module)
+
+
+def _module_callables(package, module):
+    for name in getattr(module, "__all__", ()):
         obj = getattr(module, name)
         if inspect.isfunction(obj):
-            yield f"{package}.{name}", obj
+            yield f"{module.__name__}.{name}", obj
         elif inspect.isclass(obj) and obj.__module__.startswith(package):
             for attr, member in vars(obj).items():
                 if attr.startswith("_") or not inspect.isfunction(member):
                     continue
-                yield f"{package}.{name}.{attr}", member
+                yield f"{module.__name__}.{name}.{attr}", member
 
 
 def _unannotated(fn):

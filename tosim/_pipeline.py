@@ -156,6 +156,16 @@ def layer_rows(result):
             for st in (layer.stages for layer in result.layers)]
 
 
+def _totals(rows):
+    """Per op, the count over all layers and stages (``CountResult.totals["all"]``, exact
+    integers) from :func:`layer_rows`."""
+    n_ops = len(OPS)
+    if not rows:
+        return [0] * n_ops
+    columns = [sum(column) for column in zip(*rows)]
+    return [sum(columns[o::n_ops]) for o in range(n_ops)]
+
+
 def count_source(source, profile, phase, batch, per_layer, densities=None, keep=False, load=None,
                  layer_features=False):
     """Read and count one model: a dict with the row's counting fields, ``rows`` (each layer's
@@ -187,9 +197,11 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         else:
             message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         return {"source": label, "name": name_of(source), "error": f"{where}: {message}"}
-    totals = result.totals["all"]
+    # each layer's counts as one flat tuple (stages x ops, exact integers); price() turns them
+    # into an int64 array only when the job is large enough to go to numpy (see _PYTHON_MAX_LAYERS)
+    rows = layer_rows(result)
     out = {"name": result.model, "source": label, "params": result.params, "macs": result.macs,
-           "flops": result.flops, "counts_all": [totals[op] for op in OPS], "formats": result.formats,
+           "flops": result.flops, "counts_all": _totals(rows), "formats": result.formats,
            "layer_types": [layer.type for layer in result.layers],
            "incomplete": result.incomplete_types, "incomplete_items": [dict(item) for item in result.incomplete],
            "error": None}
@@ -198,9 +210,7 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     if layer_features:
         from ._device_model import layer_table
         out["layer_table"] = layer_table(model, result)
-    # each layer's counts as one flat tuple (stages x ops, exact integers); price() turns them
-    # into an int64 array only when the job is large enough to go to numpy (see _PYTHON_MAX_LAYERS)
-    out["rows"] = layer_rows(result)
+    out["rows"] = rows
     out["counts"] = None
     if per_layer:
         out["layers"] = [{"name": layer.name, "type": layer.type, "format": layer.format, "params": layer.params,
@@ -334,9 +344,11 @@ def _count_all(sources, profile, phase, batch, per_layer, jobs, progress, densit
 
 #: Jobs of up to this many layers are priced in plain Python, as the kernel adds (see
 #: :func:`price`): numpy is not imported for them. Measured with ``python bench/bench_kernel.py
-#: --crossover``: importing numpy costs what Python pricing of some 10^5 layers does, and
-#: stacking the exact integers into an int64 array is itself as slow per layer as pricing them.
-_PYTHON_MAX_LAYERS = 100_000
+#: --python-crossover`` on the shared 2-core VM: Python 7.3 us of CPU per distinct layer,
+#: stacking into int64 + the numpy form 2.0 us, importing numpy 0.08-0.21 s, so numpy repays
+#: its import past some 15,000-40,000 distinct layers; models repeat layers (the zoo's 7,389
+#: layers hold about 1,300 distinct ones), which the Python path prices once.
+_PYTHON_MAX_LAYERS = 50_000
 
 
 def price(counted, profile, synth_progress=None):

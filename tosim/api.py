@@ -496,12 +496,18 @@ def _densities(densities):
 
 
 ModelLike = Union[str, "os.PathLike[str]", dict, "opcount.ModelIR", Any]
+#: A built-in profile name, a profile YAML path or a loaded profile.
+ProfileLike = Union[str, "os.PathLike[str]", "hardware_profiles.Profile"]
+#: A whole run: ``{"samples": N | "passes": P, "epochs": E}`` or a :class:`Workload`.
+WorkloadLike = Union[Mapping[str, int], "Workload", None]
+#: Densities of a memory profile: ``{"weights": d, "inputs": d}`` or an :class:`opcount.Densities`.
+DensitiesLike = Union[Mapping[str, Any], "opcount.Densities", None]
 
 
-def score_many(models: Iterable[ModelLike], profile: Any = DEFAULT_PROFILE, *, phase: str = "inference",
-               batch: int = 1, device: Union[str, Mapping, None] = None, workload: Any = None,
+def score_many(models: Iterable[ModelLike], profile: ProfileLike = DEFAULT_PROFILE, *, phase: str = "inference",
+               batch: int = 1, device: Union[str, Mapping, None] = None, workload: WorkloadLike = None,
                per_layer: bool = False, grid_intensity: Optional[float] = None, seq: Optional[int] = None,
-               densities: Any = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
+               densities: DensitiesLike = None, loss: Optional[str] = None, optimizer: Optional[str] = None,
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None, recompute: Optional[str] = None,
                master_format: Optional[str] = None, batch_axis: Optional[int] = None,
@@ -559,9 +565,9 @@ def _score_many(models, profile, *, phase, batch, device, workload, per_layer, g
                   per_layer=per_layer, skipped=skipped)
 
 
-def score(model: ModelLike, profile: Any = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
-          device: Union[str, Mapping, None] = None, workload: Any = None, per_layer: bool = False,
-          grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: Any = None,
+def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: str = "inference", batch: int = 1,
+          device: Union[str, Mapping, None] = None, workload: WorkloadLike = None, per_layer: bool = False,
+          grid_intensity: Optional[float] = None, seq: Optional[int] = None, densities: DensitiesLike = None,
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
           example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
           master_format: Optional[str] = None, batch_axis: Optional[int] = None,

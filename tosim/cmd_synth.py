@@ -516,11 +516,14 @@ def _activity_from_model(args, profile):
         raise CommandError("the floating-point units (hwlib.fp) are not installed")
     try:
         streams = ms.model_streams(args.from_model, formats[0], vectors=vectors, seed=seed, inputs=inputs)
+    except (MemoryError, RecursionError, KeyboardInterrupt):
+        raise
     except Exception as exc:       # noqa: BLE001 -- a model that cannot be read or run is the user's input
         import opcount
-        if isinstance(exc, (opcount.ModelError, ValueError, OSError)) or type(exc).__module__.startswith("onnx"):
-            raise CommandError(f"--from-model {args.from_model}: {' '.join(str(exc).split())}") from None
-        raise
+        text = " ".join(str(exc).split())
+        if not isinstance(exc, (opcount.ModelError, ValueError, OSError)):
+            text = f"{type(exc).__name__}: {text}"      # e.g. a protobuf error of a corrupt file
+        raise CommandError(f"--from-model {args.from_model}: {text}") from None
 
     def progress(index, total, name):
         print(f"[{index}/{total}] {name}: {formats[0]} mul and add streams ...", file=sys.stderr, flush=True)

@@ -55,7 +55,10 @@ integers, or IEEE encodings for floating-point units, of normal draws with stand
 ``scale``), ``relu`` (a fraction ``zeros`` of exact zeros, the rest half-normal of ``scale``),
 ``zeros`` (all-zero operands). For integer units ``scale`` is relative to the half range
 ``2^(w-1)`` (default 0.25); for floating-point units it is the value's standard deviation
-(default 1.0).
+(default 1.0). A pair of distributions gives operands a and b their own. Floating-point streams
+are encoded in any profile format (fp8_e4m3 and fp8_e5m2 included: :func:`fp_encode`,
+:func:`fp_round`, nearest even). :func:`fp_stream_activity` runs given operand values instead
+(``tosim activity --from-model`` draws them from a model's layers).
 
 Package layout note: this is a sub-package of :mod:`hwlib` and outside the source digest of
 :func:`hwlib.cost._source_digest` (which covers the top-level modules that decide a circuit or
