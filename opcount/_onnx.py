@@ -776,6 +776,8 @@ def _fuse_activations(nodes, consts, consumers, graph_outputs):
     it on sample points; the largest one equal to a reference function, whose inner tensors are
     used nowhere else, is replaced."""
     producer = {out: node for node in nodes for out in node.outputs}
+    order = {id(node): k for k, node in enumerate(nodes)}
+    by_id = {id(node): node for node in nodes}
     removed, replacements = set(), {}
     for core in nodes:
         if core.op not in ("Erf", "Tanh", "Sigmoid") or id(core) in removed:
@@ -804,7 +806,10 @@ def _fuse_activations(nodes, consts, consumers, graph_outputs):
                         near.add(id(c))
                         nxt.append(c)
             frontier = nxt
-        local = [n for n in nodes if id(n) in near and id(n) not in removed and len(n.outputs) == 1]
+        # the nodes near the core in graph order (not a scan of the whole graph per core: an
+        # unrolled loop has thousands of cores)
+        local = [by_id[i] for i in sorted((i for i in near - removed if i in by_id), key=order.__getitem__)
+                 if len(by_id[i].outputs) == 1]
         best = None
         for x in candidates:
             region, outs = [], {x}
