@@ -448,7 +448,9 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
     profile's cost table): the prior of the per-op energies (see the module docstring); required
-    with the ``ops`` term. ``peak_ops_per_s``, ``bandwidth_bytes_per_s``, ``static_w``: given
+    with the ``ops`` term. Ops it gives that no run counts (of a format the runs count) are priced
+    by the prior alone: their transistors x the prior's common joules per transistor.
+    ``peak_ops_per_s``, ``bandwidth_bytes_per_s``, ``static_w``: given
     values are kept (both rates given fix the balance; otherwise it is searched); see the module
     docstring for what the energies identify. ``capacity_bytes`` given fixes the spill level
     (else it is searched, unless ``spill_search`` is False: no spill level). ``memory_by_type``:
@@ -553,8 +555,10 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
             return _solve(design, y, w, prior_rows)
         extended = np.column_stack([design, np.zeros(table.n_runs)])
         coef, value = _solve(extended, y, w, prior_rows, free_last=True)
+        prior_scale[0] = max(float(coef[-1]), 0.0) * u_ref
         return coef[:-1], value
 
+    prior_scale = [u_ref]      # the prior's common J per TO, as the last solve found it
     model = EnergyModel(terms=tuple(terms), latency_s=float(latency_s), channel_block=channel_block if kinds else 1)
     searched = 0
     fixed_balance = peak_ops_per_s is not None and bandwidth_bytes_per_s is not None
@@ -577,6 +581,11 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     for (fmt, op), t in zip(keys, tos):
         model.op_j.setdefault(fmt, {})[op] = coef[i] * t
         i += 1
+    if keys:
+        # ops of the fitted formats that no row counted: the prior's price, TOs x the common J per TO
+        for (fmt, op), t in sorted(tos_per_op.items()):
+            if fmt in model.op_j and op not in model.op_j[fmt] and t > 0:
+                model.op_j[fmt][op] = (prior_scale[0] if with_s else u_ref) * float(t)
     if memory_kinds:
         for kind in memory_kinds:
             model.byte_j_by_type[kind] = dict(zip(BYTE_ROLES, coef[i:i + 3]))

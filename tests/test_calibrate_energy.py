@@ -269,3 +269,19 @@ def test_window_and_channels_survive_subset_and_concat():
                    n_runs=1, window=[1.5])
     with pytest.raises(ValueError, match="channel block"):
         fit_energy_model(table, np.ones(6), terms=("static",), channel_block=0)
+
+
+def test_ops_no_run_counts_get_the_prior_price():
+    """An op of a fitted format that no run counts (a batch norm's sqrt after a fit on convs) is
+    priced by the prior alone: its transistors x the prior's common joules per transistor."""
+    rng = np.random.default_rng(13)
+    full = _table(rng, 2, types=("conv2d",))
+    keep = [KEYS.index(("fp32", "add")), KEYS.index(("fp32", "mul"))]
+    table = LayerTable(run=full.run, repeat=full.repeat, op_keys=[KEYS[j] for j in keep], ops=full.ops[:, keep],
+                       bytes=full.bytes, calls=full.calls, n_runs=2, types=full.types)
+    model, info = fit_energy_model(table, np.asarray([1.0, 3.0]), terms=("ops",), tos_per_op=TOS)
+    per_to = {op: model.op_j["fp32"][op] / TOS[("fp32", op)] for op in ("add", "mul", "cmp")}
+    assert per_to["cmp"] > 0
+    assert per_to["cmp"] == pytest.approx(per_to["mul"], rel=1e-3)
+    # an op it has no transistor count for stays unpriced (scoring it names it)
+    assert "sqrt" not in model.op_j["fp32"]

@@ -220,3 +220,16 @@ def test_layer_table_gives_blocked_channels_and_window_shares():
     # the adaptive pooling has no fixed window; views (flatten, dropout at inference) are not calls
     assert got["adaptive_avgpool2d1"] == (0, 0, 0)
     assert "flatten1" not in got and "dropout1" not in got
+
+
+def test_builtin_getzner_device_prices_ops_and_types_the_layers_never_had(capsys):
+    """zoo:resnet18 counts sqrt (batch norm) and layer types the benchmarks never measured: the
+    sqrt gets the prior's price, the types the fastest kernel's static price and median bytes."""
+    energy = hardware_profiles.load("getzner2023-cpu").devices["xeon-gold-5120"]["energy_model"]
+    assert energy["op_j"]["fp32"]["sqrt"] > 0
+    assert main(["score", "zoo:resnet18", "--profile", "getzner2023-cpu", "--device", "xeon-gold-5120",
+                 "--batch", "2", "--per-layer", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["energy_j"] > 0 and not row.get("error")
+    norms = [layer for layer in row["layers"] if layer["type"] == "batchnorm"]
+    assert norms and all(layer["energy_j"] > 0 for layer in norms)

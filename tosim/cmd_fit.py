@@ -401,7 +401,9 @@ def run_model(args, profile, data, rows, device, problems):
     weighting = resolve_weighting(args.weighting, list(y))
     table = calibrate.LayerTable.concat(tables)
     try:
-        tos_per_op = model_tos_per_op(profile, table.op_keys)
+        # every basic op of the counted formats: ops no row counts get the prior's price
+        from opcount import BASIC_OPS
+        tos_per_op = model_tos_per_op(profile, sorted({(fmt, op) for fmt, _op in table.op_keys for op in BASIC_OPS}))
         train, validation = calibrate.split_indices(len(used), args.train_fraction, args.seed, min_train=2)
         with np.errstate(all="ignore"):
             model, info = calibrate.fit_energy_model(
