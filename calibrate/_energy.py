@@ -9,7 +9,8 @@ In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
             + eps_call                                        (term "calls")
             + P_static T_layer                                (term "static")
 
-    T_layer = max(n_ops / peak_k, bytes / bandwidth_k) + latency_s,
+    T_layer = max(n'_ops / peak_k, bytes / bandwidth_k) + n'_ops w / rate_w,k + rows / rate_r,k
+              + latency_s,
     peak_k = e_k peak_ops_per_s,  bandwidth_k = e_k bandwidth_bytes_per_s
 
 and a run is the sum over its layer calls (each layer of each step; ``repeat`` counts how often).
@@ -23,6 +24,14 @@ footprint a layer call can move at the near rates; the bytes beyond it pay ``eps
 moves more than a few GB).
 ``e_k`` is the share of the device's peak that the kernel of layer type ``k`` attains (measured:
 a CPU's GEMM-based convolution runs near peak, its max-pooling two orders of magnitude below).
+Windowed kernels (convolution, pooling; ``LayerTable.window`` and ``rows``) add two times at
+their own rates: the window ops ``n'_ops w`` (``w = min(stride, kernel) / kernel``, the share of
+the window whose input was not in the previous output position's window: a direct convolution
+reuses the overlapping columns, the new ones come from farther away) priced ``window_j_per_op[k]
+= P_static / rate_w,k``, and the window rows (the kernel's loop over window rows) priced
+``row_j[k]``. ``n'_ops`` are the ops with a blocked kernel's output channels
+(``LayerTable.channels``) padded to a multiple of ``channel_block`` (vector-blocked kernels
+compute whole blocks: 16 fp32 lanes on AVX-512); ``channel_block`` is given, not fitted.
 Every coefficient is non-negative; every term is optional (a model of ``ops`` alone is a
 per-op-priced TOs model).
 

@@ -139,6 +139,8 @@ def test_forced_absolute_weighting_on_a_wide_span_warns(layer_set, capsys):
     (["--terms", "ops,ops"], "argument --terms: must be a comma-separated subset"),
     (["--static-power", "0"], "argument --static-power: must be a positive number, not '0'"),
     (["--prior-strength", "-1"], "argument --prior-strength: must be a non-negative number, not '-1'"),
+    (["--channel-block", "0"], "argument --channel-block: must be an integer from 1 to 4096, not '0'"),
+    (["--channel-block", "1.5"], "argument --channel-block: must be an integer from 1 to 4096, not '1.5'"),
 ])
 def test_model_options_are_checked(layer_set, capsys, args, message):
     assert main(["fit", str(layer_set / "m.csv"), "--model", *args]) == 2
@@ -164,6 +166,9 @@ def test_model_fit_needs_rows(tmp_path, capsys):
     ("{energy_model: {version: 1, op_j: {fp32: {mac: 1.0}}}}", "energy_model.op_j.fp32.mac: unknown op 'mac'"),
     ("{energy_model: {version: 1, byte_j_by_type: {relu: {inputs: -1.0}}}}",
      "energy_model.byte_j_by_type.relu.inputs: energy must be a non-negative"),
+    ("{energy_model: {version: 1, row_j: {maxpool2d: -1.0}}}",
+     "energy_model.row_j.maxpool2d: energy must be a non-negative"),
+    ("{energy_model: {version: 1, channel_block: 0}}", "energy_model.channel_block: must be an integer from 1"),
     ("{energy_model: {version: 1, terms: [ops, heat]}}", "energy_model.terms[1]: unknown energy term 'heat'"),
     ("{energy_model: {version: 1, peak_ops_per_s: 0}}", "energy_model.peak_ops_per_s: must be a positive number"),
     ("{energy_model: {version: 1, spill: 1.0}}", "energy_model.spill: unknown energy model key 'spill'"),

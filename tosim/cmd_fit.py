@@ -551,7 +551,9 @@ def model_device(result, csv_path, profile_name, keep=None):
                     "validation": {k: result["validation"][k] for k in keep},
                     "validation_by_type": by_type},
         "description": ("joules of a run = sum over its layer calls of ops x J/op + bytes x J/byte (+ spill) "
-                        "+ J/call + static J/op of the layer type x max(ops, balance x bytes)"),
+                        "+ J/call + static J/op of the layer type x max(ops, balance x bytes) (+ J per window "
+                        "op x ops new to the window + J per window row x window rows; ops with blocked output "
+                        "channels padded to channel_block)"),
     }
 
 
