@@ -485,3 +485,14 @@ def test_samples_reordered_by_a_run_time_index_keep_their_counts(tmp_path, profi
     model, _ = _incomplete(path, profile, r"sort \(TopK\): top-k selection")
     assert model.layer("fc").out_shape == (5, 3)
     assert opcount.count_model(model, profile, batch=2).macs == 2 * 5 * 12
+
+
+def test_score_carries_and_prints_the_assumed_batch_axis(tmp_path, capsys):
+    import tosim
+    fixed = _save(tmp_path / "fixed.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+                  [_vi("x", [5, 2, 4])], [_vi("y", None)], [_init("w", _w(4, 3))])
+    result = tosim.score(fixed)
+    assert result.assumptions and result.assumptions[0].startswith("batch on axis 0 of input 'x' [5, 2, 4]")
+    assert tosim.score(fixed, batch_axis=1).assumptions == []
+    assert main(["score", fixed]) == 0
+    assert "\nASSUMED: fixed: batch on axis 0 of input 'x' [5, 2, 4]" in capsys.readouterr().out

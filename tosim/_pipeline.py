@@ -204,7 +204,7 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
            "flops": result.flops, "counts_all": _totals(rows), "formats": result.formats,
            "layer_types": [layer.type for layer in result.layers],
            "incomplete": result.incomplete_types, "incomplete_items": [dict(item) for item in result.incomplete],
-           "error": None}
+           "assumptions": list(getattr(result, "assumptions", ())), "error": None}
     if keep:
         out["count_result"] = result
     if layer_features:
@@ -520,7 +520,8 @@ def finish_row(r, per_layer):
     if r["error"] is not None:
         return row
     row.update(params=r["params"], macs=r["macs"], flops=r["flops"], incomplete=r["incomplete"] or None,
-               incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"))
+               incomplete_items=r["incomplete_items"], movement=r.get("movement"), count_result=r.get("count_result"),
+               assumptions=r.get("assumptions") or [])
     row.update(zip(OPS, r["counts_all"]))
     if "mac" in r:
         row["mac"] = r["mac"]

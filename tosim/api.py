@@ -150,7 +150,8 @@ class ScoreResult:
     the phase's stages), ``tos_by_stage`` (stage -> TOs), ``tos``; ``energy_j`` and ``gco2e`` with
     a device (else ``None``). ``complete`` is False when anything was left out: ``incomplete``
     lists ``{layer, type, reason}`` of each layer not fully counted and ``incomplete_types`` counts
-    them by type; the TOs of such a model are too low. ``error`` is the message of a model that
+    them by type; the TOs of such a model are too low. ``assumptions`` lists what the frontend
+    assumed where the model did not say (an ONNX file's batch axis). ``error`` is the message of a model that
     could not be read or counted (then the numbers are ``None``; :func:`score` raises instead).
     ``energy_extrapolated`` is True when the device's polynomial was applied more than 10x outside
     the feature range it was fitted on (its ``fitted_range``): the joules are then an
@@ -188,6 +189,7 @@ class ScoreResult:
     complete: bool = False
     incomplete: list = field(default_factory=list)
     incomplete_types: dict = field(default_factory=dict)
+    assumptions: list = field(default_factory=list)
     error: Optional[str] = None
     layers: Optional[list] = None
     per_layer: bool = False
@@ -689,6 +691,7 @@ def _result(row, profile_name, phase, batch, per_layer, levels, workload):
                        energy_terms=row.get("energy_terms"), time_s=row.get("time_s"),
                        complete=not row["incomplete_items"], incomplete=row["incomplete_items"],
                        incomplete_types=dict(row["incomplete"] or {}), layers=layers,
+                       assumptions=list(row.get("assumptions") or []),
                        energy_compute_j=row.get("energy_compute_j"), energy_movement_j=row.get("energy_movement_j"),
                        accesses={lv: row[f"accesses_{lv}"] for lv in levels if f"accesses_{lv}" in row},
                        movement=row.get("movement"), count_result=row.get("count_result"),

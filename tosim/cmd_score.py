@@ -231,6 +231,9 @@ def run(args):
             print(f"switching J: {printable(basis)}")
         if any(r.incomplete_types for r in results):
             print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
+        for r in results:
+            for item in r.assumptions:
+                print(f"ASSUMED: {r.name}: {item}")
     if args.out:
         print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
     far = extrapolation_warning(args.device, device, results) if device is not None else None
