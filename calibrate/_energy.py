@@ -581,7 +581,7 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     for (fmt, op), t in zip(keys, tos):
         model.op_j.setdefault(fmt, {})[op] = coef[i] * t
         i += 1
-    if keys:
+    if keys and tos_per_op is not None:
         # ops of the fitted formats that no row counted: the prior's price, TOs x the common J per TO
         for (fmt, op), t in sorted(tos_per_op.items()):
             if fmt in model.op_j and op not in model.op_j[fmt] and t > 0:

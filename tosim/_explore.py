@@ -24,6 +24,7 @@ that fails (a model that cannot be read, a circuit that cannot be built) is a ro
 import os
 import tempfile
 from dataclasses import dataclass, field
+from typing import Optional
 
 __all__ = ["DesignPoint", "explore", "pareto_flags", "variant_profile"]
 
@@ -35,15 +36,15 @@ class DesignPoint:
     adder: str
     multiplier: str
     format: str
-    add_fj_per_op: float = None
-    mul_fj_per_op: float = None
-    add_delay_ps: float = None
-    mul_delay_ps: float = None
-    add_area_um2: float = None
-    mul_area_um2: float = None
+    add_fj_per_op: Optional[float] = None
+    mul_fj_per_op: Optional[float] = None
+    add_delay_ps: Optional[float] = None
+    mul_delay_ps: Optional[float] = None
+    add_area_um2: Optional[float] = None
+    mul_area_um2: Optional[float] = None
     models_j: dict = field(default_factory=dict)
     pareto: bool = False
-    error: str = None
+    error: Optional[str] = None
 
     @property
     def delay_ps(self):
