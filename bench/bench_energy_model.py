@@ -133,6 +133,21 @@ def _distance(a, b, weights=None):
 _KERNEL_FIRST = {"k": 4.0, "s": 4.0}
 
 
+def _print_arch(arch, methods, rows, measured, summary):
+    """One composed architecture's line: each method's precision % avg (min) over the batches;
+    the precisions are added to ``summary`` for :func:`_print_all`."""
+    cells = []
+    for m in methods:
+        p = 100.0 * (1.0 - np.abs(np.asarray(rows[m]) - measured) / measured)
+        summary[m] += list(p)
+        cells.append(f"{p.mean():7.2f} ({p.min():8.1f})")
+    print(f"{arch:<8} " + "  ".join(f"{c:>18}" for c in cells) + f"   {measured[0]:.3g} .. {measured[-1]:.3g}")
+
+
+def _print_all(methods, summary):
+    print(f"{'all':<8} " + "  ".join(f"{np.mean(summary[m]):7.2f} ({np.min(summary[m]):8.1f})" for m in methods))
+
+
 def precision(pred, meas):
     p = 100.0 * (1.0 - np.abs(pred - meas) / meas)
     return float(p.mean()), float(p.min())
@@ -244,14 +259,8 @@ def main(argv=None):
             measured.append(sum(y[i] for i in chosen))
             for m in methods:
                 rows[m].append(sum(preds[m][i] for i in chosen) if preds[m] is not None else np.nan)
-        measured = np.asarray(measured)
-        cells = []
-        for m in methods:
-            p = 100.0 * (1.0 - np.abs(np.asarray(rows[m]) - measured) / measured)
-            summary[m] += list(p)
-            cells.append(f"{p.mean():7.2f} ({p.min():8.1f})")
-        print(f"{arch:<8} " + "  ".join(f"{c:>18}" for c in cells) + f"   {measured[0]:.3g} .. {measured[-1]:.3g}")
-    print(f"{'all':<8} " + "  ".join(f"{np.mean(summary[m]):7.2f} ({np.min(summary[m]):8.1f})" for m in methods))
+        _print_arch(arch, methods, rows, np.asarray(measured), summary)
+    _print_all(methods, summary)
 
     print("\n3b. composed at the real layers' sizes from the 5 nearest held-out configurations: precision % avg (min)")
     print(f"{'model':<8} " + "  ".join(f"{m:>18}" for m in methods) + "   measured J (batch 1 .. 256)")
@@ -273,14 +282,8 @@ def main(argv=None):
             measured.append(total)
             for m in methods:
                 rows[m].append(totals[m])
-        measured = np.asarray(measured)
-        cells = []
-        for m in methods:
-            p = 100.0 * (1.0 - np.abs(np.asarray(rows[m]) - measured) / measured)
-            summary[m] += list(p)
-            cells.append(f"{p.mean():7.2f} ({p.min():8.1f})")
-        print(f"{arch:<8} " + "  ".join(f"{c:>18}" for c in cells) + f"   {measured[0]:.3g} .. {measured[-1]:.3g}")
-    print(f"{'all':<8} " + "  ".join(f"{np.mean(summary[m]):7.2f} ({np.min(summary[m]):8.1f})" for m in methods))
+        _print_arch(arch, methods, rows, np.asarray(measured), summary)
+    _print_all(methods, summary)
     print(f"\n{time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU")
     return 0
 

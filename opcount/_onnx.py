@@ -336,26 +336,20 @@ def _inference_model(model, nodes, consts, real, x_names, batch):
             elem = onnx.TensorProto.FLOAT
         extra_inputs.append(helper.make_tensor_value_info(name, elem, list(value.shape)))
     symbol = x.type.tensor_type.shape.dim[x_names[first]].dim_param
-    given = []
-    for v in graph.value_info:                 # shapes the file states; its batch symbol is the batch
-        if v.name in consts:
-            continue
+
+    def at_batch(v):
+        """A copy of value info ``v`` with the input's batch symbol fixed to ``batch``."""
         v_copy = onnx.ValueInfoProto()
         v_copy.CopyFrom(v)
         for d in v_copy.type.tensor_type.shape.dim:
             if symbol and d.dim_param == symbol:
                 d.Clear()
                 d.dim_value = batch
-        given.append(v_copy)
-    outputs = []
-    for v in graph.output:                     # the batch symbol there is the batch too
-        v_copy = onnx.ValueInfoProto()
-        v_copy.CopyFrom(v)
-        for d in v_copy.type.tensor_type.shape.dim:
-            if symbol and d.dim_param == symbol:
-                d.Clear()
-                d.dim_value = batch
-        outputs.append(v_copy)
+        return v_copy
+
+    # shapes the file states, and its outputs: the batch symbol there is the batch too
+    given = [at_batch(v) for v in graph.value_info if v.name not in consts]
+    outputs = [at_batch(v) for v in graph.output]
     g = helper.make_graph(nodes, graph.name or "g", model_inputs + extra_inputs, outputs, inits,
                           value_info=given)
     m = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
