@@ -27,6 +27,16 @@ class CacheWarning(UserWarning):
 _ENTRY_BYTES = 1 << 20
 
 
+def sources_digest(folder, skip=frozenset()):
+    """SHA-256 over the ``.py`` files of ``folder`` (names and contents, in name order), less
+    those named in ``skip``: the fingerprint of the sources a cache entry was computed by."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py") and name not in skip:
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(name.encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
+
 def _file_mode():
     # 0666 less the umask, as open() would create it: a cache shared by a group stays readable
     umask = os.umask(0)

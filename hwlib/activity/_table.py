@@ -11,14 +11,13 @@ circuit sources (as for cost tables), the sources of this package, the toolchain
 power model, the distributions, the stream length, the seed and the glitch setting.
 """
 import functools
-import hashlib
 import os
 import time
 from dataclasses import dataclass
 
 from hardware_profiles import BASIC_OPS
 
-from .._cache import Cache, _canonical, _sha256, _toolchain
+from .._cache import Cache, _canonical, _sha256, _toolchain, sources_digest
 from ._model import PowerModel
 from ._unit import _distributions, _measure, spec_netlist
 
@@ -44,13 +43,7 @@ class ActivityCache(Cache):
 def _package_digest():
     """SHA-256 over this package's sources: a change to how toggles are counted or priced
     invalidates the cached energies (and nothing else)."""
-    digest = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read() + b"\0")
-    return digest.hexdigest()
+    return sources_digest(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ therefore misses the cache entries of these units only, and a change to the circ
 built from (multipliers, adders, cells) misses them through the main digest as well.
 """
 import functools
-import hashlib
 import os
+
+from .._cache import sources_digest
 
 __all__ = ["units_digest"]
 
@@ -24,10 +25,4 @@ __all__ = ["units_digest"]
 @functools.lru_cache(maxsize=None)
 def units_digest():
     """SHA-256 over the ``.py`` sources of :mod:`hwlib.units`."""
-    digest = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            with open(os.path.join(here, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read() + b"\0")
-    return digest.hexdigest()
+    return sources_digest(os.path.dirname(os.path.abspath(__file__)))

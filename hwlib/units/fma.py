@@ -49,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 from hardware_profiles import FORMAT_BITS
 
 from .. import fp as _fp
-from .fp8 import E4M3, E4M3_INNER, e4m3_decode
+from .fp8 import E4M3, E4M3_INNER, e4m3_decode, round_magnitude
 
 __all__ = ["FPMAC", "ACCUMULATOR_FORMATS", "fp_mac_unit", "fma_label", "reference_fma",
            "decode_value", "round_ieee"]
@@ -98,17 +98,7 @@ def round_ieee(value, fmt, negative=False):
     mag = abs(Fraction(value))
     if mag == 0:
         return top
-    lead = mag.numerator.bit_length() - mag.denominator.bit_length()
-    if Fraction(2) ** lead > mag:
-        lead -= 1
-    q = max(lead, 1 - bias) - F
-    scaled = mag / Fraction(2) ** q
-    m = scaled.numerator // scaled.denominator
-    rest = scaled - m
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and m & 1):
-        m += 1
-    if m == 1 << (F + 1):
-        m, q = m >> 1, q + 1
+    m, q = round_magnitude(mag, F, bias)
     exp_field = q + F + bias if m >> F else 0
     if exp_field >= exp_max:
         return top | exp_max << F

@@ -95,6 +95,25 @@ def fp8_to_fraction(bits, fmt):
     return sign * Fraction((1 << F) + frac, 1 << F) * Fraction(2) ** (exp - bias)
 
 
+def round_magnitude(mag, F, bias):
+    """A positive Fraction ``mag`` rounded to nearest even with ``F`` fraction bits and
+    exponent ``bias`` (subnormals included, exponent unbounded above): ``(m, q)`` with
+    ``mag ~ m * 2**q``, ``m`` below ``2**(F + 1)``, and ``m >= 2**F`` unless subnormal."""
+    # the last place's exponent: that of the leading bit less F, but not below the subnormals'
+    lead = mag.numerator.bit_length() - mag.denominator.bit_length()
+    if Fraction(2) ** lead > mag:
+        lead -= 1
+    q = max(lead, 1 - bias) - F
+    scaled = mag / Fraction(2) ** q
+    m = scaled.numerator // scaled.denominator
+    rest = scaled - m
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and m & 1):
+        m += 1
+    if m == 1 << (F + 1):        # rounded up into the next binade
+        m, q = m >> 1, q + 1
+    return m, q
+
+
 def round_fraction(value, fmt, negative=False):
     """Bit pattern of ``value`` (a Fraction, int, float or a signed infinity/NaN float)
     rounded to nearest even in ``fmt`` with the overflow of the units here (e5m2: infinity,
@@ -110,18 +129,7 @@ def round_fraction(value, fmt, negative=False):
     mag = abs(Fraction(value))
     if mag == 0:
         return top
-    # the last place's exponent: that of the leading bit less F, but not below the subnormals'
-    lead = mag.numerator.bit_length() - mag.denominator.bit_length()
-    if Fraction(2) ** lead > mag:
-        lead -= 1
-    q = max(lead, 1 - bias) - F
-    scaled = mag / Fraction(2) ** q
-    m = scaled.numerator // scaled.denominator
-    rest = scaled - m
-    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and m & 1):
-        m += 1
-    if m == 1 << (F + 1):        # rounded up into the next binade
-        m, q = m >> 1, q + 1
+    m, q = round_magnitude(mag, F, bias)
     if m >= 1 << F:
         exp_field, frac = q + F + bias, m - (1 << F)
     else:
