@@ -417,6 +417,13 @@ class _Builder:
     def leave(self, what, type_, reason, params=0):
         self.left_out.append((what, type_, reason, params))
 
+    def reuse(self, layer, type_, first, reason):
+        """``layer`` uses parameters that layer ``first`` owns, in a way not counted exactly:
+        left out for ``reason``, and both marked (``shared``, ``reused``)."""
+        self.leave(layer, type_, reason)
+        self.shared.add(layer)
+        self.reused.add(first)
+
 
 def _axis(ref, dim, where):
     """The per-sample axis of real axis ``dim`` of ``ref``'s tensor."""
@@ -815,10 +822,9 @@ def _einsum(b, event, out_refs):
         layer = b.add({"type": "linear", "out": dims(cols), "bias": False}, [view], None,
                       ((dims(rows) or 1, dims(cols)), 0, 1, None), path)
         if first_shared:
-            b.leave(layer.layer, "einsum", f"reuses the weight of {b.attributed[b.param_names[id(tw)]]!r}: the "
-                    "repeated use's weight gradient is not counted")
-            b.shared.add(layer.layer)
-            b.reused.add(b.attributed[b.param_names[id(tw)]])
+            first = b.attributed[b.param_names[id(tw)]]
+            b.reuse(layer.layer, "einsum", first,
+                    f"reuses the weight of {first!r}: the repeated use's weight gradient is not counted")
         b.own([tw], layer.layer)
         product_shape = (dims(rows) or 1, dims(cols))
     else:
@@ -855,10 +861,9 @@ def _embedding_bag(b, event, out_refs):
     lookup = b.add({"type": "embedding", "vocab": int(weight.shape[0]), "dim": int(weight.shape[1])}, [x], None,
                    (rows, 0, 1, None), path)
     if shared:
-        b.leave(lookup.layer, "embedding_bag", f"reuses the table of {b.attributed[b.param_names[id(weight)]]!r}: "
-                "the repeated use's gradient is not counted")
-        b.shared.add(lookup.layer)
-        b.reused.add(b.attributed[b.param_names[id(weight)]])
+        first = b.attributed[b.param_names[id(weight)]]
+        b.reuse(lookup.layer, "embedding_bag", first,
+                f"reuses the table of {first!r}: the repeated use's gradient is not counted")
     b.own([weight], lookup.layer)
     out = out_refs[0]
     b.add({"type": "reduce", "kind": mode, "out_shape": list(out[0])}, [lookup], event.outputs[0], out, path)
@@ -980,10 +985,8 @@ def _handle(b, event, out_refs):
                 if spec["bias"]:
                     b.specs[-1]["tied_bias"] = True
             else:
-                b.leave(layer.layer, kind, f"module called again (its parameters are owned by {first!r}): the "
-                        "repeated call's weight gradients are not counted", 0)
-                b.shared.add(layer.layer)
-                b.reused.add(first)
+                b.reuse(layer.layer, kind, first, f"module called again (its parameters are owned by {first!r}): "
+                        "the repeated call's weight gradients are not counted")
         b.module_params[layer.layer] = (b.own(params, layer.layer), kind)
         _mark_frozen(b, params)
         if getattr(m, "parametrizations", None):
@@ -1060,10 +1063,8 @@ def _handle(b, event, out_refs):
                 and _ties(b, first):
             b.specs[-1]["tied_to"] = first
         else:
-            b.leave(layer.layer, name, f"reuses the parameters of {first!r}: the repeated use's weight gradients "
-                    "are not counted", 0)
-            b.shared.add(layer.layer)
-            b.reused.add(first)
+            b.reuse(layer.layer, name, first,
+                    f"reuses the parameters of {first!r}: the repeated use's weight gradients are not counted")
     b.own(own, layer.layer)
     _mark_frozen(b, [t for t in own if t is not None])
     if spec["type"] not in ("elementwise", "reduce", "shape_op", "cumsum") and layer.once:
