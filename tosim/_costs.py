@@ -22,17 +22,19 @@ _COLUMNS: dict = {}
 class SynthesisProgress:
     """Tells stderr about each circuit that has to be synthesized (cached ones are silent)."""
 
+    doing, did = "synthesizing", "synthesized"
+
     def __init__(self, stream=None):
         self.stream = stream if stream is not None else sys.stderr
         self.started = None
 
     def start(self, index, total, label):
         self.started = time.perf_counter()
-        print(f"tosim: synthesizing {label} ({index}/{total}; cached for next time) ...",
+        print(f"tosim: {self.doing} {label} ({index}/{total}; cached for next time) ...",
               file=self.stream, flush=True)
 
     def done(self, index, total, label, seconds):
-        print(f"tosim: synthesized {label} in {seconds:.1f} s", file=self.stream, flush=True)
+        print(f"tosim: {self.did} {label} in {seconds:.1f} s", file=self.stream, flush=True)
 
 
 def _memo_key(profile, formats):
@@ -134,13 +136,7 @@ def refuse_mac_unit(profile, what):
 class SwitchingProgress(SynthesisProgress):
     """Tells stderr about each switching-energy entry that has to be simulated."""
 
-    def start(self, index, total, label):
-        self.started = time.perf_counter()
-        print(f"tosim: simulating {label} ({index}/{total}; cached for next time) ...",
-              file=self.stream, flush=True)
-
-    def done(self, index, total, label, seconds):
-        print(f"tosim: simulated {label} in {seconds:.1f} s", file=self.stream, flush=True)
+    doing, did = "simulating", "simulated"
 
 
 def switching_array(profile, keys, pairs, *, progress=None):
