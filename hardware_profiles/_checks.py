@@ -55,6 +55,14 @@ def check_keys(doc, path, mapping, allowed, what="key"):
             raise doc.error(path + (key,), f"unknown {what} {key!r}{suggest(key, allowed)}")
 
 
+
+def check_fields(doc, path, mapping, schema, what="key"):
+    """A mapping whose keys and value types ``schema`` gives (``{key: type or types}``): an
+    unknown key first, then the first value of a wrong type, as one error each."""
+    check_keys(doc, path, mapping, schema, what)
+    for key, value in mapping.items():
+        check_type(doc, path + (key,), value, schema[key])
+
 #: Upper bounds of a profile's integers, so that counts times costs stay exact in int64/float64.
 MAX_TRANSISTORS_PER_GATE = 10 ** 6
 MAX_RECIPE_COUNT = 10 ** 6

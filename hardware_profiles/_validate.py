@@ -12,8 +12,8 @@ import math
 
 from . import schema as S
 from ._checks import (MAX_GRID_INTENSITY, MAX_RECIPE_COUNT, MAX_TRANSISTORS_PER_GATE, big, check_choice,
-                      check_design, check_energy, check_format, check_keys, check_number, check_positive_int,
-                      check_printable, check_type)
+                      check_design, check_energy, check_fields, check_format, check_keys, check_number,
+                      check_positive_int, check_printable, check_type)
 from ._doc import suggest
 
 __all__ = ["check_file", "check_resolved"]
@@ -26,9 +26,7 @@ def check_file(doc):
     """Check one profile file (``doc``), which may be partial when it extends another."""
     data = doc.data
     check_printable(doc, data)
-    check_keys(doc, (), data, S.TOP_KEYS)
-    for key, value in data.items():
-        check_type(doc, (key,), value, S.TOP_KEYS[key])
+    check_fields(doc, (), data, S.TOP_KEYS)
     if "schema" in data and data["schema"] != S.SCHEMA_VERSION:
         raise doc.error(("schema",), f"unsupported schema version {data['schema']} "
                                      f"(this tosim reads version {S.SCHEMA_VERSION})")
@@ -146,9 +144,7 @@ def _devices(doc, devices):
     for name, device in devices.items():
         path = ("devices", name)
         check_type(doc, path, device, dict)
-        check_keys(doc, path, device, S.DEVICE_KEYS, "device key")
-        for key, value in device.items():
-            check_type(doc, path + (key,), value, S.DEVICE_KEYS[key])
+        check_fields(doc, path, device, S.DEVICE_KEYS, "device key")
         if "unit" in device and device["unit"] not in S.DEVICE_UNITS:
             raise doc.error(path + ("unit",), f"unknown unit {device['unit']!r}: device coefficients "
                                               f"give joules, so unit can only be J")
@@ -205,9 +201,7 @@ def _carbon(doc, carbon):
 
 def _energy_model(doc, path, model):
     """``devices.<name>.energy_model`` (schema.ENERGY_MODEL_KEYS; calibrate.EnergyModel)."""
-    check_keys(doc, path, model, S.ENERGY_MODEL_KEYS, "energy model key")
-    for key, value in model.items():
-        check_type(doc, path + (key,), value, S.ENERGY_MODEL_KEYS[key])
+    check_fields(doc, path, model, S.ENERGY_MODEL_KEYS, "energy model key")
     if "version" not in model:
         raise doc.error(path, "missing key 'version'")
     if model["version"] not in S.ENERGY_MODEL_VERSIONS:
@@ -262,9 +256,7 @@ def _power(doc, power):
     """The ``power:`` section (schema.POWER_KEYS): switching energy, delay and area numbers and
     the switching-energy pricing of ``tosim score``."""
     base = ("power",)
-    check_keys(doc, base, power, S.POWER_KEYS, "power key")
-    for key, value in power.items():
-        check_type(doc, base + (key,), value, S.POWER_KEYS[key])
+    check_fields(doc, base, power, S.POWER_KEYS, "power key")
     if "version" in power and power["version"] not in S.POWER_VERSIONS:
         raise doc.error(base + ("version",), f"unknown power section version {power['version']!r}; "
                                              f"known: {', '.join(map(str, S.POWER_VERSIONS))}")
@@ -336,9 +328,7 @@ def _memory(doc, memory):
     """The ``memory:`` section: a memory hierarchy (innermost level first), a reuse model and
     optional compute energies; see :mod:`opcount.movement` for how they are used."""
     base = ("memory",)
-    check_keys(doc, base, memory, S.MEMORY_KEYS, "memory key")
-    for key, value in memory.items():
-        check_type(doc, base + (key,), value, S.MEMORY_KEYS[key])
+    check_fields(doc, base, memory, S.MEMORY_KEYS, "memory key")
     if "reuse" in memory and memory["reuse"] not in S.REUSE_MODELS:
         raise doc.error(base + ("reuse",), f"unknown reuse model {memory['reuse']!r}"
                                            f"{suggest(memory['reuse'], S.REUSE_MODELS)}; "
@@ -351,9 +341,7 @@ def _memory(doc, memory):
     for i, level in enumerate(levels or []):
         path = base + ("levels", i)
         check_type(doc, path, level, dict)
-        check_keys(doc, path, level, S.MEMORY_LEVEL_KEYS, "level key")
-        for key, value in level.items():
-            check_type(doc, path + (key,), value, S.MEMORY_LEVEL_KEYS[key])
+        check_fields(doc, path, level, S.MEMORY_LEVEL_KEYS, "level key")
         if "name" not in level:
             raise doc.error(path, "missing key 'name'")
         if level["name"] in names:
