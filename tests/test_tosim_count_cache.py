@@ -155,3 +155,19 @@ def test_a_cache_that_cannot_be_written_is_skipped(generic, tmp_path, monkeypatc
     monkeypatch.setenv("TOSIM_CACHE_DIR", str(blocked))
     row = _count(MODELS[0], generic)
     assert repr(row) == repr(_fresh(MODELS[0], generic, monkeypatch))
+
+
+def test_entries_of_other_sources_are_removed_once_old(generic, cache_dir, monkeypatch):
+    import time
+    folder = cache_dir / "counts"
+    folder.mkdir(parents=True)
+    old, recent = folder / "0123456789abcdef-old.bin", folder / "0123456789abcdef-recent.bin"
+    for path in (old, recent):
+        path.write_bytes(b"an entry of other sources")
+    week = time.time() - _count_cache.STALE_AFTER - 60
+    os.utime(old, (week, week))
+    monkeypatch.setattr(_count_cache, "_PRUNED", [])
+    _count(MODELS[0], generic)
+    names = {p.name for p in _entries(cache_dir)}
+    assert old.name not in names and recent.name in names
+    assert any(name.startswith(_count_cache.sources_digest()[:16]) for name in names)

@@ -18,7 +18,9 @@ An entry is found by a SHA-256 key over everything the row depends on:
 - the Python version (entries are :mod:`marshal` data) and :data:`FORMAT_VERSION`.
 
 Entries live in ``$TOSIM_CACHE_DIR/counts`` (default ``~/.cache/tosim/counts``), one file per
-model and key: a magic line, the SHA-256 of the rest, then the key text and the row. A file that
+model and key (about 2 KB per 10 layers), named by the sources' digest and the key's hash: a
+magic line, the SHA-256 of the rest, then the key text and the row. Entries of other sources
+(an older version) are removed a week after they were written. A file that
 is unreadable, fails its checksum, holds another key or a malformed row is ignored and the model
 is counted afresh (and the entry rewritten); a cache that cannot be written is skipped silently
 (nothing is lost: the counts were just computed). ``TOSIM_COUNT_CACHE=off`` turns the cache off.
@@ -96,7 +98,38 @@ def entry_key(source, profile, phase, batch, load):
 
 
 def _path(key):
-    return os.path.join(cache_folder(), hashlib.sha256(key.encode()).hexdigest()[:40] + ".bin")
+    # the sources' digest leads the name, so entries no installation of these sources can read
+    # are recognized (see _prune)
+    return os.path.join(cache_folder(), f"{sources_digest()[:16]}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.bin")
+
+
+#: Entries of other sources are removed once they are this old (seconds): another installation
+#: sharing the folder may still read recent ones.
+STALE_AFTER = 7 * 24 * 3600
+_PRUNED: list = []
+
+
+def _prune(folder):
+    """Remove, once per process, the entries written by other sources (another digest in the
+    name) that are older than :data:`STALE_AFTER`: after an upgrade nothing reads them again."""
+    if _PRUNED:
+        return
+    _PRUNED.append(True)
+    import time
+    mine = sources_digest()[:16] + "-"
+    cutoff = time.time() - STALE_AFTER
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.endswith(".bin") and not name.startswith(mine):
+            path = os.path.join(folder, name)
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def read(key):
@@ -151,4 +184,5 @@ def write(key, out):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         files.replace_file(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
     except OSError:
-        pass
+        return
+    _prune(os.path.dirname(path))
