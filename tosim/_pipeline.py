@@ -177,6 +177,16 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}`` with the exact
     message."""
     label = source_label(source)
+    # a zoo model's plain row may be on disk already (tosim._count_cache: keyed by the sources,
+    # the settings and the profile); the per-layer, kept and device-model forms are counted
+    cache_key = None
+    if not (per_layer or keep or layer_features or densities is not None):
+        from . import _count_cache
+        cache_key = _count_cache.entry_key(source, profile, phase, batch, load)
+        cached = _count_cache.read(cache_key) if cache_key is not None else None
+        if cached is not None:
+            cached["source"] = label
+            return cached
     try:
         # recompute and master_format say how to count the training step, not how to read
         options = dict(load or {})
@@ -221,6 +231,8 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         _move_to_macs(out, result)
     if movement is not None:
         _add_movement(out, movement)
+    if cache_key is not None:       # a plain row: no per-layer detail, MACs or movement in it
+        _count_cache.write(cache_key, out)
     return out
 
 

@@ -183,9 +183,10 @@ def pareto_fronts(rows, power, title, path):
 
 
 def explore_fronts(points, title, path):
-    """``tosim explore --plot``: energy (the models' switching joules, or fJ per multiply + add)
-    against the slower unit's delay, one panel per format, every combination a labelled point
-    (marker area grows with the units' area) and the energy-delay Pareto front joined by a line."""
+    """``tosim explore --plot``: energy (the models' switching joules, or fJ per op of each unit of
+    a combination) against the slowest unit's delay, one panel per format, every combination a
+    labelled point (marker area grows with the units' area) and the energy-delay Pareto front
+    joined by a line."""
     formats = list(dict.fromkeys(p.format for p in points))
     with_models = any(p.models_j for p in points)
     fig = new_figure(figsize=(4.6 * len(formats), 4.2))
@@ -193,7 +194,8 @@ def explore_fronts(points, title, path):
     largest = max(p.area_um2 for p in points)
     for ax, fmt in zip(axes, formats):
         mine = [p for p in points if p.format == fmt]
-        coords = [(p.delay_ps, p.energy_j if with_models else p.mac_fj, f"{p.adder}/{p.multiplier}", p.area_um2)
+        coords = [(p.delay_ps, p.energy_j if with_models else p.units_fj,
+                   "/".join(d for d in (p.adder, p.multiplier, p.divider, p.root) if d is not None), p.area_um2)
                   for p in mine]
         for delay, energy, label, area in coords:
             ax.scatter([delay], [energy], s=20 + 80 * area / largest, alpha=0.7)
@@ -203,8 +205,9 @@ def explore_fronts(points, title, path):
         ax.plot([c[0] for c in front], [c[1] for c in front], color="black", alpha=0.5,
                 drawstyle="steps-post" if len(front) > 1 else "default")
         ax.set_title(fmt)
-        ax.set_xlabel("slower unit's critical-path delay (ps)")
-        ax.set_ylabel("switching energy (J)" if with_models else "switching energy per multiply + add (fJ)")
+        ax.set_xlabel("slowest unit's critical-path delay (ps)")
+        ax.set_ylabel("switching energy (J)" if with_models
+                      else f"switching energy per {' + '.join(points[0].units)} (fJ)")
         ax.grid(True, alpha=0.3)
     import textwrap
     fig.suptitle("\n".join(textwrap.wrap(title, 40 + 55 * (len(formats) - 1) + 20)), fontsize=8)
