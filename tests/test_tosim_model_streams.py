@@ -152,6 +152,86 @@ def test_from_model_bad_arguments(capsys, argv, message, tmp_path, monkeypatch):
     assert status == 2 and err.startswith("tosim: error: ") and message in err and err.count("\n") == 1
 
 
+TORCH_FILE = """\
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+not_a_module = 3
+
+
+def build():
+    torch.manual_seed(1)
+    return net, torch.randn(5, 8)
+
+
+def broken():
+    raise RuntimeError("no weights here")
+"""
+
+
+@pytest.fixture
+def torch_file(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "net.py"
+    path.write_text(TORCH_FILE)
+    return path
+
+
+def test_from_model_torch_factory_cli(torch_file, tmp_path, capsys):
+    """FILE.py:NAME runs the file and the module on the factory's example input, or on --input:
+    the same figures as the Python API on that module and input."""
+    import runpy
+
+    import torch
+    namespace = runpy.run_path(str(torch_file))
+    net, example = namespace["build"]()
+    profile = hp.load("cmos-generic")
+    direct = ms.model_activity(ms.streams_from_torch(net, example, "fp16", vectors=64), profile)
+    status, out, err = run(capsys, "activity", "--from-model", f"{torch_file}:build", "--formats", "fp16",
+                           "--vectors", "64", "--json")
+    assert status == 0, err
+    record = json.loads(out)
+    assert record["model"] == "build" and record["source"] == f"torch run ({torch_file}:build) on its example input"
+    assert [layer["layer"] for layer in record["layers"]] == ["0", "2"]
+    assert record["mul_fj_per_op"] == direct.mul_fj and record["add_fj_per_op"] == direct.add_fj
+    assert record["layers"][1]["zeros"] == direct.layers[1]["zeros"] > 0       # after the ReLU
+    x = np.random.default_rng(2).standard_normal((4, 8))                       # float64 on file
+    np.save(tmp_path / "x.npy", x)
+    status, out, err = run(capsys, "activity", "--from-model", f"{torch_file}:net", "--input",
+                           str(tmp_path / "x.npy"), "--formats", "fp16", "--vectors", "64", "--json")
+    assert status == 0, err
+    given = ms.model_activity(ms.streams_from_torch(net, torch.from_numpy(x).float(), "fp16", vectors=64), profile)
+    record = json.loads(out)
+    assert record["source"].endswith("on the input file") and record["layers"][0]["macs"] == 4 * 8 * 6
+    assert record["mul_fj_per_op"] == given.mul_fj
+
+
+@pytest.mark.parametrize("suffix, message", [
+    (":net", "no example input for the module net: give an input array (--input F.npy"),
+    (":nett", "no name 'nett' in "),
+    (":not_a_module", "not_a_module is a int, not a torch.nn.Module"),
+    (":broken", "broken() failed: RuntimeError: no weights here"),
+])
+def test_from_model_torch_factory_errors(torch_file, capsys, suffix, message):
+    status, out, err = run(capsys, "activity", "--from-model", f"{torch_file}{suffix}", "--formats", "fp16")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"tosim: error: --from-model {torch_file}{suffix}: ") and message in err
+
+
+def test_from_model_torch_needs_torch_and_a_python_file(tmp_path, capsys, monkeypatch):
+    import sys
+    (tmp_path / "net.py").write_text("net = None\n")
+    (tmp_path / "w.pt").write_bytes(b"not read")
+    status, _, err = run(capsys, "activity", "--from-model", str(tmp_path / "w.pt"))
+    assert status == 2 and "a saved PyTorch file is not read" in err and "FILE.py:NAME" in err
+    monkeypatch.setitem(sys.modules, "torch", None)                 # as if torch were not installed
+    status, _, err = run(capsys, "activity", "--from-model", f"{tmp_path / 'net.py'}:net")
+    assert status == 2 and err.count("\n") == 1
+    assert "needs PyTorch, which is not installed (pip install 'tosim[torch]')" in err
+
+
 def test_fp8_encodings_match_ml_dtypes():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     rng = np.random.default_rng(0)

@@ -105,12 +105,15 @@ def register(subparsers):
     p_act.add_argument("--csv", metavar="F.csv", help="also write the table as CSV to F.csv")
     p_act.add_argument("--from-model", metavar="MODEL",
                        help="operand streams of a model's own layers through the profile's FP multiplier "
-                            "and adder: an .onnx file is run (onnx.reference) for real weights and "
-                            "activations; zoo:NAME or a spec gets synthetic per-layer distributions "
-                            "(ReLU-sparse after a ReLU); see docs/power.md")
+                            "and adder: an .onnx file is run (onnx.reference) and FILE.py:NAME (a "
+                            "torch.nn.Module, or a function returning one or (module, example_inputs); "
+                            "needs torch) is run for real weights and activations; zoo:NAME or a spec "
+                            "gets synthetic per-layer distributions (ReLU-sparse after a ReLU); see "
+                            "docs/power.md")
     p_act.add_argument("--input", metavar="F.npy",
-                       help="--from-model with an .onnx file: the input array (.npy, or .npz by input "
-                            "name) instead of seeded N(0, 1) inputs")
+                       help="--from-model with an .onnx file or FILE.py:NAME: the input array (.npy, or "
+                            ".npz by input or argument name) instead of generated inputs (ONNX) or the "
+                            "factory's example input (torch)")
     _add_stream_args(p_act, "uniform", many=True)
     p_act.set_defaults(func=_activity)
 
