@@ -66,6 +66,12 @@ DESIGNS = {
 #: (``accumulate:``; default the layer's own format, an FMA).
 MAC_DESIGNS = ("fused",)
 MAC_ACCUMULATOR_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e5m2")
+#: The optional ``units.divsqrt`` unit: one divide/square-root digit recurrence
+#: (hwlib.units.divsqrt.FPDivSqrt) that prices both ``div`` and ``sqrt`` (each op pays the whole
+#: unit), in place of ``units.div`` and ``units.sqrt``; its designs and its options (``adder``:
+#: the design of its two final adders).
+DIVSQRT_DESIGNS = ("srt_radix2",)
+DIVSQRT_OPTIONS = {"adder": "add"}
 #: Layer types whose multiply-accumulates run on the MAC unit: the matrix products.
 MAC_LAYER_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                    "conv_transpose3d", "matmul", "bmm")
