@@ -4,11 +4,12 @@ plain read of the same memory (the roof).
     python bench/bench_kernel.py [--layers 10000000] [--models 100000] [--repeat 5]
     python bench/bench_kernel.py --crossover
 
-Sides, each run ``--repeat`` times on the same arrays, reported as the median wall time and the
-median CPU time (``time.process_time``: all threads of the process, so a parallel side shows what
+Sides, each run ``--repeat`` times on the same arrays (interleaved: every round runs each side
+once), reported as the median wall time and the median CPU time (``time.process_time``: all threads of the process, so a parallel side shows what
 it costs the machine, and time other processes take does not count):
 
-- ``tos_from_counts``: the public call (it picks numba past a size, numba's threads by size);
+- ``tos_from_counts``: the public call (it picks numba past a size, numba's threads by size;
+  the parallel form streams the per-layer TOs to memory with non-temporal stores);
 - ``numba, 1 thread`` and ``numpy form``: tosim's two implementations forced;
 - ``numpy einsum + reduceat``: the baseline a competent numpy user writes, per-layer costs picked
   by fancy indexing, ``np.einsum('lso,lo->ls')`` for layer TOs and ``np.add.reduceat`` for the
@@ -16,11 +17,12 @@ it costs the machine, and time other processes take does not count):
 - ``read roof``: a numba pass that only reads (sums) the same counts array with every thread,
   and with one thread: memory bandwidth, not arithmetic;
 - ``traffic roof``: a numba pass that moves the bytes the kernel must move (reads the counts
-  and the layer formats, writes one number per layer and stage, the size of ``layer_tos``)
-  with integer sums only: the roof of the kernel's own memory traffic. The kernel reads 192
-  bytes per layer and writes 32 (plus 8 of format), and a cache line written is first read,
-  so it moves about 1.4x the bytes of the read roof; where memory bandwidth is the limit (all
-  threads of this 2-core VM) that alone caps roof/kernel near 0.73.
+  and the layer formats, writes one number per layer and stage, the size of ``layer_tos``, with
+  the same streaming stores as the parallel kernel) with integer sums only: the roof of the
+  kernel's own memory traffic. The kernel reads 192 bytes per layer plus 8 of format and writes
+  32, about 1.2x the bytes of the read roof (1.4x with plain stores, where each line written is
+  first read); where memory bandwidth is the limit (all threads of this 2-core VM) that caps
+  roof/kernel near 0.83.
 
 ``--crossover`` measures what ``opcount.kernel``'s thresholds rest on: CPU per call of the numpy
 form and of the numba kernel (1 thread and all threads) by size, and the CPU a process spends to
@@ -53,6 +55,18 @@ def measure(fn, repeat):
     return statistics.median(walls), statistics.median(cpus)
 
 
+def interleaved(sides, repeat):
+    """``{label: (median wall s, median CPU s)}`` over ``repeat`` rounds, each round calling every
+    side of ``sides`` (``(label, fn)`` pairs) once, in order."""
+    runs = {label: [] for label, _ in sides}
+    for _ in range(repeat):
+        for label, fn in sides:
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            runs[label].append((time.perf_counter() - w0, time.process_time() - c0))
+    return {label: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for label, r in runs.items()}
+
+
 def einsum_reduceat(counts, costs, layer_format, offsets):
     """The baseline: what a numpy user writes for layer, model-stage and model TOs."""
     layer = np.einsum("lso,lo->ls", counts, costs.T[layer_format])
@@ -79,6 +93,8 @@ def _read_roof_kernels():
 def _traffic_roof_kernels():
     from numba import njit, prange
 
+    from opcount._kernel_numba import _fence, _store_streaming
+
     def traffic(counts, layer_format, out):
         for i in prange(counts.shape[0]):
             f = layer_format[i]
@@ -86,7 +102,8 @@ def _traffic_roof_kernels():
                 acc = 0
                 for o in range(stage * 6, stage * 6 + 6):
                     acc += counts[i, o]
-                out[i, stage] = acc + f
+                _store_streaming(out, i, stage, float(acc + f))
+        _fence()
     return njit(parallel=True, cache=True)(traffic), njit(cache=True)(traffic)
 
 
@@ -139,7 +156,8 @@ def bench(n_layers, n_models, repeat):
         (f"traffic roof ({threads} threads)", lambda: traffic_parallel(flat, fmt, scratch)),
         ("traffic roof (1 thread)", lambda: traffic_serial(flat, fmt, scratch)),
     ]
-    times = {label: measure(fn, repeat) for label, fn in sides}
+    # interleaved: each round runs every side once, so a change in the machine's load reaches all
+    times = interleaved(sides, repeat)
     got = tos_from_counts(counts, costs, fmt, offsets)
     want = einsum_reduceat(counts, costs, fmt, offsets)
     err = max(float(np.max(np.abs(g - w) / np.maximum(np.abs(w), 1))) for g, w in zip(got, want))

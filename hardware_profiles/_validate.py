@@ -64,12 +64,15 @@ def _technology(doc, tech):
 
 def _units(doc, units):
     """``units:``: per basic op, a design of its kind and that design's options."""
-    check_keys(doc, ("units",), units, S.BASIC_OPS + ("mac",), "op")
+    check_keys(doc, ("units",), units, S.BASIC_OPS + ("mac", "divsqrt"), "op")
     for op, unit in units.items():
         path = ("units", op)
         check_type(doc, path, unit, dict)
         if op == "mac":
             _mac_unit(doc, path, unit)
+            continue
+        if op == "divsqrt":
+            _divsqrt_unit(doc, path, unit)
             continue
         check_keys(doc, path, unit, ("design",) + tuple(S.UNIT_OPTIONS[op]), "unit option")
         if "design" not in unit:
@@ -102,6 +105,21 @@ def _mac_unit(doc, path, unit):
             raise doc.error(path + ("accumulate",), f"unknown accumulator format {unit['accumulate']!r}"
                                                     f"{suggest(unit['accumulate'], S.MAC_ACCUMULATOR_FORMATS)}; "
                                                     f"known: {', '.join(S.MAC_ACCUMULATOR_FORMATS)}")
+
+
+def _divsqrt_unit(doc, path, unit):
+    """``units.divsqrt``: ``design: srt_radix2`` and an optional ``adder:`` design."""
+    check_keys(doc, path, unit, ("design",) + tuple(S.DIVSQRT_OPTIONS), "unit option")
+    if "design" not in unit:
+        raise doc.error(path, "missing key 'design'")
+    check_type(doc, path + ("design",), unit["design"], str)
+    if unit["design"] not in S.DIVSQRT_DESIGNS:
+        raise doc.error(path + ("design",), f"unknown divide/square-root design {unit['design']!r}"
+                                            f"{suggest(unit['design'], S.DIVSQRT_DESIGNS)}; "
+                                            f"known: {', '.join(S.DIVSQRT_DESIGNS)}")
+    for option, kind in S.DIVSQRT_OPTIONS.items():
+        if option in unit:
+            check_design(doc, path + (option,), unit[option], kind)
 
 
 def _datapath_and_formats(doc, data):
@@ -445,6 +463,9 @@ def check_resolved(data, src, chain):
     if "mac" in data["units"] and data["datapath"] != "ieee":
         raise r.error(("units", "mac"), f"a MAC unit is an IEEE datapath unit (hwlib.units.fma); datapath "
                                         f"{data['datapath']!r} has none")
+    if "divsqrt" in data["units"] and data["datapath"] != "ieee":
+        raise r.error(("units", "divsqrt"), f"the shared divide/square-root unit is an IEEE datapath unit "
+                                            f"(hwlib.units.divsqrt); datapath {data['datapath']!r} has none")
     memory = data.get("memory")
     if memory is not None:
         if "levels" not in memory:

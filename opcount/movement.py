@@ -55,7 +55,8 @@ captured inside a tile), outputs ``S_o``.
 
 Bitwidth and sparsity (yang2017 section III.C and IV.A)
 -------------------------------------------------------
-Bytes scale with the layer format's bits (``FORMAT_BITS``: fp16 and bf16 2 bytes, fp32 4).
+Bytes scale with the layer format's storage (``FORMAT_BYTES``: fp16 and bf16 2 bytes, fp32 and tf32 4,
+fp8 and int8 1, int4 0.5).
 Densities (the non-zero fraction) of weights and of input activations, per model or per layer,
 scale the MACs: a product with a zero input is skipped, so effective MACs = MACs x d_w x d_i,
 and the level-0 operand and partial-sum accesses follow them. Transfers between levels use
@@ -88,7 +89,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS
+from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS, FORMAT_BYTES, INT_FORMAT_BITS
 
 from ._engine import PHASES, CountResult
 from ._ir import Layer, ModelIR
@@ -105,9 +106,9 @@ _APPROXIMATE_TYPES = ("attention", "sdpa", "moe")
 
 
 def format_bytes(fmt: str) -> float:
-    """Bytes of one value of format ``fmt`` (fp16 2, bf16 2, fp32 4, fp64 8)."""
-    e, f = FORMAT_BITS[fmt]
-    return (1 + e + f) / 8
+    """Bytes of one value of format ``fmt`` in memory (fp16 2, bf16 2, fp32 4, tf32 4, fp64 8, fp8 1,
+    int8 1, int4 0.5, int32 4; ``FORMAT_BYTES``)."""
+    return FORMAT_BYTES[fmt]
 
 
 @dataclass(frozen=True)
@@ -472,6 +473,9 @@ _LINEAR_OPS = ("add", "sub", "cmp")
 
 
 def _bits(fmt):
+    # the width of the arithmetic (tf32: 19 bits, though stored in 32)
+    if fmt in INT_FORMAT_BITS:
+        return INT_FORMAT_BITS[fmt]
     e, f = FORMAT_BITS[fmt]
     return 1 + e + f
 

@@ -405,8 +405,18 @@ def price(counted, profile, synth_progress=None):
     if good and profile.power["energy"] == "activity":
         from ._costs import refuse_mac_unit
         refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
+        unsimulated = [f for f in formats if f not in SWITCHING_FORMATS]
+        if unsimulated:
+            from ._errors import ScoreError
+            raise ScoreError(f"switching energy (power: {{energy: activity}}) is simulated for "
+                             f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
+                             f"{unsimulated[0]} models with a profile without power.energy: activity")
         price_switching(good, profile, synth_progress)
     return counted
+
+
+#: The formats whose operand streams :mod:`hwlib.activity` draws (switching energy).
+SWITCHING_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e4m3", "fp8_e5m2")
 
 
 def switching_keys(r, power):

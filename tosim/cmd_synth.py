@@ -54,9 +54,17 @@ def register(subparsers):
                             "default 8,16,32,64 (4,8 for mac)")
     p_cmp.add_argument("--designs", nargs="+", metavar="DESIGN",
                        help="designs, space- or comma-separated (default: all of the unit)")
-    p_cmp.add_argument("--unit", default="add", choices=UNIT_KINDS + ("mac",),
+    p_cmp.add_argument("--unit", default="add", choices=UNIT_KINDS + ("mac", "fma"),
                        help="unit kind (default add); inner units follow the profile; mac: integer "
-                            "multiply-accumulate, W-bit operands into an int32 accumulator (hwlib.units.mac)")
+                            "multiply-accumulate, W-bit operands into an int32 accumulator (hwlib.units.mac); "
+                            "fma: the adder designs inside floating-point MACs a*b+c (hwlib.units.fma), "
+                            "per --formats pair")
+    p_cmp.add_argument("--adders", action="store_true",
+                       help="mac: compare the final-adder designs inside the MAC (on the profile's "
+                            "multiplier) instead of its multiplier designs (--unit fma always does)")
+    p_cmp.add_argument("--formats", nargs="+", metavar="A:C",
+                       help="fma: PRODUCT_FORMAT:ACCUMULATOR_FORMAT pairs, e.g. bf16:fp32 fp32:fp32 "
+                            "(default fp8_e4m3:fp32 bf16:fp32)")
     p_cmp.add_argument("--unsigned", action="store_true",
                        help="mac: unsigned operands (default two's complement)")
     p_cmp.add_argument("--profile", default=hp.DEFAULT_PROFILE, metavar="P",
@@ -288,10 +296,72 @@ def _synth(args):
 
 # --- tosim compare-adders ---------------------------------------------------------------------
 
+def _compare_inner_adders(args, jobs):
+    """``--unit fma`` and ``--unit mac --adders``: the adder designs inside a MAC unit."""
+    from hwlib import registry
+    from hwlib.units.inner_adders import compare_inner_adders
+    if args.power or args.pareto is not None:
+        raise CommandError(f"--power (and --pareto) does not cover --unit {args.unit} yet (hwlib.activity builds "
+                           f"the units of add, mul, div and sqrt)")
+    if args.unit == "fma":
+        if args.widths is not None or args.unsigned:
+            raise CommandError("--unit fma takes --formats PRODUCT:ACCUMULATOR pairs, not --widths or --unsigned")
+        points = _mac_pairs(args.formats or ["fp8_e4m3:fp32", "bf16:fp32"])
+    else:
+        if args.formats is not None:
+            raise CommandError("--formats goes with --unit fma; --unit mac takes --widths")
+        points = _widths(args.widths if args.widths is not None else "4,8")
+    if args.csv is not None:
+        check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
+    if args.plot is not None:
+        check_output(args.plot, "--plot", (".png",), inputs=(args.profile,))
+    designs = _names(args.designs, registry.designs_for("add"), "adder design")
+    profile = hp.load(args.profile)
+    designs = designs or list(registry.designs_for("add"))
+    with _synthesis_errors():
+        try:
+            rows = compare_inner_adders(args.unit, points, profile, designs, signed=not args.unsigned,
+                                        progress=_Progress(), jobs=jobs)
+        except ValueError as exc:       # hwlib.CircuitError: e.g. a multiplier with no MAC unit
+            raise CommandError(str(exc)) from None
+    records = [row.to_json() for row in rows]
+    if args.csv:
+        text = io.StringIO()
+        fields = ["unit", "point", "design", "multiplier", "width", "transistors", "gates", "depth", "adp"]
+        writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        write_atomic(args.csv, text.getvalue().encode())
+    counting = profile.technology["counting"]
+    what = ("the final adder of the integer MAC" if args.unit == "mac"
+            else "both carry-propagate adders of the FP MAC (the multiplier's final adder and the significand adder)")
+    multiplier = rows[0].multiplier if rows else (profile.units.get("mul") or {}).get("design")
+    if args.plot:
+        from ._plots import design_curves
+        names = list(dict.fromkeys(r.point for r in rows))
+        design_curves(rows, designs, f"adders inside {args.unit} units ({multiplier} multiplier), profile "
+                      f"{profile.name} ({counting})", args.plot, points=names)
+    if args.json:
+        print(json_text(records))
+        return 0
+    print(f"# adder designs as {what}, multiplier {multiplier}, under profile {profile.name} "
+          f"({counting} counting); ADP = transistors x depth")
+    body = [[r.point, r.design, _fmt(r.cost.transistors), _fmt(r.cost.gate_count), r.cost.depth, _fmt(r.adp)]
+            for r in rows]
+    print(_table(["unit", "adder", "transistors", "gates", "depth", "ADP"], body, {2, 3, 4, 5}))
+    return 0
+
+
 def _compare(args):
     from hwlib import cost, registry
 
     jobs = _jobs(args.jobs)
+    if args.unit == "fma" or (args.unit == "mac" and args.adders):
+        return _compare_inner_adders(args, jobs)
+    if args.adders:
+        raise CommandError("--adders goes with --unit mac (--unit fma always compares adders)")
+    if args.formats is not None:
+        raise CommandError("--formats goes with --unit fma")
     widths = _widths(args.widths if args.widths is not None else ("4,8" if args.unit == "mac" else "8,16,32,64"))
     if args.csv is not None:
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))

@@ -1,0 +1,189 @@
+"""Integer formats and quantized layers in counting and pricing (issue 18): a matrix product in
+int8/int4 counts its products in that format, its accumulation (bias included) in int32 and a
+requantization per output element; everything else is counted as in a floating-point format.
+
+Cost tables come from the fixed fake table (tests.fakes), so no test here synthesizes."""
+import json
+import math
+
+import pytest
+
+import hardware_profiles
+import opcount
+import tosim
+from opcount.movement import format_bytes
+from tests.fakes import FORMAT_COST, OP_COST
+from tosim.cli import main
+
+PROFILE = "name: cmos-int\nextends: cmos-generic\nformats: [fp32, bf16, tf32, int8, int4, int32]\n"
+
+# a 3x3 convolution (padding 1) of a 3x8x8 input to 4 channels, a ReLU, a linear layer to 10
+CONV = """name: qconv
+input: [3, 8, 8]
+layers:
+  - {type: conv2d, out: 4, kernel: 3, padding: 1, format: int8}
+  - {type: relu, format: int8}
+  - {type: flatten, format: int8}
+  - {type: linear, out: 10, format: int8, quant: {requantize: false}}
+"""
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "int.yaml"
+    path.write_text(PROFILE)
+    return str(path)
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "qconv.yaml"
+    path.write_text(CONV)
+    return str(path)
+
+
+def _rows(result):
+    return {layer.name: layer for layer in result.layers}
+
+
+def test_int8_conv_hand_count(spec, profile):
+    r = opcount.count_model(opcount.load_model(spec), hardware_profiles.load(profile))
+    rows = _rows(r)
+    # conv: 64 output positions x 4 channels = 256 outputs, each a dot product of K = 3 x 9 = 27
+    assert rows["conv2d_0"].format == "int8"
+    assert rows["conv2d_0"].stages["forward"] == {"add": 0, "sub": 0, "mul": 256 * 27, "div": 0, "sqrt": 0, "cmp": 0}
+    # 26 accumulating adds per output and the int32 bias add
+    acc = rows["conv2d_0/accumulate"]
+    assert (acc.type, acc.format) == ("accumulate", "int32")
+    assert acc.stages["forward"] == {"add": 256 * 27, "sub": 0, "mul": 0, "div": 0, "sqrt": 0, "cmp": 0}
+    # requantization per output: 1 mul, 2 add (rounding, zero point), 2 cmp (saturation)
+    req = rows["conv2d_0/requantize"]
+    assert (req.type, req.format) == ("requantize", "int32")
+    assert req.stages["forward"] == {"add": 512, "sub": 0, "mul": 256, "div": 0, "sqrt": 0, "cmp": 512}
+    # the linear layer (256 -> 10, bias) keeps its int32 output: no requantization row
+    assert rows["linear_3"].stages["forward"]["mul"] == 2560
+    assert rows["linear_3/accumulate"].stages["forward"]["add"] == 10 * 255 + 10
+    assert "linear_3/requantize" not in rows
+    assert rows["relu_1"].format == "int8" and rows["relu_1"].stages["forward"]["cmp"] == 256
+    # MACs and FLOPs are the products', as in a floating-point format
+    assert r.macs == 256 * 27 + 2560
+
+
+def test_int8_counts_are_fp32_counts_plus_requantization(spec, profile):
+    prof = hardware_profiles.load(profile)
+    for batch in (1, 3):
+        q = opcount.count_model(opcount.load_model(spec), prof, batch=batch)
+        f = opcount.count_model(opcount.load_model(spec, format="fp32"), prof, batch=batch)
+        assert {layer.format for layer in f.layers} == {"fp32"}
+        req = {op: sum(layer.stages["forward"][op] for layer in q.layers if layer.type == "requantize")
+               for op in opcount.BASIC_OPS}
+        assert req == {"add": 2 * 256 * batch, "sub": 0, "mul": 256 * batch, "div": 0, "sqrt": 0,
+                       "cmp": 2 * 256 * batch}
+        assert {op: q.totals["all"][op] - req[op] for op in opcount.BASIC_OPS} == f.totals["all"]
+        assert q.macs == f.macs
+
+
+def test_whole_zoo_model_in_int8(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(PROFILE)
+    prof = hardware_profiles.load(str(path))
+    q = opcount.count_model(opcount.load_model("zoo:lenet5", format="int8"), prof)
+    f = opcount.count_model(opcount.load_model("zoo:lenet5"), prof)
+    products = [layer for layer in q.layers if layer.type in opcount.MAC_LAYER_TYPES]
+    assert products and all(_rows(q)[f"{layer.name}/accumulate"].format == "int32" for layer in products)
+    outputs = sum(math.prod(layer.out_shape) for layer in products)
+    want = dict(f.totals["all"])
+    want.update(mul=want["mul"] + outputs, add=want["add"] + 2 * outputs, cmp=want["cmp"] + 2 * outputs)
+    assert q.totals["all"] == want
+
+
+def test_int4_may_accumulate_in_int8(tmp_path, profile):
+    path = tmp_path / "m.yaml"
+    path.write_text("input: [16]\nlayers:\n  - {type: linear, out: 4, format: int4, quant: {accumulate: int8}}\n")
+    r = opcount.count_model(opcount.load_model(str(path)), hardware_profiles.load(profile))
+    assert [(layer.name, layer.format) for layer in r.layers] == [
+        ("linear_0", "int4"), ("linear_0/accumulate", "int8"), ("linear_0/requantize", "int8")]
+
+
+@pytest.mark.parametrize("layer, message", [
+    ("{type: linear, out: 4, format: int8, quant: {requantise: false}}",
+     r"line 3: layer 'linear_0' \(linear\): unknown quant field 'requantise' \(did you mean 'requantize'\? "
+     r"expected accumulate, requantize\)$"),
+    ("{type: relu, format: int8, quant: {}}",
+     r"layer 'relu_0' \(relu\): 'quant' applies to the matrix products \(linear, .*\), not to a relu layer$"),
+    ("{type: linear, out: 4, quant: {accumulate: int32}}",
+     r"layer 'linear_0' \(linear\): 'quant' applies to a layer in an integer format \(int8, int4\); this layer "
+     r"is in fp32 \(set its 'format'\)$"),
+    ("{type: linear, out: 4, format: int8, quant: {accumulate: int8}}",
+     r"line 3: layer 'linear_0' \(linear\): quant.accumulate must be an integer format that holds the products "
+     r"of int8 \(int32\), not 'int8'$"),
+    ("{type: linear, out: 4, format: int8, quant: {requantize: 1}}",
+     r"quant.requantize must be true or false, not 1$"),
+    ("{type: linear, out: 4, format: int8, quant: int32}", r"'quant' must be a mapping"),
+])
+def test_quant_field_errors(tmp_path, layer, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"input: [8]\nlayers:\n  - {layer}\n")
+    with pytest.raises(opcount.ModelError, match=message):
+        opcount.load_model(str(path))
+
+
+def test_training_in_an_integer_format_is_refused(spec, profile, capsys):
+    with pytest.raises(opcount.ModelError, match=r"model 'qconv' \(layer 'conv2d_0'\) is in int8: integer formats "
+                                                 r"are counted for inference and validation only"):
+        opcount.count_model(opcount.load_model(spec), hardware_profiles.load(profile), phase="training")
+    assert main(["count", spec, "--profile", profile, "--phase", "training"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tosim: error: ") and "integer formats" in err[0]
+    # an integer master format is no floating-point master copy
+    with pytest.raises(ValueError, match=r"master_format must be a floating-point format"):
+        opcount.count_model(opcount.load_model(spec, format="bf16"), hardware_profiles.load(profile),
+                            phase="training", master_format="int32")
+
+
+def test_validation_counts_the_loss(spec, profile):
+    r = opcount.count_model(opcount.load_model(spec), hardware_profiles.load(profile), phase="validation")
+    assert r.layers[-1].name == "loss" and any(r.layers[-1].stages["loss"].values())
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_each_row_is_priced_in_its_own_format(spec, profile):
+    r = tosim.score(spec, profile, per_layer=True)
+    want = sum(n * OP_COST[op] * FORMAT_COST[layer.format]
+               for layer in r.count_result.layers for s in opcount.STAGES
+               for op, n in layer.stages[s].items())
+    assert r.tos == pytest.approx(want)
+    tos = {layer.name: layer.tos for layer in r.layers}
+    assert tos["conv2d_0"] == pytest.approx(6912 * OP_COST["mul"] * FORMAT_COST["int8"])
+    assert tos["conv2d_0/accumulate"] == pytest.approx(6912 * OP_COST["add"] * FORMAT_COST["int32"])
+    assert tos["conv2d_0/requantize"] == pytest.approx(
+        (256 * OP_COST["mul"] + 512 * OP_COST["add"] + 512 * OP_COST["cmp"]) * FORMAT_COST["int32"])
+    fp32 = tosim.score(spec, profile, format="fp32")
+    assert r.tos < fp32.tos
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_format_flag_int8_and_tf32_on_the_command_line(spec, profile, capsys):
+    assert main(["score", "zoo:lenet5", "--profile", profile, "--format", "int8", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["error"] is None and row["tos"] > 0
+    assert main(["count", "zoo:lenet5", "--profile", profile, "--format", "tf32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {layer["format"] for layer in out["layers"]} == {"tf32"}
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_an_unlisted_integer_format_names_both(spec, capsys):
+    # cmos-generic lists fp16, bf16, fp32, fp64: the int8 layers cannot be priced
+    assert main(["count", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "is in int8, which profile 'cmos-generic' does not list" in err[0]
+    assert main(["count", "zoo:lenet5", "--format", "int16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid choice: 'int16'" in err[0]
+
+
+def test_storage_bytes_of_the_formats():
+    assert {f: format_bytes(f) for f in ("fp32", "tf32", "bf16", "fp8_e4m3", "int8", "int4", "int32")} == {
+        "fp32": 4, "tf32": 4, "bf16": 2, "fp8_e4m3": 1, "int8": 1, "int4": 0.5, "int32": 4}
