@@ -1,6 +1,7 @@
 """Model TOs per number format and MAC unit, side by side (issue 18): fp32 with separate multiply
 and add units, fp32 with an FMA, bf16 products accumulated in fp32, fp8 e4m3 products accumulated
-in fp32, and fp8 e4m3 with separate fp8 units; and first, the MAC units themselves per format:
+in fp32, fp8 e4m3 with separate fp8 units, and int8 and int4 products on separate integer units with
+int32 accumulation; and first, the MAC units themselves per format:
 int4 x int4 + int32 and int8 x int8 + int32 (hwlib.units.mac), fp8 e4m3 / e5m2, bf16 and fp16
 products accumulated in fp32 and the fp32 FMA (hwlib.units.fma), beside fp32's separate multiply
 and add.
@@ -13,8 +14,9 @@ default format and ``units.mac``. The first run synthesizes the FP8 and MAC unit
 tables do not hold (about a minute per MAC unit; cached afterwards). Prints TOs per MAC unit
 (transistors, gates, logic depth, the ratio to the fp32 FMA), then TOs per model and variant, the
 ratio to the fp32 baseline, and the CPU and wall seconds of each scoring run (the cache warm after
-the first). The integer MACs are priced per unit only: a model in int8 or int4 is scored only
-where hardware_profiles knows those formats (the line printed says which).
+the first). The int8 and int4 models are priced on separate integer multipliers and int32
+adders (``units.mac`` has no integer MAC yet; the line printed says so), and scored only where
+hardware_profiles knows those formats.
 """
 import argparse
 import os
@@ -32,6 +34,8 @@ VARIANTS = [
     ("e4m3 x e4m3 + fp32", "formats: [fp8_e4m3, fp32]\ndefault_format: fp8_e4m3\n"
                            "units:\n  mac: {design: fused, accumulate: fp32}\n"),
     ("e4m3, mul + add", "formats: [fp8_e4m3, fp32]\ndefault_format: fp8_e4m3\n"),
+    ("int8 mul + int32 add", "formats: [int8, int32, fp32]\ndefault_format: int8\n"),
+    ("int4 mul + int32 add", "formats: [int4, int32, fp32]\ndefault_format: int4\n"),
 ]
 
 
@@ -94,11 +98,15 @@ def main(argv=None):
     if args.units_only:
         return 0
     import hardware_profiles as hp
-    if "int8" not in hp.FORMATS:
+    variants = [v for v in VARIANTS if not v[0].startswith("int") or "int8" in hp.FORMATS]
+    if len(variants) < len(VARIANTS):
         print("(int8 / int4 models are not scored: this build's hardware_profiles has no integer formats)\n")
+    else:
+        print("(int8 / int4 rows: quantized matrix products on separate integer multipliers and int32 adders; "
+              "units.mac has no integer MAC yet, so the int MAC units above do not price them)\n")
     with tempfile.TemporaryDirectory() as folder:
         profiles = []
-        for i, (label, body) in enumerate(VARIANTS):
+        for i, (label, body) in enumerate(variants):
             if body is None:
                 profiles.append((label, "cmos-generic"))
                 continue
@@ -113,9 +121,9 @@ def main(argv=None):
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             results[label] = (scores, cpu, wall)
     base = results[VARIANTS[0][0]][0]
-    width = max(len(label) for label, _ in VARIANTS)
+    width = max(len(label) for label, _ in variants)
     print(f"{'variant':<{width}}  " + "  ".join(f"{m:>24}" for m in args.models) + "   CPU s  wall s")
-    for label, _ in VARIANTS:
+    for label, _ in variants:
         scores, cpu, wall = results[label]
         cells = []
         for r, b in zip(scores, base):
