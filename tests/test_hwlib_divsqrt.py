@@ -202,3 +202,23 @@ def test_example_fpu_profile_prices_div_and_sqrt_on_the_shared_unit():
     specs = [cost.unit_spec(op, "fp32", p.units, p.datapath) for op in ("div", "sqrt")]
     assert specs[0].params == specs[1].params
     assert specs[0].params["units"] == {"divsqrt": {"design": "srt_radix2", "adder": "carry_lookahead"}}
+
+
+
+def test_activity_controls_name_the_sqrt_input():
+    from hwlib.activity._unit import _controls
+    assert _controls("sqrt") == {"sub": 0, "sqrt": 1} and _controls("div") == {"sub": 0, "sqrt": 0}
+    assert _controls("sub") == {"sub": 1, "sqrt": 0}
+
+
+@pytest.mark.slow
+def test_switching_activity_runs_sqrt_on_the_shared_unit(generic):
+    """hwlib.activity runs the shared unit's sqrt with its ``sqrt`` input at 1: the root and the
+    quotient of the same seeded operands toggle differently."""
+    from hwlib import activity as act
+    profile = type("P", (), {"units": dict(generic.units, divsqrt=UNITS["divsqrt"]), "datapath": "ieee",
+                             "technology": generic.technology})()
+    div = act.fp_activity("div", "fp8_e5m2", profile, vectors=64)
+    sqrt = act.fp_activity("sqrt", "fp8_e5m2", profile, vectors=64)
+    assert div.design == sqrt.design == "divsqrt_srt_radix2"
+    assert div.toggles_per_op != sqrt.toggles_per_op
