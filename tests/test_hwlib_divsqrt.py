@@ -222,3 +222,17 @@ def test_switching_activity_runs_sqrt_on_the_shared_unit(generic):
     sqrt = act.fp_activity("sqrt", "fp8_e5m2", profile, vectors=64)
     assert div.design == sqrt.design == "divsqrt_srt_radix2"
     assert div.toggles_per_op != sqrt.toggles_per_op
+
+
+def test_cost_table_synthesizes_the_shared_unit_once(generic, cache_dir):
+    """div and sqrt rows of a profile with units.divsqrt: one synthesis, the same count."""
+    units = dict(generic.units, divsqrt={"design": "srt_radix2", "adder": "ripple_carry"})
+    profile = type("P", (), {"units": units, "datapath": "ieee", "technology": generic.technology,
+                             "formats": ["fp8_e5m2"], "name": "shared"})()
+    started = []
+    progress = type("Progress", (), {"start": lambda self, i, n, label: started.append(label),
+                                     "done": lambda self, *a: None})()
+    rows = cost.cost_table(profile, ops=["div", "sqrt"], progress=progress, bundled=False)
+    assert started == ["fp8_e5m2 div+sqrt (shared srt_radix2, ieee)"]
+    assert [(r.op, r.design) for r in rows] == [("div", "divsqrt_srt_radix2"), ("sqrt", "divsqrt_srt_radix2")]
+    assert rows[0].cost == rows[1].cost and rows[0].cost.transistors > 0
