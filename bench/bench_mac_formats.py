@@ -1,6 +1,7 @@
 """Model TOs per number format and MAC unit, side by side (issue 18): fp32 with separate multiply
 and add units, fp32 with an FMA, bf16 products accumulated in fp32, fp8 e4m3 products accumulated
-in fp32, and fp8 e4m3 with separate fp8 units; and first, the MAC units themselves per format:
+in fp32, fp8 e4m3 with separate fp8 units, and int8 and int4 matrix products on separate integer
+units with int32 accumulation; and first, the MAC units themselves per format:
 int4 x int4 + int32 and int8 x int8 + int32 (hwlib.units.mac), fp8 e4m3 / e5m2, bf16 and fp16
 products accumulated in fp32 and the fp32 FMA (hwlib.units.fma), beside fp32's separate multiply
 and add.
@@ -13,8 +14,10 @@ default format and ``units.mac``. The first run synthesizes the FP8 and MAC unit
 tables do not hold (about a minute per MAC unit; cached afterwards). Prints TOs per MAC unit
 (transistors, gates, logic depth, the ratio to the fp32 FMA), then TOs per model and variant, the
 ratio to the fp32 baseline, and the CPU and wall seconds of each scoring run (the cache warm after
-the first). The integer MACs are priced per unit only: a model in int8 or int4 is scored only
-where hardware_profiles knows those formats (the line printed says which).
+the first). The int8 and int4 variants quantize the matrix products only
+(:func:`opcount.with_quantized_products`, as bench/bench_quant.py does: int32 accumulation, a
+requantization per output, the other layers in fp32) and price them on separate integer
+multipliers and int32 adders (``units.mac`` has no integer MAC yet; the line printed says so).
 """
 import argparse
 import os
@@ -32,7 +35,12 @@ VARIANTS = [
     ("e4m3 x e4m3 + fp32", "formats: [fp8_e4m3, fp32]\ndefault_format: fp8_e4m3\n"
                            "units:\n  mac: {design: fused, accumulate: fp32}\n"),
     ("e4m3, mul + add", "formats: [fp8_e4m3, fp32]\ndefault_format: fp8_e4m3\n"),
+    ("int8 products, int32 acc", "formats: [fp32, int8, int32]\n"),
+    ("int4 products, int32 acc", "formats: [fp32, int4, int32]\n"),
 ]
+#: The integer variants' matrix products in that format (opcount.with_quantized_products: int32
+#: accumulation and a requantization per output), the other layers in fp32.
+QUANTIZED = {"int8 products, int32 acc": "int8", "int4 products, int32 acc": "int4"}
 
 
 #: (label, kind, product format or integer width, accumulator format)
@@ -94,11 +102,16 @@ def main(argv=None):
     if args.units_only:
         return 0
     import hardware_profiles as hp
-    if "int8" not in hp.FORMATS:
+    variants = [v for v in VARIANTS if not v[0].startswith("int") or "int8" in hp.FORMATS]
+    if len(variants) < len(VARIANTS):
         print("(int8 / int4 models are not scored: this build's hardware_profiles has no integer formats)\n")
+    else:
+        print("(int8 / int4 rows: the matrix products quantized (opcount.with_quantized_products), the rest in "
+              "fp32, on separate integer multipliers and int32 adders; units.mac has no integer MAC yet, so the "
+              "int MAC units above do not price them)\n")
     with tempfile.TemporaryDirectory() as folder:
         profiles = []
-        for i, (label, body) in enumerate(VARIANTS):
+        for i, (label, body) in enumerate(variants):
             if body is None:
                 profiles.append((label, "cmos-generic"))
                 continue
@@ -109,17 +122,23 @@ def main(argv=None):
         results = {}
         for label, profile in profiles:
             wall, cpu = time.perf_counter(), time.process_time()
-            scores = tosim.score_many(args.models, profile, phase=args.phase)
+            if label in QUANTIZED:
+                import opcount
+                models = [opcount.with_quantized_products(opcount.load_model(m, format="fp32"), QUANTIZED[label])
+                          for m in args.models]
+                scores = [tosim.score(m, profile, phase=args.phase) for m in models]
+            else:
+                scores = tosim.score_many(args.models, profile, phase=args.phase)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             results[label] = (scores, cpu, wall)
     base = results[VARIANTS[0][0]][0]
-    width = max(len(label) for label, _ in VARIANTS)
+    width = max(len(label) for label, _ in variants)
     print(f"{'variant':<{width}}  " + "  ".join(f"{m:>24}" for m in args.models) + "   CPU s  wall s")
-    for label, _ in VARIANTS:
+    for label, _ in variants:
         scores, cpu, wall = results[label]
         cells = []
         for r, b in zip(scores, base):
-            cells.append(f"{'error':>24}" if r.error else f"{r.tos:>12.4g} ({r.tos / b.tos:5.3f}x)")
+            cells.append(f"{'error':>24}" if not r.ok else f"{r.tos:>12.4g} ({r.tos / b.tos:5.3f}x)")
         print(f"{label:<{width}}  " + "  ".join(f"{c:>24}" for c in cells) + f"  {cpu:6.2f}  {wall:6.2f}")
     return 0
 

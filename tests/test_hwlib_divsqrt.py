@@ -202,3 +202,37 @@ def test_example_fpu_profile_prices_div_and_sqrt_on_the_shared_unit():
     specs = [cost.unit_spec(op, "fp32", p.units, p.datapath) for op in ("div", "sqrt")]
     assert specs[0].params == specs[1].params
     assert specs[0].params["units"] == {"divsqrt": {"design": "srt_radix2", "adder": "carry_lookahead"}}
+
+
+
+def test_activity_controls_name_the_sqrt_input():
+    from hwlib.activity._unit import _controls
+    assert _controls("sqrt") == {"sub": 0, "sqrt": 1} and _controls("div") == {"sub": 0, "sqrt": 0}
+    assert _controls("sub") == {"sub": 1, "sqrt": 0}
+
+
+@pytest.mark.slow
+def test_switching_activity_runs_sqrt_on_the_shared_unit(generic):
+    """hwlib.activity runs the shared unit's sqrt with its ``sqrt`` input at 1: the root and the
+    quotient of the same seeded operands toggle differently."""
+    from hwlib import activity as act
+    profile = type("P", (), {"units": dict(generic.units, divsqrt=UNITS["divsqrt"]), "datapath": "ieee",
+                             "technology": generic.technology})()
+    div = act.fp_activity("div", "fp8_e5m2", profile, vectors=64)
+    sqrt = act.fp_activity("sqrt", "fp8_e5m2", profile, vectors=64)
+    assert div.design == sqrt.design == "divsqrt_srt_radix2"
+    assert div.toggles_per_op != sqrt.toggles_per_op
+
+
+def test_cost_table_synthesizes_the_shared_unit_once(generic, cache_dir):
+    """div and sqrt rows of a profile with units.divsqrt: one synthesis, the same count."""
+    units = dict(generic.units, divsqrt={"design": "srt_radix2", "adder": "ripple_carry"})
+    profile = type("P", (), {"units": units, "datapath": "ieee", "technology": generic.technology,
+                             "formats": ["fp8_e5m2"], "name": "shared"})()
+    started = []
+    progress = type("Progress", (), {"start": lambda self, i, n, label: started.append(label),
+                                     "done": lambda self, *a: None})()
+    rows = cost.cost_table(profile, ops=["div", "sqrt"], progress=progress, bundled=False)
+    assert started == ["fp8_e5m2 div+sqrt (shared srt_radix2, ieee)"]
+    assert [(r.op, r.design) for r in rows] == [("div", "divsqrt_srt_radix2"), ("sqrt", "divsqrt_srt_radix2")]
+    assert rows[0].cost == rows[1].cost and rows[0].cost.transistors > 0
