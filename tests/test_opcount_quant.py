@@ -266,3 +266,21 @@ def test_quantize_flag(profile, capsys):
                    "'cmos-generic' does not list (fp16, bf16, fp32, fp64); add it to the profile's formats"]
     with pytest.raises(tosim.ScoreError, match=r"^quantize must be int8 or int4, not 'int32'$"):
         tosim.score("zoo:lenet5", profile, quantize="int32")
+
+
+@pytest.mark.parametrize("argv", [["activity", "--formats", "int8", "--ops", "add"],
+                                  ["activity", "--formats", "tf32"],
+                                  ["explore", "zoo:lenet5", "--formats", "int8"]])
+def test_switching_commands_refuse_formats_they_cannot_draw(argv, profile, capsys):
+    assert main(argv + ["--profile", profile]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tosim: error: --formats: switching activity is simulated for fp16")
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_switching_pricing_refuses_integer_layers(tmp_path, spec):
+    path = tmp_path / "act.yaml"
+    path.write_text(PROFILE.replace("name: cmos-int", "name: cmos-int-act") + "power: {energy: activity}\n")
+    with pytest.raises(tosim.ScoreError, match=r"switching energy \(power: \{energy: activity\}\) is simulated for "
+                                               r"fp16, .* operands, not int32, int8"):
+        tosim.score(spec, str(path))

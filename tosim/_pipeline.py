@@ -378,6 +378,13 @@ def price(counted, profile, synth_progress=None):
     estimate)."""
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
+    unsimulated = [f for f in formats if f not in SWITCHING_FORMATS]
+    if good and profile.power["energy"] == "activity" and unsimulated:
+        # before any cost table is read or synthesized
+        from ._errors import ScoreError
+        raise ScoreError(f"switching energy (power: {{energy: activity}}) is simulated for "
+                         f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
+                         f"{unsimulated[0]} models with a profile without power.energy: activity")
     with_macs = [r for r in good if "mac_counts" in r]
     if not with_macs and sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
         from ._costs import cost_columns
@@ -405,12 +412,6 @@ def price(counted, profile, synth_progress=None):
     if good and profile.power["energy"] == "activity":
         from ._costs import refuse_mac_unit
         refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
-        unsimulated = [f for f in formats if f not in SWITCHING_FORMATS]
-        if unsimulated:
-            from ._errors import ScoreError
-            raise ScoreError(f"switching energy (power: {{energy: activity}}) is simulated for "
-                             f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
-                             f"{unsimulated[0]} models with a profile without power.energy: activity")
         price_switching(good, profile, synth_progress)
     return counted
 
