@@ -15,7 +15,7 @@ __all__ = [
     "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES", "MAC_DESIGNS",
     "MAC_ACCUMULATOR_FORMATS", "MAC_LAYER_TYPES",
     "POWER_KEYS", "POWER_VERSIONS", "POWER_ENERGY", "POWER_TABLES", "POWER_DEFAULTS", "DISTRIBUTIONS",
-    "split_distribution",
+    "STREAMS_PREFIX", "STREAMS_OPS", "split_distribution",
 ]
 
 SCHEMA_VERSION = 1
@@ -247,6 +247,12 @@ POWER_DEFAULTS = {
 
 #: Named operand distributions (hwlib.activity) -> the parameters each takes.
 DISTRIBUTIONS = {"uniform": (), "normal": ("scale",), "relu": ("zeros", "scale"), "zeros": ()}
+
+#: ``streams:FILE[#TYPE]``: operand streams drawn from a model and saved by ``tosim activity
+#: --from-model ... --save-streams FILE`` (the multiplier's and the adder's operands), for
+#: these ops' entries of ``power.distribution``; a relative FILE is read from the profile's folder.
+STREAMS_PREFIX = "streams:"
+STREAMS_OPS = ("mul", "add")
 
 
 def split_distribution(text: str) -> tuple[str, dict[str, float]]:

@@ -247,3 +247,22 @@ def test_an_unlisted_integer_format_names_both(spec, capsys):
 def test_storage_bytes_of_the_formats():
     assert {f: format_bytes(f) for f in ("fp32", "tf32", "bf16", "fp8_e4m3", "int8", "int4", "int32")} == {
         "fp32": 4, "tf32": 4, "bf16": 2, "fp8_e4m3": 1, "int8": 1, "int4": 0.5, "int32": 4}
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_quantize_flag(profile, capsys):
+    direct = tosim.score(opcount.with_quantized_products(opcount.load_model("zoo:lenet5")), profile)
+    assert tosim.score("zoo:lenet5", profile, quantize="int8").tos == pytest.approx(direct.tos)
+    assert main(["score", "zoo:lenet5", "--profile", profile, "--quantize", "int8", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["tos"] == pytest.approx(direct.tos)
+    assert main(["count", "zoo:lenet5", "--profile", profile, "--quantize", "int4", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert {layer["format"] for layer in layers if layer["type"] in ("conv2d", "linear")} == {"int4"}
+    # the profile must list the integer formats: one line, exit 2
+    assert main(["score", "zoo:lenet5", "--quantize", "int8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tosim: error: quantize int8 (products in int8, accumulated in int32) needs int8, which profile "
+                   "'cmos-generic' does not list (fp16, bf16, fp32, fp64); add it to the profile's formats"]
+    with pytest.raises(tosim.ScoreError, match=r"^quantize must be int8 or int4, not 'int32'$"):
+        tosim.score("zoo:lenet5", profile, quantize="int32")

@@ -114,6 +114,10 @@ def register(subparsers):
                        help="--from-model with an .onnx file or FILE.py:NAME: the input array (.npy, or "
                             ".npz by input or argument name) instead of generated inputs (ONNX) or the "
                             "factory's example input (torch)")
+    p_act.add_argument("--save-streams", metavar="F.npz",
+                       help="--from-model: also save the multiplier's and adder's operand streams (all "
+                            "layers, MAC-weighted, and per layer type) for a profile's power.distribution "
+                            "(mul: streams:F.npz, or streams:F.npz#linear); see docs/power.md")
     _add_stream_args(p_act, "uniform", many=True)
     p_act.set_defaults(func=_activity)
 
@@ -497,9 +501,13 @@ def _activity(args):
     from hwlib import activity, registry
     if args.csv is not None:
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
+    if args.save_streams is not None:
+        check_output(args.save_streams, "--save-streams", (".npz",), inputs=(args.profile,))
     profile = hp.load(args.profile)
     if args.from_model is not None or args.input is not None:
         return _activity_from_model(args, profile)
+    if args.save_streams is not None:
+        raise CommandError("--save-streams goes with --from-model")
     dists, vectors, seed, model = _stream_options(args, profile)
     jobs = []
     if args.formats is not None:
@@ -597,6 +605,14 @@ def _activity_from_model(args, profile):
         if not isinstance(exc, (opcount.ModelError, ValueError, OSError)):
             text = f"{type(exc).__name__}: {text}"      # e.g. a protobuf error of a corrupt file
         raise CommandError(f"--from-model {args.from_model}: {text}") from None
+
+    if args.save_streams is not None:
+        try:
+            saved = ms.save_streams(streams, args.save_streams)
+        except ValueError as exc:
+            raise CommandError(f"--from-model {args.from_model}: {exc}") from None
+        print(f"wrote {len(saved)} operand streams of {streams.model} to {args.save_streams} (use as "
+              f"streams:{args.save_streams} under power.distribution's mul: and add:)", file=sys.stderr)
 
     def progress(index, total, name):
         print(f"[{index}/{total}] {name}: {formats[0]} mul and add streams ...", file=sys.stderr, flush=True)
