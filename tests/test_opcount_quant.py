@@ -284,3 +284,28 @@ def test_switching_pricing_refuses_integer_layers(tmp_path, spec):
     with pytest.raises(tosim.ScoreError, match=r"switching energy \(power: \{energy: activity\}\) is simulated for "
                                                r"fp16, .* operands, not int32, int8"):
         tosim.score(spec, str(path))
+
+
+def test_integer_formats_price_only_the_ops_counted(monkeypatch, spec, profile):
+    """An int32 accumulator needs its adder, multiplier and comparator, never the 32-bit divider
+    and root (the slowest circuits to synthesize): scoring asks the cost table for what is counted."""
+    import types
+
+    import hwlib.cost
+    import tosim._costs
+    asked = []
+
+    def table(prof, formats=None, ops=None, **kw):
+        asked.append((tuple(formats), tuple(ops)))
+        return [types.SimpleNamespace(op=op, format=fmt, cost=types.SimpleNamespace(
+            transistors=OP_COST[op] * FORMAT_COST[fmt])) for fmt in formats for op in ops]
+
+    monkeypatch.setattr(hwlib.cost, "cost_table", table)
+    monkeypatch.setattr(tosim._costs, "_COLUMNS", {})
+    monkeypatch.setattr(tosim._costs, "_MEMO", {})
+    r = tosim.score(spec, profile, per_layer=True)
+    assert sorted(asked) == [(("int32",), ("add", "mul", "cmp")), (("int8",), ("mul", "cmp"))]
+    want = sum(n * OP_COST[op] * FORMAT_COST[layer.format]
+               for layer in r.count_result.layers for s in opcount.STAGES
+               for op, n in layer.stages[s].items())
+    assert r.tos == pytest.approx(want)

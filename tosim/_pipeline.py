@@ -16,6 +16,7 @@ import os
 import re
 
 import opcount
+from hardware_profiles.schema import INT_FORMAT_BITS
 from opcount import BASIC_OPS as OPS, STAGES
 
 __all__ = ["MODEL_EXTENSIONS", "expand_inputs", "name_of", "count_source", "count_all", "price",
@@ -386,9 +387,11 @@ def price(counted, profile, synth_progress=None):
                          f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
                          f"{unsimulated[0]} models with a profile without power.energy: activity")
     with_macs = [r for r in good if "mac_counts" in r]
+    # the ops the counts use: an integer format's other ops are not synthesized (tosim._costs)
+    needed = set(_used_ops(good)) if any(f in INT_FORMAT_BITS for f in formats) else None
     if not with_macs and sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
         from ._costs import cost_columns
-        columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
+        columns = cost_columns(profile, formats, progress=synth_progress, needed=needed) if formats else []
         memo: dict = {}
         column = {f: i for i, f in enumerate(formats)}
         for r in good:
@@ -397,7 +400,8 @@ def price(counted, profile, synth_progress=None):
         import numpy as np
 
         from ._costs import costs_array
-        costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+        costs = costs_array(profile, formats, progress=synth_progress, **({"needed": needed} if needed else {})) \
+            if formats else np.zeros((len(OPS), 0))
         _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
     if with_macs:
         # a MAC unit (numpy: the MAC counts are an array): its counts x its cost, added per layer
