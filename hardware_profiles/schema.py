@@ -15,7 +15,7 @@ __all__ = [
     "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES", "MAC_DESIGNS",
     "MAC_ACCUMULATOR_FORMATS", "MAC_LAYER_TYPES",
     "POWER_KEYS", "POWER_VERSIONS", "POWER_ENERGY", "POWER_TABLES", "POWER_DEFAULTS", "DISTRIBUTIONS",
-    "split_distribution",
+    "STREAMS_PREFIX", "STREAMS_OPS", "split_distribution",
 ]
 
 SCHEMA_VERSION = 1
@@ -66,6 +66,12 @@ DESIGNS = {
 #: (``accumulate:``; default the layer's own format, an FMA).
 MAC_DESIGNS = ("fused",)
 MAC_ACCUMULATOR_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e5m2")
+#: The optional ``units.divsqrt`` unit: one divide/square-root digit recurrence
+#: (hwlib.units.divsqrt.FPDivSqrt) that prices both ``div`` and ``sqrt`` (each op pays the whole
+#: unit), in place of ``units.div`` and ``units.sqrt``; its designs and its options (``adder``:
+#: the design of its two final adders).
+DIVSQRT_DESIGNS = ("srt_radix2",)
+DIVSQRT_OPTIONS = {"adder": "add"}
 #: Layer types whose multiply-accumulates run on the MAC unit: the matrix products.
 MAC_LAYER_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                    "conv_transpose3d", "matmul", "bmm")
@@ -241,6 +247,12 @@ POWER_DEFAULTS = {
 
 #: Named operand distributions (hwlib.activity) -> the parameters each takes.
 DISTRIBUTIONS = {"uniform": (), "normal": ("scale",), "relu": ("zeros", "scale"), "zeros": ()}
+
+#: ``streams:FILE[#TYPE]``: operand streams drawn from a model and saved by ``tosim activity
+#: --from-model ... --save-streams FILE`` (the multiplier's and the adder's operands), for
+#: these ops' entries of ``power.distribution``; a relative FILE is read from the profile's folder.
+STREAMS_PREFIX = "streams:"
+STREAMS_OPS = ("mul", "add")
 
 
 def split_distribution(text: str) -> tuple[str, dict[str, float]]:

@@ -104,12 +104,18 @@ __all__ = [
 def unit_spec(op, fmt, units, datapath):
     """The :class:`CircuitSpec` that prices basic op ``op`` in format ``fmt``:
     :func:`fp_unit`, except fp8_e4m3 on the ``ieee`` datapath, whose units (no infinities,
-    saturation) live in :mod:`hwlib.units.fp8` (:func:`hwlib.units.fp8.fp8_unit`), and the
+    saturation) live in :mod:`hwlib.units.fp8` (:func:`hwlib.units.fp8.fp8_unit`), the
     integer formats (int8, int4, int32), priced on the profile's integer units at their width
-    (:func:`hwlib.units.intfmt.int_unit`, on either datapath)."""
+    (:func:`hwlib.units.intfmt.int_unit`, on either datapath), and div and sqrt in a
+    floating-point format of a profile with a shared divide/square-root unit
+    (``units.divsqrt``), both priced by that one unit (:func:`hwlib.units.divsqrt.divsqrt_unit`:
+    one spec, so one synthesis; each op pays the unit's full count)."""
     if fmt in INT_FORMAT_BITS:
         from .units.intfmt import int_unit
         return int_unit(op, fmt, units)
+    if op in ("div", "sqrt") and "divsqrt" in units:
+        from .units.divsqrt import divsqrt_unit
+        return divsqrt_unit(fmt, units, datapath)
     if fmt == "fp8_e4m3" and datapath == "ieee":
         from .units.fp8 import fp8_unit
         return fp8_unit(op, fmt, units, datapath)

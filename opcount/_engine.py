@@ -13,14 +13,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from hardware_profiles.schema import BASIC_OPS, INT_ACCUMULATOR, INT_FORMAT_BITS, MAC_LAYER_TYPES, PHASES, STAGES
+from hardware_profiles.schema import BASIC_OPS, INT_ACCUMULATOR, INT_FORMAT_BITS, PHASES, STAGES
 
 if TYPE_CHECKING:
     import numpy as np
 
 from ._formulas import FORMULAS, Context, LayerCost
 from . import _memo
-from ._ir import FORMATS, MODEL_INPUT, QUANT_FORMATS, ModelError, ModelIR, with_default_format
+from ._ir import FORMATS, MODEL_INPUT, QUANT_FORMATS, QUANT_TYPES, ModelError, ModelIR, with_default_format
 from ._memo import Unfreezable, freeze
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
@@ -282,25 +282,47 @@ REQUANTIZE_OPS = {"mul": 1, "add": 2, "cmp": 2}
 
 def _quantized_rows(layer, row, batch):
     """The extra rows of a quantized matrix product (``layer`` in int8 or int4, a
-    ``MAC_LAYER_TYPES`` type; its counts ``row``, changed in place): its adds (the int32
-    accumulation, the int32 bias included) move to a row ``NAME/accumulate`` in the accumulator
-    format, leaving the products in the operand format; unless the layer's ``quant`` says
-    ``requantize: false`` (an ONNX MatMulInteger/ConvInteger, whose output stays int32), a row
-    ``NAME/requantize`` in that format counts :data:`REQUANTIZE_OPS` per output element. The
+    ``MAC_LAYER_TYPES`` type or ``attention``; its counts ``row``, changed in place): its adds
+    (the int32 accumulation, the int32 bias included) move to a row ``NAME/accumulate`` in the
+    accumulator format, leaving the products in the operand format; unless the layer's ``quant``
+    says ``requantize: false`` (an ONNX MatMulInteger/ConvInteger, whose output stays int32), a
+    row ``NAME/requantize`` in that format counts :data:`REQUANTIZE_OPS` per output element. The
     op numbers of the layer and its ``/accumulate`` row together are those of the same layer in
-    a floating-point format."""
+    a floating-point format. An attention layer's integer products are its q, k, v and output
+    projections (requantized per projection output); the rest of its counts (the attention core:
+    scores, softmax, the product with V, rotary embedding) form a row ``NAME/core`` in
+    ``quant.core`` (a floating-point format, default fp32), as int8 deployments run it."""
     quant = layer.attrs.get("quant") or {}
     acc = quant.get("accumulate", INT_ACCUMULATOR)
     zero = _ZERO_OPS
+    extra = []
+    if layer.type == "attention":
+        # the q, k, v and output projections are the integer products; the core (scores,
+        # softmax, the product with V; rotary embedding, mask merging) moves to NAME/core
+        projections, e = _attention_projections(layer, batch)
+        core = {}
+        for stage in STAGES:
+            counts = row.stages[stage]
+            if stage == "forward":
+                core[stage] = {op: counts[op] - projections.get(op, 0) for op in BASIC_OPS}
+                row.stages[stage] = dict(zero, mul=projections["mul"], add=projections["add"])
+            else:
+                core[stage] = dict(counts)
+                row.stages[stage] = dict(zero)
+        if min(core["forward"].values()) < 0:
+            raise AssertionError(f"{layer.name}: attention projections exceed the layer's counts")
+        extra.append(LayerCount(name=f"{layer.name}/core", type="attention_core", format=quant.get("core", "fp32"),
+                                out_shape=layer.out_shape, params=0, stages=core, macs={"forward": 0, "backward": 0}))
+    else:
+        e = batch * math.prod(layer.out_shape)
     moved = {}
     for stage in STAGES:
         counts = row.stages[stage]
         moved[stage] = dict(zero, add=counts["add"])
         counts["add"] = 0
-    extra = [LayerCount(name=f"{layer.name}/accumulate", type="accumulate", format=acc, out_shape=layer.out_shape,
-                        params=0, stages=moved, macs={"forward": 0, "backward": 0})]
+    extra.insert(0, LayerCount(name=f"{layer.name}/accumulate", type="accumulate", format=acc,
+                               out_shape=layer.out_shape, params=0, stages=moved, macs={"forward": 0, "backward": 0}))
     if quant.get("requantize", True):
-        e = batch * math.prod(layer.out_shape)
         forward = dict(zero, **{op: n * e for op, n in REQUANTIZE_OPS.items()})
         extra.append(LayerCount(name=f"{layer.name}/requantize", type="requantize", format=acc,
                                 out_shape=layer.out_shape, params=0,
@@ -519,7 +541,7 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                     "update": dict(zero) if split else update},
             macs={"forward": cost.macs_forward, "backward": macs_backward},
             complete=layer.known and not missing))
-        if layer.format in QUANT_FORMATS and layer.type in MAC_LAYER_TYPES and layer.known:
+        if layer.format in QUANT_FORMATS and layer.type in QUANT_TYPES and layer.known:
             counted.extend(_quantized_rows(layer, counted[-1], batch))
         if split:
             # the optimizer step on the master weights, in their own format
@@ -544,6 +566,23 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
                        layers=counted, incomplete=incomplete, active_params=model.active_params,
                        assumptions=list(getattr(model, "assumptions", ())))
+
+
+def _attention_projections(layer, batch):
+    """The forward counts of an ``attention`` layer's q, k, v and output projections (as
+    ``opcount._formulas._attention`` counts them, with ``linear_cost``) and the number of their
+    output elements, for a batch of ``batch``."""
+    from ._formulas import linear_cost
+    a = layer.attrs
+    rows = batch * a["t"]
+    kv_rows = batch * a["s"] if a["cross"] else rows
+    parts = [(rows, a["dim"], a["inner"], a["bias"]), (rows, a["inner"], a["dim"], a["out_bias"])]
+    if not a["memory_cached"]:
+        parts += [(kv_rows, a["kdim"], a["dkv"], a["bias"]), (kv_rows, a["vdim"], a["dkv"], a["bias"])]
+    total = Counter()
+    for r, i, o, bias in parts:
+        total.update(linear_cost(r, i, o, bias=bias, input_grad=False, weight_grad=False).forward)
+    return total, sum(r * o for r, _, o, _ in parts)
 
 
 def _refuse_integer_training(model):

@@ -146,7 +146,10 @@ def _new_layer(**values: Any) -> Layer:
 #: multiplies in it, accumulates in int32 and requantizes its output (see opcount._engine).
 QUANT_FORMATS = ("int8", "int4")
 #: Keys of a layer's ``quant:`` field.
-QUANT_KEYS = ("accumulate", "requantize")
+QUANT_KEYS = ("accumulate", "requantize", "core")
+#: Layer types a ``quant:`` field applies to: the matrix products, and attention (its q, k, v and
+#: output projections; the attention core stays in the floating-point format ``quant.core``).
+QUANT_TYPES = MAC_LAYER_TYPES + ("attention",)
 
 
 def _quant_field(quant, lformat, ltype, line_at):
@@ -159,8 +162,8 @@ def _quant_field(quant, lformat, ltype, line_at):
             close = difflib.get_close_matches(str(key), QUANT_KEYS, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ModelError(f"{line_at(key)}: unknown quant field {key!r} ({hint}expected {', '.join(QUANT_KEYS)})")
-    if ltype not in MAC_LAYER_TYPES:
-        raise ModelError(f"{line_at(None)}: 'quant' applies to the matrix products ({', '.join(MAC_LAYER_TYPES)}), "
+    if ltype not in QUANT_TYPES:
+        raise ModelError(f"{line_at(None)}: 'quant' applies to the matrix products ({', '.join(QUANT_TYPES)}), "
                          f"not to a {ltype} layer")
     if lformat not in QUANT_FORMATS:
         raise ModelError(f"{line_at(None)}: 'quant' applies to a layer in an integer format "
@@ -173,7 +176,17 @@ def _quant_field(quant, lformat, ltype, line_at):
     requantize = quant.get("requantize", True)
     if not isinstance(requantize, bool):
         raise ModelError(f"{line_at('requantize')}: quant.requantize must be true or false, not {requantize!r}")
-    return {"accumulate": acc, "requantize": requantize}
+    out = {"accumulate": acc, "requantize": requantize}
+    if ltype == "attention":
+        core = quant.get("core", "fp32")
+        floating = [f for f in FORMATS if f not in INT_FORMAT_BITS]
+        if core not in floating:
+            raise ModelError(f"{line_at('core')}: quant.core (the attention core's format) must be a floating-point "
+                             f"format ({', '.join(floating)}), not {core!r}")
+        out["core"] = core
+    elif "core" in quant:
+        raise ModelError(f"{line_at('core')}: quant.core applies to attention layers, not to a {ltype} layer")
+    return out
 
 
 def _where(source, lname, ltype):

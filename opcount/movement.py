@@ -103,6 +103,8 @@ DATA_TYPES = ("weights", "inputs", "outputs")
 GEMM_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
               "conv_transpose3d", "matmul", "bmm")
 _APPROXIMATE_TYPES = ("attention", "sdpa", "moe")
+#: The extra rows of a quantized layer (opcount._engine._quantized_rows): arithmetic, no bytes of their own.
+_QUANT_ROWS = ("accumulate", "requantize", "attention_core")
 
 
 def format_bytes(fmt: str) -> float:
@@ -359,9 +361,11 @@ def _fused_bytes(layer, batch, hierarchy, nbytes):
 def _update_row(counted, owner, stages, levels, outer, per_byte, hierarchy):
     """The movement of an optimizer step on master weights kept in ``counted.format``: each of
     the owner's parameters read, its gradient read and the weight written at the outermost
-    level, in the master format (as the update of any layer), and its arithmetic priced there."""
+    level, in the master format (as the update of any layer), and its arithmetic priced there.
+    Without an ``owner``: the row's arithmetic only (a quantized layer's extra rows)."""
     table = {s: _empty(levels) for s in stages}
-    table["update"][outer]["weights"] += 3 * owner.params * format_bytes(counted.format)
+    if owner is not None:
+        table["update"][outer]["weights"] += 3 * owner.params * format_bytes(counted.format)
     lm = LayerMovement(name=counted.name, type=counted.type, format=counted.format, macs=0, effective_macs=0.0,
                        density_weights=1.0, density_inputs=1.0, bytes=table)
     lm.movement_j = sum(table[s][lv][t] * per_byte[lv] for s in table for lv in levels for t in DATA_TYPES)
@@ -421,6 +425,10 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy: MemoryHierarc
             owner = by_name.get(counted.name[:-len("/update")]) if counted.type == "update" else None
             if owner is not None:           # a master-weights update row (count_model's master_format)
                 moved.append(_update_row(counted, owner, stages, levels, outer, per_byte, hierarchy))
+            elif counted.type in _QUANT_ROWS:
+                # a quantized layer's accumulation, requantization or attention core: its
+                # arithmetic in its own format; its bytes are the layer's (moved in its format)
+                moved.append(_update_row(counted, None, stages, levels, outer, per_byte, hierarchy))
             continue                        # the loss row
         layer = by_name[counted.name]
         d_w, d_i = densities.of(layer.name)

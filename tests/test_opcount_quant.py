@@ -108,7 +108,7 @@ def test_int4_may_accumulate_in_int8(tmp_path, profile):
 @pytest.mark.parametrize("layer, message", [
     ("{type: linear, out: 4, format: int8, quant: {requantise: false}}",
      r"line 3: layer 'linear_0' \(linear\): unknown quant field 'requantise' \(did you mean 'requantize'\? "
-     r"expected accumulate, requantize\)$"),
+     r"expected accumulate, requantize, core\)$"),
     ("{type: relu, format: int8, quant: {}}",
      r"layer 'relu_0' \(relu\): 'quant' applies to the matrix products \(linear, .*\), not to a relu layer$"),
     ("{type: linear, out: 4, quant: {accumulate: int32}}",
@@ -120,6 +120,10 @@ def test_int4_may_accumulate_in_int8(tmp_path, profile):
     ("{type: linear, out: 4, format: int8, quant: {requantize: 1}}",
      r"quant.requantize must be true or false, not 1$"),
     ("{type: linear, out: 4, format: int8, quant: int32}", r"'quant' must be a mapping"),
+    ("{type: linear, out: 4, format: int8, quant: {core: fp32}}",
+     r"quant.core applies to attention layers, not to a linear layer$"),
+    ("{type: attention, heads: 2, format: int8, quant: {core: int8}}",
+     r"quant.core \(the attention core's format\) must be a floating-point format \(fp16, .*\), not 'int8'$"),
 ])
 def test_quant_field_errors(tmp_path, layer, message):
     path = tmp_path / "bad.yaml"
@@ -139,6 +143,62 @@ def test_training_in_an_integer_format_is_refused(spec, profile, capsys):
     with pytest.raises(ValueError, match=r"master_format must be a floating-point format"):
         opcount.count_model(opcount.load_model(spec, format="bf16"), hardware_profiles.load(profile),
                             phase="training", master_format="int32")
+
+
+def test_quantized_attention_projections_and_core(tmp_path, profile):
+    # self-attention over T = 4 tokens of D = 8, 2 heads: q, k, v and output projections 8 -> 8 with bias
+    path = tmp_path / "att.yaml"
+    path.write_text("input: [4, 8]\nlayers:\n  - {type: attention, heads: 2, format: int8, quant: {core: bf16}}\n")
+    prof = hardware_profiles.load(profile)
+    q = opcount.count_model(opcount.load_model(str(path)), prof, batch=2)
+    f = opcount.count_model(opcount.load_model(str(path), format="fp32"), prof, batch=2)
+    rows = _rows(q)
+    rows_x_out = 2 * 4 * 8                   # batch 2 x 4 tokens x 8 outputs, per projection
+    assert rows["attention_0"].stages["forward"] == {"add": 0, "sub": 0, "mul": 4 * rows_x_out * 8, "div": 0,
+                                                     "sqrt": 0, "cmp": 0}
+    assert rows["attention_0/accumulate"].stages["forward"]["add"] == 4 * rows_x_out * 8      # 7 adds + bias each
+    assert rows["attention_0/requantize"].stages["forward"] == {
+        "add": 2 * 4 * rows_x_out, "sub": 0, "mul": 4 * rows_x_out, "div": 0, "sqrt": 0, "cmp": 2 * 4 * rows_x_out}
+    core = rows["attention_0/core"]
+    assert (core.type, core.format) == ("attention_core", "bf16")
+    # the core: the float layer's counts less the projections'
+    fwd = f.layers[0].stages["forward"]
+    assert core.stages["forward"] == {op: fwd[op] - {"mul": 4 * rows_x_out * 8, "add": 4 * rows_x_out * 8}.get(op, 0)
+                                      for op in opcount.BASIC_OPS}
+    assert core.stages["forward"]["div"] > 0 and core.stages["forward"]["cmp"] > 0     # the softmax
+
+
+def test_with_quantized_products(profile):
+    prof = hardware_profiles.load(profile)
+    model = opcount.load_model("zoo:bert-base", seq=16)
+    q = opcount.with_quantized_products(model)
+    assert {layer.format for layer in q.layers if layer.type in ("linear", "attention")} == {"int8"}
+    assert {layer.format for layer in q.layers if layer.type in ("layernorm", "gelu", "add")} == {"fp32"}
+    rq, rf = opcount.count_model(q, prof), opcount.count_model(model, prof)
+    req = {op: sum(layer.stages["forward"][op] for layer in rq.layers if layer.type == "requantize")
+           for op in opcount.BASIC_OPS}
+    assert {op: rq.totals["all"][op] - req[op] for op in opcount.BASIC_OPS} == rf.totals["all"]
+    assert {layer.format for layer in rq.layers if layer.type == "attention_core"} == {"fp32"}
+    with pytest.raises(opcount.ModelError, match=r"quantized products take one of int8, int4, not 'int32'"):
+        opcount.with_quantized_products(model, "int32")
+
+
+def test_movement_prices_the_extra_rows(tmp_path, spec):
+    path = tmp_path / "mem.yaml"
+    path.write_text(PROFILE.replace("name: cmos-int", "name: cmos-int-mem") + """memory:
+  levels:
+    - {name: sram, capacity_bytes: 65536, energy_per_byte_j: 1.0e-12}
+    - {name: dram, energy_per_byte_j: 1.0e-10}
+  compute:
+    op_energy_j: {int8: {add: 1.0e-14, mul: 1.0e-13}, int32: {add: 4.0e-14, mul: 1.0e-12}, fp32: {add: 1.0e-12}}
+""")
+    prof = hardware_profiles.load(str(path))
+    model = opcount.load_model(spec)
+    mv = opcount.count_movement(opcount.count_model(model, prof), model, prof)
+    by_name = {m.name: m for m in mv.layers}
+    assert by_name["conv2d_0/accumulate"].compute_j == pytest.approx(6912 * 4.0e-14)
+    assert by_name["conv2d_0/requantize"].compute_j > 0 and by_name["conv2d_0/requantize"].movement_j == 0
+    assert by_name["conv2d_0"].compute_j == pytest.approx(6912 * 1.0e-13)
 
 
 def test_validation_counts_the_loss(spec, profile):
@@ -187,3 +247,65 @@ def test_an_unlisted_integer_format_names_both(spec, capsys):
 def test_storage_bytes_of_the_formats():
     assert {f: format_bytes(f) for f in ("fp32", "tf32", "bf16", "fp8_e4m3", "int8", "int4", "int32")} == {
         "fp32": 4, "tf32": 4, "bf16": 2, "fp8_e4m3": 1, "int8": 1, "int4": 0.5, "int32": 4}
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_quantize_flag(profile, capsys):
+    direct = tosim.score(opcount.with_quantized_products(opcount.load_model("zoo:lenet5")), profile)
+    assert tosim.score("zoo:lenet5", profile, quantize="int8").tos == pytest.approx(direct.tos)
+    assert main(["score", "zoo:lenet5", "--profile", profile, "--quantize", "int8", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["tos"] == pytest.approx(direct.tos)
+    assert main(["count", "zoo:lenet5", "--profile", profile, "--quantize", "int4", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert {layer["format"] for layer in layers if layer["type"] in ("conv2d", "linear")} == {"int4"}
+    # the profile must list the integer formats: one line, exit 2
+    assert main(["score", "zoo:lenet5", "--quantize", "int8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tosim: error: quantize int8 (products in int8, accumulated in int32) needs int8, which profile "
+                   "'cmos-generic' does not list (fp16, bf16, fp32, fp64); add it to the profile's formats"]
+    with pytest.raises(tosim.ScoreError, match=r"^quantize must be int8 or int4, not 'int32'$"):
+        tosim.score("zoo:lenet5", profile, quantize="int32")
+
+
+@pytest.mark.parametrize("argv", [["activity", "--formats", "int8", "--ops", "add"],
+                                  ["activity", "--formats", "tf32"],
+                                  ["explore", "zoo:lenet5", "--formats", "int8"]])
+def test_switching_commands_refuse_formats_they_cannot_draw(argv, profile, capsys):
+    assert main(argv + ["--profile", profile]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tosim: error: --formats: switching activity is simulated for fp16")
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_switching_pricing_refuses_integer_layers(tmp_path, spec):
+    path = tmp_path / "act.yaml"
+    path.write_text(PROFILE.replace("name: cmos-int", "name: cmos-int-act") + "power: {energy: activity}\n")
+    with pytest.raises(tosim.ScoreError, match=r"switching energy \(power: \{energy: activity\}\) is simulated for "
+                                               r"fp16, .* operands, not int32, int8"):
+        tosim.score(spec, str(path))
+
+
+def test_integer_formats_price_only_the_ops_counted(monkeypatch, spec, profile):
+    """An int32 accumulator needs its adder, multiplier and comparator, never the 32-bit divider
+    and root (the slowest circuits to synthesize): scoring asks the cost table for what is counted."""
+    import types
+
+    import hwlib.cost
+    import tosim._costs
+    asked = []
+
+    def table(prof, formats=None, ops=None, **kw):
+        asked.append((tuple(formats), tuple(ops)))
+        return [types.SimpleNamespace(op=op, format=fmt, cost=types.SimpleNamespace(
+            transistors=OP_COST[op] * FORMAT_COST[fmt])) for fmt in formats for op in ops]
+
+    monkeypatch.setattr(hwlib.cost, "cost_table", table)
+    monkeypatch.setattr(tosim._costs, "_COLUMNS", {})
+    monkeypatch.setattr(tosim._costs, "_MEMO", {})
+    r = tosim.score(spec, profile, per_layer=True)
+    assert sorted(asked) == [(("int32",), ("add", "mul", "cmp")), (("int8",), ("mul", "cmp"))]
+    want = sum(n * OP_COST[op] * FORMAT_COST[layer.format]
+               for layer in r.count_result.layers for s in opcount.STAGES
+               for op, n in layer.stages[s].items())
+    assert r.tos == pytest.approx(want)

@@ -232,6 +232,79 @@ def test_from_model_torch_needs_torch_and_a_python_file(tmp_path, capsys, monkey
     assert "needs PyTorch, which is not installed (pip install 'tosim[torch]')" in err
 
 
+# --- saved streams: streams:FILE in a profile's power.distribution ---------------------------
+
+STREAMS_PROFILE = """\
+extends: cmos-generic
+name: saved-streams
+power:
+  energy: activity
+  vectors: 64
+  distribution: {default: normal, mul: "streams:tiny.npz", add: "streams:tiny.npz#linear"}
+"""
+
+
+def test_saved_streams_price_the_score(tiny, priced, tmp_path, capsys, monkeypatch):
+    """--save-streams writes each layer's first operations in proportion to its MACs; a profile
+    naming the file prices mul and add on exactly those operands in tosim score."""
+    import tosim
+    np.save(tmp_path / "x.npy", tiny["x"])
+    status, _, err = run(capsys, "activity", "--from-model", tiny["path"], "--input", str(tmp_path / "x.npy"),
+                         "--formats", "fp16", "--vectors", "64", "--json", "--save-streams",
+                         str(tmp_path / "tiny.npz"))
+    assert status == 0 and "wrote 8 operand streams" in err
+    streams = priced[1]                                  # the same model, input, length and seed
+    with np.load(tmp_path / "tiny.npz") as saved:
+        # fc1 has 96 of the 120 MACs: 51 of the 64 operations, fc2 the other 13
+        for name in ("mul_a", "mul_b", "add_a", "add_b"):
+            expected = np.concatenate([getattr(streams.layers[0], name)[:51], getattr(streams.layers[1], name)[:13]])
+            assert np.array_equal(saved[name], expected) and np.array_equal(saved[f"linear.{name}"], expected)
+        mul_a, mul_b, add_a, add_b = (saved[n] for n in ("mul_a", "mul_b", "add_a", "add_b"))
+        assert str(saved["model"]) == "tiny.onnx" and str(saved["format"]) == "fp16"
+    profile_path = tmp_path / "saved.yaml"
+    profile_path.write_text(STREAMS_PROFILE)
+    profile = hp.load(str(profile_path))
+    assert profile.power["distribution"]["mul"] == f"streams:{tmp_path / 'tiny.npz'}"     # the profile's folder
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(tmp_path / "cache"))
+    model = {"name": "lin", "input": [8], "format": "fp16", "layers": [{"type": "linear", "out": 4}]}
+    result = tosim.score(model, str(profile_path))
+    mul = activity.fp_stream_activity("mul", "fp16", profile, mul_a, mul_b)
+    add = activity.fp_stream_activity("add", "fp16", profile, add_a, add_b)
+    assert result.counts["mul"] == 32 and result.counts["add"] == 32
+    assert result.switching_j == pytest.approx(32e-15 * (mul.energy_fj_per_op + add.energy_fj_per_op), rel=1e-12)
+    assert "fp16 mul (booth_wallace): streams:tiny.npz (saved from a model) operands" in result.switching_basis
+    assert "fp16 add (carry_lookahead): streams:tiny.npz#linear (saved from a model)" in result.switching_basis
+    again = activity.op_energies(profile, [("mul", "fp16")])[("mul", "fp16")]
+    assert again.cached and again.energy_fj_per_op == mul.energy_fj_per_op
+
+
+@pytest.mark.parametrize("dist, where, message", [
+    ('{sub: "streams:s.npz"}', "power.distribution.sub", "holds the operands of mul and add"),
+    ('"streams:s.npz"', "power.distribution", "holds the operands of mul and add"),
+    ('{mul: ["streams:s.npz", normal]}', "power.distribution.mul[0]", "not in a pair"),
+    ('{layers: {linear: {add: "streams:"}}}', "power.distribution.layers.linear.add", "needs a file"),
+])
+def test_bad_streams_entries(tmp_path, dist, where, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"extends: cmos-generic\npower:\n  distribution: {dist}\n")
+    with pytest.raises(hp.ProfileError) as info:
+        hp.load(str(path))
+    assert str(info.value).startswith(f"{path}:3: {where}: ") and message in str(info.value)
+
+
+def test_unreadable_streams_file_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "p.yaml").write_text(STREAMS_PROFILE)
+    (tmp_path / "m.yaml").write_text("name: lin\ninput: [8]\nformat: fp16\nlayers: [{type: linear, out: 4}]\n")
+    status, _, err = run(capsys, "score", str(tmp_path / "m.yaml"), "--profile", str(tmp_path / "p.yaml"))
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"tosim: error: power.distribution: streams file {tmp_path / 'tiny.npz'}: cannot read")
+    np.savez(tmp_path / "tiny.npz", mul_a=np.zeros(4), mul_b=np.zeros(4))
+    status, _, err = run(capsys, "score", str(tmp_path / "m.yaml"), "--profile", str(tmp_path / "p.yaml"))
+    assert status == 2 and "no add operands of 'linear' layers (layer types in the file: none)" in err
+
+
 def test_fp8_encodings_match_ml_dtypes():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     rng = np.random.default_rng(0)

@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["LayerStreams", "ModelStreams", "streams_from_onnx", "streams_from_torch",
            "streams_from_spec", "model_streams", "ModelActivity", "model_activity", "torch_factory",
-           "is_torch_factory"]
+           "is_torch_factory", "stream_arrays", "save_streams"]
 
 #: Layer types looked through on the way up to a layer's producing activation.
 _PASS_THROUGH = {"maxpool2d", "avgpool2d", "adaptive_avgpool2d", "global_avgpool", "flatten", "dropout",
@@ -517,3 +517,54 @@ def model_activity(streams, profile, *, model=None, glitches=False, seed=0, prog
                                  glitches=glitches) for op in ("mul", "add")}
     return ModelActivity(streams=streams, profile=profile.name, layers=layers, mul_fj=mul_fj, add_fj=add_fj,
                          reference=reference, covered_macs=int(covered))
+
+
+# --- saved streams (``--save-streams``; ``streams:FILE`` in a profile's power.distribution) ------
+
+#: Layer types of the streams in opcount's vocabulary (the ``layers:`` keys of a profile).
+_GROUP = {"Gemm": "linear", "MatMul": "linear", "Linear": "linear", "linear": "linear",
+          "Conv": "conv2d", "Conv2d": "conv2d", "conv2d": "conv2d"}
+
+
+def _weighted(layers, vectors):
+    """One stream per array from ``layers``: each layer's first operations in proportion to its
+    MACs (largest remainders; at least 2 for a layer that gets any), in layer order."""
+    total = sum(item.macs for item in layers)
+    shares = [vectors * item.macs / total if total else vectors / len(layers) for item in layers]
+    counts = [int(x) for x in shares]
+    for i in sorted(range(len(layers)), key=lambda i: shares[i] - counts[i], reverse=True)[:vectors - sum(counts)]:
+        counts[i] += 1
+    counts = [0 if n == 0 else max(2, min(n, len(item.mul_a))) for n, item in zip(counts, layers)]
+    return {name: np.concatenate([getattr(item, name)[:n] for n, item in zip(counts, layers) if n])
+            for name in ("mul_a", "mul_b", "add_a", "add_b")}
+
+
+def stream_arrays(streams, vectors=None):
+    """The arrays of a streams file: ``mul_a``, ``mul_b``, ``add_a``, ``add_b`` over all the
+    covered layers and ``TYPE.mul_a`` ... over the layers of each type (``linear``,
+    ``conv2d``); each layer contributes its first operations in proportion to its MACs, about
+    ``vectors`` in all (default the streams' length per layer)."""
+    if not streams.layers:
+        raise ValueError(f"{streams.model}: no linear, MatMul/Gemm or 2-D convolution layer to draw operands from")
+    vectors = vectors or len(streams.layers[0].mul_a)
+    out = dict(_weighted(streams.layers, vectors))
+    groups = {}
+    for item in streams.layers:
+        groups.setdefault(_GROUP.get(item.type, item.type.lower()), []).append(item)
+    for group, layers in sorted(groups.items()):
+        out.update({f"{group}.{name}": values for name, values in _weighted(layers, vectors).items()})
+    return out
+
+
+def save_streams(streams, path, vectors=None):
+    """Write :func:`stream_arrays` of ``streams`` to ``path`` (``.npz``, atomically), with the
+    model, format and source as text arrays; returns the array names."""
+    import io
+
+    from ._io import write_atomic
+    arrays = stream_arrays(streams, vectors)
+    meta = {"model": np.array(streams.model), "format": np.array(streams.format), "source": np.array(streams.source)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, **meta)
+    write_atomic(path, buffer.getvalue())
+    return sorted(arrays)

@@ -119,25 +119,34 @@ def sweep_lines(path, columns, axes, x_name, with_energy, title):
     save_png(fig, path, dpi=120)
 
 
-def design_curves(rows, designs, title, path):
-    """``tosim compare-adders --plot``: transistors and logic depth against width, per design."""
+def design_curves(rows, designs, title, path, points=None):
+    """``tosim compare-adders --plot``: transistors and logic depth against width, per design.
+    ``points``: instead of widths, the units compared (``row.point`` names, in order), one
+    evenly spaced tick each (``--unit fma``: one per pair of formats)."""
     fig = new_figure(figsize=(10, 4.2))
     ax_t, ax_d = fig.subplots(1, 2)
+
+    def x_of(r):
+        return points.index(r.point) if points is not None else r.width
     for design in designs:
-        points = sorted((r.width, r.cost.transistors, r.cost.depth) for r in rows
-                        if r.design == design)
-        widths = [p[0] for p in points]
-        ax_t.plot(widths, [p[1] for p in points], marker="o", label=design)
-        ax_d.plot(widths, [p[2] for p in points], marker="o", label=design)
-    widths = sorted({r.width for r in rows})
+        drawn = sorted((x_of(r), r.cost.transistors, r.cost.depth) for r in rows
+                       if r.design == design)
+        widths = [p[0] for p in drawn]
+        ax_t.plot(widths, [p[1] for p in drawn], marker="o", label=design)
+        ax_d.plot(widths, [p[2] for p in drawn], marker="o", label=design)
+    widths = sorted({x_of(r) for r in rows})
     for ax, ylabel in ((ax_t, "transistors"), (ax_d, "logic depth (gates)")):
-        if len(widths) > 1:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(widths, [str(w) for w in widths])
-        ax.set_xlabel("width (bits)")
+        if points is not None:
+            ax.set_xticks(widths, [points[w] for w in widths], fontsize="small")
+            ax.set_xlabel("unit")
+        else:
+            if len(widths) > 1:
+                ax.set_xscale("log", base=2)
+            ax.set_xticks(widths, [str(w) for w in widths])
+            ax.set_xlabel("width (bits)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    if len(widths) > 1:
+    if len(widths) > 1 and points is None:
         ax_t.set_yscale("log")
     ax_d.legend(fontsize="small")
     fig.suptitle(title)
