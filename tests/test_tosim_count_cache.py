@@ -171,3 +171,14 @@ def test_entries_of_other_sources_are_removed_once_old(generic, cache_dir, monke
     names = {p.name for p in _entries(cache_dir)}
     assert old.name not in names and recent.name in names
     assert any(name.startswith(_count_cache.sources_digest()[:16]) for name in names)
+
+
+def test_an_entry_keeps_every_field_of_the_row(generic, cache_dir):
+    row = _count(MODELS[1], generic)
+    key = _count_cache.entry_key(MODELS[1], generic, "inference", 1, None)
+    _count_cache.write(key, dict(row, later_field=[1, (2, 3)]))     # a field added to rows later
+    back = _count_cache.read(key)
+    assert back["later_field"] == [1, (2, 3)] and back["source"] is None and back["counts"] is None
+    assert list(back) == list(row) + ["later_field"]
+    _count_cache.write(key, dict(row, unkept=object()))              # marshal keeps no objects: not stored
+    assert "unkept" not in _count_cache.read(key)

@@ -37,9 +37,12 @@ __all__ = ["FORMAT_VERSION", "enabled", "entry_key", "read", "write", "cache_fol
 FORMAT_VERSION = 1
 
 _MAGIC = b"tosim-counts\n"
-#: The row fields an entry holds (``source`` is the caller's; ``counts`` is set by pricing).
+#: Fields of a row an entry must hold (it holds every field of the row, in order, but ``source``,
+#: the caller's, and ``counts``, set by pricing: both are stored as ``None``).
 _FIELDS = ("name", "params", "macs", "flops", "counts_all", "formats", "layer_types", "incomplete",
-           "incomplete_items", "assumptions", "rows")
+           "incomplete_items", "assumptions", "rows", "error")
+#: Fields of a row that are not the row's own counting result.
+_NOT_STORED = ("source", "counts")
 _SCALARS = (str, int, bool, float, type(None))
 _DIGEST: list = []
 
@@ -149,17 +152,12 @@ def read(key):
         return None
     if stored_key != key or not _well_formed(row):
         return None
-    # the fields in count_source's order
-    out = {"name": row["name"], "source": None}
-    out.update((field, row[field]) for field in _FIELDS[1:-1])
-    out["error"] = None
-    out["rows"] = row["rows"]
-    out["counts"] = None
-    return out
+    return row          # the fields in count_source's order
 
 
 def _well_formed(row):
-    if not isinstance(row, dict) or set(row) != set(_FIELDS):
+    if not isinstance(row, dict) or not set(_FIELDS + _NOT_STORED) <= set(row) or row["error"] is not None \
+            or any(row[field] is not None for field in _NOT_STORED):
         return False
     rows, formats, types = row["rows"], row["formats"], row["layer_types"]
     return (isinstance(rows, list) and isinstance(formats, list) and isinstance(types, list)
@@ -176,8 +174,9 @@ def write(key, out):
     if out.get("incomplete_items") or out.get("incomplete"):
         return
     try:
-        payload = marshal.dumps((key, {field: out[field] for field in _FIELDS}))
-    except (ValueError, KeyError):
+        row = {field: None if field in _NOT_STORED else value for field, value in out.items()}
+        payload = marshal.dumps((key, row))
+    except ValueError:          # a value marshal does not keep
         return
     path = _path(key)
     try:
