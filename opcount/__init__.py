@@ -112,7 +112,8 @@ def with_quantized_products(model: ModelIR, fmt: str = "int8", accumulate: str =
 
 def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq: int | None = None,
                format: str | None = None, past: int = 0, kv_cache: bool = False, logits: str = "all",
-               batch_axis: int | dict[str, int] | None = None, dims: dict[str, int] | None = None) -> ModelIR:
+               batch_axis: int | dict[str, int] | None = None, dims: dict[str, int] | None = None,
+               quantize: str | None = None) -> ModelIR:
     """A ModelIR from ``zoo:NAME``, a ``.yaml``/``.yml``/``.json`` model spec path, a Hugging Face
     ``config.json``, an ``.onnx`` file, a spec mapping, or a ModelIR (returned as is).
 
@@ -126,11 +127,13 @@ def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq
     ones, storing their keys and values when ``kv_cache``, the LM head over ``"all"`` positions
     or the ``"last"`` one. ``batch_axis``: the batch axis of an ONNX file's first input;
     ``dims``: sizes of its other symbolic dimensions (see :func:`load_onnx`; both an error for
-    other sources). Raises :class:`ModelError` on bad input (one line naming the file and
-    the layer).
+    other sources). ``quantize`` (int8, int4): then its matrix products and attention projections
+    in that integer format (:func:`with_quantized_products`). Raises :class:`ModelError` on bad
+    input (one line naming the file and the layer).
     """
     model = _load(source, seq, {"past": past, "kv_cache": kv_cache, "logits": logits}, batch_axis, dims)
-    return model if format is None else with_format(model, format)
+    model = model if format is None else with_format(model, format)
+    return model if quantize is None else with_quantized_products(model, quantize)
 
 
 def _load(source, seq, step, batch_axis=None, dims=None):

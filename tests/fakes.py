@@ -8,6 +8,6 @@ FORMAT_COST = {"fp16": 1.0, "bf16": 1.5, "fp32": 2.0, "fp64": 4.0, "tf32": 1.25,
                "int32": 0.5}
 
 
-def fake_costs(profile, formats, *, progress=None):
+def fake_costs(profile, formats, *, progress=None, needed=None):
     """``tosim._costs.costs_array`` with :data:`OP_COST` x :data:`FORMAT_COST` for any profile."""
     return np.array([[OP_COST[op] * FORMAT_COST[f] for f in formats] for op in opcount.BASIC_OPS])

@@ -7,7 +7,8 @@ bfloat16 and fp8_e5m2 results are computed in float64 and rounded to the format 
 double rounding for / and sqrt: 53 >= 2 F + 2); fp8_e4m3 results from hwlib.units.fp8's exact
 model. ``reference_divsqrt`` (rationals) is checked against numpy. The circuit runs through
 hwlib.netsim: all fp8_e5m2 pairs and roots here, fp16 (every root, 10**5 seeded quotients),
-bf16, fp32 (10**5 seeded each, plus specials, subnormals and ties) and fp64 in the slow tests.
+bf16 (every root), bf16 and fp32 (10**5 seeded each, plus specials, subnormals and ties), fp8_e4m3
+and fp64 in the slow tests.
 """
 import numpy as np
 import pytest
@@ -182,6 +183,9 @@ def test_seeded(fmt):
         a, b = seeded(op, fmt, 1832 + len(op))
         want = reference(op, fmt, a, b)
         check(run(unit, op, a, b), want, fmt, a, b)
+    if fmt == "bf16":                       # and every bf16 root
+        r = np.arange(1 << 16, dtype=np.uint64)
+        check(run(unit, "sqrt", r), reference("sqrt", "bf16", r, None), "bf16", r)
 
 
 @pytest.mark.slow

@@ -247,3 +247,65 @@ def test_an_unlisted_integer_format_names_both(spec, capsys):
 def test_storage_bytes_of_the_formats():
     assert {f: format_bytes(f) for f in ("fp32", "tf32", "bf16", "fp8_e4m3", "int8", "int4", "int32")} == {
         "fp32": 4, "tf32": 4, "bf16": 2, "fp8_e4m3": 1, "int8": 1, "int4": 0.5, "int32": 4}
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_quantize_flag(profile, capsys):
+    direct = tosim.score(opcount.with_quantized_products(opcount.load_model("zoo:lenet5")), profile)
+    assert tosim.score("zoo:lenet5", profile, quantize="int8").tos == pytest.approx(direct.tos)
+    assert main(["score", "zoo:lenet5", "--profile", profile, "--quantize", "int8", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["tos"] == pytest.approx(direct.tos)
+    assert main(["count", "zoo:lenet5", "--profile", profile, "--quantize", "int4", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert {layer["format"] for layer in layers if layer["type"] in ("conv2d", "linear")} == {"int4"}
+    # the profile must list the integer formats: one line, exit 2
+    assert main(["score", "zoo:lenet5", "--quantize", "int8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tosim: error: quantize int8 (products in int8, accumulated in int32) needs int8, which profile "
+                   "'cmos-generic' does not list (fp16, bf16, fp32, fp64); add it to the profile's formats"]
+    with pytest.raises(tosim.ScoreError, match=r"^quantize must be int8 or int4, not 'int32'$"):
+        tosim.score("zoo:lenet5", profile, quantize="int32")
+
+
+@pytest.mark.parametrize("argv", [["activity", "--formats", "int8", "--ops", "add"],
+                                  ["activity", "--formats", "tf32"],
+                                  ["explore", "zoo:lenet5", "--formats", "int8"]])
+def test_switching_commands_refuse_formats_they_cannot_draw(argv, profile, capsys):
+    assert main(argv + ["--profile", profile]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tosim: error: --formats: switching activity is simulated for fp16")
+
+
+@pytest.mark.usefixtures("fixed_costs")
+def test_switching_pricing_refuses_integer_layers(tmp_path, spec):
+    path = tmp_path / "act.yaml"
+    path.write_text(PROFILE.replace("name: cmos-int", "name: cmos-int-act") + "power: {energy: activity}\n")
+    with pytest.raises(tosim.ScoreError, match=r"switching energy \(power: \{energy: activity\}\) is simulated for "
+                                               r"fp16, .* operands, not int32, int8"):
+        tosim.score(spec, str(path))
+
+
+def test_integer_formats_price_only_the_ops_counted(monkeypatch, spec, profile):
+    """An int32 accumulator needs its adder, multiplier and comparator, never the 32-bit divider
+    and root (the slowest circuits to synthesize): scoring asks the cost table for what is counted."""
+    import types
+
+    import hwlib.cost
+    import tosim._costs
+    asked = []
+
+    def table(prof, formats=None, ops=None, **kw):
+        asked.append((tuple(formats), tuple(ops)))
+        return [types.SimpleNamespace(op=op, format=fmt, cost=types.SimpleNamespace(
+            transistors=OP_COST[op] * FORMAT_COST[fmt])) for fmt in formats for op in ops]
+
+    monkeypatch.setattr(hwlib.cost, "cost_table", table)
+    monkeypatch.setattr(tosim._costs, "_COLUMNS", {})
+    monkeypatch.setattr(tosim._costs, "_MEMO", {})
+    r = tosim.score(spec, profile, per_layer=True)
+    assert sorted(asked) == [(("int32",), ("add", "mul", "cmp")), (("int8",), ("mul", "cmp"))]
+    want = sum(n * OP_COST[op] * FORMAT_COST[layer.format]
+               for layer in r.count_result.layers for s in opcount.STAGES
+               for op, n in layer.stages[s].items())
+    assert r.tos == pytest.approx(want)

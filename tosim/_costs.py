@@ -45,13 +45,31 @@ def _memo_key(profile, formats):
                         "datapath": profile.datapath}, sort_keys=True), tuple(formats))
 
 
-def _read_columns(profile, formats, progress):
-    """Per format, the transistors of each basic op (a tuple in ``BASIC_OPS`` order), memoized."""
-    key = _memo_key(profile, formats)
+def _integer_ops(formats, needed):
+    """``{integer format: ops to price}`` from ``needed`` (``(op, format)`` pairs with a count),
+    for the integer formats among ``formats``; ``None`` when every op is to be priced."""
+    if needed is None:
+        return None
+    from hardware_profiles.schema import INT_FORMAT_BITS
+    return {fmt: tuple(op for op in BASIC_OPS if (op, fmt) in needed) for fmt in formats if fmt in INT_FORMAT_BITS}
+
+
+def _read_columns(profile, formats, progress, needed=None):
+    """Per format, the transistors of each basic op (a tuple in ``BASIC_OPS`` order), memoized.
+    ``needed``: the ``(op, format)`` pairs the counts use; an integer format's other ops are not
+    priced and stand at 0 (their counts are zero): an int32 accumulator never needs the 32-bit
+    divider and root, the slowest circuits to synthesize (about a minute)."""
+    only = _integer_ops(formats, needed)
+    key = _memo_key(profile, formats) + (tuple(sorted(only.items())) if only else (),)
     if key not in _COLUMNS:
         from hwlib.cost import cost_table
-        rows = cost_table(profile, formats=formats, ops=list(BASIC_OPS), progress=progress)
+        full = [fmt for fmt in formats if not only or fmt not in only]
+        rows = cost_table(profile, formats=full, ops=list(BASIC_OPS), progress=progress) if full else []
+        for fmt, ops in (only or {}).items():
+            rows += cost_table(profile, formats=[fmt], ops=list(ops), progress=progress) if ops else []
         found = {(row.op, row.format): float(row.cost.transistors) for row in rows}
+        for fmt, ops in (only or {}).items():
+            found.update({(op, fmt): 0.0 for op in BASIC_OPS if op not in ops})
         missing = [(op, fmt) for fmt in formats for op in BASIC_OPS if (op, fmt) not in found]
         if missing:
             raise RuntimeError(f"cost table of {profile.name!r} lacks {missing[0][1]} {missing[0][0]}")
@@ -59,31 +77,35 @@ def _read_columns(profile, formats, progress):
     return _COLUMNS[key]
 
 
-def cost_columns(profile, formats, *, progress=None):
+def cost_columns(profile, formats, *, progress=None, needed=None):
     """The columns of :func:`costs_array` without numpy: a list with one tuple of floats per
     format, the transistors of each basic op in ``BASIC_OPS`` order (the same numbers).
     A :func:`costs_array` replaced on this module (the tests' fixed costs) is followed."""
     formats = list(formats)
     if costs_array is not _costs_array:
-        table = costs_array(profile, formats, progress=progress)
+        # only with integer formats (a replacement written before ``needed`` existed still works)
+        table = costs_array(profile, formats, progress=progress, **({"needed": needed} if needed else {}))
         return [tuple(float(table[i][j]) for i in range(len(BASIC_OPS))) for j in range(len(formats))]
-    return list(_read_columns(profile, formats, progress))
+    return list(_read_columns(profile, formats, progress, needed))
 
 
-def costs_array(profile, formats, *, progress=None):
+def costs_array(profile, formats, *, progress=None, needed=None):
     """Transistors per basic op and format: float64 array ``(len(BASIC_OPS), len(formats))``.
 
     ``profile``: a loaded :class:`hardware_profiles.Profile`. ``formats``: format names
     (``fp32``, ...), one column each. ``progress``: told about circuits that must be
-    synthesized (see :class:`SynthesisProgress`); ``None`` for silence. Raises
+    synthesized (see :class:`SynthesisProgress`); ``None`` for silence. ``needed``: the ``(op,
+    format)`` pairs with a non-zero count, or ``None``; an integer format's ops outside it are 0
+    (not synthesized), so the table must multiply zero counts only there. Raises
     :class:`hwlib.CircuitError` when the profile's circuits cannot be built.
     """
     import numpy as np
     formats = list(formats)
-    key = _memo_key(profile, formats)
+    only = _integer_ops(formats, needed)
+    key = _memo_key(profile, formats) + (tuple(sorted(only.items())) if only else (),)
     if key not in _MEMO:
         table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
-        for j, column in enumerate(_read_columns(profile, formats, progress)):
+        for j, column in enumerate(_read_columns(profile, formats, progress, needed)):
             table[:, j] = column
         table.setflags(write=False)
         _MEMO[key] = table

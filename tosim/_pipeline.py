@@ -16,6 +16,7 @@ import os
 import re
 
 import opcount
+from hardware_profiles.schema import INT_FORMAT_BITS
 from opcount import BASIC_OPS as OPS, STAGES
 
 __all__ = ["MODEL_EXTENSIONS", "expand_inputs", "name_of", "count_source", "count_all", "price",
@@ -378,10 +379,19 @@ def price(counted, profile, synth_progress=None):
     estimate)."""
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
+    unsimulated = [f for f in formats if f not in SWITCHING_FORMATS]
+    if good and profile.power["energy"] == "activity" and unsimulated:
+        # before any cost table is read or synthesized
+        from ._errors import ScoreError
+        raise ScoreError(f"switching energy (power: {{energy: activity}}) is simulated for "
+                         f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
+                         f"{unsimulated[0]} models with a profile without power.energy: activity")
     with_macs = [r for r in good if "mac_counts" in r]
+    # the ops the counts use: an integer format's other ops are not synthesized (tosim._costs)
+    needed = set(_used_ops(good)) if any(f in INT_FORMAT_BITS for f in formats) else None
     if not with_macs and sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
         from ._costs import cost_columns
-        columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
+        columns = cost_columns(profile, formats, progress=synth_progress, needed=needed) if formats else []
         memo: dict = {}
         column = {f: i for i, f in enumerate(formats)}
         for r in good:
@@ -390,7 +400,8 @@ def price(counted, profile, synth_progress=None):
         import numpy as np
 
         from ._costs import costs_array
-        costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+        costs = costs_array(profile, formats, progress=synth_progress, **({"needed": needed} if needed else {})) \
+            if formats else np.zeros((len(OPS), 0))
         _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
     if with_macs:
         # a MAC unit (numpy: the MAC counts are an array): its counts x its cost, added per layer
@@ -405,12 +416,6 @@ def price(counted, profile, synth_progress=None):
     if good and profile.power["energy"] == "activity":
         from ._costs import refuse_mac_unit
         refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
-        unsimulated = [f for f in formats if f not in SWITCHING_FORMATS]
-        if unsimulated:
-            from ._errors import ScoreError
-            raise ScoreError(f"switching energy (power: {{energy: activity}}) is simulated for "
-                             f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
-                             f"{unsimulated[0]} models with a profile without power.energy: activity")
         price_switching(good, profile, synth_progress)
     return counted
 

@@ -57,7 +57,7 @@ _FIELDS = ["adder", "multiplier", "divider", "root", "format", "add_fj_per_op", 
 
 def _run(args):
     from . import _explore
-    from .cmd_synth import _jobs, _names
+    from .cmd_synth import _check_switching, _jobs, _names
     for option, path, ext in (("--out", args.out, (".csv",)), ("--plot", args.plot, (".png",))):
         if path is not None:
             check_output(path, option, ext, inputs=(args.profile,))
@@ -71,6 +71,7 @@ def _run(args):
     dividers = _names([args.dividers], hp.DESIGNS["div"], "divider design") if args.dividers is not None else None
     roots = _names([args.roots], hp.DESIGNS["sqrt"], "root design") if args.roots is not None else None
     formats = _names([args.formats], hp.FORMATS, "format")
+    _check_switching(formats or ())         # explore prices the FP units' switching energy
     missing = [f for f in formats if f not in profile.formats]
     if missing:
         raise CommandError(f"--formats: {missing[0]} is not among the formats of profile {profile.name!r} "

@@ -281,12 +281,17 @@ def _synth(args):
         print(json_text([row.to_json() for row in rows]))
         return 0
     counting = profile.technology["counting"]
-    if rows and rows[0].circuit == "integer":
+    fp_rows = [r for r in rows if r.format not in hp.INT_FORMAT_BITS]
+    if fp_rows and fp_rows[0].circuit == "integer":
         what = ("integer units at each format's significand width (hwlib.fp.build_fp_unit is "
                 "not available): add/sub/cmp an adder of fraction+1 bits, mul a multiplier, "
                 "div a divider, sqrt a root of that width")
     else:
         what = f"floating-point units of the {profile.datapath!r} datapath (hwlib.fp)"
+    if len(fp_rows) < len(rows):
+        ints = ("integer formats on the profile's integer units at their width (add/sub/cmp an adder, "
+                "mul a signed multiplier, div a divider, sqrt a root; hwlib.units.intfmt)")
+        what = f"{what}; {ints}" if fp_rows else ints
     print(f"# cost table of profile {profile.name} ({counting} counting): {what}")
     body = [(r.format, r.op, r.design, _fmt(r.cost.transistors), _fmt(r.cost.gate_count),
              r.cost.depth) for r in rows]
@@ -497,6 +502,24 @@ def _power(args, rows, kind, profile):
     return results
 
 
+def _activity_formats(text):
+    """The formats of ``activity --formats``: floating-point ones whose operands hwlib.activity
+    draws (an integer format's units are priced with --unit and --widths)."""
+    formats = _names(text, hp.FORMATS, "format")
+    _check_switching(formats or ())
+    return formats
+
+
+def _check_switching(formats):
+    from ._pipeline import SWITCHING_FORMATS
+    other = [f for f in formats if f not in SWITCHING_FORMATS]
+    if other:
+        raise CommandError(f"--formats: switching activity is simulated for {', '.join(SWITCHING_FORMATS)}, "
+                           f"not {other[0]}" + (f" (an {other[0]} unit is an integer unit: --unit add|mul "
+                                                f"--widths {hp.INT_FORMAT_BITS[other[0]]})"
+                                                if other[0] in hp.INT_FORMAT_BITS else ""))
+
+
 def _activity(args):
     from hwlib import activity, registry
     if args.csv is not None:
@@ -517,7 +540,7 @@ def _activity(args):
         from hwlib.cost import fp_units_available
         if not fp_units_available():
             raise CommandError("the floating-point units (hwlib.fp) are not installed")
-        formats = _names(args.formats, hp.FORMATS, "format")
+        formats = _activity_formats(args.formats)
         ops = _names(args.ops, hp.BASIC_OPS, "op") or ["add", "mul"]
         for fmt in formats:
             for op in ops:
@@ -587,9 +610,10 @@ def _activity_from_model(args, profile):
                                f"multiplier and adder)")
     if args.dist != ["uniform"]:
         raise CommandError("--dist does not go with --from-model (the model gives the operands)")
-    formats = _names(args.formats, hp.FORMATS, "format") or [profile.default_format]
+    formats = _activity_formats(args.formats) or [profile.default_format]
     if len(formats) != 1:
         raise CommandError("--from-model takes one format")
+    _check_switching(formats)
     _, vectors, seed, model = _stream_options(args, profile)
     inputs = _load_input(args.input) if args.input is not None else None
     from hwlib.cost import fp_units_available
