@@ -236,3 +236,12 @@ def test_scheduler_without_dask_is_one_line(capsys, monkeypatch):
 def test_explore_bad_axes_and_scheduler(capsys, argv, message):
     status, _, err = run(capsys, "explore", *argv)
     assert status == 2 and err.startswith("tosim: error: ") and message in err and err.count("\n") == 1
+
+
+def test_divider_axis_refuses_a_shared_divsqrt_unit(capsys, tmp_path):
+    """A profile whose div and sqrt run on one shared unit would ignore a divider axis: refused."""
+    profile = tmp_path / "shared.yaml"
+    profile.write_text("extends: cmos-generic\nunits:\n  divsqrt: {design: srt_radix2}\n")
+    status, _, err = run(capsys, "explore", "--profile", str(profile), "--dividers", "restoring")
+    assert status == 2 and err.count("\n") == 1
+    assert "prices div and sqrt with its shared unit (units.divsqrt)" in err

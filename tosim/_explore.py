@@ -281,12 +281,18 @@ def explore(profile, adders, multipliers, formats, models=(), *, dividers=None, 
     (``tcp://host:8786``) or a ``distributed.Client``, whose workers run the combinations
     (``timeout``: seconds to connect). ``progress(done, total, point)`` is called as
     combinations finish. Raises :class:`opcount.ModelError` for a model that cannot be read
-    (before any combination runs) and :class:`SchedulerError` when the Dask path cannot run."""
+    (before any combination runs), :class:`SchedulerError` when the Dask path cannot run and
+    :class:`tosim.ScoreError` for a profile the grid cannot vary (a MAC unit; divider or root
+    axes with a shared ``units.divsqrt``)."""
     import hardware_profiles as hp
     import opcount
     profile = hp.load(profile)
     from ._costs import refuse_mac_unit
     refuse_mac_unit(profile, "tosim explore")
+    if (dividers or roots) and "divsqrt" in profile.units:
+        from ._errors import ScoreError
+        raise ScoreError(f"profile {profile.name!r} prices div and sqrt with its shared unit (units.divsqrt): "
+                         "divider and root axes choose units.div and units.sqrt, which it does not use")
     # a model that cannot be read is the caller's error, before any job; the jobs carry the
     # models read, so that a worker (a process, a remote machine) needs none of the files
     read = tuple(opcount.load_model(source) for source in models)
