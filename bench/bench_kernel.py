@@ -15,7 +15,8 @@ it costs the machine, and time other processes take does not count):
   by fancy indexing, ``np.einsum('lso,lo->ls')`` for layer TOs and ``np.add.reduceat`` for the
   per-model sums;
 - ``read roof``: a numba pass that only reads (sums) the same counts array with every thread,
-  and with one thread: memory bandwidth, not arithmetic;
+  and with one thread: memory bandwidth, not arithmetic; and the same pass with the kernel's
+  software prefetch (``PREFETCH_LAYERS`` ahead), the strictest bar;
 - ``traffic roof``: a numba pass that moves the bytes the kernel must move (reads the counts
   and the layer formats, writes one number per layer and stage, the size of ``layer_tos``, with
   the same streaming stores as the parallel kernel) with integer sums only: the roof of the
@@ -90,6 +91,29 @@ def _read_roof_kernels():
     return njit(parallel=True, cache=True)(read), njit(cache=True)(read)
 
 
+def _prefetching_read_roof():
+    """The read roof with the kernel's software prefetch (the same three lines, as far ahead): the
+    strictest bar, since the plain read roof leaves prefetching to the hardware."""
+    from numba import njit, prange
+
+    from opcount._kernel_numba import PREFETCH_LAYERS, _prefetch
+
+    def read(counts):
+        total = 0
+        last = counts.shape[0] - 1
+        for i in prange(counts.shape[0]):
+            ahead = min(i + PREFETCH_LAYERS, last)
+            _prefetch(counts, ahead, 0)
+            _prefetch(counts, ahead, 8)
+            _prefetch(counts, ahead, 16)
+            s = 0
+            for j in range(counts.shape[1]):
+                s += counts[i, j]
+            total += s
+        return total
+    return njit(parallel=True, cache=True)(read)
+
+
 def _traffic_roof_kernels():
     from numba import njit, prange
 
@@ -109,14 +133,21 @@ def _traffic_roof_kernels():
 
 def _plain_store_kernel():
     """The parallel kernel's loop with plain stores of ``layer_tos`` (the ablation of its streaming
-    stores): same chunks, same additions, same bits."""
+    stores): same chunks, same prefetch, same additions, same bits."""
     from numba import njit, prange
 
+    from opcount._kernel_numba import PREFETCH_LAYERS, _prefetch
+
     def plain(rows, row_costs, layer_format, offsets, chunks, layer_tos, model_stage_tos, model_tos):
+        last = rows.shape[0] - 1
         for c in prange(chunks.shape[0] - 1):
             for m in range(chunks[c], chunks[c + 1]):
                 s0 = s1 = s2 = s3 = 0.0
                 for layer in range(offsets[m], offsets[m + 1]):
+                    ahead = min(layer + PREFETCH_LAYERS, last)
+                    _prefetch(rows, ahead, 0)
+                    _prefetch(rows, ahead, 8)
+                    _prefetch(rows, ahead, 16)
                     f = layer_format[layer]
                     a0 = a1 = a2 = a3 = 0.0
                     for o in range(6):
@@ -172,6 +203,8 @@ def bench(n_layers, n_models, repeat):
     for side in (_forced(True, 1), _forced(True, 2)):
         side(*small)                                   # load the compiled kernels outside the timing
     roof_parallel(flat[:1000]), roof_serial(flat[:1000])
+    roof_prefetching = _prefetching_read_roof()
+    roof_prefetching(flat[:1000])
     traffic_parallel, traffic_serial = _traffic_roof_kernels()
     scratch = np.empty((n_layers, 4))
     traffic_parallel(flat[:1000], fmt[:1000], scratch[:1000]), traffic_serial(flat[:1000], fmt[:1000], scratch[:1000])
@@ -194,6 +227,7 @@ def bench(n_layers, n_models, repeat):
         ("numpy einsum + reduceat", lambda: einsum_reduceat(counts, costs, fmt, offsets)),
         (f"read roof ({threads} threads)", lambda: roof_parallel(flat)),
         ("read roof (1 thread)", lambda: roof_serial(flat)),
+        (f"read roof, prefetching ({threads} thr.)", lambda: roof_prefetching(flat)),
         (f"traffic roof ({threads} threads)", lambda: traffic_parallel(flat, fmt, scratch)),
         ("traffic roof (1 thread)", lambda: traffic_serial(flat, fmt, scratch)),
     ]
@@ -215,12 +249,15 @@ def bench(n_layers, n_models, repeat):
     roof, roof_one = times[sides[5][0]], times["read roof (1 thread)"]
     print(f"  roof / tos_from_counts: {roof[0] / ours[0]:.2f} wall, {roof[1] / ours[1]:.2f} CPU (goal >= 0.8); "
           f"1-thread roof / numba 1 thread: {roof_one[0] / one[0]:.2f} wall, {roof_one[1] / one[1]:.2f} CPU")
-    traffic, traffic_one = times[sides[7][0]], times["traffic roof (1 thread)"]
+    traffic, traffic_one = times[sides[8][0]], times["traffic roof (1 thread)"]
     print(f"  read roof / traffic roof (the bytes the kernel moves): {roof[0] / traffic[0]:.2f} wall, "
           f"{roof[1] / traffic[1]:.2f} CPU ({threads} threads), {roof_one[0] / traffic_one[0]:.2f} wall, "
           f"{roof_one[1] / traffic_one[1]:.2f} CPU (1 thread)")
     print(f"  traffic roof / tos_from_counts: {traffic[0] / ours[0]:.2f} wall, {traffic[1] / ours[1]:.2f} CPU; "
           f"1 thread: {traffic_one[0] / one[0]:.2f} wall, {traffic_one[1] / one[1]:.2f} CPU")
+    strict = times[sides[7][0]]
+    print(f"  prefetching read roof / tos_from_counts: {strict[0] / ours[0]:.2f} wall, {strict[1] / ours[1]:.2f} CPU "
+          f"(plain read roof / prefetching one: {roof[0] / strict[0]:.2f} wall, {roof[1] / strict[1]:.2f} CPU)")
     plain_t = times[sides[2][0]]
     print(f"  read roof / the parallel kernel with plain stores (the ablation of its streaming stores): "
           f"{roof[0] / plain_t[0]:.2f} wall, {roof[1] / plain_t[1]:.2f} CPU; same bits: "
