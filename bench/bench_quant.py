@@ -14,7 +14,10 @@ Variants (each a profile extending cmos-generic, written to a temporary folder):
   and a requantization per output (:func:`opcount.with_quantized_products`: 1 mul, 2 add, 2 cmp
   in int32), the other layers in fp32, as int8 deployments keep normalization, softmax and
   residual adds in floating point; the conversions between the two are not counted.
-* ``int4 products``: the same with int4 operands.
+* ``int8 x int8 + int32 MAC``: the same on a profile with ``units.mac``: the products'
+  multiply-accumulates run on the integer MAC (hwlib.units.mac: the profile's Booth-Wallace
+  multiplier with the int32 accumulator merged into its partial-product heap).
+* ``int4 products`` and ``int4 x int4 + int32 MAC``: the same with int4 operands.
 
 Integer ops are priced on the profile's integer units at the format's width (hwlib.units.intfmt):
 an int8 multiply is cmos-generic's 8x8 signed Booth-Wallace multiplier, an int32 add its 32-bit
@@ -35,7 +38,8 @@ import opcount  # noqa: E402
 import tosim  # noqa: E402
 
 BASE = "extends: cmos-generic\nformats: [fp32, bf16, int8, int4, int32]\n"
-MAC = "extends: cmos-generic\nformats: [bf16, fp32]\nunits:\n  mac: {design: fused, accumulate: fp32}\n"
+MAC = ("extends: cmos-generic\nformats: [bf16, fp32, int8, int4, int32]\n"
+       "units:\n  mac: {design: fused, accumulate: fp32}\n")
 
 #: (label, profile key, how the model is read and changed)
 VARIANTS = [
@@ -43,7 +47,9 @@ VARIANTS = [
     ("bf16", "base", "bf16"),
     ("bf16 x bf16 + fp32 MAC", "mac", "bf16"),
     ("int8 products, int32 acc", "base", "int8"),
+    ("int8 x int8 + int32 MAC", "mac", "int8"),
     ("int4 products, int32 acc", "base", "int4"),
+    ("int4 x int4 + int32 MAC", "mac", "int4"),
 ]
 
 
@@ -70,6 +76,8 @@ def unit_table(paths):
     rows = {(r.format, r.op): r.cost.transistors
             for r in cost_table(base, ["fp32", "bf16", "int8", "int4", "int32"], ["add", "mul", "cmp"])}
     (mac,) = fp_mac_table(hp.load(paths["mac"]), [("bf16", "fp32")])
+    from hwlib.units.intfmt import int_mac_costs
+    int8_mac, int4_mac = int_mac_costs(base, ["int8", "int4"])
     print("unit costs (transistors of one op, cmos-generic):")
     print(f"  {'format':<8}{'add':>10}{'mul':>10}{'cmp':>10}")
     for fmt in ("fp32", "bf16", "int32", "int8", "int4"):
@@ -77,6 +85,8 @@ def unit_table(paths):
     print(f"  bf16 x bf16 + fp32 MAC: {mac.cost.transistors:,.0f} (fp32 mul + add: "
           f"{rows[('fp32', 'mul')] + rows[('fp32', 'add')]:,.0f}; int8 mul + int32 add: "
           f"{rows[('int8', 'mul')] + rows[('int32', 'add')]:,.0f})")
+    print(f"  int8 x int8 + int32 MAC: {int8_mac.transistors:,.0f}; int4 x int4 + int32 MAC: "
+          f"{int4_mac.transistors:,.0f} (int4 mul + int32 add: {rows[('int4', 'mul')] + rows[('int32', 'add')]:,.0f})")
     print()
 
 

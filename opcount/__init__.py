@@ -31,7 +31,8 @@ from ._zoo import CAUSAL_LMS, zoo_names, load_zoo
 # model and MAC counts (numpy) are modules that counting a spec or a zoo model never needs.
 _LAZY = {"load_onnx": "._onnx", "load_torch": "._torch", "load_hf_config": "._hf",
          "Densities": ".movement", "MemoryHierarchy": ".movement", "MovementResult": ".movement",
-         "count_movement": ".movement", "mac_counts": "._macs", "with_macs": "._macs"}
+         "count_movement": ".movement", "mac_counts": "._macs", "with_macs": "._macs",
+         "mac_add_rows": "._macs"}
 
 
 def __getattr__(name):
@@ -53,7 +54,7 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
            "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS",
-           "mac_counts", "with_macs", "MAC_LAYER_TYPES", "with_quantized_products"]
+           "mac_counts", "mac_add_rows", "with_macs", "MAC_LAYER_TYPES", "with_quantized_products"]
 
 
 def layer_types() -> list[str]:

@@ -6,6 +6,7 @@ Cost tables come from the fixed fake table (tests.fakes), so no test here synthe
 import json
 import math
 
+import numpy as np
 import pytest
 
 import hardware_profiles
@@ -309,3 +310,46 @@ def test_integer_formats_price_only_the_ops_counted(monkeypatch, spec, profile):
                for layer in r.count_result.layers for s in opcount.STAGES
                for op, n in layer.stages[s].items())
     assert r.tos == pytest.approx(want)
+
+
+def test_integer_products_on_a_mac_unit(tmp_path, spec, monkeypatch, fixed_costs):
+    """With units.mac an int8 product's multiplies and its accumulate row's adds become MACs of
+    the integer MAC unit (int8 x int8 + int32), priced per product row; read back as one mul plus
+    one add, the counts are those without a MAC unit."""
+    import tosim._costs
+    path = tmp_path / "mac.yaml"
+    path.write_text(PROFILE.replace("name: cmos-int", "name: cmos-int-mac")
+                    + "units:\n  mac: {design: fused, accumulate: fp32}\n")
+    prof = hardware_profiles.load(str(path))
+    asked = []
+
+    def fake(profile, formats, *, progress=None, used=None):
+        asked.append(tuple(used))
+        return np.array([1500.0 * FORMAT_COST[f] if f in used else 0.0 for f in formats])
+
+    monkeypatch.setattr(tosim._costs, "mac_costs_array", fake)
+    counted = opcount.count_model(opcount.load_model(spec), prof)
+    macs = opcount.mac_counts(counted)
+    rows = [layer.name for layer in counted.layers]
+    assert macs[rows.index("conv2d_0")].tolist() == [6912, 0, 0, 0]
+    assert opcount.mac_add_rows(counted)[rows.index("conv2d_0")] == rows.index("conv2d_0/accumulate")
+    moved = opcount.with_macs(counted)
+    by_name = {layer.name: layer.stages["forward"] for layer in moved.layers}
+    assert (by_name["conv2d_0"]["mul"], by_name["conv2d_0"]["mac"], by_name["conv2d_0/accumulate"]["add"]) == (0, 6912, 0)
+    back = {op: moved.totals["all"][op] + (moved.totals["all"]["mac"] if op in ("mul", "add") else 0)
+            for op in opcount.BASIC_OPS}
+    assert back == counted.totals["all"]
+    r = tosim.score(spec, str(path), per_layer=True)
+    assert asked == [("int8",)]
+    tos = {layer.name: layer.tos for layer in r.layers}
+    assert tos["conv2d_0"] == pytest.approx(6912 * 1500.0 * FORMAT_COST["int8"])
+    assert tos["conv2d_0/accumulate"] == 0
+    assert r.counts["mac"] == 6912 + 2560
+
+
+def test_integer_mac_unit_spec(generic):
+    from hwlib.units.intfmt import int_mac_unit
+    from hwlib.units.mac import mac_unit
+    spec = int_mac_unit("int8", generic.units)
+    assert spec.params == mac_unit("booth_wallace", 8, 32, signed=True, options=generic.units["mul"]).params
+    assert int_mac_unit("int4", generic.units).params["width"] == 4

@@ -127,19 +127,33 @@ def mac_accumulator(profile, fmt):
     return acc
 
 
-def mac_costs_array(profile, formats, *, progress=None):
+def mac_costs_array(profile, formats, *, progress=None, used=None):
     """Transistors of the profile's MAC unit (``units.mac``) per product format: float64 array
     ``(len(formats),)``, each the :class:`hwlib.units.fma.FPMAC` of that format into
-    :func:`mac_accumulator` built from the profile's mul and add units."""
+    :func:`mac_accumulator` built from the profile's mul and add units; for an integer format
+    (int8, int4) the integer MAC of :mod:`hwlib.units.mac` on the profile's multiplier, signed
+    operands into an int32 accumulator (:func:`hwlib.units.intfmt.int_mac_unit`), whatever
+    ``units.mac.accumulate`` says (that is the floating-point products' accumulator).
+    ``used``: the formats with MAC counts (default all); the others are 0 (not built)."""
+    from hardware_profiles.schema import INT_FORMAT_BITS
     formats = list(formats)
-    key = ("mac",) + _memo_key(profile, formats)
+    used = formats if used is None else [f for f in formats if f in set(used)]
+    key = ("mac",) + _memo_key(profile, formats) + (tuple(used),)
     if key not in _MEMO:
         import numpy as np
 
         from hwlib.cost import fp_mac_table
-        pairs = [(fmt, mac_accumulator(profile, fmt)) for fmt in formats]
-        rows = fp_mac_table(profile, pairs, progress=progress)
-        table = np.array([float(row.cost.transistors) for row in rows], dtype=np.float64)
+        from hwlib.units.intfmt import int_mac_costs
+        found = {}
+        fp = [fmt for fmt in used if fmt not in INT_FORMAT_BITS]
+        ints = [fmt for fmt in used if fmt in INT_FORMAT_BITS]
+        if fp:
+            rows = fp_mac_table(profile, [(fmt, mac_accumulator(profile, fmt)) for fmt in fp], progress=progress)
+            found.update((fmt, float(row.cost.transistors)) for fmt, row in zip(fp, rows))
+        if ints:
+            found.update((fmt, float(cost.transistors)) for fmt, cost in zip(ints, int_mac_costs(profile, ints,
+                                                                                                 progress=progress)))
+        table = np.array([found.get(fmt, 0.0) for fmt in formats], dtype=np.float64)
         table.setflags(write=False)
         _MEMO[key] = table
     return _MEMO[key]

@@ -246,6 +246,7 @@ def _move_to_macs(out, result):
     ``mac`` counts (``mac_counts``: layers x stages; ``mac``: the total), priced by
     :func:`price` at the MAC unit's cost."""
     macs = opcount.mac_counts(result)
+    adds = opcount.mac_add_rows(result)       # a quantized product's adds are in its NAME/accumulate row
     per_layer = macs.sum(axis=1)
     total = int(per_layer.sum())
     out["mac_counts"] = macs
@@ -253,17 +254,16 @@ def _move_to_macs(out, result):
     out["counts_all"][_MUL] -= total
     out["counts_all"][_ADD] -= total
     n_ops = len(OPS)
-    rows = []
-    for row, layer_macs in zip(out["rows"], macs.tolist()):
-        row = list(row)
+    rows = [list(row) for row in out["rows"]]
+    for i, layer_macs in enumerate(macs.tolist()):
         for stage, n in enumerate(layer_macs):
-            row[stage * n_ops + _MUL] -= n
-            row[stage * n_ops + _ADD] -= n
-        rows.append(tuple(row))
-    out["rows"] = rows
-    for layer, n in zip(out.get("layers") or (), per_layer.tolist()):
+            rows[i][stage * n_ops + _MUL] -= n
+            rows[adds[i]][stage * n_ops + _ADD] -= n
+    out["rows"] = [tuple(row) for row in rows]
+    layers = out.get("layers") or []
+    for i, (layer, n) in enumerate(zip(layers, per_layer.tolist())):
         layer["counts"][_MUL] -= n
-        layer["counts"][_ADD] -= n
+        layers[adds[i]]["counts"][_ADD] -= n
         layer["mac"] = n
 
 
@@ -406,7 +406,12 @@ def price(counted, profile, synth_progress=None):
     if with_macs:
         # a MAC unit (numpy: the MAC counts are an array): its counts x its cost, added per layer
         from ._costs import mac_costs_array
-        mac_costs = mac_costs_array(profile, formats, progress=synth_progress)
+        # the formats whose rows hold MACs (an int8 product's: the integer MAC unit); only those
+        # are priced where integer formats are present (an int32 accumulate row has none)
+        used = sorted({f for r in with_macs for f, n in zip(r["formats"], r["mac_counts"].sum(axis=1).tolist())
+                       if n})
+        mac_costs = mac_costs_array(profile, formats, progress=synth_progress,
+                                    **({"used": used} if needed is not None else {}))
         column = {f: i for i, f in enumerate(formats)}
         for r in with_macs:
             per_format = np.array([mac_costs[column[f]] for f in r["formats"]], dtype=np.float64)

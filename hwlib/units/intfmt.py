@@ -34,7 +34,7 @@ built-in profiles changes (they list no integer format).
 """
 from hardware_profiles.schema import INT_FORMAT_BITS, UNIT_DESIGN_KIND
 
-__all__ = ["INT_FORMATS", "int_unit"]
+__all__ = ["INT_FORMATS", "int_unit", "int_mac_unit", "int_mac_costs"]
 
 #: The integer formats and their widths in bits.
 INT_FORMATS = tuple(INT_FORMAT_BITS)
@@ -59,3 +59,27 @@ def int_unit(op, fmt, units):
     spec = integer_unit(kind, _design_of(units, op), width, options)
     return CircuitSpec(label=f"{fmt} {op} ({spec.design}, {width}-bit integer)", design=spec.design,
                        params=spec.params, build=spec.build)
+
+
+def int_mac_unit(fmt, units, acc="int32"):
+    """The integer multiply-accumulate unit of a profile with ``units.mac`` for products in
+    ``fmt`` (int8, int4): :func:`hwlib.units.mac.mac_unit` on the profile's multiplier design
+    (its ``final_adder``), signed operands, an ``acc`` (int32) accumulator."""
+    from .. import CircuitError
+    from .._specs import _design_of
+    from .mac import MAC_DESIGNS, mac_unit
+    if fmt not in ("int8", "int4"):
+        raise CircuitError(f"An integer MAC multiplies int8 or int4, not {fmt!r}")
+    design = _design_of(units, "mul")
+    if design not in MAC_DESIGNS:
+        raise CircuitError(f"No integer MAC is built on multiplier {design!r}; expected one of "
+                           f"{', '.join(MAC_DESIGNS)}")
+    return mac_unit(design, INT_FORMAT_BITS[fmt], INT_FORMAT_BITS[acc], signed=True, options=units.get("mul"))
+
+
+def int_mac_costs(profile, formats, *, cache=None, progress=None, jobs=1):
+    """The :class:`hwlib.cost.Cost` of :func:`int_mac_unit` for each of ``formats`` under
+    ``profile`` (synthesized where not cached)."""
+    from ..cost import _price_all, _profile_pricer
+    specs = [int_mac_unit(fmt, profile.units) for fmt in formats]
+    return _price_all(_profile_pricer(profile, cache), specs, progress, jobs)
