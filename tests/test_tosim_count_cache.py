@@ -155,3 +155,30 @@ def test_a_cache_that_cannot_be_written_is_skipped(generic, tmp_path, monkeypatc
     monkeypatch.setenv("TOSIM_CACHE_DIR", str(blocked))
     row = _count(MODELS[0], generic)
     assert repr(row) == repr(_fresh(MODELS[0], generic, monkeypatch))
+
+
+def test_entries_of_other_sources_are_removed_once_old(generic, cache_dir, monkeypatch):
+    import time
+    folder = cache_dir / "counts"
+    folder.mkdir(parents=True)
+    old, recent = folder / "0123456789abcdef-old.bin", folder / "0123456789abcdef-recent.bin"
+    for path in (old, recent):
+        path.write_bytes(b"an entry of other sources")
+    week = time.time() - _count_cache.STALE_AFTER - 60
+    os.utime(old, (week, week))
+    monkeypatch.setattr(_count_cache, "_PRUNED", [])
+    _count(MODELS[0], generic)
+    names = {p.name for p in _entries(cache_dir)}
+    assert old.name not in names and recent.name in names
+    assert any(name.startswith(_count_cache.sources_digest()[:16]) for name in names)
+
+
+def test_an_entry_keeps_every_field_of_the_row(generic, cache_dir):
+    row = _count(MODELS[1], generic)
+    key = _count_cache.entry_key(MODELS[1], generic, "inference", 1, None)
+    _count_cache.write(key, dict(row, later_field=[1, (2, 3)]))     # a field added to rows later
+    back = _count_cache.read(key)
+    assert back["later_field"] == [1, (2, 3)] and back["source"] is None and back["counts"] is None
+    assert list(back) == list(row) + ["later_field"]
+    _count_cache.write(key, dict(row, unkept=object()))              # marshal keeps no objects: not stored
+    assert "unkept" not in _count_cache.read(key)

@@ -18,7 +18,9 @@ An entry is found by a SHA-256 key over everything the row depends on:
 - the Python version (entries are :mod:`marshal` data) and :data:`FORMAT_VERSION`.
 
 Entries live in ``$TOSIM_CACHE_DIR/counts`` (default ``~/.cache/tosim/counts``), one file per
-model and key: a magic line, the SHA-256 of the rest, then the key text and the row. A file that
+model and key (about 2 KB per 10 layers), named by the sources' digest and the key's hash: a
+magic line, the SHA-256 of the rest, then the key text and the row. Entries of other sources
+(an older version) are removed a week after they were written. A file that
 is unreadable, fails its checksum, holds another key or a malformed row is ignored and the model
 is counted afresh (and the entry rewritten); a cache that cannot be written is skipped silently
 (nothing is lost: the counts were just computed). ``TOSIM_COUNT_CACHE=off`` turns the cache off.
@@ -35,9 +37,12 @@ __all__ = ["FORMAT_VERSION", "enabled", "entry_key", "read", "write", "cache_fol
 FORMAT_VERSION = 1
 
 _MAGIC = b"tosim-counts\n"
-#: The row fields an entry holds (``source`` is the caller's; ``counts`` is set by pricing).
+#: Fields of a row an entry must hold (it holds every field of the row, in order, but ``source``,
+#: the caller's, and ``counts``, set by pricing: both are stored as ``None``).
 _FIELDS = ("name", "params", "macs", "flops", "counts_all", "formats", "layer_types", "incomplete",
-           "incomplete_items", "assumptions", "rows")
+           "incomplete_items", "assumptions", "rows", "error")
+#: Fields of a row that are not the row's own counting result.
+_NOT_STORED = ("source", "counts")
 _SCALARS = (str, int, bool, float, type(None))
 _DIGEST: list = []
 
@@ -96,7 +101,38 @@ def entry_key(source, profile, phase, batch, load):
 
 
 def _path(key):
-    return os.path.join(cache_folder(), hashlib.sha256(key.encode()).hexdigest()[:40] + ".bin")
+    # the sources' digest leads the name, so entries no installation of these sources can read
+    # are recognized (see _prune)
+    return os.path.join(cache_folder(), f"{sources_digest()[:16]}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.bin")
+
+
+#: Entries of other sources are removed once they are this old (seconds): another installation
+#: sharing the folder may still read recent ones.
+STALE_AFTER = 7 * 24 * 3600
+_PRUNED: list = []
+
+
+def _prune(folder):
+    """Remove, once per process, the entries written by other sources (another digest in the
+    name) that are older than :data:`STALE_AFTER`: after an upgrade nothing reads them again."""
+    if _PRUNED:
+        return
+    _PRUNED.append(True)
+    import time
+    mine = sources_digest()[:16] + "-"
+    cutoff = time.time() - STALE_AFTER
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.endswith(".bin") and not name.startswith(mine):
+            path = os.path.join(folder, name)
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def read(key):
@@ -116,17 +152,12 @@ def read(key):
         return None
     if stored_key != key or not _well_formed(row):
         return None
-    # the fields in count_source's order
-    out = {"name": row["name"], "source": None}
-    out.update((field, row[field]) for field in _FIELDS[1:-1])
-    out["error"] = None
-    out["rows"] = row["rows"]
-    out["counts"] = None
-    return out
+    return row          # the fields in count_source's order
 
 
 def _well_formed(row):
-    if not isinstance(row, dict) or set(row) != set(_FIELDS):
+    if not isinstance(row, dict) or not set(_FIELDS + _NOT_STORED) <= set(row) or row["error"] is not None \
+            or any(row[field] is not None for field in _NOT_STORED):
         return False
     rows, formats, types = row["rows"], row["formats"], row["layer_types"]
     return (isinstance(rows, list) and isinstance(formats, list) and isinstance(types, list)
@@ -143,12 +174,14 @@ def write(key, out):
     if out.get("incomplete_items") or out.get("incomplete"):
         return
     try:
-        payload = marshal.dumps((key, {field: out[field] for field in _FIELDS}))
-    except (ValueError, KeyError):
+        row = {field: None if field in _NOT_STORED else value for field, value in out.items()}
+        payload = marshal.dumps((key, row))
+    except ValueError:          # a value marshal does not keep
         return
     path = _path(key)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         files.replace_file(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
     except OSError:
-        pass
+        return
+    _prune(os.path.dirname(path))
