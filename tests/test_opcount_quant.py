@@ -353,3 +353,10 @@ def test_integer_mac_unit_spec(generic):
     spec = int_mac_unit("int8", generic.units)
     assert spec.params == mac_unit("booth_wallace", 8, 32, signed=True, options=generic.units["mul"]).params
     assert int_mac_unit("int4", generic.units).params["width"] == 4
+
+
+def test_quantize_keeps_layers_already_in_an_integer_format(spec):
+    model = opcount.load_model(spec)
+    again = opcount.with_quantized_products(model, "int4")
+    assert [(layer.format, layer.attrs.get("quant")) for layer in again.layers] == \
+        [(layer.format, layer.attrs.get("quant")) for layer in model.layers]
