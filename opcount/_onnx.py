@@ -1434,6 +1434,8 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
                 spec["format"] = integer[id(node)]
                 if spec["type"] in MAC_LAYER_TYPES:
                     spec["quant"] = {"requantize": True}
+                if node.attrs.get("_qdq_note"):
+                    spec["_note"] = node.attrs["_qdq_note"]
         if node.outputs and node.outputs[0] and b.bt.shapes.get(node.outputs[0]) is None:
             given = ", ".join(f"{i!r} {list(b.bt.shapes[i]) if b.bt.shapes.get(i) is not None else '?'}"
                               for i in node.inputs if i)
@@ -2276,6 +2278,17 @@ def _qdq_groups(nodes, consts, b, consumers):
         fmt = _int_format(consts, names)
         if fmt is None:
             continue
+        # zero points needing run-time corrections (see _integer_product_spec): the weight's (the
+        # integer constants folded into it besides the weight itself), or, for two activations, any
+        if w in consts:
+            big = max(ints, key=lambda name: consts[name].size)
+            zps = [name for name in ints if name != big]
+        else:
+            zps = [d.inputs[2] for d in found if len(d.inputs) > 2]
+        nonzero = [z for z in zps if z in consts and np.any(np.asarray(consts[z]).astype(np.int64) != 0)]
+        if nonzero:
+            n.attrs["_qdq_note"] = (f"non-zero zero point {nonzero[0]!r}: its correction terms (a sum of the other "
+                                    "operand per output, times the zero point, subtracted) are not counted")
         fused[id(n)] = fmt
         if relu is not None:
             fused[id(relu)] = fmt

@@ -355,6 +355,20 @@ def test_qdq_conv_without_a_closing_quantize_is_counted_in_float(tmp_path, int_p
     assert rows["dqx"] == ("fp32", {"sub": 32, "mul": 32})
 
 
+def test_qdq_with_an_asymmetric_weight_is_listed(tmp_path, int_profile):
+    path = _qdq_conv(tmp_path)
+    model = onnx.load(path)
+    for init in model.graph.initializer:
+        if init.name == "wq":
+            init.CopyFrom(_init("wq", np.full((3, 2, 3, 3), 200, np.uint8)))
+    model.graph.node[2].input.append("wz")              # dqw gets a weight zero point of 128
+    model.graph.initializer.append(_init("wz", np.array(128, np.uint8)))
+    onnx.save(model, path)
+    with pytest.warns(IncompleteModelWarning, match=r"conv \(conv2d\): non-zero zero point 'wz'"):
+        model = opcount.load_onnx(path)
+    assert model.layer("conv").format == "int8"
+
+
 def _residual(tmp_path, qoperator):
     """A residual block as onnxruntime's quantizer writes it (QDQ or QOperator format): x quantized,
     conv 2 -> 2 channels 3x3 pad 1 (ReLU folded into the requantization), the quantized sum of the
