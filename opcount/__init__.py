@@ -95,11 +95,12 @@ def with_quantized_products(model: ModelIR, fmt: str = "int8", accumulate: str =
         raise ModelError(f"{model.source}: quantized products take one of {', '.join(QUANT_FORMATS)}, not {fmt!r}")
     layers = []
     for layer in model.layers:
-        if layer.type in QUANT_TYPES and layer.known:
+        # a layer already in an integer format (a quantized ONNX graph's) keeps its own
+        if layer.type in QUANT_TYPES and layer.known and layer.format not in INT_FORMAT_BITS:
             quant = {"accumulate": accumulate, "requantize": requantize}
             if layer.type == "attention":
                 # the core stays in the layer's floating-point format
-                quant["core"] = layer.format if layer.format not in INT_FORMAT_BITS else "fp32"
+                quant["core"] = layer.format
             quant = _quant_field(quant, fmt, layer.type,
                                  lambda key, layer=layer: f"{model.source}: layer {layer.name!r} ({layer.type})")
             # the format and the quant field enter no layer formula: the signature (the engine's

@@ -372,7 +372,11 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     ``has_recipe(name)``; its ``name`` is reported) or a profile name or YAML path for
     ``hardware_profiles.load``. Stages outside the phase are zero.
     Formats: a model (or layer) that names no format is counted in the profile's
-    ``default_format`` (:func:`opcount.with_default_format`); a layer, loss or update row in a
+    ``default_format`` (:func:`opcount.with_default_format`). A matrix product (or attention
+    layer) in int8 or int4 is counted as integer inference runs it: its products in its own row,
+    its accumulation in a ``NAME/accumulate`` row in int32, a ``NAME/requantize`` row
+    (:data:`REQUANTIZE_OPS` per output) and, for attention, its core in a ``NAME/core`` row
+    (see ``_quantized_rows``); integer layers are refused in training. A layer, loss or update row in a
     format the profile does not list raises :class:`ModelError` naming the model, the layer, the
     format and the profile (its cost table has no units for it).
     Backward rules: a layer computes an input gradient only for inputs whose value depends on

@@ -86,6 +86,12 @@ _INT_FORMAT = {"int8": "int8", "uint8": "int8", "int4": "int4", "uint4": "int4"}
 #: + zero point, saturated low and high; DequantizeLinear (x - zero point) x scale.
 _QUANTIZE_OPS = {"div": 1, "add": 1, "cmp": 2}
 _DEQUANTIZE_OPS = {"sub": 1, "mul": 1}
+#: The sum of two quantized tensors (onnxruntime's QLinearAdd, a QDQ Add group), in int32 per
+#: output element, as a fixed-point kernel does it: each input less its zero point (2 sub) and
+#: rescaled to the output scale (2 mul, fixed-point multipliers), the sum (1 add), the rounding
+#: constant and the output zero point (2 add), saturation low and high (2 cmp).
+_INTEGER_ADD = {"type": "elementwise", "op": "QLinearAdd", "ops": {"sub": 2, "mul": 2, "add": 3, "cmp": 2},
+                "backward": {}, "no_grad": True, "format": "int32"}
 #: A QDQ group (DequantizeLinear inputs -> Conv/Gemm/MatMul [-> Relu] -> QuantizeLinear) is the
 #: integer product a runtime runs (ONNX Runtime fuses it into QLinearConv/QLinearMatMul).
 _QDQ_PRODUCTS = ("Conv", "Gemm", "MatMul")
@@ -1421,10 +1427,15 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
             node.attrs["_reason"] = why
         spec = _node_spec(node, where, b, refs, consumers, skip)
         if id(node) in integer and spec is not None:
-            # a QDQ group's product (or its Relu), in the integer format a runtime runs it in
-            spec["format"] = integer[id(node)]
-            if spec["type"] in MAC_LAYER_TYPES:
-                spec["quant"] = {"requantize": True}
+            # a QDQ group's product (or its Relu, or an Add), in the integer format a runtime runs it in
+            if integer[id(node)] == "add":
+                spec = dict(_INTEGER_ADD)
+            else:
+                spec["format"] = integer[id(node)]
+                if spec["type"] in MAC_LAYER_TYPES:
+                    spec["quant"] = {"requantize": True}
+                if node.attrs.get("_qdq_note"):
+                    spec["_note"] = node.attrs["_qdq_note"]
         if node.outputs and node.outputs[0] and b.bt.shapes.get(node.outputs[0]) is None:
             given = ", ".join(f"{i!r} {list(b.bt.shapes[i]) if b.bt.shapes.get(i) is not None else '?'}"
                               for i in node.inputs if i)
@@ -1696,6 +1707,16 @@ def _ms_shapes(node, shapes, consts):
         except ValueError:
             return {}
         return {0: tuple(lead) + (sa[-2], sb[-1])}
+    if op == "QLinearAdd" and len(ins) > 3 and ins[3] is not None:
+        try:
+            return {0: tuple(np.broadcast_shapes(tuple(ins[0]), tuple(ins[3])))}
+        except ValueError:
+            return {}
+    if op == "QGemm" and len(ins) > 3 and ins[3] is not None and len(ins[0]) == 2 and len(ins[3]) == 2:
+        attrs = {a.name: a.i for a in node.attribute if a.type == a.INT}
+        m = ins[0][1] if attrs.get("transA") else ins[0][0]
+        n = ins[3][0] if attrs.get("transB") else ins[3][1]
+        return {0: (m, n)}
     if op == "Attention" and len(ins) > 1 and ins[1] is not None and len(ins[0]) == 3:
         sizes = next((list(a.ints) for a in node.attribute if a.name == "qkv_hidden_sizes"), None)
         hidden_v = sizes[2] if sizes else ins[1][1] // 3
@@ -1931,6 +1952,10 @@ def _node_spec(node, where, b, refs, consumers, skip):
     n_live = len(refs)
     x = node.inputs[0] if node.inputs else None
     rank = len(shapes[x]) if x in shapes and x in bt.axes else None
+    if node.domain == "com.microsoft" and op == "QGemm":
+        return _qgemm_spec(node, where, b, n_live)
+    if node.domain == "com.microsoft" and op == "QLinearAdd" and n_live == 2:
+        return dict(_INTEGER_ADD)
     if node.domain not in ("", "ai.onnx"):
         return {"type": op, "reason": a.get("_reason") or _custom_reason(node)}
     if op in _INTEGER_PRODUCTS:
@@ -2173,6 +2198,28 @@ def _integer_product_spec(node, where, b, n_live):
     return spec
 
 
+def _qgemm_spec(node, where, b, n_live):
+    """onnxruntime's QGemm (A, scale, zero point, B, scale, zero point, C, y scale, y zero point)
+    with a constant B: a linear layer in the operands' integer format, the int32 C its bias,
+    requantized when it has an output scale (else its output is float, scaled: counted as the
+    requantization too, a multiply per output, with the rest as an upper bound)."""
+    consts, inputs, a = b.consts, node.inputs, node.attrs
+    at = lambda k: inputs[k] if k < len(inputs) else ""  # noqa: E731
+    fmt = _int_format(consts, [at(3), at(2), at(5)])
+    w = consts.get(at(3))
+    if fmt is None or w is None or w.ndim != 2 or n_live != 1 or a.get("transA", 0) or \
+            float(a.get("alpha", 1.0)) != 1.0:
+        return {"type": node.op, "reason": "a QGemm other than int8/int4 activations times a constant matrix (no "
+                                           "transA, alpha 1): " + _NOT_COUNTED}
+    out = int(w.shape[0] if a.get("transB", 0) else w.shape[1])
+    _check_weight(node, where, b.bt, w, int(w.size) // out, -1, "input features", at(3))
+    spec = {"type": "linear", "out": out, "bias": bool(at(6)), "format": fmt, "quant": {"requantize": True}}
+    if at(5) in consts and np.any(np.asarray(consts[at(5)]).astype(np.int64) != 0):
+        spec["_note"] = (f"non-zero zero point {at(5)!r}: its correction terms (a sum of the other operand per "
+                         "output, times the zero point, subtracted) are not counted")
+    return spec
+
+
 def _qdq_groups(nodes, consts, b, consumers):
     """Mark the QDQ groups among ``nodes`` (ONNX's QDQ format: DequantizeLinear -> Conv, Gemm or
     MatMul -> optional Relu -> QuantizeLinear, with a constant weight dequantized from an integer
@@ -2231,16 +2278,54 @@ def _qdq_groups(nodes, consts, b, consumers):
         fmt = _int_format(consts, names)
         if fmt is None:
             continue
+        # zero points needing run-time corrections (see _integer_product_spec): the weight's (the
+        # integer constants folded into it besides the weight itself), or, for two activations, any
+        if w in consts:
+            big = max(ints, key=lambda name: consts[name].size)
+            zps = [name for name in ints if name != big]
+        else:
+            zps = [d.inputs[2] for d in found if len(d.inputs) > 2]
+        nonzero = [z for z in zps if z in consts and np.any(np.asarray(consts[z]).astype(np.int64) != 0)]
+        if nonzero:
+            n.attrs["_qdq_note"] = (f"non-zero zero point {nonzero[0]!r}: its correction terms (a sum of the other "
+                                    "operand per output, times the zero point, subtracted) are not counted")
         fused[id(n)] = fmt
         if relu is not None:
             fused[id(relu)] = fmt
         q.attrs["_qdq_free"] = True
         dqs.extend(found)
 
+    def same(x, y):
+        return (x in consts) == (y in consts) and (x not in consts or np.array_equal(consts[x], consts[y]))
+
+    for n in nodes:
+        if n.op != "QuantizeLinear" or n.domain not in standard or n.attrs.get("_qdq_free"):
+            continue
+        # an Add of two dequantized tensors requantized: an integer add (QLinearAdd)
+        add = producer.get(n.inputs[0])
+        if add is not None and add.op == "Add" and add.domain in standard and only_user(add.outputs[0],
+                                                                                     "QuantizeLinear") is n:
+            found = [dequantized(i) for i in add.inputs[:2]]
+            names = [d.inputs[2] for d in found if d is not None and len(d.inputs) > 2]
+            fmt = _int_format(consts, names + ([n.inputs[2]] if len(n.inputs) > 2 else []))
+            if len(found) == 2 and None not in found and all(i not in consts for i in add.inputs) and fmt:
+                fused[id(add)] = "add"
+                n.attrs["_qdq_free"] = True
+                dqs.extend(found)
+                continue
+        # DequantizeLinear -> free views -> QuantizeLinear at the same scale and zero point: the
+        # integers pass through unchanged (a Flatten or Reshape between two quantized layers)
+        d = dequantized(n.inputs[0])
+        if d is not None and len(n.inputs) > 1 and same(d.inputs[1], n.inputs[1]) and (
+                len(d.inputs) > 2) == (len(n.inputs) > 2) and (len(d.inputs) < 3 or same(d.inputs[2], n.inputs[2])):
+            n.attrs["_qdq_free"] = True
+            dqs.append(d)
+
     def read_by_products(tensor, depth=0):
         users = consumers.get(tensor, [])
         return bool(users) and depth < 8 and all(
-            id(u) in fused or (u.op in _VIEWS and read_by_products(u.outputs[0], depth + 1)) for u in users)
+            id(u) in fused or (u.op == "QuantizeLinear" and u.attrs.get("_qdq_free") and u.domain in standard)
+            or (u.op in _VIEWS and read_by_products(u.outputs[0], depth + 1)) for u in users)
 
     for d in dqs:
         if read_by_products(d.outputs[0]):

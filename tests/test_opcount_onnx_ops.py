@@ -355,6 +355,84 @@ def test_qdq_conv_without_a_closing_quantize_is_counted_in_float(tmp_path, int_p
     assert rows["dqx"] == ("fp32", {"sub": 32, "mul": 32})
 
 
+def test_qdq_with_an_asymmetric_weight_is_listed(tmp_path, int_profile):
+    path = _qdq_conv(tmp_path)
+    model = onnx.load(path)
+    for init in model.graph.initializer:
+        if init.name == "wq":
+            init.CopyFrom(_init("wq", np.full((3, 2, 3, 3), 200, np.uint8)))
+    model.graph.node[2].input.append("wz")              # dqw gets a weight zero point of 128
+    model.graph.initializer.append(_init("wz", np.array(128, np.uint8)))
+    onnx.save(model, path)
+    with pytest.warns(IncompleteModelWarning, match=r"conv \(conv2d\): non-zero zero point 'wz'"):
+        model = opcount.load_onnx(path)
+    assert model.layer("conv").format == "int8"
+
+
+def _residual(tmp_path, qoperator):
+    """A residual block as onnxruntime's quantizer writes it (QDQ or QOperator format): x quantized,
+    conv 2 -> 2 channels 3x3 pad 1 (ReLU folded into the requantization), the quantized sum of the
+    block's input and output, a Flatten, a linear layer 32 -> 3 with an int32 bias, dequantized."""
+    ms = "com.microsoft"
+    inits = [_init("wq", np.ones((2, 2, 3, 3), np.int8)), _init("ws", np.array(0.05, np.float32)),
+             _init("bq", np.arange(2, dtype=np.int32)), _init("bs", np.array(0.005, np.float32)),
+             _init("fq", np.ones((32, 3), np.int8)), _init("cq", np.arange(3, dtype=np.int32)),
+             _init("s", np.array(0.1, np.float32)), _init("z", np.array(0, np.int8)),
+             _init("s2", np.array(0.2, np.float32))]
+    if qoperator:
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="qx"),
+                 helper.make_node("QLinearConv", ["xq", "s", "z", "wq", "ws", "z", "s", "z", "bq"], ["cq_"],
+                                  name="conv", pads=[1, 1, 1, 1]),
+                 helper.make_node("QLinearAdd", ["xq", "s", "z", "cq_", "s", "z", "s2", "z"], ["aq"], name="add",
+                                  domain=ms),
+                 helper.make_node("Flatten", ["aq"], ["fl"], name="flat"),
+                 helper.make_node("QGemm", ["fl", "s2", "z", "fq", "ws", "z", "cq", "s", "z"], ["yq"], name="fc",
+                                  domain=ms),
+                 helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"], name="dqy")]
+        return _save(tmp_path / "qop.onnx", nodes, [_vi("x", [1, 2, 4, 4])], [_vi("y", None)], inits,
+                     domains=[ms])
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="qx"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dqx"),
+             helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], name="dqw"),
+             helper.make_node("DequantizeLinear", ["bq", "bs"], ["b"], name="dqb"),
+             helper.make_node("Conv", ["xd", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq_"], name="qc"),
+             helper.make_node("DequantizeLinear", ["cq_", "s", "z"], ["cd"], name="dqc"),
+             helper.make_node("Add", ["xd", "cd"], ["a"], name="add"),
+             helper.make_node("QuantizeLinear", ["a", "s2", "z"], ["aq"], name="qa"),
+             helper.make_node("DequantizeLinear", ["aq", "s2", "z"], ["ad"], name="dqa"),
+             helper.make_node("Flatten", ["ad"], ["fl"], name="flat"),
+             helper.make_node("QuantizeLinear", ["fl", "s2", "z"], ["flq"], name="qf"),
+             helper.make_node("DequantizeLinear", ["flq", "s2", "z"], ["fd"], name="dqf"),
+             helper.make_node("DequantizeLinear", ["fq", "ws"], ["fw"], name="dqfw"),
+             helper.make_node("DequantizeLinear", ["cq", "bs"], ["fb"], name="dqfb"),
+             helper.make_node("Gemm", ["fd", "fw", "fb"], ["g"], name="fc"),
+             helper.make_node("QuantizeLinear", ["g", "s", "z"], ["yq"], name="qy"),
+             helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"], name="dqy")]
+    return _save(tmp_path / "qdq.onnx", nodes, [_vi("x", [1, 2, 4, 4])], [_vi("y", None)], inits)
+
+
+@pytest.mark.parametrize("qoperator", [False, True])
+def test_quantized_residual_block_in_both_formats(tmp_path, int_profile, qoperator):
+    model = opcount.load_onnx(_residual(tmp_path, qoperator))
+    assert model.complete and model.params == 2 * 18 + 2 + 32 * 3 + 3
+    rows = _rows(opcount.count_model(model, int_profile, batch=1))
+    outputs = 2 * 16                          # 2 channels x 4x4
+    assert rows["conv"] == ("int8", {"mul": outputs * 18})
+    assert rows["conv/accumulate"] == ("int32", {"add": outputs * 17 + outputs})
+    assert rows["conv/requantize"] == ("int32", {"mul": outputs, "add": 2 * outputs, "cmp": 2 * outputs})
+    # the quantized sum: per element 2 sub, 2 mul, 3 add, 2 cmp in int32
+    assert rows["add"] == ("int32", {"sub": 2 * 32, "mul": 2 * 32, "add": 3 * 32, "cmp": 2 * 32})
+    assert rows["fc"] == ("int8", {"mul": 3 * 32})
+    assert rows["fc/accumulate"] == ("int32", {"add": 3 * 31 + 3})
+    assert rows["fc/requantize"] == ("int32", {"mul": 3, "add": 6, "cmp": 6})
+    assert rows["qx"] == ("fp32", {"div": 32, "add": 32, "cmp": 64})
+    assert rows["dqy"] == ("fp32", {"sub": 3, "mul": 3})
+    # every other Q and DQ (QDQ format) is free: the same totals in both formats
+    free = {name: ops for name, (fmt, ops) in rows.items() if name.startswith(("dq", "q")) and name not in ("qx", "dqy")}
+    assert all(not ops for ops in free.values())
+
+
 # --- recurrent sequence lengths, the batch axis --------------------------------------------------------
 
 def _lstm(tmp_path, x_shape, lens_shape):

@@ -353,3 +353,25 @@ def test_integer_mac_unit_spec(generic):
     spec = int_mac_unit("int8", generic.units)
     assert spec.params == mac_unit("booth_wallace", 8, 32, signed=True, options=generic.units["mul"]).params
     assert int_mac_unit("int4", generic.units).params["width"] == 4
+
+
+def test_quantize_keeps_layers_already_in_an_integer_format(spec):
+    model = opcount.load_model(spec)
+    again = opcount.with_quantized_products(model, "int4")
+    assert [(layer.format, layer.attrs.get("quant")) for layer in again.layers] == \
+        [(layer.format, layer.attrs.get("quant")) for layer in model.layers]
+
+
+def test_per_layer_formats_compose_with_a_master_format(tmp_path, profile):
+    """Mixed precision per layer in training: a bf16 layer's update moves to a NAME/update row in
+    the fp32 master format; an fp32 layer keeps its own update."""
+    path = tmp_path / "mixed.yaml"
+    path.write_text("input: [8]\nlayers:\n  - {type: linear, out: 16, format: bf16}\n  - {type: relu, format: bf16}\n"
+                    "  - {type: linear, out: 4, format: fp32}\n")
+    r = opcount.count_model(opcount.load_model(str(path)), hardware_profiles.load(profile), phase="training",
+                            master_format="fp32")
+    rows = _rows(r)
+    assert rows["linear_0"].format == "bf16" and not any(rows["linear_0"].stages["update"].values())
+    assert rows["linear_0/update"].format == "fp32"
+    assert rows["linear_0/update"].stages["update"] == {"add": 0, "sub": 144, "mul": 144, "div": 0, "sqrt": 0, "cmp": 0}
+    assert "linear_2/update" not in rows and rows["linear_2"].stages["update"]["mul"] == 68

@@ -1,4 +1,5 @@
 """``tosim explore``: design combinations priced for switching energy, delay and area."""
+import concurrent.futures
 import csv
 import io
 import json
@@ -211,9 +212,12 @@ def test_dask_cluster_gives_the_local_result(grid, monkeypatch):
     from distributed import LocalCluster
     monkeypatch.setenv("TOSIM_CACHE_DIR", str(grid["folder"] / "dask-cache"))
     seen = []
-    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
-        points = _explore.explore(grid["profile"], models=[GRID_MODEL], scheduler=cluster.scheduler_address,
-                                  timeout=20, progress=lambda *a: seen.append(a), **GRID)
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, \
+            concurrent.futures.ThreadPoolExecutor(1) as waiting:
+        # a hung cluster fails the test after two minutes instead of hanging the suite
+        points = waiting.submit(_explore.explore, grid["profile"], models=[GRID_MODEL],
+                                scheduler=cluster.scheduler_address, timeout=20,
+                                progress=lambda *a: seen.append(a), **GRID).result(timeout=120)
     assert [p.to_json() for p in points] == [p.to_json() for p in grid["points"]]
     assert sorted(done for done, _, _ in seen) == [1, 2]
     assert any((grid["folder"] / "dask-cache" / "v1" / "activity").iterdir())   # computed there, not read

@@ -145,6 +145,8 @@ def test_from_model_cli(tiny, priced, capsys, tmp_path):
     (["--input", "x.npy"], "--input goes with --from-model"),
     (["--from-model", "zoo:lenet5", "--dist", "relu"], "--dist does not go with --from-model"),
     (["--from-model", "zoo:lenet5", "--input", "missing.npy"], "--input missing.npy"),
+    (["--save-streams", "s.npz"], "--save-streams goes with --from-model"),
+    (["--from-model", "zoo:lenet5", "--save-streams", "s.npy"], "--save-streams s.npy: the extension must be .npz"),
 ])
 def test_from_model_bad_arguments(capsys, argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
