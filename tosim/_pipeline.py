@@ -16,6 +16,7 @@ import os
 import re
 
 import opcount
+from hardware_profiles.schema import INT_FORMAT_BITS
 from opcount import BASIC_OPS as OPS, STAGES
 
 __all__ = ["MODEL_EXTENSIONS", "expand_inputs", "name_of", "count_source", "count_all", "price",
@@ -177,6 +178,16 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}`` with the exact
     message."""
     label = source_label(source)
+    # a zoo model's plain row may be on disk already (tosim._count_cache: keyed by the sources,
+    # the settings and the profile); the per-layer, kept and device-model forms are counted
+    cache_key = None
+    if not (per_layer or keep or layer_features or densities is not None):
+        from . import _count_cache
+        cache_key = _count_cache.entry_key(source, profile, phase, batch, load)
+        cached = _count_cache.read(cache_key) if cache_key is not None else None
+        if cached is not None:
+            cached["source"] = label
+            return cached
     try:
         # recompute and master_format say how to count the training step, not how to read
         options = dict(load or {})
@@ -221,6 +232,8 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         _move_to_macs(out, result)
     if movement is not None:
         _add_movement(out, movement)
+    if cache_key is not None:       # a plain row: no per-layer detail, MACs or movement in it
+        _count_cache.write(cache_key, out)
     return out
 
 
@@ -233,6 +246,7 @@ def _move_to_macs(out, result):
     ``mac`` counts (``mac_counts``: layers x stages; ``mac``: the total), priced by
     :func:`price` at the MAC unit's cost."""
     macs = opcount.mac_counts(result)
+    adds = opcount.mac_add_rows(result)       # a quantized product's adds are in its NAME/accumulate row
     per_layer = macs.sum(axis=1)
     total = int(per_layer.sum())
     out["mac_counts"] = macs
@@ -240,17 +254,16 @@ def _move_to_macs(out, result):
     out["counts_all"][_MUL] -= total
     out["counts_all"][_ADD] -= total
     n_ops = len(OPS)
-    rows = []
-    for row, layer_macs in zip(out["rows"], macs.tolist()):
-        row = list(row)
+    rows = [list(row) for row in out["rows"]]
+    for i, layer_macs in enumerate(macs.tolist()):
         for stage, n in enumerate(layer_macs):
-            row[stage * n_ops + _MUL] -= n
-            row[stage * n_ops + _ADD] -= n
-        rows.append(tuple(row))
-    out["rows"] = rows
-    for layer, n in zip(out.get("layers") or (), per_layer.tolist()):
+            rows[i][stage * n_ops + _MUL] -= n
+            rows[adds[i]][stage * n_ops + _ADD] -= n
+    out["rows"] = [tuple(row) for row in rows]
+    layers = out.get("layers") or []
+    for i, (layer, n) in enumerate(zip(layers, per_layer.tolist())):
         layer["counts"][_MUL] -= n
-        layer["counts"][_ADD] -= n
+        layers[adds[i]]["counts"][_ADD] -= n
         layer["mac"] = n
 
 
@@ -366,10 +379,19 @@ def price(counted, profile, synth_progress=None):
     estimate)."""
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
+    unsimulated = [f for f in formats if f not in SWITCHING_FORMATS]
+    if good and profile.power["energy"] == "activity" and unsimulated:
+        # before any cost table is read or synthesized
+        from ._errors import ScoreError
+        raise ScoreError(f"switching energy (power: {{energy: activity}}) is simulated for "
+                         f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
+                         f"{unsimulated[0]} models with a profile without power.energy: activity")
     with_macs = [r for r in good if "mac_counts" in r]
+    # the ops the counts use: an integer format's other ops are not synthesized (tosim._costs)
+    needed = set(_used_ops(good)) if any(f in INT_FORMAT_BITS for f in formats) else None
     if not with_macs and sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
         from ._costs import cost_columns
-        columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
+        columns = cost_columns(profile, formats, progress=synth_progress, needed=needed) if formats else []
         memo: dict = {}
         column = {f: i for i, f in enumerate(formats)}
         for r in good:
@@ -378,12 +400,18 @@ def price(counted, profile, synth_progress=None):
         import numpy as np
 
         from ._costs import costs_array
-        costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+        costs = costs_array(profile, formats, progress=synth_progress, **({"needed": needed} if needed else {})) \
+            if formats else np.zeros((len(OPS), 0))
         _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
     if with_macs:
         # a MAC unit (numpy: the MAC counts are an array): its counts x its cost, added per layer
         from ._costs import mac_costs_array
-        mac_costs = mac_costs_array(profile, formats, progress=synth_progress)
+        # the formats whose rows hold MACs (an int8 product's: the integer MAC unit); only those
+        # are priced where integer formats are present (an int32 accumulate row has none)
+        used = sorted({f for r in with_macs for f, n in zip(r["formats"], r["mac_counts"].sum(axis=1).tolist())
+                       if n})
+        mac_costs = mac_costs_array(profile, formats, progress=synth_progress,
+                                    **({"used": used} if needed is not None else {}))
         column = {f: i for i, f in enumerate(formats)}
         for r in with_macs:
             per_format = np.array([mac_costs[column[f]] for f in r["formats"]], dtype=np.float64)
@@ -395,6 +423,10 @@ def price(counted, profile, synth_progress=None):
         refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
         price_switching(good, profile, synth_progress)
     return counted
+
+
+#: The formats whose operand streams :mod:`hwlib.activity` draws (switching energy).
+SWITCHING_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e4m3", "fp8_e5m2")
 
 
 def switching_keys(r, power):

@@ -187,7 +187,7 @@ def run(args):
                                  if with_movement else None,
                                  jobs=args.jobs, progress=bar, synth_progress=SynthesisProgress(), format=args.format,
                                  recompute=args.recompute, master_format=args.master_format,
-                                 batch_axis=args.batch_axis, dims=onnx_dims(args))
+                                 batch_axis=args.batch_axis, dims=onnx_dims(args), quantize=args.quantize)
     finally:
         bar.close()
     seconds = time.perf_counter() - started

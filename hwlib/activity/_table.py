@@ -17,9 +17,12 @@ from dataclasses import dataclass
 
 from hardware_profiles import BASIC_OPS
 
+import numpy as np
+
 from .._cache import Cache, _canonical, _sha256, _toolchain, sources_digest
 from ._model import PowerModel
-from ._unit import _distributions, _measure, spec_netlist
+from ._streams_file import is_streams, read_streams, streams_label
+from ._unit import _distributions, _measure, fp_stream_activity, spec_netlist
 
 __all__ = ["OpEnergy", "op_distribution", "op_energies", "ActivityCache", "ESTIMATE_NOTE"]
 
@@ -28,8 +31,8 @@ TABLE_VERSION = 1
 
 #: What a switching energy is, in words (printed and stored beside every such number).
 ESTIMATE_NOTE = ("estimate: dynamic switching energy (1/2 C V^2 per toggle) of the profile's units, "
-                 "simulated on seeded synthetic operand streams; no leakage, no data movement, "
-                 "no measured device")
+                 "simulated on seeded synthetic operand streams (or on streams saved from a model, where "
+                 "an entry says so); no leakage, no data movement, no measured device")
 
 
 class ActivityCache(Cache):
@@ -93,13 +96,13 @@ def op_distribution(power, op, layer_type=None):
     return dist.get(op, dist.get("default", "normal"))
 
 
-def _key(op, spec, technology, model, dists, vectors, seed, glitches):
+def _key(op, spec, technology, model, labels, vectors, seed, glitches):
     from .._counting import _mapping_gates
     from .._specs import _source_digest
     data = {"table": TABLE_VERSION, "op": op, "params": spec.params, "design": spec.design,
             "gates": _mapping_gates(technology["gates"]), "circuits": _source_digest(),
             "activity": _package_digest(), "toolchain": _toolchain(), "model": model.to_json(),
-            "distribution": [d.label() for d in dists], "vectors": vectors, "seed": seed,
+            "distribution": list(labels), "vectors": vectors, "seed": seed,
             "glitches": bool(glitches)}
     return _sha256(_canonical(data))
 
@@ -128,8 +131,16 @@ def op_energies(profile, pairs, *, layer_type=None, cache=None, progress=None):
     out, todo = {}, []
     for op, fmt in pairs:
         spec = unit_spec(op, fmt, profile.units, profile.datapath)
-        dists, label = _distributions(op_distribution(power, op, layer_type))
-        key = _key(op, spec, profile.technology, model, dists, vectors, seed, glitches)
+        dist = op_distribution(power, op, layer_type)
+        if is_streams(dist):
+            # operands saved from a model: the key holds the values themselves (their digest)
+            a, b, digest = read_streams(dist, op, vectors)
+            dists, label = (a, b), f"{streams_label(dist)} (saved from a model)"
+            labels = [streams_label(dist), digest]
+        else:
+            dists, label = _distributions(dist)
+            labels = [d.label() for d in dists]
+        key = _key(op, spec, profile.technology, model, labels, vectors, seed, glitches)
         data = cache.read("activity", key) if cache else None
         if isinstance(data, dict) and data.get("op") == op and data.get("format") == fmt:
             try:
@@ -144,8 +155,12 @@ def op_energies(profile, pairs, *, layer_type=None, cache=None, progress=None):
             progress.start(index, len(todo), text)
         started = time.perf_counter()
         net = spec_netlist(spec, profile.technology)
-        result = _measure(net, op, spec.design, None, fmt, tuple(dists) if len(dists) > 1 else dists[0],
-                          vectors, seed, model, {"sub": 1 if op == "sub" else 0}, glitches)
+        if isinstance(dists[0], np.ndarray):
+            result = fp_stream_activity(op, fmt, profile, dists[0], dists[1], label=label, seed=seed, model=model,
+                                        glitches=glitches)
+        else:
+            result = _measure(net, op, spec.design, None, fmt, tuple(dists) if len(dists) > 1 else dists[0],
+                              vectors, seed, model, {"sub": 1 if op == "sub" else 0}, glitches)
         entry = OpEnergy(op=op, format=fmt, design=spec.design, distribution=label,
                          energy_fj_per_op=result.energy_fj_per_op, activity=result.activity,
                          delay_ps=result.delay_ps, area_um2=result.area_um2,
