@@ -164,8 +164,10 @@ def cost_table(profile, formats=None, ops=None, *, cache=None, progress=None, jo
     floating-point unit on its datapath (``circuit`` is the datapath name); otherwise it is
     the :func:`significand_unit` stand-in (``circuit`` ``"integer"``). ``progress``: an
     object with ``start(index, total, label)`` and ``done(index, total, label, seconds)``,
-    told about each circuit that is synthesized (not about cached ones). ``jobs``: worker
-    processes for the circuits not cached.
+    told about each circuit that is synthesized (not about cached ones; ``index`` is the
+    circuit's position among all ``total``), and, if it has ``planned(work)``, first told the
+    ``(index, relative work)`` of those circuits in start order. ``jobs``: worker processes for
+    the circuits not cached.
     """
     keyed = _table_specs(profile, formats, ops)
     costs = _price_all(_profile_pricer(profile, cache, bundled), [s for _k, s in keyed],
