@@ -12,7 +12,7 @@ import inspect
 import os
 from dataclasses import dataclass, field
 
-from hardware_profiles import FORMAT_BITS
+from hardware_profiles.schema import FORMAT_BITS, UNIT_DESIGN_KIND
 
 from . import CircuitError, checks
 
@@ -117,7 +117,7 @@ def fp_unit(op, fmt, units, datapath):
 
 
 #: Unit kind that executes each basic op (sub and cmp run on an adder).
-_OP_KIND = {"add": "add", "sub": "add", "cmp": "add", "mul": "mul", "div": "div", "sqrt": "sqrt"}
+_OP_KIND = UNIT_DESIGN_KIND   # basic op -> the integer unit kind that executes it
 
 
 def significand_unit(op, fmt, units):

@@ -61,7 +61,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hardware_profiles import FORMAT_BITS
+from hardware_profiles.schema import BASIC_OPS as FP_OPS, DATAPATHS, FORMAT_BITS
 
 from . import checks
 
@@ -70,10 +70,10 @@ __all__ = [
     "DATAPATHS",
 ]
 
-#: The basic operations a floating-point unit executes.
-FP_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-#: Datapath names of a profile.
-DATAPATHS = ("ieee", "minimal")
+# FP_OPS (the basic operations a floating-point unit executes) and DATAPATHS (the datapath
+# names of a profile) are hardware_profiles.schema's BASIC_OPS and DATAPATHS, imported above
+# so that each has one definition; this comment keeps the lines below where they were (their
+# source lines are in the RTLIL, and so in the keys of the synthesis cache).
 
 
 class FPFormat:
