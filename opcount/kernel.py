@@ -20,9 +20,10 @@ stage in op order, over a model's layers in layer order, then the four stages in
   that model's own output slot, so there are no races and no temporary the size of the input.
   It uses one thread per ``_LAYERS_PER_THREAD`` layers, and below twice that runs on the calling
   thread alone: waking numba's worker threads costs more than such a job (milliseconds on a
-  loaded machine, against microseconds). The parallel form streams the per-layer TOs to memory
-  (non-temporal stores: a written line is not read first), and both forms check each layer's
-  format in their one pass over the layers instead of two passes of ``min``/``max`` beforehand.
+  loaded machine, against microseconds). Both forms prefetch the counts a few layers ahead; the
+  parallel form streams the per-layer TOs to memory (non-temporal stores: a written line is not
+  read first); and both check each layer's format in their one pass over the layers instead of
+  two passes of ``min``/``max`` beforehand.
 
 Which one runs (:func:`_use_numba`): numba once a job is large enough to repay loading it
 (``_NUMBA_MIN_LAYERS``: importing numba and loading the cached kernel cost about 0.6 s of CPU,
