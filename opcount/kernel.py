@@ -33,6 +33,7 @@ with ``python bench/bench_kernel.py --crossover``; see docs/benchmarks.md.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -58,7 +59,10 @@ class KernelInputError(ValueError):
 
 
 def _use_numba(n_layers):
-    """Whether the numba kernel should price ``n_layers`` layers (see the module docstring)."""
+    """Whether the numba kernel should price ``n_layers`` layers (see the module docstring).
+    Never with ``NUMBA_DISABLE_JIT`` set: its prefetch and streaming stores exist only compiled."""
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return False
     if n_layers >= _NUMBA_MIN_LAYERS:
         return True
     module = sys.modules.get("opcount._kernel_numba")
