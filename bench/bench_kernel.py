@@ -4,23 +4,26 @@ plain read of the same memory (the roof).
     python bench/bench_kernel.py [--layers 10000000] [--models 100000] [--repeat 5]
     python bench/bench_kernel.py --crossover
 
-Sides, each run ``--repeat`` times on the same arrays, reported as the median wall time and the
-median CPU time (``time.process_time``: all threads of the process, so a parallel side shows what
+Sides, each run ``--repeat`` times on the same arrays (interleaved: every round runs each side
+once), reported as the median wall time and the median CPU time (``time.process_time``: all threads of the process, so a parallel side shows what
 it costs the machine, and time other processes take does not count):
 
-- ``tos_from_counts``: the public call (it picks numba past a size, numba's threads by size);
+- ``tos_from_counts``: the public call (it picks numba past a size, numba's threads by size;
+  the parallel form streams the per-layer TOs to memory with non-temporal stores);
 - ``numba, 1 thread`` and ``numpy form``: tosim's two implementations forced;
 - ``numpy einsum + reduceat``: the baseline a competent numpy user writes, per-layer costs picked
   by fancy indexing, ``np.einsum('lso,lo->ls')`` for layer TOs and ``np.add.reduceat`` for the
   per-model sums;
 - ``read roof``: a numba pass that only reads (sums) the same counts array with every thread,
-  and with one thread: memory bandwidth, not arithmetic;
+  and with one thread: memory bandwidth, not arithmetic; and the same pass with the kernel's
+  software prefetch (``PREFETCH_LAYERS`` ahead), the strictest bar;
 - ``traffic roof``: a numba pass that moves the bytes the kernel must move (reads the counts
-  and the layer formats, writes one number per layer and stage, the size of ``layer_tos``)
-  with integer sums only: the roof of the kernel's own memory traffic. The kernel reads 192
-  bytes per layer and writes 32 (plus 8 of format), and a cache line written is first read,
-  so it moves about 1.4x the bytes of the read roof; where memory bandwidth is the limit (all
-  threads of this 2-core VM) that alone caps roof/kernel near 0.73.
+  and the layer formats, writes one number per layer and stage, the size of ``layer_tos``, with
+  the same streaming stores as the parallel kernel) with integer sums only: the roof of the
+  kernel's own memory traffic. The kernel reads 192 bytes per layer plus 8 of format and writes
+  32, about 1.2x the bytes of the read roof (1.4x with plain stores, where each line written is
+  first read); where memory bandwidth is the limit (all threads of this 2-core VM) that caps
+  roof/kernel near 0.83.
 
 ``--crossover`` measures what ``opcount.kernel``'s thresholds rest on: CPU per call of the numpy
 form and of the numba kernel (1 thread and all threads) by size, and the CPU a process spends to
@@ -53,6 +56,18 @@ def measure(fn, repeat):
     return statistics.median(walls), statistics.median(cpus)
 
 
+def interleaved(sides, repeat):
+    """``{label: (median wall s, median CPU s)}`` over ``repeat`` rounds, each round calling every
+    side of ``sides`` (``(label, fn)`` pairs) once, in order."""
+    runs = {label: [] for label, _ in sides}
+    for _ in range(repeat):
+        for label, fn in sides:
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            runs[label].append((time.perf_counter() - w0, time.process_time() - c0))
+    return {label: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for label, r in runs.items()}
+
+
 def einsum_reduceat(counts, costs, layer_format, offsets):
     """The baseline: what a numpy user writes for layer, model-stage and model TOs."""
     layer = np.einsum("lso,lo->ls", counts, costs.T[layer_format])
@@ -76,8 +91,33 @@ def _read_roof_kernels():
     return njit(parallel=True, cache=True)(read), njit(cache=True)(read)
 
 
+def _prefetching_read_roof():
+    """The read roof with the kernel's software prefetch (the same three lines, as far ahead): the
+    strictest bar, since the plain read roof leaves prefetching to the hardware."""
+    from numba import njit, prange
+
+    from opcount._kernel_numba import PREFETCH_LAYERS, _prefetch
+
+    def read(counts):
+        total = 0
+        last = counts.shape[0] - 1
+        for i in prange(counts.shape[0]):
+            ahead = min(i + PREFETCH_LAYERS, last)
+            _prefetch(counts, ahead, 0)
+            _prefetch(counts, ahead, 8)
+            _prefetch(counts, ahead, 16)
+            s = 0
+            for j in range(counts.shape[1]):
+                s += counts[i, j]
+            total += s
+        return total
+    return njit(parallel=True, cache=True)(read)
+
+
 def _traffic_roof_kernels():
     from numba import njit, prange
+
+    from opcount._kernel_numba import _fence, _store_streaming
 
     def traffic(counts, layer_format, out):
         for i in prange(counts.shape[0]):
@@ -86,8 +126,49 @@ def _traffic_roof_kernels():
                 acc = 0
                 for o in range(stage * 6, stage * 6 + 6):
                     acc += counts[i, o]
-                out[i, stage] = acc + f
+                _store_streaming(out, i, stage, float(acc + f))
+        _fence()
     return njit(parallel=True, cache=True)(traffic), njit(cache=True)(traffic)
+
+
+def _plain_store_kernel():
+    """The parallel kernel's loop with plain stores of ``layer_tos`` (the ablation of its streaming
+    stores): same chunks, same prefetch, same additions, same bits."""
+    from numba import njit, prange
+
+    from opcount._kernel_numba import PREFETCH_LAYERS, _prefetch
+
+    def plain(rows, row_costs, layer_format, offsets, chunks, layer_tos, model_stage_tos, model_tos):
+        last = rows.shape[0] - 1
+        for c in prange(chunks.shape[0] - 1):
+            for m in range(chunks[c], chunks[c + 1]):
+                s0 = s1 = s2 = s3 = 0.0
+                for layer in range(offsets[m], offsets[m + 1]):
+                    ahead = min(layer + PREFETCH_LAYERS, last)
+                    _prefetch(rows, ahead, 0)
+                    _prefetch(rows, ahead, 8)
+                    _prefetch(rows, ahead, 16)
+                    f = layer_format[layer]
+                    a0 = a1 = a2 = a3 = 0.0
+                    for o in range(6):
+                        a0 += rows[layer, o] * row_costs[f, o]
+                        a1 += rows[layer, 6 + o] * row_costs[f, 6 + o]
+                        a2 += rows[layer, 12 + o] * row_costs[f, 12 + o]
+                        a3 += rows[layer, 18 + o] * row_costs[f, 18 + o]
+                    layer_tos[layer, 0] = a0
+                    layer_tos[layer, 1] = a1
+                    layer_tos[layer, 2] = a2
+                    layer_tos[layer, 3] = a3
+                    s0 += a0
+                    s1 += a1
+                    s2 += a2
+                    s3 += a3
+                model_stage_tos[m, 0] = s0
+                model_stage_tos[m, 1] = s1
+                model_stage_tos[m, 2] = s2
+                model_stage_tos[m, 3] = s3
+                model_tos[m] = s0 + s1 + s2 + s3
+    return njit(parallel=True, cache=True, nogil=True)(plain)
 
 
 def synthetic(n_layers, n_models, seed=0):
@@ -122,24 +203,36 @@ def bench(n_layers, n_models, repeat):
     for side in (_forced(True, 1), _forced(True, 2)):
         side(*small)                                   # load the compiled kernels outside the timing
     roof_parallel(flat[:1000]), roof_serial(flat[:1000])
+    roof_prefetching = _prefetching_read_roof()
+    roof_prefetching(flat[:1000])
     traffic_parallel, traffic_serial = _traffic_roof_kernels()
     scratch = np.empty((n_layers, 4))
     traffic_parallel(flat[:1000], fmt[:1000], scratch[:1000]), traffic_serial(flat[:1000], fmt[:1000], scratch[:1000])
     out = (np.empty((n_layers, 4)), np.empty((n_models, 4)), np.empty(n_models))
     threads = numba.get_num_threads()
+    from opcount._kernel_numba import _CHUNKS_PER_THREAD, _chunks
+    plain = _plain_store_kernel()
+    plain_out = tuple(np.empty_like(a) for a in out)
+    rows = counts.reshape(n_layers, -1)
+    row_costs = np.ascontiguousarray(np.tile(costs.T, (1, 4)))
+    chunks = _chunks(offsets, threads * _CHUNKS_PER_THREAD)
+    plain(rows[:1000], row_costs, fmt[:1000], np.array([0, 1000]), np.array([0, 1]), *(a[:1] for a in plain_out))
     sides = [
         (f"tos_from_counts ({'numba' if kernel._use_numba(n_layers) else 'numpy'}, "
          f"{min(kernel._threads(n_layers), threads)} thr.)",
          lambda: tos_from_counts(counts, costs, fmt, offsets, out=out)),
         ("numba, 1 thread", lambda: _forced(True, 1)(counts, costs, fmt, offsets, out=out)),
+        (f"numba, {threads} thr., plain stores", lambda: plain(rows, row_costs, fmt, offsets, chunks, *plain_out)),
         ("numpy form", lambda: _forced(False)(counts, costs, fmt, offsets, out=out)),
         ("numpy einsum + reduceat", lambda: einsum_reduceat(counts, costs, fmt, offsets)),
         (f"read roof ({threads} threads)", lambda: roof_parallel(flat)),
         ("read roof (1 thread)", lambda: roof_serial(flat)),
+        (f"read roof, prefetching ({threads} thr.)", lambda: roof_prefetching(flat)),
         (f"traffic roof ({threads} threads)", lambda: traffic_parallel(flat, fmt, scratch)),
         ("traffic roof (1 thread)", lambda: traffic_serial(flat, fmt, scratch)),
     ]
-    times = {label: measure(fn, repeat) for label, fn in sides}
+    # interleaved: each round runs every side once, so a change in the machine's load reaches all
+    times = interleaved(sides, repeat)
     got = tos_from_counts(counts, costs, fmt, offsets)
     want = einsum_reduceat(counts, costs, fmt, offsets)
     err = max(float(np.max(np.abs(g - w) / np.maximum(np.abs(w), 1))) for g, w in zip(got, want))
@@ -153,15 +246,22 @@ def bench(n_layers, n_models, repeat):
     one = times["numba, 1 thread"]
     print(f"  tos_from_counts vs einsum + reduceat: {base[0] / ours[0]:.1f}x wall, {base[1] / ours[1]:.1f}x CPU")
     print(f"  numba 1 thread vs einsum + reduceat:  {base[0] / one[0]:.1f}x wall, {base[1] / one[1]:.1f}x CPU")
-    roof, roof_one = times[sides[4][0]], times["read roof (1 thread)"]
+    roof, roof_one = times[sides[5][0]], times["read roof (1 thread)"]
     print(f"  roof / tos_from_counts: {roof[0] / ours[0]:.2f} wall, {roof[1] / ours[1]:.2f} CPU (goal >= 0.8); "
           f"1-thread roof / numba 1 thread: {roof_one[0] / one[0]:.2f} wall, {roof_one[1] / one[1]:.2f} CPU")
-    traffic, traffic_one = times[sides[6][0]], times["traffic roof (1 thread)"]
+    traffic, traffic_one = times[sides[8][0]], times["traffic roof (1 thread)"]
     print(f"  read roof / traffic roof (the bytes the kernel moves): {roof[0] / traffic[0]:.2f} wall, "
           f"{roof[1] / traffic[1]:.2f} CPU ({threads} threads), {roof_one[0] / traffic_one[0]:.2f} wall, "
           f"{roof_one[1] / traffic_one[1]:.2f} CPU (1 thread)")
     print(f"  traffic roof / tos_from_counts: {traffic[0] / ours[0]:.2f} wall, {traffic[1] / ours[1]:.2f} CPU; "
           f"1 thread: {traffic_one[0] / one[0]:.2f} wall, {traffic_one[1] / one[1]:.2f} CPU")
+    strict = times[sides[7][0]]
+    print(f"  prefetching read roof / tos_from_counts: {strict[0] / ours[0]:.2f} wall, {strict[1] / ours[1]:.2f} CPU "
+          f"(plain read roof / prefetching one: {roof[0] / strict[0]:.2f} wall, {roof[1] / strict[1]:.2f} CPU)")
+    plain_t = times[sides[2][0]]
+    print(f"  read roof / the parallel kernel with plain stores (the ablation of its streaming stores): "
+          f"{roof[0] / plain_t[0]:.2f} wall, {roof[1] / plain_t[1]:.2f} CPU; same bits: "
+          f"{all(np.array_equal(a, b) for a, b in zip(plain_out, got))}")
     print(f"  max relative difference to the baseline: {err:.1e}")
 
 

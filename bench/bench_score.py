@@ -11,9 +11,11 @@ wall time (``time.process_time`` in this process; ``getrusage`` of the children 
    :func:`opcount.count_model` on a sample of the same configurations (extrapolated).
 3. cli: the ``tosim`` command in fresh processes (warm caches, bytecode written), CPU time of
    the process: ``--help`` against a bare ``python -c pass``, ``score zoo:resnet18`` against
-   ``count zoo:resnet18``, and ``score zoo:all``; every command run ``--repeat`` times,
-   interleaved, median. Then where ``score zoo:all``'s CPU goes (imports, profile, reading and
-   counting, pricing), timed inside fresh processes.
+   ``count zoo:resnet18``, and ``score zoo:all`` warm (its counts read from tosim's count
+   cache, :mod:`tosim._count_cache`) and with ``TOSIM_COUNT_CACHE=off`` (every model read and
+   counted); every command run ``--repeat`` times, interleaved, median. Then where
+   ``score zoo:all``'s CPU goes (imports, profile, reading and counting, pricing), timed inside
+   fresh processes, with and without the count cache.
 4. torch: counting zoo models (load + count, and count alone) against
    ``torch.utils.flop_counter.FlopCounterMode`` running their torch twins **on meta tensors**
    (shapes only, no arithmetic: the fastest way to get FLOPs from torch), whose FLOPs they must
@@ -95,20 +97,20 @@ def bench_sweep(n_configs, repeat):
           f"({each_cpu * n / cpu:,.0f}x the sweep's CPU)")
 
 
-def _child_cpu(argv):
+def _child_cpu(argv, **env):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                   env=_child_env())
+                   env=_child_env(**env))
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-def _child_env():
+def _child_env(**extra):
     # warm means compiled bytecode too: an installed package has it, so the children may write
     # it (PYTHONDONTWRITEBYTECODE, set in some sandboxes, would make every run compile tosim)
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=ROOT, **extra)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
@@ -134,17 +136,23 @@ print(*(b - a for a, b in zip(t, t[1:])), layers, "numpy" in sys.modules)
 
 
 def _breakdown(repeat):
-    """Median CPU of each part of ``score zoo:all`` over ``repeat`` fresh processes."""
-    parts = []
+    """Median CPU of each part of ``score zoo:all`` over ``repeat`` fresh processes, with the
+    count cache (warm) and without it (``TOSIM_COUNT_CACHE=off``), interleaved."""
+    for cache in ("on", "off"):
+        _child_cpu([sys.executable, "-c", _BREAKDOWN], TOSIM_COUNT_CACHE=cache)     # warm-up
+    parts = {"on": [], "off": []}
     for _ in range(repeat):
-        done = subprocess.run([sys.executable, "-c", _BREAKDOWN], capture_output=True, text=True, cwd=ROOT,
-                              env=_child_env(), check=True)
-        parts.append(done.stdout.split())
-    cols = list(zip(*parts))
-    imports, profile, count, price = (statistics.median(float(x) for x in col) for col in cols[:4])
-    print(f"  score zoo:all inside one process (median of {repeat}): imports {imports:.3f} s CPU, profile "
-          f"{profile:.3f}, reading + counting {cols[4][0]} layers {count:.3f} ({count / int(cols[4][0]) * 1e6:.0f} "
-          f"us/layer), pricing + rows {price:.3f}; numpy imported: {cols[5][0]}")
+        for cache in parts:
+            done = subprocess.run([sys.executable, "-c", _BREAKDOWN], capture_output=True, text=True, cwd=ROOT,
+                                  env=_child_env(TOSIM_COUNT_CACHE=cache), check=True)
+            parts[cache].append(done.stdout.split())
+    for cache, what in (("on", "from the count cache"), ("off", "without the count cache")):
+        cols = list(zip(*parts[cache]))
+        imports, profile, count, price = (statistics.median(float(x) for x in col) for col in cols[:4])
+        print(f"  score zoo:all inside one process, {what} (median of {repeat}): imports {imports:.3f} s CPU, "
+              f"profile {profile:.3f}, reading + counting {cols[4][0]} layers {count:.3f} "
+              f"({count / int(cols[4][0]) * 1e6:.1f} us/layer), pricing + rows {price:.3f}; numpy imported: "
+              f"{cols[5][0]}")
 
 
 def bench_cli(repeat):
@@ -154,13 +162,15 @@ def bench_cli(repeat):
                 "tosim --help": tosim + ["--help"],
                 "tosim count zoo:resnet18": tosim + ["count", "zoo:resnet18"],
                 "tosim score zoo:resnet18": tosim + ["score", "zoo:resnet18"],
-                "tosim score zoo:all": tosim + ["score", "zoo:all"]}
-    for argv in commands.values():
-        _child_cpu(argv)                                   # warm-up: caches, bytecode
+                "tosim score zoo:all": tosim + ["score", "zoo:all"],
+                "  the same, count cache off": tosim + ["score", "zoo:all"]}
+    env = {name: {"TOSIM_COUNT_CACHE": "off" if "cache off" in name else "on"} for name in commands}
+    for name, argv in commands.items():
+        _child_cpu(argv, **env[name])                      # warm-up: caches, bytecode
     runs = {name: [] for name in commands}
     for _ in range(repeat):
         for name, argv in commands.items():
-            runs[name].append(_child_cpu(argv))
+            runs[name].append(_child_cpu(argv, **env[name]))
     med = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for name, r in runs.items()}
     for name, (wall, cpu) in med.items():
         print(f"  {name:<26} {cpu:6.3f} s CPU  {wall:6.3f} s wall")
@@ -168,7 +178,8 @@ def bench_cli(repeat):
     print(f"  --help / python -c pass: {cpu['tosim --help'] / cpu['python -c pass']:.2f}x CPU (target <= 3)")
     print(f"  score / count zoo:resnet18: {cpu['tosim score zoo:resnet18'] / cpu['tosim count zoo:resnet18']:.2f}x "
           "CPU (target <= 1.5)")
-    print(f"  score zoo:all: {cpu['tosim score zoo:all']:.3f} s CPU (target <= 0.5 s); "
+    print(f"  score zoo:all: {cpu['tosim score zoo:all']:.3f} s CPU (target <= 0.5 s; warm: counts read from "
+          f"tosim's count cache), {cpu['  the same, count cache off']:.3f} s with TOSIM_COUNT_CACHE=off; "
           f"{cpu['tosim score zoo:all'] - cpu['python -c pass']:.3f} s more than a bare Python")
     _breakdown(repeat)
 

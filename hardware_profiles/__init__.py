@@ -8,11 +8,12 @@ The schema's names (:mod:`hardware_profiles.schema`) are plain data, imported wi
 the loader (and PyYAML) is imported on first use of :func:`load` and the other loader names.
 ``UniqueKeyLoader`` is the YAML loader of every input file (a key given twice is an error).
 """
-from .schema import (BASIC_OPS, DEFAULT_PROFILE, DESIGNS, FORMAT_BITS, FORMATS, PHASES, REQUIRED_RECIPES,
-                     SCHEMA_VERSION, STAGES)
+from .schema import (BASIC_OPS, DEFAULT_PROFILE, DESIGNS, FORMAT_BITS, FORMAT_BYTES, FORMATS, INT_FORMAT_BITS,
+                     PHASES, REQUIRED_RECIPES, SCHEMA_VERSION, STAGES)
 
 __all__ = ["Profile", "ProfileError", "load", "load_file", "builtin_names", "builtin_path",
-           "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "FORMAT_BITS", "DESIGNS", "REQUIRED_RECIPES",
+           "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "FORMAT_BITS", "INT_FORMAT_BITS", "FORMAT_BYTES",
+           "DESIGNS", "REQUIRED_RECIPES",
            "SCHEMA_VERSION", "DEFAULT_PROFILE", "UniqueKeyLoader"]
 
 _LOADER_NAMES = {"Profile", "ProfileError", "load", "load_file", "builtin_names", "builtin_path"}

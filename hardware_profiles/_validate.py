@@ -9,6 +9,7 @@ chain that set the offending key. The first problem found raises; sections are c
 order of the schema's top-level keys.
 """
 import math
+import os
 
 from . import schema as S
 from ._checks import (MAX_GRID_INTENSITY, MAX_RECIPE_COUNT, MAX_TRANSISTORS_PER_GATE, big, check_choice,
@@ -63,12 +64,15 @@ def _technology(doc, tech):
 
 def _units(doc, units):
     """``units:``: per basic op, a design of its kind and that design's options."""
-    check_keys(doc, ("units",), units, S.BASIC_OPS + ("mac",), "op")
+    check_keys(doc, ("units",), units, S.BASIC_OPS + ("mac", "divsqrt"), "op")
     for op, unit in units.items():
         path = ("units", op)
         check_type(doc, path, unit, dict)
         if op == "mac":
             _mac_unit(doc, path, unit)
+            continue
+        if op == "divsqrt":
+            _divsqrt_unit(doc, path, unit)
             continue
         check_keys(doc, path, unit, ("design",) + tuple(S.UNIT_OPTIONS[op]), "unit option")
         if "design" not in unit:
@@ -101,6 +105,21 @@ def _mac_unit(doc, path, unit):
             raise doc.error(path + ("accumulate",), f"unknown accumulator format {unit['accumulate']!r}"
                                                     f"{suggest(unit['accumulate'], S.MAC_ACCUMULATOR_FORMATS)}; "
                                                     f"known: {', '.join(S.MAC_ACCUMULATOR_FORMATS)}")
+
+
+def _divsqrt_unit(doc, path, unit):
+    """``units.divsqrt``: ``design: srt_radix2`` and an optional ``adder:`` design."""
+    check_keys(doc, path, unit, ("design",) + tuple(S.DIVSQRT_OPTIONS), "unit option")
+    if "design" not in unit:
+        raise doc.error(path, "missing key 'design'")
+    check_type(doc, path + ("design",), unit["design"], str)
+    if unit["design"] not in S.DIVSQRT_DESIGNS:
+        raise doc.error(path + ("design",), f"unknown divide/square-root design {unit['design']!r}"
+                                            f"{suggest(unit['design'], S.DIVSQRT_DESIGNS)}; "
+                                            f"known: {', '.join(S.DIVSQRT_DESIGNS)}")
+    for option, kind in S.DIVSQRT_OPTIONS.items():
+        if option in unit:
+            check_design(doc, path + (option,), unit[option], kind)
 
 
 def _datapath_and_formats(doc, data):
@@ -287,7 +306,7 @@ def _power(doc, power):
         if isinstance(dist, dict):
             _distribution_map(doc, base + ("distribution",), dist, top=True)
         else:
-            _distribution(doc, base + ("distribution",), dist)
+            power["distribution"] = _distribution(doc, base + ("distribution",), dist)
 
 
 def _distribution_map(doc, path, dist, top):
@@ -296,7 +315,7 @@ def _distribution_map(doc, path, dist, top):
     check_keys(doc, path, dist, ("default",) + S.BASIC_OPS + (("layers",) if top else ()), "op")
     for op, value in dist.items():
         if op != "layers":
-            _distribution(doc, path + (op,), value)
+            dist[op] = _distribution(doc, path + (op,), value)
             continue
         check_type(doc, path + ("layers",), value, dict)
         for kind, spec in value.items():
@@ -306,11 +325,13 @@ def _distribution_map(doc, path, dist, top):
             if isinstance(spec, dict):
                 _distribution_map(doc, where, spec, top=False)
             else:
-                _distribution(doc, where, spec)
+                value[kind] = _distribution(doc, where, spec)
 
 
 def _distribution(doc, path, value):
-    """One op's operand distribution: a text (both operands) or a list of two (operand a, b)."""
+    """One op's operand distribution: a text (both operands) or a list of two (operand a, b).
+    Returns it, with the file of a ``streams:FILE[#TYPE]`` text made absolute (relative to the
+    profile's folder)."""
     check_type(doc, path, value, (str, list))
     if isinstance(value, list) and len(value) != 2:
         raise doc.error(path, f"a list gives the distributions of the two operands, a and b; "
@@ -318,10 +339,43 @@ def _distribution(doc, path, value):
     items = [(path, value)] if isinstance(value, str) else [(path + (i,), v) for i, v in enumerate(value)]
     for where, item in items:
         check_type(doc, where, item, str)
+        if item.strip().startswith(S.STREAMS_PREFIX):
+            return _streams_file(doc, where, item, paired=isinstance(value, list))
+        if item.strip().partition("#")[0].strip() == S.MODEL_OPERANDS:
+            return _model_operands(doc, where, item, paired=isinstance(value, list))
         try:
             S.split_distribution(item)
         except ValueError as exc:
             raise doc.error(where, str(exc)) from None
+    return value
+
+
+def _streams_file(doc, path, text, paired):
+    """``streams:FILE[#TYPE]``: operand streams saved from a model (``tosim activity --from-model
+    ... --save-streams FILE``), for the ``mul`` or ``add`` entry they were drawn for."""
+    if paired:
+        raise doc.error(path, "a streams file gives both operands: not in a pair")
+    if path[-1] not in S.STREAMS_OPS:
+        raise doc.error(path, f"a streams file holds the operands of {' and '.join(S.STREAMS_OPS)}: give it "
+                              f"under {' or '.join(o + ':' for o in S.STREAMS_OPS)}, not here")
+    file, _, group = text.strip()[len(S.STREAMS_PREFIX):].partition("#")
+    if not file.strip():
+        raise doc.error(path, "streams: needs a file (streams:FILE.npz or streams:FILE.npz#TYPE)")
+    return S.STREAMS_PREFIX + os.path.join(doc.directory, os.path.expanduser(file.strip())) \
+        + (f"#{group.strip()}" if group.strip() else "")
+
+
+def _model_operands(doc, path, text, paired):
+    """``model[#TYPE]``: the ``mul`` or ``add`` operands drawn from the scored model itself."""
+    if paired:
+        raise doc.error(path, "model operands give both operands: not in a pair")
+    if path[-1] not in S.STREAMS_OPS:
+        raise doc.error(path, f"a model's operands are drawn for {' and '.join(S.STREAMS_OPS)}: give them "
+                              f"under {' or '.join(o + ':' for o in S.STREAMS_OPS)}, not here")
+    _, hash_, group = text.strip().partition("#")
+    if hash_ and not group.strip():
+        raise doc.error(path, "model# needs a layer type (model, or model#TYPE such as model#conv2d)")
+    return S.MODEL_OPERANDS + (f"#{group.strip()}" if group.strip() else "")
 
 
 def _memory(doc, memory):
@@ -424,6 +478,9 @@ def check_resolved(data, src, chain):
     if "mac" in data["units"] and data["datapath"] != "ieee":
         raise r.error(("units", "mac"), f"a MAC unit is an IEEE datapath unit (hwlib.units.fma); datapath "
                                         f"{data['datapath']!r} has none")
+    if "divsqrt" in data["units"] and data["datapath"] != "ieee":
+        raise r.error(("units", "divsqrt"), f"the shared divide/square-root unit is an IEEE datapath unit "
+                                            f"(hwlib.units.divsqrt); datapath {data['datapath']!r} has none")
     memory = data.get("memory")
     if memory is not None:
         if "levels" not in memory:

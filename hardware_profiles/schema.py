@@ -7,14 +7,15 @@ checks that the names here and there are the same.
 from __future__ import annotations
 
 __all__ = [
-    "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "DESIGNS", "UNIT_DESIGN_KIND",
+    "SCHEMA_VERSION", "BASIC_OPS", "STAGES", "FORMATS", "FORMAT_BITS", "INT_FORMAT_BITS", "FORMAT_BYTES",
+    "INT_ACCUMULATOR", "DESIGNS", "UNIT_DESIGN_KIND",
     "GATE_TYPES", "CELL_TYPES", "COUNTING_MODES", "DATAPATHS", "DEVICE_FEATURES", "REQUIRED_RECIPES",
     "TOP_KEYS", "UNIT_OPTIONS", "DEVICE_KEYS", "MEMORY_KEYS", "MEMORY_LEVEL_KEYS", "MEMORY_COMPUTE_KEYS",
     "REUSE_MODELS", "DEVICE_UNITS", "DEVICE_PHASES", "PHASES", "LOSSES", "OPTIMIZERS", "DEFAULT_PROFILE",
     "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES", "MAC_DESIGNS",
     "MAC_ACCUMULATOR_FORMATS", "MAC_LAYER_TYPES",
     "POWER_KEYS", "POWER_VERSIONS", "POWER_ENERGY", "POWER_TABLES", "POWER_DEFAULTS", "DISTRIBUTIONS",
-    "split_distribution",
+    "STREAMS_PREFIX", "STREAMS_OPS", "MODEL_OPERANDS", "split_distribution",
 ]
 
 SCHEMA_VERSION = 1
@@ -32,12 +33,23 @@ PHASES = {"inference": ("forward",), "validation": ("forward", "loss"),
 LOSSES = ("mse", "cross_entropy", "bce")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 
-#: Floating-point formats: (exponent bits, fraction bits). IEEE-754 binary formats, bfloat16, and the
+#: Floating-point formats: (exponent bits, fraction bits). IEEE-754 binary formats, bfloat16, the
 #: OCP 8-bit formats fp8_e4m3 (no infinities, one NaN pattern per sign; hwlib.units.fp8) and fp8_e5m2
-#: (IEEE-like).
+#: (IEEE-like), and tf32 (NVIDIA TensorFloat-32: fp32's 8-bit exponent, fp16's 10-bit fraction, 19
+#: bits of arithmetic, stored in memory as an fp32 word).
 FORMAT_BITS = {"fp16": (5, 10), "bf16": (8, 7), "fp32": (8, 23), "fp64": (11, 52),
-               "fp8_e4m3": (4, 3), "fp8_e5m2": (5, 2)}
-FORMATS = tuple(FORMAT_BITS)
+               "fp8_e4m3": (4, 3), "fp8_e5m2": (5, 2), "tf32": (8, 10)}
+#: Integer formats (two's complement): bits. Their ops run on the profile's integer units at that
+#: width (hwlib.units.intfmt); int32 is the accumulator of int8 and int4 products.
+INT_FORMAT_BITS = {"int8": 8, "int4": 4, "int32": 32}
+#: Every number format a model or a profile may name: the floating-point ones, then the integer ones.
+FORMATS = tuple(FORMAT_BITS) + tuple(INT_FORMAT_BITS)
+#: Bytes one value takes in memory (the data-movement model): the bits over 8, except tf32, stored
+#: as fp32 (4 bytes); int4 packs two values per byte (0.5).
+FORMAT_BYTES = {**{f: (1 + e + m) / 8 for f, (e, m) in FORMAT_BITS.items()}, "tf32": 4.0,
+                **{f: bits / 8 for f, bits in INT_FORMAT_BITS.items()}}
+#: The accumulator of an integer matrix product (products of int8 or int4 operands summed in int32).
+INT_ACCUMULATOR = "int32"
 
 #: Design names per unit kind, as written under ``units:`` (constructors live in hwlib.registry).
 DESIGNS = {
@@ -54,6 +66,12 @@ DESIGNS = {
 #: (``accumulate:``; default the layer's own format, an FMA).
 MAC_DESIGNS = ("fused",)
 MAC_ACCUMULATOR_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e5m2")
+#: The optional ``units.divsqrt`` unit: one divide/square-root digit recurrence
+#: (hwlib.units.divsqrt.FPDivSqrt) that prices both ``div`` and ``sqrt`` (each op pays the whole
+#: unit), in place of ``units.div`` and ``units.sqrt``; its designs and its options (``adder``:
+#: the design of its two final adders).
+DIVSQRT_DESIGNS = ("srt_radix2",)
+DIVSQRT_OPTIONS = {"adder": "add"}
 #: Layer types whose multiply-accumulates run on the MAC unit: the matrix products.
 MAC_LAYER_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                    "conv_transpose3d", "matmul", "bmm")
@@ -229,6 +247,15 @@ POWER_DEFAULTS = {
 
 #: Named operand distributions (hwlib.activity) -> the parameters each takes.
 DISTRIBUTIONS = {"uniform": (), "normal": ("scale",), "relu": ("zeros", "scale"), "zeros": ()}
+
+#: ``streams:FILE[#TYPE]``: operand streams drawn from a model and saved by ``tosim activity
+#: --from-model ... --save-streams FILE`` (the multiplier's and the adder's operands), for
+#: these ops' entries of ``power.distribution``; a relative FILE is read from the profile's folder.
+STREAMS_PREFIX = "streams:"
+STREAMS_OPS = ("mul", "add")
+#: ``model[#TYPE]``: the operands drawn from the scored model itself (``tosim score``), as
+#: ``tosim activity --from-model`` draws them, for the same ops as a streams file.
+MODEL_OPERANDS = "model"
 
 
 def split_distribution(text: str) -> tuple[str, dict[str, float]]:

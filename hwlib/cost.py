@@ -80,7 +80,7 @@ processes (``jobs``), and report each synthesized circuit to a ``progress`` obje
 """
 from dataclasses import dataclass
 
-from hardware_profiles import BASIC_OPS, FORMAT_BITS
+from hardware_profiles import BASIC_OPS, FORMATS, INT_FORMAT_BITS
 
 from . import CircuitError, checks
 from ._bundled import BUNDLED_DIR, bundle_key, bundled_entries
@@ -104,7 +104,18 @@ __all__ = [
 def unit_spec(op, fmt, units, datapath):
     """The :class:`CircuitSpec` that prices basic op ``op`` in format ``fmt``:
     :func:`fp_unit`, except fp8_e4m3 on the ``ieee`` datapath, whose units (no infinities,
-    saturation) live in :mod:`hwlib.units.fp8` (:func:`hwlib.units.fp8.fp8_unit`)."""
+    saturation) live in :mod:`hwlib.units.fp8` (:func:`hwlib.units.fp8.fp8_unit`), the
+    integer formats (int8, int4, int32), priced on the profile's integer units at their width
+    (:func:`hwlib.units.intfmt.int_unit`, on either datapath), and div and sqrt in a
+    floating-point format of a profile with a shared divide/square-root unit
+    (``units.divsqrt``), both priced by that one unit (:func:`hwlib.units.divsqrt.divsqrt_unit`:
+    one spec, so one synthesis; each op pays the unit's full count)."""
+    if fmt in INT_FORMAT_BITS:
+        from .units.intfmt import int_unit
+        return int_unit(op, fmt, units)
+    if op in ("div", "sqrt") and "divsqrt" in units:
+        from .units.divsqrt import divsqrt_unit
+        return divsqrt_unit(fmt, units, datapath)
     if fmt == "fp8_e4m3" and datapath == "ieee":
         from .units.fp8 import fp8_unit
         return fp8_unit(op, fmt, units, datapath)
@@ -141,17 +152,17 @@ def _check_names(values, allowed, what, where=""):
 
 
 def _table_specs(profile, formats, ops):
-    formats = _check_names(formats if formats is not None else profile.formats,
-                           tuple(FORMAT_BITS), "format")
+    formats = _check_names(formats if formats is not None else profile.formats, FORMATS, "format")
     ops = _check_names(ops, BASIC_OPS, "op")
     use_fp = fp_units_available()
-    return [((fmt, op), unit_spec(op, fmt, profile.units, profile.datapath) if use_fp
+    return [((fmt, op), unit_spec(op, fmt, profile.units, profile.datapath) if use_fp or fmt in INT_FORMAT_BITS
              else significand_unit(op, fmt, profile.units)) for fmt in formats for op in ops]
 
 
 def _table_rows(profile, keyed_specs, costs):
     circuit = profile.datapath if fp_units_available() else "integer"
-    return [CostRow(format=fmt, op=op, design=spec.design, cost=cost, circuit=circuit)
+    return [CostRow(format=fmt, op=op, design=spec.design, cost=cost,
+                    circuit="integer" if fmt in INT_FORMAT_BITS else circuit)
             for ((fmt, op), spec), cost in zip(keyed_specs, costs) if cost is not None]
 
 

@@ -31,7 +31,8 @@ from ._zoo import CAUSAL_LMS, zoo_names, load_zoo
 # model and MAC counts (numpy) are modules that counting a spec or a zoo model never needs.
 _LAZY = {"load_onnx": "._onnx", "load_torch": "._torch", "load_hf_config": "._hf",
          "Densities": ".movement", "MemoryHierarchy": ".movement", "MovementResult": ".movement",
-         "count_movement": ".movement", "mac_counts": "._macs", "with_macs": "._macs"}
+         "count_movement": ".movement", "mac_counts": "._macs", "with_macs": "._macs",
+         "mac_add_rows": "._macs"}
 
 
 def __getattr__(name):
@@ -53,7 +54,7 @@ __all__ = ["ModelError", "IncompleteModelWarning", "ModelIR", "Layer", "build_mo
            "count_model", "CountResult", "LayerCount", "zoo_names", "load_zoo", "layer_types",
            "BASIC_OPS", "STAGES", "PHASES", "FORMATS", "LOSSES", "OPTIMIZERS", "ZERO_COST",
            "count_movement", "MemoryHierarchy", "Densities", "MovementResult", "CAUSAL_LMS",
-           "mac_counts", "with_macs", "MAC_LAYER_TYPES"]
+           "mac_counts", "mac_add_rows", "with_macs", "MAC_LAYER_TYPES", "with_quantized_products"]
 
 
 def layer_types() -> list[str]:
@@ -75,9 +76,46 @@ def with_format(model: ModelIR, fmt: str) -> ModelIR:
     return dataclasses.replace(model, layers=layers, format=fmt, format_given=True)
 
 
+def with_quantized_products(model: ModelIR, fmt: str = "int8", accumulate: str = "int32",
+                            requantize: bool = True) -> ModelIR:
+    """``model`` with its matrix products (``MAC_LAYER_TYPES``: linear, convolutions, matmul, bmm;
+    and the projections of ``attention`` layers, whose core keeps the layer's format) in integer
+    format ``fmt`` (int8 or int4), accumulating in ``accumulate`` and requantized (their
+    ``quant`` field), the other layers (normalization, activations, softmax, residual adds)
+    unchanged, as int8 deployments usually keep them in floating point. The conversions
+    between the two (quantizing a product's input, dequantizing its output for a float layer)
+    are not counted; a model quantized by its exporter (ONNX QDQ or QLinear* nodes) says where
+    they are."""
+    import dataclasses
+
+    from hardware_profiles.schema import INT_FORMAT_BITS
+
+    from ._ir import QUANT_FORMATS, QUANT_TYPES, _quant_field
+    if fmt not in QUANT_FORMATS:
+        raise ModelError(f"{model.source}: quantized products take one of {', '.join(QUANT_FORMATS)}, not {fmt!r}")
+    layers = []
+    for layer in model.layers:
+        # a layer already in an integer format (a quantized ONNX graph's) keeps its own
+        if layer.type in QUANT_TYPES and layer.known and layer.format not in INT_FORMAT_BITS:
+            quant = {"accumulate": accumulate, "requantize": requantize}
+            if layer.type == "attention":
+                # the core stays in the layer's floating-point format
+                quant["core"] = layer.format
+            quant = _quant_field(quant, fmt, layer.type,
+                                 lambda key, layer=layer: f"{model.source}: layer {layer.name!r} ({layer.type})")
+            # the format and the quant field enter no layer formula: the signature (the engine's
+            # memo key of the layer's cost) stays, as reformatted() keeps it
+            new = reformatted(layer, fmt, True)
+            object.__setattr__(new, "attrs", dict(layer.attrs, quant=quant))
+            layer = new
+        layers.append(layer)
+    return dataclasses.replace(model, layers=layers)
+
+
 def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq: int | None = None,
                format: str | None = None, past: int = 0, kv_cache: bool = False, logits: str = "all",
-               batch_axis: int | dict[str, int] | None = None, dims: dict[str, int] | None = None) -> ModelIR:
+               batch_axis: int | dict[str, int] | None = None, dims: dict[str, int] | None = None,
+               quantize: str | None = None) -> ModelIR:
     """A ModelIR from ``zoo:NAME``, a ``.yaml``/``.yml``/``.json`` model spec path, a Hugging Face
     ``config.json``, an ``.onnx`` file, a spec mapping, or a ModelIR (returned as is).
 
@@ -91,11 +129,13 @@ def load_model(source: str | os.PathLike[str] | dict[str, Any] | ModelIR, *, seq
     ones, storing their keys and values when ``kv_cache``, the LM head over ``"all"`` positions
     or the ``"last"`` one. ``batch_axis``: the batch axis of an ONNX file's first input;
     ``dims``: sizes of its other symbolic dimensions (see :func:`load_onnx`; both an error for
-    other sources). Raises :class:`ModelError` on bad input (one line naming the file and
-    the layer).
+    other sources). ``quantize`` (int8, int4): then its matrix products and attention projections
+    in that integer format (:func:`with_quantized_products`). Raises :class:`ModelError` on bad
+    input (one line naming the file and the layer).
     """
     model = _load(source, seq, {"past": past, "kv_cache": kv_cache, "logits": logits}, batch_axis, dims)
-    return model if format is None else with_format(model, format)
+    model = model if format is None else with_format(model, format)
+    return model if quantize is None else with_quantized_products(model, quantize)
 
 
 def _load(source, seq, step, batch_axis=None, dims=None):

@@ -13,18 +13,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from hardware_profiles.schema import BASIC_OPS, PHASES, STAGES
+from hardware_profiles.schema import BASIC_OPS, INT_ACCUMULATOR, INT_FORMAT_BITS, PHASES, STAGES
 
 if TYPE_CHECKING:
     import numpy as np
 
 from ._formulas import FORMULAS, Context, LayerCost
 from . import _memo
-from ._ir import FORMATS, MODEL_INPUT, ModelError, ModelIR, with_default_format
+from ._ir import FORMATS, MODEL_INPUT, QUANT_FORMATS, QUANT_TYPES, ModelError, ModelIR, with_default_format
 from ._memo import Unfreezable, freeze
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
-           "loss_cost", "update_cost"]
+           "loss_cost", "update_cost", "REQUANTIZE_OPS"]
 
 INT64_MAX = 2 ** 63 - 1     # numpy's int64 maximum (numpy is imported only by as_array)
 
@@ -270,6 +270,67 @@ def _full(counter):
 
 RECOMPUTE = ("full", "selective")
 
+#: Requantization of one output element of a quantized matrix product (the int32 accumulator back
+#: to the int8/int4 operand format, as integer inference runtimes do it, gemmlowp/TFLite/ONNX
+#: Runtime's fixed-point path): 1 mul (the accumulator times the fixed-point multiplier M0 that
+#: stands for input scale x weight scale / output scale), 1 add (the rounding constant
+#: 2**(shift-1) before the right shift; the shift itself is wiring), 1 add (the output zero
+#: point) and 2 cmp (saturation to the operand format's range, low and high). All in the
+#: accumulator's format.
+REQUANTIZE_OPS = {"mul": 1, "add": 2, "cmp": 2}
+
+
+def _quantized_rows(layer, row, batch):
+    """The extra rows of a quantized matrix product (``layer`` in int8 or int4, a
+    ``MAC_LAYER_TYPES`` type or ``attention``; its counts ``row``, changed in place): its adds
+    (the int32 accumulation, the int32 bias included) move to a row ``NAME/accumulate`` in the
+    accumulator format, leaving the products in the operand format; unless the layer's ``quant``
+    says ``requantize: false`` (an ONNX MatMulInteger/ConvInteger, whose output stays int32), a
+    row ``NAME/requantize`` in that format counts :data:`REQUANTIZE_OPS` per output element. The
+    op numbers of the layer and its ``/accumulate`` row together are those of the same layer in
+    a floating-point format. An attention layer's integer products are its q, k, v and output
+    projections (requantized per projection output); the rest of its counts (the attention core:
+    scores, softmax, the product with V, rotary embedding) form a row ``NAME/core`` in
+    ``quant.core`` (a floating-point format, default fp32), as int8 deployments run it."""
+    quant = layer.attrs.get("quant") or {}
+    acc = quant.get("accumulate", INT_ACCUMULATOR)
+    zero = _ZERO_OPS
+    extra = []
+    if layer.type == "attention":
+        # the q, k, v and output projections are the integer products; the core (scores,
+        # softmax, the product with V; rotary embedding, mask merging) moves to NAME/core
+        projections, e = _attention_projections(layer, batch)
+        core = {}
+        for stage in STAGES:
+            counts = row.stages[stage]
+            if stage == "forward":
+                core[stage] = {op: counts[op] - projections.get(op, 0) for op in BASIC_OPS}
+                row.stages[stage] = dict(zero, mul=projections["mul"], add=projections["add"])
+            else:
+                core[stage] = dict(counts)
+                row.stages[stage] = dict(zero)
+        if min(core["forward"].values()) < 0:
+            raise AssertionError(f"{layer.name}: attention projections exceed the layer's counts")
+        extra.append(LayerCount(name=f"{layer.name}/core", type="attention_core", format=quant.get("core", "fp32"),
+                                out_shape=layer.out_shape, params=0, stages=core, macs={"forward": 0, "backward": 0}))
+    else:
+        e = batch * math.prod(layer.out_shape)
+    moved = {}
+    for stage in STAGES:
+        counts = row.stages[stage]
+        moved[stage] = dict(zero, add=counts["add"])
+        counts["add"] = 0
+    extra.insert(0, LayerCount(name=f"{layer.name}/accumulate", type="accumulate", format=acc,
+                               out_shape=layer.out_shape, params=0, stages=moved, macs={"forward": 0, "backward": 0}))
+    if quant.get("requantize", True):
+        forward = dict(zero, **{op: n * e for op, n in REQUANTIZE_OPS.items()})
+        extra.append(LayerCount(name=f"{layer.name}/requantize", type="requantize", format=acc,
+                                out_shape=layer.out_shape, params=0,
+                                stages={"forward": forward, "loss": dict(zero), "backward": dict(zero),
+                                        "update": dict(zero)},
+                                macs={"forward": 0, "backward": 0}))
+    return extra
+
 #: The built-in handlers, whose results are memoized per count (user-registered handlers may
 #: read more of a layer, its name for one, and are always called).
 _PURE_HANDLERS = dict(FORMULAS)
@@ -311,7 +372,11 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     ``has_recipe(name)``; its ``name`` is reported) or a profile name or YAML path for
     ``hardware_profiles.load``. Stages outside the phase are zero.
     Formats: a model (or layer) that names no format is counted in the profile's
-    ``default_format`` (:func:`opcount.with_default_format`); a layer, loss or update row in a
+    ``default_format`` (:func:`opcount.with_default_format`). A matrix product (or attention
+    layer) in int8 or int4 is counted as integer inference runs it: its products in its own row,
+    its accumulation in a ``NAME/accumulate`` row in int32, a ``NAME/requantize`` row
+    (:data:`REQUANTIZE_OPS` per output) and, for attention, its core in a ``NAME/core`` row
+    (see ``_quantized_rows``); integer layers are refused in training. A layer, loss or update row in a
     format the profile does not list raises :class:`ModelError` naming the model, the layer, the
     format and the profile (its cost table has no units for it).
     Backward rules: a layer computes an input gradient only for inputs whose value depends on
@@ -330,6 +395,9 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
         raise ValueError(f"recompute applies to the training phase, not {phase!r}")
     if master_format is not None and master_format not in FORMATS:
         raise ValueError(f"master_format must be one of {', '.join(FORMATS)}, not {master_format!r}")
+    if master_format in INT_FORMAT_BITS:
+        raise ValueError(f"master_format must be a floating-point format (the optimizer's master weights), "
+                         f"not {master_format!r}")
     if master_format is not None and phase != "training":
         raise ValueError(f"master_format (the optimizer's weights) applies to the training phase, not {phase!r}")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
@@ -342,6 +410,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
         model = with_default_format(model, default_format)
     stages = PHASES[phase]
     training = phase == "training"
+    if training:
+        _refuse_integer_training(model)
     has_backward = "backward" in stages
     has_update = "update" in stages
     layers = model.layers
@@ -475,6 +545,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                     "update": dict(zero) if split else update},
             macs={"forward": cost.macs_forward, "backward": macs_backward},
             complete=layer.known and not missing))
+        if layer.format in QUANT_FORMATS and layer.type in QUANT_TYPES and layer.known:
+            counted.extend(_quantized_rows(layer, counted[-1], batch))
         if split:
             # the optimizer step on the master weights, in their own format
             counted.append(LayerCount(
@@ -498,6 +570,33 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
                        layers=counted, incomplete=incomplete, active_params=model.active_params,
                        assumptions=list(getattr(model, "assumptions", ())))
+
+
+def _attention_projections(layer, batch):
+    """The forward counts of an ``attention`` layer's q, k, v and output projections (as
+    ``opcount._formulas._attention`` counts them, with ``linear_cost``) and the number of their
+    output elements, for a batch of ``batch``."""
+    from ._formulas import linear_cost
+    a = layer.attrs
+    rows = batch * a["t"]
+    kv_rows = batch * a["s"] if a["cross"] else rows
+    parts = [(rows, a["dim"], a["inner"], a["bias"]), (rows, a["inner"], a["dim"], a["out_bias"])]
+    if not a["memory_cached"]:
+        parts += [(kv_rows, a["kdim"], a["dkv"], a["bias"]), (kv_rows, a["vdim"], a["dkv"], a["bias"])]
+    total = Counter()
+    for r, i, o, bias in parts:
+        total.update(linear_cost(r, i, o, bias=bias, input_grad=False, weight_grad=False).forward)
+    return total, sum(r * o for r, _, o, _ in parts)
+
+
+def _refuse_integer_training(model):
+    """ModelError for a model with a layer (or a loss) in an integer format counted for training."""
+    fmt, what = next(((layer.format, f"layer {layer.name!r}") for layer in model.layers
+                      if layer.format in INT_FORMAT_BITS), (model.format, "its loss"))
+    if fmt in INT_FORMAT_BITS:
+        raise ModelError(f"{model.source}: model {model.name!r} ({what}) is in {fmt}: integer formats are counted "
+                         "for inference and validation only (quantized training, with integer backward and update, "
+                         "is not modelled); count training in a floating-point format (--format)")
 
 
 def _cut_off(model):

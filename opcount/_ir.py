@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Mapping, Sequence
 
-from hardware_profiles.schema import FORMATS, LOSSES, OPTIMIZERS
+from hardware_profiles.schema import FORMATS, INT_ACCUMULATOR, INT_FORMAT_BITS, LOSSES, MAC_LAYER_TYPES, OPTIMIZERS
 
 __all__ = ["ModelError", "IncompleteModelWarning", "Layer", "ModelIR", "FORMATS", "LOSSES", "OPTIMIZERS",
            "build_model"]
@@ -142,6 +142,53 @@ def _new_layer(**values: Any) -> Layer:
     return layer
 
 
+#: Integer operand formats of quantized layers: a matrix product (MAC_LAYER_TYPES) in one of them
+#: multiplies in it, accumulates in int32 and requantizes its output (see opcount._engine).
+QUANT_FORMATS = ("int8", "int4")
+#: Keys of a layer's ``quant:`` field.
+QUANT_KEYS = ("accumulate", "requantize", "core")
+#: Layer types a ``quant:`` field applies to: the matrix products, and attention (its q, k, v and
+#: output projections; the attention core stays in the floating-point format ``quant.core``).
+QUANT_TYPES = MAC_LAYER_TYPES + ("attention",)
+
+
+def _quant_field(quant, lformat, ltype, line_at):
+    """The checked ``quant:`` mapping of a layer (``{accumulate, requantize}``, defaults filled)."""
+    import difflib
+    if not isinstance(quant, dict):
+        raise ModelError(f"{line_at(None)}: 'quant' must be a mapping with {' and/or '.join(QUANT_KEYS)}, not {quant!r}")
+    for key in quant:
+        if key not in QUANT_KEYS:
+            close = difflib.get_close_matches(str(key), QUANT_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ModelError(f"{line_at(key)}: unknown quant field {key!r} ({hint}expected {', '.join(QUANT_KEYS)})")
+    if ltype not in QUANT_TYPES:
+        raise ModelError(f"{line_at(None)}: 'quant' applies to the matrix products ({', '.join(QUANT_TYPES)}), "
+                         f"not to a {ltype} layer")
+    if lformat not in QUANT_FORMATS:
+        raise ModelError(f"{line_at(None)}: 'quant' applies to a layer in an integer format "
+                         f"({', '.join(QUANT_FORMATS)}); this layer is in {lformat} (set its 'format')")
+    acc = quant.get("accumulate", INT_ACCUMULATOR)
+    wide = [f for f, bits in INT_FORMAT_BITS.items() if bits >= 2 * INT_FORMAT_BITS[lformat]]
+    if acc not in wide:
+        raise ModelError(f"{line_at('accumulate')}: quant.accumulate must be an integer format that holds the "
+                         f"products of {lformat} ({', '.join(wide)}), not {acc!r}")
+    requantize = quant.get("requantize", True)
+    if not isinstance(requantize, bool):
+        raise ModelError(f"{line_at('requantize')}: quant.requantize must be true or false, not {requantize!r}")
+    out = {"accumulate": acc, "requantize": requantize}
+    if ltype == "attention":
+        core = quant.get("core", "fp32")
+        floating = [f for f in FORMATS if f not in INT_FORMAT_BITS]
+        if core not in floating:
+            raise ModelError(f"{line_at('core')}: quant.core (the attention core's format) must be a floating-point "
+                             f"format ({', '.join(floating)}), not {core!r}")
+        out["core"] = core
+    elif "core" in quant:
+        raise ModelError(f"{line_at('core')}: quant.core applies to attention layers, not to a {ltype} layer")
+    return out
+
+
 def _where(source, lname, ltype):
     return f"{source}: layer {lname!r} ({ltype})"
 
@@ -252,6 +299,12 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         if lformat not in FORMATS:
             raise ModelError(f"{_where(source, lname, ltype)}: format must be one of {', '.join(FORMATS)}, "
                              f"not {lformat!r}")
+        quant = spec.pop("quant", None)
+        if quant is not None:
+            def line_at(key, index=index, lname=lname, ltype=ltype):
+                line = (lines or {}).get(("layers", index, "quant") + ((key,) if key is not None else ()))
+                return _where(f"{source}: line {line}" if line else source, lname, ltype)
+            quant = _quant_field(quant, lformat, ltype, line_at)
         in_shapes = tuple([shapes[ref] for ref in inputs])
         no_grad = spec.pop("no_grad", False)
         if not isinstance(no_grad, bool):
@@ -278,6 +331,8 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             signature = None if signature is None else (signature, "frozen")
         if rerun:
             attrs = dict(attrs, recompute=True)
+        if quant is not None:
+            attrs = dict(attrs, quant=quant)
         if attrs is not inferred and signature is not None:
             # attrs set after inference (no_grad, frozen, ...): the key covers all of them
             try:

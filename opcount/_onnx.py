@@ -46,6 +46,8 @@ import numpy as np
 from hardware_profiles import files as _bounded
 
 from . import _onnx_flow as _flow
+from hardware_profiles.schema import MAC_LAYER_TYPES
+
 from ._ir import ModelError, ModelIR, build_model
 
 __all__ = ["load_onnx"]
@@ -60,27 +62,40 @@ _CONTROL_FLOW = {"Loop", "Scan", "If"}
 _SHAPE_KEEPING = {"GroupNormalization", "InstanceNormalization", "LayerNormalization", "LpNormalization",
                   "MeanVarianceNormalization", "BatchNormalization"}
 _UNROLL_ROUNDS = 8             # control flow nested deeper is left uncounted (and reported)
-# integer and quantization ops: tosim's IR carries floating-point formats only, so they are
-# uncounted layers that say why (never folded away, never counted as fp32)
+# integer and quantization ops (their scales and zero points are no parameters)
 _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
               "MatMulInteger", "ConvInteger"}
 # input positions of the quantized weights (integer initializers that count as parameters)
 _QUANT_WEIGHTS = {"DequantizeLinear": (0,), "QLinearConv": (3, 8), "QLinearMatMul": (0, 3), "MatMulInteger": (0, 1),
                   "ConvInteger": (1,)}
 _QUANT_DTYPES = ("int8", "uint8", "int16", "uint16", "int4", "uint4")
-_NOT_COUNTED = "tosim's IR has floating-point formats only (issue 18), so it is not counted"
-_QDQ_REASON = ("quantized (QDQ): its operands are dequantized integers, which a runtime computes in integer "
-               "arithmetic; counted as the floating-point ops the graph writes (tosim's IR has floating-point "
-               "formats only, issue 18)")
+_NOT_COUNTED = "no formula for it here, so it is not counted"
+_QDQ_REASON = ("quantized (QDQ): its operands are dequantized integers, which a runtime may compute in integer "
+               "arithmetic (QLinearAdd and the like); counted as the floating-point ops the graph writes")
 _REASONS = {
-    "QuantizeLinear": f"quantization (scale, round, clip to an integer type): {_NOT_COUNTED}",
-    "DynamicQuantizeLinear": f"quantization (scale, round, clip to an integer type): {_NOT_COUNTED}",
-    "DequantizeLinear": f"dequantization (integer to float: subtract the zero point, scale): {_NOT_COUNTED}",
-    "QLinearConv": f"integer convolution (int8 products, int32 accumulation, requantization): {_NOT_COUNTED}",
-    "QLinearMatMul": f"integer matrix product (int8 products, int32 accumulation, requantization): {_NOT_COUNTED}",
-    "MatMulInteger": f"integer matrix product (int8 products, int32 accumulation): {_NOT_COUNTED}",
-    "ConvInteger": f"integer convolution (int8 products, int32 accumulation): {_NOT_COUNTED}",
+    "DynamicQuantizeLinear": f"dynamic quantization (range of the tensor, scale, round, clip): {_NOT_COUNTED}",
 }
+#: The integer matrix products: input positions of (data, weight, optional int32 bias) and of the
+#: zero points (data's, weight's); QLinear* requantize their int32 sums to the output's type.
+_INTEGER_PRODUCTS = {"QLinearConv": (0, 3, 8, (2, 5)), "ConvInteger": (0, 1, None, (2, 3)),
+                     "QLinearMatMul": (0, 3, None, (2, 5)), "MatMulInteger": (0, 1, None, (2, 3))}
+#: Integer element types of ONNX tensors -> tosim's format of that width (uint8 is priced as int8:
+#: the same width, an unsigned operand on the signed unit).
+_INT_FORMAT = {"int8": "int8", "uint8": "int8", "int4": "int4", "uint4": "int4"}
+#: Per element: QuantizeLinear x / scale, rounded (the float-to-integer conversion, no basic op),
+#: + zero point, saturated low and high; DequantizeLinear (x - zero point) x scale.
+_QUANTIZE_OPS = {"div": 1, "add": 1, "cmp": 2}
+_DEQUANTIZE_OPS = {"sub": 1, "mul": 1}
+#: The sum of two quantized tensors (onnxruntime's QLinearAdd, a QDQ Add group), in int32 per
+#: output element, as a fixed-point kernel does it: each input less its zero point (2 sub) and
+#: rescaled to the output scale (2 mul, fixed-point multipliers), the sum (1 add), the rounding
+#: constant and the output zero point (2 add), saturation low and high (2 cmp).
+_INTEGER_ADD = {"type": "elementwise", "op": "QLinearAdd", "ops": {"sub": 2, "mul": 2, "add": 3, "cmp": 2},
+                "backward": {}, "no_grad": True, "format": "int32"}
+#: A QDQ group (DequantizeLinear inputs -> Conv/Gemm/MatMul [-> Relu] -> QuantizeLinear) is the
+#: integer product a runtime runs (ONNX Runtime fuses it into QLinearConv/QLinearMatMul).
+_QDQ_PRODUCTS = ("Conv", "Gemm", "MatMul")
+_VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity")
 _DATA_INDEPENDENT = {"Shape", "Size", "Constant", "ConstantOfShape"}
 _FUSABLE = {"Add", "Sub", "Mul", "Div", "Pow", "Erf", "Tanh", "Sigmoid", "Sqrt"}
 _RESHAPES = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
@@ -1379,6 +1394,7 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
         for i in node.inputs:
             consumers.setdefault(i, []).append(node)
     skip = set()
+    integer = _qdq_groups(nodes, consts, b, consumers)
     for node in nodes:
         if id(node) in skip:
             continue
@@ -1410,6 +1426,16 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
                 continue
             node.attrs["_reason"] = why
         spec = _node_spec(node, where, b, refs, consumers, skip)
+        if id(node) in integer and spec is not None:
+            # a QDQ group's product (or its Relu, or an Add), in the integer format a runtime runs it in
+            if integer[id(node)] == "add":
+                spec = dict(_INTEGER_ADD)
+            else:
+                spec["format"] = integer[id(node)]
+                if spec["type"] in MAC_LAYER_TYPES:
+                    spec["quant"] = {"requantize": True}
+                if node.attrs.get("_qdq_note"):
+                    spec["_note"] = node.attrs["_qdq_note"]
         if node.outputs and node.outputs[0] and b.bt.shapes.get(node.outputs[0]) is None:
             given = ", ".join(f"{i!r} {list(b.bt.shapes[i]) if b.bt.shapes.get(i) is not None else '?'}"
                               for i in node.inputs if i)
@@ -1480,7 +1506,8 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
         name = b.add(spec, out, expected=per_sample, reads=reads)
         if note:
             b.approximated.append((name, spec["type"], note))
-        if known and spec["type"] != "shape_op" and (reads & b.quant_inits or any(
+        if known and spec["type"] != "shape_op" and "format" not in spec and node.op not in _QUANT_OPS and (
+                reads & b.quant_inits or any(
                 _dequantized(b, r) for r in spec["inputs"])):
             b.approximated.append((name, spec["type"], _QDQ_REASON))
         if spec["type"] == "linear" and not spec.get("tied_to"):
@@ -1519,7 +1546,7 @@ def _dequantized(b, ref, steps=6):
         spec = b.by_name.get(ref)
         if spec is None:
             return False
-        if spec["type"] == "DequantizeLinear":
+        if spec.get("op") == "DequantizeLinear" and spec["type"] == "elementwise":
             return True
         if spec["type"] != "shape_op" or not spec.get("inputs"):
             return False
@@ -1680,6 +1707,16 @@ def _ms_shapes(node, shapes, consts):
         except ValueError:
             return {}
         return {0: tuple(lead) + (sa[-2], sb[-1])}
+    if op == "QLinearAdd" and len(ins) > 3 and ins[3] is not None:
+        try:
+            return {0: tuple(np.broadcast_shapes(tuple(ins[0]), tuple(ins[3])))}
+        except ValueError:
+            return {}
+    if op == "QGemm" and len(ins) > 3 and ins[3] is not None and len(ins[0]) == 2 and len(ins[3]) == 2:
+        attrs = {a.name: a.i for a in node.attribute if a.type == a.INT}
+        m = ins[0][1] if attrs.get("transA") else ins[0][0]
+        n = ins[3][0] if attrs.get("transB") else ins[3][1]
+        return {0: (m, n)}
     if op == "Attention" and len(ins) > 1 and ins[1] is not None and len(ins[0]) == 3:
         sizes = next((list(a.ints) for a in node.attribute if a.name == "qkv_hidden_sizes"), None)
         hidden_v = sizes[2] if sizes else ins[1][1] // 3
@@ -1885,13 +1922,13 @@ def _sym_pads(pads, nd, where):
     return begin
 
 
-def _check_weight(node, where, bt, weight, need, axis, what):
+def _check_weight(node, where, bt, weight, need, axis, what, w_name=None):
     """The weight must fit the inferred input: it needs ``need`` along input dimension ``axis``
     (ONNX's own shape inference lets a mismatch through, which would count wrong parameters)."""
     shape = bt.shapes.get(node.inputs[0])
     if shape is None or len(shape) < 2 or shape[axis] in (None, need):
         return
-    _fail(where, f"weight {node.inputs[1]!r} of shape {list(weight.shape)} needs {need} {what}, but input "
+    _fail(where, f"weight {w_name or node.inputs[1]!r} of shape {list(weight.shape)} needs {need} {what}, but input "
                  f"{node.inputs[0]!r} has per-sample shape {list(bt.per_sample(node.inputs[0], where))} "
                  f"({shape[axis]} {what})")
 
@@ -1915,29 +1952,26 @@ def _node_spec(node, where, b, refs, consumers, skip):
     n_live = len(refs)
     x = node.inputs[0] if node.inputs else None
     rank = len(shapes[x]) if x in shapes and x in bt.axes else None
+    if node.domain == "com.microsoft" and op == "QGemm":
+        return _qgemm_spec(node, where, b, n_live)
+    if node.domain == "com.microsoft" and op == "QLinearAdd" and n_live == 2:
+        return dict(_INTEGER_ADD)
     if node.domain not in ("", "ai.onnx"):
         return {"type": op, "reason": a.get("_reason") or _custom_reason(node)}
+    if op in _INTEGER_PRODUCTS:
+        return _integer_product_spec(node, where, b, n_live)
+    if op in ("QuantizeLinear", "DequantizeLinear"):
+        if a.get("_qdq_free"):
+            return None             # part of an integer product's group: its requantization or a free read
+        quantize = op == "QuantizeLinear"
+        # a quantized value passes no gradient (rounding); a dequantization's is dy x scale
+        return {"type": "elementwise", "op": op, "ops": dict(_QUANTIZE_OPS if quantize else _DEQUANTIZE_OPS),
+                "backward": {} if quantize else {"mul": 1}, **({"no_grad": True} if quantize else {})}
     if op in ("Conv", "ConvTranspose"):
         w = consts.get(node.inputs[1]) if const(1) else None
         if w is None:
             _fail(where, "weights must be constant")
-        nd = w.ndim - 2
-        kernel = list(w.shape[2:])
-        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-            _fail(where, f"auto_pad {a['auto_pad']} is not supported; export with explicit pads")
-        group = int(a.get("group", 1))
-        in_channels = int(w.shape[1]) * group if op == "Conv" else int(w.shape[0])
-        _check_weight(node, where, bt, w, in_channels, 1, "input channels")
-        out = int(w.shape[0]) if op == "Conv" else int(w.shape[1]) * group
-        spec = {"type": f"conv{nd}d" if op == "Conv" else f"conv_transpose{nd}d", "out": out, "kernel": kernel,
-                "stride": list(a.get("strides", [1] * nd)), "dilation": list(a.get("dilations", [1] * nd)),
-                "padding": _sym_pads(a.get("pads"), nd, where), "groups": group,
-                "bias": len(node.inputs) > 2 and bool(node.inputs[2])}
-        if op == "ConvTranspose":
-            spec["output_padding"] = list(a.get("output_padding", [0] * nd))
-            if "output_shape" in a:
-                _fail(where, "output_shape is not supported; export with explicit pads")
-        return spec
+        return _conv_spec(node, where, b, w, len(node.inputs) > 2 and bool(node.inputs[2]))
     if op == "Gemm" and n_live == 1 and const(1) and not const(0):
         if a.get("transA", 0):
             _fail(where, "transA is not supported")
@@ -2081,6 +2115,222 @@ def _node_spec(node, where, b, refs, consumers, skip):
     if op in _ZERO_COST:
         return None
     return {"type": op, "reason": _OTHER_REASONS.get(op, f"no formula for ONNX op {op}")}
+
+
+def _conv_spec(node, where, b, w, bias, w_name=None):
+    """The ``conv*``/``conv_transpose*`` spec of a Conv, ConvTranspose, QLinearConv or ConvInteger
+    node with constant weight ``w``."""
+    op, a = node.op, node.attrs
+    transpose = op == "ConvTranspose"
+    nd = w.ndim - 2
+    kernel = list(w.shape[2:])
+    if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        _fail(where, f"auto_pad {a['auto_pad']} is not supported; export with explicit pads")
+    group = int(a.get("group", 1))
+    in_channels = int(w.shape[0]) if transpose else int(w.shape[1]) * group
+    _check_weight(node, where, b.bt, w, in_channels, 1, "input channels", w_name)
+    out = int(w.shape[1]) * group if transpose else int(w.shape[0])
+    spec = {"type": f"conv_transpose{nd}d" if transpose else f"conv{nd}d", "out": out, "kernel": kernel,
+            "stride": list(a.get("strides", [1] * nd)), "dilation": list(a.get("dilations", [1] * nd)),
+            "padding": _sym_pads(a.get("pads"), nd, where), "groups": group, "bias": bias}
+    if transpose:
+        spec["output_padding"] = list(a.get("output_padding", [0] * nd))
+        if "output_shape" in a:
+            _fail(where, "output_shape is not supported; export with explicit pads")
+    return spec
+
+
+def _int_format(consts, names):
+    """The integer format (int8, int4) of a quantized product from the element types of the
+    constants among ``names`` (its weight, its zero points): int4 when all are 4-bit, else int8
+    (also when none is a constant: ONNX's default zero point is uint8); ``None`` for another
+    integer type (int16, ...), which has no format here."""
+    kinds = {str(consts[n].dtype) for n in names if n and n in consts}
+    if kinds - set(_INT_FORMAT):
+        return None
+    formats = {_INT_FORMAT[k] for k in kinds}
+    return "int4" if formats == {"int4"} else "int8"
+
+
+def _integer_product_spec(node, where, b, n_live):
+    """QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger: the conv, linear (constant weight)
+    or matmul layer of the float op, in the operands' integer format, accumulating in int32 (the
+    int32 bias of QLinearConv included), requantized when the op is a QLinear* one (its output is
+    8-bit again) and not otherwise (the int32 sums are the output). Zero points: the data
+    operand's is folded into the bias ahead of time where the weight is constant (its correction,
+    zero point x the weight's sums, is a constant per output channel), so it costs nothing; a
+    non-zero weight zero point (or, for two activations, any non-zero zero point) needs correction
+    terms at run time (a sum of the data per output, times the zero point, subtracted), which are
+    not counted: the layer is then listed as approximated."""
+    op, consts = node.op, b.consts
+    data, weight, bias_at, zero_points = _INTEGER_PRODUCTS[op]
+    inputs = node.inputs
+    at = lambda k: inputs[k] if k is not None and k < len(inputs) else ""  # noqa: E731
+    fmt = _int_format(consts, [at(weight)] + [at(k) for k in zero_points])
+    if fmt is None:
+        kinds = sorted({str(consts[at(k)].dtype) for k in (weight, *zero_points) if at(k) in consts})
+        return {"type": op, "reason": f"integer operands of type {', '.join(kinds)}: no format of that width here "
+                                      "(int8, int4), so it is not counted"}
+    w_name = at(weight)
+    if "Conv" in op:
+        if w_name not in consts:
+            _fail(where, "weights must be constant")
+        spec = _conv_spec(node, where, b, consts[w_name], bool(at(bias_at)), w_name)
+    elif n_live == 1 and w_name in consts and at(data) not in consts and consts[w_name].ndim == 2:
+        w = consts[w_name]
+        _check_weight(node, where, b.bt, w, int(w.shape[0]), -1, "input features", w_name)
+        spec = {"type": "linear", "out": int(w.shape[1]), "bias": False}
+    elif n_live == 2:
+        sa, sb = (b.bt.per_sample(i, where) for i in (at(data), w_name))
+        if not (len(sa) >= 2 and len(sb) >= 2 and sa[:-2] == sb[:-2] and sa[-1] == sb[-2]):
+            return {"type": op, "reason": "an integer matrix product with broadcast batch dimensions has no "
+                                          "formula here"}
+        spec = {"type": "matmul"}
+    else:
+        return {"type": op, "reason": "an integer matrix product of a constant by an activation has no formula here"}
+    spec["format"] = fmt
+    spec["quant"] = {"requantize": op.startswith("QLinear")}
+    nonzero = [at(k) for k in (zero_points if n_live == 2 else zero_points[1:])
+               if at(k) in consts and np.any(np.asarray(consts[at(k)]).astype(np.int64) != 0)]
+    if nonzero:
+        spec["_note"] = (f"non-zero zero point {nonzero[0]!r}: its correction terms (a sum of the other operand per "
+                         "output, times the zero point, subtracted) are not counted")
+    return spec
+
+
+def _qgemm_spec(node, where, b, n_live):
+    """onnxruntime's QGemm (A, scale, zero point, B, scale, zero point, C, y scale, y zero point)
+    with a constant B: a linear layer in the operands' integer format, the int32 C its bias,
+    requantized when it has an output scale (else its output is float, scaled: counted as the
+    requantization too, a multiply per output, with the rest as an upper bound)."""
+    consts, inputs, a = b.consts, node.inputs, node.attrs
+    at = lambda k: inputs[k] if k < len(inputs) else ""  # noqa: E731
+    fmt = _int_format(consts, [at(3), at(2), at(5)])
+    w = consts.get(at(3))
+    if fmt is None or w is None or w.ndim != 2 or n_live != 1 or a.get("transA", 0) or \
+            float(a.get("alpha", 1.0)) != 1.0:
+        return {"type": node.op, "reason": "a QGemm other than int8/int4 activations times a constant matrix (no "
+                                           "transA, alpha 1): " + _NOT_COUNTED}
+    out = int(w.shape[0] if a.get("transB", 0) else w.shape[1])
+    _check_weight(node, where, b.bt, w, int(w.size) // out, -1, "input features", at(3))
+    spec = {"type": "linear", "out": out, "bias": bool(at(6)), "format": fmt, "quant": {"requantize": True}}
+    if at(5) in consts and np.any(np.asarray(consts[at(5)]).astype(np.int64) != 0):
+        spec["_note"] = (f"non-zero zero point {at(5)!r}: its correction terms (a sum of the other operand per "
+                         "output, times the zero point, subtracted) are not counted")
+    return spec
+
+
+def _qdq_groups(nodes, consts, b, consumers):
+    """Mark the QDQ groups among ``nodes`` (ONNX's QDQ format: DequantizeLinear -> Conv, Gemm or
+    MatMul -> optional Relu -> QuantizeLinear, with a constant weight dequantized from an integer
+    initializer, or two dequantized activations): ``{id(node): format}`` for the product (and the
+    Relu), counted as integer layers (``quant``: int32 accumulation, requantized: the closing
+    QuantizeLinear is the requantization); that QuantizeLinear, and every DequantizeLinear whose
+    readers are all such products, get ``_qdq_free`` (no op of their own). The other Q and DQ
+    nodes are counted as they are written (:data:`_QUANTIZE_OPS`, :data:`_DEQUANTIZE_OPS`)."""
+    standard = ("", "ai.onnx")
+    producer = {o: n for n in nodes for o in n.outputs if o}
+
+    def dequantized(tensor):
+        for _ in range(8):
+            n = producer.get(tensor)
+            if n is None or n.domain not in standard:
+                return None
+            if n.op == "DequantizeLinear":
+                return n
+            if n.op not in _VIEWS:
+                return None
+            tensor = n.inputs[0]
+        return None
+
+    def only_user(tensor, op):
+        users = consumers.get(tensor, [])
+        return users[0] if len(users) == 1 and users[0].op == op and users[0].domain in standard else None
+
+    fused: dict[int, str] = {}
+    dqs = []
+    for n in nodes:
+        if n.op not in _QDQ_PRODUCTS or n.domain not in standard or len(n.inputs) < 2:
+            continue
+        x, w = n.inputs[0], n.inputs[1]
+        if x in consts:
+            continue
+        if w in consts:
+            ints = b.origin.get(w, set()) & b.quant_inits
+            if not ints:
+                continue
+            found = [dequantized(x)]
+            names = list(ints)
+        else:
+            found = [dequantized(x), dequantized(w)]
+            names = []
+        if any(d is None for d in found):
+            continue
+        out = n.outputs[0]
+        add = only_user(out, "Add") if n.op == "MatMul" and w in consts else None
+        if add is not None and any(i in consts for i in add.inputs):
+            out = add.outputs[0]
+        relu = only_user(out, "Relu")
+        q = only_user(relu.outputs[0] if relu is not None else out, "QuantizeLinear")
+        if q is None:
+            continue
+        names += [d.inputs[2] for d in found if len(d.inputs) > 2] + ([q.inputs[2]] if len(q.inputs) > 2 else [])
+        fmt = _int_format(consts, names)
+        if fmt is None:
+            continue
+        # zero points needing run-time corrections (see _integer_product_spec): the weight's (the
+        # integer constants folded into it besides the weight itself), or, for two activations, any
+        if w in consts:
+            big = max(ints, key=lambda name: consts[name].size)
+            zps = [name for name in ints if name != big]
+        else:
+            zps = [d.inputs[2] for d in found if len(d.inputs) > 2]
+        nonzero = [z for z in zps if z in consts and np.any(np.asarray(consts[z]).astype(np.int64) != 0)]
+        if nonzero:
+            n.attrs["_qdq_note"] = (f"non-zero zero point {nonzero[0]!r}: its correction terms (a sum of the other "
+                                    "operand per output, times the zero point, subtracted) are not counted")
+        fused[id(n)] = fmt
+        if relu is not None:
+            fused[id(relu)] = fmt
+        q.attrs["_qdq_free"] = True
+        dqs.extend(found)
+
+    def same(x, y):
+        return (x in consts) == (y in consts) and (x not in consts or np.array_equal(consts[x], consts[y]))
+
+    for n in nodes:
+        if n.op != "QuantizeLinear" or n.domain not in standard or n.attrs.get("_qdq_free"):
+            continue
+        # an Add of two dequantized tensors requantized: an integer add (QLinearAdd)
+        add = producer.get(n.inputs[0])
+        if add is not None and add.op == "Add" and add.domain in standard and only_user(add.outputs[0],
+                                                                                     "QuantizeLinear") is n:
+            found = [dequantized(i) for i in add.inputs[:2]]
+            names = [d.inputs[2] for d in found if d is not None and len(d.inputs) > 2]
+            fmt = _int_format(consts, names + ([n.inputs[2]] if len(n.inputs) > 2 else []))
+            if len(found) == 2 and None not in found and all(i not in consts for i in add.inputs) and fmt:
+                fused[id(add)] = "add"
+                n.attrs["_qdq_free"] = True
+                dqs.extend(found)
+                continue
+        # DequantizeLinear -> free views -> QuantizeLinear at the same scale and zero point: the
+        # integers pass through unchanged (a Flatten or Reshape between two quantized layers)
+        d = dequantized(n.inputs[0])
+        if d is not None and len(n.inputs) > 1 and same(d.inputs[1], n.inputs[1]) and (
+                len(d.inputs) > 2) == (len(n.inputs) > 2) and (len(d.inputs) < 3 or same(d.inputs[2], n.inputs[2])):
+            n.attrs["_qdq_free"] = True
+            dqs.append(d)
+
+    def read_by_products(tensor, depth=0):
+        users = consumers.get(tensor, [])
+        return bool(users) and depth < 8 and all(
+            id(u) in fused or (u.op == "QuantizeLinear" and u.attrs.get("_qdq_free") and u.domain in standard)
+            or (u.op in _VIEWS and read_by_products(u.outputs[0], depth + 1)) for u in users)
+
+    for d in dqs:
+        if read_by_products(d.outputs[0]):
+            d.attrs["_qdq_free"] = True
+    return fused
 
 
 _OTHER_REASONS = {

@@ -8,7 +8,10 @@ naming the file and the layer. Shapes are per sample: ``[C, H, W]``, ``[T, D]``,
 
 Every layer takes ``type``, and optionally ``name`` (a string or number, not ``input``; default
 ``TYPE_INDEX``), ``inputs`` (a name or a list; default the previous layer; ``input`` is the model
-input), ``format`` (fp16 | bf16 | fp32 | fp64, default the model's) and ``no_grad`` [false: true
+input), ``format`` (fp16 | bf16 | fp32 | fp64 | tf32 | fp8_e4m3 | fp8_e5m2 | int8 | int4 | int32,
+default the model's), ``quant`` (linear, conv, matmul, bmm and attention layers in int8 or int4:
+accumulate [int32], requantize [true], core [fp32: an attention layer's core]; see
+docs/counting.md, "Quantized models") and ``no_grad`` [false: true
 for a layer no gradient flows through, a ``detach``; layers whose only readers are such get none
 either], ``recompute`` [false: true for a layer whose forward runs again in the backward stage,
 as in a checkpointed region] and, for linear, conv, conv_transpose and embedding layers,

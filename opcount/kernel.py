@@ -20,7 +20,10 @@ stage in op order, over a model's layers in layer order, then the four stages in
   that model's own output slot, so there are no races and no temporary the size of the input.
   It uses one thread per ``_LAYERS_PER_THREAD`` layers, and below twice that runs on the calling
   thread alone: waking numba's worker threads costs more than such a job (milliseconds on a
-  loaded machine, against microseconds).
+  loaded machine, against microseconds). Both forms prefetch the counts a few layers ahead; the
+  parallel form streams the per-layer TOs to memory (non-temporal stores: a written line is not
+  read first); and both check each layer's format in their one pass over the layers instead of
+  two passes of ``min``/``max`` beforehand.
 
 Which one runs (:func:`_use_numba`): numba once a job is large enough to repay loading it
 (``_NUMBA_MIN_LAYERS``: importing numba and loading the cached kernel cost about 0.6 s of CPU,
@@ -30,6 +33,7 @@ with ``python bench/bench_kernel.py --crossover``; see docs/benchmarks.md.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -55,7 +59,10 @@ class KernelInputError(ValueError):
 
 
 def _use_numba(n_layers):
-    """Whether the numba kernel should price ``n_layers`` layers (see the module docstring)."""
+    """Whether the numba kernel should price ``n_layers`` layers (see the module docstring).
+    Never with ``NUMBA_DISABLE_JIT`` set: its prefetch and streaming stores exist only compiled."""
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return False
     if n_layers >= _NUMBA_MIN_LAYERS:
         return True
     module = sys.modules.get("opcount._kernel_numba")
@@ -121,8 +128,6 @@ def tos_from_counts(counts: np.ndarray, costs: np.ndarray, layer_format: np.ndar
         raise KernelInputError(f"costs must have shape ({n_ops}, formats), not {costs.shape}")
     if layer_format.shape != (n_layers,):
         raise KernelInputError(f"layer_format must have shape ({n_layers},), not {layer_format.shape}")
-    if n_layers and (layer_format.min() < 0 or layer_format.max() >= costs.shape[1]):
-        raise KernelInputError(f"layer_format values must lie in 0..{costs.shape[1] - 1}")
     if offsets is None:
         offsets = np.array([0, n_layers], dtype=np.int64)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
@@ -140,9 +145,14 @@ def tos_from_counts(counts: np.ndarray, costs: np.ndarray, layer_format: np.ndar
     row_costs = np.ascontiguousarray(np.tile(costs.T, (1, n_stages)))     # (formats, stages*ops)
     args = (counts.reshape(n_layers, n_stages * n_ops), row_costs, layer_format, offsets,
             layer_tos, model_stage_tos, model_tos)
+    bad_format = f"layer_format values must lie in 0..{costs.shape[1] - 1}"
     if _use_numba(n_layers):
         from ._kernel_numba import tos_kernel
-        tos_kernel(*args, threads=_threads(n_layers))
+        # the numba kernel checks each layer's format in its own pass over the layers
+        if tos_kernel(*args, threads=_threads(n_layers)):
+            raise KernelInputError(bad_format)
     else:
+        if n_layers and (layer_format.min() < 0 or layer_format.max() >= costs.shape[1]):
+            raise KernelInputError(bad_format)
         _tos_numpy(*args)
     return layer_tos, model_stage_tos, model_tos

@@ -55,7 +55,8 @@ captured inside a tile), outputs ``S_o``.
 
 Bitwidth and sparsity (yang2017 section III.C and IV.A)
 -------------------------------------------------------
-Bytes scale with the layer format's bits (``FORMAT_BITS``: fp16 and bf16 2 bytes, fp32 4).
+Bytes scale with the layer format's storage (``FORMAT_BYTES``: fp16 and bf16 2 bytes, fp32 and tf32 4,
+fp8 and int8 1, int4 0.5).
 Densities (the non-zero fraction) of weights and of input activations, per model or per layer,
 scale the MACs: a product with a zero input is skipped, so effective MACs = MACs x d_w x d_i,
 and the level-0 operand and partial-sum accesses follow them. Transfers between levels use
@@ -88,7 +89,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS
+from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS, FORMAT_BYTES, INT_FORMAT_BITS
 
 from ._engine import PHASES, CountResult
 from ._ir import Layer, ModelIR
@@ -102,12 +103,14 @@ DATA_TYPES = ("weights", "inputs", "outputs")
 GEMM_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
               "conv_transpose3d", "matmul", "bmm")
 _APPROXIMATE_TYPES = ("attention", "sdpa", "moe")
+#: The extra rows of a quantized layer (opcount._engine._quantized_rows): arithmetic, no bytes of their own.
+_QUANT_ROWS = ("accumulate", "requantize", "attention_core")
 
 
 def format_bytes(fmt: str) -> float:
-    """Bytes of one value of format ``fmt`` (fp16 2, bf16 2, fp32 4, fp64 8)."""
-    e, f = FORMAT_BITS[fmt]
-    return (1 + e + f) / 8
+    """Bytes of one value of format ``fmt`` in memory (fp16 2, bf16 2, fp32 4, tf32 4, fp64 8, fp8 1,
+    int8 1, int4 0.5, int32 4; ``FORMAT_BYTES``)."""
+    return FORMAT_BYTES[fmt]
 
 
 @dataclass(frozen=True)
@@ -358,9 +361,11 @@ def _fused_bytes(layer, batch, hierarchy, nbytes):
 def _update_row(counted, owner, stages, levels, outer, per_byte, hierarchy):
     """The movement of an optimizer step on master weights kept in ``counted.format``: each of
     the owner's parameters read, its gradient read and the weight written at the outermost
-    level, in the master format (as the update of any layer), and its arithmetic priced there."""
+    level, in the master format (as the update of any layer), and its arithmetic priced there.
+    Without an ``owner``: the row's arithmetic only (a quantized layer's extra rows)."""
     table = {s: _empty(levels) for s in stages}
-    table["update"][outer]["weights"] += 3 * owner.params * format_bytes(counted.format)
+    if owner is not None:
+        table["update"][outer]["weights"] += 3 * owner.params * format_bytes(counted.format)
     lm = LayerMovement(name=counted.name, type=counted.type, format=counted.format, macs=0, effective_macs=0.0,
                        density_weights=1.0, density_inputs=1.0, bytes=table)
     lm.movement_j = sum(table[s][lv][t] * per_byte[lv] for s in table for lv in levels for t in DATA_TYPES)
@@ -420,6 +425,10 @@ def count_movement(result: CountResult, model: ModelIR, hierarchy: MemoryHierarc
             owner = by_name.get(counted.name[:-len("/update")]) if counted.type == "update" else None
             if owner is not None:           # a master-weights update row (count_model's master_format)
                 moved.append(_update_row(counted, owner, stages, levels, outer, per_byte, hierarchy))
+            elif counted.type in _QUANT_ROWS:
+                # a quantized layer's accumulation, requantization or attention core: its
+                # arithmetic in its own format; its bytes are the layer's (moved in its format)
+                moved.append(_update_row(counted, None, stages, levels, outer, per_byte, hierarchy))
             continue                        # the loss row
         layer = by_name[counted.name]
         d_w, d_i = densities.of(layer.name)
@@ -472,6 +481,9 @@ _LINEAR_OPS = ("add", "sub", "cmp")
 
 
 def _bits(fmt):
+    # the width of the arithmetic (tf32: 19 bits, though stored in 32)
+    if fmt in INT_FORMAT_BITS:
+        return INT_FORMAT_BITS[fmt]
     e, f = FORMAT_BITS[fmt]
     return 1 + e + f
 

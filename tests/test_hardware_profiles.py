@@ -23,7 +23,7 @@ BAD_CASES = {
     "unknown_design.yaml": "unknown_design.yaml:4: units.mul.design: unknown multiplier design 'boothwallace' "
                            "(did you mean 'booth_wallace'?); known: booth_wallace, array, dadda",
     "unknown_format.yaml": "unknown_format.yaml:3: formats[1]: unknown format 'fp23' (did you mean 'fp32'?); "
-                           "known: fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2",
+                           "known: fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32, int8, int4, int32",
     "zero_cost.yaml": "zero_cost.yaml:5: technology.gates.NAND: transistor cost must be a positive integer, not 0",
     "negative_cost.yaml": "negative_cost.yaml:4: technology.cells.full_adder: transistor cost must be a positive "
                           "integer, not -10",

@@ -181,7 +181,7 @@ def test_cost_table_integer_fallback(li2022, monkeypatch):
 
 def test_cost_table_names_are_checked(li2022):
     with pytest.raises(CircuitError, match=r"^Unknown format 'fp8'; expected one of "
-                                           r"fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2$"):
+                                           r"fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32, int8, int4, int32$"):
         cost_table(li2022, ["fp8"], ["add"])
     with pytest.raises(CircuitError, match=r"^Unknown op 'pow'; expected one of "
                                            r"add, sub, mul, div, sqrt, cmp$"):

@@ -63,6 +63,8 @@ def bits_to_float64(bits, fmt):
     with np.errstate(invalid="ignore"):      # signaling NaNs become quiet ones
         if fmt == "bf16":
             return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+        if fmt == "tf32":        # fp32's sign, exponent and top 10 fraction bits
+            return (bits.astype(np.uint32) << np.uint32(13)).view(np.float32).astype(np.float64)
         dt, it = NUMPY_TYPES[fmt]
         return bits.astype(it).view(dt).astype(np.float64)
 
@@ -287,6 +289,16 @@ def test_bit_exact(op, fmt):
     check_unit(make_unit(op, fmt), op, fmt, a, b)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("op", OPS)
+def test_bit_exact_tf32(op):
+    """tf32 (8-bit exponent, 10-bit fraction) is one more format of the parametric IEEE units
+    (measured 2-90 s per op on the shared machine: slow set)."""
+    assert (FPFormat("tf32").width, FPFormat("tf32").bias) == (19, 127)
+    a, b = vectors(op, "tf32", seed=2000 + OPS.index(op), n_random=1000, n_moderate=1000)
+    check_unit(make_unit(op, "tf32"), op, "tf32", a, b)
+
+
 # Ripple-carry rows unrolled 54 to 107 deep are too deep for Amaranth's netlist check (Python
 # recursion) and for Yosys (wasm call stack); logarithmic adders keep float64 within reach.
 FP64_OPTIONS = {
@@ -459,7 +471,7 @@ def test_round_to_format_bf16_cases():
 
 def test_format_errors():
     with pytest.raises(ValueError, match=r"^Unknown FP format 'fp8'; expected one of fp16, "
-                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2$"):
+                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32$"):
         FPAdd("fp8")
     with pytest.raises(TypeError, match=r"^FP format must be a format name, not 16$"):
         FPMul(16)
@@ -531,7 +543,7 @@ def test_factory_errors():
                                          r"sub, mul, div, sqrt, cmp$"):
         build_fp_unit("pow", "fp32", units, "ieee")
     with pytest.raises(ValueError, match=r"^Unknown FP format 'fp128'; expected one of fp16, "
-                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2$"):
+                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32$"):
         build_fp_unit("add", "fp128", units, "ieee")
     with pytest.raises(ValueError, match=r"^Unknown FP datapath 'exact'; expected one of "
                                          r"ieee, minimal$"):

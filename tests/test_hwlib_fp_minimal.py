@@ -184,7 +184,7 @@ def test_factory_minimal_under_li2022_counts_as_the_paper():
 
 def test_errors():
     with pytest.raises(ValueError, match=r"^Unknown FP format 'fp8'; expected one of fp16, "
-                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2$"):
+                                         r"bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32$"):
         MinimalFPAdd("fp8")
     with pytest.raises(TypeError, match=r"^Minimal FP multiplier's multiplier must be a design "
                                         r"name or a class, not None$"):

@@ -123,3 +123,40 @@ def test_numpy_path_in_blocks(monkeypatch):
         monkeypatch.setattr(kernel, "_POSITIONS_MAX", positions_max)
         for g, w in zip(tos_from_counts(counts, costs, fmt, offsets), whole):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("lengths,n", [([5] * 100, 16), ([0, 0, 1000, 1, 1, 0], 16), ([], 4), ([0, 0, 0], 4),
+                                       ([1] * 3, 16), ([50, 1, 1, 1, 50, 1], 4)])
+def test_the_parallel_kernel_chunks_cover_every_model_once(lengths, n):
+    from opcount._kernel_numba import _chunks
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    chunks = _chunks(offsets, n)
+    assert chunks[0] == 0 and chunks[-1] == len(lengths) and len(chunks) <= n + 1
+    assert np.all(np.diff(chunks) > 0) or len(lengths) == 0
+    if lengths == [5] * 100:        # equal models: equal chunks (in layers, within one model)
+        sizes = np.diff(offsets[chunks])
+        assert sizes.max() - sizes.min() <= 5
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("wrong", [-1, 2])
+def test_the_numba_kernel_refuses_a_format_outside_the_table(monkeypatch, threads, wrong):
+    # the numba form checks the formats in its own pass over the layers, not beforehand
+    from opcount import kernel
+    monkeypatch.setattr(kernel, "_use_numba", lambda n: True)
+    monkeypatch.setattr(kernel, "_threads", lambda n: threads)
+    counts = np.ones((40, 4, 6), dtype=np.int64)
+    fmt = np.zeros(40, dtype=np.int64)
+    fmt[37] = wrong
+    with pytest.raises(KernelInputError, match=r"^layer_format values must lie in 0\.\.1$"):
+        tos_from_counts(counts, np.ones((6, 2)), fmt, np.array([0, 10, 20, 30, 40]))
+    fmt[37] = 1
+    assert tos_from_counts(counts, np.ones((6, 2)), fmt, np.array([0, 10, 20, 30, 40]))[2].tolist() == [240.0] * 4
+
+
+def test_without_numba_jit_the_numpy_form_prices(monkeypatch):
+    from opcount import kernel
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    assert not kernel._use_numba(kernel._NUMBA_MIN_LAYERS)
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "0")
+    assert kernel._use_numba(kernel._NUMBA_MIN_LAYERS)

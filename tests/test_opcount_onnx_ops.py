@@ -223,12 +223,26 @@ def _q(name):
     return [_init(f"{name}s", np.array(0.1, np.float32)), _init(f"{name}z", np.array(0, np.int8))]
 
 
+@pytest.fixture(scope="module")
+def int_profile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("int") / "int.yaml"
+    path.write_text("name: cmos-int\nextends: cmos-generic\nformats: [fp32, int8, int4, int32]\n")
+    return load(str(path))
+
+
+def _rows(result):
+    return {layer.name: (layer.format, {op: n for op, n in layer.stages["forward"].items() if n})
+            for layer in result.layers}
+
+
 @pytest.mark.parametrize("op", ["QLinearMatMul", "MatMulInteger", "QLinearConv", "ConvInteger"])
-def test_integer_ops_are_reported_not_counted_with_their_int8_weights(tmp_path, profile, op):
+def test_integer_products_are_counted_in_int8_with_int32_accumulation(tmp_path, int_profile, op):
     conv = "Conv" in op
+    # conv: 3 output channels, 2 input channels, 3x3 kernel, no padding: a 4x4 input gives 2x2 outputs
     wq = _init("wq", np.ones((3, 2, 3, 3) if conv else (4, 3), np.int8))
     shape = ["N", 2, 4, 4] if conv else ["N", 4]
-    if op.startswith("QLinear"):
+    qlinear = op.startswith("QLinear")
+    if qlinear:
         nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="qx"),
                  helper.make_node(op, ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz"], ["yq"], name="q"),
                  helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"], name="dq")]
@@ -239,23 +253,184 @@ def test_integer_ops_are_reported_not_counted_with_their_int8_weights(tmp_path, 
                  helper.make_node("Cast", ["yi"], ["y"], to=F)]
         inits = [wq]
     path = _save(tmp_path / "q.onnx", nodes, [_vi("x", shape)], [_vi("y", None)], inits)
-    model, result = _incomplete(path, profile, r"q \(" + op + r"\): integer")
-    assert model.params == wq.dims[0] * int(np.prod(wq.dims[1:]))
-    assert "not counted" in next(i["reason"] for i in result.incomplete if i["layer"] == "q")
+    model = opcount.load_onnx(path)
+    assert model.complete and model.params == wq.dims[0] * int(np.prod(wq.dims[1:]))
+    result = opcount.count_model(model, int_profile, batch=2)
+    rows = _rows(result)
+    # per sample: conv 3 channels x 2x2 positions = 12 outputs of K = 2 x 9 = 18 products;
+    # linear 3 outputs of 4 products; batch 2
+    outputs, k = (2 * 12, 18) if conv else (2 * 3, 4)
+    assert rows["q"] == ("int8", {"mul": outputs * k})
+    assert rows["q/accumulate"] == ("int32", {"add": outputs * (k - 1)})
+    if qlinear:
+        assert rows["q/requantize"] == ("int32", {"mul": outputs, "add": 2 * outputs, "cmp": 2 * outputs})
+        # the model input quantized (x / scale, + zero point, saturated) and the output dequantized, in fp32
+        elements = 2 * int(np.prod(shape[1:]))
+        assert rows["qx"] == ("fp32", {"div": elements, "add": elements, "cmp": 2 * elements})
+        assert rows["dq"] == ("fp32", {"sub": outputs, "mul": outputs})
+    else:
+        assert "q/requantize" not in rows
+    assert result.macs == outputs * k
 
 
-def test_qdq_matmul_is_counted_as_written_and_reported_as_quantized(tmp_path, profile):
-    nodes = [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], name="dqw"),
-             helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="qx"),
-             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"], name="dqx"),
-             helper.make_node("MatMul", ["xd", "w"], ["y"], name="mm")]
-    per_channel = _init("ws", np.full(3, 0.1, np.float32))       # per-channel scales are no parameters
-    path = _save(tmp_path / "qdq.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", None)],
-                 [_init("wq", np.ones((4, 3), np.int8)), per_channel, _init("wz", np.zeros(3, np.int8))] + _q("x"))
-    model, result = _incomplete(path, profile, r"qx \(QuantizeLinear\): quantization")
-    assert model.params == 12 and result.macs == 2 * 12 * 2        # the training count: forward + input grad
-    reasons = {i["layer"]: i["reason"] for i in result.incomplete}
-    assert reasons["mm"].startswith("quantized (QDQ)") and set(reasons) == {"qx", "dqx", "mm"}
+def test_qlinearconv_hand_count_with_bias_and_uint8(tmp_path, int_profile):
+    # uint8 activations, int8 weights (zero point 0), an int32 bias: 2 -> 4 channels, 3x3, pad 1, 5x5 input
+    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "wq", "ws", "wz", "ys", "yz", "bq"], ["y"],
+                              name="qconv", pads=[1, 1, 1, 1])]
+    inits = [_init("wq", np.ones((4, 2, 3, 3), np.int8)), _init("bq", np.arange(4, dtype=np.int32)),
+             _init("xs", np.array(0.1, np.float32)), _init("xz", np.array(128, np.uint8)),
+             _init("ws", np.full(4, 0.1, np.float32)), _init("wz", np.zeros(4, np.int8)),
+             _init("ys", np.array(0.2, np.float32)), _init("yz", np.array(128, np.uint8))]
+    path = _save(tmp_path / "qc.onnx", nodes, [_vi("x", ["N", 2, 5, 5], TensorProto.UINT8)],
+                 [_vi("y", None, TensorProto.UINT8)], inits)
+    model = opcount.load_onnx(path)
+    assert model.complete and model.params == 4 * 18 + 4
+    rows = _rows(opcount.count_model(model, int_profile, batch=1))
+    outputs = 4 * 25                         # 4 channels x 5x5 positions
+    assert rows["qconv"] == ("int8", {"mul": outputs * 18})
+    assert rows["qconv/accumulate"] == ("int32", {"add": outputs * 17 + outputs})      # + the int32 bias
+    assert rows["qconv/requantize"] == ("int32", {"mul": outputs, "add": 2 * outputs, "cmp": 2 * outputs})
+
+
+def test_a_nonzero_weight_zero_point_is_listed_as_approximated(tmp_path, int_profile):
+    nodes = [helper.make_node("MatMulInteger", ["x", "wq", "", "wz"], ["y"], name="mmi")]
+    path = _save(tmp_path / "z.onnx", nodes, [_vi("x", ["N", 4], TensorProto.UINT8)], [_vi("y", None, TensorProto.INT32)],
+                 [_init("wq", np.ones((4, 3), np.uint8)), _init("wz", np.array(128, np.uint8))])
+    with pytest.warns(IncompleteModelWarning, match=r"mmi \(linear\): non-zero zero point 'wz'"):
+        model = opcount.load_onnx(path)
+    assert model.layer("mmi").format == "int8"
+
+
+def test_int16_operands_are_reported_not_counted(tmp_path, profile):
+    nodes = [helper.make_node("MatMulInteger", ["x", "wq"], ["y"], name="mmi")]
+    path = _save(tmp_path / "w.onnx", nodes, [_vi("x", ["N", 4], TensorProto.INT16)], [_vi("y", None, TensorProto.INT32)],
+                 [_init("wq", np.ones((4, 3), np.int16))])
+    with pytest.warns(IncompleteModelWarning, match=r"mmi \(MatMulInteger\): integer operands of type int16"):
+        opcount.load_onnx(path)
+
+
+def _qdq_conv(tmp_path, relu=True, requantized=True):
+    """x -> Q -> DQ -> Conv(DQ(int8 w), DQ(int32 b)) [-> Relu] [-> Q -> DQ] -> y: 2 -> 3 channels, 3x3, 4x4."""
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="qx"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dqx"),
+             helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], name="dqw"),
+             helper.make_node("DequantizeLinear", ["bq", "bs"], ["b"], name="dqb"),
+             helper.make_node("Conv", ["xd", "w", "b"], ["c"], name="conv")]
+    last = "c"
+    if relu:
+        nodes.append(helper.make_node("Relu", ["c"], ["r"], name="relu"))
+        last = "r"
+    if requantized:
+        nodes += [helper.make_node("QuantizeLinear", [last, "s", "z"], ["yq"], name="qy"),
+                  helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"], name="dqy")]
+    else:
+        nodes.append(helper.make_node("Identity", [last], ["y"], name="out"))
+    inits = [_init("wq", np.ones((3, 2, 3, 3), np.int8)), _init("ws", np.array(0.05, np.float32)),
+             _init("bq", np.arange(3, dtype=np.int32)), _init("bs", np.array(0.005, np.float32)),
+             _init("s", np.array(0.1, np.float32)), _init("z", np.array(0, np.int8))]
+    return _save(tmp_path / "qdq.onnx", nodes, [_vi("x", ["N", 2, 4, 4])], [_vi("y", None)], inits)
+
+
+def test_qdq_conv_is_an_int8_conv_with_its_requantization(tmp_path, int_profile):
+    model = opcount.load_onnx(_qdq_conv(tmp_path))
+    assert model.complete and model.params == 3 * 18 + 3
+    rows = _rows(opcount.count_model(model, int_profile, batch=2))
+    outputs = 2 * 3 * 2 * 2                 # batch 2 x 3 channels x 2x2 positions
+    assert rows["conv"] == ("int8", {"mul": outputs * 18})
+    assert rows["conv/accumulate"] == ("int32", {"add": outputs * 17 + outputs})
+    assert rows["conv/requantize"] == ("int32", {"mul": outputs, "add": 2 * outputs, "cmp": 2 * outputs})
+    assert rows["relu"] == ("int8", {"cmp": outputs})
+    # the input's quantization and the output's dequantization are real float ops; the DQ before the
+    # conv and the Q after it are the integer conv's own (free)
+    assert rows["qx"] == ("fp32", {"div": 2 * 32, "add": 2 * 32, "cmp": 2 * 2 * 32})
+    assert rows["dqy"] == ("fp32", {"sub": outputs, "mul": outputs})
+    assert rows["dqx"] == ("fp32", {}) and rows["qy"] == ("fp32", {})
+
+
+def test_qdq_conv_without_a_closing_quantize_is_counted_in_float(tmp_path, int_profile):
+    with pytest.warns(IncompleteModelWarning, match=r"conv \(conv2d\): quantized \(QDQ\)"):
+        model = opcount.load_onnx(_qdq_conv(tmp_path, relu=False, requantized=False))
+    rows = _rows(opcount.count_model(model, int_profile, batch=1))
+    assert rows["conv"][0] == "fp32" and "conv/accumulate" not in rows
+    assert rows["dqx"] == ("fp32", {"sub": 32, "mul": 32})
+
+
+def test_qdq_with_an_asymmetric_weight_is_listed(tmp_path, int_profile):
+    path = _qdq_conv(tmp_path)
+    model = onnx.load(path)
+    for init in model.graph.initializer:
+        if init.name == "wq":
+            init.CopyFrom(_init("wq", np.full((3, 2, 3, 3), 200, np.uint8)))
+    model.graph.node[2].input.append("wz")              # dqw gets a weight zero point of 128
+    model.graph.initializer.append(_init("wz", np.array(128, np.uint8)))
+    onnx.save(model, path)
+    with pytest.warns(IncompleteModelWarning, match=r"conv \(conv2d\): non-zero zero point 'wz'"):
+        model = opcount.load_onnx(path)
+    assert model.layer("conv").format == "int8"
+
+
+def _residual(tmp_path, qoperator):
+    """A residual block as onnxruntime's quantizer writes it (QDQ or QOperator format): x quantized,
+    conv 2 -> 2 channels 3x3 pad 1 (ReLU folded into the requantization), the quantized sum of the
+    block's input and output, a Flatten, a linear layer 32 -> 3 with an int32 bias, dequantized."""
+    ms = "com.microsoft"
+    inits = [_init("wq", np.ones((2, 2, 3, 3), np.int8)), _init("ws", np.array(0.05, np.float32)),
+             _init("bq", np.arange(2, dtype=np.int32)), _init("bs", np.array(0.005, np.float32)),
+             _init("fq", np.ones((32, 3), np.int8)), _init("cq", np.arange(3, dtype=np.int32)),
+             _init("s", np.array(0.1, np.float32)), _init("z", np.array(0, np.int8)),
+             _init("s2", np.array(0.2, np.float32))]
+    if qoperator:
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="qx"),
+                 helper.make_node("QLinearConv", ["xq", "s", "z", "wq", "ws", "z", "s", "z", "bq"], ["cq_"],
+                                  name="conv", pads=[1, 1, 1, 1]),
+                 helper.make_node("QLinearAdd", ["xq", "s", "z", "cq_", "s", "z", "s2", "z"], ["aq"], name="add",
+                                  domain=ms),
+                 helper.make_node("Flatten", ["aq"], ["fl"], name="flat"),
+                 helper.make_node("QGemm", ["fl", "s2", "z", "fq", "ws", "z", "cq", "s", "z"], ["yq"], name="fc",
+                                  domain=ms),
+                 helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"], name="dqy")]
+        return _save(tmp_path / "qop.onnx", nodes, [_vi("x", [1, 2, 4, 4])], [_vi("y", None)], inits,
+                     domains=[ms])
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="qx"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dqx"),
+             helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], name="dqw"),
+             helper.make_node("DequantizeLinear", ["bq", "bs"], ["b"], name="dqb"),
+             helper.make_node("Conv", ["xd", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq_"], name="qc"),
+             helper.make_node("DequantizeLinear", ["cq_", "s", "z"], ["cd"], name="dqc"),
+             helper.make_node("Add", ["xd", "cd"], ["a"], name="add"),
+             helper.make_node("QuantizeLinear", ["a", "s2", "z"], ["aq"], name="qa"),
+             helper.make_node("DequantizeLinear", ["aq", "s2", "z"], ["ad"], name="dqa"),
+             helper.make_node("Flatten", ["ad"], ["fl"], name="flat"),
+             helper.make_node("QuantizeLinear", ["fl", "s2", "z"], ["flq"], name="qf"),
+             helper.make_node("DequantizeLinear", ["flq", "s2", "z"], ["fd"], name="dqf"),
+             helper.make_node("DequantizeLinear", ["fq", "ws"], ["fw"], name="dqfw"),
+             helper.make_node("DequantizeLinear", ["cq", "bs"], ["fb"], name="dqfb"),
+             helper.make_node("Gemm", ["fd", "fw", "fb"], ["g"], name="fc"),
+             helper.make_node("QuantizeLinear", ["g", "s", "z"], ["yq"], name="qy"),
+             helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"], name="dqy")]
+    return _save(tmp_path / "qdq.onnx", nodes, [_vi("x", [1, 2, 4, 4])], [_vi("y", None)], inits)
+
+
+@pytest.mark.parametrize("qoperator", [False, True])
+def test_quantized_residual_block_in_both_formats(tmp_path, int_profile, qoperator):
+    model = opcount.load_onnx(_residual(tmp_path, qoperator))
+    assert model.complete and model.params == 2 * 18 + 2 + 32 * 3 + 3
+    rows = _rows(opcount.count_model(model, int_profile, batch=1))
+    outputs = 2 * 16                          # 2 channels x 4x4
+    assert rows["conv"] == ("int8", {"mul": outputs * 18})
+    assert rows["conv/accumulate"] == ("int32", {"add": outputs * 17 + outputs})
+    assert rows["conv/requantize"] == ("int32", {"mul": outputs, "add": 2 * outputs, "cmp": 2 * outputs})
+    # the quantized sum: per element 2 sub, 2 mul, 3 add, 2 cmp in int32
+    assert rows["add"] == ("int32", {"sub": 2 * 32, "mul": 2 * 32, "add": 3 * 32, "cmp": 2 * 32})
+    assert rows["fc"] == ("int8", {"mul": 3 * 32})
+    assert rows["fc/accumulate"] == ("int32", {"add": 3 * 31 + 3})
+    assert rows["fc/requantize"] == ("int32", {"mul": 3, "add": 6, "cmp": 6})
+    assert rows["qx"] == ("fp32", {"div": 32, "add": 32, "cmp": 64})
+    assert rows["dqy"] == ("fp32", {"sub": 3, "mul": 3})
+    # every other Q and DQ (QDQ format) is free: the same totals in both formats
+    free = {name: ops for name, (fmt, ops) in rows.items() if name.startswith(("dq", "q")) and name not in ("qx", "dqy")}
+    assert all(not ops for ops in free.values())
 
 
 # --- recurrent sequence lengths, the batch axis --------------------------------------------------------

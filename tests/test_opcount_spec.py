@@ -71,7 +71,7 @@ def test_bad_files_name_file_and_layer(name, message):
     ("input: [4]\nlayers: [{type: relu, inputs: [nope]}]\n",
      "layer 'relu_0' (relu): input 'nope' is not an earlier layer or 'input'"),
     ("input: [4]\nlayers: [{type: relu, format: fp8}]\n",
-     "layer 'relu_0' (relu): format must be one of fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, not 'fp8'"),
+     "layer 'relu_0' (relu): format must be one of fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32, int8, int4, int32, not 'fp8'"),
     ("input: [0]\nlayers: [{type: relu}]\n", "model input shape must be a non-empty list of positive integers, not [0]"),
     ("input: [3, 4, 4]\nlayers: [{type: conv2d, out: 2, kernel: 5}]\n",
      "layer 'conv2d_0' (conv2d): window of span 5 does not fit in length 4 with padding 0"),

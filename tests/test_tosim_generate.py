@@ -113,8 +113,8 @@ def test_format_flag_of_count_and_score(capsys):
     bf16 = tosim.score("zoo:gpt2", seq=8, format="bf16")
     fp32 = tosim.score("zoo:gpt2", seq=8)
     assert bf16.counts == fp32.counts and bf16.tos < fp32.tos
-    with pytest.raises(tosim.ScoreError, match=r"^format must be one of fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, not 'int8'$"):
-        tosim.score("zoo:gpt2", seq=8, format="int8")
+    with pytest.raises(tosim.ScoreError, match=r"^format must be one of fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32, int8, int4, int32, not 'int16'$"):
+        tosim.score("zoo:gpt2", seq=8, format="int16")
 
 
 def test_cli_recompute_and_master_format(capsys):

@@ -145,11 +145,166 @@ def test_from_model_cli(tiny, priced, capsys, tmp_path):
     (["--input", "x.npy"], "--input goes with --from-model"),
     (["--from-model", "zoo:lenet5", "--dist", "relu"], "--dist does not go with --from-model"),
     (["--from-model", "zoo:lenet5", "--input", "missing.npy"], "--input missing.npy"),
+    (["--save-streams", "s.npz"], "--save-streams goes with --from-model"),
+    (["--from-model", "zoo:lenet5", "--save-streams", "s.npy"], "--save-streams s.npy: the extension must be .npz"),
 ])
 def test_from_model_bad_arguments(capsys, argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status, _, err = run(capsys, "activity", *argv)
     assert status == 2 and err.startswith("tosim: error: ") and message in err and err.count("\n") == 1
+
+
+TORCH_FILE = """\
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+not_a_module = 3
+
+
+def build():
+    torch.manual_seed(1)
+    return net, torch.randn(5, 8)
+
+
+def broken():
+    raise RuntimeError("no weights here")
+"""
+
+
+@pytest.fixture
+def torch_file(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "net.py"
+    path.write_text(TORCH_FILE)
+    return path
+
+
+def test_from_model_torch_factory_cli(torch_file, tmp_path, capsys):
+    """FILE.py:NAME runs the file and the module on the factory's example input, or on --input:
+    the same figures as the Python API on that module and input."""
+    import runpy
+
+    import torch
+    namespace = runpy.run_path(str(torch_file))
+    net, example = namespace["build"]()
+    profile = hp.load("cmos-generic")
+    direct = ms.model_activity(ms.streams_from_torch(net, example, "fp16", vectors=64), profile)
+    status, out, err = run(capsys, "activity", "--from-model", f"{torch_file}:build", "--formats", "fp16",
+                           "--vectors", "64", "--json")
+    assert status == 0, err
+    record = json.loads(out)
+    assert record["model"] == "build" and record["source"] == f"torch run ({torch_file}:build) on its example input"
+    assert [layer["layer"] for layer in record["layers"]] == ["0", "2"]
+    assert record["mul_fj_per_op"] == direct.mul_fj and record["add_fj_per_op"] == direct.add_fj
+    assert record["layers"][1]["zeros"] == direct.layers[1]["zeros"] > 0       # after the ReLU
+    x = np.random.default_rng(2).standard_normal((4, 8))                       # float64 on file
+    np.save(tmp_path / "x.npy", x)
+    status, out, err = run(capsys, "activity", "--from-model", f"{torch_file}:net", "--input",
+                           str(tmp_path / "x.npy"), "--formats", "fp16", "--vectors", "64", "--json")
+    assert status == 0, err
+    given = ms.model_activity(ms.streams_from_torch(net, torch.from_numpy(x).float(), "fp16", vectors=64), profile)
+    record = json.loads(out)
+    assert record["source"].endswith("on the input file") and record["layers"][0]["macs"] == 4 * 8 * 6
+    assert record["mul_fj_per_op"] == given.mul_fj
+
+
+@pytest.mark.parametrize("suffix, message", [
+    (":net", "no example input for the module net: give an input array (--input F.npy"),
+    (":nett", "no name 'nett' in "),
+    (":not_a_module", "not_a_module is a int, not a torch.nn.Module"),
+    (":broken", "broken() failed: RuntimeError: no weights here"),
+])
+def test_from_model_torch_factory_errors(torch_file, capsys, suffix, message):
+    status, out, err = run(capsys, "activity", "--from-model", f"{torch_file}{suffix}", "--formats", "fp16")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"tosim: error: --from-model {torch_file}{suffix}: ") and message in err
+
+
+def test_from_model_torch_needs_torch_and_a_python_file(tmp_path, capsys, monkeypatch):
+    import sys
+    (tmp_path / "net.py").write_text("net = None\n")
+    (tmp_path / "w.pt").write_bytes(b"not read")
+    status, _, err = run(capsys, "activity", "--from-model", str(tmp_path / "w.pt"))
+    assert status == 2 and "a saved PyTorch file is not read" in err and "FILE.py:NAME" in err
+    monkeypatch.setitem(sys.modules, "torch", None)                 # as if torch were not installed
+    status, _, err = run(capsys, "activity", "--from-model", f"{tmp_path / 'net.py'}:net")
+    assert status == 2 and err.count("\n") == 1
+    assert "needs PyTorch, which is not installed (pip install 'tosim[torch]')" in err
+
+
+# --- saved streams: streams:FILE in a profile's power.distribution ---------------------------
+
+STREAMS_PROFILE = """\
+extends: cmos-generic
+name: saved-streams
+power:
+  energy: activity
+  vectors: 64
+  distribution: {default: normal, mul: "streams:tiny.npz", add: "streams:tiny.npz#linear"}
+"""
+
+
+def test_saved_streams_price_the_score(tiny, priced, tmp_path, capsys, monkeypatch):
+    """--save-streams writes each layer's first operations in proportion to its MACs; a profile
+    naming the file prices mul and add on exactly those operands in tosim score."""
+    import tosim
+    np.save(tmp_path / "x.npy", tiny["x"])
+    status, _, err = run(capsys, "activity", "--from-model", tiny["path"], "--input", str(tmp_path / "x.npy"),
+                         "--formats", "fp16", "--vectors", "64", "--json", "--save-streams",
+                         str(tmp_path / "tiny.npz"))
+    assert status == 0 and "wrote 8 operand streams" in err
+    streams = priced[1]                                  # the same model, input, length and seed
+    with np.load(tmp_path / "tiny.npz") as saved:
+        # fc1 has 96 of the 120 MACs: 51 of the 64 operations, fc2 the other 13
+        for name in ("mul_a", "mul_b", "add_a", "add_b"):
+            expected = np.concatenate([getattr(streams.layers[0], name)[:51], getattr(streams.layers[1], name)[:13]])
+            assert np.array_equal(saved[name], expected) and np.array_equal(saved[f"linear.{name}"], expected)
+        mul_a, mul_b, add_a, add_b = (saved[n] for n in ("mul_a", "mul_b", "add_a", "add_b"))
+        assert str(saved["model"]) == "tiny.onnx" and str(saved["format"]) == "fp16"
+    profile_path = tmp_path / "saved.yaml"
+    profile_path.write_text(STREAMS_PROFILE)
+    profile = hp.load(str(profile_path))
+    assert profile.power["distribution"]["mul"] == f"streams:{tmp_path / 'tiny.npz'}"     # the profile's folder
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(tmp_path / "cache"))
+    model = {"name": "lin", "input": [8], "format": "fp16", "layers": [{"type": "linear", "out": 4}]}
+    result = tosim.score(model, str(profile_path))
+    mul = activity.fp_stream_activity("mul", "fp16", profile, mul_a, mul_b)
+    add = activity.fp_stream_activity("add", "fp16", profile, add_a, add_b)
+    assert result.counts["mul"] == 32 and result.counts["add"] == 32
+    assert result.switching_j == pytest.approx(32e-15 * (mul.energy_fj_per_op + add.energy_fj_per_op), rel=1e-12)
+    assert "fp16 mul (booth_wallace): streams:tiny.npz (saved from a model) operands" in result.switching_basis
+    assert "fp16 add (carry_lookahead): streams:tiny.npz#linear (saved from a model)" in result.switching_basis
+    again = activity.op_energies(profile, [("mul", "fp16")])[("mul", "fp16")]
+    assert again.cached and again.energy_fj_per_op == mul.energy_fj_per_op
+
+
+@pytest.mark.parametrize("dist, where, message", [
+    ('{sub: "streams:s.npz"}', "power.distribution.sub", "holds the operands of mul and add"),
+    ('"streams:s.npz"', "power.distribution", "holds the operands of mul and add"),
+    ('{mul: ["streams:s.npz", normal]}', "power.distribution.mul[0]", "not in a pair"),
+    ('{layers: {linear: {add: "streams:"}}}', "power.distribution.layers.linear.add", "needs a file"),
+])
+def test_bad_streams_entries(tmp_path, dist, where, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"extends: cmos-generic\npower:\n  distribution: {dist}\n")
+    with pytest.raises(hp.ProfileError) as info:
+        hp.load(str(path))
+    assert str(info.value).startswith(f"{path}:3: {where}: ") and message in str(info.value)
+
+
+def test_unreadable_streams_file_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "p.yaml").write_text(STREAMS_PROFILE)
+    (tmp_path / "m.yaml").write_text("name: lin\ninput: [8]\nformat: fp16\nlayers: [{type: linear, out: 4}]\n")
+    status, _, err = run(capsys, "score", str(tmp_path / "m.yaml"), "--profile", str(tmp_path / "p.yaml"))
+    assert status == 2 and err.count("\n") == 1
+    assert err.startswith(f"tosim: error: power.distribution: streams file {tmp_path / 'tiny.npz'}: cannot read")
+    np.savez(tmp_path / "tiny.npz", mul_a=np.zeros(4), mul_b=np.zeros(4))
+    status, _, err = run(capsys, "score", str(tmp_path / "m.yaml"), "--profile", str(tmp_path / "p.yaml"))
+    assert status == 2 and "no add operands of 'linear' layers (layer types in the file: none)" in err
 
 
 def test_fp8_encodings_match_ml_dtypes():
@@ -165,3 +320,112 @@ def test_fp8_encodings_match_ml_dtypes():
     assert activity.fp_encode([1e6, -1e6], "fp8_e4m3") == [0x7E, 0xFE]
     assert np.array_equal(activity.fp_round(x[inside], "fp8_e4m3"),
                           x[inside].astype(ml_dtypes.float8_e4m3fn).astype(np.float64))
+
+
+# --- model operands: mul: model in a profile's power.distribution (tosim score) ------------------
+
+def _operands_profile(folder, name, dist):
+    path = folder / f"{name}.yaml"
+    path.write_text(f"extends: cmos-generic\nname: {name}\npower:\n  energy: activity\n  vectors: 16\n"
+                    f"  distribution: {dist}\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def operands_spec(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("operands")
+    spec = folder / "mlp.yaml"
+    spec.write_text("name: mlp\ninput: [8]\nformat: fp16\nlayers: [{type: linear, out: 4}, {type: linear, out: 2}]\n")
+    return folder, str(spec)
+
+
+def test_model_operands_equal_the_saved_streams_of_a_spec(operands_spec, monkeypatch):
+    """mul: model draws the operands of the scored spec itself, exactly as --save-streams saves them
+    (synthetic weights, said in the assumptions): the same switching joules, bit for bit."""
+    import tosim
+    folder, spec = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    ms.save_streams(ms.model_streams(spec, "fp16", vectors=16, seed=0), str(folder / "mlp.npz"))
+    own = tosim.score(spec, _operands_profile(folder, "own", "{default: zeros, mul: model, add: model}"),
+                      per_layer=True)
+    saved = tosim.score(spec, _operands_profile(folder, "saved", '{default: zeros, mul: "streams:mlp.npz", '
+                                                                 'add: "streams:mlp.npz"}'), per_layer=True)
+    assert own.switching_j == saved.switching_j > 0
+    assert [layer.switching_j for layer in own.layers] == [layer.switching_j for layer in saved.layers]
+    assert "fp16 mul (booth_wallace): model (drawn from the scored model) operands" in own.switching_basis
+    assert [a for a in own.assumptions if "switching" in a] == [
+        "switching energy: mul and add operands drawn from the model itself (fp16, 16 operations, seed 0): "
+        "synthetic per-layer distributions (weights N(0, 1/(3 fan_in)); activations relu:zeros=0.5 after a ReLU, "
+        "else N(0, 1))"]
+
+
+def test_model_operands_of_an_onnx_file_are_its_real_ones(tiny, tmp_path, monkeypatch):
+    """An ONNX file is run (its initializers, generated input): the same operands as
+    activity --from-model saves; model#linear and model under layers: take the linear layers'."""
+    import tosim
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(tmp_path / "cache"))
+    ms.save_streams(ms.model_streams(tiny["path"], "fp16", vectors=16, seed=0), str(tmp_path / "tiny.npz"))
+    own = tosim.score(tiny["path"], _operands_profile(
+        tmp_path, "own", '{default: zeros, mul: model, layers: {linear: {add: model}}}'), format="fp16")
+    saved = tosim.score(tiny["path"], _operands_profile(
+        tmp_path, "saved", '{default: zeros, mul: "streams:tiny.npz", add: "streams:tiny.npz#linear"}'),
+        format="fp16")
+    assert own.switching_j == saved.switching_j > 0
+    assert any(a.startswith("switching energy: mul and add operands drawn from the model itself (fp16, 16 "
+                            "operations, seed 0): onnx run (onnx.reference) on x [3, 8] seeded N(0, 1)")
+               for a in own.assumptions)
+    assert "fp16 add (carry_lookahead) in linear layers: model#linear (drawn from the scored model) operands" \
+        in own.switching_basis
+
+
+def test_a_model_without_operands_is_one_line(operands_spec, tmp_path, capsys, monkeypatch):
+    folder, spec = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    # multiplies (a normalization) but no matrix layer to draw them from: refused before any simulation
+    (tmp_path / "pool.yaml").write_text("name: pool\ninput: [4, 8, 8]\nformat: fp16\n"
+                                        "layers: [{type: batchnorm}, {type: maxpool2d, kernel: 2}]\n")
+    profile = _operands_profile(tmp_path, "p", "{default: zeros, mul: model}")
+    status, _, err = run(capsys, "score", str(tmp_path / "pool.yaml"), "--profile", profile)
+    assert status == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"tosim: error: {tmp_path / 'pool.yaml'}: power.distribution: model: cannot draw the mul "
+                          "and add operands from the model: pool: no linear, MatMul/Gemm or 2-D convolution layer")
+    status, _, err = run(capsys, "score", spec, "--profile",
+                         _operands_profile(tmp_path, "q", '{default: zeros, mul: "model#conv2d"}'))
+    assert status == 2 and err.count("\n") == 1
+    assert "no mul operands of 'conv2d' layers (layer types with operands: linear)" in err
+
+
+@pytest.mark.parametrize("dist, where, message", [
+    ("{sub: model}", "power.distribution.sub", "drawn for mul and add"),
+    ("model", "power.distribution", "drawn for mul and add"),
+    ("{mul: [model, normal]}", "power.distribution.mul[0]", "not in a pair"),
+    ('{mul: "model#"}', "power.distribution.mul", "needs a layer type"),
+])
+def test_bad_model_operand_entries(tmp_path, dist, where, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"extends: cmos-generic\npower:\n  distribution: {dist}\n")
+    with pytest.raises(hp.ProfileError) as info:
+        hp.load(str(path))
+    assert str(info.value).startswith(f"{path}:3: {where}: ") and message in str(info.value)
+
+
+def test_explore_refuses_model_operands(tmp_path):
+    from tosim import ScoreError
+    from tosim._explore import explore
+    with pytest.raises(ScoreError, match="draws mul/add operands from the scored model"):
+        explore(_operands_profile(tmp_path, "p", "{mul: model}"), ["ripple_carry"], ["array"], ["fp16"])
+
+
+def test_each_model_of_a_batch_on_its_own_operands(operands_spec, tmp_path, capsys, monkeypatch):
+    folder, spec = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    other = tmp_path / "wide.yaml"
+    other.write_text("name: wide\ninput: [12]\nformat: fp16\nlayers: [{type: linear, out: 3}]\n")
+    profile = _operands_profile(tmp_path, "own", "{default: zeros, mul: model, add: model}")
+    status, out, _ = run(capsys, "score", spec, str(other), "--profile", profile, "--json")
+    rows = json.loads(out)
+    assert status == 0 and [r["name"] for r in rows] == ["mlp", "wide"]
+    muls = [next(e for e in r["switching"]["ops"] if e["op"] == "mul") for r in rows]
+    assert muls[0]["energy_fj_per_op"] != muls[1]["energy_fj_per_op"]
+    status, out, _ = run(capsys, "score", spec, str(other), "--profile", profile)
+    assert status == 0 and "switching J (mlp): estimate" in out and "switching J (wide): estimate" in out

@@ -174,7 +174,7 @@ def test_synth_table_header(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--formats", "fp17"], r"unknown format 'fp17'; did you mean 'fp16'\? "
-                            r"\(expected one of fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2\)"),
+                            r"\(expected one of fp16, bf16, fp32, fp64, fp8_e4m3, fp8_e5m2, tf32, int8, int4, int32\)"),
     (["--ops", "add,sqr"], r"unknown op 'sqr'; did you mean 'sqrt'\? \(expected one of "
                             r"add, sub, mul, div, sqrt, cmp\)"),
 ])

@@ -53,13 +53,31 @@ def _memo_key(profile, formats):
                         "datapath": profile.datapath}, sort_keys=True), tuple(formats))
 
 
-def _read_columns(profile, formats, progress):
-    """Per format, the transistors of each basic op (a tuple in ``BASIC_OPS`` order), memoized."""
-    key = _memo_key(profile, formats)
+def _integer_ops(formats, needed):
+    """``{integer format: ops to price}`` from ``needed`` (``(op, format)`` pairs with a count),
+    for the integer formats among ``formats``; ``None`` when every op is to be priced."""
+    if needed is None:
+        return None
+    from hardware_profiles.schema import INT_FORMAT_BITS
+    return {fmt: tuple(op for op in BASIC_OPS if (op, fmt) in needed) for fmt in formats if fmt in INT_FORMAT_BITS}
+
+
+def _read_columns(profile, formats, progress, needed=None):
+    """Per format, the transistors of each basic op (a tuple in ``BASIC_OPS`` order), memoized.
+    ``needed``: the ``(op, format)`` pairs the counts use; an integer format's other ops are not
+    priced and stand at 0 (their counts are zero): an int32 accumulator never needs the 32-bit
+    divider and root, the slowest circuits to synthesize (about a minute)."""
+    only = _integer_ops(formats, needed)
+    key = _memo_key(profile, formats) + (tuple(sorted(only.items())) if only else (),)
     if key not in _COLUMNS:
         from hwlib.cost import cost_table
-        rows = cost_table(profile, formats=formats, ops=list(BASIC_OPS), progress=progress)
+        full = [fmt for fmt in formats if not only or fmt not in only]
+        rows = cost_table(profile, formats=full, ops=list(BASIC_OPS), progress=progress) if full else []
+        for fmt, ops in (only or {}).items():
+            rows += cost_table(profile, formats=[fmt], ops=list(ops), progress=progress) if ops else []
         found = {(row.op, row.format): float(row.cost.transistors) for row in rows}
+        for fmt, ops in (only or {}).items():
+            found.update({(op, fmt): 0.0 for op in BASIC_OPS if op not in ops})
         missing = [(op, fmt) for fmt in formats for op in BASIC_OPS if (op, fmt) not in found]
         if missing:
             raise RuntimeError(f"cost table of {profile.name!r} lacks {missing[0][1]} {missing[0][0]}")
@@ -67,31 +85,35 @@ def _read_columns(profile, formats, progress):
     return _COLUMNS[key]
 
 
-def cost_columns(profile, formats, *, progress=None):
+def cost_columns(profile, formats, *, progress=None, needed=None):
     """The columns of :func:`costs_array` without numpy: a list with one tuple of floats per
     format, the transistors of each basic op in ``BASIC_OPS`` order (the same numbers).
     A :func:`costs_array` replaced on this module (the tests' fixed costs) is followed."""
     formats = list(formats)
     if costs_array is not _costs_array:
-        table = costs_array(profile, formats, progress=progress)
+        # only with integer formats (a replacement written before ``needed`` existed still works)
+        table = costs_array(profile, formats, progress=progress, **({"needed": needed} if needed else {}))
         return [tuple(float(table[i][j]) for i in range(len(BASIC_OPS))) for j in range(len(formats))]
-    return list(_read_columns(profile, formats, progress))
+    return list(_read_columns(profile, formats, progress, needed))
 
 
-def costs_array(profile, formats, *, progress=None):
+def costs_array(profile, formats, *, progress=None, needed=None):
     """Transistors per basic op and format: float64 array ``(len(BASIC_OPS), len(formats))``.
 
     ``profile``: a loaded :class:`hardware_profiles.Profile`. ``formats``: format names
     (``fp32``, ...), one column each. ``progress``: told about circuits that must be
-    synthesized (see :class:`SynthesisProgress`); ``None`` for silence. Raises
+    synthesized (see :class:`SynthesisProgress`); ``None`` for silence. ``needed``: the ``(op,
+    format)`` pairs with a non-zero count, or ``None``; an integer format's ops outside it are 0
+    (not synthesized), so the table must multiply zero counts only there. Raises
     :class:`hwlib.CircuitError` when the profile's circuits cannot be built.
     """
     import numpy as np
     formats = list(formats)
-    key = _memo_key(profile, formats)
+    only = _integer_ops(formats, needed)
+    key = _memo_key(profile, formats) + (tuple(sorted(only.items())) if only else (),)
     if key not in _MEMO:
         table = np.zeros((len(BASIC_OPS), len(formats)), dtype=np.float64)
-        for j, column in enumerate(_read_columns(profile, formats, progress)):
+        for j, column in enumerate(_read_columns(profile, formats, progress, needed)):
             table[:, j] = column
         table.setflags(write=False)
         _MEMO[key] = table
@@ -113,19 +135,33 @@ def mac_accumulator(profile, fmt):
     return acc
 
 
-def mac_costs_array(profile, formats, *, progress=None):
+def mac_costs_array(profile, formats, *, progress=None, used=None):
     """Transistors of the profile's MAC unit (``units.mac``) per product format: float64 array
     ``(len(formats),)``, each the :class:`hwlib.units.fma.FPMAC` of that format into
-    :func:`mac_accumulator` built from the profile's mul and add units."""
+    :func:`mac_accumulator` built from the profile's mul and add units; for an integer format
+    (int8, int4) the integer MAC of :mod:`hwlib.units.mac` on the profile's multiplier, signed
+    operands into an int32 accumulator (:func:`hwlib.units.intfmt.int_mac_unit`), whatever
+    ``units.mac.accumulate`` says (that is the floating-point products' accumulator).
+    ``used``: the formats with MAC counts (default all); the others are 0 (not built)."""
+    from hardware_profiles.schema import INT_FORMAT_BITS
     formats = list(formats)
-    key = ("mac",) + _memo_key(profile, formats)
+    used = formats if used is None else [f for f in formats if f in set(used)]
+    key = ("mac",) + _memo_key(profile, formats) + (tuple(used),)
     if key not in _MEMO:
         import numpy as np
 
         from hwlib.cost import fp_mac_table
-        pairs = [(fmt, mac_accumulator(profile, fmt)) for fmt in formats]
-        rows = fp_mac_table(profile, pairs, progress=progress)
-        table = np.array([float(row.cost.transistors) for row in rows], dtype=np.float64)
+        from hwlib.units.intfmt import int_mac_costs
+        found = {}
+        fp = [fmt for fmt in used if fmt not in INT_FORMAT_BITS]
+        ints = [fmt for fmt in used if fmt in INT_FORMAT_BITS]
+        if fp:
+            rows = fp_mac_table(profile, [(fmt, mac_accumulator(profile, fmt)) for fmt in fp], progress=progress)
+            found.update((fmt, float(row.cost.transistors)) for fmt, row in zip(fp, rows))
+        if ints:
+            found.update((fmt, float(cost.transistors)) for fmt, cost in zip(ints, int_mac_costs(profile, ints,
+                                                                                                 progress=progress)))
+        table = np.array([found.get(fmt, 0.0) for fmt in formats], dtype=np.float64)
         table.setflags(write=False)
         _MEMO[key] = table
     return _MEMO[key]
@@ -147,7 +183,7 @@ class SwitchingProgress(SynthesisProgress):
     doing, did = "simulating", "simulated"
 
 
-def switching_array(profile, keys, pairs, *, progress=None):
+def switching_array(profile, keys, pairs, *, progress=None, operands=None):
     """Switching energy per basic op and column in joules, float64 ``(len(BASIC_OPS),
     len(keys))``, for a profile with ``power: {energy: activity}``, and the basis of the
     estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
@@ -157,7 +193,8 @@ def switching_array(profile, keys, pairs, *, progress=None):
     Only the ``(op, column)`` ``pairs`` are simulated (:func:`hwlib.activity.op_energies`,
     cached on disk); the other entries are 0 and must be multiplied by zero counts only.
     ``progress``: a :class:`SynthesisProgress` (its stream is told about each simulation), or
-    ``None``."""
+    ``None``. ``operands``: the stream arrays of the one model priced, for ``model``
+    distributions (see :func:`hwlib.activity.op_energies`)."""
     import numpy as np
 
     from hwlib.activity import ESTIMATE_NOTE, op_energies
@@ -172,7 +209,7 @@ def switching_array(profile, keys, pairs, *, progress=None):
     entries = []
     for group, items in sorted(by_group.items()):
         energies = op_energies(profile, [(op, fmt) for op, fmt, _ in items], layer_type=group or None,
-                               progress=told)
+                               progress=told, **({"operands": operands} if operands is not None else {}))
         for op, fmt, key in items:
             entry = energies[(op, fmt)]
             table[BASIC_OPS.index(op), column[key]] = entry.energy_j_per_op

@@ -17,8 +17,12 @@ Where the tensors come from, best first:
   needed) on a given input (``.npy``, or ``.npz`` by input name) or on generated inputs (seeded
   N(0, 1) for float inputs, zeros for integer ones, dynamic dimensions 1): the real weights
   (initializers) and the real activations each layer receives, ReLU zeros included;
-* ``torch``: a ``torch.nn.Module`` run on its example input (Python API), with forward hooks on
-  ``nn.Linear`` and ``nn.Conv2d`` (ungrouped or grouped, any stride, padding and dilation);
+* ``torch``: a ``torch.nn.Module`` run on its example input, with forward hooks on
+  ``nn.Linear`` and ``nn.Conv2d`` (ungrouped or grouped, any stride, padding and dilation). In
+  Python the module itself; on the command line ``FILE.py:NAME`` (:func:`torch_factory`): the
+  file is run and ``NAME`` in it is a module, or a function of no arguments returning a module
+  or ``(module, example_inputs)``; the example input is that, or the array file given
+  (``--input``);
 * ``synthetic``: a model without weights (``zoo:NAME``, a spec): a documented per-layer
   distribution. Weights are N(0, 1 / (3 fan_in)) (the standard deviation of PyTorch's default
   initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))); a layer's activations are ReLU outputs (half
@@ -36,7 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["LayerStreams", "ModelStreams", "streams_from_onnx", "streams_from_torch",
-           "streams_from_spec", "model_streams", "ModelActivity", "model_activity"]
+           "streams_from_spec", "model_streams", "ModelActivity", "model_activity", "torch_factory",
+           "is_torch_factory", "stream_arrays", "save_streams"]
 
 #: Layer types looked through on the way up to a layer's producing activation.
 _PASS_THROUGH = {"maxpool2d", "avgpool2d", "adaptive_avgpool2d", "global_avgpool", "flatten", "dropout",
@@ -249,12 +254,94 @@ def streams_from_onnx(path, fmt, *, vectors=1024, seed=0, inputs=None):
 
 # --- torch ------------------------------------------------------------------------------------
 
-def streams_from_torch(module, example_inputs, fmt, *, vectors=1024, seed=0):
-    """:class:`ModelStreams` of a ``torch.nn.Module`` run on ``example_inputs`` (a tensor or a
-    tuple of them), read by forward hooks on its ``nn.Linear`` and ``nn.Conv2d`` layers."""
+def is_torch_factory(source):
+    """Whether ``source`` names a module in a Python file: ``FILE.py:NAME``."""
+    if not isinstance(source, str) or ":" not in source:
+        return False
+    path, _, name = source.rpartition(":")
+    return path.lower().endswith(".py") and bool(name)
+
+
+def _as_tensors(value, torch):
+    """Arrays (one, a tuple, a mapping) as tensors: floating arrays in torch's default dtype
+    (the dtype of a module's parameters unless it changed them), others as they are."""
+    import numpy as np
+    if isinstance(value, dict):
+        return {k: _as_tensors(v, torch) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return tuple(_as_tensors(v, torch) for v in value)
+    if isinstance(value, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        return tensor.to(torch.get_default_dtype()) if tensor.is_floating_point() else tensor
+    return value
+
+
+def torch_factory(source, inputs=None):
+    """``(module, example_inputs, name)`` of ``FILE.py:NAME``: the file is run (as a script
+    would be, with its folder importable) and ``NAME`` is a ``torch.nn.Module``, or a function of
+    no arguments returning a module or ``(module, example_inputs)``. ``inputs`` (an array, or a
+    mapping name -> array for keyword inputs) replaces the example input; floating arrays
+    become tensors of torch's default dtype. Raises ``ValueError`` (one line) for a file that
+    cannot be run, a missing name, no example input, and when PyTorch is not installed."""
+    import importlib.util
+    import runpy
+    import sys
+    path, _, name = source.rpartition(":")
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError("a PyTorch module needs PyTorch, which is not installed (pip install 'tosim[torch]')")
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file {path!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)
+    try:
+        namespace = runpy.run_path(path, run_name="__tosim_model__")
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:      # noqa: BLE001 -- the user's file failed: one line naming it
+        raise ValueError(f"running {path} failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    import torch
+    if name not in namespace:
+        found = sorted(k for k, v in namespace.items()
+                       if not k.startswith("_") and (isinstance(v, torch.nn.Module) or callable(v)))
+        raise ValueError(f"no name {name!r} in {path}"
+                         + (f" (it defines {', '.join(found[:8])})" if found else ""))
+    value, example = namespace[name], None
+    if not isinstance(value, torch.nn.Module):
+        if not callable(value):
+            raise ValueError(f"{name} is a {type(value).__name__}, not a torch.nn.Module or a function "
+                             "returning one")
+        try:
+            value = value()
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:   # noqa: BLE001 -- the user's factory failed: one line naming it
+            raise ValueError(f"{name}() failed: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.nn.Module):
+            value, example = value
+        elif not isinstance(value, torch.nn.Module):
+            raise ValueError(f"{name}() returned a {type(value).__name__}, not a torch.nn.Module or "
+                             "(module, example_inputs)")
+    if inputs is not None:
+        example = _as_tensors(inputs, torch)
+    if example is None:
+        raise ValueError(f"no example input for the module {name}: give an input array (--input F.npy, or .npz "
+                         "by argument name), or name a function returning (module, example_inputs)")
+    return value, example, name
+
+
+def streams_from_torch(module, example_inputs, fmt, *, vectors=1024, seed=0, name=None):
+    """:class:`ModelStreams` of a ``torch.nn.Module`` run on ``example_inputs`` (a tensor, a
+    tuple of them, or a mapping of keyword inputs), read by forward hooks on its ``nn.Linear``
+    and ``nn.Conv2d`` layers; ``name``: the model's name (default the module's class)."""
     import torch
     from torch import nn
     rng = np.random.default_rng(seed)
+    model_name = name or type(module).__name__
     seen, handles = [], []
 
     def hook(name):
@@ -267,12 +354,14 @@ def streams_from_torch(module, example_inputs, fmt, *, vectors=1024, seed=0):
             handles.append(mod.register_forward_hook(hook(name or type(mod).__name__)))
     try:
         with torch.no_grad():
-            args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
-            module(*args)
+            if isinstance(example_inputs, dict):
+                module(**example_inputs)
+            else:
+                module(*(example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)))
     finally:
         for handle in handles:
             handle.remove()
-    out = ModelStreams(model=type(module).__name__, format=fmt, source="torch run on the example input")
+    out = ModelStreams(model=model_name, format=fmt, source="torch run on the example input")
     for name, mod, x in seen:
         w = mod.weight.detach().to(torch.float64).cpu().numpy()
         if isinstance(mod, nn.Linear):
@@ -345,15 +434,26 @@ def streams_from_spec(model, fmt, *, vectors=1024, seed=0):
 
 def model_streams(source, fmt, *, vectors=1024, seed=0, inputs=None, example_inputs=None):
     """:class:`ModelStreams` of ``source``: an ``.onnx`` path (run), a ``torch.nn.Module`` (with
-    ``example_inputs``; run), or anything :func:`opcount.load_model` reads (synthetic)."""
+    ``example_inputs``; run), ``FILE.py:NAME`` (a module in a Python file, see
+    :func:`torch_factory`; run on its example input or ``inputs``), or anything
+    :func:`opcount.load_model` reads (synthetic)."""
     if hasattr(source, "named_modules") and hasattr(source, "forward"):
         if example_inputs is None:
             raise ValueError("a torch module needs example_inputs")
         return streams_from_torch(source, example_inputs, fmt, vectors=vectors, seed=seed)
+    if is_torch_factory(source):
+        module, example, name = torch_factory(source, inputs)
+        out = streams_from_torch(module, example, fmt, vectors=vectors, seed=seed, name=name)
+        out.source = f"torch run ({source}) on " + ("the input file" if inputs is not None else "its example input")
+        return out
     if isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(".onnx"):
         return streams_from_onnx(source, fmt, vectors=vectors, seed=seed, inputs=inputs)
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith((".pt", ".pth")):
+        raise ValueError("a saved PyTorch file is not read (a state dict holds no architecture, and loading a "
+                         "pickled or TorchScript module runs code tosim cannot hook): name the module in a "
+                         "Python file, FILE.py:NAME, or export it to .onnx")
     if inputs is not None:
-        raise ValueError("an input file goes with an ONNX model (the others are not run)")
+        raise ValueError("an input file goes with an ONNX model or FILE.py:NAME (the others are not run)")
     import opcount
     return streams_from_spec(opcount.load_model(source), fmt, vectors=vectors, seed=seed)
 
@@ -417,3 +517,54 @@ def model_activity(streams, profile, *, model=None, glitches=False, seed=0, prog
                                  glitches=glitches) for op in ("mul", "add")}
     return ModelActivity(streams=streams, profile=profile.name, layers=layers, mul_fj=mul_fj, add_fj=add_fj,
                          reference=reference, covered_macs=int(covered))
+
+
+# --- saved streams (``--save-streams``; ``streams:FILE`` in a profile's power.distribution) ------
+
+#: Layer types of the streams in opcount's vocabulary (the ``layers:`` keys of a profile).
+_GROUP = {"Gemm": "linear", "MatMul": "linear", "Linear": "linear", "linear": "linear",
+          "Conv": "conv2d", "Conv2d": "conv2d", "conv2d": "conv2d"}
+
+
+def _weighted(layers, vectors):
+    """One stream per array from ``layers``: each layer's first operations in proportion to its
+    MACs (largest remainders; at least 2 for a layer that gets any), in layer order."""
+    total = sum(item.macs for item in layers)
+    shares = [vectors * item.macs / total if total else vectors / len(layers) for item in layers]
+    counts = [int(x) for x in shares]
+    for i in sorted(range(len(layers)), key=lambda i: shares[i] - counts[i], reverse=True)[:vectors - sum(counts)]:
+        counts[i] += 1
+    counts = [0 if n == 0 else max(2, min(n, len(item.mul_a))) for n, item in zip(counts, layers)]
+    return {name: np.concatenate([getattr(item, name)[:n] for n, item in zip(counts, layers) if n])
+            for name in ("mul_a", "mul_b", "add_a", "add_b")}
+
+
+def stream_arrays(streams, vectors=None):
+    """The arrays of a streams file: ``mul_a``, ``mul_b``, ``add_a``, ``add_b`` over all the
+    covered layers and ``TYPE.mul_a`` ... over the layers of each type (``linear``,
+    ``conv2d``); each layer contributes its first operations in proportion to its MACs, about
+    ``vectors`` in all (default the streams' length per layer)."""
+    if not streams.layers:
+        raise ValueError(f"{streams.model}: no linear, MatMul/Gemm or 2-D convolution layer to draw operands from")
+    vectors = vectors or len(streams.layers[0].mul_a)
+    out = dict(_weighted(streams.layers, vectors))
+    groups = {}
+    for item in streams.layers:
+        groups.setdefault(_GROUP.get(item.type, item.type.lower()), []).append(item)
+    for group, layers in sorted(groups.items()):
+        out.update({f"{group}.{name}": values for name, values in _weighted(layers, vectors).items()})
+    return out
+
+
+def save_streams(streams, path, vectors=None):
+    """Write :func:`stream_arrays` of ``streams`` to ``path`` (``.npz``, atomically), with the
+    model, format and source as text arrays; returns the array names."""
+    import io
+
+    from ._io import write_atomic
+    arrays = stream_arrays(streams, vectors)
+    meta = {"model": np.array(streams.model), "format": np.array(streams.format), "source": np.array(streams.source)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, **meta)
+    write_atomic(path, buffer.getvalue())
+    return sorted(arrays)

@@ -16,6 +16,7 @@ import os
 import re
 
 import opcount
+from hardware_profiles.schema import INT_FORMAT_BITS
 from opcount import BASIC_OPS as OPS, STAGES
 
 __all__ = ["MODEL_EXTENSIONS", "expand_inputs", "name_of", "count_source", "count_all", "price",
@@ -177,6 +178,17 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}`` with the exact
     message."""
     label = source_label(source)
+    operands = model_operands_used(profile)
+    # a zoo model's plain row may be on disk already (tosim._count_cache: keyed by the sources,
+    # the settings and the profile); the per-layer, kept and device-model forms are counted
+    cache_key = None
+    if not (per_layer or keep or layer_features or operands or densities is not None):
+        from . import _count_cache
+        cache_key = _count_cache.entry_key(source, profile, phase, batch, load)
+        cached = _count_cache.read(cache_key) if cache_key is not None else None
+        if cached is not None:
+            cached["source"] = label
+            return cached
     try:
         # recompute and master_format say how to count the training step, not how to read
         options = dict(load or {})
@@ -207,6 +219,11 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
            "assumptions": list(getattr(result, "assumptions", ())), "error": None}
     if keep:
         out["count_result"] = result
+    if operands:
+        # power.distribution draws mul/add operands from this model (price_switching): an ONNX
+        # file is run again (its weights), others give their layers (synthetic streams)
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else ""
+        out["operand_source"] = path if path.lower().endswith(".onnx") else model
     if layer_features:
         from ._device_model import layer_table
         out["layer_table"] = layer_table(model, result)
@@ -221,6 +238,8 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         _move_to_macs(out, result)
     if movement is not None:
         _add_movement(out, movement)
+    if cache_key is not None:       # a plain row: no per-layer detail, MACs or movement in it
+        _count_cache.write(cache_key, out)
     return out
 
 
@@ -233,6 +252,7 @@ def _move_to_macs(out, result):
     ``mac`` counts (``mac_counts``: layers x stages; ``mac``: the total), priced by
     :func:`price` at the MAC unit's cost."""
     macs = opcount.mac_counts(result)
+    adds = opcount.mac_add_rows(result)       # a quantized product's adds are in its NAME/accumulate row
     per_layer = macs.sum(axis=1)
     total = int(per_layer.sum())
     out["mac_counts"] = macs
@@ -240,17 +260,16 @@ def _move_to_macs(out, result):
     out["counts_all"][_MUL] -= total
     out["counts_all"][_ADD] -= total
     n_ops = len(OPS)
-    rows = []
-    for row, layer_macs in zip(out["rows"], macs.tolist()):
-        row = list(row)
+    rows = [list(row) for row in out["rows"]]
+    for i, layer_macs in enumerate(macs.tolist()):
         for stage, n in enumerate(layer_macs):
-            row[stage * n_ops + _MUL] -= n
-            row[stage * n_ops + _ADD] -= n
-        rows.append(tuple(row))
-    out["rows"] = rows
-    for layer, n in zip(out.get("layers") or (), per_layer.tolist()):
+            rows[i][stage * n_ops + _MUL] -= n
+            rows[adds[i]][stage * n_ops + _ADD] -= n
+    out["rows"] = [tuple(row) for row in rows]
+    layers = out.get("layers") or []
+    for i, (layer, n) in enumerate(zip(layers, per_layer.tolist())):
         layer["counts"][_MUL] -= n
-        layer["counts"][_ADD] -= n
+        layers[adds[i]]["counts"][_ADD] -= n
         layer["mac"] = n
 
 
@@ -366,10 +385,19 @@ def price(counted, profile, synth_progress=None):
     estimate)."""
     good = [r for r in counted if r["error"] is None]
     formats = sorted({f for r in good for f in r["formats"]})
+    unsimulated = [f for f in formats if f not in SWITCHING_FORMATS]
+    if good and profile.power["energy"] == "activity" and unsimulated:
+        # before any cost table is read or synthesized
+        from ._errors import ScoreError
+        raise ScoreError(f"switching energy (power: {{energy: activity}}) is simulated for "
+                         f"{', '.join(SWITCHING_FORMATS)} operands, not {', '.join(unsimulated)}; score "
+                         f"{unsimulated[0]} models with a profile without power.energy: activity")
     with_macs = [r for r in good if "mac_counts" in r]
+    # the ops the counts use: an integer format's other ops are not synthesized (tosim._costs)
+    needed = set(_used_ops(good)) if any(f in INT_FORMAT_BITS for f in formats) else None
     if not with_macs and sum(len(r["rows"]) for r in good) <= _PYTHON_MAX_LAYERS:
         from ._costs import cost_columns
-        columns = cost_columns(profile, formats, progress=synth_progress) if formats else []
+        columns = cost_columns(profile, formats, progress=synth_progress, needed=needed) if formats else []
         memo: dict = {}
         column = {f: i for i, f in enumerate(formats)}
         for r in good:
@@ -378,12 +406,18 @@ def price(counted, profile, synth_progress=None):
         import numpy as np
 
         from ._costs import costs_array
-        costs = costs_array(profile, formats, progress=synth_progress) if formats else np.zeros((len(OPS), 0))
+        costs = costs_array(profile, formats, progress=synth_progress, **({"needed": needed} if needed else {})) \
+            if formats else np.zeros((len(OPS), 0))
         _apply_costs(good, costs, formats, "stage_tos", "layer_tos")
     if with_macs:
         # a MAC unit (numpy: the MAC counts are an array): its counts x its cost, added per layer
         from ._costs import mac_costs_array
-        mac_costs = mac_costs_array(profile, formats, progress=synth_progress)
+        # the formats whose rows hold MACs (an int8 product's: the integer MAC unit); only those
+        # are priced where integer formats are present (an int32 accumulate row has none)
+        used = sorted({f for r in with_macs for f, n in zip(r["formats"], r["mac_counts"].sum(axis=1).tolist())
+                       if n})
+        mac_costs = mac_costs_array(profile, formats, progress=synth_progress,
+                                    **({"used": used} if needed is not None else {}))
         column = {f: i for i, f in enumerate(formats)}
         for r in with_macs:
             per_format = np.array([mac_costs[column[f]] for f in r["formats"]], dtype=np.float64)
@@ -395,6 +429,10 @@ def price(counted, profile, synth_progress=None):
         refuse_mac_unit(profile, "switching energy (power: {energy: activity})")
         price_switching(good, profile, synth_progress)
     return counted
+
+
+#: The formats whose operand streams :mod:`hwlib.activity` draws (switching energy).
+SWITCHING_FORMATS = ("fp16", "bf16", "fp32", "fp64", "fp8_e4m3", "fp8_e5m2")
 
 
 def switching_keys(r, power):
@@ -409,18 +447,93 @@ def switching_keys(r, power):
 def price_switching(good, profile, synth_progress=None):
     """Fill ``stage_switch_j``, ``layer_switch_j`` and ``switching`` (the basis of the estimate)
     of the counted rows ``good``: counts x the switching energy per op of each layer's format
-    and layer type (:func:`tosim._costs.switching_array`)."""
+    and layer type (:func:`tosim._costs.switching_array`). A profile whose distributions draw
+    operands from the model itself (``model``) prices each row on its own operands."""
+    from hwlib.activity._streams_file import ModelOperandsError
+
     from ._costs import switching_array
     power = profile.power
 
     def keys_of(r):
         return switching_keys(r, power)
 
+    if model_operands_used(profile):
+        for r in good:
+            keys = sorted(set(keys_of(r)))
+            try:
+                joules, basis = switching_array(profile, keys, _used_ops([r], keys_of), progress=synth_progress,
+                                                operands=_operand_draw(r, power))
+            except ModelOperandsError as exc:
+                from ._errors import ScoreError
+                raise ScoreError(f"{r['source'] or r['name']}: power.distribution: model: {exc}") from None
+            _apply_costs([r], joules, keys, "stage_switch_j", "layer_switch_j", keys_of)
+            r["switching"] = basis
+        return
     keys = sorted({key for r in good for key in keys_of(r)})
     joules, basis = switching_array(profile, keys, _used_ops(good, keys_of), progress=synth_progress)
     _apply_costs(good, joules, keys, "stage_switch_j", "layer_switch_j", keys_of)
     for r in good:
         r["switching"] = basis
+
+
+def _walk_distributions(dist):
+    if isinstance(dist, dict):
+        for value in dist.values():
+            yield from _walk_distributions(value)
+    elif isinstance(dist, list):
+        yield from dist
+    else:
+        yield dist
+
+
+def model_operands_named(power):
+    """Whether a resolved power section names operands drawn from the scored model
+    (``model[#TYPE]`` in ``power.distribution``)."""
+    from hwlib.activity._streams_file import is_model_operands
+    return any(is_model_operands(d) for d in _walk_distributions(power["distribution"]))
+
+
+def model_operands_used(profile):
+    """Whether ``profile`` prices switching energy on operands drawn from the scored model."""
+    return profile.power["energy"] == "activity" and model_operands_named(profile.power)
+
+
+def _operand_draw(r, power):
+    """The ``operands`` function of :func:`hwlib.activity.op_energies` for the counted row ``r``:
+    per format, the stream arrays of its model as ``tosim activity --from-model`` draws them
+    (:func:`tosim._model_streams.stream_arrays`: ``power.vectors`` operations, ``power.seed``);
+    each drawing adds a line to the row's assumptions saying what it used."""
+    from hwlib.activity._streams_file import ModelOperandsError
+
+    from . import _model_streams as ms
+    source = r.get("operand_source")
+    vectors, seed = power["vectors"], power["seed"]
+    drawn = {}
+
+    def draw(fmt):
+        if fmt in drawn:
+            return drawn[fmt]
+        if source is None:
+            raise ModelOperandsError("the model was counted without keeping it (count it again)")
+        try:
+            if isinstance(source, str):
+                streams = ms.streams_from_onnx(source, fmt, vectors=vectors, seed=seed)
+            else:
+                streams = ms.streams_from_spec(source, fmt, vectors=vectors, seed=seed)
+            arrays = ms.stream_arrays(streams)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:      # noqa: BLE001 -- the model cannot give its operands: one line
+            text = " ".join(str(exc).split())
+            if not isinstance(exc, (ValueError, OSError)):
+                text = f"{type(exc).__name__}: {text}"
+            raise ModelOperandsError(f"cannot draw the mul and add operands from the model: {text}") from None
+        skipped = f"; {len(streams.skipped)} layer(s) without operands skipped" if streams.skipped else ""
+        r["assumptions"].append(f"switching energy: mul and add operands drawn from the model itself ({fmt}, "
+                                f"{vectors} operations, seed {seed}): {streams.source}{skipped}")
+        drawn[fmt] = arrays
+        return arrays
+    return draw
 
 
 def _used_ops(good, keys_of=None):

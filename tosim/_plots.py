@@ -119,25 +119,34 @@ def sweep_lines(path, columns, axes, x_name, with_energy, title):
     save_png(fig, path, dpi=120)
 
 
-def design_curves(rows, designs, title, path):
-    """``tosim compare-adders --plot``: transistors and logic depth against width, per design."""
+def design_curves(rows, designs, title, path, points=None):
+    """``tosim compare-adders --plot``: transistors and logic depth against width, per design.
+    ``points``: instead of widths, the units compared (``row.point`` names, in order), one
+    evenly spaced tick each (``--unit fma``: one per pair of formats)."""
     fig = new_figure(figsize=(10, 4.2))
     ax_t, ax_d = fig.subplots(1, 2)
+
+    def x_of(r):
+        return points.index(r.point) if points is not None else r.width
     for design in designs:
-        points = sorted((r.width, r.cost.transistors, r.cost.depth) for r in rows
-                        if r.design == design)
-        widths = [p[0] for p in points]
-        ax_t.plot(widths, [p[1] for p in points], marker="o", label=design)
-        ax_d.plot(widths, [p[2] for p in points], marker="o", label=design)
-    widths = sorted({r.width for r in rows})
+        drawn = sorted((x_of(r), r.cost.transistors, r.cost.depth) for r in rows
+                       if r.design == design)
+        widths = [p[0] for p in drawn]
+        ax_t.plot(widths, [p[1] for p in drawn], marker="o", label=design)
+        ax_d.plot(widths, [p[2] for p in drawn], marker="o", label=design)
+    widths = sorted({x_of(r) for r in rows})
     for ax, ylabel in ((ax_t, "transistors"), (ax_d, "logic depth (gates)")):
-        if len(widths) > 1:
-            ax.set_xscale("log", base=2)
-        ax.set_xticks(widths, [str(w) for w in widths])
-        ax.set_xlabel("width (bits)")
+        if points is not None:
+            ax.set_xticks(widths, [points[w] for w in widths], fontsize="small")
+            ax.set_xlabel("unit")
+        else:
+            if len(widths) > 1:
+                ax.set_xscale("log", base=2)
+            ax.set_xticks(widths, [str(w) for w in widths])
+            ax.set_xlabel("width (bits)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    if len(widths) > 1:
+    if len(widths) > 1 and points is None:
         ax_t.set_yscale("log")
     ax_d.legend(fontsize="small")
     fig.suptitle(title)
@@ -174,9 +183,10 @@ def pareto_fronts(rows, power, title, path):
 
 
 def explore_fronts(points, title, path):
-    """``tosim explore --plot``: energy (the models' switching joules, or fJ per multiply + add)
-    against the slower unit's delay, one panel per format, every combination a labelled point
-    (marker area grows with the units' area) and the energy-delay Pareto front joined by a line."""
+    """``tosim explore --plot``: energy (the models' switching joules, or fJ per op of each unit of
+    a combination) against the slowest unit's delay, one panel per format, every combination a
+    labelled point (marker area grows with the units' area) and the energy-delay Pareto front
+    joined by a line."""
     formats = list(dict.fromkeys(p.format for p in points))
     with_models = any(p.models_j for p in points)
     fig = new_figure(figsize=(4.6 * len(formats), 4.2))
@@ -184,7 +194,8 @@ def explore_fronts(points, title, path):
     largest = max(p.area_um2 for p in points)
     for ax, fmt in zip(axes, formats):
         mine = [p for p in points if p.format == fmt]
-        coords = [(p.delay_ps, p.energy_j if with_models else p.mac_fj, f"{p.adder}/{p.multiplier}", p.area_um2)
+        coords = [(p.delay_ps, p.energy_j if with_models else p.units_fj,
+                   "/".join(d for d in (p.adder, p.multiplier, p.divider, p.root) if d is not None), p.area_um2)
                   for p in mine]
         for delay, energy, label, area in coords:
             ax.scatter([delay], [energy], s=20 + 80 * area / largest, alpha=0.7)
@@ -194,8 +205,9 @@ def explore_fronts(points, title, path):
         ax.plot([c[0] for c in front], [c[1] for c in front], color="black", alpha=0.5,
                 drawstyle="steps-post" if len(front) > 1 else "default")
         ax.set_title(fmt)
-        ax.set_xlabel("slower unit's critical-path delay (ps)")
-        ax.set_ylabel("switching energy (J)" if with_models else "switching energy per multiply + add (fJ)")
+        ax.set_xlabel("slowest unit's critical-path delay (ps)")
+        ax.set_ylabel("switching energy (J)" if with_models
+                      else f"switching energy per {' + '.join(points[0].units)} (fJ)")
         ax.grid(True, alpha=0.3)
     import textwrap
     fig.suptitle("\n".join(textwrap.wrap(title, 40 + 55 * (len(formats) - 1) + 20)), fontsize=8)

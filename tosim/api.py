@@ -455,6 +455,8 @@ def _check(phase, batch, load):
             raise ScoreError(f"unknown {key} {value!r}; known: {', '.join(names)}")
     if load.get("format") is not None and load["format"] not in opcount.FORMATS:
         raise ScoreError(f"format must be one of {', '.join(opcount.FORMATS)}, not {load['format']!r}")
+    if load.get("quantize") is not None and load["quantize"] not in ("int8", "int4"):
+        raise ScoreError(f"quantize must be int8 or int4, not {load['quantize']!r}")
     recompute, master = load.get("recompute"), load.get("master_format")
     if recompute is not None and recompute not in ("full", "selective"):
         raise ScoreError(f"recompute must be 'full' or 'selective', not {recompute!r}")
@@ -486,6 +488,12 @@ def _check_listed(profile, load):
         if fmt is not None and fmt not in profile.formats:
             raise ScoreError(f"{label} {fmt} is not among the formats of profile {profile.name!r} "
                              f"({', '.join(profile.formats)}); add it to the profile's formats or choose a listed one")
+    quantize = load.get("quantize")
+    for fmt in (quantize, "int32") if quantize is not None else ():
+        if fmt not in profile.formats:
+            raise ScoreError(f"quantize {quantize} (products in {quantize}, accumulated in int32) needs {fmt}, which "
+                             f"profile {profile.name!r} does not list ({', '.join(profile.formats)}); add it to the "
+                             f"profile's formats")
 
 
 def _densities(densities):
@@ -513,7 +521,7 @@ def score_many(models: Iterable[ModelLike], profile: ProfileLike = DEFAULT_PROFI
                format: Optional[str] = None, jobs: Optional[int] = None, progress: Optional[Callable[[int, int, Any], None]] = None,
                synth_progress: Any = None, recompute: Optional[str] = None,
                master_format: Optional[str] = None, batch_axis: Optional[int] = None,
-               dims: Optional[Mapping[str, int]] = None) -> Scores:
+               dims: Optional[Mapping[str, int]] = None, quantize: Optional[str] = None) -> Scores:
     """Score many models at once; a model that cannot be read or counted becomes a result with
     its ``error`` and the others go on. Returns :class:`Scores` (a list, in input order).
 
@@ -531,6 +539,7 @@ def score_many(models: Iterable[ModelLike], profile: ProfileLike = DEFAULT_PROFI
                        progress=progress, synth_progress=synth_progress,
                        load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
                              "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                                "quantize": quantize,
                              "dims": dict(dims) if dims else None})
 
 
@@ -573,7 +582,7 @@ def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: st
           loss: Optional[str] = None, optimizer: Optional[str] = None, format: Optional[str] = None,
           example_inputs: Any = None, synth_progress: Any = None, recompute: Optional[str] = None,
           master_format: Optional[str] = None, batch_axis: Optional[int] = None,
-          dims: Optional[Mapping[str, int]] = None) -> ScoreResult:
+          dims: Optional[Mapping[str, int]] = None, quantize: Optional[str] = None) -> ScoreResult:
     """Score one model: counts, TOs per stage and in total, MACs, FLOPs, params, and with a
     ``device`` joules and gCO2e. Returns a :class:`ScoreResult`.
 
@@ -599,6 +608,10 @@ def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: st
     precision in training, the optimizer's master weights in this format (fp32) while forward
     and backward run in the layers' format (``format="bf16"``); each such layer's update becomes a
     ``NAME/update`` row priced in the master format.
+    ``quantize``: ``"int8"`` or ``"int4"``: the matrix products (conv, linear, matmul) and
+    attention projections in that integer format, accumulating in int32 and requantized, the
+    other layers in their format (:func:`opcount.with_quantized_products`; the profile must list
+    it and int32).
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
     symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
     sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).
@@ -615,6 +628,7 @@ def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: st
                           progress=None, synth_progress=synth_progress, keep=True,
                           load={"seq": seq, "format": format, "loss": loss, "optimizer": optimizer,
                                 "recompute": recompute, "master_format": master_format, "batch_axis": batch_axis,
+                                "quantize": quantize,
                                 "dims": dict(dims) if dims else None})
     result = results[0]
     if result.error is not None:

@@ -80,11 +80,16 @@ def _choice_of(names_attr, what):
 
 
 def add_format_arguments(parser):
-    """The number-format flags shared by count and score: --format, --master-format, --recompute."""
+    """The number-format flags shared by count and score: --format, --quantize, --master-format,
+    --recompute."""
     parser.add_argument("--format", default=None, choices=list(FORMATS),
                         help="count every layer in this number format, one the profile lists (default: the model's "
                              "own, a spec's format or a Hugging Face config's torch_dtype; else the profile's "
                              "default_format)")
+    parser.add_argument("--quantize", default=None, choices=["int8", "int4"],
+                        help="quantized inference: the matrix products (conv, linear, matmul) and attention "
+                             "projections in this integer format, accumulated in int32 and requantized; the other "
+                             "layers in their own format (the profile must list it and int32)")
     parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
                         help="training in mixed precision: the optimizer's master weights in this format (e.g. "
                              "fp32 with --format bf16); each layer's update is priced in it")
@@ -137,7 +142,8 @@ def run(args):
                        optimizer=args.optimizer, per_layer=True,
                        densities=densities(args) if profile.memory is not None else None,
                        synth_progress=SynthesisProgress(), format=args.format, recompute=args.recompute,
-                       master_format=args.master_format, batch_axis=args.batch_axis, dims=dims(args))
+                       master_format=args.master_format, batch_axis=args.batch_axis, dims=dims(args),
+                       quantize=args.quantize)
     result, movement = scored.count_result, scored.movement
     if "mac" in profile.units:
         # the profile prices a MAC unit: the matrix products' multiply-accumulates show as mac ops

@@ -54,9 +54,17 @@ def register(subparsers):
                             "default 8,16,32,64 (4,8 for mac)")
     p_cmp.add_argument("--designs", nargs="+", metavar="DESIGN",
                        help="designs, space- or comma-separated (default: all of the unit)")
-    p_cmp.add_argument("--unit", default="add", choices=UNIT_KINDS + ("mac",),
+    p_cmp.add_argument("--unit", default="add", choices=UNIT_KINDS + ("mac", "fma"),
                        help="unit kind (default add); inner units follow the profile; mac: integer "
-                            "multiply-accumulate, W-bit operands into an int32 accumulator (hwlib.units.mac)")
+                            "multiply-accumulate, W-bit operands into an int32 accumulator (hwlib.units.mac); "
+                            "fma: the adder designs inside floating-point MACs a*b+c (hwlib.units.fma), "
+                            "per --formats pair")
+    p_cmp.add_argument("--adders", action="store_true",
+                       help="mac: compare the final-adder designs inside the MAC (on the profile's "
+                            "multiplier) instead of its multiplier designs (--unit fma always does)")
+    p_cmp.add_argument("--formats", nargs="+", metavar="A:C",
+                       help="fma: PRODUCT_FORMAT:ACCUMULATOR_FORMAT pairs, e.g. bf16:fp32 fp32:fp32 "
+                            "(default fp8_e4m3:fp32 bf16:fp32)")
     p_cmp.add_argument("--unsigned", action="store_true",
                        help="mac: unsigned operands (default two's complement)")
     p_cmp.add_argument("--profile", default=hp.DEFAULT_PROFILE, metavar="P",
@@ -97,12 +105,19 @@ def register(subparsers):
     p_act.add_argument("--csv", metavar="F.csv", help="also write the table as CSV to F.csv")
     p_act.add_argument("--from-model", metavar="MODEL",
                        help="operand streams of a model's own layers through the profile's FP multiplier "
-                            "and adder: an .onnx file is run (onnx.reference) for real weights and "
-                            "activations; zoo:NAME or a spec gets synthetic per-layer distributions "
-                            "(ReLU-sparse after a ReLU); see docs/power.md")
+                            "and adder: an .onnx file is run (onnx.reference) and FILE.py:NAME (a "
+                            "torch.nn.Module, or a function returning one or (module, example_inputs); "
+                            "needs torch) is run for real weights and activations; zoo:NAME or a spec "
+                            "gets synthetic per-layer distributions (ReLU-sparse after a ReLU); see "
+                            "docs/power.md")
     p_act.add_argument("--input", metavar="F.npy",
-                       help="--from-model with an .onnx file: the input array (.npy, or .npz by input "
-                            "name) instead of seeded N(0, 1) inputs")
+                       help="--from-model with an .onnx file or FILE.py:NAME: the input array (.npy, or "
+                            ".npz by input or argument name) instead of generated inputs (ONNX) or the "
+                            "factory's example input (torch)")
+    p_act.add_argument("--save-streams", metavar="F.npz",
+                       help="--from-model: also save the multiplier's and adder's operand streams (all "
+                            "layers, MAC-weighted, and per layer type) for a profile's power.distribution "
+                            "(mul: streams:F.npz, or streams:F.npz#linear); see docs/power.md")
     _add_stream_args(p_act, "uniform", many=True)
     p_act.set_defaults(func=_activity)
 
@@ -275,12 +290,17 @@ def _synth(args):
         print(json_text([row.to_json() for row in rows]))
         return 0
     counting = profile.technology["counting"]
-    if rows and rows[0].circuit == "integer":
+    fp_rows = [r for r in rows if r.format not in hp.INT_FORMAT_BITS]
+    if fp_rows and fp_rows[0].circuit == "integer":
         what = ("integer units at each format's significand width (hwlib.fp.build_fp_unit is "
                 "not available): add/sub/cmp an adder of fraction+1 bits, mul a multiplier, "
                 "div a divider, sqrt a root of that width")
     else:
         what = f"floating-point units of the {profile.datapath!r} datapath (hwlib.fp)"
+    if len(fp_rows) < len(rows):
+        ints = ("integer formats on the profile's integer units at their width (add/sub/cmp an adder, "
+                "mul a signed multiplier, div a divider, sqrt a root; hwlib.units.intfmt)")
+        what = f"{what}; {ints}" if fp_rows else ints
     print(f"# cost table of profile {profile.name} ({counting} counting): {what}")
     body = [(r.format, r.op, r.design, _fmt(r.cost.transistors), _fmt(r.cost.gate_count),
              r.cost.depth) for r in rows]
@@ -290,10 +310,72 @@ def _synth(args):
 
 # --- tosim compare-adders ---------------------------------------------------------------------
 
+def _compare_inner_adders(args, jobs):
+    """``--unit fma`` and ``--unit mac --adders``: the adder designs inside a MAC unit."""
+    from hwlib import registry
+    from hwlib.units.inner_adders import compare_inner_adders
+    if args.power or args.pareto is not None:
+        raise CommandError(f"--power (and --pareto) does not cover --unit {args.unit} yet (hwlib.activity builds "
+                           f"the units of add, mul, div and sqrt)")
+    if args.unit == "fma":
+        if args.widths is not None or args.unsigned:
+            raise CommandError("--unit fma takes --formats PRODUCT:ACCUMULATOR pairs, not --widths or --unsigned")
+        points = _mac_pairs(args.formats or ["fp8_e4m3:fp32", "bf16:fp32"])
+    else:
+        if args.formats is not None:
+            raise CommandError("--formats goes with --unit fma; --unit mac takes --widths")
+        points = _widths(args.widths if args.widths is not None else "4,8")
+    if args.csv is not None:
+        check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
+    if args.plot is not None:
+        check_output(args.plot, "--plot", (".png",), inputs=(args.profile,))
+    designs = _names(args.designs, registry.designs_for("add"), "adder design")
+    profile = hp.load(args.profile)
+    designs = designs or list(registry.designs_for("add"))
+    with _synthesis_errors():
+        try:
+            rows = compare_inner_adders(args.unit, points, profile, designs, signed=not args.unsigned,
+                                        progress=_Progress(), jobs=jobs)
+        except ValueError as exc:       # hwlib.CircuitError: e.g. a multiplier with no MAC unit
+            raise CommandError(str(exc)) from None
+    records = [row.to_json() for row in rows]
+    if args.csv:
+        text = io.StringIO()
+        fields = ["unit", "point", "design", "multiplier", "width", "transistors", "gates", "depth", "adp"]
+        writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        write_atomic(args.csv, text.getvalue().encode())
+    counting = profile.technology["counting"]
+    what = ("the final adder of the integer MAC" if args.unit == "mac"
+            else "both carry-propagate adders of the FP MAC (the multiplier's final adder and the significand adder)")
+    multiplier = rows[0].multiplier if rows else (profile.units.get("mul") or {}).get("design")
+    if args.plot:
+        from ._plots import design_curves
+        names = list(dict.fromkeys(r.point for r in rows))
+        design_curves(rows, designs, f"adders inside {args.unit} units ({multiplier} multiplier), profile "
+                      f"{profile.name} ({counting})", args.plot, points=names)
+    if args.json:
+        print(json_text(records))
+        return 0
+    print(f"# adder designs as {what}, multiplier {multiplier}, under profile {profile.name} "
+          f"({counting} counting); ADP = transistors x depth")
+    body = [[r.point, r.design, _fmt(r.cost.transistors), _fmt(r.cost.gate_count), r.cost.depth, _fmt(r.adp)]
+            for r in rows]
+    print(_table(["unit", "adder", "transistors", "gates", "depth", "ADP"], body, {2, 3, 4, 5}))
+    return 0
+
+
 def _compare(args):
     from hwlib import cost, registry
 
     jobs = _jobs(args.jobs)
+    if args.unit == "fma" or (args.unit == "mac" and args.adders):
+        return _compare_inner_adders(args, jobs)
+    if args.adders:
+        raise CommandError("--adders goes with --unit mac (--unit fma always compares adders)")
+    if args.formats is not None:
+        raise CommandError("--formats goes with --unit fma")
     widths = _widths(args.widths if args.widths is not None else ("4,8" if args.unit == "mac" else "8,16,32,64"))
     if args.csv is not None:
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
@@ -429,13 +511,35 @@ def _power(args, rows, kind, profile):
     return results
 
 
+def _activity_formats(text):
+    """The formats of ``activity --formats``: floating-point ones whose operands hwlib.activity
+    draws (an integer format's units are priced with --unit and --widths)."""
+    formats = _names(text, hp.FORMATS, "format")
+    _check_switching(formats or ())
+    return formats
+
+
+def _check_switching(formats):
+    from ._pipeline import SWITCHING_FORMATS
+    other = [f for f in formats if f not in SWITCHING_FORMATS]
+    if other:
+        raise CommandError(f"--formats: switching activity is simulated for {', '.join(SWITCHING_FORMATS)}, "
+                           f"not {other[0]}" + (f" (an {other[0]} unit is an integer unit: --unit add|mul "
+                                                f"--widths {hp.INT_FORMAT_BITS[other[0]]})"
+                                                if other[0] in hp.INT_FORMAT_BITS else ""))
+
+
 def _activity(args):
     from hwlib import activity, registry
     if args.csv is not None:
         check_output(args.csv, "--csv", (".csv",), inputs=(args.profile,))
+    if args.save_streams is not None:
+        check_output(args.save_streams, "--save-streams", (".npz",), inputs=(args.profile,))
     profile = hp.load(args.profile)
     if args.from_model is not None or args.input is not None:
         return _activity_from_model(args, profile)
+    if args.save_streams is not None:
+        raise CommandError("--save-streams goes with --from-model")
     dists, vectors, seed, model = _stream_options(args, profile)
     jobs = []
     if args.formats is not None:
@@ -445,7 +549,7 @@ def _activity(args):
         from hwlib.cost import fp_units_available
         if not fp_units_available():
             raise CommandError("the floating-point units (hwlib.fp) are not installed")
-        formats = _names(args.formats, hp.FORMATS, "format")
+        formats = _activity_formats(args.formats)
         ops = _names(args.ops, hp.BASIC_OPS, "op") or ["add", "mul"]
         for fmt in formats:
             for op in ops:
@@ -515,9 +619,10 @@ def _activity_from_model(args, profile):
                                f"multiplier and adder)")
     if args.dist != ["uniform"]:
         raise CommandError("--dist does not go with --from-model (the model gives the operands)")
-    formats = _names(args.formats, hp.FORMATS, "format") or [profile.default_format]
+    formats = _activity_formats(args.formats) or [profile.default_format]
     if len(formats) != 1:
         raise CommandError("--from-model takes one format")
+    _check_switching(formats)
     _, vectors, seed, model = _stream_options(args, profile)
     inputs = _load_input(args.input) if args.input is not None else None
     from hwlib.cost import fp_units_available
@@ -533,6 +638,14 @@ def _activity_from_model(args, profile):
         if not isinstance(exc, (opcount.ModelError, ValueError, OSError)):
             text = f"{type(exc).__name__}: {text}"      # e.g. a protobuf error of a corrupt file
         raise CommandError(f"--from-model {args.from_model}: {text}") from None
+
+    if args.save_streams is not None:
+        try:
+            saved = ms.save_streams(streams, args.save_streams)
+        except ValueError as exc:
+            raise CommandError(f"--from-model {args.from_model}: {exc}") from None
+        print(f"wrote {len(saved)} operand streams of {streams.model} to {args.save_streams} (use as "
+              f"streams:{args.save_streams} under power.distribution's mul: and add:)", file=sys.stderr)
 
     def progress(index, total, name):
         print(f"[{index}/{total}] {name}: {formats[0]} mul and add streams ...", file=sys.stderr, flush=True)

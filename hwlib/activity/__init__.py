@@ -58,7 +58,9 @@ integers, or IEEE encodings for floating-point units, of normal draws with stand
 (default 1.0). A pair of distributions gives operands a and b their own. Floating-point streams
 are encoded in any profile format (fp8_e4m3 and fp8_e5m2 included: :func:`fp_encode`,
 :func:`fp_round`, nearest even). :func:`fp_stream_activity` runs given operand values instead
-(``tosim activity --from-model`` draws them from a model's layers).
+(``tosim activity --from-model`` draws them from a model's layers), and ``streams:FILE[#TYPE]``
+in a profile's ``power.distribution`` prices ``mul`` and ``add`` on operands saved from a model
+(``--save-streams``; :mod:`hwlib.activity._streams_file`).
 
 Package layout note: this is a sub-package of :mod:`hwlib` and outside the source digest of
 :func:`hwlib.cost._source_digest` (which covers the top-level modules that decide a circuit or
@@ -67,6 +69,7 @@ must not invalidate the bundled cost tables.
 """
 from ._model import DEFAULT_MODEL, PowerModel
 from ._stream import DISTRIBUTIONS, Distribution, fp_encode, fp_round, operands, parse_distribution
+from ._streams_file import StreamsFileError
 from ._table import ESTIMATE_NOTE, ActivityCache, OpEnergy, op_distribution, op_energies
 from ._toggles import ToggleCounts, toggle_counts
 from ._unit import (UnitActivity, area_um2, critical_path_ps, fp_activity, fp_stream_activity,
@@ -77,4 +80,4 @@ __all__ = ["DEFAULT_MODEL", "PowerModel", "DISTRIBUTIONS", "Distribution", "oper
            "area_um2", "critical_path_ps", "fp_activity", "mapped_netlist",
            "net_capacitance_ff", "switching_energy_fj", "unit_activity", "ESTIMATE_NOTE",
            "ActivityCache", "OpEnergy", "op_distribution", "op_energies", "fp_encode", "fp_round",
-           "fp_stream_activity"]
+           "fp_stream_activity", "StreamsFileError"]

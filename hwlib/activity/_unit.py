@@ -234,6 +234,12 @@ def unit_activity(kind, design, width, profile, distribution="uniform", *, vecto
                     glitches)
 
 
+def _controls(op):
+    """The one-bit control inputs of an op's FP unit: ``sub`` of the adder (1 for sub), ``sqrt``
+    of a shared divide/square-root unit (1 for sqrt; hwlib.units.divsqrt)."""
+    return {"sub": int(op == "sub"), "sqrt": int(op == "sqrt")}
+
+
 def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=0, model=None,
                 glitches=False):
     """:func:`unit_activity` for the profile's floating-point unit of basic op ``op`` in
@@ -243,7 +249,7 @@ def fp_activity(op, fmt, profile, distribution="uniform", *, vectors=4096, seed=
     model = _model(model)
     spec = unit_spec(op, fmt, profile.units, profile.datapath)
     net = spec_netlist(spec, profile.technology)
-    controls = {"sub": 1 if op == "sub" else 0}
+    controls = _controls(op)
     return _measure(net, op, spec.design, None, fmt, distribution, vectors, seed, model,
                     controls, glitches)
 
@@ -265,7 +271,7 @@ def fp_stream_activity(op, fmt, profile, a, b=None, *, label="given operands", s
         values.append(np.asarray(b, dtype=np.float64).ravel())
     if len({len(v) for v in values}) != 1 or len(values[0]) < 2:
         raise ValueError("The operand sequences must have one length, at least 2")
-    controls = {"sub": 1 if op == "sub" else 0}
+    controls = _controls(op)
     inputs, operand = {}, 0
     for name, nets in net.inputs.items():
         if name in controls:

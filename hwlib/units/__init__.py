@@ -6,6 +6,14 @@
   saturating) around :mod:`hwlib.fp`'s IEEE units; fp8_e5m2 is IEEE and priced by :mod:`hwlib.fp`.
 * :mod:`hwlib.units.fma`: floating-point multiply-accumulate with one rounding (FMA, and
   mixed-precision MACs such as bf16 x bf16 + fp32, fp8 x fp8 + fp32).
+* :mod:`hwlib.units.divsqrt`: one radix-2 SRT digit recurrence for both division and square
+  root (a profile's ``units.divsqrt`` prices its div and sqrt by it).
+* :mod:`hwlib.units.inner_adders`: the adder designs inside the MAC units side by side
+  (``tosim compare-adders --unit fma``, ``--unit mac --adders``).
+* :mod:`hwlib.units.intfmt`: the basic ops of the integer formats (int8, int4, int32) on the
+  profile's integer units, and the integer MAC a ``units.mac`` profile prices their products on;
+  its specs are :func:`hwlib._specs.integer_unit`'s (keyed as ``compare-adders`` keys them,
+  without :func:`units_digest`) and :func:`hwlib.units.mac.mac_unit`'s.
 
 Cache keys: these modules live in a subpackage so that they stay out of
 :func:`hwlib._specs._source_digest`, the digest that keys the bundled cost tables of the
