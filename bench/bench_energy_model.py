@@ -7,9 +7,9 @@ on one seeded 60/40 split of the single-layer rows (relative loss for all five, 
 data spanning orders of magnitude) and reported on the held-out 40 %:
 
 1. per layer type and jointly: li2022's precision (avg, min) and R^2 of the energy model
-   (``tosim fit --model --channel-block 16``), of the same model without its window terms and
-   channel padding (``no-window``: the previous version) and of degree-1 polynomials of TOs, FLOPs
-   and MACs (li2022 eq. 4);
+   (``tosim fit --model --channel-block 16``), of the same model without its kernel shape (``before``:
+   the previous version, whose convolutions count every tap, pad only the output channels and run one
+   kernel whatever their input channels) and of degree-1 polynomials of TOs, FLOPs and MACs (li2022 eq. 4);
 2. leave one layer type out: each type's held-out rows predicted by fits on the other types only
    (the model's fits reuse the balance and spill capacity searched in 1, to keep the bench short);
 3. composed whole models: AlexNet and VGG-11/13/16 (torchvision's layer lists, 224x224 inputs) at
@@ -33,6 +33,7 @@ The conv2d and maxpool2d rows most like the architectures' layers are reported o
 CPU time is printed beside wall time.
 """
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -192,7 +193,9 @@ def main(argv=None):
           f"setup {time.perf_counter() - wall:.1f} s wall")
 
     # the model, and the model without its window terms and channel padding (the previous version)
-    variants = {"model": dict(channel_block=args.channel_block), "no-window": dict(channel_block=1, window=False)}
+    variants = {"model": dict(channel_block=args.channel_block), "before": dict(channel_block=args.channel_block)}
+    # the previous version: no valid-tap share, no input-channel padding, no small-input kernel
+    tables = {"model": table, "before": dataclasses.replace(table, in_channels=None, valid=None)}
 
     def fit_all(idx, reuse=None):
         out, models = {}, {}
@@ -202,9 +205,9 @@ def main(argv=None):
                 r = reuse[name]
                 given = dict(peak_ops_per_s=r.peak_ops_per_s, bandwidth_bytes_per_s=r.bandwidth_bytes_per_s,
                              capacity_bytes=r.capacity_bytes, spill_search=r.capacity_bytes is not None)
-            models[name], _ = calibrate.fit_energy_model(table.subset(idx), y[idx], tos_per_op=tos_per_op,
+            models[name], _ = calibrate.fit_energy_model(tables[name].subset(idx), y[idx], tos_per_op=tos_per_op,
                                                          **options, **given)
-            out[name] = models[name].predict_runs(table)[0]
+            out[name] = models[name].predict_runs(tables[name])[0]
         for name, x in feats.items():
             if np.unique(x[idx]).size < 2:
                 out[name] = None
@@ -221,7 +224,7 @@ def main(argv=None):
 
     with np.errstate(all="ignore"):
         preds, model = fit_all(train)
-    methods = ["model", "no-window", "tos", "flops", "macs"]
+    methods = ["model", "before", "tos", "flops", "macs"]
     print("\n1. held-out rows: precision % avg (min), per layer type and joint")
     print(f"{'type':<10} {'rows':>5}  " + "  ".join(f"{m:>18}" for m in methods))
     for kind in sorted(set(types)):

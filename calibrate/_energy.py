@@ -122,7 +122,10 @@ class LayerTable:
     ``min(stride, kernel) / kernel`` (0 for layers without a window); ``rows`` the window rows of
     one call: (output element, input channel of its group, kernel row) triples of a convolution,
     (output element, kernel row) pairs of a pooling, the trip count of a window kernel's loop over
-    rows (0 for layers without a window).
+    rows (0 for layers without a window); ``in_channels`` the input channels (per group) of each
+    entry whose kernel blocks channels (0 elsewhere: see ``EnergyModel.channel_block``); ``valid``
+    the share of a windowed layer's (output, tap) pairs whose input tap lies inside the input, not
+    on its zero padding (1 for layers without a window or padding).
     """
     run: np.ndarray
     repeat: np.ndarray
@@ -137,6 +140,8 @@ class LayerTable:
     channels: Any = None
     window: Any = None
     rows: Any = None
+    in_channels: Any = None
+    valid: Any = None
 
     def __post_init__(self):
         self.types = list(self.types) if self.types else [""] * len(self.run)
@@ -147,8 +152,14 @@ class LayerTable:
         self.channels = np.zeros(n) if self.channels is None else np.asarray(self.channels, dtype=np.float64)
         self.window = np.zeros(n) if self.window is None else np.asarray(self.window, dtype=np.float64)
         self.rows = np.zeros(n) if self.rows is None else np.asarray(self.rows, dtype=np.float64)
-        if self.channels.shape != (n,) or self.window.shape != (n,) or self.rows.shape != (n,):
-            raise ValueError(f"channels, window and rows need one value per layer entry ({n})")
+        self.in_channels = (np.zeros(n) if self.in_channels is None
+                            else np.asarray(self.in_channels, dtype=np.float64))
+        self.valid = np.ones(n) if self.valid is None else np.asarray(self.valid, dtype=np.float64)
+        if any(a.shape != (n,) for a in (self.channels, self.window, self.rows, self.in_channels, self.valid)):
+            raise ValueError(f"channels, window, rows, in_channels and valid need one value per layer entry ({n})")
+        if not (np.all(np.isfinite(self.in_channels)) and np.all(self.in_channels >= 0)
+                and np.all(self.valid >= 0) and np.all(self.valid <= 1)):
+            raise ValueError("input channels must be non-negative and valid shares in [0, 1]")
         if not (np.all(np.isfinite(self.rows)) and np.all(self.rows >= 0)):
             raise ValueError("window rows must be finite and non-negative")
         if not (np.all(np.isfinite(self.channels)) and np.all(self.channels >= 0) and np.all(self.window >= 0)
@@ -180,7 +191,8 @@ class LayerTable:
                    calls=cat([t.calls for t in tables], (0,)), n_runs=offset,
                    types=[k for t in tables for k in t.types], labels=[label for t in tables for label in t.labels],
                    channels=cat([t.channels for t in tables], (0,)), window=cat([t.window for t in tables], (0,)),
-                   rows=cat([t.rows for t in tables], (0,)))
+                   rows=cat([t.rows for t in tables], (0,)), in_channels=cat([t.in_channels for t in tables], (0,)),
+                   valid=cat([t.valid for t in tables], (0,)))
 
     def subset(self, runs: Sequence[int]) -> LayerTable:
         """The table of the given run indices (in that order, renumbered 0..)."""
@@ -192,7 +204,8 @@ class LayerTable:
                           ops=self.ops[keep], bytes=self.bytes[keep], calls=self.calls[keep],
                           n_runs=len(order), types=[k for k, kept in zip(self.types, keep) if kept],
                           labels=[self.labels[i] for i in order] if self.labels else [],
-                          channels=self.channels[keep], window=self.window[keep], rows=self.rows[keep])
+                          channels=self.channels[keep], window=self.window[keep], rows=self.rows[keep],
+                          in_channels=self.in_channels[keep], valid=self.valid[keep])
 
     def per_run(self, per_layer: ArrayLike) -> np.ndarray:
         """Sum a per-layer-call quantity (one value per entry, per call) over each run."""
@@ -355,12 +368,18 @@ def spilled_bytes(table, capacity):
 
 
 def blocked_ops(table, block=1):
-    """Basic ops of one call of each entry, a blocked kernel's output channels padded to a multiple
-    of ``block``: ``n_ops x ceil(c / block) block / c`` where ``table.channels`` gives ``c``."""
-    ops = table.ops.sum(axis=1)
+    """Basic ops a kernel executes in one call of each entry: the counted ops times the share of
+    (output, tap) pairs whose tap lies inside the input (``table.valid``: direct convolutions skip
+    the taps that fall on the zero padding), a blocked kernel's output channels padded to a multiple
+    of ``block`` (``n_ops x ceil(c / block) block / c``, ``c`` from ``table.channels``) and its
+    input channels too where they fill at least one block (``table.in_channels``; with fewer,
+    oneDNN's first-layer kernel reads the plain layout unpadded)."""
+    ops = table.ops.sum(axis=1) * table.valid
     if block > 1:
         c = table.channels
         ops = ops * np.where(c > 0, np.ceil(c / block) * block / np.maximum(c, 1.0), 1.0)
+        ci = table.in_channels
+        ops = ops * np.where(ci >= block, np.ceil(ci / block) * block / np.maximum(ci, 1.0), 1.0)
     return ops
 
 

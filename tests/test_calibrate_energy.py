@@ -285,3 +285,24 @@ def test_ops_no_run_counts_get_the_prior_price():
     assert per_to["cmp"] == pytest.approx(per_to["mul"], rel=1e-3)
     # an op it has no transistor count for stays unpriced (scoring it names it)
     assert "sqrt" not in model.op_j["fp32"]
+
+
+def test_valid_taps_and_input_channel_padding_price_the_ops_a_kernel_runs():
+    """Static ops are the counted ops x the valid-tap share, output channels padded to the block,
+    input channels padded too from one block on (fewer: unpadded, a kernel of their own)."""
+    table = LayerTable(run=[0, 1, 2, 3], repeat=[1] * 4, op_keys=[("fp32", "add")], ops=[[100]] * 4,
+                       bytes=np.zeros((4, 3)), calls=[1] * 4, n_runs=4, types=["conv2d"] * 4,
+                       channels=[16, 16, 16, 0], in_channels=[3, 24, 32, 0], valid=[1, 1, 0.5, 0.25])
+    model = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 1.0}, channel_block=16)
+    assert model.predict_runs(table)[0] == pytest.approx([100, 100 * 32 / 24, 50, 25])
+    # without a block nothing is padded; the valid share stays
+    assert EnergyModel(terms=("static",), static_j_per_op={"conv2d": 1.0}).predict_runs(table)[0] == \
+        pytest.approx([100, 100, 50, 25])
+    with pytest.raises(ValueError, match="valid shares"):
+        LayerTable(run=[0], repeat=[1], op_keys=[], ops=np.zeros((1, 0)), bytes=np.zeros((1, 3)), calls=[1],
+                   n_runs=1, valid=[1.5])
+    sub = table.subset([2, 0])
+    assert sub.in_channels[sub.run == 0].tolist() == [32] and sub.valid[sub.run == 1].tolist() == [1]
+    both = LayerTable.concat([table, sub])
+    assert both.in_channels.tolist() == table.in_channels.tolist() + sub.in_channels.tolist()
+

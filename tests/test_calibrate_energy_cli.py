@@ -220,6 +220,14 @@ def test_layer_table_gives_blocked_channels_and_window_shares():
     # the adaptive pooling has no fixed window; views (flatten, dropout at inference) are not calls
     assert got["adaptive_avgpool2d1"] == (0, 0, 0)
     assert "flatten1" not in got and "dropout1" not in got
+    # input channels of blocked kernels; the share of (output, tap) pairs inside the image (the
+    # pool's counts already leave the padding out: 1)
+    shape = {name: (ci, v) for (name, _type), ci, v in zip(labels, table.in_channels, table.valid)}
+    assert shape["conv2d1"][0] == 3 and shape["conv2d3"][0] == 192 and shape["maxpool2d1"] == (0, 1)
+    # conv3: 3x3, padding 1 on 13x13: per dimension 13 x 3 taps less the 2 on the padding
+    assert shape["conv2d3"][1] == pytest.approx(((13 * 3 - 2) / (13 * 3)) ** 2)
+    # conv1: 11x11 stride 4 padding 2 on 224: taps on the padding at both ends
+    assert 0.9 < shape["conv2d1"][1] < 1
 
 
 def test_builtin_getzner_device_prices_ops_and_types_the_layers_never_had(capsys):

@@ -49,17 +49,23 @@ BLOCKED_TYPES = frozenset({"conv1d", "conv2d", "conv3d"})
 
 
 def _kernel_shape(layer, batch):
-    """(blocked output channels or 0, window share, window rows) of one call of a layer:
-    convolutions without groups block their output channels; convolutions and (non-adaptive)
-    poolings have a window, whose new share along the innermost spatial dimension is
-    ``min(stride, kernel) / kernel`` and whose rows are (output element, input channel of the
-    group for a convolution, kernel row) triples."""
+    """(blocked output channels or 0, window share, window rows, blocked input channels or 0,
+    valid share) of one call of a layer: convolutions without groups block their output and input
+    channels (per group: all of them); convolutions and (non-adaptive) poolings have a window,
+    whose new share along the innermost spatial dimension is ``min(stride, kernel) / kernel`` and
+    whose rows are (output element, input channel of the group for a convolution, kernel row)
+    triples; a convolution's valid share is that of its (output, tap) pairs whose tap lies inside
+    the input (opcount counts the taps on the zero padding as MACs, a direct convolution skips
+    them; poolings' counts already leave them out)."""
     if layer is None:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0, 1.0
     a = layer.attrs
-    channels = float(a["out"]) if layer.type in BLOCKED_TYPES and a.get("groups", 1) == 1 else 0.0
+    blocked = layer.type in BLOCKED_TYPES and a.get("groups", 1) == 1
+    channels = float(a["out"]) if blocked else 0.0
+    in_channels = float(a["in"]) if blocked else 0.0
     kernel, stride = a.get("kernel"), a.get("stride")
     window = rows = 0.0
+    valid = 1.0
     if isinstance(kernel, (tuple, list)) and isinstance(stride, (tuple, list)) and kernel and stride:
         k, s = int(kernel[-1]), int(stride[-1])
         if k > 0 and s > 0:
@@ -67,11 +73,15 @@ def _kernel_shape(layer, batch):
             rows = float(batch) * math.prod(layer.out_shape) * math.prod(kernel[:-1])
             if layer.type in BLOCKED_TYPES or "groups" in a:
                 rows *= a["in"] // max(1, a.get("groups", 1))
-    return channels, window, rows
+        taps = a.get("taps")
+        spatial = math.prod(layer.out_shape[1:]) if len(layer.out_shape) > 1 else 0
+        if taps and spatial and "pairs" in a and not a.get("transposed"):
+            valid = min(1.0, max(0.0, a["pairs"] / (spatial * taps)))
+    return channels, window, rows, in_channels, valid
 
 
 def _layer_rows(model, result):
-    """(labels, op_keys, ops rows, bytes rows, calls, (channels, window, window rows)) of one counted step."""
+    """(labels, op_keys, ops rows, bytes rows, calls, kernel shapes (:func:`_kernel_shape`)) of one counted step."""
     by_name = {layer.name: layer for layer in model.layers}
     batch = result.batch
     training = result.phase == "training"
@@ -120,8 +130,9 @@ def layer_table(model, result):
     table = calibrate.LayerTable(run=np.zeros(len(rows_ops), dtype=np.int64), repeat=np.ones(len(rows_ops)),
                                  op_keys=keys, ops=ops, bytes=np.asarray(rows_bytes).reshape(-1, 3),
                                  calls=np.asarray(calls), n_runs=1, types=[t for _n, t in labels],
-                                 channels=[c for c, _w, _r in shapes], window=[w for _c, w, _r in shapes],
-                                 rows=[r for _c, _w, r in shapes])
+                                 channels=[x[0] for x in shapes], window=[x[1] for x in shapes],
+                                 rows=[x[2] for x in shapes], in_channels=[x[3] for x in shapes],
+                                 valid=[x[4] for x in shapes])
     return table, labels
 
 
@@ -134,7 +145,7 @@ def run_table(steps):
                                           repeat=table.repeat * times, op_keys=table.op_keys, ops=table.ops,
                                           bytes=table.bytes, calls=table.calls, n_runs=1,
                                           types=table.types, channels=table.channels, window=table.window,
-                                          rows=table.rows))
+                                          rows=table.rows, in_channels=table.in_channels, valid=table.valid))
     merged = calibrate.LayerTable.concat(parts)
     merged.run[:] = 0
     merged.n_runs = 1
