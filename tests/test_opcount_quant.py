@@ -506,3 +506,37 @@ def test_per_layer_formats_compose_with_a_master_format(tmp_path, profile):
     assert rows["linear_0/update"].format == "fp32"
     assert rows["linear_0/update"].stages["update"] == {"add": 0, "sub": 144, "mul": 144, "div": 0, "sqrt": 0, "cmp": 0}
     assert "linear_2/update" not in rows and rows["linear_2"].stages["update"]["mul"] == 68
+
+
+def test_score_reports_what_count_reports_under_quantize(tmp_path, profile, capsys):
+    """`tosim score --quantize int8` (text, CSV, JSON) and tosim.score(quantize=) list the same
+    assumptions (the float input quantized, the int8 output dequantized) and incomplete layers
+    as `tosim count`."""
+    path = tmp_path / "u.yaml"
+    path.write_text("name: u\ninput: [8]\nlayers:\n  - {type: linear, out: 4}\n  - {type: fancy, out_shape: [4]}\n"
+                    "  - {type: linear, out: 3}\n")
+    args = [str(path), "--profile", profile, "--quantize", "int8"]
+    assert main(["count", *args, "--json"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    assumptions = counted["assumptions"]
+    assert len(assumptions) == 2 and "model input arrives in fp32" in assumptions[0]
+    assert "('linear_2', int8) is dequantized to fp32" in assumptions[1]
+    assert [item["layer"] for item in counted["incomplete"]] == ["fancy_1"]
+    api = tosim.score(str(path), profile, quantize="int8")
+    assert api.assumptions == assumptions and not api.complete and api.incomplete_types == {"fancy": 1}
+    assert main(["score", *args, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["assumptions"] == assumptions and row["incomplete"] == {"fancy": 1}
+    assert row["tos"] == pytest.approx(api.tos)
+    out = tmp_path / "s.csv"
+    assert main(["score", *args, "--out", str(out)]) == 0
+    capsys.readouterr()
+    import csv
+    with out.open() as f:
+        (line,) = csv.DictReader(f)
+    assert line["assumptions"].split("; ") == assumptions and line["incomplete"] == "fancy x1"
+    assert main(["score", *args]) == 0
+    text = capsys.readouterr().out
+    assert [line for line in text.splitlines() if line.startswith("ASSUMED:")] == [
+        f"ASSUMED: u: {item}" for item in assumptions]
+    assert "INCOMPLETE: u: fancy x1; the TOs are too low" in text.splitlines()
