@@ -175,7 +175,7 @@ class SwitchingProgress(SynthesisProgress):
     doing, did = "simulating", "simulated"
 
 
-def switching_array(profile, keys, pairs, *, progress=None):
+def switching_array(profile, keys, pairs, *, progress=None, operands=None):
     """Switching energy per basic op and column in joules, float64 ``(len(BASIC_OPS),
     len(keys))``, for a profile with ``power: {energy: activity}``, and the basis of the
     estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
@@ -185,7 +185,8 @@ def switching_array(profile, keys, pairs, *, progress=None):
     Only the ``(op, column)`` ``pairs`` are simulated (:func:`hwlib.activity.op_energies`,
     cached on disk); the other entries are 0 and must be multiplied by zero counts only.
     ``progress``: a :class:`SynthesisProgress` (its stream is told about each simulation), or
-    ``None``."""
+    ``None``. ``operands``: the stream arrays of the one model priced, for ``model``
+    distributions (see :func:`hwlib.activity.op_energies`)."""
     import numpy as np
 
     from hwlib.activity import ESTIMATE_NOTE, op_energies
@@ -200,7 +201,7 @@ def switching_array(profile, keys, pairs, *, progress=None):
     entries = []
     for group, items in sorted(by_group.items()):
         energies = op_energies(profile, [(op, fmt) for op, fmt, _ in items], layer_type=group or None,
-                               progress=told)
+                               progress=told, **({"operands": operands} if operands is not None else {}))
         for op, fmt, key in items:
             entry = energies[(op, fmt)]
             table[BASIC_OPS.index(op), column[key]] = entry.energy_j_per_op
