@@ -414,3 +414,18 @@ def test_explore_refuses_model_operands(tmp_path):
     from tosim._explore import explore
     with pytest.raises(ScoreError, match="draws mul/add operands from the scored model"):
         explore(_operands_profile(tmp_path, "p", "{mul: model}"), ["ripple_carry"], ["array"], ["fp16"])
+
+
+def test_each_model_of_a_batch_on_its_own_operands(operands_spec, tmp_path, capsys, monkeypatch):
+    folder, spec = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    other = tmp_path / "wide.yaml"
+    other.write_text("name: wide\ninput: [12]\nformat: fp16\nlayers: [{type: linear, out: 3}]\n")
+    profile = _operands_profile(tmp_path, "own", "{default: zeros, mul: model, add: model}")
+    status, out, _ = run(capsys, "score", spec, str(other), "--profile", profile, "--json")
+    rows = json.loads(out)
+    assert status == 0 and [r["name"] for r in rows] == ["mlp", "wide"]
+    muls = [next(e for e in r["switching"]["ops"] if e["op"] == "mul") for r in rows]
+    assert muls[0]["energy_fj_per_op"] != muls[1]["energy_fj_per_op"]
+    status, out, _ = run(capsys, "score", spec, str(other), "--profile", profile)
+    assert status == 0 and "switching J (mlp): estimate" in out and "switching J (wide): estimate" in out
