@@ -614,7 +614,8 @@ def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: st
     ``quantize``: ``"int8"`` or ``"int4"``: the matrix products (conv, linear, matmul) and
     attention projections in that integer format, accumulating in int32 and requantized, the
     other layers in their format (:func:`opcount.with_quantized_products`; the profile must list
-    it and int32).
+    it and int32), the conversions between the two counted in rows of their own
+    (``NAME/quantize_input``, ``NAME/dequantize_output``; see :func:`opcount.count_model`).
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
     symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
     sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).
