@@ -20,21 +20,29 @@ _COLUMNS: dict = {}
 
 
 class SynthesisProgress:
-    """Tells stderr about each circuit that has to be synthesized (cached ones are silent)."""
+    """Tells stderr about each circuit that has to be synthesized (cached ones are silent),
+    counting up (``3/18``) and, once one is done, estimating the time left
+    (:class:`tosim._progress.WorkCounter`)."""
 
     doing, did = "synthesizing", "synthesized"
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, clock=time.perf_counter):
+        from ._progress import WorkCounter
         self.stream = stream if stream is not None else sys.stderr
-        self.started = None
+        self.counter = WorkCounter(clock)
+
+    def planned(self, work):
+        self.counter.plan(work)
 
     def start(self, index, total, label):
-        self.started = time.perf_counter()
-        print(f"tosim: {self.doing} {label} ({index}/{total}; cached for next time) ...",
+        k, n = self.counter.begin(index) or (index, total)
+        print(f"tosim: {self.doing} {label} ({k}/{n}; cached for next time) ...",
               file=self.stream, flush=True)
 
     def done(self, index, total, label, seconds):
-        print(f"tosim: {self.did} {label} in {seconds:.1f} s", file=self.stream, flush=True)
+        left = self.counter.finish(index)
+        print(f"tosim: {self.did} {label} in {seconds:.1f} s" + (f" ({left})" if left else ""),
+              file=self.stream, flush=True)
 
 
 def _memo_key(profile, formats):

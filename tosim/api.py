@@ -55,7 +55,7 @@ PHASES = tuple(opcount.PHASES)
 
 #: Columns of a score row, in order (CSV header, JSON keys).
 ROW_FIELDS = ["name", "source", "profile", "phase", "batch", "params", "macs", "flops", *OPS,
-              *(f"tos_{s}" for s in STAGES), "tos", "energy_j", "gco2e", "incomplete", "error"]
+              *(f"tos_{s}" for s in STAGES), "tos", "energy_j", "gco2e", "incomplete", "assumptions", "error"]
 #: Extra columns of the per-layer rows of a per-layer CSV.
 LAYER_FIELDS = ["layer", "layer_type", "format"]
 #: Extra columns of a whole-run score: the workload as given and the number of steps of the run.
@@ -255,7 +255,8 @@ class ScoreResult:
     def to_dict(self) -> dict:
         """The row of ``tosim score --json``: :data:`ROW_FIELDS`, the extra columns, and
         ``layers`` with ``per_layer``. ``incomplete`` is ``{type: layers}`` (``{}`` when complete,
-        ``None`` for a failed model)."""
+        ``None`` for a failed model), ``assumptions`` the list of what was assumed (``[]`` when
+        nothing, ``None`` for a failed model; in the CSV joined by ``"; "``)."""
         item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
@@ -263,7 +264,8 @@ class ScoreResult:
             item["mac"] = self.counts["mac"]
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
         item.update(tos=self.tos, energy_j=self.energy_j, gco2e=self.gco2e,
-                    incomplete=None if self.error else dict(self.incomplete_types), error=self.error)
+                    incomplete=None if self.error else dict(self.incomplete_types),
+                    assumptions=None if self.error else list(self.assumptions), error=self.error)
         if self.levels:
             item.update(energy_compute_j=self.energy_compute_j, energy_movement_j=self.energy_movement_j)
             item.update({f"accesses_{lv}": self.accesses.get(lv) for lv in self.levels})
@@ -377,6 +379,7 @@ class Scores(list):
             row = r.to_dict()
             flat = {k: row.get(k) for k in ROW_FIELDS + extra}
             flat["incomplete"] = ", ".join(f"{t} x{n}" for t, n in sorted((row["incomplete"] or {}).items())) or None
+            flat["assumptions"] = "; ".join(row["assumptions"] or ()) or None
             yield flat
             for layer in row.get("layers") or []:
                 line = {"name": r.name, "source": r.source, "layer": layer["name"], "layer_type": layer["type"],

@@ -234,6 +234,10 @@ def run(args):
                 print(f"switching J ({name}): {printable(basis)}")
         if any(r.incomplete_types for r in results):
             print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
+            for r in results:
+                if r.incomplete_types:
+                    kinds = ", ".join(f"{t} x{n}" for t, n in sorted(r.incomplete_types.items()))
+                    print(f"INCOMPLETE: {r.name}: {kinds}; the TOs are too low")
         for r in results:
             for item in r.assumptions:
                 print(f"ASSUMED: {r.name}: {item}")
