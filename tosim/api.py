@@ -440,7 +440,10 @@ def _source(model, example_inputs=None):
         if example_inputs is None:
             raise ScoreError(f"a torch module ({type(model).__name__}) needs example inputs: "
                              "score(module, example_inputs=x) or score((module, x))")
-        return opcount.load_torch(model, example_inputs)
+        traced = opcount.load_torch(model, example_inputs)
+        from ._model_streams import remember_torch
+        remember_torch(traced, model, example_inputs)     # its weights, for power.distribution: model
+        return traced
     if isinstance(model, (str, os.PathLike, dict, opcount.ModelIR)):
         return os.fspath(model) if isinstance(model, os.PathLike) else model
     raise ScoreError(f"cannot score a {type(model).__name__}: give a ModelIR, a model file path, 'zoo:NAME', "
