@@ -391,7 +391,7 @@ class _Conversions:
 
     A layer without arithmetic (a flatten, a reshape, a concat, a dropout at inference) passes
     its inputs' values through in their format when they agree; a parameter layer (``once``) is a
-    weight, quantized ahead of time. Layers in ``ModelIR.conversions_written`` (a quantized ONNX
+    weight, quantized ahead of time; an embedding's input is indices, never converted. Layers in ``ModelIR.conversions_written`` (a quantized ONNX
     graph's, whose QuantizeLinear and DequantizeLinear nodes are counted as layers) get none at
     their edges. The model input arrives in the model's format, and an integer model output is
     dequantized to the model's format (if that is a float one); both are listed in the count's
@@ -419,7 +419,7 @@ class _Conversions:
             return []
         inputs = [ref for ref in dict.fromkeys(layer.inputs) if ref not in self.weights]
         values = {self.value[ref] for ref in inputs}
-        if layer.known and len(values) == 1 and not any(forward.values()):
+        if layer.known and len(values) == 1 and not any(forward.values()) and layer.type != "embedding":
             # no arithmetic: the values pass through in their format
             self.value[name] = values.pop()
             self.origins[name] = tuple(dict.fromkeys(o for ref in inputs for o in self.origins[ref]))
@@ -428,7 +428,8 @@ class _Conversions:
         integer = fmt in INT_FORMAT_BITS
         implicit = integer and name not in self.written
         dequantizer = layer.type == "elementwise" and layer.attrs.get("op") == "DequantizeLinear"
-        for ref in inputs:
+        # an embedding reads indices (integers in any format), not values to convert
+        for ref in (inputs if layer.type != "embedding" else ()):
             value = self.value[ref]
             if value == fmt:
                 continue
@@ -534,7 +535,10 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     layer) in int8 or int4 is counted as integer inference runs it: its products in its own row,
     its accumulation in a ``NAME/accumulate`` row in int32, a ``NAME/requantize`` row
     (:data:`REQUANTIZE_OPS` per output) and, for attention, its core in a ``NAME/core`` row
-    (see ``_quantized_rows``); integer layers are refused in training. A layer, loss or update row in a
+    (see ``_quantized_rows``); integer layers are refused in training. Where integer and
+    floating-point layers meet (and at a float model input or output), the conversions are
+    counted in rows ``NAME/quantize_input`` and ``NAME/dequantize_output`` (types ``quantize``
+    and ``dequantize``; see ``_Conversions``). A layer, loss or update row in a
     format the profile does not list raises :class:`ModelError` naming the model, the layer, the
     format and the profile (its cost table has no units for it).
     Backward rules: a layer computes an input gradient only for inputs whose value depends on

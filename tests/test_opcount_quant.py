@@ -540,3 +540,14 @@ def test_score_reports_what_count_reports_under_quantize(tmp_path, profile, caps
     assert [line for line in text.splitlines() if line.startswith("ASSUMED:")] == [
         f"ASSUMED: u: {item}" for item in assumptions]
     assert "INCOMPLETE: u: fancy x1; the TOs are too low" in text.splitlines()
+
+
+def test_an_int8_embedding_reads_indices_and_outputs_int8(tmp_path, profile):
+    # the token ids are not converted, the table's int8 values feed the int8 linear layer as they are
+    path = tmp_path / "e.yaml"
+    path.write_text("input: [5]\nlayers:\n  - {type: embedding, vocab: 10, dim: 4, format: int8}\n"
+                    "  - {type: linear, out: 3, format: int8}\n")
+    r = opcount.count_model(opcount.load_model(str(path)), hardware_profiles.load(profile))
+    assert [(layer.name, layer.type) for layer in r.layers if layer.type in ("quantize", "dequantize")] == [
+        ("linear_1/dequantize_output", "dequantize")]
+    assert len(r.assumptions) == 1 and "model output" in r.assumptions[0]

@@ -429,3 +429,24 @@ def test_each_model_of_a_batch_on_its_own_operands(operands_spec, tmp_path, caps
     assert muls[0]["energy_fj_per_op"] != muls[1]["energy_fj_per_op"]
     status, out, _ = run(capsys, "score", spec, str(other), "--profile", profile)
     assert status == 0 and "switching J (mlp): estimate" in out and "switching J (wide): estimate" in out
+
+
+def test_model_operands_of_a_torch_module_are_its_own(operands_spec, monkeypatch):
+    """tosim.score(module, example_inputs=x) draws from the module run on x (its weights), as
+    activity --from-model FILE.py:NAME saves them."""
+    torch = pytest.importorskip("torch")
+    import tosim
+    folder, _ = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).eval()
+    x = torch.randn(3, 8)
+    ms.save_streams(ms.streams_from_torch(net, x, "fp16", vectors=16, seed=0), str(folder / "net.npz"))
+    own = tosim.score(net, _operands_profile(folder, "own", "{default: zeros, mul: model, add: model}"),
+                      example_inputs=x, format="fp16")
+    saved = tosim.score(net, _operands_profile(folder, "saved", '{default: zeros, mul: "streams:net.npz", '
+                                                                 'add: "streams:net.npz"}'), example_inputs=x,
+                        format="fp16")
+    assert own.switching_j == saved.switching_j > 0
+    assert any("operands drawn from the model itself (fp16, 16 operations, seed 0): torch run on the example input"
+               in a for a in own.assumptions)

@@ -221,9 +221,11 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
         out["count_result"] = result
     if operands:
         # power.distribution draws mul/add operands from this model (price_switching): an ONNX
-        # file is run again (its weights), others give their layers (synthetic streams)
+        # file is run again (its weights), a traced torch module too, others give their layers
+        # (synthetic streams)
+        from ._model_streams import torch_origin
         path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else ""
-        out["operand_source"] = path if path.lower().endswith(".onnx") else model
+        out["operand_source"] = path if path.lower().endswith(".onnx") else torch_origin(source) or model
     if layer_features:
         from ._device_model import layer_table
         out["layer_table"] = layer_table(model, result)
@@ -518,6 +520,8 @@ def _operand_draw(r, power):
         try:
             if isinstance(source, str):
                 streams = ms.streams_from_onnx(source, fmt, vectors=vectors, seed=seed)
+            elif isinstance(source, tuple):
+                streams = ms.streams_from_torch(*source, fmt, vectors=vectors, seed=seed)
             else:
                 streams = ms.streams_from_spec(source, fmt, vectors=vectors, seed=seed)
             arrays = ms.stream_arrays(streams)

@@ -440,7 +440,10 @@ def _source(model, example_inputs=None):
         if example_inputs is None:
             raise ScoreError(f"a torch module ({type(model).__name__}) needs example inputs: "
                              "score(module, example_inputs=x) or score((module, x))")
-        return opcount.load_torch(model, example_inputs)
+        traced = opcount.load_torch(model, example_inputs)
+        from ._model_streams import remember_torch
+        remember_torch(traced, model, example_inputs)     # its weights, for power.distribution: model
+        return traced
     if isinstance(model, (str, os.PathLike, dict, opcount.ModelIR)):
         return os.fspath(model) if isinstance(model, os.PathLike) else model
     raise ScoreError(f"cannot score a {type(model).__name__}: give a ModelIR, a model file path, 'zoo:NAME', "
@@ -614,7 +617,8 @@ def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: st
     ``quantize``: ``"int8"`` or ``"int4"``: the matrix products (conv, linear, matmul) and
     attention projections in that integer format, accumulating in int32 and requantized, the
     other layers in their format (:func:`opcount.with_quantized_products`; the profile must list
-    it and int32).
+    it and int32), the conversions between the two counted in rows of their own
+    (``NAME/quantize_input``, ``NAME/dequantize_output``; see :func:`opcount.count_model`).
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
     symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
     sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).
