@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import hardware_profiles as hp  # noqa: E402
 from hwlib import activity, registry  # noqa: E402
-from hwlib._specs import integer_unit  # noqa: E402
+from hwlib.cost import integer_unit  # noqa: E402
 from hwlib.netsim import simulate_netlist  # noqa: E402
 
 

@@ -16,8 +16,9 @@ tables do not hold (about a minute per MAC unit; cached afterwards). Prints TOs 
 ratio to the fp32 baseline, and the CPU and wall seconds of each scoring run (the cache warm after
 the first). The int8 and int4 variants quantize the matrix products only
 (:func:`opcount.with_quantized_products`, as bench/bench_quant.py does: int32 accumulation, a
-requantization per output, the other layers in fp32) and price them on separate integer
-multipliers and int32 adders (``units.mac`` has no integer MAC yet; the line printed says so).
+requantization per output, the other layers in fp32, the conversions between them counted) and
+price them on separate integer multipliers and int32 adders (bench/bench_quant.py prices them on
+the integer MAC of a profile with ``units.mac`` too; the line printed says so).
 """
 import argparse
 import os
@@ -107,8 +108,8 @@ def main(argv=None):
         print("(int8 / int4 models are not scored: this build's hardware_profiles has no integer formats)\n")
     else:
         print("(int8 / int4 rows: the matrix products quantized (opcount.with_quantized_products), the rest in "
-              "fp32, on separate integer multipliers and int32 adders; units.mac has no integer MAC yet, so the "
-              "int MAC units above do not price them)\n")
+              "fp32, the conversions between them counted; on separate integer multipliers and int32 adders: "
+              "bench/bench_quant.py prices them on the int MAC units above too)\n")
     with tempfile.TemporaryDirectory() as folder:
         profiles = []
         for i, (label, body) in enumerate(variants):

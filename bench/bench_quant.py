@@ -13,7 +13,10 @@ Variants (each a profile extending cmos-generic, written to a temporary folder):
 * ``int8 products``: the matrix products (conv, linear, matmul, attention projections) in int8 with int32 accumulation
   and a requantization per output (:func:`opcount.with_quantized_products`: 1 mul, 2 add, 2 cmp
   in int32), the other layers in fp32, as int8 deployments keep normalization, softmax and
-  residual adds in floating point; the conversions between the two are not counted.
+  residual adds in floating point; the conversions between the two (a float tensor quantized
+  for an integer layer, an integer output dequantized for a float one; rows ``/quantize_input``,
+  ``/dequantize_output``, ``/core_dequantize``, ``/core_quantize``) are counted, in fp32: the
+  ``conv`` column is their share of the variant's TOs.
 * ``int8 x int8 + int32 MAC``: the same on a profile with ``units.mac``: the products'
   multiply-accumulates run on the integer MAC (hwlib.units.mac: the profile's Booth-Wallace
   multiplier with the int32 accumulator merged into its partial-product heap).
@@ -99,19 +102,20 @@ def main(argv=None):
         paths = _profiles(folder)
         unit_table(paths)
         profiles = {key: hp.load(path) for key, path in paths.items()}
-        print(f"{'model':<14}{'variant':<27}{'TOs':>12}{'x fp32':>9}{'cpu s':>8}{'wall s':>8}")
+        print(f"{'model':<14}{'variant':<27}{'TOs':>12}{'x fp32':>9}{'conv':>7}{'cpu s':>8}{'wall s':>8}")
         for source in args.models:
             base_tos = None
             for label, key, how in VARIANTS:
                 wall, cpu = time.perf_counter(), time.process_time()
-                result = tosim.score(_model(source, how), profiles[key], batch=args.batch)
+                result = tosim.score(_model(source, how), profiles[key], batch=args.batch, per_layer=True)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 if not result.ok:
                     print(f"{source:<14}{label:<27}  error: {result.error}")
                     continue
                 base_tos = result.tos if base_tos is None else base_tos
+                conversions = sum(layer.tos for layer in result.layers if layer.type in ("quantize", "dequantize"))
                 print(f"{source[4:] if source.startswith('zoo:') else source:<14}{label:<27}{result.tos:>12.4g}"
-                      f"{result.tos / base_tos:>9.3f}{cpu:>8.2f}{wall:>8.2f}")
+                      f"{result.tos / base_tos:>9.3f}{conversions / result.tos:>7.1%}{cpu:>8.2f}{wall:>8.2f}")
     return 0
 
 

@@ -24,7 +24,8 @@ from ._energy import (BYTE_ROLES, ENERGY_MODEL_VERSION, ENERGY_TERMS, LOSSES, En
                       fit_energy_model, tos_only_scale)
 from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomial, metrics, power_of_two_scale,
                    predict, split_indices)
-from ._harness import TORCH_LAYERS, build_torch_module, iter_runs, measure_forward, measure_runs, time_forward
+from ._harness import (TORCH_LAYERS, build_torch_module, iter_runs, measure_forward, measure_runs, require_torch,
+                       time_forward)
 from ._suite import MAX_ELEMENTS, MAX_MACS, SUITE_LAYER_TYPES, SuiteConfig, layer_suite
 from ._measurements import (CODECARBON_KEYS, ENERGY_PARTS, PHASES, Measurement, MeasurementError,
                             MeasurementSet, energy_parts, read_any, read_codecarbon, read_measurements,
@@ -38,6 +39,7 @@ __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measuremen
            "detect_counter",
            "wrapped_delta", "COUNTER_KINDS", "MAX_PLAUSIBLE_W", "CounterProbe", "probe_counter",
            "build_torch_module", "measure_runs", "iter_runs", "measure_forward", "time_forward", "TORCH_LAYERS",
+           "require_torch",
            "layer_suite", "SuiteConfig", "SUITE_LAYER_TYPES", "MAX_ELEMENTS", "MAX_MACS",
            "EnergyModel", "LayerTable", "fit_energy_model", "tos_only_scale", "ENERGY_TERMS", "BYTE_ROLES",
            "ENERGY_MODEL_VERSION", "LOSSES"]

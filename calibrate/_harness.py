@@ -22,21 +22,22 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
-from ._counters import EnergyMeter
 from ._counters import EnergyCounter, EnergyMeter
 from ._measurements import MeasurementError, workload_steps
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["build_torch_module", "measure_runs", "iter_runs", "measure_forward", "time_forward", "TORCH_LAYERS"]
+__all__ = ["require_torch", "build_torch_module", "measure_runs", "iter_runs", "measure_forward", "time_forward", "TORCH_LAYERS"]
 
 TORCH_LAYERS = ("linear", "conv1d", "conv2d", "conv3d", "relu", "sigmoid", "tanh", "gelu", "silu", "softmax",
                 "maxpool2d", "avgpool2d", "global_avgpool", "adaptive_avgpool2d", "flatten", "dropout",
                 "layernorm", "batchnorm", "attention", "sdpa")
 
 
-def _torch():
+def require_torch() -> Any:
+    """The ``torch`` module; :class:`MeasurementError` naming the install command when PyTorch
+    is not installed (torch is an optional dependency: ``pip install 'tosim[torch]'``)."""
     try:
         import torch
     except ImportError:
@@ -46,7 +47,7 @@ def _torch():
 
 def build_torch_module(model: Any) -> torch.nn.Sequential:
     """A ``torch.nn.Sequential`` equal in structure to an opcount ModelIR."""
-    torch = _torch()
+    torch = require_torch()
     nn = torch.nn
     _modules(torch)
     modules = []
@@ -202,7 +203,7 @@ def iter_runs(model: Any, counter: EnergyCounter, *, model_name: str, phase: str
     joules over the run, summed over its channels, with no idle power subtracted (the fitted
     intercept absorbs the fixed part, as in li2022).
     """
-    torch = _torch()
+    torch = require_torch()
     steps = workload_steps(batch, samples, passes)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -249,7 +250,7 @@ def iter_runs(model: Any, counter: EnergyCounter, *, model_name: str, phase: str
 
 
 def _forward_setup(model, batch, torch_device, seed):
-    torch = _torch()
+    torch = require_torch()
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = build_torch_module(model).to(torch_device).eval()

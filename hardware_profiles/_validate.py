@@ -341,6 +341,8 @@ def _distribution(doc, path, value):
         check_type(doc, where, item, str)
         if item.strip().startswith(S.STREAMS_PREFIX):
             return _streams_file(doc, where, item, paired=isinstance(value, list))
+        if item.strip().partition("#")[0].strip() == S.MODEL_OPERANDS:
+            return _model_operands(doc, where, item, paired=isinstance(value, list))
         try:
             S.split_distribution(item)
         except ValueError as exc:
@@ -361,6 +363,19 @@ def _streams_file(doc, path, text, paired):
         raise doc.error(path, "streams: needs a file (streams:FILE.npz or streams:FILE.npz#TYPE)")
     return S.STREAMS_PREFIX + os.path.join(doc.directory, os.path.expanduser(file.strip())) \
         + (f"#{group.strip()}" if group.strip() else "")
+
+
+def _model_operands(doc, path, text, paired):
+    """``model[#TYPE]``: the ``mul`` or ``add`` operands drawn from the scored model itself."""
+    if paired:
+        raise doc.error(path, "model operands give both operands: not in a pair")
+    if path[-1] not in S.STREAMS_OPS:
+        raise doc.error(path, f"a model's operands are drawn for {' and '.join(S.STREAMS_OPS)}: give them "
+                              f"under {' or '.join(o + ':' for o in S.STREAMS_OPS)}, not here")
+    _, hash_, group = text.strip().partition("#")
+    if hash_ and not group.strip():
+        raise doc.error(path, "model# needs a layer type (model, or model#TYPE such as model#conv2d)")
+    return S.MODEL_OPERANDS + (f"#{group.strip()}" if group.strip() else "")
 
 
 def _memory(doc, memory):

@@ -15,7 +15,7 @@ __all__ = [
     "ENERGY_MODEL_VERSIONS", "ENERGY_MODEL_KEYS", "ENERGY_TERMS", "BYTE_ROLES", "MAC_DESIGNS",
     "MAC_ACCUMULATOR_FORMATS", "MAC_LAYER_TYPES",
     "POWER_KEYS", "POWER_VERSIONS", "POWER_ENERGY", "POWER_TABLES", "POWER_DEFAULTS", "DISTRIBUTIONS",
-    "STREAMS_PREFIX", "STREAMS_OPS", "split_distribution",
+    "STREAMS_PREFIX", "STREAMS_OPS", "MODEL_OPERANDS", "split_distribution",
 ]
 
 SCHEMA_VERSION = 1
@@ -255,6 +255,9 @@ DISTRIBUTIONS = {"uniform": (), "normal": ("scale",), "relu": ("zeros", "scale")
 #: these ops' entries of ``power.distribution``; a relative FILE is read from the profile's folder.
 STREAMS_PREFIX = "streams:"
 STREAMS_OPS = ("mul", "add")
+#: ``model[#TYPE]``: the operands drawn from the scored model itself (``tosim score``), as
+#: ``tosim activity --from-model`` draws them, for the same ops as a streams file.
+MODEL_OPERANDS = "model"
 
 
 def split_distribution(text: str) -> tuple[str, dict[str, float]]:

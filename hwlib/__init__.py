@@ -12,6 +12,15 @@ The public API, by module:
   ``cost_tables``, ``compare_designs``);
 * :mod:`hwlib._yosys`: ``YosysError``, ``YosysWarning``, ``yosys_version``.
 
+For circuit authors: :mod:`hwlib.checks` holds the argument checks every component uses
+(``positive_int``, ``int_in``, ``operand``, ``boolean``, ``design``: one wording per
+mistake), and the building blocks one circuit module lends another are public names of their
+module (:mod:`hwlib.common`'s ``add_unit``, ``mux_row``, ``normalize``, ``shift_left``,
+``shift_right``; :mod:`hwlib.multipliers`' ``CellFactory``, ``dadda_reduce``,
+``resolve_final_adder``; :mod:`hwlib.fp`'s ``Operand``, ``normalize_left``,
+``shift_right_sticky``, ``round_pack``, ``select_special``, ``FPUnit``, ``unit_design``), so
+that no module imports another's private names.
+
 Names are imported on first use, so ``import hwlib`` stays cheap (Amaranth, numba and the
 circuits load only when something needs them).
 """

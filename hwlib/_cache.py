@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 from hardware_profiles import files
+from hardware_profiles.files import sources_digest  # noqa: F401  (hwlib.units, hwlib.activity)
 
 __all__ = ["CACHE_FORMAT_VERSION", "CacheWarning", "CacheStats", "Cache", "default_cache_dir"]
 
@@ -26,16 +27,6 @@ class CacheWarning(UserWarning):
 #: Largest cache entry read (bytes); entries are a few hundred bytes.
 _ENTRY_BYTES = 1 << 20
 
-
-def sources_digest(folder, skip=frozenset()):
-    """SHA-256 over the ``.py`` files of ``folder`` (names and contents, in name order), less
-    those named in ``skip``: the fingerprint of the sources a cache entry was computed by."""
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py") and name not in skip:
-            with open(os.path.join(folder, name), "rb") as f:
-                digest.update(name.encode() + b"\0" + f.read() + b"\0")
-    return digest.hexdigest()
 
 def _file_mode():
     # 0666 less the umask, as open() would create it: a cache shared by a group stays readable

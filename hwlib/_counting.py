@@ -6,11 +6,11 @@ circuit is actually counted.
 """
 from dataclasses import dataclass, field
 
+from hardware_profiles.schema import COUNTING_MODES
+
 from . import CircuitError
 
 __all__ = ["COUNTING_MODES", "Cost", "count"]
-
-COUNTING_MODES = ("synthesized", "structural")
 
 
 def _number(value):

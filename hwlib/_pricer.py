@@ -177,7 +177,10 @@ def _price_many(items, progress, jobs=1, failures=None):
     dividers and roots do not run last with the other workers idle. ``failures``: ``None`` to
     raise the first :class:`YosysError`; a list to append ``(index, error)`` to instead, with
     ``None`` in that item's place, and go on with the others. A ``progress`` object with a
-    ``failed(index, total, label)`` method hears of each failure.
+    ``failed(index, total, label)`` method hears of each failure; one with a
+    ``planned(work)`` method is first told what will be synthesized: ``(index, estimate)``
+    pairs in start order (``index`` as given to ``start``/``done``, ``estimate`` the
+    relative work of :func:`_work_estimate`), so that it can count up and estimate the time left.
     """
     _check_jobs(jobs)
     costs = [pricer.lookup(spec) for pricer, spec, _label in items]
@@ -194,6 +197,9 @@ def _price_many(items, progress, jobs=1, failures=None):
     todo = sorted(same, key=lambda i: -_work_estimate(items[i][1]))
     if not todo:
         return costs
+    if progress is not None and hasattr(progress, "planned"):
+        # what is about to be synthesized, in start order, with the relative work of each
+        progress.planned([(i + 1, _work_estimate(items[i][1])) for i in todo])
     _yosys = _yosys_module()
     total = len(items)
 

@@ -12,9 +12,9 @@ import inspect
 import os
 from dataclasses import dataclass, field
 
-from hardware_profiles import FORMAT_BITS
+from hardware_profiles.schema import FORMAT_BITS, UNIT_DESIGN_KIND
 
-from . import CircuitError
+from . import CircuitError, checks
 
 __all__ = ["CircuitSpec", "integer_unit", "fp_unit", "significand_unit", "fp_units_available"]
 
@@ -59,12 +59,6 @@ def _accepted(cls, options):
     return {k: v for k, v in options.items() if k in parameters}
 
 
-def _check_width(width, what="Width"):
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise CircuitError(f"{what} must be a positive integer, not {width!r}")
-    return width
-
-
 def integer_unit(kind, design, width, options=None):
     """An integer unit of ``kind`` (``add``, ``mul``, ``div``, ``sqrt``) and ``design`` at
     ``width`` (operand width; radicand width for ``sqrt``).
@@ -80,7 +74,7 @@ def integer_unit(kind, design, width, options=None):
     if design not in registry.DESIGNS[kind]:
         raise CircuitError(f"Unknown design {design!r} for unit {kind!r}; expected one of "
                            f"{', '.join(registry.DESIGNS[kind])}")
-    _check_width(width, "Unit width")
+    checks.positive_int(width, "Unit width", error=CircuitError)
     cls = registry.design_class(design, kind)
     if kind == "add":
         kwargs = {"carry_in": False, "subtract": False}
@@ -98,7 +92,7 @@ def fp_units_available():
     return importlib.util.find_spec("hwlib.fp") is not None
 
 
-def _design_of(units, op):
+def design_of(units, op):
     unit = units.get(op)
     if not isinstance(unit, dict) or "design" not in unit:
         raise CircuitError(f"The profile has no {op!r} unit")
@@ -113,7 +107,7 @@ def _build_fp_unit(op, fmt, units, datapath):
 def fp_unit(op, fmt, units, datapath):
     """The floating-point unit of basic operation ``op`` in format ``fmt``, built by
     :func:`hwlib.fp.build_fp_unit` from a profile's ``units`` and ``datapath``."""
-    design = _design_of(units, op)
+    design = design_of(units, op)
     # The units an FP op's circuit may use: its own and the add unit (the minimal datapath's
     # exponent adder).
     relevant = {name: units[name] for name in sorted({op, "add"}) if name in units}
@@ -123,7 +117,7 @@ def fp_unit(op, fmt, units, datapath):
 
 
 #: Unit kind that executes each basic op (sub and cmp run on an adder).
-_OP_KIND = {"add": "add", "sub": "add", "cmp": "add", "mul": "mul", "div": "div", "sqrt": "sqrt"}
+_OP_KIND = UNIT_DESIGN_KIND   # basic op -> the integer unit kind that executes it
 
 
 def significand_unit(op, fmt, units):
@@ -132,7 +126,7 @@ def significand_unit(op, fmt, units):
     cmp, the multiplier, divider or root otherwise."""
     width = FORMAT_BITS[fmt][1] + 1
     unit = units.get(op) or {}
-    spec = integer_unit(_OP_KIND[op], _design_of(units, op), width, unit)
+    spec = integer_unit(_OP_KIND[op], design_of(units, op), width, unit)
     return CircuitSpec(label=f"{fmt} {op} ({spec.design}, {width}-bit integer)",
                        design=spec.design, params={**spec.params, "op": op, "format": fmt},
                        build=spec.build)

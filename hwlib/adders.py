@@ -51,6 +51,7 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from . import checks
 from .cells import FullAdder, HalfAdder, Mux2
 
 __all__ = [
@@ -67,31 +68,16 @@ __all__ = [
 ]
 
 
-def _check_positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return value
-
-
-def _check_bool(value, what):
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be a bool, not {value!r}")
-    return value
-
-
 def reference_add(a, b, cin, sub, width):
     """Plain-Python model of every adder here: returns ``(s, cout)``.
 
     ``sub = 0``: ``a + b + cin``; ``sub = 1``: ``a + ~b + 1`` (``cin`` ignored). Operands are
     unsigned integers below ``2**width``; ``cin`` and ``sub`` are 0 or 1.
     """
-    _check_positive_int(width, "Adder width")
+    checks.positive_int(width, "Adder width")
     mask = (1 << width) - 1
     for name, value, limit in (("a", a, mask), ("b", b, mask), ("cin", cin, 1), ("sub", sub, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
-            raise ValueError(f"Operand {name} must be an integer in [0, {limit}], not {value!r}")
+        checks.operand(value, limit, f"Operand {name}")
     total = a + (~b & mask) + 1 if sub else a + b + cin
     return total & mask, total >> width
 
@@ -122,9 +108,9 @@ class Adder(wiring.Component):
         if type(self) is Adder:
             raise TypeError("Adder is the base class of the adder designs; construct one of "
                             "them (e.g. RippleCarryAdder)")
-        self._width = _check_positive_int(width, "Adder width")
-        self._carry_in = _check_bool(carry_in, "Adder carry_in")
-        self._subtract = _check_bool(subtract, "Adder subtract")
+        self._width = checks.positive_int(width, "Adder width")
+        self._carry_in = checks.boolean(carry_in, "Adder carry_in")
+        self._subtract = checks.boolean(subtract, "Adder subtract")
         members = {"a": In(width), "b": In(width)}
         if carry_in:
             members["cin"] = In(1)
@@ -279,7 +265,7 @@ class CarryLookaheadAdder(Adder):
 def _block_size(block_size, width, what):
     if block_size is None:
         return max(1, math.isqrt(width))
-    return _check_positive_int(block_size, f"{what} block size")
+    return checks.positive_int(block_size, f"{what} block size")
 
 
 class CarrySkipAdder(Adder):

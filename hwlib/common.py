@@ -14,7 +14,9 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from . import checks
 from .adders import Adder
+from .cells import Mux2
 from .registry import design_class, designs_for
 
 __all__ = [
@@ -30,26 +32,6 @@ __all__ = [
 _DIRECTIONS = ("right", "left")
 
 
-def _check_width(width, what):
-    if isinstance(width, bool) or not isinstance(width, int):
-        raise TypeError(f"{what} width must be a positive integer, not {width!r}")
-    if width < 1:
-        raise ValueError(f"{what} width must be a positive integer, not {width!r}")
-    return width
-
-
-def _check_bool(value, what):
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be a bool, not {value!r}")
-    return value
-
-
-def _check_operand(name, value, width):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >> width:
-        raise ValueError(f"Operand {name} must be an integer in [0, {(1 << width) - 1}], "
-                         f"not {value!r}")
-
-
 def shift_amount_width(width):
     """Bits of a shift amount that can say 0..width: ``ceil(log2(width + 1))``, at least 1."""
     return max(1, int(width).bit_length())
@@ -62,9 +44,9 @@ def reference_shift(data, amount, width, *, direction="right", arithmetic=False)
     ``width`` or more shifts everything out: the result is 0, or all copies of the sign bit for
     an arithmetic right shift.
     """
-    _check_width(width, "Shifter")
+    checks.positive_int(width, "Shifter width")
     mask = (1 << width) - 1
-    _check_operand("data", data, width)
+    checks.operand(data, (1 << width) - 1, "Operand data")
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
         raise ValueError(f"Shift amount must be a non-negative integer, not {amount!r}")
     if direction == "right":
@@ -86,8 +68,8 @@ def reference_shift(data, amount, width, *, direction="right", arithmetic=False)
 
 def reference_leading_zeros(data, width):
     """Plain-Python model of `LeadingZeroCounter`: returns ``(count, zero)``."""
-    _check_width(width, "Leading-zero counter")
-    _check_operand("data", data, width)
+    checks.positive_int(width, "Leading-zero counter width")
+    checks.operand(data, (1 << width) - 1, "Operand data")
     return width - data.bit_length(), int(data == 0)
 
 
@@ -96,9 +78,9 @@ def reference_compare(a, b, width, *, signed=False):
 
     With ``signed=True`` the operands are read as two's-complement numbers.
     """
-    _check_width(width, "Comparator")
-    _check_operand("a", a, width)
-    _check_operand("b", b, width)
+    checks.positive_int(width, "Comparator width")
+    checks.operand(a, (1 << width) - 1, "Operand a")
+    checks.operand(b, (1 << width) - 1, "Operand b")
     if signed:
         a -= (a >> (width - 1)) << width
         b -= (b >> (width - 1)) << width
@@ -134,12 +116,12 @@ class BarrelShifter(wiring.Component):
     """
 
     def __init__(self, width, *, direction="right", sticky=False, arithmetic=False):
-        self._width = _check_width(width, "Shifter")
+        self._width = checks.positive_int(width, "Shifter width")
         if direction not in _DIRECTIONS:
             raise ValueError(f"Shift direction must be one of 'right', 'left', not {direction!r}")
         self._direction = direction
-        self._sticky = _check_bool(sticky, "Shifter sticky")
-        self._arithmetic = _check_bool(arithmetic, "Shifter arithmetic")
+        self._sticky = checks.boolean(sticky, "Shifter sticky")
+        self._arithmetic = checks.boolean(arithmetic, "Shifter arithmetic")
         if arithmetic and direction != "right":
             raise ValueError("Arithmetic shift is only defined for direction 'right'")
         members = {
@@ -211,7 +193,7 @@ class LeadingZeroCounter(wiring.Component):
     """
 
     def __init__(self, width):
-        self._width = _check_width(width, "Leading-zero counter")
+        self._width = checks.positive_int(width, "Leading-zero counter width")
         super().__init__({
             "data": In(width),
             "count": Out(max(1, width.bit_length())),
@@ -286,8 +268,8 @@ class Comparator(wiring.Component):
     """
 
     def __init__(self, width, *, signed=False, adder="ripple_carry"):
-        self._width = _check_width(width, "Comparator")
-        self._signed = _check_bool(signed, "Comparator signed")
+        self._width = checks.positive_int(width, "Comparator width")
+        self._signed = checks.boolean(signed, "Comparator signed")
         self._adder_class = _adder_class(adder)
         super().__init__({"a": In(width), "b": In(width),
                           "lt": Out(1), "eq": Out(1), "gt": Out(1)})
@@ -317,3 +299,98 @@ class Comparator(wiring.Component):
         eq = ~diff.any()
         m.d.comb += [self.lt.eq(lt), self.eq.eq(eq), self.gt.eq(~lt & ~eq)]
         return m
+
+
+# --- inline datapath helpers of the dividers and square roots ------------------------------
+#
+# Functions that add logic to a module ``m`` under signal names derived from ``name``
+# (shared by hwlib.dividers and hwlib.roots; not components of their own).
+
+def add_unit(m, adder_cls, name, a, b, *, sub=None):
+    """Instantiate a ``len(a)``-bit pluggable adder; ``sub`` (1 bit or int) selects ``a - b``.
+
+    Returns ``(sum, carry-out)``; with ``sub`` high, carry-out 1 means no borrow.
+    """
+    width = len(a)
+    cell = adder_cls(width, carry_in=False, subtract=sub is not None)
+    m.submodules[name] = cell
+    m.d.comb += [cell.a.eq(a), cell.b.eq(b)]
+    if sub is not None:
+        m.d.comb += cell.sub.eq(sub)
+    return cell.s, cell.cout
+
+
+def mux_row(m, name, sel, a, b):
+    """``b if sel else a`` bit by bit from `Mux2` cells (the restore multiplexers of an array)."""
+    out = Signal(len(a), name=name)
+    for i in range(len(a)):
+        cell = Mux2()
+        m.submodules[f"{name}_{i}"] = cell
+        m.d.comb += [cell.a.eq(a[i]), cell.b.eq(b[i]), cell.sel.eq(sel), out[i].eq(cell.y)]
+    return out
+
+
+def lzc_bits(width):
+    """Bits of a leading-zero count over a ``width``-bit value padded to a power of two."""
+    return (width - 1).bit_length()
+
+
+def normalize(m, value, name, *, even=False):
+    """Leading-zero count and left normalization in one logarithmic pass.
+
+    Stage ``k`` (from the widest) shifts left by ``2**k`` when the top ``2**k`` bits are all
+    zero and records that as bit ``k`` of the count, the classic normalizer of floating-point
+    adders. Returns ``(count, normalized)``: for a nonzero value ``count`` is the number of
+    leading zeros and ``normalized`` has its top bit set; for zero both are don't-cares
+    (``normalized`` is zero). With ``even`` the one-bit stage is left out, so the shift is
+    the leading-zero count rounded down to even and one of the top two bits is set (the
+    normalization of a square root, which must halve the shift exactly). Area O(w log w)
+    (2:1 multiplexers), delay O(log w) stages.
+    """
+    width = len(value)
+    bits = lzc_bits(width)
+    padded = 1 << bits
+    count = Signal(max(bits, 1), name=f"{name}_lzc")
+    cur = Signal(padded, name=f"{name}_n{bits}")
+    m.d.comb += cur.eq(Cat(Const(0, padded - width), value))
+    if even:
+        m.d.comb += count[0].eq(0)
+    for k in reversed(range(1 if even else 0, bits)):
+        step = 1 << k
+        zero = Signal(name=f"{name}_z{k}")
+        nxt = Signal(padded, name=f"{name}_n{k}")
+        m.d.comb += [
+            zero.eq(cur[padded - step:] == 0),
+            nxt.eq(Mux(zero, cur << step, cur)),
+            count[k].eq(zero),
+        ]
+        cur = nxt
+    if bits == 0 and not even:
+        m.d.comb += count.eq(0)
+    normalized = Signal(width, name=f"{name}_norm")
+    m.d.comb += normalized.eq(cur[padded - width:])
+    return count, normalized
+
+
+def shift_left(m, value, amount, width, name):
+    """Logarithmic (barrel) left shift of ``value`` by the unsigned ``amount``, to ``width``
+    bits. Area O(width log max-shift), delay O(log max-shift)."""
+    cur = Signal(width, name=f"{name}_s")
+    m.d.comb += cur.eq(value)
+    for k in range(len(amount)):
+        nxt = Signal(width, name=f"{name}_l{k}")
+        m.d.comb += nxt.eq(Mux(amount[k], cur << (1 << k), cur))
+        cur = nxt
+    return cur
+
+
+def shift_right(m, value, amount, name):
+    """Logarithmic (barrel) logical right shift of ``value`` by the unsigned ``amount``."""
+    width = len(value)
+    cur = Signal(width, name=f"{name}_s")
+    m.d.comb += cur.eq(value)
+    for k in range(len(amount)):
+        nxt = Signal(width, name=f"{name}_r{k}")
+        m.d.comb += nxt.eq(Mux(amount[k], cur >> (1 << k), cur))
+        cur = nxt
+    return cur

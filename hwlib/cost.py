@@ -82,14 +82,14 @@ from dataclasses import dataclass
 
 from hardware_profiles import BASIC_OPS, FORMATS, INT_FORMAT_BITS
 
-from . import CircuitError
+from . import CircuitError, checks
 from ._bundled import BUNDLED_DIR, bundle_key, bundled_entries
 from ._cache import (CACHE_FORMAT_VERSION, Cache, CacheStats, CacheWarning, _canonical, _sha256,
                      _toolchain, default_cache_dir)
 from ._counting import COUNTING_MODES, Cost, _check_technology, _count_elaborated, _number, count
 from ._pricer import (Pricer, _check_jobs, _price_all, _price_in_worker, _price_many,
                       _profile_pricer, _work_estimate)
-from ._specs import (_OP_KIND, CircuitSpec, _check_width, _design_of, _source_digest,
+from ._specs import (_OP_KIND, CircuitSpec, _source_digest,
                      fp_unit, fp_units_available, integer_unit, significand_unit)
 
 __all__ = [
@@ -175,8 +175,10 @@ def cost_table(profile, formats=None, ops=None, *, cache=None, progress=None, jo
     floating-point unit on its datapath (``circuit`` is the datapath name); otherwise it is
     the :func:`significand_unit` stand-in (``circuit`` ``"integer"``). ``progress``: an
     object with ``start(index, total, label)`` and ``done(index, total, label, seconds)``,
-    told about each circuit that is synthesized (not about cached ones). ``jobs``: worker
-    processes for the circuits not cached.
+    told about each circuit that is synthesized (not about cached ones; ``index`` is the
+    circuit's position among all ``total``), and, if it has ``planned(work)``, first told the
+    ``(index, relative work)`` of those circuits in start order. ``jobs``: worker processes for
+    the circuits not cached.
     """
     keyed = _table_specs(profile, formats, ops)
     costs = _price_all(_profile_pricer(profile, cache, bundled), [s for _k, s in keyed],
@@ -261,7 +263,7 @@ def compare_designs(kind, widths, profile, designs=None, *, cache=None, progress
     if kind == "mac":
         from .units.mac import MAC_DESIGNS, mac_unit
         designs = _check_names(designs, tuple(MAC_DESIGNS), "design", " for unit 'mac'")
-        widths = [_check_width(w) for w in widths]
+        widths = [checks.positive_int(w, "Width", error=CircuitError) for w in widths]
         options = profile.units.get("mul") or {}
         specs = [mac_unit(design, width, mac_accumulator_width(width), signed=signed, options=options)
                  for width in widths for design in designs]
@@ -272,7 +274,7 @@ def compare_designs(kind, widths, profile, designs=None, *, cache=None, progress
         raise CircuitError(f"Unknown unit kind {kind!r}; expected one of "
                            f"{', '.join(registry.UNIT_KINDS)}, mac")
     designs = _check_names(designs, registry.designs_for(kind), "design", f" for unit {kind!r}")
-    widths = [_check_width(w) for w in widths]
+    widths = [checks.positive_int(w, "Width", error=CircuitError) for w in widths]
     options = profile.units.get(kind) or {}
     specs = [integer_unit(kind, design, width, options) for width in widths
              for design in designs]

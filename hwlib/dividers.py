@@ -56,8 +56,9 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from . import registry
-from .cells import Counter32, HalfAdder, Mux2
+from . import checks
+from .cells import Counter32, HalfAdder
+from .common import add_unit, mux_row, normalize, shift_left, shift_right
 
 __all__ = [
     "SRTRadix2Divider",
@@ -91,113 +92,6 @@ def reference_divide(dividend, divisor, dividend_width, width, quotient_width=No
     return dividend // divisor, dividend % divisor, 0
 
 
-def _check_width(value, what):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be a positive integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    return value
-
-
-def _resolve(design, kind, what):
-    """A circuit class from a registry design name (or the class itself)."""
-    if isinstance(design, str):
-        return registry.design_class(design, kind)
-    if isinstance(design, type):
-        return design
-    raise TypeError(f"{what} must be a design name or a class, not {design!r}")
-
-
-def _add(m, adder_cls, name, a, b, *, sub=None):
-    """Instantiate a ``len(a)``-bit pluggable adder; ``sub`` (1 bit or int) selects ``a - b``.
-
-    Returns ``(sum, carry-out)``; with ``sub`` high, carry-out 1 means no borrow.
-    """
-    width = len(a)
-    cell = adder_cls(width, carry_in=False, subtract=sub is not None)
-    m.submodules[name] = cell
-    m.d.comb += [cell.a.eq(a), cell.b.eq(b)]
-    if sub is not None:
-        m.d.comb += cell.sub.eq(sub)
-    return cell.s, cell.cout
-
-
-def _mux_row(m, name, sel, a, b):
-    """``b if sel else a`` bit by bit from `Mux2` cells (the restore multiplexers of an array)."""
-    out = Signal(len(a), name=name)
-    for i in range(len(a)):
-        cell = Mux2()
-        m.submodules[f"{name}_{i}"] = cell
-        m.d.comb += [cell.a.eq(a[i]), cell.b.eq(b[i]), cell.sel.eq(sel), out[i].eq(cell.y)]
-    return out
-
-
-def _count_bits(width):
-    """Bits of a leading-zero count over a ``width``-bit value padded to a power of two."""
-    return (width - 1).bit_length()
-
-
-def _normalize(m, value, name, *, even=False):
-    """Leading-zero count and left normalization in one logarithmic pass.
-
-    Stage ``k`` (from the widest) shifts left by ``2**k`` when the top ``2**k`` bits are all
-    zero and records that as bit ``k`` of the count, the classic normalizer of floating-point
-    adders. Returns ``(count, normalized)``: for a nonzero value ``count`` is the number of
-    leading zeros and ``normalized`` has its top bit set; for zero both are don't-cares
-    (``normalized`` is zero). With ``even`` the one-bit stage is left out, so the shift is
-    the leading-zero count rounded down to even and one of the top two bits is set (the
-    normalization of a square root, which must halve the shift exactly). Area O(w log w)
-    (2:1 multiplexers), delay O(log w) stages.
-    """
-    width = len(value)
-    bits = _count_bits(width)
-    padded = 1 << bits
-    count = Signal(max(bits, 1), name=f"{name}_lzc")
-    cur = Signal(padded, name=f"{name}_n{bits}")
-    m.d.comb += cur.eq(Cat(Const(0, padded - width), value))
-    if even:
-        m.d.comb += count[0].eq(0)
-    for k in reversed(range(1 if even else 0, bits)):
-        step = 1 << k
-        zero = Signal(name=f"{name}_z{k}")
-        nxt = Signal(padded, name=f"{name}_n{k}")
-        m.d.comb += [
-            zero.eq(cur[padded - step:] == 0),
-            nxt.eq(Mux(zero, cur << step, cur)),
-            count[k].eq(zero),
-        ]
-        cur = nxt
-    if bits == 0 and not even:
-        m.d.comb += count.eq(0)
-    normalized = Signal(width, name=f"{name}_norm")
-    m.d.comb += normalized.eq(cur[padded - width:])
-    return count, normalized
-
-
-def _shift_left(m, value, amount, width, name):
-    """Logarithmic (barrel) left shift of ``value`` by the unsigned ``amount``, to ``width``
-    bits. Area O(width log max-shift), delay O(log max-shift)."""
-    cur = Signal(width, name=f"{name}_s")
-    m.d.comb += cur.eq(value)
-    for k in range(len(amount)):
-        nxt = Signal(width, name=f"{name}_l{k}")
-        m.d.comb += nxt.eq(Mux(amount[k], cur << (1 << k), cur))
-        cur = nxt
-    return cur
-
-
-def _shift_right(m, value, amount, name):
-    """Logarithmic (barrel) logical right shift of ``value`` by the unsigned ``amount``."""
-    width = len(value)
-    cur = Signal(width, name=f"{name}_s")
-    m.d.comb += cur.eq(value)
-    for k in range(len(amount)):
-        nxt = Signal(width, name=f"{name}_r{k}")
-        m.d.comb += nxt.eq(Mux(amount[k], cur >> (1 << k), cur))
-        cur = nxt
-    return cur
-
-
 class _Divider(wiring.Component):
     """Shared constructor: parameter checks, ports and the adder design."""
 
@@ -206,20 +100,15 @@ class _Divider(wiring.Component):
 
     def __init__(self, width, *, dividend_width=None, quotient_width=None,
                  adder="ripple_carry"):
-        self.width = _check_width(width, "Divider width")
+        self.width = checks.positive_int(width, "Divider width")
         if dividend_width is None:
             dividend_width = width
-        self.dividend_width = _check_width(dividend_width, "Divider dividend width")
+        self.dividend_width = checks.positive_int(dividend_width, "Divider dividend width")
         if quotient_width is None:
             quotient_width = self.dividend_width
-        if isinstance(quotient_width, bool) or not isinstance(quotient_width, int):
-            raise TypeError(f"Divider quotient width must be an integer in "
-                            f"1..{self.dividend_width}, not {quotient_width!r}")
-        if not 1 <= quotient_width <= self.dividend_width:
-            raise ValueError(f"Divider quotient width must be an integer in "
-                             f"1..{self.dividend_width}, not {quotient_width!r}")
-        self.quotient_width = quotient_width
-        self.adder = _resolve(adder, "add", "Divider adder")
+        self.quotient_width = checks.int_in(quotient_width, 1, self.dividend_width,
+                                            "Divider quotient width")
+        self.adder = checks.design(adder, "add", "Divider adder")
         super().__init__({
             "dividend": In(self.dividend_width),
             "divisor": In(self.width),
@@ -269,9 +158,9 @@ class RestoringDivider(_Divider):
         for j in range(n):
             shifted = Signal(w + 1, name=f"t{j}")
             m.d.comb += shifted.eq(Cat(self.dividend[n - 1 - j], partial))
-            diff, no_borrow = _add(m, self.adder, f"sub{j}", shifted, self.divisor, sub=1)
+            diff, no_borrow = add_unit(m, self.adder, f"sub{j}", shifted, self.divisor, sub=1)
             qbits.append(no_borrow)
-            partial = _mux_row(m, f"p{j}", no_borrow, shifted[:w], diff[:w])
+            partial = mux_row(m, f"p{j}", no_borrow, shifted[:w], diff[:w])
         self._outputs(m, Cat(*reversed(qbits)), partial, override_zero=False)
         return m
 
@@ -306,10 +195,10 @@ class NonRestoringDivider(_Divider):
             # it is exact in w+1 bits even where 2r + bit itself would need w+2.
             m.d.comb += shifted.eq(Cat(self.dividend[n - 1 - j], rem[:w]))
             subtract = 1 if j == 0 else ~rem[w]
-            result, _ = _add(m, self.adder, f"row{j}", shifted, self.divisor, sub=subtract)
+            result, _ = add_unit(m, self.adder, f"row{j}", shifted, self.divisor, sub=subtract)
             qbits.append(~result[w])
             rem = result
-        fixed, _ = _add(m, self.adder, "fix", rem[:w], self.divisor)
+        fixed, _ = add_unit(m, self.adder, "fix", rem[:w], self.divisor)
         remainder = Signal(w, name="rem_fixed")
         m.d.comb += remainder.eq(Mux(rem[w], fixed, rem[:w]))
         quotient = Signal(n, name="q")
@@ -359,8 +248,8 @@ class SRTRadix2Divider(_Divider):
         n, w = self.quotient_width, self.width
         cs = w + 3
 
-        shift, dnorm = _normalize(m, self.divisor, "d")
-        xs = _shift_left(m, self.dividend, shift, self.dividend_width + w - 1, "x")
+        shift, dnorm = normalize(m, self.divisor, "d")
+        xs = shift_left(m, self.dividend, shift, self.dividend_width + w - 1, "x")
         d_ext = Signal(cs, name="d_ext")
         m.d.comb += d_ext.eq(dnorm)
 
@@ -415,12 +304,12 @@ class SRTRadix2Divider(_Divider):
             q_word, q_minus = q_next, qm_next
 
         # The final remainder lies in [-D', D'): w+1 bits hold it exactly.
-        rem, _ = _add(m, self.adder, "assimilate", s_word[:w + 1], c_word[:w + 1])
+        rem, _ = add_unit(m, self.adder, "assimilate", s_word[:w + 1], c_word[:w + 1])
         negative = rem[w]
-        fixed, _ = _add(m, self.adder, "fix", rem[:w], dnorm)
+        fixed, _ = add_unit(m, self.adder, "fix", rem[:w], dnorm)
         rem_norm = Signal(w, name="rem_norm")
         m.d.comb += rem_norm.eq(Mux(negative, fixed, rem[:w]))
-        remainder = _shift_right(m, rem_norm, shift, "r")
+        remainder = shift_right(m, rem_norm, shift, "r")
         quotient = Signal(n, name="quot")
         m.d.comb += quotient.eq(Mux(negative, q_minus, q_word))
         self._outputs(m, quotient, remainder, override_zero=True)

@@ -61,19 +61,19 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hardware_profiles import FORMAT_BITS
+from hardware_profiles.schema import BASIC_OPS as FP_OPS, DATAPATHS, FORMAT_BITS
 
-from . import registry
+from . import checks
 
 __all__ = [
     "FPFormat", "FPAdd", "FPMul", "FPDiv", "FPSqrt", "FPCmp", "build_fp_unit", "FP_OPS",
     "DATAPATHS",
 ]
 
-#: The basic operations a floating-point unit executes.
-FP_OPS = ("add", "sub", "mul", "div", "sqrt", "cmp")
-#: Datapath names of a profile.
-DATAPATHS = ("ieee", "minimal")
+# FP_OPS (the basic operations a floating-point unit executes) and DATAPATHS (the datapath
+# names of a profile) are hardware_profiles.schema's BASIC_OPS and DATAPATHS, imported above
+# so that each has one definition; this comment keeps the lines below where they were (their
+# source lines are in the RTLIL, and so in the keys of the synthesis cache).
 
 
 class FPFormat:
@@ -108,17 +108,9 @@ class FPFormat:
         return (sign << (self.width - 1)) | (self.exp_max << self.frac_bits)
 
 
-def _resolve(design, kind, what):
-    if isinstance(design, str):
-        return registry.design_class(design, kind)
-    if isinstance(design, type):
-        return design
-    raise TypeError(f"{what} must be a design name or a class, not {design!r}")
-
-
 # --- glue helpers -------------------------------------------------------------------------
 
-class _Operand:
+class Operand:
     """Fields and classification of one unpacked operand."""
 
     def __init__(self, m, word, fmt, name):
@@ -146,7 +138,7 @@ class _Operand:
                      self.exp_eff.eq(Cat(self.exp[0] | exp_zero, self.exp[1:]))]
 
 
-def _shift_right_sticky(m, value, amount, name):
+def shift_right_sticky(m, value, amount, name):
     """Logical right shift of ``value`` by the unsigned ``amount`` (any width, saturating),
     returning ``(shifted, sticky)`` where ``sticky`` is the OR of every bit shifted out.
     Logarithmic: O(w log w) area, O(log w) delay."""
@@ -176,7 +168,7 @@ def _shift_right_sticky(m, value, amount, name):
     return cur, out_sticky
 
 
-def _normalize_left(m, value, name):
+def normalize_left(m, value, name):
     """Leading-zero count and left normalization in one logarithmic pass.
 
     Stage ``k`` (widest first) shifts left by ``2**k`` when the top ``2**k`` bits are zero and
@@ -203,7 +195,7 @@ def _normalize_left(m, value, name):
     return count, normalized
 
 
-def _round_pack(m, fmt, sign, exp, sig, sticky, *, subnormal=True, overflow=True):
+def round_pack(m, fmt, sign, exp, sig, sticky, *, subnormal=True, overflow=True):
     """Round to nearest even and pack; returns the ``width``-bit result (see module doc).
 
     ``exp`` is a signed biased exponent of the leading bit of ``sig`` (``F+2`` bits, top bit
@@ -215,7 +207,7 @@ def _round_pack(m, fmt, sign, exp, sig, sticky, *, subnormal=True, overflow=True
         under = Signal(name="rnd_under")
         amount = Signal(len(exp), name="rnd_shift")
         m.d.comb += [under.eq(exp < 1), amount.eq(Mux(under, 1 - exp, 0))]
-        sig_s, sticky_s = _shift_right_sticky(m, sig, amount, "rnd")
+        sig_s, sticky_s = shift_right_sticky(m, sig, amount, "rnd")
         exp_field = Signal(E, name="rnd_exp_field")
         m.d.comb += exp_field.eq(Mux(under, 0, exp[:E]))
         sticky = sticky | sticky_s
@@ -239,7 +231,7 @@ def _round_pack(m, fmt, sign, exp, sig, sticky, *, subnormal=True, overflow=True
     return result
 
 
-def _select_special(m, fmt, out, rounded, *, nan, inf, inf_sign, zero, zero_sign):
+def select_special(m, fmt, out, rounded, *, nan, inf, inf_sign, zero, zero_sign):
     """Drive ``out`` with NaN, a signed infinity, a signed zero or the rounded result."""
     F, E = fmt.frac_bits, fmt.exp_bits
     m.d.comb += out.eq(
@@ -248,7 +240,7 @@ def _select_special(m, fmt, out, rounded, *, nan, inf, inf_sign, zero, zero_sign
                 Mux(zero, Cat(Const(0, E + F), zero_sign), rounded))))
 
 
-class _FPUnit(wiring.Component):
+class FPUnit(wiring.Component):
     """Shared format check and ports for the two-operand units."""
 
     def __init__(self, fmt, members, src_loc_at):
@@ -258,7 +250,7 @@ class _FPUnit(wiring.Component):
 
 # --- the units ----------------------------------------------------------------------------
 
-class FPAdd(_FPUnit):
+class FPAdd(FPUnit):
     """IEEE-754 addition and subtraction, round to nearest even: ``result = a + b`` or
     ``a - b`` (``sub = 1``).
 
@@ -278,7 +270,7 @@ class FPAdd(_FPUnit):
     """
 
     def __init__(self, fmt, *, adder="ripple_carry", src_loc_at=0):
-        self.adder = _resolve(adder, "add", "FP adder's adder")
+        self.adder = checks.design(adder, "add", "FP adder's adder")
         super().__init__(fmt, lambda w: {"a": In(w), "b": In(w), "sub": In(1),
                                          "result": Out(w)}, src_loc_at)
 
@@ -286,8 +278,8 @@ class FPAdd(_FPUnit):
         m = Module()
         fmt = self.format
         E, F = fmt.exp_bits, fmt.frac_bits
-        A = _Operand(m, self.a, fmt, "a")
-        B = _Operand(m, self.b, fmt, "b")
+        A = Operand(m, self.a, fmt, "a")
+        B = Operand(m, self.b, fmt, "b")
         b_sign = Signal(name="b_sign_eff")
         m.d.comb += b_sign.eq(B.sign ^ self.sub)
 
@@ -306,7 +298,7 @@ class FPAdd(_FPUnit):
         # |x| >= |y| implies x_exp >= y_exp, so the difference is non-negative.
         diff = Signal(E, name="exp_diff")
         m.d.comb += diff.eq(x_exp - y_exp)
-        y_aligned, y_sticky = _shift_right_sticky(m, Cat(Const(0, 2), y_sig), diff, "align")
+        y_aligned, y_sticky = shift_right_sticky(m, Cat(Const(0, 2), y_sig), diff, "align")
 
         adder = self.adder(F + 4, carry_in=False, subtract=True)
         m.submodules.significand_adder = adder
@@ -316,22 +308,22 @@ class FPAdd(_FPUnit):
         total = Signal(F + 5, name="sum")
         m.d.comb += total.eq(Cat(adder.s, adder.cout & ~eff_sub))
 
-        lzc, norm = _normalize_left(m, total, "norm")
+        lzc, norm = normalize_left(m, total, "norm")
         exp_n = Signal(signed(E + 2), name="exp_norm")
         m.d.comb += exp_n.eq(x_exp + 1 - lzc)
         sticky = Signal(name="sticky")
         m.d.comb += sticky.eq(norm[:3] != 0)
-        rounded = _round_pack(m, fmt, x_sign, exp_n, norm[3:], sticky)
+        rounded = round_pack(m, fmt, x_sign, exp_n, norm[3:], sticky)
 
         nan = Signal(name="nan")
         m.d.comb += nan.eq(A.nan | B.nan | (A.inf & B.inf & eff_sub))
-        _select_special(m, fmt, self.result, rounded,
+        select_special(m, fmt, self.result, rounded,
                         nan=nan, inf=A.inf | B.inf, inf_sign=x_sign,
                         zero=total == 0, zero_sign=A.sign & b_sign)
         return m
 
 
-class FPMul(_FPUnit):
+class FPMul(FPUnit):
     """IEEE-754 multiplication, round to nearest even: ``result = a * b``.
 
     Ports: ``a``, ``b``: In(w); ``result``: Out(w).
@@ -349,37 +341,37 @@ class FPMul(_FPUnit):
 
     def __init__(self, fmt, *, multiplier="booth_wallace", final_adder="ripple_carry",
                  src_loc_at=0):
-        self.multiplier = _resolve(multiplier, "mul", "FP multiplier's multiplier")
-        self.final_adder = _resolve(final_adder, "add", "FP multiplier's final adder")
+        self.multiplier = checks.design(multiplier, "mul", "FP multiplier's multiplier")
+        self.final_adder = checks.design(final_adder, "add", "FP multiplier's final adder")
         super().__init__(fmt, lambda w: {"a": In(w), "b": In(w), "result": Out(w)}, src_loc_at)
 
     def elaborate(self, platform):
         m = Module()
         fmt = self.format
         E, F = fmt.exp_bits, fmt.frac_bits
-        A = _Operand(m, self.a, fmt, "a")
-        B = _Operand(m, self.b, fmt, "b")
+        A = Operand(m, self.a, fmt, "a")
+        B = Operand(m, self.b, fmt, "b")
         sign = Signal(name="sign")
         m.d.comb += sign.eq(A.sign ^ B.sign)
 
         mul = self.multiplier(F + 1, F + 1, signed=False, final_adder=self.final_adder)
         m.submodules.significand_multiplier = mul
         m.d.comb += [mul.a.eq(A.sig), mul.b.eq(B.sig)]
-        lzc, norm = _normalize_left(m, mul.p, "norm")
+        lzc, norm = normalize_left(m, mul.p, "norm")
         exp_n = Signal(signed(E + 3), name="exp_norm")
         m.d.comb += exp_n.eq(A.exp_eff + B.exp_eff - fmt.bias + 1 - lzc)
         sticky = Signal(name="sticky")
         m.d.comb += sticky.eq(norm[:F] != 0)
-        rounded = _round_pack(m, fmt, sign, exp_n, norm[F:], sticky)
+        rounded = round_pack(m, fmt, sign, exp_n, norm[F:], sticky)
 
         nan = Signal(name="nan")
         m.d.comb += nan.eq(A.nan | B.nan | (A.inf & B.zero) | (A.zero & B.inf))
-        _select_special(m, fmt, self.result, rounded, nan=nan, inf=A.inf | B.inf,
+        select_special(m, fmt, self.result, rounded, nan=nan, inf=A.inf | B.inf,
                         inf_sign=sign, zero=A.zero | B.zero, zero_sign=sign)
         return m
 
 
-class FPDiv(_FPUnit):
+class FPDiv(FPUnit):
     """IEEE-754 division, round to nearest even: ``result = a / b``.
 
     Ports: ``a``, ``b``: In(w); ``result``: Out(w).
@@ -400,20 +392,20 @@ class FPDiv(_FPUnit):
     """
 
     def __init__(self, fmt, *, divider="srt_radix2", adder="ripple_carry", src_loc_at=0):
-        self.divider = _resolve(divider, "div", "FP divider's divider")
-        self.adder = _resolve(adder, "add", "FP divider's adder")
+        self.divider = checks.design(divider, "div", "FP divider's divider")
+        self.adder = checks.design(adder, "add", "FP divider's adder")
         super().__init__(fmt, lambda w: {"a": In(w), "b": In(w), "result": Out(w)}, src_loc_at)
 
     def elaborate(self, platform):
         m = Module()
         fmt = self.format
         E, F = fmt.exp_bits, fmt.frac_bits
-        A = _Operand(m, self.a, fmt, "a")
-        B = _Operand(m, self.b, fmt, "b")
+        A = Operand(m, self.a, fmt, "a")
+        B = Operand(m, self.b, fmt, "b")
         sign = Signal(name="sign")
         m.d.comb += sign.eq(A.sign ^ B.sign)
-        lza, na = _normalize_left(m, A.sig, "norm_a")
-        lzb, nb = _normalize_left(m, B.sig, "norm_b")
+        lza, na = normalize_left(m, A.sig, "norm_a")
+        lzb, nb = normalize_left(m, B.sig, "norm_b")
 
         div = self.divider(F + 1, dividend_width=2 * F + 3, quotient_width=F + 3, adder=self.adder)
         m.submodules.significand_divider = div
@@ -429,16 +421,16 @@ class FPDiv(_FPUnit):
                      sticky.eq(rem_nonzero | (high & q[0]))]
         exp_n = Signal(signed(E + 3), name="exp_q")
         m.d.comb += exp_n.eq(A.exp_eff - lza - B.exp_eff + lzb + fmt.bias - 1 + high)
-        rounded = _round_pack(m, fmt, sign, exp_n, sig, sticky)
+        rounded = round_pack(m, fmt, sign, exp_n, sig, sticky)
 
         nan = Signal(name="nan")
         m.d.comb += nan.eq(A.nan | B.nan | (A.zero & B.zero) | (A.inf & B.inf))
-        _select_special(m, fmt, self.result, rounded, nan=nan, inf=A.inf | B.zero,
+        select_special(m, fmt, self.result, rounded, nan=nan, inf=A.inf | B.zero,
                         inf_sign=sign, zero=A.zero | B.inf, zero_sign=sign)
         return m
 
 
-class FPSqrt(_FPUnit):
+class FPSqrt(FPUnit):
     """IEEE-754 square root, round to nearest even: ``result = sqrt(a)``.
 
     Ports: ``a``: In(w); ``result``: Out(w).
@@ -460,7 +452,7 @@ class FPSqrt(_FPUnit):
     """
 
     def __init__(self, fmt, *, root="newton_raphson", root_options=None, src_loc_at=0):
-        self.root = _resolve(root, "sqrt", "FP square root's root unit")
+        self.root = checks.design(root, "sqrt", "FP square root's root unit")
         if root_options is None:
             root_options = {}
         if not isinstance(root_options, dict):
@@ -473,8 +465,8 @@ class FPSqrt(_FPUnit):
         m = Module()
         fmt = self.format
         E, F = fmt.exp_bits, fmt.frac_bits
-        A = _Operand(m, self.a, fmt, "a")
-        lz, na = _normalize_left(m, A.sig, "norm")
+        A = Operand(m, self.a, fmt, "a")
+        lz, na = normalize_left(m, A.sig, "norm")
         # Unbiased exponent of the leading bit: exp_eff - lz - bias.
         e = Signal(signed(E + 2), name="exp_unbiased")
         m.d.comb += e.eq(A.exp_eff - lz - fmt.bias)
@@ -487,17 +479,17 @@ class FPSqrt(_FPUnit):
         m.d.comb += sticky.eq(root.remainder != 0)
         exp_r = Signal(signed(E + 2), name="exp_root")
         m.d.comb += exp_r.eq((e >> 1) + fmt.bias)
-        rounded = _round_pack(m, fmt, Const(0, 1), exp_r, root.root, sticky,
+        rounded = round_pack(m, fmt, Const(0, 1), exp_r, root.root, sticky,
                               subnormal=False, overflow=False)
 
         nan = Signal(name="nan")
         m.d.comb += nan.eq(A.nan | (A.sign & ~A.zero))
-        _select_special(m, fmt, self.result, rounded, nan=nan, inf=A.inf, inf_sign=Const(0, 1),
+        select_special(m, fmt, self.result, rounded, nan=nan, inf=A.inf, inf_sign=Const(0, 1),
                         zero=A.zero, zero_sign=A.sign)
         return m
 
 
-class FPCmp(_FPUnit):
+class FPCmp(FPUnit):
     """IEEE-754 comparison: ``lt``, ``eq``, ``gt`` and ``unordered`` of ``a`` and ``b``.
 
     Ports: ``a``, ``b``: In(w); ``lt``, ``eq``, ``gt``, ``unordered``: Out(1).
@@ -512,15 +504,15 @@ class FPCmp(_FPUnit):
     """
 
     def __init__(self, fmt, *, adder="ripple_carry", src_loc_at=0):
-        self.adder = _resolve(adder, "add", "FP comparator's adder")
+        self.adder = checks.design(adder, "add", "FP comparator's adder")
         super().__init__(fmt, lambda w: {"a": In(w), "b": In(w), "lt": Out(1), "eq": Out(1),
                                          "gt": Out(1), "unordered": Out(1)}, src_loc_at)
 
     def elaborate(self, platform):
         m = Module()
         fmt = self.format
-        A = _Operand(m, self.a, fmt, "a")
-        B = _Operand(m, self.b, fmt, "b")
+        A = Operand(m, self.a, fmt, "a")
+        B = Operand(m, self.b, fmt, "b")
         mag_lt, mag_eq = _magnitude_compare(m, self.adder, self.a, self.b, fmt.width - 1)
         unordered = Signal(name="unord")
         both_zero = Signal(name="both_zero")
@@ -552,7 +544,7 @@ def _magnitude_compare(m, adder_cls, a, b, width):
 
 # --- factory ------------------------------------------------------------------------------
 
-def _unit(units, op, needed_by=None):
+def unit_design(units, op, needed_by=None):
     if op not in units:
         raise ValueError(f"Units have no {op!r} unit; the FP {needed_by or op} needs one")
     spec = units[op]
@@ -593,7 +585,7 @@ def build_fp_unit(op, fmt, units, datapath):
                          f"{', '.join(DATAPATHS)}")
     if not isinstance(units, dict):
         raise TypeError(f"Units must be a mapping of operation to unit, not {units!r}")
-    design, options = _unit(units, op)
+    design, options = unit_design(units, op)
     if datapath == "ieee":
         if op in ("add", "sub"):
             return FPAdd(fmt, adder=design, src_loc_at=1)
@@ -613,7 +605,7 @@ def build_fp_unit(op, fmt, units, datapath):
                                          src_loc_at=1)
     if op == "cmp":
         return fp_minimal.MinimalFPCmp(fmt, adder=design, src_loc_at=1)
-    exponent_adder, _ = _unit(units, "add", op)
+    exponent_adder, _ = unit_design(units, "add", op)
     if op == "mul":
         return fp_minimal.MinimalFPMul(fmt, multiplier=design, exponent_adder=exponent_adder,
                                        **options, src_loc_at=1)

@@ -38,7 +38,8 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .fp import FPFormat, _resolve
+from . import checks
+from .fp import FPFormat
 
 __all__ = ["MinimalFPAdd", "MinimalFPMul", "MinimalFPDiv", "MinimalFPSqrt", "MinimalFPCmp"]
 
@@ -64,7 +65,7 @@ class MinimalFPAdd(wiring.Component):
     def __init__(self, fmt, *, adder="ripple_carry", src_loc_at=0):
         self.format = FPFormat(fmt)
         F, w = self.format.frac_bits, self.format.width
-        self.adder = _resolve(adder, "add", "Minimal FP adder's adder")
+        self.adder = checks.design(adder, "add", "Minimal FP adder's adder")
         super().__init__({"a": In(w), "b": In(w), "significand_sum": Out(F + 2)},
                          src_loc_at=src_loc_at + 1)
 
@@ -85,7 +86,7 @@ class _MinimalProduct(wiring.Component):
     def __init__(self, fmt, exponent_adder, members, src_loc_at):
         self.format = FPFormat(fmt)
         E, w = self.format.exp_bits, self.format.width
-        self.exponent_adder = _resolve(exponent_adder, "add", "Minimal FP exponent adder")
+        self.exponent_adder = checks.design(exponent_adder, "add", "Minimal FP exponent adder")
         super().__init__({"a": In(w), "b": In(w), "sign": Out(1), "exponent_sum": Out(E + 1),
                           **members}, src_loc_at=src_loc_at + 2)
 
@@ -116,8 +117,8 @@ class MinimalFPMul(_MinimalProduct):
                  exponent_adder="ripple_carry", src_loc_at=0):
         fmt_ = FPFormat(fmt)
         F = fmt_.frac_bits
-        self.multiplier = _resolve(multiplier, "mul", "Minimal FP multiplier's multiplier")
-        self.final_adder = _resolve(final_adder, "add", "Minimal FP multiplier's final adder")
+        self.multiplier = checks.design(multiplier, "mul", "Minimal FP multiplier's multiplier")
+        self.final_adder = checks.design(final_adder, "add", "Minimal FP multiplier's final adder")
         super().__init__(fmt, exponent_adder, {"significand_product": Out(2 * F + 2)},
                          src_loc_at)
 
@@ -148,8 +149,8 @@ class MinimalFPDiv(_MinimalProduct):
                  exponent_adder="ripple_carry", src_loc_at=0):
         fmt_ = FPFormat(fmt)
         F = fmt_.frac_bits
-        self.divider = _resolve(divider, "div", "Minimal FP divider's divider")
-        self.adder = _resolve(adder, "add", "Minimal FP divider's adder")
+        self.divider = checks.design(divider, "div", "Minimal FP divider's divider")
+        self.adder = checks.design(adder, "add", "Minimal FP divider's adder")
         super().__init__(fmt, exponent_adder, {"significand_quotient": Out(F + 1),
                                                 "significand_remainder": Out(F + 1)},
                          src_loc_at)
@@ -179,7 +180,7 @@ class MinimalFPSqrt(wiring.Component):
     def __init__(self, fmt, *, root="newton_raphson", root_options=None, src_loc_at=0):
         self.format = FPFormat(fmt)
         F, w = self.format.frac_bits, self.format.width
-        self.root = _resolve(root, "sqrt", "Minimal FP square root's root unit")
+        self.root = checks.design(root, "sqrt", "Minimal FP square root's root unit")
         if root_options is None:
             root_options = {}
         if not isinstance(root_options, dict):
@@ -214,7 +215,7 @@ class MinimalFPCmp(wiring.Component):
     def __init__(self, fmt, *, adder="ripple_carry", src_loc_at=0):
         self.format = FPFormat(fmt)
         w = self.format.width
-        self.adder = _resolve(adder, "add", "Minimal FP comparator's adder")
+        self.adder = checks.design(adder, "add", "Minimal FP comparator's adder")
         super().__init__({"a": In(w), "b": In(w), "lt": Out(1), "eq": Out(1), "gt": Out(1)},
                          src_loc_at=src_loc_at + 1)
 

@@ -31,7 +31,7 @@ from amaranth import Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from . import registry
+from . import checks
 from .cells import Counter32, FullAdder, HalfAdder
 
 __all__ = [
@@ -166,7 +166,7 @@ class _BitHeap:
         return [[row[col] for row in rows if col in row] for col in range(self.width)]
 
 
-class _CellFactory:
+class CellFactory:
     """Instantiates reduction cells as named submodules and counts them."""
 
     def __init__(self, m, prefix):
@@ -190,20 +190,11 @@ class _CellFactory:
         return self._add(HalfAdder, (x, y))
 
 
-def _check_width(width):
-    if isinstance(width, bool) or not isinstance(width, int):
-        raise TypeError(f"Multiplier width must be a positive integer, not {width!r}")
-    if width <= 0:
-        raise ValueError(f"Multiplier width must be a positive integer, not {width!r}")
-
-
-def _resolve_adder(final_adder):
-    if isinstance(final_adder, str):
-        return registry.design_class(final_adder, "add")
-    if isinstance(final_adder, type):
-        return final_adder
-    raise TypeError(f"Final adder must be an adder design name or an adder class, "
-                    f"not {final_adder!r}")
+def resolve_final_adder(final_adder):
+    """The adder class of a multiplier's (or MAC's) final carry-propagate adder: a design name
+    of ``hwlib.registry`` or a class."""
+    return checks.design(final_adder, "add", "Final adder",
+                         expected="an adder design name or an adder class")
 
 
 class _Multiplier(wiring.Component):
@@ -218,16 +209,15 @@ class _Multiplier(wiring.Component):
     _counter = Counter32
 
     def __init__(self, a_width, b_width=None, *, signed=False, final_adder="ripple_carry"):
-        _check_width(a_width)
+        checks.positive_int(a_width, "Multiplier width")
         if b_width is None:
             b_width = a_width
-        _check_width(b_width)
-        if not isinstance(signed, bool):
-            raise TypeError(f"Multiplier signedness must be a bool, not {signed!r}")
+        checks.positive_int(b_width, "Multiplier width")
+        checks.boolean(signed, "Multiplier signedness")
         self.a_width = a_width
         self.b_width = b_width
         self.signed = signed
-        self.final_adder = _resolve_adder(final_adder)
+        self.final_adder = resolve_final_adder(final_adder)
         self.cell_counts = {}
         super().__init__({
             "a": In(a_width),
@@ -317,7 +307,7 @@ def _wallace_reduce(cells, columns, counter):
     return columns
 
 
-def _dadda_reduce(cells, columns, counter):
+def dadda_reduce(cells, columns, counter):
     """Dadda's rule (1965): per stage, reduce each column to the next height with the fewest
     counters.
 
@@ -425,7 +415,7 @@ class BoothWallaceMultiplier(_Multiplier):
 
     def elaborate(self, platform):
         m = Module()
-        cells = _CellFactory(m, "wallace")
+        cells = CellFactory(m, "wallace")
         columns = _wallace_reduce(cells, self._booth_heap(m).columns(), self._counter)
         self._final_add(m, columns)
         self.cell_counts = dict(cells.counts)
@@ -452,7 +442,7 @@ class ArrayMultiplier(_Multiplier):
 
     def elaborate(self, platform):
         m = Module()
-        cells = _CellFactory(m, "array")
+        cells = CellFactory(m, "array")
         rows = self._and_heap().finish()
         width = self.p_width
         sums = [[] for _ in range(width)]
@@ -495,8 +485,8 @@ class DaddaMultiplier(_Multiplier):
 
     def elaborate(self, platform):
         m = Module()
-        cells = _CellFactory(m, "dadda")
-        columns = _dadda_reduce(cells, self._and_heap().columns(), self._counter)
+        cells = CellFactory(m, "dadda")
+        columns = dadda_reduce(cells, self._and_heap().columns(), self._counter)
         self._final_add(m, columns)
         self.cell_counts = dict(cells.counts)
         return m

@@ -191,7 +191,7 @@ def _rtlil_of(component):
     return _rtlil.convert(component, name="top")
 
 
-def _port_order(text):
+def rtlil_port_order(text):
     """Port names of RTLIL module ``top`` in declaration order (Yosys's JSON does not keep it)."""
     match = re.search(r"^module \\top\n(.*?)^end$", text, re.MULTILINE | re.DOTALL)
     if match is None:
@@ -211,7 +211,7 @@ def netlist(component):
             _cache.move_to_end(key)
             return _cache[key]
     result = _yosys.run(text, _NETSIM_SCRIPT, outputs=["netlist.json"])
-    parsed = load_netlist_json(result.outputs["netlist.json"], port_order=_port_order(text))
+    parsed = load_netlist_json(result.outputs["netlist.json"], port_order=rtlil_port_order(text))
     with _cache_lock:
         _cache[key] = parsed
         while len(_cache) > _CACHE_SIZE:
@@ -273,7 +273,7 @@ def _evaluate(gates, n_nets, in_nets, in_words, out_nets, out_words):
             out_words[w, j] = state[out_nets[j]]
 
 
-def _pack(values, width, n_words):
+def pack_bits(values, width, n_words):
     """Column ``i`` of the result holds bit ``i`` of every value, 64 values per uint64 word."""
     n = len(values)
     n_bytes = max(1, (width + 7) // 8)
@@ -290,8 +290,8 @@ def _pack(values, width, n_words):
     return np.ascontiguousarray(packed).view(np.uint64).T                  # (words, width)
 
 
-def _unpack(words, n):
-    """Inverse of :func:`_pack`: ``(words, width)`` uint64 -> list of ``n`` Python ints."""
+def unpack_bits(words, n):
+    """Inverse of :func:`pack_bits`: ``(words, width)`` uint64 -> list of ``n`` Python ints."""
     width = words.shape[1]
     if width == 0:
         return [0] * n
@@ -307,7 +307,7 @@ def _unpack(words, n):
     return [int.from_bytes(buf[i * n_bytes:(i + 1) * n_bytes], "little") for i in range(n)]
 
 
-def _as_int_list(name, values):
+def input_ints(name, values):
     if isinstance(values, np.ndarray):
         if values.dtype.kind not in "iu":
             raise TypeError(f"Input {name!r} must hold integers, not {values.dtype}")
@@ -357,7 +357,7 @@ def simulate_netlist(net, inputs, *, outputs=None):
             raise ValueError(f"Unknown output port(s) {', '.join(map(repr, bad))}; the "
                              f"outputs are {', '.join(map(repr, net.outputs)) or 'none'}")
 
-    values = {name: _as_int_list(name, inputs[name]) for name in net.inputs}
+    values = {name: input_ints(name, inputs[name]) for name in net.inputs}
     lengths = {len(v) for v in values.values()}
     if len(lengths) > 1:
         raise ValueError(f"Input sequences must have the same length, not "
@@ -373,7 +373,7 @@ def simulate_netlist(net, inputs, *, outputs=None):
     n_words = max(1, (n + 63) // 64)
     if values:
         in_words = np.concatenate(
-            [_pack(values[name], len(net.inputs[name]), n_words) for name in net.inputs],
+            [pack_bits(values[name], len(net.inputs[name]), n_words) for name in net.inputs],
             axis=1)
         in_nets = np.concatenate(list(net.inputs.values()))
     else:
@@ -388,6 +388,6 @@ def simulate_netlist(net, inputs, *, outputs=None):
     result, start = {}, 0
     for name in outputs:
         width = len(net.outputs[name])
-        result[name] = _unpack(out_words[:, start:start + width], n)
+        result[name] = unpack_bits(out_words[:, start:start + width], n)
         start += width
     return result

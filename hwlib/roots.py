@@ -39,7 +39,8 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .dividers import _add, _check_width, _mux_row, _normalize, _resolve, _shift_right
+from . import checks
+from .common import add_unit, mux_row, normalize, shift_right
 
 __all__ = ["NewtonRaphsonSqrt", "DigitRecurrenceSqrt", "ROOT_CLASSES", "reference_isqrt"]
 
@@ -60,7 +61,7 @@ class _SquareRoot(wiring.Component):
     design_name = None
 
     def __init__(self, width):
-        self.width = _check_width(width, "Square root width")
+        self.width = checks.positive_int(width, "Square root width")
         self.root_width = (width + 1) // 2
         super().__init__({
             "radicand": In(self.width),
@@ -96,7 +97,7 @@ class DigitRecurrenceSqrt(_SquareRoot):
 
     def __init__(self, width, *, adder="ripple_carry"):
         super().__init__(width)
-        self.adder = _resolve(adder, "add", "Square root adder")
+        self.adder = checks.design(adder, "add", "Square root adder")
 
     def elaborate(self, platform):
         m = Module()
@@ -111,8 +112,8 @@ class DigitRecurrenceSqrt(_SquareRoot):
             m.d.comb += shifted.eq(Cat(x[2 * i:2 * i + 2], rem))
             trial = Signal(j + 3, name=f"trial{j}")
             m.d.comb += trial.eq(Const(1, 2) if root is None else Cat(Const(1, 2), root))
-            diff, no_borrow = _add(m, self.adder, f"sub{j}", shifted, trial, sub=1)
-            rem = _mux_row(m, f"r{j}", no_borrow, shifted[:j + 2], diff[:j + 2])
+            diff, no_borrow = add_unit(m, self.adder, f"sub{j}", shifted, trial, sub=1)
+            rem = mux_row(m, f"r{j}", no_borrow, shifted[:j + 2], diff[:j + 2])
             new_root = Signal(j + 1, name=f"q{j + 1}")
             m.d.comb += new_root.eq(no_borrow if root is None else Cat(no_borrow, root))
             root = new_root
@@ -227,15 +228,9 @@ class NewtonRaphsonSqrt(_SquareRoot):
 
     def __init__(self, width, *, seed_bits=8, multiplier="booth_wallace", adder="ripple_carry"):
         super().__init__(width)
-        if isinstance(seed_bits, bool) or not isinstance(seed_bits, int):
-            raise TypeError(f"Newton-Raphson seed bits must be an integer in 2..16, "
-                            f"not {seed_bits!r}")
-        if not 2 <= seed_bits <= 16:
-            raise ValueError(f"Newton-Raphson seed bits must be an integer in 2..16, "
-                             f"not {seed_bits!r}")
-        self.seed_bits = seed_bits
-        self.multiplier = _resolve(multiplier, "mul", "Square root multiplier")
-        self.adder = _resolve(adder, "add", "Square root adder")
+        self.seed_bits = checks.int_in(seed_bits, 2, 16, "Newton-Raphson seed bits")
+        self.multiplier = checks.design(multiplier, "mul", "Square root multiplier")
+        self.adder = checks.design(adder, "add", "Square root adder")
         self._seed_words, self.seed_accuracy_bits = _rsqrt_seed_table(seed_bits)
 
         h = self.root_width
@@ -270,7 +265,7 @@ class NewtonRaphsonSqrt(_SquareRoot):
 
         x = Signal(n2, name="x")
         m.d.comb += x.eq(self.radicand)
-        shift, xn = _normalize(m, x, "x", even=True)
+        shift, xn = normalize(m, x, "x", even=True)
 
         # Seed ROM; addresses below 2**(p-2) occur only for a zero radicand, where m = 0
         # makes the seed irrelevant.
@@ -305,7 +300,7 @@ class NewtonRaphsonSqrt(_SquareRoot):
             mant, g = mantissa(fi + 2)                             # m to fi + 2 fraction bits
             my_sq = Signal(fi + 2, name=f"mysq{i}")                # m y**2, fi fraction bits
             m.d.comb += my_sq.eq(self._mul(m, f"mul_mysq{i}", mant, y_sq)[g:])
-            three_minus, _ = _add(m, self.adder, f"sub{i}", Const(3 << fi, fi + 2), my_sq, sub=1)
+            three_minus, _ = add_unit(m, self.adder, f"sub{i}", Const(3 << fi, fi + 2), my_sq, sub=1)
             y_next = Signal(fi + 2, name=f"y{i + 1}")              # y (3 - m y**2) / 2
             m.d.comb += y_next.eq(self._mul(m, f"mul_y{i}", y, three_minus)[y_bits + 1:])
             y, y_bits = y_next, fi
@@ -314,18 +309,18 @@ class NewtonRaphsonSqrt(_SquareRoot):
         # r = m y 2**h = sqrt(x'), then undo the normalization: sqrt(x) = sqrt(x') / 2**k.
         r_norm = Signal(h + 1, name="r_norm")
         m.d.comb += r_norm.eq(self._mul(m, "mul_root", mant, y)[f + g - h:])
-        r_shifted = _shift_right(m, r_norm, shift[1:], "r")
+        r_shifted = shift_right(m, r_norm, shift[1:], "r")
         r = Signal(h, name="r")
         m.d.comb += r.eq(Mux(r_shifted[h], Const((1 << h) - 1, h), r_shifted[:h]))
 
         # Final correction: root is r - 1, r or r + 1, decided by x - r**2 against 0 and 2r + 1.
         r_sq = self._mul(m, "mul_square", r, r)
-        diff, not_below = _add(m, self.adder, "rem", Cat(x, Const(0, 1)),
+        diff, not_below = add_unit(m, self.adder, "rem", Cat(x, Const(0, 1)),
                                Cat(r_sq, Const(0, 1)), sub=1)
-        r_minus, _ = _add(m, self.adder, "dec", r, Const(1, h), sub=1)
-        r_plus, _ = _add(m, self.adder, "inc", r, Const(1, h))
-        over, no_borrow = _add(m, self.adder, "rem_up", diff, Cat(Const(1, 1), r), sub=1)
-        under, _ = _add(m, self.adder, "rem_down", diff, Cat(Const(1, 1), r_minus))
+        r_minus, _ = add_unit(m, self.adder, "dec", r, Const(1, h), sub=1)
+        r_plus, _ = add_unit(m, self.adder, "inc", r, Const(1, h))
+        over, no_borrow = add_unit(m, self.adder, "rem_up", diff, Cat(Const(1, 1), r), sub=1)
+        under, _ = add_unit(m, self.adder, "rem_down", diff, Cat(Const(1, 1), r_minus))
         with m.If(~not_below):
             m.d.comb += [self.root.eq(r_minus), self.remainder.eq(under)]
         with m.Elif(no_borrow):

@@ -28,7 +28,7 @@ from amaranth.hdl import Fragment, Shape
 from amaranth.lib import wiring
 
 from . import _yosys, cells
-from .netsim import Netlist, _port_order, load_netlist_json
+from .netsim import Netlist, load_netlist_json, rtlil_port_order
 
 __all__ = ["GATE_NAMES", "SynthesisResult", "synthesize", "ProofResult", "prove",
            "cell_instances", "Elaboration", "elaborate", "synthesize_glue"]
@@ -139,7 +139,7 @@ def _map(text, gate_names):
             return _mapping_cache[key]
     abc_gates = ",".join(name for name in gate_names if name != "NOT")
     result = _yosys.run(text, _SYNTH_SCRIPT.format(gates=abc_gates), outputs=["netlist.json"])
-    netlist = load_netlist_json(result.outputs["netlist.json"], port_order=_port_order(text))
+    netlist = load_netlist_json(result.outputs["netlist.json"], port_order=rtlil_port_order(text))
     counts = {}
     for cell_type in netlist.gate_types:
         if cell_type == "$_BUF_":
@@ -283,6 +283,11 @@ class Elaboration:
 
 def _signature_ports(component):
     # The same ports amaranth.back.rtlil.convert derives from a component's signature.
+    # Amaranth 0.5 has no public name for a port's direction: Fragment.prepare takes
+    # PortDirection members or None, and None infers the direction from the netlist (an Out
+    # member nothing drives would turn into an input, and the RTLIL would no longer match
+    # rtlil.convert's). So this one private import stays, as in rtlil.convert itself;
+    # tests/test_hwlib_synth.py checks that the text equals rtlil.convert's.
     from amaranth.hdl import ValueCastable
     from amaranth.hdl._ir import PortDirection
     ports = {}

@@ -82,10 +82,11 @@ def with_quantized_products(model: ModelIR, fmt: str = "int8", accumulate: str =
     and the projections of ``attention`` layers, whose core keeps the layer's format) in integer
     format ``fmt`` (int8 or int4), accumulating in ``accumulate`` and requantized (their
     ``quant`` field), the other layers (normalization, activations, softmax, residual adds)
-    unchanged, as int8 deployments usually keep them in floating point. The conversions
-    between the two (quantizing a product's input, dequantizing its output for a float layer)
-    are not counted; a model quantized by its exporter (ONNX QDQ or QLinear* nodes) says where
-    they are."""
+    unchanged, as int8 deployments usually keep them in floating point. :func:`count_model`
+    counts the conversions between the two (quantizing a product's float input, dequantizing
+    its output for a float layer) in rows of their own, ``NAME/quantize_input`` and
+    ``NAME/dequantize_output``, following the data flow; a model quantized by its exporter (ONNX
+    QDQ or QLinear* nodes) writes its own, and its integer layers get none."""
     import dataclasses
 
     from hardware_profiles.schema import INT_FORMAT_BITS

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 from ._formulas import FORMULAS, Context, LayerCost
 from . import _memo
-from ._ir import FORMATS, MODEL_INPUT, QUANT_FORMATS, QUANT_TYPES, ModelError, ModelIR, with_default_format
+from ._ir import (DEQUANTIZE_OPS, FORMATS, MODEL_INPUT, QUANT_FORMATS, QUANT_TYPES, QUANTIZE_OPS, ModelError, ModelIR,
+                  with_default_format)
 from ._memo import Unfreezable, freeze
 
 __all__ = ["BASIC_OPS", "STAGES", "PHASES", "LayerCount", "CountResult", "count_model",
@@ -280,7 +281,7 @@ RECOMPUTE = ("full", "selective")
 REQUANTIZE_OPS = {"mul": 1, "add": 2, "cmp": 2}
 
 
-def _quantized_rows(layer, row, batch):
+def _quantized_rows(layer, row, batch, convert=True):
     """The extra rows of a quantized matrix product (``layer`` in int8 or int4, a
     ``MAC_LAYER_TYPES`` type or ``attention``; its counts ``row``, changed in place): its adds
     (the int32 accumulation, the int32 bias included) move to a row ``NAME/accumulate`` in the
@@ -311,8 +312,17 @@ def _quantized_rows(layer, row, batch):
                 row.stages[stage] = dict(zero)
         if min(core["forward"].values()) < 0:
             raise AssertionError(f"{layer.name}: attention projections exceed the layer's counts")
-        extra.append(LayerCount(name=f"{layer.name}/core", type="attention_core", format=quant.get("core", "fp32"),
+        core_format = quant.get("core", "fp32")
+        extra.append(LayerCount(name=f"{layer.name}/core", type="attention_core", format=core_format,
                                 out_shape=layer.out_shape, params=0, stages=core, macs={"forward": 0, "backward": 0}))
+        if convert:
+            # the core computes in floating point: it dequantizes the q, k, v projections'
+            # outputs and quantizes its own for the output projection
+            read, written = _attention_core_edges(layer, batch)
+            dequantize = DEQUANTIZE_OPS if quant.get("requantize", True) else {"mul": 1}
+            extra.append(_conversion_row(f"{layer.name}/core_dequantize", "dequantize", core_format, dequantize, read))
+            extra.append(_conversion_row(f"{layer.name}/core_quantize", "quantize", core_format, QUANTIZE_OPS,
+                                         written))
     else:
         e = batch * math.prod(layer.out_shape)
     moved = {}
@@ -330,6 +340,155 @@ def _quantized_rows(layer, row, batch):
                                         "update": dict(zero)},
                                 macs={"forward": 0, "backward": 0}))
     return extra
+
+#: Elementwise layers of a quantized ONNX graph whose output is an integer tensor, though their
+#: arithmetic is counted in another format (QuantizeLinear's in the float one, QLinearAdd's in int32).
+_INTEGER_OUTPUT_OPS = ("QuantizeLinear", "QLinearAdd")
+
+
+def _value_format(layer):
+    """The format of the values ``layer`` outputs: a quantized matrix product's operand format
+    when it requantizes, else its accumulator's; int8 for an ONNX QuantizeLinear or QLinearAdd;
+    else the layer's format."""
+    if layer.format in QUANT_FORMATS and layer.type in QUANT_TYPES and layer.known:
+        quant = layer.attrs.get("quant") or {}
+        return layer.format if quant.get("requantize", True) else quant.get("accumulate", INT_ACCUMULATOR)
+    if layer.type == "elementwise" and layer.attrs.get("op") in _INTEGER_OUTPUT_OPS:
+        return "int8"
+    return layer.format
+
+
+def _conversion_row(name, kind, fmt, ops, n):
+    zero = _ZERO_OPS
+    return LayerCount(name=name, type=kind, format=fmt, out_shape=(), params=0,
+                      stages={"forward": dict(zero, **{op: k * n for op, k in ops.items()}), "loss": dict(zero),
+                              "backward": dict(zero), "update": dict(zero)},
+                      macs={"forward": 0, "backward": 0})
+
+
+def _add_ops(row, ops, n):
+    forward = row.stages["forward"]
+    for op, k in ops.items():
+        forward[op] += k * n
+
+
+class _Conversions:
+    """The conversions at the edges between the integer layers of a model and its floating-point
+    ones (and its input and output), followed through the data flow (``Layer.inputs``), as an
+    integer runtime runs them:
+
+    * a tensor in a floating-point format read by an integer layer is quantized once
+      (:data:`QUANTIZE_OPS` per element, in the float format), counted in a row
+      ``READER/quantize_input`` (type ``quantize``) of the first integer layer reading it;
+    * an integer tensor read by a floating-point layer is dequantized once per float format
+      (:data:`DEQUANTIZE_OPS` per element; an int32 accumulator, its zero points folded into the
+      bias, 1 mul by its scale), in a row ``PRODUCER/dequantize_output`` (type ``dequantize``) in
+      the reader's format;
+    * between two integer formats (an int32 output into an int8 layer) a requantization
+      (:data:`REQUANTIZE_OPS` in the wider format), in the reader's ``/quantize_input`` row;
+    * an int8 tensor read by an int8 layer (a requantized product into the next one, an int8
+      ReLU) needs none.
+
+    A layer without arithmetic (a flatten, a reshape, a concat, a dropout at inference) passes
+    its inputs' values through in their format when they agree; a parameter layer (``once``) is a
+    weight, quantized ahead of time; an embedding's input is indices, never converted. Layers in ``ModelIR.conversions_written`` (a quantized ONNX
+    graph's, whose QuantizeLinear and DequantizeLinear nodes are counted as layers) get none at
+    their edges. The model input arrives in the model's format, and an integer model output is
+    dequantized to the model's format (if that is a float one); both are listed in the count's
+    ``assumptions`` when they apply."""
+
+    def __init__(self, model, batch):
+        self.batch = batch
+        self.model = model
+        self.written = getattr(model, "conversions_written", frozenset())
+        self.value = {MODEL_INPUT: model.format}
+        self.origins = {MODEL_INPUT: (MODEL_INPUT,)}
+        self.elements = {MODEL_INPUT: batch * math.prod(model.input_shape)}
+        self.implicit = {MODEL_INPUT: False}
+        self.weights = set()
+        self.done = set()
+        self.assumptions = []
+
+    def before(self, layer, forward):
+        """The conversion rows of ``layer``'s inputs (counted before it); records its output."""
+        name, fmt = layer.name, layer.format
+        if layer.attrs.get("once"):
+            self.weights.add(name)
+            self.value[name], self.origins[name], self.implicit[name] = fmt, (name,), False
+            self.elements[name] = math.prod(layer.out_shape)
+            return []
+        inputs = [ref for ref in dict.fromkeys(layer.inputs) if ref not in self.weights]
+        values = {self.value[ref] for ref in inputs}
+        if layer.known and len(values) == 1 and not any(forward.values()) and layer.type != "embedding":
+            # no arithmetic: the values pass through in their format
+            self.value[name] = values.pop()
+            self.origins[name] = tuple(dict.fromkeys(o for ref in inputs for o in self.origins[ref]))
+            return []
+        rows = {}
+        integer = fmt in INT_FORMAT_BITS
+        implicit = integer and name not in self.written
+        dequantizer = layer.type == "elementwise" and layer.attrs.get("op") == "DequantizeLinear"
+        # an embedding reads indices (integers in any format), not values to convert
+        for ref in (inputs if layer.type != "embedding" else ()):
+            value = self.value[ref]
+            if value == fmt:
+                continue
+            if implicit:
+                for origin in self.origins[ref]:
+                    self._quantize(rows, name, origin, value, fmt)
+            elif not integer and value in INT_FORMAT_BITS and not dequantizer:
+                for origin in self.origins[ref]:
+                    if self.implicit[origin]:
+                        self._dequantize(rows, origin, value, fmt)
+        self.value[name] = _value_format(layer)
+        self.origins[name] = (name,)
+        self.elements[name] = self.batch * math.prod(layer.out_shape)
+        self.implicit[name] = implicit
+        return list(rows.values())
+
+    def at_output(self, last):
+        """The dequantization of an integer model output into the model's float format."""
+        fmt = self.model.format
+        if last is None or fmt in INT_FORMAT_BITS or self.value[last] not in INT_FORMAT_BITS:
+            return []
+        rows = {}
+        for origin in self.origins[last]:
+            if self.implicit[origin] and self._dequantize(rows, origin, self.value[last], fmt):
+                self.assumptions.append(f"the model output ({origin!r}, {self.value[last]}) is dequantized to {fmt} "
+                                        "for its reader (counted in its /dequantize_output row)")
+        return list(rows.values())
+
+    def _quantize(self, rows, reader, origin, value, fmt):
+        if (origin, fmt) in self.done:
+            return
+        self.done.add((origin, fmt))
+        n = self.elements[origin]
+        if value in INT_FORMAT_BITS:
+            # integer to integer: a requantization in the wider format
+            kind_fmt = max(value, fmt, key=INT_FORMAT_BITS.__getitem__)
+            ops = REQUANTIZE_OPS
+        else:
+            kind_fmt, ops = value, QUANTIZE_OPS
+        row_name = f"{reader}/quantize_input"
+        key = (row_name, kind_fmt)
+        if key not in rows:
+            suffix = "" if not any(k[0] == row_name for k in rows) else f":{kind_fmt}"
+            rows[key] = _conversion_row(row_name + suffix, "quantize", kind_fmt, ops, 0)
+        _add_ops(rows[key], ops, n)
+        if origin == MODEL_INPUT:
+            self.assumptions.append(f"the model input arrives in {value} and is quantized to {fmt} by {reader!r} "
+                                    "(counted in its /quantize_input row)")
+
+    def _dequantize(self, rows, origin, value, fmt):
+        if (origin, fmt) in self.done:
+            return False
+        self.done.add((origin, fmt))
+        ops = DEQUANTIZE_OPS if value in QUANT_FORMATS else {"mul": 1}
+        first = not any((origin, f) in self.done for f in FORMATS if f != fmt and f not in INT_FORMAT_BITS)
+        row_name = f"{origin}/dequantize_output" + ("" if first else f":{fmt}")
+        rows[(row_name, fmt)] = _conversion_row(row_name, "dequantize", fmt, ops, self.elements[origin])
+        return True
+
 
 #: The built-in handlers, whose results are memoized per count (user-registered handlers may
 #: read more of a layer, its name for one, and are always called).
@@ -376,7 +535,10 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     layer) in int8 or int4 is counted as integer inference runs it: its products in its own row,
     its accumulation in a ``NAME/accumulate`` row in int32, a ``NAME/requantize`` row
     (:data:`REQUANTIZE_OPS` per output) and, for attention, its core in a ``NAME/core`` row
-    (see ``_quantized_rows``); integer layers are refused in training. A layer, loss or update row in a
+    (see ``_quantized_rows``); integer layers are refused in training. Where integer and
+    floating-point layers meet (and at a float model input or output), the conversions are
+    counted in rows ``NAME/quantize_input`` and ``NAME/dequantize_output`` (types ``quantize``
+    and ``dequantize``; see ``_Conversions``). A layer, loss or update row in a
     format the profile does not list raises :class:`ModelError` naming the model, the layer, the
     format and the profile (its cost table has no units for it).
     Backward rules: a layer computes an input gradient only for inputs whose value depends on
@@ -461,6 +623,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     updates: dict = {}
     zero = _ZERO_OPS
     no_grads: dict = {}
+    # the conversions between integer and floating-point layers (only in a model with an integer layer)
+    conversions = _Conversions(model, batch) if any(layer.format in INT_FORMAT_BITS for layer in layers) else None
     for layer in layers:
         name = layer.name
         # without a backward stage the handlers' input gradients would be thrown away: none asked
@@ -539,6 +703,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
         else:
             update = dict(zero)
         split = master_format is not None and layer.format != master_format and any(update.values())
+        if conversions is not None:
+            counted.extend(conversions.before(layer, forward))
         counted.append(LayerCount(
             name=name, type=layer.type, format=layer.format, out_shape=layer.out_shape, params=layer.params,
             stages={"forward": forward, "loss": dict(zero), "backward": backward,
@@ -546,7 +712,8 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
             macs={"forward": cost.macs_forward, "backward": macs_backward},
             complete=layer.known and not missing))
         if layer.format in QUANT_FORMATS and layer.type in QUANT_TYPES and layer.known:
-            counted.extend(_quantized_rows(layer, counted[-1], batch))
+            counted.extend(_quantized_rows(layer, counted[-1], batch, convert=conversions is not None and
+                                           name not in conversions.written))
         if split:
             # the optimizer step on the master weights, in their own format
             counted.append(LayerCount(
@@ -554,6 +721,10 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
                 stages={"forward": dict(zero), "loss": dict(zero), "backward": dict(zero),
                         "update": update},
                 macs={"forward": 0, "backward": 0}, complete=True))
+    assumptions = list(getattr(model, "assumptions", ()))
+    if conversions is not None:
+        counted.extend(conversions.at_output(last_layer))
+        assumptions.extend(conversions.assumptions)
     for item in model.left_out:
         incomplete.append({"layer": item["layer"], "type": item["type"], "reason": item["reason"]})
     if "loss" in stages:
@@ -569,7 +740,7 @@ def count_model(model: ModelIR, profile: Any, phase: str = "inference", batch: i
     _check_listed(model, counted, profile, profile_name)
     return CountResult(model=model.name, profile=profile_name, phase=phase, batch=batch, params=model.params,
                        layers=counted, incomplete=incomplete, active_params=model.active_params,
-                       assumptions=list(getattr(model, "assumptions", ())))
+                       assumptions=assumptions)
 
 
 def _attention_projections(layer, batch):
@@ -587,6 +758,16 @@ def _attention_projections(layer, batch):
     for r, i, o, bias in parts:
         total.update(linear_cost(r, i, o, bias=bias, input_grad=False, weight_grad=False).forward)
     return total, sum(r * o for r, _, o, _ in parts)
+
+
+def _attention_core_edges(layer, batch):
+    """``(read, written)``: elements of the q, k and v projections' outputs the attention core
+    reads, and of the core's output the output projection reads, for a batch of ``batch``."""
+    a = layer.attrs
+    rows = batch * a["t"]
+    kv_rows = batch * a["s"] if a["cross"] else rows
+    read = rows * a["inner"] + (0 if a["memory_cached"] else 2 * kv_rows * a["dkv"])
+    return read, rows * a["inner"]
 
 
 def _refuse_integer_training(model):

@@ -81,6 +81,11 @@ class ModelIR:
     left_out: list = field(default_factory=list)
     format_given: bool = True   # False: the model named no format (fp32 stood in; see with_default_format)
     assumptions: list = field(default_factory=list)   # what a frontend assumed (strings), e.g. the batch axis
+    #: Names of the integer layers whose conversions from and to floating point the model writes
+    #: as layers of its own (a quantized ONNX graph's QuantizeLinear/DequantizeLinear nodes):
+    #: count_model counts no conversion at their edges. Every other integer layer (a spec's
+    #: ``format: int8``, ``--quantize``) gets its conversions counted (opcount._engine).
+    conversions_written: frozenset = frozenset()
 
     @property
     def params(self):
@@ -145,6 +150,13 @@ def _new_layer(**values: Any) -> Layer:
 #: Integer operand formats of quantized layers: a matrix product (MAC_LAYER_TYPES) in one of them
 #: multiplies in it, accumulates in int32 and requantizes its output (see opcount._engine).
 QUANT_FORMATS = ("int8", "int4")
+#: Per element, the conversions between a floating-point tensor and an integer one (ONNX's
+#: QuantizeLinear and DequantizeLinear, and the edges between the integer and floating-point
+#: layers of a quantized model, see opcount._engine): quantizing is x / scale, rounded (the
+#: float-to-integer conversion, no basic op), + zero point, saturated low and high (2 cmp), in the
+#: floating-point format; dequantizing is (x - zero point) x scale, in the floating-point format.
+QUANTIZE_OPS = {"div": 1, "add": 1, "cmp": 2}
+DEQUANTIZE_OPS = {"sub": 1, "mul": 1}
 #: Keys of a layer's ``quant:`` field.
 QUANT_KEYS = ("accumulate", "requantize", "core")
 #: Layer types a ``quant:`` field applies to: the matrix products, and attention (its q, k, v and

@@ -8,7 +8,9 @@ on a loaded machine may wait for a core) costs more than the whole job.
 The parallel form is for large jobs, whose per-layer TOs (32 bytes a layer) do not stay in the
 cache: it writes them with streaming (non-temporal) stores, so a written line is not first read
 from memory. With both cores streaming the counts, memory bandwidth is the limit, and those reads
-were an eighth of the kernel's traffic (``python bench/bench_kernel.py``; docs/benchmarks.md).
+were an eighth of the kernel's traffic. Both forms prefetch the counts ``PREFETCH_LAYERS`` layers
+ahead, which took the parallel form from about 0.8 of a plain read pass to that pass's speed
+(``python bench/bench_kernel.py``; docs/benchmarks.md). None of this changes a value.
 """
 import platform
 
@@ -66,8 +68,10 @@ def _prefetch(typingctx, array, row, column):
         pointer = cgutils.get_item_pointer(context, builder, array_t, view, [row_v, column_v], wraparound=False)
         byte = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
+        # the intrinsic's name carries the pointer type: p0i8 with typed pointers, p0 with opaque ones
+        name = "llvm.prefetch.p0" if getattr(byte, "is_opaque", False) else "llvm.prefetch.p0i8"
         hint = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
-                                              "llvm.prefetch.p0i8")
+                                              name)
         # read, low temporal locality (x86: PREFETCHT2, into the outer caches; each count is
         # read once), data cache
         builder.call(hint, [builder.bitcast(pointer, byte), ir.Constant(i32, 0), ir.Constant(i32, 1),

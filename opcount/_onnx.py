@@ -46,9 +46,9 @@ import numpy as np
 from hardware_profiles import files as _bounded
 
 from . import _onnx_flow as _flow
-from hardware_profiles.schema import MAC_LAYER_TYPES
+from hardware_profiles.schema import INT_FORMAT_BITS as _INT_LAYER_FORMATS, MAC_LAYER_TYPES
 
-from ._ir import ModelError, ModelIR, build_model
+from ._ir import DEQUANTIZE_OPS, QUANTIZE_OPS, ModelError, ModelIR, build_model
 
 __all__ = ["load_onnx"]
 
@@ -83,9 +83,10 @@ _INTEGER_PRODUCTS = {"QLinearConv": (0, 3, 8, (2, 5)), "ConvInteger": (0, 1, Non
 #: the same width, an unsigned operand on the signed unit).
 _INT_FORMAT = {"int8": "int8", "uint8": "int8", "int4": "int4", "uint4": "int4"}
 #: Per element: QuantizeLinear x / scale, rounded (the float-to-integer conversion, no basic op),
-#: + zero point, saturated low and high; DequantizeLinear (x - zero point) x scale.
-_QUANTIZE_OPS = {"div": 1, "add": 1, "cmp": 2}
-_DEQUANTIZE_OPS = {"sub": 1, "mul": 1}
+#: + zero point, saturated low and high; DequantizeLinear (x - zero point) x scale (one recipe
+#: with the conversions count_model adds at the edges of a spec's integer layers).
+_QUANTIZE_OPS = QUANTIZE_OPS
+_DEQUANTIZE_OPS = DEQUANTIZE_OPS
 #: The sum of two quantized tensors (onnxruntime's QLinearAdd, a QDQ Add group), in int32 per
 #: output element, as a fixed-point kernel does it: each input less its zero point (2 sub) and
 #: rescaled to the output scale (2 mul, fixed-point multipliers), the sum (1 add), the rounding
@@ -1534,6 +1535,9 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
         ir.leave_out(name, "initializer", "a weight no layer reads (folded into a constant that is not counted)",
                      params=weights[name])
     ir.assumptions.extend(assumptions)
+    # the graph writes its conversions (QuantizeLinear/DequantizeLinear nodes, QLinear* ops'
+    # scales): count_model adds none at its integer layers' edges
+    ir.conversions_written = frozenset(layer.name for layer in ir.layers if layer.format in _INT_LAYER_FORMATS)
     for name, ltype, reason in b.approximated:
         ir.leave_out(name, ltype, reason)
     ir.warn_if_incomplete(path, stacklevel=3)

@@ -20,9 +20,10 @@ stage in op order, over a model's layers in layer order, then the four stages in
   that model's own output slot, so there are no races and no temporary the size of the input.
   It uses one thread per ``_LAYERS_PER_THREAD`` layers, and below twice that runs on the calling
   thread alone: waking numba's worker threads costs more than such a job (milliseconds on a
-  loaded machine, against microseconds). The parallel form streams the per-layer TOs to memory
-  (non-temporal stores: a written line is not read first), and both forms check each layer's
-  format in their one pass over the layers instead of two passes of ``min``/``max`` beforehand.
+  loaded machine, against microseconds). Both forms prefetch the counts a few layers ahead; the
+  parallel form streams the per-layer TOs to memory (non-temporal stores: a written line is not
+  read first); and both check each layer's format in their one pass over the layers instead of
+  two passes of ``min``/``max`` beforehand.
 
 Which one runs (:func:`_use_numba`): numba once a job is large enough to repay loading it
 (``_NUMBA_MIN_LAYERS``: importing numba and loading the cached kernel cost about 0.6 s of CPU,
@@ -32,6 +33,7 @@ with ``python bench/bench_kernel.py --crossover``; see docs/benchmarks.md.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -57,7 +59,10 @@ class KernelInputError(ValueError):
 
 
 def _use_numba(n_layers):
-    """Whether the numba kernel should price ``n_layers`` layers (see the module docstring)."""
+    """Whether the numba kernel should price ``n_layers`` layers (see the module docstring).
+    Never with ``NUMBA_DISABLE_JIT`` set: its prefetch and streaming stores exist only compiled."""
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return False
     if n_layers >= _NUMBA_MIN_LAYERS:
         return True
     module = sys.modules.get("opcount._kernel_numba")

@@ -89,10 +89,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS, FORMAT_BYTES, INT_FORMAT_BITS
+from hardware_profiles.schema import BASIC_OPS, FORMAT_BITS, FORMAT_BYTES, INT_ACCUMULATOR, INT_FORMAT_BITS
 
 from ._engine import PHASES, CountResult
-from ._ir import Layer, ModelIR
+from ._ir import QUANT_FORMATS, Layer, ModelIR
 
 __all__ = ["MemoryLevel", "MemoryHierarchy", "Densities", "LayerMovement", "MovementResult",
            "DATA_TYPES", "GEMM_TYPES", "count_movement", "compute_energy", "format_bytes", "kv_cache_bytes"]
@@ -104,7 +104,7 @@ GEMM_TYPES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_
               "conv_transpose3d", "matmul", "bmm")
 _APPROXIMATE_TYPES = ("attention", "sdpa", "moe")
 #: The extra rows of a quantized layer (opcount._engine._quantized_rows): arithmetic, no bytes of their own.
-_QUANT_ROWS = ("accumulate", "requantize", "attention_core")
+_QUANT_ROWS = ("accumulate", "requantize", "attention_core", "quantize", "dequantize")
 
 
 def format_bytes(fmt: str) -> float:
@@ -323,18 +323,33 @@ def _empty(levels):
     return {lv: dict.fromkeys(DATA_TYPES, 0.0) for lv in levels}
 
 
+def _sum_bytes(layer):
+    """``(partial sum, output)``: bytes of one partial sum and of one output value of a product
+    layer: its format's, except for a quantized layer (int8, int4), whose sums (and int32 bias)
+    are in its accumulator format and whose output is in its operand format when it requantizes,
+    else in the accumulator's (an ONNX MatMulInteger/ConvInteger: int32)."""
+    raw = format_bytes(layer.format)
+    if layer.format not in QUANT_FORMATS:
+        return raw, raw
+    quant = layer.attrs.get("quant") or {}
+    acc = format_bytes(quant.get("accumulate", INT_ACCUMULATOR))
+    return acc, raw if quant.get("requantize", True) else acc
+
+
 def _gemm_bytes(layer, batch, hierarchy, d_w, d_i, macs):
     levels = hierarchy.names
     out = _empty(levels)
     rows, cols, k, s_w, s_b, s_i, s_o = _gemm_dims(layer, batch)
     raw = format_bytes(layer.format)
-    b_w, b_i, b_o = _compressed(raw, d_w), _compressed(raw, d_i), raw
+    b_psum, b_out = _sum_bytes(layer)
+    b_w, b_i, b_o = _compressed(raw, d_w), _compressed(raw, d_i), b_psum
     eff = macs * d_w * d_i
     inner = levels[0]
     # level 0 serves the ALU (uncompressed values): weight, input, psum read + write per MAC
-    out[inner]["weights"] += eff * raw + s_o * raw * (s_b > 0)
+    # (the bias is read in the partial sums' format: a quantized layer's int32 bias)
+    out[inner]["weights"] += eff * raw + s_o * b_psum * (s_b > 0)
     out[inner]["inputs"] += eff * raw
-    out[inner]["outputs"] += 2 * eff * raw
+    out[inner]["outputs"] += 2 * eff * b_psum
     prev = None
     for i in range(1, len(levels)):
         capacity = hierarchy.levels[i - 1].capacity_bytes
@@ -342,8 +357,10 @@ def _gemm_bytes(layer, batch, hierarchy, d_w, d_i, macs):
         if prev is not None:   # never refetch more through a larger level
             streams_i, streams_w, spill = min(streams_i, prev[0]), min(streams_w, prev[1]), min(spill, prev[2])
         prev = (streams_i, streams_w, spill)
-        moved = {"weights": streams_w * s_w * b_w + s_b * raw, "inputs": streams_i * s_i * b_i,
-                 "outputs": (2 * spill - 1) * s_o * b_o}
+        # outputs: the partial sums spilled and read back (2 (spill - 1) passes, in their
+        # format) and the final write (in the output's)
+        moved = {"weights": streams_w * s_w * b_w + s_b * b_psum, "inputs": streams_i * s_i * b_i,
+                 "outputs": 2 * (spill - 1) * s_o * b_psum + s_o * b_out}
         for t in DATA_TYPES:
             out[levels[i]][t] += moved[t]         # read from (or written to) the outer level
             out[levels[i - 1]][t] += moved[t]     # the fill (or drain) of the inner level

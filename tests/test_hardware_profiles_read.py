@@ -135,3 +135,20 @@ def test_profile_numbers_and_names_are_bounded(tmp_path, key, value, message):
     path.write_text(yaml.safe_dump(data, width=10 ** 6))
     with pytest.raises(hp.ProfileError, match=re.escape(message)):
         hp.load_file(str(path))
+
+
+def test_sources_digest_covers_python_sources_only(tmp_path):
+    from hardware_profiles.files import sources_digest
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("ignored\n")
+    first = sources_digest(str(tmp_path))
+    (tmp_path / "notes.txt").write_text("still ignored\n")
+    assert sources_digest(str(tmp_path)) == first
+    (tmp_path / "b.py").write_text("y = 3\n")
+    changed = sources_digest(str(tmp_path))
+    assert changed != first
+    without_b = sources_digest(str(tmp_path), skip={"b.py"})
+    assert without_b != changed
+    (tmp_path / "b.py").write_text("y = 4\n")
+    assert sources_digest(str(tmp_path), skip={"b.py"}) == without_b

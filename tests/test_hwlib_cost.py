@@ -214,6 +214,22 @@ def test_progress_reports_only_synthesized_circuits(generic):
                                                 ("start", 4, 4), ("done", 4, 4)]
 
 
+def test_progress_is_told_the_plan_in_start_order(generic):
+    class Planner(_Recorder):
+        def planned(self, work):
+            self.events.append(("planned", [index for index, _ in work], all(w > 0 for _, w in work)))
+
+    recorder = Planner()
+    compare_designs("add", [3, 7], generic, ["ripple_carry"], progress=recorder)
+    # widest first: the 7-bit adder (position 2) starts before the 3-bit one (position 1)
+    assert recorder.events == [("planned", [2, 1], True),
+                               ("start", 2, 2, "ripple_carry 7-bit"), ("done", 2, 2, "ripple_carry 7-bit"),
+                               ("start", 1, 2, "ripple_carry 3-bit"), ("done", 1, 2, "ripple_carry 3-bit")]
+    recorder = Planner()
+    compare_designs("add", [3, 7], generic, ["ripple_carry"], progress=recorder)
+    assert recorder.events == []      # all cached: nothing planned
+
+
 # --- cache ------------------------------------------------------------------------------------
 
 def test_default_cache_dir(monkeypatch, tmp_path):

@@ -297,7 +297,7 @@ def test_simulate_rtlil_text():
     text = rtlil.convert(HalfAdder(), name="top")
     assert simulate(text, {"a": [0, 1, 0, 1], "b": [0, 0, 1, 1]}) == {
         "s": [0, 1, 1, 0], "cout": [0, 0, 0, 1]}
-    assert netsim._port_order(text) == ["a", "b", "s", "cout"]
+    assert netsim.rtlil_port_order(text) == ["a", "b", "s", "cout"]
 
 
 def test_pack_unpack_round_trip():
@@ -305,10 +305,10 @@ def test_pack_unpack_round_trip():
     for width in (1, 7, 8, 63, 64, 65, 106, 200):
         values = [rng.getrandbits(width) for _ in range(150)] + [(1 << width) - 1, 0]
         n_words = (len(values) + 63) // 64
-        words = netsim._pack(values, width, n_words)
+        words = netsim.pack_bits(values, width, n_words)
         assert words.shape == (n_words, width)
         assert int(words[0, 0]) & 1 == values[0] & 1
-        assert netsim._unpack(words, len(values)) == values
+        assert netsim.unpack_bits(words, len(values)) == values
 
 
 def test_concatenated_ports_and_signals():

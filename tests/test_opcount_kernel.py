@@ -152,3 +152,11 @@ def test_the_numba_kernel_refuses_a_format_outside_the_table(monkeypatch, thread
         tos_from_counts(counts, np.ones((6, 2)), fmt, np.array([0, 10, 20, 30, 40]))
     fmt[37] = 1
     assert tos_from_counts(counts, np.ones((6, 2)), fmt, np.array([0, 10, 20, 30, 40]))[2].tolist() == [240.0] * 4
+
+
+def test_without_numba_jit_the_numpy_form_prices(monkeypatch):
+    from opcount import kernel
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    assert not kernel._use_numba(kernel._NUMBA_MIN_LAYERS)
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "0")
+    assert kernel._use_numba(kernel._NUMBA_MIN_LAYERS)

@@ -671,3 +671,29 @@ def test_score_carries_and_prints_the_assumed_batch_axis(tmp_path, capsys):
     assert tosim.score(fixed, batch_axis=1).assumptions == []
     assert main(["score", fixed]) == 0
     assert "\nASSUMED: fixed: batch on axis 0 of input 'x' [5, 2, 4]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("qoperator", [False, True])
+def test_quantized_graphs_count_no_conversion_twice(tmp_path, int_profile, qoperator):
+    """A quantized graph writes its conversions (QuantizeLinear, DequantizeLinear, the QLinear ops'
+    scales): counting adds no conversion row of its own at its integer layers' edges, and
+    quantizing its products again (--quantize) changes nothing."""
+    model = opcount.load_onnx(_residual(tmp_path, qoperator))
+    assert model.conversions_written == {"conv", "add", "fc"}
+    result = opcount.count_model(model, int_profile, batch=1)
+    assert not [layer.name for layer in result.layers if layer.type in ("quantize", "dequantize")]
+    assert result.assumptions == model.assumptions       # the frontend's only (its batch axis)
+    again = opcount.count_model(opcount.with_quantized_products(model), int_profile, batch=1)
+    assert again.totals == result.totals
+
+
+def test_a_float_product_of_a_qdq_graph_quantized_converts_at_its_edges(tmp_path, int_profile):
+    # the conv is counted in float (no closing QuantizeLinear); --quantize makes it int8: its input
+    # (dqx's float output) is quantized again and its output dequantized for the model's reader
+    with pytest.warns(IncompleteModelWarning):
+        model = opcount.load_onnx(_qdq_conv(tmp_path, relu=False, requantized=False))
+    assert model.conversions_written == frozenset()
+    rows = _rows(opcount.count_model(opcount.with_quantized_products(model), int_profile, batch=1))
+    assert rows["dqx"] == ("fp32", {"sub": 32, "mul": 32})
+    assert rows["conv/quantize_input"] == ("fp32", {"div": 32, "add": 32, "cmp": 64})
+    assert rows["conv/dequantize_output"] == ("fp32", {"sub": 12, "mul": 12})

@@ -80,8 +80,15 @@ def test_int8_counts_are_fp32_counts_plus_requantization(spec, profile):
                for op in opcount.BASIC_OPS}
         assert req == {"add": 2 * 256 * batch, "sub": 0, "mul": 256 * batch, "div": 0, "sqrt": 0,
                        "cmp": 2 * 256 * batch}
-        assert {op: q.totals["all"][op] - req[op] for op in opcount.BASIC_OPS} == f.totals["all"]
+        # the model (format fp32) reads its input in fp32: quantized (192 values: div, add, 2 cmp);
+        # its int32 output (requantize: false) dequantized for its reader (10 values: 1 mul)
+        conv = {op: sum(layer.stages["forward"][op] for layer in q.layers if layer.type in ("quantize", "dequantize"))
+                for op in opcount.BASIC_OPS}
+        assert conv == {"add": 192 * batch, "sub": 0, "mul": 10 * batch, "div": 192 * batch, "sqrt": 0,
+                        "cmp": 2 * 192 * batch}
+        assert {op: q.totals["all"][op] - req[op] - conv[op] for op in opcount.BASIC_OPS} == f.totals["all"]
         assert q.macs == f.macs
+        assert len(q.assumptions) == 2 and "model input" in q.assumptions[0] and "model output" in q.assumptions[1]
 
 
 def test_whole_zoo_model_in_int8(tmp_path):
@@ -103,7 +110,8 @@ def test_int4_may_accumulate_in_int8(tmp_path, profile):
     path.write_text("input: [16]\nlayers:\n  - {type: linear, out: 4, format: int4, quant: {accumulate: int8}}\n")
     r = opcount.count_model(opcount.load_model(str(path)), hardware_profiles.load(profile))
     assert [(layer.name, layer.format) for layer in r.layers] == [
-        ("linear_0", "int4"), ("linear_0/accumulate", "int8"), ("linear_0/requantize", "int8")]
+        ("linear_0/quantize_input", "fp32"), ("linear_0", "int4"), ("linear_0/accumulate", "int8"),
+        ("linear_0/requantize", "int8"), ("linear_0/dequantize_output", "fp32")]
 
 
 @pytest.mark.parametrize("layer, message", [
@@ -178,8 +186,29 @@ def test_with_quantized_products(profile):
     rq, rf = opcount.count_model(q, prof), opcount.count_model(model, prof)
     req = {op: sum(layer.stages["forward"][op] for layer in rq.layers if layer.type == "requantize")
            for op in opcount.BASIC_OPS}
-    assert {op: rq.totals["all"][op] - req[op] for op in opcount.BASIC_OPS} == rf.totals["all"]
+    conv = {op: sum(layer.stages["forward"][op] for layer in rq.layers if layer.type in ("quantize", "dequantize"))
+            for op in opcount.BASIC_OPS}
+    assert {op: rq.totals["all"][op] - req[op] - conv[op] for op in opcount.BASIC_OPS} == rf.totals["all"]
     assert {layer.format for layer in rq.layers if layer.type == "attention_core"} == {"fp32"}
+    # the conversions of the first block (16 tokens, 768 wide, 3072 inside the MLP), by hand: each
+    # integer layer quantizes its float input once and its int8 output is dequantized for the
+    # float reader behind the (free) dropout; the attention core dequantizes q, k, v and
+    # quantizes its output for the output projection
+    rows = {layer.name: layer.stages["forward"] for layer in rq.layers if layer.type in ("quantize", "dequantize")}
+    quantize = {"div": 1, "add": 1, "cmp": 2}
+    dequantize = {"sub": 1, "mul": 1}
+    for name, recipe, n in [("attention1/quantize_input", quantize, 16 * 768),
+                            ("attention1/core_dequantize", dequantize, 3 * 16 * 768),
+                            ("attention1/core_quantize", quantize, 16 * 768),
+                            ("attention1/dequantize_output", dequantize, 16 * 768),
+                            ("linear1/quantize_input", quantize, 16 * 768),
+                            ("linear1/dequantize_output", dequantize, 16 * 3072),
+                            ("linear2/quantize_input", quantize, 16 * 3072),
+                            ("linear2/dequantize_output", dequantize, 16 * 768)]:
+        assert rows[name] == {op: recipe.get(op, 0) * n for op in opcount.BASIC_OPS}, name
+    # every integer layer reads a float tensor (a layernorm's, a gelu's, a pooled one) once
+    assert sum(1 for name in rows if name.endswith("/quantize_input")) == sum(
+        1 for layer in q.layers if layer.format == "int8")
     with pytest.raises(opcount.ModelError, match=r"quantized products take one of int8, int4, not 'int32'"):
         opcount.with_quantized_products(model, "int32")
 
@@ -200,6 +229,106 @@ def test_movement_prices_the_extra_rows(tmp_path, spec):
     assert by_name["conv2d_0/accumulate"].compute_j == pytest.approx(6912 * 4.0e-14)
     assert by_name["conv2d_0/requantize"].compute_j > 0 and by_name["conv2d_0/requantize"].movement_j == 0
     assert by_name["conv2d_0"].compute_j == pytest.approx(6912 * 1.0e-13)
+
+
+def _mem_profile(tmp_path):
+    path = tmp_path / "mem.yaml"
+    path.write_text(PROFILE.replace("name: cmos-int", "name: cmos-int-mem") + """memory:
+  levels:
+    - {name: sram, capacity_bytes: 65536, energy_per_byte_j: 1.0e-12}
+    - {name: dram, energy_per_byte_j: 1.0e-10}
+  compute:
+    op_energy_j: {int8: {add: 1.0e-14, mul: 1.0e-13}, int32: {add: 4.0e-14, mul: 1.0e-12}, fp32: {add: 1.0e-12}}
+""")
+    return hardware_profiles.load(str(path))
+
+
+@pytest.mark.parametrize("requantize", [True, False])
+def test_movement_of_a_quantized_product_sums_in_int32(tmp_path, requantize):
+    """An int8 product's partial sums (and its int32 bias) move in 4 bytes; its output in 1 when
+    it requantizes, in 4 when it keeps the int32 sums (an ONNX MatMulInteger/ConvInteger)."""
+    prof = _mem_profile(tmp_path)
+    path = tmp_path / "l.yaml"
+    flag = "true" if requantize else "false"
+    path.write_text(f"input: [8]\nformat: int8\nlayers:\n  - {{type: linear, out: 4, format: int8, "
+                    f"quant: {{requantize: {flag}}}}}\n")
+    model = opcount.load_model(str(path))
+    result = opcount.count_model(model, prof, batch=2)
+    row = {m.name: m for m in opcount.count_movement(result, model, prof).layers}["linear_0"]
+    fwd = row.bytes["forward"]
+    macs, outputs = 2 * 8 * 4, 2 * 4
+    # level 0: each MAC reads a weight and an input (1 byte) and reads and writes its int32 sum;
+    # the bias read once per output, in int32
+    # everything fits in sram: one pass; dram holds the weights (1 byte), the int32 bias and the
+    # inputs (1 byte), read once, and the output written once (1 byte requantized, 4 as int32
+    # sums); sram is filled (drained) with the same bytes
+    out_bytes = 1 if requantize else 4
+    assert fwd["dram"]["weights"] == 8 * 4 * 1 + 4 * 4
+    assert fwd["dram"]["inputs"] == 2 * 8 * 1
+    assert fwd["dram"]["outputs"] == outputs * out_bytes
+    assert fwd["sram"]["weights"] == macs * 1 + outputs * 4 + fwd["dram"]["weights"]
+    assert fwd["sram"]["inputs"] == macs * 1 + fwd["dram"]["inputs"]
+    assert fwd["sram"]["outputs"] == 2 * macs * 4 + outputs * out_bytes
+
+
+def test_movement_of_an_onnx_integer_product(tmp_path):
+    """MatMulInteger's output is int32: 4 bytes an element, ConvInteger's too."""
+    from onnx import TensorProto, helper, numpy_helper
+    prof = _mem_profile(tmp_path)
+    for op, shape, w in [("MatMulInteger", [2, 8], np.ones((8, 4), np.int8)),
+                         ("ConvInteger", [2, 2, 3, 3], np.ones((4, 2, 3, 3), np.int8))]:
+        node = helper.make_node(op, ["x", "w"], ["y"], name="q")
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT8, shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+                                  [numpy_helper.from_array(w, "w")])
+        path = tmp_path / f"{op}.onnx"
+        import onnx
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+        model = opcount.load_onnx(str(path))
+        assert model.layer("q").format == "int8"
+        result = opcount.count_model(model, prof, batch=1)
+        row = {m.name: m for m in opcount.count_movement(result, model, prof).layers}["q"]
+        outputs = 4             # per sample: [8] x [8, 4]; a 3x3 kernel over 3x3 to 4 channels
+        assert row.bytes["forward"]["dram"]["outputs"] == outputs * 4, op
+
+
+def test_hand_count_of_the_conversions_between_float_and_int8_layers(tmp_path, profile):
+    """linear (fp32) -> relu (fp32) -> linear (int8) -> softmax (fp32), and an int8 chain: the
+    relu's output is quantized once for the int8 layer, its int8 output dequantized once for the
+    softmax; int8 into int8 converts nothing."""
+    path = tmp_path / "edges.yaml"
+    path.write_text("""input: [8]
+layers:
+  - {type: linear, out: 6}
+  - {type: relu}
+  - {type: linear, out: 4, format: int8}
+  - {type: softmax}
+  - {type: linear, out: 5, format: int8, name: a}
+  - {type: relu, format: int8, name: b}
+  - {type: linear, out: 3, format: int8, inputs: b, name: c}
+  - {type: add, inputs: [c, c], name: d}
+""")
+    r = opcount.count_model(opcount.load_model(str(path)), hardware_profiles.load(profile), batch=2)
+    rows = {layer.name: (layer.type, layer.format, {op: n for op, n in layer.stages["forward"].items() if n})
+            for layer in r.layers}
+    names = [layer.name for layer in r.layers]
+    # 6 relu outputs x batch 2: x / scale (div), + zero point (add), 2 saturating cmp, in fp32
+    assert rows["linear_2/quantize_input"] == ("quantize", "fp32", {"div": 12, "add": 12, "cmp": 24})
+    # the int8 linear: 4 x 6 products per sample, requantized per output (4 x 2)
+    assert rows["linear_2"] == ("linear", "int8", {"mul": 2 * 24})
+    assert rows["linear_2/requantize"] == ("requantize", "int32", {"mul": 8, "add": 16, "cmp": 16})
+    # its int8 output dequantized for the softmax: (x - zero point) x scale, in fp32
+    assert rows["linear_2/dequantize_output"] == ("dequantize", "fp32", {"sub": 8, "mul": 8})
+    assert names.index("linear_2/quantize_input") < names.index("linear_2") < names.index(
+        "linear_2/dequantize_output") < names.index("softmax_3")
+    # the softmax output quantized for a (4 values x 2), then a -> b -> c all int8: nothing
+    assert rows["a/quantize_input"] == ("quantize", "fp32", {"div": 8, "add": 8, "cmp": 16})
+    assert not [n for n in names if n.startswith(("b/", "c/quantize"))]
+    # c's int8 output read twice by the fp32 add: dequantized once (3 values x 2)
+    assert rows["c/dequantize_output"] == ("dequantize", "fp32", {"sub": 6, "mul": 6})
+    assert sum(1 for layer in r.layers if layer.type in ("quantize", "dequantize")) == 4
+    # a float model input (linear_0 is fp32) and a float output: nothing assumed
+    assert r.assumptions == []
 
 
 def test_validation_counts_the_loss(spec, profile):
@@ -305,7 +434,9 @@ def test_integer_formats_price_only_the_ops_counted(monkeypatch, spec, profile):
     monkeypatch.setattr(tosim._costs, "_COLUMNS", {})
     monkeypatch.setattr(tosim._costs, "_MEMO", {})
     r = tosim.score(spec, profile, per_layer=True)
-    assert sorted(asked) == [(("int32",), ("add", "mul", "cmp")), (("int8",), ("mul", "cmp"))]
+    # fp32: the conversions of the model's fp32 input and output (a float format: every op priced)
+    assert sorted(asked) == [(("fp32",), opcount.BASIC_OPS), (("int32",), ("add", "mul", "cmp")),
+                             (("int8",), ("mul", "cmp"))]
     want = sum(n * OP_COST[op] * FORMAT_COST[layer.format]
                for layer in r.count_result.layers for s in opcount.STAGES
                for op, n in layer.stages[s].items())
@@ -375,3 +506,48 @@ def test_per_layer_formats_compose_with_a_master_format(tmp_path, profile):
     assert rows["linear_0/update"].format == "fp32"
     assert rows["linear_0/update"].stages["update"] == {"add": 0, "sub": 144, "mul": 144, "div": 0, "sqrt": 0, "cmp": 0}
     assert "linear_2/update" not in rows and rows["linear_2"].stages["update"]["mul"] == 68
+
+
+def test_score_reports_what_count_reports_under_quantize(tmp_path, profile, capsys):
+    """`tosim score --quantize int8` (text, CSV, JSON) and tosim.score(quantize=) list the same
+    assumptions (the float input quantized, the int8 output dequantized) and incomplete layers
+    as `tosim count`."""
+    path = tmp_path / "u.yaml"
+    path.write_text("name: u\ninput: [8]\nlayers:\n  - {type: linear, out: 4}\n  - {type: fancy, out_shape: [4]}\n"
+                    "  - {type: linear, out: 3}\n")
+    args = [str(path), "--profile", profile, "--quantize", "int8"]
+    assert main(["count", *args, "--json"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    assumptions = counted["assumptions"]
+    assert len(assumptions) == 2 and "model input arrives in fp32" in assumptions[0]
+    assert "('linear_2', int8) is dequantized to fp32" in assumptions[1]
+    assert [item["layer"] for item in counted["incomplete"]] == ["fancy_1"]
+    api = tosim.score(str(path), profile, quantize="int8")
+    assert api.assumptions == assumptions and not api.complete and api.incomplete_types == {"fancy": 1}
+    assert main(["score", *args, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["assumptions"] == assumptions and row["incomplete"] == {"fancy": 1}
+    assert row["tos"] == pytest.approx(api.tos)
+    out = tmp_path / "s.csv"
+    assert main(["score", *args, "--out", str(out)]) == 0
+    capsys.readouterr()
+    import csv
+    with out.open() as f:
+        (line,) = csv.DictReader(f)
+    assert line["assumptions"].split("; ") == assumptions and line["incomplete"] == "fancy x1"
+    assert main(["score", *args]) == 0
+    text = capsys.readouterr().out
+    assert [line for line in text.splitlines() if line.startswith("ASSUMED:")] == [
+        f"ASSUMED: u: {item}" for item in assumptions]
+    assert "INCOMPLETE: u: fancy x1; the TOs are too low" in text.splitlines()
+
+
+def test_an_int8_embedding_reads_indices_and_outputs_int8(tmp_path, profile):
+    # the token ids are not converted, the table's int8 values feed the int8 linear layer as they are
+    path = tmp_path / "e.yaml"
+    path.write_text("input: [5]\nlayers:\n  - {type: embedding, vocab: 10, dim: 4, format: int8}\n"
+                    "  - {type: linear, out: 3, format: int8}\n")
+    r = opcount.count_model(opcount.load_model(str(path)), hardware_profiles.load(profile))
+    assert [(layer.name, layer.type) for layer in r.layers if layer.type in ("quantize", "dequantize")] == [
+        ("linear_1/dequantize_output", "dequantize")]
+    assert len(r.assumptions) == 1 and "model output" in r.assumptions[0]

@@ -320,3 +320,133 @@ def test_fp8_encodings_match_ml_dtypes():
     assert activity.fp_encode([1e6, -1e6], "fp8_e4m3") == [0x7E, 0xFE]
     assert np.array_equal(activity.fp_round(x[inside], "fp8_e4m3"),
                           x[inside].astype(ml_dtypes.float8_e4m3fn).astype(np.float64))
+
+
+# --- model operands: mul: model in a profile's power.distribution (tosim score) ------------------
+
+def _operands_profile(folder, name, dist):
+    path = folder / f"{name}.yaml"
+    path.write_text(f"extends: cmos-generic\nname: {name}\npower:\n  energy: activity\n  vectors: 16\n"
+                    f"  distribution: {dist}\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def operands_spec(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("operands")
+    spec = folder / "mlp.yaml"
+    spec.write_text("name: mlp\ninput: [8]\nformat: fp16\nlayers: [{type: linear, out: 4}, {type: linear, out: 2}]\n")
+    return folder, str(spec)
+
+
+def test_model_operands_equal_the_saved_streams_of_a_spec(operands_spec, monkeypatch):
+    """mul: model draws the operands of the scored spec itself, exactly as --save-streams saves them
+    (synthetic weights, said in the assumptions): the same switching joules, bit for bit."""
+    import tosim
+    folder, spec = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    ms.save_streams(ms.model_streams(spec, "fp16", vectors=16, seed=0), str(folder / "mlp.npz"))
+    own = tosim.score(spec, _operands_profile(folder, "own", "{default: zeros, mul: model, add: model}"),
+                      per_layer=True)
+    saved = tosim.score(spec, _operands_profile(folder, "saved", '{default: zeros, mul: "streams:mlp.npz", '
+                                                                 'add: "streams:mlp.npz"}'), per_layer=True)
+    assert own.switching_j == saved.switching_j > 0
+    assert [layer.switching_j for layer in own.layers] == [layer.switching_j for layer in saved.layers]
+    assert "fp16 mul (booth_wallace): model (drawn from the scored model) operands" in own.switching_basis
+    assert [a for a in own.assumptions if "switching" in a] == [
+        "switching energy: mul and add operands drawn from the model itself (fp16, 16 operations, seed 0): "
+        "synthetic per-layer distributions (weights N(0, 1/(3 fan_in)); activations relu:zeros=0.5 after a ReLU, "
+        "else N(0, 1))"]
+
+
+def test_model_operands_of_an_onnx_file_are_its_real_ones(tiny, tmp_path, monkeypatch):
+    """An ONNX file is run (its initializers, generated input): the same operands as
+    activity --from-model saves; model#linear and model under layers: take the linear layers'."""
+    import tosim
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(tmp_path / "cache"))
+    ms.save_streams(ms.model_streams(tiny["path"], "fp16", vectors=16, seed=0), str(tmp_path / "tiny.npz"))
+    own = tosim.score(tiny["path"], _operands_profile(
+        tmp_path, "own", '{default: zeros, mul: model, layers: {linear: {add: model}}}'), format="fp16")
+    saved = tosim.score(tiny["path"], _operands_profile(
+        tmp_path, "saved", '{default: zeros, mul: "streams:tiny.npz", add: "streams:tiny.npz#linear"}'),
+        format="fp16")
+    assert own.switching_j == saved.switching_j > 0
+    assert any(a.startswith("switching energy: mul and add operands drawn from the model itself (fp16, 16 "
+                            "operations, seed 0): onnx run (onnx.reference) on x [3, 8] seeded N(0, 1)")
+               for a in own.assumptions)
+    assert "fp16 add (carry_lookahead) in linear layers: model#linear (drawn from the scored model) operands" \
+        in own.switching_basis
+
+
+def test_a_model_without_operands_is_one_line(operands_spec, tmp_path, capsys, monkeypatch):
+    folder, spec = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    # multiplies (a normalization) but no matrix layer to draw them from: refused before any simulation
+    (tmp_path / "pool.yaml").write_text("name: pool\ninput: [4, 8, 8]\nformat: fp16\n"
+                                        "layers: [{type: batchnorm}, {type: maxpool2d, kernel: 2}]\n")
+    profile = _operands_profile(tmp_path, "p", "{default: zeros, mul: model}")
+    status, _, err = run(capsys, "score", str(tmp_path / "pool.yaml"), "--profile", profile)
+    assert status == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"tosim: error: {tmp_path / 'pool.yaml'}: power.distribution: model: cannot draw the mul "
+                          "and add operands from the model: pool: no linear, MatMul/Gemm or 2-D convolution layer")
+    status, _, err = run(capsys, "score", spec, "--profile",
+                         _operands_profile(tmp_path, "q", '{default: zeros, mul: "model#conv2d"}'))
+    assert status == 2 and err.count("\n") == 1
+    assert "no mul operands of 'conv2d' layers (layer types with operands: linear)" in err
+
+
+@pytest.mark.parametrize("dist, where, message", [
+    ("{sub: model}", "power.distribution.sub", "drawn for mul and add"),
+    ("model", "power.distribution", "drawn for mul and add"),
+    ("{mul: [model, normal]}", "power.distribution.mul[0]", "not in a pair"),
+    ('{mul: "model#"}', "power.distribution.mul", "needs a layer type"),
+])
+def test_bad_model_operand_entries(tmp_path, dist, where, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"extends: cmos-generic\npower:\n  distribution: {dist}\n")
+    with pytest.raises(hp.ProfileError) as info:
+        hp.load(str(path))
+    assert str(info.value).startswith(f"{path}:3: {where}: ") and message in str(info.value)
+
+
+def test_explore_refuses_model_operands(tmp_path):
+    from tosim import ScoreError
+    from tosim._explore import explore
+    with pytest.raises(ScoreError, match="draws mul/add operands from the scored model"):
+        explore(_operands_profile(tmp_path, "p", "{mul: model}"), ["ripple_carry"], ["array"], ["fp16"])
+
+
+def test_each_model_of_a_batch_on_its_own_operands(operands_spec, tmp_path, capsys, monkeypatch):
+    folder, spec = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    other = tmp_path / "wide.yaml"
+    other.write_text("name: wide\ninput: [12]\nformat: fp16\nlayers: [{type: linear, out: 3}]\n")
+    profile = _operands_profile(tmp_path, "own", "{default: zeros, mul: model, add: model}")
+    status, out, _ = run(capsys, "score", spec, str(other), "--profile", profile, "--json")
+    rows = json.loads(out)
+    assert status == 0 and [r["name"] for r in rows] == ["mlp", "wide"]
+    muls = [next(e for e in r["switching"]["ops"] if e["op"] == "mul") for r in rows]
+    assert muls[0]["energy_fj_per_op"] != muls[1]["energy_fj_per_op"]
+    status, out, _ = run(capsys, "score", spec, str(other), "--profile", profile)
+    assert status == 0 and "switching J (mlp): estimate" in out and "switching J (wide): estimate" in out
+
+
+def test_model_operands_of_a_torch_module_are_its_own(operands_spec, monkeypatch):
+    """tosim.score(module, example_inputs=x) draws from the module run on x (its weights), as
+    activity --from-model FILE.py:NAME saves them."""
+    torch = pytest.importorskip("torch")
+    import tosim
+    folder, _ = operands_spec
+    monkeypatch.setenv("TOSIM_CACHE_DIR", str(folder / "cache"))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).eval()
+    x = torch.randn(3, 8)
+    ms.save_streams(ms.streams_from_torch(net, x, "fp16", vectors=16, seed=0), str(folder / "net.npz"))
+    own = tosim.score(net, _operands_profile(folder, "own", "{default: zeros, mul: model, add: model}"),
+                      example_inputs=x, format="fp16")
+    saved = tosim.score(net, _operands_profile(folder, "saved", '{default: zeros, mul: "streams:net.npz", '
+                                                                 'add: "streams:net.npz"}'), example_inputs=x,
+                        format="fp16")
+    assert own.switching_j == saved.switching_j > 0
+    assert any("operands drawn from the model itself (fp16, 16 operations, seed 0): torch run on the example input"
+               in a for a in own.assumptions)

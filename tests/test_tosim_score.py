@@ -269,6 +269,33 @@ def test_progress_bar_draws_and_clears():
     assert silent.getvalue() == ""
 
 
+def test_synthesis_progress_counts_up_with_the_time_left():
+    from tosim._costs import SynthesisProgress
+    now = [100.0]
+    stream = io.StringIO()
+    progress = SynthesisProgress(stream, clock=lambda: now[0])
+    # hwlib announces the circuits to synthesize in start order: table positions 16, 3, 9
+    progress.planned([(16, 6.0), (3, 3.0), (9, 1.0)])
+    for index, label, seconds in ((16, "fp64 div", 60.0), (3, "fp64 add", 30.0), (9, "fp16 add", 10.0)):
+        progress.start(index, 18, label)
+        now[0] += seconds
+        progress.done(index, 18, label, seconds)
+    assert stream.getvalue().splitlines() == [
+        "tosim: synthesizing fp64 div (1/3; cached for next time) ...",
+        "tosim: synthesized fp64 div in 60.0 s (~40 s left)",       # 60 s for 6 of 10 work units
+        "tosim: synthesizing fp64 add (2/3; cached for next time) ...",
+        "tosim: synthesized fp64 add in 30.0 s (~10 s left)",
+        "tosim: synthesizing fp16 add (3/3; cached for next time) ...",
+        "tosim: synthesized fp16 add in 10.0 s"]
+    # a caller that plans nothing keeps its own numbering
+    stream = io.StringIO()
+    progress = SynthesisProgress(stream)
+    progress.start(2, 5, "x")
+    progress.done(2, 5, "x", 1.0)
+    assert stream.getvalue() == ("tosim: synthesizing x (2/5; cached for next time) ...\n"
+                                 "tosim: synthesized x in 1.0 s\n")
+
+
 def test_costs_adapter_orders_rows_by_op_and_format(monkeypatch):
     import hwlib.cost
 

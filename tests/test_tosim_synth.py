@@ -6,7 +6,7 @@ import pytest
 
 from tosim.cli import main
 
-PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.+) \.\.\. \d+\.\d s$")
+PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (.+) \.\.\. \d+\.\d s(?:, ~\d+ (?:s|min) left)?$")
 
 
 pytestmark = pytest.mark.usefixtures("cache_dir")  # an empty synthesis cache per test (conftest)
@@ -33,10 +33,11 @@ def test_compare_adders_json_progress_and_cache(capsys):
         assert r["gates"] == sum(r["gate_types"].values())
     assert records[2]["depth"] == 8 and records[3]["depth"] < 8
     lines = err.splitlines()
-    # synthesized widest first; numbered by their place in the table
+    # synthesized widest first, counted up, with the time left until the last
     assert [PROGRESS.match(line).groups() for line in lines] == [
-        ("3", "4", "ripple_carry 8-bit"), ("4", "4", "kogge_stone 8-bit"),
-        ("1", "4", "ripple_carry 4-bit"), ("2", "4", "kogge_stone 4-bit")]
+        ("1", "4", "ripple_carry 8-bit"), ("2", "4", "kogge_stone 8-bit"),
+        ("3", "4", "ripple_carry 4-bit"), ("4", "4", "kogge_stone 4-bit")]
+    assert all(" left" in line for line in lines[:3]) and " left" not in lines[3]
     # second run: everything comes from the cache, silently and identically
     status, again, err = run(capsys, *argv)
     assert status == 0 and err == "" and json.loads(again) == records

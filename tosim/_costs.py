@@ -20,21 +20,29 @@ _COLUMNS: dict = {}
 
 
 class SynthesisProgress:
-    """Tells stderr about each circuit that has to be synthesized (cached ones are silent)."""
+    """Tells stderr about each circuit that has to be synthesized (cached ones are silent),
+    counting up (``3/18``) and, once one is done, estimating the time left
+    (:class:`tosim._progress.WorkCounter`)."""
 
     doing, did = "synthesizing", "synthesized"
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, clock=time.perf_counter):
+        from ._progress import WorkCounter
         self.stream = stream if stream is not None else sys.stderr
-        self.started = None
+        self.counter = WorkCounter(clock)
+
+    def planned(self, work):
+        self.counter.plan(work)
 
     def start(self, index, total, label):
-        self.started = time.perf_counter()
-        print(f"tosim: {self.doing} {label} ({index}/{total}; cached for next time) ...",
+        k, n = self.counter.begin(index) or (index, total)
+        print(f"tosim: {self.doing} {label} ({k}/{n}; cached for next time) ...",
               file=self.stream, flush=True)
 
     def done(self, index, total, label, seconds):
-        print(f"tosim: {self.did} {label} in {seconds:.1f} s", file=self.stream, flush=True)
+        left = self.counter.finish(index)
+        print(f"tosim: {self.did} {label} in {seconds:.1f} s" + (f" ({left})" if left else ""),
+              file=self.stream, flush=True)
 
 
 def _memo_key(profile, formats):
@@ -175,7 +183,7 @@ class SwitchingProgress(SynthesisProgress):
     doing, did = "simulating", "simulated"
 
 
-def switching_array(profile, keys, pairs, *, progress=None):
+def switching_array(profile, keys, pairs, *, progress=None, operands=None):
     """Switching energy per basic op and column in joules, float64 ``(len(BASIC_OPS),
     len(keys))``, for a profile with ``power: {energy: activity}``, and the basis of the
     estimate (a dict: ``note``, ``source``, ``vdd``, ``vectors``, ``seed``, ``glitches`` and
@@ -185,7 +193,8 @@ def switching_array(profile, keys, pairs, *, progress=None):
     Only the ``(op, column)`` ``pairs`` are simulated (:func:`hwlib.activity.op_energies`,
     cached on disk); the other entries are 0 and must be multiplied by zero counts only.
     ``progress``: a :class:`SynthesisProgress` (its stream is told about each simulation), or
-    ``None``."""
+    ``None``. ``operands``: the stream arrays of the one model priced, for ``model``
+    distributions (see :func:`hwlib.activity.op_energies`)."""
     import numpy as np
 
     from hwlib.activity import ESTIMATE_NOTE, op_energies
@@ -200,7 +209,7 @@ def switching_array(profile, keys, pairs, *, progress=None):
     entries = []
     for group, items in sorted(by_group.items()):
         energies = op_energies(profile, [(op, fmt) for op, fmt, _ in items], layer_type=group or None,
-                               progress=told)
+                               progress=told, **({"operands": operands} if operands is not None else {}))
         for op, fmt, key in items:
             entry = energies[(op, fmt)]
             table[BASIC_OPS.index(op), column[key]] = entry.energy_j_per_op

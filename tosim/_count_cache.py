@@ -54,7 +54,7 @@ def enabled():
 
 def cache_folder():
     """``$TOSIM_CACHE_DIR/counts`` (default ``~/.cache/tosim/counts``)."""
-    from hwlib._cache import default_cache_dir
+    from hwlib.cost import default_cache_dir
     return os.path.join(default_cache_dir(), "counts")
 
 
@@ -63,7 +63,7 @@ def sources_digest(root=None):
     tree at ``root`` (default: this installation's, computed once per process)."""
     if root is None and _DIGEST:
         return _DIGEST[0]
-    from hwlib._cache import sources_digest as folder_digest
+    from hardware_profiles.files import sources_digest as folder_digest
     top = root if root is not None else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digest = hashlib.sha256()
     for folder in ("opcount", "hardware_profiles"):

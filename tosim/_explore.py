@@ -289,6 +289,12 @@ def explore(profile, adders, multipliers, formats, models=(), *, dividers=None, 
     profile = hp.load(profile)
     from ._costs import refuse_mac_unit
     refuse_mac_unit(profile, "tosim explore")
+    from ._pipeline import model_operands_named
+    if model_operands_named(profile.power):
+        from ._errors import ScoreError
+        raise ScoreError(f"profile {profile.name!r} draws mul/add operands from the scored model (power.distribution: "
+                         "model), which tosim explore cannot (it prices units without a model); save a model's "
+                         "operands with tosim activity --from-model MODEL --save-streams F.npz and name streams:F.npz")
     if (dividers or roots) and "divsqrt" in profile.units:
         from ._errors import ScoreError
         raise ScoreError(f"profile {profile.name!r} prices div and sqrt with its shared unit (units.divsqrt): "

@@ -35,13 +35,14 @@ its MACs and say how many MACs they cover.
 """
 import math
 import os
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["LayerStreams", "ModelStreams", "streams_from_onnx", "streams_from_torch",
            "streams_from_spec", "model_streams", "ModelActivity", "model_activity", "torch_factory",
-           "is_torch_factory", "stream_arrays", "save_streams"]
+           "is_torch_factory", "stream_arrays", "save_streams", "remember_torch", "torch_origin"]
 
 #: Layer types looked through on the way up to a layer's producing activation.
 _PASS_THROUGH = {"maxpool2d", "avgpool2d", "adaptive_avgpool2d", "global_avgpool", "flatten", "dropout",
@@ -380,6 +381,25 @@ def streams_from_torch(module, example_inputs, fmt, *, vectors=1024, seed=0, nam
         out.layers.append(_conv_layer(name, "Conv2d", w, x, tuple(mod.stride), (pad[0], pad[1], pad[0], pad[1]),
                                       tuple(mod.dilation), mod.groups, macs, vectors, fmt, rng))
     return out
+
+
+#: id(traced ModelIR) -> (module, example inputs): the module a ModelIR was traced from, while
+#: the ModelIR lives (tosim.score(module, ...) with power.distribution: model draws its operands
+#: from the module's own weights and activations)
+_TORCH_ORIGINS = {}
+
+
+def remember_torch(model, module, example_inputs):
+    """Remember that the :class:`opcount.ModelIR` ``model`` was traced from ``module`` run on
+    ``example_inputs`` (as long as ``model`` lives; in this process)."""
+    key = id(model)
+    _TORCH_ORIGINS[key] = (module, example_inputs)
+    weakref.finalize(model, _TORCH_ORIGINS.pop, key, None)
+
+
+def torch_origin(model):
+    """``(module, example_inputs)`` that ``model`` was traced from (:func:`remember_torch`), or ``None``."""
+    return _TORCH_ORIGINS.get(id(model))
 
 
 # --- specs and the zoo: synthetic per-layer distributions -------------------------------------

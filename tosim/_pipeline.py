@@ -178,10 +178,11 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
     :mod:`tosim._device_model`); on failure ``{"source", "name", "error"}`` with the exact
     message."""
     label = source_label(source)
+    operands = model_operands_used(profile)
     # a zoo model's plain row may be on disk already (tosim._count_cache: keyed by the sources,
     # the settings and the profile); the per-layer, kept and device-model forms are counted
     cache_key = None
-    if not (per_layer or keep or layer_features or densities is not None):
+    if not (per_layer or keep or layer_features or operands or densities is not None):
         from . import _count_cache
         cache_key = _count_cache.entry_key(source, profile, phase, batch, load)
         cached = _count_cache.read(cache_key) if cache_key is not None else None
@@ -218,6 +219,13 @@ def count_source(source, profile, phase, batch, per_layer, densities=None, keep=
            "assumptions": list(getattr(result, "assumptions", ())), "error": None}
     if keep:
         out["count_result"] = result
+    if operands:
+        # power.distribution draws mul/add operands from this model (price_switching): an ONNX
+        # file is run again (its weights), a traced torch module too, others give their layers
+        # (synthetic streams)
+        from ._model_streams import torch_origin
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else ""
+        out["operand_source"] = path if path.lower().endswith(".onnx") else torch_origin(source) or model
     if layer_features:
         from ._device_model import layer_table
         out["layer_table"] = layer_table(model, result)
@@ -441,18 +449,95 @@ def switching_keys(r, power):
 def price_switching(good, profile, synth_progress=None):
     """Fill ``stage_switch_j``, ``layer_switch_j`` and ``switching`` (the basis of the estimate)
     of the counted rows ``good``: counts x the switching energy per op of each layer's format
-    and layer type (:func:`tosim._costs.switching_array`)."""
+    and layer type (:func:`tosim._costs.switching_array`). A profile whose distributions draw
+    operands from the model itself (``model``) prices each row on its own operands."""
+    from hwlib.activity._streams_file import ModelOperandsError
+
     from ._costs import switching_array
     power = profile.power
 
     def keys_of(r):
         return switching_keys(r, power)
 
+    if model_operands_used(profile):
+        for r in good:
+            keys = sorted(set(keys_of(r)))
+            try:
+                joules, basis = switching_array(profile, keys, _used_ops([r], keys_of), progress=synth_progress,
+                                                operands=_operand_draw(r, power))
+            except ModelOperandsError as exc:
+                from ._errors import ScoreError
+                raise ScoreError(f"{r['source'] or r['name']}: power.distribution: model: {exc}") from None
+            _apply_costs([r], joules, keys, "stage_switch_j", "layer_switch_j", keys_of)
+            r["switching"] = basis
+        return
     keys = sorted({key for r in good for key in keys_of(r)})
     joules, basis = switching_array(profile, keys, _used_ops(good, keys_of), progress=synth_progress)
     _apply_costs(good, joules, keys, "stage_switch_j", "layer_switch_j", keys_of)
     for r in good:
         r["switching"] = basis
+
+
+def _walk_distributions(dist):
+    if isinstance(dist, dict):
+        for value in dist.values():
+            yield from _walk_distributions(value)
+    elif isinstance(dist, list):
+        yield from dist
+    else:
+        yield dist
+
+
+def model_operands_named(power):
+    """Whether a resolved power section names operands drawn from the scored model
+    (``model[#TYPE]`` in ``power.distribution``)."""
+    from hwlib.activity._streams_file import is_model_operands
+    return any(is_model_operands(d) for d in _walk_distributions(power["distribution"]))
+
+
+def model_operands_used(profile):
+    """Whether ``profile`` prices switching energy on operands drawn from the scored model."""
+    return profile.power["energy"] == "activity" and model_operands_named(profile.power)
+
+
+def _operand_draw(r, power):
+    """The ``operands`` function of :func:`hwlib.activity.op_energies` for the counted row ``r``:
+    per format, the stream arrays of its model as ``tosim activity --from-model`` draws them
+    (:func:`tosim._model_streams.stream_arrays`: ``power.vectors`` operations, ``power.seed``);
+    each drawing adds a line to the row's assumptions saying what it used."""
+    from hwlib.activity._streams_file import ModelOperandsError
+
+    from . import _model_streams as ms
+    source = r.get("operand_source")
+    vectors, seed = power["vectors"], power["seed"]
+    drawn = {}
+
+    def draw(fmt):
+        if fmt in drawn:
+            return drawn[fmt]
+        if source is None:
+            raise ModelOperandsError("the model was counted without keeping it (count it again)")
+        try:
+            if isinstance(source, str):
+                streams = ms.streams_from_onnx(source, fmt, vectors=vectors, seed=seed)
+            elif isinstance(source, tuple):
+                streams = ms.streams_from_torch(*source, fmt, vectors=vectors, seed=seed)
+            else:
+                streams = ms.streams_from_spec(source, fmt, vectors=vectors, seed=seed)
+            arrays = ms.stream_arrays(streams)
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:      # noqa: BLE001 -- the model cannot give its operands: one line
+            text = " ".join(str(exc).split())
+            if not isinstance(exc, (ValueError, OSError)):
+                text = f"{type(exc).__name__}: {text}"
+            raise ModelOperandsError(f"cannot draw the mul and add operands from the model: {text}") from None
+        skipped = f"; {len(streams.skipped)} layer(s) without operands skipped" if streams.skipped else ""
+        r["assumptions"].append(f"switching energy: mul and add operands drawn from the model itself ({fmt}, "
+                                f"{vectors} operations, seed {seed}): {streams.source}{skipped}")
+        drawn[fmt] = arrays
+        return arrays
+    return draw
 
 
 def _used_ops(good, keys_of=None):

@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from hardware_profiles import BASIC_OPS
+
 from ._io import check_output, json_text, write_atomic
 
 __all__ = ["SERVING_PHASES", "add_arguments", "run"]
@@ -141,7 +143,7 @@ def _row(r, phase, context, device):
         step = curve[1]
         counts = r.counts_detail.decode_counts(0)
         row.update({op: int(sum(int(v) for v in counts[:, :, i].ravel()))
-                    for i, op in enumerate(("add", "sub", "mul", "div", "sqrt", "cmp"))})
+                    for i, op in enumerate(BASIC_OPS)})
         row.update(phase="decode", context=context, prompt=None, new_tokens=None, macs=step["macs"],
                    flops=2 * step["macs"], tos=step["tos"], tos_prefill=None, tos_decode=step["tos"],
                    tos_per_token=step["tos"] / r.batch, kv_read_bytes=step["kv_read_bytes"],
@@ -161,7 +163,7 @@ def _row(r, phase, context, device):
 
 
 _COLUMNS = ["name", "phase", "batch", "prompt", "new_tokens", "context", "format", "params", "active_params", "macs",
-            "flops", "add", "sub", "mul", "div", "sqrt", "cmp", "tos", "tos_prefill", "tos_decode", "tos_per_token",
+            "flops", *BASIC_OPS, "tos", "tos_prefill", "tos_decode", "tos_per_token",
             "energy_j", "energy_per_token_j", "gco2e", "kv_cache_bytes", "kv_read_bytes", "kv_write_bytes",
             "energy_compute_j", "energy_movement_j", "method"]
 

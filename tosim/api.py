@@ -55,7 +55,7 @@ PHASES = tuple(opcount.PHASES)
 
 #: Columns of a score row, in order (CSV header, JSON keys).
 ROW_FIELDS = ["name", "source", "profile", "phase", "batch", "params", "macs", "flops", *OPS,
-              *(f"tos_{s}" for s in STAGES), "tos", "energy_j", "gco2e", "incomplete", "error"]
+              *(f"tos_{s}" for s in STAGES), "tos", "energy_j", "gco2e", "incomplete", "assumptions", "error"]
 #: Extra columns of the per-layer rows of a per-layer CSV.
 LAYER_FIELDS = ["layer", "layer_type", "format"]
 #: Extra columns of a whole-run score: the workload as given and the number of steps of the run.
@@ -255,7 +255,8 @@ class ScoreResult:
     def to_dict(self) -> dict:
         """The row of ``tosim score --json``: :data:`ROW_FIELDS`, the extra columns, and
         ``layers`` with ``per_layer``. ``incomplete`` is ``{type: layers}`` (``{}`` when complete,
-        ``None`` for a failed model)."""
+        ``None`` for a failed model), ``assumptions`` the list of what was assumed (``[]`` when
+        nothing, ``None`` for a failed model; in the CSV joined by ``"; "``)."""
         item: dict[str, Any] = {"name": self.name, "source": self.source, "profile": self.profile, "phase": self.phase,
                 "batch": self.batch, "params": self.params, "macs": self.macs, "flops": self.flops}
         item.update({op: (self.counts or {}).get(op) for op in OPS})
@@ -263,7 +264,8 @@ class ScoreResult:
             item["mac"] = self.counts["mac"]
         item.update({f"tos_{s}": (self.tos_by_stage or {}).get(s) for s in STAGES})
         item.update(tos=self.tos, energy_j=self.energy_j, gco2e=self.gco2e,
-                    incomplete=None if self.error else dict(self.incomplete_types), error=self.error)
+                    incomplete=None if self.error else dict(self.incomplete_types),
+                    assumptions=None if self.error else list(self.assumptions), error=self.error)
         if self.levels:
             item.update(energy_compute_j=self.energy_compute_j, energy_movement_j=self.energy_movement_j)
             item.update({f"accesses_{lv}": self.accesses.get(lv) for lv in self.levels})
@@ -377,6 +379,7 @@ class Scores(list):
             row = r.to_dict()
             flat = {k: row.get(k) for k in ROW_FIELDS + extra}
             flat["incomplete"] = ", ".join(f"{t} x{n}" for t, n in sorted((row["incomplete"] or {}).items())) or None
+            flat["assumptions"] = "; ".join(row["assumptions"] or ()) or None
             yield flat
             for layer in row.get("layers") or []:
                 line = {"name": r.name, "source": r.source, "layer": layer["name"], "layer_type": layer["type"],
@@ -437,7 +440,10 @@ def _source(model, example_inputs=None):
         if example_inputs is None:
             raise ScoreError(f"a torch module ({type(model).__name__}) needs example inputs: "
                              "score(module, example_inputs=x) or score((module, x))")
-        return opcount.load_torch(model, example_inputs)
+        traced = opcount.load_torch(model, example_inputs)
+        from ._model_streams import remember_torch
+        remember_torch(traced, model, example_inputs)     # its weights, for power.distribution: model
+        return traced
     if isinstance(model, (str, os.PathLike, dict, opcount.ModelIR)):
         return os.fspath(model) if isinstance(model, os.PathLike) else model
     raise ScoreError(f"cannot score a {type(model).__name__}: give a ModelIR, a model file path, 'zoo:NAME', "
@@ -611,7 +617,8 @@ def score(model: ModelLike, profile: ProfileLike = DEFAULT_PROFILE, *, phase: st
     ``quantize``: ``"int8"`` or ``"int4"``: the matrix products (conv, linear, matmul) and
     attention projections in that integer format, accumulating in int32 and requantized, the
     other layers in their format (:func:`opcount.with_quantized_products`; the profile must list
-    it and int32).
+    it and int32), the conversions between the two counted in rows of their own
+    (``NAME/quantize_input``, ``NAME/dequantize_output``; see :func:`opcount.count_model`).
     ``batch_axis``: the batch axis of an ONNX file's first input, where the file names no
     symbolic batch dimension (default axis 0, listed in the result's assumptions). ``dims``:
     sizes of an ONNX file's other symbolic dimensions (``{"sequence_length": 128}``).

@@ -89,7 +89,8 @@ def add_format_arguments(parser):
     parser.add_argument("--quantize", default=None, choices=["int8", "int4"],
                         help="quantized inference: the matrix products (conv, linear, matmul) and attention "
                              "projections in this integer format, accumulated in int32 and requantized; the other "
-                             "layers in their own format (the profile must list it and int32)")
+                             "layers in their own format, with the conversions between the two counted (the profile "
+                             "must list it and int32)")
     parser.add_argument("--master-format", default=None, choices=["fp16", "bf16", "fp32", "fp64"],
                         help="training in mixed precision: the optimizer's master weights in this format (e.g. "
                              "fp32 with --format bf16); each layer's update is priced in it")

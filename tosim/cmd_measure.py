@@ -165,9 +165,10 @@ def _existing_rows(path, shown=None):
 
 def _check_torch_device(name, option):
     """CommandError (naming ``option``) unless PyTorch can place a tensor on ``name``."""
-    from calibrate._harness import _torch
+    from calibrate import require_torch
+
     from .cli import CommandError
-    torch = _torch()
+    torch = require_torch()
     try:
         torch.zeros(1, device=torch.device(name))
     except (RuntimeError, AssertionError, ValueError, TypeError) as exc:

@@ -226,11 +226,18 @@ def run(args):
             how = "energy model: joules per layer and per term" if "energy_model" in device else device["feature"]
             summary += f"; energy from device {args.device} ({how}), carbon at {grid:g} gCO2e/kWh"
         print("\n" + summary)
-        basis = next((r.switching_basis for r in results if r.switching is not None), None)
-        if basis is not None:
-            print(f"switching J: {printable(basis)}")
+        bases = [(r.name, r.switching_basis) for r in results if r.switching is not None]
+        if len({basis for _, basis in bases}) == 1:
+            print(f"switching J: {printable(bases[0][1])}")
+        else:           # models priced on their own operands (power.distribution: model): one each
+            for name, basis in bases:
+                print(f"switching J ({name}): {printable(basis)}")
         if any(r.incomplete_types for r in results):
             print("(!) INCOMPLETE: some layers could not be fully counted (see the incomplete column)")
+            for r in results:
+                if r.incomplete_types:
+                    kinds = ", ".join(f"{t} x{n}" for t, n in sorted(r.incomplete_types.items()))
+                    print(f"INCOMPLETE: {r.name}: {kinds}; the TOs are too low")
         for r in results:
             for item in r.assumptions:
                 print(f"ASSUMED: {r.name}: {item}")

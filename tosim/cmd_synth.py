@@ -199,17 +199,26 @@ def _synthesis_errors():
 
 
 class _Progress:
-    """One stderr line per synthesized circuit: ``[3/28] kogge_stone 32-bit ... 1.2 s``."""
+    """One stderr line per synthesized circuit: ``[3/28] kogge_stone 32-bit ... 1.2 s``,
+    counting up the circuits to synthesize, with the time left once one is done
+    (``1.2 s, ~3 min left``; :class:`tosim._progress.WorkCounter`)."""
 
     def __init__(self, stream=None):
+        from ._progress import WorkCounter
         self.stream = stream or sys.stderr
+        self.counter = WorkCounter()
+
+    def planned(self, work):
+        self.counter.plan(work)
 
     def start(self, index, total, label):
-        self.stream.write(f"[{index}/{total}] {label} ... ")
+        k, n = self.counter.begin(index) or (index, total)
+        self.stream.write(f"[{k}/{n}] {label} ... ")
         self.stream.flush()
 
     def done(self, index, total, label, seconds):
-        self.stream.write(f"{seconds:.1f} s\n")
+        left = self.counter.finish(index)
+        self.stream.write(f"{seconds:.1f} s" + (f", {left}" if left else "") + "\n")
         self.stream.flush()
 
     def failed(self, index, total, label):

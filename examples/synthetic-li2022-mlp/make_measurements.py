@@ -23,7 +23,7 @@ import numpy as np
 import calibrate
 import hardware_profiles
 import tosim
-from tosim._io import write_atomic
+from hardware_profiles.files import replace_file
 
 SEED = 2022
 NOISE_J = 11.0
@@ -58,7 +58,7 @@ def measurements_text():
 
 
 def main():
-    write_atomic(OUTPUT, measurements_text())
+    replace_file(OUTPUT, measurements_text())
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ must not invalidate the bundled cost tables.
 """
 from ._model import DEFAULT_MODEL, PowerModel
 from ._stream import DISTRIBUTIONS, Distribution, fp_encode, fp_round, operands, parse_distribution
-from ._streams_file import StreamsFileError
+from ._streams_file import ModelOperandsError, StreamsFileError, is_model_operands
 from ._table import ESTIMATE_NOTE, ActivityCache, OpEnergy, op_distribution, op_energies
 from ._toggles import ToggleCounts, toggle_counts
 from ._unit import (UnitActivity, area_um2, critical_path_ps, fp_activity, fp_stream_activity,
@@ -80,4 +80,4 @@ __all__ = ["DEFAULT_MODEL", "PowerModel", "DISTRIBUTIONS", "Distribution", "oper
            "area_um2", "critical_path_ps", "fp_activity", "mapped_netlist",
            "net_capacitance_ff", "switching_energy_fj", "unit_activity", "ESTIMATE_NOTE",
            "ActivityCache", "OpEnergy", "op_distribution", "op_energies", "fp_encode", "fp_round",
-           "fp_stream_activity", "StreamsFileError"]
+           "fp_stream_activity", "StreamsFileError", "ModelOperandsError", "is_model_operands"]

@@ -13,9 +13,10 @@ import os
 import numpy as np
 
 from hardware_profiles import ProfileError
-from hardware_profiles.schema import STREAMS_OPS, STREAMS_PREFIX
+from hardware_profiles.schema import MODEL_OPERANDS, STREAMS_OPS, STREAMS_PREFIX
 
-__all__ = ["StreamsFileError", "is_streams", "read_streams", "streams_label"]
+__all__ = ["StreamsFileError", "is_streams", "read_streams", "streams_label", "is_model_operands",
+           "model_group", "select_streams", "ModelOperandsError"]
 
 
 class StreamsFileError(ProfileError, ValueError):
@@ -23,9 +24,49 @@ class StreamsFileError(ProfileError, ValueError):
     error on the command line (exit status 2), a ``ValueError`` too."""
 
 
+class ModelOperandsError(ValueError):
+    """The model priced lacks the operands a ``model[#TYPE]`` distribution asks for."""
+
+
 def is_streams(distribution):
     """Whether a distribution (a text, a pair, a :class:`Distribution`) is a streams file."""
     return isinstance(distribution, str) and distribution.strip().startswith(STREAMS_PREFIX)
+
+
+def is_model_operands(distribution):
+    """Whether a distribution is ``model[#TYPE]``: the operands drawn from the scored model."""
+    return isinstance(distribution, str) and distribution.strip().partition("#")[0].strip() == MODEL_OPERANDS
+
+
+def model_group(text):
+    """The layer type of ``model#TYPE`` (``""`` for ``model``: all the model's matrix layers)."""
+    return text.strip().partition("#")[2].strip()
+
+
+def _digest(a, b):
+    return hashlib.sha256(a.tobytes() + b"|" + b.tobytes()).hexdigest()
+
+
+def select_streams(arrays, op, group, vectors):
+    """``(a, b, digest)`` of ``op``'s operands in ``arrays`` (a mapping of stream arrays as a
+    streams file holds them: ``mul_a``, ..., ``TYPE.mul_a``, ...), of the layers of type
+    ``group`` (``""``: all), the first ``vectors`` pairs, as :func:`read_streams` takes them from
+    a file. Raises ``ValueError`` (one line, without a file name) when they are missing or
+    shorter than 2."""
+    if op not in STREAMS_OPS:
+        raise ValueError(f"the operands of {' and '.join(STREAMS_OPS)} are drawn from a model, not of {op}")
+    prefix = f"{group}." if group else ""
+    names = set(arrays)
+    wanted = (f"{prefix}{op}_a", f"{prefix}{op}_b")
+    if not all(name in names for name in wanted):
+        groups = sorted({n.split(".")[0] for n in names if "." in n})
+        what = f"no {op} operands of {group!r} layers" if group else f"no {op} operands"
+        raise ModelOperandsError(f"{what} (layer types with operands: {', '.join(groups) or 'none'})")
+    a, b = (np.asarray(arrays[name], dtype=np.float64).ravel()[:vectors] for name in wanted)
+    if len(a) != len(b) or len(a) < 2:
+        raise ModelOperandsError(f"the {op} operand streams must have one length, at least 2 "
+                                 f"(they have {len(a)} and {len(b)})")
+    return a, b, _digest(a, b)
 
 
 def _split(text):
@@ -74,5 +115,4 @@ def _read(text, op, vectors):
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"{path}: the {op} operand streams must have one length, at least 2 "
                          f"(they have {len(a)} and {len(b)})")
-    digest = hashlib.sha256(a.tobytes() + b"|" + b.tobytes()).hexdigest()
-    return a, b, digest
+    return a, b, _digest(a, b)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._cache import Cache, _canonical, _sha256, _toolchain, sources_digest
 from ._model import PowerModel
-from ._streams_file import is_streams, read_streams, streams_label
+from ._streams_file import is_model_operands, is_streams, model_group, read_streams, select_streams, streams_label
 from ._unit import _distributions, _measure, fp_stream_activity, spec_netlist
 
 __all__ = ["OpEnergy", "op_distribution", "op_energies", "ActivityCache", "ESTIMATE_NOTE"]
@@ -31,7 +31,7 @@ TABLE_VERSION = 1
 
 #: What a switching energy is, in words (printed and stored beside every such number).
 ESTIMATE_NOTE = ("estimate: dynamic switching energy (1/2 C V^2 per toggle) of the profile's units, "
-                 "simulated on seeded synthetic operand streams (or on streams saved from a model, where "
+                 "simulated on seeded synthetic operand streams (or on operands drawn from a model, where "
                  "an entry says so); no leakage, no data movement, no measured device")
 
 
@@ -82,18 +82,23 @@ def op_distribution(power, op, layer_type=None):
     power section (:attr:`hardware_profiles.Profile.power`): for a ``layer_type`` listed under
     ``distribution.layers``, that entry (a distribution for every op, or per op with its own
     ``default``), else the op's entry, the ``default``, or ``normal``."""
+    return _op_distribution(power, op, layer_type)[0]
+
+
+def _op_distribution(power, op, layer_type):
+    """:func:`op_distribution` and whether it is the entry of ``layer_type`` (under ``layers``)."""
     dist = power["distribution"]
     if not isinstance(dist, dict):
-        return dist
+        return dist, False
     own = dist.get("layers", {}).get(layer_type) if layer_type is not None else None
     if own is not None:
         if not isinstance(own, dict):
-            return own
+            return own, True
         if op in own:
-            return own[op]
+            return own[op], True
         if "default" in own:
-            return own["default"]
-    return dist.get(op, dist.get("default", "normal"))
+            return own["default"], True
+    return dist.get(op, dist.get("default", "normal")), False
 
 
 def _key(op, spec, technology, model, labels, vectors, seed, glitches):
@@ -107,7 +112,7 @@ def _key(op, spec, technology, model, labels, vectors, seed, glitches):
     return _sha256(_canonical(data))
 
 
-def op_energies(profile, pairs, *, layer_type=None, cache=None, progress=None):
+def op_energies(profile, pairs, *, layer_type=None, cache=None, progress=None, operands=None):
     """Switching energy of each ``(op, format)`` in ``pairs`` under ``profile`` (a loaded
     :class:`hardware_profiles.Profile`; its ``power`` section gives the model, distributions,
     stream length, seed and glitch setting; ``layer_type`` picks that layer type's distributions,
@@ -117,6 +122,13 @@ def op_energies(profile, pairs, *, layer_type=None, cache=None, progress=None):
     for none. ``progress``: an object with ``start(index, total, label)`` and
     ``done(index, total, label, seconds)``, told about each entry that must be simulated
     (cached ones are silent).
+
+    ``operands``: where a ``model[#TYPE]`` distribution takes its operands from: a function of
+    the format returning the stream arrays of the model being priced (a mapping as a streams file
+    holds them, :func:`tosim._model_streams.stream_arrays`); ``model`` takes the operands of all
+    its layers, ``model#TYPE`` and ``model`` under ``distribution.layers.TYPE`` those of its
+    layers of that type. The entry is keyed by the operand values (their digest). Without
+    ``operands`` such a distribution is a ``ValueError``.
     """
     from ..cost import unit_spec
     power = profile.power
@@ -131,8 +143,17 @@ def op_energies(profile, pairs, *, layer_type=None, cache=None, progress=None):
     out, todo = {}, []
     for op, fmt in pairs:
         spec = unit_spec(op, fmt, profile.units, profile.datapath)
-        dist = op_distribution(power, op, layer_type)
-        if is_streams(dist):
+        dist, own = _op_distribution(power, op, layer_type)
+        if is_model_operands(dist):
+            group = model_group(dist) or (layer_type if own else "")
+            if operands is None:
+                raise ValueError(f"power.distribution: {op}: {dist} draws the operands from the model scored, "
+                                 "and none is given here")
+            a, b, digest = select_streams(operands(fmt), op, group, vectors)
+            where = f"#{group}" if group else ""
+            dists, label = (a, b), f"model{where} (drawn from the scored model)"
+            labels = ["model" + where, digest]
+        elif is_streams(dist):
             # operands saved from a model: the key holds the values themselves (their digest)
             a, b, digest = read_streams(dist, op, vectors)
             dists, label = (a, b), f"{streams_label(dist)} (saved from a model)"

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..netsim import GATE_TYPES, Netlist, _as_int_list, _pack
+from ..netsim import GATE_TYPES, Netlist, input_ints, pack_bits
 
 __all__ = ["ToggleCounts", "toggle_counts"]
 
@@ -168,7 +168,7 @@ def toggle_counts(net, inputs, *, unit_delay=False):
     if not isinstance(inputs, dict) or set(inputs) != set(net.inputs):
         raise ValueError(f"Inputs must give every input port ({', '.join(net.inputs)}), "
                          f"not {sorted(inputs) if isinstance(inputs, dict) else inputs!r}")
-    values = {name: _as_int_list(name, inputs[name]) for name in net.inputs}
+    values = {name: input_ints(name, inputs[name]) for name in net.inputs}
     lengths = {len(v) for v in values.values()}
     if len(lengths) > 1:
         raise ValueError("Input sequences must have the same length")
@@ -182,7 +182,7 @@ def toggle_counts(net, inputs, *, unit_delay=False):
                              f"{width}-bit port")
     n_words = max(1, (n + 63) // 64)
     if values:
-        in_words = np.concatenate([_pack(values[name], len(net.inputs[name]), n_words)
+        in_words = np.concatenate([pack_bits(values[name], len(net.inputs[name]), n_words)
                                    for name in net.inputs], axis=1)
         in_nets = np.concatenate(list(net.inputs.values()))
     else:

@@ -69,6 +69,7 @@ from amaranth.lib.wiring import In, Out
 
 from hardware_profiles import FORMAT_BITS
 
+from .. import checks
 from .. import fp as _fp
 from ..cells import Counter32, HalfAdder
 from .fma import decode_value, round_ieee
@@ -147,7 +148,7 @@ class FPDivSqrt(wiring.Component):
 
     def __init__(self, fmt, *, adder="ripple_carry", src_loc_at=0):
         self.format = _fp.FPFormat(fmt) if isinstance(fmt, str) else fmt
-        self.adder = _fp._resolve(adder, "add", "FP divide/square root's adder")
+        self.adder = checks.design(adder, "add", "FP divide/square root's adder")
         w = self.format.width
         super().__init__({"a": In(w), "b": In(w), "sqrt": In(1), "result": Out(w)},
                          src_loc_at=src_loc_at + 1)
@@ -162,11 +163,11 @@ class FPDivSqrt(wiring.Component):
         m = Module()
         fmt = self.format
         E, F, bias = fmt.exp_bits, fmt.frac_bits, fmt.bias
-        A = _fp._Operand(m, self.a, fmt, "a")
-        B = _fp._Operand(m, self.b, fmt, "b")
+        A = _fp.Operand(m, self.a, fmt, "a")
+        B = _fp.Operand(m, self.b, fmt, "b")
         root = self.sqrt
-        lza, na = _fp._normalize_left(m, A.sig, "norm_a")
-        lzb, nb = _fp._normalize_left(m, B.sig, "norm_b")
+        lza, na = _fp.normalize_left(m, A.sig, "norm_a")
+        lzb, nb = _fp.normalize_left(m, B.sig, "norm_b")
 
         L = F + 3              # fraction bits of the residual; also the number of digits
         n = L
@@ -260,7 +261,7 @@ class FPDivSqrt(wiring.Component):
                      exp_root.eq((e >> 1) + bias),
                      exp_n.eq(Mux(root, exp_root, exp_div)),
                      sign.eq(Mux(root, A.sign, A.sign ^ B.sign))]
-        rounded = _fp._round_pack(m, fmt, sign, exp_n, sig, sticky)
+        rounded = _fp.round_pack(m, fmt, sign, exp_n, sig, sticky)
 
         nan, inf, zero = Signal(name="nan"), Signal(name="inf"), Signal(name="zero")
         m.d.comb += [
@@ -269,7 +270,7 @@ class FPDivSqrt(wiring.Component):
             inf.eq(A.inf | (~root & B.zero)),
             zero.eq(A.zero | (~root & B.inf)),
         ]
-        _fp._select_special(m, fmt, self.result, rounded, nan=nan, inf=inf, inf_sign=sign,
+        _fp.select_special(m, fmt, self.result, rounded, nan=nan, inf=inf, inf_sign=sign,
                             zero=zero, zero_sign=sign)
         return m
 

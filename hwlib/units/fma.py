@@ -27,7 +27,7 @@ Datapath (a swap-based, single-path design):
 3. ``y`` shifted right by the exponent difference into ``W + 2`` bits plus a sticky bit, and
    one ``(W+3)``-bit adder of the profile's ``units.add`` design adds or subtracts;
 4. a leading-zero count normalizes the sum and the shared rounding of :mod:`hwlib.fp`
-   (``_round_pack``) rounds it to ``F_c`` fraction bits.
+   (``hwlib.fp.round_pack``) rounds it to ``F_c`` fraction bits.
 
 Why one rounding is exact here: both significands are normalized, so a cancellation of more
 than one leading bit happens only when the shift is 0 or 1, where nothing was shifted out
@@ -48,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 
 from hardware_profiles import FORMAT_BITS
 
+from .. import checks
 from .. import fp as _fp
 from .fp8 import E4M3, E4M3_INNER, e4m3_decode, round_magnitude
 
@@ -154,9 +155,9 @@ class FPMAC(wiring.Component):
                  final_adder="ripple_carry", adder="ripple_carry", src_loc_at=0):
         _check_formats(product_format, acc_format)
         self.product_format, self.acc_format = product_format, acc_format
-        self.multiplier = _fp._resolve(multiplier, "mul", "FP MAC's multiplier")
-        self.final_adder = _fp._resolve(final_adder, "add", "FP MAC's final adder")
-        self.adder = _fp._resolve(adder, "add", "FP MAC's adder")
+        self.multiplier = checks.design(multiplier, "mul", "FP MAC's multiplier")
+        self.final_adder = checks.design(final_adder, "add", "FP MAC's final adder")
+        self.adder = checks.design(adder, "add", "FP MAC's adder")
         wa = 1 + sum(FORMAT_BITS[product_format])
         wc = 1 + sum(FORMAT_BITS[acc_format])
         super().__init__({"a": In(wa), "b": In(wa), "c": In(wc), "result": Out(wc)},
@@ -172,17 +173,17 @@ class FPMAC(wiring.Component):
             a_word, b_word = self.a, self.b
         fc = _fp.FPFormat(self.acc_format)
         Fa, Fc, Ec = fa.frac_bits, fc.frac_bits, fc.exp_bits
-        A = _fp._Operand(m, a_word, fa, "a")
-        B = _fp._Operand(m, b_word, fa, "b")
-        C = _fp._Operand(m, self.c, fc, "c")
+        A = _fp.Operand(m, a_word, fa, "a")
+        B = _fp.Operand(m, b_word, fa, "b")
+        C = _fp.Operand(m, self.c, fc, "c")
         xw = max(fa.exp_bits + 3, Ec + 2) + 2        # signed exponent width: no overflow
 
         # 1. exact product, normalized; the addend normalized
         mul = self.multiplier(Fa + 1, Fa + 1, signed=False, final_adder=self.final_adder)
         m.submodules.significand_multiplier = mul
         m.d.comb += [mul.a.eq(A.sig), mul.b.eq(B.sig)]
-        lzp, p_norm = _fp._normalize_left(m, mul.p, "pnorm")
-        lzc, c_norm = _fp._normalize_left(m, C.sig, "cnorm")
+        lzp, p_norm = _fp.normalize_left(m, mul.p, "pnorm")
+        lzc, c_norm = _fp.normalize_left(m, C.sig, "cnorm")
         p_sign = Signal(name="p_sign")
         p_zero = Signal(name="p_zero")
         p_inf = Signal(name="p_inf")
@@ -219,7 +220,7 @@ class FPMAC(wiring.Component):
         diff = Signal(signed(xw + 1), name="exp_diff")
         amount = Signal(xw, name="align_amount")
         m.d.comb += [diff.eq(x_exp - y_exp), amount.eq(Mux(diff < 0, 0, diff[:xw]))]
-        y_aligned, y_sticky = _fp._shift_right_sticky(m, Cat(Const(0, 2), y_sig), amount, "align")
+        y_aligned, y_sticky = _fp.shift_right_sticky(m, Cat(Const(0, 2), y_sig), amount, "align")
         adder = self.adder(W + 3, carry_in=False, subtract=True)
         m.submodules.significand_adder = adder
         m.d.comb += [adder.a.eq(Cat(Const(0, 3), x_sig)), adder.b.eq(Cat(y_sticky, y_aligned)),
@@ -228,18 +229,18 @@ class FPMAC(wiring.Component):
         m.d.comb += total.eq(Cat(adder.s, adder.cout & ~eff_sub))
 
         # 4. normalize and round once
-        lz, norm = _fp._normalize_left(m, total, "norm")
+        lz, norm = _fp.normalize_left(m, total, "norm")
         exp_n = Signal(signed(xw + 1), name="exp_norm")
         m.d.comb += exp_n.eq(x_exp + 1 - lz)
         keep = Fc + 2
         sticky = Signal(name="sticky")
         m.d.comb += sticky.eq(norm[:W + 4 - keep] != 0)
-        rounded = _fp._round_pack(m, fc, x_sign, exp_n, norm[W + 4 - keep:], sticky)
+        rounded = _fp.round_pack(m, fc, x_sign, exp_n, norm[W + 4 - keep:], sticky)
 
         nan = Signal(name="nan")
         m.d.comb += nan.eq(A.nan | B.nan | C.nan | (A.inf & B.zero) | (A.zero & B.inf)
                            | (p_inf & C.inf & eff_sub))
-        _fp._select_special(m, fc, self.result, rounded, nan=nan, inf=p_inf | C.inf,
+        _fp.select_special(m, fc, self.result, rounded, nan=nan, inf=p_inf | C.inf,
                             inf_sign=Mux(p_inf, p_sign, C.sign), zero=total == 0,
                             zero_sign=p_sign & C.sign)
         return m

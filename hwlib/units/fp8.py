@@ -229,7 +229,7 @@ class InnerFormat:
 E4M3_INNER = InnerFormat("fp8_e4m3 inner", 5, 3, 7)
 
 
-class _InnerFormatUnit(_fp._FPUnit):
+class _InnerFormatUnit(_fp.FPUnit):
     """Placed after an :mod:`hwlib.fp` unit class in the bases, so that the unit's
     ``super().__init__(fmt, ...)`` lands here and takes an :class:`InnerFormat` instead of a
     format name."""
@@ -352,7 +352,7 @@ def build_fp8_unit(op, fmt, units):
     IEEE factory accepts, checked by it)."""
     if fmt != E4M3:
         raise ValueError(f"build_fp8_unit builds {E4M3} units, not {fmt!r} (fp8_e5m2 is IEEE: hwlib.fp)")
-    design, options = _fp._unit(units, op)
+    design, options = _fp.unit_design(units, op)
     return E4M3Unit(op, design, options, src_loc_at=1)
 
 
@@ -360,13 +360,13 @@ def fp8_unit(op, fmt, units, datapath="ieee"):
     """A :class:`hwlib.cost.CircuitSpec` of the e4m3 unit of ``op`` (``datapath`` must be
     ``ieee``), keyed by the unit's parameters and :func:`hwlib.units.units_digest`."""
     from .. import CircuitError
-    from .._specs import CircuitSpec, _design_of
+    from .._specs import CircuitSpec, design_of
     from . import units_digest
     if fmt != E4M3 or datapath != "ieee":
         raise CircuitError(f"fp8_unit prices {E4M3} on the ieee datapath, not {fmt!r} on {datapath!r}")
     if op not in _OPERANDS:
         raise CircuitError(f"Unknown FP operation {op!r}; expected one of {', '.join(_OPERANDS)}")
-    design = _design_of(units, op)
+    design = design_of(units, op)
     relevant = {name: units[name] for name in sorted({op, "add"}) if name in units}
     params = {"circuit": "fp8", "op": op, "format": fmt, "datapath": datapath, "units": relevant,
               "sources": units_digest()}

@@ -53,8 +53,7 @@ class InnerAdderRow:
 
 
 def _specs(unit, points, profile, designs, signed):
-    from .. import CircuitError
-    from .._specs import _check_width
+    from .. import CircuitError, checks
     mul = profile.units.get("mul") or {}
     multiplier = mul.get("design")
     out = []
@@ -65,7 +64,7 @@ def _specs(unit, points, profile, designs, signed):
             raise CircuitError(f"The profile's multiplier {multiplier!r} has no MAC unit; expected one of "
                                f"{', '.join(MAC_DESIGNS)}")
         for width in points:
-            acc = mac_accumulator_width(_check_width(width))
+            acc = mac_accumulator_width(checks.positive_int(width, "Width", error=CircuitError))
             for design in designs:
                 spec = mac_unit(multiplier, width, acc, signed=signed, options={"final_adder": design})
                 out.append((design, mac_label(width, acc, signed), width,

@@ -44,7 +44,7 @@ def int_unit(op, fmt, units):
     """The :class:`hwlib._specs.CircuitSpec` that prices basic op ``op`` in integer format ``fmt``
     (see the module doc), built from a profile's ``units``."""
     from .. import CircuitError
-    from .._specs import CircuitSpec, _design_of, integer_unit
+    from .._specs import CircuitSpec, design_of, integer_unit
     if fmt not in INT_FORMAT_BITS:
         raise CircuitError(f"Unknown integer format {fmt!r}; expected one of {', '.join(INT_FORMAT_BITS)}")
     if op not in UNIT_DESIGN_KIND:
@@ -56,7 +56,7 @@ def int_unit(op, fmt, units):
     options = dict(units.get(op) or {})
     if kind == "mul":
         options["signed"] = True
-    spec = integer_unit(kind, _design_of(units, op), width, options)
+    spec = integer_unit(kind, design_of(units, op), width, options)
     return CircuitSpec(label=f"{fmt} {op} ({spec.design}, {width}-bit integer)", design=spec.design,
                        params=spec.params, build=spec.build)
 
@@ -66,11 +66,11 @@ def int_mac_unit(fmt, units, acc="int32"):
     ``fmt`` (int8, int4): :func:`hwlib.units.mac.mac_unit` on the profile's multiplier design
     (its ``final_adder``), signed operands, an ``acc`` (int32) accumulator."""
     from .. import CircuitError
-    from .._specs import _design_of
+    from .._specs import design_of
     from .mac import MAC_DESIGNS, mac_unit
     if fmt not in ("int8", "int4"):
         raise CircuitError(f"An integer MAC multiplies int8 or int4, not {fmt!r}")
-    design = _design_of(units, "mul")
+    design = design_of(units, "mul")
     if design not in MAC_DESIGNS:
         raise CircuitError(f"No integer MAC is built on multiplier {design!r}; expected one of "
                            f"{', '.join(MAC_DESIGNS)}")

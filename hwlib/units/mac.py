@@ -22,8 +22,9 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..multipliers import (ArrayMultiplier, BoothWallaceMultiplier, DaddaMultiplier, _CellFactory, _check_width,
-                           _dadda_reduce, _resolve_adder)
+from .. import checks
+from ..multipliers import (ArrayMultiplier, BoothWallaceMultiplier, CellFactory, DaddaMultiplier, dadda_reduce,
+                           resolve_final_adder)
 
 __all__ = ["BoothWallaceMAC", "ArrayMAC", "DaddaMAC", "MAC_CLASSES", "MAC_DESIGNS", "reference_mac",
            "mac_unit", "mac_label"]
@@ -53,17 +54,16 @@ class _Accumulating:
     ``acc_width`` bits wide with ``c`` in it. Mixed in before a multiplier class."""
 
     def __init__(self, width, acc_width=32, *, signed=False, final_adder="ripple_carry"):
-        _check_width(width)
+        checks.positive_int(width, "Multiplier width")
         if isinstance(acc_width, bool) or not isinstance(acc_width, int):
             raise TypeError(f"Accumulator width must be an integer, not {acc_width!r}")
         if acc_width < 2 * width:
             raise ValueError(f"Accumulator width must hold the {2 * width}-bit product, not {acc_width!r}")
-        if not isinstance(signed, bool):
-            raise TypeError(f"MAC signedness must be a bool, not {signed!r}")
+        checks.boolean(signed, "MAC signedness")
         self.a_width = self.b_width = width
         self.acc_width = acc_width
         self.signed = signed
-        self.final_adder = _resolve_adder(final_adder)
+        self.final_adder = resolve_final_adder(final_adder)
         self.cell_counts = {}
         wiring.Component.__init__(self, {"a": In(width), "b": In(width), "c": In(acc_width),
                                          "s": Out(acc_width)})
@@ -110,12 +110,12 @@ class ArrayMAC(_Accumulating, ArrayMultiplier):
     (a half adder for every two-bit column, which below the product finishes a product bit)
     turned every later row into a row of half adders across them (a signed int4 unit had 102
     half adders against 9 unsigned): work the final adder does anyway. After the last row, one
-    Dadda stage (:func:`hwlib.multipliers._dadda_reduce`) brings the columns that a carry raised
+    Dadda stage (:func:`hwlib.multipliers.dadda_reduce`) brings the columns that a carry raised
     to three bits back to two, in one cell level."""
 
     def elaborate(self, platform):
         m = Module()
-        cells = _CellFactory(m, "array")
+        cells = CellFactory(m, "array")
         rows = self._and_heap().finish()
         width = self.p_width
         start = self.a_width + self.b_width     # the first column above the product
@@ -140,7 +140,7 @@ class ArrayMAC(_Accumulating, ArrayMultiplier):
                         new_carries[c + 1].append(co)
                 sums[c] = bits
             carries = new_carries
-        columns = _dadda_reduce(cells, [sums[c] + carries[c] for c in range(width)], self._counter)
+        columns = dadda_reduce(cells, [sums[c] + carries[c] for c in range(width)], self._counter)
         self._final_add(m, columns)
         self.cell_counts = dict(cells.counts)
         return m
@@ -174,8 +174,7 @@ def mac_unit(design, width, acc_width=32, *, signed=True, options=None):
     if design not in MAC_DESIGNS:
         raise CircuitError(f"Unknown MAC design {design!r}; expected one of {', '.join(MAC_DESIGNS)}")
     for what, value in (("MAC width", width), ("Accumulator width", acc_width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CircuitError(f"{what} must be a positive integer, not {value!r}")
+        checks.positive_int(value, what, error=CircuitError)
     if acc_width < 2 * width:
         raise CircuitError(f"Accumulator width {acc_width} cannot hold the {2 * width}-bit product of "
                            f"{width}-bit operands")
