@@ -10,7 +10,8 @@ In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
             + P_static T_layer                                (term "static")
 
     T_layer = max(n'_ops / peak_k, bytes / bandwidth_k) + n'_ops w / rate_w,k + rows / rate_r,k
-              + max(0, out_bytes - n'_ops / beta_out) / rate_o,k + latency_s,
+              + max(0, out_bytes - n'_ops / beta_out) / rate_o,k
+              + w_bytes [m_lo <= M < m_hi] / rate_p,k + w_bytes [w_bytes > L] / rate_l,k + latency_s,
     peak_k = e_k peak_ops_per_s,  bandwidth_k = e_k bandwidth_bytes_per_s
 
 and a run is the sum over its layer calls (each layer of each step; ``repeat`` counts how often).
@@ -33,6 +34,12 @@ reuses the overlapping columns, the new ones come from farther away) priced ``wi
 ``max(0, out_bytes - n'_ops / beta_out)`` (``beta_out``, ``output_balance``: the ops that cover
 the write of one output byte, searched), priced ``exposed_j[k]``: a convolution with little work
 per output element (few input channels, a small kernel) is bound by writing its output.
+Matrix-product kernels (linear layers: ``LayerTable.gemm_rows`` = M, the rows of the call's GEMM)
+add two prices per weight byte: ``pack_j[k]`` for calls with ``m_lo <= M < m_hi`` (``pack_rows``,
+given: a BLAS sgemm packs the weight panel into its blocked layout on every call once M is past the
+matrix-vector path, and from a larger M on the multiply-adds hide that copy; measured on the Xeon:
+batch 4 costs 1.8x batch 2 per weight byte), and ``weight_spill_j[k]`` for calls whose weights
+exceed ``weight_cache_bytes`` (``L``, given: the last-level cache; larger weights stream from DRAM).
 ``n'_ops`` are the ops the kernel executes: the counted ops times the share of (output, tap)
 pairs whose tap lies inside the input (``LayerTable.valid``: opcount counts the taps on the zero
 padding, a direct convolution skips them), a blocked kernel's output channels
@@ -133,7 +140,8 @@ class LayerTable:
     rows (0 for layers without a window); ``in_channels`` the input channels (per group) of each
     entry whose kernel blocks channels (0 elsewhere: see ``EnergyModel.channel_block``); ``valid``
     the share of a windowed layer's (output, tap) pairs whose input tap lies inside the input, not
-    on its zero padding (1 for layers without a window or padding).
+    on its zero padding (1 for layers without a window or padding); ``gemm_rows`` the rows M of a
+    matrix-product kernel's call (a linear layer: batch x leading dimensions; 0 elsewhere).
     """
     run: np.ndarray
     repeat: np.ndarray
@@ -150,6 +158,7 @@ class LayerTable:
     rows: Any = None
     in_channels: Any = None
     valid: Any = None
+    gemm_rows: Any = None
 
     def __post_init__(self):
         self.types = list(self.types) if self.types else [""] * len(self.run)
@@ -163,8 +172,13 @@ class LayerTable:
         self.in_channels = (np.zeros(n) if self.in_channels is None
                             else np.asarray(self.in_channels, dtype=np.float64))
         self.valid = np.ones(n) if self.valid is None else np.asarray(self.valid, dtype=np.float64)
-        if any(a.shape != (n,) for a in (self.channels, self.window, self.rows, self.in_channels, self.valid)):
-            raise ValueError(f"channels, window, rows, in_channels and valid need one value per layer entry ({n})")
+        self.gemm_rows = np.zeros(n) if self.gemm_rows is None else np.asarray(self.gemm_rows, dtype=np.float64)
+        if any(a.shape != (n,) for a in (self.channels, self.window, self.rows, self.in_channels, self.valid,
+                                         self.gemm_rows)):
+            raise ValueError(f"channels, window, rows, in_channels, valid and gemm_rows need one value per "
+                             f"layer entry ({n})")
+        if not (np.all(np.isfinite(self.gemm_rows)) and np.all(self.gemm_rows >= 0)):
+            raise ValueError("GEMM rows must be finite and non-negative")
         if not (np.all(np.isfinite(self.in_channels)) and np.all(self.in_channels >= 0)
                 and np.all(self.valid >= 0) and np.all(self.valid <= 1)):
             raise ValueError("input channels must be non-negative and valid shares in [0, 1]")
@@ -200,7 +214,7 @@ class LayerTable:
                    types=[k for t in tables for k in t.types], labels=[label for t in tables for label in t.labels],
                    channels=cat([t.channels for t in tables], (0,)), window=cat([t.window for t in tables], (0,)),
                    rows=cat([t.rows for t in tables], (0,)), in_channels=cat([t.in_channels for t in tables], (0,)),
-                   valid=cat([t.valid for t in tables], (0,)))
+                   valid=cat([t.valid for t in tables], (0,)), gemm_rows=cat([t.gemm_rows for t in tables], (0,)))
 
     def subset(self, runs: Sequence[int]) -> LayerTable:
         """The table of the given run indices (in that order, renumbered 0..)."""
@@ -213,7 +227,8 @@ class LayerTable:
                           n_runs=len(order), types=[k for k, kept in zip(self.types, keep) if kept],
                           labels=[self.labels[i] for i in order] if self.labels else [],
                           channels=self.channels[keep], window=self.window[keep], rows=self.rows[keep],
-                          in_channels=self.in_channels[keep], valid=self.valid[keep])
+                          in_channels=self.in_channels[keep], valid=self.valid[keep],
+                          gemm_rows=self.gemm_rows[keep])
 
     def per_run(self, per_layer: ArrayLike) -> np.ndarray:
         """Sum a per-layer-call quantity (one value per entry, per call) over each run."""
@@ -252,6 +267,10 @@ class EnergyModel:
     row_j: dict = field(default_factory=dict)
     exposed_j: dict = field(default_factory=dict)
     output_balance: float | None = None
+    pack_j: dict = field(default_factory=dict)
+    pack_rows: tuple | None = None
+    weight_spill_j: dict = field(default_factory=dict)
+    weight_cache_bytes: float | None = None
 
     def _per_op(self, table):
         return np.asarray([self.static_j_per_op.get(k, self.static_j_per_op_default) for k in table.types],
@@ -272,6 +291,12 @@ class EnergyModel:
         if self.exposed_j and self.output_balance:
             prices = np.asarray([self.exposed_j.get(k, 0.0) for k in table.types], dtype=np.float64)
             out = out + prices * exposed_bytes(table, self.output_balance, self.channel_block)
+        if self.pack_j and self.pack_rows:
+            prices = np.asarray([self.pack_j.get(k, 0.0) for k in table.types], dtype=np.float64)
+            out = out + prices * packed_bytes(table, self.pack_rows)
+        if self.weight_spill_j and self.weight_cache_bytes:
+            prices = np.asarray([self.weight_spill_j.get(k, 0.0) for k in table.types], dtype=np.float64)
+            out = out + prices * uncached_weight_bytes(table, self.weight_cache_bytes)
         return out
 
     def layer_time(self, table: LayerTable) -> np.ndarray:
@@ -354,6 +379,12 @@ class EnergyModel:
             if self.exposed_j and self.output_balance:
                 out["exposed_j"] = {k: float(v) for k, v in sorted(self.exposed_j.items())}
                 out["output_balance"] = float(self.output_balance)
+            if self.pack_j and self.pack_rows:
+                out["pack_j"] = {k: float(v) for k, v in sorted(self.pack_j.items())}
+                out["pack_rows"] = [int(self.pack_rows[0]), int(self.pack_rows[1])]
+            if self.weight_spill_j and self.weight_cache_bytes:
+                out["weight_spill_j"] = {k: float(v) for k, v in sorted(self.weight_spill_j.items())}
+                out["weight_cache_bytes"] = float(self.weight_cache_bytes)
             if self.channel_block > 1:
                 out["channel_block"] = int(self.channel_block)
         return out
@@ -377,7 +408,12 @@ class EnergyModel:
                    window_j_per_op={k: float(v) for k, v in data.get("window_j_per_op", {}).items()},
                    row_j={k: float(v) for k, v in data.get("row_j", {}).items()},
                    exposed_j={k: float(v) for k, v in data.get("exposed_j", {}).items()},
-                   output_balance=(float(data["output_balance"]) if data.get("output_balance") else None))
+                   output_balance=(float(data["output_balance"]) if data.get("output_balance") else None),
+                   pack_j={k: float(v) for k, v in data.get("pack_j", {}).items()},
+                   pack_rows=(tuple(int(v) for v in data["pack_rows"]) if data.get("pack_rows") else None),
+                   weight_spill_j={k: float(v) for k, v in data.get("weight_spill_j", {}).items()},
+                   weight_cache_bytes=(float(data["weight_cache_bytes"]) if data.get("weight_cache_bytes")
+                                       else None))
 
 
 def spilled_bytes(table, capacity):
@@ -407,6 +443,22 @@ def exposed_bytes(table, balance, block=1):
     one output byte (0 for other entries)."""
     hidden = blocked_ops(table, block) / balance
     return np.where(table.channels > 0, np.maximum(table.bytes[:, 1] - hidden, 0.0), 0.0)
+
+
+def packed_bytes(table, pack_rows):
+    """Weight bytes of each matrix-product entry whose GEMM rows M (``table.gemm_rows``) lie in
+    ``[pack_rows[0], pack_rows[1])``: the weight panel a BLAS GEMM packs on every call once M is
+    past the matrix-vector path (0 for other entries)."""
+    lo, hi = pack_rows
+    m = table.gemm_rows
+    return np.where((m >= lo) & (m < hi), table.bytes[:, 2], 0.0)
+
+
+def uncached_weight_bytes(table, cache_bytes):
+    """Weight bytes of each matrix-product entry (``table.gemm_rows`` > 0) whose weights exceed
+    ``cache_bytes`` (the last-level cache: they stream from DRAM; 0 for other entries)."""
+    w = table.bytes[:, 2]
+    return np.where((table.gemm_rows > 0) & (w > cache_bytes), w, 0.0)
 
 
 def window_ops(table, block=1):
@@ -488,7 +540,8 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
                      bandwidth_bytes_per_s: float | None = None, static_w: float | None = None,
                      latency_s: float = 0.0, spill_search: bool = True, memory_by_type: bool = True,
                      capacity_bytes: float | None = None, channel_block: int = 1,
-                     window: bool = True, output_bound: bool = True) -> tuple[EnergyModel, dict[str, Any]]:
+                     window: bool = True, output_bound: bool = True, pack_rows: Sequence[int] | None = None,
+                     weight_cache_bytes: float | None = None) -> tuple[EnergyModel, dict[str, Any]]:
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
@@ -504,7 +557,11 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     ``window``: fit the static price of window ops and of window rows per windowed layer type
     (with the static term). ``output_bound``: fit the static price of a channel-blocked kernel's
     output bytes that its ops do not hide (:func:`exposed_bytes`), per blocked layer type, the
-    output balance searched on a log grid (with the static term).
+    output balance searched on a log grid (with the static term). ``pack_rows`` ``(lo, hi)``: fit a
+    static price per weight byte of matrix-product calls with ``lo <= M < hi`` (:func:`packed_bytes`),
+    per matrix-product layer type; ``weight_cache_bytes``: fit a static price per weight byte of
+    matrix-product calls whose weights exceed it (:func:`uncached_weight_bytes`); both given, not
+    searched, and off by default (with the static term).
     Returns ``(model, info)``; ``info`` holds the loss,
     the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
     ``"nominal"``).
@@ -523,6 +580,13 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
             raise ValueError(f"{name} must be a positive number, not {value!r}")
     if not (isinstance(channel_block, int) and channel_block >= 1):
         raise ValueError(f"channel block must be a positive integer, not {channel_block!r}")
+    if pack_rows is not None:
+        pack_rows = tuple(pack_rows)
+        if not (len(pack_rows) == 2 and all(isinstance(v, (int, np.integer)) for v in pack_rows)
+                and 1 <= pack_rows[0] < pack_rows[1]):
+            raise ValueError(f"pack rows must be two integers 1 <= lo < hi, not {pack_rows!r}")
+    if weight_cache_bytes is not None and not (math.isfinite(weight_cache_bytes) and weight_cache_bytes > 0):
+        raise ValueError(f"weight cache bytes must be a positive number, not {weight_cache_bytes!r}")
     if not (math.isfinite(latency_s) and latency_s >= 0):
         raise ValueError(f"latency must be a non-negative number of seconds, not {latency_s!r}")
     w = _weights(y, loss)
@@ -589,6 +653,16 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     window_columns = [table.per_run(np.where(kind_index == kinds.index(k), per_window, 0.0)) for k in windowed]
     rowed = [k for k in kinds if window and np.any(table.rows[kind_index == kinds.index(k)] > 0)]
     window_columns += [table.per_run(np.where(kind_index == kinds.index(k), table.rows, 0.0)) for k in rowed]
+    gemm_kinds = [k for k in kinds if np.any(table.gemm_rows[kind_index == kinds.index(k)] > 0)]
+    packed_kinds = gemm_kinds if pack_rows is not None else []
+    if packed_kinds:
+        packed = packed_bytes(table, pack_rows)
+        window_columns += [table.per_run(np.where(kind_index == kinds.index(k), packed, 0.0)) for k in packed_kinds]
+    uncached_kinds = gemm_kinds if weight_cache_bytes is not None else []
+    if uncached_kinds:
+        uncached = uncached_weight_bytes(table, weight_cache_bytes)
+        window_columns += [table.per_run(np.where(kind_index == kinds.index(k), uncached, 0.0))
+                           for k in uncached_kinds]
 
     exposed_kinds = [k for k in kinds if output_bound and np.any(table.channels[kind_index == kinds.index(k)] > 0)]
 
@@ -669,6 +743,12 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         i += len(windowed)
         model.row_j = dict(zip(rowed, coef[i:i + len(rowed)]))
         i += len(rowed)
+        model.pack_j = {k: v for k, v in zip(packed_kinds, coef[i:i + len(packed_kinds)]) if v > 0}
+        model.pack_rows = pack_rows if model.pack_j else None
+        i += len(packed_kinds)
+        model.weight_spill_j = {k: v for k, v in zip(uncached_kinds, coef[i:i + len(uncached_kinds)]) if v > 0}
+        model.weight_cache_bytes = float(weight_cache_bytes) if model.weight_spill_j else None
+        i += len(uncached_kinds)
         if exposed_kinds:
             model.exposed_j = dict(zip(exposed_kinds, coef[i:i + len(exposed_kinds)]))
             model.output_balance = out_balance if any(v > 0 for v in model.exposed_j.values()) else None

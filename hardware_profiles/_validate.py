@@ -254,12 +254,23 @@ def _energy_model(doc, path, model):
         check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
         for role, value in prices.items():
             check_energy(doc, path + ("byte_j_by_type", kind, role), value)
-    for key in ("static_j_per_op", "window_j_per_op", "row_j", "exposed_j"):
+    for key in ("static_j_per_op", "window_j_per_op", "row_j", "exposed_j", "pack_j", "weight_spill_j"):
         for kind, value in model.get(key, {}).items():
             check_energy(doc, path + (key, kind), value)
     if "channel_block" in model and not 1 <= model["channel_block"] <= 4096:
         raise doc.error(path + ("channel_block",), f"must be an integer from 1 to 4096, not {model['channel_block']}")
-    for key in ("peak_ops_per_s", "bandwidth_bytes_per_s", "output_balance"):
+    if "pack_rows" in model:
+        rows = model["pack_rows"]
+        if not (len(rows) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in rows)
+                and 1 <= rows[0] < rows[1]):
+            raise doc.error(path + ("pack_rows",), f"must be two integers [lo, hi] with 1 <= lo < hi, not {rows}")
+    if bool(model.get("pack_j")) != ("pack_rows" in model):
+        raise doc.error(path + ("pack_rows" if model.get("pack_j") else "pack_j",),
+                        "pack_j and pack_rows go together")
+    if bool(model.get("weight_spill_j")) != ("weight_cache_bytes" in model):
+        raise doc.error(path + ("weight_cache_bytes" if model.get("weight_spill_j") else "weight_spill_j",),
+                        "weight_spill_j and weight_cache_bytes go together")
+    for key in ("peak_ops_per_s", "bandwidth_bytes_per_s", "output_balance", "weight_cache_bytes"):
         if key in model and model[key] <= 0:
             raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")
 

@@ -165,6 +165,10 @@ ENERGY_MODEL_KEYS = {
     "row_j": dict,                    # {layer type: static joules per window row}
     "exposed_j": dict,                # {layer type: static joules per output byte its ops do not hide}
     "output_balance": float,          # ops that hide the write of one output byte (exposed_j)
+    "pack_j": dict,                   # {layer type: static joules per weight byte packed (pack_rows)}
+    "pack_rows": list,                # [lo, hi]: GEMM rows M of the calls that pack their weights
+    "weight_spill_j": dict,           # {layer type: static joules per weight byte beyond weight_cache_bytes}
+    "weight_cache_bytes": float,      # weights of a GEMM call above this stream from DRAM (weight_spill_j)
 }
 
 #: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.

@@ -359,3 +359,47 @@ def test_valid_taps_and_input_padding_are_what_the_fit_recovers():
                        calls=table.calls, n_runs=table.n_runs, types=table.types, channels=table.channels)
     off, _ = fit_energy_model(blind, y, **fixed)
     assert np.median(np.abs(off.predict_runs(blind)[0] / y - 1)) > 0.05
+
+
+def test_linear_weight_packing_and_weights_beyond_cache_are_recovered():
+    """GEMM (linear) calls with lo <= M < hi pay a price per weight byte (the weight panel packed per
+    call), and calls whose weights exceed the cache another: the fit recovers both prices; without
+    the terms (or without GEMM rows in the table) those calls are missed."""
+    rng = np.random.default_rng(53)
+    n = 120
+    table = _table(rng, n, types=("linear", "relu"))
+    lin = np.asarray([k == "linear" for k in table.types])
+    table.gemm_rows = np.where(lin, rng.integers(1, 64, n), 0).astype(float)
+    table.bytes[:, 2] = np.where(lin, 10.0 ** rng.uniform(5, 8, n), 0.0)
+    truth = EnergyModel(terms=("static",), static_j_per_op={"linear": 1e-9, "relu": 5e-8},
+                        pack_j={"linear": 2e-9}, pack_rows=(4, 16), weight_spill_j={"linear": 1.5e-9},
+                        weight_cache_bytes=2e7, peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12)
+    packed = calibrate._energy.packed_bytes(table, (4, 16))
+    uncached = calibrate._energy.uncached_weight_bytes(table, 2e7)
+    assert np.all(packed[~lin] == 0) and 0.1 < np.mean(packed[lin] > 0) < 0.5
+    assert np.all(uncached[~lin] == 0) and 0.1 < np.mean(uncached[lin] > 0) < 0.9
+    y, _ = truth.predict_runs(table)
+    fixed = dict(terms=("static",), static_w=1.0, prior_strength=0.0, peak_ops_per_s=1e9,
+                 bandwidth_bytes_per_s=1e12)
+    model, _ = fit_energy_model(table, y, pack_rows=(4, 16), weight_cache_bytes=2e7, **fixed)
+    assert model.pack_j["linear"] == pytest.approx(2e-9, rel=1e-6) and model.pack_rows == (4, 16)
+    assert model.weight_spill_j["linear"] == pytest.approx(1.5e-9, rel=1e-6)
+    assert set(model.pack_j) == set(model.weight_spill_j) == {"linear"}
+    back = EnergyModel.from_dict(model.to_dict())
+    assert back.pack_rows == (4, 16) and back.weight_cache_bytes == 2e7
+    assert np.allclose(back.predict_runs(table)[0], y, rtol=1e-6)
+    off, _ = fit_energy_model(table, y, **fixed)
+    assert off.pack_j == {} and off.weight_spill_j == {}
+    assert "pack_j" not in off.to_dict() and "weight_spill_j" not in off.to_dict()
+    assert np.max(np.abs(off.predict_runs(table)[0] / y - 1)) > 0.1
+    blind = table.subset(range(n))
+    blind.gemm_rows = np.zeros(n)
+    unseen, _ = fit_energy_model(blind, y, pack_rows=(4, 16), weight_cache_bytes=2e7, **fixed)
+    assert unseen.pack_j == {} and np.max(np.abs(unseen.predict_runs(blind)[0] / y - 1)) > 0.1
+    with pytest.raises(ValueError, match="pack rows"):
+        fit_energy_model(table, y, pack_rows=(16, 4), **fixed)
+    with pytest.raises(ValueError, match="weight cache bytes"):
+        fit_energy_model(table, y, weight_cache_bytes=0.0, **fixed)
+    with pytest.raises(ValueError, match="GEMM rows"):
+        LayerTable(run=[0], repeat=[1], op_keys=[], ops=np.zeros((1, 0)), bytes=np.zeros((1, 3)), calls=[1],
+                   n_runs=1, gemm_rows=[-1])

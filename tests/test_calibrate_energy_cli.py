@@ -141,6 +141,9 @@ def test_forced_absolute_weighting_on_a_wide_span_warns(layer_set, capsys):
     (["--prior-strength", "-1"], "argument --prior-strength: must be a non-negative number, not '-1'"),
     (["--channel-block", "0"], "argument --channel-block: must be an integer from 1 to 4096, not '0'"),
     (["--channel-block", "1.5"], "argument --channel-block: must be an integer from 1 to 4096, not '1.5'"),
+    (["--pack-rows", "16,4"], "argument --pack-rows: must be two integers LO,HI with 1 <= LO < HI, not '16,4'"),
+    (["--pack-rows", "4"], "argument --pack-rows: must be two integers LO,HI"),
+    (["--weight-cache", "0"], "argument --weight-cache: must be a positive number, not '0'"),
 ])
 def test_model_options_are_checked(layer_set, capsys, args, message):
     assert main(["fit", str(layer_set / "m.csv"), "--model", *args]) == 2
@@ -174,6 +177,16 @@ def test_model_fit_needs_rows(tmp_path, capsys):
     ("{energy_model: {version: 1, output_balance: 0}}", "energy_model.output_balance: must be a positive number"),
     ("{energy_model: {version: 1, exposed_j: {conv2d: -1.0}}}",
      "energy_model.exposed_j.conv2d: energy must be a non-negative"),
+    ("{energy_model: {version: 1, pack_j: {linear: -1.0}, pack_rows: [4, 16]}}",
+     "energy_model.pack_j.linear: energy must be a non-negative"),
+    ("{energy_model: {version: 1, pack_j: {linear: 1.0}, pack_rows: [16, 4]}}",
+     "energy_model.pack_rows: must be two integers [lo, hi] with 1 <= lo < hi"),
+    ("{energy_model: {version: 1, pack_j: {linear: 1.0}, pack_rows: 4}}", "energy_model.pack_rows: "),
+    ("{energy_model: {version: 1, pack_j: {linear: 1.0}}}", "energy_model.pack_rows: pack_j and pack_rows go together"),
+    ("{energy_model: {version: 1, weight_spill_j: {linear: 1.0}}}",
+     "energy_model.weight_cache_bytes: weight_spill_j and weight_cache_bytes go together"),
+    ("{energy_model: {version: 1, weight_spill_j: {linear: 1.0}, weight_cache_bytes: 0}}",
+     "energy_model.weight_cache_bytes: must be a positive number"),
     ("{energy_model: {version: 1, spill: 1.0}}", "energy_model.spill: unknown energy model key 'spill'"),
     ("{unit: J}", "devices.d: missing key 'feature' (or an energy_model)"),
 ])
@@ -231,6 +244,10 @@ def test_layer_table_gives_blocked_channels_and_window_shares():
     assert shape["conv2d3"][1] == pytest.approx(((13 * 3 - 2) / (13 * 3)) ** 2)
     # conv1: 11x11 stride 4 padding 2 on 224: taps on the padding at both ends
     assert 0.9 < shape["conv2d1"][1] < 1
+    # GEMM rows: the batch for AlexNet's linear layers (2-D inputs), 0 for every other kernel
+    gemm = {name: m for (name, _type), m in zip(labels, table.gemm_rows)}
+    assert gemm["linear1"] == gemm["linear3"] == 2
+    assert gemm["conv2d1"] == gemm["maxpool2d1"] == gemm["relu1"] == 0
 
 
 def test_builtin_getzner_device_prices_ops_and_types_the_layers_never_had(capsys):

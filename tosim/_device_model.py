@@ -46,6 +46,8 @@ def device_model(device):
 
 #: Layer types whose kernels block output channels (padded to the device's ``channel_block``).
 BLOCKED_TYPES = frozenset({"conv1d", "conv2d", "conv3d"})
+#: Layer types whose kernel is one matrix product (GEMM) of the call's rows by the weights.
+GEMM_TYPES = frozenset({"linear"})
 
 
 def _kernel_shape(layer, batch):
@@ -56,9 +58,10 @@ def _kernel_shape(layer, batch):
     whose rows are (output element, input channel of the group for a convolution, kernel row)
     triples; a convolution's valid share is that of its (output, tap) pairs whose tap lies inside
     the input (opcount counts the taps on the zero padding as MACs, a direct convolution skips
-    them; poolings' counts already leave them out)."""
+    them; poolings' counts already leave them out); and the GEMM rows M of a matrix-product layer
+    (a linear layer: batch x its leading dimensions; 0 for other layers)."""
     if layer is None:
-        return 0.0, 0.0, 0.0, 0.0, 1.0
+        return 0.0, 0.0, 0.0, 0.0, 1.0, 0.0
     a = layer.attrs
     blocked = layer.type in BLOCKED_TYPES and a.get("groups", 1) == 1
     channels = float(a["out"]) if blocked else 0.0
@@ -77,7 +80,8 @@ def _kernel_shape(layer, batch):
         spatial = math.prod(layer.out_shape[1:]) if len(layer.out_shape) > 1 else 0
         if taps and spatial and "pairs" in a and not a.get("transposed"):
             valid = min(1.0, max(0.0, a["pairs"] / (spatial * taps)))
-    return channels, window, rows, in_channels, valid
+    gemm_rows = float(batch) * math.prod(layer.out_shape[:-1]) if layer.type in GEMM_TYPES else 0.0
+    return channels, window, rows, in_channels, valid, gemm_rows
 
 
 def _layer_rows(model, result):
@@ -132,7 +136,7 @@ def layer_table(model, result):
                                  calls=np.asarray(calls), n_runs=1, types=[t for _n, t in labels],
                                  channels=[x[0] for x in shapes], window=[x[1] for x in shapes],
                                  rows=[x[2] for x in shapes], in_channels=[x[3] for x in shapes],
-                                 valid=[x[4] for x in shapes])
+                                 valid=[x[4] for x in shapes], gemm_rows=[x[5] for x in shapes])
     return table, labels
 
 
@@ -145,7 +149,8 @@ def run_table(steps):
                                           repeat=table.repeat * times, op_keys=table.op_keys, ops=table.ops,
                                           bytes=table.bytes, calls=table.calls, n_runs=1,
                                           types=table.types, channels=table.channels, window=table.window,
-                                          rows=table.rows, in_channels=table.in_channels, valid=table.valid))
+                                          rows=table.rows, in_channels=table.in_channels, valid=table.valid,
+                                          gemm_rows=table.gemm_rows))
     merged = calibrate.LayerTable.concat(parts)
     merged.run[:] = 0
     merged.n_runs = 1

@@ -72,6 +72,18 @@ def _channel_block(text):
     return value
 
 
+def _pack_rows(text):
+    """argparse type: GEMM rows ``LO,HI`` (integers, 1 <= LO < HI)."""
+    import argparse
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        lo = hi = 0
+    if not 1 <= lo < hi:
+        raise argparse.ArgumentTypeError(f"must be two integers LO,HI with 1 <= LO < HI, not {text!r}")
+    return lo, hi
+
+
 def _energy_parts(text):
     """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
     import argparse
@@ -123,6 +135,12 @@ def register(subparsers):
     model.add_argument("--channel-block", type=_channel_block, default=1, metavar="N",
                        help="pad convolutions' output channels to a multiple of N in the static term, as "
                             "vector-blocked kernels do (16: oneDNN fp32 on AVX-512; default 1, no padding)")
+    model.add_argument("--pack-rows", type=_pack_rows, default=None, metavar="LO,HI",
+                       help="fit a static price per weight byte of linear calls with LO <= GEMM rows < HI "
+                            "(the GEMM packs its weight panel on each call; 4,16 on the Xeon; default off)")
+    model.add_argument("--weight-cache", type=_positive, default=None, metavar="BYTES",
+                       help="fit a static price per weight byte of linear calls whose weights exceed BYTES "
+                            "(the last-level cache; default off)")
     parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
@@ -410,7 +428,7 @@ def run_model(args, profile, data, rows, device, problems):
                 table.subset(train), y[train], terms=args.terms, tos_per_op=tos_per_op, loss=weighting,
                 prior_strength=args.prior_strength, peak_ops_per_s=args.peak,
                 bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power,
-                channel_block=args.channel_block)
+                channel_block=args.channel_block, pack_rows=args.pack_rows, weight_cache_bytes=args.weight_cache)
             pred, parts = model.predict_runs(table)
         if not np.all(np.isfinite(pred)):
             raise ValueError("the energy model's predictions leave float64's range")
@@ -555,8 +573,9 @@ def model_device(result, csv_path, profile_name, keep=None):
         "description": ("joules of a run = sum over its layer calls of ops x J/op + bytes x J/byte (+ spill) "
                         "+ J/call + static J/op of the layer type x max(ops, balance x bytes) (+ J per window "
                         "op x ops new to the window + J per window row x window rows + J per output byte not "
-                        "hidden by the ops; convolutions' ops on valid taps, blocked channels padded to "
-                        "channel_block)"),
+                        "hidden by the ops + J per weight byte of matrix-product calls that pack their "
+                        "weights (pack_rows) or whose weights exceed weight_cache_bytes; convolutions' ops on "
+                        "valid taps, blocked channels padded to channel_block)"),
     }
 
 
@@ -651,6 +670,12 @@ def format_model_report(result):
         if m.get("exposed_j"):
             lines.append(f"  static J per output byte not hidden by the ops (1 byte per {m['output_balance']:.3g} ops): "
                          + ", ".join(f"{k} {e:.3g}" for k, e in m["exposed_j"].items()))
+        if m.get("pack_j"):
+            lines.append(f"  static J per weight byte packed (GEMM rows {m['pack_rows'][0]}-{m['pack_rows'][1] - 1}): "
+                         + ", ".join(f"{k} {e:.3g}" for k, e in m["pack_j"].items()))
+        if m.get("weight_spill_j"):
+            lines.append(f"  static J per weight byte of weights over {m['weight_cache_bytes']:.4g} B: "
+                         + ", ".join(f"{k} {e:.3g}" for k, e in m["weight_spill_j"].items()))
     lines.append("")
     header = ["layer type", "rows", "model val prec % avg (min)", "tos", "flops", "macs", "terms (ops/mem/calls/static)"]
     rows = []
