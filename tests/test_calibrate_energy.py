@@ -338,3 +338,24 @@ def test_exposed_output_bytes_and_output_balance_are_recovered():
                               bandwidth_bytes_per_s=1e12, channel_block=16, output_bound=False)
     assert off.exposed_j == {} and "exposed_j" not in off.to_dict()
     assert np.max(np.abs(off.predict_runs(table)[0] / y - 1)) > 0.1
+
+
+def test_valid_taps_and_input_padding_are_what_the_fit_recovers():
+    """Runs priced on the valid, padded ops are fitted exactly only when the table carries the
+    valid shares and input channels: the fit recovers the price; without them it cannot."""
+    rng = np.random.default_rng(41)
+    table = _table(rng, 80, types=("conv2d",))
+    table.channels = rng.integers(16, 128, 80).astype(float)
+    table.in_channels = rng.integers(16, 128, 80).astype(float)
+    table.valid = rng.uniform(0.5, 1.0, 80)
+    truth = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 2e-9}, channel_block=16,
+                        peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12)
+    y, _ = truth.predict_runs(table)
+    fixed = dict(terms=("static",), static_w=1.0, prior_strength=0.0, peak_ops_per_s=1e9,
+                 bandwidth_bytes_per_s=1e12, channel_block=16, output_bound=False)
+    model, _ = fit_energy_model(table, y, **fixed)
+    assert model.static_j_per_op["conv2d"] == pytest.approx(2e-9, rel=1e-9)
+    blind = LayerTable(run=table.run, repeat=table.repeat, op_keys=table.op_keys, ops=table.ops, bytes=table.bytes,
+                       calls=table.calls, n_runs=table.n_runs, types=table.types, channels=table.channels)
+    off, _ = fit_energy_model(blind, y, **fixed)
+    assert np.median(np.abs(off.predict_runs(blind)[0] / y - 1)) > 0.05
