@@ -10,7 +10,7 @@ In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
             + P_static T_layer                                (term "static")
 
     T_layer = max(n'_ops / peak_k, bytes / bandwidth_k) + n'_ops w / rate_w,k + rows / rate_r,k
-              + latency_s,
+              + max(0, out_bytes - n'_ops / beta_out) / rate_o,k + latency_s,
     peak_k = e_k peak_ops_per_s,  bandwidth_k = e_k bandwidth_bytes_per_s
 
 and a run is the sum over its layer calls (each layer of each step; ``repeat`` counts how often).
@@ -29,9 +29,17 @@ their own rates: the window ops ``n'_ops w`` (``w = min(stride, kernel) / kernel
 the window whose input was not in the previous output position's window: a direct convolution
 reuses the overlapping columns, the new ones come from farther away) priced ``window_j_per_op[k]
 = P_static / rate_w,k``, and the window rows (the kernel's loop over window rows) priced
-``row_j[k]``. ``n'_ops`` are the ops with a blocked kernel's output channels
+``row_j[k]``. Channel-blocked kernels (convolutions) add the output bytes their ops do not hide,
+``max(0, out_bytes - n'_ops / beta_out)`` (``beta_out``, ``output_balance``: the ops that cover
+the write of one output byte, searched), priced ``exposed_j[k]``: a convolution with little work
+per output element (few input channels, a small kernel) is bound by writing its output.
+``n'_ops`` are the ops the kernel executes: the counted ops times the share of (output, tap)
+pairs whose tap lies inside the input (``LayerTable.valid``: opcount counts the taps on the zero
+padding, a direct convolution skips them), a blocked kernel's output channels
 (``LayerTable.channels``) padded to a multiple of ``channel_block`` (vector-blocked kernels
-compute whole blocks: 16 fp32 lanes on AVX-512); ``channel_block`` is given, not fitted.
+compute whole blocks: 16 fp32 lanes on AVX-512), and its input channels
+(``LayerTable.in_channels``) too where they fill at least one block; ``channel_block`` is given,
+not fitted.
 Every coefficient is non-negative; every term is optional (a model of ``ops`` alone is a
 per-op-priced TOs model).
 
@@ -242,6 +250,8 @@ class EnergyModel:
     channel_block: int = 1
     window_j_per_op: dict = field(default_factory=dict)
     row_j: dict = field(default_factory=dict)
+    exposed_j: dict = field(default_factory=dict)
+    output_balance: float | None = None
 
     def _per_op(self, table):
         return np.asarray([self.static_j_per_op.get(k, self.static_j_per_op_default) for k in table.types],
@@ -259,6 +269,9 @@ class EnergyModel:
             out = out + prices * window_ops(table, self.channel_block)
         if self.row_j:
             out = out + np.asarray([self.row_j.get(k, 0.0) for k in table.types], dtype=np.float64) * table.rows
+        if self.exposed_j and self.output_balance:
+            prices = np.asarray([self.exposed_j.get(k, 0.0) for k in table.types], dtype=np.float64)
+            out = out + prices * exposed_bytes(table, self.output_balance, self.channel_block)
         return out
 
     def layer_time(self, table: LayerTable) -> np.ndarray:
@@ -338,6 +351,9 @@ class EnergyModel:
                 out["window_j_per_op"] = {k: float(v) for k, v in sorted(self.window_j_per_op.items())}
             if self.row_j:
                 out["row_j"] = {k: float(v) for k, v in sorted(self.row_j.items())}
+            if self.exposed_j and self.output_balance:
+                out["exposed_j"] = {k: float(v) for k, v in sorted(self.exposed_j.items())}
+                out["output_balance"] = float(self.output_balance)
             if self.channel_block > 1:
                 out["channel_block"] = int(self.channel_block)
         return out
@@ -359,7 +375,9 @@ class EnergyModel:
                    latency_s=float(data.get("latency_s", 0.0)),
                    channel_block=int(data.get("channel_block", 1)),
                    window_j_per_op={k: float(v) for k, v in data.get("window_j_per_op", {}).items()},
-                   row_j={k: float(v) for k, v in data.get("row_j", {}).items()})
+                   row_j={k: float(v) for k, v in data.get("row_j", {}).items()},
+                   exposed_j={k: float(v) for k, v in data.get("exposed_j", {}).items()},
+                   output_balance=(float(data["output_balance"]) if data.get("output_balance") else None))
 
 
 def spilled_bytes(table, capacity):
@@ -381,6 +399,14 @@ def blocked_ops(table, block=1):
         ci = table.in_channels
         ops = ops * np.where(ci >= block, np.ceil(ci / block) * block / np.maximum(ci, 1.0), 1.0)
     return ops
+
+
+def exposed_bytes(table, balance, block=1):
+    """Output bytes of each channel-blocked entry (``table.channels`` > 0) that its ops do not hide:
+    ``max(0, output bytes - blocked ops / balance)``, ``balance`` the ops that cover the write of
+    one output byte (0 for other entries)."""
+    hidden = blocked_ops(table, block) / balance
+    return np.where(table.channels > 0, np.maximum(table.bytes[:, 1] - hidden, 0.0), 0.0)
 
 
 def window_ops(table, block=1):
@@ -462,7 +488,7 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
                      bandwidth_bytes_per_s: float | None = None, static_w: float | None = None,
                      latency_s: float = 0.0, spill_search: bool = True, memory_by_type: bool = True,
                      capacity_bytes: float | None = None, channel_block: int = 1,
-                     window: bool = True) -> tuple[EnergyModel, dict[str, Any]]:
+                     window: bool = True, output_bound: bool = True) -> tuple[EnergyModel, dict[str, Any]]:
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
@@ -476,7 +502,9 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     byte prices per layer type (default) or one set for all. ``channel_block``: pad the output
     channels of channel-blocked kernels to this multiple in the static term (1: no padding).
     ``window``: fit the static price of window ops and of window rows per windowed layer type
-    (with the static term).
+    (with the static term). ``output_bound``: fit the static price of a channel-blocked kernel's
+    output bytes that its ops do not hide (:func:`exposed_bytes`), per blocked layer type, the
+    output balance searched on a log grid (with the static term).
     Returns ``(model, info)``; ``info`` holds the loss,
     the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
     ``"nominal"``).
@@ -562,13 +590,19 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     rowed = [k for k in kinds if window and np.any(table.rows[kind_index == kinds.index(k)] > 0)]
     window_columns += [table.per_run(np.where(kind_index == kinds.index(k), table.rows, 0.0)) for k in rowed]
 
-    def static_columns(balance):
-        per_layer = roofline_ops(table, balance, channel_block)
-        return [table.per_run(np.where(kind_index == i, per_layer, 0.0)) for i in range(len(kinds))] + window_columns
+    exposed_kinds = [k for k in kinds if output_bound and np.any(table.channels[kind_index == kinds.index(k)] > 0)]
 
-    def solve(balance, capacity=None):
+    def static_columns(balance, out_balance):
+        per_layer = roofline_ops(table, balance, channel_block)
+        cols = [table.per_run(np.where(kind_index == i, per_layer, 0.0)) for i in range(len(kinds))] + window_columns
+        if out_balance is not None:
+            exposed = exposed_bytes(table, out_balance, channel_block)
+            cols += [table.per_run(np.where(kind_index == kinds.index(k), exposed, 0.0)) for k in exposed_kinds]
+        return cols
+
+    def solve(balance, capacity=None, out_balance=None):
         spill = [table.per_run(spilled_bytes(table, capacity))] if capacity is not None else []
-        cols = op_columns + fixed + spill + (static_columns(balance) if kinds else [])
+        cols = op_columns + fixed + spill + (static_columns(balance, out_balance) if kinds else [])
         design = np.column_stack(cols) if cols else np.zeros((table.n_runs, 0))
         if not with_s:
             return _solve(design, y, w, prior_rows)
@@ -594,7 +628,11 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         if kinds and not fixed_balance:
             balance, n = _search(lambda b: solve(b, capacity)[1], -3.0, 3.0)
             searched += n
-    coef, loss_value = solve(balance, capacity)
+    out_balance = None
+    if exposed_kinds:
+        out_balance, n = _search(lambda b: solve(balance, capacity, b)[1], 0.0, 3.0)
+        searched += n
+    coef, loss_value = solve(balance, capacity, out_balance)
     coef = [max(float(c), 0.0) for c in coef]
     i = 0
     for (fmt, op), t in zip(keys, tos):
@@ -630,6 +668,12 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         model.window_j_per_op = dict(zip(windowed, coef[i:i + len(windowed)]))
         i += len(windowed)
         model.row_j = dict(zip(rowed, coef[i:i + len(rowed)]))
+        i += len(rowed)
+        if exposed_kinds:
+            model.exposed_j = dict(zip(exposed_kinds, coef[i:i + len(exposed_kinds)]))
+            model.output_balance = out_balance if any(v > 0 for v in model.exposed_j.values()) else None
+            if model.output_balance is None:
+                model.exposed_j = {}
         positive = [v for v in model.static_j_per_op.values() if v > 0]
         fastest = min(positive) if positive else 0.0
         # a kernel never measured is assumed to run at the peak (the roofline's own assumption)

@@ -254,12 +254,12 @@ def _energy_model(doc, path, model):
         check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
         for role, value in prices.items():
             check_energy(doc, path + ("byte_j_by_type", kind, role), value)
-    for key in ("static_j_per_op", "window_j_per_op", "row_j"):
+    for key in ("static_j_per_op", "window_j_per_op", "row_j", "exposed_j"):
         for kind, value in model.get(key, {}).items():
             check_energy(doc, path + (key, kind), value)
     if "channel_block" in model and not 1 <= model["channel_block"] <= 4096:
         raise doc.error(path + ("channel_block",), f"must be an integer from 1 to 4096, not {model['channel_block']}")
-    for key in ("peak_ops_per_s", "bandwidth_bytes_per_s"):
+    for key in ("peak_ops_per_s", "bandwidth_bytes_per_s", "output_balance"):
         if key in model and model[key] <= 0:
             raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")
 

@@ -163,6 +163,8 @@ ENERGY_MODEL_KEYS = {
     "window_j_per_op": dict,          # {layer type: static joules per op whose input is new to the window}
     "channel_block": int,             # output channels of blocked kernels padded to this multiple
     "row_j": dict,                    # {layer type: static joules per window row}
+    "exposed_j": dict,                # {layer type: static joules per output byte its ops do not hide}
+    "output_balance": float,          # ops that hide the write of one output byte (exposed_j)
 }
 
 #: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.

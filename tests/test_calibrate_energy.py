@@ -306,3 +306,56 @@ def test_valid_taps_and_input_channel_padding_price_the_ops_a_kernel_runs():
     both = LayerTable.concat([table, sub])
     assert both.in_channels.tolist() == table.in_channels.tolist() + sub.in_channels.tolist()
 
+
+
+def test_exposed_output_bytes_and_output_balance_are_recovered():
+    """A blocked kernel with little work per output element is bound by writing its output: the
+    output bytes its ops do not hide, max(0, out - ops / balance), get a price of their own."""
+    rng = np.random.default_rng(31)
+    n = 120
+    table = _table(rng, n, types=("conv2d", "relu"))
+    conv = np.asarray([k == "conv2d" for k in table.types])
+    table.channels = np.where(conv, 64.0, 0.0)
+    table.in_channels = np.where(conv, 32.0, 0.0)
+    # output bytes from 1/100 to 1/2 of the ops: half the convolutions are output-bound at balance 10
+    table.bytes[:, 1] = table.ops.sum(axis=1) * 10.0 ** rng.uniform(-2, np.log10(0.5), n)
+    truth = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 1e-9, "relu": 5e-8}, channel_block=16,
+                        exposed_j={"conv2d": 3e-8}, output_balance=10.0, peak_ops_per_s=1e9,
+                        bandwidth_bytes_per_s=1e12)
+    exposed = calibrate._energy.exposed_bytes(table, 10.0, 16)
+    assert np.all(exposed[~conv] == 0) and 0.2 < np.mean(exposed[conv] > 0) < 0.8
+    y, _ = truth.predict_runs(table)
+    model, _ = fit_energy_model(table, y, terms=("static",), static_w=1.0, prior_strength=0.0,
+                                peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12, channel_block=16)
+    assert model.output_balance == pytest.approx(10.0, rel=1e-9)
+    assert model.exposed_j["conv2d"] == pytest.approx(3e-8, rel=1e-6)
+    assert model.static_j_per_op["conv2d"] == pytest.approx(1e-9, rel=1e-6)
+    back = EnergyModel.from_dict(model.to_dict())
+    assert back.exposed_j == model.exposed_j and back.output_balance == model.output_balance
+    assert np.allclose(back.predict_runs(table)[0], y, rtol=1e-6)
+    # without the term the output-bound rows are missed; with no such rows it is left out
+    off, _ = fit_energy_model(table, y, terms=("static",), static_w=1.0, prior_strength=0.0, peak_ops_per_s=1e9,
+                              bandwidth_bytes_per_s=1e12, channel_block=16, output_bound=False)
+    assert off.exposed_j == {} and "exposed_j" not in off.to_dict()
+    assert np.max(np.abs(off.predict_runs(table)[0] / y - 1)) > 0.1
+
+
+def test_valid_taps_and_input_padding_are_what_the_fit_recovers():
+    """Runs priced on the valid, padded ops are fitted exactly only when the table carries the
+    valid shares and input channels: the fit recovers the price; without them it cannot."""
+    rng = np.random.default_rng(41)
+    table = _table(rng, 80, types=("conv2d",))
+    table.channels = rng.integers(16, 128, 80).astype(float)
+    table.in_channels = rng.integers(16, 128, 80).astype(float)
+    table.valid = rng.uniform(0.5, 1.0, 80)
+    truth = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 2e-9}, channel_block=16,
+                        peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12)
+    y, _ = truth.predict_runs(table)
+    fixed = dict(terms=("static",), static_w=1.0, prior_strength=0.0, peak_ops_per_s=1e9,
+                 bandwidth_bytes_per_s=1e12, channel_block=16, output_bound=False)
+    model, _ = fit_energy_model(table, y, **fixed)
+    assert model.static_j_per_op["conv2d"] == pytest.approx(2e-9, rel=1e-9)
+    blind = LayerTable(run=table.run, repeat=table.repeat, op_keys=table.op_keys, ops=table.ops, bytes=table.bytes,
+                       calls=table.calls, n_runs=table.n_runs, types=table.types, channels=table.channels)
+    off, _ = fit_energy_model(blind, y, **fixed)
+    assert np.median(np.abs(off.predict_runs(blind)[0] / y - 1)) > 0.05

@@ -171,6 +171,9 @@ def test_model_fit_needs_rows(tmp_path, capsys):
     ("{energy_model: {version: 1, channel_block: 0}}", "energy_model.channel_block: must be an integer from 1"),
     ("{energy_model: {version: 1, terms: [ops, heat]}}", "energy_model.terms[1]: unknown energy term 'heat'"),
     ("{energy_model: {version: 1, peak_ops_per_s: 0}}", "energy_model.peak_ops_per_s: must be a positive number"),
+    ("{energy_model: {version: 1, output_balance: 0}}", "energy_model.output_balance: must be a positive number"),
+    ("{energy_model: {version: 1, exposed_j: {conv2d: -1.0}}}",
+     "energy_model.exposed_j.conv2d: energy must be a non-negative"),
     ("{energy_model: {version: 1, spill: 1.0}}", "energy_model.spill: unknown energy model key 'spill'"),
     ("{unit: J}", "devices.d: missing key 'feature' (or an energy_model)"),
 ])

@@ -554,8 +554,9 @@ def model_device(result, csv_path, profile_name, keep=None):
                     "validation_by_type": by_type},
         "description": ("joules of a run = sum over its layer calls of ops x J/op + bytes x J/byte (+ spill) "
                         "+ J/call + static J/op of the layer type x max(ops, balance x bytes) (+ J per window "
-                        "op x ops new to the window + J per window row x window rows; ops with blocked output "
-                        "channels padded to channel_block)"),
+                        "op x ops new to the window + J per window row x window rows + J per output byte not "
+                        "hidden by the ops; convolutions' ops on valid taps, blocked channels padded to "
+                        "channel_block)"),
     }
 
 
@@ -647,6 +648,9 @@ def format_model_report(result):
                          + ", ".join(f"{k} {e:.3g}" for k, e in m["window_j_per_op"].items()))
         if m.get("row_j"):
             lines.append("  static J per window row: " + ", ".join(f"{k} {e:.3g}" for k, e in m["row_j"].items()))
+        if m.get("exposed_j"):
+            lines.append(f"  static J per output byte not hidden by the ops (1 byte per {m['output_balance']:.3g} ops): "
+                         + ", ".join(f"{k} {e:.3g}" for k, e in m["exposed_j"].items()))
     lines.append("")
     header = ["layer type", "rows", "model val prec % avg (min)", "tos", "flops", "macs", "terms (ops/mem/calls/static)"]
     rows = []
