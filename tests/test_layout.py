@@ -19,9 +19,6 @@ ALLOWED_IMPORTS = {
 KNOWN = {
     # Amaranth 0.5 has no public name for a port direction (see the comment in hwlib/synth.py)
     ("hwlib/synth.py", "amaranth.hdl._ir"),
-    # not yet moved: the model-operand path imports ModelOperandsError and is_model_operands,
-    # which hwlib.activity exports, from the private module
-    ("tosim/_pipeline.py", "hwlib.activity._streams_file"),
 }
 
 
