@@ -29,3 +29,9 @@ def li2022():
 @pytest.fixture(scope="session")
 def generic():
     return hardware_profiles.load("cmos-generic")
+
+
+@pytest.fixture(scope="session")
+def profile(generic):
+    """The default profile (cmos-generic), for tests that count with any profile."""
+    return generic

@@ -102,7 +102,7 @@ def test_missing_file_and_unknown_name():
         hp.load_file("nope.yaml")
     with pytest.raises(hp.ProfileError, match=r"^li2021: no such profile: not a built-in profile "
                                               r"\(did you mean 'li2022'\?\) \(cmos-fast, cmos-generic, "
-                                              r"cmos-small, getzner2023-cpu, horowitz45, li2022, yang2017\) and not a file$"):
+                                              r"cmos-quant, cmos-small, getzner2023-cpu, horowitz45, li2022, yang2017\) and not a file$"):
         hp.load("li2021")
 
 

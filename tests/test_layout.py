@@ -3,6 +3,7 @@ none; opcount, calibrate and hwlib only hardware_profiles; tosim all), and no mo
 private module or a private name of another package (issue 17: its public names are the
 interface)."""
 import ast
+import functools
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,13 +19,16 @@ ALLOWED_IMPORTS = {
 KNOWN = {
     # Amaranth 0.5 has no public name for a port direction (see the comment in hwlib/synth.py)
     ("hwlib/synth.py", "amaranth.hdl._ir"),
-    # not yet moved: the model-operand path imports ModelOperandsError and is_model_operands,
-    # which hwlib.activity exports, from the private module
-    ("tosim/_pipeline.py", "hwlib.activity._streams_file"),
 }
 
 
+@functools.lru_cache(maxsize=None)
 def _modules():
+    """``(package, path relative to the root, imports)`` of every module, parsed once."""
+    return tuple((package, rel, tuple(_imports(path))) for package, rel, path in _files())
+
+
+def _files():
     for package in PACKAGES:
         for folder, dirs, files in os.walk(os.path.join(ROOT, package)):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
@@ -47,8 +51,8 @@ def _imports(path):
 
 def test_no_private_imports_across_packages():
     found = []
-    for package, rel, path in _modules():
-        for module, names in _imports(path):
+    for package, rel, imports in _modules():
+        for module, names in imports:
             top = module.split(".")[0]
             if top == package:
                 continue
@@ -61,8 +65,8 @@ def test_no_private_imports_across_packages():
 
 def test_import_direction_between_packages():
     found = []
-    for package, rel, path in _modules():
-        for module, _names in _imports(path):
+    for package, rel, imports in _modules():
+        for module, _names in imports:
             top = module.split(".")[0]
             if top in PACKAGES and top != package and top not in ALLOWED_IMPORTS[package]:
                 found.append(f"{rel}: {module}")

@@ -12,11 +12,6 @@ from opcount import generation
 from opcount._shapes import attention_geometry
 
 
-@pytest.fixture(scope="module")
-def profile():
-    return load("cmos-generic")
-
-
 def tiny_config(tmp_path, name="tiny", **fields):
     config = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 8,
               "num_key_value_heads": 2, "num_hidden_layers": 3, "vocab_size": 50, "max_position_embeddings": 256,

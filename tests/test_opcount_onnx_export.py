@@ -12,18 +12,12 @@ import warnings
 import pytest
 
 import opcount
-from hardware_profiles import load
 
 pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
 EXPORTERS = ["torchscript", "dynamo"]
-
-
-@pytest.fixture(scope="module")
-def profile():
-    return load("cmos-generic")
 
 
 def _export(module, x, path, exporter):

@@ -17,11 +17,6 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 F = TensorProto.FLOAT
 
 
-@pytest.fixture(scope="module")
-def profile():
-    return load("cmos-generic")
-
-
 def _vi(name, shape, elem=F):
     return helper.make_tensor_value_info(name, elem, shape)
 

@@ -393,7 +393,8 @@ def test_quantize_flag(profile, capsys):
     assert main(["score", "zoo:lenet5", "--quantize", "int8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["tosim: error: quantize int8 (products in int8, accumulated in int32) needs int8, which profile "
-                   "'cmos-generic' does not list (fp16, bf16, fp32, fp64); add it to the profile's formats"]
+                   "'cmos-generic' does not list (fp16, bf16, fp32, fp64); add it to the profile's formats, or use "
+                   "the built-in profile cmos-quant (cmos-generic with int8, int4 and int32)"]
     with pytest.raises(tosim.ScoreError, match=r"^quantize must be int8 or int4, not 'int32'$"):
         tosim.score("zoo:lenet5", profile, quantize="int32")
 

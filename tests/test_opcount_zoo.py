@@ -4,7 +4,6 @@ conv/linear/matmul at batch 1), transformer MACs equal their closed forms."""
 import pytest
 
 import opcount
-from hardware_profiles import load
 
 # torchvision.models / Hugging Face transformers parameter counts
 PARAMS = {
@@ -34,11 +33,6 @@ TORCHVISION_GMACS = {
     "resnet34": 3.66, "resnet50": 4.09, "resnet101": 7.80, "resnet152": 11.51, "mobilenet_v2": 0.30,
     "squeezenet1_0": 0.82, "squeezenet1_1": 0.35, "googlenet": 1.50, "densenet121": 2.83, "vit_b_16": 17.56,
 }
-
-
-@pytest.fixture(scope="module")
-def profile():
-    return load("cmos-generic")
 
 
 def test_zoo_names_cover_the_issue():

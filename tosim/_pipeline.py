@@ -451,7 +451,7 @@ def price_switching(good, profile, synth_progress=None):
     of the counted rows ``good``: counts x the switching energy per op of each layer's format
     and layer type (:func:`tosim._costs.switching_array`). A profile whose distributions draw
     operands from the model itself (``model``) prices each row on its own operands."""
-    from hwlib.activity._streams_file import ModelOperandsError
+    from hwlib.activity import ModelOperandsError
 
     from ._costs import switching_array
     power = profile.power
@@ -491,7 +491,7 @@ def _walk_distributions(dist):
 def model_operands_named(power):
     """Whether a resolved power section names operands drawn from the scored model
     (``model[#TYPE]`` in ``power.distribution``)."""
-    from hwlib.activity._streams_file import is_model_operands
+    from hwlib.activity import is_model_operands
     return any(is_model_operands(d) for d in _walk_distributions(power["distribution"]))
 
 
@@ -505,7 +505,7 @@ def _operand_draw(r, power):
     per format, the stream arrays of its model as ``tosim activity --from-model`` draws them
     (:func:`tosim._model_streams.stream_arrays`: ``power.vectors`` operations, ``power.seed``);
     each drawing adds a line to the row's assumptions saying what it used."""
-    from hwlib.activity._streams_file import ModelOperandsError
+    from hwlib.activity import ModelOperandsError
 
     from . import _model_streams as ms
     source = r.get("operand_source")

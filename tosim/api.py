@@ -499,7 +499,8 @@ def _check_listed(profile, load):
         if fmt not in profile.formats:
             raise ScoreError(f"quantize {quantize} (products in {quantize}, accumulated in int32) needs {fmt}, which "
                              f"profile {profile.name!r} does not list ({', '.join(profile.formats)}); add it to the "
-                             f"profile's formats")
+                             f"profile's formats, or use the built-in profile cmos-quant (cmos-generic with int8, int4 "
+                             f"and int32)")
 
 
 def _densities(densities):
