@@ -7,9 +7,9 @@ on one seeded 60/40 split of the single-layer rows (relative loss for all five, 
 data spanning orders of magnitude) and reported on the held-out 40 %:
 
 1. per layer type and jointly: li2022's precision (avg, min) and R^2 of the energy model
-   (``tosim fit --model --channel-block 16 --pack-rows 4,16 --weight-cache 19.25e6``), of the same
-   model without its linear layers' weight-packing and weight-beyond-L3 prices (``before``: the
-   previous version, commit 506fa80) and of degree-1
+   (``tosim fit --model --channel-block 16 --pack-rows 4,16 --weight-cache 19.25e6 --narrow-window 2,2``),
+   of the same model without its price of 2-wide max-pool windows at stride >= 2 (``before``: the
+   previous version, commit c6e1d60) and of degree-1
    polynomials of TOs, FLOPs and MACs (li2022 eq. 4);
 2. leave one layer type out: each type's held-out rows predicted by fits on the other types only
    (the model's fits reuse the balance and spill capacity searched in 1, to keep the bench short);
@@ -29,7 +29,8 @@ data spanning orders of magnitude) and reported on the held-out 40 %:
    size and puts no model of its own in the measured side's ratios).
 
 The conv2d and maxpool2d rows most like the architectures' layers are reported on their own in 1
-(conv2d 3x3-5x5 stride 1 with 32+ channels in and out; maxpool2d 2x2-3x3 stride 2).
+(conv2d 3x3-5x5 stride 1 with 32+ channels in and out; maxpool2d 2x2-3x3 stride 2), and the maxpool2d
+rows with 2x2 windows at stride 2 (VGG's pools) and at stride 3 or more.
 
 CPU time is printed beside wall time.
 """
@@ -192,10 +193,10 @@ def main(argv=None):
     print(f"{len(y)} single-layer runs ({len(train)} train / {len(val)} validation, seed {args.seed}); "
           f"setup {time.perf_counter() - wall:.1f} s wall")
 
-    # the model, and the model without the linear layers' packing and weights-beyond-L3 prices
-    # (the previous version, 506fa80); the constants are bench/fit_getzner2023.py's
-    variants = {"model": dict(channel_block=args.channel_block, pack_rows=(4, 16), weight_cache_bytes=19.25e6),
-                "before": dict(channel_block=args.channel_block)}
+    # the model, and the model without the price of 2-wide max-pool windows at stride >= 2
+    # (the previous version, c6e1d60); the constants are bench/fit_getzner2023.py's
+    before = dict(channel_block=args.channel_block, pack_rows=(4, 16), weight_cache_bytes=19.25e6)
+    variants = {"model": dict(before, narrow_window=(2, 2)), "before": before}
     tables = {"model": table, "before": table}
 
     def fit_all(idx, reuse=None):
@@ -234,6 +235,13 @@ def main(argv=None):
     for kind in ("conv2d", "maxpool2d"):
         idx = np.asarray([i for i in val if types[i] == kind and _like(kind, configs[i])], dtype=np.int64)
         print(f"{kind[:4] + ' like':<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods)
+              + "   (median pred/meas " + ", ".join(f"{m} {np.median(preds[m][idx] / y[idx]):.3f}" for m in methods
+                                                 if preds[m] is not None) + ")")
+    # max-pools with 2x2 windows at stride 2 (VGG's) and at stride >= 3
+    for label, test in (("pool k2s2", lambda c: c["k"] == 2 and c["s"] == 2),
+                        ("pool k2s3+", lambda c: c["k"] == 2 and c["s"] >= 3)):
+        idx = np.asarray([i for i in val if types[i] == "maxpool2d" and test(configs[i])], dtype=np.int64)
+        print(f"{label:<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods)
               + "   (median pred/meas " + ", ".join(f"{m} {np.median(preds[m][idx] / y[idx]):.3f}" for m in methods
                                                  if preds[m] is not None) + ")")
     # linear calls at batch 4-15 (the GEMM packs its weight panel per call; AlexNet's classifier at batch 4-8)

@@ -11,7 +11,8 @@ In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
 
     T_layer = max(n'_ops / peak_k, bytes / bandwidth_k) + n'_ops w / rate_w,k + rows / rate_r,k
               + max(0, out_bytes - n'_ops / beta_out) / rate_o,k
-              + w_bytes [m_lo <= M < m_hi] / rate_p,k + w_bytes [w_bytes > L] / rate_l,k + latency_s,
+              + w_bytes [m_lo <= M < m_hi] / rate_p,k + w_bytes [w_bytes > L] / rate_l,k
+              + out_bytes [kernel = k_n, stride >= s_n] / rate_n,k + latency_s,
     peak_k = e_k peak_ops_per_s,  bandwidth_k = e_k bandwidth_bytes_per_s
 
 and a run is the sum over its layer calls (each layer of each step; ``repeat`` counts how often).
@@ -40,6 +41,10 @@ given: a BLAS sgemm packs the weight panel into its blocked layout on every call
 matrix-vector path, and from a larger M on the multiply-adds hide that copy; measured on the Xeon:
 batch 4 costs 1.8x batch 2 per weight byte), and ``weight_spill_j[k]`` for calls whose weights
 exceed ``weight_cache_bytes`` (``L``, given: the last-level cache; larger weights stream from DRAM).
+Poolings whose innermost window is ``k_n`` wide with stride ``>= s_n`` (``narrow_window``, given)
+pay ``narrow_j[k]`` per output byte: an EMPIRICAL price class, not a mechanism (measured on the Xeon:
+2x2 max-pools at stride >= 2 cost ~3 ns more per output than the window terms give; its cause is
+not established).
 ``n'_ops`` are the ops the kernel executes: the counted ops times the share of (output, tap)
 pairs whose tap lies inside the input (``LayerTable.valid``: opcount counts the taps on the zero
 padding, a direct convolution skips them), a blocked kernel's output channels
@@ -159,6 +164,8 @@ class LayerTable:
     in_channels: Any = None
     valid: Any = None
     gemm_rows: Any = None
+    kernel: Any = None
+    stride: Any = None
 
     def __post_init__(self):
         self.types = list(self.types) if self.types else [""] * len(self.run)
@@ -173,10 +180,15 @@ class LayerTable:
                             else np.asarray(self.in_channels, dtype=np.float64))
         self.valid = np.ones(n) if self.valid is None else np.asarray(self.valid, dtype=np.float64)
         self.gemm_rows = np.zeros(n) if self.gemm_rows is None else np.asarray(self.gemm_rows, dtype=np.float64)
+        self.kernel = np.zeros(n) if self.kernel is None else np.asarray(self.kernel, dtype=np.float64)
+        self.stride = np.zeros(n) if self.stride is None else np.asarray(self.stride, dtype=np.float64)
         if any(a.shape != (n,) for a in (self.channels, self.window, self.rows, self.in_channels, self.valid,
-                                         self.gemm_rows)):
-            raise ValueError(f"channels, window, rows, in_channels, valid and gemm_rows need one value per "
-                             f"layer entry ({n})")
+                                         self.gemm_rows, self.kernel, self.stride)):
+            raise ValueError(f"channels, window, rows, in_channels, valid, gemm_rows, kernel and stride need one "
+                             f"value per layer entry ({n})")
+        if not (np.all(np.isfinite(self.kernel)) and np.all(self.kernel >= 0) and np.all(np.isfinite(self.stride))
+                and np.all(self.stride >= 0)):
+            raise ValueError("window kernel sizes and strides must be finite and non-negative")
         if not (np.all(np.isfinite(self.gemm_rows)) and np.all(self.gemm_rows >= 0)):
             raise ValueError("GEMM rows must be finite and non-negative")
         if not (np.all(np.isfinite(self.in_channels)) and np.all(self.in_channels >= 0)
@@ -214,7 +226,8 @@ class LayerTable:
                    types=[k for t in tables for k in t.types], labels=[label for t in tables for label in t.labels],
                    channels=cat([t.channels for t in tables], (0,)), window=cat([t.window for t in tables], (0,)),
                    rows=cat([t.rows for t in tables], (0,)), in_channels=cat([t.in_channels for t in tables], (0,)),
-                   valid=cat([t.valid for t in tables], (0,)), gemm_rows=cat([t.gemm_rows for t in tables], (0,)))
+                   valid=cat([t.valid for t in tables], (0,)), gemm_rows=cat([t.gemm_rows for t in tables], (0,)),
+                   kernel=cat([t.kernel for t in tables], (0,)), stride=cat([t.stride for t in tables], (0,)))
 
     def subset(self, runs: Sequence[int]) -> LayerTable:
         """The table of the given run indices (in that order, renumbered 0..)."""
@@ -228,7 +241,7 @@ class LayerTable:
                           labels=[self.labels[i] for i in order] if self.labels else [],
                           channels=self.channels[keep], window=self.window[keep], rows=self.rows[keep],
                           in_channels=self.in_channels[keep], valid=self.valid[keep],
-                          gemm_rows=self.gemm_rows[keep])
+                          gemm_rows=self.gemm_rows[keep], kernel=self.kernel[keep], stride=self.stride[keep])
 
     def per_run(self, per_layer: ArrayLike) -> np.ndarray:
         """Sum a per-layer-call quantity (one value per entry, per call) over each run."""
@@ -271,6 +284,8 @@ class EnergyModel:
     pack_rows: tuple | None = None
     weight_spill_j: dict = field(default_factory=dict)
     weight_cache_bytes: float | None = None
+    narrow_j: dict = field(default_factory=dict)
+    narrow_window: tuple | None = None
 
     def _per_op(self, table):
         return np.asarray([self.static_j_per_op.get(k, self.static_j_per_op_default) for k in table.types],
@@ -297,6 +312,9 @@ class EnergyModel:
         if self.weight_spill_j and self.weight_cache_bytes:
             prices = np.asarray([self.weight_spill_j.get(k, 0.0) for k in table.types], dtype=np.float64)
             out = out + prices * uncached_weight_bytes(table, self.weight_cache_bytes)
+        if self.narrow_j and self.narrow_window:
+            prices = np.asarray([self.narrow_j.get(k, 0.0) for k in table.types], dtype=np.float64)
+            out = out + prices * narrow_output_bytes(table, self.narrow_window)
         return out
 
     def layer_time(self, table: LayerTable) -> np.ndarray:
@@ -385,6 +403,9 @@ class EnergyModel:
             if self.weight_spill_j and self.weight_cache_bytes:
                 out["weight_spill_j"] = {k: float(v) for k, v in sorted(self.weight_spill_j.items())}
                 out["weight_cache_bytes"] = float(self.weight_cache_bytes)
+            if self.narrow_j and self.narrow_window:
+                out["narrow_j"] = {k: float(v) for k, v in sorted(self.narrow_j.items())}
+                out["narrow_window"] = [int(self.narrow_window[0]), int(self.narrow_window[1])]
             if self.channel_block > 1:
                 out["channel_block"] = int(self.channel_block)
         return out
@@ -413,7 +434,10 @@ class EnergyModel:
                    pack_rows=(tuple(int(v) for v in data["pack_rows"]) if data.get("pack_rows") else None),
                    weight_spill_j={k: float(v) for k, v in data.get("weight_spill_j", {}).items()},
                    weight_cache_bytes=(float(data["weight_cache_bytes"]) if data.get("weight_cache_bytes")
-                                       else None))
+                                       else None),
+                   narrow_j={k: float(v) for k, v in data.get("narrow_j", {}).items()},
+                   narrow_window=(tuple(int(v) for v in data["narrow_window"]) if data.get("narrow_window")
+                                  else None))
 
 
 def spilled_bytes(table, capacity):
@@ -459,6 +483,17 @@ def uncached_weight_bytes(table, cache_bytes):
     ``cache_bytes`` (the last-level cache: they stream from DRAM; 0 for other entries)."""
     w = table.bytes[:, 2]
     return np.where((table.gemm_rows > 0) & (w > cache_bytes), w, 0.0)
+
+
+def narrow_output_bytes(table, narrow_window):
+    """Output bytes of each windowed entry that blocks no channels (a pooling: ``table.window`` > 0,
+    ``table.channels`` 0) whose innermost kernel size is ``narrow_window[0]`` and stride at least
+    ``narrow_window[1]`` (0 for other entries). An empirical price class: measured, PyTorch's scalar
+    max-pool loop costs ~3 ns more per output with 2-wide windows at stride >= 2 than the window
+    terms give; what causes it is not established."""
+    k, s = narrow_window
+    hit = (table.window > 0) & (table.channels == 0) & (table.kernel == k) & (table.stride >= s)
+    return np.where(hit, table.bytes[:, 1], 0.0)
 
 
 def window_ops(table, block=1):
@@ -541,7 +576,8 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
                      latency_s: float = 0.0, spill_search: bool = True, memory_by_type: bool = True,
                      capacity_bytes: float | None = None, channel_block: int = 1,
                      window: bool = True, output_bound: bool = True, pack_rows: Sequence[int] | None = None,
-                     weight_cache_bytes: float | None = None) -> tuple[EnergyModel, dict[str, Any]]:
+                     weight_cache_bytes: float | None = None,
+                     narrow_window: Sequence[int] | None = None) -> tuple[EnergyModel, dict[str, Any]]:
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
@@ -561,7 +597,10 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     static price per weight byte of matrix-product calls with ``lo <= M < hi`` (:func:`packed_bytes`),
     per matrix-product layer type; ``weight_cache_bytes``: fit a static price per weight byte of
     matrix-product calls whose weights exceed it (:func:`uncached_weight_bytes`); both given, not
-    searched, and off by default (with the static term).
+    searched, and off by default (with the static term). ``narrow_window`` ``(k, s)``: fit a static
+    price per output byte of poolings whose innermost kernel is ``k`` wide with stride ``>= s``
+    (:func:`narrow_output_bytes`, an empirical price class), per pooling layer type; given, off by
+    default (with the static term).
     Returns ``(model, info)``; ``info`` holds the loss,
     the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
     ``"nominal"``).
@@ -585,6 +624,11 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         if not (len(pack_rows) == 2 and all(isinstance(v, (int, np.integer)) for v in pack_rows)
                 and 1 <= pack_rows[0] < pack_rows[1]):
             raise ValueError(f"pack rows must be two integers 1 <= lo < hi, not {pack_rows!r}")
+    if narrow_window is not None:
+        narrow_window = tuple(narrow_window)
+        if not (len(narrow_window) == 2 and all(isinstance(v, (int, np.integer)) for v in narrow_window)
+                and narrow_window[0] >= 1 and narrow_window[1] >= 1):
+            raise ValueError(f"narrow window must be two integers kernel >= 1, stride >= 1, not {narrow_window!r}")
     if weight_cache_bytes is not None and not (math.isfinite(weight_cache_bytes) and weight_cache_bytes > 0):
         raise ValueError(f"weight cache bytes must be a positive number, not {weight_cache_bytes!r}")
     if not (math.isfinite(latency_s) and latency_s >= 0):
@@ -663,6 +707,9 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         uncached = uncached_weight_bytes(table, weight_cache_bytes)
         window_columns += [table.per_run(np.where(kind_index == kinds.index(k), uncached, 0.0))
                            for k in uncached_kinds]
+    narrow = narrow_output_bytes(table, narrow_window) if narrow_window is not None else np.zeros(len(table.run))
+    narrow_kinds = [k for k in kinds if np.any(narrow[kind_index == kinds.index(k)] > 0)]
+    window_columns += [table.per_run(np.where(kind_index == kinds.index(k), narrow, 0.0)) for k in narrow_kinds]
 
     exposed_kinds = [k for k in kinds if output_bound and np.any(table.channels[kind_index == kinds.index(k)] > 0)]
 
@@ -749,6 +796,9 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         model.weight_spill_j = {k: v for k, v in zip(uncached_kinds, coef[i:i + len(uncached_kinds)]) if v > 0}
         model.weight_cache_bytes = float(weight_cache_bytes) if model.weight_spill_j else None
         i += len(uncached_kinds)
+        model.narrow_j = {k: v for k, v in zip(narrow_kinds, coef[i:i + len(narrow_kinds)]) if v > 0}
+        model.narrow_window = narrow_window if model.narrow_j else None
+        i += len(narrow_kinds)
         if exposed_kinds:
             model.exposed_j = dict(zip(exposed_kinds, coef[i:i + len(exposed_kinds)]))
             model.output_balance = out_balance if any(v > 0 for v in model.exposed_j.values()) else None

@@ -254,7 +254,7 @@ def _energy_model(doc, path, model):
         check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
         for role, value in prices.items():
             check_energy(doc, path + ("byte_j_by_type", kind, role), value)
-    for key in ("static_j_per_op", "window_j_per_op", "row_j", "exposed_j", "pack_j", "weight_spill_j"):
+    for key in ("static_j_per_op", "window_j_per_op", "row_j", "exposed_j", "pack_j", "weight_spill_j", "narrow_j"):
         for kind, value in model.get(key, {}).items():
             check_energy(doc, path + (key, kind), value)
     if "channel_block" in model and not 1 <= model["channel_block"] <= 4096:
@@ -267,6 +267,15 @@ def _energy_model(doc, path, model):
     if bool(model.get("pack_j")) != ("pack_rows" in model):
         raise doc.error(path + ("pack_rows" if model.get("pack_j") else "pack_j",),
                         "pack_j and pack_rows go together")
+    if "narrow_window" in model:
+        window = model["narrow_window"]
+        if not (len(window) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in window)
+                and window[0] >= 1 and window[1] >= 1):
+            raise doc.error(path + ("narrow_window",),
+                            f"must be two integers [kernel, stride] with kernel >= 1 and stride >= 1, not {window}")
+    if bool(model.get("narrow_j")) != ("narrow_window" in model):
+        raise doc.error(path + ("narrow_window" if model.get("narrow_j") else "narrow_j",),
+                        "narrow_j and narrow_window go together")
     if bool(model.get("weight_spill_j")) != ("weight_cache_bytes" in model):
         raise doc.error(path + ("weight_cache_bytes" if model.get("weight_spill_j") else "weight_spill_j",),
                         "weight_spill_j and weight_cache_bytes go together")

@@ -169,6 +169,8 @@ ENERGY_MODEL_KEYS = {
     "pack_rows": list,                # [lo, hi]: GEMM rows M of the calls that pack their weights
     "weight_spill_j": dict,           # {layer type: static joules per weight byte beyond weight_cache_bytes}
     "weight_cache_bytes": float,      # weights of a GEMM call above this stream from DRAM (weight_spill_j)
+    "narrow_j": dict,                 # {layer type: static joules per output byte of narrow_window poolings}
+    "narrow_window": list,            # [kernel, least stride]: the poolings narrow_j prices (empirical)
 }
 
 #: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.

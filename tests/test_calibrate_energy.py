@@ -361,6 +361,48 @@ def test_valid_taps_and_input_padding_are_what_the_fit_recovers():
     assert np.median(np.abs(off.predict_runs(blind)[0] / y - 1)) > 0.05
 
 
+def test_narrow_pool_window_price_is_recovered():
+    """Poolings with a 2-wide window at stride >= 2 pay a price per output byte on top of their
+    window-row price: the fit recovers it; without the term those pools are missed; convolutions
+    (channel-blocked) and other windows never pay it."""
+    rng = np.random.default_rng(61)
+    n = 120
+    table = _table(rng, n, types=("maxpool2d", "conv2d"))
+    pool = np.asarray([k == "maxpool2d" for k in table.types])
+    table.kernel = rng.integers(1, 5, n).astype(float)
+    table.stride = rng.integers(1, 4, n).astype(float)
+    table.window = np.minimum(table.stride, table.kernel) / table.kernel
+    table.rows = 10.0 ** rng.uniform(4, 7, n)
+    table.channels = np.where(pool, 0.0, 32.0)
+    narrow = calibrate._energy.narrow_output_bytes(table, (2, 2))
+    assert np.all(narrow[~pool] == 0) and 0.1 < np.mean(narrow[pool] > 0) < 0.5
+    assert np.all((narrow > 0) == (pool & (table.kernel == 2) & (table.stride >= 2)))
+    truth = EnergyModel(terms=("static",), static_j_per_op={"maxpool2d": 3e-8, "conv2d": 1e-9},
+                        row_j={"maxpool2d": 4e-7}, narrow_j={"maxpool2d": 5e-8}, narrow_window=(2, 2),
+                        peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12)
+    y, _ = truth.predict_runs(table)
+    fixed = dict(terms=("static",), static_w=1.0, prior_strength=0.0, peak_ops_per_s=1e9,
+                 bandwidth_bytes_per_s=1e12, output_bound=False)
+    model, _ = fit_energy_model(table, y, narrow_window=(2, 2), **fixed)
+    assert model.narrow_j == {"maxpool2d": pytest.approx(5e-8, rel=1e-6)} and model.narrow_window == (2, 2)
+    assert model.row_j["maxpool2d"] == pytest.approx(4e-7, rel=1e-6)
+    back = EnergyModel.from_dict(model.to_dict())
+    assert back.narrow_window == (2, 2) and np.allclose(back.predict_runs(table)[0], y, rtol=1e-6)
+    off, _ = fit_energy_model(table, y, **fixed)
+    assert off.narrow_j == {} and "narrow_j" not in off.to_dict() and "narrow_window" not in off.to_dict()
+    assert np.max(np.abs(off.predict_runs(table)[0] / y - 1)) > 0.1
+    # a table without window sizes cannot see the class
+    blind = table.subset(range(n))
+    blind.kernel = np.zeros(n)
+    unseen, _ = fit_energy_model(blind, y, narrow_window=(2, 2), **fixed)
+    assert unseen.narrow_j == {} and np.max(np.abs(unseen.predict_runs(blind)[0] / y - 1)) > 0.1
+    with pytest.raises(ValueError, match="narrow window"):
+        fit_energy_model(table, y, narrow_window=(2, 0), **fixed)
+    with pytest.raises(ValueError, match="kernel sizes and strides"):
+        LayerTable(run=[0], repeat=[1], op_keys=[], ops=np.zeros((1, 0)), bytes=np.zeros((1, 3)), calls=[1],
+                   n_runs=1, stride=[-1])
+
+
 def test_linear_weight_packing_and_weights_beyond_cache_are_recovered():
     """GEMM (linear) calls with lo <= M < hi pay a price per weight byte (the weight panel packed per
     call), and calls whose weights exceed the cache another: the fit recovers both prices; without

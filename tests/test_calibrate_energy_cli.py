@@ -144,6 +144,8 @@ def test_forced_absolute_weighting_on_a_wide_span_warns(layer_set, capsys):
     (["--pack-rows", "16,4"], "argument --pack-rows: must be two integers LO,HI with 1 <= LO < HI, not '16,4'"),
     (["--pack-rows", "4"], "argument --pack-rows: must be two integers LO,HI"),
     (["--weight-cache", "0"], "argument --weight-cache: must be a positive number, not '0'"),
+    (["--narrow-window", "2,0"], "argument --narrow-window: must be two integers K,S with K >= 1 and S >= 1, not '2,0'"),
+    (["--narrow-window", "2"], "argument --narrow-window: must be two integers K,S"),
 ])
 def test_model_options_are_checked(layer_set, capsys, args, message):
     assert main(["fit", str(layer_set / "m.csv"), "--model", *args]) == 2
@@ -187,6 +189,16 @@ def test_model_fit_needs_rows(tmp_path, capsys):
      "energy_model.weight_cache_bytes: weight_spill_j and weight_cache_bytes go together"),
     ("{energy_model: {version: 1, weight_spill_j: {linear: 1.0}, weight_cache_bytes: 0}}",
      "energy_model.weight_cache_bytes: must be a positive number"),
+    ("{energy_model: {version: 1, narrow_j: {maxpool2d: -1.0}, narrow_window: [2, 2]}}",
+     "energy_model.narrow_j.maxpool2d: energy must be a non-negative"),
+    ("{energy_model: {version: 1, narrow_j: {maxpool2d: 1.0}, narrow_window: [2, 0]}}",
+     "energy_model.narrow_window: must be two integers [kernel, stride] with kernel >= 1 and stride >= 1"),
+    ("{energy_model: {version: 1, narrow_j: {maxpool2d: 1.0}, narrow_window: [2]}}", "energy_model.narrow_window: "),
+    ("{energy_model: {version: 1, narrow_j: {maxpool2d: 1.0}, narrow_window: 2}}", "energy_model.narrow_window: "),
+    ("{energy_model: {version: 1, narrow_j: {maxpool2d: 1.0}}}",
+     "energy_model.narrow_window: narrow_j and narrow_window go together"),
+    ("{energy_model: {version: 1, narrow_window: [2, 2]}}",
+     "energy_model.narrow_j: narrow_j and narrow_window go together"),
     ("{energy_model: {version: 1, spill: 1.0}}", "energy_model.spill: unknown energy model key 'spill'"),
     ("{unit: J}", "devices.d: missing key 'feature' (or an energy_model)"),
 ])
@@ -248,6 +260,10 @@ def test_layer_table_gives_blocked_channels_and_window_shares():
     gemm = {name: m for (name, _type), m in zip(labels, table.gemm_rows)}
     assert gemm["linear1"] == gemm["linear3"] == 2
     assert gemm["conv2d1"] == gemm["maxpool2d1"] == gemm["relu1"] == 0
+    # innermost window size and stride (AlexNet's pools are 3x3 stride 2), 0 without a window
+    window = {name: (k, s) for (name, _type), k, s in zip(labels, table.kernel, table.stride)}
+    assert window["maxpool2d1"] == (3, 2) and window["conv2d1"] == (11, 4) and window["conv2d3"] == (3, 1)
+    assert window["relu1"] == window["linear1"] == (0, 0)
 
 
 def test_builtin_getzner_device_prices_ops_and_types_the_layers_never_had(capsys):

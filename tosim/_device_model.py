@@ -59,19 +59,21 @@ def _kernel_shape(layer, batch):
     triples; a convolution's valid share is that of its (output, tap) pairs whose tap lies inside
     the input (opcount counts the taps on the zero padding as MACs, a direct convolution skips
     them; poolings' counts already leave them out); and the GEMM rows M of a matrix-product layer
-    (a linear layer: batch x its leading dimensions; 0 for other layers)."""
+    (a linear layer: batch x its leading dimensions; 0 for other layers), and the window's innermost
+    kernel size and stride (0 for layers without a window)."""
     if layer is None:
-        return 0.0, 0.0, 0.0, 0.0, 1.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0
     a = layer.attrs
     blocked = layer.type in BLOCKED_TYPES and a.get("groups", 1) == 1
     channels = float(a["out"]) if blocked else 0.0
     in_channels = float(a["in"]) if blocked else 0.0
     kernel, stride = a.get("kernel"), a.get("stride")
-    window = rows = 0.0
+    window = rows = k_last = s_last = 0.0
     valid = 1.0
     if isinstance(kernel, (tuple, list)) and isinstance(stride, (tuple, list)) and kernel and stride:
         k, s = int(kernel[-1]), int(stride[-1])
         if k > 0 and s > 0:
+            k_last, s_last = float(k), float(s)
             window = min(s, k) / k
             rows = float(batch) * math.prod(layer.out_shape) * math.prod(kernel[:-1])
             if layer.type in BLOCKED_TYPES or "groups" in a:
@@ -81,7 +83,7 @@ def _kernel_shape(layer, batch):
         if taps and spatial and "pairs" in a and not a.get("transposed"):
             valid = min(1.0, max(0.0, a["pairs"] / (spatial * taps)))
     gemm_rows = float(batch) * math.prod(layer.out_shape[:-1]) if layer.type in GEMM_TYPES else 0.0
-    return channels, window, rows, in_channels, valid, gemm_rows
+    return channels, window, rows, in_channels, valid, gemm_rows, k_last, s_last
 
 
 def _layer_rows(model, result):
@@ -136,7 +138,8 @@ def layer_table(model, result):
                                  calls=np.asarray(calls), n_runs=1, types=[t for _n, t in labels],
                                  channels=[x[0] for x in shapes], window=[x[1] for x in shapes],
                                  rows=[x[2] for x in shapes], in_channels=[x[3] for x in shapes],
-                                 valid=[x[4] for x in shapes], gemm_rows=[x[5] for x in shapes])
+                                 valid=[x[4] for x in shapes], gemm_rows=[x[5] for x in shapes],
+                                 kernel=[x[6] for x in shapes], stride=[x[7] for x in shapes])
     return table, labels
 
 
@@ -150,7 +153,8 @@ def run_table(steps):
                                           bytes=table.bytes, calls=table.calls, n_runs=1,
                                           types=table.types, channels=table.channels, window=table.window,
                                           rows=table.rows, in_channels=table.in_channels, valid=table.valid,
-                                          gemm_rows=table.gemm_rows))
+                                          gemm_rows=table.gemm_rows, kernel=table.kernel,
+                                          stride=table.stride))
     merged = calibrate.LayerTable.concat(parts)
     merged.run[:] = 0
     merged.n_runs = 1

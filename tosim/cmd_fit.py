@@ -84,6 +84,18 @@ def _pack_rows(text):
     return lo, hi
 
 
+def _narrow_window(text):
+    """argparse type: a pooling window ``K,S`` (kernel K >= 1, least stride S >= 1)."""
+    import argparse
+    try:
+        k, s = (int(v) for v in text.split(","))
+    except ValueError:
+        k = s = 0
+    if not (k >= 1 and s >= 1):
+        raise argparse.ArgumentTypeError(f"must be two integers K,S with K >= 1 and S >= 1, not {text!r}")
+    return k, s
+
+
 def _energy_parts(text):
     """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
     import argparse
@@ -141,6 +153,9 @@ def register(subparsers):
     model.add_argument("--weight-cache", type=_positive, default=None, metavar="BYTES",
                        help="fit a static price per weight byte of linear calls whose weights exceed BYTES "
                             "(the last-level cache; default off)")
+    model.add_argument("--narrow-window", type=_narrow_window, default=None, metavar="K,S",
+                       help="fit a static price per output byte of poolings with a K-wide window and stride >= S "
+                            "(an empirical price class: 2,2 for PyTorch's CPU max-pool; default off)")
     parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
@@ -428,7 +443,8 @@ def run_model(args, profile, data, rows, device, problems):
                 table.subset(train), y[train], terms=args.terms, tos_per_op=tos_per_op, loss=weighting,
                 prior_strength=args.prior_strength, peak_ops_per_s=args.peak,
                 bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power,
-                channel_block=args.channel_block, pack_rows=args.pack_rows, weight_cache_bytes=args.weight_cache)
+                channel_block=args.channel_block, pack_rows=args.pack_rows, weight_cache_bytes=args.weight_cache,
+                narrow_window=args.narrow_window)
             pred, parts = model.predict_runs(table)
         if not np.all(np.isfinite(pred)):
             raise ValueError("the energy model's predictions leave float64's range")
@@ -574,7 +590,8 @@ def model_device(result, csv_path, profile_name, keep=None):
                         "+ J/call + static J/op of the layer type x max(ops, balance x bytes) (+ J per window "
                         "op x ops new to the window + J per window row x window rows + J per output byte not "
                         "hidden by the ops + J per weight byte of matrix-product calls that pack their "
-                        "weights (pack_rows) or whose weights exceed weight_cache_bytes; convolutions' ops on "
+                        "weights (pack_rows) or whose weights exceed weight_cache_bytes + J per output byte of poolings "
+                        "with the narrow_window (kernel, least stride); convolutions' ops on "
                         "valid taps, blocked channels padded to channel_block)"),
     }
 
@@ -676,6 +693,10 @@ def format_model_report(result):
         if m.get("weight_spill_j"):
             lines.append(f"  static J per weight byte of weights over {m['weight_cache_bytes']:.4g} B: "
                          + ", ".join(f"{k} {e:.3g}" for k, e in m["weight_spill_j"].items()))
+        if m.get("narrow_j"):
+            lines.append(f"  static J per output byte of {m['narrow_window'][0]}-wide windows at stride >= "
+                         f"{m['narrow_window'][1]} (empirical): "
+                         + ", ".join(f"{k} {e:.3g}" for k, e in m["narrow_j"].items()))
     lines.append("")
     header = ["layer type", "rows", "model val prec % avg (min)", "tos", "flops", "macs", "terms (ops/mem/calls/static)"]
     rows = []
