@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from opcount import BASIC_OPS, ZERO_COST
+from opcount import BASIC_OPS, STAGES, ZERO_COST
 from opcount.movement import format_bytes
 
 from ._energy import is_energy_model
@@ -33,7 +33,6 @@ TERM_FIELDS = {"ops": "energy_ops_j", "memory": "energy_memory_j", "calls": "ene
                "static": "energy_static_j"}
 MODEL_FIELDS = list(TERM_FIELDS.values()) + ["time_s"]
 
-STAGES = ("forward", "loss", "backward", "update")
 #: Layer types that are views (no data moved, no kernel call): opcount's zero-cost types but concat.
 VIEW_TYPES = frozenset(ZERO_COST - {"concat"})
 
