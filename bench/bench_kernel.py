@@ -96,16 +96,13 @@ def _prefetching_read_roof():
     strictest bar, since the plain read roof leaves prefetching to the hardware."""
     from numba import njit, prange
 
-    from opcount._kernel_numba import PREFETCH_LAYERS, _prefetch
+    from opcount._kernel_numba import _prefetch_ahead
 
     def read(counts):
         total = 0
         last = counts.shape[0] - 1
         for i in prange(counts.shape[0]):
-            ahead = min(i + PREFETCH_LAYERS, last)
-            _prefetch(counts, ahead, 0)
-            _prefetch(counts, ahead, 8)
-            _prefetch(counts, ahead, 16)
+            _prefetch_ahead(counts, i, last)
             s = 0
             for j in range(counts.shape[1]):
                 s += counts[i, j]
@@ -136,7 +133,7 @@ def _plain_store_kernel():
     stores): same chunks, same prefetch, same additions, same bits."""
     from numba import njit, prange
 
-    from opcount._kernel_numba import PREFETCH_LAYERS, _prefetch
+    from opcount._kernel_numba import _layer_stage_tos, _prefetch_ahead
 
     def plain(rows, row_costs, layer_format, offsets, chunks, layer_tos, model_stage_tos, model_tos):
         last = rows.shape[0] - 1
@@ -144,17 +141,8 @@ def _plain_store_kernel():
             for m in range(chunks[c], chunks[c + 1]):
                 s0 = s1 = s2 = s3 = 0.0
                 for layer in range(offsets[m], offsets[m + 1]):
-                    ahead = min(layer + PREFETCH_LAYERS, last)
-                    _prefetch(rows, ahead, 0)
-                    _prefetch(rows, ahead, 8)
-                    _prefetch(rows, ahead, 16)
-                    f = layer_format[layer]
-                    a0 = a1 = a2 = a3 = 0.0
-                    for o in range(6):
-                        a0 += rows[layer, o] * row_costs[f, o]
-                        a1 += rows[layer, 6 + o] * row_costs[f, 6 + o]
-                        a2 += rows[layer, 12 + o] * row_costs[f, 12 + o]
-                        a3 += rows[layer, 18 + o] * row_costs[f, 18 + o]
+                    _prefetch_ahead(rows, layer, last)
+                    a0, a1, a2, a3 = _layer_stage_tos(rows, row_costs, layer_format[layer], layer)
                     layer_tos[layer, 0] = a0
                     layer_tos[layer, 1] = a1
                     layer_tos[layer, 2] = a2

@@ -21,7 +21,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from ._numba_config import NJIT, NJIT_PARALLEL
+from ._numba_config import NJIT, NJIT_INLINE, NJIT_PARALLEL
 
 __all__ = ["tos_kernel", "loaded"]
 
@@ -93,6 +93,28 @@ def _fence(typingctx):
     return types.void(), codegen
 
 
+@njit(**NJIT_INLINE)
+def _prefetch_ahead(rows, layer, last):
+    """Prefetch the counts of the layer ``PREFETCH_LAYERS`` ahead (its 24 counts span 3 lines)."""
+    ahead = min(layer + PREFETCH_LAYERS, last)
+    _prefetch(rows, ahead, 0)
+    _prefetch(rows, ahead, 8)
+    _prefetch(rows, ahead, 16)
+
+
+@njit(**NJIT_INLINE)
+def _layer_stage_tos(rows, row_costs, f, layer):
+    """One layer's TOs per stage: each stage's 6 counts times format ``f``'s costs, added in op
+    order (the four stages advance together: four independent chains)."""
+    a0 = a1 = a2 = a3 = 0.0
+    for o in range(6):
+        a0 += rows[layer, o] * row_costs[f, o]
+        a1 += rows[layer, 6 + o] * row_costs[f, 6 + o]
+        a2 += rows[layer, 12 + o] * row_costs[f, 12 + o]
+        a3 += rows[layer, 18 + o] * row_costs[f, 18 + o]
+    return a0, a1, a2, a3
+
+
 @njit(**NJIT_PARALLEL)
 def _tos_kernel(rows, row_costs, layer_format, offsets, chunks, layer_tos, model_stage_tos, model_tos, bad):
     # rows: counts viewed as (layers, 4 stages x 6 ops), row_costs: (formats, 4 x 6) with the cost
@@ -109,20 +131,12 @@ def _tos_kernel(rows, row_costs, layer_format, offsets, chunks, layer_tos, model
         for m in range(chunks[c], chunks[c + 1]):
             s0 = s1 = s2 = s3 = 0.0
             for layer in range(offsets[m], offsets[m + 1]):
-                ahead = min(layer + PREFETCH_LAYERS, last)      # a layer's 24 counts span 3 lines
-                _prefetch(rows, ahead, 0)
-                _prefetch(rows, ahead, 8)
-                _prefetch(rows, ahead, 16)
+                _prefetch_ahead(rows, layer, last)
                 f = layer_format[layer]
                 if f < 0 or f >= n_formats:
                     wrong += 1
                     continue
-                a0 = a1 = a2 = a3 = 0.0
-                for o in range(6):
-                    a0 += rows[layer, o] * row_costs[f, o]
-                    a1 += rows[layer, 6 + o] * row_costs[f, 6 + o]
-                    a2 += rows[layer, 12 + o] * row_costs[f, 12 + o]
-                    a3 += rows[layer, 18 + o] * row_costs[f, 18 + o]
+                a0, a1, a2, a3 = _layer_stage_tos(rows, row_costs, f, layer)
                 _store_streaming(layer_tos, layer, 0, a0)
                 _store_streaming(layer_tos, layer, 1, a1)
                 _store_streaming(layer_tos, layer, 2, a2)
@@ -151,20 +165,12 @@ def _tos_serial(rows, row_costs, layer_format, offsets, layer_tos, model_stage_t
     for m in range(offsets.shape[0] - 1):
         s0 = s1 = s2 = s3 = 0.0
         for layer in range(offsets[m], offsets[m + 1]):
-            ahead = min(layer + PREFETCH_LAYERS, last)
-            _prefetch(rows, ahead, 0)
-            _prefetch(rows, ahead, 8)
-            _prefetch(rows, ahead, 16)
+            _prefetch_ahead(rows, layer, last)
             f = layer_format[layer]
             if f < 0 or f >= n_formats:
                 wrong += 1
                 continue
-            a0 = a1 = a2 = a3 = 0.0
-            for o in range(6):
-                a0 += rows[layer, o] * row_costs[f, o]
-                a1 += rows[layer, 6 + o] * row_costs[f, 6 + o]
-                a2 += rows[layer, 12 + o] * row_costs[f, 12 + o]
-                a3 += rows[layer, 18 + o] * row_costs[f, 18 + o]
+            a0, a1, a2, a3 = _layer_stage_tos(rows, row_costs, f, layer)
             layer_tos[layer, 0] = a0
             layer_tos[layer, 1] = a1
             layer_tos[layer, 2] = a2
