@@ -72,6 +72,7 @@ from hardware_profiles import FORMAT_BITS
 from .. import checks
 from .. import fp as _fp
 from ..cells import Counter32, HalfAdder
+from ..common import add_unit
 from .fma import decode_value, round_ieee
 from .fp8 import E4M3, E4M3_INNER, e4m3_decode, e4m3_encode, reference_fp8
 
@@ -153,12 +154,6 @@ class FPDivSqrt(wiring.Component):
         super().__init__({"a": In(w), "b": In(w), "sqrt": In(1), "result": Out(w)},
                          src_loc_at=src_loc_at + 1)
 
-    def _add(self, m, name, a, b):
-        cell = self.adder(len(a), carry_in=False, subtract=False)
-        m.submodules[name] = cell
-        m.d.comb += [cell.a.eq(a), cell.b.eq(b)]
-        return cell.s
-
     def elaborate(self, platform):
         m = Module()
         fmt = self.format
@@ -237,11 +232,11 @@ class FPDivSqrt(wiring.Component):
 
         # Final residual: its sign picks Q or QM; adding back d or 2 SM + 2**-n after a
         # negative one tells an exact result.
-        rem = self._add(m, "assimilate", s_word, c_word)
+        rem, _ = add_unit(m, self.adder, "assimilate", s_word, c_word)
         negative = rem[cw - 1]
         back = Signal(cw, name="add_back")
         m.d.comb += back.eq(Mux(root, Cat(Const(1, 1), qm_reg), d))
-        fixed = self._add(m, "add_back_adder", rem, back)
+        fixed, _ = add_unit(m, self.adder, "add_back_adder", rem, back)
         inexact = Signal(name="inexact")
         m.d.comb += inexact.eq(Mux(negative, fixed[:cw] != 0, rem[:cw] != 0))
         q = Signal(n, name="quot")
