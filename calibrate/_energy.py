@@ -299,22 +299,17 @@ class EnergyModel:
         """Static joules of one call of each entry, latency left out."""
         out = self._per_op(table) * self._roofline_ops(table)
         if self.window_j_per_op:
-            prices = np.asarray([self.window_j_per_op.get(k, 0.0) for k in table.types], dtype=np.float64)
-            out = out + prices * window_ops(table, self.channel_block)
+            out = out + _by_type(self.window_j_per_op, table) * window_ops(table, self.channel_block)
         if self.row_j:
-            out = out + np.asarray([self.row_j.get(k, 0.0) for k in table.types], dtype=np.float64) * table.rows
+            out = out + _by_type(self.row_j, table) * table.rows
         if self.exposed_j and self.output_balance:
-            prices = np.asarray([self.exposed_j.get(k, 0.0) for k in table.types], dtype=np.float64)
-            out = out + prices * exposed_bytes(table, self.output_balance, self.channel_block)
+            out = out + _by_type(self.exposed_j, table) * exposed_bytes(table, self.output_balance, self.channel_block)
         if self.pack_j and self.pack_rows:
-            prices = np.asarray([self.pack_j.get(k, 0.0) for k in table.types], dtype=np.float64)
-            out = out + prices * packed_bytes(table, self.pack_rows)
+            out = out + _by_type(self.pack_j, table) * packed_bytes(table, self.pack_rows)
         if self.weight_spill_j and self.weight_cache_bytes:
-            prices = np.asarray([self.weight_spill_j.get(k, 0.0) for k in table.types], dtype=np.float64)
-            out = out + prices * uncached_weight_bytes(table, self.weight_cache_bytes)
+            out = out + _by_type(self.weight_spill_j, table) * uncached_weight_bytes(table, self.weight_cache_bytes)
         if self.narrow_j and self.narrow_window:
-            prices = np.asarray([self.narrow_j.get(k, 0.0) for k in table.types], dtype=np.float64)
-            out = out + prices * narrow_output_bytes(table, self.narrow_window)
+            out = out + _by_type(self.narrow_j, table) * narrow_output_bytes(table, self.narrow_window)
         return out
 
     def layer_time(self, table: LayerTable) -> np.ndarray:
@@ -438,6 +433,11 @@ class EnergyModel:
                    narrow_j={k: float(v) for k, v in data.get("narrow_j", {}).items()},
                    narrow_window=(tuple(int(v) for v in data["narrow_window"]) if data.get("narrow_window")
                                   else None))
+
+
+def _by_type(prices, table):
+    """``prices[type]`` of each entry of ``table`` (0 for a type without one)."""
+    return np.asarray([prices.get(k, 0.0) for k in table.types], dtype=np.float64)
 
 
 def spilled_bytes(table, capacity):
