@@ -304,6 +304,17 @@ def test_int16_operands_are_reported_not_counted(tmp_path, profile):
         opcount.load_onnx(path)
 
 
+def test_dynamic_quantization_stops_with_one_line_not_a_count(tmp_path, profile):
+    """DynamicQuantizeLinear's scale and zero point are whole-tensor scalars with no batch axis, so
+    per-sample counting cannot read the graph: it is a clear error naming the node, never a count
+    that leaves it out silently."""
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"], name="dq")]
+    path = _save(tmp_path / "d.onnx", nodes, [_vi("x", ["N", 4])],
+                 [_vi("xq", None, TensorProto.UINT8), _vi("xs", None), _vi("xz", None, TensorProto.UINT8)], [])
+    with pytest.raises(ModelError, match=r"layer 'dq' \(DynamicQuantizeLinear\): cannot tell which axis of 'xs'"):
+        opcount.load_onnx(path)
+
+
 def _qdq_conv(tmp_path, relu=True, requantized=True):
     """x -> Q -> DQ -> Conv(DQ(int8 w), DQ(int32 b)) [-> Relu] [-> Q -> DQ] -> y: 2 -> 3 channels, 3x3, 4x4."""
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="qx"),
