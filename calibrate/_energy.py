@@ -146,7 +146,9 @@ class LayerTable:
     entry whose kernel blocks channels (0 elsewhere: see ``EnergyModel.channel_block``); ``valid``
     the share of a windowed layer's (output, tap) pairs whose input tap lies inside the input, not
     on its zero padding (1 for layers without a window or padding); ``gemm_rows`` the rows M of a
-    matrix-product kernel's call (a linear layer: batch x leading dimensions; 0 elsewhere).
+    matrix-product kernel's call (a linear layer: batch x leading dimensions; 0 elsewhere);
+    ``inplace`` whether a call writes its output into its input's memory and so allocates no output
+    (PyTorch's ``ReLU(inplace=True)``; False elsewhere).
     """
     run: np.ndarray
     repeat: np.ndarray
@@ -166,6 +168,7 @@ class LayerTable:
     gemm_rows: Any = None
     kernel: Any = None
     stride: Any = None
+    inplace: Any = None
 
     def __post_init__(self):
         self.types = list(self.types) if self.types else [""] * len(self.run)
@@ -182,6 +185,9 @@ class LayerTable:
         self.gemm_rows = np.zeros(n) if self.gemm_rows is None else np.asarray(self.gemm_rows, dtype=np.float64)
         self.kernel = np.zeros(n) if self.kernel is None else np.asarray(self.kernel, dtype=np.float64)
         self.stride = np.zeros(n) if self.stride is None else np.asarray(self.stride, dtype=np.float64)
+        self.inplace = np.zeros(n, dtype=bool) if self.inplace is None else np.asarray(self.inplace, dtype=bool)
+        if self.inplace.shape != (n,):
+            raise ValueError(f"inplace needs one value per layer entry ({n})")
         if any(a.shape != (n,) for a in (self.channels, self.window, self.rows, self.in_channels, self.valid,
                                          self.gemm_rows, self.kernel, self.stride)):
             raise ValueError(f"channels, window, rows, in_channels, valid, gemm_rows, kernel and stride need one "
@@ -227,7 +233,8 @@ class LayerTable:
                    channels=cat([t.channels for t in tables], (0,)), window=cat([t.window for t in tables], (0,)),
                    rows=cat([t.rows for t in tables], (0,)), in_channels=cat([t.in_channels for t in tables], (0,)),
                    valid=cat([t.valid for t in tables], (0,)), gemm_rows=cat([t.gemm_rows for t in tables], (0,)),
-                   kernel=cat([t.kernel for t in tables], (0,)), stride=cat([t.stride for t in tables], (0,)))
+                   kernel=cat([t.kernel for t in tables], (0,)), stride=cat([t.stride for t in tables], (0,)),
+                   inplace=cat([t.inplace for t in tables], (0,)))
 
     def subset(self, runs: Sequence[int]) -> LayerTable:
         """The table of the given run indices (in that order, renumbered 0..)."""
@@ -241,7 +248,8 @@ class LayerTable:
                           labels=[self.labels[i] for i in order] if self.labels else [],
                           channels=self.channels[keep], window=self.window[keep], rows=self.rows[keep],
                           in_channels=self.in_channels[keep], valid=self.valid[keep],
-                          gemm_rows=self.gemm_rows[keep], kernel=self.kernel[keep], stride=self.stride[keep])
+                          gemm_rows=self.gemm_rows[keep], kernel=self.kernel[keep], stride=self.stride[keep],
+                          inplace=self.inplace[keep])
 
     def per_run(self, per_layer: ArrayLike) -> np.ndarray:
         """Sum a per-layer-call quantity (one value per entry, per call) over each run."""

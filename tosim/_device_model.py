@@ -59,9 +59,10 @@ def _kernel_shape(layer, batch):
     the input (opcount counts the taps on the zero padding as MACs, a direct convolution skips
     them; poolings' counts already leave them out); and the GEMM rows M of a matrix-product layer
     (a linear layer: batch x its leading dimensions; 0 for other layers), and the window's innermost
-    kernel size and stride (0 for layers without a window)."""
+    kernel size and stride (0 for layers without a window), and whether the layer runs in place
+    (its ``inplace`` attribute: it writes its output into its input and allocates none)."""
     if layer is None:
-        return 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, False
     a = layer.attrs
     blocked = layer.type in BLOCKED_TYPES and a.get("groups", 1) == 1
     channels = float(a["out"]) if blocked else 0.0
@@ -82,7 +83,7 @@ def _kernel_shape(layer, batch):
         if taps and spatial and "pairs" in a and not a.get("transposed"):
             valid = min(1.0, max(0.0, a["pairs"] / (spatial * taps)))
     gemm_rows = float(batch) * math.prod(layer.out_shape[:-1]) if layer.type in GEMM_TYPES else 0.0
-    return channels, window, rows, in_channels, valid, gemm_rows, k_last, s_last
+    return channels, window, rows, in_channels, valid, gemm_rows, k_last, s_last, bool(a.get("inplace", False))
 
 
 def _layer_rows(model, result):
@@ -138,7 +139,8 @@ def layer_table(model, result):
                                  channels=[x[0] for x in shapes], window=[x[1] for x in shapes],
                                  rows=[x[2] for x in shapes], in_channels=[x[3] for x in shapes],
                                  valid=[x[4] for x in shapes], gemm_rows=[x[5] for x in shapes],
-                                 kernel=[x[6] for x in shapes], stride=[x[7] for x in shapes])
+                                 kernel=[x[6] for x in shapes], stride=[x[7] for x in shapes],
+                                 inplace=[x[8] for x in shapes])
     return table, labels
 
 
@@ -153,7 +155,7 @@ def run_table(steps):
                                           types=table.types, channels=table.channels, window=table.window,
                                           rows=table.rows, in_channels=table.in_channels, valid=table.valid,
                                           gemm_rows=table.gemm_rows, kernel=table.kernel,
-                                          stride=table.stride))
+                                          stride=table.stride, inplace=table.inplace))
     merged = calibrate.LayerTable.concat(parts)
     merged.run[:] = 0
     merged.n_runs = 1
