@@ -7,9 +7,9 @@ on one seeded 60/40 split of the single-layer rows (relative loss for all five, 
 data spanning orders of magnitude) and reported on the held-out 40 %:
 
 1. per layer type and jointly: li2022's precision (avg, min) and R^2 of the energy model
-   (``tosim fit --model --channel-block 16 --pack-rows 4,16 --weight-cache 19.25e6 --narrow-window 2,2``),
-   of the same model without its price of 2-wide max-pool windows at stride >= 2 (``before``: the
-   previous version, commit c6e1d60) and of degree-1
+   (``tosim fit --model --channel-block 16 --pack-rows 4,16 --weight-cache 19.25e6 --narrow-window 2,2``,
+   with its default fresh-output price above 32 MiB), of the same model without the fresh-output
+   price (``before``: the previous version, commit 5f8cde4) and of degree-1
    polynomials of TOs, FLOPs and MACs (li2022 eq. 4);
 2. leave one layer type out: each type's held-out rows predicted by fits on the other types only
    (the model's fits reuse the balance and spill capacity searched in 1, to keep the bench short);
@@ -29,12 +29,16 @@ data spanning orders of magnitude) and reported on the held-out 40 %:
    size and puts no model of its own in the measured side's ratios).
 
 The conv2d and maxpool2d rows most like the architectures' layers are reported on their own in 1
-(conv2d 3x3-5x5 stride 1 with 32+ channels in and out; maxpool2d 2x2-3x3 stride 2), and the maxpool2d
-rows with 2x2 windows at stride 2 (VGG's pools) and at stride 3 or more.
+(conv2d 3x3-5x5 stride 1 with 32+ channels in and out; maxpool2d 2x2-3x3 stride 2), the maxpool2d
+rows with 2x2 windows at stride 2 (VGG's pools) and at stride 3 or more, and ReLU's two series
+(fresh outputs per call, ``test`` = 1, and reused outputs, ``test`` = 0: bench/getzner2023_layers.py).
+3b also prints the model's and ``before``'s error per batch size ((pred - meas) / meas %, per
+architecture).
 
 CPU time is printed beside wall time.
 """
 import argparse
+import csv
 import os
 import sys
 import tempfile
@@ -125,6 +129,10 @@ def _like(kind, c):
     return False
 
 
+#: The composed checks' batch sizes.
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
 def _distance(a, b, weights=None):
     return sum((weights or {}).get(k, 1.0) * (np.log(a[k] + 1.0) - np.log(b[k] + 1.0)) ** 2 for k in a)
 
@@ -175,6 +183,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         getzner2023_layers.convert(args.data_dir, tmp)
         data = calibrate.read_measurements(os.path.join(tmp, "measurements.csv"), zoo_names=opcount.zoo_names())
+        with open(os.path.join(tmp, "measurements.csv"), encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        header = next(csv.reader([lines[1]]))
+        series = np.asarray([dict(zip(header, next(csv.reader([lines[r.line - 1]]))))["series"] for r in data.rows])
         cache = TableCache(profile)
         tables, types, configs, macs = [], [], [], []
         for row in data.rows:
@@ -193,10 +205,11 @@ def main(argv=None):
     print(f"{len(y)} single-layer runs ({len(train)} train / {len(val)} validation, seed {args.seed}); "
           f"setup {time.perf_counter() - wall:.1f} s wall")
 
-    # the model, and the model without the price of 2-wide max-pool windows at stride >= 2
-    # (the previous version, c6e1d60); the constants are bench/fit_getzner2023.py's
-    before = dict(channel_block=args.channel_block, pack_rows=(4, 16), weight_cache_bytes=19.25e6)
-    variants = {"model": dict(before, narrow_window=(2, 2)), "before": before}
+    # the model, and the model without the fresh-output price (the previous version, 5f8cde4); the
+    # constants are bench/fit_getzner2023.py's
+    before = dict(channel_block=args.channel_block, pack_rows=(4, 16), weight_cache_bytes=19.25e6,
+                  narrow_window=(2, 2), fresh_threshold_bytes=None)
+    variants = {"model": dict(before, fresh_threshold_bytes=calibrate.FRESH_THRESHOLD_BYTES), "before": before}
     tables = {"model": table, "before": table}
 
     def fit_all(idx, reuse=None):
@@ -244,6 +257,13 @@ def main(argv=None):
         print(f"{label:<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods)
               + "   (median pred/meas " + ", ".join(f"{m} {np.median(preds[m][idx] / y[idx]):.3f}" for m in methods
                                                  if preds[m] is not None) + ")")
+    # ReLU's two series: fresh outputs per call (test = 1) and reused outputs (test = 0; all calls
+    # reused up to 1.1 GiB of output: bench/getzner2023_layers.py)
+    for label, flag in (("relu fresh", "test1"), ("relu reuse", "test0")):
+        idx = val[(types[val] == "relu") & (series[val] == flag)]
+        print(f"{label:<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods)
+              + "   (median pred/meas " + ", ".join(f"{m} {np.median(preds[m][idx] / y[idx]):.3f}" for m in methods
+                                                 if preds[m] is not None) + ")")
     # linear calls at batch 4-15 (the GEMM packs its weight panel per call; AlexNet's classifier at batch 4-8)
     idx = np.asarray([i for i in val if types[i] == "linear" and 4 <= configs[i]["b"] < 16], dtype=np.int64)
     print(f"{'line b4-15':<10} {len(idx):>5}  " + "  ".join(f"{fmt(preds[m], idx):>18}" for m in methods)
@@ -268,7 +288,7 @@ def main(argv=None):
     for arch in ("alexnet", "vgg11", "vgg13", "vgg16"):
         rows = {m: [] for m in methods}
         measured = []
-        for batch in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+        for batch in BATCHES:
             chosen = []
             for kind, config in architecture(arch):
                 target = dict(config, b=batch)
@@ -283,10 +303,11 @@ def main(argv=None):
     print(f"{'model':<8} " + "  ".join(f"{m:>18}" for m in methods) + "   measured J (batch 1 .. 256)")
     summary = {m: [] for m in methods}
     sizes = np.asarray([_size(types[i], configs[i]) for i in range(len(y))], dtype=np.float64)
+    errors = {}
     for arch in ("alexnet", "vgg11", "vgg13", "vgg16"):
         rows = {m: [] for m in methods}
         measured = []
-        for batch in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+        for batch in BATCHES:
             total = 0.0
             totals = dict.fromkeys(methods, 0.0)
             for kind, config in architecture(arch):
@@ -299,8 +320,12 @@ def main(argv=None):
             measured.append(total)
             for m in methods:
                 rows[m].append(totals[m])
+        errors[arch] = {m: 100.0 * (np.asarray(rows[m]) / np.asarray(measured) - 1.0) for m in ("model", "before")}
         _print_arch(arch, methods, rows, np.asarray(measured), summary)
     _print_all(methods, summary)
+    print("\n3b per batch: (pred - meas) / meas %, model [before], batch " + " ".join(str(b) for b in BATCHES))
+    for arch, err in errors.items():
+        print(f"{arch:<8} " + " ".join(f"{a:+5.1f} [{b:+5.1f}]" for a, b in zip(err["model"], err["before"])))
     print(f"\n{time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU")
     return 0
 

@@ -6,7 +6,8 @@ DATA_DIR: the Getzner et al. (2023) per-layer sets (see bench/getzner2023_layers
 converted to a measurement CSV in a temporary folder and fitted with
 
     tosim fit measurements.csv --model --device xeon-gold-5120 --static-power W \\
-        --channel-block 16 --train-fraction 0.8 --write-profile OUT.yaml
+        --channel-block 16 --pack-rows 4,16 --weight-cache 19.25e6 --narrow-window 2,2 \\
+        --fresh-threshold 33554432 --train-fraction 0.8 --write-profile OUT.yaml
 
 where W is the median RAPL package power of the runs (their ``cpu_power`` column): it sets the time
 scale of the roofline (the energies alone fix joules, not seconds). The written profile is then
@@ -36,6 +37,10 @@ WEIGHT_CACHE_BYTES = 19.25e6
 #: Max-pools with 2-wide windows at stride >= 2 (VGG's pools) get their own per-output price: an empirical
 #: price class of PyTorch's scalar max-pool loop (measured ~3 ns more per output; cause not established).
 NARROW_WINDOW = "2,2"
+#: Outputs (and max-pool indices) above glibc's mmap threshold cap (32 MiB on 64-bit) are new pages on every call
+#: (measured: ReLU's fresh-output series steps by +1.35 ns per element between 28 and 38 MiB of output);
+#: the runs that reused their outputs are marked in the converted CSV (bench/getzner2023_layers.py).
+FRESH_THRESHOLD_BYTES = 2 ** 25
 
 CITATION = ("Getzner, Charpentier, Guennemann: Accuracy is not the only Metric that matters: Estimating the "
             "Energy Consumption of Deep Learning Models, ICLR 2023 workshop Tackling Climate Change with "
@@ -69,7 +74,7 @@ def main(argv=None):
                              getzner2023_layers.DEVICE, "--static-power", f"{power:.6g}",
                              "--channel-block", str(CHANNEL_BLOCK), "--pack-rows", PACK_ROWS,
                              "--weight-cache", f"{WEIGHT_CACHE_BYTES:g}", "--narrow-window", NARROW_WINDOW,
-                             "--train-fraction",
+                             "--fresh-threshold", str(FRESH_THRESHOLD_BYTES), "--train-fraction",
                              args.train_fraction, "--seed", args.seed, "--write-profile", written])
         if status != 0:
             return status

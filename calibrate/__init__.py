@@ -20,7 +20,8 @@ calibrate imports no other tosim package; callers pass ModelIRs and zoo names in
 """
 from ._counters import (COUNTER_KINDS, MAX_PLAUSIBLE_W, CounterError, CounterProbe, CounterUnavailable, EnergyCounter,
                         EnergyMeter, NvmlCounter, RaplCounter, detect_counter, probe_counter, wrapped_delta)
-from ._energy import (BYTE_ROLES, ENERGY_MODEL_VERSION, ENERGY_TERMS, LOSSES, EnergyModel, LayerTable,
+from ._energy import (BYTE_ROLES, ENERGY_MODEL_VERSION, ENERGY_TERMS, FRESH_THRESHOLD_BYTES, LOSSES, EnergyModel,
+                      LayerTable,
                       fit_energy_model, tos_only_scale)
 from ._fit import (WEIGHTINGS, LinearFit, PolyFit, fit_nonnegative, fit_polynomial, metrics, power_of_two_scale,
                    predict, split_indices)
@@ -42,4 +43,4 @@ __all__ = ["MeasurementError", "Measurement", "MeasurementSet", "read_measuremen
            "require_torch",
            "layer_suite", "SuiteConfig", "SUITE_LAYER_TYPES", "MAX_ELEMENTS", "MAX_MACS",
            "EnergyModel", "LayerTable", "fit_energy_model", "tos_only_scale", "ENERGY_TERMS", "BYTE_ROLES",
-           "ENERGY_MODEL_VERSION", "LOSSES"]
+           "ENERGY_MODEL_VERSION", "LOSSES", "FRESH_THRESHOLD_BYTES"]

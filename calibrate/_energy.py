@@ -12,7 +12,8 @@ In the spirit of the roofline model of energy (Choi, Vuduc et al., IPDPS 2013:
     T_layer = max(n'_ops / peak_k, bytes / bandwidth_k) + n'_ops w / rate_w,k + rows / rate_r,k
               + max(0, out_bytes - n'_ops / beta_out) / rate_o,k
               + w_bytes [m_lo <= M < m_hi] / rate_p,k + w_bytes [w_bytes > L] / rate_l,k
-              + out_bytes [kernel = k_n, stride >= s_n] / rate_n,k + latency_s,
+              + out_bytes [kernel = k_n, stride >= s_n] / rate_n,k
+              + sum_{a in output, indices} a [a > F] / rate_f,k + latency_s,
     peak_k = e_k peak_ops_per_s,  bandwidth_k = e_k bandwidth_bytes_per_s
 
 and a run is the sum over its layer calls (each layer of each step; ``repeat`` counts how often).
@@ -45,6 +46,13 @@ Poolings whose innermost window is ``k_n`` wide with stride ``>= s_n`` (``narrow
 pay ``narrow_j[k]`` per output byte: an EMPIRICAL price class, not a mechanism (measured on the Xeon:
 2x2 max-pools at stride >= 2 cost ~3 ns more per output than the window terms give; its cause is
 not established).
+Outputs (and a max pooling's int64 indices) larger than ``F`` (``fresh_threshold_bytes``, given:
+glibc's mmap threshold cap, 32 MiB on 64-bit) are fresh memory on every call, mapped and
+page-faulted (zeroed) by the kernel: ``fresh_j[k]`` per such byte (``fresh_j_default``, the median
+of the fitted prices, for types the fit never saw allocate that much). In-place calls
+(``LayerTable.inplace``) allocate nothing and pay nothing, and runs that reused their outputs
+(``LayerTable.fresh_share``, a measurement fact) pay only for their calls that did not (measured on the Xeon: out-of-place ReLU +1.35 ns per fp32 element
+from 32 MiB of output on, in-place ReLU never).
 ``n'_ops`` are the ops the kernel executes: the counted ops times the share of (output, tap)
 pairs whose tap lies inside the input (``LayerTable.valid``: opcount counts the taps on the zero
 padding, a direct convolution skips them), a blocked kernel's output channels
@@ -110,7 +118,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["ENERGY_MODEL_VERSION", "ENERGY_TERMS", "BYTE_ROLES", "LOSSES", "LayerTable", "EnergyModel",
+__all__ = ["ENERGY_MODEL_VERSION", "ENERGY_TERMS", "BYTE_ROLES", "LOSSES", "FRESH_THRESHOLD_BYTES", "LayerTable",
+           "EnergyModel",
            "fit_energy_model", "tos_only_scale"]
 
 ENERGY_MODEL_VERSION = 1
@@ -119,6 +128,9 @@ ENERGY_TERMS = ("ops", "memory", "calls", "static")
 #: Tensors whose bytes the memory term prices (read or written once per layer call).
 BYTE_ROLES = ("inputs", "outputs", "weights")
 LOSSES = ("relative", "absolute")
+#: The fit's default fresh-output threshold: glibc's largest mmap threshold on 64-bit (32 MiB),
+#: above which every allocation is a fresh mapping, page-faulted on first touch.
+FRESH_THRESHOLD_BYTES = float(2 ** 25)
 
 # the rate search: log10 ranges of the peak (basic ops per second) and bandwidth (bytes per second)
 _PEAK_RANGE = (7.0, 14.0)
@@ -148,7 +160,14 @@ class LayerTable:
     on its zero padding (1 for layers without a window or padding); ``gemm_rows`` the rows M of a
     matrix-product kernel's call (a linear layer: batch x leading dimensions; 0 elsewhere);
     ``inplace`` whether a call writes its output into its input's memory and so allocates no output
-    (PyTorch's ``ReLU(inplace=True)``; False elsewhere).
+    (PyTorch's ``ReLU(inplace=True)``; False elsewhere); ``fresh_share`` the share of the run's calls
+    of the entry that got fresh output memory (a fact of how the run was measured, not of the layer:
+    1, the default, is PyTorch eager's new output per call; 0 a run that kept its output memory from
+    one call to the next, such as a loop writing into preallocated outputs or an allocator caching
+    large blocks; in between, runs averaged over repetitions of which some reused); ``index_bytes``
+    the bytes of an index tensor a call allocates beside its output (PyTorch's CPU max pooling
+    computes int64 argmax indices even when they are not returned: 8 bytes per output element; 0
+    elsewhere). ``inplace``, ``fresh_share`` and ``index_bytes`` set which allocations pay the fresh-output price (:func:`fresh_bytes`).
     """
     run: np.ndarray
     repeat: np.ndarray
@@ -169,6 +188,8 @@ class LayerTable:
     kernel: Any = None
     stride: Any = None
     inplace: Any = None
+    fresh_share: Any = None
+    index_bytes: Any = None
 
     def __post_init__(self):
         self.types = list(self.types) if self.types else [""] * len(self.run)
@@ -186,8 +207,17 @@ class LayerTable:
         self.kernel = np.zeros(n) if self.kernel is None else np.asarray(self.kernel, dtype=np.float64)
         self.stride = np.zeros(n) if self.stride is None else np.asarray(self.stride, dtype=np.float64)
         self.inplace = np.zeros(n, dtype=bool) if self.inplace is None else np.asarray(self.inplace, dtype=bool)
-        if self.inplace.shape != (n,):
-            raise ValueError(f"inplace needs one value per layer entry ({n})")
+        self.fresh_share = (np.ones(n) if self.fresh_share is None
+                            else np.asarray(self.fresh_share, dtype=np.float64))
+        self.index_bytes = (np.zeros(n) if self.index_bytes is None
+                            else np.asarray(self.index_bytes, dtype=np.float64))
+        if self.inplace.shape != (n,) or self.fresh_share.shape != (n,):
+            raise ValueError(f"inplace and fresh_share need one value per layer entry ({n})")
+        if not (np.all(self.fresh_share >= 0) and np.all(self.fresh_share <= 1)):
+            raise ValueError("fresh output shares must be in [0, 1]")
+        if self.index_bytes.shape != (n,) or not (np.all(np.isfinite(self.index_bytes))
+                                                  and np.all(self.index_bytes >= 0)):
+            raise ValueError(f"index bytes need one finite non-negative value per layer entry ({n})")
         if any(a.shape != (n,) for a in (self.channels, self.window, self.rows, self.in_channels, self.valid,
                                          self.gemm_rows, self.kernel, self.stride)):
             raise ValueError(f"channels, window, rows, in_channels, valid, gemm_rows, kernel and stride need one "
@@ -234,7 +264,8 @@ class LayerTable:
                    rows=cat([t.rows for t in tables], (0,)), in_channels=cat([t.in_channels for t in tables], (0,)),
                    valid=cat([t.valid for t in tables], (0,)), gemm_rows=cat([t.gemm_rows for t in tables], (0,)),
                    kernel=cat([t.kernel for t in tables], (0,)), stride=cat([t.stride for t in tables], (0,)),
-                   inplace=cat([t.inplace for t in tables], (0,)))
+                   inplace=cat([t.inplace for t in tables], (0,)), fresh_share=cat([t.fresh_share for t in tables], (0,)),
+                   index_bytes=cat([t.index_bytes for t in tables], (0,)))
 
     def subset(self, runs: Sequence[int]) -> LayerTable:
         """The table of the given run indices (in that order, renumbered 0..)."""
@@ -249,7 +280,7 @@ class LayerTable:
                           channels=self.channels[keep], window=self.window[keep], rows=self.rows[keep],
                           in_channels=self.in_channels[keep], valid=self.valid[keep],
                           gemm_rows=self.gemm_rows[keep], kernel=self.kernel[keep], stride=self.stride[keep],
-                          inplace=self.inplace[keep])
+                          inplace=self.inplace[keep], fresh_share=self.fresh_share[keep], index_bytes=self.index_bytes[keep])
 
     def per_run(self, per_layer: ArrayLike) -> np.ndarray:
         """Sum a per-layer-call quantity (one value per entry, per call) over each run."""
@@ -294,6 +325,9 @@ class EnergyModel:
     weight_cache_bytes: float | None = None
     narrow_j: dict = field(default_factory=dict)
     narrow_window: tuple | None = None
+    fresh_j: dict = field(default_factory=dict)
+    fresh_j_default: float = 0.0
+    fresh_threshold_bytes: float | None = None
 
     def _per_op(self, table):
         return np.asarray([self.static_j_per_op.get(k, self.static_j_per_op_default) for k in table.types],
@@ -318,6 +352,9 @@ class EnergyModel:
             out = out + _by_type(self.weight_spill_j, table) * uncached_weight_bytes(table, self.weight_cache_bytes)
         if self.narrow_j and self.narrow_window:
             out = out + _by_type(self.narrow_j, table) * narrow_output_bytes(table, self.narrow_window)
+        if self.fresh_threshold_bytes is not None and (self.fresh_j or self.fresh_j_default):
+            prices = np.asarray([self.fresh_j.get(k, self.fresh_j_default) for k in table.types], dtype=np.float64)
+            out = out + prices * fresh_bytes(table, self.fresh_threshold_bytes)
         return out
 
     def layer_time(self, table: LayerTable) -> np.ndarray:
@@ -409,6 +446,10 @@ class EnergyModel:
             if self.narrow_j and self.narrow_window:
                 out["narrow_j"] = {k: float(v) for k, v in sorted(self.narrow_j.items())}
                 out["narrow_window"] = [int(self.narrow_window[0]), int(self.narrow_window[1])]
+            if self.fresh_threshold_bytes is not None and (self.fresh_j or self.fresh_j_default):
+                out["fresh_j"] = {k: float(v) for k, v in sorted(self.fresh_j.items())}
+                out["fresh_j_default"] = float(self.fresh_j_default)
+                out["fresh_threshold_bytes"] = float(self.fresh_threshold_bytes)
             if self.channel_block > 1:
                 out["channel_block"] = int(self.channel_block)
         return out
@@ -440,7 +481,11 @@ class EnergyModel:
                                        else None),
                    narrow_j={k: float(v) for k, v in data.get("narrow_j", {}).items()},
                    narrow_window=(tuple(int(v) for v in data["narrow_window"]) if data.get("narrow_window")
-                                  else None))
+                                  else None),
+                   fresh_j={k: float(v) for k, v in data.get("fresh_j", {}).items()},
+                   fresh_j_default=float(data.get("fresh_j_default", 0.0)),
+                   fresh_threshold_bytes=(float(data["fresh_threshold_bytes"]) if "fresh_threshold_bytes" in data
+                                          else None))
 
 
 def _by_type(prices, table):
@@ -502,6 +547,22 @@ def narrow_output_bytes(table, narrow_window):
     k, s = narrow_window
     hit = (table.window > 0) & (table.channels == 0) & (table.kernel == k) & (table.stride >= s)
     return np.where(hit, table.bytes[:, 1], 0.0)
+
+
+def fresh_bytes(table, threshold):
+    """Bytes of each entry's call that are freshly allocated above ``threshold`` and so page-faulted
+    (and zeroed by the kernel) on every call: its output and its index tensor (``table.index_bytes``),
+    each counted whole when it alone exceeds ``threshold``, times the share of the run's calls that
+    got fresh memory (``table.fresh_share``; 0 for in-place calls, ``table.inplace``). glibc's malloc serves every block
+    above its mmap threshold (at most 32 MiB on 64-bit) with a fresh mapping that it unmaps on free,
+    so such an output is new memory on every call: measured on the Xeon, out-of-place ReLU costs
+    +1.35 ns per fp32 element (~0.34 ns per byte) from 32 MiB of output on, in-place ReLU never.
+    The outputs role of a training table also holds the output gradient's bytes, so there the gate
+    is approximate."""
+    out = table.bytes[:, 1]
+    idx = table.index_bytes
+    fresh = np.where(out > threshold, out, 0.0) + np.where(idx > threshold, idx, 0.0)
+    return np.where(table.inplace, 0.0, fresh * table.fresh_share)
 
 
 def window_ops(table, block=1):
@@ -585,7 +646,8 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
                      capacity_bytes: float | None = None, channel_block: int = 1,
                      window: bool = True, output_bound: bool = True, pack_rows: Sequence[int] | None = None,
                      weight_cache_bytes: float | None = None,
-                     narrow_window: Sequence[int] | None = None) -> tuple[EnergyModel, dict[str, Any]]:
+                     narrow_window: Sequence[int] | None = None,
+                     fresh_threshold_bytes: float | None = FRESH_THRESHOLD_BYTES) -> tuple[EnergyModel, dict[str, Any]]:
     """Fit an :class:`EnergyModel` to the measured joules ``y`` of the runs of ``table``.
 
     ``tos_per_op`` maps each ``(format, op)`` of the table to the transistors of its unit (the
@@ -608,7 +670,11 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     searched, and off by default (with the static term). ``narrow_window`` ``(k, s)``: fit a static
     price per output byte of poolings whose innermost kernel is ``k`` wide with stride ``>= s``
     (:func:`narrow_output_bytes`, an empirical price class), per pooling layer type; given, off by
-    default (with the static term).
+    default (with the static term). ``fresh_threshold_bytes``: fit a static price per byte of the
+    outputs (and index tensors) a call allocates fresh above this size (:func:`fresh_bytes`; given,
+    not searched; default 32 MiB, glibc's mmap threshold cap; None: off), per layer type whose rows
+    have such bytes; types without a fitted price get ``fresh_j_default``, the median of the
+    positive fitted prices (page faults cost the same whatever the kernel).
     Returns ``(model, info)``; ``info`` holds the loss,
     the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
     ``"nominal"``).
@@ -637,6 +703,10 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         if not (len(narrow_window) == 2 and all(isinstance(v, (int, np.integer)) for v in narrow_window)
                 and narrow_window[0] >= 1 and narrow_window[1] >= 1):
             raise ValueError(f"narrow window must be two integers kernel >= 1, stride >= 1, not {narrow_window!r}")
+    if fresh_threshold_bytes is not None and not (isinstance(fresh_threshold_bytes, (int, float))
+                                                  and math.isfinite(fresh_threshold_bytes)
+                                                  and fresh_threshold_bytes >= 0):
+        raise ValueError(f"fresh threshold bytes must be a non-negative number, not {fresh_threshold_bytes!r}")
     if weight_cache_bytes is not None and not (math.isfinite(weight_cache_bytes) and weight_cache_bytes > 0):
         raise ValueError(f"weight cache bytes must be a positive number, not {weight_cache_bytes!r}")
     if not (math.isfinite(latency_s) and latency_s >= 0):
@@ -718,6 +788,10 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     narrow = narrow_output_bytes(table, narrow_window) if narrow_window is not None else np.zeros(len(table.run))
     narrow_kinds = [k for k in kinds if np.any(narrow[kind_index == kinds.index(k)] > 0)]
     window_columns += [table.per_run(np.where(kind_index == kinds.index(k), narrow, 0.0)) for k in narrow_kinds]
+    fresh = (fresh_bytes(table, fresh_threshold_bytes) if fresh_threshold_bytes is not None
+             else np.zeros(len(table.run)))
+    fresh_kinds = [k for k in kinds if np.any(fresh[kind_index == kinds.index(k)] > 0)]
+    window_columns += [table.per_run(np.where(kind_index == kinds.index(k), fresh, 0.0)) for k in fresh_kinds]
 
     exposed_kinds = [k for k in kinds if output_bound and np.any(table.channels[kind_index == kinds.index(k)] > 0)]
 
@@ -807,6 +881,15 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         model.narrow_j = {k: v for k, v in zip(narrow_kinds, coef[i:i + len(narrow_kinds)]) if v > 0}
         model.narrow_window = narrow_window if model.narrow_j else None
         i += len(narrow_kinds)
+        fitted_fresh = dict(zip(fresh_kinds, coef[i:i + len(fresh_kinds)]))
+        i += len(fresh_kinds)
+        positive_fresh = [v for v in fitted_fresh.values() if v > 0]
+        if positive_fresh:
+            # kernels whose rows never allocated above the threshold: page faults cost the same whatever
+            # the kernel, so the median of the positive fitted prices
+            model.fresh_j = fitted_fresh
+            model.fresh_j_default = float(np.median(positive_fresh))
+            model.fresh_threshold_bytes = float(fresh_threshold_bytes)
         if exposed_kinds:
             model.exposed_j = dict(zip(exposed_kinds, coef[i:i + len(exposed_kinds)]))
             model.output_balance = out_balance if any(v > 0 for v in model.exposed_j.values()) else None

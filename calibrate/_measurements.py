@@ -26,6 +26,15 @@ numbers, so messages point at the right line). Columns:
     epoch is one step of ``batch`` samples.
 ``device``
     optional: which device a row was measured on (``tosim fit --device`` picks rows by it).
+``fresh_outputs``
+    the share of the run's layer calls that got a fresh output tensor, a number from 0 to 1
+    (default 1: PyTorch eager's ``model(x)`` in a loop allocates every output anew, and that is
+    what ``tosim measure`` runs); 0 for a run that wrote into output memory it kept from call to
+    call (preallocated ``out=`` tensors, an allocator that caches large blocks, CUDA graphs), a
+    share in between for a row that averages repetitions of which only some reused. Outputs above
+    the allocator's threshold cost page faults on every call only when fresh (the energy model's
+    fresh-output term, docs/energy-model.md); a run that reused them must say so, or the fit
+    charges that cost to rows that never paid it.
 
 Any other column is kept but ignored. How the columns scale a model's counts is
 :func:`workload_steps`: the feature of a row is ``epochs x sum over steps of F(step batch)``,
@@ -60,7 +69,7 @@ PHASES = ("inference", "validation", "training")
 CODECARBON_KEYS = ("run_id", "project_name", "experiment_id")
 ENERGY_PARTS = ("cpu", "gpu", "ram")
 JOULES_PER_KWH = 3.6e6
-_WORKLOAD = ("phase", "batch", "samples", "epochs", "passes", "device")
+_WORKLOAD = ("phase", "batch", "samples", "epochs", "passes", "device", "fresh_outputs")
 
 
 class MeasurementError(Exception):
@@ -72,7 +81,8 @@ class Measurement:
     """One usable row: ``energy_j`` joules for ``epochs`` repeats of ``steps`` on ``model``.
 
     ``model`` is what :func:`opcount.load_model` takes (a resolved path or ``zoo:NAME``);
-    ``steps`` is a tuple of ``(batch size, number of steps)`` pairs per epoch.
+    ``steps`` is a tuple of ``(batch size, number of steps)`` pairs per epoch; ``fresh_outputs``
+    the share of its layer calls that got fresh output memory (the CSV's ``fresh_outputs`` column).
     """
     line: int
     model: str
@@ -83,6 +93,7 @@ class Measurement:
     epochs: int
     passes: object
     device: object = None
+    fresh_outputs: float = 1.0
 
     @property
     def steps(self):
@@ -156,7 +167,7 @@ def _energy(text, column="energy_j"):
 
 
 def _row_fields(values, folder, default_phase, zoo):
-    """(model, phase, batch, samples, epochs, passes, device) from a mapping of column values."""
+    """(model, phase, batch, samples, epochs, passes, device, fresh_outputs) from a mapping of column values."""
     model_text = (values.get("model") or "").strip()
     if not model_text:
         raise ValueError("empty model")
@@ -172,7 +183,14 @@ def _row_fields(values, folder, default_phase, zoo):
     if samples is not None and passes is not None:
         raise ValueError("give samples or passes, not both")
     device = (values.get("device") or "").strip() or None
-    return model, phase, batch, samples, epochs, passes, device
+    text = (values.get("fresh_outputs") or "").strip()
+    try:
+        fresh = float(text) if text else 1.0
+    except ValueError:
+        fresh = math.nan
+    if not 0.0 <= fresh <= 1.0:
+        raise ValueError(f"fresh_outputs must be a share from 0 to 1, not {text!r}")
+    return model, phase, batch, samples, epochs, passes, device, fresh
 
 
 def _read_table(path):
@@ -224,11 +242,12 @@ def read_measurements(path: str | os.PathLike[str], *, default_phase: str = "inf
         try:
             values = _as_mapping(header, cells)
             energy = _energy(values["energy_j"].strip())
-            model, phase, batch, samples, epochs, passes, device = _row_fields(values, folder, default_phase, zoo)
+            model, phase, batch, samples, epochs, passes, device, fresh = _row_fields(values, folder,
+                                                                                         default_phase, zoo)
         except ValueError as exc:
             out.problems.append((number, str(exc)))
             continue
-        out.rows.append(Measurement(number, model, energy, phase, batch, samples, epochs, passes, device))
+        out.rows.append(Measurement(number, model, energy, phase, batch, samples, epochs, passes, device, fresh))
     return out
 
 
@@ -306,12 +325,13 @@ def read_codecarbon(path: str | os.PathLike[str], *, mapping: str | os.PathLike[
                     raise ValueError(f"{key} {values[key]!r} is not in the mapping {mapping}")
                 values = {**values, **{c: v for c, v in table[values[key]].items() if c != key}}
                 where = map_folder
-            model, phase, batch, samples, epochs, passes, device = _row_fields(values, where, default_phase, zoo)
+            model, phase, batch, samples, epochs, passes, device, fresh = _row_fields(values, where,
+                                                                                         default_phase, zoo)
         except ValueError as exc:
             out.problems.append((number, str(exc)))
             continue
         out.rows.append(Measurement(number, model, kwh * JOULES_PER_KWH, phase, batch, samples, epochs,
-                                    passes, device))
+                                    passes, device, fresh))
     return out
 
 

@@ -254,7 +254,8 @@ def _energy_model(doc, path, model):
         check_keys(doc, path + ("byte_j_by_type", kind), prices, S.BYTE_ROLES, "tensor role")
         for role, value in prices.items():
             check_energy(doc, path + ("byte_j_by_type", kind, role), value)
-    for key in ("static_j_per_op", "window_j_per_op", "row_j", "exposed_j", "pack_j", "weight_spill_j", "narrow_j"):
+    for key in ("static_j_per_op", "window_j_per_op", "row_j", "exposed_j", "pack_j", "weight_spill_j", "narrow_j",
+                "fresh_j"):
         for kind, value in model.get(key, {}).items():
             check_energy(doc, path + (key, kind), value)
     if "channel_block" in model and not 1 <= model["channel_block"] <= 4096:
@@ -279,6 +280,9 @@ def _energy_model(doc, path, model):
     if bool(model.get("weight_spill_j")) != ("weight_cache_bytes" in model):
         raise doc.error(path + ("weight_cache_bytes" if model.get("weight_spill_j") else "weight_spill_j",),
                         "weight_spill_j and weight_cache_bytes go together")
+    if ("fresh_j" in model or "fresh_j_default" in model) != ("fresh_threshold_bytes" in model):
+        raise doc.error(path + ("fresh_threshold_bytes" if "fresh_threshold_bytes" not in model else "fresh_j",),
+                        "fresh_j (or fresh_j_default) and fresh_threshold_bytes go together")
     for key in ("peak_ops_per_s", "bandwidth_bytes_per_s", "output_balance", "weight_cache_bytes"):
         if key in model and model[key] <= 0:
             raise doc.error(path + (key,), f"must be a positive number, not {model[key]}")

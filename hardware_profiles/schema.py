@@ -171,6 +171,9 @@ ENERGY_MODEL_KEYS = {
     "weight_cache_bytes": float,      # weights of a GEMM call above this stream from DRAM (weight_spill_j)
     "narrow_j": dict,                 # {layer type: static joules per output byte of narrow_window poolings}
     "narrow_window": list,            # [kernel, least stride]: the poolings narrow_j prices (empirical)
+    "fresh_j": dict,                  # {layer type: static joules per byte of fresh outputs above the threshold}
+    "fresh_j_default": float,         # the same for layer types not in fresh_j
+    "fresh_threshold_bytes": float,   # outputs (and max-pool indices) above this are new pages on every call
 }
 
 #: The optional ``memory:`` section (data movement, see :mod:`opcount.movement`): key -> type.

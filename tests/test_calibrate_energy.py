@@ -445,3 +445,91 @@ def test_linear_weight_packing_and_weights_beyond_cache_are_recovered():
     with pytest.raises(ValueError, match="GEMM rows"):
         LayerTable(run=[0], repeat=[1], op_keys=[], ops=np.zeros((1, 0)), bytes=np.zeros((1, 3)), calls=[1],
                    n_runs=1, gemm_rows=[-1])
+
+
+def _fresh_table(rng, n):
+    """Runs of convolutions, ReLUs and max-pools with outputs around the 32 MiB fresh threshold;
+    the pools allocate int64 indices (2x the fp32 output's bytes), half the ReLUs are in place and
+    about a third of the rest were measured with reused outputs (some in part)."""
+    table = _table(rng, n, types=("conv2d", "relu", "maxpool2d"))
+    kinds = np.asarray(table.types)
+    table.bytes[:, 1] = 10.0 ** rng.uniform(6, 9, n)
+    table.index_bytes = np.where(kinds == "maxpool2d", 2.0 * table.bytes[:, 1], 0.0)
+    table.inplace = (kinds == "relu") & (np.arange(n) % 2 == 0)
+    table.fresh_share = np.where(table.inplace | (rng.uniform(size=n) < 0.7), 1.0, rng.choice([0.0, 1 / 3], n))
+    return table
+
+
+def test_fresh_output_price_is_recovered_and_spares_in_place_and_reused_calls():
+    """Outputs (and max-pool indices) above the threshold pay a price per byte on every call: the fit
+    recovers it per layer type; without the term those calls are missed; in-place calls pay
+    nothing, runs that reused their outputs only for the share of calls that did not; a type the
+    fit never saw allocate that much gets the median of the fitted prices; the profile form
+    round-trips."""
+    rng = np.random.default_rng(71)
+    n = 120
+    table = _fresh_table(rng, n)
+    cap = float(2 ** 25)
+    fresh = calibrate._energy.fresh_bytes(table, cap)
+    assert np.all(fresh[table.inplace | (table.fresh_share == 0)] == 0)
+    out, idx = table.bytes[:, 1], table.index_bytes
+    free = ~table.inplace
+    assert np.allclose(fresh[free], ((np.where(out > cap, out, 0) + np.where(idx > cap, idx, 0))
+                                     * table.fresh_share)[free], rtol=1e-12, atol=0)
+    assert np.any((fresh > 0) & (table.fresh_share < 1))
+    assert 0.2 < np.mean(fresh[free] > 0) < 0.9
+    # an index tensor above the threshold pays even where its output does not
+    assert np.any(free & (idx > cap) & (out <= cap))
+    truth = EnergyModel(terms=("static",), static_j_per_op={"conv2d": 1e-9, "relu": 5e-8, "maxpool2d": 3e-8},
+                        fresh_j={"conv2d": 4e-8, "relu": 2.5e-8, "maxpool2d": 1.5e-8}, fresh_threshold_bytes=cap,
+                        peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12)
+    y, _ = truth.predict_runs(table)
+    fixed = dict(terms=("static",), static_w=1.0, prior_strength=0.0, peak_ops_per_s=1e9,
+                 bandwidth_bytes_per_s=1e12, output_bound=False)
+    model, _ = fit_energy_model(table, y, **fixed)     # the default threshold: 32 MiB
+    assert calibrate.FRESH_THRESHOLD_BYTES == cap and model.fresh_threshold_bytes == cap
+    assert model.fresh_j == {k: pytest.approx(v, rel=1e-6) for k, v in truth.fresh_j.items()}
+    assert model.fresh_j_default == pytest.approx(2.5e-8, rel=1e-6)
+    assert np.allclose(model.predict_runs(table)[0], y, rtol=1e-6)
+    back = EnergyModel.from_dict(model.to_dict())
+    assert back.fresh_threshold_bytes == cap and np.allclose(back.predict_runs(table)[0], y, rtol=1e-6)
+    # in place: the same call costs less by exactly its fresh bytes' price
+    moved = table.subset(range(n))
+    moved.inplace = np.ones(n, dtype=bool)
+    saved = model.predict_runs(table)[0] - model.predict_runs(moved)[0]
+    price = np.asarray([truth.fresh_j[k] for k in table.types])
+    assert np.allclose(saved, price * fresh, rtol=1e-9, atol=0)
+    # a layer type no row allocated above the threshold: the median of the fitted prices
+    other = table.subset(range(3))
+    other.types = ["linear"] * 3
+    other.inplace = np.zeros(3, dtype=bool)
+    other.fresh_share = np.ones(3)
+    other.index_bytes = np.zeros(3)
+    other.bytes[:, 1] = [1e6, 1e8, 1e9]
+    assert np.allclose(model.layer_terms(other)["static"] - model._per_op(other) * model._roofline_ops(other),
+                       [0.0, 2.5e-8 * 1e8, 2.5e-8 * 1e9])
+    off, _ = fit_energy_model(table, y, fresh_threshold_bytes=None, **fixed)
+    assert off.fresh_j == {} and "fresh_j" not in off.to_dict() and "fresh_threshold_bytes" not in off.to_dict()
+    assert np.max(np.abs(off.predict_runs(table)[0] / y - 1)) > 0.1
+    # fitted as if every run had allocated fresh outputs, the price is biased
+    blind = table.subset(range(n))
+    blind.fresh_share = np.ones(n)
+    biased, _ = fit_energy_model(blind, y, **fixed)
+    assert np.max(np.abs(biased.predict_runs(blind)[0] / y - 1)) > 0.05
+    with pytest.raises(ValueError, match="fresh threshold bytes"):
+        fit_energy_model(table, y, fresh_threshold_bytes=-1.0, **fixed)
+    with pytest.raises(ValueError, match="fresh output shares"):
+        LayerTable(run=[0], repeat=[1], op_keys=[], ops=np.zeros((1, 0)), bytes=np.zeros((1, 3)), calls=[1],
+                   n_runs=1, fresh_share=[1.5])
+    with pytest.raises(ValueError, match="index bytes"):
+        LayerTable(run=[0], repeat=[1], op_keys=[], ops=np.zeros((1, 0)), bytes=np.zeros((1, 3)), calls=[1],
+                   n_runs=1, index_bytes=[-1])
+
+
+def test_fresh_and_reused_flags_survive_subset_and_concat():
+    rng = np.random.default_rng(72)
+    table = _fresh_table(rng, 12)
+    both = LayerTable.concat([table, table.subset([1, 5])])
+    assert np.array_equal(both.fresh_share, np.concatenate([table.fresh_share, table.fresh_share[[1, 5]]]))
+    assert np.array_equal(both.index_bytes, np.concatenate([table.index_bytes, table.index_bytes[[1, 5]]]))
+    assert np.array_equal(both.inplace, np.concatenate([table.inplace, table.inplace[[1, 5]]]))

@@ -127,6 +127,44 @@ def test_constant_comparison_feature_is_reported_not_fatal(layer_set, tmp_path, 
     assert "distinct feature values" in capsys.readouterr().err
 
 
+FRESH_TRUTH = calibrate.EnergyModel.from_dict(
+    {**TRUTH.to_dict(), "fresh_j": {"conv2d": 3e-10, "relu": 2e-10, "maxpool2d": 1e-10}, "fresh_j_default": 2e-10,
+     "fresh_threshold_bytes": 4000.0})
+
+
+def test_fit_model_fresh_threshold_and_reused_outputs_column(layer_set, tmp_path, capsys):
+    """Energies with a fresh-output price above 4000 bytes, half the runs measured with reused
+    outputs (CSV column fresh_outputs 0, or a third of the calls fresh): --fresh-threshold 4000
+    recovers the device and writes the price and threshold to the profile; 'off' leaves the term
+    out and misses; a bad fresh_outputs value is a problem of its row."""
+    profile = hardware_profiles.load("cmos-generic")
+    lines = ["model,energy_j,batch,fresh_outputs"]
+    for i, config in enumerate(CONFIGS):
+        path = layer_set / f"{_spec(config)['name']}.json"
+        model = opcount.load_model(str(path))
+        for batch in (1, 3, 8, 32):
+            share = (1.0, 0.0, 1.0, 1 / 3)[(i + batch) % 4]
+            table, _ = layer_table(model, opcount.count_model(model, profile, batch=batch))
+            table.fresh_share[:] = share
+            energy = float(FRESH_TRUTH.predict_runs(table)[0][0])
+            lines.append(f"{path.name},{energy!r},{batch},{share!r}")
+    lines.append(f"{path.name},1.0,1,stale")
+    csv_path = layer_set / "fresh.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    out_profile = tmp_path / "fresh.yaml"
+    common = [str(csv_path), "--model", "--prior-strength", "0", "--peak", "1e10", "--bandwidth", "1e10", "--device",
+              "cpu0"]
+    status, out, err = fit_json(common + ["--fresh-threshold", "4000", "--write-profile", str(out_profile)], capsys)
+    assert status == 1 and "fresh_outputs must be a share from 0 to 1, not 'stale'" in err
+    assert out["validation"]["precision_min"] > 99.9
+    fitted = hardware_profiles.load(str(out_profile)).devices["cpu0"]["energy_model"]
+    assert fitted["fresh_threshold_bytes"] == 4000.0
+    assert fitted["fresh_j"] == {k: pytest.approx(v, rel=1e-3) for k, v in FRESH_TRUTH.fresh_j.items()}
+    status, out, err = fit_json(common + ["--fresh-threshold", "off", "--write-profile", str(out_profile)], capsys)
+    assert status == 1 and out["validation"]["precision_min"] < 99
+    assert "fresh_j" not in hardware_profiles.load(str(out_profile)).devices["cpu0"]["energy_model"]
+
+
 def test_forced_absolute_weighting_on_a_wide_span_warns(layer_set, capsys):
     status, out, err = fit_json([str(layer_set / "m.csv"), "--model", "--weighting", "absolute", "--terms",
                                  "ops,calls"], capsys)
@@ -146,6 +184,8 @@ def test_forced_absolute_weighting_on_a_wide_span_warns(layer_set, capsys):
     (["--weight-cache", "0"], "argument --weight-cache: must be a positive number, not '0'"),
     (["--narrow-window", "2,0"], "argument --narrow-window: must be two integers K,S with K >= 1 and S >= 1, not '2,0'"),
     (["--narrow-window", "2"], "argument --narrow-window: must be two integers K,S"),
+    (["--fresh-threshold", "-1"], "argument --fresh-threshold: must be a non-negative number of bytes or 'off', not '-1'"),
+    (["--fresh-threshold", "big"], "argument --fresh-threshold: must be a non-negative number of bytes or 'off'"),
 ])
 def test_model_options_are_checked(layer_set, capsys, args, message):
     assert main(["fit", str(layer_set / "m.csv"), "--model", *args]) == 2
@@ -199,6 +239,16 @@ def test_model_fit_needs_rows(tmp_path, capsys):
      "energy_model.narrow_window: narrow_j and narrow_window go together"),
     ("{energy_model: {version: 1, narrow_window: [2, 2]}}",
      "energy_model.narrow_j: narrow_j and narrow_window go together"),
+    ("{energy_model: {version: 1, fresh_j: {conv2d: -1.0}, fresh_threshold_bytes: 33554432}}",
+     "energy_model.fresh_j.conv2d: energy must be a non-negative"),
+    ("{energy_model: {version: 1, fresh_j: {conv2d: 1.0}, fresh_threshold_bytes: -1.0}}",
+     "energy_model.fresh_threshold_bytes: must be a non-negative number"),
+    ("{energy_model: {version: 1, fresh_j_default: -1.0, fresh_threshold_bytes: 1.0}}",
+     "energy_model.fresh_j_default: "),
+    ("{energy_model: {version: 1, fresh_j: {conv2d: 1.0}}}",
+     "energy_model.fresh_threshold_bytes: fresh_j (or fresh_j_default) and fresh_threshold_bytes go together"),
+    ("{energy_model: {version: 1, fresh_threshold_bytes: 1.0}}",
+     "energy_model.fresh_j: fresh_j (or fresh_j_default) and fresh_threshold_bytes go together"),
     ("{energy_model: {version: 1, spill: 1.0}}", "energy_model.spill: unknown energy model key 'spill'"),
     ("{unit: J}", "devices.d: missing key 'feature' (or an energy_model)"),
 ])
@@ -264,6 +314,12 @@ def test_layer_table_gives_blocked_channels_and_window_shares():
     window = {name: (k, s) for (name, _type), k, s in zip(labels, table.kernel, table.stride)}
     assert window["maxpool2d1"] == (3, 2) and window["conv2d1"] == (11, 4) and window["conv2d3"] == (3, 1)
     assert window["relu1"] == window["linear1"] == (0, 0)
+    # PyTorch's CPU max-pool allocates int64 argmax indices beside its output: 8 bytes per output
+    # element; nothing else does. Scored layers are not from a reused-output run.
+    index = {name: b for (name, _type), b in zip(labels, table.index_bytes)}
+    assert index["maxpool2d1"] == 2 * 64 * 27 * 27 * 8
+    assert index["conv2d1"] == index["relu1"] == index["linear1"] == 0
+    assert np.all(table.fresh_share == 1)
 
 
 def test_builtin_getzner_device_prices_ops_and_types_the_layers_never_had(capsys):

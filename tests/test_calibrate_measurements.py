@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 
 from calibrate import (Measurement, MeasurementError, read_any, read_codecarbon, read_measurements,
@@ -49,6 +50,25 @@ def test_measurement_csv_rows_and_problems_with_line_numbers():
         (13, "2 fields, the header has 7"),
     ]
     assert result.messages()[0] == f"{fixture('bad_rows.csv')}:5: energy_j must be a positive number, not '-3'"
+
+
+def test_fresh_outputs_column_says_how_much_of_a_run_reused_its_outputs(tmp_path):
+    """fresh_outputs: the share of a run's calls with fresh output memory, 0 to 1 (default 1, also
+    when empty); anything else is its row's problem; TableCache gives it to every layer entry."""
+    path = tmp_path / "m.csv"
+    path.write_text("model,energy_j,fresh_outputs\nzoo:lenet5,1,0\nzoo:lenet5,2,\nzoo:lenet5,3,0.25\n"
+                    "zoo:lenet5,4,kept\nzoo:lenet5,4,1.5\nzoo:lenet5,4,nan\n")
+    result = read_measurements(str(path))
+    assert [r.fresh_outputs for r in result.rows] == [0.0, 1.0, 0.25]
+    assert result.problems == [(5, "fresh_outputs must be a share from 0 to 1, not 'kept'"),
+                               (6, "fresh_outputs must be a share from 0 to 1, not '1.5'"),
+                               (7, "fresh_outputs must be a share from 0 to 1, not 'nan'")]
+    import hardware_profiles
+    from tosim._device_model import TableCache
+    cache = TableCache(hardware_profiles.load("cmos-generic"))
+    reused, fresh, part = (cache.run(row)[0] for row in result.rows)
+    assert len(reused.fresh_share) > 1 and np.all(reused.fresh_share == 0)
+    assert np.all(fresh.fresh_share == 1) and np.all(part.fresh_share == 0.25)
 
 
 def test_bare_zoo_names_need_the_zoo_list():

@@ -47,6 +47,13 @@ def device_model(device):
 BLOCKED_TYPES = frozenset({"conv1d", "conv2d", "conv3d"})
 #: Layer types whose kernel is one matrix product (GEMM) of the call's rows by the weights.
 GEMM_TYPES = frozenset({"linear"})
+#: Max poolings whose PyTorch CPU kernel allocates int64 argmax indices beside the output even when
+#: they are not returned (``max_pool2d`` runs ``max_pool2d_with_indices``; checked with torch 2.13's
+#: profiler: 3x the output's bytes allocated; ``max_pool1d`` has a kernel without indices).
+INDEXED_TYPES = frozenset({"maxpool2d", "maxpool3d", "adaptive_maxpool1d", "adaptive_maxpool2d",
+                           "adaptive_maxpool3d"})
+#: Bytes of one argmax index (int64).
+INDEX_BYTES = 8
 
 
 def _kernel_shape(layer, batch):
@@ -121,7 +128,9 @@ def _layer_rows(model, result):
         rows_bytes.append((b_in, b_out, b_w))
         calls.append(float(active))
         labels.append((counted.name, counted.type))
-        shapes.append(_kernel_shape(layer, batch))
+        index = (float(batch * math.prod(layer.out_shape) * INDEX_BYTES)
+                 if layer is not None and counted.type in INDEXED_TYPES else 0.0)
+        shapes.append(_kernel_shape(layer, batch) + (index,))
     return labels, keys, rows_ops, rows_bytes, calls, shapes
 
 
@@ -140,12 +149,14 @@ def layer_table(model, result):
                                  rows=[x[2] for x in shapes], in_channels=[x[3] for x in shapes],
                                  valid=[x[4] for x in shapes], gemm_rows=[x[5] for x in shapes],
                                  kernel=[x[6] for x in shapes], stride=[x[7] for x in shapes],
-                                 inplace=[x[8] for x in shapes])
+                                 inplace=[x[8] for x in shapes], index_bytes=[x[9] for x in shapes])
     return table, labels
 
 
-def run_table(steps):
-    """One run's table from ``[(step table, times it runs), ...]`` (times = steps x epochs)."""
+def run_table(steps, fresh_share=1.0):
+    """One run's table from ``[(step table, times it runs), ...]`` (times = steps x epochs);
+    ``fresh_share``: the share of the run's layer calls that got fresh output memory (a
+    measurement's ``fresh_outputs`` column; 1 unless the run reused its outputs)."""
     import calibrate
     parts = []
     for table, times in steps:
@@ -155,7 +166,9 @@ def run_table(steps):
                                           types=table.types, channels=table.channels, window=table.window,
                                           rows=table.rows, in_channels=table.in_channels, valid=table.valid,
                                           gemm_rows=table.gemm_rows, kernel=table.kernel,
-                                          stride=table.stride, inplace=table.inplace))
+                                          stride=table.stride, inplace=table.inplace,
+                                          fresh_share=np.full(len(table.run), float(fresh_share)),
+                                          index_bytes=table.index_bytes))
     merged = calibrate.LayerTable.concat(parts)
     merged.run[:] = 0
     merged.n_runs = 1
@@ -241,7 +254,7 @@ class TableCache:
                 raise ValueError(got)
             (table, _labels), types, _macs = got
             parts.append((table, count * measurement.epochs))
-        return run_table(parts), types
+        return run_table(parts, fresh_share=getattr(measurement, "fresh_outputs", 1.0)), types
 
     def macs_of(self, measurement):
         """MACs of a whole measured run (``epochs x sum over steps of count x MACs``)."""

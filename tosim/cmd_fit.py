@@ -16,6 +16,10 @@ FEATURES = ("tos", "flops", "macs", "tos-by-op", "tos+movement")
 POLY_FEATURES = ("tos", "flops", "macs")
 from hardware_profiles.schema import DEFAULT_PROFILE, PHASES
 
+#: --fresh-threshold's default: glibc's mmap threshold cap on 64-bit, 32 MiB (calibrate.FRESH_THRESHOLD_BYTES;
+#: calibrate is imported lazily).
+FRESH_THRESHOLD = float(2 ** 25)
+
 
 def _fraction(text):
     import argparse
@@ -96,6 +100,21 @@ def _narrow_window(text):
     return k, s
 
 
+def _fresh_threshold(text):
+    """argparse type: a fresh-output threshold in bytes (a non-negative number) or ``off``."""
+    import argparse
+    import math
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of bytes or 'off', not {text!r}")
+    return value
+
+
 def _energy_parts(text):
     """argparse type: ``total`` or a ``+``-joined subset of cpu, gpu, ram, each once."""
     import argparse
@@ -156,6 +175,11 @@ def register(subparsers):
     model.add_argument("--narrow-window", type=_narrow_window, default=None, metavar="K,S",
                        help="fit a static price per output byte of poolings with a K-wide window and stride >= S "
                             "(an empirical price class: 2,2 for PyTorch's CPU max-pool; default off)")
+    model.add_argument("--fresh-threshold", type=_fresh_threshold, default=FRESH_THRESHOLD, metavar="BYTES",
+                       help="fit a static price per byte of outputs (and max-pool indices) larger than BYTES, "
+                            "which the allocator maps fresh and page-faults on every call (default 33554432: "
+                            "glibc's 32 MiB mmap threshold cap; 'off': no such price); rows whose run reused its "
+                            "outputs (CSV column outputs=reused) and in-place layers pay nothing")
     parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
@@ -444,7 +468,7 @@ def run_model(args, profile, data, rows, device, problems):
                 prior_strength=args.prior_strength, peak_ops_per_s=args.peak,
                 bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power,
                 channel_block=args.channel_block, pack_rows=args.pack_rows, weight_cache_bytes=args.weight_cache,
-                narrow_window=args.narrow_window)
+                narrow_window=args.narrow_window, fresh_threshold_bytes=args.fresh_threshold)
             pred, parts = model.predict_runs(table)
         if not np.all(np.isfinite(pred)):
             raise ValueError("the energy model's predictions leave float64's range")
@@ -591,7 +615,8 @@ def model_device(result, csv_path, profile_name, keep=None):
                         "op x ops new to the window + J per window row x window rows + J per output byte not "
                         "hidden by the ops + J per weight byte of matrix-product calls that pack their "
                         "weights (pack_rows) or whose weights exceed weight_cache_bytes + J per output byte of poolings "
-                        "with the narrow_window (kernel, least stride); convolutions' ops on "
+                        "with the narrow_window (kernel, least stride) + J per byte of outputs and max-pool "
+                        "indices above fresh_threshold_bytes, freshly allocated on each call; convolutions' ops on "
                         "valid taps, blocked channels padded to channel_block)"),
     }
 
@@ -697,6 +722,10 @@ def format_model_report(result):
             lines.append(f"  static J per output byte of {m['narrow_window'][0]}-wide windows at stride >= "
                          f"{m['narrow_window'][1]} (empirical): "
                          + ", ".join(f"{k} {e:.3g}" for k, e in m["narrow_j"].items()))
+        if m.get("fresh_threshold_bytes") is not None:
+            lines.append(f"  static J per byte of fresh outputs over {m['fresh_threshold_bytes']:.4g} B: "
+                         + ", ".join(f"{k} {e:.3g}" for k, e in m["fresh_j"].items())
+                         + f", other types {m['fresh_j_default']:.3g}")
     lines.append("")
     header = ["layer type", "rows", "model val prec % avg (min)", "tos", "flops", "macs", "terms (ops/mem/calls/static)"]
     rows = []
