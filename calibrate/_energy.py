@@ -70,10 +70,11 @@ a decade of the most intense type's: dense matrix kernels (convolution, linear: 
 ops per byte), not element-wise or pooling kernels (a few at most). Only their ``s_k`` measures an
 attained op rate: an element-wise kernel's ``s_k`` can be near 0 because the fit put its energy in
 the op and byte prices, which says nothing about its speed (taking the smallest ``s_k`` of all
-kernels, the rule before, priced an unseen linear layer at tanh's 3e-11 J/op, 1/25 of a convolution's,
-and set a peak 25x above it). Where the compute-bound kernels' ``s_k`` is 0 (the fit put their whole
-per-op energy in the op prices they share), the default is 0: an unseen kernel pays those op prices
-alone, as they do; the peak then comes from the fastest kernel with a positive ``s_k``.
+kernels, the rule before, priced a held-out linear layer at tanh's 3e-11 J/op, 1/20 of a
+convolution's, and set the peak 20x above the convolution's rate). Where the compute-bound kernels'
+``s_k`` is 0 (the fit put their whole per-op energy in the op prices they share), the default is 0:
+an unseen kernel pays those op prices alone, as they do; the peak then comes from the fastest kernel
+with a positive ``s_k``.
 
 Fitting (:func:`fit_energy_model`)
 ----------------------------------
@@ -653,8 +654,9 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     (:func:`narrow_output_bytes`, an empirical price class), per pooling layer type; given, off by
     default (with the static term).
     Returns ``(model, info)``; ``info`` holds the loss,
-    the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
-    ``"nominal"``).
+    the TOs-only joules per TO, the balance search's size, ``time_scale`` (``"given"`` or
+    ``"nominal"``) and ``rate_reference`` (the compute-bound layer types whose fastest static price is
+    the price of unseen types and sets the peak; None without the static term).
     """
     terms = _check_terms(terms)
     y = np.asarray(y, dtype=np.float64)
