@@ -2490,9 +2490,9 @@ def _whole_batch_layers(b, node, where, live, refs, reads):
         return
     else:
         what = ", ".join(repr(i) for i in live if i in bt.whole)
-        spec = {"type": op, "reason": (f"reads {what}, a value computed over the whole batch (a reduction over the "
-                                       "batch, a dynamic quantization's scale or zero point)" if what else
-                                       f"{op} over the batch axis, one value for the whole batch") + f": {_NOT_COUNTED}"}
+        why = (f"reads {what}, a value computed over the whole batch (a reduction over the batch, a dynamic "
+               "quantization's scale or zero point)" if what else f"{op} over the batch axis, one value for the batch")
+        spec = {"type": op, "reason": f"{why}: {_NOT_COUNTED}"}
     spec.update(name=node.name, inputs=list(refs), out_shape=list(shape))
     if spec["type"] == op:
         spec["params"] = b.free_params(reads)

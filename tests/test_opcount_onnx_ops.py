@@ -420,13 +420,22 @@ def test_a_reduction_over_the_whole_batch_is_counted_once(tmp_path, profile, kee
         assert rows["abs"] == ("fp32", {"cmp": n}) and rows["scale"] == ("fp32", {"div": n})
 
 
+def test_a_reduction_without_axes_and_noop_with_empty_axes_is_per_sample(tmp_path, profile):
+    # ReduceSum with no axes and noop_with_empty_axes=1 is the identity: no whole-batch value
+    nodes = [helper.make_node("ReduceSum", ["x"], ["y"], name="same", noop_with_empty_axes=1)]
+    path = _save(tmp_path / "n.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", ["N", 4])])
+    model = opcount.load_onnx(path)
+    assert model.layer("same").out_shape == (4,) and not model.layer("same").attrs["once"]
+    assert _rows(_count(path, profile, 3))["same"] == ("fp32", {})
+
+
 def test_a_whole_batch_value_read_by_an_op_without_placement_is_left_out_not_fatal(tmp_path, profile):
     # the batch mean of x ([N, 4] -> [4], counted once) through a Softmax (no once-per-batch formula here)
     nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="mean", axes=[0], keepdims=0),
              helper.make_node("Softmax", ["m"], ["p"], name="sm"),
              helper.make_node("Mul", ["x", "p"], ["y"], name="weigh")]
     path = _save(tmp_path / "u.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", ["N", 4])])
-    with pytest.warns(IncompleteModelWarning, match=r"sm \(Softmax\): reads 'm', a value computed over the whole batch"):
+    with pytest.warns(IncompleteModelWarning, match=r"sm \(Softmax\): reads 'm', a value computed over the whole"):
         model = opcount.load_onnx(path)
     assert not model.complete
     rows = _rows(opcount.count_model(model, profile, batch=3))
