@@ -78,8 +78,9 @@ other type it is an error. Fields per type (defaults in brackets):
 - ``elementwise``: ops (per output element, basic ops or recipe names), backward, out_shape
   [broadcast of the inputs], op (a label), params [0], once [false: computed once per batch],
   once_inputs [which inputs are batch-free]; ``reduce``: kind [sum | mean | max | min],
-  out_shape, once [false]; ``cumsum``: axis [-1], once [false]; ``shape_op``: out_shape, op, params [0], reads [all: elements per
-  sample of its input it reads, a slice], grad [none | broadcast: an expand, its gradient summed
+  out_shape, once [false], once_inputs [[once]: a per-sample input to a once output reduces over
+  the whole batch]; ``cumsum``: axis [-1], once [false]; ``shape_op``: out_shape, op, params [0],
+  reads [all: elements per sample of its input it reads, a slice], grad [none | broadcast: an expand, its gradient summed
   back | gather: a table lookup, each gathered gradient added in], once, once_inputs (free data
   movement forward)
 
