@@ -32,6 +32,11 @@ def check_shape(shape, what):
     return tuple(shape)
 
 
+#: Fields every layer type takes (read by the model builder, not by the shape functions): offered
+#: as a did-you-mean for an unknown field too.
+_LAYER_FIELDS = frozenset({"name", "inputs", "format", "quant", "no_grad", "recompute", "frozen", "inplace"})
+
+
 class _Fields:
     """Reads a layer's fields with type checks; fields left unread are reported as unknown."""
 
@@ -100,7 +105,8 @@ class _Fields:
             return
         extra = sorted(set(self.spec) - self.read, key=str)
         if extra:
-            close = difflib.get_close_matches(str(extra[0]), sorted(self.read - set(self.spec)), n=1, cutoff=0.6)
+            known = (self.read - set(self.spec)) | _LAYER_FIELDS
+            close = difflib.get_close_matches(str(extra[0]), sorted(known), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ShapeError(f"unknown field {extra[0]!r}{hint}")
 
