@@ -67,11 +67,22 @@ What the energies identify. The static energy of a layer is ``s_k max(n_ops, bet
 ``s_k = P_static / peak_k`` (joules per op at the kernel's attained rate, ``static_j_per_op`` in
 the profile) and ``beta = peak / bandwidth`` (the machine balance, ops per byte): energies fix
 ``s_k`` and ``beta``, not ``P_static`` and ``peak`` apart. The time estimate needs one of them:
-``static_w`` or ``peak_ops_per_s`` given (the other follows from the most efficient kernel, whose
-``e_k`` is 1); with neither, ``peak_ops_per_s`` is set to a nominal 1e9 ops/s and the result says
-the time scale is nominal. Layer types without a fitted ``s_k`` use ``static_j_per_op_default``,
-the ``s_k`` of the fastest fitted kernel: an unmeasured kernel is assumed to run at the peak, the
-roofline's own assumption (optimistic for kernels that are not GEMM-like; measure them).
+``static_w`` or ``peak_ops_per_s`` given (the other follows from the fastest compute-bound kernel,
+whose ``e_k`` is 1); with neither, ``peak_ops_per_s`` is set to a nominal 1e9 ops/s and the result
+says the time scale is nominal. Layer types without a fitted ``s_k`` use ``static_j_per_op_default``,
+the ``s_k`` of the fastest compute-bound fitted kernel: an unmeasured kernel is assumed to run at the
+peak, the roofline's own assumption (optimistic for kernels that are not GEMM-like; measure them).
+Compute-bound kernels (:func:`compute_bound_types`, ``info["rate_reference"]``) are the fitted layer
+types whose median arithmetic intensity (basic ops per byte of inputs, outputs and weights) is within
+a decade of the most intense type's: dense matrix kernels (convolution, linear: tens to thousands of
+ops per byte), not element-wise or pooling kernels (a few at most). Only their ``s_k`` measures an
+attained op rate: an element-wise kernel's ``s_k`` can be near 0 because the fit put its energy in
+the op and byte prices, which says nothing about its speed (taking the smallest ``s_k`` of all
+kernels, the rule before, priced a held-out linear layer at tanh's 3e-11 J/op, 1/20 of a
+convolution's, and set the peak 20x above the convolution's rate). Where the compute-bound kernels'
+``s_k`` is 0 (the fit put their whole per-op energy in the op prices they share), the default is 0:
+an unseen kernel pays those op prices alone, as they do; the peak then comes from the fastest kernel
+with a positive ``s_k``.
 
 Fitting (:func:`fit_energy_model`)
 ----------------------------------
@@ -131,6 +142,10 @@ LOSSES = ("relative", "absolute")
 #: The fit's default fresh-output threshold: glibc's largest mmap threshold on 64-bit (32 MiB),
 #: above which every allocation is a fresh mapping, page-faulted on first touch.
 FRESH_THRESHOLD_BYTES = float(2 ** 25)
+
+#: Layer types whose median arithmetic intensity is at least this share of the most intense type's are
+#: compute-bound: their static prices set the price of unseen types and the peak (see compute_bound_types)
+COMPUTE_BOUND_RATIO = 0.1
 
 # the rate search: log10 ranges of the peak (basic ops per second) and bandwidth (bytes per second)
 _PEAK_RANGE = (7.0, 14.0)
@@ -570,6 +585,35 @@ def window_ops(table, block=1):
     return blocked_ops(table, block) * table.window
 
 
+def arithmetic_intensity(table):
+    """Basic ops per byte of inputs, outputs and weights of one call of each layer entry (nan for
+    entries that move no bytes)."""
+    moved = table.bytes.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(moved > 0, table.ops.sum(axis=1) / np.where(moved > 0, moved, 1.0), np.nan)
+
+
+def compute_bound_types(table, kinds=None, ratio=COMPUTE_BOUND_RATIO):
+    """The compute-bound layer types of ``table`` (sorted): those whose median arithmetic intensity
+    (:func:`arithmetic_intensity` over their entries) is at least ``ratio`` times the highest such
+    median among ``kinds`` (default: all types of the table). Dense matrix kernels (convolution,
+    linear: tens to thousands of ops per byte) against element-wise and pooling kernels (a few ops per
+    byte at most): the ones whose time their ops set, so whose static price measures an attained rate.
+    Where no type moves bytes (or counts ops), all of ``kinds``."""
+    kinds = sorted(set(table.types)) if kinds is None else sorted(kinds)
+    per_entry = arithmetic_intensity(table)
+    types = np.asarray(table.types)
+    medians = {}
+    for kind in kinds:
+        values = per_entry[(types == kind) & np.isfinite(per_entry)]
+        if values.size:
+            medians[kind] = float(np.median(values))
+    top = max(medians.values(), default=0.0)
+    if top <= 0:
+        return kinds
+    return [k for k in kinds if medians.get(k, -1.0) >= ratio * top]
+
+
 def roofline_ops(table, balance, block=1):
     """``max(n_ops, balance x bytes)`` of each layer entry (op-equivalents of one call)."""
     return np.maximum(blocked_ops(table, block), balance * table.bytes.sum(axis=1))
@@ -676,8 +720,9 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     have such bytes; types without a fitted price get ``fresh_j_default``, the median of the
     positive fitted prices (page faults cost the same whatever the kernel).
     Returns ``(model, info)``; ``info`` holds the loss,
-    the TOs-only joules per TO, the balance search's size and ``time_scale`` (``"given"`` or
-    ``"nominal"``).
+    the TOs-only joules per TO, the balance search's size, ``time_scale`` (``"given"`` or
+    ``"nominal"``) and ``rate_reference`` (the compute-bound layer types whose fastest static price is
+    the price of unseen types and sets the peak; None without the static term).
     """
     terms = _check_terms(terms)
     y = np.asarray(y, dtype=np.float64)
@@ -865,6 +910,7 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         model.capacity_bytes = float(capacity) if coef[i] > 0 else None
         i += 1
     time_scale = None
+    reference = None
     if kinds:
         model.static_j_per_op = dict(zip(kinds, coef[i:i + len(kinds)]))
         i += len(kinds)
@@ -895,11 +941,18 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
             model.output_balance = out_balance if any(v > 0 for v in model.exposed_j.values()) else None
             if model.output_balance is None:
                 model.exposed_j = {}
-        positive = [v for v in model.static_j_per_op.values() if v > 0]
+        # the rate reference: the compute-bound kernels (arithmetic intensity within a decade of the
+        # most intense fitted kernel's), whose static price measures the rate they attain; an element-wise
+        # kernel's static price can be near 0 because its energy sits in other terms, not because it is fast
+        reference = compute_bound_types(table, kinds)
+        # a kernel never measured is assumed to run at the peak (the roofline's own assumption): the
+        # price of the fastest compute-bound kernel (0 where the fit put their per-op energy in the op
+        # prices they share: an unseen kernel then pays those op prices alone, as they do)
+        model.static_j_per_op_default = min(model.static_j_per_op[k] for k in reference)
+        positive = ([model.static_j_per_op[k] for k in reference if model.static_j_per_op[k] > 0]
+                    or [v for v in model.static_j_per_op.values() if v > 0])
         fastest = min(positive) if positive else 0.0
-        # a kernel never measured is assumed to run at the peak (the roofline's own assumption)
-        model.static_j_per_op_default = fastest
-        # P_static / peak = s of the fastest kernel (e = 1); the balance fixes the bandwidth
+        # P_static / peak = s of the fastest compute-bound kernel (e = 1); the balance fixes the bandwidth
         if static_w is not None:
             model.static_w = float(static_w)
             model.peak_ops_per_s = static_w / fastest if fastest else (peak_ops_per_s or 1e9)
@@ -911,7 +964,7 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         model.bandwidth_bytes_per_s = model.peak_ops_per_s / balance
     info = {"loss": loss, "loss_value": loss_value, "tos_j_per_to": u_ref, "prior_strength": prior_strength,
             "searched": searched, "capacity_bytes": model.capacity_bytes, "balance_ops_per_byte": balance if kinds else None,
-            "time_scale": time_scale}
+            "time_scale": time_scale, "rate_reference": reference}
     return model, info
 
 

@@ -342,8 +342,9 @@ def _quantized_rows(layer, row, batch, convert=True):
     return extra
 
 #: Elementwise layers of a quantized ONNX graph whose output is an integer tensor, though their
-#: arithmetic is counted in another format (QuantizeLinear's in the float one, QLinearAdd's in int32).
-_INTEGER_OUTPUT_OPS = ("QuantizeLinear", "QLinearAdd")
+#: arithmetic is counted in another format (QuantizeLinear's and DynamicQuantizeLinear's in the
+#: float one, QLinearAdd's in int32).
+_INTEGER_OUTPUT_OPS = ("QuantizeLinear", "DynamicQuantizeLinear", "QLinearAdd")
 
 
 def _value_format(layer):

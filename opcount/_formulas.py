@@ -856,10 +856,13 @@ def _cumsum(layer: Layer, ctx: Context) -> LayerCost:
 def _reduce(layer: Layer, ctx: Context) -> LayerCost:
     """Reduction of E_in input elements to E_out outputs: sum E_in - E_out adds (mean: + E_out
     div; max/min: E_in - E_out cmp). Backward: the gradient is broadcast back, free (mean: E_out
-    div for dy/n; max/min: routed to the extremum, free)."""
-    n = 1 if layer.attrs.get("once") else ctx.batch
-    e_in = n * math.prod(layer.in_shape)
-    e_out = n * math.prod(layer.out_shape)
+    div for dy/n; max/min: routed to the extremum, free). A ``once`` output counts its elements
+    once per batch, a per-sample input (``once_inputs: [false]``) the batch's: a reduction over
+    the whole batch reads batch x its per-sample elements."""
+    once = layer.attrs.get("once")
+    once_in = (layer.attrs.get("once_inputs") or (once,))[0]
+    e_in = (1 if once_in else ctx.batch) * math.prod(layer.in_shape)
+    e_out = (1 if once else ctx.batch) * math.prod(layer.out_shape)
     kind = layer.attrs["kind"]
     cost = LayerCost()
     if kind in ("max", "min"):

@@ -16,12 +16,19 @@ from typing import Any, Mapping, Sequence
 from hardware_profiles.schema import FORMATS, INT_ACCUMULATOR, INT_FORMAT_BITS, LOSSES, MAC_LAYER_TYPES, OPTIMIZERS
 
 __all__ = ["ModelError", "IncompleteModelWarning", "Layer", "ModelIR", "FORMATS", "LOSSES", "OPTIMIZERS",
-           "build_model"]
+           "INPLACE_TYPES", "build_model"]
 
 MODEL_INPUT = "input"
 # layer types whose parameters can be frozen (``frozen: true``: no weight gradient, no update)
 FROZEN_TYPES = frozenset({"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                           "conv_transpose3d", "embedding"})
+
+#: Layer types that can run in place (``inplace: true``): the element-wise ones, whose output can be
+#: written over the tensor they read, so the call allocates no output (PyTorch's
+#: ``ReLU(inplace=True)``, ``x.relu_()``, ``Dropout(inplace=True)``, ``out += identity``). The
+#: counts do not depend on it; the device energy model reads it (``calibrate.LayerTable.inplace``).
+INPLACE_TYPES = frozenset({"relu", "relu6", "leaky_relu", "sigmoid", "tanh", "gelu", "silu", "hardswish",
+                           "hardsigmoid", "dropout", "stochastic_depth", "add", "mul", "elementwise"})
 
 
 class ModelError(ValueError):
@@ -330,6 +337,15 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
         if frozen and ltype not in FROZEN_TYPES:
             raise ModelError(f"{_where(source, lname, ltype)}: 'frozen' applies to {', '.join(sorted(FROZEN_TYPES))} "
                              "layers")
+        inplace = spec.pop("inplace", False)
+        if inplace is not False:
+            line = (lines or {}).get(("layers", index, "inplace"))
+            at = _where(f"{source}: line {line}" if line else source, lname, ltype)
+            if not isinstance(inplace, bool):
+                raise ModelError(f"{at}: 'inplace' must be true or false, not {inplace!r}")
+            if ltype not in INPLACE_TYPES:
+                raise ModelError(f"{at}: 'inplace' applies to the element-wise layers "
+                                 f"({', '.join(sorted(INPLACE_TYPES))}), not to a {ltype} layer")
         try:
             out_shape, params, attrs, known, signature = infer(ltype, spec, in_shapes, shapes, memo)
         except shape_error as exc:
@@ -343,6 +359,8 @@ def build_model(*, name: str, input_shape: int | Sequence[int], layers: Sequence
             signature = None if signature is None else (signature, "frozen")
         if rerun:
             attrs = dict(attrs, recompute=True)
+        if inplace:
+            attrs = dict(attrs, inplace=True)
         if quant is not None:
             attrs = dict(attrs, quant=quant)
         if attrs is not inferred and signature is not None:

@@ -13,7 +13,11 @@ Unsqueeze may merge it with other axes (PyTorch's multi-head attention works on
 ``(T, B*heads, head_dim)``) or split it off again, Gather/Slice/Concat/MatMul keep it. A layer's
 per-sample shape is its ONNX shape with the batch axis removed (or divided by the batch where it
 is merged), so a projection of a ``(T, B, D)`` tensor counts all T tokens of every sample. At
-batch 1 any axis may hold the batch and every choice counts the same.
+batch 1 any axis may hold the batch and every choice counts the same. A reduction over the batch
+axis (DynamicQuantizeLinear's range, a ReduceMax over every axis) gives a whole-batch value, one
+for the batch: its layers are counted once (``once``), the reduction itself on the batch's
+elements, and elementwise arithmetic broadcasting it over a per-sample tensor per sample; other
+ops reading one are uncounted layers saying so.
 
 Layers. Gemm and MatMul with a constant weight (plus a following Add of a constant bias) become
 ``linear`` (``tied_to`` the first layer where the weight is shared), MatMul of two activations
@@ -46,7 +50,7 @@ import numpy as np
 from hardware_profiles import files as _bounded
 
 from . import _onnx_flow as _flow
-from hardware_profiles.schema import INT_FORMAT_BITS as _INT_LAYER_FORMATS, MAC_LAYER_TYPES
+from hardware_profiles.schema import INT_ACCUMULATOR, INT_FORMAT_BITS as _INT_LAYER_FORMATS, MAC_LAYER_TYPES
 
 from ._ir import DEQUANTIZE_OPS, QUANTIZE_OPS, ModelError, ModelIR, build_model
 
@@ -72,9 +76,6 @@ _QUANT_DTYPES = ("int8", "uint8", "int16", "uint16", "int4", "uint4")
 _NOT_COUNTED = "no formula for it here, so it is not counted"
 _QDQ_REASON = ("quantized (QDQ): its operands are dequantized integers, which a runtime may compute in integer "
                "arithmetic (QLinearAdd and the like); counted as the floating-point ops the graph writes")
-_REASONS = {
-    "DynamicQuantizeLinear": f"dynamic quantization (range of the tensor, scale, round, clip): {_NOT_COUNTED}",
-}
 #: The integer matrix products: input positions of (data, weight, optional int32 bias) and of the
 #: zero points (data's, weight's); QLinear* requantize their int32 sums to the output's type.
 _INTEGER_PRODUCTS = {"QLinearConv": (0, 3, 8, (2, 5)), "ConvInteger": (0, 1, None, (2, 3)),
@@ -517,17 +518,38 @@ def _norm_axis(axis, rank):
 
 class _Batch:
     """The batch axis of every tensor: ``axes[name] = (axis, inner)`` where the axis holds
-    ``outer * batch * inner`` (1 and 1 for a plain batch axis). Constants have none."""
+    ``outer * batch * inner`` (1 and 1 for a plain batch axis). Constants have none, and neither
+    have the whole-batch values in ``whole``: tensors computed by reducing over the batch
+    (DynamicQuantizeLinear's scale and zero point, a ReduceMax over every axis) and what is
+    computed from them and constants alone, one value for the whole batch, counted once."""
 
     def __init__(self, shapes, consts, batch, path):
         self.shapes, self.consts, self.batch, self.path = shapes, consts, batch, path
         self.axes = {}
+        self.whole = set()
 
-    def per_sample(self, name, where):
+    def _known(self, name, where):
         shape = self.shapes.get(name)
         if shape is None or any(d is None or d < 0 for d in shape):
             _fail(where, f"the shape of {name!r} is not known after ONNX shape inference and folding "
                          f"(it has {list(shape) if shape is not None else 'no shape'})")
+        return shape
+
+    def counted(self, name, where):
+        """The shape a layer writing ``name`` is counted on: the whole tensor's for a whole-batch
+        value (counted once), else the per-sample shape."""
+        if name in self.whole:
+            shape = self._known(name, where)
+            if any(d == 0 for d in shape):
+                _fail(where, f"{name!r} has an empty dimension (shape {list(shape)})")
+            return tuple(shape) or (1,)
+        return self.per_sample(name, where)
+
+    def per_sample(self, name, where):
+        shape = self._known(name, where)
+        if name in self.whole:
+            _fail(where, f"{name!r} (shape {list(shape)}) is computed over the whole batch; it has no per-sample "
+                         "shape here")
         if name not in self.axes:
             _fail(where, f"cannot tell which axis of {name!r} (shape {list(shape)}) holds the batch")
         b, _ = self.axes[name]
@@ -592,10 +614,18 @@ class _Batch:
     def _track(self, node, where):
         axes, shapes = self.axes, self.shapes
         live = [i for i in node.inputs if i in axes]
-        if not live:
-            return
         op, a = node.op, node.attrs
         outs = [o for o in node.outputs if o]
+        if not live:
+            # computed from whole-batch values (and constants) alone: one value for the batch
+            if any(i in self.whole for i in node.inputs):
+                self.whole.update(outs)
+            return
+        if op == "DynamicQuantizeLinear" and node.domain in ("", "ai.onnx"):
+            # y per element, like x; its scale and zero point from the range of the whole tensor
+            axes[node.outputs[0]] = axes[live[0]]
+            self.whole.update(o for o in node.outputs[1:] if o)
+            return
         first = live[0]
         b, inner = axes[first]
         s_in = shapes.get(first)
@@ -702,13 +732,20 @@ class _Batch:
                     "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin"):
             rank = len(s_in)
             axes_ = a.get("axes")
-            if axes_ is None and len(node.inputs) > 1 and node.inputs[1] in self.consts:
+            if axes_ is None and len(node.inputs) > 1 and node.inputs[1]:
+                if node.inputs[1] not in self.consts:
+                    _fail(where, f"{op} reduces over axes computed at run time ({node.inputs[1]!r})")
                 axes_ = [int(v) for v in np.asarray(self.consts[node.inputs[1]]).reshape(-1)]
             if op in ("ArgMax", "ArgMin"):
                 axes_ = [int(a.get("axis", 0))]
-            axes_ = list(range(rank)) if not axes_ else sorted(_norm_axis(int(x), rank) for x in axes_)
+            if not axes_ and int(a.get("noop_with_empty_axes", 0)) and op not in ("ArgMax", "ArgMin"):
+                axes_ = []
+            else:
+                axes_ = list(range(rank)) if not axes_ else sorted(_norm_axis(int(x), rank) for x in axes_)
             if b in axes_:
-                _fail(where, f"{op} reduces over the batch axis (axis {b} of shape {list(s_in)})")
+                # a reduction over the batch: one value (or one row) for the whole batch
+                self.whole.update(outs)
+                return
             keep = int(a.get("keepdims", 1))
             result = {outs[0]: (b if keep else b - sum(1 for x in axes_ if x < b), inner)}
         elif op == "TopK" or op == "Split" or op in ("Slice", "Pad", "Tile", "Concat", "CumSum", "Trilu",
@@ -1148,6 +1185,14 @@ def load_onnx(path: str | os.PathLike[str], *, batch_axis: int | dict[str, int] 
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if consts[name].dtype.kind in "fc" and consts[name].size > 1}
+    # a dynamic quantization's scale times a constant is the weight's scale (onnxruntime's
+    # quantize_dynamic rescales an integer product by their product): a constant, not a parameter
+    dynamic_scales = {n.outputs[1] for n in raw if n.op == "DynamicQuantizeLinear" and len(n.outputs) > 1}
+    for node in raw:
+        if node.op == "Mul" and dynamic_scales & set(node.inputs):
+            for name in node.inputs:
+                for source in set(origin.get(name, ())) | {name}:
+                    weights.pop(source, None)
     for node in raw:
         # quantized weights (int8 and the like) are parameters too; scales, zero points and a
         # resize's scales are not
@@ -1410,6 +1455,11 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
                 _fail(where, f"input {i!r} is produced by no supported node")
         refs = [b.layer_of[i] for i in live]
         reads = b.sources(node)
+        standard = node.domain in ("", "ai.onnx")
+        if (node.op == "DynamicQuantizeLinear" and standard) or not (node.op in _INTEGER_PRODUCTS and standard) and (
+                any(i in b.bt.whole for i in live) or any(o in b.bt.whole for o in node.outputs if o)):
+            _whole_batch_layers(b, node, where, live, refs, reads)
+            continue
         if node.op == "SDPA":
             _sdpa_layers(b, node, where, reads)
             continue
@@ -1504,9 +1554,12 @@ def _to_model(path, nodes, consts, origin, weights, bt, inputs, graph_outputs, a
             if params:
                 spec["params"] = params
         note = spec.pop("_note", None)
+        zero_point = spec.pop("_zero_point", None)
         name = b.add(spec, out, expected=per_sample, reads=reads)
         if note:
             b.approximated.append((name, spec["type"], note))
+        if zero_point is not None:
+            _zero_point_correction(b, name, spec, zero_point, out, per_sample)
         if known and spec["type"] != "shape_op" and "format" not in spec and node.op not in _QUANT_OPS and (
                 reads & b.quant_inits or any(
                 _dequantized(b, r) for r in spec["inputs"])):
@@ -1963,7 +2016,7 @@ def _node_spec(node, where, b, refs, consumers, skip):
     if node.domain not in ("", "ai.onnx"):
         return {"type": op, "reason": a.get("_reason") or _custom_reason(node)}
     if op in _INTEGER_PRODUCTS:
-        return _integer_product_spec(node, where, b, n_live)
+        return _integer_product_spec(node, where, b)
     if op in ("QuantizeLinear", "DequantizeLinear"):
         if a.get("_qdq_free"):
             return None             # part of an integer product's group: its requantization or a free read
@@ -2109,7 +2162,7 @@ def _node_spec(node, where, b, refs, consumers, skip):
     if op in ("Resize", "Upsample"):
         return _resize_spec(node, where, b)
     if op in _QUANT_OPS:
-        return {"type": op, "reason": _REASONS[op]}
+        return {"type": op, "reason": f"no formula for ONNX op {op} here"}
     if op == "Einsum":
         return {"type": op, "reason": a.get("_reason") or "no formula for this equation"}
     if op in _CONTROL_FLOW:
@@ -2156,20 +2209,27 @@ def _int_format(consts, names):
     return "int4" if formats == {"int4"} else "int8"
 
 
-def _integer_product_spec(node, where, b, n_live):
+def _integer_product_spec(node, where, b):
     """QLinearConv, ConvInteger, QLinearMatMul, MatMulInteger: the conv, linear (constant weight)
     or matmul layer of the float op, in the operands' integer format, accumulating in int32 (the
     int32 bias of QLinearConv included), requantized when the op is a QLinear* one (its output is
     8-bit again) and not otherwise (the int32 sums are the output). Zero points: the data
     operand's is folded into the bias ahead of time where the weight is constant (its correction,
-    zero point x the weight's sums, is a constant per output channel), so it costs nothing; a
-    non-zero weight zero point (or, for two activations, any non-zero zero point) needs correction
-    terms at run time (a sum of the data per output, times the zero point, subtracted), which are
-    not counted: the layer is then listed as approximated."""
+    zero point x the weight's sums, is a constant per output channel), so it costs nothing; one
+    computed at run time for the whole batch (DynamicQuantizeLinear's) cannot be folded: its
+    correction is counted (``_zero_point``, see :func:`_zero_point_correction`). A non-zero
+    weight zero point (or, for two activations, any non-zero zero point, and any other zero point
+    or scale computed at run time) needs correction terms at run time (a sum of the data per
+    output, times the zero point, subtracted), which are not counted: the layer is then listed as
+    approximated. The layer reads the data and weight operands only."""
     op, consts = node.op, b.consts
     data, weight, bias_at, zero_points = _INTEGER_PRODUCTS[op]
     inputs = node.inputs
     at = lambda k: inputs[k] if k is not None and k < len(inputs) else ""  # noqa: E731
+    operands = [at(k) for k in (data, weight) if at(k) and at(k) not in consts]
+    n_live = len(operands)
+    # scales and zero points computed at run time (not constants)
+    computed = [name for k, name in enumerate(inputs) if name and name not in consts and k not in (data, weight)]
     fmt = _int_format(consts, [at(weight)] + [at(k) for k in zero_points])
     if fmt is None:
         kinds = sorted({str(consts[at(k)].dtype) for k in (weight, *zero_points) if at(k) in consts})
@@ -2194,12 +2254,39 @@ def _integer_product_spec(node, where, b, n_live):
         return {"type": op, "reason": "an integer matrix product of a constant by an activation has no formula here"}
     spec["format"] = fmt
     spec["quant"] = {"requantize": op.startswith("QLinear")}
+    spec["inputs"] = [b.layer_of[name] for name in operands]
     nonzero = [at(k) for k in (zero_points if n_live == 2 else zero_points[1:])
                if at(k) in consts and np.any(np.asarray(consts[at(k)]).astype(np.int64) != 0)]
+    data_zp = at(zero_points[0])
+    if n_live == 1 and data_zp in computed and data_zp in b.bt.whole and spec["type"] != "matmul":
+        spec["_zero_point"] = data_zp
+        computed.remove(data_zp)
     if nonzero:
         spec["_note"] = (f"non-zero zero point {nonzero[0]!r}: its correction terms (a sum of the other operand per "
                          "output, times the zero point, subtracted) are not counted")
+    elif computed:
+        spec["_note"] = (f"scale or zero point {computed[0]!r} computed at run time: its correction terms or "
+                         "requantization multiplier are not counted")
     return spec
+
+
+def _zero_point_correction(b, name, spec, zero_point, out, per_sample):
+    """The correction of an integer product whose data zero point is computed at run time, one
+    value for the whole batch (DynamicQuantizeLinear's): sum_k (x - zp) w = sum_k x w - zp x
+    (the weight's column sums, a constant), so per batch the zero point times each output
+    channel's weight sum (a row ``NAME/zero_point_sums``, 1 mul per channel, once) and per output
+    element its subtraction (a row ``NAME/zero_point``, 1 sub), both in the accumulator's format,
+    as a runtime does it (MLAS starts the accumulators from the correction). The corrected sums
+    are the product's output."""
+    acc = INT_ACCUMULATOR
+    channels = spec["out"] if spec["type"] == "linear" else per_sample[0]
+    shape = [channels] if spec["type"] == "linear" else [channels] + [1] * (len(per_sample) - 1)
+    sums = b.add({"type": "elementwise", "name": f"{name}/zero_point_sums", "op": "zero point x weight sums",
+                  "inputs": [b.layer_of[zero_point]], "ops": {"mul": 1}, "backward": {}, "no_grad": True,
+                  "once": True, "once_inputs": [True], "out_shape": shape, "format": acc})
+    b.add({"type": "elementwise", "name": f"{name}/zero_point", "op": "zero point correction",
+           "inputs": [name, sums], "ops": {"sub": 1}, "backward": {}, "no_grad": True, "once_inputs": [False, True],
+           "out_shape": list(per_sample), "format": acc}, out, expected=per_sample)
 
 
 def _qgemm_spec(node, where, b, n_live):
@@ -2335,6 +2422,117 @@ def _qdq_groups(nodes, consts, b, consumers):
         if read_by_products(d.outputs[0]):
             d.attrs["_qdq_free"] = True
     return fused
+
+
+#: Reductions counted as ``reduce`` layers (the other ONNX reductions have no formula here).
+_REDUCE_KINDS = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max", "ReduceMin": "min"}
+#: Per batch, once: DynamicQuantizeLinear's scale from the range of its input (the minimum and
+#: maximum of every element, counted as reductions): min(x_min, 0) and max(x_max, 0) (2 cmp), their
+#: difference (1 sub), / 255 (1 div); its zero point: 0 - x_min / scale (1 div, 1 sub), rounded
+#: (no basic op) and saturated to [0, 255] (2 cmp). The rounding of y = x / scale + zero point is
+#: no basic op either, as for QuantizeLinear (:data:`_QUANTIZE_OPS`, per element).
+_DYNAMIC_SCALE_OPS = {"cmp": 2, "sub": 1, "div": 1}
+_DYNAMIC_ZERO_POINT_OPS = {"div": 1, "sub": 1, "cmp": 2}
+
+
+def _whole_batch_layers(b, node, where, live, refs, reads):
+    """The layers of a node that reads or writes whole-batch values (``_Batch.whole``: one value
+    for the batch, counted once). DynamicQuantizeLinear: see :func:`_dynamic_quantize`. A
+    reduction over the batch axis is a ``reduce`` layer whose output is counted once and whose
+    input, per sample, the batch's elements (ArgMax/ArgMin: D - 1 cmp per index, D the whole
+    axis); elementwise arithmetic is counted per element of its output, once where every input
+    is a whole-batch value (a product of two scales), per sample where it broadcasts one over a
+    per-sample tensor (x times a scale), the whole-batch inputs read once (``once_inputs``); data
+    movement is free. Any other op reading a whole-batch value has no placement here: an
+    uncounted layer saying so (the result is incomplete)."""
+    bt, consts, op = b.bt, b.consts, node.op
+    standard = node.domain in ("", "ai.onnx")
+    if op == "DynamicQuantizeLinear" and standard and len(live) == 1 and live[0] == node.inputs[0]:
+        _dynamic_quantize(b, node, where, refs[0])
+        return
+    outs = [o for o in node.outputs if o]
+    once_in = [i in bt.whole for i in live]
+    out = outs[0]
+    shape = bt.counted(out, where)
+    whole_out = out in bt.whole
+    spec = None
+    if not standard:
+        spec = {"type": op, "reason": node.attrs.get("_reason") or _custom_reason(node)}
+    elif op in _REDUCE_KINDS and whole_out and len(live) == 1:
+        spec = {"type": "reduce", "kind": _REDUCE_KINDS[op], "once": True, "once_inputs": once_in}
+    elif op in ("ArgMax", "ArgMin") and whole_out and len(live) == 1:
+        full = bt.shapes[live[0]]
+        d = full[_norm_axis(int(node.attrs.get("axis", 0)), len(full))]
+        spec = {"type": "elementwise", "op": op, "ops": {"cmp": d - 1}, "backward": {}, "no_grad": True,
+                "once": True, "once_inputs": once_in}
+    elif op in ("QuantizeLinear", "DequantizeLinear") and not node.attrs.get("_qdq_free"):
+        # with a scale or zero point computed at run time (a DynamicQuantizeLinear's): as written
+        spec = _node_spec(node, where, b, refs, {}, set())
+        spec.update(once=whole_out, once_inputs=once_in)
+    elif op in _ELEMENTWISE or op in ("Pow", "Max", "Min", "Mean"):
+        params_in = [i for i in node.inputs if i in consts and b.weight_sources(i)]
+        prefs = [b.parameter(i, where) for i in params_in]
+        spec = _elementwise_spec(node, consts, len(refs) + len(prefs), fixed=set(consts) - set(params_in))
+        refs, once_in = refs + prefs, once_in + [True] * len(prefs)
+        reads = reads - {s for i in params_in for s in b.origin.get(i, ())}
+        spec.update(once=whole_out, once_inputs=once_in)
+    elif op in _ZERO_COST or op in ("QuantizeLinear", "DequantizeLinear"):
+        first = None
+        for k, o in enumerate(node.outputs):
+            if not o:
+                continue
+            params = b.free_params(reads) if first is None else 0
+            made = b.shape_op(node.name if k == 0 else f"{node.name}:{k}", op, refs[0], bt.counted(o, where),
+                              params=params, reads=reads if first is None else ())
+            b.specs[-1].update(inputs=list(refs), once=o in bt.whole, once_inputs=list(once_in))
+            b.layer_of[o] = made
+            first = first or made
+        return
+    else:
+        what = ", ".join(repr(i) for i in live if i in bt.whole)
+        why = (f"reads {what}, a value computed over the whole batch (a reduction over the batch, a dynamic "
+               "quantization's scale or zero point)" if what else f"{op} over the batch axis, one value for the batch")
+        spec = {"type": op, "reason": f"{why}: {_NOT_COUNTED}"}
+    spec.update(name=node.name, inputs=list(refs), out_shape=list(shape))
+    if spec["type"] == op:
+        spec["params"] = b.free_params(reads)
+    else:
+        params = b.free_params(reads)
+        if params and spec["type"] == "elementwise":
+            spec["params"] = params
+    name = b.add(spec, out, expected=shape, reads=reads)
+    for k, extra in enumerate(node.outputs[1:], start=1):
+        if extra and extra != out:
+            b.shape_op(f"{node.name}:{k}", op, name, bt.counted(extra, where), output=extra)
+            b.specs[-1].update(once=extra in bt.whole, once_inputs=[whole_out])
+
+
+def _dynamic_quantize(b, node, where, ref):
+    """DynamicQuantizeLinear (x -> y uint8, y_scale, y_zero_point), as ONNX defines it: the scale
+    and zero point from the minimum and maximum of the whole tensor (every sample's elements, and
+    0), then y = saturate(round(x / scale) + zero point) per element. Rows: ``NAME/min`` and
+    ``NAME/max``, reductions over the whole batch (batch x E - 1 cmp each for E elements per
+    sample); ``NAME/scale`` and ``NAME/zero_point``, once per batch (:data:`_DYNAMIC_SCALE_OPS`,
+    :data:`_DYNAMIC_ZERO_POINT_OPS`); ``NAME``, the quantization per element in the input's
+    floating-point format, as QuantizeLinear's (:data:`_QUANTIZE_OPS`: 1 div, 1 add, 2 cmp).
+    In all 4 cmp, 1 div and 1 add per element, 2 sub, 2 div and 2 cmp per batch. Rounding passes
+    no gradient: no backward."""
+    bt, name = b.bt, node.name
+    x, y = node.inputs[0], node.outputs[0]
+    once = x in bt.whole
+    shape = bt.counted(y, where) if y else bt.counted(x, where)
+    quiet = {"backward": {}, "no_grad": True}
+    lo, hi = (b.add({"type": "reduce", "name": f"{name}/{kind}", "kind": kind, "inputs": [ref], "out_shape": [1],
+                     "once": True, "once_inputs": [once], "no_grad": True}) for kind in ("min", "max"))
+    scale = b.add({"type": "elementwise", "name": f"{name}/scale", "op": "DynamicQuantizeLinear scale",
+                   "inputs": [lo, hi], "ops": dict(_DYNAMIC_SCALE_OPS), "once": True, "out_shape": [1], **quiet},
+                  node.outputs[1] if len(node.outputs) > 1 and node.outputs[1] else None)
+    zero = b.add({"type": "elementwise", "name": f"{name}/zero_point", "op": "DynamicQuantizeLinear zero point",
+                  "inputs": [lo, scale], "ops": dict(_DYNAMIC_ZERO_POINT_OPS), "once": True, "out_shape": [1], **quiet},
+                 node.outputs[2] if len(node.outputs) > 2 and node.outputs[2] else None)
+    b.add({"type": "elementwise", "name": name, "op": "DynamicQuantizeLinear", "inputs": [ref, scale, zero],
+           "ops": dict(_QUANTIZE_OPS), "once": once, "once_inputs": [once, True, True], "out_shape": list(shape),
+           **quiet}, y or None, expected=shape)
 
 
 _OTHER_REASONS = {

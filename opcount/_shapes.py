@@ -32,6 +32,11 @@ def check_shape(shape, what):
     return tuple(shape)
 
 
+#: Fields every layer type takes (read by the model builder, not by the shape functions): offered
+#: as a did-you-mean for an unknown field too.
+_LAYER_FIELDS = frozenset({"name", "inputs", "format", "quant", "no_grad", "recompute", "frozen", "inplace"})
+
+
 class _Fields:
     """Reads a layer's fields with type checks; fields left unread are reported as unknown."""
 
@@ -100,7 +105,8 @@ class _Fields:
             return
         extra = sorted(set(self.spec) - self.read, key=str)
         if extra:
-            close = difflib.get_close_matches(str(extra[0]), sorted(self.read - set(self.spec)), n=1, cutoff=0.6)
+            known = (self.read - set(self.spec)) | _LAYER_FIELDS
+            close = difflib.get_close_matches(str(extra[0]), sorted(known), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ShapeError(f"unknown field {extra[0]!r}{hint}")
 
@@ -808,16 +814,21 @@ def _cumsum(f, in_shapes):
 
 
 def _reduce(f, in_shapes):
-    """A reduction (sum, mean, max, min) from the input to ``out_shape``."""
+    """A reduction (sum, mean, max, min) from the input to ``out_shape``. ``once`` [false]: the
+    output is computed once per batch; ``once_inputs`` [``[once]``]: whether the input is such a
+    batch-free tensor too. A ``once`` output from a per-sample input (``once_inputs: [false]``)
+    reduces over the whole batch (an ONNX ReduceMax over every axis, batch included)."""
     _n_inputs(in_shapes, 1)
     kind = f.choice("kind", "sum", ("sum", "mean", "max", "min"))
     out = _explicit_or(f, None)
     if out is None:
         raise ShapeError("missing field 'out_shape'")
-    once = f.bool("once", False)
+    once, once_inputs = _once(f, in_shapes)
+    if once_inputs[0] and not once:
+        raise ShapeError("a batch-free input ('once_inputs': [true]) reduces to a batch-free output ('once': true)")
     if math.prod(in_shapes[0]) % math.prod(out):
         raise ShapeError(f"shape mismatch: cannot reduce {list(in_shapes[0])} to {list(out)}")
-    return out, 0, {"kind": kind, "once": once}
+    return out, 0, {"kind": kind, "once": once, "once_inputs": once_inputs}
 
 
 def _shape_op(f, in_shapes):

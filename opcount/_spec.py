@@ -14,8 +14,13 @@ accumulate [int32], requantize [true], core [fp32: an attention layer's core]; s
 docs/counting.md, "Quantized models") and ``no_grad`` [false: true
 for a layer no gradient flows through, a ``detach``; layers whose only readers are such get none
 either], ``recompute`` [false: true for a layer whose forward runs again in the backward stage,
-as in a checkpointed region] and, for linear, conv, conv_transpose and embedding layers,
-``frozen`` [false: true for parameters that get no gradient and no update]. Fields per type (defaults in brackets):
+as in a checkpointed region], for linear, conv, conv_transpose and embedding layers,
+``frozen`` [false: true for parameters that get no gradient and no update] and, for the
+element-wise layers (relu, relu6, leaky_relu, sigmoid, tanh, gelu, silu, hardswish, hardsigmoid,
+dropout, stochastic_depth, add, mul, elementwise), ``inplace`` [false: true for a layer that
+writes its output over the tensor it reads and allocates none, PyTorch's ``ReLU(inplace=True)``
+or ``out += identity``; the counts do not change, the device energy model reads it]; on any
+other type it is an error. Fields per type (defaults in brackets):
 
 - ``linear``: out, bias [true], tied_to [none: the name of an earlier linear or embedding layer
   whose weight it shares; that weight's shape must be this layer's ``[out, in]``], tied_bias
@@ -73,8 +78,9 @@ as in a checkpointed region] and, for linear, conv, conv_transpose and embedding
 - ``elementwise``: ops (per output element, basic ops or recipe names), backward, out_shape
   [broadcast of the inputs], op (a label), params [0], once [false: computed once per batch],
   once_inputs [which inputs are batch-free]; ``reduce``: kind [sum | mean | max | min],
-  out_shape, once [false]; ``cumsum``: axis [-1], once [false]; ``shape_op``: out_shape, op, params [0], reads [all: elements per
-  sample of its input it reads, a slice], grad [none | broadcast: an expand, its gradient summed
+  out_shape, once [false], once_inputs [[once]: a per-sample input to a once output reduces over
+  the whole batch]; ``cumsum``: axis [-1], once [false]; ``shape_op``: out_shape, op, params [0],
+  reads [all: elements per sample of its input it reads, a slice], grad [none | broadcast: an expand, its gradient summed
   back | gather: a table lookup, each gathered gradient added in], once, once_inputs (free data
   movement forward)
 

@@ -32,7 +32,7 @@ import math
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ._ir import MODEL_INPUT, ModelError, ModelIR, build_model
+from ._ir import INPLACE_TYPES, MODEL_INPUT, ModelError, ModelIR, build_model
 
 if TYPE_CHECKING:
     import torch
@@ -106,7 +106,9 @@ def _record(module, call, args, kwargs, leaf_of, torch):
                     and isinstance(args[0], torch.Tensor):
                 # the output keeps autograd's view of it: it needs a gradient if an input does
                 grad = torch.is_grad_enabled() and any(t.requires_grad for t in _flat_tensors((args, kwargs), torch))
-                return torch.empty_like(args[0], requires_grad=grad)
+                # not a leaf when it needs a gradient (a leaf would refuse the in-place op that
+                # commonly follows, ``ReLU(inplace=True)`` after a BatchNorm)
+                return torch.empty_like(args[0], requires_grad=True).clone() if grad else torch.empty_like(args[0])
             out = func(*args, **kwargs)
             if state["depth"] == 0:
                 name = getattr(func, "__name__", str(func))
@@ -301,9 +303,29 @@ _ACTIVATION_MODULES = {"ReLU": "relu", "ReLU6": "relu6", "Sigmoid": "sigmoid", "
 def _name_of(target):
     name = _ALIASES.get(target, target)
     if name.endswith("_") and not name.endswith("__") and name[:-1] in _ELEMENTWISE | dict.fromkeys(
-            ("clamp", "pow", "masked_fill", "div", "mul", "add", "sub")):
+            ("clamp", "pow", "masked_fill", "div", "mul", "add", "sub", "leaky_relu")):
         name = name[:-1]
     return _ALIASES.get(name, name)
+
+
+#: Python's in-place operators (``x += y``): they write their result into their left operand
+_INPLACE_OPERATORS = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__idiv__", "__ipow__"})
+
+
+def _in_place(event, torch):
+    """The recorded function call writes its result into its first tensor argument and allocates
+    no output: an in-place operator (``out += identity``), a method or function whose name ends in
+    one underscore (``x.relu_()``, ``F.relu_``, ``x.add_(y)``), or a functional with
+    ``inplace=True`` (``F.relu(x, inplace=True)``, ``F.dropout(x, p, training, True)``)."""
+    target = event.target
+    if target in _INPLACE_OPERATORS or (target.endswith("_") and not target.endswith("__")):
+        return True
+    if event.kwargs.get("inplace") is True:
+        return True
+    function = getattr(torch.nn.functional, target, None)
+    if event.args and inspect.isfunction(function) and "inplace" in inspect.signature(function).parameters:
+        return _bind(function, event.args, event.kwargs).get("inplace") is True
+    return False
 
 
 class _Builder:
@@ -972,6 +994,8 @@ def _handle(b, event, out_refs):
             spec, inputs = {"type": "shape_op", "op": kind, "out_shape": list(out_refs[0][0]) or [1]}, ins[:1]
         else:
             spec, inputs = _module_spec(b, m, event, ins)
+        if spec["type"] in INPLACE_TYPES and getattr(m, "inplace", False) is True:
+            spec = dict(spec, inplace=True)         # ReLU(inplace=True), Dropout(inplace=True), ...
         params = [p for p in _module_params(b, event)]
         shared = [p for p in params if b.param_names[id(p)] in b.attributed]
         layer = b.add(spec, inputs, event.outputs[0], out_refs[0], event.path or kind)
@@ -1052,6 +1076,8 @@ def _handle(b, event, out_refs):
     if name == "embedding_bag":
         return _embedding_bag(b, event, out_refs)
     spec, inputs = _fn_spec(b, name, event, ins)
+    if spec["type"] in INPLACE_TYPES and _in_place(event, torch):
+        spec["inplace"] = True
     own = spec.pop("_own", [])
     spec.pop("_weight_t", None)
     layer = b.add(spec, [r for r in inputs if r is not None], event.outputs[0], out_refs[0],

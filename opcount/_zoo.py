@@ -8,6 +8,15 @@ is the classic 32x32 version (LeCun et al. 1998, full C3 connections, 61,706 par
 175B is the GPT-2 architecture at the sizes of Brown et al. 2020, Table 2.1 (96 layers, d=12288,
 96 heads, context 2048, dense attention in every layer), 174,604,259,328 parameters.
 
+Layers that torchvision runs in place carry ``inplace: true`` (their output written over their
+input, no output allocated; the counts do not depend on it, the device energy model reads it),
+exactly where torchvision's definitions have it (torchvision itself is not a dependency: this
+follows its source, ``torchvision/models``): every ReLU of AlexNet, VGG, ResNet, SqueezeNet,
+GoogLeNet (``F.relu(x, inplace=True)``) and DenseNet and MobileNetV2's ReLU6
+(``Conv2dNormActivation``'s ``inplace=True``), and ResNet's residual add (``out += identity``);
+their dropouts, MobileNetV2's residual add (``x + self.conv(x)``) and ViT's layers are not in
+place. The other models (LeNet-5, the Hugging Face and paper models) have no in-place layer.
+
 Sequence models are built at their full context by default (BERT 512, GPT-2 1024, LLaMA-2 4096,
 GPT-3 2048, ViT 197 tokens, the LSTM language model ``lstm-lm`` its 35 training steps);
 ``load_zoo("gpt2", seq=128)`` builds a shorter one.
@@ -73,12 +82,12 @@ def _alexnet():
     n = _Net()
     for out, k, s, p, pool in [(64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
                                (256, 3, 1, 1, False), (256, 3, 1, 1, True)]:
-        n.add("conv2d", out=out, kernel=k, stride=s, padding=p); n.add("relu")
+        n.add("conv2d", out=out, kernel=k, stride=s, padding=p); n.add("relu", inplace=True)
         if pool:
             n.add("maxpool2d", kernel=3, stride=2)
     n.add("adaptive_avgpool2d", out=6); n.add("flatten")
-    n.add("dropout", p=0.5); n.add("linear", out=4096); n.add("relu")
-    n.add("dropout", p=0.5); n.add("linear", out=4096); n.add("relu"); n.add("linear", out=1000)
+    n.add("dropout", p=0.5); n.add("linear", out=4096); n.add("relu", inplace=True)
+    n.add("dropout", p=0.5); n.add("linear", out=4096); n.add("relu", inplace=True); n.add("linear", out=1000)
     return _spec("alexnet", (3, 224, 224), n)
 
 
@@ -95,18 +104,20 @@ def _vgg(depth):
         if v == "M":
             n.add("maxpool2d", kernel=2)
         else:
-            n.add("conv2d", out=v, kernel=3, padding=1); n.add("relu")
+            n.add("conv2d", out=v, kernel=3, padding=1); n.add("relu", inplace=True)
     n.add("adaptive_avgpool2d", out=7); n.add("flatten")
-    n.add("linear", out=4096); n.add("relu"); n.add("dropout", p=0.5)
-    n.add("linear", out=4096); n.add("relu"); n.add("dropout", p=0.5); n.add("linear", out=1000)
+    n.add("linear", out=4096); n.add("relu", inplace=True); n.add("dropout", p=0.5)
+    n.add("linear", out=4096); n.add("relu", inplace=True); n.add("dropout", p=0.5); n.add("linear", out=1000)
     return _spec(f"vgg{depth}", (3, 224, 224), n)
 
 
 def _conv_bn(n, out, kernel, stride=1, padding=0, groups=1, relu="relu", eps=None):
+    """Convolution, batch norm and (unless ``relu`` is None) the activation, in place as in every
+    torchvision model that uses it (ResNet, MobileNetV2, GoogLeNet, DenseNet)."""
     n.add("conv2d", out=out, kernel=kernel, stride=stride, padding=padding, groups=groups, bias=False)
     n.add("batchnorm", **({"eps": eps} if eps is not None else {}))
     if relu:
-        n.add(relu)
+        n.add(relu, inplace=True)
     return n.last
 
 
@@ -138,7 +149,7 @@ def _resnet(depth):
                 shortcut = _conv_bn(n, planes * expansion, 1, stride, relu=None)
             else:
                 shortcut = entry
-            n.add("add", inputs=[main, shortcut]); n.add("relu")
+            n.add("add", inputs=[main, shortcut], inplace=True); n.add("relu", inplace=True)   # out += identity
             channels = planes * expansion
     n.add("global_avgpool"); n.add("linear", out=1000)
     return _spec(f"resnet{depth}", (3, 224, 224), n)
@@ -170,25 +181,25 @@ def _squeezenet(version):
     n = _Net()
 
     def fire(squeeze, e1, e3):
-        n.add("conv2d", out=squeeze, kernel=1); s = n.add("relu")
-        n.add("conv2d", out=e1, kernel=1); a = n.add("relu")
-        n.at(s); n.add("conv2d", out=e3, kernel=3, padding=1); b = n.add("relu")
+        n.add("conv2d", out=squeeze, kernel=1); s = n.add("relu", inplace=True)
+        n.add("conv2d", out=e1, kernel=1); a = n.add("relu", inplace=True)
+        n.at(s); n.add("conv2d", out=e3, kernel=3, padding=1); b = n.add("relu", inplace=True)
         n.add("concat", inputs=[a, b], axis=0)
 
     def pool():
         n.add("maxpool2d", kernel=3, stride=2, ceil_mode=True)
 
     if version == "1_0":
-        n.add("conv2d", out=96, kernel=7, stride=2); n.add("relu"); pool()
+        n.add("conv2d", out=96, kernel=7, stride=2); n.add("relu", inplace=True); pool()
         fire(16, 64, 64); fire(16, 64, 64); fire(32, 128, 128); pool()
         fire(32, 128, 128); fire(48, 192, 192); fire(48, 192, 192); fire(64, 256, 256); pool()
         fire(64, 256, 256)
     else:
-        n.add("conv2d", out=64, kernel=3, stride=2); n.add("relu"); pool()
+        n.add("conv2d", out=64, kernel=3, stride=2); n.add("relu", inplace=True); pool()
         fire(16, 64, 64); fire(16, 64, 64); pool()
         fire(32, 128, 128); fire(32, 128, 128); pool()
         fire(48, 192, 192); fire(48, 192, 192); fire(64, 256, 256); fire(64, 256, 256)
-    n.add("dropout", p=0.5); n.add("conv2d", out=1000, kernel=1); n.add("relu"); n.add("global_avgpool")
+    n.add("dropout", p=0.5); n.add("conv2d", out=1000, kernel=1); n.add("relu", inplace=True); n.add("global_avgpool")
     return _spec(f"squeezenet{version}", (3, 224, 224), n)
 
 
@@ -231,16 +242,16 @@ def _densenet121():
                 n.add("concat", inputs=list(features), axis=0)
             else:
                 n.at(features[0])
-            n.add("batchnorm"); n.add("relu"); n.add("conv2d", out=128, kernel=1, bias=False)
-            n.add("batchnorm"); n.add("relu"); n.add("conv2d", out=32, kernel=3, padding=1, bias=False)
+            n.add("batchnorm"); n.add("relu", inplace=True); n.add("conv2d", out=128, kernel=1, bias=False)
+            n.add("batchnorm"); n.add("relu", inplace=True); n.add("conv2d", out=32, kernel=3, padding=1, bias=False)
             features.append(n.last)
         n.add("concat", inputs=list(features), axis=0)
         channels += 32 * count
         if index < 3:
-            n.add("batchnorm"); n.add("relu"); n.add("conv2d", out=channels // 2, kernel=1, bias=False)
+            n.add("batchnorm"); n.add("relu", inplace=True); n.add("conv2d", out=channels // 2, kernel=1, bias=False)
             n.add("avgpool2d", kernel=2)
             channels //= 2
-    n.add("batchnorm"); n.add("relu"); n.add("global_avgpool"); n.add("linear", out=1000)
+    n.add("batchnorm"); n.add("relu", inplace=True); n.add("global_avgpool"); n.add("linear", out=1000)
     return _spec("densenet121", (3, 224, 224), n)
 
 

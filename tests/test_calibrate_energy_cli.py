@@ -107,6 +107,8 @@ def test_fit_model_plot_and_report(layer_set, tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "layer type" in out.out and "joint" in out.out and "validation R2: model" in out.out
     assert "nominal 1e9 ops/s" in out.err                     # neither --peak nor --static-power
+    # the price of types the fit never saw, and the compute-bound kernels it comes from
+    assert "static J per roofline op, other types:" in out.out and "compute-bound kernels: conv2d)" in out.out
 
 
 def test_constant_comparison_feature_is_reported_not_fatal(layer_set, tmp_path, capsys):

@@ -424,6 +424,18 @@ def test_generic_elementwise_reduce_and_shape_op():
         == "li2022"
 
 
+def test_reduce_over_the_whole_batch_reads_every_sample_once_per_batch():
+    # a once output from a per-sample input: batch x 4 elements to 1 (7 cmp at batch 2), not 2 x 3
+    layers = [{"type": "reduce", "kind": "max", "out_shape": [1], "once": True, "once_inputs": [False],
+               "name": "peak"},
+              {"type": "reduce", "kind": "sum", "out_shape": [1], "once": True, "name": "again", "inputs": ["peak"]}]
+    r = run([4], layers, batch=2)
+    assert row(r, "peak").stages["forward"] == ops(cmp=7)
+    assert row(r, "again").stages["forward"] == ops()            # batch-free in and out: 1 element to 1
+    with pytest.raises(opcount.ModelError, match=r"a batch-free input .* reduces to a batch-free output"):
+        run([4], [{"type": "reduce", "kind": "max", "out_shape": [1], "once_inputs": [True]}])
+
+
 def test_as_array_layout_and_overflow():
     r = run([3], [{"type": "linear", "out": 2}, {"type": "relu"}], phase="training", batch=2)
     array = r.as_array()

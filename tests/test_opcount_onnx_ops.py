@@ -304,15 +304,143 @@ def test_int16_operands_are_reported_not_counted(tmp_path, profile):
         opcount.load_onnx(path)
 
 
-def test_dynamic_quantization_stops_with_one_line_not_a_count(tmp_path, profile):
-    """DynamicQuantizeLinear's scale and zero point are whole-tensor scalars with no batch axis, so
-    per-sample counting cannot read the graph: it is a clear error naming the node, never a count
-    that leaves it out silently."""
-    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"], name="dq")]
-    path = _save(tmp_path / "d.onnx", nodes, [_vi("x", ["N", 4])],
-                 [_vi("xq", None, TensorProto.UINT8), _vi("xs", None), _vi("xz", None, TensorProto.UINT8)], [])
-    with pytest.raises(ModelError, match=r"layer 'dq' \(DynamicQuantizeLinear\): cannot tell which axis of 'xs'"):
-        opcount.load_onnx(path)
+# --- dynamic quantization and other whole-batch values ---------------------------------------------
+
+def _dynamic_mlp(tmp_path):
+    """onnxruntime's quantize_dynamic form of x @ W + b, 4 -> 3 features: DynamicQuantizeLinear
+    (uint8, its scale and zero point from the range of the whole batch) -> MatMulInteger (int8
+    weight, zero point 0; the data's zero point computed at run time) -> Cast -> Mul by the product
+    of the scales (the weight's per output channel) -> Add bias."""
+    w = np.arange(-6, 6, dtype=np.int8).reshape(4, 3)
+    ws, bias = np.array([0.05, 0.1, 0.02], np.float32), np.array([0.1, 0.2, 0.3], np.float32)
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"], name="dq"),
+             helper.make_node("MatMulInteger", ["xq", "wq", "xz", "wz"], ["yi"], name="mmi"),
+             helper.make_node("Cast", ["yi"], ["yf"], name="cast", to=F),
+             helper.make_node("Mul", ["xs", "ws"], ["s"], name="scales"),
+             helper.make_node("Mul", ["yf", "s"], ["ym"], name="rescale"),
+             helper.make_node("Add", ["ym", "b"], ["y"], name="add_bias")]
+    inits = [_init("wq", w), _init("wz", np.array(0, np.int8)), _init("ws", ws), _init("b", bias)]
+    path = _save(tmp_path / "dyn.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", ["N", 3])], inits)
+    return path, w, ws, bias
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_dynamic_quantized_mlp_hand_count(tmp_path, int_profile, batch):
+    """The range, scale and zero point are whole-batch values: the range reads every element of
+    the batch (O(batch)), the scalar ops are counted once; everything per element or per output
+    scales with the batch."""
+    path, *_ = _dynamic_mlp(tmp_path)
+    model = opcount.load_onnx(path)
+    # the int8 weight and the float bias; the scales (the weight's included) and zero points are no parameters
+    assert model.complete and model.params == 12 + 3
+    rows = _rows(opcount.count_model(model, int_profile, batch=batch))
+    n, o = 4 * batch, 3 * batch                  # elements quantized, outputs
+    assert {name: row for name, row in rows.items() if row[1]} == {
+        "dq/min": ("fp32", {"cmp": n - 1}),      # over the whole batch
+        "dq/max": ("fp32", {"cmp": n - 1}),
+        "dq/scale": ("fp32", {"cmp": 2, "sub": 1, "div": 1}),       # with 0: 2 cmp; (max - min) / 255
+        "dq/zero_point": ("fp32", {"div": 1, "sub": 1, "cmp": 2}),  # -min / scale, saturated to [0, 255]
+        "dq": ("fp32", {"div": n, "add": n, "cmp": 2 * n}),         # x / scale + zero point, saturated
+        "mmi": ("int8", {"mul": o * 4}),
+        "mmi/accumulate": ("int32", {"add": o * 3}),
+        "mmi/zero_point_sums": ("int32", {"mul": 3}),   # the zero point times the weight's 3 column sums, once
+        "mmi/zero_point": ("int32", {"sub": o}),        # subtracted from every output
+        "scales": ("fp32", {"mul": 3}),                 # the data's scale times the weight's 3, once
+        "rescale": ("fp32", {"mul": o}),
+        "add_bias": ("fp32", {"add": o}),
+    }
+
+
+def test_dynamic_quantized_mlp_runs_and_its_scale_is_the_whole_batchs(tmp_path):
+    """ONNX's reference runtime runs the graph, and its output is the one quantized with a single
+    scale and zero point for the whole batch (per-sample ones give another)."""
+    from onnx.reference import ReferenceEvaluator
+    path, w, ws, bias = _dynamic_mlp(tmp_path)
+    x = np.random.RandomState(0).randn(4, 4).astype(np.float32)
+    (y,) = ReferenceEvaluator(path).run(None, {"x": x})
+
+    def by_hand(rows):
+        lo, hi = min(float(rows.min()), 0.0), max(float(rows.max()), 0.0)
+        scale = np.float32((hi - lo) / 255)
+        zero = np.clip(np.round(-lo / scale), 0, 255)
+        q = np.clip(np.round(rows / scale) + zero, 0, 255)
+        return ((q - zero) @ w.astype(np.float64)) * scale * ws + bias
+
+    np.testing.assert_allclose(y, by_hand(x), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(y, np.stack([by_hand(x[i:i + 1])[0] for i in range(4)]), rtol=1e-5, atol=1e-6)
+
+
+def test_dynamic_quantized_conv_hand_count(tmp_path, int_profile):
+    # ConvInteger 2 -> 3 channels, 3x3, no padding, 4x4 input: 2x2 outputs of K = 18 products per channel
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"], name="dq"),
+             helper.make_node("ConvInteger", ["xq", "wq", "xz"], ["yi"], name="conv"),
+             helper.make_node("Cast", ["yi"], ["yf"], name="cast", to=F),
+             helper.make_node("Mul", ["yf", "xs"], ["y"], name="rescale")]
+    path = _save(tmp_path / "dc.onnx", nodes, [_vi("x", ["N", 2, 4, 4])], [_vi("y", ["N", 3, 2, 2])],
+                 [_init("wq", np.ones((3, 2, 3, 3), np.uint8))])
+    model = opcount.load_onnx(path)
+    assert model.complete and model.params == 3 * 18
+    rows = _rows(opcount.count_model(model, int_profile, batch=2))
+    n, o = 2 * 32, 2 * 12
+    assert rows["dq/min"] == rows["dq/max"] == ("fp32", {"cmp": n - 1})
+    assert rows["dq"] == ("fp32", {"div": n, "add": n, "cmp": 2 * n})
+    assert rows["conv"] == ("int8", {"mul": o * 18})
+    assert rows["conv/accumulate"] == ("int32", {"add": o * 17})
+    assert rows["conv/zero_point_sums"] == ("int32", {"mul": 3})            # one per output channel, once
+    assert rows["conv/zero_point"] == ("int32", {"sub": o})
+    assert rows["rescale"] == ("fp32", {"mul": o})
+
+
+def test_an_integer_product_of_two_dynamically_quantized_activations_is_listed_as_approximated(tmp_path, int_profile):
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["a"], ["aq", "as", "az"], name="qa"),
+             helper.make_node("DynamicQuantizeLinear", ["b"], ["bq", "bs", "bz"], name="qb"),
+             helper.make_node("MatMulInteger", ["aq", "bq", "az", "bz"], ["y"], name="mmi")]
+    path = _save(tmp_path / "aa.onnx", nodes, [_vi("a", ["N", 2, 4]), _vi("b", ["N", 4, 3])],
+                 [_vi("y", ["N", 2, 3], TensorProto.INT32)])
+    with pytest.warns(IncompleteModelWarning, match=r"mmi \(matmul\): scale or zero point 'az' computed at run time"):
+        model = opcount.load_onnx(path)
+    rows = _rows(opcount.count_model(model, int_profile, batch=3))
+    assert rows["mmi"] == ("int8", {"mul": 3 * 6 * 4}) and rows["qb/min"] == ("fp32", {"cmp": 3 * 12 - 1})
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_a_reduction_over_the_whole_batch_is_counted_once(tmp_path, profile, keepdims):
+    """x / max|x| over the whole batch: the maximum reads every sample's elements, once per batch;
+    the division broadcasts it over each sample's."""
+    nodes = [helper.make_node("Abs", ["x"], ["a"], name="abs"),
+             helper.make_node("ReduceMax", ["a"], ["m"], name="peak", keepdims=keepdims),
+             helper.make_node("Div", ["x", "m"], ["y"], name="scale")]
+    path = _save(tmp_path / "r.onnx", nodes, [_vi("x", ["N", 2, 3])], [_vi("y", ["N", 2, 3])])
+    model = opcount.load_onnx(path)
+    assert model.complete and model.layer("peak").out_shape == ((1, 1, 1) if keepdims else (1,))
+    for batch in (1, 3):
+        rows = _rows(_count(path, profile, batch))
+        n = 6 * batch
+        assert rows["peak"] == ("fp32", {"cmp": n - 1})
+        assert rows["abs"] == ("fp32", {"cmp": n}) and rows["scale"] == ("fp32", {"div": n})
+
+
+def test_a_reduction_without_axes_and_noop_with_empty_axes_is_per_sample(tmp_path, profile):
+    # ReduceSum with no axes and noop_with_empty_axes=1 is the identity: no whole-batch value
+    nodes = [helper.make_node("ReduceSum", ["x"], ["y"], name="same", noop_with_empty_axes=1)]
+    path = _save(tmp_path / "n.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", ["N", 4])])
+    model = opcount.load_onnx(path)
+    assert model.layer("same").out_shape == (4,) and not model.layer("same").attrs["once"]
+    assert _rows(_count(path, profile, 3))["same"] == ("fp32", {})
+
+
+def test_a_whole_batch_value_read_by_an_op_without_placement_is_left_out_not_fatal(tmp_path, profile):
+    # the batch mean of x ([N, 4] -> [4], counted once) through a Softmax (no once-per-batch formula here)
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="mean", axes=[0], keepdims=0),
+             helper.make_node("Softmax", ["m"], ["p"], name="sm"),
+             helper.make_node("Mul", ["x", "p"], ["y"], name="weigh")]
+    path = _save(tmp_path / "u.onnx", nodes, [_vi("x", ["N", 4])], [_vi("y", ["N", 4])])
+    with pytest.warns(IncompleteModelWarning, match=r"sm \(Softmax\): reads 'm', a value computed over the whole"):
+        model = opcount.load_onnx(path)
+    assert not model.complete
+    rows = _rows(opcount.count_model(model, profile, batch=3))
+    assert rows["mean"] == ("fp32", {"add": 3 * 4 - 4, "div": 4}) and rows["sm"] == ("fp32", {})
+    assert rows["weigh"] == ("fp32", {"mul": 3 * 4})
 
 
 def _qdq_conv(tmp_path, relu=True, requantized=True):

@@ -703,6 +703,10 @@ def format_model_report(result):
         lines.append(f"  static: {m['static_w']:.3g} W, peak {m['peak_ops_per_s']:.3g} ops/s, bandwidth "
                      f"{m['bandwidth_bytes_per_s']:.3g} B/s ({result['fit']['time_scale']} time scale); J per "
                      "roofline op: " + ", ".join(f"{k} {e:.3g}" for k, e in m["static_j_per_op"].items()))
+        reference = result["fit"].get("rate_reference")
+        lines.append(f"  static J per roofline op, other types: {m['static_j_per_op_default']:.3g}"
+                     + (f" (the fastest of the compute-bound kernels: {', '.join(reference)})"
+                        if reference else ""))
         if m.get("window_j_per_op"):
             lines.append("  static J per window op (input new to the window"
                          + (f", channels padded to {m['channel_block']}" if m.get("channel_block") else "") + "): "
