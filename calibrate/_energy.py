@@ -35,7 +35,8 @@ reuses the overlapping columns, the new ones come from farther away) priced ``wi
 ``row_j[k]``. Channel-blocked kernels (convolutions) add the output bytes their ops do not hide,
 ``max(0, out_bytes - n'_ops / beta_out)`` (``beta_out``, ``output_balance``: the ops that cover
 the write of one output byte, searched), priced ``exposed_j[k]``: a convolution with little work
-per output element (few input channels, a small kernel) is bound by writing its output.
+per output element (few input channels, a small kernel) is bound by writing its output (off by
+default: ``output_bound``; the fresh-output price below covers those outputs more robustly).
 Matrix-product kernels (linear layers: ``LayerTable.gemm_rows`` = M, the rows of the call's GEMM)
 add two prices per weight byte: ``pack_j[k]`` for calls with ``m_lo <= M < m_hi`` (``pack_rows``,
 given: a BLAS sgemm packs the weight panel into its blocked layout on every call once M is past the
@@ -688,7 +689,7 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
                      bandwidth_bytes_per_s: float | None = None, static_w: float | None = None,
                      latency_s: float = 0.0, spill_search: bool = True, memory_by_type: bool = True,
                      capacity_bytes: float | None = None, channel_block: int = 1,
-                     window: bool = True, output_bound: bool = True, pack_rows: Sequence[int] | None = None,
+                     window: bool = True, output_bound: bool = False, pack_rows: Sequence[int] | None = None,
                      weight_cache_bytes: float | None = None,
                      narrow_window: Sequence[int] | None = None,
                      fresh_threshold_bytes: float | None = FRESH_THRESHOLD_BYTES) -> tuple[EnergyModel, dict[str, Any]]:
@@ -707,7 +708,9 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
     ``window``: fit the static price of window ops and of window rows per windowed layer type
     (with the static term). ``output_bound``: fit the static price of a channel-blocked kernel's
     output bytes that its ops do not hide (:func:`exposed_bytes`), per blocked layer type, the
-    output balance searched on a log grid (with the static term). ``pack_rows`` ``(lo, hi)``: fit a
+    output balance searched on a log grid (with the static term); off by default since the
+    fresh-output price (below) prices the same convolutions' outputs more robustly (on the Getzner
+    data the two together let 5 convolution rows set a price that put a VGG-16 analogue 20 % off). ``pack_rows`` ``(lo, hi)``: fit a
     static price per weight byte of matrix-product calls with ``lo <= M < hi`` (:func:`packed_bytes`),
     per matrix-product layer type; ``weight_cache_bytes``: fit a static price per weight byte of
     matrix-product calls whose weights exceed it (:func:`uncached_weight_bytes`); both given, not

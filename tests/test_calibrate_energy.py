@@ -326,16 +326,16 @@ def test_exposed_output_bytes_and_output_balance_are_recovered():
     assert np.all(exposed[~conv] == 0) and 0.2 < np.mean(exposed[conv] > 0) < 0.8
     y, _ = truth.predict_runs(table)
     model, _ = fit_energy_model(table, y, terms=("static",), static_w=1.0, prior_strength=0.0,
-                                peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12, channel_block=16)
+                                peak_ops_per_s=1e9, bandwidth_bytes_per_s=1e12, channel_block=16, output_bound=True)
     assert model.output_balance == pytest.approx(10.0, rel=1e-9)
     assert model.exposed_j["conv2d"] == pytest.approx(3e-8, rel=1e-6)
     assert model.static_j_per_op["conv2d"] == pytest.approx(1e-9, rel=1e-6)
     back = EnergyModel.from_dict(model.to_dict())
     assert back.exposed_j == model.exposed_j and back.output_balance == model.output_balance
     assert np.allclose(back.predict_runs(table)[0], y, rtol=1e-6)
-    # without the term the output-bound rows are missed; with no such rows it is left out
+    # without the term (the default) the output-bound rows are missed
     off, _ = fit_energy_model(table, y, terms=("static",), static_w=1.0, prior_strength=0.0, peak_ops_per_s=1e9,
-                              bandwidth_bytes_per_s=1e12, channel_block=16, output_bound=False)
+                              bandwidth_bytes_per_s=1e12, channel_block=16)
     assert off.exposed_j == {} and "exposed_j" not in off.to_dict()
     assert np.max(np.abs(off.predict_runs(table)[0] / y - 1)) > 0.1
 

@@ -335,3 +335,20 @@ def test_builtin_getzner_device_prices_ops_and_types_the_layers_never_had(capsys
     assert row["energy_j"] > 0 and not row.get("error")
     norms = [layer for layer in row["layers"] if layer["type"] == "batchnorm"]
     assert norms and all(layer["energy_j"] > 0 for layer in norms)
+
+
+def test_builtin_getzner_device_prices_in_place_relu_without_fresh_pages(tmp_path, capsys):
+    """A ReLU whose 64 MiB output is above the 32 MiB threshold: out of place it pays the built-in
+    device's fresh-output price on every byte of its output, in place (ReLU(inplace=True)) nothing;
+    the rest of its price is the same."""
+    energy = hardware_profiles.load("getzner2023-cpu").devices["xeon-gold-5120"]["energy_model"]
+    assert energy["fresh_threshold_bytes"] == 2 ** 25 and energy["fresh_j"]["relu"] > 0
+    joules = {}
+    for flag in (True, False):
+        spec = tmp_path / f"relu-{flag}.json"
+        layer = {"type": "relu", "inplace": True} if flag else {"type": "relu"}
+        spec.write_text(json.dumps({"name": "r", "input": [2 ** 20], "layers": [layer]}))
+        assert main(["score", str(spec), "--profile", "getzner2023-cpu", "--device", "xeon-gold-5120", "--batch",
+                     "16", "--json"]) == 0
+        joules[flag] = json.loads(capsys.readouterr().out)[0]["energy_j"]
+    assert joules[False] - joules[True] == pytest.approx(energy["fresh_j"]["relu"] * 16 * 2 ** 20 * 4, rel=1e-9)

@@ -175,6 +175,10 @@ def register(subparsers):
     model.add_argument("--narrow-window", type=_narrow_window, default=None, metavar="K,S",
                        help="fit a static price per output byte of poolings with a K-wide window and stride >= S "
                             "(an empirical price class: 2,2 for PyTorch's CPU max-pool; default off)")
+    model.add_argument("--exposed-output", action="store_true",
+                       help="fit a static price per output byte of convolutions that their ops do not hide, the "
+                            "ops per hidden byte searched (off by default: the fresh-output price covers the "
+                            "same outputs more robustly)")
     model.add_argument("--fresh-threshold", type=_fresh_threshold, default=FRESH_THRESHOLD, metavar="BYTES",
                        help="fit a static price per byte of outputs (and max-pool indices) larger than BYTES, "
                             "which the allocator maps fresh and page-faults on every call (default 33554432: "
@@ -468,7 +472,8 @@ def run_model(args, profile, data, rows, device, problems):
                 prior_strength=args.prior_strength, peak_ops_per_s=args.peak,
                 bandwidth_bytes_per_s=args.bandwidth, static_w=args.static_power,
                 channel_block=args.channel_block, pack_rows=args.pack_rows, weight_cache_bytes=args.weight_cache,
-                narrow_window=args.narrow_window, fresh_threshold_bytes=args.fresh_threshold)
+                narrow_window=args.narrow_window, fresh_threshold_bytes=args.fresh_threshold,
+                output_bound=args.exposed_output)
             pred, parts = model.predict_runs(table)
         if not np.all(np.isfinite(pred)):
             raise ValueError("the energy model's predictions leave float64's range")
@@ -613,7 +618,7 @@ def model_device(result, csv_path, profile_name, keep=None):
         "description": ("joules of a run = sum over its layer calls of ops x J/op + bytes x J/byte (+ spill) "
                         "+ J/call + static J/op of the layer type x max(ops, balance x bytes) (+ J per window "
                         "op x ops new to the window + J per window row x window rows + J per output byte not "
-                        "hidden by the ops + J per weight byte of matrix-product calls that pack their "
+                        "hidden by the ops (if fitted) + J per weight byte of matrix-product calls that pack their "
                         "weights (pack_rows) or whose weights exceed weight_cache_bytes + J per output byte of poolings "
                         "with the narrow_window (kernel, least stride) + J per byte of outputs and max-pool "
                         "indices above fresh_threshold_bytes, freshly allocated on each call; convolutions' ops on "
