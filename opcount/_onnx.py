@@ -2160,9 +2160,13 @@ def _node_spec(node, where, b, refs, consumers, skip):
         nd = rank - 2
         return {"type": f"adaptive_{'avg' if op == 'GlobalAveragePool' else 'max'}pool{nd}d", "out": 1}
     if op == "BatchNormalization":
-        if len([o for o in node.outputs if o]) > 1:
-            return {"type": op}
-        return {"type": "batchnorm", "eps": float(a.get("epsilon", 1e-5))}
+        spec = {"type": "batchnorm", "eps": float(a.get("epsilon", 1e-5))}
+        if a.get("training_mode") or len([o for o in node.outputs if o]) > 1:
+            # as the TorchScript exporter writes BatchNorm with training=TrainingMode.TRAINING: the
+            # batch statistics and the running statistics' update, which the training phase counts
+            spec["_note"] = ("training-mode BatchNormalization (batch statistics): the training phase counts it as "
+                             "run; inference and validation count a batchnorm on its running statistics")
+        return spec
     if op == "LayerNormalization":
         axis = bt.axis(x, a.get("axis", -1), where, "layer normalization")
         per = bt.per_sample(x, where)

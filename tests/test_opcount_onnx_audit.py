@@ -1,9 +1,14 @@
-"""Attention masks as PyTorch's exporters write ``scaled_dot_product_attention(..., is_causal=True)``:
+"""Graphs as PyTorch's exporters write them (the ONNX export audit), on small graphs built with
+onnx.helper (fast).
+
+Attention masks as PyTorch's exporters write ``scaled_dot_product_attention(..., is_causal=True)``:
 a dense product plus a constant mask (0 kept, -inf or the lowest float dropped; the dynamo
 exporter folds it into an initializer, the TorchScript exporter computes it from Trilu/Where). The
 mask is no learned weight (not a parameter), and a top-left causal one counts as load_torch counts
-``is_causal`` (the triangle); any other constant mask stays a dense additive mask. Small graphs
-built with onnx.helper (fast)."""
+``is_causal`` (the triangle); any other constant mask stays a dense additive mask.
+BatchNorm exported with ``training=TrainingMode.TRAINING`` (``training_mode=1``, running statistics
+as outputs) is a batchnorm layer (its running statistics no parameters), listed as counted on the
+running statistics outside the training phase."""
 import numpy as np
 import pytest
 
@@ -91,3 +96,30 @@ def test_a_learned_bias_added_to_the_scores_is_still_a_parameter(tmp_path, profi
     model = opcount.load_onnx(path)
     assert model.params == T * T
     assert "parameter" in [layer.type for layer in model.layers]
+
+
+def test_training_mode_batchnorm_is_a_batchnorm_layer_and_says_so(tmp_path, profile):
+    """The TorchScript exporter's training-mode BatchNormalization (three outputs) used to be an
+    uncounted op whose running mean and variance counted as 2C parameters."""
+    c = 4
+    rs = np.random.RandomState(0)
+    inits = {"w": rs.randn(c, 3, 3, 3).astype(np.float32), "g": rs.randn(c).astype(np.float32),
+             "be": rs.randn(c).astype(np.float32), "mean": rs.randn(c).astype(np.float32),
+             "var": rs.rand(c).astype(np.float32) + 1, "mom": np.array(0.9, np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["h", "g", "be", "mean", "var"], ["y", "rm", "rv"], name="bn",
+                              training_mode=1, epsilon=1e-5, momentum=0.9)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items() if k != "mom"])
+    path = tmp_path / "bn.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), str(path))
+    with pytest.warns(opcount.IncompleteModelWarning, match="training-mode BatchNormalization"):
+        model = opcount.load_onnx(path)
+    spec = opcount.spec_to_model({"name": "ref", "input": [3, 5, 5], "layers": [
+        {"type": "conv2d", "out": c, "kernel": 3, "padding": 1, "bias": False}, {"type": "batchnorm"}]})
+    assert model.params == spec.params == c * 27 + 2 * c
+    for phase in ("inference", "training"):
+        got = opcount.count_model(model, profile, phase=phase, batch=2)
+        assert got.totals == opcount.count_model(spec, profile, phase=phase, batch=2).totals
+        assert [(i["layer"], i["type"]) for i in got.incomplete] == [("bn", "batchnorm")]
