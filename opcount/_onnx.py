@@ -925,6 +925,22 @@ def _is_ancestor(node, end, producer, x):
 
 # --- the attention core ---------------------------------------------------------------------------
 
+def _is_mask(value):
+    """Whether a constant is an additive attention mask: 0 where a score is kept, -inf or the
+    format's lowest value where it is dropped (the dynamo exporter folds ``is_causal`` into such
+    a constant). It is no learned weight: not a parameter, and the attention core absorbs it."""
+    if value is None or value.dtype.kind != "f" or value.size < 2:
+        return False
+    dropped = value <= np.finfo(value.dtype).min / 2
+    return bool(dropped.any()) and bool(np.all(dropped | (value == 0)))
+
+
+def _is_weight(value):
+    """Whether an initializer can be a learned weight: floating point, more than one element, no
+    attention mask."""
+    return value is not None and value.dtype.kind in "fc" and value.size > 1 and not _is_mask(value)
+
+
 def _scalar_operand(node, consts):
     """The live input of a Mul (either side) or Div (divisor constant) by a constant scalar."""
     if node.op not in ("Mul", "Div") or len(node.inputs) != 2:
@@ -977,7 +993,7 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
         if v in consts:
             continue
         chain.append(mm2)
-        scaled, mask, absorbed = False, "none", []
+        scaled, mask, absorbed, fill_if_true = False, "none", [], None
         t, nxt = sm.inputs[0], sm
         while True:
             node = producer.get(t)
@@ -996,6 +1012,7 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
             elif node.op == "Where" and len(node.inputs) == 3 and mask == "none":
                 x = node.inputs[1] if node.inputs[2] in consts else node.inputs[2]
                 absorbed += [i for i in node.inputs if i != x]
+                fill_if_true = x == node.inputs[2]
             else:
                 break
             chain.append(node)
@@ -1024,7 +1041,7 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
         # load_torch counts as the elementwise product it is, so it is left as written
         if not (scaled or len(operand_scales) == 2) or any(i not in bt.axes for i in (q, kt, v)):
             continue
-        if any(origin.get(i) for i in absorbed):
+        if any(_is_weight(consts.get(s)) for i in absorbed for s in origin.get(i, ())):
             continue                             # a learned bias added to the scores stays a layer
         shapes = bt.shapes
         sq, skt, sv = shapes.get(q), shapes.get(kt), shapes.get(v)
@@ -1042,7 +1059,8 @@ def _fuse_attention(nodes, consts, graph_outputs, bt, origin):
                 chain.append(node)
         removed.update(id(n) for n in chain)
         replacements[id(mm2)] = _Node("SDPA", mm2.name, [q, k, v], mm2.outputs,
-                                      {"mask": mask, "k_transposed": k_transposed, "absorbed": absorbed})
+                                      {"mask": mask, "k_transposed": k_transposed, "absorbed": absorbed,
+                                       "fill_if_true": fill_if_true})
     return _rewritten(nodes, replacements, removed)
 
 
@@ -1184,7 +1202,7 @@ def load_onnx(path: str | os.PathLike[str], *, batch_axis: int | dict[str, int] 
     nodes = _fuse_activations(nodes, consts, consumers, graph_outputs)
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
-               if consts[name].dtype.kind in "fc" and consts[name].size > 1}
+               if _is_weight(consts[name])}
     # a dynamic quantization's scale times a constant is the weight's scale (onnxruntime's
     # quantize_dynamic rescales an integer product by their product): a constant, not a parameter
     dynamic_scales = {n.outputs[1] for n in raw if n.op == "DynamicQuantizeLinear" and len(n.outputs) > 1}
@@ -1636,6 +1654,27 @@ def _feeds_graph(name, nodes, origin, consts):
     return False
 
 
+def _causal_mask(node, consts, t, s):
+    """Whether the mask an ``SDPA`` node absorbed is a constant top-left causal mask (query i sees
+    keys 0..i, the same for every head): an additive 0/-inf mask, or a masked fill's condition."""
+    absorbed = [i for i in node.attrs["absorbed"] if i]
+    mask = node.attrs["mask"]
+    if mask == "additive" and len(absorbed) == 1 and _is_mask(consts.get(absorbed[0])):
+        kept = consts[absorbed[0]] == 0
+    elif mask == "none" and len(absorbed) == 2 and absorbed[0] in consts and consts[absorbed[0]].dtype == bool:
+        fill = consts.get(absorbed[1])
+        if fill is None or fill.size != 1 or not float(fill.reshape(-1)[0]) <= np.finfo(np.float16).min:
+            return False
+        cond = consts[absorbed[0]]
+        kept = ~cond if node.attrs.get("fill_if_true") else cond
+    else:
+        return False
+    if kept.ndim < 2 or kept.shape[-2:] not in ((t, s), (1, s), (t, 1)):
+        return False
+    want = np.tril(np.ones((t, s), dtype=bool))
+    return bool(np.all(np.broadcast_to(kept, kept.shape[:-2] + (t, s)) == want))
+
+
 def _sdpa_layers(b, node, where, reads):
     """The attention core as an ``sdpa`` layer on ``[heads, length, head_dim]``, with free
     reshapes around it where the per-sample shapes have another rank."""
@@ -1661,6 +1700,11 @@ def _sdpa_layers(b, node, where, reads):
     want = bt.per_sample(out, where)
     spec = {"type": "sdpa", "name": name, "inputs": [qref, kref, vref], "mask": node.attrs["mask"]}
     three = (q3[0], q3[1], v3[2])
+    if _causal_mask(node, b.consts, q3[1], k3[1]):
+        # PyTorch's is_causal, which both exporters write as a dense product and a constant
+        # mask: counted as load_torch counts it, the triangle a causal kernel computes
+        del spec["mask"]
+        spec["causal"] = True
     absorbed = set()
     for i in node.attrs["absorbed"]:
         absorbed |= b.origin.get(i, set())
@@ -2116,9 +2160,13 @@ def _node_spec(node, where, b, refs, consumers, skip):
         nd = rank - 2
         return {"type": f"adaptive_{'avg' if op == 'GlobalAveragePool' else 'max'}pool{nd}d", "out": 1}
     if op == "BatchNormalization":
-        if len([o for o in node.outputs if o]) > 1:
-            return {"type": op}
-        return {"type": "batchnorm", "eps": float(a.get("epsilon", 1e-5))}
+        spec = {"type": "batchnorm", "eps": float(a.get("epsilon", 1e-5))}
+        if a.get("training_mode") or len([o for o in node.outputs if o]) > 1:
+            # as the TorchScript exporter writes BatchNorm with training=TrainingMode.TRAINING: the
+            # batch statistics and the running statistics' update, which the training phase counts
+            spec["_note"] = ("training-mode BatchNormalization (batch statistics): the training phase counts it as "
+                             "run; inference and validation count a batchnorm on its running statistics")
+        return spec
     if op == "LayerNormalization":
         axis = bt.axis(x, a.get("axis", -1), where, "layer normalization")
         per = bt.per_sample(x, where)
