@@ -139,10 +139,8 @@ def read_model(source, load=None):
     ``optimizer``, which replace the model's own. ``None`` values are left out."""
     options = {k: v for k, v in (load or {}).items() if v is not None}
     loss, optimizer = options.pop("loss", None), options.pop("optimizer", None)
-    if isinstance(source, str) and not os.path.exists(source):
-        from ._model_streams import is_torch_factory
-        if is_torch_factory(source):
-            source = read_torch(source)
+    if isinstance(source, str) and source.rpartition(":")[0].lower().endswith(".py") and not os.path.exists(source):
+        source = read_torch(source)         # FILE.py:NAME, a PyTorch module
     model = opcount.load_model(source, **options)
     if loss is not None or optimizer is not None:
         import dataclasses
