@@ -381,7 +381,8 @@ class _Builder:
                                    "op": "parameter", "once": True})
             else:
                 self.attributed[pname] = layer
-                self.specs.append({"type": "parameter", "name": layer, "inputs": [MODEL_INPUT], "shape": shape})
+                # a 0-d parameter (a learned temperature, CLIP's logit_scale) is held as [1]
+                self.specs.append({"type": "parameter", "name": layer, "inputs": [MODEL_INPUT], "shape": shape or [1]})
             self.checks.append((layer, tuple(shape)))
         return _Ref(layer, tuple(int(d) for d in tensor.shape), None, 1, tuple(tensor.shape))
 
@@ -491,12 +492,21 @@ def _module_spec(b, m, event, ins):
         if isinstance(m, base):
             batch_first_axis()
             nd = len(m.kernel_size)
-            if m.padding_mode != "zeros":
-                raise _Unsupported(f"padding_mode {m.padding_mode!r}")
             padding = m.padding
             if padding == "valid":
                 padding = [0] * nd
             transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
+            if m.padding_mode != "zeros":
+                if transposed:
+                    raise _Unsupported(f"padding_mode {m.padding_mode!r}")
+                # F.pad in that mode (copies; their gradients add back), then the convolution unpadded
+                rp = list(m._reversed_padding_repeated_twice)
+                grow = [rp[2 * (nd - 1 - i)] + rp[2 * (nd - 1 - i) + 1] for i in range(nd)]
+                shape = (x.shape[0],) + tuple(d + g for d, g in zip(x.shape[1:], grow))
+                x = b.add({"type": "shape_op", "op": f"pad ({m.padding_mode})", "out_shape": list(shape),
+                           "grad": "broadcast"}, [x], None, (shape, 0, 1, None),
+                          f"{event.path}.pad" if event.path else "pad")
+                padding = [0] * nd
             spec = {"type": f"conv_transpose{nd}d" if transposed else f"conv{nd}d", "out": m.out_channels,
                     "kernel": list(m.kernel_size), "stride": list(m.stride),
                     "padding": padding if padding == "same" else list(padding), "dilation": list(m.dilation),
@@ -529,8 +539,10 @@ def _module_spec(b, m, event, ins):
         batch_first_axis()
         return {"type": "batchnorm", "affine": m.affine, "eps": m.eps}, [x]
     if isinstance(m, nn.LayerNorm):
-        return {"type": "layernorm", "dims": len(m.normalized_shape), "affine": m.elementwise_affine,
-                "bias": m.bias is not None, "eps": m.eps}, [x]
+        spec = {"type": "layernorm", "dims": len(m.normalized_shape), "affine": m.elementwise_affine, "eps": m.eps}
+        if m.elementwise_affine:           # the field exists only with an affine (no weight: no bias either)
+            spec["bias"] = m.bias is not None
+        return spec, [x]
     if hasattr(nn, "RMSNorm") and isinstance(m, nn.RMSNorm):
         return {"type": "rmsnorm", "dims": len(m.normalized_shape), "affine": m.elementwise_affine}, [x]
     if isinstance(m, nn.GroupNorm):
@@ -664,7 +676,9 @@ def _fn_spec(b, name, event, ins):
             raise _Unsupported(f"{name} with a computed weight")
         dims = len(a.get("normalized_shape"))
         if name == "layer_norm":
-            spec = {"type": "layernorm", "dims": dims, "affine": weight is not None, "bias": bias is not None}
+            spec = {"type": "layernorm", "dims": dims, "affine": weight is not None}
+            if weight is not None:
+                spec["bias"] = bias is not None
         else:
             spec = {"type": "rmsnorm", "dims": dims, "affine": weight is not None}
         if weight is None and bias is not None:
@@ -696,8 +710,10 @@ def _fn_spec(b, name, event, ins):
     if name == "embedding":
         ids, weight = (args + (None, None))[:2] if len(args) >= 2 else (args[0], kwargs.get("weight"))
         x = b.ref(ids)
-        if x is None or not b.is_param(weight) or weight.dim() != 2:
+        if not b.is_param(weight) or weight.dim() != 2:
             raise _Unsupported("F.embedding with a computed table")
+        if x is None:
+            raise _Unsupported("F.embedding of constant ids")
         return {"type": "embedding", "vocab": int(weight.shape[0]), "dim": int(weight.shape[1]),
                 "_own": [weight]}, [x]
     if name in ("interpolate", "upsample", "upsample_nearest"):
@@ -739,6 +755,12 @@ def _fn_spec(b, name, event, ins):
             return _elementwise_spec(b, "square", ins, event)
         if name == "pow" and not isinstance(exponent, torch.Tensor) and exponent == 0.5:
             return _elementwise_spec(b, "sqrt", ins, event)
+        # exponents PyTorch computes without exp and log (ATen's pow kernel: x*x*x, 1/x,
+        # rsqrt); the backward grad * n * x^(n-1): x^2 (1 mul), times n, times grad
+        if name == "pow" and not isinstance(exponent, torch.Tensor) and exponent in (3, -1, -0.5):
+            if exponent == 3:
+                return _elementwise_spec(b, None, ins, event, ops=({"mul": 2}, {"mul": 3}))
+            return _elementwise_spec(b, "reciprocal" if exponent == -1 else "rsqrt", ins, event)
         return _elementwise_spec(b, None, ins, event, ops=({"log": 1, "mul": 1, "exp": 1}, {"mul": 2, "div": 1}))
     if name == "clamp":
         bounds = [v for v in list(args[1:3]) + [kwargs.get("min"), kwargs.get("max")] if v is not None]
@@ -900,6 +922,10 @@ def _addmm(b, event, out_refs):
     a.update(event.kwargs)
     first, second = a.get("mat1", a.get("batch1")), a.get("mat2", a.get("batch2"))
     ra, rb = (b.ref(t) if isinstance(t, torch.Tensor) else None for t in (first, second))
+    if event.target == "addmm" and ra is not None and rb is None and isinstance(second, torch.Tensor):
+        linear = _addmm_linear(b, event, a, ra, second, out_refs)
+        if linear:
+            return
     if ra is None or rb is None or ra.once or rb.once:
         raise _Unsupported(f"{event.target} of a constant or batch-free operand")
     alpha, beta = a.get("alpha", 1), a.get("beta", 1)
@@ -922,6 +948,39 @@ def _addmm(b, event, out_refs):
     if any(r.once for r in ins):
         spec["once_inputs"] = [r.once for r in ins]
     b.add(spec, ins, event.outputs[0], out, path)
+
+
+def _addmm_linear(b, event, a, ra, second, out_refs):
+    """``addmm(bias, x, W)`` with a bare weight ``W`` (or ``W.t()``) and a bare bias (or none,
+    beta 0) and alpha = beta = 1: a linear layer with bias (Hugging Face's GPT-2 ``Conv1D``,
+    ``torch.addmm(self.bias, x.view(-1, nx), self.weight)``). Returns False when it is not one."""
+    torch = b.torch
+    if b.is_param(second) and second.dim() == 2:
+        weight = second
+    elif id(second) in b.param_views:
+        weight = b.param_views[id(second)][0]
+    else:
+        return False
+    bias, alpha, beta = a.get("input"), a.get("alpha", 1), a.get("beta", 1)
+    out_features = int(second.shape[1])
+    if alpha != 1 or beta not in (0, 1) or isinstance(alpha, torch.Tensor) or isinstance(beta, torch.Tensor):
+        return False
+    if beta == 1 and not (isinstance(bias, torch.Tensor) and b.is_param(bias) and bias.dim() == 1
+                          and int(bias.shape[0]) == out_features):
+        return False
+    has_bias = beta == 1
+    own = [weight, bias] if has_bias else [weight]
+    path = f"{event.path}.{event.target}" if event.path else event.target
+    shared = [t for t in own if b.param_names[id(t)] in b.attributed]
+    layer = b.add({"type": "linear", "out": out_features, "bias": has_bias}, [ra], event.outputs[0], out_refs[0],
+                  path)
+    if shared:
+        first = b.attributed[b.param_names[id(shared[0])]]
+        b.reuse(layer.layer, "addmm", first,
+                f"reuses the parameters of {first!r}: the repeated use's weight gradients are not counted")
+    b.own(own, layer.layer)
+    _mark_frozen(b, own)
+    return True
 
 
 def _elementwise_spec(b, name, ins, event, ops=None):
@@ -989,6 +1048,11 @@ def _handle(b, event, out_refs):
         if custom is not None:
             return _custom(b, m, event, ins, out_refs, custom)
         kind = type(m).__name__
+        if isinstance(m, b.nn.Embedding) and not ins:
+            params = _module_params(b, event)
+            if len(params) == 1 and m.max_norm is None:
+                # ids without a batch axis (GPT-2's position embedding, ``wpe(arange(t))``)
+                return _constant_lookup(b, params[0], event, out_refs, event.path or kind)
         if isinstance(m, (b.nn.Identity, b.nn.Flatten, b.nn.Unflatten)) or (
                 kind == "StochasticDepth" and getattr(m, "p", 1) == 0):
             spec, inputs = {"type": "shape_op", "op": kind, "out_shape": list(out_refs[0][0]) or [1]}, ins[:1]
@@ -1095,6 +1159,22 @@ def _handle(b, event, out_refs):
     _mark_frozen(b, [t for t in own if t is not None])
     if spec["type"] not in ("elementwise", "reduce", "shape_op", "cumsum") and layer.once:
         b.leave(layer.layer, spec["type"], "computed once per batch (no batch axis); counted as per sample")
+    _extra_outputs(b, event, out_refs, layer)
+
+
+def _constant_lookup(b, weight, event, out_refs, path):
+    """An embedding table read at ids without a batch axis (``wpe(torch.arange(t))``): the table
+    (a ``parameter`` layer owning it) gathered once per batch, free forward; the backward sums
+    the rows' gradients over the batch where the result is broadcast (in its reader) and adds
+    each gathered row's gradient into the table's (1 add per element, as ``embedding`` counts)."""
+    out = out_refs[0]
+    if out[1] is not None:
+        raise _Unsupported("an embedding of constant ids with a batch axis")
+    table = b.param_ref(weight)
+    spec = {"type": "shape_op", "op": "embedding", "out_shape": list(out[0]) or [1], "grad": "gather",
+            "once": True, "once_inputs": [True]}
+    layer = b.add(spec, [table], event.outputs[0], out, path)
+    _mark_frozen(b, [weight])
     _extra_outputs(b, event, out_refs, layer)
 
 
@@ -1407,9 +1487,11 @@ def _unknown(b, event, out_refs, reason):
     name = b.unique(path)
     first_out = out_refs[0] if out_refs else ((1,), None, 1, (1,))
     count = b.own(params, name)
-    b.specs.append({"type": kind if kind not in _KNOWN_TYPES else f"{kind} ({reason})", "name": name,
-                    "inputs": [r.layer for r in ins] or [MODEL_INPUT], "out_shape": list(first_out[0]) or [1],
-                    "params": count})
+    spec = {"type": kind if kind not in _KNOWN_TYPES else f"{kind} ({reason})", "name": name,
+            "inputs": [r.layer for r in ins] or [MODEL_INPUT], "out_shape": list(first_out[0]) or [1], "params": count}
+    if reason:
+        spec["reason"] = reason             # said in the count's incomplete list and the warning
+    b.specs.append(spec)
     if event.outputs:
         b.refs[id(event.outputs[0])] = _Ref(name, first_out[0], first_out[1], first_out[2], first_out[3])
         _extra_outputs(b, event, out_refs, b.refs[id(event.outputs[0])])

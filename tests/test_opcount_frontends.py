@@ -274,8 +274,8 @@ def test_torch_fx_unknown_module_is_incomplete(profiles):
             return x.cumprod(-1)
 
     net = nn.Sequential(nn.Linear(4, 4), Odd(), nn.ReLU())
-    with pytest.warns(opcount.IncompleteModelWarning, match=r"1\.cumprod \(cumprod\): unknown layer type"):
+    with pytest.warns(opcount.IncompleteModelWarning, match=r"1\.cumprod \(cumprod\): no formula for cumprod"):
         model = opcount.load_torch(net, torch.randn(2, 4))
     result = opcount.count_model(model, profiles[0])
     assert [layer.type for layer in model.layers] == ["linear", "cumprod", "relu"]
-    assert result.incomplete == [{"layer": "1.cumprod", "type": "cumprod", "reason": "unknown layer type"}]
+    assert result.incomplete == [{"layer": "1.cumprod", "type": "cumprod", "reason": "no formula for cumprod"}]

@@ -2,6 +2,8 @@
 FlopCounterMode's MACs on meta tensors, forward and training, parameters = sum(numel), and a hand
 count where FlopCounterMode sees no product — or reported as not counted (incomplete, with an
 IncompleteModelWarning naming it)."""
+import json
+
 import pytest
 
 import opcount
@@ -329,3 +331,176 @@ def test_weight_norm_parameters_are_reported_with_their_count():
         ir = opcount.load_torch(_parametrized("weight_norm")(), x(4))
     # the linear layer counts 15; the module holds g (3) and v (12) and a bias (3)
     assert ir.params + sum(item["params"] for item in ir.left_out) == 18
+
+
+# --- round 2: GPT-2 as nanoGPT and Hugging Face write it, norms without affine, padding modes ---
+
+class GPT2Attention(nn.Module):
+    """nanoGPT's CausalSelfAttention: fused qkv Linear, split, view/transpose, SDPA (causal) or
+    Hugging Face's eager form (matmul, scale, masked_fill from a tril buffer, softmax, matmul)."""
+
+    def __init__(self, d, heads, sdpa=True):
+        super().__init__()
+        self.c_attn, self.c_proj, self.heads, self.sdpa = nn.Linear(d, 3 * d), nn.Linear(d, d), heads, sdpa
+        self.register_buffer("bias", torch.tril(torch.ones(16, 16)).view(1, 1, 16, 16), persistent=False)
+
+    def forward(self, x):
+        b, t, d = x.size()
+        q, k, v = (y.view(b, t, self.heads, d // self.heads).transpose(1, 2) for y in self.c_attn(x).split(d, 2))
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            a = (q @ k.transpose(-2, -1)) * (1.0 / (d // self.heads) ** 0.5)
+            y = a.masked_fill(self.bias[:, :, :t, :t] == 0, float("-inf")).softmax(-1) @ v
+        return self.c_proj(y.transpose(1, 2).contiguous().view(b, t, d))
+
+
+class HFConv1D(nn.Module):
+    """Hugging Face GPT-2's Conv1D: torch.addmm(bias, x.view(-1, nx), weight)."""
+
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf, self.weight, self.bias = nf, nn.Parameter(torch.randn(nx, nf)), nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(x.size()[:-1] + (self.nf,))
+
+
+class NewGELU(nn.Module):
+    """Hugging Face's gelu_new, written out (pow 3.0, tanh)."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608 * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class GPT2(nn.Module):
+    """A 2-block GPT-2: wte + wpe(arange(t)) (position ids without a batch axis), pre-norm blocks,
+    lm_head tied to wte; ``hf``: Conv1D MLP with gelu_new and eager attention."""
+
+    def __init__(self, hf=False, d=8, heads=2, vocab=13):
+        super().__init__()
+        self.hf = hf
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(16, d)
+        self.attn = nn.ModuleList(GPT2Attention(d, heads, sdpa=not hf) for _ in range(2))
+        self.ln = nn.ModuleList(nn.LayerNorm(d) for _ in range(5))
+        mlp = (lambda: nn.Sequential(HFConv1D(4 * d, d), NewGELU(), HFConv1D(d, 4 * d))) if hf else (
+            lambda: nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(approximate="tanh"), nn.Linear(4 * d, d)))
+        self.mlp = nn.ModuleList(mlp() for _ in range(2))
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx):
+        h = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+        for i in range(2):
+            h = h + self.attn[i](self.ln[2 * i](h))
+            h = h + self.mlp[i](self.ln[2 * i + 1](h))
+        return self.lm_head(self.ln[4](h))
+
+
+class PlainNorms(nn.Module):
+    """LayerNorm without affine (DiT), F.layer_norm without weight, bias-free LayerNorm and a 0-d
+    learned scale (CLIP's logit_scale)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.ln, self.ln_nobias = nn.LayerNorm([3, 4], elementwise_affine=False), nn.LayerNorm(4, bias=False)
+        self.scale = nn.Parameter(torch.ones([]))
+
+    def forward(self, x):
+        y = self.ln_nobias(self.ln(self.fc(x)))
+        return F.layer_norm(y, (4,)) * self.scale.exp()
+
+
+ROUND2 = [
+    # causal SDPA: FlopCounterMode prices the 10 masked of 25 scores per head dense: 2 blocks x
+    # 2 heads x 10 x (4 + 4) MACs per sample
+    ("nanogpt-tied-wpe-sdpa-causal", GPT2, torch.zeros(1, 5, dtype=torch.long), 2 * N * 2 * 2 * 10 * 8),
+    ("hf-gpt2-conv1d-gelu-new-eager", lambda: GPT2(hf=True), torch.zeros(1, 5, dtype=torch.long), 0),
+    ("norms-without-affine-0d-parameter", PlainNorms, x(3, 4), 0),
+    ("conv-padding-mode-reflect-circular", lambda: nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode="reflect"), nn.Conv2d(3, 2, 3, padding="same",
+                                                                            padding_mode="circular")),
+     x(2, 5, 6), 0),
+    ("conv1d-padding-mode-replicate", lambda: nn.Sequential(nn.Conv1d(2, 3, 1), nn.Conv1d(3, 2, 4, padding=2,
+                                                                                        padding_mode="replicate")),
+     x(2, 7), 0),
+]
+
+
+@pytest.mark.parametrize("name, make, inputs, excess", ROUND2, ids=[case[0] for case in ROUND2])
+def test_real_models_counted_as_flop_counter(name, make, inputs, excess):
+    check(make, inputs, N, excess=excess)
+
+
+def test_position_embedding_of_constant_ids_is_gathered_once_and_its_gradient_summed():
+    """wpe(arange(t)): the table is a parameter layer (16 x 8, updated), the lookup free forward;
+    backward the add sums the rows' gradients over the batch ((N-1) t d adds) and the gather adds
+    them into the table (t d adds), as torch's embedding backward does."""
+    ir, result = check(GPT2, torch.zeros(1, 5, dtype=torch.long), N, excess=ROUND2[0][3])
+    layers, stages = {layer.name: layer for layer in ir.layers}, {layer.name: layer.stages for layer in result.layers}
+    assert layers["wpe.weight"].type == "parameter" and layers["wpe.weight"].params == 16 * 8
+    assert layers["wpe"].attrs["grad"] == "gather" and layers["wpe"].attrs["once"]
+    assert stages["wpe"]["backward"]["add"] == 5 * 8
+    add = next(name for name, layer in layers.items() if layer.inputs == ("wte", "wpe"))
+    # its output's two readers' gradients summed (N t d), the broadcast wpe rows summed over the batch
+    assert stages[add]["backward"]["add"] == N * 5 * 8 + (N - 1) * 5 * 8
+    assert stages["wpe.weight"]["update"] == stages["wte"]["update"] | {"sub": 16 * 8, "mul": 16 * 8}
+
+
+def test_addmm_with_a_bare_weight_is_a_linear_layer_and_pow_three_is_two_products():
+    layers, stages = training(lambda: GPT2(hf=True), torch.zeros(1, 5, dtype=torch.long))
+    fc = layers["mlp.0.0.addmm"]
+    assert fc.type == "linear" and fc.params == 8 * 32 + 32 and fc.attrs["bias"]
+    same = opcount.count_model(opcount.load_torch(nn.Linear(8, 32), x(5, 8)), FAKE, phase="training", batch=N)
+    assert stages["mlp.0.0.addmm"]["forward"] == same.layers[0].stages["forward"]
+    # x ** 3 is x * x * x (2 mul), its gradient 3 x^2 dy (3 mul): no exp or log
+    pow3 = next(name for name in layers if name.startswith("mlp.0.1.pow"))
+    assert {op: n for op, n in stages[pow3]["forward"].items() if n} == {"mul": 2 * N * 5 * 32}
+    assert {op: n for op, n in stages[pow3]["backward"].items() if n} == {"mul": 3 * N * 5 * 32}
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv_padding_mode_counts_as_the_pad_and_an_unpadded_conv(mode):
+    pad = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d, "circular": nn.CircularPad2d}[mode]
+    modes = opcount.load_torch(nn.Sequential(nn.Conv2d(2, 2, 1), nn.Conv2d(2, 3, 3, padding=(1, 2),
+                                                                            padding_mode=mode)), x(2, 5, 6))
+    explicit = opcount.load_torch(nn.Sequential(nn.Conv2d(2, 2, 1), pad((2, 2, 1, 1)), nn.Conv2d(2, 3, 3)),
+                                  x(2, 5, 6))
+    a, b = (opcount.count_model(ir, FAKE, phase="training", batch=N) for ir in (modes, explicit))
+    assert a.complete and a.totals == b.totals and a.macs == b.macs
+    # the padded copies' gradients add back into the input's: out - in adds per sample
+    assert next(layer for layer in a.layers if layer.name == "1.pad").stages["backward"]["add"] == \
+        N * 2 * (7 * 10 - 5 * 6)
+
+
+def test_reported_reason_is_the_readers_own(tmp_path, capsys):
+    """What load_torch leaves uncounted says why (not 'unknown layer type'), in Python and in
+    `tosim count FILE.py:NAME` (text and --json)."""
+    from tosim.cli import main
+
+    class Bcast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(2, 8, 3))
+
+        def forward(self, x):
+            return (x.unsqueeze(1) @ self.w).flatten(1)
+    with pytest.warns(opcount.IncompleteModelWarning, match="a product with a constant or batch-free operand"):
+        ir = opcount.load_torch(Bcast(), x(5, 8))
+    result = opcount.count_model(ir, FAKE, batch=N)
+    assert [item["reason"] for item in result.incomplete] == ["a product with a constant or batch-free operand"]
+    path = tmp_path / "net.py"
+    path.write_text("import torch\nfrom torch import nn\n\n"
+                    "class Bcast(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                    "        self.w = nn.Parameter(torch.randn(2, 8, 3))\n\n"
+                    "    def forward(self, x):\n        return (x.unsqueeze(1) @ self.w).flatten(1)\n\n"
+                    "def build():\n    return Bcast(), torch.randn(1, 5, 8)\n")
+    assert main(["count", f"{path}:build", "--batch", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "INCOMPLETE: 1 layer(s)" in out and ": a product with a constant or batch-free operand" in out
+    assert main(["count", f"{path}:build", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["complete"] is False and data["incomplete"][0]["reason"].startswith("a product with a constant")
+    assert main(["count", f"{path}:nope"]) == 2
+    assert "tosim: error:" in capsys.readouterr().err

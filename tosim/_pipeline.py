@@ -139,10 +139,30 @@ def read_model(source, load=None):
     ``optimizer``, which replace the model's own. ``None`` values are left out."""
     options = {k: v for k, v in (load or {}).items() if v is not None}
     loss, optimizer = options.pop("loss", None), options.pop("optimizer", None)
+    if isinstance(source, str) and source.rpartition(":")[0].lower().endswith(".py") and not os.path.exists(source):
+        source = read_torch(source)         # FILE.py:NAME, a PyTorch module
     model = opcount.load_model(source, **options)
     if loss is not None or optimizer is not None:
         import dataclasses
         model = dataclasses.replace(model, loss=loss or model.loss, optimizer=optimizer or model.optimizer)
+    return model
+
+
+def read_torch(source):
+    """The ModelIR of the PyTorch module ``FILE.py:NAME`` names (:func:`opcount.load_torch` on
+    the module and example inputs :func:`tosim._model_streams.torch_factory` gives). What it
+    leaves uncounted is in the model's ``left_out`` (the count's ``incomplete``, which the
+    commands print); the IncompleteModelWarning saying so is not repeated."""
+    import warnings
+    from ._model_streams import remember_torch, torch_factory
+    try:
+        module, example, name = torch_factory(source)
+    except ValueError as exc:
+        raise opcount.ModelError(f"{source}: {exc}") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", opcount.IncompleteModelWarning)
+        model = opcount.load_torch(module, example, name=name)
+    remember_torch(model, module, example)
     return model
 
 
