@@ -292,7 +292,8 @@ _ALIASES = {"__add__": "add", "__radd__": "add", "__iadd__": "add", "__sub__": "
             "__rsub__": "rsub", "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul", "__truediv__": "div",
             "__itruediv__": "div", "__rtruediv__": "rdiv", "__rdiv__": "rdiv", "__div__": "div", "__idiv__": "div", "__neg__": "neg", "__matmul__": "matmul",
             "__rmatmul__": "rmatmul", "__pow__": "pow", "__rpow__": "rpow", "__abs__": "abs", "divide": "div",
-            "multiply": "mul", "subtract": "sub", "clip": "clamp", "amax": "max", "amin": "min"}
+            "multiply": "mul", "subtract": "sub", "clip": "clamp", "amax": "max", "amin": "min",
+            "linalg_vector_norm": "vector_norm"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}
 _OWNING = {"embedding", "linear", "layer_norm", "rms_norm", "matmul", "bmm", "mm", "rmatmul", "scaled_dot_product_attention",
            "einsum", "baddbmm", "addmm", "addbmm", "instance_norm", "embedding_bag"}
@@ -950,6 +951,92 @@ def _addmm(b, event, out_refs):
     b.add(spec, ins, event.outputs[0], out, path)
 
 
+def _norm_chain(b, name, event, out_refs):
+    """``var``/``std`` (two-pass: mean, x - mean, square, sum, / (n - correction), sqrt for std),
+    ``norm``/``linalg.vector_norm`` with p = 2 (square, sum, sqrt) and ``F.normalize`` with p = 2
+    (that norm kept per row, clamped to eps from below, x / norm) over per-sample axes, written as
+    the elementwise and reduce layers they are made of, so their backward follows autograd's
+    through each step. Other orders p, reductions over the batch axis and batch-free inputs are
+    left out."""
+    torch = b.torch
+    function = {"var": torch.var, "std": torch.std, "normalize": torch.nn.functional.normalize,
+                "norm": torch.norm, "vector_norm": torch.linalg.vector_norm}[name]
+    if name in ("var", "std", "vector_norm"):
+        # builtins without a signature: (input, dim | unbiased, ...) and (input, ord, dim, keepdim)
+        a = dict(event.kwargs)
+        rest = list(event.args[1:])
+        if name == "vector_norm":
+            a.update(zip(("ord", "dim", "keepdim"), rest))
+        elif rest and isinstance(rest[0], bool):
+            a.setdefault("unbiased", rest[0])
+        elif rest:
+            a.update(zip(("dim", "unbiased" if len(rest) > 1 and isinstance(rest[1], bool) else "correction",
+                          "keepdim"), rest))
+    else:
+        a = _bind(function, event.args, event.kwargs)
+    src = event.args[0] if event.args and isinstance(event.args[0], torch.Tensor) else a.get("input")
+    x = b.ref(src) if isinstance(src, torch.Tensor) else None
+    if x is None or x.once:
+        raise _Unsupported(f"{name} of a constant or batch-free tensor")
+    order = a.get("p", a.get("ord", 2)) if name != "var" and name != "std" else 2
+    if order not in (2, 2.0, "fro", None) or a.get("dtype") is not None or a.get("out") is not None:
+        raise _Unsupported(f"{name} other than the 2-norm")
+    dim = a.get("dim", 1 if name == "normalize" else None)
+    if dim is None:
+        raise _Unsupported(f"{name} over every axis (the batch axis included)")
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    axes = {_axis(x, d, "") for d in dims}
+    kept = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    count = math.prod(x.shape[i] for i in axes)
+    out = out_refs[0]
+    path = f"{event.path}.{name}" if event.path else name
+    steps = []
+    # computed without gradient (torch.no_grad, a detached input): no step runs a backward
+    stopped = b.grad_in and not event.outputs[0].requires_grad
+
+    def step(spec, inputs, shape):
+        spec = dict(spec, out_shape=list(shape) or [1])
+        if stopped:
+            spec["no_grad"] = True
+        ref = b.add(spec, inputs, None, (tuple(shape), 0, 1, None), path)
+        steps.append(ref)
+        return ref
+    if name in ("var", "std"):
+        correction = a.get("correction")
+        if correction is None:
+            correction = 1 if a.get("unbiased", True) is not False else 0
+        # torch's var backward is 2 (x - mean) dy / (n - correction): no gradient through the mean
+        mean = step({"type": "reduce", "kind": "mean", "no_grad": True}, [x], kept)
+        centred = step({"type": "elementwise", "op": "sub", "ops": {"sub": 1}, "backward": {"sub": 1},
+                        "backward_inputs": [{}, {"sub": 1}]}, [x, mean], x.shape)
+        square = step({"type": "elementwise", "op": "square", "ops": {"mul": 1}, "backward": {"mul": 2}},
+                      [centred], x.shape)
+        total = step({"type": "reduce", "kind": "sum"}, [square], out[0] if not a.get("keepdim") else kept)
+        if count - correction != 1:
+            total = step({"type": "elementwise", "op": "div", "ops": {"div": 1}, "backward": {"div": 1}}, [total],
+                         total.shape)
+        if name == "std":
+            total = step({"type": "elementwise", "op": "sqrt", "ops": {"sqrt": 1}, "backward": {"mul": 1, "div": 1}},
+                         [total], total.shape)
+    else:
+        square = step({"type": "elementwise", "op": "square", "ops": {"mul": 1}, "backward": {"mul": 2}}, [x],
+                      x.shape)
+        keep = name == "normalize" or a.get("keepdim")
+        total = step({"type": "reduce", "kind": "sum"}, [square], kept if keep else out[0])
+        total = step({"type": "elementwise", "op": "sqrt", "ops": {"sqrt": 1}, "backward": {"mul": 1, "div": 1}},
+                     [total], total.shape)
+        if name == "normalize":
+            total = step({"type": "elementwise", "op": "clamp_min", "ops": {"cmp": 1}, "backward": {"cmp": 1}},
+                         [total], total.shape)
+            total = step({"type": "elementwise", "op": "div", "ops": {"div": 1}, "backward": {"div": 2, "mul": 1,
+                                                                                               "sub": 1},
+                          "backward_inputs": [{"div": 1}, {"div": 1, "mul": 1, "sub": 1}]}, [x, total], x.shape)
+    if tuple(total.shape) != tuple(out[0]):
+        raise _Unsupported(f"{name}: unexpected output shape")
+    # the last step is the call's result
+    b.refs[id(event.outputs[0])] = _Ref(total.layer, out[0], out[1], out[2], out[3])
+
+
 def _addmm_linear(b, event, a, ra, second, out_refs):
     """``addmm(bias, x, W)`` with a bare weight ``W`` (or ``W.t()``) and a bare bias (or none,
     beta 0) and alpha = beta = 1: a linear layer with bias (Hugging Face's GPT-2 ``Conv1D``,
@@ -1133,6 +1220,8 @@ def _handle(b, event, out_refs):
             b.add({"type": "shape_op", "op": name, "out_shape": list(r[0]) or [1], "once": r[1] is None},
                   [layer], t, r, f"{event.path}.{name}" if event.path else name)
         return
+    if name in ("var", "std", "normalize", "norm", "vector_norm"):
+        return _norm_chain(b, name, event, out_refs)
     if name == "einsum":
         return _einsum(b, event, out_refs)
     if name in ("baddbmm", "addmm"):
@@ -1389,6 +1478,10 @@ def _load_torch(module, example_inputs, *, name, loss, optimizer, batch_dim, cus
             raise
         except Exception as exc:
             message = " ".join(str(exc).split())[:300]
+            if "meta" in message.lower():
+                # a value was read (.item(), .tolist(), .cpu() of pack_padded_sequence's lengths)
+                message += (" (load_torch runs the module on shapes only: it cannot read tensor values, such as "
+                            "the lengths of a packed sequence; count the padded batch instead)")
             raise ModelError(f"{label}: cannot run the module on meta tensors: {type(exc).__name__}: "
                              f"{message}") from None
         inputs = [run_args[k] if isinstance(k, int) else run_kwargs[k] for k, _ in tensors]

@@ -504,3 +504,53 @@ def test_reported_reason_is_the_readers_own(tmp_path, capsys):
     assert data["complete"] is False and data["incomplete"][0]["reason"].startswith("a product with a constant")
     assert main(["count", f"{path}:nope"]) == 2
     assert "tosim: error:" in capsys.readouterr().err
+
+
+class Statistics(nn.Module):
+    """var, std, F.normalize and the 2-norm, written as their steps (two-pass variance)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.fc(x)                                                   # [3, 4] per sample
+        y = y + y.var(-1, keepdim=True) + y.std(1, True, True)           # over 4 (n - 1), over 3
+        with torch.no_grad():
+            scale = torch.linalg.vector_norm(y, dim=-1).unsqueeze(-1)     # no gradient
+        return F.normalize(y, dim=-1) * scale
+
+
+def test_var_std_normalize_and_norm_are_counted_as_their_steps():
+    layers, stages = training(Statistics, x(3, 4))
+
+    def ops(prefix, stage="forward"):
+        total = {}
+        for name, layer in layers.items():
+            if name == prefix or name.startswith(prefix + "_"):
+                for op, n in stages[name][stage].items():
+                    total[op] = total.get(op, 0) + n
+        return {op: n for op, n in total.items() if n}
+    rows, n = N * 3, 4          # the var: per row of 4, mean (3 add, 1 div), 4 sub, 4 mul, 3 add, 1 div by 3
+    assert ops("var") == {"add": rows * 6, "div": rows * 2, "sub": rows * n, "mul": rows * n}
+    # its backward is 2 (x - mean) dy / (n - 1): the square's 2 mul and the division, none through the mean
+    assert ops("var", "backward") == {"mul": 2 * rows * n, "div": rows}
+    cols = N * 4                # the std over 3 rows (n - 1 = 2), then a sqrt
+    assert ops("std") == {"add": cols * 4, "div": cols * 2, "sub": cols * 3, "mul": cols * 3, "sqrt": cols}
+    assert ops("vector_norm") == {"mul": rows * n, "add": rows * 3, "sqrt": rows}
+    assert ops("vector_norm", "backward") == {}                          # under torch.no_grad
+    # normalize: the norm (4 mul, 3 add, 1 sqrt), clamped to eps (1 cmp), x / norm (4 div) per row
+    assert ops("normalize") == {"mul": rows * n, "add": rows * 3, "sqrt": rows, "cmp": rows, "div": rows * n}
+
+
+def test_packed_sequence_is_an_error_that_says_why():
+    class Packed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(4, 5, batch_first=True)
+
+        def forward(self, x, lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            return nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True)[0]
+    with pytest.raises(opcount.ModelError, match="cannot read tensor values, such as the lengths of a packed"):
+        opcount.load_torch(Packed(), (x(3, 4), torch.tensor([3])))
