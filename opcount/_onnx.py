@@ -111,6 +111,9 @@ _BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "W
 _NOT_LARGER = {"Constant", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Cast",
                "Identity", "Transpose", "Split", "Neg", "Abs", "Floor", "Ceil", "Sqrt", "Not", "Sign", "Reciprocal",
                "ReduceProd", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceMean", "Shape", "Size", "Squeeze"}
+# ops whose output size _estimated_size bounds from their input values (the dynamo exporter's
+# arange(seq) is a Range whose output shape ONNX inference leaves unknown)
+_SIZED_BY_VALUES = {"ConstantOfShape", "Expand", "Tile", "Range"}
 _FOLD_LIMIT = 1 << 20          # elements: larger constant results keep their shape, not their values
 _MAX_ELEMENTS = 1 << 40        # an initializer larger than this cannot be a real model's
 _RNN_KIND = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
@@ -459,7 +462,7 @@ def _resolve(model, consts, x_names, batch, path):
             known = [shapes.get(o) for o in outs]
             if all(k is not None and None not in k for k in known):
                 size = max([size or 0] + [math.prod(k) for k in known])
-            elif op not in _NOT_LARGER:
+            elif op not in _NOT_LARGER and (size is None or op not in _SIZED_BY_VALUES):
                 size = None                          # an output of unknown size: not evaluated
             result = None
             if all(i in real for i in ins) or op in ("Shape", "Size"):
@@ -941,6 +944,29 @@ def _is_weight(value):
     return value is not None and value.dtype.kind in "fc" and value.size > 1 and not _is_mask(value)
 
 
+def _transposed_tables(nodes, consts, weights):
+    """``{copy: table}``: 2-D weights read as a product's right operand (MatMul B, Gemm B without
+    transB) that equal the transpose of a table an embedding Gather reads, value for value (not
+    a constant fill, which could match by chance)."""
+    tables = {}
+    for n in nodes:
+        if n.op == "Gather" and n.inputs and n.inputs[0] in weights and consts[n.inputs[0]].ndim == 2:
+            tables.setdefault(consts[n.inputs[0]].T.shape, []).append(n.inputs[0])
+    found = {}
+    for n in nodes:
+        if len(n.inputs) < 2 or not (n.op == "MatMul" or (n.op == "Gemm" and not n.attrs.get("transB"))):
+            continue
+        w = n.inputs[1]
+        value = consts.get(w)
+        if w not in weights or w in found or value.ndim != 2 or value.min() == value.max():
+            continue
+        for table in tables.get(value.shape, ()):
+            if table != w and consts[table].dtype == value.dtype and np.array_equal(consts[table].T, value):
+                found[w] = table
+                break
+    return found
+
+
 def _scalar_operand(node, consts):
     """The live input of a Mul (either side) or Div (divisor constant) by a constant scalar."""
     if node.op not in ("Mul", "Div") or len(node.inputs) != 2:
@@ -1190,7 +1216,9 @@ def load_onnx(path: str | os.PathLike[str], *, batch_axis: int | dict[str, int] 
                 if out and out not in consts:
                     consts[out] = _placeholder(shapes[out], 0) if shapes.get(out) and None not in shapes[out] \
                         else np.zeros(())
-                    origin.setdefault(out, set())
+                    # a constant not evaluated still reads the weights its inputs come from
+                    origin.setdefault(out, set() if node.op in _DATA_INDEPENDENT else set().union(
+                        *(origin.get(i, set()) for i in real_inputs)))
             continue
         bt.track(node, f"{path}: layer {node.name!r} ({node.op})")
         nodes.append(node)
@@ -1203,6 +1231,13 @@ def load_onnx(path: str | os.PathLike[str], *, batch_axis: int | dict[str, int] 
     nodes = _fuse_attention(nodes, consts, graph_outputs, bt, origin)
     weights = {name: int(consts[name].size) for name in initializers
                if _is_weight(consts[name])}
+    # an output layer tied to the embedding: both exporters fold its weight.t() into a second
+    # initializer, the table transposed; read it as the table, so the layer is tied to it
+    for copy, table in _transposed_tables(raw, consts, weights).items():
+        del weights[copy]
+        for name, sources in origin.items():
+            if copy in sources:
+                origin[name] = (sources - {copy}) | {table}
     # a dynamic quantization's scale times a constant is the weight's scale (onnxruntime's
     # quantize_dynamic rescales an integer product by their product): a constant, not a parameter
     dynamic_scales = {n.outputs[1] for n in raw if n.op == "DynamicQuantizeLinear" and len(n.outputs) > 1}

@@ -123,3 +123,60 @@ def test_training_mode_batchnorm_is_a_batchnorm_layer_and_says_so(tmp_path, prof
         got = opcount.count_model(model, profile, phase=phase, batch=2)
         assert got.totals == opcount.count_model(spec, profile, phase=phase, batch=2).totals
         assert [(i["layer"], i["type"]) for i in got.incomplete] == [("bn", "batchnorm")]
+
+
+def _lm_graph(path, tied_copy=True):
+    """A GPT-2 style input end and output layer as the dynamo exporter writes them with a dynamic
+    sequence: token table ``wte`` read by ids, position table ``wpe`` read by arange(seq) (Shape
+    -> Squeeze -> Range; the exporter's value_info gives arange the symbolic shape [seq], which ONNX
+    inference keeps, so its size is known only from the Range's values), their sum, and the
+    output layer tied to the token table (a second initializer holding ``wte.T``)."""
+    v, p, d = 11, 8, 4
+    rs = np.random.RandomState(1)
+    wte, wpe = rs.randn(v, d).astype(np.float32), rs.randn(p, d).astype(np.float32)
+    head = wte.T.copy() if tied_copy else rs.randn(d, v).astype(np.float32)
+    i64 = lambda k, x: numpy_helper.from_array(np.array(x, np.int64), k)  # noqa: E731
+    nodes = [helper.make_node("Shape", ["ids"], ["s1"], name="shape", start=1, end=2),
+             helper.make_node("Squeeze", ["s1"], ["seq"], name="squeeze"),
+             helper.make_node("Range", ["zero", "seq", "one"], ["arange"], name="arange"),
+             helper.make_node("Gather", ["wte", "ids"], ["tok"], name="wte_gather"),
+             helper.make_node("Gather", ["wpe", "arange"], ["pos"], name="wpe_gather"),
+             helper.make_node("Add", ["tok", "pos"], ["h"], name="add"),
+             helper.make_node("MatMul", ["h", "head"], ["y"], name="head")]
+    inits = [numpy_helper.from_array(wte, "wte"), numpy_helper.from_array(wpe, "wpe"),
+             numpy_helper.from_array(head, "head"), i64("zero", 0), i64("one", 1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+                              value_info=[helper.make_tensor_value_info("arange", TensorProto.INT64, ["seq"]),
+                                          helper.make_tensor_value_info("pos", TensorProto.FLOAT, ["seq", d])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return str(path), v, p, d
+
+
+def test_position_table_read_by_a_computed_arange_is_a_parameter(tmp_path, profile):
+    """wpe[arange(seq)]: it used to be a constant of no weight (the Add counted, the table's 32
+    parameters, gradient and update silently dropped)."""
+    path, v, p, d = _lm_graph(tmp_path / "lm.onnx", tied_copy=False)
+    model = opcount.load_onnx(path, dims={"seq": 5})
+    assert model.complete
+    assert model.params == v * d + p * d + d * v
+    assert [layer.type for layer in model.layers if layer.params] == ["embedding", "parameter", "linear"]
+    pos = [layer for layer in model.layers if layer.name == "pos"][0]
+    assert pos.attrs.get("grad") == "gather"          # its gradient goes back into the table
+
+
+def test_output_layer_tied_to_the_embedding_by_a_transposed_copy(tmp_path, profile):
+    """The exporters store a tied output layer's weight as the table transposed: one weight,
+    counted (and updated) once, as load_torch counts a tied GPT-2; a head with other values
+    stays its own weight."""
+    path, v, p, d = _lm_graph(tmp_path / "tied.onnx")
+    model = opcount.load_onnx(path, dims={"seq": 5})
+    assert model.params == v * d + p * d
+    head = [layer for layer in model.layers if layer.type == "linear"][0]
+    assert head.attrs["tied_to"] == "wte_gather" and head.params == 0
+    untied = opcount.load_onnx(_lm_graph(tmp_path / "untied.onnx", tied_copy=False)[0], dims={"seq": 5})
+    tied_training = opcount.count_model(model, profile, phase="training", batch=2)
+    untied_training = opcount.count_model(untied, profile, phase="training", batch=2)
+    assert tied_training.macs == untied_training.macs
+    # the update (sgd: 1 mul + 1 sub per parameter) is one table's, not two
+    assert untied_training.totals["update"]["sub"] - tied_training.totals["update"]["sub"] == d * v
