@@ -916,7 +916,15 @@ def _einsum(b, event, out_refs):
         vb = b.add({"type": "shape_op", "op": "einsum view", "out_shape": list(shape_b)}, [rb], None,
                    (shape_b, 0, 1, None), path)
         product_shape = shape_a[:-1] + (shape_b[-1],)
-        layer = b.add({"type": "matmul"}, [va, vb], None, (product_shape, 0, 1, None), path)
+        if k:
+            layer = b.add({"type": "matmul"}, [va, vb], None, (product_shape, 0, 1, None), path)
+        else:
+            # nothing contracted (an outer or elementwise product): torch multiplies, 1 mul per
+            # output element, no accumulation (FlopCounterMode sees no matrix product either);
+            # each operand's gradient is dy times the other, summed back where it was broadcast
+            layer = b.add({"type": "elementwise", "op": "einsum product", "ops": {"mul": 1},
+                           "backward": {"mul": 2}, "backward_inputs": [{"mul": 1}, {"mul": 1}],
+                           "out_shape": list(product_shape)}, [va, vb], None, (product_shape, 0, 1, None), path)
     b.add({"type": "shape_op", "op": "einsum", "out_shape": list(out[0]) or [1]}, [layer], event.outputs[0], out,
           path)
 

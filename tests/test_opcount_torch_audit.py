@@ -600,3 +600,28 @@ def test_functional_pools_count_as_their_modules(k):
 
 def test_tutorial_cnn_with_functional_pools_is_counted():
     check(TutorialNet, x(1, 14, 14), N)
+
+
+class Outer(nn.Module):
+    """einsum products that contract nothing: an elementwise and an outer product."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.fc(x)                                                    # [3, 4]
+        return torch.einsum("btd,btd->btd", y, y.sigmoid()).sum(-1, keepdim=True) \
+            + torch.einsum("bti,btj->btij", y, x).flatten(2)
+
+
+def test_einsum_without_contraction_is_a_product_per_element_not_a_matrix_product():
+    layers, stages = training(Outer, x(3, 4))           # check(): FlopCounterMode sees no matrix product
+    products = [name for name, layer in layers.items() if layer.attrs.get("op") == "einsum product"]
+    assert len(products) == 2 and not any(layer.type == "matmul" for layer in layers.values())
+    same, outer = (stages[name] for name in products)
+    assert {op: n for op, n in same["forward"].items() if n} == {"mul": N * 3 * 4}
+    assert {op: n for op, n in same["backward"].items() if n} == {"mul": 2 * N * 3 * 4}
+    # the outer product: 16 mul per row; backward only y needs a gradient: dy * x, summed over j
+    assert {op: n for op, n in outer["forward"].items() if n} == {"mul": N * 3 * 16}
+    assert {op: n for op, n in outer["backward"].items() if n} == {"mul": N * 3 * 16, "add": N * 3 * 12}
