@@ -670,6 +670,9 @@ def _fn_spec(b, name, event, ins):
         elif a.get("is_causal"):
             spec["causal"] = True
         return spec, refs
+    pool = _POOL_FUNCTION.match(name)
+    if pool:
+        return _pool_spec(b, pool, event), [x]
     if name in ("layer_norm", "rms_norm"):
         a = _bind(getattr(torch.nn.functional, name), args, kwargs)
         weight, bias = a.get("weight"), a.get("bias")
@@ -776,6 +779,37 @@ def _fn_spec(b, name, event, ins):
     if name in _ELEMENTWISE:
         return _elementwise_spec(b, name, ins, event)
     raise _Unsupported(f"no formula for {name}")
+
+
+_POOL_FUNCTION = __import__("re").compile(r"^(adaptive_)?(max|avg)_pool([123])d(_with_indices)?$")
+
+
+def _pool_spec(b, match, event):
+    """``F.max_pool2d``, ``F.avg_pool1d``, ``F.adaptive_avg_pool2d``, ... as the pooling layers
+    their modules are."""
+    adaptive, kind, nd = bool(match.group(1)), match.group(2), int(match.group(3))
+    x = b.ref(event.args[0]) if event.args else None
+    out = b._out
+    if x is None or x.axis != 0 or x.factor != 1 or len(x.full) != nd + 2:
+        raise _Unsupported(f"{event.target} needs a batched input with the batch on axis 0")
+    prefix = "maxpool" if kind == "max" else "avgpool"
+    if adaptive:
+        return {"type": f"adaptive_{prefix}{nd}d", "out": list(out[0][1:])}
+    names = ("input", "kernel_size", "stride", "padding") + (
+        ("dilation", "ceil_mode", "return_indices") if kind == "max" else
+        ("ceil_mode", "count_include_pad", "divisor_override"))
+    a = dict(zip(names, event.args))
+    a.update(event.kwargs)
+    tup = (lambda v: [int(d) for d in v] if isinstance(v, (tuple, list)) else [int(v)] * nd)
+    kernel = tup(a["kernel_size"])
+    stride = a.get("stride")
+    spec = {"type": f"{prefix}{nd}d", "kernel": kernel, "stride": tup(stride) if stride not in (None, [], ()) else kernel,
+            "padding": tup(a.get("padding", 0)), "ceil_mode": bool(a.get("ceil_mode", False))}
+    if kind == "max":
+        spec["dilation"] = tup(a.get("dilation", 1))
+    elif a.get("divisor_override") is not None or (not a.get("count_include_pad", True) and any(spec["padding"])):
+        raise _Unsupported(f"{event.target} with divisor_override, or count_include_pad=False with padding")
+    return spec
 
 
 def _einsum_letters(equation, ranks):

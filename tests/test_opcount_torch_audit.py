@@ -554,3 +554,49 @@ def test_packed_sequence_is_an_error_that_says_why():
             return nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True)[0]
     with pytest.raises(opcount.ModelError, match="cannot read tensor values, such as the lengths of a packed"):
         opcount.load_torch(Packed(), (x(3, 4), torch.tensor([3])))
+
+
+class TutorialNet(nn.Module):
+    """The PyTorch 60-minute blitz CNN: functional pools and activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 3, 5), nn.Conv2d(3, 4, 3)
+        self.fc1, self.fc2 = nn.Linear(4 * 2 * 2, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+        x = F.avg_pool2d(F.relu(self.conv2(x)), 2, ceil_mode=True)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+POOLS = [
+    (lambda y: F.max_pool2d(y, (3, 2), stride=(2, 1), padding=1, ceil_mode=True),
+     nn.MaxPool2d((3, 2), (2, 1), 1, ceil_mode=True)),
+    (lambda y: F.max_pool2d(y, 3, 2, 1, 2, return_indices=True)[0], nn.MaxPool2d(3, 2, 1, 2)),
+    (lambda y: F.avg_pool2d(y, 3, 2, 1), nn.AvgPool2d(3, 2, 1)),
+    (lambda y: F.adaptive_avg_pool2d(y, (2, 3)), nn.AdaptiveAvgPool2d((2, 3))),
+    (lambda y: F.adaptive_max_pool2d(y, 2), nn.AdaptiveMaxPool2d(2)),
+    (lambda y: F.avg_pool1d(y.flatten(2), 3, 2, 1), nn.Sequential(nn.Flatten(2), nn.AvgPool1d(3, 2, 1))),
+]
+
+
+class _Then(nn.Module):
+    def __init__(self, after):
+        super().__init__()
+        self.conv, self.after = nn.Conv2d(2, 3, 1), after
+
+    def forward(self, x):
+        return self.after(self.conv(x))
+
+
+@pytest.mark.parametrize("k", range(len(POOLS)))
+def test_functional_pools_count_as_their_modules(k):
+    function, module = POOLS[k]
+    a = opcount.count_model(opcount.load_torch(_Then(function), x(2, 7, 9)), FAKE, phase="training", batch=N)
+    b = opcount.count_model(opcount.load_torch(_Then(module), x(2, 7, 9)), FAKE, phase="training", batch=N)
+    assert a.complete and a.totals == b.totals and a.totals["forward"] != a.layers[0].stages["forward"]
+
+
+def test_tutorial_cnn_with_functional_pools_is_counted():
+    check(TutorialNet, x(1, 14, 14), N)
