@@ -350,6 +350,7 @@ class _Builder:
         self.checkpoints = {}                   # non-reentrant checkpoint region -> where its first call is
         self.recompute = False                  # the current call is in a reentrant checkpoint region
         self.reused = set()                     # layers whose parameters a later call reuses
+        self.format = None                      # the number format of the current call's result
 
     # names ------------------------------------------------------------------------------------
     def unique(self, base):
@@ -429,6 +430,8 @@ class _Builder:
             spec["no_grad"] = True
         if self.recompute:
             spec["recompute"] = True
+        if self.format is not None and "format" not in spec:
+            spec["format"] = self.format
         spec["name"] = name
         spec["inputs"] = [r.layer for r in inputs] or [MODEL_INPUT]
         self.specs.append(spec)
@@ -1160,6 +1163,11 @@ def _handle(b, event, out_refs):
     if not event.outputs:
         return
     b._out = out_refs[0]
+    # a module run in half precision (model.half(), .to(torch.bfloat16)) is counted in that format;
+    # float32 results name none (the profile's default_format stands in, as for other sources)
+    # (a comparison's boolean result: the format of the values it compares)
+    floating = [t for t in event.outputs[:1] + list(event.inputs) if t.is_floating_point()]
+    b.format = _DTYPE_FORMATS.get(str(floating[0].dtype)) if floating else None
     # inside a checkpointed region the reentrant implementation runs without gradient: that
     # stops none (the region's backward recomputes it with gradient)
     b.grad_in = not event.checkpoint and any(t.requires_grad for t in list(event.inputs) + list(event.params)
@@ -1307,6 +1315,10 @@ def _constant_lookup(b, weight, event, out_refs, path):
     layer = b.add(spec, [table], event.outputs[0], out, path)
     _mark_frozen(b, [weight])
     _extra_outputs(b, event, out_refs, layer)
+
+
+#: torch dtypes counted in a format of their own (float32 is the default format's)
+_DTYPE_FORMATS = {"torch.float16": "fp16", "torch.bfloat16": "bf16", "torch.float64": "fp64"}
 
 
 def _mark_frozen(b, params):

@@ -625,3 +625,25 @@ def test_einsum_without_contraction_is_a_product_per_element_not_a_matrix_produc
     # the outer product: 16 mul per row; backward only y needs a gradient: dy * x, summed over j
     assert {op: n for op, n in outer["forward"].items() if n} == {"mul": N * 3 * 16}
     assert {op: n for op, n in outer["backward"].items() if n} == {"mul": N * 3 * 16, "add": N * 3 * 12}
+
+
+def test_half_precision_module_is_counted_in_its_format():
+    """A module run in bf16 or fp16 is counted in that format (layer by layer, from its results'
+    dtypes; a comparison in its operands'), not silently in the default format; float32 results
+    name no format, so the profile's default_format stands in as for other sources."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return y.float().softmax(-1) * (y > 0)
+    for dtype, fmt in ((torch.bfloat16, "bf16"), (torch.float16, "fp16")):
+        ir = opcount.load_torch(Net().to(dtype), torch.randn(1, 4, dtype=dtype))
+        formats = {layer.name: (layer.format, layer.format_given) for layer in ir.layers}
+        assert formats["fc"] == formats["gt"] == (fmt, True)
+        assert formats["softmax"] == ("fp32", False)
+        counted = opcount.count_model(opcount.with_default_format(ir, "fp32"), FAKE, batch=N)
+        assert counted.complete and {row.name: row.format for row in counted.layers}["fc"] == fmt
+    assert all(not layer.format_given for layer in opcount.load_torch(Net(), x(4)).layers)
