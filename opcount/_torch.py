@@ -1082,6 +1082,77 @@ def _norm_chain(b, name, event, out_refs):
     b.refs[id(event.outputs[0])] = _Ref(total.layer, out[0], out[1], out[2], out[3])
 
 
+def _unary(op, ops, backward=None):
+    """An elementwise step on the previous step's result (backward: the same table, priced
+    by the backward recipes of recipe names)."""
+    return {"type": "elementwise", "op": op, "ops": ops, "backward": dict(ops if backward is None else backward)}
+
+
+# activations written as the steps torch's definitions compute (each step's backward is the
+# one autograd gives the decomposed form): (spec, inputs) per step, inputs by index, 0 the
+# input x and k the k-th step's result; the last step is the activation's result
+_SELECT = {"type": "elementwise", "op": "where", "ops": {}, "backward": {}, "backward_inputs": [{}, {}, {}]}
+_SOFTPLUS = [(_unary("exp", {"exp": 1}), [0]), (_unary("add", {"add": 1}, {}), [1]),
+             (_unary("log", {"log": 1}), [2])]
+_ACTIVATION_STEPS = {
+    # x > threshold ? x : log(1 + exp(x)) (beta 1): the compare, exp, + 1, log, the select
+    "softplus": [(_unary("cmp", {"cmp": 1}, {}), [0])] + [(spec, [i + 1 if i else 0 for i in ins])
+                                                          for spec, ins in _SOFTPLUS] + [(_SELECT, [1, 0, 4])],
+    # x * tanh(softplus(x))
+    "mish": _SOFTPLUS + [(_unary("tanh", {"tanh": 1}), [3]),
+                         ({"type": "elementwise", "op": "mul", "ops": {"mul": 1}, "backward": {"mul": 2},
+                           "backward_inputs": [{"mul": 1}, {"mul": 1}]}, [0, 4])],
+    # x > 0 ? x : alpha (exp(x) - 1): the compare, exp, - 1, * alpha, the select
+    "elu": [(_unary("cmp", {"cmp": 1}, {}), [0]), (_unary("exp", {"exp": 1}), [0]),
+            (_unary("sub", {"sub": 1}, {}), [2]), (_unary("mul", {"mul": 1}), [3]), (_SELECT, [1, 0, 4])],
+    # x / (1 + |x|)
+    "softsign": [(_unary("abs", {"cmp": 1}), [0]), (_unary("add", {"add": 1}, {}), [1]),
+                 ({"type": "elementwise", "op": "div", "ops": {"div": 1}, "backward": {"div": 2, "mul": 1, "sub": 1},
+                   "backward_inputs": [{"div": 1}, {"div": 1, "mul": 1, "sub": 1}]}, [0, 2])],
+}
+
+
+def _glu(b, event, out_refs):
+    """``F.glu(x, dim)``: the two halves of x along dim (free slices), a sigmoid of the second,
+    their product."""
+    x = b.ref(event.args[0]) if event.args and isinstance(event.args[0], b.torch.Tensor) else None
+    if x is None or x.once:
+        raise _Unsupported("glu of a constant or batch-free tensor")
+    dim = event.args[1] if len(event.args) > 1 else event.kwargs.get("dim", -1)
+    axis = _axis(x, dim, "")
+    half = tuple(n // 2 if i == axis else n for i, n in enumerate(x.shape))
+    path = f"{event.path}.glu" if event.path else "glu"
+    parts = [b.add({"type": "shape_op", "op": "glu half", "out_shape": list(half), "reads": math.prod(half)}, [x],
+                   None, (half, 0, 1, None), path) for _ in range(2)]
+    gate = b.add({"type": "sigmoid"}, [parts[1]], None, (half, 0, 1, None), path)
+    b.add({"type": "elementwise", "op": "mul", "ops": {"mul": 1}, "backward": {"mul": 2},
+           "backward_inputs": [{"mul": 1}, {"mul": 1}], "out_shape": list(half)}, [parts[0], gate],
+          event.outputs[0], out_refs[0], path)
+
+
+def _activation_chain(b, name, event, out_refs):
+    """``F.softplus`` (beta 1), ``F.mish``, ``F.elu`` and ``F.softsign`` as the steps of
+    ``_ACTIVATION_STEPS``, on a per-sample input; other settings are left out."""
+    x = b.ref(event.args[0]) if event.args and isinstance(event.args[0], b.torch.Tensor) else None
+    out = out_refs[0]
+    if x is None or x.once or tuple(out[0]) != tuple(x.shape):
+        raise _Unsupported(f"{name} of a constant or batch-free tensor")
+    if name == "softplus" and (list(event.args[1:2]) + [event.kwargs.get("beta", 1)])[0] != 1:
+        raise _Unsupported("softplus with beta other than 1")
+    path = f"{event.path}.{name}" if event.path else name
+    stopped = b.grad_in and not event.outputs[0].requires_grad
+    results = [x]
+    steps = _ACTIVATION_STEPS[name]
+    for k, (spec, inputs) in enumerate(steps):
+        spec = dict(spec, out_shape=list(x.shape))
+        if k == 0 and spec.get("op") == "cmp" or stopped:
+            spec["no_grad"] = True              # a comparison carries no gradient
+        last = k == len(steps) - 1
+        ref = b.add(spec, [results[i] for i in inputs], event.outputs[0] if last else None,
+                    out if last else (x.shape, 0, 1, None), path)
+        results.append(ref)
+
+
 def _addmm_linear(b, event, a, ra, second, out_refs):
     """``addmm(bias, x, W)`` with a bare weight ``W`` (or ``W.t()``) and a bare bias (or none,
     beta 0) and alpha = beta = 1: a linear layer with bias (Hugging Face's GPT-2 ``Conv1D``,
@@ -1272,6 +1343,10 @@ def _handle(b, event, out_refs):
         return
     if name in ("var", "std", "normalize", "norm", "vector_norm"):
         return _norm_chain(b, name, event, out_refs)
+    if name in _ACTIVATION_STEPS:
+        return _activation_chain(b, name, event, out_refs)
+    if name == "glu":
+        return _glu(b, event, out_refs)
     if name == "einsum":
         return _einsum(b, event, out_refs)
     if name in ("baddbmm", "addmm"):

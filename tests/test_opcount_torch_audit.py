@@ -647,3 +647,37 @@ def test_half_precision_module_is_counted_in_its_format():
         counted = opcount.count_model(opcount.with_default_format(ir, "fp32"), FAKE, batch=N)
         assert counted.complete and {row.name: row.format for row in counted.layers}["fc"] == fmt
     assert all(not layer.format_given for layer in opcount.load_torch(Net(), x(4)).layers)
+
+
+class Activations(nn.Module):
+    """GLU (conformer), Mish (YOLOv4), ELU, Softplus and Softsign, written out by torch as
+    functionals: counted as their steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.out = nn.Linear(4, 8), nn.Linear(4, 2)
+        self.acts = nn.Sequential(nn.GLU(-1), nn.Mish(), nn.ELU(), nn.Softplus(), nn.Softsign())
+
+    def forward(self, x):
+        return self.out(self.acts(self.fc(x)))
+
+
+def test_glu_mish_elu_softplus_softsign_are_counted_as_their_steps():
+    layers, stages = training(Activations, x(3, 4))
+    rows = N * 3 * 4                           # elements after the GLU halves the 8 features
+
+    def ops(prefix, stage="forward"):
+        total = {}
+        for name in layers:
+            if name == prefix or name.startswith(prefix + "_"):
+                for op, n in stages[name][stage].items():
+                    total[op] = total.get(op, 0) + n
+        return {op: n for op, n in total.items() if n}
+    # FAKE's recipes: sigmoid (1 add, 1 div), exp (3 mul), log (5 div), tanh (1 sqrt)
+    assert ops("acts.0.glu") == {"add": rows, "div": rows, "mul": rows}               # sigmoid(b) * a
+    assert ops("acts.1.mish") == {"mul": 3 * rows + rows, "add": rows, "div": 5 * rows, "sqrt": rows}
+    assert ops("acts.2.elu") == {"cmp": rows, "mul": 3 * rows + rows, "sub": rows}
+    assert ops("acts.3.softplus") == {"cmp": rows, "mul": 3 * rows, "add": rows, "div": 5 * rows}
+    assert ops("acts.4.softsign") == {"cmp": rows, "add": rows, "div": rows}
+    # softsign's backward: dy / d for x, and -dy x / d^2 for d = 1 + |x| (1 mul, 1 div, 1 sub), |x|'s sign
+    assert ops("acts.4.softsign", "backward") == {"div": 2 * rows, "mul": rows, "sub": rows, "cmp": rows}
