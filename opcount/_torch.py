@@ -296,7 +296,8 @@ _ALIASES = {"__add__": "add", "__radd__": "add", "__iadd__": "add", "__sub__": "
             "linalg_vector_norm": "vector_norm"}
 _ACTIVATIONS = {"relu", "relu6", "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid"}
 _OWNING = {"embedding", "linear", "layer_norm", "rms_norm", "matmul", "bmm", "mm", "rmatmul", "scaled_dot_product_attention",
-           "einsum", "baddbmm", "addmm", "addbmm", "instance_norm", "embedding_bag"}
+           "einsum", "baddbmm", "addmm", "addbmm", "instance_norm", "embedding_bag",
+           "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell"}
 _ACTIVATION_MODULES = {"ReLU": "relu", "ReLU6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "SiLU": "silu",
                        "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid"}
 
@@ -1112,6 +1113,64 @@ _ACTIVATION_STEPS = {
 }
 
 
+_CELLS = {"lstm_cell": "lstm", "gru_cell": "gru", "rnn_tanh_cell": "rnn", "rnn_relu_cell": "rnn"}
+
+
+def _rnn_cell(b, name, event, out_refs):
+    """``nn.LSTMCell``/``GRUCell``/``RNNCell`` (``torch.lstm_cell(x, (h, c), w_ih, w_hh, b_ih,
+    b_hh)``, ...): one step of a one-layer recurrent layer, as that layer on a sequence of
+    length 1 (free views of ``[D]`` as ``[1, D]``, of the states as ``[1, H]``, of the result
+    back), owning the four weights; the LSTM's new cell state is the layer's ``c_n``."""
+    torch = b.torch
+    kind = _CELLS[name]
+    args = list(event.args)
+    x = b.ref(args[0]) if args and isinstance(args[0], torch.Tensor) else None
+    if x is None or x.once or x.axis != 0 or x.factor != 1 or len(x.shape) != 1 or len(args) < 4:
+        raise _Unsupported(f"{name} of other than a batch of vectors")
+    states = list(args[1]) if isinstance(args[1], (tuple, list)) else [args[1]]
+    weights = [t for t in args[2:6] if isinstance(t, torch.Tensor)]
+    if not all(b.is_param(t) for t in weights):
+        raise _Unsupported(f"{name} with computed weights")
+    hidden = int(weights[1].shape[1])
+    path = f"{event.path}.{kind}_cell" if event.path else f"{kind}_cell"
+
+    def view(ref, shape):
+        return b.add({"type": "shape_op", "op": "view", "out_shape": list(shape)}, [ref], None,
+                     (tuple(shape), 0, 1, None), path)
+    inputs = [view(x, (1, int(x.shape[0])))]
+    refs = [b.ref(t) if isinstance(t, torch.Tensor) else None for t in states]
+    if any(r is not None and (r.once or r.axis != 0 or r.factor != 1) for r in refs):
+        raise _Unsupported(f"{name} with states without the batch on axis 0")
+    if refs and refs[0] is not None:
+        inputs.append(view(refs[0], (1, hidden)))
+        if len(refs) == 2:
+            if refs[1] is None:
+                raise _Unsupported("an LSTM cell whose h is computed and c constant")
+            inputs.append(view(refs[1], (1, hidden)))
+    elif len(refs) == 2 and refs[1] is not None:
+        raise _Unsupported("an LSTM cell whose c is computed and h constant")
+    spec = {"type": kind, "hidden": hidden, "layers": 1, "bidirectional": False, "bias": len(weights) == 4,
+            "dropout": 0.0}
+    if kind == "rnn":
+        spec["nonlinearity"] = "tanh" if name == "rnn_tanh_cell" else "relu"
+    layer = b.add(spec, inputs, None, ((1, hidden), 0, 1, None), path)
+    shared = [t for t in weights if b.param_names[id(t)] in b.attributed]
+    if shared:
+        first = b.attributed[b.param_names[id(shared[0])]]
+        b.reuse(layer.layer, name, first, f"reuses the weights of {first!r} (the cell run step by step): its weight "
+                "gradients are counted, the adds summing them into the first step's are not")
+    b.own(weights, layer.layer)
+    _mark_frozen(b, weights)
+    b.add({"type": "shape_op", "op": "view", "out_shape": list(out_refs[0][0])}, [layer], event.outputs[0],
+          out_refs[0], path)
+    if kind == "lstm" and len(event.outputs) > 1:
+        c_n = b.add({"type": "shape_op", "op": "output 2", "out_shape": [1, hidden], "reads": 0}, [layer], None,
+                    ((1, hidden), 0, 1, None), f"{layer.layer}:2")
+        b.rnn_states.setdefault(layer.layer, {})[2] = c_n.layer
+        b.add({"type": "shape_op", "op": "view", "out_shape": list(out_refs[1][0])}, [c_n], event.outputs[1],
+              out_refs[1], path)
+
+
 def _glu(b, event, out_refs):
     """``F.glu(x, dim)``: the two halves of x along dim (free slices), a sigmoid of the second,
     their product."""
@@ -1347,6 +1406,8 @@ def _handle(b, event, out_refs):
         return _activation_chain(b, name, event, out_refs)
     if name == "glu":
         return _glu(b, event, out_refs)
+    if name in _CELLS:
+        return _rnn_cell(b, name, event, out_refs)
     if name == "einsum":
         return _einsum(b, event, out_refs)
     if name in ("baddbmm", "addmm"):

@@ -681,3 +681,45 @@ def test_glu_mish_elu_softplus_softsign_are_counted_as_their_steps():
     assert ops("acts.4.softsign") == {"cmp": rows, "add": rows, "div": rows}
     # softsign's backward: dy / d for x, and -dy x / d^2 for d = 1 + |x| (1 mul, 1 div, 1 sub), |x|'s sign
     assert ops("acts.4.softsign", "backward") == {"div": 2 * rows, "mul": rows, "sub": rows, "cmp": rows}
+
+
+class Cell(nn.Module):
+    """nn.LSTMCell / GRUCell / RNNCell, from a computed state or zeros, for ``steps`` steps."""
+
+    def __init__(self, kind, steps=1, given=False):
+        super().__init__()
+        self.kind, self.steps = kind, steps
+        self.cell = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}[kind](4, 5)
+        self.h0 = nn.Linear(4, 5) if given else None
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        state = None
+        if self.h0 is not None:
+            h = torch.tanh(self.h0(x[:, 0]))
+            state = (h, h * 0.5) if self.kind == "lstm" else h
+        for t in range(self.steps):
+            state = self.cell(x[:, t], state)
+        return self.fc(state[0] if self.kind == "lstm" else state)
+
+
+class OneStep(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind](4, 5, batch_first=True)
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x[:, :1])[0][:, 0])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_rnn_cells_are_one_step_of_their_layer(kind):
+    _, cell = check(lambda: Cell(kind), x(3, 4), N)
+    _, layer = check(lambda: OneStep(kind), x(3, 4), N)
+    assert cell.totals == layer.totals
+    check(lambda: Cell(kind, given=True), x(3, 4), N)        # a computed initial state gets its gradient
+    with pytest.warns(opcount.IncompleteModelWarning, match="the adds summing them into the first step's"):
+        ir = opcount.load_torch(Cell(kind, steps=3), x(3, 4))
+    assert ir.params == sum(p.numel() for p in Cell(kind).parameters())
+    assert [item["type"] for item in ir.left_out] == [f"{kind}_cell" if kind != "rnn" else "rnn_tanh_cell"] * 2
