@@ -265,6 +265,8 @@ _FREE = {
     "__and__", "__or__", "__xor__", "bitwise_and", "bitwise_or", "diagonal", "pixel_shuffle", "pixel_unshuffle",
     "channel_shuffle", "native_channel_shuffle",
 }
+# new tensors of a given shape (values not read from their input)
+_FACTORIES = {"new_zeros", "new_ones", "new_full", "new_empty", "zeros_like", "ones_like", "empty_like", "full_like"}
 # copies of their input: the backward sums each element's copies, out - in adds
 _TRANSPOSES = {"t", "T", "mT", "transpose", "swapaxes", "swapdims", "permute", "adjoint", "H", "mH"}
 _EXPAND = {"expand", "expand_as", "repeat", "broadcast_to", "tile", "repeat_interleave"}
@@ -1361,6 +1363,14 @@ def _handle(b, event, out_refs):
     # a function that owns the parameters it reads resolves its own inputs; elsewhere a bare
     # parameter is a data input (a 'parameter' layer)
     ins = [] if name in _OWNING else [b.tracked(t) for t in live]
+    if (name in _MULTI or name in _FREE or name in _EXPAND) and name not in _FACTORIES \
+            and any(r is not None and not r.once for r in ins) \
+            and any(r[1] is None for r in out_refs):
+        # a slice, split or selection of the batch axis itself (y[:B // 2], y[::2], y.chunk(2, 0)):
+        # its result has no batch axis to count per sample, and counting it once would be wrong
+        raise ModelError(f"{b.label}: {event.path + ': ' if event.path else ''}{event.target} takes part of the "
+                         "batch axis (a slice, split or selection of samples); tosim counts per sample and cannot "
+                         "follow it")
     if name in _MULTI:
         src = b.tracked(event.args[0])
         if src is None:

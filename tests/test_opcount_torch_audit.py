@@ -723,3 +723,17 @@ def test_rnn_cells_are_one_step_of_their_layer(kind):
         ir = opcount.load_torch(Cell(kind, steps=3), x(3, 4))
     assert ir.params == sum(p.numel() for p in Cell(kind).parameters())
     assert [item["type"] for item in ir.left_out] == [f"{kind}_cell" if kind != "rnn" else "rnn_tanh_cell"] * 2
+
+
+@pytest.mark.parametrize("take", [lambda y: y[: y.shape[0] // 2], lambda y: y[::2], lambda y: y.chunk(2, 0)[0]])
+def test_a_slice_of_the_batch_axis_is_an_error_not_a_count_once(take):
+    """y[:B // 2] has no batch axis to count per sample; counted once it gave millions of ops."""
+    class Half(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return take(self.fc(x)).sum(-1)
+    with pytest.raises(opcount.ModelError, match="takes part of the batch axis"):
+        opcount.load_torch(Half(), x(3, 4))
