@@ -182,8 +182,10 @@ def register(subparsers):
     model.add_argument("--fresh-threshold", type=_fresh_threshold, default=FRESH_THRESHOLD, metavar="BYTES",
                        help="fit a static price per byte of outputs (and max-pool indices) larger than BYTES, "
                             "which the allocator maps fresh and page-faults on every call (default 33554432: "
-                            "glibc's 32 MiB mmap threshold cap; 'off': no such price); rows whose run reused its "
-                            "outputs (CSV column outputs=reused) and in-place layers pay nothing")
+                            "glibc's 32 MiB mmap threshold cap; 'off': no such price, e.g. for a GPU, whose "
+                            "caching allocator reuses memory); rows whose run reused its outputs (CSV column "
+                            "fresh_outputs, the share of calls with new output memory: 0 = reused) and in-place "
+                            "layers pay nothing")
     parser.add_argument("--phase", default="inference", choices=list(PHASES),
                         help="phase of rows without a phase column (default inference)")
     parser.add_argument("--device", metavar="NAME",
