@@ -818,37 +818,43 @@ def fit_energy_model(table: LayerTable, y: ArrayLike, *, terms: Sequence[str] = 
         rows = np.asarray(rows).reshape(-1, p)
         return rows, np.zeros(rows.shape[0])
 
-    windowed = [k for k in kinds if window and np.any(table.window[kind_index == kinds.index(k)] > 0)]
-    per_window = window_ops(table, channel_block)
-    window_columns = [table.per_run(np.where(kind_index == kinds.index(k), per_window, 0.0)) for k in windowed]
-    rowed = [k for k in kinds if window and np.any(table.rows[kind_index == kinds.index(k)] > 0)]
-    window_columns += [table.per_run(np.where(kind_index == kinds.index(k), table.rows, 0.0)) for k in rowed]
-    gemm_kinds = [k for k in kinds if np.any(table.gemm_rows[kind_index == kinds.index(k)] > 0)]
+    def having(values):
+        """The layer types with an entry whose ``values`` is positive."""
+        return [k for k in kinds if np.any(values[kind_index == kinds.index(k)] > 0)]
+
+    def columns(values, types):
+        """One per-run column of ``values`` per layer type in ``types`` (its entries only)."""
+        return [table.per_run(np.where(kind_index == kinds.index(k), values, 0.0)) for k in types]
+
+    windowed = having(table.window) if window else []
+    window_columns = columns(window_ops(table, channel_block), windowed)
+    rowed = having(table.rows) if window else []
+    window_columns += columns(table.rows, rowed)
+    gemm_kinds = having(table.gemm_rows)
     packed_kinds = gemm_kinds if pack_rows is not None else []
     if packed_kinds:
-        packed = packed_bytes(table, pack_rows)
-        window_columns += [table.per_run(np.where(kind_index == kinds.index(k), packed, 0.0)) for k in packed_kinds]
+        window_columns += columns(packed_bytes(table, pack_rows), packed_kinds)
     uncached_kinds = gemm_kinds if weight_cache_bytes is not None else []
     if uncached_kinds:
-        uncached = uncached_weight_bytes(table, weight_cache_bytes)
-        window_columns += [table.per_run(np.where(kind_index == kinds.index(k), uncached, 0.0))
-                           for k in uncached_kinds]
-    narrow = narrow_output_bytes(table, narrow_window) if narrow_window is not None else np.zeros(len(table.run))
-    narrow_kinds = [k for k in kinds if np.any(narrow[kind_index == kinds.index(k)] > 0)]
-    window_columns += [table.per_run(np.where(kind_index == kinds.index(k), narrow, 0.0)) for k in narrow_kinds]
-    fresh = (fresh_bytes(table, fresh_threshold_bytes) if fresh_threshold_bytes is not None
-             else np.zeros(len(table.run)))
-    fresh_kinds = [k for k in kinds if np.any(fresh[kind_index == kinds.index(k)] > 0)]
-    window_columns += [table.per_run(np.where(kind_index == kinds.index(k), fresh, 0.0)) for k in fresh_kinds]
+        window_columns += columns(uncached_weight_bytes(table, weight_cache_bytes), uncached_kinds)
+    narrow_kinds = []
+    if narrow_window is not None:
+        narrow = narrow_output_bytes(table, narrow_window)
+        narrow_kinds = having(narrow)
+        window_columns += columns(narrow, narrow_kinds)
+    fresh_kinds = []
+    if fresh_threshold_bytes is not None:
+        fresh = fresh_bytes(table, fresh_threshold_bytes)
+        fresh_kinds = having(fresh)
+        window_columns += columns(fresh, fresh_kinds)
 
-    exposed_kinds = [k for k in kinds if output_bound and np.any(table.channels[kind_index == kinds.index(k)] > 0)]
+    exposed_kinds = having(table.channels) if output_bound else []
 
     def static_columns(balance, out_balance):
         per_layer = roofline_ops(table, balance, channel_block)
-        cols = [table.per_run(np.where(kind_index == i, per_layer, 0.0)) for i in range(len(kinds))] + window_columns
+        cols = columns(per_layer, kinds) + window_columns
         if out_balance is not None:
-            exposed = exposed_bytes(table, out_balance, channel_block)
-            cols += [table.per_run(np.where(kind_index == kinds.index(k), exposed, 0.0)) for k in exposed_kinds]
+            cols += columns(exposed_bytes(table, out_balance, channel_block), exposed_kinds)
         return cols
 
     def solve(balance, capacity=None, out_balance=None):

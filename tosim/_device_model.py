@@ -16,6 +16,7 @@ Views and identities (opcount's zero-cost types other than concat: flatten, resh
 identity, select, shape ops; and dropout outside training) move no bytes and make no call. Every
 other layer makes its calls even where it counts no op (a 1x1 max-pool still copies its input).
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -66,10 +67,11 @@ def _kernel_shape(layer, batch):
     the input (opcount counts the taps on the zero padding as MACs, a direct convolution skips
     them; poolings' counts already leave them out); and the GEMM rows M of a matrix-product layer
     (a linear layer: batch x its leading dimensions; 0 for other layers), and the window's innermost
-    kernel size and stride (0 for layers without a window), and whether the layer runs in place
-    (its ``inplace`` attribute: it writes its output into its input and allocates none)."""
+    kernel size and stride (0 for layers without a window), whether the layer runs in place
+    (its ``inplace`` attribute: it writes its output into its input and allocates none), and the
+    bytes of the argmax indices a max pooling allocates beside its output (0 elsewhere)."""
     if layer is None:
-        return 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, False
+        return 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, False, 0.0
     a = layer.attrs
     blocked = layer.type in BLOCKED_TYPES and a.get("groups", 1) == 1
     channels = float(a["out"]) if blocked else 0.0
@@ -90,7 +92,9 @@ def _kernel_shape(layer, batch):
         if taps and spatial and "pairs" in a and not a.get("transposed"):
             valid = min(1.0, max(0.0, a["pairs"] / (spatial * taps)))
     gemm_rows = float(batch) * math.prod(layer.out_shape[:-1]) if layer.type in GEMM_TYPES else 0.0
-    return channels, window, rows, in_channels, valid, gemm_rows, k_last, s_last, bool(a.get("inplace", False))
+    index = float(batch * math.prod(layer.out_shape) * INDEX_BYTES) if layer.type in INDEXED_TYPES else 0.0
+    return (channels, window, rows, in_channels, valid, gemm_rows, k_last, s_last, bool(a.get("inplace", False)),
+            index)
 
 
 def _layer_rows(model, result):
@@ -128,9 +132,7 @@ def _layer_rows(model, result):
         rows_bytes.append((b_in, b_out, b_w))
         calls.append(float(active))
         labels.append((counted.name, counted.type))
-        index = (float(batch * math.prod(layer.out_shape) * INDEX_BYTES)
-                 if layer is not None and counted.type in INDEXED_TYPES else 0.0)
-        shapes.append(_kernel_shape(layer, batch) + (index,))
+        shapes.append(_kernel_shape(layer, batch))
     return labels, keys, rows_ops, rows_bytes, calls, shapes
 
 
@@ -158,17 +160,9 @@ def run_table(steps, fresh_share=1.0):
     ``fresh_share``: the share of the run's layer calls that got fresh output memory (a
     measurement's ``fresh_outputs`` column; 1 unless the run reused its outputs)."""
     import calibrate
-    parts = []
-    for table, times in steps:
-        parts.append(calibrate.LayerTable(run=np.zeros(len(table.run), dtype=np.int64),
-                                          repeat=table.repeat * times, op_keys=table.op_keys, ops=table.ops,
-                                          bytes=table.bytes, calls=table.calls, n_runs=1,
-                                          types=table.types, channels=table.channels, window=table.window,
-                                          rows=table.rows, in_channels=table.in_channels, valid=table.valid,
-                                          gemm_rows=table.gemm_rows, kernel=table.kernel,
-                                          stride=table.stride, inplace=table.inplace,
-                                          fresh_share=np.full(len(table.run), float(fresh_share)),
-                                          index_bytes=table.index_bytes))
+    parts = [dataclasses.replace(table, run=np.zeros(len(table.run), dtype=np.int64), repeat=table.repeat * times,
+                                 n_runs=1, fresh_share=np.full(len(table.run), float(fresh_share)))
+             for table, times in steps]
     merged = calibrate.LayerTable.concat(parts)
     merged.run[:] = 0
     merged.n_runs = 1
@@ -254,7 +248,7 @@ class TableCache:
                 raise ValueError(got)
             (table, _labels), types, _macs = got
             parts.append((table, count * measurement.epochs))
-        return run_table(parts, fresh_share=getattr(measurement, "fresh_outputs", 1.0)), types
+        return run_table(parts, fresh_share=measurement.fresh_outputs), types
 
     def macs_of(self, measurement):
         """MACs of a whole measured run (``epochs x sum over steps of count x MACs``)."""
