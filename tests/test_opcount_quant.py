@@ -214,15 +214,7 @@ def test_with_quantized_products(profile):
 
 
 def test_movement_prices_the_extra_rows(tmp_path, spec):
-    path = tmp_path / "mem.yaml"
-    path.write_text(PROFILE.replace("name: cmos-int", "name: cmos-int-mem") + """memory:
-  levels:
-    - {name: sram, capacity_bytes: 65536, energy_per_byte_j: 1.0e-12}
-    - {name: dram, energy_per_byte_j: 1.0e-10}
-  compute:
-    op_energy_j: {int8: {add: 1.0e-14, mul: 1.0e-13}, int32: {add: 4.0e-14, mul: 1.0e-12}, fp32: {add: 1.0e-12}}
-""")
-    prof = hardware_profiles.load(str(path))
+    prof = _mem_profile(tmp_path)
     model = opcount.load_model(spec)
     mv = opcount.count_movement(opcount.count_model(model, prof), model, prof)
     by_name = {m.name: m for m in mv.layers}

@@ -286,8 +286,12 @@ def test_saved_streams_price_the_score(tiny, priced, tmp_path, capsys, monkeypat
     ('"streams:s.npz"', "power.distribution", "holds the operands of mul and add"),
     ('{mul: ["streams:s.npz", normal]}', "power.distribution.mul[0]", "not in a pair"),
     ('{layers: {linear: {add: "streams:"}}}', "power.distribution.layers.linear.add", "needs a file"),
+    ("{sub: model}", "power.distribution.sub", "drawn for mul and add"),
+    ("model", "power.distribution", "drawn for mul and add"),
+    ("{mul: [model, normal]}", "power.distribution.mul[0]", "not in a pair"),
+    ('{mul: "model#"}', "power.distribution.mul", "needs a layer type"),
 ])
-def test_bad_streams_entries(tmp_path, dist, where, message):
+def test_bad_streams_and_model_operand_entries(tmp_path, dist, where, message):
     path = tmp_path / "bad.yaml"
     path.write_text(f"extends: cmos-generic\npower:\n  distribution: {dist}\n")
     with pytest.raises(hp.ProfileError) as info:
@@ -393,20 +397,6 @@ def test_a_model_without_operands_is_one_line(operands_spec, tmp_path, capsys, m
                          _operands_profile(tmp_path, "q", '{default: zeros, mul: "model#conv2d"}'))
     assert status == 2 and err.count("\n") == 1
     assert "no mul operands of 'conv2d' layers (layer types with operands: linear)" in err
-
-
-@pytest.mark.parametrize("dist, where, message", [
-    ("{sub: model}", "power.distribution.sub", "drawn for mul and add"),
-    ("model", "power.distribution", "drawn for mul and add"),
-    ("{mul: [model, normal]}", "power.distribution.mul[0]", "not in a pair"),
-    ('{mul: "model#"}', "power.distribution.mul", "needs a layer type"),
-])
-def test_bad_model_operand_entries(tmp_path, dist, where, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(f"extends: cmos-generic\npower:\n  distribution: {dist}\n")
-    with pytest.raises(hp.ProfileError) as info:
-        hp.load(str(path))
-    assert str(info.value).startswith(f"{path}:3: {where}: ") and message in str(info.value)
 
 
 def test_explore_refuses_model_operands(tmp_path):
